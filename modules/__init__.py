@@ -1,0 +1,1 @@
+"""Generative Zoo WebUI: everything below modules/ui is usable without gradio."""
