@@ -1,0 +1,81 @@
+"""The backend: registry, pipeline manager, jobs and output folder, behind one object.
+
+The UI and the API are thin adapters over these methods, so a feature works in both or in neither."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from modules.devices import DeviceConfig
+from modules.generation.txt2img import Txt2ImgResult, txt2img
+from modules.generation.txt2img_request import Txt2ImgRequest
+from modules.jobs import Job, JobRegistry
+from modules.models.hashing import HashCache
+from modules.models.manager import PipelineManager
+from modules.models.registry import Registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BackendConfig:
+    models_dir: Path
+    outdir: Path
+    cache_dir: Path
+    devices: DeviceConfig
+    ckpt_dirs: tuple[Path, ...] = ()
+    offline: bool = False
+
+
+class Backend:
+    def __init__(self, config: BackendConfig):
+        self.config = config
+        checkpoint_dirs = [config.models_dir / "Stable-diffusion", *config.ckpt_dirs]
+        self.registry = Registry(checkpoint_dirs, HashCache(config.cache_dir / "hashes.json"))
+        self.manager = PipelineManager(self.registry, config.devices, offline=config.offline)
+        self.jobs = JobRegistry()
+        self.registry.scan()
+
+    @property
+    def checkpoint_folder(self) -> Path:
+        return self.config.models_dir / "Stable-diffusion"
+
+    def use_ckpt_flag(self, ckpt: str) -> None:
+        """--ckpt: a file or folder path (added to the list even outside the models folder), or a title."""
+        path = Path(ckpt).expanduser()
+        if path.exists():
+            self.registry.extra_paths.append(path.resolve())
+            self.registry.scan()
+            ckpt = str(path.resolve())
+        self.manager.default_checkpoint = self.registry.find(ckpt).title
+
+    def refresh_checkpoints(self) -> list[str]:
+        self.registry.scan()
+        return self.checkpoint_titles()
+
+    def checkpoint_titles(self) -> list[str]:
+        return [c.title for c in self.registry.usable()]
+
+    def default_checkpoint_title(self) -> str | None:
+        try:
+            return self.manager.resolve(None).title
+        except Exception:  # noqa: BLE001 - no checkpoint at all is a normal state on a fresh machine
+            return None
+
+    def new_job(self, kind: str, owner: str | None = None, job_id: str | None = None) -> Job:
+        return self.jobs.create(kind, owner, job_id)
+
+    def txt2img(self, request: Txt2ImgRequest, job: Job | None = None) -> Txt2ImgResult:
+        """Validate, wait for the device, run. Raises UserError for anything the user can fix;
+        the job records the outcome either way."""
+        job = job or self.new_job("txt2img")
+        try:
+            request = request.validated()
+            with self.manager.use(request.checkpoint) as model:
+                result = txt2img(request, model, job, self.config.outdir)
+        except BaseException as e:
+            job.finish("failed", str(e))
+            raise
+        job.finish("done")
+        return result

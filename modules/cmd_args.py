@@ -1,0 +1,104 @@
+"""Command-line flags, named as in AUTOMATIC1111's webui so users' muscle memory works."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from modules import paths
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="webui.py",
+        description="Generative Zoo WebUI: Stable Diffusion txt2img, VAE latent exploration and GAN sampling.",
+        allow_abbrev=False,  # "--list" must not silently mean "--listen"
+    )
+    net = parser.add_argument_group("network")
+    net.add_argument("--listen", action="store_true", help="serve on 0.0.0.0 so other machines can connect")
+    net.add_argument("--port", type=int, default=None, help="port to serve on (default 7860; 7861 with --nowebui)")
+    net.add_argument("--server-name", default=None, help="address to bind (overrides --listen)")
+    net.add_argument("--share", action="store_true", help="create a public gradio.live link")
+    net.add_argument("--gradio-auth", default=None, metavar="USER:PASS[,USER2:PASS2]", help="require a login for the UI")
+    net.add_argument("--gradio-auth-path", default=None, metavar="FILE",
+                     help="file of user:pass entries (comma or newline separated) for the UI login")
+    net.add_argument("--api", action="store_true", help="serve the /sdapi/v1 REST API next to the UI")
+    net.add_argument("--api-auth", default=None, metavar="USER:PASS[,USER2:PASS2]", help="HTTP Basic auth for the API")
+    net.add_argument("--nowebui", action="store_true", help="serve the API only, without the UI")
+    net.add_argument("--tls-keyfile", default=None, help="TLS private key file, to serve over https")
+    net.add_argument("--tls-certfile", default=None, help="TLS certificate file, to serve over https")
+    net.add_argument("--enable-insecure-extension-access", action="store_true",
+                     help="allow installing extensions even when listening on the network or sharing")
+    net.add_argument("--offline", action="store_true", help="never contact the Hugging Face hub or any other server")
+
+    dev = parser.add_argument_group("device")
+    dev.add_argument("--device", choices=["auto", "cuda", "mps", "cpu"], default="auto", help="where models run")
+    dev.add_argument("--device-id", type=int, default=None, help="CUDA device index")
+    dev.add_argument("--precision", choices=["auto", "fp32", "fp16", "bf16"], default="auto",
+                     help="weights dtype on the device (auto: fp16 on CUDA/MPS, fp32 on CPU)")
+    dev.add_argument("--no-half-vae", action="store_true", help="keep the VAE in fp32 (avoids black images)")
+    dev.add_argument("--medvram", action="store_true", help="move whole components to the device only while used")
+    dev.add_argument("--lowvram", action="store_true", help="sequential offload: least memory, slowest")
+
+    mod = parser.add_argument_group("models and files")
+    mod.add_argument("--ckpt", default=None, help="checkpoint to load at start (file, folder or title)")
+    mod.add_argument("--ckpt-dir", default=None, help="extra folder to scan for Stable Diffusion checkpoints")
+    mod.add_argument("--vae-dir", default=None, help="extra folder to scan for VAE files")
+    mod.add_argument("--models-dir", default=None, help="base folder of models (default: ./models)")
+    mod.add_argument("--outdir", default=None, help="where generated images go (default: ./outputs)")
+    mod.add_argument("--skip-load-model-at-start", action="store_true", help="load a checkpoint on first use only")
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse flags; an unknown flag exits with an error (argparse's default), as it should."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.tls_keyfile and not args.tls_certfile or args.tls_certfile and not args.tls_keyfile:
+        parser.error("--tls-keyfile and --tls-certfile must be given together")
+    if args.medvram and args.lowvram:
+        parser.error("--medvram and --lowvram cannot be combined: pick one")
+    args.models_dir = Path(args.models_dir).resolve() if args.models_dir else paths.MODELS_DIR
+    args.outdir = Path(args.outdir).resolve() if args.outdir else paths.OUTPUTS_DIR
+    return args
+
+
+def server_name(args: argparse.Namespace) -> str:
+    if args.server_name:
+        return args.server_name
+    return "0.0.0.0" if args.listen else "127.0.0.1"
+
+
+def server_port(args: argparse.Namespace) -> int:
+    if args.port:
+        return args.port
+    return 7861 if args.nowebui else 7860
+
+
+def parse_credentials(text: str, source: str) -> list[tuple[str, str]]:
+    """'user:pass,user2:pass2' (or one per line) -> [(user, pass), ...]. `source` names the flag or file in errors."""
+    pairs = []
+    for entry in text.replace("\n", ",").split(","):
+        entry = entry.strip()
+        if not entry:
+            continue
+        user, sep, password = entry.partition(":")
+        if not sep or not user or not password:
+            raise SystemExit(f"{source}: expected user:password entries, got an entry without ':' or with an empty part")
+        pairs.append((user, password))
+    return pairs
+
+
+def gradio_credentials(args: argparse.Namespace) -> list[tuple[str, str]]:
+    creds = []
+    if args.gradio_auth:
+        creds += parse_credentials(args.gradio_auth, "--gradio-auth")
+    if args.gradio_auth_path:
+        path = Path(args.gradio_auth_path)
+        if not path.is_file():
+            raise SystemExit(f"--gradio-auth-path: file not found: {path}")
+        creds += parse_credentials(path.read_text(encoding="utf8"), f"--gradio-auth-path {path}")
+    return creds
+
+
+def is_loopback(host: str) -> bool:
+    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")

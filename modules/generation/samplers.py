@@ -1,0 +1,68 @@
+"""A1111 sampler names mapped onto diffusers schedulers (as in diffusers' own A1111 table).
+
+Each sampler is built from the checkpoint's scheduler config, so betas and prediction type
+(epsilon or v) come from the model, and only the sampling algorithm changes."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from modules.errors import InvalidRequest
+
+
+@dataclass(frozen=True)
+class Sampler:
+    name: str  # A1111's name
+    scheduler_class: str  # a diffusers scheduler class name
+    options: dict = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+
+    def build(self, scheduler_config: dict):
+        import diffusers
+
+        cls = getattr(diffusers, self.scheduler_class)
+        return cls.from_config(scheduler_config, **self.options)
+
+
+KARRAS = {"use_karras_sigmas": True}
+
+SAMPLERS: list[Sampler] = [
+    Sampler("Euler a", "EulerAncestralDiscreteScheduler", aliases=("k_euler_a", "euler_ancestral")),
+    Sampler("Euler", "EulerDiscreteScheduler", aliases=("k_euler",)),
+    Sampler("LMS", "LMSDiscreteScheduler", aliases=("k_lms",)),
+    Sampler("LMS Karras", "LMSDiscreteScheduler", KARRAS),
+    Sampler("Heun", "HeunDiscreteScheduler", aliases=("k_heun",)),
+    Sampler("DPM2", "KDPM2DiscreteScheduler", aliases=("k_dpm_2",)),
+    Sampler("DPM2 Karras", "KDPM2DiscreteScheduler", KARRAS),
+    Sampler("DPM2 a", "KDPM2AncestralDiscreteScheduler", aliases=("k_dpm_2_a",)),
+    Sampler("DPM2 a Karras", "KDPM2AncestralDiscreteScheduler", KARRAS),
+    Sampler("DPM++ 2M", "DPMSolverMultistepScheduler", aliases=("k_dpmpp_2m",)),
+    Sampler("DPM++ 2M Karras", "DPMSolverMultistepScheduler", KARRAS),
+    Sampler("DPM++ 2M SDE", "DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++"}),
+    Sampler("DPM++ 2M SDE Karras", "DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++", **KARRAS}),
+    Sampler("DPM++ SDE", "DPMSolverSinglestepScheduler"),
+    Sampler("DPM++ SDE Karras", "DPMSolverSinglestepScheduler", KARRAS),
+    Sampler("DDIM", "DDIMScheduler", aliases=("ddim",)),
+    Sampler("PLMS", "PNDMScheduler", {"skip_prk_steps": True}, aliases=("plms",)),
+    Sampler("UniPC", "UniPCMultistepScheduler"),
+    Sampler("LCM", "LCMScheduler"),
+]
+
+_BY_NAME = {s.name.lower(): s for s in SAMPLERS}
+_BY_NAME.update({alias.lower(): s for s in SAMPLERS for alias in s.aliases})
+
+SCHEDULE_TYPES = {"automatic": "", "karras": " Karras"}  # A1111 ≥1.9 splits "Karras" into "Schedule type"
+
+
+def sampler_names() -> list[str]:
+    return [s.name for s in SAMPLERS]
+
+
+def find_sampler(name: str, schedule_type: str | None = None) -> Sampler:
+    key = (name or "").strip().lower()
+    if schedule_type and schedule_type.strip().lower() in SCHEDULE_TYPES:
+        with_schedule = key + SCHEDULE_TYPES[schedule_type.strip().lower()].lower()
+        if with_schedule in _BY_NAME:
+            return _BY_NAME[with_schedule]
+    if key in _BY_NAME:
+        return _BY_NAME[key]
+    raise InvalidRequest("sampler", f"unknown sampler {name!r}; choose one of: {', '.join(sampler_names())}")

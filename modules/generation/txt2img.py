@@ -1,0 +1,150 @@
+"""txt2img: a pure function of a validated request, a loaded checkpoint and a job to report to."""
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from modules import images as image_files
+from modules.generation import preview
+from modules.generation.infotext import format_infotext
+from modules.generation.prompt_embeds import encode_prompts
+from modules.generation.samplers import find_sampler
+from modules.generation.txt2img_request import MAX_SEED, Txt2ImgRequest
+from modules.jobs import Interrupted, Job, Skipped
+from modules.models.manager import LoadedCheckpoint
+from modules.version import VERSION
+
+PREVIEW_EVERY_STEPS = 5
+PREVIEW_MIN_SECONDS = 0.5
+
+
+class GenerationFailed(RuntimeError):
+    """The model produced no usable image (e.g. NaNs); the message says what to try."""
+
+
+@dataclass
+class Txt2ImgResult:
+    request: Txt2ImgRequest
+    images: list[Image.Image] = field(default_factory=list)
+    infotexts: list[str] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+    paths: list[Path] = field(default_factory=list)
+    checkpoint_title: str = ""
+
+    def info(self) -> dict:
+        """A1111's `info` JSON for the API."""
+        r = self.request
+        return {
+            "prompt": r.prompt, "all_prompts": [r.prompt] * len(self.images),
+            "negative_prompt": r.negative_prompt, "all_negative_prompts": [r.negative_prompt] * len(self.images),
+            "seed": self.seeds[0] if self.seeds else r.seed, "all_seeds": self.seeds,
+            "width": r.width, "height": r.height, "sampler_name": r.sampler, "cfg_scale": r.cfg_scale,
+            "steps": r.steps, "batch_size": r.batch_size, "n_iter": r.batch_count, "clip_skip": r.clip_skip,
+            "sd_model_name": self.checkpoint_title, "infotexts": self.infotexts, "version": VERSION,
+        }
+
+
+def resolve_seed(seed: int) -> int:
+    return random.randrange(0, MAX_SEED + 1) if seed == -1 else seed
+
+
+def infotext(request: Txt2ImgRequest, seed: int, model: LoadedCheckpoint) -> str:
+    return format_infotext(request.prompt, request.negative_prompt, {
+        "Steps": request.steps, "Sampler": request.sampler, "CFG scale": f"{request.cfg_scale:g}",
+        "Seed": seed, "Size": f"{request.width}x{request.height}",
+        "Model hash": model.info.shorthash, "Model": model.info.model_name,
+        "Clip skip": request.clip_skip if request.clip_skip > 1 else None,
+        "Version": VERSION,
+    })
+
+
+def initial_noise(generators: list[torch.Generator], shape: tuple[int, ...]) -> torch.Tensor:
+    """Noise drawn on the CPU, one generator per image: a seed gives the same image on any device
+    and whatever batch it is part of. The same generators then feed the sampler's own noise."""
+    return torch.stack([torch.randn(shape, generator=g) for g in generators])
+
+
+def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, outdir: Path | None) -> Txt2ImgResult:
+    """Run every batch of `request` on `model`; saves into outdir when request.save_images."""
+    result = Txt2ImgResult(request, checkpoint_title=model.info.title)
+    first_seed = resolve_seed(request.seed)
+    job.start(request.batch_count, request.steps)
+    for batch in range(request.batch_count):
+        job.begin_batch(batch)
+        seeds = [(first_seed + batch * request.batch_size + i) % (MAX_SEED + 1) for i in range(request.batch_size)]
+        try:
+            latents = _sample(request, model, seeds, job)
+        except Interrupted as stop:
+            latents = stop.args[0] if stop.args else None
+            if latents is not None:
+                _collect(result, request, model, seeds, latents, outdir)
+            break
+        except Skipped as stop:
+            latents = stop.args[0] if stop.args else None
+        if latents is not None:
+            _collect(result, request, model, seeds, latents, outdir)
+    return result
+
+
+def _collect(result: Txt2ImgResult, request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int],
+             latents: torch.Tensor, outdir: Path | None) -> None:
+    decoded = preview.decode_latents(model.pipe.vae, latents)
+    if not torch.isfinite(decoded).all():
+        raise GenerationFailed("the model produced NaN values (a black image); try --no-half-vae or --precision fp32")
+    folder = image_files.output_folder(outdir, "txt2img") if outdir is not None else None
+    for image, seed in zip(preview.to_pil(decoded), seeds):
+        text = infotext(request, seed, model)
+        if request.save_images and folder is not None:
+            result.paths.append(image_files.save_image(image, folder, seed, text))
+        image.info["parameters"] = text
+        result.images.append(image)
+        result.infotexts.append(text)
+        result.seeds.append(seed)
+
+
+def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], job: Job) -> torch.Tensor:
+    pipe = model.pipe
+    # The device lock is held, so setting this job's sampler on the shared pipeline is safe.
+    pipe.scheduler = find_sampler(request.sampler).build(model.scheduler_config)
+    scale = pipe.vae_scale_factor
+    shape = (pipe.unet.config.in_channels, request.height // scale, request.width // scale)
+    generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
+    noise = initial_noise(generators, shape).to(model.execution_device, model.devices.dtype)
+    embeds = encode_prompts(pipe, [request.prompt] * len(seeds), [request.negative_prompt] * len(seeds),
+                            clip_skip=request.clip_skip)
+    latest: dict[str, torch.Tensor] = {}
+    last_preview = [0.0]
+
+    def on_step_end(pipeline, step: int, timestep, callback_kwargs: dict) -> dict:
+        latest["latents"] = callback_kwargs["latents"]
+        try:
+            job.report_step(step + 1)
+        except (Interrupted, Skipped) as stop:
+            raise type(stop)(latest["latents"]) from None
+        due = (step + 1) % PREVIEW_EVERY_STEPS == 0 and step + 1 < request.steps
+        if due and time.monotonic() - last_preview[0] >= PREVIEW_MIN_SECONDS:
+            image = preview.preview_image(pipe.vae, latest["latents"], model.info.architecture.is_sdxl)
+            if image is not None:
+                job.set_preview(image)
+            last_preview[0] = time.monotonic()
+        return callback_kwargs
+
+    job.check()
+    with torch.inference_mode():
+        output = pipe(
+            **embeds,
+            num_inference_steps=request.steps,
+            guidance_scale=request.cfg_scale,
+            width=request.width,
+            height=request.height,
+            latents=noise,
+            generator=generators,
+            output_type="latent",
+            callback_on_step_end=on_step_end,
+        )
+    return output.images

@@ -1,0 +1,98 @@
+"""The txt2img request: every value a job needs, validated once, with errors naming the field."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+from modules.errors import InvalidRequest
+from modules.generation.samplers import find_sampler
+
+MAX_SIDE = 2048
+MAX_PIXELS = 2048 * 2048
+MAX_SEED = 2**32 - 1
+
+
+@dataclass
+class Txt2ImgRequest:
+    prompt: str = ""
+    negative_prompt: str = ""
+    sampler: str = "Euler a"
+    steps: int = 20
+    cfg_scale: float = 7.0
+    width: int = 512
+    height: int = 512
+    seed: int = -1  # -1: pick a random seed
+    batch_count: int = 1
+    batch_size: int = 1
+    checkpoint: str | None = None  # None: the default checkpoint
+    clip_skip: int = 1
+    save_images: bool = True
+
+    def validated(self) -> "Txt2ImgRequest":
+        """Return a copy with normalised values, or raise InvalidRequest naming the first bad field."""
+        r = Txt2ImgRequest(**{f.name: getattr(self, f.name) for f in fields(self)})
+        r.prompt = _text(r.prompt, "prompt")
+        r.negative_prompt = _text(r.negative_prompt, "negative_prompt")
+        r.sampler = find_sampler(r.sampler).name
+        r.steps = _integer(r.steps, "steps", 1, 150)
+        r.cfg_scale = _number(r.cfg_scale, "cfg_scale", 0.0, 30.0)
+        r.width = _side(r.width, "width")
+        r.height = _side(r.height, "height")
+        if r.width * r.height > MAX_PIXELS:
+            raise InvalidRequest("width", f"{r.width}x{r.height} is over the limit of {MAX_PIXELS} pixels")
+        r.seed = _integer(r.seed, "seed", -1, MAX_SEED)
+        r.batch_count = _integer(r.batch_count, "batch_count", 1, 100)
+        r.batch_size = _integer(r.batch_size, "batch_size", 1, 8)
+        r.clip_skip = _integer(r.clip_skip, "clip_skip", 1, 12)
+        if r.checkpoint is not None and not isinstance(r.checkpoint, str):
+            raise InvalidRequest("checkpoint", "must be a checkpoint title or name")
+        r.checkpoint = (r.checkpoint or "").strip() or None
+        return r
+
+
+def _text(value, field: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidRequest(field, "must be text")
+    if "\x00" in value:
+        raise InvalidRequest(field, "contains a NUL character")
+    return value
+
+
+def _integer(value, field: str, low: int, high: int) -> int:
+    if isinstance(value, bool):
+        raise InvalidRequest(field, "must be a whole number")
+    if isinstance(value, float):
+        if not math.isfinite(value) or value != int(value):
+            raise InvalidRequest(field, f"must be a whole number, got {value}")
+        value = int(value)
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            raise InvalidRequest(field, f"must be a whole number, got {value!r}") from None
+    if not isinstance(value, int):
+        raise InvalidRequest(field, "must be a whole number")
+    if not low <= value <= high:
+        raise InvalidRequest(field, f"must be between {low} and {high}, got {value}")
+    return value
+
+
+def _number(value, field: str, low: float, high: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidRequest(field, f"must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(number):
+        raise InvalidRequest(field, f"must be a finite number, got {value!r}")
+    if not low <= number <= high:
+        raise InvalidRequest(field, f"must be between {low:g} and {high:g}, got {number:g}")
+    return number
+
+
+def _side(value, field: str) -> int:
+    side = _integer(value, field, 8, MAX_SIDE)
+    if side % 8:
+        raise InvalidRequest(field, f"must be a multiple of 8, got {side} (try {side // 8 * 8 or 8} or {side // 8 * 8 + 8})")
+    return side

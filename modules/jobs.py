@@ -1,0 +1,153 @@
+"""Jobs: one record per long task, with progress, a live preview, interrupt and skip.
+
+Every long job reports through here; the UI polls it for its progress bar and the API exposes it
+by task id. A job is owned by the user or browser session that started it, so one user's
+Interrupt never stops another user's work."""
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+
+class Interrupted(Exception):
+    """The user pressed Interrupt: stop the whole job, keep what is done."""
+
+
+class Skipped(Exception):
+    """The user pressed Skip: drop the rest of the current batch, go on with the next."""
+
+
+_order = itertools.count()
+
+
+@dataclass
+class Job:
+    kind: str
+    owner: str | None = None
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    state: str = "queued"  # queued, running, done, failed, interrupted
+    created_at: float = field(default_factory=time.time)
+    started_at: float | None = None
+    finished_at: float | None = None
+    batch_index: int = 0
+    batch_count: int = 1
+    step: int = 0
+    steps: int = 0
+    preview: Image.Image | None = None
+    preview_version: int = 0  # bumps on every new preview, so pollers can tell it changed
+    error: str | None = None
+    interrupt_requested: bool = False
+    skip_requested: bool = False
+    order: int = field(default_factory=lambda: next(_order))
+
+    def start(self, batch_count: int, steps: int) -> None:
+        self.state, self.started_at = "running", time.time()
+        self.batch_count, self.steps = batch_count, steps
+
+    def begin_batch(self, index: int) -> None:
+        self.batch_index, self.step = index, 0
+
+    def report_step(self, step: int) -> None:
+        self.step = step
+        self.check()
+
+    def set_preview(self, image: Image.Image) -> None:
+        self.preview = image
+        self.preview_version += 1
+
+    def check(self) -> None:
+        """Called between sampling steps: raise if the user asked to stop."""
+        if self.interrupt_requested:
+            raise Interrupted()
+        if self.skip_requested:
+            self.skip_requested = False
+            raise Skipped()
+
+    def interrupt(self) -> None:
+        self.interrupt_requested = True
+
+    def skip(self) -> None:
+        if self.state in ("queued", "running"):
+            self.skip_requested = True
+
+    def finish(self, state: str = "done", error: str | None = None) -> None:
+        if self.interrupt_requested and state == "done":
+            state = "interrupted"
+        self.state, self.error, self.finished_at = state, error, time.time()
+        if state != "failed":
+            self.step = self.steps
+            self.batch_index = max(self.batch_count - 1, 0)
+
+    @property
+    def progress(self) -> float:
+        """0..1 over all batches and steps."""
+        if self.state in ("done", "interrupted"):
+            return 1.0
+        if not self.steps:
+            return 0.0
+        done = self.batch_index * self.steps + self.step
+        return min(done / (self.batch_count * self.steps), 1.0)
+
+    @property
+    def eta_seconds(self) -> float | None:
+        if self.state != "running" or not self.started_at or self.progress <= 0:
+            return None
+        elapsed = time.time() - self.started_at
+        return elapsed / self.progress - elapsed
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("queued", "running")
+
+
+class JobRegistry:
+    """All jobs, newest kept; finished ones are forgotten after `keep` newer ones."""
+
+    def __init__(self, keep: int = 200):
+        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._lock = threading.Lock()
+        self._keep = keep
+
+    def create(self, kind: str, owner: str | None = None, job_id: str | None = None) -> Job:
+        job = Job(kind=kind, owner=owner)
+        if job_id:
+            job.id = job_id
+        with self._lock:
+            self._jobs[job.id] = job
+            finished = [j for j in self._jobs.values() if not j.active]
+            for old in finished[: max(len(finished) - self._keep, 0)]:
+                self._jobs.pop(old.id, None)
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        return self._jobs.get(job_id)
+
+    def active(self, owner: str | None = None) -> list[Job]:
+        with self._lock:
+            jobs = [j for j in self._jobs.values() if j.active]
+        if owner is not None:
+            jobs = [j for j in jobs if j.owner == owner]
+        return sorted(jobs, key=lambda j: j.order)
+
+    def running(self) -> Job | None:
+        """The job on the device now (the oldest running one), as A1111's global progress shows."""
+        running = [j for j in self.active() if j.state == "running"]
+        return running[0] if running else None
+
+    def interrupt(self, owner: str | None = None) -> int:
+        jobs = self.active(owner)
+        for job in jobs:
+            job.interrupt()
+        return len(jobs)
+
+    def skip(self, owner: str | None = None) -> int:
+        jobs = [j for j in self.active(owner) if j.state == "running"]
+        for job in jobs:
+            job.skip()
+        return len(jobs)

@@ -1,0 +1,53 @@
+"""Build a diffusers pipeline from a registered checkpoint. Only the model manager calls this."""
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from modules.errors import BadModelFile
+from modules.models import pickles
+from modules.models.registry import CheckpointInfo
+
+log = logging.getLogger(__name__)
+
+
+def pipeline_class(info: CheckpointInfo):
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    arch = info.architecture
+    if arch is None:
+        raise BadModelFile(info.path, info.error or "architecture unknown")
+    if arch.family == "sdxl_refiner":
+        raise BadModelFile(info.path, "an SDXL refiner only refines images; pick an SDXL base model for txt2img")
+    if arch.inpainting:
+        raise BadModelFile(info.path, "inpainting checkpoints are for inpainting; pick a regular model for txt2img")
+    return StableDiffusionXLPipeline if arch.is_sdxl else StableDiffusionPipeline
+
+
+def load_pipeline(info: CheckpointInfo, dtype: torch.dtype, offline: bool):
+    """Load on the CPU in `dtype`; the manager decides where it runs."""
+    cls = pipeline_class(info)
+    # A1111 runs no safety checker; we do not load one either.
+    common = dict(torch_dtype=dtype, safety_checker=None, requires_safety_checker=False)
+    try:
+        if info.layout == "diffusers":
+            return cls.from_pretrained(str(info.path), local_files_only=True, **common)
+        if info.path.suffix.lower() != ".safetensors":
+            pickles.load_pickle_state_dict(info.path)  # refuses code payloads before diffusers sees the file
+        if info.sidecar_config is not None:
+            return cls.from_single_file(str(info.path), config=str(info.sidecar_config), local_files_only=True, **common)
+        return cls.from_single_file(str(info.path), local_files_only=offline, **common)
+    except BadModelFile:
+        raise
+    except (OSError, ValueError, KeyError, RuntimeError) as e:
+        hint = ""
+        if info.layout == "single_file" and info.sidecar_config is None:
+            hint = (f" — to load it offline, put its diffusers config folder beside it as "
+                    f"{info.path.stem}.config/ (model_index.json, component configs, tokenizer)")
+        raise BadModelFile(info.path, f"could not be loaded: {_first_line(e)}{hint}") from e
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return text[0][:300] if text else type(e).__name__

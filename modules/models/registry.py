@@ -1,0 +1,153 @@
+"""The list of checkpoints a user can pick: scanned from folders, detected, hashed, titled as in A1111.
+
+A scan never raises: a file that cannot be used is listed with the reason."""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from modules.errors import BadModelFile, ModelNotFound
+from modules.models import detect, hashing, pickles
+from modules.models.safetensors_header import read_header
+
+log = logging.getLogger(__name__)
+
+SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt")
+SIDECAR_SUFFIX = ".config"  # "<stem>.config/" beside a single file: a diffusers config folder to load it offline
+
+
+@dataclass
+class CheckpointInfo:
+    path: Path
+    name: str  # path relative to its models folder, as A1111 shows it ("sub/model.safetensors")
+    layout: str  # "single_file" or "diffusers"
+    architecture: detect.Architecture | None = None
+    sha256: str | None = None
+    error: str | None = None  # why it cannot be used
+    sidecar_config: Path | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.error is None
+
+    @property
+    def shorthash(self) -> str:
+        return hashing.short_hash(self.sha256) if self.sha256 else ""
+
+    @property
+    def model_name(self) -> str:
+        """The infotext "Model:" value: the name without extension."""
+        return Path(self.name).with_suffix("").as_posix() if self.layout == "single_file" else self.name
+
+    @property
+    def title(self) -> str:
+        return f"{self.name} [{self.shorthash}]" if self.sha256 else self.name
+
+
+@dataclass
+class Registry:
+    checkpoint_dirs: list[Path]
+    hash_cache: hashing.HashCache
+    checkpoints: list[CheckpointInfo] = field(default_factory=list)
+    extra_paths: list[Path] = field(default_factory=list)  # single checkpoints given by path (--ckpt)
+
+    def __post_init__(self):
+        self._lock = threading.Lock()
+
+    def scan(self) -> list[CheckpointInfo]:
+        found: list[CheckpointInfo] = []
+        seen: set[Path] = set()
+        for root in self.checkpoint_dirs:
+            if not root.is_dir():
+                continue
+            for info in _scan_folder(root):
+                if info.path.resolve() in seen:
+                    continue
+                seen.add(info.path.resolve())
+                self._inspect(info)
+                found.append(info)
+        for path in self.extra_paths:
+            if path.resolve() not in seen and path.exists():
+                seen.add(path.resolve())
+                layout = "diffusers" if path.is_dir() else "single_file"
+                info = CheckpointInfo(path=path, name=path.name, layout=layout)
+                self._inspect(info)
+                found.append(info)
+        found.sort(key=lambda c: c.name.lower())
+        with self._lock:
+            self.checkpoints = found
+        return found
+
+    def usable(self) -> list[CheckpointInfo]:
+        return [c for c in self.checkpoints if c.usable]
+
+    def unusable(self) -> list[CheckpointInfo]:
+        return [c for c in self.checkpoints if not c.usable]
+
+    def find(self, wanted: str) -> CheckpointInfo:
+        """Look a checkpoint up as users name it: title, name, name without extension, hash, or path."""
+        wanted = wanted.strip()
+        for match in (
+            lambda c: c.title == wanted,
+            lambda c: c.name == wanted or c.model_name == wanted,
+            lambda c: c.sha256 and (wanted.lower() in (c.shorthash, c.sha256, c.sha256[:8])),
+            lambda c: wanted.endswith("]") and c.name == wanted.rsplit(" [", 1)[0],
+            lambda c: str(c.path) == wanted or str(c.path.resolve()) == str(Path(wanted).resolve()),
+            lambda c: Path(c.name).name == wanted or Path(c.model_name).name == wanted,
+        ):
+            for c in self.checkpoints:
+                if match(c):
+                    if not c.usable:
+                        raise BadModelFile(c.path, c.error)
+                    return c
+        raise ModelNotFound("checkpoint", wanted)
+
+    def _inspect(self, info: CheckpointInfo) -> None:
+        try:
+            if info.layout == "diffusers":
+                info.architecture = detect.detect_diffusers_folder(info.path)
+            else:
+                info.architecture = detect.detect_from_keys(info.path, _tensor_shapes(info.path))
+                sidecar = info.path.with_name(info.path.stem + SIDECAR_SUFFIX)
+                info.sidecar_config = sidecar if (sidecar / "model_index.json").is_file() else None
+            info.sha256 = self.hash_cache.sha256(info.path)
+        except BadModelFile as e:
+            info.error = e.reason
+        except Exception as e:  # noqa: BLE001 - a scan must survive any file
+            log.exception("unexpected error while scanning %s", info.path)
+            info.error = f"cannot be read: {type(e).__name__}: {e}"
+
+
+def _tensor_shapes(path: Path) -> dict[str, list[int]]:
+    if path.suffix.lower() == ".safetensors":
+        if not pickles.is_safetensors_file(path):
+            raise BadModelFile(path, "refused: this is a pickle renamed to .safetensors (it may run code)")
+        header, _ = read_header(path)
+        return {k: v["shape"] for k, v in header.items()}
+    state_dict = pickles.load_pickle_state_dict(path)
+    return {k: list(v.shape) for k, v in state_dict.items()}
+
+
+def _scan_folder(root: Path):
+    """Yield checkpoints under root: single files, and diffusers folders (which are not descended into)."""
+    pending = [root]
+    while pending:
+        folder = pending.pop()
+        try:
+            entries = sorted(folder.iterdir())
+        except OSError as e:
+            log.warning("cannot list %s: %s", folder, e)
+            continue
+        for entry in entries:
+            name = entry.relative_to(root).as_posix()
+            if entry.is_dir():
+                if entry.name.endswith(SIDECAR_SUFFIX) or entry.name.startswith("."):
+                    continue
+                if (entry / "model_index.json").is_file():
+                    yield CheckpointInfo(path=entry, name=name, layout="diffusers")
+                else:
+                    pending.append(entry)
+            elif entry.suffix.lower() in SINGLE_FILE_SUFFIXES:
+                yield CheckpointInfo(path=entry, name=name, layout="single_file")

@@ -1,0 +1,63 @@
+"""Starting the web server: bind address, auth, TLS, and a --share that fails gently."""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+
+from modules import cmd_args
+
+# Where gradio asks for a share tunnel; ZOO_SHARE_PROBE=host:port points the reachability check elsewhere (tests).
+SHARE_PROBE_DEFAULT = "api.gradio.app:443"
+
+
+def share_reachable(timeout: float = 3.0) -> tuple[bool, str]:
+    target = os.environ.get("ZOO_SHARE_PROBE", SHARE_PROBE_DEFAULT)
+    host, _, port = target.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return True, ""
+    except OSError as e:
+        return False, f"{target}: {e.strerror or e}"
+
+
+def launch_warnings(args: argparse.Namespace, host: str, credentials: list) -> list[str]:
+    warnings = []
+    if not cmd_args.is_loopback(host) and not credentials:
+        warnings.append(f"WARNING: listening on {host} without --gradio-auth: anyone who can reach this machine "
+                        "can use the UI. Add --gradio-auth user:password.")
+    if args.share and not credentials:
+        warnings.append("WARNING: --share without --gradio-auth: anyone with the link can use the UI.")
+    return warnings
+
+
+def launch_ui(demo, args: argparse.Namespace, block: bool = True):
+    host, port = cmd_args.server_name(args), cmd_args.server_port(args)
+    credentials = cmd_args.gradio_credentials(args)
+    for warning in launch_warnings(args, host, credentials):
+        print(warning, flush=True)
+    share = args.share
+    if share:
+        reachable, reason = share_reachable()
+        if not reachable:
+            print(f"--share: no share tunnel could be reached ({reason}); serving locally only.", flush=True)
+            share = False
+    demo.queue(default_concurrency_limit=4)
+    return demo.launch(
+        server_name=host, server_port=port, share=share,
+        auth=credentials or None,
+        ssl_keyfile=args.tls_keyfile, ssl_certfile=args.tls_certfile, ssl_verify=False if args.tls_keyfile else True,
+        prevent_thread_lock=not block, show_error=True, quiet=False,
+        footer_links=["api", "settings"], theme=_theme(), css=_css(),
+        allowed_paths=[str(args.outdir)],
+    )
+
+
+def _theme():
+    from modules.ui.app import THEME
+    return THEME
+
+
+def _css():
+    from modules.ui.common import CSS
+    return CSS

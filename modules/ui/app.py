@@ -1,0 +1,49 @@
+"""The Gradio app: a checkpoint picker on top, one tab per tool. Layout and wiring only."""
+from __future__ import annotations
+
+import gradio as gr
+
+from modules.backend import Backend
+from modules.ui import pnginfo_tab
+from modules.ui.common import CSS
+from modules.ui.txt2img_tab import Txt2ImgTab
+from modules.version import APP_NAME
+
+# System fonts only: the app must render with no internet (no Google Fonts).
+THEME = gr.themes.Default(font=["system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"],
+                          font_mono=["ui-monospace", "Consolas", "monospace"])
+
+
+def no_checkpoint_message(backend: Backend) -> str:
+    folder = backend.checkpoint_folder
+    lines = [f"**No usable checkpoint yet.** Put Stable Diffusion `.safetensors` files or diffusers folders "
+             f"(with `model_index.json`) into `{folder}`, then press 🔄."]
+    for c in backend.registry.unusable():
+        lines.append(f"- `{c.name}` cannot be used: {c.error}")
+    return "\n".join(lines)
+
+
+def build_ui(backend: Backend) -> gr.Blocks:
+    with gr.Blocks(title=APP_NAME, analytics_enabled=False) as demo:
+        with gr.Row(equal_height=True):
+            checkpoint = gr.Dropdown(backend.checkpoint_titles(), value=backend.default_checkpoint_title(),
+                                     label="Stable Diffusion checkpoint", elem_id="sd_checkpoint", scale=6,
+                                     allow_custom_value=False)
+            refresh = gr.Button("🔄", elem_id="refresh_checkpoints", scale=0, min_width=48)
+        notice = gr.Markdown(no_checkpoint_message(backend) if not backend.registry.usable() else "",
+                             elem_id="checkpoint_notice")
+        with gr.Tabs() as tabs:
+            with gr.Tab("txt2img", id="txt2img", elem_id="tab_txt2img"):
+                txt2img = Txt2ImgTab(backend, checkpoint)
+                txt2img.build()
+            with gr.Tab("PNG Info", id="pnginfo", elem_id="tab_pnginfo"):
+                pnginfo_tab.build(txt2img, tabs, "txt2img")
+
+        def on_refresh(current):
+            titles = backend.refresh_checkpoints()
+            value = current if current in titles else backend.default_checkpoint_title()
+            message = no_checkpoint_message(backend) if not titles else ""
+            return gr.Dropdown(choices=titles, value=value), message
+
+        refresh.click(on_refresh, inputs=checkpoint, outputs=[checkpoint, notice], api_name="refresh_checkpoints")
+    return demo

@@ -1,0 +1,62 @@
+"""PNG Info: read a picture's generation parameters back, and send them to txt2img."""
+from __future__ import annotations
+
+import html
+
+import gradio as gr
+from PIL import Image
+
+from modules.generation.infotext import parse_infotext
+from modules.images import read_parameters
+from modules.ui.common import error_html
+from modules.ui.txt2img_tab import Txt2ImgTab
+
+
+def read_image_info(path: str | None) -> tuple[str, str, dict]:
+    """(parameters text, HTML table of every text chunk, parsed infotext) of an image file."""
+    if not path:
+        return "", "", {}
+    try:
+        with Image.open(path) as image:
+            image.load()
+            parameters = read_parameters(image) or ""
+            chunks = {k: v for k, v in image.info.items() if isinstance(v, str)}
+    except OSError as e:
+        return "", error_html(f"image: cannot read this file as an image ({e})"), {}
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td><pre>{html.escape(v)}</pre></td></tr>" for k, v in chunks.items())
+    table = f'<table class="zoo-pnginfo">{rows}</table>' if rows else "<p>No text chunks in this image.</p>"
+    return parameters, table, parse_infotext(parameters) if parameters else {}
+
+
+def build(txt2img: Txt2ImgTab, tabs: gr.Tabs, txt2img_tab_id: str) -> None:
+    with gr.Row():
+        with gr.Column():
+            image = gr.Image(label="Source", type="filepath", sources=["upload", "clipboard"], elem_id="pnginfo_image")
+        with gr.Column():
+            parameters = gr.Textbox(label="Parameters", lines=6, interactive=False, elem_id="pnginfo_parameters")
+            table = gr.HTML(elem_id="pnginfo_table")
+            send = gr.Button("Send to txt2img", elem_id="pnginfo_send_to_txt2img")
+    parsed = gr.State({})
+    image.change(read_image_info, inputs=image, outputs=[parameters, table, parsed], api_name="png_info")
+    targets = [txt2img.prompt, txt2img.negative_prompt, txt2img.sampler, txt2img.steps, txt2img.cfg_scale,
+               txt2img.width, txt2img.height, txt2img.seed]
+    send.click(lambda p: [*send_values(p), gr.Tabs(selected=txt2img_tab_id)], inputs=parsed,
+               outputs=[*targets, tabs], api_name=False)
+
+
+def send_values(parsed: dict) -> list:
+    """Values for the txt2img fields; a field the infotext does not mention is left as it is."""
+    def number(key, cast):
+        try:
+            return cast(float(parsed[key]))
+        except (KeyError, ValueError):
+            return gr.skip()
+
+    def text(key):
+        return parsed[key] if key in parsed else gr.skip()
+
+    sampler = parsed.get("Sampler")
+    if sampler and parsed.get("Schedule type", "").lower() == "karras" and "karras" not in sampler.lower():
+        sampler = f"{sampler} Karras"
+    return [text("Prompt"), text("Negative prompt"), sampler or gr.skip(), number("Steps", int),
+            number("CFG scale", float), number("Size-1", int), number("Size-2", int), number("Seed", int)]

@@ -1,0 +1,118 @@
+"""The txt2img tab: layout and wiring only; all work happens in Backend.txt2img."""
+from __future__ import annotations
+
+import threading
+import time
+
+import gradio as gr
+
+from modules.backend import Backend
+from modules.errors import UserError
+from modules.generation.samplers import sampler_names
+from modules.generation.txt2img_request import Txt2ImgRequest
+from modules.ui.common import error_html, info_html, owner_of, progress_html
+
+POLL_SECONDS = 0.25
+
+
+class Txt2ImgTab:
+    """Holds the tab's components so other tabs (PNG Info) can send parameters to them."""
+
+    def __init__(self, backend: Backend, checkpoint: gr.Dropdown):
+        self.backend = backend
+        self.checkpoint = checkpoint
+
+    def build(self) -> None:
+        with gr.Row():
+            with gr.Column(scale=6):
+                self.prompt = gr.Textbox(label="Prompt", lines=3, placeholder="Prompt (e.g. a red circle on a white background)",
+                                         elem_id="txt2img_prompt")
+                self.negative_prompt = gr.Textbox(label="Negative prompt", lines=2, elem_id="txt2img_neg_prompt")
+            with gr.Column(scale=1, min_width=180):
+                self.generate = gr.Button("Generate", variant="primary", elem_id="txt2img_generate")
+                with gr.Row():
+                    self.interrupt = gr.Button("Interrupt", elem_id="txt2img_interrupt", size="sm")
+                    self.skip = gr.Button("Skip", elem_id="txt2img_skip", size="sm")
+        with gr.Row():
+            with gr.Column():
+                self.sampler = gr.Dropdown(sampler_names(), value="Euler a", label="Sampling method", elem_id="txt2img_sampler")
+                self.steps = gr.Slider(1, 150, value=20, step=1, label="Sampling steps", elem_id="txt2img_steps")
+                with gr.Row():
+                    self.width = gr.Slider(8, 2048, value=512, step=8, label="Width", elem_id="txt2img_width")
+                    self.height = gr.Slider(8, 2048, value=512, step=8, label="Height", elem_id="txt2img_height")
+                with gr.Row():
+                    self.batch_count = gr.Slider(1, 100, value=1, step=1, label="Batch count", elem_id="txt2img_batch_count")
+                    self.batch_size = gr.Slider(1, 8, value=1, step=1, label="Batch size", elem_id="txt2img_batch_size")
+                self.cfg_scale = gr.Slider(0, 30, value=7, step=0.5, label="CFG Scale", elem_id="txt2img_cfg_scale")
+                with gr.Row():
+                    self.seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)", elem_id="txt2img_seed", scale=4)
+                    self.random_seed = gr.Button("🎲", elem_id="txt2img_random_seed", scale=1, min_width=40)
+                    self.reuse_seed = gr.Button("♻", elem_id="txt2img_reuse_seed", scale=1, min_width=40)
+            with gr.Column():
+                self.progress = gr.HTML(elem_id="txt2img_progress")
+                self.gallery = gr.Gallery(label="Output", columns=2, format="png", height=520,
+                                          elem_id="txt2img_gallery", interactive=False)
+                self.message = gr.HTML(elem_id="txt2img_message")
+                self.infotext = gr.Textbox(label="Generation parameters", lines=3, interactive=False,
+                                           elem_id="txt2img_infotext", buttons=["copy"])
+        self.last_seeds = gr.State([])
+        self._wire()
+
+    def inputs(self) -> list:
+        return [self.checkpoint, self.prompt, self.negative_prompt, self.sampler, self.steps, self.cfg_scale,
+                self.width, self.height, self.seed, self.batch_count, self.batch_size]
+
+    def _wire(self) -> None:
+        outputs = [self.gallery, self.progress, self.message, self.infotext, self.last_seeds]
+        self.generate.click(self._run, inputs=self.inputs(), outputs=outputs, api_name="txt2img",
+                            concurrency_limit=None, show_progress="hidden")
+        self.prompt.submit(self._run, inputs=self.inputs(), outputs=outputs, api_name=False,
+                           concurrency_limit=None, show_progress="hidden")
+        self.interrupt.click(self._interrupt, inputs=None, outputs=None, api_name=False, queue=False)
+        self.skip.click(self._skip, inputs=None, outputs=None, api_name=False, queue=False)
+        self.random_seed.click(lambda: -1, outputs=self.seed, api_name=False, queue=False)
+        self.reuse_seed.click(lambda seeds: seeds[0] if seeds else -1, inputs=self.last_seeds, outputs=self.seed,
+                              api_name=False, queue=False)
+
+    def _run(self, checkpoint, prompt, negative_prompt, sampler, steps, cfg_scale, width, height, seed,
+             batch_count, batch_size, request: gr.Request):
+        job = self.backend.new_job("txt2img", owner_of(request))
+        txt2img_request = Txt2ImgRequest(
+            prompt=prompt, negative_prompt=negative_prompt, sampler=sampler, steps=steps, cfg_scale=cfg_scale,
+            width=width, height=height, seed=-1 if seed is None else seed, batch_count=batch_count,
+            batch_size=batch_size, checkpoint=checkpoint or None)
+        outcome: dict = {}
+
+        def work():
+            try:
+                outcome["result"] = self.backend.txt2img(txt2img_request, job)
+            except Exception as e:  # noqa: BLE001 - shown to the user below
+                outcome["error"] = e
+
+        worker = threading.Thread(target=work, name=f"txt2img-{job.id[:8]}", daemon=True)
+        worker.start()
+        shown = (-1, -1)
+        while worker.is_alive():
+            worker.join(POLL_SECONDS)
+            if worker.is_alive():
+                ahead = self.backend.manager.device_lock.waiting if job.state == "queued" else 0
+                state = (job.preview_version, round(job.progress * 100), ahead)
+                if state != shown:
+                    shown = state
+                    preview = [job.preview] if job.preview is not None else gr.skip()
+                    yield preview, progress_html(job, ahead), "", gr.skip(), gr.skip()
+        if "error" in outcome:
+            error = outcome["error"]
+            message = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+            yield gr.skip(), "", error_html(message), "", gr.skip()
+            return
+        result = outcome["result"]
+        note = info_html("Interrupted: kept the images finished so far.") if job.state == "interrupted" else ""
+        captions = [(image, f"Seed {seed}") for image, seed in zip(result.images, result.seeds)]
+        yield captions, "", note, result.infotexts[0] if result.infotexts else "", result.seeds
+
+    def _interrupt(self, request: gr.Request):
+        self.backend.jobs.interrupt(owner_of(request))
+
+    def _skip(self, request: gr.Request):
+        self.backend.jobs.skip(owner_of(request))

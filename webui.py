@@ -1,0 +1,69 @@
+"""Generative Zoo WebUI: parse flags, start the backend, build the UI, launch."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+
+# No telemetry, ever; and the app must not need the internet.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("DISABLE_TELEMETRY", "1")
+
+
+def main(argv: list[str] | None = None, block: bool = True):
+    from modules import cmd_args
+
+    args = cmd_args.parse_args(argv)
+    if args.offline:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "httpcore", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    from modules import devices, paths
+    from modules.backend import Backend, BackendConfig
+
+    backend = Backend(BackendConfig(
+        models_dir=args.models_dir, outdir=args.outdir, cache_dir=paths.CACHE_DIR,
+        devices=devices.device_config(args.device, args.device_id, args.precision, args.no_half_vae,
+                                      args.medvram, args.lowvram),
+        ckpt_dirs=tuple(p for p in [args.ckpt_dir] if p),
+        offline=args.offline or os.environ.get("HF_HUB_OFFLINE") == "1",
+    ))
+    if args.ckpt:
+        backend.use_ckpt_flag(args.ckpt)
+    if not backend.registry.usable():
+        print(f"No checkpoint found: put Stable Diffusion .safetensors files or diffusers folders into "
+              f"{backend.checkpoint_folder} (or pass --ckpt-dir), then press the refresh button.", flush=True)
+    elif not args.skip_load_model_at_start:
+        threading.Thread(target=_load_default, args=(backend,), daemon=True, name="load-checkpoint").start()
+
+    if args.nowebui:
+        from modules.api.server import serve_api_only
+        return serve_api_only(backend, args, block=block)
+
+    from modules.server import launch_ui
+    from modules.ui.app import build_ui
+
+    demo = build_ui(backend)
+    result = launch_ui(demo, args, block=False)
+    if args.api:
+        from modules.api.routes import mount_api
+        mount_api(result[0], backend, args)
+    if block:
+        demo.block_thread()
+    return backend, demo
+
+
+def _load_default(backend) -> None:
+    try:
+        backend.manager.load(None)
+    except Exception as e:  # noqa: BLE001 - the app keeps serving; the user sees the error on first use
+        logging.getLogger("webui").error("could not load the default checkpoint: %s", e)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
