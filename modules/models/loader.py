@@ -12,6 +12,15 @@ from modules.models.registry import CheckpointInfo
 log = logging.getLogger(__name__)
 
 
+def quiet_library_progress_bars() -> None:
+    """Loading prints per-component progress bars to the console; the app has its own progress."""
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
+
+
 def pipeline_class(info: CheckpointInfo):
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
@@ -28,8 +37,11 @@ def pipeline_class(info: CheckpointInfo):
 def load_pipeline(info: CheckpointInfo, dtype: torch.dtype, offline: bool):
     """Load on the CPU in `dtype`; the manager decides where it runs."""
     cls = pipeline_class(info)
-    # A1111 runs no safety checker; we do not load one either.
-    common = dict(torch_dtype=dtype, safety_checker=None, requires_safety_checker=False)
+    quiet_library_progress_bars()
+    common: dict = dict(torch_dtype=dtype)
+    if not info.architecture.is_sdxl:
+        # A1111 runs no safety checker; we do not load one either.
+        common.update(safety_checker=None, requires_safety_checker=False)
     try:
         if info.layout == "diffusers":
             return cls.from_pretrained(str(info.path), local_files_only=True, **common)
