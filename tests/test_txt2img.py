@@ -1,0 +1,126 @@
+"""txt2img end to end on tiny checkpoints: samplers, seeds, layouts, outputs, infotext, validation."""
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from modules.errors import InvalidRequest
+from modules.generation.infotext import parse_infotext
+
+
+def pixels(image: Image.Image) -> np.ndarray:
+    return np.asarray(image, dtype=np.int16)
+
+
+@pytest.mark.parametrize("sampler", ["Euler a", "Euler", "LMS", "Heun", "DPM2", "DPM++ 2M", "DPM++ 2M Karras",
+                                     "DPM++ SDE Karras", "DDIM", "UniPC", "LCM"])
+def test_every_listed_sampler_makes_an_image(backend, small_request, sampler):
+    result = backend.txt2img(small_request(sampler=sampler, save_images=False))
+    assert len(result.images) == 1 and result.images[0].size == (64, 64)
+    assert pixels(result.images[0]).std() > 0  # not a flat (black) image
+    assert f"Sampler: {sampler}," in result.infotexts[0]
+
+
+@pytest.mark.parametrize("checkpoint", ["tiny-sd15", "tiny-sd15-single", "tiny-sdxl", "tiny-sdxl-single"])
+def test_sd15_and_sdxl_in_both_layouts(backend, small_request, checkpoint):
+    result = backend.txt2img(small_request(checkpoint=checkpoint, width=48, height=64, save_images=False))
+    assert result.images[0].size == (48, 64)
+    assert f"Model: {checkpoint}," in result.infotexts[0]
+
+
+def test_a_single_file_gives_the_same_image_as_its_folder(backend, small_request):
+    folder = backend.txt2img(small_request(checkpoint="tiny-sd15", save_images=False)).images[0]
+    single = backend.txt2img(small_request(checkpoint="tiny-sd15-single", save_images=False)).images[0]
+    assert np.abs(pixels(folder) - pixels(single)).max() <= 1
+
+
+def test_same_seed_same_image_and_seeds_are_batch_independent(backend, small_request):
+    first = backend.txt2img(small_request(seed=77, sampler="Euler a", save_images=False))
+    again = backend.txt2img(small_request(seed=77, sampler="Euler a", save_images=False))
+    assert np.array_equal(pixels(first.images[0]), pixels(again.images[0]))
+    other = backend.txt2img(small_request(seed=78, save_images=False))
+    assert not np.array_equal(pixels(first.images[0]), pixels(other.images[0]))
+    # Image 2 of a batch starting at seed 77 has seed 78 and is the same image as seed 78 alone.
+    batch = backend.txt2img(small_request(seed=77, batch_size=2, save_images=False))
+    assert batch.seeds == [77, 78]
+    assert np.abs(pixels(batch.images[1]) - pixels(other.images[0])).max() <= 1
+
+
+def test_random_seed_is_recorded(backend, small_request):
+    result = backend.txt2img(small_request(seed=-1, save_images=False))
+    assert 0 <= result.seeds[0] < 2**32
+    assert f"Seed: {result.seeds[0]}," in result.infotexts[0]
+
+
+def test_batch_count_and_size_save_numbered_pngs_with_infotext(backend, small_request):
+    result = backend.txt2img(small_request(seed=500, batch_count=2, batch_size=2, prompt="a (red:1.3) circle, big"))
+    assert result.seeds == [500, 501, 502, 503]
+    assert len(result.paths) == 4
+    for path, seed in zip(result.paths, result.seeds):
+        assert re.fullmatch(rf"\d{{5}}-{seed}\.png", path.name)
+        assert re.fullmatch(r"txt2img-images/\d{4}-\d{2}-\d{2}", path.parent.relative_to(backend.config.outdir).as_posix())
+        with Image.open(path) as image:
+            parsed = parse_infotext(image.info["parameters"])
+        assert parsed["Prompt"] == "a (red:1.3) circle, big"
+        assert parsed["Negative prompt"] == "blurry"
+        assert parsed["Seed"] == str(seed)
+        assert parsed["Steps"] == "3" and parsed["Sampler"] == "Euler a" and parsed["Size"] == "64x64"
+        assert parsed["Model"] == "tiny-sd15" and re.fullmatch(r"[0-9a-f]{10}", parsed["Model hash"])
+    numbers = [int(p.name[:5]) for p in result.paths]
+    assert numbers == sorted(numbers) and len(set(numbers)) == 4
+    assert not list(result.paths[0].parent.glob(".saving-*")), "a temp file was left behind"
+
+
+def test_a_prompt_longer_than_77_tokens_works(backend, small_request):
+    long_prompt = ", ".join(["a red circle on a white background"] * 20)
+    result = backend.txt2img(small_request(prompt=long_prompt, save_images=False))
+    assert pixels(result.images[0]).std() > 0
+
+
+def test_emphasis_changes_the_image(backend, small_request):
+    plain = backend.txt2img(small_request(prompt="a red circle", save_images=False)).images[0]
+    weighted = backend.txt2img(small_request(prompt="a (red:1.8) circle", save_images=False)).images[0]
+    assert not np.array_equal(pixels(plain), pixels(weighted))
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("width", 33, "width: must be a multiple of 8"),
+    ("height", 4096, "height: must be between 8 and 2048"),
+    ("steps", 0, "steps: must be between 1 and 150"),
+    ("cfg_scale", math.nan, "cfg_scale: must be a finite number"),
+    ("sampler", "Euler z", "sampler: unknown sampler 'Euler z'"),
+    ("seed", 2**40, "seed: must be between -1"),
+    ("batch_size", 0, "batch_size: must be between 1 and 8"),
+])
+def test_bad_values_are_refused_naming_the_field_and_nothing_is_written(backend, small_request, field, value, message):
+    before = set(backend.config.outdir.rglob("*")) if backend.config.outdir.exists() else set()
+    with pytest.raises(InvalidRequest) as error:
+        backend.txt2img(small_request(**{field: value}))
+    assert str(error.value).startswith(message)
+    assert error.value.field == field
+    after = set(backend.config.outdir.rglob("*")) if backend.config.outdir.exists() else set()
+    assert after == before
+
+
+def test_interrupt_keeps_what_is_done_and_skip_moves_on(backend, small_request):
+    job = backend.new_job("txt2img", owner="someone")
+    job.interrupt()
+    result = backend.txt2img(small_request(batch_count=3, save_images=False), job)
+    assert result.images == [] and job.state == "interrupted"
+
+    job = backend.new_job("txt2img", owner="someone")
+    original = job.report_step
+
+    def skip_first_batch(step):
+        if job.batch_index == 0 and step == 1:
+            job.skip()
+        original(step)
+
+    job.report_step = skip_first_batch
+    result = backend.txt2img(small_request(seed=10, batch_count=2, save_images=False), job)
+    # The skipped batch keeps its partly denoised image; the second batch runs in full.
+    assert result.seeds == [10, 11] and job.state == "done"
