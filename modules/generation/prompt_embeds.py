@@ -1,0 +1,281 @@
+"""Prompt embeddings the way AUTOMATIC1111's webui makes them, for diffusers pipelines.
+
+`encode_prompts` replaces a pipeline's own text encoding so that prompts get A1111's
+emphasis syntax (see `prompt_parser.py`) and may be longer than CLIP's 77 tokens:
+
+1. the prompt is parsed into weighted fragments; each is tokenized without special tokens;
+2. the tokens are cut into chunks of 75 (at the last comma among the final 20 tokens when
+   there is one, and wherever `BREAK` says); each chunk becomes BOS + 75 + EOS = 77 ids,
+   with everything after the first EOS set to the tokenizer's pad token, exactly as
+   the pipeline's own tokenizer call would pad it;
+3. each chunk is encoded on its own; every token's hidden state is multiplied by its weight,
+   then the chunk is rescaled so its mean equals the unweighted mean ("restore original mean");
+4. the chunks are concatenated along the sequence: 77, 154, 231 ... tokens.
+
+A prompt without emphasis that fits in 75 tokens gives exactly the pipeline's own embeddings.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from diffusers.loaders import TextualInversionLoaderMixin
+from diffusers.utils.torch_utils import get_module_execution_device
+
+from modules.generation.prompt_parser import is_break, parse_prompt_attention
+
+CHUNK_LENGTH = 75
+"""Prompt tokens per chunk; BOS and EOS make it CLIP's 77."""
+
+COMMA_BACKTRACK = 20
+"""A full chunk is cut after its last comma if that comma is among its final this-many tokens
+(A1111's "comma_padding_backtrack" default)."""
+
+
+@dataclass
+class PromptChunk:
+    """One CLIP window of a prompt: 77 token ids and the weight of each."""
+
+    token_ids: list[int]
+    weights: list[float]
+
+
+@dataclass(frozen=True)
+class _TextEncoderSlot:
+    tokenizer: object
+    text_encoder: torch.nn.Module
+    is_sdxl: bool
+    gives_pooled: bool
+
+
+def encode_prompts(
+    pipe,
+    prompts: list[str],
+    negative_prompts: list[str],
+    clip_skip: int = 1,
+) -> dict[str, torch.Tensor]:
+    """Encode a batch of prompts and negative prompts into keyword arguments for `pipe(...)`.
+
+    Returns `prompt_embeds` and `negative_prompt_embeds`, both `(batch, 77 * chunks, dim)`
+    with the same number of chunks for every prompt and negative prompt; for an SDXL
+    pipeline also `pooled_prompt_embeds` and `negative_pooled_prompt_embeds`
+    `(batch, dim)`, taken from text_encoder_2 on each prompt's first chunk.
+
+    `clip_skip` counts as A1111's "Clip skip": 1 uses the last layer, 2 the penultimate
+    (with the final layer norm, for SD 1.x/2.x). SDXL always starts from the penultimate
+    layer, as diffusers does, and `clip_skip` n steps n - 1 layers further back.
+
+    For SDXL pipelines whose config asks to `force_zeros_for_empty_prompt`, an empty
+    negative prompt is all zeros, as A1111 does (diffusers does it when no negative is given).
+
+    The pipeline is not changed; tensors come back on the text encoder's execution device,
+    in the dtype the pipeline itself would use.
+    """
+    if not prompts:
+        raise ValueError("no prompts to encode")
+    if len(prompts) != len(negative_prompts):
+        raise ValueError(
+            f"got {len(prompts)} prompts but {len(negative_prompts)} negative prompts; they pair up one to one"
+        )
+    if clip_skip < 1:
+        raise ValueError(f"clip_skip counts from 1 (last layer), got {clip_skip}")
+
+    slots = _text_encoder_slots(pipe)
+    if not slots:
+        raise ValueError(f"{type(pipe).__name__} has no CLIP text encoder to encode prompts with")
+    is_sdxl = slots[0].is_sdxl
+    zero_empty_negatives = is_sdxl and bool(getattr(pipe.config, "force_zeros_for_empty_prompt", False))
+
+    # Every prompt and negative prompt of the batch gets the same number of chunks.
+    chunks_by_slot = [
+        {text: tokenize_prompt(slot.tokenizer, text, pipe) for text in dict.fromkeys([*prompts, *negative_prompts])}
+        for slot in slots
+    ]
+    chunk_count = max(len(chunks) for per_text in chunks_by_slot for chunks in per_text.values())
+
+    output_encoder = slots[-1].text_encoder  # the pipeline's own choice of dtype
+    device = get_module_execution_device(output_encoder)
+    dtype = output_encoder.dtype
+
+    def encode_batch(batch: list[str], zero_empty: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        # Prompts and negatives are two encoder batches, as in the pipeline's own encode_prompt,
+        # so that a plain prompt gives bit-identical results; a repeated text is encoded once.
+        distinct = list(dict.fromkeys(batch))
+        hidden, pooled = _encode_texts(slots, chunks_by_slot, distinct, chunk_count, clip_skip)
+        rows = [distinct.index(text) for text in batch]
+        empty = torch.tensor([zero_empty and text == "" for text in batch], device=device)
+        hidden = _zero_rows(hidden[rows].to(device=device, dtype=dtype), empty)
+        if pooled is not None:
+            pooled = _zero_rows(pooled[rows].to(device=device, dtype=dtype), empty)
+        return hidden, pooled
+
+    with torch.no_grad():
+        prompt_embeds, pooled = encode_batch(prompts, zero_empty=False)
+        negative_prompt_embeds, negative_pooled = encode_batch(negative_prompts, zero_empty=zero_empty_negatives)
+
+    result = {"prompt_embeds": prompt_embeds, "negative_prompt_embeds": negative_prompt_embeds}
+    if is_sdxl:
+        if pooled is None or negative_pooled is None:
+            raise ValueError(f"{type(pipe).__name__} has no text_encoder_2 to take the pooled embedding from")
+        result["pooled_prompt_embeds"] = pooled
+        result["negative_pooled_prompt_embeds"] = negative_pooled
+    return result
+
+
+def tokenize_prompt(tokenizer, prompt: str, pipe=None) -> list[PromptChunk]:
+    """Cut `prompt` into 77-token chunks with per-token weights, following A1111.
+
+    `pipe`, when given and able to, expands multi-vector textual inversion tokens first.
+    """
+    fragments = parse_prompt_attention(prompt)
+    texts = [text for text, _ in fragments]
+    if isinstance(pipe, TextualInversionLoaderMixin):
+        texts = [pipe.maybe_convert_prompt(text, tokenizer) for text in texts]
+    ids_per_fragment = tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+    comma_id = tokenizer.get_vocab().get(",</w>")
+
+    chunks: list[PromptChunk] = []
+    tokens: list[int] = []
+    weights: list[float] = []
+    last_comma = -1
+
+    def close_chunk() -> None:
+        nonlocal tokens, weights, last_comma
+        chunks.append(_wrap_chunk(tokenizer, tokens, weights))
+        tokens, weights, last_comma = [], [], -1
+
+    for ids, fragment in zip(ids_per_fragment, fragments):
+        if is_break(fragment):
+            close_chunk()
+            continue
+        weight = fragment[1]
+        for token in ids:
+            if token == comma_id:
+                last_comma = len(tokens)
+            elif len(tokens) == CHUNK_LENGTH and last_comma != -1 and len(tokens) - last_comma <= COMMA_BACKTRACK:
+                # Move the words after the last comma to the next chunk rather than split a phrase.
+                cut = last_comma + 1
+                moved_tokens, moved_weights = tokens[cut:], weights[cut:]
+                tokens, weights = tokens[:cut], weights[:cut]
+                close_chunk()
+                tokens, weights = moved_tokens, moved_weights
+            if len(tokens) == CHUNK_LENGTH:
+                close_chunk()
+            tokens.append(token)
+            weights.append(weight)
+
+    if tokens or not chunks:
+        close_chunk()
+    return chunks
+
+
+def empty_chunk(tokenizer) -> PromptChunk:
+    """The chunk of an empty prompt: what shorter prompts are padded with."""
+    return _wrap_chunk(tokenizer, [], [])
+
+
+def weight_hidden_states(hidden: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Multiply each token's hidden state `(batch, tokens, dim)` by its weight `(batch, tokens)`."""
+    return hidden * weights.to(hidden.dtype).unsqueeze(-1)
+
+
+def apply_emphasis(hidden: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """A1111's "Original" emphasis: weight the tokens, then restore each row's original mean.
+
+    The mean is taken per prompt (per row), so a prompt's embedding does not depend on
+    what else is in the batch; for a single prompt this is exactly A1111's result.
+    """
+    if bool((weights == 1.0).all()):
+        return hidden
+    weighted = weight_hidden_states(hidden, weights)
+    original_mean = hidden.float().mean(dim=(1, 2), keepdim=True)
+    weighted_mean = weighted.float().mean(dim=(1, 2), keepdim=True)
+    factor = original_mean / weighted_mean
+    # A weighted mean of exactly zero has no scale to restore (A1111 would give inf/NaN here).
+    factor = torch.where(torch.isfinite(factor), factor, torch.ones_like(factor))
+    return (weighted.float() * factor).to(hidden.dtype)
+
+
+def _wrap_chunk(tokenizer, tokens: list[int], weights: list[float]) -> PromptChunk:
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    filler = CHUNK_LENGTH - len(tokens)
+    # EOS right after the prompt, then the pad token (EOS again for SD 1.x's tokenizer).
+    token_ids = [bos, *tokens, eos, *([pad] * filler)]
+    return PromptChunk(token_ids=token_ids, weights=[1.0, *weights, *([1.0] * (filler + 1))])
+
+
+def _text_encoder_slots(pipe) -> list[_TextEncoderSlot]:
+    is_sdxl = hasattr(pipe, "text_encoder_2")
+    candidates = [("tokenizer", "text_encoder", False), ("tokenizer_2", "text_encoder_2", True)]
+    slots = []
+    for tokenizer_name, encoder_name, gives_pooled in candidates:
+        tokenizer = getattr(pipe, tokenizer_name, None)
+        encoder = getattr(pipe, encoder_name, None)
+        if tokenizer is not None and encoder is not None:
+            slots.append(_TextEncoderSlot(tokenizer, encoder, is_sdxl, gives_pooled))
+    return slots
+
+
+def _encode_texts(
+    slots: list[_TextEncoderSlot],
+    chunks_by_slot: list[dict[str, list[PromptChunk]]],
+    texts: list[str],
+    chunk_count: int,
+    clip_skip: int,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Hidden states `(len(texts), 77 * chunk_count, dim)`, the encoders side by side, and the
+    pooled embedding of each text's first chunk where an encoder gives one."""
+    hidden_by_slot: list[torch.Tensor] = []
+    pooled: torch.Tensor | None = None
+    for slot, chunks_of in zip(slots, chunks_by_slot):
+        padding = empty_chunk(slot.tokenizer)
+        padded = [chunks_of[text] + [padding] * (chunk_count - len(chunks_of[text])) for text in texts]
+        hidden_chunks = []
+        for index in range(chunk_count):
+            hidden, chunk_pooled = _encode_chunk(slot, [chunks[index] for chunks in padded], clip_skip)
+            hidden_chunks.append(hidden)
+            if index == 0 and chunk_pooled is not None:
+                pooled = chunk_pooled
+        hidden_by_slot.append(torch.cat(hidden_chunks, dim=1))
+    # SDXL: the two encoders' hidden states are concatenated per token, as diffusers does.
+    return torch.cat(hidden_by_slot, dim=-1), pooled
+
+
+def _zero_rows(values: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    if not bool(rows.any()):
+        return values
+    return torch.where(rows.view(-1, *([1] * (values.dim() - 1))), torch.zeros_like(values), values)
+
+
+def _encode_chunk(
+    slot: _TextEncoderSlot, chunks: list[PromptChunk], clip_skip: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Encode the same-index chunk of several prompts; returns emphasised hidden states and pooled."""
+    encoder = slot.text_encoder
+    device = get_module_execution_device(encoder)
+    input_ids = torch.tensor([chunk.token_ids for chunk in chunks], device=device)
+    weights = torch.tensor([chunk.weights for chunk in chunks], device=device)
+
+    attention_mask = None
+    if not slot.is_sdxl and getattr(encoder.config, "use_attention_mask", False):
+        # As the tokenizer's own mask: real tokens up to and including the first EOS.
+        first_eos = (input_ids == slot.tokenizer.eos_token_id).int().argmax(dim=1, keepdim=True)
+        attention_mask = (torch.arange(input_ids.shape[1], device=device) <= first_eos).long()
+
+    outputs = encoder(input_ids, attention_mask=attention_mask, output_hidden_states=True)
+    if slot.is_sdxl:
+        hidden = outputs.hidden_states[-(clip_skip + 1)]
+    elif clip_skip == 1:
+        hidden = outputs[0]
+    else:
+        hidden = _final_layer_norm(encoder)(outputs.hidden_states[-clip_skip])
+
+    pooled = outputs[0] if slot.gives_pooled and outputs[0].ndim == 2 else None
+    return apply_emphasis(hidden, weights), pooled
+
+
+def _final_layer_norm(encoder: torch.nn.Module) -> torch.nn.Module:
+    # transformers 5 moved CLIPTextModel's layers up from `.text_model`; accept both layouts.
+    text_model = getattr(encoder, "text_model", encoder)
+    return text_model.final_layer_norm
