@@ -17,7 +17,7 @@ THEME = gr.themes.Default(font=["system-ui", "Segoe UI", "Helvetica", "Arial", "
 def no_checkpoint_message(backend: Backend) -> str:
     folder = backend.checkpoint_folder
     lines = [f"**No usable checkpoint yet.** Put Stable Diffusion `.safetensors` files or diffusers folders "
-             f"(with `model_index.json`) into `{folder}`, then press 🔄."]
+             f"(with `model_index.json`) into `{folder}`, then press ↻."]
     for c in backend.registry.unusable():
         lines.append(f"- `{c.name}` cannot be used: {c.error}")
     return "\n".join(lines)
@@ -28,8 +28,8 @@ def build_ui(backend: Backend) -> gr.Blocks:
         with gr.Row(equal_height=True):
             checkpoint = gr.Dropdown(backend.checkpoint_titles(), value=backend.default_checkpoint_title(),
                                      label="Stable Diffusion checkpoint", elem_id="sd_checkpoint", scale=6,
-                                     allow_custom_value=False)
-            refresh = gr.Button("🔄", elem_id="refresh_checkpoints", scale=0, min_width=48)
+                                     allow_custom_value=True)  # API callers may name a checkpoint by its short name
+            refresh = gr.Button("↻", elem_id="refresh_checkpoints", scale=0, min_width=48)
         notice = gr.Markdown(no_checkpoint_message(backend) if not backend.registry.usable() else "",
                              elem_id="checkpoint_notice")
         with gr.Tabs() as tabs:

@@ -45,5 +45,8 @@ CSS = """
 .zoo-progress { position: relative; height: 24px; background: #e8e8e8; border-radius: 6px; overflow: hidden; }
 .zoo-progress-bar { position: absolute; left: 0; top: 0; bottom: 0; background: #f97316; transition: width .2s; }
 .zoo-progress span { position: relative; padding-left: 8px; line-height: 24px; font-size: 13px; }
+.zoo-pnginfo pre { white-space: pre-wrap; word-break: break-word; margin: 0; }
+.zoo-pnginfo { width: 100%; table-layout: fixed; }
+.zoo-pnginfo th { width: 8em; text-align: left; vertical-align: top; }
 #txt2img_generate { min-height: 72px; font-size: 1.1em; }
 """

@@ -46,7 +46,7 @@ class Txt2ImgTab:
                 self.cfg_scale = gr.Slider(0, 30, value=7, step=0.5, label="CFG Scale", elem_id="txt2img_cfg_scale")
                 with gr.Row():
                     self.seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)", elem_id="txt2img_seed", scale=4)
-                    self.random_seed = gr.Button("🎲", elem_id="txt2img_random_seed", scale=1, min_width=40)
+                    self.random_seed = gr.Button("⚄", elem_id="txt2img_random_seed", scale=1, min_width=40)
                     self.reuse_seed = gr.Button("♻", elem_id="txt2img_reuse_seed", scale=1, min_width=40)
             with gr.Column():
                 self.progress = gr.HTML(elem_id="txt2img_progress")

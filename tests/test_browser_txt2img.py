@@ -1,0 +1,69 @@
+"""A user in a real browser: type a prompt, press Generate, see an image; read it back in PNG Info."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.app_process import AppProcess
+from tests.browser import browser, page, screenshot, set_slider  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def app(models_dir, tmp_path_factory):
+    outdir = tmp_path_factory.mktemp("browser-outputs")
+    with AppProcess("--models-dir", str(models_dir), "--outdir", str(outdir), "--ckpt", "tiny-sd15") as app:
+        app.outdir = outdir
+        yield app
+
+
+def fill_small_job(page, prompt: str) -> None:
+    page.locator("#txt2img_prompt textarea").fill(prompt)
+    set_slider(page, "txt2img_steps", 4)
+    set_slider(page, "txt2img_width", 64)
+    set_slider(page, "txt2img_height", 64)
+    page.locator("#txt2img_seed input").fill("42")
+
+
+def test_type_a_prompt_press_generate_see_an_image(app, page):
+    page.goto(app.url)
+    expect(page.locator("#sd_checkpoint input")).to_have_value(re.compile(r"^tiny-sd15 \[[0-9a-f]{10}\]$"))
+    fill_small_job(page, "a red circle on a white background")
+    page.locator("#txt2img_generate").click()
+    image = page.locator("#txt2img_gallery img").first
+    expect(image).to_be_visible()
+    expect(page.locator("#txt2img_infotext textarea")).to_have_value(re.compile(
+        r"^a red circle on a white background\n"
+        r"Steps: 4, Sampler: Euler a, CFG scale: 7, Seed: 42, Size: 64x64, Model hash: [0-9a-f]{10}, "
+        r"Model: tiny-sd15, Version: "))
+    saved = list(app.outdir.rglob("*-42.png"))
+    assert len(saved) == 1
+    screenshot(page, "txt2img")
+
+
+def test_a_bad_value_shows_a_message_and_writes_nothing(app, page):
+    page.goto(app.url)
+    fill_small_job(page, "a blue square")
+    set_slider(page, "txt2img_width", 36)
+    page.locator("#txt2img_seed input").fill("4242")
+    page.locator("#txt2img_generate").click()
+    expect(page.locator("#txt2img_message .zoo-error")).to_contain_text("width: must be a multiple of 8")
+    assert not list(app.outdir.rglob("*-4242.png"))
+
+
+def test_png_info_reads_parameters_and_sends_them_to_txt2img(app, page):
+    saved = sorted(app.outdir.rglob("*.png"))
+    if not saved:
+        pytest.skip("needs the image from the Generate test")
+    page.goto(app.url)
+    page.get_by_role("tab", name="PNG Info").click()
+    page.locator("#pnginfo_image input[type=file]").set_input_files(str(saved[0]))
+    parameters = page.locator("#pnginfo_parameters textarea")
+    expect(parameters).to_have_value(re.compile(r"Seed: 42, Size: 64x64"))
+    screenshot(page, "pnginfo")
+    page.locator("#pnginfo_send_to_txt2img").click()
+    expect(page.locator("#txt2img_prompt textarea")).to_have_value("a red circle on a white background")
+    expect(page.locator("#txt2img_seed input")).to_have_value("42")
