@@ -32,6 +32,25 @@ def test_sd15_and_sdxl_in_both_layouts(backend, small_request, checkpoint):
     assert f"Model: {checkpoint}," in result.infotexts[0]
 
 
+def test_sd2_checkpoint_generates(backend, small_request, tmp_path):
+    from tests import tiny_models
+
+    tiny_models.make_tiny_sd2(backend.checkpoint_folder / "tiny-sd2")
+    backend.refresh_checkpoints()
+    result = backend.txt2img(small_request(checkpoint="tiny-sd2", save_images=False))
+    assert result.images[0].size == (64, 64) and "Model: tiny-sd2," in result.infotexts[0]
+
+
+def test_live_preview_every_few_steps(backend, small_request):
+    job = backend.new_job("txt2img")
+    seen = []
+    original = job.set_preview
+    job.set_preview = lambda image: (seen.append(image.size), original(image))
+    backend.txt2img(small_request(steps=11, save_images=False), job)
+    assert seen == [(64, 64), (64, 64)]  # after steps 5 and 10
+    assert job.progress == 1.0 and job.state == "done"
+
+
 def test_a_single_file_gives_the_same_image_as_its_folder(backend, small_request):
     folder = backend.txt2img(small_request(checkpoint="tiny-sd15", save_images=False)).images[0]
     single = backend.txt2img(small_request(checkpoint="tiny-sd15-single", save_images=False)).images[0]

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import random
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +19,6 @@ from modules.models.manager import LoadedCheckpoint
 from modules.version import VERSION
 
 PREVIEW_EVERY_STEPS = 5
-PREVIEW_MIN_SECONDS = 0.5
 
 
 class GenerationFailed(RuntimeError):
@@ -118,7 +116,6 @@ def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], 
     embeds = encode_prompts(pipe, [request.prompt] * len(seeds), [request.negative_prompt] * len(seeds),
                             clip_skip=request.clip_skip)
     latest: dict[str, torch.Tensor] = {}
-    last_preview = [0.0]
 
     def on_step_end(pipeline, step: int, timestep, callback_kwargs: dict) -> dict:
         latest["latents"] = callback_kwargs["latents"]
@@ -126,12 +123,10 @@ def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], 
             job.report_step(step + 1)
         except (Interrupted, Skipped) as stop:
             raise type(stop)(latest["latents"]) from None
-        due = (step + 1) % PREVIEW_EVERY_STEPS == 0 and step + 1 < request.steps
-        if due and time.monotonic() - last_preview[0] >= PREVIEW_MIN_SECONDS:
+        if (step + 1) % PREVIEW_EVERY_STEPS == 0 and step + 1 < request.steps:
             image = preview.preview_image(pipe.vae, latest["latents"], model.info.architecture.is_sdxl)
             if image is not None:
                 job.set_preview(image)
-            last_preview[0] = time.monotonic()
         return callback_kwargs
 
     job.check()

@@ -10,6 +10,7 @@ from modules.backend import Backend
 from modules.errors import UserError
 from modules.generation.samplers import sampler_names
 from modules.generation.txt2img_request import Txt2ImgRequest
+from modules.ui.components import Slider
 from modules.ui.common import error_html, info_html, owner_of, progress_html
 
 POLL_SECONDS = 0.25
@@ -35,15 +36,16 @@ class Txt2ImgTab:
                     self.skip = gr.Button("Skip", elem_id="txt2img_skip", size="sm")
         with gr.Row():
             with gr.Column():
-                self.sampler = gr.Dropdown(sampler_names(), value="Euler a", label="Sampling method", elem_id="txt2img_sampler")
-                self.steps = gr.Slider(1, 150, value=20, step=1, label="Sampling steps", elem_id="txt2img_steps")
+                self.sampler = gr.Dropdown(sampler_names(), value="Euler a", label="Sampling method", elem_id="txt2img_sampler",
+                                           allow_custom_value=True)  # aliases ("k_euler_a") too; validated by the request
+                self.steps = Slider(1, 150, value=20, step=1, label="Sampling steps", elem_id="txt2img_steps")
                 with gr.Row():
-                    self.width = gr.Slider(8, 2048, value=512, step=8, label="Width", elem_id="txt2img_width")
-                    self.height = gr.Slider(8, 2048, value=512, step=8, label="Height", elem_id="txt2img_height")
+                    self.width = Slider(8, 2048, value=512, step=8, label="Width", elem_id="txt2img_width")
+                    self.height = Slider(8, 2048, value=512, step=8, label="Height", elem_id="txt2img_height")
                 with gr.Row():
-                    self.batch_count = gr.Slider(1, 100, value=1, step=1, label="Batch count", elem_id="txt2img_batch_count")
-                    self.batch_size = gr.Slider(1, 8, value=1, step=1, label="Batch size", elem_id="txt2img_batch_size")
-                self.cfg_scale = gr.Slider(0, 30, value=7, step=0.5, label="CFG Scale", elem_id="txt2img_cfg_scale")
+                    self.batch_count = Slider(1, 100, value=1, step=1, label="Batch count", elem_id="txt2img_batch_count")
+                    self.batch_size = Slider(1, 8, value=1, step=1, label="Batch size", elem_id="txt2img_batch_size")
+                self.cfg_scale = Slider(0, 30, value=7, step=0.5, label="CFG Scale", elem_id="txt2img_cfg_scale")
                 with gr.Row():
                     self.seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)", elem_id="txt2img_seed", scale=4)
                     self.random_seed = gr.Button("⚄", elem_id="txt2img_random_seed", scale=1, min_width=40)
