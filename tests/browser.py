@@ -1,6 +1,7 @@
 """Playwright driving Debian's Chromium (never a downloaded browser), headless."""
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -9,7 +10,10 @@ import pytest
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--disable-quic"]
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+# Screenshots go to tests/.artifacts; with ZOO_UPDATE_SCREENSHOTS=1 they refresh the README's pictures.
+SCREENSHOTS = (Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+               if os.environ.get("ZOO_UPDATE_SCREENSHOTS") == "1"
+               else Path(__file__).resolve().parent / ".artifacts")
 
 
 def chromium_path() -> str:
