@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None, block: bool = True):
 
     from modules import devices, paths
     from modules.backend import Backend, BackendConfig
+    from modules.models.memory import GB
 
     backend = Backend(BackendConfig(
         models_dir=args.models_dir, outdir=args.outdir, cache_dir=paths.CACHE_DIR,
@@ -32,6 +33,8 @@ def main(argv: list[str] | None = None, block: bool = True):
                                       args.medvram, args.lowvram),
         ckpt_dirs=tuple(p for p in [args.ckpt_dir] if p),
         offline=args.offline or os.environ.get("HF_HUB_OFFLINE") == "1",
+        ram_budget=int(args.ram_budget * GB) if args.ram_budget else None,
+        vram_budget=int(args.vram_budget * GB) if args.vram_budget else None,
     ))
     if args.ckpt:
         backend.use_ckpt_flag(args.ckpt)

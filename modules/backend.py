@@ -26,6 +26,8 @@ class BackendConfig:
     devices: DeviceConfig
     ckpt_dirs: tuple[Path, ...] = ()
     offline: bool = False
+    ram_budget: int | None = None  # bytes; None: a default from total RAM
+    vram_budget: int | None = None
 
 
 class Backend:
@@ -33,7 +35,8 @@ class Backend:
         self.config = config
         checkpoint_dirs = [config.models_dir / "Stable-diffusion", *config.ckpt_dirs]
         self.registry = Registry(checkpoint_dirs, HashCache(config.cache_dir / "hashes.json"))
-        self.manager = PipelineManager(self.registry, config.devices, offline=config.offline)
+        self.manager = PipelineManager(self.registry, config.devices, offline=config.offline,
+                                       ram_budget=config.ram_budget, vram_budget=config.vram_budget)
         self.jobs = JobRegistry()
         self.registry.scan()
 

@@ -38,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--no-half-vae", action="store_true", help="keep the VAE in fp32 (avoids black images)")
     dev.add_argument("--medvram", action="store_true", help="move whole components to the device only while used")
     dev.add_argument("--lowvram", action="store_true", help="sequential offload: least memory, slowest")
+    dev.add_argument("--ram-budget", type=float, default=None, metavar="GB",
+                     help="RAM for cached checkpoints (default: total RAM minus 4 GB)")
+    dev.add_argument("--vram-budget", type=float, default=None, metavar="GB",
+                     help="GPU memory for resident checkpoints (default: total minus 1.5 GB)")
 
     mod = parser.add_argument_group("models and files")
     mod.add_argument("--ckpt", default=None, help="checkpoint to load at start (file, folder or title)")
@@ -57,6 +61,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--tls-keyfile and --tls-certfile must be given together")
     if args.medvram and args.lowvram:
         parser.error("--medvram and --lowvram cannot be combined: pick one")
+    for flag in ("ram_budget", "vram_budget"):
+        value = getattr(args, flag)
+        if value is not None and not value > 0:
+            parser.error(f"--{flag.replace('_', '-')} must be a positive number of GB")
     args.models_dir = Path(args.models_dir).resolve() if args.models_dir else paths.MODELS_DIR
     args.outdir = Path(args.outdir).resolve() if args.outdir else paths.OUTPUTS_DIR
     return args

@@ -10,6 +10,8 @@ import os
 import threading
 from pathlib import Path
 
+import torch
+
 log = logging.getLogger(__name__)
 
 _CHUNK = 16 * 1024 * 1024
@@ -41,6 +43,17 @@ class HashCache:
             self._save()
         return digest
 
+    def remembered(self, key: str) -> str | None:
+        """A derived value stored under `key` (e.g. a component's content hash)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            return entry.get("value") if isinstance(entry, dict) else None
+
+    def remember(self, key: str, value: str) -> None:
+        with self._lock:
+            self._entries[key] = {"value": value}
+            self._save()
+
     def _save(self) -> None:
         # Write to a temp file and rename, so a crash never leaves a half-written cache.
         try:
@@ -54,6 +67,16 @@ class HashCache:
 
 def short_hash(sha256: str) -> str:
     return sha256[:10]
+
+
+def tensors_sha256(named_tensors) -> str:
+    """Content hash of a module's weights: names, dtypes, shapes and bytes."""
+    h = hashlib.sha256()
+    for name, tensor in named_tensors:
+        t = tensor.detach().contiguous().cpu()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+        h.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
+    return h.hexdigest()
 
 
 def _folder_files(folder: Path) -> list[Path]:

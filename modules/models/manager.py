@@ -1,61 +1,55 @@
 """The pipeline manager: the only owner of model weights.
 
-This first version keeps one checkpoint on the device and releases the previous one when another
-is asked for. Jobs take the device in arrival order, one at a time."""
+Jobs ask for a checkpoint by name and hold the device while they run, one at a time in arrival
+order. Checkpoints stay cached in RAM (LRU within --ram-budget) and, on a GPU, resident on the
+device within --vram-budget, so switching back to a recent checkpoint costs a copy, not a load."""
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-
-import torch
 
 from modules.devices import DeviceConfig
 from modules.errors import ModelNotFound
 from modules.models import loader
+from modules.models.cache import CachedModel, ModelCache
 from modules.models.fifo_lock import FifoLock
+from modules.models.hashing import tensors_sha256
+from modules.models.memory import default_ram_budget, default_vram_budget, pipeline_components
 from modules.models.registry import CheckpointInfo, Registry
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class LoadedCheckpoint:
-    info: CheckpointInfo
-    pipe: object  # a diffusers StableDiffusionPipeline or StableDiffusionXLPipeline
-    scheduler_config: dict  # the checkpoint's own scheduler config; samplers are built from it per job
-    load_seconds: float
-    devices: DeviceConfig
-
-    @property
-    def execution_device(self) -> torch.device:
-        return self.pipe._execution_device
+LoadedCheckpoint = CachedModel  # what a job gets
 
 
 class PipelineManager:
-    def __init__(self, registry: Registry, devices: DeviceConfig, offline: bool = False):
+    def __init__(self, registry: Registry, devices: DeviceConfig, offline: bool = False,
+                 ram_budget: int | None = None, vram_budget: int | None = None):
         self.registry = registry
         self.devices = devices
         self.offline = offline
         self.device_lock = FifoLock()
-        self._state_lock = threading.Lock()
-        self._current: LoadedCheckpoint | None = None
+        self.cache = ModelCache(devices, ram_budget or default_ram_budget(),
+                                vram_budget if vram_budget is not None else default_vram_budget(devices.device))
         self.default_checkpoint: str | None = None  # a title; settings and --ckpt set it
         self.on_model_loaded: list[Callable[[LoadedCheckpoint], None]] = []
+        self._current_key: str | None = None
+        self._state_lock = threading.Lock()
 
     @property
     def current(self) -> LoadedCheckpoint | None:
-        return self._current
+        """The checkpoint used most recently (what A1111 calls the loaded model)."""
+        return self.cache.models.get(self._current_key) if self._current_key else None
 
     def resolve(self, checkpoint: str | None) -> CheckpointInfo:
         """The checkpoint a job will use: the one it names, else the default, else what is loaded, else the first."""
         if checkpoint:
             return self.registry.find(checkpoint)
-        for fallback in (self.default_checkpoint, self._current and self._current.info.title):
+        current = self.current
+        for fallback in (self.default_checkpoint, current and current.info.title):
             if fallback:
                 try:
                     return self.registry.find(fallback)
@@ -68,53 +62,76 @@ class PipelineManager:
 
     @contextmanager
     def use(self, checkpoint: str | None) -> Iterator[LoadedCheckpoint]:
-        """Hold the device with `checkpoint` loaded on it for the duration of one job."""
+        """Hold the device with `checkpoint` on it for the duration of one job."""
         info = self.resolve(checkpoint)
         with self.device_lock:
-            yield self._ensure_loaded(info)
+            model = self._cached_or_loaded(info)
+            try:
+                self.cache.place_on_device(model)
+                yield model
+            finally:
+                self.cache.release(model)
 
     def load(self, checkpoint: str | None) -> LoadedCheckpoint:
-        info = self.resolve(checkpoint)
-        with self.device_lock:
-            return self._ensure_loaded(info)
+        """Load (or find in the cache) and place on the device, without running anything."""
+        with self.use(checkpoint) as model:
+            return model
 
-    def unload(self) -> None:
-        with self.device_lock:
-            self._release()
+    def unload(self, title: str | None = None) -> None:
+        """Drop one checkpoint (by title), or the current one, from every level of the cache."""
+        key = _key(self.registry.find(title)) if title else self._current_key
+        if key:
+            self.cache.unload(key)
 
-    def _ensure_loaded(self, info: CheckpointInfo) -> LoadedCheckpoint:
-        current = self._current
-        if current is not None and current.info.path == info.path and current.info.sha256 == info.sha256:
-            return current
-        self._release()
+    def unload_all(self) -> list[str]:
+        return self.cache.unload_all()
+
+    def _cached_or_loaded(self, info: CheckpointInfo) -> CachedModel:
+        key = _key(info)
+        model = self.cache.get(key)
+        if model is not None:
+            self.cache.acquire(model)
+        else:
+            model = self._load(info, key)
+        self._current_key = key
+        return model
+
+    def _load(self, info: CheckpointInfo, key: str) -> CachedModel:
+        self.cache.make_room(_size_on_disk(info))
         started = time.perf_counter()
         pipe = loader.load_pipeline(info, self.devices.dtype, self.offline)
         pipe.set_progress_bar_config(disable=True)
-        self._place(pipe)
-        loaded = LoadedCheckpoint(info, pipe, dict(pipe.scheduler.config), time.perf_counter() - started, self.devices)
-        with self._state_lock:
-            self._current = loaded
-        log.info("loaded %s (%s) in %.1f s", info.title, info.architecture.label, loaded.load_seconds)
-        for callback in self.on_model_loaded:
-            callback(loaded)
-        return loaded
-
-    def _place(self, pipe) -> None:
-        if self.devices.offload == "model":
-            pipe.enable_model_cpu_offload(device=self.devices.device)
-        elif self.devices.offload == "sequential":
-            pipe.enable_sequential_cpu_offload(device=self.devices.device)
-        else:
-            pipe.to(self.devices.device)
         if self.devices.vae_dtype != self.devices.dtype:
             pipe.vae.to(dtype=self.devices.vae_dtype)
+        hashes = {name: self._component_hash(info, name, module) for name, module in pipeline_components(pipe).items()}
+        model = self.cache.add(key, info, pipe, dict(pipe.scheduler.config), time.perf_counter() - started, hashes)
+        if self.devices.offload == "model":
+            model.pipe.enable_model_cpu_offload(device=self.devices.device)
+        elif self.devices.offload == "sequential":
+            model.pipe.enable_sequential_cpu_offload(device=self.devices.device)
+        log.info("loaded %s (%s) in %.1f s", info.title, info.architecture.label, model.load_seconds)
+        for callback in self.on_model_loaded:
+            callback(model)
+        return model
 
-    def _release(self) -> None:
-        with self._state_lock:
-            previous, self._current = self._current, None
-        if previous is None:
-            return
-        del previous
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+    def _component_hash(self, info: CheckpointInfo, name: str, module) -> str:
+        """Content hash of a component's weights, computed once per checkpoint version and dtype."""
+        dtype = next(module.parameters()).dtype
+        cache_key = f"component:{info.sha256}:{name}:{dtype}"
+        known = self.registry.hash_cache.remembered(cache_key) if info.sha256 else None
+        if known:
+            return known
+        digest = tensors_sha256([*module.named_parameters(), *module.named_buffers()])
+        if info.sha256:
+            self.registry.hash_cache.remember(cache_key, digest)
+        return digest
+
+
+def _key(info: CheckpointInfo) -> str:
+    return f"{info.path.resolve()}|{info.sha256}"
+
+
+def _size_on_disk(info: CheckpointInfo) -> int:
+    if info.path.is_dir():
+        return sum(f.stat().st_size for f in info.path.rglob("*") if f.suffix in (".safetensors", ".bin"))
+    return info.path.stat().st_size
