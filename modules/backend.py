@@ -66,6 +66,29 @@ class Backend:
         except Exception:  # noqa: BLE001 - no checkpoint at all is a normal state on a fresh machine
             return None
 
+    def cached_models(self) -> list[dict]:
+        """What the pipeline manager holds, most recently used first, for the Models tab and the API."""
+        cache = self.manager.cache
+        with cache.lock:
+            models = list(reversed(cache.models.values()))
+            return [{
+                "title": m.info.title,
+                "architecture": m.info.architecture.label,
+                "where": "device" if m.on_device else "RAM",
+                "bytes": m.bytes,
+                "in_use": m.in_use > 0,
+                "last_used": m.last_used,
+                "load_seconds": m.load_seconds,
+                "swap_seconds": m.last_swap_seconds,
+                "shared_components": sorted(n for n, c in m.components.items() if len(c.users) > 1),
+            } for m in models]
+
+    def cache_totals(self) -> dict:
+        cache = self.manager.cache
+        return {"ram_bytes": cache.ram_bytes, "ram_budget": cache.ram_budget,
+                "device_bytes": cache.device_bytes, "device_budget": cache.vram_budget,
+                "device": str(self.config.devices.device)}
+
     def new_job(self, kind: str, owner: str | None = None, job_id: str | None = None) -> Job:
         return self.jobs.create(kind, owner, job_id)
 

@@ -67,3 +67,15 @@ def test_png_info_reads_parameters_and_sends_them_to_txt2img(app, page):
     page.locator("#pnginfo_send_to_txt2img").click()
     expect(page.locator("#txt2img_prompt textarea")).to_have_value("a red circle on a white background")
     expect(page.locator("#txt2img_seed input")).to_have_value("42")
+
+
+def test_models_tab_shows_the_loaded_checkpoint_and_unloads_it(app, page):
+    page.goto(app.url)
+    page.get_by_role("tab", name="Models").click()  # selecting the tab refreshes it
+    table = page.locator("#models_table")
+    expect(table).to_contain_text("tiny-sd15")
+    expect(table).to_contain_text("SD 1.x")
+    screenshot(page, "models")
+    page.locator("#models_unload_all").click()
+    expect(page.locator("#models_message")).to_contain_text("Unloaded all")
+    expect(table).not_to_contain_text("tiny-sd15")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 from modules.backend import Backend
-from modules.ui import pnginfo_tab
+from modules.ui import models_tab, pnginfo_tab
 from modules.ui.common import CSS
 from modules.ui.txt2img_tab import Txt2ImgTab
 from modules.version import APP_NAME
@@ -38,6 +38,8 @@ def build_ui(backend: Backend) -> gr.Blocks:
                 txt2img.build()
             with gr.Tab("PNG Info", id="pnginfo", elem_id="tab_pnginfo"):
                 pnginfo_tab.build(txt2img, tabs, "txt2img")
+            with gr.Tab("Models", id="models", elem_id="tab_models") as tab:
+                models_tab.build(backend, tab)
 
         def on_refresh(current):
             titles = backend.refresh_checkpoints()

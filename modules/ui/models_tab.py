@@ -1,0 +1,72 @@
+"""Models tab: what the pipeline manager holds and where, with unload buttons."""
+from __future__ import annotations
+
+import datetime
+
+import gradio as gr
+
+from modules.backend import Backend
+from modules.errors import UserError
+from modules.models.cache import ModelInUse
+from modules.ui.common import error_html, info_html
+
+COLUMNS = ["Checkpoint", "Architecture", "Where", "Size (MB)", "In use", "Last used", "Load (s)", "Last swap (s)",
+           "Shared components"]
+
+
+def table(backend: Backend) -> list[list]:
+    rows = []
+    for m in backend.cached_models():
+        rows.append([
+            m["title"], m["architecture"], m["where"], round(m["bytes"] / 2**20, 1), "yes" if m["in_use"] else "",
+            datetime.datetime.fromtimestamp(m["last_used"]).strftime("%H:%M:%S"), round(m["load_seconds"], 2),
+            "" if m["swap_seconds"] is None else round(m["swap_seconds"], 3), ", ".join(m["shared_components"]),
+        ])
+    return rows
+
+
+def totals(backend: Backend) -> str:
+    t = backend.cache_totals()
+    line = f"RAM: {t['ram_bytes'] / 2**20:.0f} MB of {t['ram_budget'] / 2**30:.1f} GB budget"
+    if t["device_budget"] is not None:
+        line += f" · {t['device']}: {t['device_bytes'] / 2**20:.0f} MB of {t['device_budget'] / 2**30:.1f} GB budget"
+    else:
+        line += f" · device: {t['device']} (runs from RAM)"
+    return line
+
+
+def build(backend: Backend, tab: gr.Tab) -> None:
+    summary = gr.Markdown(totals(backend), elem_id="models_totals")
+    models = gr.Dataframe(value=table(backend), headers=COLUMNS, interactive=False, elem_id="models_table",
+                          wrap=True)
+    with gr.Row():
+        choice = gr.Dropdown([m["title"] for m in backend.cached_models()], label="Cached checkpoint",
+                             elem_id="models_choice", scale=4)
+        unload = gr.Button("Unload", elem_id="models_unload", scale=1)
+        unload_all = gr.Button("Unload all", elem_id="models_unload_all", scale=1)
+        refresh = gr.Button("Refresh", elem_id="models_refresh", scale=1)
+    message = gr.HTML(elem_id="models_message")
+
+    def view(note: str = ""):
+        titles = [m["title"] for m in backend.cached_models()]
+        return totals(backend), table(backend), gr.Dropdown(choices=titles, value=None), note
+
+    def on_unload(title):
+        if not title:
+            return view(error_html("Cached checkpoint: pick one to unload"))
+        try:
+            backend.manager.unload(title)
+        except (ModelInUse, UserError) as e:
+            return view(error_html(str(e)))
+        return view(info_html(f"Unloaded {title}"))
+
+    def on_unload_all():
+        kept = backend.manager.unload_all()
+        return view(info_html("Kept (in use): " + ", ".join(kept)) if kept else info_html("Unloaded all"))
+
+    outputs = [summary, models, choice, message]
+    # Instant actions: no progress overlay over the table.
+    unload.click(on_unload, inputs=choice, outputs=outputs, api_name="models_unload", show_progress="hidden")
+    unload_all.click(on_unload_all, outputs=outputs, api_name="models_unload_all", show_progress="hidden")
+    refresh.click(view, outputs=outputs, api_name="models_refresh", show_progress="hidden")
+    tab.select(view, outputs=outputs, api_name=False, show_progress="hidden")
