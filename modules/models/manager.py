@@ -108,7 +108,9 @@ class PipelineManager:
         if self.devices.offload == "model":
             model.pipe.enable_model_cpu_offload(device=self.devices.device)
         elif self.devices.offload == "sequential":
-            model.pipe.enable_sequential_cpu_offload(device=self.devices.device)
+            # Group offload: a block at a time on the device, streamed ahead where CUDA allows.
+            model.pipe.enable_group_offload(onload_device=self.devices.device, offload_type="leaf_level",
+                                            use_stream=self.devices.device.type == "cuda")
         log.info("loaded %s (%s) in %.1f s", info.title, info.architecture.label, model.load_seconds)
         for callback in self.on_model_loaded:
             callback(model)
