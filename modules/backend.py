@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modules.devices import DeviceConfig
+from modules.errors import ModelNotFound
 from modules.generation.txt2img import Txt2ImgResult, txt2img
 from modules.generation.txt2img_request import Txt2ImgRequest
 from modules.jobs import Job, JobRegistry
 from modules.models.hashing import HashCache
 from modules.models.manager import PipelineManager
 from modules.models.registry import Registry
+from modules.models.zoo_registry import ZooRegistry
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,9 @@ class Backend:
         self.manager = PipelineManager(self.registry, config.devices, offline=config.offline,
                                        ram_budget=config.ram_budget, vram_budget=config.vram_budget)
         self.jobs = JobRegistry()
+        self.zoo_registry = ZooRegistry(config.models_dir, self.registry.hash_cache)
         self.registry.scan()
+        self.zoo_registry.scan()
 
     @property
     def checkpoint_folder(self) -> Path:
@@ -88,6 +92,45 @@ class Backend:
         return {"ram_bytes": cache.ram_bytes, "ram_budget": cache.ram_budget,
                 "device_bytes": cache.device_bytes, "device_budget": cache.vram_budget,
                 "device": str(self.config.devices.device)}
+
+    def find_checkpoint_title(self, name: str) -> str:
+        """The title of the checkpoint a user names; rescans the folders once if it is not known yet."""
+        try:
+            return self.registry.find(name).title
+        except ModelNotFound:
+            self.registry.scan()
+            return self.registry.find(name).title
+
+    def set_default_checkpoint(self, name: str | None) -> str | None:
+        """Which checkpoint later jobs get when they name none. Running and queued jobs keep theirs."""
+        title = self.find_checkpoint_title(name) if name else None
+        self.manager.default_checkpoint = title
+        return title
+
+    def memory_info(self) -> dict:
+        """RAM and CUDA memory in bytes, in the shape of A1111's /sdapi/v1/memory."""
+        import os
+
+        import psutil
+        import torch
+
+        vm = psutil.virtual_memory()
+        ram = {"free": vm.available, "used": vm.total - vm.available, "total": vm.total,
+               "process": psutil.Process(os.getpid()).memory_info().rss}
+        device = self.config.devices.device
+        if device.type != "cuda" or not torch.cuda.is_available():
+            return {"ram": ram, "cuda": {"error": "unavailable"}}
+        free, total = torch.cuda.mem_get_info(device)
+        stats = torch.cuda.memory_stats(device)
+
+        def current_peak(name: str) -> dict:
+            return {"current": stats.get(f"{name}.all.current", 0), "peak": stats.get(f"{name}.all.peak", 0)}
+
+        cuda = {"system": {"free": free, "used": total - free, "total": total},
+                "active": current_peak("active_bytes"), "allocated": current_peak("allocated_bytes"),
+                "reserved": current_peak("reserved_bytes"), "inactive": current_peak("inactive_split_bytes"),
+                "events": {"retries": stats.get("num_alloc_retries", 0), "oom": stats.get("num_ooms", 0)}}
+        return {"ram": ram, "cuda": cuda}
 
     def new_job(self, kind: str, owner: str | None = None, job_id: str | None = None) -> Job:
         return self.jobs.create(kind, owner, job_id)

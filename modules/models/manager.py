@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -19,10 +20,12 @@ from modules.models.fifo_lock import FifoLock
 from modules.models.hashing import tensors_sha256
 from modules.models.memory import default_ram_budget, default_vram_budget, pipeline_components
 from modules.models.registry import CheckpointInfo, Registry
+from modules.models.zoo_registry import ZooModelInfo
 
 log = logging.getLogger(__name__)
 
 LoadedCheckpoint = CachedModel  # what a job gets
+MAX_ZOO_MODELS = 8
 
 
 class PipelineManager:
@@ -38,6 +41,7 @@ class PipelineManager:
         self.on_model_loaded: list[Callable[[LoadedCheckpoint], None]] = []
         self._current_key: str | None = None
         self._state_lock = threading.Lock()
+        self._zoo_models: OrderedDict[str, object] = OrderedDict()
 
     @property
     def current(self) -> LoadedCheckpoint | None:
@@ -85,6 +89,23 @@ class PipelineManager:
 
     def unload_all(self) -> list[str]:
         return self.cache.unload_all()
+
+    def zoo_model(self, info: ZooModelInfo):
+        """A β-VAE or GAN from models/Latent or models/GAN, loaded once and kept on the device.
+        These are small (a few MB), so they are cached beside the checkpoints, outside the budgets."""
+        key = f"{info.path.resolve()}|{info.sha256}"
+        with self._state_lock:
+            module = self._zoo_models.get(key)
+            if module is None:
+                from modules import zoo
+
+                load = zoo.load_latent_model if info.kind == "beta_vae" else zoo.load_gan
+                module = load(info.path).to(self.devices.device)
+                self._zoo_models[key] = module
+                while len(self._zoo_models) > MAX_ZOO_MODELS:
+                    self._zoo_models.popitem(last=False)
+            self._zoo_models.move_to_end(key)
+            return module
 
     def _cached_or_loaded(self, info: CheckpointInfo) -> CachedModel:
         key = _key(info)
