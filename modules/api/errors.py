@@ -1,0 +1,80 @@
+"""User mistakes become 4xx JSON naming the field; nothing a user sends gives a 500 with a traceback.
+
+The mapping lives in a route class, not in app-wide exception handlers, so mounting the API on the
+Gradio app changes nothing for Gradio's own routes."""
+from __future__ import annotations
+
+import logging
+
+from fastapi import Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
+
+from modules.errors import BadModelFile, InvalidRequest, ModelNotFound, UserError
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(UserError):
+    """A 4xx answer with a field name, for cases the backend's own errors do not cover."""
+
+    def __init__(self, status_code: int, field: str | None, message: str):
+        self.status_code, self.field, self.message = status_code, field, message
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+def error_response(status_code: int, field: str | None, message: str, **extra) -> JSONResponse:
+    detail = f"{field}: {message}" if field else message
+    return JSONResponse({"error": _reason(status_code), "detail": detail, "field": field, "message": message,
+                         **extra}, status_code=status_code)
+
+
+def user_error_response(error: UserError, field: str | None = None) -> JSONResponse:
+    if isinstance(error, ApiError):
+        return error_response(error.status_code, error.field, error.message)
+    if isinstance(error, InvalidRequest):
+        return error_response(422, field or error.field, error.message)
+    if isinstance(error, ModelNotFound):
+        return error_response(404, field, str(error))
+    if isinstance(error, BadModelFile):
+        return error_response(422, field, str(error))
+    return error_response(400, field, str(error))
+
+
+def validation_response(error: RequestValidationError) -> JSONResponse:
+    """Pydantic's errors, led by one line naming the first bad field (without its 'body' prefix)."""
+    errors = error.errors()
+    first = errors[0] if errors else {}
+    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
+    field = ".".join(location) or None
+    # The input itself is left out: it can be large (an image), and it is the client's own anyway.
+    details = [{key: value for key, value in e.items() if key not in ("input", "ctx", "url")} for e in errors]
+    return error_response(422, field, first.get("msg", "invalid request"), errors=jsonable_encoder(details))
+
+
+class ApiRoute(APIRoute):
+    def get_route_handler(self):
+        handle = super().get_route_handler()
+
+        async def guarded(request: Request):
+            try:
+                return await handle(request)
+            except HTTPException:
+                raise
+            except RequestValidationError as e:
+                return validation_response(e)
+            except UserError as e:
+                return user_error_response(e)
+            except Exception as e:  # noqa: BLE001 - a bug or a model failure: a message, not a traceback
+                log.exception("API %s %s failed", request.method, request.url.path)
+                return error_response(500, None, f"{type(e).__name__}: {e}")
+
+        return guarded
+
+
+def _reason(status_code: int) -> str:
+    return {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 409: "Conflict",
+            422: "Unprocessable Entity", 500: "Internal Server Error"}.get(status_code, "Error")

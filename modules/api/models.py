@@ -1,0 +1,110 @@
+"""Request and response schemas of /sdapi/v1, with A1111's field names and defaults.
+
+Only the fields we act on are declared; any other A1111 field (enable_hr, styles, alwayson_scripts ...)
+is accepted and ignored, so existing clients work unchanged. Ranges are checked by the job's own
+request type (Txt2ImgRequest.validated), so the UI and the API refuse the same values with the
+same message."""
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TASK_ID_PATTERN = r"^[A-Za-z0-9_.:()\[\]-]{1,128}$"
+
+
+class Txt2ImgApiRequest(BaseModel):
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+    prompt: str | None = ""
+    negative_prompt: str | None = ""
+    seed: int = Field(-1, description="-1 picks a random seed")
+    sampler_name: str | None = Field(None, description="A1111 sampler name, e.g. 'Euler a', 'DPM++ 2M'")
+    sampler_index: str | None = Field("Euler", description="Older name of sampler_name; used when that is empty")
+    scheduler: str | None = Field(None, description="Schedule type: 'Automatic' or 'Karras' (A1111 ≥ 1.9)")
+    batch_size: int = 1
+    n_iter: int = Field(1, description="Batch count")
+    steps: int = 50
+    cfg_scale: float = 7.0
+    width: int = 512
+    height: int = 512
+    override_settings: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Options for this job only: sd_model_checkpoint, CLIP_stop_at_last_layers")
+    send_images: bool = True
+    save_images: bool = False
+    task_id: str | None = Field(None, pattern=TASK_ID_PATTERN,
+                                description="Your id for this job, for progress, interrupt and skip")
+    force_task_id: str | None = Field(None, pattern=TASK_ID_PATTERN, description="A1111's name for task_id")
+
+
+class Txt2ImgApiResponse(BaseModel):
+    images: list[str] | None = Field(None, description="Base64 PNGs, each with its infotext `parameters` chunk")
+    parameters: dict
+    info: str = Field(description="JSON text: seeds, infotexts, checkpoint ...")
+
+
+class TaskRef(BaseModel):
+    task_id: str | None = Field(None, pattern=TASK_ID_PATTERN)
+
+
+class ProgressResponse(BaseModel):
+    progress: float = Field(description="0 to 1")
+    eta_relative: float = Field(description="Seconds left (estimate)")
+    state: dict
+    current_image: str | None = Field(None, description="Base64 PNG of the live preview")
+    textinfo: str | None = None
+    task_id: str | None = None
+    task_state: str | None = Field(None, description="queued, running, done, failed, interrupted or unknown")
+
+
+class PngInfoRequest(BaseModel):
+    image: str = Field(description="Base64 image, with or without a data: URL prefix")
+
+
+class PngInfoResponse(BaseModel):
+    info: str = Field(description="The infotext (`parameters`), or empty")
+    items: dict = Field(description="The image's other text chunks")
+    parameters: dict = Field(description="The infotext parsed into fields")
+
+
+class SDModelItem(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    title: str
+    model_name: str
+    hash: str | None
+    sha256: str | None
+    filename: str
+    config: str | None
+
+
+class SDVaeItem(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    model_name: str
+    filename: str
+
+
+class SamplerItem(BaseModel):
+    name: str
+    aliases: list[str]
+    options: dict[str, Any]
+
+
+class SchedulerItem(BaseModel):
+    name: str
+    label: str
+    aliases: list[str] | None = None
+    default_rho: float | None = None
+    need_inner_model: bool | None = None
+
+
+class MemoryResponse(BaseModel):
+    ram: dict
+    cuda: dict
+
+
+class ScriptsList(BaseModel):
+    txt2img: list = []
+    img2img: list = []

@@ -1,0 +1,380 @@
+"""/sdapi/v1: A1111's REST API over the backend, with per-task progress and users kept apart.
+
+Thin adapters only: each route turns JSON into the backend's request types and calls the same
+functions the UI calls. Beyond A1111: `task_id` on txt2img, progress, interrupt and skip; and with
+--api-auth, a user's progress and interrupt without a task id see only that user's own jobs."""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Body, Depends, FastAPI, Query
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+
+from modules.api import models
+from modules.api.auth import api_logins, user_dependency
+from modules.api.errors import ApiError, ApiRoute
+from modules.api.images import decode_image, encode_png
+from modules.errors import BadModelFile, InvalidRequest, ModelNotFound
+from modules.generation.infotext import parse_infotext
+from modules.generation.samplers import SAMPLERS, SCHEDULE_TYPES, find_sampler
+from modules.generation.txt2img_request import Txt2ImgRequest
+from modules.images import read_parameters
+from modules.jobs import Job
+from modules.settings import Settings, default_settings_file
+from modules.version import APP_NAME, VERSION
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/sdapi/v1"
+DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc")
+VAE_SUFFIXES = (".safetensors", ".pt", ".ckpt", ".bin")
+SECRET_WORDS = ("auth", "password", "key", "secret", "token")
+REDACTED = "<redacted>"
+# Long jobs get their own worker threads, so a full queue never starves progress polls or the UI.
+JOB_THREADS = 64
+
+# Txt2ImgRequest's field names -> the API's, for error messages.
+_API_FIELD = {"batch_count": "n_iter", "checkpoint": "override_settings.sd_model_checkpoint",
+              "clip_skip": "override_settings.CLIP_stop_at_last_layers"}
+
+
+class Api:
+    def __init__(self, backend, args: argparse.Namespace, settings: Settings):
+        self.backend = backend
+        self.args = args
+        self.settings = settings
+        logins = api_logins(args)
+        self.has_logins = bool(logins)
+        self.current_user = user_dependency(logins)
+        self._job_threads = anyio.CapacityLimiter(JOB_THREADS)
+        self._task_ids = threading.Lock()
+        self.router = APIRouter(prefix=API_PREFIX, route_class=ApiRoute, dependencies=[Depends(self.current_user)],
+                                tags=["sdapi"])
+        self._add_routes()
+
+    def apply_settings(self) -> None:
+        """The saved default checkpoint, unless --ckpt named one for this run."""
+        saved = self.settings.get("sd_model_checkpoint")
+        if saved and not getattr(self.args, "ckpt", None):
+            try:
+                self.backend.set_default_checkpoint(saved)
+            except (ModelNotFound, BadModelFile) as e:
+                log.warning("%s: sd_model_checkpoint %r cannot be used (%s)", self.settings.path, saved, e)
+
+    def _add_routes(self) -> None:
+        r, user = self.router, Depends(self.current_user)
+
+        @r.post("/txt2img", response_model=models.Txt2ImgApiResponse)
+        async def txt2img(body: models.Txt2ImgApiRequest, user: str | None = user):
+            """Generate images. `override_settings.sd_model_checkpoint` picks the checkpoint for this job only."""
+            request = self._txt2img_request(body)
+            job = self._new_job("txt2img", body.task_id or body.force_task_id, user)
+            result = await anyio.to_thread.run_sync(self._run_txt2img, request, job, limiter=self._job_threads)
+            images = [encode_png(image, text) for image, text in zip(result.images, result.infotexts)]
+            info = {**result.info(), "task_id": job.id, "task_state": job.state}
+            return {"images": images if body.send_images else [], "parameters": body.model_dump(),
+                    "info": json.dumps(info, ensure_ascii=False)}
+
+        @r.get("/progress", response_model=models.ProgressResponse)
+        async def progress(skip_current_image: bool = False,
+                           task_id: str | None = Query(None, pattern=models.TASK_ID_PATTERN), user: str | None = user):
+            """Progress of one task (`task_id`), else of your own job (with --api-auth), else of the job on the device."""
+            if task_id:
+                job = self._find_task(task_id, user, must_exist=False)
+                return _progress(job, skip_current_image, task_id)
+            return _progress(self._current_job(user), skip_current_image, None)
+
+        @r.post("/interrupt")
+        async def interrupt(body: models.TaskRef | None = None,
+                            task_id: str | None = Query(None, pattern=models.TASK_ID_PATTERN), user: str | None = user):
+            """Stop a task (keeping finished images): the one named, else your own (with --api-auth), else the one running."""
+            jobs = self._targets(task_id, body, user, running=False)
+            for job in jobs:
+                job.interrupt()
+            return {"interrupted": len(jobs)}
+
+        @r.post("/skip")
+        async def skip(body: models.TaskRef | None = None,
+                       task_id: str | None = Query(None, pattern=models.TASK_ID_PATTERN), user: str | None = user):
+            """Drop the current batch of a task and go on with the next."""
+            jobs = self._targets(task_id, body, user, running=True)
+            for job in jobs:
+                job.skip()
+            return {"skipped": len(jobs)}
+
+        @r.get("/sd-models", response_model=list[models.SDModelItem])
+        def sd_models():
+            return [{"title": c.title, "model_name": c.model_name, "hash": c.shorthash or None, "sha256": c.sha256,
+                     "filename": str(c.path), "config": str(c.sidecar_config) if c.sidecar_config else None}
+                    for c in self.backend.registry.usable()]
+
+        @r.get("/sd-vae", response_model=list[models.SDVaeItem])
+        def sd_vae():
+            return [{"model_name": path.name, "filename": str(path)} for path in self._vae_files()]
+
+        @r.get("/samplers", response_model=list[models.SamplerItem])
+        def samplers():
+            return [{"name": s.name, "aliases": list(s.aliases),
+                     "options": {"scheduler": "karras"} if s.options.get("use_karras_sigmas") else {}}
+                    for s in SAMPLERS]
+
+        @r.get("/schedulers", response_model=list[models.SchedulerItem])
+        def schedulers():
+            return [{"name": name, "label": name.capitalize(), "aliases": None,
+                     "default_rho": 7.0 if name == "karras" else -1.0, "need_inner_model": False}
+                    for name in SCHEDULE_TYPES]
+
+        @r.get("/options")
+        def get_options() -> dict[str, Any]:
+            """Options (A1111's keys). `sd_model_checkpoint` is what a job that names no checkpoint gets."""
+            return self._options()
+
+        @r.post("/options")
+        def set_options(body: dict[str, Any] = Body(..., examples=[{"sd_model_checkpoint": "tiny-sd15"}])):
+            """Save options to the config file. `sd_model_checkpoint` is the default for later jobs;
+            jobs already running or queued keep their own. Keys we do not use are ignored (and listed)."""
+            return self._set_options(body)
+
+        @r.get("/cmd-flags")
+        def cmd_flags() -> dict[str, Any]:
+            """The command-line flags, with logins and key files shown as <redacted>."""
+            return redacted_flags(self.args)
+
+        @r.post("/png-info", response_model=models.PngInfoResponse)
+        def png_info(body: models.PngInfoRequest):
+            """Read the generation parameters (infotext) of an image."""
+            image = decode_image(body.image)
+            text = read_parameters(image) or ""
+            items = {k: v for k, v in image.info.items() if isinstance(k, str) and isinstance(v, str)
+                     and k != "parameters"}
+            return {"info": text, "items": items, "parameters": parse_infotext(text) if text else {}}
+
+        @r.post("/refresh-checkpoints")
+        async def refresh_checkpoints():
+            titles = await anyio.to_thread.run_sync(self.backend.refresh_checkpoints, limiter=self._job_threads)
+            return {"checkpoints": titles}
+
+        @r.post("/unload-checkpoint")
+        async def unload_checkpoint():
+            """Free the memory of the checkpoint used last (it waits for a running job to finish)."""
+            await anyio.to_thread.run_sync(self.backend.manager.unload, limiter=self._job_threads)
+            return {}
+
+        @r.post("/reload-checkpoint")
+        async def reload_checkpoint():
+            """Load the default checkpoint onto the device."""
+            model = await anyio.to_thread.run_sync(self.backend.manager.load, None, limiter=self._job_threads)
+            return {"title": model.info.title}
+
+        @r.get("/memory", response_model=models.MemoryResponse)
+        def memory():
+            return self.backend.memory_info()
+
+        @r.get("/scripts", response_model=models.ScriptsList)
+        def scripts():
+            """No scripts: here so A1111 clients that look for extensions find none."""
+            return {"txt2img": [], "img2img": []}
+
+    # txt2img -----------------------------------------------------------------------------------
+
+    def _txt2img_request(self, body: models.Txt2ImgApiRequest) -> Txt2ImgRequest:
+        sampler_field = "sampler_name" if body.sampler_name else "sampler_index"
+        scheduler = (body.scheduler or "").strip()
+        if scheduler and scheduler.lower() not in SCHEDULE_TYPES:
+            raise InvalidRequest("scheduler", f"{scheduler!r} is not supported; use one of: "
+                                              f"{', '.join(k.capitalize() for k in SCHEDULE_TYPES)}")
+        try:
+            sampler = find_sampler(body.sampler_name or body.sampler_index or "Euler", scheduler or None).name
+        except InvalidRequest as e:
+            raise InvalidRequest(sampler_field, e.message) from None
+        overrides = body.override_settings or {}
+        request = Txt2ImgRequest(
+            prompt=body.prompt, negative_prompt=body.negative_prompt, sampler=sampler, steps=body.steps,
+            cfg_scale=body.cfg_scale, width=body.width, height=body.height, seed=body.seed,
+            batch_count=body.n_iter, batch_size=body.batch_size,
+            checkpoint=self._job_checkpoint(overrides.get("sd_model_checkpoint")),
+            clip_skip=overrides.get("CLIP_stop_at_last_layers", self.settings.get("CLIP_stop_at_last_layers")),
+            save_images=body.save_images)
+        try:
+            return request.validated()
+        except InvalidRequest as e:
+            raise InvalidRequest(_API_FIELD.get(e.field, e.field), e.message) from None
+
+    def _job_checkpoint(self, override) -> str:
+        """The job's checkpoint, fixed now: a later change of the default does not move it."""
+        field = "override_settings.sd_model_checkpoint"
+        if override is not None:
+            if not isinstance(override, str) or not override.strip():
+                raise InvalidRequest(field, "must be a checkpoint title or name (see GET /sdapi/v1/sd-models)")
+            try:
+                return self.backend.find_checkpoint_title(override)
+            except ModelNotFound as e:
+                raise ApiError(404, field, str(e)) from None
+            except BadModelFile as e:
+                raise ApiError(422, field, str(e)) from None
+        title = self.backend.default_checkpoint_title()
+        if title is None:
+            raise ApiError(404, None, f"no checkpoint found: put Stable Diffusion .safetensors files or diffusers "
+                                      f"folders into {self.backend.checkpoint_folder}, then POST refresh-checkpoints")
+        return title
+
+    def _run_txt2img(self, request: Txt2ImgRequest, job: Job):
+        return self.backend.txt2img(request, job)
+
+    def _new_job(self, kind: str, task_id: str | None, user: str | None) -> Job:
+        with self._task_ids:
+            if task_id and self.backend.jobs.get(task_id) is not None:
+                raise ApiError(409, "task_id", f"{task_id!r} is already in use: pick a new id for each task")
+            return self.backend.new_job(kind, user, job_id=task_id)
+
+    # tasks -------------------------------------------------------------------------------------
+
+    def _find_task(self, task_id: str, user: str | None, must_exist: bool = True) -> Job | None:
+        job = self.backend.jobs.get(task_id)
+        if job is not None and user is not None and job.owner != user:
+            job = None  # another user's task is as good as unknown: its id is not even confirmed
+        if job is None and must_exist:
+            raise ApiError(404, "task_id", f"no task {task_id!r}")
+        return job
+
+    def _current_job(self, user: str | None) -> Job | None:
+        if user is None:
+            return self.backend.jobs.running()
+        jobs = self.backend.jobs.active(user)
+        running = [j for j in jobs if j.state == "running"]
+        return (running or jobs or [None])[0]
+
+    def _targets(self, task_id: str | None, body: models.TaskRef | None, user: str | None, running: bool) -> list[Job]:
+        task_id = task_id or (body.task_id if body else None)
+        if task_id:
+            job = self._find_task(task_id, user)
+            jobs = [job] if job.active else []
+        elif user is not None:
+            jobs = self.backend.jobs.active(user)
+        else:
+            job = self.backend.jobs.running()
+            jobs = [job] if job else []
+        return [j for j in jobs if j.state == "running"] if running else jobs
+
+    # options -----------------------------------------------------------------------------------
+
+    def _options(self) -> dict:
+        options = self.settings.as_dict()
+        title = self.backend.default_checkpoint_title()
+        options["sd_model_checkpoint"] = title
+        sha256 = None
+        if title:
+            try:
+                sha256 = self.backend.registry.find(title).sha256
+            except (ModelNotFound, BadModelFile):
+                pass
+        options["sd_checkpoint_hash"] = sha256
+        return options
+
+    def _set_options(self, body: dict) -> dict:
+        changes = dict(body)
+        if "sd_model_checkpoint" in changes:
+            name = changes["sd_model_checkpoint"]
+            if not isinstance(name, str) or not name.strip():
+                raise InvalidRequest("sd_model_checkpoint", "must be a checkpoint title or name "
+                                                            "(see GET /sdapi/v1/sd-models)")
+            try:
+                changes["sd_model_checkpoint"] = self.backend.find_checkpoint_title(name)
+            except (ModelNotFound, BadModelFile) as e:
+                raise InvalidRequest("sd_model_checkpoint", str(e)) from None
+        stored = self.settings.update(changes)
+        if "sd_model_checkpoint" in stored:
+            self.backend.manager.default_checkpoint = stored["sd_model_checkpoint"]
+        return {"updated": sorted(stored), "ignored": sorted(k for k in body if k not in stored)}
+
+    def _vae_files(self) -> list[Path]:
+        folders = [self.backend.config.models_dir / "VAE"]
+        if getattr(self.args, "vae_dir", None):
+            folders.append(Path(self.args.vae_dir))
+        files = {p.resolve(): p for folder in folders if folder.is_dir() for p in folder.rglob("*")
+                 if p.is_file() and p.suffix.lower() in VAE_SUFFIXES}
+        return sorted(files.values(), key=lambda p: p.name.lower())
+
+
+def _progress(job: Job | None, skip_current_image: bool, task_id: str | None) -> dict:
+    if job is None:
+        state = {"skipped": False, "interrupted": False, "stopping_generation": False, "job": "", "job_count": 0,
+                 "job_timestamp": "0", "job_no": 0, "sampling_step": 0, "sampling_steps": 0}
+        return {"progress": 0.0, "eta_relative": 0.0, "state": state, "current_image": None, "textinfo": None,
+                "task_id": task_id, "task_state": "unknown" if task_id else None}
+    stamp = datetime.datetime.fromtimestamp(job.started_at or job.created_at).strftime("%Y%m%d%H%M%S")
+    state = {"skipped": job.skip_requested, "interrupted": job.interrupt_requested, "stopping_generation": False,
+             "job": job.kind, "job_count": job.batch_count if job.active else 0, "job_timestamp": stamp,
+             "job_no": job.batch_index, "sampling_step": job.step, "sampling_steps": job.steps}
+    image = None
+    if not skip_current_image and job.preview is not None:
+        image = encode_png(job.preview)
+    return {"progress": job.progress, "eta_relative": job.eta_seconds or 0.0, "state": state, "current_image": image,
+            "textinfo": _textinfo(job), "task_id": task_id, "task_state": job.state}
+
+
+def _textinfo(job: Job) -> str:
+    if job.state == "queued":
+        return "Waiting for the device"
+    if job.state == "running":
+        text = f"Step {job.step}/{job.steps}"
+        return text + (f", batch {job.batch_index + 1}/{job.batch_count}" if job.batch_count > 1 else "")
+    if job.state == "failed":
+        return f"Failed: {job.error}"
+    return job.state.capitalize()
+
+
+def redacted_flags(args: argparse.Namespace) -> dict:
+    flags = {}
+    for name, value in sorted(vars(args).items()):
+        if any(word in name.lower() for word in SECRET_WORDS) and value not in (None, False, ""):
+            value = REDACTED
+        elif isinstance(value, Path):
+            value = str(value)
+        elif not isinstance(value, (str, int, float, bool, type(None), list)):
+            value = str(value)
+        flags[name] = value
+    return flags
+
+
+# Mounting -------------------------------------------------------------------------------------
+
+def add_docs(app: FastAPI, api: Api) -> None:
+    """/docs and /openapi.json for the API routes, behind the same login as the API."""
+    app.router.routes[:] = [route for route in app.router.routes if getattr(route, "path", None) not in DOCS_PATHS]
+    app.openapi_url = app.docs_url = app.redoc_url = None
+    schema: dict = {}
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(api.current_user)])
+    def openapi_json():
+        if not schema:
+            schema.update(get_openapi(title=f"{APP_NAME} API", version=VERSION, routes=api.router.routes,
+                                      description="AUTOMATIC1111-compatible `/sdapi/v1`, with per-task progress."))
+        return schema
+
+    @app.get("/docs", include_in_schema=False, dependencies=[Depends(api.current_user)])
+    def swagger_ui():
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{APP_NAME} API")
+
+
+def create_api(backend, args: argparse.Namespace, settings_file: Path | None = None) -> Api:
+    settings_file = settings_file or getattr(args, "ui_settings_file", None) or default_settings_file()
+    api = Api(backend, args, Settings(Path(settings_file)))
+    api.apply_settings()
+    return api
+
+
+def mount_api(app: FastAPI, backend, args: argparse.Namespace, settings_file: Path | None = None) -> Api:
+    """--api: /sdapi/v1, /docs and /openapi.json on the app Gradio serves."""
+    api = create_api(backend, args, settings_file)
+    app.include_router(api.router)
+    add_docs(app, api)
+    return api

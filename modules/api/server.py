@@ -1,0 +1,74 @@
+"""--nowebui: the API alone, served by uvicorn (port 7861 by default), with /docs."""
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from modules import cmd_args
+from modules.api.routes import Api, add_docs, create_api
+from modules.version import APP_NAME, VERSION
+
+
+def create_api_app(backend, args: argparse.Namespace, settings_file: Path | None = None) -> tuple[FastAPI, Api]:
+    app = FastAPI(title=f"{APP_NAME} API", version=VERSION, docs_url=None, redoc_url=None, openapi_url=None)
+    api = create_api(backend, args, settings_file)
+    app.include_router(api.router)
+    add_docs(app, api)
+    return app, api
+
+
+class ApiServer:
+    """uvicorn in a thread; `stop()` ends it."""
+
+    def __init__(self, app: FastAPI, host: str, port: int, keyfile: str | None = None, certfile: str | None = None):
+        import uvicorn
+
+        self.host, self.port = host, port
+        self.scheme = "https" if certfile else "http"
+        config = uvicorn.Config(app, host=host, port=port, ssl_keyfile=keyfile, ssl_certfile=certfile,
+                                log_level="warning", timeout_graceful_shutdown=5)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="api-server", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+    def start(self, timeout: float = 60) -> "ApiServer":
+        self.thread.start()
+        deadline = time.time() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.time() > deadline:
+                raise SystemExit(f"the API could not be served on {self.host}:{self.port} (is the port in use?)")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+    def wait(self) -> None:
+        try:
+            while self.thread.is_alive():
+                self.thread.join(0.5)
+        except KeyboardInterrupt:
+            self.stop()
+
+
+def serve_api_only(backend, args: argparse.Namespace, block: bool = True, settings_file: Path | None = None):
+    host, port = cmd_args.server_name(args), cmd_args.server_port(args)
+    app, api = create_api_app(backend, args, settings_file)
+    if not cmd_args.is_loopback(host) and not api.has_logins:
+        print(f"WARNING: serving the API on {host} without --api-auth: anyone who can reach this machine can use it. "
+              "Add --api-auth user:password.", flush=True)
+    server = ApiServer(app, host, port, args.tls_keyfile, args.tls_certfile).start()
+    print(f"Running on local URL:  {server.url}", flush=True)
+    print(f"API docs: {server.url}/docs", flush=True)
+    if block:
+        server.wait()
+    return backend, server
