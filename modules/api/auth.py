@@ -58,7 +58,7 @@ def user_dependency(credentials: list[tuple[str, str]]) -> Callable[..., str | N
                     matched = given.username
             if matched is not None:
                 return matched
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Incorrect or missing API credentials (--api-auth)",
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Incorrect or missing API credentials",
                             headers={"WWW-Authenticate": "Basic"})
 
     return current_user

@@ -1,0 +1,164 @@
+"""The /sdapi/v1 API as A1111 users script it: the real `webuiapi` client against a live webui.py."""
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from modules.generation.infotext import parse_infotext
+from tests.app_process import AppProcess
+
+USER, PASSWORD = "alice", "s3cret-Pa55word"
+OTHER_USER, OTHER_PASSWORD = "bob", "another-s3cret"
+SMALL = dict(width=64, height=64, steps=3, cfg_scale=5.0)
+
+
+@pytest.fixture(scope="module")
+def app(models_dir, tmp_path_factory):
+    work = tmp_path_factory.mktemp("api-live")
+    settings = work / "config.json"
+    flags = ["--nowebui", "--api-auth", f"{USER}:{PASSWORD},{OTHER_USER}:{OTHER_PASSWORD}",
+             "--models-dir", str(models_dir), "--outdir", str(work / "outputs"), "--skip-load-model-at-start"]
+    with AppProcess(*flags, env={"ZOO_SETTINGS_FILE": str(settings)}) as app:
+        app.settings_file = settings
+        yield app
+    assert PASSWORD not in app.output and OTHER_PASSWORD not in app.output
+
+
+@pytest.fixture
+def api(app):
+    import webuiapi
+
+    return webuiapi.WebUIApi(host="127.0.0.1", port=app.port, username=USER, password=PASSWORD,
+                             sampler="Euler a", steps=3)
+
+
+def test_txt2img_returns_pngs_with_infotext(api):
+    result = api.txt2img(prompt="a red circle", negative_prompt="blurry", seed=42, batch_size=2,
+                         override_settings={"sd_model_checkpoint": "tiny-sd15"}, **SMALL)
+    assert [image.size for image in result.images] == [(64, 64), (64, 64)]
+    first = parse_infotext(result.images[0].info["parameters"])
+    assert (first["Prompt"], first["Negative prompt"], first["Seed"]) == ("a red circle", "blurry", "42")
+    assert (first["Sampler"], first["Steps"], first["Model"]) == ("Euler a", "3", "tiny-sd15")
+    assert parse_infotext(result.images[1].info["parameters"])["Seed"] == "43"
+    assert result.info["all_seeds"] == [42, 43] and len(result.info["infotexts"]) == 2
+    assert result.parameters["prompt"] == "a red circle" and result.parameters["enable_hr"] is False
+
+
+def test_scheduler_karras_picks_the_karras_sampler(api):
+    result = api.txt2img(prompt="a star", seed=3, sampler_name="DPM++ 2M", scheduler="Karras",
+                         override_settings={"sd_model_checkpoint": "tiny-sd15"}, **SMALL)
+    assert parse_infotext(result.images[0].info["parameters"])["Sampler"] == "DPM++ 2M Karras"
+
+
+def test_png_info_reads_the_parameters_back(api):
+    image = api.txt2img(prompt="a blue square", seed=9, override_settings={"sd_model_checkpoint": "tiny-sd15"},
+                        **SMALL).images[0]
+    result = api.png_info(image)
+    assert result.info == image.info["parameters"]
+    assert result.json["parameters"]["Seed"] == "9" and result.json["parameters"]["Prompt"] == "a blue square"
+
+
+def test_list_models_samplers_and_schedulers(api):
+    titles = api.util_get_model_names()
+    assert any(t.startswith("tiny-sd15 [") for t in titles) and any(t.startswith("tiny-sdxl [") for t in titles)
+    model = next(m for m in api.get_sd_models() if m["model_name"] == "tiny-sd15")
+    assert model["title"] == f"tiny-sd15 [{model['hash']}]" and model["sha256"].startswith(model["hash"])
+    assert {"Euler a", "DPM++ 2M Karras", "DDIM"} <= set(api.util_get_sampler_names())
+    assert {"automatic", "karras"} <= set(api.util_get_scheduler_names())
+    assert api.get_sd_vae() == []
+    assert api.get_memory()["ram"]["total"] > 0
+
+
+def test_options_set_the_default_for_later_jobs_and_are_saved(api, app):
+    api.set_options({"sd_model_checkpoint": "tiny-sdxl", "CLIP_stop_at_last_layers": 2})
+    try:
+        assert api.util_get_current_model().startswith("tiny-sdxl [")
+        saved = json.loads(app.settings_file.read_text())
+        assert saved["sd_model_checkpoint"].startswith("tiny-sdxl [") and saved["CLIP_stop_at_last_layers"] == 2
+        result = api.txt2img(prompt="a circle", seed=1, **SMALL)
+        params = parse_infotext(result.images[0].info["parameters"])
+        assert params["Model"] == "tiny-sdxl" and params["Clip skip"] == "2"
+    finally:
+        api.set_options({"sd_model_checkpoint": "tiny-sd15", "CLIP_stop_at_last_layers": 1})
+
+
+def test_two_clients_each_get_their_checkpoint(app):
+    """Two users at once, each naming a checkpoint for their own job: neither changes the other's."""
+    import webuiapi
+
+    clients = {
+        "tiny-sd15": webuiapi.WebUIApi(port=app.port, username=USER, password=PASSWORD, sampler="Euler a"),
+        "tiny-sdxl": webuiapi.WebUIApi(port=app.port, username=OTHER_USER, password=OTHER_PASSWORD, sampler="Euler a"),
+    }
+    default_before = clients["tiny-sd15"].util_get_current_model()
+
+    def run(checkpoint: str, seed: int) -> str:
+        result = clients[checkpoint].txt2img(prompt="a dot", seed=seed, n_iter=2,
+                                             override_settings={"sd_model_checkpoint": checkpoint}, **SMALL)
+        return {parse_infotext(image.info["parameters"])["Model"] for image in result.images}
+
+    with ThreadPoolExecutor(4) as pool:
+        jobs = [(checkpoint, pool.submit(run, checkpoint, seed))
+                for seed in (1, 2) for checkpoint in ("tiny-sd15", "tiny-sdxl")]
+        for checkpoint, job in jobs:
+            assert job.result(timeout=300) == {checkpoint}
+    assert clients["tiny-sd15"].util_get_current_model() == default_before
+
+
+@pytest.mark.parametrize("payload, field, message", [
+    ({"width": 33}, "width", "must be a multiple of 8"),
+    ({"steps": -1}, "steps", "must be between 1 and 150"),
+    ({"sampler_name": "Euler z"}, "sampler_name", "unknown sampler 'Euler z'"),
+    ({"scheduler": "Exponential"}, "scheduler", "is not supported"),
+    ({"override_settings": {"sd_model_checkpoint": "no-such-model"}}, "override_settings.sd_model_checkpoint",
+     "unknown checkpoint 'no-such-model'"),
+])
+def test_a_bad_field_is_a_clear_4xx_naming_it(app, payload, field, message):
+    body = {"prompt": "x", "width": 64, "height": 64, "steps": 3, **payload}
+    response = requests.post(f"{app.url}/sdapi/v1/txt2img", json=body, auth=(USER, PASSWORD), timeout=60)
+    assert response.status_code == (404 if "checkpoint" in field else 422)
+    error = response.json()
+    assert error["field"] == field and message in error["detail"] and error["detail"].startswith(f"{field}: ")
+
+
+def test_every_route_needs_the_login(app):
+    spec = requests.get(f"{app.url}/openapi.json", auth=(USER, PASSWORD), timeout=30).json()
+    assert "/sdapi/v1/txt2img" in spec["paths"]
+    checked = 0
+    for path, methods in spec["paths"].items():
+        for method in methods:
+            for auth in (None, (USER, "wrong")):
+                response = requests.request(method, app.url + path, auth=auth, timeout=30)
+                assert response.status_code == 401, (method, path)
+                assert response.headers["WWW-Authenticate"] == "Basic"
+                checked += 1
+    assert checked >= 2 * 17
+    for path in ("/docs", "/openapi.json"):
+        assert requests.get(app.url + path, timeout=30).status_code == 401
+    assert requests.get(f"{app.url}/docs", auth=(USER, PASSWORD), timeout=30).status_code == 200
+
+
+def test_cmd_flags_redact_the_login(api):
+    flags = api.get_cmd_flags()
+    assert flags["api_auth"] == "<redacted>" and flags["nowebui"] is True
+    assert PASSWORD not in json.dumps(flags)
+
+
+def test_progress_when_idle_is_what_webuiapi_waits_for(api):
+    progress = api.get_progress()
+    assert progress["progress"] == 0 and progress["state"]["job_count"] == 0
+    api.util_wait_for_ready(check_interval=0.1)
+
+
+def test_send_images_false_and_save_images(api, app):
+    outputs = Path(app.flags[app.flags.index("--outdir") + 1])
+    before = sorted(outputs.rglob("*.png"))
+    result = api.txt2img(prompt="saved", seed=5, send_images=False, save_images=True,
+                         override_settings={"sd_model_checkpoint": "tiny-sd15"}, **SMALL)
+    assert result.images == [] and result.info["all_seeds"] == [5]
+    after = sorted(outputs.rglob("*.png"))
+    assert len(after) == len(before) + 1 and after[-1].name.endswith("-5.png")
