@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -162,3 +163,26 @@ def test_send_images_false_and_save_images(api, app):
     assert result.images == [] and result.info["all_seeds"] == [5]
     after = sorted(outputs.rglob("*.png"))
     assert len(after) == len(before) + 1 and after[-1].name.endswith("-5.png")
+
+
+def test_api_next_to_the_ui_uses_the_ui_logins_when_there_is_no_api_auth(models_dir, tmp_path):
+    """--api mounts /sdapi/v1 and /docs on the UI's port; the UI keeps working, and a --gradio-auth
+    login (with no --api-auth) protects the API too."""
+    import webuiapi
+
+    flags = ["--api", "--gradio-auth", f"ui:{PASSWORD}", "--models-dir", str(models_dir),
+             "--outdir", str(tmp_path / "outputs"), "--skip-load-model-at-start"]
+    with AppProcess(*flags, env={"ZOO_SETTINGS_FILE": str(tmp_path / "config.json")}) as app:
+        deadline = time.time() + 60
+        while not any(line.startswith("API docs: ") for line in app.lines) and time.time() < deadline:
+            time.sleep(0.1)  # Gradio says "Running on" just before the API is mounted
+        assert requests.get(f"{app.url}/sdapi/v1/samplers", timeout=30).status_code == 401
+        assert requests.get(f"{app.url}/docs", timeout=30).status_code == 401
+        assert requests.get(f"{app.url}/docs", auth=("ui", PASSWORD), timeout=30).status_code == 200
+        api = webuiapi.WebUIApi(port=app.port, username="ui", password=PASSWORD, sampler="Euler a", steps=3)
+        result = api.txt2img(prompt="next to the UI", seed=4, override_settings={"sd_model_checkpoint": "tiny-sd15"},
+                             **SMALL)
+        assert parse_infotext(result.images[0].info["parameters"])["Seed"] == "4"
+        assert requests.get(f"{app.url}/config", timeout=30).status_code in (200, 401)  # Gradio's own route
+        assert "/sdapi/v1/txt2img" in requests.get(f"{app.url}/openapi.json", auth=("ui", PASSWORD),
+                                                   timeout=30).json()["paths"]

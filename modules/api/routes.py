@@ -377,4 +377,13 @@ def mount_api(app: FastAPI, backend, args: argparse.Namespace, settings_file: Pa
     api = create_api(backend, args, settings_file)
     app.include_router(api.router)
     add_docs(app, api)
+    print(f"API docs: {public_url(args)}/docs", flush=True)  # after this line the API answers
     return api
+
+
+def public_url(args: argparse.Namespace) -> str:
+    from modules import cmd_args
+
+    host = cmd_args.server_name(args)
+    host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    return f"{'https' if getattr(args, 'tls_certfile', None) else 'http'}://{host}:{cmd_args.server_port(args)}"
