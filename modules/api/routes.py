@@ -86,7 +86,7 @@ class Api:
         @r.get("/progress", response_model=models.ProgressResponse)
         async def progress(skip_current_image: bool = False,
                            task_id: str | None = Query(None, pattern=models.TASK_ID_PATTERN), user: str | None = user):
-            """Progress of one task (`task_id`), else of your own job (with --api-auth), else of the job on the device."""
+            """Progress of one task (`task_id`), else of your own job (with a login), else of the job on the device."""
             if task_id:
                 job = self._find_task(task_id, user, must_exist=False)
                 return _progress(job, skip_current_image, task_id)
@@ -95,7 +95,7 @@ class Api:
         @r.post("/interrupt")
         async def interrupt(body: models.TaskRef | None = None,
                             task_id: str | None = Query(None, pattern=models.TASK_ID_PATTERN), user: str | None = user):
-            """Stop a task (keeping finished images): the one named, else your own (with --api-auth), else the one running."""
+            """Stop a task (finished images are kept): the one named, else your own jobs, else the running one."""
             jobs = self._targets(task_id, body, user, running=False)
             for job in jobs:
                 job.interrupt()
