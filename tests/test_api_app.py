@@ -92,7 +92,8 @@ def test_no_answer_echoes_a_password(client):
     flags = client.get("/sdapi/v1/cmd-flags", auth=AUTH).json()
     for name in ("api_auth", "gradio_auth", "tls_keyfile"):
         assert flags[name] == "<redacted>"
-    assert flags["gradio_auth_path"] is None and flags["nowebui"] is True and flags["tls_certfile"] == "/no/such/cert.pem"
+    assert flags["gradio_auth_path"] is None and flags["nowebui"] is True
+    assert flags["tls_certfile"] == "/no/such/cert.pem"
 
 
 def test_without_api_auth_the_ui_logins_protect_the_api(backend, tmp_path):
@@ -111,8 +112,8 @@ def test_an_open_api_needs_no_login(backend, tmp_path):
 def test_options_are_saved_and_read_back_by_a_new_app(backend, tmp_path, restore_default_checkpoint):
     settings = tmp_path / "config.json"
     with TestClient(make_app(backend, settings)) as client:
-        answer = client.post("/sdapi/v1/options", json={"sd_model_checkpoint": "tiny-sdxl", "CLIP_stop_at_last_layers": 2,
-                                                        "sd_vae": "Automatic"}).json()
+        changes = {"sd_model_checkpoint": "tiny-sdxl", "CLIP_stop_at_last_layers": 2, "sd_vae": "Automatic"}
+        answer = client.post("/sdapi/v1/options", json=changes).json()
         assert answer == {"updated": ["CLIP_stop_at_last_layers", "sd_model_checkpoint"], "ignored": ["sd_vae"]}
     saved = json.loads(settings.read_text())
     assert saved["sd_model_checkpoint"].startswith("tiny-sdxl [") and saved["CLIP_stop_at_last_layers"] == 2
@@ -123,7 +124,8 @@ def test_options_are_saved_and_read_back_by_a_new_app(backend, tmp_path, restore
         options = client.get("/sdapi/v1/options").json()
     assert options["sd_model_checkpoint"] == saved["sd_model_checkpoint"]
     assert options["sd_checkpoint_hash"] == backend.registry.find("tiny-sdxl").sha256
-    assert options["CLIP_stop_at_last_layers"] == 2 and backend.manager.default_checkpoint == saved["sd_model_checkpoint"]
+    assert options["CLIP_stop_at_last_layers"] == 2
+    assert backend.manager.default_checkpoint == saved["sd_model_checkpoint"]
 
 
 def test_a_ckpt_flag_wins_over_the_saved_default(backend, tmp_path, restore_default_checkpoint):
