@@ -1,0 +1,395 @@
+"""Cold loads of single-file (.safetensors, original LDM layout) Stable Diffusion checkpoints.
+
+What `Pipeline.from_single_file` does, with each weight byte read once, straight into place:
+
+1. Read the header only, and build every model on the meta device from the sidecar
+   config folder (no weights allocated, no random init).
+2. Dry-run diffusers' own key converters (`single_file_utils.convert_ldm_*`) on meta
+   tensors shaped like the file's, tracing which file tensors each model weight comes
+   from. Missing or misshapen weights fail here, before a byte of data is read; file
+   tensors that no weight comes from (EMA copies, `model_ema.*`, unused keys) are never read.
+3. Per model, read the needed byte ranges into one preallocated host buffer
+   (parallel_read: adjacent ranges coalesced, parallel chunked preadv). Weights are
+   zero-copy views of it. Tensors that must be copied anyway (dtype conversion, OpenCLIP's
+   fused q/k/v split) go to a second, short-lived buffer, so no dead bytes stay pinned.
+   One buffer per model, so a model dropped later (e.g. a VAE shared with another
+   pipeline) frees its memory.
+4. Run the converters for real and `load_state_dict(strict=True, assign=True)`: the
+   parameters become the buffer views; there is no second copy.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten
+
+from modules.errors import BadModelFile
+from modules.models import parallel_read
+from modules.models.safetensors_header import read_header
+
+READERS = ("auto", "parallel", "plain", "mmap")
+
+# reader="auto": measured with bench/cold_load.py on the dev VM (2 vCPU Xeon, 24 GiB, page cache
+# warm, 2.1 GB SD 1.5 fp16 file): see AUTO_READER_FIGURES below.
+AUTO_READER = "parallel"
+
+FILE_DTYPES = {
+    "BOOL": torch.bool, "U8": torch.uint8, "I8": torch.int8, "I16": torch.int16, "U16": torch.uint16,
+    "I32": torch.int32, "U32": torch.uint32, "I64": torch.int64, "U64": torch.uint64,
+    "F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32, "F64": torch.float64,
+    "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2,
+}
+
+# Not loaded, as with the app's from_single_file call: A1111 runs no safety checker.
+OMITTED_COMPONENTS = ("safety_checker", "feature_extractor", "image_encoder")
+
+
+@dataclass
+class LoadReport:
+    reader: str
+    seconds: float = 0.0
+    read_seconds: float = 0.0
+    bytes_read: int = 0  # file bytes read (the needed tensors only)
+    buffer_bytes: int = 0  # host buffers allocated for them (bytes read + alignment padding)
+    tensors_in_file: int = 0
+    tensors_read: int = 0
+
+
+@dataclass
+class ColdLoad:
+    pipeline: Any
+    report: LoadReport
+
+
+def load_single_file(path: Path, config_dir: Path, dtype: torch.dtype, reader: str = "auto"):
+    """The pipeline named by `config_dir/model_index.json` with the weights of the
+    original-layout .safetensors `path`, in `dtype`, on the CPU. Its weights equal
+    `Pipeline.from_single_file(path, config=config_dir, local_files_only=True, torch_dtype=dtype)`'s.
+
+    `reader`: "parallel" (threaded preadv into preallocated buffers), "plain" (one
+    sequential read per range), "mmap" (safetensors safe_open, for comparison), or
+    "auto" (the fastest measured here). Raises BadModelFile naming the file."""
+    return load_single_file_with_report(path, config_dir, dtype, reader).pipeline
+
+
+def load_single_file_with_report(path: Path, config_dir: Path, dtype: torch.dtype, reader: str = "auto",
+                                 pipeline_class: type | None = None) -> ColdLoad:
+    """As load_single_file, with what the load cost. `pipeline_class` overrides model_index's."""
+    started = time.perf_counter()
+    path, config_dir = Path(path), Path(config_dir)
+    if reader not in READERS:
+        raise ValueError(f"unknown reader {reader!r}; expected one of {READERS}")
+    report = LoadReport(reader=AUTO_READER if reader == "auto" else reader)
+    header, data_start = _read_safetensors_header(path)
+    report.tensors_in_file = len(header)
+    cls, components, init_kwargs = _pipeline_recipe(path, config_dir, pipeline_class)
+
+    file_tensors = {name: torch.empty(info["shape"], dtype=FILE_DTYPES[info["dtype"]], device="meta")
+                    for name, info in header.items()}
+    models = {name: _Model.build(path, config_dir, name, library, class_name)
+              for name, (library, class_name) in components.items()
+              if library in ("diffusers", "transformers") and _is_model_class(library, class_name)}
+    for model in models.values():
+        model.trace(path, file_tensors)
+
+    zero_copy_read: dict[str, torch.Tensor] = {}  # file tensors kept as views, by name
+    for model in models.values():
+        model.load(path, header, data_start, file_tensors, zero_copy_read, dtype, report)
+
+    loaded: dict[str, Any] = {}
+    for name, (library, class_name) in components.items():
+        if name in models:
+            loaded[name] = models[name].module
+        elif library is None or name in OMITTED_COMPONENTS:
+            loaded[name] = None
+        else:
+            loaded[name] = _load_config_only(path, config_dir, name, library, class_name)
+    try:
+        pipe = cls(**loaded, **init_kwargs)
+    except (TypeError, ValueError) as e:
+        raise BadModelFile(path, f"config {config_dir.name} does not make a {cls.__name__}: {e}") from e
+    report.seconds = time.perf_counter() - started
+    return ColdLoad(pipe, report)
+
+
+# ---------------------------------------------------------------- file and config
+
+
+def _read_safetensors_header(path: Path) -> tuple[dict[str, dict], int]:
+    if path.suffix.lower() != ".safetensors":
+        raise BadModelFile(path, "fast loading reads .safetensors files only")
+    header, _ = read_header(path)  # validates every tensor's offsets against the file size
+    with open(path, "rb") as f:
+        (header_size,) = struct.unpack("<Q", f.read(8))
+    for name, info in header.items():
+        if info["dtype"] not in FILE_DTYPES:
+            raise BadModelFile(path, f"tensor {name!r} has dtype {info['dtype']}, which torch cannot hold")
+    return header, 8 + header_size
+
+
+def _pipeline_recipe(path: Path, config_dir: Path, pipeline_class: type | None):
+    """(pipeline class, {component: (library, class name)}, other init kwargs) from model_index.json."""
+    import diffusers
+
+    try:
+        index = json.loads((config_dir / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise BadModelFile(path, f"its config folder {config_dir} has no readable model_index.json ({e})") from e
+    cls = pipeline_class
+    if cls is None:
+        cls = getattr(diffusers, str(index.get("_class_name")), None)
+        if not (isinstance(cls, type) and issubclass(cls, diffusers.DiffusionPipeline)):
+            raise BadModelFile(path, f"config names an unknown pipeline {index.get('_class_name')!r}")
+    expected_modules, optional_kwargs = cls._get_signature_keys(cls)
+    init_dict, _, _ = cls.extract_init_dict(dict(index))
+    components = {k: tuple(v) for k, v in init_dict.items()
+                  if k in expected_modules and isinstance(v, (list, tuple)) and len(v) == 2}
+    for name in expected_modules - components.keys():
+        if name not in cls._optional_components:
+            raise BadModelFile(path, f"config does not say how to build the pipeline's {name}")
+        components[name] = (None, None)
+    init_kwargs = {k: v for k, v in init_dict.items() if k in optional_kwargs}
+    if "requires_safety_checker" in optional_kwargs:
+        init_kwargs["requires_safety_checker"] = False  # no safety checker is loaded
+    return cls, components, init_kwargs
+
+
+def _library_class(library: str, class_name: str):
+    return getattr(importlib.import_module(library), class_name)
+
+
+def _is_model_class(library: str, class_name: str) -> bool:
+    return issubclass(_library_class(library, class_name), torch.nn.Module)
+
+
+def _load_config_only(path: Path, config_dir: Path, name: str, library: str, class_name: str):
+    """Schedulers and tokenizers come from the config folder alone."""
+    cls = _library_class(library, class_name)
+    try:
+        if library == "transformers":  # tokenizers; 5.x CLIPTokenizer wants the folder itself
+            return cls.from_pretrained(str(config_dir / name))
+        return cls.from_pretrained(str(config_dir), subfolder=name)
+    except (OSError, ValueError, TypeError) as e:
+        raise BadModelFile(path, f"cannot load its {name} from {config_dir}: {_first_line(e)}") from e
+
+
+# ---------------------------------------------------------------- one model
+
+
+@dataclass
+class _Model:
+    name: str  # pipeline component: unet, vae, text_encoder, text_encoder_2
+    module: torch.nn.Module  # on the meta device until loaded
+    convert: Callable[[dict], dict]  # original-layout checkpoint -> this model's state dict
+    expected: dict[str, torch.Tensor] = field(default_factory=dict)  # its state dict (meta)
+    sources: set[str] = field(default_factory=set)  # file tensors its weights come from
+    zero_copy: set[str] = field(default_factory=set)  # ... that end up as weights unchanged
+
+    @classmethod
+    def build(cls, path: Path, config_dir: Path, name: str, library: str, class_name: str) -> "_Model":
+        from accelerate import init_empty_weights
+        from diffusers.loaders import single_file_utils as sfu
+
+        model_class = _library_class(library, class_name)
+        try:
+            if library == "diffusers":
+                config = model_class.load_config(str(config_dir), subfolder=name)
+                with init_empty_weights():  # buffers stay real: non-persistent ones keep their values
+                    module = model_class.from_config(config)
+            else:
+                config = model_class.config_class.from_pretrained(str(config_dir), subfolder=name)
+                with init_empty_weights():
+                    module = model_class(config)
+        except (OSError, ValueError, TypeError) as e:
+            raise BadModelFile(path, f"cannot build its {name} from {config_dir}: {_first_line(e)}") from e
+
+        if class_name == "UNet2DConditionModel":
+            convert = lambda checkpoint: sfu.convert_ldm_unet_checkpoint(checkpoint, config=config)  # noqa: E731
+        elif class_name == "AutoencoderKL":
+            convert = lambda checkpoint: sfu.convert_ldm_vae_checkpoint(checkpoint, config=config)  # noqa: E731
+        elif class_name in ("CLIPTextModel", "CLIPTextModelWithProjection"):
+            convert = lambda checkpoint: _convert_clip(module, checkpoint)  # noqa: E731
+        else:
+            raise BadModelFile(path, f"its {name} is a {class_name}, which the fast loader does not read")
+        return cls(name, module, convert)
+
+    def trace(self, path: Path, file_tensors: dict[str, torch.Tensor]) -> None:
+        """Dry-run the converter on meta tensors: which file tensors make which weights."""
+        self.expected = self.module.state_dict()
+        origin = {id(t): frozenset((name,)) for name, t in file_tensors.items()}
+        with _Lineage(origin):
+            state = self._convert(path, dict(file_tensors))
+        missing = [k for k in self.expected if state.get(k) is None]
+        if missing:
+            raise BadModelFile(path, f"is missing {len(missing)} {self.name} weights (e.g. {', '.join(missing[:3])}): "
+                                     "not a checkpoint of the architecture its config describes, or damaged")
+        for key, want in self.expected.items():
+            got = state[key]
+            if tuple(got.shape) != tuple(want.shape):
+                raise BadModelFile(path, f"{self.name} weight {key} has shape {list(got.shape)}, "
+                                         f"its config expects {list(want.shape)}")
+        for key in self.expected:
+            got = state[key]
+            for name in origin.get(id(got), frozenset()):
+                self.sources.add(name)
+                if torch._C._is_alias_of(got, file_tensors[name]):
+                    self.zero_copy.add(name)
+
+    def load(self, path: Path, header: dict[str, dict], data_start: int, file_tensors: dict[str, torch.Tensor],
+             zero_copy_read: dict[str, torch.Tensor], dtype: torch.dtype, report: LoadReport) -> None:
+        def needs_copy(name: str) -> bool:
+            return name not in self.zero_copy or (file_tensors[name].is_floating_point()
+                                                  and file_tensors[name].dtype != dtype)
+
+        todo = sorted(n for n in self.sources if n not in zero_copy_read)
+        kept = [n for n in todo if not needs_copy(n)]
+        passing = [n for n in todo if needs_copy(n)]  # read, converted or split, then freed
+        started = time.perf_counter()
+        tensors = _read_tensors(path, header, data_start, kept, passing, report)
+        report.read_seconds += time.perf_counter() - started
+        zero_copy_read.update({n: tensors[n] for n in kept})
+        for name in passing:
+            if tensors[name].is_floating_point() and tensors[name].dtype != dtype:
+                tensors[name] = tensors[name].to(dtype)
+
+        checkpoint = dict(file_tensors)  # meta stand-ins for everything not read
+        checkpoint.update({n: zero_copy_read[n] for n in self.sources if n in zero_copy_read})
+        checkpoint.update({n: tensors[n] for n in passing})
+        del tensors
+        state = self._convert(path, checkpoint)
+        del checkpoint
+        state = {k: state[k] for k in self.expected}
+        for key, value in state.items():
+            if value.is_meta:  # the trace missed a source: a bug here, not in the file
+                raise RuntimeError(f"fast load of {path.name}: {self.name}.{key} was not read")
+            if value.is_floating_point() and value.dtype != dtype:
+                state[key] = value.to(dtype)
+        self.module.load_state_dict(state, strict=True, assign=True)
+        _cast_floating_buffers(self.module, dtype)  # as from_single_file's model.to(dtype) does
+        self.module.eval()
+        left = [n for n, t in list(self.module.named_parameters()) + list(self.module.named_buffers()) if t.is_meta]
+        if left:
+            raise RuntimeError(f"fast load of {path.name}: {self.name} still has meta tensors {left[:3]}")
+
+    def _convert(self, path: Path, checkpoint: dict) -> dict:
+        try:
+            return self.convert(checkpoint)
+        except BadModelFile:
+            raise
+        except (KeyError, ValueError, IndexError, RuntimeError) as e:
+            raise BadModelFile(path, f"its {self.name} weights cannot be converted "
+                                     f"({type(e).__name__}: {_first_line(e)})") from e
+
+
+def _cast_floating_buffers(module: torch.nn.Module, dtype: torch.dtype) -> None:
+    for owner in module.modules():
+        for name, buffer in owner._buffers.items():
+            if buffer is not None and buffer.is_floating_point() and buffer.dtype != dtype:
+                owner._buffers[name] = buffer.to(dtype)
+
+
+def _convert_clip(module: torch.nn.Module, checkpoint: dict) -> dict:
+    """Which of diffusers' CLIP converters applies, chosen as in
+    single_file_utils.create_diffusers_clip_model_from_ldm (SD 1.x/2.x/SDXL branches)."""
+    from diffusers.loaders import single_file_utils as sfu
+
+    has_wrapper = hasattr(module, "text_model")  # transformers >= 5.6 flattened CLIPTextModel
+    width = (module.text_model if has_wrapper else module).embeddings.position_embedding.weight.shape[-1]
+    keys = sfu.CHECKPOINT_KEY_NAMES
+    if sfu.is_clip_model(checkpoint):
+        state = sfu.convert_ldm_clip_checkpoint(checkpoint)
+    elif sfu.is_clip_sdxl_model(checkpoint) and checkpoint[keys["clip_sdxl"]].shape[-1] == width:
+        state = sfu.convert_ldm_clip_checkpoint(checkpoint)
+    elif sfu.is_open_clip_model(checkpoint):
+        state = sfu.convert_open_clip_checkpoint(module, checkpoint, prefix="cond_stage_model.model.")
+    elif sfu.is_open_clip_sdxl_model(checkpoint) and checkpoint[keys["open_clip_sdxl"]].shape[-1] == width:
+        state = sfu.convert_open_clip_checkpoint(module, checkpoint, prefix="conditioner.embedders.1.model.")
+    elif sfu.is_open_clip_sdxl_refiner_model(checkpoint):
+        state = sfu.convert_open_clip_checkpoint(module, checkpoint, prefix="conditioner.embedders.0.model.")
+    else:
+        raise KeyError(f"no CLIP text encoder of width {width} in the file")
+    if not has_wrapper:
+        state = {k.removeprefix("text_model."): v for k, v in state.items()}
+    return state
+
+
+class _Lineage(TorchFunctionMode):
+    """Records, for every tensor made while active, the file tensors it was made from."""
+
+    def __init__(self, origin: dict[int, frozenset[str]]):
+        super().__init__()
+        self.origin = origin
+        self._alive: list = []  # keeps results alive so their ids are not reused
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        result = func(*args, **(kwargs or {}))
+        inputs, _ = tree_flatten((args, kwargs))
+        names = frozenset().union(*(self.origin.get(id(t), ()) for t in inputs if isinstance(t, torch.Tensor)))
+        if names:
+            outputs, _ = tree_flatten(result)
+            for t in outputs:
+                if isinstance(t, torch.Tensor):
+                    self.origin[id(t)] = self.origin.get(id(t), frozenset()) | names
+                    self._alive.append(t)
+        return result
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _read_tensors(path: Path, header: dict[str, dict], data_start: int, kept: list[str], passing: list[str],
+                  report: LoadReport) -> dict[str, torch.Tensor]:
+    """The named file tensors, in their file dtype. `kept` ones share one buffer that lives
+    as long as they do; `passing` ones share another."""
+    if not kept and not passing:
+        return {}
+    if report.reader == "mmap":
+        return _read_tensors_mmap(path, kept + passing, report)
+    jobs = []
+    for names in (kept, passing):
+        spans = {n: (data_start + header[n]["data_offsets"][0], data_start + header[n]["data_offsets"][1])
+                 for n in names}
+        plan = parallel_read.BufferPlan(spans)
+        jobs.append((plan, plan.allocate(), names))
+    try:
+        report.bytes_read += parallel_read.read_into(path, [(p, b) for p, b, _ in jobs], reader=report.reader)
+    except parallel_read.ShortRead as e:
+        raise BadModelFile(path, f"is shorter than its header says (truncated download?): {e}") from e
+    except OSError as e:
+        raise BadModelFile(path, f"cannot read file: {e.strerror or e}") from e
+    tensors = {}
+    for plan, buffer, names in jobs:
+        report.buffer_bytes += plan.nbytes
+        for n in names:
+            tensors[n] = plan.view(buffer, n, FILE_DTYPES[header[n]["dtype"]], header[n]["shape"])
+    report.tensors_read += len(kept) + len(passing)
+    return tensors
+
+
+def _read_tensors_mmap(path: Path, names: list[str], report: LoadReport) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            tensors = {n: f.get_tensor(n) for n in names}
+    except (SafetensorError, OSError) as e:
+        raise BadModelFile(path, f"cannot read file: {_first_line(e)}") from e
+    size = sum(t.numel() * t.element_size() for t in tensors.values())
+    report.bytes_read += size
+    report.buffer_bytes += size
+    report.tensors_read += len(names)
+    return tensors
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0][:300] if text else type(e).__name__
