@@ -55,6 +55,7 @@ class Api:
         self.has_logins = bool(logins)
         self.current_user = user_dependency(logins)
         self._job_threads = anyio.CapacityLimiter(JOB_THREADS)
+        self._light_threads = anyio.CapacityLimiter(4)
         self._task_ids = threading.Lock()
         self.router = APIRouter(prefix=API_PREFIX, route_class=ApiRoute, dependencies=[Depends(self.current_user)],
                                 tags=["sdapi"])
@@ -87,10 +88,14 @@ class Api:
         async def progress(skip_current_image: bool = False,
                            task_id: str | None = Query(None, pattern=models.TASK_ID_PATTERN), user: str | None = user):
             """Progress of one task (`task_id`), else of your own job (with a login), else of the job on the device."""
-            if task_id:
-                job = self._find_task(task_id, user, must_exist=False)
-                return _progress(job, skip_current_image, task_id)
-            return _progress(self._current_job(user), skip_current_image, None)
+            job = self._find_task(task_id, user, must_exist=False) if task_id else self._current_job(user)
+            answer = _progress(job, task_id)
+            preview = job.preview if job is not None and not skip_current_image else None
+            if preview is not None:
+                # Encoding a large preview takes a moment: not on the event loop that answers everyone.
+                answer["current_image"] = await anyio.to_thread.run_sync(encode_png, preview,
+                                                                         limiter=self._light_threads)
+            return answer
 
         @r.post("/interrupt")
         async def interrupt(body: models.TaskRef | None = None,
@@ -304,7 +309,7 @@ class Api:
         return sorted(files.values(), key=lambda p: p.name.lower())
 
 
-def _progress(job: Job | None, skip_current_image: bool, task_id: str | None) -> dict:
+def _progress(job: Job | None, task_id: str | None) -> dict:
     if job is None:
         state = {"skipped": False, "interrupted": False, "stopping_generation": False, "job": "", "job_count": 0,
                  "job_timestamp": "0", "job_no": 0, "sampling_step": 0, "sampling_steps": 0}
@@ -314,10 +319,7 @@ def _progress(job: Job | None, skip_current_image: bool, task_id: str | None) ->
     state = {"skipped": job.skip_requested, "interrupted": job.interrupt_requested, "stopping_generation": False,
              "job": job.kind, "job_count": job.batch_count if job.active else 0, "job_timestamp": stamp,
              "job_no": job.batch_index, "sampling_step": job.step, "sampling_steps": job.steps}
-    image = None
-    if not skip_current_image and job.preview is not None:
-        image = encode_png(job.preview)
-    return {"progress": job.progress, "eta_relative": job.eta_seconds or 0.0, "state": state, "current_image": image,
+    return {"progress": job.progress, "eta_relative": job.eta_seconds or 0.0, "state": state, "current_image": None,
             "textinfo": _textinfo(job), "task_id": task_id, "task_state": job.state}
 
 
