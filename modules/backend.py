@@ -61,6 +61,13 @@ class Backend:
         self.registry.scan()
         return self.checkpoint_titles()
 
+    def native_size(self, checkpoint: str | None) -> int:
+        """The side, in pixels, the checkpoint was trained at (512 when it cannot be told)."""
+        try:
+            return self.manager.resolve(checkpoint).native_size
+        except Exception:  # noqa: BLE001 - no or unknown checkpoint: A1111's default
+            return 512
+
     def checkpoint_titles(self) -> list[str]:
         return [c.title for c in self.registry.usable()]
 

@@ -148,3 +148,10 @@ def test_a_tensor_only_pickle_checkpoint_is_usable(tmp_path):
     torch.save({"state_dict": pipeline_to_original_state_dict(pipe)}, folder / "legacy.ckpt")
     found = by_name(scan(folder, tmp_path))
     assert found["legacy.ckpt"].usable and found["legacy.ckpt"].architecture.label == "SD 1.x"
+
+
+def test_native_size_from_config_or_architecture(zoo, tmp_path):
+    found = by_name(scan(zoo, tmp_path))
+    assert found["sd15-folder"].native_size == 64  # tiny: sample_size 8 × VAE scale 8
+    assert found["sd15.safetensors"].native_size == 512  # no config beside it: SD 1.x default
+    assert found["sdxl.safetensors"].native_size == 1024

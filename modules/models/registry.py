@@ -3,6 +3,7 @@
 A scan never raises: a file that cannot be used is listed with the reason."""
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -44,6 +45,22 @@ class CheckpointInfo:
     @property
     def title(self) -> str:
         return f"{self.name} [{self.shorthash}]" if self.sha256 else self.name
+
+    @property
+    def native_size(self) -> int:
+        """The image side the model was trained at: what txt2img should default to for it."""
+        if self.layout == "diffusers" or self.sidecar_config is not None:
+            folder = self.path if self.layout == "diffusers" else self.sidecar_config
+            try:
+                unet = json.loads((folder / "unet" / "config.json").read_text(encoding="utf8"))
+                vae = json.loads((folder / "vae" / "config.json").read_text(encoding="utf8"))
+                sample_size = unet["sample_size"]
+                side = (sample_size[0] if isinstance(sample_size, list) else sample_size)
+                return int(side) * 2 ** (len(vae["block_out_channels"]) - 1)
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+        family = self.architecture.family if self.architecture else "sd1"
+        return {"sdxl": 1024, "sdxl_refiner": 1024, "sd2": 768}.get(family, 512)
 
 
 @dataclass

@@ -40,8 +40,9 @@ class Txt2ImgTab:
                                            allow_custom_value=True)  # aliases ("k_euler_a") too; validated by the request
                 self.steps = Slider(1, 150, value=20, step=1, label="Sampling steps", elem_id="txt2img_steps")
                 with gr.Row():
-                    self.width = Slider(8, 2048, value=512, step=8, label="Width", elem_id="txt2img_width")
-                    self.height = Slider(8, 2048, value=512, step=8, label="Height", elem_id="txt2img_height")
+                    side = self.backend.native_size(self.checkpoint.value)
+                    self.width = Slider(8, 2048, value=side, step=8, label="Width", elem_id="txt2img_width")
+                    self.height = Slider(8, 2048, value=side, step=8, label="Height", elem_id="txt2img_height")
                 with gr.Row():
                     self.batch_count = Slider(1, 100, value=1, step=1, label="Batch count", elem_id="txt2img_batch_count")
                     self.batch_size = Slider(1, 8, value=1, step=1, label="Batch size", elem_id="txt2img_batch_size")
@@ -72,6 +73,9 @@ class Txt2ImgTab:
                            concurrency_limit=None, show_progress="hidden")
         self.interrupt.click(self._interrupt, inputs=None, outputs=None, api_name=False, queue=False)
         self.skip.click(self._skip, inputs=None, outputs=None, api_name=False, queue=False)
+        # Picking a checkpoint sets the size it was trained at (512 for SD 1.x, 1024 for SDXL, ...).
+        self.checkpoint.input(lambda title: [self.backend.native_size(title)] * 2, inputs=self.checkpoint,
+                              outputs=[self.width, self.height], api_name=False, queue=False)
         self.random_seed.click(lambda: -1, outputs=self.seed, api_name=False, queue=False)
         self.reuse_seed.click(lambda seeds: seeds[0] if seeds else -1, inputs=self.last_seeds, outputs=self.seed,
                               api_name=False, queue=False)
