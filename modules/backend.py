@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modules.devices import DeviceConfig
-from modules.errors import ModelNotFound
+from modules.errors import ModelNotFound, UserError
 from modules.generation.txt2img import Txt2ImgResult, txt2img
 from modules.generation.txt2img_request import Txt2ImgRequest
 from modules.jobs import Job, JobRegistry
@@ -18,6 +18,31 @@ from modules.models.registry import Registry
 from modules.models.zoo_registry import ZooRegistry
 
 log = logging.getLogger(__name__)
+
+
+class OutOfMemory(UserError):
+    """The device ran out of memory for this job; memory was freed and the next job can run."""
+
+    def __init__(self, width: int, height: int, batch_size: int):
+        super().__init__(f"out of memory for {width}x{height} × batch size {batch_size}: try a smaller size "
+                         "or batch size, or start with --medvram / --lowvram")
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    import torch
+
+    return isinstance(error, torch.OutOfMemoryError) or (
+        isinstance(error, RuntimeError) and "out of memory" in str(error).lower())
+
+
+def free_device_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 @dataclass
@@ -151,7 +176,10 @@ class Backend:
             with self.manager.use(request.checkpoint) as model:
                 result = txt2img(request, model, job, self.config.outdir)
         except BaseException as e:
+            if is_out_of_memory(e):
+                free_device_memory()
+                e = OutOfMemory(request.width, request.height, request.batch_size)
             job.finish("failed", str(e))
-            raise
+            raise e from None
         job.finish("done")
         return result

@@ -33,6 +33,7 @@ class Txt2ImgResult:
     seeds: list[int] = field(default_factory=list)
     paths: list[Path] = field(default_factory=list)
     checkpoint_title: str = ""
+    save_errors: list[str] = field(default_factory=list)
 
     def info(self) -> dict:
         """A1111's `info` JSON for the API."""
@@ -91,18 +92,40 @@ def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, outdir: 
 
 def _collect(result: Txt2ImgResult, request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int],
              latents: torch.Tensor, outdir: Path | None) -> None:
-    decoded = preview.decode_latents(model.pipe.vae, latents)
-    if not torch.isfinite(decoded).all():
-        raise GenerationFailed("the model produced NaN values (a black image); try --no-half-vae or --precision fp32")
+    if not torch.isfinite(latents).all():
+        raise GenerationFailed("the sampler produced NaN values; try another sampler, fewer steps, "
+                               "or --precision fp32")
+    decoded = decode_without_nans(model.pipe.vae, latents)
     folder = image_files.output_folder(outdir, "txt2img") if outdir is not None else None
     for image, seed in zip(preview.to_pil(decoded), seeds):
         text = infotext(request, seed, model)
         if request.save_images and folder is not None:
-            result.paths.append(image_files.save_image(image, folder, seed, text))
+            try:
+                result.paths.append(image_files.save_image(image, folder, seed, text))
+            except OSError as e:  # a full disk loses the file, never the image: the user still gets it
+                result.save_errors.append(f"could not save seed {seed} to {folder}: {e.strerror or e}")
         image.info["parameters"] = text
         result.images.append(image)
         result.infotexts.append(text)
         result.seeds.append(seed)
+
+
+def decode_without_nans(vae, latents: torch.Tensor) -> torch.Tensor:
+    """Decode; a half-precision VAE that overflows into NaN (a silent black image in other UIs) is
+    retried once in fp32, as A1111's --no-half-vae would have done, and a NaN that persists is an error."""
+    decoded = preview.decode_latents(vae, latents)
+    if torch.isfinite(decoded).all():
+        return decoded
+    if vae.dtype != torch.float32:
+        half = vae.dtype
+        vae.to(dtype=torch.float32)  # the device lock is held: no other job sees this VAE meanwhile
+        try:
+            decoded = preview.decode_latents(vae, latents)
+        finally:
+            vae.to(dtype=half)
+        if torch.isfinite(decoded).all():
+            return decoded
+    raise GenerationFailed("the VAE produced NaN values (a black image); try --no-half-vae or --precision fp32")
 
 
 def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], job: Job) -> torch.Tensor:

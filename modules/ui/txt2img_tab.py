@@ -114,6 +114,8 @@ class Txt2ImgTab:
             return
         result = outcome["result"]
         note = info_html("Interrupted: kept the images finished so far.") if job.state == "interrupted" else ""
+        if result.save_errors:
+            note += error_html("; ".join(result.save_errors))
         captions = [(image, f"Seed {seed}") for image, seed in zip(result.images, result.seeds)]
         yield captions, "", note, result.infotexts[0] if result.infotexts else "", result.seeds
 
