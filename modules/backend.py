@@ -183,3 +183,36 @@ class Backend:
             raise e from None
         job.finish("done")
         return result
+
+    # GAN Sampler: the zoo GANs of models/GAN are small, kept loaded by the manager and run
+    # without the device lock, so browsing seeds stays interactive while a txt2img job runs.
+    def gan_titles(self) -> list[str]:
+        self.zoo_registry.scan()
+        return [m.title for m in self.zoo_registry.usable("gan")]
+
+    def gan_model(self, name: str | None):
+        """(info, generator) of a GAN by title, name or hash; None: the first (the built-in)."""
+        info = self.zoo_registry.find("gan", name)
+        return info, self.manager.zoo_model(info)
+
+    def gan_sample(self, request, job: Job | None = None):
+        from modules.generation.gan import sample
+
+        return self._gan_job(request, job, "gan", sample)
+
+    def gan_video(self, request, job: Job | None = None):
+        from modules.generation.gan_video import render_video
+
+        return self._gan_job(request, job, "gan-video", render_video)
+
+    def _gan_job(self, request, job: Job | None, kind: str, run):
+        job = job or self.new_job(kind)
+        try:
+            request = request.validated()
+            info, generator = self.gan_model(request.model)
+            result = run(request, generator, info, job, self.config.outdir)
+        except BaseException as e:
+            job.finish("failed", str(e))
+            raise
+        job.finish("done")
+        return result
