@@ -1,0 +1,280 @@
+"""GAN sampling: a pure function of a validated GanRequest and a loaded generator.
+
+    z     from the seed (seeds.seed_latent: CPU generator, same on every device), a point of the
+          seed plane (seeds.plane_latent), or an imported latent
+    w     = mapping(z, class)
+    w'    = w_avg[class] + ψ (w - w_avg[class])         truncation; ψ = 0 is the class's average image
+    image = synthesis(w')
+
+Per-layer styles: a generator with ``num_ws`` > 0 (StyleGAN's convention) takes ``ws [N, num_ws, w_dim]``,
+one w per synthesis layer. For those, truncation can stop at a layer (the cutoff) and layers from
+``style_mix_from`` on can take another seed's w (style mixing). The built-in GAN feeds its one w
+into its first layer only (a DCGAN body), so it has neither; the request gets a clear error and
+the tab hides both controls.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from modules import images as image_files
+from modules.errors import InvalidRequest
+from modules.generation.gan_request import ALL_CLASSES, GanRequest
+from modules.generation.infotext import format_infotext
+from modules.generation.seeds import format_seeds, nearest_plane_seed, plane_latent, seed_latent
+from modules.jobs import Job
+from modules.version import VERSION
+
+CHUNK = 64  # images per forward pass: bounded memory whatever the grid size
+NO_LAYER_STYLES = ("this model feeds its w into the first synthesis layer only (no per-layer styles), "
+                   "so there is nothing to cut off or mix")
+STATE_KEY = "zoo_gan"            # PNG text chunk: one image's state (gan_state.py)
+GRID_STATE_KEY = "zoo_gan_latents"  # PNG text chunk of a grid: every image's state
+
+
+@dataclass(frozen=True)
+class GanCapabilities:
+    z_dim: int
+    class_names: tuple[str, ...]  # empty for an unconditional model
+    num_ws: int                   # 0: one w for the whole synthesis network
+    image_size: int
+
+    @property
+    def conditional(self) -> bool:
+        return len(self.class_names) > 1
+
+    @property
+    def layer_styles(self) -> bool:
+        return self.num_ws > 0
+
+
+def capabilities(generator) -> GanCapabilities:
+    names = tuple(getattr(generator, "class_names", ()) or ())
+    size = getattr(getattr(generator, "config", None), "image_size", None) or getattr(generator, "img_resolution", 0)
+    return GanCapabilities(int(generator.z_dim), names if len(names) > 1 else (), int(getattr(generator, "num_ws", 0) or 0),
+                           int(size))
+
+
+@dataclass
+class GanSample:
+    """One image's latent: what the PNG and the export file carry."""
+    z: torch.Tensor                          # float32 [z_dim], CPU
+    class_index: int = 0
+    seed: int | None = None                  # None: an imported latent that no seed gives
+    position: tuple[float, float] | None = None  # on the seed plane
+
+    @property
+    def name_seed(self) -> int | None:
+        """The seed for file names and captions (the nearest one on the seed plane)."""
+        if self.position is not None:
+            return nearest_plane_seed(*self.position)
+        return self.seed
+
+
+@dataclass
+class GanResult:
+    request: GanRequest
+    model_title: str
+    samples: list[GanSample] = field(default_factory=list)
+    images: list[Image.Image] = field(default_factory=list)
+    infotexts: list[str] = field(default_factory=list)
+    states: list[dict] = field(default_factory=list)
+    paths: list[Path] = field(default_factory=list)
+    grid: Image.Image | None = None
+    grid_path: Path | None = None
+
+    @property
+    def infotext(self) -> str:
+        return self.infotexts[0] if self.infotexts else ""
+
+
+def class_indices(class_name, caps: GanCapabilities, field_name: str = "class_name") -> list[int]:
+    """[index] of a class name or number; every index for ALL_CLASSES; [0] for an unconditional model."""
+    if not caps.conditional:
+        return [0]
+    if class_name is None:
+        return [0]
+    if class_name == ALL_CLASSES:
+        return list(range(len(caps.class_names)))
+    text = str(class_name).strip()
+    lowered = [n.lower() for n in caps.class_names]
+    if text.lower() in lowered:
+        return [lowered.index(text.lower())]
+    if text.isdigit() and int(text) < len(caps.class_names):
+        return [int(text)]
+    raise InvalidRequest(field_name, f"unknown class {text!r}: this model has {', '.join(caps.class_names)}")
+
+
+def samples_for(request: GanRequest, caps: GanCapabilities) -> list[GanSample]:
+    """The latents a request asks for: imported ones, one point of the seed plane, or seeds × classes
+    (one row of seeds per class)."""
+    if request.latents is not None:
+        out = []
+        for n, item in enumerate(request.latents):
+            if len(item["z"]) != caps.z_dim:
+                raise InvalidRequest("latents", f"item {n} has {len(item['z'])} numbers; this model's z has {caps.z_dim}")
+            (index,) = class_indices(item["class"] if item["class"] is not None else request.class_name, caps)
+            out.append(GanSample(torch.tensor(item["z"], dtype=torch.float32), index, item["seed"], item["position"]))
+        return out
+    classes = class_indices(request.class_name, caps)
+    if request.position is not None:
+        return [GanSample(plane_latent(*request.position, caps.z_dim), c, position=request.position) for c in classes]
+    return [GanSample(seed_latent(s, caps.z_dim), c, seed=s) for c in classes for s in request.seeds]
+
+
+def check_layer_options(request: GanRequest, caps: GanCapabilities) -> None:
+    if caps.layer_styles:
+        if request.truncation_cutoff is not None and request.truncation_cutoff > caps.num_ws:
+            raise InvalidRequest("truncation_cutoff", f"this model has {caps.num_ws} layers, got {request.truncation_cutoff}")
+        if request.style_mix_seed is not None and request.style_mix_from >= caps.num_ws:
+            raise InvalidRequest("style_mix_from", f"must be below the model's {caps.num_ws} layers")
+        return
+    if request.truncation_cutoff is not None:
+        raise InvalidRequest("truncation_cutoff", NO_LAYER_STYLES)
+    if request.style_mix_seed is not None:
+        raise InvalidRequest("style_mix_seed", NO_LAYER_STYLES)
+
+
+def model_device(generator) -> torch.device:
+    return next(generator.parameters()).device
+
+
+def average_w(generator, class_idx: torch.Tensor) -> torch.Tensor:
+    w_avg = generator.w_avg
+    return w_avg[class_idx] if w_avg.ndim == 2 else w_avg.expand(len(class_idx), -1)
+
+
+def mapped(generator, z: torch.Tensor, class_idx: torch.Tensor) -> torch.Tensor:
+    """w [N, w_dim] (untruncated) of CPU z [N, z_dim]; on the generator's device."""
+    device = model_device(generator)
+    w = generator.mapping(z.to(device), class_idx.to(device))
+    return w[:, 0] if w.ndim == 3 else w  # StyleGAN's mapping repeats w per layer already
+
+
+@torch.inference_mode()
+def synthesize_w(generator, w: torch.Tensor, class_idx: torch.Tensor, truncation_psi: float,
+                 truncation_cutoff: int | None = None, mix_w: torch.Tensor | None = None,
+                 mix_from: int = 1) -> torch.Tensor:
+    """Images [N,3,H,W] in [-1,1] on the CPU from untruncated w [N, w_dim]."""
+    w_avg = average_w(generator, class_idx.to(w.device))
+    num_ws = capabilities(generator).num_ws
+    if not num_ws:
+        return generator.synthesis(w_avg + truncation_psi * (w - w_avg)).clamp(-1, 1).float().cpu()
+    ws = w[:, None].repeat(1, num_ws, 1)
+    if mix_w is not None:
+        ws[:, mix_from:] = mix_w[:, None]
+    cutoff = num_ws if truncation_cutoff is None else truncation_cutoff
+    ws[:, :cutoff] = w_avg[:, None] + truncation_psi * (ws[:, :cutoff] - w_avg[:, None])
+    return generator.synthesis(ws).clamp(-1, 1).float().cpu()
+
+
+@torch.inference_mode()
+def synthesize(generator, z: torch.Tensor, class_idx: torch.Tensor, truncation_psi: float = 1.0,
+               truncation_cutoff: int | None = None, mix_z: torch.Tensor | None = None, mix_from: int = 1,
+               job: Job | None = None) -> torch.Tensor:
+    """Images [N,3,H,W] in [-1,1], CPU float32, for CPU z [N, z_dim] and class indices [N]."""
+    out = []
+    for chunk, start in enumerate(range(0, len(z), CHUNK)):
+        if job is not None:
+            job.check()
+        part = slice(start, start + CHUNK)
+        w = mapped(generator, z[part], class_idx[part])
+        mix_w = None if mix_z is None else mapped(generator, mix_z.expand(len(w), -1), class_idx[part])
+        out.append(synthesize_w(generator, w, class_idx[part], truncation_psi, truncation_cutoff, mix_w, mix_from))
+        if job is not None:
+            job.step = chunk + 1
+    return torch.cat(out)
+
+
+def dated_folder(outdir: Path, name: str) -> Path:
+    """outputs/<name>/YYYY-MM-DD, like A1111's txt2img-grids."""
+    return Path(outdir) / name / datetime.date.today().isoformat()
+
+
+def to_pil(images: torch.Tensor) -> list[Image.Image]:
+    pixels = ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return [Image.fromarray(p) for p in pixels]
+
+
+def grid_image(images: list[Image.Image], columns: int, gap: int = 1) -> Image.Image:
+    w, h = images[0].size
+    rows = math.ceil(len(images) / columns)
+    grid = Image.new("RGB", (columns * (w + gap) - gap, rows * (h + gap) - gap), (255, 255, 255))
+    for n, image in enumerate(images):
+        r, c = divmod(n, columns)
+        grid.paste(image, (c * (w + gap), r * (h + gap)))
+    return grid
+
+
+def grid_columns(request: GanRequest, count: int) -> int:
+    if request.latents is None and request.position is None and request.class_name == ALL_CLASSES:
+        return len(request.seeds)  # a row per class
+    return max(1, math.ceil(math.sqrt(count)))
+
+
+def describe(sample: GanSample, caps: GanCapabilities) -> str:
+    where = (f"Plane {sample.position[0]:g}, {sample.position[1]:g}" if sample.position is not None
+             else f"Seed {sample.seed}" if sample.seed is not None else "Imported latent")
+    return f"{where} · {caps.class_names[sample.class_index]}" if caps.conditional else where
+
+
+def infotext(request: GanRequest, sample: GanSample, caps: GanCapabilities, model_name: str, model_hash: str) -> str:
+    return format_infotext("", "", {
+        "Seed": sample.name_seed,
+        "Seed plane": None if sample.position is None else f"{sample.position[0]:g} {sample.position[1]:g}",
+        "Latent": "imported" if sample.seed is None and sample.position is None else None,
+        "Truncation psi": f"{request.truncation_psi:g}",
+        "Truncation cutoff": request.truncation_cutoff,
+        "Class": caps.class_names[sample.class_index] if caps.conditional else None,
+        "Style mix seed": request.style_mix_seed,
+        "Style mix from": request.style_mix_from if request.style_mix_seed is not None else None,
+        "Size": f"{caps.image_size}x{caps.image_size}" if caps.image_size else None,
+        "Model hash": model_hash, "Model": model_name, "Version": VERSION,
+    }).lstrip("\n")
+
+
+def sample(request: GanRequest, generator, model_info, job: Job, outdir: Path | None) -> GanResult:
+    """Render every image of a validated request; save PNGs (and the grid) into outdir when asked."""
+    from modules.generation import gan_state
+
+    caps = capabilities(generator)
+    check_layer_options(request, caps)
+    samples = samples_for(request, caps)
+    job.start(1, math.ceil(len(samples) / CHUNK))
+    z = torch.stack([s.z for s in samples])
+    class_idx = torch.tensor([s.class_index for s in samples], dtype=torch.long)
+    mix_z = None if request.style_mix_seed is None else seed_latent(request.style_mix_seed, caps.z_dim)[None]
+    pictures = to_pil(synthesize(generator, z, class_idx, request.truncation_psi, request.truncation_cutoff,
+                                 mix_z, request.style_mix_from, job))
+    result = GanResult(request, model_info.title, samples)
+    folder = image_files.output_folder(outdir, "gan") if outdir is not None else None
+    for s, picture in zip(samples, pictures):
+        text = infotext(request, s, caps, model_info.model_name, model_info.shorthash)
+        state = gan_state.state_of(request, s, caps, model_info)
+        if request.save_images and folder is not None:
+            name_seed = s.name_seed if s.name_seed is not None else "latent"
+            result.paths.append(image_files.save_image(picture, folder, name_seed, text,
+                                                       {STATE_KEY: json.dumps(state)}))
+        picture.info["parameters"] = text
+        picture.info[STATE_KEY] = json.dumps(state)
+        result.images.append(picture)
+        result.infotexts.append(text)
+        result.states.append(state)
+    if len(pictures) > 1:
+        result.grid = grid_image(pictures, grid_columns(request, len(pictures)))
+        grid_text = result.infotexts[0]
+        if request.latents is None and request.position is None:
+            grid_text = grid_text.replace(f"Seed: {samples[0].seed}", f"Seeds: {format_seeds(request.seeds)}", 1)
+        export = gan_state.export_text(result.states)
+        if request.save_images and outdir is not None:
+            result.grid_path = image_files.save_image(result.grid, dated_folder(outdir, "gan-grids"),
+                                                      samples[0].name_seed or 0, grid_text, {GRID_STATE_KEY: export})
+        result.grid.info["parameters"] = grid_text
+        result.grid.info[GRID_STATE_KEY] = export
+    return result

@@ -1,0 +1,142 @@
+"""The GAN requests (sample a grid; render an interpolation video), validated once, errors naming the field.
+
+What the model decides (is this class name one of its classes? does it have per-layer styles for
+a truncation cutoff or style mixing?) is checked in generation/gan.py against the loaded model."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from modules.errors import InvalidRequest
+from modules.generation.seeds import MAX_SEED, MAX_SEEDS, parse_seeds
+from modules.generation.txt2img_request import _integer, _number
+
+ALL_CLASSES = "All classes"  # one grid row per class
+PSI_RANGE = (-1.0, 2.0)      # as StyleGAN3's visualizer: ψ < 0 walks past the average to the "opposite" image
+PLANE_LIMIT = 1e9
+VIDEO_FORMATS = ("gif", "mp4")
+
+
+@dataclass
+class GanRequest:
+    model: str | None = None                # title, name or hash from models/GAN; None: the first (built-in)
+    seeds: str | list[int] = "0"            # "0,1,4-6"
+    truncation_psi: float = 1.0
+    class_name: str | int | None = None     # a class name or index, ALL_CLASSES, or None: the first class
+    truncation_cutoff: int | None = None    # per-layer models: truncate layers [0, cutoff); None: all
+    style_mix_seed: int | None = None       # per-layer models: layers from style_mix_from on take this seed's w
+    style_mix_from: int = 1
+    position: tuple[float, float] | None = None  # a point of the seed plane instead of the seeds
+    latents: list[dict] | None = None       # imported states ({"z": [...], "seed", "class", "position"}), instead of seeds
+    save_images: bool = True
+
+    def validated(self) -> "GanRequest":
+        r = replace(self)
+        r.model = _model(r.model)
+        r.seeds = parse_seeds(r.seeds)
+        r.truncation_psi = _number(r.truncation_psi, "truncation_psi", *PSI_RANGE)
+        r.class_name = _class(r.class_name)
+        r.truncation_cutoff = None if _blank(r.truncation_cutoff) else _integer(r.truncation_cutoff, "truncation_cutoff", 0, 64)
+        r.style_mix_seed = None if _blank(r.style_mix_seed) else _integer(r.style_mix_seed, "style_mix_seed", 0, MAX_SEED)
+        r.style_mix_from = _integer(r.style_mix_from, "style_mix_from", 1, 64)
+        r.position = None if r.position is None else _position(r.position)
+        r.latents = None if r.latents is None else _latents(r.latents)
+        r.save_images = bool(r.save_images)
+        return r
+
+
+@dataclass
+class GanVideoRequest:
+    model: str | None = None
+    seeds: str | list[int] = "0-3"          # the key frames, in order
+    truncation_psi: float = 1.0
+    class_name: str | int | None = None     # one class for the whole video
+    frames: int = 24                        # frames per transition between two key seeds
+    fps: int = 24
+    loop: bool = True                       # end with the way back to the first seed
+    format: str = "gif"
+    size: int = 256                         # output side in pixels (nearest-neighbour upscaling)
+    space: str = "w"                        # "w": lerp in w; "z": slerp in z
+    save: bool = True
+
+    def validated(self) -> "GanVideoRequest":
+        r = replace(self)
+        r.model = _model(r.model)
+        r.seeds = parse_seeds(r.seeds)
+        if len(r.seeds) < 2:
+            raise InvalidRequest("seeds", "an interpolation needs at least two seeds, e.g. 0,1 or 0-3")
+        r.truncation_psi = _number(r.truncation_psi, "truncation_psi", *PSI_RANGE)
+        r.class_name = _class(r.class_name)
+        if r.class_name == ALL_CLASSES:
+            raise InvalidRequest("class_name", "a video shows one class: pick one")
+        r.frames = _integer(r.frames, "frames", 2, 240)
+        r.fps = _integer(r.fps, "fps", 1, 60)
+        r.loop = bool(r.loop)
+        r.format = str(r.format or "").strip().lower().lstrip(".")
+        if r.format not in VIDEO_FORMATS:
+            raise InvalidRequest("format", f"must be one of {', '.join(VIDEO_FORMATS)}, got {self.format!r}")
+        r.size = _integer(r.size, "size", 16, 1024)
+        if r.size % 16:
+            raise InvalidRequest("size", f"must be a multiple of 16 (video codecs work in 16-pixel blocks), got {r.size}")
+        r.space = str(r.space or "").strip().lower()
+        if r.space not in ("w", "z"):
+            raise InvalidRequest("space", f"must be w (lerp) or z (slerp), got {self.space!r}")
+        total = (len(r.seeds) - (0 if r.loop else 1)) * r.frames
+        if total > 2000:
+            raise InvalidRequest("frames", f"{total} frames in all is over the limit of 2000: use fewer seeds or frames")
+        return r
+
+
+def _blank(value) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _model(value) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise InvalidRequest("model", "must be a GAN title or name from models/GAN")
+    return (value or "").strip() or None
+
+
+def _class(value) -> str | int | None:
+    if _blank(value):
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise InvalidRequest("class_name", "must be a class name or number")
+    return value.strip() if isinstance(value, str) else value
+
+
+def _position(value) -> tuple[float, float]:
+    if isinstance(value, str):
+        value = value.replace(",", " ").split()
+    try:
+        x, y = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise InvalidRequest("position", f"must be two numbers x, y, got {value!r}") from None
+    if not all(math.isfinite(v) and 0 <= v <= PLANE_LIMIT for v in (x, y)):
+        raise InvalidRequest("position", f"x and y must be between 0 and {PLANE_LIMIT:g}, got {x:g}, {y:g}")
+    return x, y
+
+
+def _latents(items) -> list[dict]:
+    if not isinstance(items, list) or not items:
+        raise InvalidRequest("latents", "must be a non-empty list of latents")
+    if len(items) > MAX_SEEDS:
+        raise InvalidRequest("latents", f"at most {MAX_SEEDS} latents in one request, got {len(items)}")
+    checked = []
+    for n, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("z"), list) or not item["z"]:
+            raise InvalidRequest("latents", f"item {n} has no z (a list of numbers)")
+        try:
+            z = [float(v) for v in item["z"]]
+        except (TypeError, ValueError):
+            raise InvalidRequest("latents", f"item {n}: z must be numbers") from None
+        if not all(math.isfinite(v) for v in z):
+            raise InvalidRequest("latents", f"item {n}: z has a value that is not finite")
+        seed = item.get("seed")
+        checked.append({"z": z, "seed": None if seed is None else _integer(seed, "latents", 0, MAX_SEED),
+                        "class": _class(item.get("class")),
+                        "position": None if item.get("position") is None else _position(item["position"])})
+    if len({len(i["z"]) for i in checked}) > 1:
+        raise InvalidRequest("latents", "the latents have different lengths")
+    return checked
+

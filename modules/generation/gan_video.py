@@ -1,0 +1,155 @@
+"""Interpolation videos between seeds: GIF (Pillow) and MP4 (the ffmpeg binary bundled with imageio-ffmpeg).
+
+Between two key seeds the frames walk a straight line in w (lerp: the mapping network makes w
+space the one where straight lines look smooth), or a great circle in z (slerp: z is Gaussian,
+so a straight line would pass through low-norm, untypical latents). Frame f of a transition is
+at t = f / frames, so each key seed appears exactly once; a loop ends with the way back to the first.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from modules.errors import InvalidRequest
+from modules.generation import gan
+from modules.generation.gan_request import GanVideoRequest
+from modules.generation.infotext import format_infotext
+from modules.generation.seeds import seed_latent
+from modules.jobs import Job
+
+_numbering_lock = threading.Lock()
+_NUMBERED = re.compile(r"^(\d{5})-")
+
+
+@dataclass
+class GanVideoResult:
+    request: GanVideoRequest
+    model_title: str
+    path: Path
+    frame_count: int
+    infotext: str
+
+
+def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return a + t[:, None] * (b - a)
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation of rows a, b [D] at t [T] (norms interpolated linearly)."""
+    a64, b64, t64 = a.double(), b.double(), t.double()[:, None]
+    na, nb = a64.norm(), b64.norm()
+    cos = torch.clamp(torch.dot(a64 / na, b64 / nb), -1.0, 1.0)
+    omega = torch.arccos(cos)
+    if omega.abs() < 1e-6:
+        return lerp(a64, b64, t64[:, 0]).to(a.dtype)
+    direction = (torch.sin((1 - t64) * omega) * a64 / na + torch.sin(t64 * omega) * b64 / nb) / torch.sin(omega)
+    return (direction * ((1 - t64) * na + t64 * nb)).to(a.dtype)
+
+
+def key_pairs(count: int, loop: bool) -> list[tuple[int, int]]:
+    pairs = [(k, k + 1) for k in range(count - 1)]
+    return pairs + [(count - 1, 0)] if loop else pairs
+
+
+def frame_images(request: GanVideoRequest, generator, job: Job | None = None) -> torch.Tensor:
+    """All frames [T,3,H,W] in [-1,1] on the CPU."""
+    caps = gan.capabilities(generator)
+    (class_index,) = gan.class_indices(request.class_name, caps)
+    z_keys = torch.stack([seed_latent(s, caps.z_dim) for s in request.seeds])
+    t = torch.arange(request.frames, dtype=torch.float32) / request.frames
+    pairs = key_pairs(len(z_keys), request.loop)
+    if job is not None:
+        job.start(1, len(pairs))
+    frames = []
+    for n, (a, b) in enumerate(pairs):
+        if job is not None:
+            job.check()
+        last = not request.loop and n == len(pairs) - 1
+        steps = torch.cat([t, torch.ones(1)]) if last else t  # an open path ends on its last seed
+        classes = torch.full((len(steps),), class_index, dtype=torch.long)
+        if request.space == "z":
+            frames.append(gan.synthesize(generator, slerp(z_keys[a], z_keys[b], steps), classes, request.truncation_psi))
+        else:
+            w_keys = gan.mapped(generator, z_keys[[a, b]], classes[:2])
+            frames.append(gan.synthesize_w(generator, lerp(w_keys[0], w_keys[1], steps.to(w_keys.device)), classes,
+                                           request.truncation_psi))
+        if job is not None:
+            job.step = n + 1
+    return torch.cat(frames)
+
+
+def to_frames(images: torch.Tensor, size: int) -> np.ndarray:
+    """uint8 [T, size, size, 3], upscaled by nearest neighbour so the pixels stay crisp."""
+    images = torch.nn.functional.interpolate(images, size=(size, size), mode="nearest")
+    return ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def mp4_available() -> bool:
+    try:
+        import imageio_ffmpeg
+        return Path(imageio_ffmpeg.get_ffmpeg_exe()).is_file()
+    except Exception:  # noqa: BLE001 - no wheel or no bundled binary: GIF only
+        return False
+
+
+def write_video(frames: np.ndarray, path: Path, fps: int) -> None:
+    """Write atomically: a temp file beside ``path``, then a rename."""
+    import imageio.v2 as imageio
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".saving-", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        if path.suffix == ".gif":
+            imageio.mimwrite(tmp, list(frames), format="GIF", duration=1000 / fps, loop=0)
+        else:
+            with imageio.get_writer(tmp, format="FFMPEG", mode="I", fps=fps, codec="libx264", quality=8,
+                                    pixelformat="yuv420p", macro_block_size=16) as writer:
+                for frame in frames:
+                    writer.append_data(frame)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def video_path(outdir: Path | None, request: GanVideoRequest) -> Path:
+    """outputs/gan-videos/YYYY-MM-DD/NNNNN-FIRST-LAST.ext, or a temp file when not saving."""
+    name = f"{request.seeds[0]}-{request.seeds[-1]}.{request.format}"
+    if not request.save or outdir is None:
+        return Path(tempfile.mkdtemp(prefix="gan-video-")) / name
+    folder = gan.dated_folder(outdir, "gan-videos")
+    folder.mkdir(parents=True, exist_ok=True)
+    with _numbering_lock:
+        numbers = [int(m.group(1)) for f in os.listdir(folder) if (m := _NUMBERED.match(f))]
+        path = folder / f"{max(numbers, default=-1) + 1:05d}-{name}"
+        path.touch()  # claim the number; write_video replaces it
+    return path
+
+
+def render_video(request: GanVideoRequest, generator, model_info, job: Job, outdir: Path | None) -> GanVideoResult:
+    """Render and write the video of a validated request."""
+    if request.format == "mp4" and not mp4_available():
+        raise InvalidRequest("format", "MP4 needs the ffmpeg binary of the imageio-ffmpeg wheel, which is missing: use gif")
+    frames = to_frames(frame_images(request, generator, job), request.size)
+    path = video_path(outdir, request)
+    try:
+        write_video(frames, path, request.fps)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    caps = gan.capabilities(generator)
+    text = format_infotext("", "", {
+        "Seeds": ",".join(map(str, request.seeds)), "Interpolation": f"{'slerp z' if request.space == 'z' else 'lerp w'}",
+        "Frames": len(frames), "FPS": request.fps, "Loop": "yes" if request.loop else "no",
+        "Truncation psi": f"{request.truncation_psi:g}",
+        "Class": caps.class_names[gan.class_indices(request.class_name, caps)[0]] if caps.conditional else None,
+        "Model hash": model_info.shorthash, "Model": model_info.model_name}).lstrip("\n")
+    return GanVideoResult(request, model_info.title, path, len(frames), text)

@@ -1,0 +1,117 @@
+"""Seed lists as users type them: ``0,1,4-6`` -> [0, 1, 4, 5, 6]; and the seed → latent rule.
+
+A seed's latent is drawn on the CPU from ``torch.Generator().manual_seed(seed)`` (torch's CPU
+Mersenne Twister), so a seed gives the same z on any device and in any batch.
+StyleGAN uses ``np.random.RandomState(seed).randn(z_dim)`` instead; either is reproducible, this
+one matches how the txt2img noise is drawn here."""
+from __future__ import annotations
+
+import math
+import re
+
+import torch
+
+from modules.errors import InvalidRequest
+
+MAX_SEED = 2**32 - 1
+MAX_SEEDS = 256  # one request; a bigger grid is unreadable and slow on a CPU
+
+_ITEM = re.compile(r"^(\d+)(?:-(\d+))?$")
+
+
+def parse_seeds(text, field: str = "seeds", limit: int = MAX_SEEDS) -> list[int]:
+    """Seeds from "0,1,4-6" (commas or spaces between items, inclusive ranges), or from a list of ints.
+
+    Raises InvalidRequest naming ``field`` and the bad item."""
+    if isinstance(text, bool):
+        raise InvalidRequest(field, "must be seeds like 0,1,4-6")
+    if isinstance(text, int):
+        text = str(text)
+    if isinstance(text, (list, tuple)):
+        text = ",".join(str(s) for s in text)
+    if not isinstance(text, str):
+        raise InvalidRequest(field, "must be seeds like 0,1,4-6")
+    items = [item for item in re.split(r"[,\s]+", re.sub(r"\s*-\s*", "-", text)) if item]
+    if not items:
+        raise InvalidRequest(field, "is empty: give at least one seed, e.g. 0 or 0,1,4-6")
+    seeds: list[int] = []
+    for item in items:
+        match = _ITEM.match(item)
+        if not match:
+            raise InvalidRequest(field, f"{item!r} is not a seed or a range: use whole numbers from 0 to {MAX_SEED} "
+                                        f"and ranges like 4-6, separated by commas")
+        first = int(match.group(1))
+        last = int(match.group(2)) if match.group(2) is not None else first
+        for seed in (first, last):
+            if seed > MAX_SEED:
+                raise InvalidRequest(field, f"seed {seed} is over the largest seed {MAX_SEED}")
+        if last < first:
+            raise InvalidRequest(field, f"range {item!r} runs backwards: write it as {last}-{first}")
+        if len(seeds) + last - first + 1 > limit:
+            raise InvalidRequest(field, f"{item!r} makes more than {limit} seeds in one request")
+        seeds.extend(range(first, last + 1))
+    return seeds
+
+
+def format_seeds(seeds: list[int]) -> str:
+    """The shortest text parse_seeds reads back as ``seeds`` (runs of 3 or more become ranges)."""
+    parts, i = [], 0
+    while i < len(seeds):
+        j = i
+        while j + 1 < len(seeds) and seeds[j + 1] == seeds[j] + 1:
+            j += 1
+        if j - i >= 2:
+            parts.append(f"{seeds[i]}-{seeds[j]}")
+        else:
+            parts.extend(str(s) for s in seeds[i:j + 1])
+        i = j + 1
+    return ",".join(parts)
+
+
+def shift_seeds(text: str, direction: int) -> str:
+    """The previous (-1) or next (+1) page of seeds: every seed moves by the list's length
+    (a single seed steps by one). A page that would go below 0 stays where it is."""
+    seeds = parse_seeds(text)
+    step = direction * len(seeds)
+    if min(seeds) + step < 0 or max(seeds) + step > MAX_SEED:
+        return format_seeds(seeds)
+    return format_seeds([s + step for s in seeds])
+
+
+def seed_latent(seed: int, z_dim: int) -> torch.Tensor:
+    """z [z_dim] for ``seed``: float32, CPU, the same on every machine."""
+    return torch.randn(z_dim, generator=torch.Generator("cpu").manual_seed(int(seed)), dtype=torch.float32)
+
+
+# The seed plane: integer point (i, j) is seed i + j * PLANE_WIDTH (mod 2**32), so x steps through
+# consecutive seeds and y jumps by PLANE_WIDTH. Between integer points the latent is the bilinear
+# blend of the four neighbours' latents, divided by the root of the summed squared weights: a plain
+# blend of independent Gaussians has less variance in the middle (half at a cell's centre), which
+# would drift towards the average image; renormalised, it stays a standard normal sample.
+PLANE_WIDTH = 1000
+
+
+def plane_seed(i: int, j: int) -> int:
+    return (int(i) + int(j) * PLANE_WIDTH) % (MAX_SEED + 1)
+
+
+def plane_point(seed: int) -> tuple[int, int]:
+    """The integer point of the plane whose seed is ``seed`` (x < PLANE_WIDTH)."""
+    return seed % PLANE_WIDTH, seed // PLANE_WIDTH
+
+
+def nearest_plane_seed(x: float, y: float) -> int:
+    return plane_seed(math.floor(x + 0.5), math.floor(y + 0.5))
+
+
+def plane_latent(x: float, y: float, z_dim: int) -> torch.Tensor:
+    """z [z_dim] at (x, y); exactly seed_latent(plane_seed(x, y)) at integer points."""
+    i, j = math.floor(x), math.floor(y)
+    fx, fy = x - i, y - j
+    corners = [((i, j), (1 - fx) * (1 - fy)), ((i + 1, j), fx * (1 - fy)),
+               ((i, j + 1), (1 - fx) * fy), ((i + 1, j + 1), fx * fy)]
+    corners = [(point, weight) for point, weight in corners if weight > 0]
+    if len(corners) == 1:
+        return seed_latent(plane_seed(*corners[0][0]), z_dim)
+    blend = sum(weight * seed_latent(plane_seed(*point), z_dim).double() for point, weight in corners)
+    return (blend / math.sqrt(sum(weight ** 2 for _, weight in corners))).float()
