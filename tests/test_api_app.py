@@ -76,8 +76,10 @@ def test_every_route_of_the_app_answers_401_without_the_login(client):
             response = client.request(method, path, auth=auth)
             assert response.status_code == 401, (method, path, auth)
             assert response.headers["www-authenticate"] == "Basic"
-        # A malformed header is a 401 too, not a 500.
+        # A malformed header is a 401 too, not a 500; and the login is checked before the body is read.
         assert client.request(method, path, headers={"Authorization": "Basic %%%"}).status_code == 401
+        assert client.request(method, path, content=b"{not json", headers={"Content-Type": "application/json"}
+                              ).status_code == 401
 
 
 def test_no_answer_echoes_a_password(client):
@@ -175,6 +177,13 @@ def test_bad_txt2img_fields(backend, tmp_path, body, field, status):
     assert response.status_code == status, response.text
     error = response.json()
     assert error["field"] == field and error["detail"].startswith(f"{field}: ")
+
+
+def test_a_body_that_is_not_json_is_a_422(backend, tmp_path):
+    with TestClient(make_app(backend, tmp_path / "config.json")) as client:
+        response = client.post("/sdapi/v1/txt2img", content=b"{bad", headers={"Content-Type": "application/json"})
+    assert response.status_code == 422 and response.json()["field"] is None
+    assert response.json()["detail"].startswith("the request body is not valid JSON")
 
 
 def test_unknown_a1111_fields_are_accepted_and_echoed(backend, tmp_path):

@@ -7,29 +7,11 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
-from collections.abc import Callable
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
 from modules.cmd_args import gradio_credentials, parse_credentials
-
-
-class _Basic(HTTPBasic):
-    """HTTP Basic that reads UTF-8 user names and passwords (RFC 7617), and never raises itself."""
-
-    async def __call__(self, request: Request) -> HTTPBasicCredentials | None:  # type: ignore[override]
-        scheme, _, param = (request.headers.get("Authorization") or "").partition(" ")
-        if scheme.lower() != "basic":
-            return None
-        try:
-            user, sep, password = base64.b64decode(param.strip(), validate=True).decode("utf8").partition(":")
-        except (ValueError, UnicodeDecodeError, binascii.Error):
-            return None
-        return HTTPBasicCredentials(username=user, password=password) if sep else None
-
-
-_basic = _Basic(auto_error=False, description="Set with --api-auth user:password")
 
 
 def api_logins(args) -> list[tuple[str, str]]:
@@ -41,24 +23,55 @@ def api_logins(args) -> list[tuple[str, str]]:
     return []
 
 
-def user_dependency(credentials: list[tuple[str, str]]) -> Callable[..., str | None]:
-    """A FastAPI dependency: the caller's user name, None when the API is open, 401 for a bad login."""
-    accounts = [(user.encode("utf8"), password.encode("utf8")) for user, password in credentials]
+def read_basic(request: Request) -> HTTPBasicCredentials | None:
+    """The Basic credentials of a request, read as UTF-8 (RFC 7617); None when absent or malformed."""
+    scheme, _, param = (request.headers.get("Authorization") or "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, sep, password = base64.b64decode(param.strip(), validate=True).decode("utf8").partition(":")
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        return None
+    return HTTPBasicCredentials(username=user, password=password) if sep else None
 
-    def current_user(given: HTTPBasicCredentials | None = Depends(_basic)) -> str | None:
-        if not accounts:
+
+class _Basic(HTTPBasic):
+    """Declares Basic auth in the OpenAPI schema; the checking is Logins' own."""
+
+    async def __call__(self, request: Request) -> HTTPBasicCredentials | None:  # type: ignore[override]
+        return read_basic(request)
+
+
+_basic = _Basic(scheme_name="Basic", auto_error=False, description="Set with --api-auth user:password")
+
+
+class Logins:
+    def __init__(self, credentials: list[tuple[str, str]]):
+        self._accounts = [(user.encode("utf8"), password.encode("utf8")) for user, password in credentials]
+
+    @property
+    def required(self) -> bool:
+        return bool(self._accounts)
+
+    def user_of(self, request: Request) -> str | None:
+        """The caller's user name; None when the API is open; a 401 for a missing or wrong login."""
+        if not self._accounts:
             return None
+        given = read_basic(request)
         if given is not None:
             user, password = given.username.encode("utf8"), given.password.encode("utf8")
-            matched = None
-            for known_user, known_password in accounts:  # look at every account: no early exit to time
+            matched = False
+            for known_user, known_password in self._accounts:  # every account, so timing tells nothing
                 same_user = secrets.compare_digest(user, known_user)
                 same_password = secrets.compare_digest(password, known_password)
-                if same_user and same_password:
-                    matched = given.username
-            if matched is not None:
-                return matched
+                matched |= same_user and same_password
+            if matched:
+                return given.username
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Incorrect or missing API credentials",
                             headers={"WWW-Authenticate": "Basic"})
 
-    return current_user
+    def dependency(self):
+        """A FastAPI dependency giving the user name (and showing Basic auth in the docs)."""
+        def current_user(request: Request, _declared: HTTPBasicCredentials | None = Depends(_basic)) -> str | None:
+            return self.user_of(request)
+        return current_user

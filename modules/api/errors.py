@@ -48,6 +48,8 @@ def validation_response(error: RequestValidationError) -> JSONResponse:
     """Pydantic's errors, led by one line naming the first bad field (without its 'body' prefix)."""
     errors = error.errors()
     first = errors[0] if errors else {}
+    if first.get("type") == "json_invalid":
+        return error_response(422, None, f"the request body is not valid JSON ({first.get('ctx', {}).get('error')})")
     location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
     field = ".".join(location) or None
     # The input itself is left out: it can be large (an image), and it is the client's own anyway.
@@ -56,10 +58,17 @@ def validation_response(error: RequestValidationError) -> JSONResponse:
 
 
 class ApiRoute(APIRoute):
+    """Checks the login first (before the body is even parsed), then maps errors to 4xx JSON."""
+
+    logins = None  # a modules.api.auth.Logins; set by api_route_class
+
     def get_route_handler(self):
         handle = super().get_route_handler()
+        logins = self.logins
 
         async def guarded(request: Request):
+            if logins is not None:
+                logins.user_of(request)  # raises the 401
             try:
                 return await handle(request)
             except HTTPException:
@@ -78,3 +87,7 @@ class ApiRoute(APIRoute):
 def _reason(status_code: int) -> str:
     return {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 409: "Conflict",
             422: "Unprocessable Entity", 500: "Internal Server Error"}.get(status_code, "Error")
+
+
+def api_route_class(logins) -> type[ApiRoute]:
+    return type("LoggedInApiRoute", (ApiRoute,), {"logins": logins})

@@ -19,8 +19,8 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 
 from modules.api import models
-from modules.api.auth import api_logins, user_dependency
-from modules.api.errors import ApiError, ApiRoute
+from modules.api.auth import Logins, api_logins
+from modules.api.errors import ApiError, api_route_class
 from modules.api.images import decode_image, encode_png
 from modules.errors import BadModelFile, InvalidRequest, ModelNotFound
 from modules.generation.infotext import parse_infotext
@@ -51,13 +51,14 @@ class Api:
         self.backend = backend
         self.args = args
         self.settings = settings
-        logins = api_logins(args)
-        self.has_logins = bool(logins)
-        self.current_user = user_dependency(logins)
+        self.logins = Logins(api_logins(args))
+        self.has_logins = self.logins.required
+        self.current_user = self.logins.dependency()
         self._job_threads = anyio.CapacityLimiter(JOB_THREADS)
         self._light_threads = anyio.CapacityLimiter(4)
         self._task_ids = threading.Lock()
-        self.router = APIRouter(prefix=API_PREFIX, route_class=ApiRoute, dependencies=[Depends(self.current_user)],
+        self.router = APIRouter(prefix=API_PREFIX, route_class=api_route_class(self.logins),
+                                dependencies=[Depends(self.current_user)],
                                 tags=["sdapi"])
         self._add_routes()
 
