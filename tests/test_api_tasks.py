@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import shutil
+import subprocess
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -163,3 +165,17 @@ def test_users_see_and_stop_only_their_own_jobs(users_api, pool):
     assert progress(users_api, auth=ALICE)["state"]["sampling_steps"] == 150
     assert post(f"{users_api}/interrupt", auth=ALICE) == {"interrupted": 1}
     assert json.loads(job.result(timeout=120)["info"])["task_state"] == "interrupted"
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a certificate")
+def test_api_only_over_https(backend, tmp_path):
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True, timeout=60)
+    server = start_server(backend, tmp_path, "--tls-keyfile", str(key), "--tls-certfile", str(cert))
+    try:
+        assert server.url.startswith("https://")
+        response = requests.get(f"{server.url}/sdapi/v1/samplers", verify=False, timeout=30)
+        assert response.status_code == 200 and response.json()[0]["name"] == "Euler a"
+    finally:
+        server.stop()
