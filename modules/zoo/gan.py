@@ -1,18 +1,17 @@
-"""Class-conditional GAN for 32x32 Shapes images, StyleGAN-like in miniature.
+"""Class-conditional GAN for 32x32 Shapes images: a StyleGAN-like mapping network on a DCGAN body.
 
     mapping(z [N,z_dim], class_idx [N])  -> w [N,w_dim]     an MLP on (normalised z, class embedding)
-    synthesis(w [N,w_dim])               -> images [N,3,32,32] in about [-1,1]
-                                            a learned 4x4 constant, then per resolution
-                                            (8, 16, 32): upsample, two 3x3 convs whose input
-                                            channels are scaled by a style from w (modulation)
-                                            and renormalised (demodulation)
+    synthesis(w [N,w_dim])               -> images [N,3,32,32] in [-1,1]
+                                            linear to 4x4, then per resolution (8, 16, 32):
+                                            upsample, 3x3 conv, leaky ReLU, pixel norm; tanh at the end
     w_avg [num_classes, w_dim]           running mean of w per class, tracked in training
     sample(z, class_idx, truncation_psi) -> images, with w pulled towards w_avg[class]:
                                             w' = w_avg + ψ (w - w_avg); ψ=1 plain, ψ=0 the class's average image
 
 The condition is the shape kind (``class_names``); colour, size, position and
-background come from z. The discriminator (training only) is a conv net with a
-projection head for the class.
+background come from z. The discriminator (training only) is a DCGAN conv net with a
+projection head for the class and a minibatch-std feature. (StyleGAN's modulated convolutions from a constant
+input did not get past grey blobs in a few CPU minutes; the DCGAN body does.)
 """
 from __future__ import annotations
 
@@ -35,7 +34,7 @@ class GANConfig:
     z_dim: int = 64
     w_dim: int = 128
     mapping_layers: int = 3
-    channels: tuple = (64, 32, 16)  # synthesis channels at 8, 16, 32 px (the 4x4 constant uses the first)
+    channels: tuple = (128, 64, 32)  # synthesis channels at 8, 16, 32 px (4x4 start has twice the first)
     image_size: int = 32
     class_names: tuple = SHAPES
 
@@ -48,27 +47,9 @@ class GANConfig:
             raise ValueError("class_names must be distinct and not empty")
 
 
-class ModulatedConv(nn.Module):
-    """3x3 conv whose input channels are scaled per sample by a style, then demodulated (StyleGAN2)."""
-
-    def __init__(self, w_dim: int, c_in: int, c_out: int, kernel: int = 3, demodulate: bool = True):
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(c_out, c_in, kernel, kernel) / (c_in * kernel * kernel) ** 0.5)
-        self.bias = nn.Parameter(torch.zeros(c_out))
-        self.style = nn.Linear(w_dim, c_in)
-        nn.init.zeros_(self.style.weight)
-        nn.init.ones_(self.style.bias)
-        self.demodulate = demodulate
-        self.padding = kernel // 2
-
-    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        # Scaling the input instead of the weights is the same maths and a plain (fast) conv.
-        s = self.style(w)                                                   # [N, c_in]
-        out = F.conv2d(x * s[:, :, None, None], self.weight, padding=self.padding)
-        if self.demodulate:
-            norm = (self.weight.pow(2).sum(dim=(2, 3))[None] * s.pow(2)[:, None, :]).sum(2)  # [N, c_out]
-            out = out * torch.rsqrt(norm + 1e-8)[:, :, None, None]
-        return out + self.bias.view(1, -1, 1, 1)
+class PixelNorm(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + 1e-8)
 
 
 class Generator(nn.Module):
@@ -84,14 +65,17 @@ class Generator(nn.Module):
         self.mapping_net = nn.Sequential(*layers)
         self.register_buffer("w_avg_buffer", torch.zeros(n_classes, config.w_dim))
         c = list(config.channels)
-        self.const = nn.Parameter(torch.randn(1, c[0], 4, 4))
-        self.convs = nn.ModuleList()
-        prev = c[0]
+        # DCGAN-style synthesis, with ProGAN's pixel norm instead of batch norm so that a
+        # sample never depends on the rest of its batch (and EMA weights sample correctly).
+        self.input = nn.Sequential(nn.Linear(config.w_dim, 2 * c[0] * 16), nn.Unflatten(1, (2 * c[0], 4, 4)),
+                                   nn.LeakyReLU(0.2), PixelNorm())
+        blocks, prev = [], 2 * c[0]
         for ch in c:
-            self.convs.append(ModulatedConv(config.w_dim, prev, ch))
-            self.convs.append(ModulatedConv(config.w_dim, ch, ch))
+            blocks += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(prev, ch, 3, 1, 1),
+                       nn.LeakyReLU(0.2), PixelNorm()]
             prev = ch
-        self.to_rgb = ModulatedConv(config.w_dim, prev, 3, kernel=1, demodulate=False)
+        self.blocks = nn.Sequential(*blocks)
+        self.to_rgb = nn.Conv2d(prev, 3, 3, 1, 1)
 
     @property
     def z_dim(self) -> int:
@@ -114,12 +98,7 @@ class Generator(nn.Module):
         return self.mapping_net(torch.cat([normalise(z), normalise(self.embed(class_idx))], dim=1))
 
     def synthesis(self, w: torch.Tensor) -> torch.Tensor:
-        x = self.const.expand(len(w), -1, -1, -1)
-        for i, conv in enumerate(self.convs):
-            if i % 2 == 0:
-                x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
-            x = F.leaky_relu(conv(x, w), 0.2)
-        return self.to_rgb(x, w)
+        return torch.tanh(self.to_rgb(self.blocks(self.input(w))))
 
     def forward(self, z: torch.Tensor, class_idx: torch.Tensor) -> torch.Tensor:
         return self.synthesis(self.mapping(z, class_idx))
@@ -139,19 +118,21 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, config: GANConfig, channels: tuple = (16, 32, 64)):
+    def __init__(self, config: GANConfig, channels: tuple = (32, 64, 128)):
         super().__init__()
-        layers, prev = [nn.Conv2d(3, channels[0] // 2, 3, 1, 1), nn.LeakyReLU(0.2)], channels[0] // 2
-        for ch in channels:
-            layers += [nn.Conv2d(prev, ch, 3, 1, 1), nn.LeakyReLU(0.2), nn.Conv2d(ch, ch, 4, 2, 1), nn.LeakyReLU(0.2)]
+        layers, prev = [], 3
+        for i, ch in enumerate(channels):  # 32 -> 16 -> 8 -> 4
+            layers += [nn.Conv2d(prev, ch, 4, 2, 1)] + ([nn.BatchNorm2d(ch)] if i else []) + [nn.LeakyReLU(0.2)]
             prev = ch
-        self.features = nn.Sequential(*layers, nn.Flatten(), nn.Linear(prev * 16, 256), nn.LeakyReLU(0.2))
-        self.out = nn.Linear(256, 1)
-        self.embed = nn.Embedding(len(config.class_names), 256)
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.out = nn.Linear(prev * 16 + 1, 1)
+        self.embed = nn.Embedding(len(config.class_names), prev * 16 + 1)
 
     def forward(self, images: torch.Tensor, class_idx: torch.Tensor) -> torch.Tensor:
         h = self.features(images)
-        return self.out(h).squeeze(1) + (self.embed(class_idx) * h).sum(1)  # projection discriminator
+        # Minibatch standard deviation (ProGAN): a batch of look-alikes is easy to call fake.
+        h = torch.cat([h, h.std(dim=0).mean().expand(len(h), 1)], dim=1)
+        return self.out(h).squeeze(1) + (self.embed(class_idx) * h).sum(1) / h.shape[1] ** 0.5  # projection
 
 
 def save_gan(path: str | Path, generator: Generator, info: dict | None = None) -> None:

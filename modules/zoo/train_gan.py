@@ -3,9 +3,8 @@
     python -m modules.zoo.train_gan                           # full run -> models/GAN/shapes-gan.safetensors
     python -m modules.zoo.train_gan --steps 10 --channels 8,8,8 --d-channels 8,8,8 --out /tmp/g --export /tmp/g/gan.safetensors
 
-Non-saturating logistic loss, lazy R1 penalty on real images every 4 steps, Adam
-with β1 = 0 (StyleGAN2's recipe), and an EMA copy of the generator that is what
-gets exported. The generator also tracks w_avg per class for truncation.
+Non-saturating logistic loss and Adam with β1 = 0.5 (the DCGAN recipe), and an EMA
+copy of the generator that is what gets exported. The generator also tracks w_avg per class for truncation.
 Writes samples.png (one row per class, ψ = 1 then ψ = 0.7 then ψ = 0 at the end
 of each row), loss.png and checkpoint.pt (resumed automatically) into --out.
 """
@@ -24,19 +23,15 @@ from modules.zoo import shapes
 from modules.zoo.gan import Discriminator, Generator, GANConfig, save_gan
 from modules.zoo.training import EMA, load_checkpoint, save_checkpoint, save_loss_plot, setup_threads
 
-R1_EVERY = 4
-
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=str(OUTPUTS_DIR / "zoo-train" / "gan"))
     p.add_argument("--export", default=str(MODELS_DIR / "GAN" / "shapes-gan.safetensors"))
     p.add_argument("--steps", type=int, default=5000)
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--r1-gamma", type=float, default=0.1)
-    p.add_argument("--channels", default="64,32,16", help="generator channels at 8,16,32 px")
-    p.add_argument("--d-channels", default="16,32,64", help="discriminator channels at 16,8,4 px")
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--channels", default="128,64,32", help="generator channels at 8,16,32 px")
+    p.add_argument("--d-channels", default="32,64,128", help="discriminator channels at 16,8,4 px")
     p.add_argument("--images", type=int, default=40000)
     p.add_argument("--sample-every", type=int, default=500)
     p.add_argument("--threads", type=int, default=1)
@@ -62,8 +57,12 @@ def main(argv=None) -> None:
     config = GANConfig(channels=tuple(int(c) for c in args.channels.split(",")))
     G, D = Generator(config), Discriminator(config, tuple(int(c) for c in args.d_channels.split(",")))
     G_ema = EMA(G, decay=0.995)
-    opt_g = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(0.0, 0.99))
-    opt_d = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(0.0, 0.99))
+    # StyleGAN's trick: the mapping network learns 100x slower, or it soon maps every z to the same w.
+    mapping_params = list(G.mapping_net.parameters()) + list(G.embed.parameters())
+    synthesis_params = [p for p in G.parameters() if all(p is not q for q in mapping_params)]
+    opt_g = torch.optim.Adam([{"params": synthesis_params}, {"params": mapping_params, "lr": args.lr * 0.01}],
+                             lr=args.lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(0.5, 0.999))
     curves, start = {"generator": [], "discriminator": []}, 0
     ckpt = load_checkpoint(out / "checkpoint.pt")
     if ckpt is not None:
@@ -82,16 +81,10 @@ def main(argv=None) -> None:
         real, c = images[idx], labels[idx]
         z = torch.randn(args.batch, config.z_dim, generator=gen)
 
-        # Discriminator: real up, fake down (+ R1 gradient penalty on reals every R1_EVERY steps).
+        # Discriminator: real up, fake down.
         w = G.mapping(z, c)
         fake = G.synthesis(w)
-        r1 = step % R1_EVERY == 0
-        real.requires_grad_(r1)
-        real_logits = D(real, c)
-        d_loss = F.softplus(D(fake.detach(), c)).mean() + F.softplus(-real_logits).mean()
-        if r1:
-            grad, = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
-            d_loss = d_loss + args.r1_gamma / 2 * grad.pow(2).sum(dim=(1, 2, 3)).mean() * R1_EVERY
+        d_loss = F.softplus(D(fake.detach(), c)).mean() + F.softplus(-D(real, c)).mean()
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
