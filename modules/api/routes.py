@@ -77,13 +77,10 @@ class Api:
         @r.post("/txt2img", response_model=models.Txt2ImgApiResponse)
         async def txt2img(body: models.Txt2ImgApiRequest, user: str | None = user):
             """Generate images. `override_settings.sd_model_checkpoint` picks the checkpoint for this job only."""
-            request = self._txt2img_request(body)
+            # In worker threads: finding a checkpoint may rescan the folders, and the job takes minutes.
+            request = await anyio.to_thread.run_sync(self._txt2img_request, body, limiter=self._job_threads)
             job = self._new_job("txt2img", body.task_id or body.force_task_id, user)
-            result = await anyio.to_thread.run_sync(self._run_txt2img, request, job, limiter=self._job_threads)
-            images = [encode_png(image, text) for image, text in zip(result.images, result.infotexts)]
-            info = {**result.info(), "task_id": job.id, "task_state": job.state}
-            return {"images": images if body.send_images else [], "parameters": body.model_dump(),
-                    "info": json.dumps(info, ensure_ascii=False)}
+            return await anyio.to_thread.run_sync(self._txt2img_answer, body, request, job, limiter=self._job_threads)
 
         @r.get("/progress", response_model=models.ProgressResponse)
         async def progress(skip_current_image: bool = False,
@@ -232,8 +229,12 @@ class Api:
                                       f"folders into {self.backend.checkpoint_folder}, then POST refresh-checkpoints")
         return title
 
-    def _run_txt2img(self, request: Txt2ImgRequest, job: Job):
-        return self.backend.txt2img(request, job)
+    def _txt2img_answer(self, body: models.Txt2ImgApiRequest, request: Txt2ImgRequest, job: Job) -> dict:
+        result = self.backend.txt2img(request, job)
+        images = [encode_png(image, text) for image, text in zip(result.images, result.infotexts)]
+        info = {**result.info(), "task_id": job.id, "task_state": job.state}
+        return {"images": images if body.send_images else [], "parameters": body.model_dump(),
+                "info": json.dumps(info, ensure_ascii=False)}
 
     def _new_job(self, kind: str, task_id: str | None, user: str | None) -> Job:
         with self._task_ids:
