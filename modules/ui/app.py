@@ -6,6 +6,7 @@ import gradio as gr
 from modules.backend import Backend
 from modules.ui import models_tab, pnginfo_tab
 from modules.ui.common import CSS
+from modules.ui.gan_tab import GanTab
 from modules.ui.txt2img_tab import Txt2ImgTab
 from modules.version import APP_NAME
 
@@ -36,6 +37,8 @@ def build_ui(backend: Backend) -> gr.Blocks:
             with gr.Tab("txt2img", id="txt2img", elem_id="tab_txt2img"):
                 txt2img = Txt2ImgTab(backend, checkpoint)
                 txt2img.build()
+            with gr.Tab("GAN Sampler", id="gan", elem_id="tab_gan"):
+                GanTab(backend).build()
             with gr.Tab("PNG Info", id="pnginfo", elem_id="tab_pnginfo"):
                 pnginfo_tab.build(txt2img, tabs, "txt2img")
             with gr.Tab("Models", id="models", elem_id="tab_models") as tab:
