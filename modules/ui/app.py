@@ -4,7 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 from modules.backend import Backend
-from modules.ui import models_tab, pnginfo_tab
+from modules.ui import latent_tab, models_tab, pnginfo_tab
 from modules.ui.common import CSS
 from modules.ui.gan_tab import GanTab
 from modules.ui.txt2img_tab import Txt2ImgTab
@@ -39,6 +39,8 @@ def build_ui(backend: Backend) -> gr.Blocks:
                 txt2img.build()
             with gr.Tab("GAN Sampler", id="gan", elem_id="tab_gan"):
                 GanTab(backend).build()
+            with gr.Tab("Latent Explorer", id="latent", elem_id="tab_latent"):
+                latent_tab.build(backend)
             with gr.Tab("PNG Info", id="pnginfo", elem_id="tab_pnginfo"):
                 pnginfo_tab.build(txt2img, tabs, "txt2img")
             with gr.Tab("Models", id="models", elem_id="tab_models") as tab:

@@ -1,0 +1,102 @@
+"""The Map view's right half: the Shapes data set encoded by the model, as a scatter of two latent
+dimensions coloured by one known factor, drawn with matplotlib to a picture."""
+from __future__ import annotations
+
+import io
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from modules.generation.latent import LatentModel, encode_images
+from modules.generation.latent_request import LatentMapRequest
+from modules.zoo import shapes
+
+DATASET_SEED = 777  # a fixed evaluation set, different from the training seeds
+_cache_lock = threading.Lock()
+_cache: OrderedDict[tuple, "EncodedDataset"] = OrderedDict()
+
+
+@dataclass
+class EncodedDataset:
+    mu: np.ndarray                  # [N, latent_dim]
+    labels: dict[str, np.ndarray]   # factor -> int labels [N]
+    names: dict[str, tuple[str, ...]]
+
+
+def factor_labels(data: shapes.ShapesData) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, ...]]]:
+    position = data.labels("position")
+    labels = {f: data.labels(f) for f in ("kind", "colour", "size", "position", "background")}
+    labels["position_x"], labels["position_y"] = position % 3, position // 3
+    names = {f: shapes.factor_names(f) for f in ("kind", "colour", "size", "position", "background")}
+    names["position_x"], names["position_y"] = ("left", "middle", "right"), ("top", "middle", "bottom")
+    return labels, names
+
+
+def encoded_dataset(model: LatentModel, samples: int) -> EncodedDataset:
+    """The first ``samples`` images of the evaluation set, encoded once per model (kept for 4 models)."""
+    key = (model.title, model.sha256, id(model.vae), samples)
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    data = shapes.make_dataset(samples, seed=DATASET_SEED, size=model.image_size)
+    mu, _ = encode_images(model, data.images)
+    labels, names = factor_labels(data)
+    encoded = EncodedDataset(mu, labels, names)
+    with _cache_lock:
+        _cache[key] = encoded
+        while len(_cache) > 4:
+            _cache.popitem(last=False)
+    return encoded
+
+
+def _colours(factor: str, names: tuple[str, ...]) -> list:
+    if factor == "colour":
+        return [np.array(shapes.COLOURS[n]) / 255 for n in names]
+    if factor == "background":
+        return [(0.85, 0.85, 0.85), (0.1, 0.1, 0.1), (0.5, 0.5, 0.5)]
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10"]
+    return [cmap(i % 10) for i in range(len(names))]
+
+
+def scatter(request: LatentMapRequest, model: LatentModel, size_px: int = 460) -> Image.Image:
+    """μ of the data set on (dim_x, dim_y), one colour per value of ``request.factor``; the manifold
+    grid's square and the current latent drawn on top."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    data = encoded_dataset(model, request.samples)
+    labels, names = data.labels[request.factor], data.names[request.factor]
+    colours = _colours(request.factor, names)
+    dpi = 100
+    figure = Figure(figsize=(size_px / dpi, size_px / dpi), dpi=dpi)
+    axes = figure.add_subplot()
+    x, y = data.mu[:, request.dim_x], data.mu[:, request.dim_y]
+    for value, name in enumerate(names):
+        chosen = labels == value
+        if chosen.any():
+            axes.scatter(x[chosen], y[chosen], s=10, color=colours[value], label=name, alpha=0.8,
+                         edgecolors="black" if request.factor == "colour" else "none", linewidths=0.2)
+    k = request.k
+    axes.add_patch(Rectangle((-k, -k), 2 * k, 2 * k, fill=False, linestyle="--", edgecolor="0.4"))
+    axes.plot([request.latent[request.dim_x]], [request.latent[request.dim_y]], marker="x", color="black",
+              markersize=10, mew=2, label="current")
+    axes.set_xlabel(model.dim_label(request.dim_x))
+    axes.set_ylabel(model.dim_label(request.dim_y))
+    axes.set_title(f"{len(x)} encoded Shapes images by {request.factor}", fontsize=10)
+    axes.legend(fontsize=7, loc="best", markerscale=1.5, framealpha=0.7)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    buffer.seek(0)
+    with Image.open(buffer) as image:
+        return image.convert("RGB")
