@@ -149,7 +149,7 @@ def main(argv=None) -> None:
     text_encoder.train()
     t0 = time.time()
     for step in tqdm(range(start, args.steps), desc="unet", initial=start, total=args.steps):
-        lr = args.lr * min(1.0, (step + 1) / 200) * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * step / args.steps)))
+        lr = float(args.lr * min(1.0, (step + 1) / 200) * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * step / args.steps))))
         for group in opt.param_groups:
             group["lr"] = lr
         idx = torch.randint(len(images), (args.batch,), generator=gen)

@@ -26,7 +26,10 @@ def load_checkpoint(path: str | Path) -> dict | None:
     path = Path(path)
     if not path.exists():
         return None
-    return torch.load(path, map_location="cpu", weights_only=True)
+    import numpy as np
+    # Older checkpoints stored a numpy float as the learning rate; allow exactly that.
+    with torch.serialization.safe_globals([np._core.multiarray.scalar, np.dtype, type(np.dtype("float64"))]):
+        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 class EMA:
