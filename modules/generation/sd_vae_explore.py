@@ -106,7 +106,7 @@ def apply_edit(current: SdVaeLatent, edit: SdVaeEdit, directions: Directions | N
     mean, std = current.channel_mean[:, None, None], current.channel_std[:, None, None]
     scales = np.asarray(edit.scales, np.float32)[:, None, None]
     offsets = np.asarray(edit.offsets, np.float32)[:, None, None]
-    edited = mean + scales * (z - mean) + offsets * std
+    edited = z + (scales - 1) * (z - mean) + offsets * std  # exactly z when nothing is moved
     if directions is not None and tuple(directions.shape) == z.shape:
         amounts = np.asarray(edit.directions[:len(directions.stds)], np.float32) * directions.stds
         edited = edited + (amounts @ directions.components).reshape(z.shape)

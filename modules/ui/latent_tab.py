@@ -30,10 +30,10 @@ from modules.zoo import shapes
 MAX_SLIDERS = 32
 SLIDER_RANGE = 3.0
 LIVE = dict(trigger_mode="always_last", concurrency_limit=1, show_progress="hidden", api_name=False)
+# Small VAEs decode 32 px images: show them large, with crisp pixels.
 STYLE = """<style>
 #latent_image img, #latent_reconstruction img, #latent_input img, #latent_sample img
-  { image-rendering: pixelated; image-rendering: crisp-edges; }
-#latent_sliders .form { gap: 2px; }
+  { width: 100% !important; height: 100% !important; object-fit: contain; image-rendering: pixelated; }
 </style>"""
 
 

@@ -1,0 +1,92 @@
+"""Latent Explorer's SD VAE mode on tiny VAEs: a checkpoint's own, and a stand-alone file in models/VAE."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from modules.errors import InvalidRequest, ModelNotFound
+from modules.generation import sd_vae_explore as sd
+from modules.generation.latent_request import SdVaeDirectionsRequest, SdVaeEdit, SdVaeEncodeRequest
+from modules.zoo import shapes
+from tests.test_latent_fixtures import latent_backend, latent_models, latent_models_dir  # noqa: F401 - fixtures
+
+SOURCES = ["checkpoint: tiny-sd15", "file: tiny-sd-vae.safetensors"]
+
+
+@pytest.fixture(scope="module")
+def picture():
+    return Image.fromarray(shapes.make_dataset(1, seed=3, size=96).images[0])
+
+
+def test_both_kinds_of_sd_vae_are_offered(latent_models):
+    choices = latent_models.sd_vae_choices()
+    assert any(c.startswith("checkpoint: tiny-sd15") for c in choices)
+    assert "file: tiny-sd-vae.safetensors" in choices
+
+
+def test_a_vae_file_in_the_original_layout_loads_as_the_vae_it_was_made_from(latent_models):
+    from tests.tiny_models import _tiny_vae
+
+    torch.manual_seed(3)  # as tests/test_latent_fixtures.tiny_sd_vae_file made it
+    original = _tiny_vae(scaling_factor=0.18215).eval()
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    with latent_models.sd_vae("file: tiny-sd-vae") as vae, torch.no_grad():
+        assert list(vae.config.block_out_channels) == list(original.config.block_out_channels)
+        assert torch.allclose(vae.decode(vae.encode(x).latent_dist.mean).sample,
+                              original.decode(original.encode(x).latent_dist.mean).sample, atol=1e-5)
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_encode_gives_a_channel_latent_and_no_edit_decodes_like_the_vae(latent_models, picture, source):
+    request = SdVaeEncodeRequest(source, picture, 128).validated()
+    with latent_models.sd_vae(request.vae) as vae:
+        current = sd.encode(request, vae)
+        assert current.latent.shape == (4, 16, 16), "4 channels at 1/8 of 128 px"
+        plain = sd.decode_latents(vae, current.latent[None])[0]
+        edited = np.asarray(sd.decode(current, SdVaeEdit().validated(4, 0), vae))
+    assert np.array_equal(plain, edited)
+    assert edited.shape == (128, 128, 3)
+    views = sd.channel_views(current.latent)
+    assert len(views) == 4 and views[0][0].size == (128, 128) and views[0][1].startswith("channel 0: mean")
+
+
+def test_channel_offset_and_scale_act_on_one_channel_in_its_own_sigma(latent_models, picture):
+    request = SdVaeEncodeRequest(SOURCES[0], picture, 64).validated()
+    with latent_models.sd_vae(request.vae) as vae:
+        current = sd.encode(request, vae)
+    edit = SdVaeEdit(offsets=[0, 2.0], scales=[1, 1, 0.0]).validated(4, 0)
+    edited = sd.apply_edit(current, edit)
+    mean, std = current.channel_mean, current.channel_std
+    assert np.isclose(edited[1].mean(), mean[1] + 2 * std[1], atol=1e-4)
+    assert np.allclose(edited[2], mean[2], atol=1e-5), "scale 0 flattens the channel to its mean"
+    assert np.allclose(edited[[0, 3]], current.latent[[0, 3]])
+
+
+def test_principal_directions_are_orthonormal_and_move_the_latent_by_their_sigma(latent_models, picture):
+    request = SdVaeEncodeRequest(SOURCES[1], picture, 64).validated()
+    with latent_models.sd_vae(request.vae) as vae:
+        current = sd.encode(request, vae)
+        directions = sd.principal_directions(SdVaeDirectionsRequest(SOURCES[1], None, 8, 3).validated(8), vae, 64)
+    components = directions.components
+    assert components.shape == (3, 4 * 8 * 8) and directions.images == 8
+    assert np.allclose(components @ components.T, np.eye(3), atol=1e-4)
+    assert np.all(np.diff(directions.stds) <= 1e-6), "largest variance first"
+    edited = sd.apply_edit(current, SdVaeEdit(directions=[1.5]).validated(4, 3), directions)
+    moved = (edited - current.latent).reshape(-1)
+    assert np.isclose(moved @ components[0], 1.5 * directions.stds[0], rtol=1e-3)
+
+
+def test_bad_sd_vae_requests_name_their_field(latent_models, picture):
+    with pytest.raises(InvalidRequest, match="size: must be a multiple of 64"):
+        SdVaeEncodeRequest(SOURCES[0], picture, 100).validated()
+    with pytest.raises(InvalidRequest, match="vae: pick a VAE"):
+        SdVaeEncodeRequest("", picture).validated()
+    with pytest.raises(InvalidRequest, match="offsets: has 6 values, but there are only 4"):
+        SdVaeEdit(offsets=[0, 0, 0, 0, 1, 1]).validated(4, 0)
+    with pytest.raises(InvalidRequest, match="directions: 4 images give at most 3"):
+        SdVaeDirectionsRequest(SOURCES[0], None, 4, 5).validated(8)
+    with pytest.raises(ModelNotFound, match="unknown VAE file 'nothing-here'"):
+        with latent_models.sd_vae("file: nothing-here"):
+            pass
