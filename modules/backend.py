@@ -192,8 +192,10 @@ class Backend:
 
     def gan_model(self, name: str | None):
         """(info, generator) of a GAN by title, name or hash; None: the first (the built-in)."""
+        from modules.generation.gan import inference_layout
+
         info = self.zoo_registry.find("gan", name)
-        return info, self.manager.zoo_model(info)
+        return info, inference_layout(self.manager.zoo_model(info))
 
     def gan_sample(self, request, job: Job | None = None):
         from modules.generation.gan import sample

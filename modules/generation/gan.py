@@ -141,6 +141,16 @@ def check_layer_options(request: GanRequest, caps: GanCapabilities) -> None:
         raise InvalidRequest("style_mix_seed", NO_LAYER_STYLES)
 
 
+def inference_layout(generator):
+    """Channels-last weights, so conv outputs and the nearest upsampling between them stay
+    channels-last: on a CPU that makes a DCGAN body about 1.5x faster (NCHW nearest upsampling
+    is the slow part), and it suits tensor cores on a GPU. Idempotent; values change by ~1e-6."""
+    if not getattr(generator, "_zoo_channels_last", False):
+        generator.to(memory_format=torch.channels_last)
+        generator._zoo_channels_last = True
+    return generator
+
+
 def model_device(generator) -> torch.device:
     return next(generator.parameters()).device
 
