@@ -37,7 +37,8 @@ def test_sample_a_grid_browse_the_seed_plane_and_restore_a_png(app, page):
     expect(page.locator("#gan_gallery img")).to_have_count(5)  # the grid and four images
     expect(page.locator("#gan_infotext textarea")).to_have_value(re.compile(
         r"^Seed: 0, Truncation psi: 1, Class: circle, Size: 32x32, Model hash: [0-9a-f]{10}, Model: tiny-gan, "))
-    assert sorted(p.name[6:] for p in (app.outdir / "gan-images").rglob("*.png")) == ["0.png", "1.png", "2.png", "3.png"]
+    saved = sorted(p.name[6:] for p in (app.outdir / "gan-images").rglob("*.png"))
+    assert saved == ["0.png", "1.png", "2.png", "3.png"]
     screenshot(page, "gan")
 
     page.locator("#gan_next_seeds").click()  # the next page of seeds
@@ -61,7 +62,8 @@ def test_sample_a_grid_browse_the_seed_plane_and_restore_a_png(app, page):
     page.locator("#gan_import input[type=file]").set_input_files(str(saved))
     expect(page.locator("#gan_message")).to_contain_text("Restored 1 latent from")
     expect(page.locator("#gan_seeds textarea")).to_have_value("2")
-    expect(page.locator("#gan_infotext textarea")).to_have_value(re.compile(r"^Seed: 2, Truncation psi: 1, Class: circle"))
+    expect(page.locator("#gan_infotext textarea")).to_have_value(
+        re.compile(r"^Seed: 2, Truncation psi: 1, Class: circle"))
 
 
 def test_gan_sample_endpoint_from_gradio_client(app):

@@ -57,8 +57,8 @@ class GanCapabilities:
 def capabilities(generator) -> GanCapabilities:
     names = tuple(getattr(generator, "class_names", ()) or ())
     size = getattr(getattr(generator, "config", None), "image_size", None) or getattr(generator, "img_resolution", 0)
-    return GanCapabilities(int(generator.z_dim), names if len(names) > 1 else (), int(getattr(generator, "num_ws", 0) or 0),
-                           int(size))
+    num_ws = int(getattr(generator, "num_ws", 0) or 0)
+    return GanCapabilities(int(generator.z_dim), names if len(names) > 1 else (), num_ws, int(size))
 
 
 @dataclass
@@ -118,7 +118,8 @@ def samples_for(request: GanRequest, caps: GanCapabilities) -> list[GanSample]:
         out = []
         for n, item in enumerate(request.latents):
             if len(item["z"]) != caps.z_dim:
-                raise InvalidRequest("latents", f"item {n} has {len(item['z'])} numbers; this model's z has {caps.z_dim}")
+                raise InvalidRequest("latents", f"item {n} has {len(item['z'])} numbers; "
+                                                f"this model's z has {caps.z_dim}")
             (index,) = class_indices(item["class"] if item["class"] is not None else request.class_name, caps)
             out.append(GanSample(torch.tensor(item["z"], dtype=torch.float32), index, item["seed"], item["position"]))
         return out
@@ -131,7 +132,8 @@ def samples_for(request: GanRequest, caps: GanCapabilities) -> list[GanSample]:
 def check_layer_options(request: GanRequest, caps: GanCapabilities) -> None:
     if caps.layer_styles:
         if request.truncation_cutoff is not None and request.truncation_cutoff > caps.num_ws:
-            raise InvalidRequest("truncation_cutoff", f"this model has {caps.num_ws} layers, got {request.truncation_cutoff}")
+            raise InvalidRequest("truncation_cutoff",
+                                 f"this model has {caps.num_ws} layers, got {request.truncation_cutoff}")
         if request.style_mix_seed is not None and request.style_mix_from >= caps.num_ws:
             raise InvalidRequest("style_mix_from", f"must be below the model's {caps.num_ws} layers")
         return

@@ -27,7 +27,7 @@ class GanRequest:
     style_mix_seed: int | None = None       # per-layer models: layers from style_mix_from on take this seed's w
     style_mix_from: int = 1
     position: tuple[float, float] | None = None  # a point of the seed plane instead of the seeds
-    latents: list[dict] | None = None       # imported states ({"z": [...], "seed", "class", "position"}), instead of seeds
+    latents: list[dict] | None = None       # imported: [{"z": [...], "seed", "class", "position"}], instead of seeds
     save_images: bool = True
 
     def validated(self) -> "GanRequest":
@@ -36,8 +36,8 @@ class GanRequest:
         r.seeds = parse_seeds(r.seeds)
         r.truncation_psi = _number(r.truncation_psi, "truncation_psi", *PSI_RANGE)
         r.class_name = _class(r.class_name)
-        r.truncation_cutoff = None if _blank(r.truncation_cutoff) else _integer(r.truncation_cutoff, "truncation_cutoff", 0, 64)
-        r.style_mix_seed = None if _blank(r.style_mix_seed) else _integer(r.style_mix_seed, "style_mix_seed", 0, MAX_SEED)
+        r.truncation_cutoff = _optional_integer(r.truncation_cutoff, "truncation_cutoff", 0, 64)
+        r.style_mix_seed = _optional_integer(r.style_mix_seed, "style_mix_seed", 0, MAX_SEED)
         r.style_mix_from = _integer(r.style_mix_from, "style_mix_from", 1, 64)
         r.position = None if r.position is None else _position(r.position)
         r.latents = None if r.latents is None else _latents(r.latents)
@@ -77,18 +77,22 @@ class GanVideoRequest:
             raise InvalidRequest("format", f"must be one of {', '.join(VIDEO_FORMATS)}, got {self.format!r}")
         r.size = _integer(r.size, "size", 16, 1024)
         if r.size % 16:
-            raise InvalidRequest("size", f"must be a multiple of 16 (video codecs work in 16-pixel blocks), got {r.size}")
+            raise InvalidRequest("size", f"must be a multiple of 16 (video codecs use 16-pixel blocks), got {r.size}")
         r.space = str(r.space or "").strip().lower()
         if r.space not in ("w", "z"):
             raise InvalidRequest("space", f"must be w (lerp) or z (slerp), got {self.space!r}")
         total = (len(r.seeds) - (0 if r.loop else 1)) * r.frames
         if total > 2000:
-            raise InvalidRequest("frames", f"{total} frames in all is over the limit of 2000: use fewer seeds or frames")
+            raise InvalidRequest("frames", f"{total} frames in all is over the limit of 2000: fewer seeds or frames")
         return r
 
 
 def _blank(value) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _optional_integer(value, field: str, low: int, high: int) -> int | None:
+    return None if _blank(value) else _integer(value, field, low, high)
 
 
 def _model(value) -> str | None:

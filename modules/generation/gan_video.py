@@ -75,7 +75,8 @@ def frame_images(request: GanVideoRequest, generator, job: Job | None = None) ->
         steps = torch.cat([t, torch.ones(1)]) if last else t  # an open path ends on its last seed
         classes = torch.full((len(steps),), class_index, dtype=torch.long)
         if request.space == "z":
-            frames.append(gan.synthesize(generator, slerp(z_keys[a], z_keys[b], steps), classes, request.truncation_psi))
+            z = slerp(z_keys[a], z_keys[b], steps)
+            frames.append(gan.synthesize(generator, z, classes, request.truncation_psi))
         else:
             w_keys = gan.mapped(generator, z_keys[[a, b]], classes[:2])
             frames.append(gan.synthesize_w(generator, lerp(w_keys[0], w_keys[1], steps.to(w_keys.device)), classes,
@@ -137,7 +138,8 @@ def video_path(outdir: Path | None, request: GanVideoRequest) -> Path:
 def render_video(request: GanVideoRequest, generator, model_info, job: Job, outdir: Path | None) -> GanVideoResult:
     """Render and write the video of a validated request."""
     if request.format == "mp4" and not mp4_available():
-        raise InvalidRequest("format", "MP4 needs the ffmpeg binary of the imageio-ffmpeg wheel, which is missing: use gif")
+        raise InvalidRequest("format", "MP4 needs the ffmpeg binary of the imageio-ffmpeg wheel, which is missing: "
+                                       "use gif")
     frames = to_frames(frame_images(request, generator, job), request.size)
     path = video_path(outdir, request)
     try:
@@ -147,7 +149,7 @@ def render_video(request: GanVideoRequest, generator, model_info, job: Job, outd
         raise
     caps = gan.capabilities(generator)
     text = format_infotext("", "", {
-        "Seeds": ",".join(map(str, request.seeds)), "Interpolation": f"{'slerp z' if request.space == 'z' else 'lerp w'}",
+        "Seeds": ",".join(map(str, request.seeds)), "Interpolation": "slerp z" if request.space == "z" else "lerp w",
         "Frames": len(frames), "FPS": request.fps, "Loop": "yes" if request.loop else "no",
         "Truncation psi": f"{request.truncation_psi:g}",
         "Class": caps.class_names[gan.class_indices(request.class_name, caps)[0]] if caps.conditional else None,

@@ -127,7 +127,8 @@ class GanTab:
                                                 interactive=False, elem_id="gan_plane_image")
                 with gr.Accordion("Interpolation video", open=False, elem_id="gan_video"):
                     with gr.Row():
-                        self.frames = Slider(2, 240, value=24, step=1, label="Frames per seed", elem_id="gan_video_frames")
+                        self.frames = Slider(2, 240, value=24, step=1, label="Frames per seed",
+                                             elem_id="gan_video_frames")
                         self.fps = Slider(1, 60, value=24, step=1, label="FPS", elem_id="gan_video_fps")
                     with gr.Row():
                         formats = ["gif", "mp4"] if mp4_available() else ["gif"]
@@ -170,7 +171,8 @@ class GanTab:
                          api_name=False, queue=False).success(
                 self.sample, inputs=self.sample_inputs(), outputs=outputs, api_name=False)
         self.random_seed.click(lambda: str(random.randrange(0, MAX_SEED + 1)), outputs=self.seeds, api_name=False,
-                               queue=False).then(self.sample, inputs=self.sample_inputs(), outputs=outputs, api_name=False)
+                               queue=False).then(self.sample, inputs=self.sample_inputs(), outputs=outputs,
+                                                 api_name=False)
         self.refresh.click(self._refresh, inputs=self.model, outputs=[self.model, self.notice], api_name=False)
         self.model.change(self._model_changed, inputs=[self.model, self.class_name],
                           outputs=[self.class_name, self.cutoff, self.mixing, self.mix_from, self.layer_note],
@@ -336,8 +338,8 @@ class GanTab:
         path = str(result.path)
         gif = result.request.format == "gif"
         note = info_html(f"{result.frame_count} frames → {result.path.name}")
-        return (gr.Image(value=path if gif else None, visible=gif), gr.Video(value=None if gif else path, visible=not gif),
-                note, result.infotext)
+        return (gr.Image(value=path if gif else None, visible=gif),
+                gr.Video(value=None if gif else path, visible=not gif), note, result.infotext)
 
     # ---------------------------------------------------------------- portable state
     def export_latents(self, states):
