@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 
 import gradio as gr
+from PIL import Image
 
 from modules.backend import Backend
 from modules.errors import UserError
@@ -290,7 +291,9 @@ class GanTab:
     def _plane(self, x, y, model, psi, class_name, cutoff, mix_seed, mix_from, save: bool = False):
         result = self.backend.gan_sample(self._request(model, psi, class_name, cutoff, mix_seed, mix_from,
                                                        position=(x, y), save_images=save))
-        return result, (result.grid or result.images[0])
+        image = result.grid or result.images[0]
+        factor = max(1, 256 // max(image.size))  # crisp pixels at a readable size
+        return result, image.resize((image.width * factor, image.height * factor), Image.NEAREST)
 
     def plane_from_pad(self, pad_value, *inputs):
         try:
