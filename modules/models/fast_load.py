@@ -98,8 +98,12 @@ def load_single_file_with_report(path: Path, config_dir: Path, dtype: torch.dtyp
     models = {name: _Model.build(path, config_dir, name, library, class_name)
               for name, (library, class_name) in components.items()
               if library in ("diffusers", "transformers") and _is_model_class(library, class_name)}
-    for model in models.values():
-        model.trace(path, file_tensors)
+    missing = {name: model.trace(path, file_tensors) for name, model in models.items()}
+    if any(missing.values()):
+        parts = [f"{len(keys)} {name} weight{'s' if len(keys) > 1 else ''} (e.g. {', '.join(keys[:3])})"
+                 for name, keys in missing.items() if keys]
+        raise BadModelFile(path, f"is missing {' and '.join(parts)}: damaged, or not a checkpoint of the "
+                                 f"architecture its config {config_dir.name} describes")
 
     zero_copy_read: dict[str, torch.Tensor] = {}  # file tensors kept as views, by name
     for model in models.values():
@@ -222,16 +226,16 @@ class _Model:
             raise BadModelFile(path, f"its {name} is a {class_name}, which the fast loader does not read")
         return cls(name, module, convert)
 
-    def trace(self, path: Path, file_tensors: dict[str, torch.Tensor]) -> None:
-        """Dry-run the converter on meta tensors: which file tensors make which weights."""
+    def trace(self, path: Path, file_tensors: dict[str, torch.Tensor]) -> list[str]:
+        """Dry-run the converter on meta tensors: which file tensors make which weights.
+        Returns the weights the file lacks."""
         self.expected = self.module.state_dict()
         origin = {id(t): frozenset((name,)) for name, t in file_tensors.items()}
         with _Lineage(origin):
             state = self._convert(path, dict(file_tensors))
         missing = [k for k in self.expected if state.get(k) is None]
         if missing:
-            raise BadModelFile(path, f"is missing {len(missing)} {self.name} weights (e.g. {', '.join(missing[:3])}): "
-                                     "not a checkpoint of the architecture its config describes, or damaged")
+            return missing
         for key, want in self.expected.items():
             got = state[key]
             if tuple(got.shape) != tuple(want.shape):
@@ -243,6 +247,7 @@ class _Model:
                 self.sources.add(name)
                 if torch._C._is_alias_of(got, file_tensors[name]):
                     self.zero_copy.add(name)
+        return []
 
     def load(self, path: Path, header: dict[str, dict], data_start: int, file_tensors: dict[str, torch.Tensor],
              zero_copy_read: dict[str, torch.Tensor], dtype: torch.dtype, report: LoadReport) -> None:
@@ -352,8 +357,6 @@ def _read_tensors(path: Path, header: dict[str, dict], data_start: int, kept: li
     as long as they do; `passing` ones share another."""
     if not kept and not passing:
         return {}
-    if report.reader == "mmap":
-        return _read_tensors_mmap(path, kept + passing, report)
     jobs = []
     for names in (kept, passing):
         spans = {n: (data_start + header[n]["data_offsets"][0], data_start + header[n]["data_offsets"][1])
@@ -361,7 +364,10 @@ def _read_tensors(path: Path, header: dict[str, dict], data_start: int, kept: li
         plan = parallel_read.BufferPlan(spans)
         jobs.append((plan, plan.allocate(), names))
     try:
-        report.bytes_read += parallel_read.read_into(path, [(p, b) for p, b, _ in jobs], reader=report.reader)
+        if report.reader == "mmap":
+            report.bytes_read += _read_mmap(path, jobs)
+        else:
+            report.bytes_read += parallel_read.read_into(path, [(p, b) for p, b, _ in jobs], reader=report.reader)
     except parallel_read.ShortRead as e:
         raise BadModelFile(path, f"is shorter than its header says (truncated download?): {e}") from e
     except OSError as e:
@@ -375,19 +381,23 @@ def _read_tensors(path: Path, header: dict[str, dict], data_start: int, kept: li
     return tensors
 
 
-def _read_tensors_mmap(path: Path, names: list[str], report: LoadReport) -> dict[str, torch.Tensor]:
+def _read_mmap(path: Path, jobs: list) -> int:
+    """The comparison reader: safetensors' mmap, each tensor's pages faulted in and copied into
+    the same buffers. (Kept as safe_open gives them, tensors would only be backed by the file
+    mapping: the "load" would return before reading anything and the first use would pay.)"""
     from safetensors import SafetensorError, safe_open
 
+    done = 0
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
-            tensors = {n: f.get_tensor(n) for n in names}
-    except (SafetensorError, OSError) as e:
-        raise BadModelFile(path, f"cannot read file: {_first_line(e)}") from e
-    size = sum(t.numel() * t.element_size() for t in tensors.values())
-    report.bytes_read += size
-    report.buffer_bytes += size
-    report.tensors_read += len(names)
-    return tensors
+            for plan, buffer, names in jobs:
+                for n in names:
+                    source = f.get_tensor(n).reshape(-1).view(torch.uint8)
+                    plan.raw(buffer, n).copy_(source)
+                    done += source.numel()
+    except SafetensorError as e:
+        raise OSError(_first_line(e)) from e
+    return done
 
 
 def _first_line(e: BaseException) -> str:

@@ -75,10 +75,15 @@ class BufferPlan:
     def allocate(self) -> torch.Tensor:
         return torch.empty(self.nbytes, dtype=torch.uint8)
 
+    def raw(self, buffer: torch.Tensor, name: str) -> torch.Tensor:
+        """The named span's bytes in the buffer (uint8, shared memory)."""
+        offset, length = self._where[name]
+        return buffer[offset:offset + length]
+
     def view(self, buffer: torch.Tensor, name: str, dtype: torch.dtype, shape: list[int]) -> torch.Tensor:
         """The named span as a tensor of `dtype` and `shape`, sharing the buffer's memory."""
-        offset, length = self._where[name]
-        raw = buffer[offset:offset + length]
+        offset, _ = self._where[name]
+        raw = self.raw(buffer, name)
         itemsize = torch.empty((), dtype=dtype).element_size()
         if offset % itemsize:  # misaligned in the file itself: this one tensor costs a copy
             raw = raw.clone()
