@@ -101,3 +101,22 @@ def latent_models(latent_backend):
     from modules.generation.latent_models import LatentModels
 
     return LatentModels(latent_backend)
+
+
+@pytest.fixture(scope="session")
+def latent_app(latent_backend):
+    """The whole UI over latent_backend, served in this process (starting webui.py again would cost
+    the imports twice on a small machine); yields its URL."""
+    from modules.ui.app import build_ui
+    from modules.ui.common import CSS
+    from tests.app_process import free_port
+
+    demo = build_ui(latent_backend)
+    demo.queue(default_concurrency_limit=4)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=CSS,
+                allowed_paths=[str(latent_backend.config.outdir)])
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        demo.close()

@@ -226,9 +226,12 @@ def output_folder(outdir: Path) -> Path:
 
 
 def save_png(image: Image.Image, state: LatentState, outdir: Path) -> Path:
-    """The decoded image as a PNG carrying its latent, model and hash; atomic, numbered."""
-    from modules.images import save_image
+    """The decoded image as outputs/latent-images/<date>/NNNNN-<model>.png, carrying its latent, model
+    and hash in PNG text chunks; atomic and numbered like every saved image."""
     from modules.generation.latent_state import png_text
+    from modules.images import png_info
 
     text = png_text(state)
-    return save_image(image, output_folder(outdir), 0, text.pop("parameters"), text)
+    info = png_info(text.pop("parameters"), text)
+    stem = (state.model or "latent").replace("/", "_")
+    return media.write_atomic(output_folder(outdir), stem, ".png", lambda p: image.save(p, format="PNG", pnginfo=info))

@@ -37,6 +37,19 @@ STYLE = """<style>
 </style>"""
 
 
+class ImageFile(gr.Image):
+    """An image upload handed over as the uploaded file's path, unopened, in its own mode: our request
+    type reads it, so an unreadable file gets our message naming the field, and a PNG keeps its text."""
+
+    def get_block_name(self) -> str:
+        return "image"  # the stock image frontend
+
+    def preprocess(self, payload):
+        if payload is None or (payload.url and payload.url.startswith("data:")):
+            return super().preprocess(payload)
+        return str(payload.path)
+
+
 def _message(error: Exception) -> str:
     return error_html(str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}")
 
@@ -125,7 +138,8 @@ class BetaVaePanel:
             with gr.Column():
                 with gr.Tabs():
                     with gr.Tab("Upload"):
-                        self.upload = gr.Image(label="Image (a PNG saved here restores its latent)", type="filepath",
+                        self.upload = ImageFile(label="Image (a PNG saved here restores its latent)", type="filepath",
+                                               image_mode=None,
                                                sources=["upload", "clipboard"], height=220, elem_id="latent_upload")
                         self.encode_upload = gr.Button("Encode", variant="primary", elem_id="latent_encode_upload")
                     with gr.Tab("Draw"):
@@ -249,8 +263,10 @@ class BetaVaePanel:
         self.encode_upload.click(self._encode_api, inputs=[model, self.upload], outputs=encode_outputs,
                                  api_name="latent_encode").then(**show).then(
             self._decode_api, inputs=[model, self.latent], outputs=[self.image, gr.State()], api_name=False)
-        for button, source in ((self.encode_sketch, self.sketch), (self.encode_sample, self.sample)):
-            button.click(self._encode_api, inputs=[model, source], outputs=encode_outputs, api_name=False).then(
+        # Dropping an image in encodes it at once (a PNG saved here restores its sliders).
+        for event, source in ((self.upload.upload, self.upload), (self.encode_sketch.click, self.sketch),
+                              (self.encode_sample.click, self.sample)):
+            event(self._encode_api, inputs=[model, source], outputs=encode_outputs, api_name=False).then(
                 **show).then(self._decode_api, inputs=[model, self.latent], outputs=[self.image, gr.State()],
                              api_name=False)
         self.sample_seed.change(_sample, inputs=self.sample_seed, outputs=[self.sample, self.sample_caption],
@@ -512,7 +528,8 @@ class SdVaePanel:
         self.directions_state = gr.State(None)
         with gr.Row():
             with gr.Column():
-                self.upload = gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"], height=256,
+                self.upload = ImageFile(label="Image", type="filepath", sources=["upload", "clipboard"], height=256,
+                                       image_mode=None,
                                        elem_id="latent_sd_image")
                 self.encode = gr.Button("Encode", variant="primary", elem_id="latent_sd_encode")
                 gr.Markdown("**Channels** — offset in σ of the channel, scale around its mean")
