@@ -174,7 +174,9 @@ def interpolate(request: LatentInterpolateRequest, model: LatentModel, outdir: P
     """Frames from start to end; with ``outdir`` also a GIF (and an MP4 where ffmpeg is available)."""
     latents = interpolation_latents(request.start, request.end, request.frames, request.method)
     frames = decode_latents(model, latents)
-    result = InterpolateResult(latents, frames, media.strip(np.stack([media.upscale(f, 2) for f in frames])))
+    columns = min(len(frames), 8)
+    strip = media.grid(np.stack([media.upscale(f, media.display_scale(model.image_size, 64)) for f in frames]), columns)
+    result = InterpolateResult(latents, frames, strip)
     if outdir is not None:
         folder = output_folder(outdir)
         big = media.even_upscale(frames)

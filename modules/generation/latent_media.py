@@ -69,10 +69,6 @@ def grid(images: np.ndarray, columns: int, gap: int = 2, background: int = 255,
     return picture
 
 
-def strip(frames: np.ndarray, gap: int = 2) -> Image.Image:
-    return grid(frames, columns=len(frames), gap=gap)
-
-
 def next_path(folder: Path, stem: str, suffix: str) -> Path:
     """NNNNN-stem.suffix under the next number the folder has (shared with images.save_image's numbering)."""
     folder.mkdir(parents=True, exist_ok=True)

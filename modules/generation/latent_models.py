@@ -12,6 +12,7 @@ from modules.models.vae_files import VaeFiles
 
 CHECKPOINT_PREFIX = "checkpoint: "
 FILE_PREFIX = "file: "
+BUILT_IN = "shapes-beta-vae.safetensors"
 
 
 class LatentModels:
@@ -23,6 +24,12 @@ class LatentModels:
 
     def beta_vae_titles(self) -> list[str]:
         return [m.title for m in self.backend.zoo_registry.usable("beta_vae")]
+
+    def default_title(self) -> str | None:
+        """The built-in β-VAE where it is present, else the first one."""
+        titles = self.beta_vae_titles()
+        built_in = [t for t in titles if t.startswith(BUILT_IN + " ") or t == BUILT_IN]
+        return (built_in or titles or [None])[0]
 
     def refresh(self) -> list[str]:
         self.backend.zoo_registry.scan()

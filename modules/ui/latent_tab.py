@@ -77,12 +77,12 @@ class BetaVaePanel:
         titles = self.models.beta_vae_titles()
         first = None
         try:
-            first = self.models.beta_vae(titles[0]) if titles else None
+            first = self.models.beta_vae(self.models.default_title()) if titles else None
         except Exception:  # noqa: BLE001 - a broken file must not stop the app; the message shows on use
             first = None
         dim = first.latent_dim if first else 0
         with gr.Row(equal_height=True):
-            self.model = gr.Dropdown(titles, value=titles[0] if titles else None, label="β-VAE (models/Latent)",
+            self.model = gr.Dropdown(titles, value=first.title if first else None, label="β-VAE (models/Latent)",
                                      elem_id="latent_model", scale=6, allow_custom_value=True)
             self.refresh = gr.Button("↻", elem_id="latent_refresh", scale=0, min_width=48)
         self.notice = gr.Markdown("" if titles else _no_model_message(self.models), elem_id="latent_notice")
@@ -143,7 +143,8 @@ class BetaVaePanel:
                                                sources=["upload", "clipboard"], height=220, elem_id="latent_upload")
                         self.encode_upload = gr.Button("Encode", variant="primary", elem_id="latent_encode_upload")
                     with gr.Tab("Draw"):
-                        self.sketch = gr.Sketchpad(label="Draw a shape", type="pil", canvas_size=(256, 256),
+                        self.sketch = gr.Sketchpad(label="Draw a shape (pick the brush first)", type="pil", canvas_size=(256, 256),
+                                                   layers=False, format="png",
                                                    brush=gr.Brush(colors=[c for c in _hex_colours()],
                                                                   default_color=_hex_colours()[0], default_size=18),
                                                    elem_id="latent_sketch")
@@ -158,7 +159,7 @@ class BetaVaePanel:
                         self.encode_sample = gr.Button("Encode sample", variant="primary", elem_id="latent_encode_sample")
             with gr.Column():
                 with gr.Row():
-                    self.encoder_input = gr.Image(label="What the encoder saw", type="pil", interactive=False,
+                    self.encoder_input = gr.Image(label="What the encoder saw", type="pil", format="png", interactive=False,
                                                   height=160, elem_id="latent_input")
                     self.reconstruction = gr.Image(label="Decoded μ", type="pil", format="png", interactive=False,
                                                    height=160, elem_id="latent_reconstruction")
@@ -603,7 +604,7 @@ class SdVaePanel:
     def _decode(self, current, directions, vae_source, *values):
         if current is None:
             return gr.skip(), gr.skip(), error_html("Encode an image first")
-        n, k = sd_ops.MAX_CHANNELS, sd_ops.MAX_DIRECTIONS
+        n = sd_ops.MAX_CHANNELS
         try:
             channels = len(current.latent)
             edit = SdVaeEdit(list(values[:channels]), list(values[n:n + channels]),
