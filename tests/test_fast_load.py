@@ -93,7 +93,7 @@ def test_image_equals_from_single_file(single_files, kind):
 def test_every_reader_gives_the_same_weights(single_files):
     path = single_files["sdxl"]
     loads = {reader: load_single_file_with_report(path, sidecar_dir(path), torch.float16, reader)
-             for reader in ("parallel", "plain", "mmap", "auto")}
+             for reader in ("parallel", "plain", "mmap", "map", "auto")}
     first = loads["parallel"].pipeline
     for reader, load in loads.items():
         assert load.report.bytes_read == loads["parallel"].report.bytes_read, reader
@@ -135,12 +135,30 @@ def test_ema_and_unused_tensors_are_not_read(single_files, tmp_path):
     _assert_same_pipeline(load.pipeline, _reference(source, torch.float32, "sd15"))
 
 
-def test_truncated_file_is_a_bad_model_file(single_files, tmp_path):
+def test_safety_checker_in_the_config_is_not_loaded(single_files, tmp_path):
+    """Real SD 1.5 configs name a safety checker; like the app's from_single_file call, no checker."""
+    import json
+    import shutil
+
+    source = single_files["sd15"]
+    config = tmp_path / "with-checker.config"
+    shutil.copytree(sidecar_dir(source), config)
+    index = json.loads((config / "model_index.json").read_text())
+    index.update(safety_checker=["stable_diffusion", "StableDiffusionSafetyChecker"],
+                 feature_extractor=["transformers", "CLIPImageProcessor"], requires_safety_checker=True)
+    (config / "model_index.json").write_text(json.dumps(index))
+    pipe = load_single_file(source, config, torch.float16)
+    assert pipe.safety_checker is None and pipe.feature_extractor is None
+    assert pipe.config.requires_safety_checker is False
+
+
+@pytest.mark.parametrize("reader", ["auto", "map"])
+def test_truncated_file_is_a_bad_model_file(single_files, tmp_path, reader):
     source = single_files["sd15"]
     path = tmp_path / "truncated.safetensors"
     path.write_bytes(source.read_bytes()[:-1000])
     with pytest.raises(BadModelFile) as caught:
-        load_single_file(path, sidecar_dir(source), torch.float16)
+        load_single_file(path, sidecar_dir(source), torch.float16, reader)
     assert caught.value.path == str(path)
     assert "truncated.safetensors" in str(caught.value) and "truncated" in caught.value.reason
 
@@ -190,6 +208,18 @@ def test_ranges_are_coalesced_aligned_and_read_exactly(tmp_path, reader):
     for name, (b, e) in spans.items():
         assert plan.view(buffer, name, torch.uint8, [e - b]).numpy().tobytes() == data[b:e], name
     assert plan.view(buffer, "d", torch.int16, [2, -1]).shape == (2, 3846)
+
+
+def test_mapped_ranges_are_the_file_bytes_and_copy_on_write(tmp_path):
+    data = bytes(range(256)) * 64
+    path = tmp_path / "data.bin"
+    path.write_bytes(data)
+    mapped = parallel_read.map_file(path, [(10, 5000), (9000, 16384)])
+    assert mapped.numpy().tobytes() == data
+    mapped[:4] = 0  # a private mapping: the file itself never changes
+    assert path.read_bytes() == data
+    with pytest.raises(parallel_read.ShortRead):
+        parallel_read.map_file(path, [(0, 20000)])
 
 
 @pytest.mark.parametrize("reader", parallel_read.READERS)

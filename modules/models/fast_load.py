@@ -36,7 +36,7 @@ from modules.errors import BadModelFile
 from modules.models import parallel_read
 from modules.models.safetensors_header import read_header
 
-READERS = ("auto", "parallel", "plain", "mmap")
+READERS = ("auto", "parallel", "plain", "mmap", "map")
 
 # reader="auto": measured with bench/cold_load.py on the dev VM (2 vCPU Xeon, 24 GiB, page cache
 # warm, 2.1 GB SD 1.5 fp16 file): see AUTO_READER_FIGURES below.
@@ -76,8 +76,11 @@ def load_single_file(path: Path, config_dir: Path, dtype: torch.dtype, reader: s
     `Pipeline.from_single_file(path, config=config_dir, local_files_only=True, torch_dtype=dtype)`'s.
 
     `reader`: "parallel" (threaded preadv into preallocated buffers), "plain" (one
-    sequential read per range), "mmap" (safetensors safe_open, for comparison), or
-    "auto" (the fastest measured here). Raises BadModelFile naming the file."""
+    sequential read per range), "mmap" (safetensors safe_open, copied into the same
+    buffers; for comparison), or "auto" (the fastest of those measured here). Or "map":
+    nothing is read; weights are views of a private mapping of the file, i.e. the page
+    cache itself (fastest when it is warm, no second copy in RAM, but file-backed memory:
+    see parallel_read.map_file for what that costs). Raises BadModelFile naming the file."""
     return load_single_file_with_report(path, config_dir, dtype, reader).pipeline
 
 
@@ -97,7 +100,8 @@ def load_single_file_with_report(path: Path, config_dir: Path, dtype: torch.dtyp
                     for name, info in header.items()}
     models = {name: _Model.build(path, config_dir, name, library, class_name)
               for name, (library, class_name) in components.items()
-              if library in ("diffusers", "transformers") and _is_model_class(library, class_name)}
+              if name not in OMITTED_COMPONENTS and library in ("diffusers", "transformers")
+              and _is_model_class(library, class_name)}
     missing = {name: model.trace(path, file_tensors) for name, model in models.items()}
     if any(missing.values()):
         parts = [f"{len(keys)} {name} weight{'s' if len(keys) > 1 else ''} (e.g. {', '.join(keys[:3])})"
@@ -357,6 +361,8 @@ def _read_tensors(path: Path, header: dict[str, dict], data_start: int, kept: li
     as long as they do; `passing` ones share another."""
     if not kept and not passing:
         return {}
+    if report.reader == "map":
+        return _map_tensors(path, header, data_start, kept + passing, report)
     jobs = []
     for names in (kept, passing):
         spans = {n: (data_start + header[n]["data_offsets"][0], data_start + header[n]["data_offsets"][1])
@@ -378,6 +384,28 @@ def _read_tensors(path: Path, header: dict[str, dict], data_start: int, kept: li
         for n in names:
             tensors[n] = plan.view(buffer, n, FILE_DTYPES[header[n]["dtype"]], header[n]["shape"])
     report.tensors_read += len(kept) + len(passing)
+    return tensors
+
+
+def _map_tensors(path: Path, header: dict[str, dict], data_start: int, names: list[str],
+                 report: LoadReport) -> dict[str, torch.Tensor]:
+    spans = {n: (data_start + header[n]["data_offsets"][0], data_start + header[n]["data_offsets"][1])
+             for n in names}
+    try:
+        mapping = parallel_read.map_file(path, list(spans.values()))
+    except parallel_read.ShortRead as e:
+        raise BadModelFile(path, f"is shorter than its header says (truncated download?): {e}") from e
+    except (OSError, ValueError) as e:
+        raise BadModelFile(path, f"cannot map file: {e}") from e
+    tensors = {}
+    for n, (begin, end) in spans.items():
+        dtype = FILE_DTYPES[header[n]["dtype"]]
+        raw = mapping[begin:end]
+        if begin % torch.empty((), dtype=dtype).element_size():
+            raw = raw.clone()
+        tensors[n] = raw.view(dtype).view(header[n]["shape"])
+        report.bytes_read += end - begin
+    report.tensors_read += len(names)
     return tensors
 
 
