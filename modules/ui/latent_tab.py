@@ -101,7 +101,7 @@ class BetaVaePanel:
             with gr.Column(scale=2):
                 self.image = gr.Image(self._initial_image(first), label="Decoded", type="pil", format="png",
                                       interactive=False, height=288, elem_id="latent_image")
-                self.message = gr.HTML(elem_id="latent_message")
+                self.message = gr.HTML(label="message", show_label=False, elem_id="latent_message")
                 self.latent = gr.Textbox(_latent_text(np.zeros(dim)) if dim else "", label="Latent z (σ units, JSON)",
                                          lines=2, elem_id="latent_vector", buttons=["copy"])
                 self.sigma = gr.Textbox("", label="σ per dimension (posterior, after Encode)", lines=1,
@@ -186,7 +186,7 @@ class BetaVaePanel:
                 note = "" if mp4_available() else " (MP4: no ffmpeg binary found, so GIF only)"
                 self.animations = gr.File(label="GIF and MP4" + note, file_count="multiple", interactive=False,
                                           elem_id="latent_animations")
-                self.interpolate_message = gr.HTML(elem_id="latent_interpolate_message")
+                self.interpolate_message = gr.HTML(label="message", show_label=False, elem_id="latent_interpolate_message")
 
     def _build_traverse(self, model) -> None:
         with gr.Row():
@@ -201,7 +201,7 @@ class BetaVaePanel:
             with gr.Column(scale=2):
                 self.traverse_grid = gr.Image(label="Dimensions × values", type="pil", format="png",
                                               interactive=False, elem_id="latent_traverse_grid")
-                self.traverse_message = gr.HTML(elem_id="latent_traverse_message")
+                self.traverse_message = gr.HTML(label="message", show_label=False, elem_id="latent_traverse_message")
 
     def _build_map(self, model) -> None:
         choices = self._dim_choices(model)
@@ -221,7 +221,7 @@ class BetaVaePanel:
                                      format="png", interactive=False, elem_id="latent_manifold")
             self.scatter = gr.Image(label="Encoded data set", type="pil", format="png", interactive=False,
                                     elem_id="latent_scatter")
-        self.map_message = gr.HTML(elem_id="latent_map_message")
+        self.map_message = gr.HTML(label="message", show_label=False, elem_id="latent_map_message")
 
     def _build_io(self) -> None:
         with gr.Row():
@@ -314,12 +314,12 @@ class BetaVaePanel:
             return gr.skip(), gr.skip(), _message(e)
         return result.image, _latent_text(result.state.latent), ""
 
-    def _decode_api(self, model_name, latent_text):
+    def _decode_api(self, model, latent):
         """latent_decode: (model, latent as JSON list) -> (image with the latent in its PNG text, message)."""
         try:
-            model = self.models.beta_vae(model_name or None)
-            request = LatentDecodeRequest(model_name, latent_text).validated(model.latent_dim)
-            return latent_ops.decode(request, model).image, ""
+            vae = self.models.beta_vae(model or None)
+            request = LatentDecodeRequest(model, latent).validated(vae.latent_dim)
+            return latent_ops.decode(request, vae).image, ""
         except Exception as e:  # noqa: BLE001
             return None, _message(e)
 
@@ -408,17 +408,17 @@ class BetaVaePanel:
         except Exception as e:  # noqa: BLE001
             return gr.skip(), _message(e)
 
-    def _encode_api(self, model_name, image):
+    def _encode_api(self, model, image):
         """latent_encode: (model, image) -> (μ as JSON list, σ as JSON list, decoded μ, message, model, input)."""
         try:
-            request = LatentEncodeRequest(model_name, image).validated()
-            model = self.models.beta_vae(model_name or None)
+            request = LatentEncodeRequest(model, image).validated()
+            vae = self.models.beta_vae(model or None)
             stored = latent_state.from_png(request.image, "image")
             model_update = gr.skip()
             note = ""
             if stored is not None:
-                model, model_update, note = self._model_for_state(model, stored)
-            result = latent_ops.encode(request, model)
+                vae, model_update, note = self._model_for_state(vae, stored)
+            result = latent_ops.encode(request, vae)
             if result.restored is not None:
                 note = info_html("Restored the latent stored in this PNG" + (f" ({note})" if note else "") + ".")
             elif note:
@@ -437,32 +437,32 @@ class BetaVaePanel:
             return self.models.beta_vae(title), gr.Dropdown(value=title), f"switched to {title}, the model it was made with"
         return model, gr.skip(), f"made with {state.model or 'another model'} [{state.model_hash[:10]}], not found here"
 
-    def _interpolate_api(self, model_name, start, end, frames, method, fps):
+    def _interpolate_api(self, model, start, end, frames, method, fps):
         """latent_interpolate: (model, start, end, frames, method, fps) -> (strip image, [GIF, MP4] files, message)."""
         try:
-            model = self.models.beta_vae(model_name or None)
-            request = LatentInterpolateRequest(model_name, start, end, frames, method, fps).validated(model.latent_dim)
-            result = latent_ops.interpolate(request, model, self.outdir)
+            vae = self.models.beta_vae(model or None)
+            request = LatentInterpolateRequest(model, start, end, frames, method, fps).validated(vae.latent_dim)
+            result = latent_ops.interpolate(request, vae, self.outdir)
             files = [str(p) for p in (result.gif, result.mp4) if p is not None]
             note = "" if result.mp4 else info_html("GIF only: no ffmpeg binary found for MP4.")
             return result.strip, files, note
         except Exception as e:  # noqa: BLE001
             return None, None, _message(e)
 
-    def _traverse(self, model_name, latent_text, dims, k, steps):
+    def _traverse(self, model, latent, dims, k, steps):
         try:
-            model = self.models.beta_vae(model_name or None)
-            request = LatentTraverseRequest(model_name, latent_text, dims, k, steps).validated(model.latent_dim)
-            return latent_ops.traverse(request, model), ""
+            vae = self.models.beta_vae(model or None)
+            request = LatentTraverseRequest(model, latent, dims, k, steps).validated(vae.latent_dim)
+            return latent_ops.traverse(request, vae), ""
         except Exception as e:  # noqa: BLE001
             return None, _message(e)
 
-    def _map(self, model_name, latent_text, dim_x, dim_y, k, steps, factor, samples):
+    def _map(self, model, latent, dim_x, dim_y, k, steps, factor, samples):
         try:
-            model = self.models.beta_vae(model_name or None)
-            request = LatentMapRequest(model_name, latent_text, dim_x, dim_y, k, steps, factor,
-                                       samples).validated(model.latent_dim)
-            return latent_ops.manifold(request, model), latent_map.scatter(request, model), ""
+            vae = self.models.beta_vae(model or None)
+            request = LatentMapRequest(model, latent, dim_x, dim_y, k, steps, factor,
+                                       samples).validated(vae.latent_dim)
+            return latent_ops.manifold(request, vae), latent_map.scatter(request, vae), ""
         except Exception as e:  # noqa: BLE001
             return None, None, _message(e)
 
