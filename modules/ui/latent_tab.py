@@ -255,7 +255,7 @@ class BetaVaePanel:
         self.refresh.click(self._on_refresh, inputs=model, outputs=[model, *model_outputs], api_name=False)
         self.reset.click(self._on_reset, inputs=model, outputs=[*sliders, *live_outputs, self.sigma], api_name=False)
         self.randomize.click(self._on_randomize, inputs=[model, self.seed],
-                             outputs=[*sliders, *live_outputs, self.sigma, self.seed], api_name=False)
+                             outputs=[*sliders, *live_outputs, self.sigma], api_name=False)
         self.save.click(self._on_save, inputs=[model, self.latent], outputs=[self.saved, self.message], api_name=False)
 
         encode_outputs = [self.latent, self.sigma, self.reconstruction, self.message, model, self.encoder_input]
@@ -394,10 +394,11 @@ class BetaVaePanel:
             request = RandomLatentRequest(-1 if seed is None else seed).validated()
             latent = latent_ops.random_latent(request, model.latent_dim)
             image = latent_ops.decode(LatentDecodeRequest(model_name, latent).validated(model.latent_dim), model).image
+            # The seed box keeps -1 (a new draw per click); the message says which seed this one was.
             return [*self._slider_updates(model, latent), image, _latent_text(latent),
-                    info_html(f"Random latent from seed {request.seed}"), "", request.seed]
+                    info_html(f"Random latent from seed {request.seed}"), ""]
         except Exception as e:  # noqa: BLE001
-            return [*(gr.skip() for _ in range(MAX_SLIDERS)), gr.skip(), gr.skip(), _message(e), gr.skip(), gr.skip()]
+            return [*(gr.skip() for _ in range(MAX_SLIDERS)), gr.skip(), gr.skip(), _message(e), gr.skip()]
 
     def _on_save(self, model_name, latent_text):
         try:
