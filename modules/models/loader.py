@@ -47,6 +47,13 @@ def load_pipeline(info: CheckpointInfo, dtype: torch.dtype, offline: bool):
             return cls.from_pretrained(str(info.path), local_files_only=True, **common)
         if info.path.suffix.lower() != ".safetensors":
             pickles.load_pickle_state_dict(info.path)  # refuses code payloads before diffusers sees the file
+        if info.sidecar_config is not None and info.path.suffix.lower() == ".safetensors":
+            # Our own cold load: header first, modules built on the meta device, each needed byte read
+            # once (in parallel) straight into the buffers the weights then live in.
+            from modules.models import fast_load
+
+            return fast_load.load_single_file_with_report(info.path, info.sidecar_config, dtype,
+                                                          pipeline_class=cls).pipeline
         if info.sidecar_config is not None:
             return cls.from_single_file(str(info.path), config=str(info.sidecar_config), local_files_only=True, **common)
         return cls.from_single_file(str(info.path), local_files_only=offline, **common)
