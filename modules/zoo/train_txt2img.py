@@ -41,13 +41,14 @@ def parse_args(argv=None):
     p.add_argument("--out", default=str(OUTPUTS_DIR / "zoo-train" / "txt2img"), help="folder for checkpoint, samples, loss plot")
     p.add_argument("--export", default=str(MODELS_DIR / "Stable-diffusion" / "zoo-shapes"), help="pipeline folder written at the end")
     p.add_argument("--size", default="default", choices=["default", "tiny"])
-    p.add_argument("--ae-steps", type=int, default=800)
-    p.add_argument("--steps", type=int, default=3500, help="UNet training steps")
+    p.add_argument("--ae-steps", type=int, default=2000)
+    p.add_argument("--steps", type=int, default=2000, help="UNet training steps")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--ae-batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=6e-4)
     p.add_argument("--images", type=int, default=20000, help="training images (generated, seed 0)")
     p.add_argument("--two-shape-probability", type=float, default=0.25)
+    p.add_argument("--ema-decay", type=float, default=0.998)
     p.add_argument("--caption-dropout", type=float, default=0.1)
     p.add_argument("--sample-every", type=int, default=250)
     p.add_argument("--threads", type=int, default=1)
@@ -132,7 +133,7 @@ def main(argv=None) -> None:
 
     params = list(unet.parameters()) + list(text_encoder.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
-    ema_unet, ema_text = EMA(unet), EMA(text_encoder)
+    ema_unet, ema_text = EMA(unet, args.ema_decay), EMA(text_encoder, args.ema_decay)
     losses, start = [], 0
     if ckpt is not None and ckpt["stage"] == "unet":
         unet.load_state_dict(ckpt["unet"])
