@@ -172,13 +172,26 @@ def main() -> None:
     p.add_argument("--gan", default=str(MODELS_DIR / "GAN" / "shapes-gan.safetensors"))
     p.add_argument("--write-factors", action="store_true", help="store per-dim factor names in the VAE file")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--classifier-cache", default="", help="reuse/save the trained classifier here (a .pt file)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     t0 = time.time()
     result: dict = {}
 
-    classifier, accuracy = train_classifier(args.classifier_steps, log)
+    cache = Path(args.classifier_cache) if args.classifier_cache else None
+    if cache and cache.exists():
+        saved = torch.load(cache, weights_only=True)
+        classifier = FactorClassifier()
+        classifier.load_state_dict(saved["state"])
+        classifier.eval()
+        accuracy = saved["accuracy"]
+    else:
+        classifier, accuracy = train_classifier(args.classifier_steps, log)
+        if cache:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"state": classifier.state_dict(), "accuracy": accuracy}, cache)
+    log(f"classifier ready {time.time() - t0:.0f}s")
     result["classifier_heldout_accuracy"] = {k: round(v, 4) for k, v in accuracy.items()}
     real_a = shapes.make_dataset(args.n, seed=12, exclude_heldout=False)
     real_b = shapes.make_dataset(args.n, seed=13, exclude_heldout=False)
