@@ -38,8 +38,14 @@ from modules.models.safetensors_header import read_header
 
 READERS = ("auto", "parallel", "plain", "mmap", "map")
 
-# reader="auto": measured with bench/cold_load.py on the dev VM (2 vCPU Xeon, 24 GiB, page cache
-# warm, 2.1 GB SD 1.5 fp16 file): see AUTO_READER_FIGURES below.
+# reader="auto": bench/cold_load.py on the dev VM (2 vCPU Xeon, 24 GiB, virtio disk, shared
+# with other jobs: load average 3-7, so +-30% noise), 2.13 GB SD 1.5 fp16 file, medians:
+#   page cache warm     cold load   parallel 1.37 s   plain 1.49 s   mmap 2.09 s  (raw read 1.28 s)
+#   page cache evicted  raw read    parallel 2.20 s   plain 4.61 s
+#                       cold load   parallel 3.81 s   plain 4.68 s
+# Several reads in flight keep the disk busy; from the page cache the readers tie (the cost
+# there is faulting in fresh anonymous pages, not the copy). reader="map" (opt-in) skipped
+# the copy: 0.37 s warm, 1.85 s evicted, but leaves the weights file-backed.
 AUTO_READER = "parallel"
 
 FILE_DTYPES = {
