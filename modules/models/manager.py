@@ -138,8 +138,13 @@ class PipelineManager:
         return model
 
     def _component_hash(self, info: CheckpointInfo, name: str, module) -> str:
-        """Content hash of a component's weights, computed once per checkpoint version and dtype."""
+        """Content hash of a component's weights, computed once per checkpoint version and dtype.
+
+        The UNet is what makes a checkpoint itself, so it is keyed by the file's hash instead:
+        hashing it (2-5 GB) would double a first load, to find sharing that almost never exists."""
         dtype = next(module.parameters()).dtype
+        if name == "unet" and info.sha256:
+            return f"unet-of:{info.sha256}:{dtype}"
         cache_key = f"component:{info.sha256}:{name}:{dtype}"
         known = self.registry.hash_cache.remembered(cache_key) if info.sha256 else None
         if known:
