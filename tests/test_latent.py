@@ -137,8 +137,8 @@ def test_map_grid_sets_the_two_dimensions_and_the_scatter_is_drawn(random_vae):
     assert latents[0, 2] == -2 and latents[0, 5] == 2, "top left is (x=-kσ, y=+kσ)"
     assert latents[-1, 2] == 2 and latents[-1, 5] == -2
     assert np.allclose(latents[:, [0, 1, 3, 4]], 0.1), "other dimensions keep the current latent"
-    assert ops.manifold(request, random_vae).width > 3 * 48
-    assert latent_map.scatter(request, random_vae).size == (460, 460)
+    assert ops.manifold(request, random_vae).width > 3 * 64
+    assert latent_map.scatter(request, random_vae).size == (600, 460)
 
 
 # ---------------------------------------------------------------- portable state

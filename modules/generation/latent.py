@@ -201,7 +201,8 @@ def traverse(request: LatentTraverseRequest, model: LatentModel) -> Image.Image:
     scale = media.display_scale(model.image_size, 64)
     return media.grid(np.stack([media.upscale(im, scale) for im in images]), columns=len(values),
                       row_labels=[model.dim_label(d) for d in request.dims],
-                      column_labels=[f"{v:+.1f}σ" for v in values])
+                      column_labels=[f"{v:+.1f}σ" for v in values],
+                      title="each row moves one dimension; the others stay at the current latent")
 
 
 def manifold_latents(request: LatentMapRequest) -> np.ndarray:
@@ -217,10 +218,10 @@ def manifold_latents(request: LatentMapRequest) -> np.ndarray:
 def manifold(request: LatentMapRequest, model: LatentModel) -> Image.Image:
     images = decode_latents(model, manifold_latents(request))
     values = traverse_values(request.k, request.steps)
-    scale = media.display_scale(model.image_size, 48)
+    scale = media.display_scale(model.image_size, 64)
     return media.grid(np.stack([media.upscale(im, scale) for im in images]), columns=request.steps, gap=1,
-                      row_labels=[f"{model.dim_label(request.dim_y)} {v:+.1f}" for v in values[::-1]],
-                      column_labels=[f"{v:+.1f}" for v in values])
+                      row_labels=[f"{v:+.1f}σ" for v in values[::-1]], column_labels=[f"{v:+.1f}σ" for v in values],
+                      title=f"→ {model.dim_label(request.dim_x)}    ↑ {model.dim_label(request.dim_y)}")
 
 
 def output_folder(outdir: Path) -> Path:

@@ -64,7 +64,7 @@ def _colours(factor: str, names: tuple[str, ...]) -> list:
     return [cmap(i % 10) for i in range(len(names))]
 
 
-def scatter(request: LatentMapRequest, model: LatentModel, size_px: int = 460) -> Image.Image:
+def scatter(request: LatentMapRequest, model: LatentModel, size_px: tuple[int, int] = (600, 460)) -> Image.Image:
     """μ of the data set on (dim_x, dim_y), one colour per value of ``request.factor``; the manifold
     grid's square and the current latent drawn on top."""
     import matplotlib
@@ -77,7 +77,7 @@ def scatter(request: LatentMapRequest, model: LatentModel, size_px: int = 460) -
     labels, names = data.labels[request.factor], data.names[request.factor]
     colours = _colours(request.factor, names)
     dpi = 100
-    figure = Figure(figsize=(size_px / dpi, size_px / dpi), dpi=dpi)
+    figure = Figure(figsize=(size_px[0] / dpi, size_px[1] / dpi), dpi=dpi)
     axes = figure.add_subplot()
     x, y = data.mu[:, request.dim_x], data.mu[:, request.dim_y]
     for value, name in enumerate(names):
@@ -92,7 +92,7 @@ def scatter(request: LatentMapRequest, model: LatentModel, size_px: int = 460) -
     axes.set_xlabel(model.dim_label(request.dim_x))
     axes.set_ylabel(model.dim_label(request.dim_y))
     axes.set_title(f"{len(x)} encoded Shapes images by {request.factor}", fontsize=10)
-    axes.legend(fontsize=7, loc="best", markerscale=1.5, framealpha=0.7)
+    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), markerscale=1.5, frameon=False)
     axes.grid(alpha=0.3)
     figure.tight_layout()
     buffer = io.BytesIO()

@@ -45,14 +45,20 @@ def _font(size: int):
 
 
 def grid(images: np.ndarray, columns: int, gap: int = 2, background: int = 255,
-         row_labels: Sequence[str] | None = None, column_labels: Sequence[str] | None = None) -> Image.Image:
-    """uint8 [N, H, W, 3] images in rows of ``columns``, with optional labels left of rows and above columns."""
+         row_labels: Sequence[str] | None = None, column_labels: Sequence[str] | None = None,
+         title: str = "") -> Image.Image:
+    """uint8 [N, H, W, 3] images in rows of ``columns``, with optional labels left of rows and above
+    columns, and a title line on top."""
     n, h, w, _ = images.shape
     rows = (n + columns - 1) // columns
     font_size = max(10, min(16, h // 5))
     left = (max((_font(font_size).getlength(t) for t in row_labels), default=0) + 10) if row_labels else 0
-    top = font_size + 8 if column_labels else 0
-    canvas = np.full((top + rows * (h + gap) + gap, int(left) + columns * (w + gap) + gap, 3), background, np.uint8)
+    heading = font_size + 10 if title else 0
+    top = heading + (font_size + 8 if column_labels else 0)
+    width = int(left) + columns * (w + gap) + gap
+    if title:
+        width = max(width, int(_font(font_size).getlength(title)) + 8)
+    canvas = np.full((top + rows * (h + gap) + gap, width, 3), background, np.uint8)
     for i, image in enumerate(images):
         r, c = divmod(i, columns)
         y, x = top + gap + r * (h + gap), int(left) + gap + c * (w + gap)
@@ -64,8 +70,10 @@ def grid(images: np.ndarray, columns: int, gap: int = 2, background: int = 255,
         for r, text in enumerate(row_labels or []):
             draw.text((4, top + gap + r * (h + gap) + h // 2), text, fill=(30, 30, 30), font=font, anchor="lm")
         for c, text in enumerate(column_labels or []):
-            draw.text((int(left) + gap + c * (w + gap) + w // 2, top // 2 + 1), text, fill=(30, 30, 30), font=font,
-                      anchor="mm")
+            draw.text((int(left) + gap + c * (w + gap) + w // 2, (heading + top) // 2 + 1), text, fill=(30, 30, 30),
+                      font=font, anchor="mm")
+    if title:
+        ImageDraw.Draw(picture).text((4, heading // 2 + 1), title, fill=(30, 30, 30), font=_font(font_size), anchor="lm")
     return picture
 
 

@@ -199,7 +199,7 @@ class BetaVaePanel:
                                              elem_id="latent_traverse_steps")
                 self.run_traverse = gr.Button("Traverse", variant="primary", elem_id="latent_traverse")
             with gr.Column(scale=2):
-                self.traverse_grid = gr.Image(label="Dimensions × values", type="pil", format="png",
+                self.traverse_grid = gr.Image(label="Dimensions × values", show_label=False, type="pil", format="png",
                                               interactive=False, elem_id="latent_traverse_grid")
                 self.traverse_message = gr.HTML(label="message", show_label=False, elem_id="latent_traverse_message")
 
@@ -217,9 +217,9 @@ class BetaVaePanel:
             self.map_samples = Slider(50, 2000, value=500, step=50, label="Data-set images", elem_id="latent_map_samples")
         self.run_map = gr.Button("Map", variant="primary", elem_id="latent_map")
         with gr.Row():
-            self.manifold = gr.Image(label="Decoded manifold (others fixed at the current latent)", type="pil",
+            self.manifold = gr.Image(label="Decoded manifold", show_label=False, type="pil",
                                      format="png", interactive=False, elem_id="latent_manifold")
-            self.scatter = gr.Image(label="Encoded data set", type="pil", format="png", interactive=False,
+            self.scatter = gr.Image(label="Encoded data set", show_label=False, type="pil", format="png", interactive=False,
                                     elem_id="latent_scatter")
         self.map_message = gr.HTML(label="message", show_label=False, elem_id="latent_map_message")
 
