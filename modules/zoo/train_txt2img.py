@@ -26,6 +26,7 @@ from tqdm import tqdm
 from modules.paths import MODELS_DIR, OUTPUTS_DIR
 from modules.zoo import shapes
 from modules.zoo.training import EMA, load_checkpoint, save_checkpoint, save_loss_plot, setup_threads
+from modules.zoo.clip_tokenizer import write_tokenizer_files
 from modules.zoo.txt2img_model import build_components, make_pipeline
 
 SAMPLE_PROMPTS = [
@@ -185,6 +186,8 @@ def main(argv=None) -> None:
     if args.fp16:
         pipe.to(torch.float16)
     pipe.save_pretrained(args.export, safe_serialization=True)
+    # transformers 5 saves only tokenizer.json; keep CLIP's classic vocab.json + merges.txt too.
+    write_tokenizer_files(Path(args.export) / "tokenizer")
     print(f"exported pipeline to {args.export}")
 
 
