@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None, block: bool = True):
         offline=args.offline or os.environ.get("HF_HUB_OFFLINE") == "1",
         ram_budget=int(args.ram_budget * GB) if args.ram_budget else None,
         vram_budget=int(args.vram_budget * GB) if args.vram_budget else None,
+        queue_limit=args.queue_limit,
     ))
     if args.ckpt:
         backend.use_ckpt_flag(args.ckpt)
@@ -48,6 +49,8 @@ def main(argv: list[str] | None = None, block: bool = True):
         from modules.api.server import serve_api_only
         return serve_api_only(backend, args, block=block)
 
+    from modules.security.gradio_folder import use_private_gradio_folder
+    use_private_gradio_folder(paths.CACHE_DIR)  # before the UI is built: Gradio reads it then
     from modules.server import launch_ui
     from modules.ui.app import build_ui
 

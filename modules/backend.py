@@ -11,7 +11,7 @@ from modules.devices import DeviceConfig
 from modules.errors import ModelNotFound, UserError
 from modules.generation.txt2img import Txt2ImgResult, txt2img
 from modules.generation.txt2img_request import Txt2ImgRequest
-from modules.jobs import Job, JobRegistry
+from modules.jobs import Interrupted, Job, JobRegistry
 from modules.models.hashing import HashCache
 from modules.models.manager import PipelineManager
 from modules.models.registry import Registry
@@ -55,6 +55,7 @@ class BackendConfig:
     offline: bool = False
     ram_budget: int | None = None  # bytes; None: a default from total RAM
     vram_budget: int | None = None
+    queue_limit: int | None = 64  # jobs that may wait for the device; one more is told "busy" (QueueFull)
 
 
 class Backend:
@@ -63,7 +64,8 @@ class Backend:
         checkpoint_dirs = [config.models_dir / "Stable-diffusion", *config.ckpt_dirs]
         self.registry = Registry(checkpoint_dirs, HashCache(config.cache_dir / "hashes.json"))
         self.manager = PipelineManager(self.registry, config.devices, offline=config.offline,
-                                       ram_budget=config.ram_budget, vram_budget=config.vram_budget)
+                                       ram_budget=config.ram_budget, vram_budget=config.vram_budget,
+                                       queue_limit=config.queue_limit)
         self.jobs = JobRegistry()
         self.zoo_registry = ZooRegistry(config.models_dir, self.registry.hash_cache)
         self.registry.scan()
@@ -173,8 +175,11 @@ class Backend:
         job = job or self.new_job("txt2img")
         try:
             request = request.validated()
-            with self.manager.use(request.checkpoint) as model:
+            with self.manager.use(request.checkpoint, cancelled=lambda: job.interrupt_requested) as model:
                 result = txt2img(request, model, job, self.config.outdir)
+        except Interrupted:  # while waiting for the device (a cancelled or departed client): nothing ran
+            job.finish("interrupted")
+            return Txt2ImgResult(request)
         except BaseException as e:
             if is_out_of_memory(e):
                 free_device_memory()

@@ -29,6 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument("--enable-insecure-extension-access", action="store_true",
                      help="allow installing extensions even when listening on the network or sharing")
     net.add_argument("--offline", action="store_true", help="never contact the Hugging Face hub or any other server")
+    net.add_argument("--max-upload-mb", type=float, default=50, metavar="MB",
+                     help="largest upload (a file, or an API request body) in MB; larger ones get HTTP 413 (default 50)")
+    net.add_argument("--queue-limit", type=int, default=64, metavar="N",
+                     help="most jobs that may wait for the device; one more gets a 'busy' answer, HTTP 503 "
+                          "from the API (default 64)")
 
     dev = parser.add_argument_group("device")
     dev.add_argument("--device", choices=["auto", "cuda", "mps", "cpu"], default="auto", help="where models run")
@@ -61,6 +66,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--tls-keyfile and --tls-certfile must be given together")
     if args.medvram and args.lowvram:
         parser.error("--medvram and --lowvram cannot be combined: pick one")
+    if not args.max_upload_mb > 0:
+        parser.error("--max-upload-mb must be a positive number of MB")
+    if args.queue_limit < 0:
+        parser.error("--queue-limit must be 0 or more")
     for flag in ("ram_budget", "vram_budget"):
         value = getattr(args, flag)
         if value is not None and not value > 0:
@@ -80,6 +89,11 @@ def server_port(args: argparse.Namespace) -> int:
     if args.port:
         return args.port
     return 7861 if args.nowebui else 7860
+
+
+def max_upload_bytes(args: argparse.Namespace) -> int:
+    """--max-upload-mb in bytes (50 MB when the namespace predates the flag)."""
+    return int(getattr(args, "max_upload_mb", 50) * 2**20)
 
 
 def parse_credentials(text: str, source: str) -> list[tuple[str, str]]:

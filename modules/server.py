@@ -43,14 +43,31 @@ def launch_ui(demo, args: argparse.Namespace, block: bool = True):
             print(f"--share: no share tunnel could be reached ({reason}); serving locally only.", flush=True)
             share = False
     demo.queue(default_concurrency_limit=4)
-    return demo.launch(
+    result = demo.launch(
         server_name=host, server_port=port, share=share,
         auth=credentials or None,
         ssl_keyfile=args.tls_keyfile, ssl_certfile=args.tls_certfile, ssl_verify=False if args.tls_keyfile else True,
-        prevent_thread_lock=not block, show_error=True, quiet=False,
+        prevent_thread_lock=True, show_error=True, quiet=False,
         footer_links=["api", "settings"], theme=_theme(), css=_css(),
         allowed_paths=[str(args.outdir)],
+        max_file_size=cmd_args.max_upload_bytes(args),
     )
+    guard_app(demo.app, args, ui_logins=bool(credentials))
+    if block:
+        demo.block_thread()
+    return result
+
+
+def guard_app(app, args: argparse.Namespace, ui_logins: bool) -> None:
+    """Logins on every route (the login page's own files excepted), no CORS for other sites, no `..`
+    paths, and the upload limit: see modules/security/guard.py. Gradio builds its app inside launch(), so
+    the guard goes on right after, before the API is mounted and before the URL is handed to anyone else."""
+    from modules.api.auth import Logins, api_logins
+    from modules.security.guard import GuardConfig, install
+
+    config = GuardConfig(ui_logins=ui_logins, api_logins=Logins(api_logins(args)),
+                         max_body_bytes=cmd_args.max_upload_bytes(args))
+    install(app, config, session_app=app if ui_logins else None)
 
 
 def _theme():

@@ -57,18 +57,24 @@ class Logins:
         """The caller's user name; None when the API is open; a 401 for a missing or wrong login."""
         if not self._accounts:
             return None
-        given = read_basic(request)
-        if given is not None:
-            user, password = given.username.encode("utf8"), given.password.encode("utf8")
-            matched = False
-            for known_user, known_password in self._accounts:  # every account, so timing tells nothing
-                same_user = secrets.compare_digest(user, known_user)
-                same_password = secrets.compare_digest(password, known_password)
-                matched |= same_user and same_password
-            if matched:
-                return given.username
+        user = self.logged_in_user(request)
+        if user is not None:
+            return user
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Incorrect or missing API credentials",
                             headers={"WWW-Authenticate": "Basic"})
+
+    def logged_in_user(self, request: Request) -> str | None:
+        """The user name of a request with a right Basic login, else None (no exception)."""
+        given = read_basic(request)
+        if given is None or not self._accounts:
+            return None
+        user, password = given.username.encode("utf8"), given.password.encode("utf8")
+        matched = False
+        for known_user, known_password in self._accounts:  # every account, so timing tells nothing
+            same_user = secrets.compare_digest(user, known_user)
+            same_password = secrets.compare_digest(password, known_password)
+            matched |= same_user and same_password
+        return given.username if matched else None
 
     def dependency(self):
         """A FastAPI dependency giving the user name (and showing Basic auth in the docs)."""

@@ -108,3 +108,10 @@ class MemoryResponse(BaseModel):
 class ScriptsList(BaseModel):
     txt2img: list = []
     img2img: list = []
+
+
+class QueueResponse(BaseModel):
+    running: int = Field(description="jobs on the device now (at most 1)")
+    waiting: int = Field(description="jobs waiting for the device")
+    limit: int | None = Field(description="--queue-limit: one more waiting job is answered 503 (busy)")
+    peak_running: int = Field(description="the most jobs ever seen on the device at once since the start")

@@ -10,11 +10,12 @@ import datetime
 import json
 import logging
 import threading
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
-from fastapi import APIRouter, Body, Depends, FastAPI, Query
+from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 
@@ -28,6 +29,7 @@ from modules.generation.samplers import SAMPLERS, SCHEDULE_TYPES, find_sampler
 from modules.generation.txt2img_request import Txt2ImgRequest
 from modules.images import read_parameters
 from modules.jobs import Job
+from modules.models.fifo_lock import QueueFull
 from modules.settings import Settings, default_settings_file
 from modules.version import APP_NAME, VERSION
 
@@ -40,6 +42,7 @@ SECRET_WORDS = ("auth", "password", "key", "secret", "token")
 REDACTED = "<redacted>"
 # Long jobs get their own worker threads, so a full queue never starves progress polls or the UI.
 JOB_THREADS = 64
+DISCONNECT_POLL_SECONDS = 0.25
 
 # Txt2ImgRequest's field names -> the API's, for error messages.
 _API_FIELD = {"batch_count": "n_iter", "checkpoint": "override_settings.sd_model_checkpoint",
@@ -54,7 +57,10 @@ class Api:
         self.logins = Logins(api_logins(args))
         self.has_logins = self.logins.required
         self.current_user = self.logins.dependency()
-        self._job_threads = anyio.CapacityLimiter(JOB_THREADS)
+        # Room for every job the device queue admits (--queue-limit), so a full queue answers "busy" at once
+        # instead of leaving requests waiting for a thread.
+        queue_limit = backend.manager.device_lock.limit or 0
+        self._job_threads = anyio.CapacityLimiter(max(JOB_THREADS, 2 * queue_limit + 8))
         self._light_threads = anyio.CapacityLimiter(4)
         self._task_ids = threading.Lock()
         self.router = APIRouter(prefix=API_PREFIX, route_class=api_route_class(self.logins),
@@ -75,12 +81,25 @@ class Api:
         r, user = self.router, Depends(self.current_user)
 
         @r.post("/txt2img", response_model=models.Txt2ImgApiResponse)
-        async def txt2img(body: models.Txt2ImgApiRequest, user: str | None = user):
-            """Generate images. `override_settings.sd_model_checkpoint` picks the checkpoint for this job only."""
+        async def txt2img(body: models.Txt2ImgApiRequest, http: Request, user: str | None = user):
+            """Generate images. `override_settings.sd_model_checkpoint` picks the checkpoint for this job only.
+            503 (busy) when --queue-limit jobs wait for the device already."""
+            lock = self.backend.manager.device_lock
+            if lock.full:  # busy: answered at once, without taking a worker thread
+                raise QueueFull(lock.waiting, lock.limit)
             # In worker threads: finding a checkpoint may rescan the folders, and the job takes minutes.
             request = await anyio.to_thread.run_sync(self._txt2img_request, body, limiter=self._job_threads)
             job = self._new_job("txt2img", body.task_id or body.force_task_id, user)
-            return await anyio.to_thread.run_sync(self._txt2img_answer, body, request, job, limiter=self._job_threads)
+            async with interrupt_on_disconnect(http, job):
+                return await anyio.to_thread.run_sync(self._txt2img_answer, body, request, job,
+                                                      limiter=self._job_threads)
+
+        @r.get("/queue", response_model=models.QueueResponse)
+        def queue():
+            """Jobs on the device and waiting for it, and --queue-limit."""
+            manager = self.backend.manager
+            return {"running": manager.jobs_on_device, "waiting": manager.device_lock.waiting,
+                    "limit": manager.device_lock.limit, "peak_running": manager.peak_jobs_on_device}
 
         @r.get("/progress", response_model=models.ProgressResponse)
         async def progress(skip_current_image: bool = False,
@@ -309,6 +328,25 @@ class Api:
         files = {p.resolve(): p for folder in folders if folder.is_dir() for p in folder.rglob("*")
                  if p.is_file() and p.suffix.lower() in VAE_SUFFIXES}
         return sorted(files.values(), key=lambda p: p.name.lower())
+
+
+@asynccontextmanager
+async def interrupt_on_disconnect(request: Request, job: Job):
+    """A client that goes away (closed connection, timeout) interrupts its job: the job leaves the queue
+    or stops at its next step, and the device goes to the next job."""
+    async def watch():
+        while not await request.is_disconnected():
+            await anyio.sleep(DISCONNECT_POLL_SECONDS)
+        if job.active:
+            log.info("client gone: interrupting task %s", job.id)
+            job.interrupt()
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(watch)
+        try:
+            yield
+        finally:
+            tasks.cancel_scope.cancel()
 
 
 def _progress(job: Job | None, task_id: str | None) -> dict:

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from modules import cmd_args
 from modules.api.routes import Api, add_docs, create_api
+from modules.security.guard import GuardConfig, install
 from modules.version import APP_NAME, VERSION
 
 
@@ -18,6 +19,7 @@ def create_api_app(backend, args: argparse.Namespace, settings_file: Path | None
     api = create_api(backend, args, settings_file)
     app.include_router(api.router)
     add_docs(app, api)
+    install(app, GuardConfig(api_logins=api.logins, max_body_bytes=cmd_args.max_upload_bytes(args)))
     return app, api
 
 

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 from modules.devices import DeviceConfig
 from modules.errors import ModelNotFound
+from modules.jobs import Interrupted
 from modules.models import loader
 from modules.models.cache import CachedModel, ModelCache
 from modules.models.fifo_lock import FifoLock
@@ -30,11 +31,14 @@ MAX_ZOO_MODELS = 8
 
 class PipelineManager:
     def __init__(self, registry: Registry, devices: DeviceConfig, offline: bool = False,
-                 ram_budget: int | None = None, vram_budget: int | None = None):
+                 ram_budget: int | None = None, vram_budget: int | None = None, queue_limit: int | None = None):
         self.registry = registry
         self.devices = devices
         self.offline = offline
-        self.device_lock = FifoLock()
+        self.device_lock = FifoLock(queue_limit)
+        self.jobs_on_device = 0  # jobs inside use() now: never more than one, as the lock promises
+        self.peak_jobs_on_device = 0
+        self._on_device_lock = threading.Lock()
         self.cache = ModelCache(devices, ram_budget or default_ram_budget(),
                                 vram_budget if vram_budget is not None else default_vram_budget(devices.device))
         self.default_checkpoint: str | None = None  # a title; settings and --ckpt set it
@@ -65,16 +69,28 @@ class PipelineManager:
         return usable[0]
 
     @contextmanager
-    def use(self, checkpoint: str | None) -> Iterator[LoadedCheckpoint]:
-        """Hold the device with `checkpoint` on it for the duration of one job."""
+    def use(self, checkpoint: str | None, cancelled: Callable[[], bool] | None = None) -> Iterator[LoadedCheckpoint]:
+        """Hold the device with `checkpoint` on it for the duration of one job. Raises Interrupted when
+        `cancelled()` turns true while waiting, and QueueFull when too many jobs wait already."""
         info = self.resolve(checkpoint)
-        with self.device_lock:
+        if not self.device_lock.acquire(cancelled):
+            raise Interrupted()
+        try:
             model = self._cached_or_loaded(info)
             try:
                 self.cache.place_on_device(model)
-                yield model
+                with self._on_device_lock:
+                    self.jobs_on_device += 1
+                    self.peak_jobs_on_device = max(self.peak_jobs_on_device, self.jobs_on_device)
+                try:
+                    yield model
+                finally:
+                    with self._on_device_lock:
+                        self.jobs_on_device -= 1
             finally:
                 self.cache.release(model)
+        finally:
+            self.device_lock.release()
 
     def load(self, checkpoint: str | None) -> LoadedCheckpoint:
         """Load (or find in the cache) and place on the device, without running anything."""

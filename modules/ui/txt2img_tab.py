@@ -14,6 +14,7 @@ from modules.ui.components import Slider
 from modules.ui.common import error_html, info_html, owner_of, progress_html
 
 POLL_SECONDS = 0.25
+KEEPALIVE_SECONDS = 1.0
 
 
 class Txt2ImgTab:
@@ -97,16 +98,13 @@ class Txt2ImgTab:
 
         worker = threading.Thread(target=work, name=f"txt2img-{job.id[:8]}", daemon=True)
         worker.start()
-        shown = (-1, -1)
-        while worker.is_alive():
-            worker.join(POLL_SECONDS)
-            if worker.is_alive():
-                ahead = self.backend.manager.device_lock.waiting if job.state == "queued" else 0
-                state = (job.preview_version, round(job.progress * 100), ahead)
-                if state != shown:
-                    shown = state
-                    preview = [job.preview] if job.preview is not None else gr.skip()
-                    yield preview, progress_html(job, ahead), "", gr.skip(), gr.skip()
+        try:
+            yield from self._progress_until_done(job, worker)
+        finally:
+            # Gradio closes this generator when the user cancels or the browser goes away: the job
+            # leaves the queue or stops at its next step, so the device goes to the next job.
+            if job.active:
+                job.interrupt()
         if "error" in outcome:
             error = outcome["error"]
             message = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
@@ -118,6 +116,23 @@ class Txt2ImgTab:
             note += error_html("; ".join(result.save_errors))
         captions = [(image, f"Seed {seed}") for image, seed in zip(result.images, result.seeds)]
         yield captions, "", note, result.infotexts[0] if result.infotexts else "", result.seeds
+
+    def _progress_until_done(self, job, worker: threading.Thread):
+        shown, last_yield = (-1, -1), time.monotonic()
+        while worker.is_alive():
+            worker.join(POLL_SECONDS)
+            if worker.is_alive():
+                ahead = self.backend.manager.device_lock.waiting if job.state == "queued" else 0
+                state = (job.preview_version, round(job.progress * 100), ahead)
+                if state != shown:
+                    shown, last_yield = state, time.monotonic()
+                    preview = [job.preview] if job.preview is not None else gr.skip()
+                    yield preview, progress_html(job, ahead), "", gr.skip(), gr.skip()
+                elif time.monotonic() - last_yield >= KEEPALIVE_SECONDS:
+                    # Nothing new, but Gradio can only close a generator that yields: a departed client
+                    # is noticed here within a second even while the job waits in the queue.
+                    last_yield = time.monotonic()
+                    yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
 
     def _interrupt(self, request: gr.Request):
         self.backend.jobs.interrupt(owner_of(request))

@@ -1,0 +1,1 @@
+"""What keeps the app closed to strangers: the route guard and Gradio's private file folder."""

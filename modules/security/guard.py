@@ -1,0 +1,212 @@
+"""The gate in front of every route: logins, the login page's allowlist, CORS, paths and body size.
+
+Gradio checks its login on most routes but not on all of them (heartbeat, startup-events, the run
+history page, ...), and a route added later (an extension, a new Gradio version) would be open until
+someone noticed. So this ASGI middleware wraps the whole app and denies by default: with --gradio-auth,
+a request needs a login on every path except what the login page itself loads (PUBLIC_PATHS,
+PUBLIC_PREFIXES). Beyond logins it
+- grants no CORS to other sites (Gradio grants any Origin when the Host is not localhost, e.g. --listen),
+- answers 403 to any path with a `..` segment, as it answers a file outside the allowed folders, so a
+  traversal attempt learns nothing (not even whether the file exists),
+- refuses request bodies over --max-upload-mb with 413,
+- and keeps the API's endpoint list (with the checkpoint names) out of the anonymous login page.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from starlette.datastructures import Headers
+from starlette.requests import Request, cookie_parser
+
+# What the login page loads before anyone has logged in. Nothing here runs a job or shows a file of ours.
+PUBLIC_PATHS = frozenset({
+    "/",  # the login page itself (for an anonymous visitor Gradio serves the login form, not the app)
+    "/login", "/login/",  # where the form posts the user name and password
+    "/logout",  # only drops the session cookie
+    "/favicon.ico", "/theme.css", "/manifest.json", "/robots.txt", "/pwa_icon",
+})
+PUBLIC_PREFIXES = ("/assets/", "/static/", "/svelte/", "/pwa_icon/")  # Gradio's own packaged front end
+# The API's paths: protected by the API logins (HTTP Basic) even when the UI has none.
+API_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
+API_PREFIXES = ("/sdapi/",)
+EMPTY_API_INFO = b'{"named_endpoints":{},"unnamed_endpoints":{}}'
+_API_INFO = re.compile(rb"(window\.gradio_api_info = ).*?(;</script>)", re.DOTALL)
+_CORS_HEADERS = (b"access-control-allow-origin", b"access-control-allow-credentials")
+
+
+@dataclass
+class GuardConfig:
+    ui_logins: bool = False  # --gradio-auth: every path but the public ones needs a login
+    api_logins: object | None = None  # a modules.api.auth.Logins (HTTP Basic), accepted on every path
+    max_body_bytes: int | None = None  # --max-upload-mb
+
+    @property
+    def api_login_required(self) -> bool:
+        return bool(self.api_logins is not None and self.api_logins.required)
+
+
+def is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+def is_api(path: str) -> bool:
+    return path in API_PATHS or path.startswith(API_PREFIXES)
+
+
+def has_dot_dot(path: str) -> bool:
+    return ".." in re.split(r"[/\\]", path) or "\x00" in path
+
+
+class Guard:
+    """ASGI middleware. `session_app` is the Gradio app whose login cookies count (None: API only)."""
+
+    def __init__(self, app, config: GuardConfig, session_app=None):
+        self.app = app
+        self.config = config
+        self.session_app = session_app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        if has_dot_dot(path):
+            await self._answer(scope, send, 403, "Forbidden")
+            return
+        logged_in = self._logged_in(scope)
+        if not logged_in and self._needs_login(path):
+            await self._answer(scope, send, 401, "Not authenticated: log in first",
+                               {"WWW-Authenticate": "Basic"} if is_api(path) else None)
+            return
+        if scope["type"] == "websocket":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        if self.config.max_body_bytes is not None:
+            receive = await self._limited_body(scope, receive, send, headers)
+            if receive is None:
+                return
+        origin = headers.get("origin")
+        if origin is not None and not same_origin(origin, headers.get("host", "")):
+            send = _without_cors_grant(send)
+        if (self.config.ui_logins and not logged_in and path == "/" and scope["method"] == "GET"):
+            scope, send = _plain_encoding(scope), _login_page_without_api_info(send)
+        await self.app(scope, receive, send)
+
+    def _needs_login(self, path: str) -> bool:
+        if self.config.ui_logins:
+            return not is_public(path)
+        return self.config.api_login_required and is_api(path)
+
+    def _logged_in(self, scope) -> bool:
+        if self.config.ui_logins and self.session_app is not None:
+            cookies = cookie_parser(Headers(scope=scope).get("cookie", ""))
+            cookie_id = getattr(self.session_app, "cookie_id", None)
+            token = cookies.get(f"access-token-{cookie_id}") or cookies.get(f"access-token-unsecure-{cookie_id}")
+            if token and token in getattr(self.session_app, "tokens", {}):
+                return True
+        if self.config.api_login_required:
+            return self.config.api_logins.logged_in_user(Request(scope)) is not None
+        return False
+
+    async def _limited_body(self, scope, receive, send, headers: Headers):
+        """`receive` for the app, or None when a 413 was sent. A body without Content-Length (chunked)
+        is read here, up to the limit, and replayed."""
+        limit = self.config.max_body_bytes
+        length = headers.get("content-length")
+        if length is not None:
+            if not length.isdigit() or int(length) > limit:
+                await self._too_large(scope, send)
+                return None
+            return receive
+        if "chunked" not in headers.get("transfer-encoding", "").lower():
+            return receive
+        messages, size = [], 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            size += len(message.get("body", b""))
+            if size > limit:
+                await self._too_large(scope, send)
+                return None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                break
+
+        async def replay():
+            return messages.pop(0) if messages else await receive()
+        return replay
+
+    async def _too_large(self, scope, send) -> None:
+        megabytes = self.config.max_body_bytes / 2**20
+        await self._answer(scope, send, 413, f"the request body is over the {megabytes:g} MB limit "
+                                             "(--max-upload-mb)")
+
+    @staticmethod
+    async def _answer(scope, send, status: int, detail: str, headers: dict | None = None) -> None:
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        reason = {401: "Unauthorized", 403: "Forbidden", 413: "Payload Too Large"}[status]
+        body = json.dumps({"error": reason, "detail": detail}).encode()
+        raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": body})
+
+
+def same_origin(origin: str, host: str) -> bool:
+    """True when `origin` is this server as the browser reached it (Host header); a page of another site,
+    another port, or an opaque "null" origin is not."""
+    netloc = urlsplit(origin).netloc.lower()
+    return bool(netloc) and netloc == host.lower()
+
+
+def _without_cors_grant(send):
+    async def wrapped(message):
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [(k, v) for k, v in message.get("headers", [])
+                                               if k.lower() not in _CORS_HEADERS]}
+        await send(message)
+    return wrapped
+
+
+def _plain_encoding(scope):
+    """The scope without Accept-Encoding, so the login page comes back uncompressed and can be edited."""
+    headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"accept-encoding"]
+    return {**scope, "headers": headers}
+
+
+def _login_page_without_api_info(send):
+    """Gradio embeds the API description (endpoints, checkpoint names) in every page, the anonymous
+    login page included; that page gets an empty one."""
+    held: dict = {}
+
+    async def wrapped(message):
+        if message["type"] == "http.response.start":
+            held["start"], held["body"] = message, b""
+            return
+        if message["type"] != "http.response.body" or "start" not in held:
+            await send(message)
+            return
+        held["body"] += message.get("body", b"")
+        if message.get("more_body", False):
+            return
+        body = _API_INFO.sub(lambda m: m.group(1) + EMPTY_API_INFO + m.group(2), held["body"])
+        start = held.pop("start")
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+    return wrapped
+
+
+def install(app, config: GuardConfig, session_app=None) -> None:
+    """Put the guard in front of `app`, outside every other middleware (so it can take back a CORS grant);
+    works before and after the app has started serving (Gradio builds its app inside launch())."""
+    if app.middleware_stack is None:
+        app.add_middleware(Guard, config=config, session_app=session_app)
+    else:
+        app.middleware_stack = Guard(app.middleware_stack, config, session_app)
