@@ -370,3 +370,15 @@ def test_shared_tiny_models_plain_prompt_matches_and_long_prompt_fits(shared_tin
     long = encode_prompts(pipe, [words(200)], ["blurry"])
     width = theirs[0].shape[-1]
     assert long["prompt_embeds"].shape == long["negative_prompt_embeds"].shape == (1, 231, width)
+
+
+def test_chunks_follow_a_text_encoder_trained_on_shorter_sequences(tmp_path):
+    """The built-in zoo model's text encoder knows 32 positions: chunks are 30 tokens + BOS + EOS."""
+    from modules.generation.prompt_embeds import chunk_length, tokenize_prompt
+    from tests.tiny_models import make_tiny_tokenizer
+
+    tokenizer = make_tiny_tokenizer(tmp_path / "tok")
+    tokenizer.model_max_length = 32
+    assert chunk_length(tokenizer) == 30
+    chunks = tokenize_prompt(tokenizer, " ".join(["red"] * 45))
+    assert [len(c.token_ids) for c in chunks] == [32, 32]

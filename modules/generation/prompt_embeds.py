@@ -122,6 +122,12 @@ def encode_prompts(
     return result
 
 
+def chunk_length(tokenizer) -> int:
+    """Prompt tokens per chunk: 75 for every SD text encoder (77 with BOS and EOS); fewer for a
+    text encoder trained on shorter sequences, such as the built-in zoo model's."""
+    return min(int(tokenizer.model_max_length), CHUNK_LENGTH + 2) - 2
+
+
 def tokenize_prompt(tokenizer, prompt: str, pipe=None) -> list[PromptChunk]:
     """Cut `prompt` into 77-token chunks with per-token weights, following A1111.
 
@@ -134,6 +140,7 @@ def tokenize_prompt(tokenizer, prompt: str, pipe=None) -> list[PromptChunk]:
     ids_per_fragment = tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
     comma_id = tokenizer.get_vocab().get(",</w>")
 
+    length = chunk_length(tokenizer)
     chunks: list[PromptChunk] = []
     tokens: list[int] = []
     weights: list[float] = []
@@ -152,14 +159,14 @@ def tokenize_prompt(tokenizer, prompt: str, pipe=None) -> list[PromptChunk]:
         for token in ids:
             if token == comma_id:
                 last_comma = len(tokens)
-            elif len(tokens) == CHUNK_LENGTH and last_comma != -1 and len(tokens) - last_comma <= COMMA_BACKTRACK:
+            elif len(tokens) == length and last_comma != -1 and len(tokens) - last_comma <= COMMA_BACKTRACK:
                 # Move the words after the last comma to the next chunk rather than split a phrase.
                 cut = last_comma + 1
                 moved_tokens, moved_weights = tokens[cut:], weights[cut:]
                 tokens, weights = tokens[:cut], weights[:cut]
                 close_chunk()
                 tokens, weights = moved_tokens, moved_weights
-            if len(tokens) == CHUNK_LENGTH:
+            if len(tokens) == length:
                 close_chunk()
             tokens.append(token)
             weights.append(weight)
@@ -199,7 +206,7 @@ def apply_emphasis(hidden: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 def _wrap_chunk(tokenizer, tokens: list[int], weights: list[float]) -> PromptChunk:
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-    filler = CHUNK_LENGTH - len(tokens)
+    filler = chunk_length(tokenizer) - len(tokens)
     # EOS right after the prompt, then the pad token (EOS again for SD 1.x's tokenizer).
     token_ids = [bos, *tokens, eos, *([pad] * filler)]
     return PromptChunk(token_ids=token_ids, weights=[1.0, *weights, *([1.0] * (filler + 1))])
