@@ -1,0 +1,56 @@
+"""webui.main in the test's own process, on a free loopback port, so a test can reach the live app's
+route table and backend (its jobs) while it talks HTTP to it."""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from types import SimpleNamespace
+
+from tests.app_process import free_port
+
+
+@contextlib.contextmanager
+def running_app(*flags: str, env: dict[str, str | None] | None = None):
+    """Yields .url, .backend, .demo and .app (the Gradio app that serves the UI and /sdapi/v1)."""
+    import webui
+
+    env = {"GRADIO_TEMP_DIR": None, **(env or {})}  # None: unset while the app runs
+    env_keys = set(env) | {"GRADIO_TEMP_DIR"}  # the app sets GRADIO_TEMP_DIR itself: put it back after
+    saved = {key: os.environ.get(key) for key in env_keys}
+    for key, value in env.items():
+        os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+    port = free_port()
+    try:
+        backend, demo = webui.main([*flags, "--port", str(port)], block=False)
+        try:
+            yield SimpleNamespace(url=f"http://127.0.0.1:{port}", backend=backend, demo=demo, app=demo.app)
+        finally:
+            demo.close()
+    finally:
+        for key, value in saved.items():
+            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+
+
+def live_routes(app) -> list[tuple[str, str, str]]:
+    """(kind, method, path) of every route the app serves, included routers and mounts too;
+    kind is "http" or "websocket"; a mount is listed by its prefix with method "*"."""
+    from starlette.routing import Mount, WebSocketRoute
+
+    found = []
+    for route in getattr(app, "routes", []):
+        original = getattr(route, "original_router", None)
+        if original is not None:
+            found += live_routes(original)
+        elif isinstance(route, WebSocketRoute):
+            found.append(("websocket", "GET", route.path))
+        elif isinstance(route, Mount):
+            found.append(("http", "*", route.path))
+        elif getattr(route, "methods", None):
+            found += [("http", method, route.path) for method in sorted(route.methods)]
+    return sorted(set(found))
+
+
+def concrete(path: str) -> str:
+    """A path template with every parameter filled in ("/file={path:path}" -> "/file=x")."""
+    return re.sub(r"\{[^}]+\}", "x", path)
