@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None, block: bool = True):
     ))
     if args.ckpt:
         backend.use_ckpt_flag(args.ckpt)
+    extensions = _load_extensions(backend, args)
     if not backend.registry.usable():
         print(f"No checkpoint found: put Stable Diffusion .safetensors files or diffusers folders into "
               f"{backend.checkpoint_folder} (or pass --ckpt-dir), then press the refresh button.", flush=True)
@@ -47,7 +48,11 @@ def main(argv: list[str] | None = None, block: bool = True):
 
     if args.nowebui:
         from modules.api.server import serve_api_only
-        return serve_api_only(backend, args, block=block)
+        backend, server = serve_api_only(backend, args, block=False)
+        extensions.app_started(None, server.server.config.app)
+        if block:
+            server.wait()
+        return backend, server
 
     from modules.security.gradio_folder import use_private_gradio_folder
     use_private_gradio_folder(paths.CACHE_DIR)  # before the UI is built: Gradio reads it then
@@ -59,9 +64,21 @@ def main(argv: list[str] | None = None, block: bool = True):
     if args.api:
         from modules.api.routes import mount_api
         mount_api(result[0], backend, args)
+    extensions.app_started(demo, result[0])
     if block:
         demo.block_thread()
     return backend, demo
+
+
+def _load_extensions(backend, args):
+    """extensions/: each enabled one's scripts and callbacks; one that fails is reported and skipped."""
+    from modules.extensions import Extensions
+    from modules.extensions.installer import access_refusal
+
+    extensions = Extensions.load_from()
+    extensions.install_refusal = access_refusal(args)
+    extensions.attach(backend)
+    return extensions
 
 
 def _load_default(backend) -> None:

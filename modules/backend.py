@@ -9,7 +9,9 @@ from pathlib import Path
 
 from modules.devices import DeviceConfig
 from modules.errors import ModelNotFound, UserError
-from modules.generation.txt2img import Txt2ImgResult, txt2img
+from modules.extensions import Extensions, ScriptCall
+from modules.extensions.processing import run_gan, run_txt2img
+from modules.generation.txt2img import GenerationHooks, Txt2ImgResult, txt2img
 from modules.generation.txt2img_request import Txt2ImgRequest
 from modules.jobs import Interrupted, Job, JobRegistry
 from modules.models.hashing import HashCache
@@ -70,6 +72,7 @@ class Backend:
         self.zoo_registry = ZooRegistry(config.models_dir, self.registry.hash_cache)
         self.registry.scan()
         self.zoo_registry.scan()
+        self.extensions = Extensions()  # none until webui.py loads extensions/ (Extensions.attach)
 
     @property
     def checkpoint_folder(self) -> Path:
@@ -169,14 +172,15 @@ class Backend:
     def new_job(self, kind: str, owner: str | None = None, job_id: str | None = None) -> Job:
         return self.jobs.create(kind, owner, job_id)
 
-    def txt2img(self, request: Txt2ImgRequest, job: Job | None = None) -> Txt2ImgResult:
-        """Validate, wait for the device, run. Raises UserError for anything the user can fix;
-        the job records the outcome either way."""
+    def txt2img(self, request: Txt2ImgRequest, job: Job | None = None,
+                scripts: ScriptCall | None = None) -> Txt2ImgResult:
+        """Validate, wait for the device, run, with the extensions' scripts (a selected script's `run`,
+        the always-on hooks). Raises UserError for anything the user can fix; the job records the outcome."""
         job = job or self.new_job("txt2img")
         try:
             request = request.validated()
-            with self.manager.use(request.checkpoint, cancelled=lambda: job.interrupt_requested) as model:
-                result = txt2img(request, model, job, self.config.outdir)
+            result = run_txt2img(request, job, scripts, self.extensions.scripts, self._txt2img_on_device,
+                                 self.extensions.callbacks, self.config.outdir, self)
         except Interrupted:  # while waiting for the device (a cancelled or departed client): nothing ran
             job.finish("interrupted")
             return Txt2ImgResult(request)
@@ -188,6 +192,10 @@ class Backend:
             raise e from None
         job.finish("done")
         return result
+
+    def _txt2img_on_device(self, request: Txt2ImgRequest, job: Job, hooks: GenerationHooks) -> Txt2ImgResult:
+        with self.manager.use(request.checkpoint, cancelled=lambda: job.interrupt_requested) as model:
+            return txt2img(request, model, job, self.config.outdir, hooks)
 
     # GAN Sampler: the zoo GANs of models/GAN are small, kept loaded by the manager and run
     # without the device lock, so browsing seeds stays interactive while a txt2img job runs.
@@ -202,10 +210,18 @@ class Backend:
         info = self.zoo_registry.find("gan", name)
         return info, inference_layout(self.manager.zoo_model(info))
 
-    def gan_sample(self, request, job: Job | None = None):
+    def gan_sample(self, request, job: Job | None = None, scripts: ScriptCall | None = None):
         from modules.generation.gan import sample
 
-        return self._gan_job(request, job, "gan", sample)
+        if scripts is None:
+            return self._gan_job(request, job, "gan", sample)
+
+        def with_scripts(request, generator, info, job, outdir):  # the script's images come from this model
+            return run_gan(request, job, scripts, self.extensions.scripts,
+                           lambda r, j: sample(r, generator, info, j, outdir),
+                           self.extensions.callbacks, outdir, self)
+
+        return self._gan_job(request, job, "gan", with_scripts)
 
     def gan_video(self, request, job: Job | None = None):
         from modules.generation.gan_video import render_video

@@ -1,6 +1,6 @@
 """Request and response schemas of /sdapi/v1, with A1111's field names and defaults.
 
-Only the fields we act on are declared; any other A1111 field (enable_hr, styles, alwayson_scripts ...)
+Only the fields we act on are declared; any other A1111 field (enable_hr, styles ...)
 is accepted and ignored, so existing clients work unchanged. Ranges are checked by the job's own
 request type (Txt2ImgRequest.validated), so the UI and the API refuse the same values with the
 same message."""
@@ -36,6 +36,11 @@ class Txt2ImgApiRequest(BaseModel):
     task_id: str | None = Field(None, pattern=TASK_ID_PATTERN,
                                 description="Your id for this job, for progress, interrupt and skip")
     force_task_id: str | None = Field(None, pattern=TASK_ID_PATTERN, description="A1111's name for task_id")
+    script_name: str | None = Field(None, description="A selectable script (GET /sdapi/v1/scripts), e.g. 'X/Y/Z plot'")
+    script_args: list = Field(default_factory=list, description="The script's control values, in the order of "
+                                                                "GET /sdapi/v1/script-info; missing ones: defaults")
+    alwayson_scripts: dict[str, Any] = Field(default_factory=dict,
+                                             description='Always-on scripts\' values: {"title": {"args": [...]}}')
 
 
 class Txt2ImgApiResponse(BaseModel):
@@ -108,6 +113,25 @@ class MemoryResponse(BaseModel):
 class ScriptsList(BaseModel):
     txt2img: list = []
     img2img: list = []
+
+
+class ScriptArg(BaseModel):
+    label: str | None = None
+    value: Any = None
+    minimum: Any = None
+    maximum: Any = None
+    step: Any = None
+    choices: list | None = None
+
+
+class ScriptInfo(BaseModel):
+    name: str = Field(description="The title in lower case, as A1111 lists it")
+    title: str
+    is_alwayson: bool
+    is_img2img: bool = False
+    tab: str
+    extension: str
+    args: list[ScriptArg]
 
 
 class QueueResponse(BaseModel):

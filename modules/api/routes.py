@@ -24,6 +24,8 @@ from modules.api.auth import Logins, api_logins
 from modules.api.errors import ApiError, api_route_class
 from modules.api.images import decode_image, encode_png
 from modules.errors import BadModelFile, InvalidRequest, ModelNotFound
+from modules.extensions import ScriptCall
+from modules.extensions.processing import resolve_call
 from modules.generation.infotext import parse_infotext
 from modules.generation.samplers import SAMPLERS, SCHEDULE_TYPES, find_sampler
 from modules.generation.txt2img_request import Txt2ImgRequest
@@ -202,8 +204,13 @@ class Api:
 
         @r.get("/scripts", response_model=models.ScriptsList)
         def scripts():
-            """No scripts: here so A1111 clients that look for extensions find none."""
-            return {"txt2img": [], "img2img": []}
+            """The names of the txt2img scripts of enabled extensions (selectable and always-on)."""
+            return {"txt2img": [s.name for s in self.backend.extensions.scripts_for("txt2img")], "img2img": []}
+
+        @r.get("/script-info", response_model=list[models.ScriptInfo])
+        async def script_info():
+            """Every script with its controls (label, default, range, choices): the order of script_args."""
+            return await anyio.to_thread.run_sync(script_infos, self.backend.extensions, limiter=self._light_threads)
 
     # txt2img -----------------------------------------------------------------------------------
 
@@ -225,6 +232,7 @@ class Api:
             checkpoint=self._job_checkpoint(overrides.get("sd_model_checkpoint")),
             clip_skip=overrides.get("CLIP_stop_at_last_layers", self.settings.get("CLIP_stop_at_last_layers")),
             save_images=body.save_images)
+        resolve_call(self.backend.extensions.scripts, script_call(body), "txt2img")  # an unknown script: 422 now
         try:
             return request.validated()
         except InvalidRequest as e:
@@ -249,7 +257,7 @@ class Api:
         return title
 
     def _txt2img_answer(self, body: models.Txt2ImgApiRequest, request: Txt2ImgRequest, job: Job) -> dict:
-        result = self.backend.txt2img(request, job)
+        result = self.backend.txt2img(request, job, script_call(body))
         images = [encode_png(image, text) for image, text in zip(result.images, result.infotexts)]
         info = {**result.info(), "task_id": job.id, "task_state": job.state}
         return {"images": images if body.send_images else [], "parameters": body.model_dump(),
@@ -347,6 +355,26 @@ async def interrupt_on_disconnect(request: Request, job: Job):
             yield
         finally:
             tasks.cancel_scope.cancel()
+
+
+def script_call(body: models.Txt2ImgApiRequest) -> ScriptCall:
+    return ScriptCall(body.script_name, list(body.script_args or []), dict(body.alwayson_scripts or {}))
+
+
+def script_infos(extensions) -> list[dict]:
+    """A1111's /script-info: each script's controls, read from its UI (built once, without showing it)."""
+    infos = []
+    for script in extensions.scripts:
+        if not script.extension.enabled:
+            continue
+        try:
+            controls = script.ui_controls()
+        except Exception as e:  # noqa: BLE001 - a script whose ui() raises is listed without its controls
+            script.extension.add_error(f"{script.title()}: ui", e)
+            controls = []
+        infos.append({"name": script.name, "title": script.title(), "is_alwayson": script.always_on,
+                      "is_img2img": False, "tab": script.tab, "extension": script.extension.name, "args": controls})
+    return infos
 
 
 def _progress(job: Job | None, task_id: str | None) -> dict:

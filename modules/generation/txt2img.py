@@ -48,16 +48,36 @@ class Txt2ImgResult:
         }
 
 
+class GenerationHooks:
+    """Where always-on extension scripts (modules/extensions) step into a job; by default nothing happens."""
+
+    def process_batch(self, request: Txt2ImgRequest, batch_number: int, prompts: list[str], seeds: list[int]) -> None:
+        pass
+
+    def postprocess_image(self, request: Txt2ImgRequest, image: Image.Image, seed: int, index: int) -> Image.Image:
+        return image
+
+    def extra_infotext(self) -> dict:
+        return {}
+
+    def image_saved(self, image: Image.Image, path: Path, infotext: str) -> None:
+        pass
+
+
+NO_HOOKS = GenerationHooks()
+
+
 def resolve_seed(seed: int) -> int:
     return random.randrange(0, MAX_SEED + 1) if seed == -1 else seed
 
 
-def infotext(request: Txt2ImgRequest, seed: int, model: LoadedCheckpoint) -> str:
+def infotext(request: Txt2ImgRequest, seed: int, model: LoadedCheckpoint, extra: dict | None = None) -> str:
     return format_infotext(request.prompt, request.negative_prompt, {
         "Steps": request.steps, "Sampler": request.sampler, "CFG scale": f"{request.cfg_scale:g}",
         "Seed": seed, "Size": f"{request.width}x{request.height}",
         "Model hash": model.info.shorthash, "Model": model.info.model_name,
         "Clip skip": request.clip_skip if request.clip_skip > 1 else None,
+        **(extra or {}),
         "Version": VERSION,
     })
 
@@ -68,7 +88,8 @@ def initial_noise(generators: list[torch.Generator], shape: tuple[int, ...]) -> 
     return torch.stack([torch.randn(shape, generator=g) for g in generators])
 
 
-def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, outdir: Path | None) -> Txt2ImgResult:
+def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, outdir: Path | None,
+            hooks: GenerationHooks = NO_HOOKS) -> Txt2ImgResult:
     """Run every batch of `request` on `model`; saves into outdir when request.save_images."""
     result = Txt2ImgResult(request, checkpoint_title=model.info.title)
     first_seed = resolve_seed(request.seed)
@@ -76,32 +97,35 @@ def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, outdir: 
     for batch in range(request.batch_count):
         job.begin_batch(batch)
         seeds = [(first_seed + batch * request.batch_size + i) % (MAX_SEED + 1) for i in range(request.batch_size)]
+        hooks.process_batch(request, batch, [request.prompt] * len(seeds), seeds)
         try:
             latents = _sample(request, model, seeds, job)
         except Interrupted as stop:
             latents = stop.args[0] if stop.args else None
             if latents is not None:
-                _collect(result, request, model, seeds, latents, outdir)
+                _collect(result, request, model, seeds, latents, outdir, hooks)
             break
         except Skipped as stop:
             latents = stop.args[0] if stop.args else None
         if latents is not None:
-            _collect(result, request, model, seeds, latents, outdir)
+            _collect(result, request, model, seeds, latents, outdir, hooks)
     return result
 
 
 def _collect(result: Txt2ImgResult, request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int],
-             latents: torch.Tensor, outdir: Path | None) -> None:
+             latents: torch.Tensor, outdir: Path | None, hooks: GenerationHooks = NO_HOOKS) -> None:
     if not torch.isfinite(latents).all():
         raise GenerationFailed("the sampler produced NaN values; try another sampler, fewer steps, "
                                "or --precision fp32")
     decoded = decode_without_nans(model.pipe.vae, latents)
     folder = image_files.output_folder(outdir, "txt2img") if outdir is not None else None
-    for image, seed in zip(preview.to_pil(decoded), seeds):
-        text = infotext(request, seed, model)
+    for index, (image, seed) in enumerate(zip(preview.to_pil(decoded), seeds)):
+        image = hooks.postprocess_image(request, image, seed, index)
+        text = infotext(request, seed, model, hooks.extra_infotext())
         if request.save_images and folder is not None:
             try:
                 result.paths.append(image_files.save_image(image, folder, seed, text))
+                hooks.image_saved(image, result.paths[-1], text)
             except OSError as e:  # a full disk loses the file, never the image: the user still gets it
                 result.save_errors.append(f"could not save seed {seed} to {folder}: {e.strerror or e}")
         image.info["parameters"] = text

@@ -4,9 +4,10 @@ from __future__ import annotations
 import gradio as gr
 
 from modules.backend import Backend
-from modules.ui import latent_tab, models_tab, pnginfo_tab
+from modules.ui import extensions_tab, latent_tab, models_tab, pnginfo_tab
 from modules.ui.common import CSS
 from modules.ui.gan_tab import GanTab
+from modules.ui.script_controls import gan_script_area
 from modules.ui.txt2img_tab import Txt2ImgTab
 from modules.version import APP_NAME
 
@@ -25,6 +26,8 @@ def no_checkpoint_message(backend: Backend) -> str:
 
 
 def build_ui(backend: Backend) -> gr.Blocks:
+    # Extensions build their tabs in their own gr.Blocks, outside this one (as in A1111); rendered below.
+    extension_tabs = backend.extensions.ui_tabs()
     with gr.Blocks(title=APP_NAME, analytics_enabled=False) as demo:
         with gr.Row(equal_height=True):
             checkpoint = gr.Dropdown(backend.checkpoint_titles(), value=backend.default_checkpoint_title(),
@@ -38,13 +41,20 @@ def build_ui(backend: Backend) -> gr.Blocks:
                 txt2img = Txt2ImgTab(backend, checkpoint)
                 txt2img.build()
             with gr.Tab("GAN Sampler", id="gan", elem_id="tab_gan"):
-                GanTab(backend).build()
+                gan = GanTab(backend)
+                gan.build()
+                gan_script_area(backend, gan)
             with gr.Tab("Latent Explorer", id="latent", elem_id="tab_latent"):
                 latent_tab.build(backend)
             with gr.Tab("PNG Info", id="pnginfo", elem_id="tab_pnginfo"):
                 pnginfo_tab.build(txt2img, tabs, "txt2img")
             with gr.Tab("Models", id="models", elem_id="tab_models") as tab:
                 models_tab.build(backend, tab)
+            for extension, blocks, title, elem_id in extension_tabs:
+                with gr.Tab(title, id=elem_id, elem_id=f"tab_{elem_id}"):
+                    extensions_tab.render_tab(extension, blocks)
+            with gr.Tab("Extensions", id="extensions", elem_id="tab_extensions"):
+                extensions_tab.build(backend.extensions)
 
         def on_refresh(current):
             titles = backend.refresh_checkpoints()
@@ -53,4 +63,5 @@ def build_ui(backend: Backend) -> gr.Blocks:
             return gr.Dropdown(choices=titles, value=value), message
 
         refresh.click(on_refresh, inputs=checkpoint, outputs=[checkpoint, notice], api_name="refresh_checkpoints")
+        demo.load(None, js=extensions_tab.assets_js(backend.extensions))  # extensions' style.css, javascript/
     return demo

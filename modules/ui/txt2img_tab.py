@@ -12,6 +12,7 @@ from modules.generation.samplers import sampler_names
 from modules.generation.txt2img_request import Txt2ImgRequest
 from modules.ui.components import Slider
 from modules.ui.common import error_html, info_html, owner_of, progress_html
+from modules.ui.script_controls import ScriptControls
 
 POLL_SECONDS = 0.25
 KEEPALIVE_SECONDS = 1.0
@@ -52,6 +53,8 @@ class Txt2ImgTab:
                     self.seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)", elem_id="txt2img_seed", scale=4)
                     self.random_seed = gr.Button("⚄", elem_id="txt2img_random_seed", scale=1, min_width=40)
                     self.reuse_seed = gr.Button("♻", elem_id="txt2img_reuse_seed", scale=1, min_width=40)
+                self.scripts = ScriptControls(self.backend.extensions, "txt2img")  # extensions' scripts
+                self.scripts.build()
             with gr.Column():
                 self.progress = gr.HTML(elem_id="txt2img_progress")
                 self.gallery = gr.Gallery(label="Output", columns=2, format="png", height=520,
@@ -68,9 +71,11 @@ class Txt2ImgTab:
 
     def _wire(self) -> None:
         outputs = [self.gallery, self.progress, self.message, self.infotext, self.last_seeds]
-        self.generate.click(self._run, inputs=self.inputs(), outputs=outputs, api_name="txt2img",
+        run = self.scripts.handler(self._run, ["checkpoint", "prompt", "negative_prompt", "sampler", "steps",
+                                               "cfg_scale", "width", "height", "seed", "batch_count", "batch_size"])
+        self.generate.click(run, inputs=self.inputs() + self.scripts.inputs(), outputs=outputs, api_name="txt2img",
                             concurrency_limit=None, show_progress="hidden")
-        self.prompt.submit(self._run, inputs=self.inputs(), outputs=outputs, api_name=False,
+        self.prompt.submit(run, inputs=self.inputs() + self.scripts.inputs(), outputs=outputs, api_name=False,
                            concurrency_limit=None, show_progress="hidden")
         self.interrupt.click(self._interrupt, inputs=None, outputs=None, api_name=False, queue=False)
         self.skip.click(self._skip, inputs=None, outputs=None, api_name=False, queue=False)
@@ -82,7 +87,7 @@ class Txt2ImgTab:
                               api_name=False, queue=False)
 
     def _run(self, checkpoint, prompt, negative_prompt, sampler, steps, cfg_scale, width, height, seed,
-             batch_count, batch_size, request: gr.Request):
+             batch_count, batch_size, request: gr.Request, scripts=None):
         job = self.backend.new_job("txt2img", owner_of(request))
         txt2img_request = Txt2ImgRequest(
             prompt=prompt, negative_prompt=negative_prompt, sampler=sampler, steps=steps, cfg_scale=cfg_scale,
@@ -92,7 +97,7 @@ class Txt2ImgTab:
 
         def work():
             try:
-                outcome["result"] = self.backend.txt2img(txt2img_request, job)
+                outcome["result"] = self.backend.txt2img(txt2img_request, job, scripts)
             except Exception as e:  # noqa: BLE001 - shown to the user below
                 outcome["error"] = e
 

@@ -1,0 +1,76 @@
+"""Which extensions are turned off, and which install.py has run: a small JSON file next to the app.
+
+New extensions are on (as in A1111), so only the disabled ones are listed. Written atomically."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+from modules import paths
+
+log = logging.getLogger("extensions")
+
+STATE_FILE_ENV = "ZOO_EXTENSIONS_STATE"
+EXTENSIONS_DIR_ENV = "ZOO_EXTENSIONS_DIR"
+
+
+def default_state_file() -> Path:
+    return Path(os.environ.get(STATE_FILE_ENV) or paths.APP_ROOT / "extensions-state.json")
+
+
+def default_extensions_dir() -> Path:
+    return Path(os.environ.get(EXTENSIONS_DIR_ENV) or paths.EXTENSIONS_DIR)
+
+
+class ExtensionState:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self.disabled: set[str] = set()
+        self.install_hashes: dict[str, str] = {}  # extension name -> sha256 of the install.py that ran
+        self.load()
+
+    def load(self) -> None:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf8"))
+        except FileNotFoundError:
+            data = {}
+        except (OSError, ValueError) as e:
+            log.warning("%s cannot be read (%s): every extension is enabled", self.path, e)
+            data = {}
+        if not isinstance(data, dict):
+            data = {}
+        self.disabled = {n for n in data.get("disabled", []) if isinstance(n, str)}
+        hashes = data.get("install_hashes", {})
+        self.install_hashes = {k: v for k, v in hashes.items() if isinstance(v, str)} if isinstance(hashes, dict) else {}
+
+    def is_enabled(self, name: str) -> bool:
+        return name not in self.disabled
+
+    def set_enabled(self, enabled: dict[str, bool]) -> None:
+        with self._lock:
+            for name, on in enabled.items():
+                (self.disabled.discard if on else self.disabled.add)(name)
+            self._save()
+
+    def remember_install(self, name: str, digest: str) -> None:
+        with self._lock:
+            self.install_hashes[name] = digest
+            self._save()
+
+    def _save(self) -> None:
+        data = {"disabled": sorted(self.disabled), "install_hashes": dict(sorted(self.install_hashes.items()))}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".extensions-", suffix=".json", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf8") as f:
+                json.dump(data, f, indent=2)
+                f.write("\n")
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
