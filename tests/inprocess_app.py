@@ -54,3 +54,12 @@ def live_routes(app) -> list[tuple[str, str, str]]:
 def concrete(path: str) -> str:
     """A path template with every parameter filled in ("/file={path:path}" -> "/file=x")."""
     return re.sub(r"\{[^}]+\}", "x", path)
+
+
+def endpoint_data(url: str, endpoint: str, values: list, session=None) -> list:
+    """`values` for the first inputs of a Gradio endpoint and the defaults for the rest, as gradio_client
+    fills them in (a raw HTTP call must send them all)."""
+    import requests
+
+    info = (session or requests).get(f"{url}/gradio_api/info", timeout=30).json()["named_endpoints"][f"/{endpoint}"]
+    return list(values) + [p.get("parameter_default") for p in info["parameters"][len(values):]]

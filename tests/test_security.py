@@ -19,7 +19,7 @@ from PIL import Image
 
 from modules import paths
 from modules.security import guard
-from tests.inprocess_app import concrete, live_routes, running_app
+from tests.inprocess_app import concrete, endpoint_data, live_routes, running_app
 from tests.test_registry import write_broken_files
 
 USER, PASSWORD = "alice", "Corr3ct-Horse-ui"
@@ -249,6 +249,7 @@ def test_files_of_other_gradio_apps_on_the_machine_are_not_served(app, session):
 
 def gradio_call(app, session, endpoint: str, data: list) -> tuple[str, object]:
     """Call a Gradio endpoint over HTTP; (event, data) of its last message: "complete" or "error"."""
+    data = endpoint_data(app.url, endpoint, data, session)
     started = session.post(f"{app.url}/gradio_api/call/{endpoint}", json={"data": data}, timeout=TIMEOUT)
     assert started.status_code == 200, started.text
     text = session.get(f"{app.url}/gradio_api/call/{endpoint}/{started.json()['event_id']}", timeout=120).text

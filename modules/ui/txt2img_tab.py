@@ -123,6 +123,8 @@ class Txt2ImgTab:
         yield captions, "", note, result.infotexts[0] if result.infotexts else "", result.seeds
 
     def _progress_until_done(self, job, worker: threading.Thread):
+        # A first answer at once: Gradio can only cancel (close) a generator it has received a value from.
+        yield gr.skip(), progress_html(job), "", gr.skip(), gr.skip()
         shown, last_yield = (-1, -1), time.monotonic()
         while worker.is_alive():
             worker.join(POLL_SECONDS)
