@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from io import StringIO
 
-from modules.errors import InvalidRequest
+from modules.errors import InvalidRequest, UserError
 from modules.generation.samplers import find_sampler
 
 MAX_VALUES = 64  # per axis
@@ -89,7 +89,10 @@ def _samplers(values, context) -> list:
 
 
 def _checkpoints(values, context) -> list:
-    return [context.backend.find_checkpoint_title(v) for v in values]
+    try:
+        return [context.backend.find_checkpoint_title(v) for v in values]
+    except UserError as e:  # unknown or unusable: name the axis, so the API answers 422 for this field
+        raise InvalidRequest(context.field, str(e)) from None
 
 
 def _prompt_search(values, context) -> list:

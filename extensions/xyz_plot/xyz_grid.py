@@ -4,6 +4,7 @@ one such grid per Z value side by side, each titled with its Z label.
 The font is Pillow's built-in one (ImageFont.load_default(size=...)): it needs no font file and no internet."""
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -14,14 +15,27 @@ TEXT = (0, 0, 0)
 Z_GAP = 24  # pixels between the grids of two Z values
 
 
+@functools.lru_cache(maxsize=16)
 def font_for(cell_width: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.load_default(size=max(12, min(36, round(cell_width / 12))))
+    """DejaVu Sans where the system has it (it draws ψ and most scripts), else Pillow's own font."""
+    size = max(12, min(36, round(cell_width / 12)))
+    try:
+        return ImageFont.truetype("DejaVuSans.ttf", size)
+    except OSError:
+        return ImageFont.load_default(size=size)
+
+
+def drawable(text: str, font) -> str:
+    """Pillow's own font has no Greek: write ψ out there."""
+    if "DejaVu" in (font.getname()[0] or ""):
+        return text
+    return text.replace("ψ", "psi")
 
 
 def wrap(text: str, font, width: int) -> list[str]:
     """Lines of `text` that fit `width` pixels, broken at spaces (a word longer than the width stays whole)."""
     lines: list[str] = []
-    for paragraph in str(text).split("\n"):
+    for paragraph in drawable(str(text), font).split("\n"):
         line = ""
         for word in paragraph.split(" "):
             candidate = f"{line} {word}" if line else word
@@ -54,6 +68,11 @@ class Layout:
         return x, y, x + self.cell_width, y + self.cell_height
 
 
+def row_label_limit(cell_width: int, font) -> int:
+    """Row labels wrap at this width: a cell's width, but room for a short label beside small cells."""
+    return max(cell_width, 10 * font.size)
+
+
 def line_height(font) -> int:
     ascent, descent = font.getmetrics()
     return ascent + descent + 2
@@ -71,7 +90,7 @@ def layout(cell_size: tuple[int, int], x_labels: list[str], y_labels: list[str],
     labelled_rows = any(y_labels)
     top = max((text_block_height(wrap(t, font, width - 2 * pad), font) for t in x_labels), default=0) + 2 * pad \
         if labelled_columns else 0
-    row_label_width = max(width, 4 * font.size)
+    row_label_width = row_label_limit(width, font)
     left = (math.ceil(max(font.getlength(line) for t in y_labels for line in wrap(t, font, row_label_width)))
             + 2 * pad) if labelled_rows else 0
     title_height = text_block_height(wrap(title, font, max(left + width * len(x_labels), 1)), font) + pad \
@@ -96,7 +115,7 @@ def draw_grid(cells: list[list[Image.Image]], x_labels: list[str], y_labels: lis
         _centered(draw, lines, font, (x0, where.title, x1, where.top))
     for row, label in enumerate(y_labels):
         _, y0, _, y1 = where.cell_box(0, row)
-        lines = wrap(label, font, max(where.cell_width, 4 * font.size))
+        lines = wrap(label, font, row_label_limit(where.cell_width, font))
         _centered(draw, lines, font, (0, y0, where.left, y1))
     for row, images in enumerate(cells):
         for column, image in enumerate(images):
