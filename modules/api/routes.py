@@ -349,12 +349,17 @@ async def interrupt_on_disconnect(request: Request, job: Job):
             log.info("client gone: interrupting task %s", job.id)
             job.interrupt()
 
+    failed: Exception | None = None
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(watch)
         try:
             yield
+        except Exception as e:  # noqa: BLE001 - raised below, outside the task group, which would wrap it
+            failed = e          # in an ExceptionGroup: a UserError from the job must stay a 4xx answer
         finally:
             tasks.cancel_scope.cancel()
+    if failed is not None:
+        raise failed
 
 
 def script_call(body: models.Txt2ImgApiRequest) -> ScriptCall:
