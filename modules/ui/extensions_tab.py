@@ -13,7 +13,7 @@ from modules.extensions import Extensions
 from modules.extensions.installer import install_from_git, refusal_message
 from modules.ui.common import error_html, info_html
 
-STATUS_ICON = {"loaded": "✅", "error": "⚠", "disabled": "⏸", "not loaded": "…"}
+STATUS_ICON = {"loaded": "✓", "error": "⚠", "disabled": "–", "not loaded": "…"}  # glyphs every font has
 
 
 def table_html(extensions: Extensions) -> str:

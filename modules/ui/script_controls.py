@@ -49,9 +49,12 @@ class ScriptControls:
                     titles.remove(script.title())
             groups.append(group)
         self.dropdown.choices = [(t, t) for t in [NONE, *titles]]
+        def show(title):
+            updates = [gr.Group(visible=title == s.title()) for s in self.selectable]
+            return updates[0] if len(updates) == 1 else updates  # one output takes a value, not a list
+
         if groups:
-            self.dropdown.change(lambda title: [gr.Group(visible=title == s.title()) for s in self.selectable],
-                                 inputs=self.dropdown, outputs=groups, api_name=False, queue=False)
+            self.dropdown.change(show, inputs=self.dropdown, outputs=groups, api_name=False, queue=False)
 
     def _build_ui(self, script: Script) -> bool:
         start = len(self.components)

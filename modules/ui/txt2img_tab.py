@@ -57,7 +57,7 @@ class Txt2ImgTab:
                 self.scripts.build()
             with gr.Column():
                 self.progress = gr.HTML(elem_id="txt2img_progress")
-                self.gallery = gr.Gallery(label="Output", columns=2, format="png", height=520,
+                self.gallery = gr.Gallery(label="Output", columns=2, format="png", height=520, object_fit="contain",
                                           elem_id="txt2img_gallery", interactive=False)
                 self.message = gr.HTML(elem_id="txt2img_message")
                 self.infotext = gr.Textbox(label="Generation parameters", lines=3, interactive=False,
