@@ -27,7 +27,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=str(OUTPUTS_DIR / "zoo-train" / "gan"))
     p.add_argument("--export", default=str(MODELS_DIR / "GAN" / "shapes-gan.safetensors"))
-    p.add_argument("--steps", type=int, default=5000)
+    p.add_argument("--steps", type=int, default=9000)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--channels", default="128,64,32", help="generator channels at 8,16,32 px")
@@ -58,7 +58,8 @@ def main(argv=None) -> None:
     G, D = Generator(config), Discriminator(config, tuple(int(c) for c in args.d_channels.split(",")))
     G_ema = EMA(G, decay=0.995)
     # StyleGAN's trick: the mapping network learns 100x slower, or it soon maps every z to the same w.
-    mapping_params = list(G.mapping_net.parameters()) + list(G.embed.parameters())
+    # The class embedding keeps the full rate so the condition is learnt quickly.
+    mapping_params = list(G.mapping_net.parameters())
     synthesis_params = [p for p in G.parameters() if all(p is not q for q in mapping_params)]
     opt_g = torch.optim.Adam([{"params": synthesis_params}, {"params": mapping_params, "lr": args.lr * 0.01}],
                              lr=args.lr, betas=(0.5, 0.999))
@@ -69,7 +70,10 @@ def main(argv=None) -> None:
         G.load_state_dict(ckpt["G"])
         D.load_state_dict(ckpt["D"])
         G_ema.model.load_state_dict(ckpt["G_ema"])
-        opt_g.load_state_dict(ckpt["opt_g"])
+        try:
+            opt_g.load_state_dict(ckpt["opt_g"])
+        except ValueError:  # parameter groups changed since that checkpoint: restart Adam's moments
+            print("generator optimizer state does not match; starting it afresh")
         opt_d.load_state_dict(ckpt["opt_d"])
         curves, start = ckpt["curves"], ckpt["step"]
     data = shapes.make_dataset(args.images, seed=2, two_shape_probability=0.0)
