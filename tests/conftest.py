@@ -22,6 +22,10 @@ from tests import tiny_models  # noqa: E402
 
 ARTIFACTS = Path(__file__).parent / ".artifacts"
 
+# One Playwright (and one Chromium) for the whole run: its sync API allows one per thread, so the
+# browser fixtures live in a plugin, not imported into each test module.
+pytest_plugins = ["tests.browser"]
+
 
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory) -> Path:
@@ -64,3 +68,4 @@ def small_request():
 
 def pytest_configure(config):
     ARTIFACTS.mkdir(exist_ok=True)
+    config.addinivalue_line("markers", "load: the bounded load test (tests/test_load.py); CI runs it")

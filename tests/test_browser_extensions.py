@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.app_process import AppProcess
-from tests.browser import browser, page, screenshot, set_slider  # noqa: F401 - fixtures
+from tests.browser import screenshot, set_slider
 from tests.test_extensions_fixtures import make_extensions_folder
 
 pytestmark = pytest.mark.browser

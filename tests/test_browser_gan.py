@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.app_process import AppProcess
-from tests.browser import browser, page, screenshot  # noqa: F401 - fixtures
+from tests.browser import screenshot
 from tests.test_gan import make_gan
 
 pytestmark = pytest.mark.browser

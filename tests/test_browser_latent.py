@@ -7,7 +7,7 @@ import json
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import browser, page, screenshot, set_slider  # noqa: F401 - fixtures
+from tests.browser import screenshot, set_slider
 from tests.test_latent_fixtures import latent_app, latent_backend, latent_models_dir  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.browser

@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.app_process import AppProcess
-from tests.browser import browser, page, screenshot, set_slider  # noqa: F401 - fixtures
+from tests.browser import screenshot, set_slider
 
 pytestmark = pytest.mark.browser
 
