@@ -170,8 +170,9 @@ def test_gan_plot_over_seed_and_psi(gan_backend):
               for psi in (0.0, 1.0) for seed in (0, 1, 2)]
     assert all(np.array_equal(pixels(a), pixels(b)) for a, b in zip(cells, direct))
     x_labels, y_labels = ["Seed: 0", "Seed: 1", "Seed: 2"], ["Truncation ψ: 0", "Truncation ψ: 1"]
-    assert grid.size == grid_module.layout((32, 32), x_labels, y_labels).size
-    expected = grid_module.draw_grid([direct[0:3], direct[3:6]], x_labels, y_labels)
+    assert grid.size == grid_module.layout((128, 128), x_labels, y_labels).size  # 32 px cells drawn 4x, crisp
+    big = [image.resize((128, 128), Image.NEAREST) for image in direct]
+    expected = grid_module.draw_grid([big[0:3], big[3:6]], x_labels, y_labels)
     assert np.array_equal(pixels(grid), pixels(expected))
     info = parse_infotext(result.infotexts[0])
     assert (info["Script"], info["X Type"], info["Y Type"], info["Class"]) == ("X/Y/Z plot", "Seed", "Truncation ψ",

@@ -26,6 +26,7 @@ from ..xyz_grid import draw_grid, side_by_side
 
 TITLE = "X/Y/Z plot"
 AXIS_NAMES = ("X", "Y", "Z")
+GAN_CELL_SIDE = 128  # GAN cells are drawn at least this large (the built-in GAN makes 32 px images)
 
 
 def plan(axes: list[Axis], request, backend, types_and_values: list) -> list[tuple[Axis, list, str]]:
@@ -174,8 +175,8 @@ class XYZPlotGan(Script):
         if not made:
             return ScriptOutput()
         first_key = min(made, key=lambda k: (k[2], k[1], k[0]))
-        size = made[first_key].images[0].size
-        grid = grid_image(planned, {k: r.images[0] for k, r in made.items()}, size, bool(draw_legend))
+        cells = {k: crisp(r.images[0]) for k, r in made.items()}
+        grid = grid_image(planned, cells, cells[first_key].size, bool(draw_legend))
         params = ", ".join(f"{k}: {quote(v)}" for k, v in infotext_params(planned).items())
         text = f"{made[first_key].infotexts[0]}, {params}"
         grid.info["parameters"] = text
@@ -189,6 +190,12 @@ class XYZPlotGan(Script):
                 output.images += made[key].images
                 output.infotexts += made[key].infotexts
         return output
+
+
+def crisp(image: Image.Image, at_least: int = GAN_CELL_SIDE) -> Image.Image:
+    """A small GAN image scaled up by a whole factor (pixels stay sharp) so its labels fit above it."""
+    factor = max(1, -(-at_least // max(image.size)))
+    return image.resize((image.width * factor, image.height * factor), Image.NEAREST) if factor > 1 else image
 
 
 def _one_class(class_name):
