@@ -290,6 +290,7 @@ def test_a_bad_model_file_asked_for_gives_a_clear_error_and_the_server_keeps_ser
 
 def test_the_guard_closes_a_websocket_without_a_login():
     import asyncio
+    import threading
 
     async def app(scope, receive, send):  # would accept anything
         await send({"type": "websocket.accept"})
@@ -300,7 +301,11 @@ def test_the_guard_closes_a_websocket_without_a_login():
         sent.append(message)
 
     config = guard.GuardConfig(ui_logins=True)
-    asyncio.run(guard.Guard(app, config)({"type": "websocket", "path": "/ws", "headers": []}, None, send))
+    call = guard.Guard(app, config)({"type": "websocket", "path": "/ws", "headers": []}, None, send)
+    # In a thread of its own: the browser tests' Playwright keeps an event loop on the main thread.
+    worker = threading.Thread(target=asyncio.run, args=(call,))
+    worker.start()
+    worker.join(30)
     assert sent == [{"type": "websocket.close", "code": 1008}]
 
 
