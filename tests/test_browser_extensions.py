@@ -7,8 +7,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.app_process import AppProcess
 from tests.browser import screenshot, set_slider
+from tests.inprocess_app import running_app
 from tests.test_extensions_fixtures import make_extensions_folder
 
 pytestmark = pytest.mark.browser
@@ -20,8 +20,8 @@ def app(models_dir, tmp_path_factory):
     folder = make_extensions_folder(root / "extensions")
     env = {"ZOO_EXTENSIONS_DIR": str(folder), "ZOO_EXTENSIONS_STATE": str(root / "state.json"),
            "ZOO_SETTINGS_FILE": str(root / "config.json")}
-    with AppProcess("--models-dir", str(models_dir), "--outdir", str(root / "outputs"), "--ckpt", "tiny-sd15",
-                    env=env) as app:
+    with running_app("--models-dir", str(models_dir), "--outdir", str(root / "outputs"), "--ckpt", "tiny-sd15",
+                     env=env) as app:  # webui.main in this process: starts in half the time of a new one
         app.state_file = root / "state.json"
         yield app
 
