@@ -15,7 +15,7 @@ from modules.errors import InvalidRequest
 from modules.extensions import Extensions, ScriptCall
 from modules.extensions.installer import InstallRefused, access_refusal, install_from_git, name_from_url
 from modules.generation.infotext import parse_infotext
-from tests.test_extensions_fixtures import (ORDERED, PROBE, attach_extensions, make_extensions_folder,  # noqa: F401
+from tests.test_extensions_fixtures import (ORDERED, attach_extensions, make_extensions_folder,  # noqa: F401
                                             write_extension)
 
 TINY = dict(steps=2, width=64, height=64)
@@ -130,7 +130,8 @@ def test_the_api_path_runs_the_same_hooks(tmp_path, backend, attach_extensions):
         scripts = client.get("/sdapi/v1/scripts").json()
         assert scripts == {"txt2img": ["x/y/z plot", "probe"], "img2img": []}
         info = {s["name"]: s for s in client.get("/sdapi/v1/script-info").json() if s["tab"] == "txt2img"}
-        assert [a["label"] for a in info["probe"]["args"]] == ["Prompt suffix", "Invert"] and info["probe"]["is_alwayson"]
+        assert info["probe"]["is_alwayson"]
+        assert [a["label"] for a in info["probe"]["args"]] == ["Prompt suffix", "Invert"]
         assert info["x/y/z plot"]["args"][0]["choices"][:3] == ["Nothing", "Seed", "Steps"]
         body = dict(prompt="a fox", seed=3, steps=2, width=64, height=64, save_images=False,
                     override_settings={"sd_model_checkpoint": "tiny-sd15"})

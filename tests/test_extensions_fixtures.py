@@ -1,4 +1,5 @@
-"""Helpers (no tests here) — extension folders for tests: a probe with every always-on hook, broken ones, and the built-in ones."""
+"""Helpers (no tests here): extension folders for tests, with a probe using every always-on hook,
+broken ones, and the built-in ones."""
 from __future__ import annotations
 
 import shutil

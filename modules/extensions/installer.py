@@ -12,7 +12,6 @@ import re
 import shutil
 import subprocess
 import uuid
-from pathlib import Path
 
 from modules import cmd_args
 from modules.errors import InvalidRequest, UserError

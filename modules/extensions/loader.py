@@ -38,7 +38,7 @@ class Extensions:
         self.items: list[Extension] = []
         self.scripts: list[Script] = []
         self.callbacks = Callbacks()
-        self.install_refusal: str | None = "no extensions folder"  # why installing is refused; None: allowed
+        self.install_refusal: str | None = "the app did not say where it listens"  # None: allowed
         self._lock = threading.Lock()
 
     @classmethod

@@ -46,7 +46,8 @@ class ExtensionState:
             data = {}
         self.disabled = {n for n in data.get("disabled", []) if isinstance(n, str)}
         hashes = data.get("install_hashes", {})
-        self.install_hashes = {k: v for k, v in hashes.items() if isinstance(v, str)} if isinstance(hashes, dict) else {}
+        hashes = hashes if isinstance(hashes, dict) else {}
+        self.install_hashes = {k: v for k, v in hashes.items() if isinstance(v, str)}
 
     def is_enabled(self, name: str) -> bool:
         return name not in self.disabled

@@ -142,5 +142,5 @@ def gan_script_area(backend, gan) -> None:
 
     listener = controls.handler(run_script, ["model", "seeds", "truncation_psi", "class_name", "truncation_cutoff",
                                              "style_mix_seed", "style_mix_from"])
-    run.click(listener, inputs=gan.sample_inputs() + controls.inputs(), outputs=[gan.gallery, gan.message, gan.infotext],
-              api_name="gan_script")
+    run.click(listener, inputs=gan.sample_inputs() + controls.inputs(),
+              outputs=[gan.gallery, gan.message, gan.infotext], api_name="gan_script")

@@ -23,7 +23,8 @@ def saved_count() -> str:
 def add_tab():
     """on_ui_tabs: build the tab in its own gr.Blocks and return (blocks, title, elem_id)."""
     with gr.Blocks() as tab:
-        gr.Markdown("### Example tab\nAn extension made this tab. Its code is `extensions/example_tab/scripts/example_tab.py`.")
+        gr.Markdown("### Example tab\nAn extension made this tab: "
+                    "`extensions/example_tab/scripts/example_tab.py`.")
         with gr.Row():
             name = gr.Textbox(label="Your name", elem_id="example_tab_name", scale=4)
             button = gr.Button("Greet", variant="primary", elem_id="example_tab_greet", scale=1)

@@ -115,7 +115,7 @@ class XYZPlot(Script):
         p.extra_generation_params.update(infotext_params(planned))
         checkpoint_axis = next((n for n, (axis, _, _) in enumerate(planned) if axis.label == "Checkpoint"), None)
         # With a checkpoint axis, all cells of one checkpoint run together: each is loaded once.
-        order = sorted(cells, key=lambda k: (k[checkpoint_axis] if checkpoint_axis is not None else 0, k[2], k[1], k[0]))
+        order = sorted(cells, key=lambda k: (0 if checkpoint_axis is None else k[checkpoint_axis], k[2], k[1], k[0]))
         total = len(cells) * request.batch_count
         results: dict = {}
         for n, key in enumerate(order):
