@@ -7,6 +7,9 @@ import socket
 
 from modules import cmd_args
 
+# Gradio keeps each session's copy of the UI's component values (about 1 MB here) for up to 10000 sessions,
+# and every raw API call opens a new session: a loop of calls could fill gigabytes. The oldest go first.
+SESSION_CAPACITY = 256
 # Where gradio asks for a share tunnel; ZOO_SHARE_PROBE=host:port points the reachability check elsewhere (tests).
 SHARE_PROBE_DEFAULT = "api.gradio.app:443"
 
@@ -51,6 +54,7 @@ def launch_ui(demo, args: argparse.Namespace, block: bool = True):
         footer_links=["api", "settings"], theme=_theme(), css=_css(),
         allowed_paths=[str(args.outdir)],
         max_file_size=cmd_args.max_upload_bytes(args),
+        state_session_capacity=SESSION_CAPACITY,
     )
     guard_app(demo.app, args, ui_logins=bool(credentials))
     if block:

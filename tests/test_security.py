@@ -17,7 +17,7 @@ import pytest
 import requests
 from PIL import Image
 
-from modules import paths
+from modules import paths, server
 from modules.security import guard
 from tests.inprocess_app import concrete, endpoint_data, live_routes, running_app
 from tests.test_registry import write_broken_files
@@ -27,6 +27,7 @@ API_USER, API_PASSWORD = "bot", "Batt3ry-Staple-api"
 SMALL = {"prompt": "a red circle", "width": 64, "height": 64, "steps": 2, "sampler_name": "Euler a", "seed": 3,
          "override_settings": {"sd_model_checkpoint": "tiny-sd15"}}
 TIMEOUT = 30
+SESSIONS = 8  # Gradio sessions kept (modules.server.SESSION_CAPACITY), small here so a test can fill it
 # What the login page may load without a login: each path of the live app that answers without one must
 # be listed here (and in modules/security/guard.py), so a new open route cannot slip in unnoticed.
 LOGIN_PAGE_ROUTES = {"/", "/login", "/login/", "/logout", "/favicon.ico", "/theme.css", "/manifest.json",
@@ -52,9 +53,11 @@ def app(models_dir, tmp_path_factory):
     flags = ["--api", "--gradio-auth", f"{USER}:{PASSWORD}", "--api-auth", f"{API_USER}:{API_PASSWORD}",
              "--max-upload-mb", "1", "--models-dir", str(models), "--outdir", str(outdir),
              "--skip-load-model-at-start", "--offline"]
-    with running_app(*flags, env={"ZOO_SETTINGS_FILE": str(root / "config.json")}) as live:
-        live.outdir, live.secret, live.marker = outdir, secret, marker
-        yield live
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(server, "SESSION_CAPACITY", SESSIONS)
+        with running_app(*flags, env={"ZOO_SETTINGS_FILE": str(root / "config.json")}) as live:
+            live.outdir, live.secret, live.marker = outdir, secret, marker
+            yield live
 
 
 @pytest.fixture(scope="module")
@@ -262,6 +265,14 @@ def test_a_file_path_smuggled_into_a_ui_call_is_refused(app, session):
     for path in (app.secret / "passwords.txt", f"{app.outdir}/../secret/passwords.txt", "/etc/passwd"):
         event, payload = gradio_call(app, session, "png_info", [{"path": str(path), "meta": {"_type": "gradio.FileData"}}])
         assert event == "error" and "TOP-SECRET" not in json.dumps(payload)
+
+
+def test_calls_cannot_fill_the_memory_with_sessions(app, session):
+    """Gradio keeps a copy of the UI's values (about 1 MB) per session, and every raw call is a session."""
+    for _ in range(SESSIONS + 4):
+        event, _outputs = gradio_call(app, session, "refresh_checkpoints", [])
+        assert event == "complete"
+    assert len(app.demo.state_holder.session_data) <= SESSIONS
 
 
 # Item 1 through the live app: a bad model file named by a client -----------------------------------
