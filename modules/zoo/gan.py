@@ -75,6 +75,12 @@ class Generator(nn.Module):
                        nn.LeakyReLU(0.2), PixelNorm()]
             prev = ch
         self.blocks = nn.Sequential(*blocks)
+        # He init with zero biases: with PyTorch's default init the biases swamp z and
+        # every z starts out as the same image (a collapse the slow mapping never undoes).
+        for layer in list(self.mapping_net) + [self.input[0]]:
+            if isinstance(layer, nn.Linear):
+                nn.init.kaiming_normal_(layer.weight, a=0.2)
+                nn.init.zeros_(layer.bias)
         self.to_rgb = nn.Conv2d(prev, 3, 3, 1, 1)
 
     @property
