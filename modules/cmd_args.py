@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="allow installing extensions even when listening on the network or sharing")
     net.add_argument("--offline", action="store_true", help="never contact the Hugging Face hub or any other server")
     net.add_argument("--max-upload-mb", type=float, default=50, metavar="MB",
-                     help="largest upload (a file, or an API request body) in MB; larger ones get HTTP 413 (default 50)")
+                     help="largest upload (a file, or an API request body) in MB; larger ones get HTTP 413 "
+                          "(default 50)")
     net.add_argument("--queue-limit", type=int, default=64, metavar="N",
                      help="most jobs that may wait for the device; one more gets a 'busy' answer, HTTP 503 "
                           "from the API (default 64)")

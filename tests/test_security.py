@@ -263,7 +263,8 @@ def gradio_call(app, session, endpoint: str, data: list) -> tuple[str, object]:
 
 def test_a_file_path_smuggled_into_a_ui_call_is_refused(app, session):
     for path in (app.secret / "passwords.txt", f"{app.outdir}/../secret/passwords.txt", "/etc/passwd"):
-        event, payload = gradio_call(app, session, "png_info", [{"path": str(path), "meta": {"_type": "gradio.FileData"}}])
+        file_data = {"path": str(path), "meta": {"_type": "gradio.FileData"}}
+        event, payload = gradio_call(app, session, "png_info", [file_data])
         assert event == "error" and "TOP-SECRET" not in json.dumps(payload)
 
 
@@ -323,7 +324,8 @@ def test_the_guard_closes_a_websocket_without_a_login():
 def test_origins():
     assert guard.same_origin("http://gpu.example.org:7860", "gpu.example.org:7860")
     assert guard.same_origin("https://GPU.example.org", "gpu.example.org")
-    for origin in ("https://evil.example", "null", "http://gpu.example.org:7861", "http://gpu.example.org.evil.example"):
+    for origin in ("https://evil.example", "null", "http://gpu.example.org:7861",
+                   "http://gpu.example.org.evil.example"):
         assert not guard.same_origin(origin, "gpu.example.org:7860")
     assert guard.has_dot_dot("/gradio_api/file=/a/../b") and guard.has_dot_dot("/x/..\\y")
     assert not guard.has_dot_dot("/gradio_api/file=/a/b..c/d.png")
@@ -332,6 +334,7 @@ def test_origins():
 def test_png_info_still_reads_a_small_upload(app):
     buffer = io.BytesIO()
     Image.new("RGB", (8, 8)).save(buffer, format="PNG")
-    response = requests.post(app.url + "/sdapi/v1/png-info", json={"image": base64.b64encode(buffer.getvalue()).decode()},
-                             auth=(API_USER, API_PASSWORD), timeout=TIMEOUT)
+    image = base64.b64encode(buffer.getvalue()).decode()
+    response = requests.post(app.url + "/sdapi/v1/png-info", json={"image": image}, auth=(API_USER, API_PASSWORD),
+                             timeout=TIMEOUT)
     assert response.status_code == 200
