@@ -37,7 +37,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from modules.models.convert import save_single_file  # noqa: E402
+from modules.models.convert import save_single_file
+from modules.zoo.clip_tokenizer import bytes_to_unicode  # noqa: E402
 
 SEED = 0
 MAX_LENGTH = 77
@@ -56,20 +57,8 @@ _SPECIAL = ("<|startoftext|>", "<|endoftext|>")
 
 
 def _bytes_to_unicode() -> list[str]:
-    """CLIP's byte -> printable character table (the order defines the base vocab)."""
-    printable = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
-    )
-    codes = printable[:]
-    extra = 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            codes.append(256 + extra)
-            extra += 1
-    return [chr(c) for c in codes]
+    """CLIP's byte -> printable character table, in the order that defines the base vocab."""
+    return list(bytes_to_unicode().values())
 
 
 def _bpe(symbols: list[str], ranks: dict[tuple[str, str], int]) -> list[str]:

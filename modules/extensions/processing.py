@@ -190,18 +190,25 @@ def run_txt2img(request: Txt2ImgRequest, job: Job, call: ScriptCall | None, scri
         return p.generate()
     script, args = resolved.selected
     try:
-        output = script.run(p, *args)
+        output = _run_script(script, p, args, passthrough=(UserError, Interrupted))
     except Interrupted:
         return Txt2ImgResult(request)
-    except UserError:
+    if output is None:
+        return p.generate()
+    return as_txt2img_result(output, request)
+
+
+def _run_script(script: Script, p, args: list, passthrough: tuple[type[BaseException], ...] = (UserError,)):
+    """A selected script's run(); an error not in `passthrough` fails the job with a message naming
+    the script, and the traceback goes to the Extensions tab."""
+    try:
+        return script.run(p, *args)
+    except passthrough:
         raise
     except Exception as e:  # noqa: BLE001
         script.extension.add_error(f"{script.title()}: run", e, traceback.format_exc())
         raise ScriptFailed(f"{script.title()} failed: {type(e).__name__}: {e} (the traceback is in the log "
                            "and the Extensions tab)") from None
-    if output is None:
-        return p.generate()
-    return as_txt2img_result(output, request)
 
 
 def as_txt2img_result(output, request: Txt2ImgRequest) -> Txt2ImgResult:
@@ -249,12 +256,5 @@ def run_gan(request, job: Job, call: ScriptCall | None, scripts: list[Script], g
         return generate(request, job)
     script, args = resolved.selected
     p = GanProcessing(request, job, generate, callbacks, outdir, backend)
-    try:
-        output = script.run(p, *args)
-    except UserError:
-        raise
-    except Exception as e:  # noqa: BLE001
-        script.extension.add_error(f"{script.title()}: run", e, traceback.format_exc())
-        raise ScriptFailed(f"{script.title()} failed: {type(e).__name__}: {e} (the traceback is in the log "
-                           "and the Extensions tab)") from None
+    output = _run_script(script, p, args)
     return generate(request, job) if output is None else output

@@ -17,7 +17,7 @@ BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 MAX_LENGTH = 32  # longest two-shape caption is 24 tokens with BOS/EOS
 
 
-def _bytes_to_unicode() -> dict[int, str]:
+def bytes_to_unicode() -> dict[int, str]:
     # Same table as OpenAI CLIP / GPT-2: printable bytes map to themselves.
     bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     cs = bs[:]
@@ -50,7 +50,7 @@ def _bpe(word: str, ranks: dict[tuple[str, str], int]) -> list[str]:
 
 
 def build_vocab_and_merges(words: list[str]) -> tuple[dict[str, int], list[tuple[str, str]]]:
-    byte_symbols = list(_bytes_to_unicode().values())
+    byte_symbols = list(bytes_to_unicode().values())
     vocab_list = byte_symbols + [s + "</w>" for s in byte_symbols]
     merges: list[tuple[str, str]] = []
     ranks: dict[tuple[str, str], int] = {}
