@@ -121,6 +121,7 @@ class Backend:
                 "last_used": m.last_used,
                 "load_seconds": m.load_seconds,
                 "swap_seconds": m.last_swap_seconds,
+                "reused_modules": m.reused_modules,
                 "shared_components": sorted(n for n, c in m.components.items() if len(c.users) > 1),
             } for m in models]
 

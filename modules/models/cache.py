@@ -5,7 +5,8 @@
 - Going onto the device copies each weight from its (pinned) RAM copy; leaving the device points
   the weights back at that RAM copy, so nothing is copied back.
 - A model in use is never evicted. Evicting drops every reference, then collects garbage, so the
-  memory really comes back.
+  memory really comes back. The evicted modules' skeletons (weights stripped) wait in `skeletons`
+  for the next load of the same architecture.
 On a CPU the device is the RAM: the device level is then empty and swaps cost nothing."""
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import torch
 from modules.devices import DeviceConfig
 from modules.models.memory import module_bytes, pipeline_components
 from modules.models.registry import CheckpointInfo
+from modules.models.skeletons import SkeletonPool
 
 
 class ModelInUse(RuntimeError):
@@ -53,6 +55,7 @@ class CachedModel:
     last_used: float = field(default_factory=time.time)
     in_use: int = 0
     last_swap_seconds: float | None = None
+    reused_modules: int = 0  # modules its load took from the skeleton pool instead of building
 
     @property
     def bytes(self) -> int:
@@ -80,6 +83,7 @@ class ModelCache:
         self.models: OrderedDict[str, CachedModel] = OrderedDict()  # least recently used first
         self.components: dict[str, Component] = {}
         self.lock = threading.RLock()
+        self.skeletons = SkeletonPool()
         # On a CPU the device is the RAM, so there is no device level; tests force one to check the
         # bookkeeping, with "device" copies that are fresh CPU tensors.
         self.force_device_level = False
@@ -165,6 +169,7 @@ class ModelCache:
                     kept.append(model.info.title)
                 else:
                     self._evict(model)
+            self.skeletons.clear()  # back to a clean start: the next load builds afresh
             return kept
 
     def _evict(self, model: CachedModel) -> None:
@@ -175,6 +180,8 @@ class ModelCache:
                 if component.on_device:
                     self._to_host(component)
                 self.components.pop(component.content_hash, None)
+                if self.devices.offload == "none":  # offload hooks stay on a module: never reuse those
+                    self.skeletons.keep(component.module)
         model.components.clear()
         model.pipe = None
         del model

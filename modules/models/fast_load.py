@@ -35,6 +35,7 @@ from torch.utils._pytree import tree_flatten
 from modules.errors import BadModelFile
 from modules.models import parallel_read
 from modules.models.safetensors_header import read_header
+from modules.models.skeletons import KEY_ATTRIBUTE, SkeletonPool, skeleton_key
 
 READERS = ("auto", "parallel", "plain", "mmap", "map")
 
@@ -68,6 +69,7 @@ class LoadReport:
     buffer_bytes: int = 0  # host buffers allocated for them (bytes read + alignment padding)
     tensors_in_file: int = 0
     tensors_read: int = 0
+    skeletons_reused: list[str] = field(default_factory=list)  # components built by an earlier load
 
 
 @dataclass
@@ -91,8 +93,9 @@ def load_single_file(path: Path, config_dir: Path, dtype: torch.dtype, reader: s
 
 
 def load_single_file_with_report(path: Path, config_dir: Path, dtype: torch.dtype, reader: str = "auto",
-                                 pipeline_class: type | None = None) -> ColdLoad:
-    """As load_single_file, with what the load cost. `pipeline_class` overrides model_index's."""
+                                 pipeline_class: type | None = None, skeletons: SkeletonPool | None = None) -> ColdLoad:
+    """As load_single_file, with what the load cost. `pipeline_class` overrides model_index's.
+    With `skeletons`, a model of an architecture built before is not built again but taken from there."""
     started = time.perf_counter()
     path, config_dir = Path(path), Path(config_dir)
     if reader not in READERS:
@@ -104,7 +107,7 @@ def load_single_file_with_report(path: Path, config_dir: Path, dtype: torch.dtyp
 
     file_tensors = {name: torch.empty(info["shape"], dtype=FILE_DTYPES[info["dtype"]], device="meta")
                     for name, info in header.items()}
-    models = {name: _Model.build(path, config_dir, name, library, class_name)
+    models = {name: _Model.build(path, config_dir, name, library, class_name, dtype, skeletons, report)
               for name, (library, class_name) in components.items()
               if name not in OMITTED_COMPONENTS and library in ("diffusers", "transformers")
               and _is_model_class(library, class_name)}
@@ -209,22 +212,33 @@ class _Model:
     zero_copy: set[str] = field(default_factory=set)  # ... that end up as weights unchanged
 
     @classmethod
-    def build(cls, path: Path, config_dir: Path, name: str, library: str, class_name: str) -> "_Model":
+    def build(cls, path: Path, config_dir: Path, name: str, library: str, class_name: str, dtype: torch.dtype,
+              skeletons: SkeletonPool | None, report: LoadReport) -> "_Model":
         from accelerate import init_empty_weights
         from diffusers.loaders import single_file_utils as sfu
+        from transformers.initialization import no_init_weights
 
         model_class = _library_class(library, class_name)
         try:
             if library == "diffusers":
                 config = model_class.load_config(str(config_dir), subfolder=name)
+                key = skeleton_key(f"{library}.{class_name}", dict(config), dtype)
+            else:
+                config = model_class.config_class.from_pretrained(str(config_dir), subfolder=name)
+                key = skeleton_key(f"{library}.{class_name}", config.to_dict(), dtype)
+            module = skeletons.take(key) if skeletons is not None else None
+            if module is not None:
+                report.skeletons_reused.append(name)
+            elif library == "diffusers":
                 with init_empty_weights():  # buffers stay real: non-persistent ones keep their values
                     module = model_class.from_config(config)
             else:
-                config = model_class.config_class.from_pretrained(str(config_dir), subfolder=name)
-                with init_empty_weights():
+                # no_init_weights: the random init is overwritten anyway (and is 0.1 s even on meta).
+                with init_empty_weights(), no_init_weights():
                     module = model_class(config)
         except (OSError, ValueError, TypeError) as e:
             raise BadModelFile(path, f"cannot build its {name} from {config_dir}: {_first_line(e)}") from e
+        setattr(module, KEY_ATTRIBUTE, key)
 
         if class_name == "UNet2DConditionModel":
             convert = lambda checkpoint: sfu.convert_ldm_unet_checkpoint(checkpoint, config=config)  # noqa: E731

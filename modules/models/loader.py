@@ -34,8 +34,9 @@ def pipeline_class(info: CheckpointInfo):
     return StableDiffusionXLPipeline if arch.is_sdxl else StableDiffusionPipeline
 
 
-def load_pipeline(info: CheckpointInfo, dtype: torch.dtype, offline: bool):
-    """Load on the CPU in `dtype`; the manager decides where it runs."""
+def load_pipeline(info: CheckpointInfo, dtype: torch.dtype, offline: bool, skeletons=None):
+    """Load on the CPU in `dtype`; the manager decides where it runs. A single file with a sidecar
+    config takes its modules from `skeletons` (a SkeletonPool) when one of its architecture waits there."""
     cls = pipeline_class(info)
     quiet_library_progress_bars()
     common: dict = dict(torch_dtype=dtype)
@@ -53,7 +54,7 @@ def load_pipeline(info: CheckpointInfo, dtype: torch.dtype, offline: bool):
             from modules.models import fast_load
 
             return fast_load.load_single_file_with_report(info.path, info.sidecar_config, dtype,
-                                                          pipeline_class=cls).pipeline
+                                                          pipeline_class=cls, skeletons=skeletons).pipeline
         if info.sidecar_config is not None:
             return cls.from_single_file(str(info.path), config=str(info.sidecar_config), local_files_only=True, **common)
         return cls.from_single_file(str(info.path), local_files_only=offline, **common)

@@ -136,19 +136,22 @@ class PipelineManager:
     def _load(self, info: CheckpointInfo, key: str) -> CachedModel:
         self.cache.make_room(_size_on_disk(info))
         started = time.perf_counter()
-        pipe = loader.load_pipeline(info, self.devices.dtype, self.offline)
+        reused_before = self.cache.skeletons.reused  # loads run one at a time, under the device lock
+        pipe = loader.load_pipeline(info, self.devices.dtype, self.offline, skeletons=self.cache.skeletons)
         pipe.set_progress_bar_config(disable=True)
         if self.devices.vae_dtype != self.devices.dtype:
             pipe.vae.to(dtype=self.devices.vae_dtype)
         hashes = {name: self._component_hash(info, name, module) for name, module in pipeline_components(pipe).items()}
         model = self.cache.add(key, info, pipe, dict(pipe.scheduler.config), time.perf_counter() - started, hashes)
+        model.reused_modules = self.cache.skeletons.reused - reused_before
         if self.devices.offload == "model":
             model.pipe.enable_model_cpu_offload(device=self.devices.device)
         elif self.devices.offload == "sequential":
             # Group offload: a block at a time on the device, streamed ahead where CUDA allows.
             model.pipe.enable_group_offload(onload_device=self.devices.device, offload_type="leaf_level",
                                             use_stream=self.devices.device.type == "cuda")
-        log.info("loaded %s (%s) in %.1f s", info.title, info.architecture.label, model.load_seconds)
+        log.info("loaded %s (%s) in %.1f s%s", info.title, info.architecture.label, model.load_seconds,
+                 f", reusing {model.reused_modules} built modules" if model.reused_modules else "")
         for callback in self.on_model_loaded:
             callback(model)
         return model

@@ -10,8 +10,8 @@ from modules.errors import UserError
 from modules.models.cache import ModelInUse
 from modules.ui.common import error_html, info_html
 
-COLUMNS = ["Checkpoint", "Architecture", "Where", "Size (MB)", "In use", "Last used", "Load (s)", "Last swap (s)",
-           "Shared components"]
+COLUMNS = ["Checkpoint", "Architecture", "Where", "Size (MB)", "In use", "Last used", "Load (s)",
+           "Modules reused at load", "Last swap (s)", "Shared components"]
 
 
 def table(backend: Backend) -> list[list]:
@@ -20,7 +20,7 @@ def table(backend: Backend) -> list[list]:
         rows.append([
             m["title"], m["architecture"], m["where"], round(m["bytes"] / 2**20, 1), "yes" if m["in_use"] else "",
             datetime.datetime.fromtimestamp(m["last_used"]).strftime("%H:%M:%S"), round(m["load_seconds"], 2),
-            "" if m["swap_seconds"] is None else round(m["swap_seconds"], 3), ", ".join(m["shared_components"]),
+            m["reused_modules"] or "", "" if m["swap_seconds"] is None else round(m["swap_seconds"], 3), ", ".join(m["shared_components"]),
         ])
     return rows
 
