@@ -219,19 +219,23 @@ def main() -> None:
         log(f"vae done {time.time() - t0:.0f}s")
 
     if Path(args.gan).exists():
-        from modules.zoo.gan import load_gan
+        from modules.zoo.gan import class_factors, load_gan
         gan = load_gan(args.gan)
         gen = torch.Generator().manual_seed(0)
         classes = torch.arange(args.n) % gan.num_classes
         with torch.no_grad():
             samples = gan.sample(torch.randn(args.n, gan.z_dim, generator=gen), classes, 1.0)
             samples_07 = gan.sample(torch.randn(args.n, gan.z_dim, generator=gen), classes, 0.7)
-        kind_index = [shapes.SHAPES.index(name) for name in gan.class_names]
-        wanted = torch.tensor(kind_index)[classes]
         fd["gan_samples"] = frechet_distance(feats_real, features(classifier, samples))
         fd["gan_samples_psi_0.7"] = frechet_distance(feats_real, features(classifier, samples_07))
-        result["gan"] = {"class_accuracy": round(float((predict(classifier, samples)["kind"] == wanted).float().mean()), 4),
-                         "class_accuracy_psi_0.7": round(float((predict(classifier, samples_07)["kind"] == wanted).float().mean()), 4)}
+        result["gan"] = {"classes": len(gan.class_names)}
+        # Each factor the class names (the kind, and the colour for "red circle" classes) must show.
+        wanted = [class_factors(gan.class_names[i]) for i in classes.tolist()]
+        for suffix, images in (("", samples), ("_psi_0.7", samples_07)):
+            predicted = predict(classifier, images)
+            for factor in wanted[0]:
+                truth = torch.tensor([shapes.factor_names(factor).index(w[factor]) for w in wanted])
+                result["gan"][f"{factor}_accuracy{suffix}"] = round(float((predicted[factor] == truth).float().mean()), 4)
         log(f"gan done {time.time() - t0:.0f}s")
 
     if Path(args.txt2img).exists():

@@ -1,4 +1,6 @@
 """Each zoo training command runs end to end at toy sizes, writes its pictures and a loadable model."""
+import json
+
 import torch
 
 from modules.zoo import train_beta_vae, train_gan, train_txt2img
@@ -39,3 +41,33 @@ def test_txt2img_training_smoke(tmp_path):
     image = pipe("a red circle", negative_prompt="a blue square", num_inference_steps=2,
                  generator=torch.Generator().manual_seed(0)).images[0]
     assert image.size == (32, 32)
+
+
+def test_train_all_runs_the_three_side_by_side(tmp_path, capsys):
+    from modules.zoo import train_all
+
+    assert train_all.main(["--smoke", "--out-dir", str(tmp_path / "runs"), "--export-dir", str(tmp_path / "models")]) == 0
+    out = capsys.readouterr().out
+    report = json.loads(out[out.index("\n{") + 1:])
+    assert report["failed"] == [] and report["seconds"]["total_wall_clock"] >= max(report["seconds"]["txt2img"], 1)
+    for path in train_all.exports(tmp_path / "models").values():
+        assert path.exists(), path
+    for name in ("txt2img", "beta-vae", "gan"):
+        assert (tmp_path / "runs" / name / "loss.png").exists()
+        assert (tmp_path / "runs" / f"{name}.log").exists()
+
+
+def test_gan_training_smoke_colour_and_kind_classes(tmp_path):
+    from modules.zoo import shapes
+    from modules.zoo.gan import CONDITIONS, class_factors, class_labels
+
+    export = tmp_path / "gan.safetensors"
+    train_gan.main(["--steps", "3", "--batch", "8", "--images", "64", "--channels", "8,8,8", "--d-channels", "8,8,8",
+                    "--condition", "colour-kind", "--aux-weight", "1", "--mode-seeking", "1", "--sample-every", "3",
+                    "--out", str(tmp_path / "run"), "--export", str(export)])
+    gan = load_gan(export)
+    assert gan.num_classes == len(shapes.SHAPES) * len(shapes.COLOUR_NAMES)
+    assert class_factors(gan.class_names[0]) == {"colour": "red", "kind": "circle"}
+    data = shapes.make_dataset(20, seed=3)
+    for scene, label in zip(data.scenes, class_labels(data, CONDITIONS["colour-kind"])):
+        assert class_factors(gan.class_names[label]) == {"colour": scene.shapes[0].colour, "kind": scene.shapes[0].kind}

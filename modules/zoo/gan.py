@@ -24,9 +24,26 @@ from torch import nn
 
 from modules.errors import BadModelFile
 from modules.zoo.model_files import load_state, parse_config, read_metadata, save_model_file
-from modules.zoo.shapes import SHAPES
+from modules.zoo.shapes import COLOUR_NAMES, SHAPES, ShapesData
 
 KIND = "gan"
+# What a class can stand for: the shape kind alone, or colour and kind ("red circle").
+CONDITIONS = {"kind": SHAPES, "colour-kind": tuple(f"{c} {k}" for k in SHAPES for c in COLOUR_NAMES)}
+
+
+def class_factors(name: str) -> dict[str, str]:
+    """The Shapes factors a class name fixes: {"kind": ...} and, for "red circle", "colour" too."""
+    *colour, kind = name.split(" ")
+    return {"kind": kind, **({"colour": colour[0]} if colour else {})}
+
+
+def class_labels(data: ShapesData, class_names: tuple) -> "np.ndarray":
+    """Class index of each image's first shape under ``class_names``."""
+    import numpy as np
+    index = {name: i for i, name in enumerate(class_names)}
+    colour_too = " " in class_names[0]
+    return np.array([index[f"{s.shapes[0].colour} {s.shapes[0].kind}" if colour_too else s.shapes[0].kind]
+                     for s in data.scenes], dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -133,11 +150,14 @@ class Discriminator(nn.Module):
         self.features = nn.Sequential(*layers, nn.Flatten())
         self.out = nn.Linear(prev * 16 + 1, 1)
         self.embed = nn.Embedding(len(config.class_names), prev * 16 + 1)
+        self.classify = nn.Linear(prev * 16 + 1, len(config.class_names))  # AC-GAN head (training only)
+        self.last_class_logits = None
 
     def forward(self, images: torch.Tensor, class_idx: torch.Tensor) -> torch.Tensor:
         h = self.features(images)
         # Minibatch standard deviation (ProGAN): a batch of look-alikes is easy to call fake.
         h = torch.cat([h, h.std(dim=0).mean().expand(len(h), 1)], dim=1)
+        self.last_class_logits = self.classify(h)
         return self.out(h).squeeze(1) + (self.embed(class_idx) * h).sum(1) / h.shape[1] ** 0.5  # projection
 
 

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from modules.paths import MODELS_DIR, OUTPUTS_DIR
 from modules.zoo import shapes
-from modules.zoo.gan import Discriminator, Generator, GANConfig, save_gan
+from modules.zoo.gan import CONDITIONS, Discriminator, Generator, GANConfig, class_labels, save_gan
 from modules.zoo.training import EMA, load_checkpoint, save_checkpoint, save_loss_plot, setup_threads
 
 def parse_args(argv=None):
@@ -35,6 +35,13 @@ def parse_args(argv=None):
     p.add_argument("--images", type=int, default=40000)
     p.add_argument("--sample-every", type=int, default=500)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--condition", choices=sorted(CONDITIONS), default="kind",
+                   help="what the class names: the shape kind, or colour and kind ('red circle')")
+    p.add_argument("--aux-weight", type=float, default=0.0,
+                   help="AC-GAN: weight of the discriminator's class-prediction loss (0 = projection only)")
+    p.add_argument("--mode-seeking", type=float, default=0.0,
+                   help="MSGAN: weight of the term that pushes two z of one class apart in the image")
+    p.add_argument("--mapping-lr-scale", type=float, default=0.01, help="mapping network's learning rate, times --lr")
     return p.parse_args(argv)
 
 
@@ -54,14 +61,14 @@ def main(argv=None) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    config = GANConfig(channels=tuple(int(c) for c in args.channels.split(",")))
+    config = GANConfig(channels=tuple(int(c) for c in args.channels.split(",")), class_names=CONDITIONS[args.condition])
     G, D = Generator(config), Discriminator(config, tuple(int(c) for c in args.d_channels.split(",")))
     G_ema = EMA(G, decay=0.995)
     # StyleGAN's trick: the mapping network learns 100x slower, or it soon maps every z to the same w.
     # The class embedding keeps the full rate so the condition is learnt quickly.
     mapping_params = list(G.mapping_net.parameters())
     synthesis_params = [p for p in G.parameters() if all(p is not q for q in mapping_params)]
-    opt_g = torch.optim.Adam([{"params": synthesis_params}, {"params": mapping_params, "lr": args.lr * 0.01}],
+    opt_g = torch.optim.Adam([{"params": synthesis_params}, {"params": mapping_params, "lr": args.lr * args.mapping_lr_scale}],
                              lr=args.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(0.5, 0.999))
     curves, start = {"generator": [], "discriminator": []}, 0
@@ -77,24 +84,35 @@ def main(argv=None) -> None:
         opt_d.load_state_dict(ckpt["opt_d"])
         curves, start = ckpt["curves"], ckpt["step"]
     data = shapes.make_dataset(args.images, seed=2, two_shape_probability=0.0)
-    images, labels = data.tensors(), torch.from_numpy(data.labels("kind"))
+    images, labels = data.tensors(), torch.from_numpy(class_labels(data, config.class_names))
     gen = torch.Generator().manual_seed(start)
     t0 = time.time()
     for step in tqdm(range(start, args.steps), desc="gan", initial=start, total=args.steps):
         idx = torch.randint(len(images), (args.batch,), generator=gen)
-        real, c = images[idx], labels[idx]
-        z = torch.randn(args.batch, config.z_dim, generator=gen)
+        real, c_real = images[idx], labels[idx]
+        # With mode seeking the fakes come in pairs of one class: halves 0 and 1 share classes, not z.
+        c = c_real[:args.batch // 2].repeat(2) if args.mode_seeking else c_real
+        z = torch.randn(len(c), config.z_dim, generator=gen)
 
         # Discriminator: real up, fake down.
         w = G.mapping(z, c)
         fake = G.synthesis(w)
-        d_loss = F.softplus(D(fake.detach(), c)).mean() + F.softplus(-D(real, c)).mean()
+        d_fake, d_real = D(fake.detach(), c), D(real, c_real)
+        d_loss = F.softplus(d_fake).mean() + F.softplus(-d_real).mean()
+        if args.aux_weight:  # AC-GAN: D learns to name the class of real images...
+            d_loss = d_loss + args.aux_weight * F.cross_entropy(D.last_class_logits, c_real)
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
 
         # Generator: make D call the fakes real.
         g_loss = F.softplus(-D(fake, c)).mean()
+        if args.aux_weight:  # ...and G is rewarded when its fakes get named as the class asked for.
+            g_loss = g_loss + args.aux_weight * F.cross_entropy(D.last_class_logits, c)
+        if args.mode_seeking:  # with many classes a batch rarely holds one class twice, so D cannot see
+            half = len(c) // 2  # a class collapse to one image; this term (Mao et al. 2019) forbids it
+            ratio = (fake[:half] - fake[half:2 * half]).abs().mean((1, 2, 3)) / (z[:half] - z[half:2 * half]).abs().mean(1)
+            g_loss = g_loss + args.mode_seeking / (ratio.mean() + 1e-5)
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
