@@ -8,9 +8,10 @@
     sample(z, class_idx, truncation_psi) -> images, with w pulled towards w_avg[class]:
                                             w' = w_avg + ψ (w - w_avg); ψ=1 plain, ψ=0 the class's average image
 
-The condition is the shape kind (``class_names``); colour, size, position and
-background come from z. The discriminator (training only) is a DCGAN conv net with a
-projection head for the class and a minibatch-std feature. (StyleGAN's modulated convolutions from a constant
+The condition (``class_names``) is the shape kind, or colour and kind ("red circle": the
+built-in model); the rest (size, position, background) comes from z. The discriminator
+(training only) is a DCGAN conv net with a projection head for the class, a class-prediction
+head (AC-GAN) and a minibatch-std feature. (StyleGAN's modulated convolutions from a constant
 input did not get past grey blobs in a few CPU minutes; the DCGAN body does.)
 """
 from __future__ import annotations

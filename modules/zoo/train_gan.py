@@ -5,6 +5,11 @@
 
 Non-saturating logistic loss and Adam with β1 = 0.5 (the DCGAN recipe), and an EMA
 copy of the generator that is what gets exported. The generator also tracks w_avg per class for truncation.
+A class is a colour and a kind ("red circle", 40 classes). Two terms keep the generator honest:
+the discriminator also names each real image's class and the generator is rewarded when its fakes
+are named as asked (AC-GAN, Odena et al. 2017); and fakes come in pairs of one class whose images
+must differ as their z do (mode seeking, Mao et al. 2019): with 40 classes a batch of 32 rarely holds
+one class twice, so without it the discriminator cannot see a class collapse to a single image.
 Writes samples.png (one row per class, ψ = 1 then ψ = 0.7 then ψ = 0 at the end
 of each row), loss.png and checkpoint.pt (resumed automatically) into --out.
 """
@@ -27,7 +32,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=str(OUTPUTS_DIR / "zoo-train" / "gan"))
     p.add_argument("--export", default=str(MODELS_DIR / "GAN" / "shapes-gan.safetensors"))
-    p.add_argument("--steps", type=int, default=9000)
+    p.add_argument("--steps", type=int, default=4000)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--channels", default="128,64,32", help="generator channels at 8,16,32 px")
@@ -35,13 +40,14 @@ def parse_args(argv=None):
     p.add_argument("--images", type=int, default=40000)
     p.add_argument("--sample-every", type=int, default=500)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--condition", choices=sorted(CONDITIONS), default="kind",
+    p.add_argument("--condition", choices=sorted(CONDITIONS), default="colour-kind",
                    help="what the class names: the shape kind, or colour and kind ('red circle')")
-    p.add_argument("--aux-weight", type=float, default=0.0,
+    p.add_argument("--aux-weight", type=float, default=1.0,
                    help="AC-GAN: weight of the discriminator's class-prediction loss (0 = projection only)")
-    p.add_argument("--mode-seeking", type=float, default=0.0,
+    p.add_argument("--mode-seeking", type=float, default=1.0,
                    help="MSGAN: weight of the term that pushes two z of one class apart in the image")
-    p.add_argument("--mapping-lr-scale", type=float, default=0.01, help="mapping network's learning rate, times --lr")
+    p.add_argument("--mapping-lr-scale", type=float, default=1.0,
+                   help="mapping network's learning rate, times --lr (StyleGAN uses 0.01)")
     return p.parse_args(argv)
 
 
@@ -64,8 +70,8 @@ def main(argv=None) -> None:
     config = GANConfig(channels=tuple(int(c) for c in args.channels.split(",")), class_names=CONDITIONS[args.condition])
     G, D = Generator(config), Discriminator(config, tuple(int(c) for c in args.d_channels.split(",")))
     G_ema = EMA(G, decay=0.995)
-    # StyleGAN's trick: the mapping network learns 100x slower, or it soon maps every z to the same w.
-    # The class embedding keeps the full rate so the condition is learnt quickly.
+    # StyleGAN trains its mapping network 100x slower; here, with the mode-seeking term guarding against
+    # collapse, the full rate scored better (FD 3.3x vs 5.0x the floor after 4000 steps).
     mapping_params = list(G.mapping_net.parameters())
     synthesis_params = [p for p in G.parameters() if all(p is not q for q in mapping_params)]
     opt_g = torch.optim.Adam([{"params": synthesis_params}, {"params": mapping_params, "lr": args.lr * args.mapping_lr_scale}],
