@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime
 import os
 import re
-import tempfile
 import threading
 from pathlib import Path
 
 from PIL import Image, PngImagePlugin
+
+from modules.atomic_files import replacing
 
 _numbering_lock = threading.Lock()
 _NUMBERED = re.compile(r"^(\d{5})-")
@@ -35,16 +36,8 @@ def save_image(image: Image.Image, folder: Path, seed: int, parameters: str,
     with _numbering_lock:
         number = _next_number(folder)
         final = folder / f"{number:05d}-{seed}.png"
-        fd, tmp = tempfile.mkstemp(prefix=".saving-", suffix=".png", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                image.save(f, format="PNG", pnginfo=png_info(parameters, extra_text))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, final)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with replacing(final) as tmp:
+            image.save(tmp, format="PNG", pnginfo=png_info(parameters, extra_text))
     return final
 
 

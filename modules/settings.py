@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from modules import paths
+from modules.atomic_files import replacing
 from modules.errors import InvalidRequest
 
 log = logging.getLogger(__name__)
@@ -97,15 +97,5 @@ def validate(key: str, value):
 
 
 def _write_atomically(path: Path, values: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf8") as f:
-            json.dump(values, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replacing(path, prefix=".config-") as tmp:
+        tmp.write_text(json.dumps(values, indent=2, ensure_ascii=False) + "\n", encoding="utf8")

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import threading
 from pathlib import Path
 
 from modules import paths
+from modules.atomic_files import replacing
 
 log = logging.getLogger("extensions")
 
@@ -65,13 +65,5 @@ class ExtensionState:
 
     def _save(self) -> None:
         data = {"disabled": sorted(self.disabled), "install_hashes": dict(sorted(self.install_hashes.items()))}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".extensions-", suffix=".json", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf8") as f:
-                json.dump(data, f, indent=2)
-                f.write("\n")
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with replacing(self.path, prefix=".extensions-") as tmp:
+            tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf8")

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from modules.atomic_files import replacing
 from modules.errors import InvalidRequest
 from modules.generation import gan
 from modules.generation.gan_request import GanVideoRequest
@@ -104,10 +105,7 @@ def write_video(frames: np.ndarray, path: Path, fps: int) -> None:
     """Write atomically: a temp file beside ``path``, then a rename."""
     import imageio.v2 as imageio
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".saving-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
+    with replacing(path) as tmp:
         if path.suffix == ".gif":
             imageio.mimwrite(tmp, list(frames), format="GIF", duration=1000 / fps, loop=0)
         else:
@@ -115,10 +113,6 @@ def write_video(frames: np.ndarray, path: Path, fps: int) -> None:
                                     pixelformat="yuv420p", macro_block_size=16) as writer:
                 for frame in frames:
                     writer.append_data(frame)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def video_path(outdir: Path | None, request: GanVideoRequest) -> Path:

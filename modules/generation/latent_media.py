@@ -7,13 +7,14 @@ from __future__ import annotations
 import functools
 import os
 import re
-import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from modules.atomic_files import replacing
 
 _numbering_lock = threading.Lock()
 _NUMBERED = re.compile(r"^(\d{5})-")
@@ -89,14 +90,8 @@ def write_atomic(folder: Path, stem: str, suffix: str, write) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     with _numbering_lock:
         final = next_path(folder, stem, suffix)
-        fd, tmp = tempfile.mkstemp(prefix=".saving-", suffix=suffix, dir=folder)
-        os.close(fd)
-        try:
-            write(Path(tmp))
-            os.replace(tmp, final)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with replacing(final) as tmp:
+            write(tmp)
     return final
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from modules.atomic_files import replacing
 from modules.errors import BadModelFile
 
 FORMAT_VERSION = "1"
@@ -29,8 +30,8 @@ def save_model_file(path: str | Path, model: torch.nn.Module, kind: str, config,
     if info:
         metadata["zoo_info"] = json.dumps(info)
     tensors = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata=metadata)
+    with replacing(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
@@ -113,4 +114,6 @@ def update_info(path: str | Path, info: dict) -> None:
     metadata = read_metadata(path)
     merged = read_info(path, metadata) | info
     metadata["zoo_info"] = json.dumps(merged)
-    save_file(load_file(str(path)), str(path), metadata=metadata)
+    tensors = load_file(str(path))
+    with replacing(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)

@@ -1,0 +1,40 @@
+"""Write a file so that it is either wholly there under its final name, or not at all.
+
+A temp file beside the target is written, flushed to disk and renamed over it. mkstemp (and
+safetensors' save_file) create files readable by their owner only; a finished file gets the
+permissions any newly created file gets (0666 minus the umask), as A1111's outputs do."""
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def _read_umask() -> int:
+    mask = os.umask(0)  # the only way to read it; done once, at import, before any thread starts
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_read_umask()
+
+
+@contextmanager
+def replacing(path: str | Path, prefix: str = ".saving-") -> Iterator[Path]:
+    """Yields a temp path in `path`'s folder to write to; when the block ends without an error it
+    becomes `path`. On an error it is removed and `path` is left as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
