@@ -54,6 +54,7 @@ class BackendConfig:
     cache_dir: Path
     devices: DeviceConfig
     ckpt_dirs: tuple[Path, ...] = ()
+    vae_dirs: tuple[Path, ...] = ()  # --vae-dir: looked at after models/VAE
     offline: bool = False
     ram_budget: int | None = None  # bytes; None: a default from total RAM
     vram_budget: int | None = None
@@ -61,6 +62,11 @@ class BackendConfig:
 
 
 class Backend:
+    @property
+    def vae_folders(self) -> list[Path]:
+        """Where stand-alone VAE files are found: models/VAE, then --vae-dir."""
+        return [self.config.models_dir / "VAE", *self.config.vae_dirs]
+
     def __init__(self, config: BackendConfig):
         self.config = config
         checkpoint_dirs = [config.models_dir / "Stable-diffusion", *config.ckpt_dirs]

@@ -90,3 +90,22 @@ def test_bad_sd_vae_requests_name_their_field(latent_models, picture):
     with pytest.raises(ModelNotFound, match="unknown VAE file 'nothing-here'"):
         with latent_models.sd_vae("file: nothing-here"):
             pass
+
+
+def test_vae_dir_flag_adds_its_files(latent_models_dir, tmp_path):
+    """--vae-dir: VAE files there are offered beside models/VAE's, and load."""
+    from modules.backend import Backend, BackendConfig
+    from modules.devices import device_config
+    from modules.generation.latent_models import LatentModels
+    from tests.test_latent_fixtures import tiny_sd_vae_file
+
+    extra = tmp_path / "more-vaes"
+    extra.mkdir()
+    tiny_sd_vae_file(extra / "extra-vae.safetensors")
+    backend = Backend(BackendConfig(models_dir=latent_models_dir, outdir=tmp_path / "out", cache_dir=tmp_path / "cache",
+                                    devices=device_config("cpu"), offline=True, vae_dirs=(extra,)))
+    models = LatentModels(backend)
+    choices = models.sd_vae_choices()
+    assert "file: extra-vae.safetensors" in choices and "file: tiny-sd-vae.safetensors" in choices
+    with models.sd_vae("file: extra-vae.safetensors") as vae:
+        assert vae.config.latent_channels > 0

@@ -330,10 +330,7 @@ class Api:
         return {"updated": sorted(stored), "ignored": sorted(k for k in body if k not in stored)}
 
     def _vae_files(self) -> list[Path]:
-        folders = [self.backend.config.models_dir / "VAE"]
-        if getattr(self.args, "vae_dir", None):
-            folders.append(Path(self.args.vae_dir))
-        files = {p.resolve(): p for folder in folders if folder.is_dir() for p in folder.rglob("*")
+        files = {p.resolve(): p for folder in self.backend.vae_folders if folder.is_dir() for p in folder.rglob("*")
                  if p.is_file() and p.suffix.lower() in VAE_SUFFIXES}
         return sorted(files.values(), key=lambda p: p.name.lower())
 

@@ -18,7 +18,7 @@ BUILT_IN = "shapes-beta-vae.safetensors"
 class LatentModels:
     def __init__(self, backend):
         self.backend = backend
-        self.vae_files = VaeFiles([backend.config.models_dir / "VAE"])
+        self.vae_files = VaeFiles(backend.vae_folders)
 
     # ---------------------------------------------------------------- β-VAEs (models/Latent)
 
