@@ -306,6 +306,35 @@ def test_a_bad_model_file_asked_for_gives_a_clear_error_and_the_server_keeps_ser
     assert event == "complete" and len(outputs[0]) == 1
 
 
+def test_password_guessing_is_throttled_per_user_name(app):
+    wrong = [requests.post(f"{app.url}/login", data={"username": "guesser", "password": f"try{i}"}, timeout=TIMEOUT)
+             for i in range(10)]
+    assert [r.status_code for r in wrong] == [400] * 10
+    refused = requests.post(f"{app.url}/login", data={"username": "guesser", "password": PASSWORD}, timeout=TIMEOUT)
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    real = requests.post(f"{app.url}/login", data={"username": USER, "password": PASSWORD}, timeout=TIMEOUT)
+    assert real.status_code == 200, "someone else's guessing locked the real user out"
+
+
+def test_login_throttle_window_and_reset():
+    from modules.security.login_throttle import LoginThrottle
+
+    now = [0.0]
+    throttle = LoginThrottle(max_failures=3, window_s=60, clock=lambda: now[0])
+    for _ in range(3):
+        assert throttle.retry_after("1.2.3.4", "ann") == 0
+        throttle.failed("1.2.3.4", "ann")
+        now[0] += 10
+    assert throttle.retry_after("1.2.3.4", "ann") == 30  # the first failure ages out at t = 60
+    assert throttle.retry_after("5.6.7.8", "ann") == 0 and throttle.retry_after("1.2.3.4", "bob") == 0
+    now[0] = 61
+    assert throttle.retry_after("1.2.3.4", "ann") == 0
+    throttle.failed("1.2.3.4", "ann")
+    throttle.succeeded("1.2.3.4", "ann")
+    throttle.failed("1.2.3.4", "ann")
+    assert throttle.retry_after("1.2.3.4", "ann") == 0  # the success cleared the earlier ones
+
+
 # The guard on its own -----------------------------------------------------------------------------
 
 def test_the_guard_closes_a_websocket_without_a_login():

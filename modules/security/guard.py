@@ -9,17 +9,21 @@ PUBLIC_PREFIXES). Beyond logins it
 - answers 403 to any path with a `..` segment, as it answers a file outside the allowed folders, so a
   traversal attempt learns nothing (not even whether the file exists),
 - refuses request bodies over --max-upload-mb with 413,
+- throttles password guessing on the login form (login_throttle: 429 after 10 failures in 5 minutes),
 - and keeps the API's endpoint list (with the checkpoint names) out of the anonymous login page.
 """
 from __future__ import annotations
 
 import json
+import math
 import re
-from dataclasses import dataclass
-from urllib.parse import urlsplit
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlsplit
 
 from starlette.datastructures import Headers
 from starlette.requests import Request, cookie_parser
+
+from modules.security.login_throttle import LoginThrottle
 
 # What the login page loads before anyone has logged in. Nothing here runs a job or shows a file of ours.
 PUBLIC_PATHS = frozenset({
@@ -42,6 +46,7 @@ class GuardConfig:
     ui_logins: bool = False  # --gradio-auth: every path but the public ones needs a login
     api_logins: object | None = None  # a modules.api.auth.Logins (HTTP Basic), accepted on every path
     max_body_bytes: int | None = None  # --max-upload-mb
+    login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
 
     @property
     def api_login_required(self) -> bool:
@@ -94,6 +99,16 @@ class Guard:
             send = _without_cors_grant(send)
         if (self.config.ui_logins and not logged_in and path == "/" and scope["method"] == "GET"):
             scope, send = _plain_encoding(scope), _login_page_without_api_info(send)
+        if self.config.ui_logins and scope["method"] == "POST" and path.rstrip("/") == "/login":
+            receive, user = await _read_login_form(receive)
+            address = (scope.get("client") or ("unknown",))[0]
+            wait = self.config.login_throttle.retry_after(address, user)
+            if wait > 0:
+                seconds = math.ceil(wait)
+                await self._answer(scope, send, 429, f"too many failed logins for this user name; try again in "
+                                                     f"{seconds} s", {"Retry-After": str(seconds)})
+                return
+            send = _count_login(send, self.config.login_throttle, address, user)
         await self.app(scope, receive, send)
 
     def _needs_login(self, path: str) -> bool:
@@ -149,12 +164,41 @@ class Guard:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
             return
-        reason = {401: "Unauthorized", 403: "Forbidden", 413: "Payload Too Large"}[status]
+        reason = {401: "Unauthorized", 403: "Forbidden", 413: "Payload Too Large", 429: "Too Many Requests"}[status]
         body = json.dumps({"error": reason, "detail": detail}).encode()
         raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
         await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": body})
+
+
+async def _read_login_form(receive):
+    """The login form's user name, and a `receive` that replays the body for Gradio. (The form is a few
+    hundred bytes; --max-upload-mb has already capped what a client may send.)"""
+    messages, body = [], b""
+    while True:
+        message = await receive()
+        messages.append(message)
+        body += message.get("body", b"")
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            break
+    user = parse_qs(body.decode("latin-1")).get("username", [""])[0].strip()  # Gradio strips it too
+
+    async def replay():
+        return messages.pop(0) if messages else await receive()
+    return replay, user
+
+
+def _count_login(send, throttle: LoginThrottle, address: str, user: str):
+    """Gradio answers a wrong password with 400 and a right one with a redirect or 200."""
+    async def wrapped(message):
+        if message["type"] == "http.response.start":
+            if message["status"] == 400:
+                throttle.failed(address, user)
+            elif message["status"] < 400:
+                throttle.succeeded(address, user)
+        await send(message)
+    return wrapped
 
 
 def same_origin(origin: str, host: str) -> bool:
