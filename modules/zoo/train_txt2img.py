@@ -26,7 +26,7 @@ from tqdm import tqdm
 from modules.paths import MODELS_DIR, OUTPUTS_DIR
 from modules.zoo import shapes
 from modules.zoo.training import EMA, load_checkpoint, save_checkpoint, save_loss_plot, setup_threads
-from modules.zoo.clip_tokenizer import write_tokenizer_files
+from modules.zoo.clip_tokenizer import load_tokenizer, write_tokenizer_files
 from modules.zoo.txt2img_model import build_components, make_pipeline
 
 SAMPLE_PROMPTS = [
@@ -182,7 +182,9 @@ def main(argv=None) -> None:
                             opt=opt.state_dict(), losses=losses, step=step + 1)
     print(f"unet stage: {time.time() - t0:.0f}s")
 
-    pipe = make_pipeline(tokenizer, ema_text.model, vae, ema_unet.model, scheduler)
+    # A fresh tokenizer: the one used for training keeps its padding and truncation settings, and
+    # transformers would save them into tokenizer.json, where they would apply to every later call.
+    pipe = make_pipeline(load_tokenizer(out / "tokenizer"), ema_text.model, vae, ema_unet.model, scheduler)
     if args.fp16:
         pipe.to(torch.float16)
     pipe.save_pretrained(args.export, safe_serialization=True)
