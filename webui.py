@@ -61,10 +61,12 @@ def main(argv: list[str] | None = None, block: bool = True):
     from modules.ui.app import build_ui
 
     demo = build_ui(backend)
-    result = launch_ui(demo, args, block=False)
-    if args.api:
-        from modules.api.routes import mount_api
-        mount_api(result[0], backend, args)
+    def before_serving(app):
+        if args.api:
+            from modules.api.routes import mount_api
+            mount_api(app, backend, args)
+
+    result = launch_ui(demo, args, block=False, before_serving=before_serving)
     extensions.app_started(demo, result[0])
     if block:
         demo.block_thread()

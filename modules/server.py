@@ -34,7 +34,12 @@ def launch_warnings(args: argparse.Namespace, host: str, credentials: list) -> l
     return warnings
 
 
-def launch_ui(demo, args: argparse.Namespace, block: bool = True):
+def launch_ui(demo, args: argparse.Namespace, block: bool = True, before_serving=None):
+    """Serve `demo`. `before_serving(app)` adds routes (the API) to the app before it takes a request:
+    the app is made here and handed to Gradio (launch's `_app`), so the guard and the API are in place
+    before the port opens, not a moment after "Running on" (a script that polls the port could land there)."""
+    from gradio.routes import App, ORJSONResponse
+
     host, port = cmd_args.server_name(args), cmd_args.server_port(args)
     credentials = cmd_args.gradio_credentials(args)
     for warning in launch_warnings(args, host, credentials):
@@ -46,7 +51,23 @@ def launch_ui(demo, args: argparse.Namespace, block: bool = True):
             print(f"--share: no share tunnel could be reached ({reason}); serving locally only.", flush=True)
             share = False
     demo.queue(default_concurrency_limit=4)
-    result = demo.launch(
+    app = App(default_response_class=ORJSONResponse)  # what Gradio would make itself
+    guard = guard_app(app, args, ui_logins=bool(credentials))
+    if before_serving is not None:
+        before_serving(app)
+    guard.launching = True
+    try:
+        result = launch(demo, app, args, host, port, share, credentials)
+    finally:
+        guard.launching = False
+    if block:
+        demo.block_thread()
+    return result
+
+
+def launch(demo, app, args: argparse.Namespace, host: str, port: int, share: bool, credentials):
+    return demo.launch(
+        _app=app,  # private in Gradio 6 (pinned): the way to have our routes before the server starts
         server_name=host, server_port=port, share=share,
         auth=credentials or None,
         ssl_keyfile=args.tls_keyfile, ssl_certfile=args.tls_certfile, ssl_verify=False if args.tls_keyfile else True,
@@ -56,22 +77,18 @@ def launch_ui(demo, args: argparse.Namespace, block: bool = True):
         max_file_size=cmd_args.max_upload_bytes(args),
         state_session_capacity=SESSION_CAPACITY,
     )
-    guard_app(demo.app, args, ui_logins=bool(credentials))
-    if block:
-        demo.block_thread()
-    return result
 
 
-def guard_app(app, args: argparse.Namespace, ui_logins: bool) -> None:
+def guard_app(app, args: argparse.Namespace, ui_logins: bool):
     """Logins on every route (the login page's own files excepted), no CORS for other sites, no `..`
-    paths, and the upload limit: see modules/security/guard.py. Gradio builds its app inside launch(), so
-    the guard goes on right after, before the API is mounted and before the URL is handed to anyone else."""
+    paths, and the upload limit: see modules/security/guard.py."""
     from modules.api.auth import Logins, api_logins
     from modules.security.guard import GuardConfig, install
 
     config = GuardConfig(ui_logins=ui_logins, api_logins=Logins(api_logins(args)),
                          max_body_bytes=cmd_args.max_upload_bytes(args))
     install(app, config, session_app=app if ui_logins else None)
+    return config
 
 
 def _theme():

@@ -47,6 +47,9 @@ class GuardConfig:
     api_logins: object | None = None  # a modules.api.auth.Logins (HTTP Basic), accepted on every path
     max_body_bytes: int | None = None  # --max-upload-mb
     login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    # While Gradio's launch() runs, it calls its own startup-events route from this machine, without a
+    # login, and fails if refused; that one call is let through then, and never after.
+    launching: bool = False
 
     @property
     def api_login_required(self) -> bool:
@@ -81,7 +84,7 @@ class Guard:
         if has_dot_dot(path):
             await self._answer(scope, send, 403, "Forbidden")
             return
-        logged_in = self._logged_in(scope)
+        logged_in = self._logged_in(scope) or self._launch_check(scope, path)
         if not logged_in and self._needs_login(path):
             await self._answer(scope, send, 401, "Not authenticated: log in first",
                                {"WWW-Authenticate": "Basic"} if is_api(path) else None)
@@ -110,6 +113,11 @@ class Guard:
                 return
             send = _count_login(send, self.config.login_throttle, address, user)
         await self.app(scope, receive, send)
+
+    def _launch_check(self, scope, path: str) -> bool:
+        client = (scope.get("client") or ("",))[0]
+        return (self.config.launching and path == "/gradio_api/startup-events"
+                and client in ("127.0.0.1", "::1", "localhost"))
 
     def _needs_login(self, path: str) -> bool:
         if self.config.ui_logins:
@@ -248,9 +256,11 @@ def _login_page_without_api_info(send):
 
 
 def install(app, config: GuardConfig, session_app=None) -> None:
-    """Put the guard in front of `app`, outside every other middleware (so it can take back a CORS grant);
-    works before and after the app has started serving (Gradio builds its app inside launch())."""
-    if app.middleware_stack is None:
-        app.add_middleware(Guard, config=config, session_app=session_app)
+    """Put the guard in front of `app`, outside every other middleware (so it can take back a CORS grant),
+    including any added after this call (Gradio adds its CORS middleware when it launches). Works before
+    and after the app has started serving."""
+    if app.middleware_stack is None:  # Starlette builds the stack on the first request
+        build = app.build_middleware_stack
+        app.build_middleware_stack = lambda: Guard(build(), config, session_app)
     else:
         app.middleware_stack = Guard(app.middleware_stack, config, session_app)
