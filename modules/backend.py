@@ -220,15 +220,24 @@ class Backend:
     def gan_sample(self, request, job: Job | None = None, scripts: ScriptCall | None = None):
         from modules.generation.gan import sample
 
+        saved = self._image_saved_callbacks("gan")
         if scripts is None:
-            return self._gan_job(request, job, "gan", sample)
+            return self._gan_job(request, job, "gan", lambda r, g, i, j, o: sample(r, g, i, j, o, saved))
 
         def with_scripts(request, generator, info, job, outdir):  # the script's images come from this model
             return run_gan(request, job, scripts, self.extensions.scripts,
-                           lambda r, j: sample(r, generator, info, j, outdir),
+                           lambda r, j: sample(r, generator, info, j, outdir, saved),
                            self.extensions.callbacks, outdir, self)
 
         return self._gan_job(request, job, "gan", with_scripts)
+
+    def _image_saved_callbacks(self, tab: str):
+        """What tells the extensions' on_image_saved callbacks about a file `tab` wrote."""
+        from modules.extensions.callbacks import IMAGE_SAVED, ImageSaved
+
+        def saved(image, path, infotext) -> None:
+            self.extensions.callbacks.run(IMAGE_SAVED, ImageSaved(image, Path(path), infotext, tab))
+        return saved
 
     def gan_video(self, request, job: Job | None = None):
         from modules.generation.gan_video import render_video

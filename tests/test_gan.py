@@ -162,3 +162,19 @@ def test_files_that_are_not_latents_get_a_clear_message(tmp_path):
         read_states(tmp_path / "plain.png")
     with pytest.raises(InvalidRequest, match="not a GAN latent file"):
         parse_states('{"format": "zoo-latent/1"}')
+
+
+def test_extensions_hear_of_each_saved_gan_image_and_grid(gan_backend, monkeypatch):
+    from modules.extensions.callbacks import IMAGE_SAVED
+
+    heard = []
+    monkeypatch.setattr(gan_backend.extensions.callbacks, "run",
+                        lambda name, saved: heard.append((name, saved.tab, saved.path, saved.infotext)))
+    result = run(gan_backend, seeds="21,22", class_name="circle", save_images=True)
+    assert [(name, tab, path) for name, tab, path, _ in heard] == [
+        (IMAGE_SAVED, "gan", result.paths[0]), (IMAGE_SAVED, "gan", result.paths[1]),
+        (IMAGE_SAVED, "gan", result.grid_path)]
+    assert heard[0][3] == result.infotexts[0]
+    heard.clear()
+    run(gan_backend, seeds="23", class_name="circle", save_images=False)
+    assert heard == []  # nothing written, nothing told
