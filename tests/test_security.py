@@ -102,8 +102,9 @@ def test_every_live_route_needs_a_login_except_what_the_login_page_loads(app):
             response = request("GET" if method == "*" else method, url, cookies=cookies)
             if response.status_code != 401:
                 open_routes.add(path)
-        # A password that is not a login of this app opens nothing either.
-        assert request(method if method != "*" else "GET", url, auth=(USER, "wrong")).status_code == 401 \
+        # A password that is not a login of this app opens nothing either (after 10 tries, the
+        # throttle answers 429 instead of 401). Not the real user's name: that would lock them out.
+        assert request(method if method != "*" else "GET", url, auth=("mallory", "wrong")).status_code in (401, 429) \
             or path in LOGIN_PAGE_ROUTES
     assert open_routes <= LOGIN_PAGE_ROUTES, f"open without a login: {sorted(open_routes - LOGIN_PAGE_ROUTES)}"
     assert {"/", "/theme.css", "/assets/{path:path}", "/login"} <= open_routes
@@ -314,6 +315,15 @@ def test_password_guessing_is_throttled_per_user_name(app):
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
     real = requests.post(f"{app.url}/login", data={"username": USER, "password": PASSWORD}, timeout=TIMEOUT)
     assert real.status_code == 200, "someone else's guessing locked the real user out"
+
+
+def test_api_password_guessing_is_throttled_too(app):
+    url = f"{app.url}/sdapi/v1/sd-models"
+    wrong = [requests.get(url, auth=("robot", f"guess{i}"), timeout=TIMEOUT).status_code for i in range(10)]
+    assert wrong == [401] * 10
+    refused = requests.get(url, auth=("robot", "guess10"), timeout=TIMEOUT)
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    assert requests.get(url, auth=(API_USER, API_PASSWORD), timeout=TIMEOUT).status_code == 200
 
 
 def test_login_throttle_window_and_reset():

@@ -9,7 +9,8 @@ PUBLIC_PREFIXES). Beyond logins it
 - answers 403 to any path with a `..` segment, as it answers a file outside the allowed folders, so a
   traversal attempt learns nothing (not even whether the file exists),
 - refuses request bodies over --max-upload-mb with 413,
-- throttles password guessing on the login form (login_throttle: 429 after 10 failures in 5 minutes),
+- throttles password guessing, on the login form and with HTTP Basic logins alike (login_throttle: 429
+  after 10 failures for one user name from one address in 5 minutes),
 - and keeps the API's endpoint list (with the checkpoint names) out of the anonymous login page.
 """
 from __future__ import annotations
@@ -84,7 +85,14 @@ class Guard:
         if has_dot_dot(path):
             await self._answer(scope, send, 403, "Forbidden")
             return
-        logged_in = self._logged_in(scope) or self._launch_check(scope, path)
+        address = (scope.get("client") or ("unknown",))[0]
+        basic = self._basic_login(scope)
+        if basic is not None:
+            wait = self.config.login_throttle.retry_after(address, basic)
+            if wait > 0:
+                await self._too_many(scope, send, wait)
+                return
+        logged_in = self._logged_in(scope, address, basic) or self._launch_check(scope, path)
         if not logged_in and self._needs_login(path):
             await self._answer(scope, send, 401, "Not authenticated: log in first",
                                {"WWW-Authenticate": "Basic"} if is_api(path) else None)
@@ -104,12 +112,9 @@ class Guard:
             scope, send = _plain_encoding(scope), _login_page_without_api_info(send)
         if self.config.ui_logins and scope["method"] == "POST" and path.rstrip("/") == "/login":
             receive, user = await _read_login_form(receive)
-            address = (scope.get("client") or ("unknown",))[0]
             wait = self.config.login_throttle.retry_after(address, user)
             if wait > 0:
-                seconds = math.ceil(wait)
-                await self._answer(scope, send, 429, f"too many failed logins for this user name; try again in "
-                                                     f"{seconds} s", {"Retry-After": str(seconds)})
+                await self._too_many(scope, send, wait)
                 return
             send = _count_login(send, self.config.login_throttle, address, user)
         await self.app(scope, receive, send)
@@ -124,7 +129,7 @@ class Guard:
             return not is_public(path)
         return self.config.api_login_required and is_api(path)
 
-    def _logged_in(self, scope) -> bool:
+    def _logged_in(self, scope, address: str, basic: str | None) -> bool:
         if self.config.ui_logins and self.session_app is not None:
             cookies = cookie_parser(Headers(scope=scope).get("cookie", ""))
             cookie_id = getattr(self.session_app, "cookie_id", None)
@@ -132,8 +137,26 @@ class Guard:
             if token and token in getattr(self.session_app, "tokens", {}):
                 return True
         if self.config.api_login_required:
-            return self.config.api_logins.logged_in_user(Request(scope)) is not None
+            user = self.config.api_logins.logged_in_user(Request(scope))
+            if basic is not None:  # a Basic login was tried: right or wrong, the throttle hears of it
+                (self.config.login_throttle.failed if user is None else self.config.login_throttle.succeeded)(
+                    address, basic)
+            return user is not None
         return False
+
+    def _basic_login(self, scope) -> str | None:
+        """The user name of an HTTP Basic login the request carries, when the API's logins apply to it."""
+        if scope["type"] != "http" or not self.config.api_login_required:
+            return None
+        from modules.api.auth import read_basic
+
+        given = read_basic(Request(scope))
+        return None if given is None else given.username
+
+    async def _too_many(self, scope, send, wait: float) -> None:
+        seconds = math.ceil(wait)
+        await self._answer(scope, send, 429, f"too many failed logins for this user name; try again in {seconds} s",
+                           {"Retry-After": str(seconds)})
 
     async def _limited_body(self, scope, receive, send, headers: Headers):
         """`receive` for the app, or None when a 413 was sent. A body without Content-Length (chunked)
