@@ -13,7 +13,7 @@ from modules.devices import DeviceConfig
 from modules.models.fast_load import load_single_file
 from modules.models.skeletons import SkeletonPool, skeleton_key, strip_weights
 from tests.test_model_cache import _reseed_unet, cached_names, make_backend
-from tests.tiny_models import make_single_file, make_tiny_sd2, make_tiny_sd15, sidecar_dir
+from tests.tiny_models import make_single_file, make_tiny_sd2, make_tiny_sd15, make_tiny_sdxl, sidecar_dir
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +27,11 @@ def single_files(tmp_path_factory):
         _reseed_unet(folder, seed)
         make_single_file(folder, sd / f"{name}.safetensors")
     make_single_file(make_tiny_sd2(work / "sd2"), sd / "sd2.safetensors")
+    for name, seed in (("xl-one", 3), ("xl-two", 4)):
+        torch.manual_seed(seed)
+        folder = make_tiny_sdxl(work / name)
+        _reseed_unet(folder, seed)
+        make_single_file(folder, sd / f"{name}.safetensors")
     return root
 
 
@@ -123,3 +128,22 @@ def test_skeleton_key_ignores_where_a_config_came_from():
     assert skeleton_key("c", config, torch.float16) == skeleton_key("c", same, torch.float16)
     assert skeleton_key("c", config, torch.float16) != skeleton_key("c", {"sample_size": 32}, torch.float16)
     assert skeleton_key("c", config, torch.float16) != skeleton_key("c", config, torch.float32)
+
+
+def test_sdxl_switch_reuses_all_four_modules(single_files, tmp_path):
+    backend = make_backend(single_files, tmp_path)
+    size = backend.manager.load("xl-one").bytes
+    backend.manager.unload_all()
+    backend.manager.cache.ram_budget = int(size * 1.5)
+    one = backend.manager.load("xl-one")
+    encoder_2 = weakref.ref(one.pipe.text_encoder_2)
+    del one
+    two = backend.manager.load("xl-two")
+    assert two.reused_modules == 4 and two.pipe.text_encoder_2 is encoder_2()
+    path = single_files / "Stable-diffusion" / "xl-two.safetensors"
+    from diffusers import StableDiffusionXLPipeline
+    from modules.models.fast_load import load_single_file_with_report
+    fresh = load_single_file_with_report(path, sidecar_dir(path), torch.float32,
+                                         pipeline_class=StableDiffusionXLPipeline).pipeline
+    fresh.set_progress_bar_config(disable=True)
+    assert (generate(two.pipe) == generate(fresh)).all()
