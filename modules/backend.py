@@ -221,12 +221,10 @@ class Backend:
         from modules.generation.gan import sample
 
         saved = self._image_saved_callbacks("gan")
-        if scripts is None:
-            return self._gan_job(request, job, "gan", lambda r, g, i, j, o: sample(r, g, i, j, o, saved))
 
         def with_scripts(request, generator, info, job, outdir):  # the script's images come from this model
             return run_gan(request, job, scripts, self.extensions.scripts,
-                           lambda r, j: sample(r, generator, info, j, outdir, saved),
+                           lambda r, j, hooks=None: sample(r, generator, info, j, outdir, saved, hooks),
                            self.extensions.callbacks, outdir, self)
 
         return self._gan_job(request, job, "gan", with_scripts)

@@ -178,3 +178,64 @@ def test_extensions_hear_of_each_saved_gan_image_and_grid(gan_backend, monkeypat
     heard.clear()
     run(gan_backend, seeds="23", class_name="circle", save_images=False)
     assert heard == []  # nothing written, nothing told
+
+
+GAN_PROBE = '''
+from dataclasses import replace
+
+from PIL import ImageOps
+
+from modules.extensions import AlwaysVisible, Script
+
+EVENTS = []
+
+
+class GanProbe(Script):
+    def title(self):
+        return "GAN probe"
+
+    def show(self, tab):
+        return AlwaysVisible if tab == "gan" else False
+
+    def ui(self, tab):
+        import gradio as gr
+        return [gr.Checkbox(False, label="Invert")]
+
+    def process(self, p, invert):
+        p.request = replace(p.request, truncation_psi=0.5)
+
+    def postprocess_image(self, p, pp, invert):
+        if invert:
+            pp.image = ImageOps.invert(pp.image.convert("RGB"))
+
+    def postprocess(self, p, result, invert):
+        EVENTS.append(len(result.images))
+'''
+
+
+def test_always_on_scripts_hook_into_the_gan_sampler(gan_backend, tmp_path):
+    import sys
+
+    from modules.extensions import Extensions
+    from modules.extensions.scripts import ScriptCall
+    from PIL import ImageOps
+    from tests.test_extensions_fixtures import write_extension
+
+    plain = run(gan_backend, seeds="3,4", truncation_psi=0.5, class_name="circle")
+    write_extension(tmp_path / "ext", "gan_probe", {"gan_probe.py": GAN_PROBE})
+    before = gan_backend.extensions
+    try:
+        Extensions.load_from(tmp_path / "ext", tmp_path / "state.json").attach(gan_backend)
+        hooked = gan_backend.gan_sample(GanRequest(model="tiny-gan", seeds="3,4", truncation_psi=1.0,
+                                                   class_name="circle", save_images=True),
+                                        scripts=ScriptCall(alwayson_scripts={"GAN probe": {"args": [True]}}))
+        probe = next(s for s in gan_backend.extensions.scripts if s.title() == "GAN probe")
+        events = sys.modules[type(probe).__module__].EVENTS
+    finally:
+        gan_backend.extensions = before
+    assert events == [2]
+    assert "Truncation psi: 0.5" in hooked.infotexts[0]  # process() changed the request
+    inverted = pixels(ImageOps.invert(plain.images[0].convert("RGB")))
+    assert np.array_equal(pixels(hooked.images[0]), inverted)  # postprocess_image ran before saving
+    assert np.array_equal(pixels(Image.open(hooked.paths[0])), inverted)
+    assert np.array_equal(pixels(hooked.grid.crop((0, 0, 32, 32))), inverted)

@@ -228,33 +228,59 @@ def _copy_request(request: Txt2ImgRequest) -> Txt2ImgRequest:
 
 
 class GanProcessing:
-    """A GAN Sampler job as a selectable script sees it: p.generate(GanRequest) renders one."""
+    """A GAN Sampler job as a script sees it: p.generate(GanRequest) renders one, with the always-on
+    hooks process(p), postprocess_image(p, pp) (before saving) and postprocess(p, result)."""
 
     tab = "gan"
 
     def __init__(self, request, job: Job, generate: Callable, callbacks: Callbacks | None = None,
-                 outdir: Path | None = None, backend=None):
+                 outdir: Path | None = None, backend=None, scripts: ScriptArgs | None = None):
         self.request = request
         self.job = job
         self.backend = backend
         self.outdir = outdir
-        self._generate = generate
+        self._generate = generate  # (request, job, hooks) -> GanResult
         self._callbacks = callbacks
+        self._scripts = scripts or ScriptArgs()
+
+    @property
+    def script_args(self) -> ScriptArgs:
+        return self._scripts
 
     def generate(self, request=None):
-        """A GanResult for `request` (default: p.request), validated here."""
-        return self._generate((request or self.request).validated(), self.job)
+        """A GanResult for `request` (default: p.request), validated here, with the always-on hooks."""
+        child = copy.copy(self)
+        child.request = copy.copy(request or self.request)
+        for script, args in self._scripts.always_on:
+            call_hook(script, "process", child, *args)
+        result = self._generate(child.request.validated(), self.job, _GanHooks(child))
+        for script, args in self._scripts.always_on:
+            call_hook(script, "postprocess", child, result, *args)
+        return result
 
     image_saved = Processing.image_saved
 
 
+class _GanHooks:
+    """The always-on scripts' per-image hook of one GAN generation."""
+
+    def __init__(self, p: GanProcessing):
+        self.p = p
+
+    def postprocess_image(self, image: Image.Image, seed: int | None, index: int) -> Image.Image:
+        pp = PostprocessImage(image, seed, index)
+        for script, args in self.p.script_args.always_on:
+            call_hook(script, "postprocess_image", self.p, pp, *args)
+        return pp.image if isinstance(pp.image, Image.Image) else image
+
+
 def run_gan(request, job: Job, call: ScriptCall | None, scripts: list[Script], generate: Callable,
             callbacks: Callbacks | None = None, outdir: Path | None = None, backend=None):
-    """A GAN job with a selected script (the GAN tab has no always-on hooks)."""
+    """One GAN Sampler job, with its scripts: the selected one's run(p), else p.generate()."""
     resolved = resolve_call(scripts, call, "gan")
+    p = GanProcessing(request, job, generate, callbacks, outdir, backend, resolved)
     if resolved.selected is None:
-        return generate(request, job)
+        return p.generate()
     script, args = resolved.selected
-    p = GanProcessing(request, job, generate, callbacks, outdir, backend)
     output = _run_script(script, p, args)
-    return generate(request, job) if output is None else output
+    return p.generate() if output is None else output

@@ -253,9 +253,10 @@ def infotext(request: GanRequest, sample: GanSample, caps: GanCapabilities, mode
 
 
 def sample(request: GanRequest, generator, model_info, job: Job, outdir: Path | None,
-           on_saved: Callable[[Image.Image, Path, str], None] | None = None) -> GanResult:
+           on_saved: Callable[[Image.Image, Path, str], None] | None = None, hooks=None) -> GanResult:
     """Render every image of a validated request; save PNGs (and the grid) into outdir when asked,
-    telling `on_saved(image, path, infotext)` about each file (the extensions' on_image_saved)."""
+    telling `on_saved(image, path, infotext)` about each file (the extensions' on_image_saved).
+    `hooks.postprocess_image(image, seed, index)` (the always-on scripts) may replace each image first."""
     from modules.generation import gan_state
 
     caps = capabilities(generator)
@@ -269,7 +270,9 @@ def sample(request: GanRequest, generator, model_info, job: Job, outdir: Path | 
                                  mix_z, request.style_mix_from, job))
     result = GanResult(request, model_info.title, samples)
     folder = image_files.output_folder(outdir, "gan") if outdir is not None else None
-    for s, picture in zip(samples, pictures):
+    for index, (s, picture) in enumerate(zip(samples, pictures)):
+        if hooks is not None:
+            picture = hooks.postprocess_image(picture, s.seed, index)
         text = infotext(request, s, caps, model_info.model_name, model_info.shorthash)
         state = gan_state.state_of(request, s, caps, model_info)
         if request.save_images and folder is not None:
@@ -284,7 +287,7 @@ def sample(request: GanRequest, generator, model_info, job: Job, outdir: Path | 
         result.infotexts.append(text)
         result.states.append(state)
     if len(pictures) > 1:
-        result.grid = grid_image(pictures, grid_columns(request, len(pictures)))
+        result.grid = grid_image(result.images, grid_columns(request, len(pictures)))
         grid_text = result.infotexts[0]
         if request.latents is None and request.position is None:
             grid_text = grid_text.replace(f"Seed: {samples[0].seed}", f"Seeds: {format_seeds(request.seeds)}", 1)
