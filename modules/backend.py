@@ -62,11 +62,6 @@ class BackendConfig:
 
 
 class Backend:
-    @property
-    def vae_folders(self) -> list[Path]:
-        """Where stand-alone VAE files are found: models/VAE, then --vae-dir."""
-        return [self.config.models_dir / "VAE", *self.config.vae_dirs]
-
     def __init__(self, config: BackendConfig):
         self.config = config
         checkpoint_dirs = [config.models_dir / "Stable-diffusion", *config.ckpt_dirs]
@@ -112,6 +107,11 @@ class Backend:
             return self.manager.resolve(None).title
         except Exception:  # noqa: BLE001 - no checkpoint at all is a normal state on a fresh machine
             return None
+
+    @property
+    def vae_folders(self) -> list[Path]:
+        """Where stand-alone VAE files are found: models/VAE, then --vae-dir."""
+        return [self.config.models_dir / "VAE", *self.config.vae_dirs]
 
     def cached_models(self) -> list[dict]:
         """What the pipeline manager holds, most recently used first, for the Models tab and the API."""
@@ -220,22 +220,12 @@ class Backend:
     def gan_sample(self, request, job: Job | None = None, scripts: ScriptCall | None = None):
         from modules.generation.gan import sample
 
-        saved = self._image_saved_callbacks("gan")
-
         def with_scripts(request, generator, info, job, outdir):  # the script's images come from this model
             return run_gan(request, job, scripts, self.extensions.scripts,
-                           lambda r, j, hooks=None: sample(r, generator, info, j, outdir, saved, hooks),
+                           lambda r, j, hooks: sample(r, generator, info, j, outdir, hooks),
                            self.extensions.callbacks, outdir, self)
 
         return self._gan_job(request, job, "gan", with_scripts)
-
-    def _image_saved_callbacks(self, tab: str):
-        """What tells the extensions' on_image_saved callbacks about a file `tab` wrote."""
-        from modules.extensions.callbacks import IMAGE_SAVED, ImageSaved
-
-        def saved(image, path, infotext) -> None:
-            self.extensions.callbacks.run(IMAGE_SAVED, ImageSaved(image, Path(path), infotext, tab))
-        return saved
 
     def gan_video(self, request, job: Job | None = None):
         from modules.generation.gan_video import render_video

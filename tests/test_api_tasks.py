@@ -9,7 +9,6 @@ import io
 import json
 import shutil
 import subprocess
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,6 +18,7 @@ from PIL import Image
 
 from modules import cmd_args
 from tests.app_process import free_port
+from tests.waiting import wait_for
 
 ALICE, BOB = ("alice", "pw-alice"), ("bob", "pw-bob")
 SMALL = {"prompt": "a red circle", "width": 64, "height": 64, "sampler_name": "Euler a",
@@ -70,16 +70,6 @@ def progress(base, task_id=None, auth=None, skip_current_image=True) -> dict:
     response = requests.get(f"{base}/progress", params=params, auth=auth, timeout=30)
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def wait_for(check, what: str, timeout: float = 120):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def running_at_step(base, task_id, step=1, auth=None):

@@ -14,6 +14,7 @@ import requests
 
 from modules.jobs import Job
 from tests.inprocess_app import endpoint_data, running_app
+from tests.waiting import wait_for
 
 STEP_SECONDS = 0.1  # each sampling step is made this slow, so "stops at the next step" can be seen
 LONG_STEPS = 150  # 15 s or more: a job that is only ever run until it is cancelled
@@ -44,16 +45,6 @@ def app(models_dir, tmp_path_factory):
         with running_app(*flags, env={"ZOO_SETTINGS_FILE": str(root / "config.json")}) as live:
             live.steps_run = steps_run
             yield live
-
-
-def wait_for(predicate, timeout: float = 60, what: str = "the condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def new_running_job(app, known: set[str], min_step: int = 2) -> Job:

@@ -12,6 +12,7 @@ import torch
 from modules.devices import DeviceConfig
 from modules.models.fast_load import load_single_file
 from modules.models.skeletons import SkeletonPool, skeleton_key, strip_weights
+from tests.test_fast_load import _assert_same_pipeline
 from tests.test_model_cache import _reseed_unet, cached_names, make_backend
 from tests.tiny_models import make_single_file, make_tiny_sd2, make_tiny_sd15, make_tiny_sdxl, sidecar_dir
 
@@ -65,13 +66,7 @@ def test_switch_of_one_architecture_reuses_the_built_modules(single_files, tmp_p
 
     fresh = load_single_file(single_files / "Stable-diffusion" / "two.safetensors",
                              sidecar_dir(single_files / "Stable-diffusion" / "two.safetensors"), torch.float32)
-    for name in ("unet", "vae", "text_encoder"):
-        got, want = getattr(two.pipe, name), getattr(fresh, name)
-        got_state = {**dict(got.named_parameters()), **dict(got.named_buffers())}
-        want_state = {**dict(want.named_parameters()), **dict(want.named_buffers())}
-        assert got_state.keys() == want_state.keys()
-        for key, value in want_state.items():
-            assert torch.equal(got_state[key], value), f"{name}.{key}"
+    _assert_same_pipeline(two.pipe, fresh)
     fresh.set_progress_bar_config(disable=True)
     assert (generate(two.pipe) == generate(fresh)).all()
 

@@ -32,6 +32,7 @@ from modules.generation.txt2img_request import Txt2ImgRequest
 from modules.images import read_parameters
 from modules.jobs import Job
 from modules.models.fifo_lock import QueueFull
+from modules.models.vae_files import VaeFiles
 from modules.settings import Settings, default_settings_file
 from modules.version import APP_NAME, VERSION
 
@@ -39,7 +40,6 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/sdapi/v1"
 DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc")
-VAE_SUFFIXES = (".safetensors", ".pt", ".ckpt", ".bin")
 SECRET_WORDS = ("auth", "password", "key", "secret", "token")
 REDACTED = "<redacted>"
 # Long jobs get their own worker threads, so a full queue never starves progress polls or the UI.
@@ -330,9 +330,8 @@ class Api:
         return {"updated": sorted(stored), "ignored": sorted(k for k in body if k not in stored)}
 
     def _vae_files(self) -> list[Path]:
-        files = {p.resolve(): p for folder in self.backend.vae_folders if folder.is_dir() for p in folder.rglob("*")
-                 if p.is_file() and p.suffix.lower() in VAE_SUFFIXES}
-        return sorted(files.values(), key=lambda p: p.name.lower())
+        # The scan the Latent Explorer lists them with.
+        return sorted((f.path for f in VaeFiles(self.backend.vae_folders).scan()), key=lambda p: p.name.lower())
 
 
 @asynccontextmanager

@@ -262,7 +262,7 @@ class GanProcessing:
 
 
 class _GanHooks:
-    """The always-on scripts' per-image hook of one GAN generation."""
+    """One GAN generation's hooks: the always-on scripts' per-image one, and on_image_saved."""
 
     def __init__(self, p: GanProcessing):
         self.p = p
@@ -272,6 +272,9 @@ class _GanHooks:
         for script, args in self.p.script_args.always_on:
             call_hook(script, "postprocess_image", self.p, pp, *args)
         return pp.image if isinstance(pp.image, Image.Image) else image
+
+    def image_saved(self, image: Image.Image, path: Path, infotext: str) -> None:
+        self.p.image_saved(image, path, infotext)
 
 
 def run_gan(request, job: Job, call: ScriptCall | None, scripts: list[Script], generate: Callable,

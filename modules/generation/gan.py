@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime
 import json
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -252,11 +251,10 @@ def infotext(request: GanRequest, sample: GanSample, caps: GanCapabilities, mode
     }).lstrip("\n")
 
 
-def sample(request: GanRequest, generator, model_info, job: Job, outdir: Path | None,
-           on_saved: Callable[[Image.Image, Path, str], None] | None = None, hooks=None) -> GanResult:
-    """Render every image of a validated request; save PNGs (and the grid) into outdir when asked,
-    telling `on_saved(image, path, infotext)` about each file (the extensions' on_image_saved).
-    `hooks.postprocess_image(image, seed, index)` (the always-on scripts) may replace each image first."""
+def sample(request: GanRequest, generator, model_info, job: Job, outdir: Path | None, hooks=None) -> GanResult:
+    """Render every image of a validated request; save PNGs (and the grid) into outdir when asked.
+    The extensions' `hooks` (modules/extensions/processing.py) may replace each image before it is saved
+    (`postprocess_image(image, seed, index)`) and hear of each file written (`image_saved(image, path, infotext)`)."""
     from modules.generation import gan_state
 
     caps = capabilities(generator)
@@ -279,8 +277,8 @@ def sample(request: GanRequest, generator, model_info, job: Job, outdir: Path | 
             name_seed = s.name_seed if s.name_seed is not None else "latent"
             result.paths.append(image_files.save_image(picture, folder, name_seed, text,
                                                        {STATE_KEY: json.dumps(state)}))
-            if on_saved is not None:
-                on_saved(picture, result.paths[-1], text)
+            if hooks is not None:
+                hooks.image_saved(picture, result.paths[-1], text)
         picture.info["parameters"] = text
         picture.info[STATE_KEY] = json.dumps(state)
         result.images.append(picture)
@@ -295,8 +293,8 @@ def sample(request: GanRequest, generator, model_info, job: Job, outdir: Path | 
         if request.save_images and outdir is not None:
             result.grid_path = image_files.save_image(result.grid, dated_folder(outdir, "gan-grids"),
                                                       samples[0].name_seed or 0, grid_text, {GRID_STATE_KEY: export})
-            if on_saved is not None:
-                on_saved(result.grid, result.grid_path, grid_text)
+            if hooks is not None:
+                hooks.image_saved(result.grid, result.grid_path, grid_text)
         result.grid.info["parameters"] = grid_text
         result.grid.info[GRID_STATE_KEY] = export
     return result

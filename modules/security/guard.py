@@ -92,7 +92,7 @@ class Guard:
             if wait > 0:
                 await self._too_many(scope, send, wait)
                 return
-        logged_in = self._logged_in(scope, address, basic) or self._launch_check(scope, path)
+        logged_in = self._logged_in(scope, address, basic) or self._launch_check(address, path)
         if not logged_in and self._needs_login(path):
             await self._answer(scope, send, 401, "Not authenticated: log in first",
                                {"WWW-Authenticate": "Basic"} if is_api(path) else None)
@@ -119,10 +119,9 @@ class Guard:
             send = _count_login(send, self.config.login_throttle, address, user)
         await self.app(scope, receive, send)
 
-    def _launch_check(self, scope, path: str) -> bool:
-        client = (scope.get("client") or ("",))[0]
+    def _launch_check(self, address: str, path: str) -> bool:
         return (self.config.launching and path == "/gradio_api/startup-events"
-                and client in ("127.0.0.1", "::1", "localhost"))
+                and address in ("127.0.0.1", "::1", "localhost"))
 
     def _needs_login(self, path: str) -> bool:
         if self.config.ui_logins:

@@ -1,4 +1,4 @@
-"""Slow down password guessing on the login form.
+"""Slow down password guessing (the login form and HTTP Basic logins alike).
 
 After `max_failures` failed logins for one user name from one client address within `window_s`
 seconds, further tries for that pair are refused (429, with Retry-After) until the oldest failure

@@ -20,7 +20,8 @@ def table(backend: Backend) -> list[list]:
         rows.append([
             m["title"], m["architecture"], m["where"], round(m["bytes"] / 2**20, 1), "yes" if m["in_use"] else "",
             datetime.datetime.fromtimestamp(m["last_used"]).strftime("%H:%M:%S"), round(m["load_seconds"], 2),
-            m["reused_modules"] or "", "" if m["swap_seconds"] is None else round(m["swap_seconds"], 3), ", ".join(m["shared_components"]),
+            m["reused_modules"] or "", "" if m["swap_seconds"] is None else round(m["swap_seconds"], 3),
+            ", ".join(m["shared_components"]),
         ])
     return rows
 
