@@ -35,6 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument("--queue-limit", type=int, default=64, metavar="N",
                      help="most jobs that may wait for the device; one more gets a 'busy' answer, HTTP 503 "
                           "from the API (default 64)")
+    net.add_argument("--allowed-hosts", default=None, metavar="HOST[,HOST2]",
+                     help="more host names the server answers under, besides loopback names and the address it "
+                          "is bound to (and the share link): the name a reverse proxy or tunnel is reached by, "
+                          "e.g. gpu.example.org or *.example.org; requests for any other Host get HTTP 400")
+    net.add_argument("--forwarded-allow-ips", default=None, metavar="IP[,IP2]",
+                     help="addresses (or networks, e.g. 10.0.0.0/8) of reverse proxies whose X-Forwarded-For "
+                          "and X-Forwarded-Proto are believed; without it, no such header is (an SSH tunnel or a "
+                          "local proxy connects from 127.0.0.1, and anyone could then choose their address)")
 
     dev = parser.add_argument_group("device")
     dev.add_argument("--device", choices=["auto", "cuda", "mps", "cpu"], default="auto", help="where models run")
@@ -71,6 +79,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--max-upload-mb must be a positive number of MB")
     if args.queue_limit < 0:
         parser.error("--queue-limit must be 0 or more")
+    try:
+        allowed_hosts(args)
+        forwarded_allow_ips(args)
+    except ValueError as e:
+        parser.error(str(e))
     for flag in ("ram_budget", "vram_budget"):
         value = getattr(args, flag)
         if value is not None and not value > 0:
@@ -95,6 +108,31 @@ def server_port(args: argparse.Namespace) -> int:
 def max_upload_bytes(args: argparse.Namespace) -> int:
     """--max-upload-mb in bytes (50 MB when the namespace predates the flag)."""
     return int(getattr(args, "max_upload_mb", 50) * 2**20)
+
+
+def allowed_hosts(args: argparse.Namespace):
+    """--allowed-hosts as modules.security.hosts.HostRule's; ValueError naming the flag and the bad entry."""
+    from modules.security.hosts import parse_allowed_hosts
+
+    try:
+        return parse_allowed_hosts(getattr(args, "allowed_hosts", None))
+    except ValueError as e:
+        raise ValueError(f"--allowed-hosts: {e}") from None
+
+
+def forwarded_allow_ips(args: argparse.Namespace) -> list[str]:
+    """--forwarded-allow-ips as a list for uvicorn; [] (believe no forwarded header) without it."""
+    import ipaddress
+
+    entries = [e.strip() for e in (getattr(args, "forwarded_allow_ips", None) or "").split(",") if e.strip()]
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValueError(f"--forwarded-allow-ips: {entry!r} is not an IP address or network (e.g. 127.0.0.1 "
+                             "or 10.0.0.0/8); '*' is not allowed: it would let any client choose its address") \
+                from None
+    return entries
 
 
 def parse_credentials(text: str, source: str) -> list[tuple[str, str]]:

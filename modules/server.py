@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+from urllib.parse import urlsplit
 
 from modules import cmd_args
 
@@ -60,12 +61,28 @@ def launch_ui(demo, args: argparse.Namespace, block: bool = True, before_serving
         result = launch(demo, app, args, host, port, share, credentials)
     finally:
         guard.launching = False
+    if getattr(demo, "share_url", None):
+        guard.hosts.share_host = urlsplit(demo.share_url).hostname  # the link's requests carry its name
     if block:
         demo.block_thread()
     return result
 
 
 def launch(demo, app, args: argparse.Namespace, host: str, port: int, share: bool, credentials):
+    from modules.security import proxy_headers
+
+    settings = proxy_headers.uvicorn_proxy_settings(args)
+    with proxy_headers.for_gradio_launch(settings):
+        result = _launch(demo, app, args, host, port, share, credentials)
+    try:
+        proxy_headers.check_server(demo.server, settings)
+    except RuntimeError:
+        demo.close()
+        raise
+    return result
+
+
+def _launch(demo, app, args: argparse.Namespace, host: str, port: int, share: bool, credentials):
     return demo.launch(
         _app=app,  # private in Gradio 6 (pinned): the way to have our routes before the server starts
         server_name=host, server_port=port, share=share,
@@ -80,15 +97,23 @@ def launch(demo, app, args: argparse.Namespace, host: str, port: int, share: boo
 
 
 def guard_app(app, args: argparse.Namespace, ui_logins: bool):
-    """Logins on every route (the login page's own files excepted), no CORS for other sites, no `..`
-    paths, and the upload limit: see modules/security/guard.py."""
+    """Logins on every route (the login page's own files excepted), only this server's Host names, no
+    cross-site changes, no CORS for other sites, no `..` paths, and the upload limit: see
+    modules/security/guard.py."""
     from modules.api.auth import Logins, api_logins
     from modules.security.guard import GuardConfig, install
 
     config = GuardConfig(ui_logins=ui_logins, api_logins=Logins(api_logins(args)),
-                         max_body_bytes=cmd_args.max_upload_bytes(args))
+                         max_body_bytes=cmd_args.max_upload_bytes(args), hosts=host_policy(args))
     install(app, config, session_app=app if ui_logins else None)
     return config
+
+
+def host_policy(args: argparse.Namespace):
+    """The Host names served: loopback, the bound address, --allowed-hosts (the share link's, once it exists)."""
+    from modules.security.hosts import HostPolicy
+
+    return HostPolicy(bound=cmd_args.server_name(args), rules=cmd_args.allowed_hosts(args))
 
 
 def _theme():

@@ -20,6 +20,24 @@ torch.set_num_threads(1)
 
 from tests import tiny_models  # noqa: E402
 
+
+def _loopback_test_client() -> None:
+    """The app answers only under its own host names (modules/security/hosts.py: loopback, the bound
+    address, --allowed-hosts), and TestClient's default Host, "testserver", is none of them: in-process
+    clients talk to it as http://127.0.0.1, as a local browser would."""
+    from starlette.testclient import TestClient
+
+    original = TestClient.__init__
+
+    def __init__(self, app, *args, **kwargs):
+        if not args:
+            kwargs.setdefault("base_url", "http://127.0.0.1")
+        original(self, app, *args, **kwargs)
+    TestClient.__init__ = __init__
+
+
+_loopback_test_client()
+
 ARTIFACTS = Path(__file__).parent / ".artifacts"
 
 # One Playwright (and one Chromium) for the whole run: its sync API allows one per thread, so the

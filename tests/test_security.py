@@ -52,7 +52,7 @@ def app(models_dir, tmp_path_factory):
     (outdir / "linkdir").symlink_to(secret, target_is_directory=True)
     flags = ["--api", "--gradio-auth", f"{USER}:{PASSWORD}", "--api-auth", f"{API_USER}:{API_PASSWORD}",
              "--max-upload-mb", "1", "--models-dir", str(models), "--outdir", str(outdir),
-             "--skip-load-model-at-start", "--offline"]
+             "--skip-load-model-at-start", "--offline", "--allowed-hosts", "gpu.example.org"]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(server, "SESSION_CAPACITY", SESSIONS)
         with running_app(*flags, env={"ZOO_SETTINGS_FILE": str(root / "config.json")}) as live:
@@ -143,7 +143,7 @@ def test_other_sites_get_no_cors_grant(app, session, path):
     # The login goes in by hand: requests files cookies under the Host header, which this test changes.
     login = {"auth": (API_USER, API_PASSWORD)} if path.startswith("/sdapi") else {}
     cookie = {"Cookie": "; ".join(f"{k}={v}" for k, v in session.cookies.items())}
-    for host in (f"127.0.0.1:{app.url.rsplit(':', 1)[1]}", "gpu.example.org"):  # loopback, and as with --listen
+    for host in (f"127.0.0.1:{app.url.rsplit(':', 1)[1]}", "gpu.example.org"):  # loopback, and --allowed-hosts
         for origin in ("https://evil.example", "null", "http://127.0.0.1:1", f"http://{host}.evil.example"):
             headers = {"Origin": origin, "Host": host, **cookie}
             answer = requests.get(app.url + path, headers=headers, timeout=TIMEOUT, **login)
@@ -360,7 +360,8 @@ def test_the_guard_closes_a_websocket_without_a_login():
         sent.append(message)
 
     config = guard.GuardConfig(ui_logins=True)
-    call = guard.Guard(app, config)({"type": "websocket", "path": "/ws", "headers": []}, None, send)
+    scope = {"type": "websocket", "path": "/ws", "headers": [(b"host", b"127.0.0.1:7860")]}
+    call = guard.Guard(app, config)(scope, None, send)
     # In a thread of its own: the browser tests' Playwright keeps an event loop on the main thread.
     worker = threading.Thread(target=asyncio.run, args=(call,))
     worker.start()

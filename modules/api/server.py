@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from modules import cmd_args
 from modules.api.routes import Api, add_docs, create_api
 from modules.security.guard import GuardConfig, install
+from modules.security.proxy_headers import uvicorn_proxy_settings
 from modules.version import APP_NAME, VERSION
 
 
@@ -19,20 +20,27 @@ def create_api_app(backend, args: argparse.Namespace, settings_file: Path | None
     api = create_api(backend, args, settings_file)
     app.include_router(api.router)
     add_docs(app, api)
-    install(app, GuardConfig(api_logins=api.logins, max_body_bytes=cmd_args.max_upload_bytes(args)))
+    from modules.server import host_policy
+
+    # api_only: with --api-auth, every route needs the login, routes extensions add later included.
+    install(app, GuardConfig(api_logins=api.logins, max_body_bytes=cmd_args.max_upload_bytes(args), api_only=True,
+                             hosts=host_policy(args)))
     return app, api
 
 
 class ApiServer:
     """uvicorn in a thread; `stop()` ends it."""
 
-    def __init__(self, app: FastAPI, host: str, port: int, keyfile: str | None = None, certfile: str | None = None):
+    def __init__(self, app: FastAPI, host: str, port: int, keyfile: str | None = None, certfile: str | None = None,
+                 proxy_settings: dict | None = None):
         import uvicorn
 
         self.host, self.port = host, port
         self.scheme = "https" if certfile else "http"
+        # Forwarded headers believed only from --forwarded-allow-ips (uvicorn's default trusts 127.0.0.1).
+        proxy_settings = proxy_settings or {"proxy_headers": False, "forwarded_allow_ips": []}
         config = uvicorn.Config(app, host=host, port=port, ssl_keyfile=keyfile, ssl_certfile=certfile,
-                                log_level="warning", timeout_graceful_shutdown=5)
+                                log_level="warning", timeout_graceful_shutdown=5, **proxy_settings)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="api-server", daemon=True)
 
@@ -68,7 +76,8 @@ def serve_api_only(backend, args: argparse.Namespace, block: bool = True, settin
     if not cmd_args.is_loopback(host) and not api.has_logins:
         print(f"WARNING: serving the API on {host} without --api-auth: anyone who can reach this machine can use it. "
               "Add --api-auth user:password.", flush=True)
-    server = ApiServer(app, host, port, args.tls_keyfile, args.tls_certfile).start()
+    server = ApiServer(app, host, port, args.tls_keyfile, args.tls_certfile,
+                       proxy_settings=uvicorn_proxy_settings(args)).start()
     print(f"Running on local URL:  {server.url}", flush=True)
     print(f"API docs: {server.url}/docs", flush=True)
     if block:

@@ -1,16 +1,22 @@
-"""The gate in front of every route: logins, the login page's allowlist, CORS, paths and body size.
+"""The gate in front of every route: Host names, cross-site requests, logins, the login page's allowlist,
+CORS, paths and body size.
 
 Gradio checks its login on most routes but not on all of them (heartbeat, startup-events, the run
 history page, ...), and a route added later (an extension, a new Gradio version) would be open until
 someone noticed. So this ASGI middleware wraps the whole app and denies by default: with --gradio-auth,
 a request needs a login on every path except what the login page itself loads (PUBLIC_PATHS,
-PUBLIC_PREFIXES). Beyond logins it
+PUBLIC_PREFIXES); serving the API alone (--nowebui) with --api-auth, every path needs the API login, routes
+added by extensions included. Beyond logins it
+- answers 400 to a Host the server does not serve under and 403 to a cross-site request that changes
+  something (modules/security/hosts.py: DNS rebinding, CSRF, login CSRF),
+- makes session cookies SameSite=Lax (Gradio sets SameSite=None), and ends only the caller's session on logout,
 - grants no CORS to other sites (Gradio grants any Origin when the Host is not localhost, e.g. --listen),
 - answers 403 to any path with a `..` segment, as it answers a file outside the allowed folders, so a
   traversal attempt learns nothing (not even whether the file exists),
 - refuses request bodies over --max-upload-mb with 413,
 - throttles password guessing, on the login form and with HTTP Basic logins alike (login_throttle: 429
-  after 10 failures for one user name from one address in 5 minutes),
+  after 10 failures for one user name from one address in 5 minutes); a login form must name exactly one
+  user (login_form), and the address is the connection's own unless --forwarded-allow-ips names the proxy,
 - and keeps the API's endpoint list (with the checkpoint names) out of the anonymous login page.
 """
 from __future__ import annotations
@@ -19,11 +25,13 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
 from starlette.requests import Request, cookie_parser
 
+from modules.security.hosts import HostPolicy, changes_state
+from modules.security.login_form import BadLoginForm, read_login_form
 from modules.security.login_throttle import LoginThrottle
 
 # What the login page loads before anyone has logged in. Nothing here runs a job or shows a file of ours.
@@ -40,11 +48,14 @@ API_PREFIXES = ("/sdapi/",)
 EMPTY_API_INFO = b'{"named_endpoints":{},"unnamed_endpoints":{}}'
 _API_INFO = re.compile(rb"(window\.gradio_api_info = ).*?(;</script>)", re.DOTALL)
 _CORS_HEADERS = (b"access-control-allow-origin", b"access-control-allow-credentials")
+_SAMESITE_NONE = re.compile(rb";\s*samesite=none", re.IGNORECASE)
 
 
 @dataclass
 class GuardConfig:
     ui_logins: bool = False  # --gradio-auth: every path but the public ones needs a login
+    api_only: bool = False  # --nowebui: no login page; with API logins, every path needs one
+    hosts: HostPolicy = field(default_factory=HostPolicy)  # the Host names served, --allowed-hosts
     api_logins: object | None = None  # a modules.api.auth.Logins (HTTP Basic), accepted on every path
     max_body_bytes: int | None = None  # --max-upload-mb
     login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
@@ -82,6 +93,18 @@ class Guard:
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
+        headers = Headers(scope=scope)
+        if not self.config.hosts.allows_host(headers.get("host")):
+            host = (headers.get("host") or "")[:100]
+            await self._answer(scope, send, 400, f"this server does not answer under the host name {host!r}; "
+                                                 "a reverse proxy or tunnel's name can be added with --allowed-hosts")
+            return
+        if changes_state(scope.get("method", "GET") if scope["type"] == "http" else "WEBSOCKET", path):
+            source = headers.get("origin") or headers.get("referer")
+            if source is not None and not self.config.hosts.same_site(source, headers.get("host", "")):
+                await self._answer(scope, send, 403, "a request from another site (Origin or Referer) may not "
+                                                     "change anything here")
+                return
         if has_dot_dot(path):
             await self._answer(scope, send, 403, "Forbidden")
             return
@@ -95,12 +118,14 @@ class Guard:
         logged_in = self._logged_in(scope, address, basic) or self._launch_check(address, path)
         if not logged_in and self._needs_login(path):
             await self._answer(scope, send, 401, "Not authenticated: log in first",
-                               {"WWW-Authenticate": "Basic"} if is_api(path) else None)
+                               {"WWW-Authenticate": "Basic"} if is_api(path) or self.config.api_only else None)
             return
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
+        send = _same_site_lax(send)
+        if self.session_app is not None and path.rstrip("/") == "/logout":
+            scope = self._log_out_this_session(scope, headers)
         if self.config.max_body_bytes is not None:
             receive = await self._limited_body(scope, receive, send, headers)
             if receive is None:
@@ -111,7 +136,11 @@ class Guard:
         if (self.config.ui_logins and not logged_in and path == "/" and scope["method"] == "GET"):
             scope, send = _plain_encoding(scope), _login_page_without_api_info(send)
         if self.config.ui_logins and scope["method"] == "POST" and path.rstrip("/") == "/login":
-            receive, user = await _read_login_form(receive)
+            try:
+                user, receive = await read_login_form(scope, receive)
+            except BadLoginForm as e:
+                await self._answer(scope, send, e.status, str(e))
+                return
             wait = self.config.login_throttle.retry_after(address, user)
             if wait > 0:
                 await self._too_many(scope, send, wait)
@@ -126,7 +155,20 @@ class Guard:
     def _needs_login(self, path: str) -> bool:
         if self.config.ui_logins:
             return not is_public(path)
+        if self.config.api_only:  # no login page to load: every route is the API's, an extension's too
+            return self.config.api_login_required
         return self.config.api_login_required and is_api(path)
+
+    def _log_out_this_session(self, scope, headers: Headers):
+        """Gradio's /logout ends every session of the user (all_session=True by default), so logging out
+        on one device would log out the others. Only the caller's own token is dropped here, and Gradio is
+        told to drop no more."""
+        cookies = cookie_parser(headers.get("cookie", ""))
+        cookie_id = getattr(self.session_app, "cookie_id", None)
+        tokens = getattr(self.session_app, "tokens", {})
+        for name in (f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}"):
+            tokens.pop(cookies.get(name), None)
+        return {**scope, "query_string": b"all_session=false"}
 
     def _logged_in(self, scope, address: str, basic: str | None) -> bool:
         if self.config.ui_logins and self.session_app is not None:
@@ -194,29 +236,12 @@ class Guard:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
             return
-        reason = {401: "Unauthorized", 403: "Forbidden", 413: "Payload Too Large", 429: "Too Many Requests"}[status]
+        reason = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 413: "Payload Too Large", 429: "Too Many Requests"}[status]
         body = json.dumps({"error": reason, "detail": detail}).encode()
         raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
         await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": body})
-
-
-async def _read_login_form(receive):
-    """The login form's user name, and a `receive` that replays the body for Gradio. (The form is a few
-    hundred bytes; --max-upload-mb has already capped what a client may send.)"""
-    messages, body = [], b""
-    while True:
-        message = await receive()
-        messages.append(message)
-        body += message.get("body", b"")
-        if message["type"] != "http.request" or not message.get("more_body", False):
-            break
-    user = parse_qs(body.decode("latin-1")).get("username", [""])[0].strip()  # Gradio strips it too
-
-    async def replay():
-        return messages.pop(0) if messages else await receive()
-    return replay, user
 
 
 def _count_login(send, throttle: LoginThrottle, address: str, user: str):
@@ -236,6 +261,19 @@ def same_origin(origin: str, host: str) -> bool:
     another port, or an opaque "null" origin is not."""
     netloc = urlsplit(origin).netloc.lower()
     return bool(netloc) and netloc == host.lower()
+
+
+def _same_site_lax(send):
+    """Gradio sets its session cookie SameSite=None (for embedding in other sites' frames), so other sites'
+    forms and fetches would carry it; Lax keeps it to this site's pages and to links followed to it."""
+    async def wrapped(message):
+        if message["type"] == "http.response.start" and any(k.lower() == b"set-cookie"
+                                                             for k, _ in message.get("headers", [])):
+            message = {**message, "headers": [
+                (k, _SAMESITE_NONE.sub(b"; SameSite=lax", v) if k.lower() == b"set-cookie" else v)
+                for k, v in message.get("headers", [])]}
+        await send(message)
+    return wrapped
 
 
 def _without_cors_grant(send):
