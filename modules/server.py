@@ -93,6 +93,9 @@ def _launch(demo, app, args: argparse.Namespace, host: str, port: int, share: bo
         allowed_paths=[str(args.outdir)],
         max_file_size=cmd_args.max_upload_bytes(args),
         state_session_capacity=SESSION_CAPACITY,
+        # Gradio's run history would hand a request from loopback (an SSH tunnel's) the machine owner's saved
+        # Hugging Face token to browse their buckets; this app has no use for it.
+        run_history=False,
     )
 
 

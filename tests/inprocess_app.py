@@ -12,7 +12,8 @@ from tests.app_process import free_port
 
 @contextlib.contextmanager
 def running_app(*flags: str, env: dict[str, str | None] | None = None):
-    """Yields .url, .backend, .demo and .app (the Gradio app that serves the UI and /sdapi/v1)."""
+    """Yields .url, .backend, .demo and .app (the Gradio app that serves the UI and /sdapi/v1; with --nowebui,
+    the API's own app, and .demo is None)."""
     import webui
 
     env = {"GRADIO_TEMP_DIR": None, **(env or {})}  # None: unset while the app runs
@@ -22,11 +23,14 @@ def running_app(*flags: str, env: dict[str, str | None] | None = None):
         os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
     port = free_port()
     try:
-        backend, demo = webui.main([*flags, "--port", str(port)], block=False)
+        backend, served = webui.main([*flags, "--port", str(port)], block=False)
+        api_only = "--nowebui" in flags  # `served` is then the API's server, not a Gradio demo
+        app = served.server.config.app if api_only else served.app
         try:
-            yield SimpleNamespace(url=f"http://127.0.0.1:{port}", backend=backend, demo=demo, app=demo.app)
+            yield SimpleNamespace(url=f"http://127.0.0.1:{port}", backend=backend, demo=None if api_only else served,
+                                  app=app, server=served.server)
         finally:
-            demo.close()
+            served.stop() if api_only else served.close()
     finally:
         for key, value in saved.items():
             os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
