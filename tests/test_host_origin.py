@@ -159,7 +159,8 @@ def test_logout_ends_only_that_session(login_app):
 # The rules on their own --------------------------------------------------------------------------
 
 def test_host_rules():
-    local = HostPolicy(bound="127.0.0.1", rules=parse_allowed_hosts("gpu.example.org,*.trycloudflare.com,p.example:8443"))
+    rules = parse_allowed_hosts("gpu.example.org,*.trycloudflare.com,p.example:8443")
+    local = HostPolicy(bound="127.0.0.1", rules=rules)
     for host in ("127.0.0.1:7860", "localhost", "localhost:9", "[::1]:7860", "127.0.0.2:7860", "gpu.example.org",
                  "GPU.example.org:443", "abc.trycloudflare.com", "p.example:8443"):
         assert local.allows_host(host), host
