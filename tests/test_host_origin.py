@@ -219,3 +219,33 @@ def test_share_link_host_is_served(monkeypatch):
     guard = captured["app"].build_middleware_stack()
     assert guard.config.hosts.allows_host("abcd1234.gradio.live")
     assert not guard.config.hosts.allows_host("other.gradio.live")
+
+
+def test_a_websocket_from_another_site_or_host_is_closed():
+    """Websocket handshakes are not covered by CORS: the guard checks their Host and Origin itself."""
+    import asyncio
+    import threading
+
+    from modules.security import guard
+
+    async def app(scope, receive, send):
+        await send({"type": "websocket.accept"})
+
+    def handshake(headers: list[tuple[bytes, bytes]]) -> list[dict]:
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+        call = guard.Guard(app, guard.GuardConfig())({"type": "websocket", "path": "/ws", "headers": headers},
+                                                     None, send)
+        worker = threading.Thread(target=asyncio.run, args=(call,))  # Playwright may hold this thread's loop
+        worker.start()
+        worker.join(30)
+        return sent
+
+    closed, accepted = [{"type": "websocket.close", "code": 1008}], [{"type": "websocket.accept"}]
+    host = (b"host", b"127.0.0.1:7860")
+    assert handshake([host, (b"origin", b"https://evil.example")]) == closed
+    assert handshake([(b"host", EVIL.encode()), (b"origin", f"http://{EVIL}".encode())]) == closed
+    assert handshake([host, (b"origin", b"http://127.0.0.1:7860")]) == accepted
+    assert handshake([host]) == accepted
