@@ -9,7 +9,7 @@ import gradio as gr
 from PIL import Image
 
 from modules.backend import Backend
-from modules.errors import UserError
+from modules.errors import UserError, shown_message
 from modules.generation.gan import NO_LAYER_STYLES, GanCapabilities, capabilities, describe
 from modules.generation.gan_request import ALL_CLASSES, GanRequest, GanVideoRequest
 from modules.generation.gan_state import export_text, read_states, request_from_states
@@ -72,7 +72,7 @@ HEAD = """<style>
 
 
 def _message(error: Exception) -> str:
-    return error_html(str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}")
+    return error_html(shown_message(error, "the GAN tab"))
 
 
 def _position_text(x: float, y: float) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from modules.errors import UserError
+from modules.errors import UserError, shown_message
 from modules.generation import latent as latent_ops
 from modules.generation import latent_map, latent_state
 from modules.generation import sd_vae_explore as sd_ops
@@ -51,7 +51,7 @@ class ImageFile(gr.Image):
 
 
 def _message(error: Exception) -> str:
-    return error_html(str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}")
+    return error_html(shown_message(error, "the Latent Explorer"))
 
 
 def _latent_text(latent) -> str:
