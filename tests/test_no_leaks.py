@@ -120,14 +120,17 @@ def test_user_errors_name_files_relative_to_the_app_folders(client, backend, mon
 
 
 def test_no_get_route_of_the_live_api_names_a_server_path(models_dir, tmp_path):
+    """Gradio's own routes are left out: its file URLs are absolute paths into its (private) folder."""
     from tests.inprocess_app import concrete, live_routes, running_app
 
     outputs = tmp_path / "outputs"
     with running_app("--api", "--models-dir", str(models_dir), "--outdir", str(outputs),
                      "--skip-load-model-at-start", env={"ZOO_SETTINGS_FILE": str(tmp_path / "config.json")}) as app:
-        routes = [path for kind, method, path in live_routes(app.app)
-                  if kind == "http" and method == "GET" and (path.startswith("/sdapi/") or path in ("/openapi.json",))]
-        assert "/sdapi/v1/sd-models" in routes and "/sdapi/v1/cmd-flags" in routes
+        saved = requests.post(app.url + "/sdapi/v1/txt2img", json={**SMALL, "save_images": True}, timeout=300)
+        assert saved.status_code == 200 and list(outputs.rglob("*.png"))
+        routes = [path for kind, method, path in live_routes(app.app) if kind == "http" and method == "GET"
+                  and (path.startswith("/sdapi/") or path in ("/openapi.json", "/docs", "/example-tab/saved"))]
+        assert "/sdapi/v1/sd-models" in routes and "/sdapi/v1/cmd-flags" in routes and "/example-tab/saved" in routes
         answers = {path: requests.get(app.url + concrete(path), timeout=60) for path in routes}
     for path, response in answers.items():
         assert response.status_code < 500, path
@@ -136,3 +139,4 @@ def test_no_get_route_of_the_live_api_names_a_server_path(models_dir, tmp_path):
     assert listed["tiny-sd15-single"] == "models/Stable-diffusion/tiny-sd15-single.safetensors"
     flags = answers["/sdapi/v1/cmd-flags"].json()
     assert flags["models_dir"] == "models" and flags["outdir"] == "outputs"
+    assert answers["/example-tab/saved"].json()["paths"][-1].startswith("outputs/txt2img-images/")

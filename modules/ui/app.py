@@ -6,6 +6,7 @@ import gradio as gr
 from modules.backend import Backend
 from modules.security.gradio_folder import DELETE_CACHE
 from modules.ui import extensions_tab, latent_tab, models_tab, pnginfo_tab
+from modules.public_paths import scrub, shown
 from modules.ui.common import CSS
 from modules.ui.gan_tab import GanTab
 from modules.ui.script_controls import gan_script_area
@@ -18,11 +19,11 @@ THEME = gr.themes.Default(font=["system-ui", "Segoe UI", "Helvetica", "Arial", "
 
 
 def no_checkpoint_message(backend: Backend) -> str:
-    folder = backend.checkpoint_folder
+    folder = shown(backend.checkpoint_folder)
     lines = [f"**No usable checkpoint yet.** Put Stable Diffusion `.safetensors` files or diffusers folders "
              f"(with `model_index.json`) into `{folder}`, then press ↻."]
     for c in backend.registry.unusable():
-        lines.append(f"- `{c.name}` cannot be used: {c.error}")
+        lines.append(f"- `{c.name}` cannot be used: {scrub(c.error or '')}")
     return "\n".join(lines)
 
 

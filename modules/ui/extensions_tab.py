@@ -11,6 +11,7 @@ import gradio as gr
 from modules.errors import UserError
 from modules.extensions import Extensions
 from modules.extensions.installer import install_from_git, refusal_message
+from modules.public_paths import shown
 from modules.ui.common import error_html, info_html
 
 STATUS_ICON = {"loaded": "✓", "error": "⚠", "disabled": "–", "not loaded": "…"}  # glyphs every font has
@@ -19,7 +20,7 @@ STATUS_ICON = {"loaded": "✓", "error": "⚠", "disabled": "–", "not loaded":
 def table_html(extensions: Extensions) -> str:
     if not extensions.items:
         folder = extensions.folder or "extensions/"
-        return f"<p>No extensions in <code>{html.escape(str(folder))}</code>.</p>"
+        return f"<p>No extensions in <code>{html.escape(shown(folder))}</code>.</p>"
     rows = []
     for e in extensions.items:
         provides = [*(f"script: {t}" for t in dict.fromkeys(e.script_titles)), *(f"tab: {t}" for t in e.tab_titles)]

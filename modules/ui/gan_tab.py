@@ -16,6 +16,7 @@ from modules.generation.gan_state import export_text, read_states, request_from_
 from modules.generation.gan_video import mp4_available
 from modules.generation.seeds import (MAX_SEED, PLANE_WIDTH, format_seeds, nearest_plane_seed, parse_seeds,
                                       plane_point, shift_seeds)
+from modules.public_paths import scrub, shown
 from modules.ui.common import error_html, info_html, owner_of
 from modules.ui.components import Slider
 
@@ -214,10 +215,10 @@ class GanTab:
     def _notice(self, titles: list[str]) -> str:
         if titles:
             return ""
-        folder = self.backend.config.models_dir / "GAN"
+        folder = shown(self.backend.config.models_dir / "GAN")
         lines = [f"**No usable GAN.** Put a self-describing GAN `.safetensors` into `{folder}` "
                  "(`python -m modules.zoo.train_gan` trains the built-in one), then press ↻."]
-        lines += [f"- `{m.name}` cannot be used: {m.error}" for m in self.backend.zoo_registry.models
+        lines += [f"- `{m.name}` cannot be used: {scrub(m.error or '')}" for m in self.backend.zoo_registry.models
                   if m.kind == "gan" and not m.usable]
         return "\n".join(lines)
 

@@ -23,6 +23,7 @@ from modules.generation.latent_request import (
     MAP_FACTORS, METHODS, LatentDecodeRequest, LatentEncodeRequest, LatentInterpolateRequest, LatentMapRequest,
     LatentTraverseRequest, RandomLatentRequest, SdVaeDirectionsRequest, SdVaeEdit, SdVaeEncodeRequest, parse_latent)
 from modules.generation.latent_media import mp4_available
+from modules.public_paths import shown
 from modules.ui.common import error_html, info_html
 from modules.ui.components import Slider
 from modules.zoo import shapes
@@ -59,7 +60,7 @@ def _latent_text(latent) -> str:
 
 
 def _no_model_message(models: LatentModels) -> str:
-    folder = models.backend.config.models_dir / "Latent"
+    folder = shown(models.backend.config.models_dir / "Latent")
     return (f"**No β-VAE yet.** Put a β-VAE `.safetensors` file (trained with `python -m modules.zoo.train_beta_vae`) "
             f"into `{folder}`, then press ↻.")
 
