@@ -8,7 +8,7 @@ import logging
 import secrets
 from pathlib import Path
 
-from modules.public_paths import scrub
+from modules.public_paths import scrub, shown
 
 log = logging.getLogger("errors")
 
@@ -56,8 +56,12 @@ def internal_error_message(error_id: str) -> str:
 
 
 def shown_message(error: BaseException, where: str) -> str:
-    """What a user sees of an error: a UserError's message (server paths made relative), else
-    "internal error" with an id that the log has (the error itself goes to the log only)."""
+    """What a user sees of an error: a UserError's message (server paths made relative), the reason of an
+    OSError (a full disk), else "internal error" with an id that the log has (the error goes to the log only)."""
     if isinstance(error, UserError):
         return scrub(str(error))
+    if isinstance(error, OSError) and error.strerror:  # a full disk, a read-only folder: the user can act on it
+        log.warning("%s: %s", where, error)
+        return f"could not write or read a file: {error.strerror}" + (
+            f" ({shown(error.filename)})" if isinstance(error.filename, (str, Path)) else "")
     return internal_error_message(report_internal_error(error, where))

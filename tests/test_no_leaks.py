@@ -140,3 +140,12 @@ def test_no_get_route_of_the_live_api_names_a_server_path(models_dir, tmp_path):
     flags = answers["/sdapi/v1/cmd-flags"].json()
     assert flags["models_dir"] == "models" and flags["outdir"] == "outputs"
     assert answers["/example-tab/saved"].json()["paths"][-1].startswith("outputs/txt2img-images/")
+
+
+def test_a_full_disk_during_a_gan_video_is_named_in_the_ui():
+    from modules.ui.gan_tab import _message
+
+    error = OSError(errno.ENOSPC, "No space left on device", f"{paths.OUTPUTS_DIR}/gan-videos/x/.saving-1-a.gif")
+    message = _message(error)
+    assert "No space left on device" in message and "outputs/gan-videos/x/" in message
+    assert_no_server_path(message) and "OSError" not in message
