@@ -11,7 +11,7 @@ import gradio as gr
 from modules.errors import UserError
 from modules.extensions import Extensions
 from modules.extensions.installer import install_from_git, refusal_message
-from modules.public_paths import shown
+from modules.public_paths import scrub, shown
 from modules.ui.common import error_html, info_html
 
 STATUS_ICON = {"loaded": "✓", "error": "⚠", "disabled": "–", "not loaded": "…"}  # glyphs every font has
@@ -25,9 +25,9 @@ def table_html(extensions: Extensions) -> str:
     for e in extensions.items:
         provides = [*(f"script: {t}" for t in dict.fromkeys(e.script_titles)), *(f"tab: {t}" for t in e.tab_titles)]
         errors = "".join(
-            f'<details class="zoo-extension-error"><summary>{html.escape(err.where)}: {html.escape(err.message)}'
-            f'</summary><pre>{html.escape(err.traceback)}</pre></details>' if err.traceback else
-            f'<div class="zoo-extension-error">{html.escape(err.where)}: {html.escape(err.message)}</div>'
+            f'<details class="zoo-extension-error"><summary>{html.escape(err.where)}: {html.escape(scrub(err.message))}'
+            f'</summary><pre>{html.escape(scrub(err.traceback))}</pre></details>' if err.traceback else
+            f'<div class="zoo-extension-error">{html.escape(err.where)}: {html.escape(scrub(err.message))}</div>'
             for err in e.errors)
         rows.append(
             f'<tr data-extension="{html.escape(e.name)}" data-status="{e.status}">'
