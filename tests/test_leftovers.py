@@ -90,3 +90,42 @@ def test_a_video_write_that_fails_leaves_no_file(gan_backend, monkeypatch):  # n
         gan_backend.gan_video(GanVideoRequest(model="tiny-gan", seeds="7,8", frames=2, format="gif", size=64))
     folders = gan_backend.config.outdir / "gan-videos"
     assert not [p for p in folders.rglob("*") if p.is_file() and ("7-8" in p.name or p.name.startswith(".saving"))]
+
+
+KILLED_WRITER = """
+import sys, time
+import numpy as np
+import imageio.v2 as imageio
+from pathlib import Path
+from modules.generation import gan_video
+from modules.generation.gan_request import GanVideoRequest
+
+def slow(path, frames, **kwargs):
+    Path(path).write_bytes(b"GIF89a half a video")
+    print("writing", flush=True)
+    time.sleep(60)
+
+imageio.mimwrite = slow
+request = GanVideoRequest(model="x", seeds="0,3", frames=2, format="gif", size=64).validated()
+gan_video.save_video(np.zeros((2, 64, 64, 3), np.uint8), Path(sys.argv[1]), request)
+"""
+
+
+def test_a_video_writer_killed_with_sigkill_leaves_only_a_temp_file_that_cleanup_removes(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from tests.app_process import ROOT
+
+    outputs = tmp_path / "outputs"
+    writer = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(outputs)], cwd=ROOT, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert writer.stdout.readline().strip() == "writing"
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+    left = [p for p in outputs.rglob("*") if p.is_file()]
+    assert [p.name.startswith(f".saving-{writer.pid}-") for p in left] == [True]  # no final-named partial file
+    assert remove_leftovers(outputs) == left and not left[0].exists()
