@@ -5,6 +5,7 @@ import logging
 import os
 import sys
 import threading
+from pathlib import Path
 
 # No telemetry, ever; and the app must not need the internet.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -26,6 +27,8 @@ def main(argv: list[str] | None = None, block: bool = True):
     from modules import devices, paths
     from modules.backend import Backend, BackendConfig
     from modules.models.memory import GB
+
+    _remove_leftovers(args)
 
     backend = Backend(BackendConfig(
         models_dir=args.models_dir, outdir=args.outdir, cache_dir=paths.CACHE_DIR,
@@ -71,6 +74,16 @@ def main(argv: list[str] | None = None, block: bool = True):
     if block:
         demo.block_thread()
     return backend, demo
+
+
+def _remove_leftovers(args) -> None:
+    """Half-written files an earlier run left when it was killed (see modules/leftovers.py)."""
+    from modules.extensions.state import default_state_file
+    from modules.leftovers import remove_leftovers
+    from modules.settings import default_settings_file
+
+    settings_file = getattr(args, "ui_settings_file", None) or default_settings_file()
+    remove_leftovers(args.outdir, args.models_dir, {Path(settings_file).parent, default_state_file().parent})
 
 
 def _load_extensions(backend, args):

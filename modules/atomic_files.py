@@ -2,7 +2,10 @@
 
 A temp file beside the target is written, flushed to disk and renamed over it. mkstemp (and
 safetensors' save_file) create files readable by their owner only; a finished file gets the
-permissions any newly created file gets (0666 minus the umask), as A1111's outputs do."""
+permissions any newly created file gets (0666 minus the umask), as A1111's outputs do.
+
+The temp name carries the writer's process id (".saving-<pid>-..."): a file left by a process that
+died (kill -9, power loss) is told apart from one a running process is still writing; see leftovers.py."""
 from __future__ import annotations
 
 import os
@@ -33,7 +36,7 @@ def replacing(path: str | Path, prefix: str = ".saving-") -> Iterator[Path]:
     becomes `path`. On an error it is removed and `path` is left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}-", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)

@@ -47,6 +47,19 @@ def free_device_memory() -> None:
         torch.cuda.empty_cache()
 
 
+def _name_folders(config: "BackendConfig") -> None:
+    """Answers and messages name files relative to these folders, never by absolute path."""
+    from modules.public_paths import add_folder
+
+    add_folder(config.cache_dir, "cache")
+    for folder in config.ckpt_dirs:
+        add_folder(folder, "ckpt-dir")
+    for folder in config.vae_dirs:
+        add_folder(folder, "vae-dir")
+    add_folder(config.models_dir, "models")
+    add_folder(config.outdir, "outputs")
+
+
 @dataclass
 class BackendConfig:
     models_dir: Path
@@ -64,6 +77,7 @@ class BackendConfig:
 class Backend:
     def __init__(self, config: BackendConfig):
         self.config = config
+        _name_folders(config)
         checkpoint_dirs = [config.models_dir / "Stable-diffusion", *config.ckpt_dirs]
         self.registry = Registry(checkpoint_dirs, HashCache(config.cache_dir / "hashes.json"))
         self.manager = PipelineManager(self.registry, config.devices, offline=config.offline,

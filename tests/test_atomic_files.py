@@ -11,6 +11,7 @@ def test_finished_file_has_ordinary_permissions(tmp_path):
     target = tmp_path / "sub" / "image.png"
     with replacing(target) as tmp:
         assert tmp.parent == target.parent and tmp != target
+        assert tmp.name.startswith(f".saving-{os.getpid()}-")  # whose it is: see modules/leftovers.py
         tmp.write_bytes(b"new")
     assert target.read_bytes() == b"new"
     assert stat.S_IMODE(os.stat(target).st_mode) == FILE_MODE

@@ -4,8 +4,6 @@ The mapping lives in a route class, not in app-wide exception handlers, so mount
 Gradio app changes nothing for Gradio's own routes."""
 from __future__ import annotations
 
-import logging
-
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -13,10 +11,10 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
-from modules.errors import BadModelFile, InvalidRequest, ModelNotFound, UserError
+from modules.errors import (BadModelFile, InvalidRequest, ModelNotFound, UserError, internal_error_message,
+                            report_internal_error)
 from modules.models.fifo_lock import QueueFull
-
-log = logging.getLogger(__name__)
+from modules.public_paths import scrub
 
 
 class ApiError(UserError):
@@ -28,6 +26,7 @@ class ApiError(UserError):
 
 
 def error_response(status_code: int, field: str | None, message: str, **extra) -> JSONResponse:
+    message = scrub(message)  # no absolute server path in any answer
     detail = f"{field}: {message}" if field else message
     return JSONResponse({"error": _reason(status_code), "detail": detail, "field": field, "message": message,
                          **extra}, status_code=status_code)
@@ -82,11 +81,16 @@ class ApiRoute(APIRoute):
                 return validation_response(e)
             except UserError as e:
                 return user_error_response(e)
-            except Exception as e:  # noqa: BLE001 - a bug or a model failure: a message, not a traceback
-                log.exception("API %s %s failed", request.method, request.url.path)
-                return error_response(500, None, f"{type(e).__name__}: {e}")
+            except Exception as e:  # noqa: BLE001 - a bug or a model failure: an id for the log, nothing else
+                return internal_error_response(report_internal_error(e, f"API {request.method} {request.url.path}"))
 
         return guarded
+
+
+def internal_error_response(error_id: str) -> JSONResponse:
+    """A 500 says nothing of the code (no class name, no traceback): the log has it under `id`."""
+    return JSONResponse({"error": "internal error", "id": error_id, "detail": internal_error_message(error_id)},
+                        status_code=500)
 
 
 def _reason(status_code: int) -> str:

@@ -47,6 +47,8 @@ class Txt2ImgApiResponse(BaseModel):
     images: list[str] | None = Field(None, description="Base64 PNGs, each with its infotext `parameters` chunk")
     parameters: dict
     info: str = Field(description="JSON text: seeds, infotexts, checkpoint ...")
+    warnings: list[str] = Field(default_factory=list, description="What went wrong without failing the job, e.g. "
+                                "an image that could not be saved (a full disk): the image is still in `images`")
 
 
 class TaskRef(BaseModel):

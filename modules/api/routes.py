@@ -33,6 +33,7 @@ from modules.images import read_parameters
 from modules.jobs import Job
 from modules.models.fifo_lock import QueueFull
 from modules.models.vae_files import VaeFiles
+from modules.public_paths import scrub, shown
 from modules.settings import Settings, default_settings_file
 from modules.version import APP_NAME, VERSION
 
@@ -137,12 +138,12 @@ class Api:
         @r.get("/sd-models", response_model=list[models.SDModelItem])
         def sd_models():
             return [{"title": c.title, "model_name": c.model_name, "hash": c.shorthash or None, "sha256": c.sha256,
-                     "filename": str(c.path), "config": str(c.sidecar_config) if c.sidecar_config else None}
+                     "filename": shown(c.path), "config": shown(c.sidecar_config) if c.sidecar_config else None}
                     for c in self.backend.registry.usable()]
 
         @r.get("/sd-vae", response_model=list[models.SDVaeItem])
         def sd_vae():
-            return [{"model_name": path.name, "filename": str(path)} for path in self._vae_files()]
+            return [{"model_name": path.name, "filename": shown(path)} for path in self._vae_files()]
 
         @r.get("/samplers", response_model=list[models.SamplerItem])
         def samplers():
@@ -169,7 +170,8 @@ class Api:
 
         @r.get("/cmd-flags")
         def cmd_flags() -> dict[str, Any]:
-            """The command-line flags, with logins and key files shown as <redacted>."""
+            """The command-line flags, with logins and key files shown as <redacted>, and paths relative to
+            the app's folders (models/..., outputs/...)."""
             return redacted_flags(self.args)
 
         @r.post("/png-info", response_model=models.PngInfoResponse)
@@ -253,7 +255,8 @@ class Api:
         title = self.backend.default_checkpoint_title()
         if title is None:
             raise ApiError(404, None, f"no checkpoint found: put Stable Diffusion .safetensors files or diffusers "
-                                      f"folders into {self.backend.checkpoint_folder}, then POST refresh-checkpoints")
+                                      f"folders into {shown(self.backend.checkpoint_folder)}, then POST "
+                                      "refresh-checkpoints")
         return title
 
     def _txt2img_answer(self, body: models.Txt2ImgApiRequest, request: Txt2ImgRequest, job: Job) -> dict:
@@ -261,7 +264,7 @@ class Api:
         images = [encode_png(image, text) for image, text in zip(result.images, result.infotexts)]
         info = {**result.info(), "task_id": job.id, "task_state": job.state}
         return {"images": images if body.send_images else [], "parameters": body.model_dump(),
-                "info": json.dumps(info, ensure_ascii=False)}
+                "info": json.dumps(info, ensure_ascii=False), "warnings": [scrub(w) for w in result.save_errors]}
 
     def _new_job(self, kind: str, task_id: str | None, user: str | None) -> Job:
         with self._task_ids:
@@ -399,7 +402,7 @@ def _textinfo(job: Job) -> str:
         text = f"Step {job.step}/{job.steps}"
         return text + (f", batch {job.batch_index + 1}/{job.batch_count}" if job.batch_count > 1 else "")
     if job.state == "failed":
-        return f"Failed: {job.error}"
+        return f"Failed: {scrub(job.error or '')}"
     return job.state.capitalize()
 
 
@@ -408,12 +411,21 @@ def redacted_flags(args: argparse.Namespace) -> dict:
     for name, value in sorted(vars(args).items()):
         if any(word in name.lower() for word in SECRET_WORDS) and value not in (None, False, ""):
             value = REDACTED
-        elif isinstance(value, Path):
-            value = str(value)
-        elif not isinstance(value, (str, int, float, bool, type(None), list)):
-            value = str(value)
+        else:
+            value = _public_value(value)
         flags[name] = value
     return flags
+
+
+def _public_value(value):
+    """A flag's value as a client may see it: paths relative to the app's folders (see public_paths)."""
+    if isinstance(value, (list, tuple)):
+        return [_public_value(v) for v in value]
+    if isinstance(value, Path):
+        return shown(value)
+    if isinstance(value, (int, float, bool, type(None))):
+        return value
+    return scrub(str(value))
 
 
 # Mounting -------------------------------------------------------------------------------------

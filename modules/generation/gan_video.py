@@ -115,17 +115,21 @@ def write_video(frames: np.ndarray, path: Path, fps: int) -> None:
                     writer.append_data(frame)
 
 
-def video_path(outdir: Path | None, request: GanVideoRequest) -> Path:
-    """outputs/gan-videos/YYYY-MM-DD/NNNNN-FIRST-LAST.ext, or a temp file when not saving."""
+def save_video(frames: np.ndarray, outdir: Path | None, request: GanVideoRequest) -> Path:
+    """outputs/gan-videos/YYYY-MM-DD/NNNNN-FIRST-LAST.ext, or a temp file when not saving. The number is
+    taken and the file written under one lock: no empty file claims a name first, so a crash (kill -9)
+    leaves only a ".saving-<pid>-*" temp file, which the next start removes (modules/leftovers.py)."""
     name = f"{request.seeds[0]}-{request.seeds[-1]}.{request.format}"
     if not request.save or outdir is None:
-        return Path(tempfile.mkdtemp(prefix="gan-video-")) / name
+        path = Path(tempfile.mkdtemp(prefix="gan-video-")) / name
+        write_video(frames, path, request.fps)
+        return path
     folder = gan.dated_folder(outdir, "gan-videos")
     folder.mkdir(parents=True, exist_ok=True)
     with _numbering_lock:
         numbers = [int(m.group(1)) for f in os.listdir(folder) if (m := _NUMBERED.match(f))]
         path = folder / f"{max(numbers, default=-1) + 1:05d}-{name}"
-        path.touch()  # claim the number; write_video replaces it
+        write_video(frames, path, request.fps)
     return path
 
 
@@ -135,12 +139,7 @@ def render_video(request: GanVideoRequest, generator, model_info, job: Job, outd
         raise InvalidRequest("format", "MP4 needs the ffmpeg binary of the imageio-ffmpeg wheel, which is missing: "
                                        "use gif")
     frames = to_frames(frame_images(request, generator, job), request.size)
-    path = video_path(outdir, request)
-    try:
-        write_video(frames, path, request.fps)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
+    path = save_video(frames, outdir, request)
     caps = gan.capabilities(generator)
     text = format_infotext("", "", {
         "Seeds": ",".join(map(str, request.seeds)), "Interpolation": "slerp z" if request.space == "z" else "lerp w",

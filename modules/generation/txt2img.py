@@ -16,6 +16,7 @@ from modules.generation.samplers import find_sampler
 from modules.generation.txt2img_request import MAX_SEED, Txt2ImgRequest
 from modules.jobs import Interrupted, Job, Skipped
 from modules.models.manager import LoadedCheckpoint
+from modules.public_paths import shown
 from modules.version import VERSION
 
 PREVIEW_EVERY_STEPS = 5
@@ -127,7 +128,7 @@ def _collect(result: Txt2ImgResult, request: Txt2ImgRequest, model: LoadedCheckp
                 result.paths.append(image_files.save_image(image, folder, seed, text))
                 hooks.image_saved(image, result.paths[-1], text)
             except OSError as e:  # a full disk loses the file, never the image: the user still gets it
-                result.save_errors.append(f"could not save seed {seed} to {folder}: {e.strerror or e}")
+                result.save_errors.append(f"could not save seed {seed} to {shown(folder)}: {e.strerror or e}")
         image.info["parameters"] = text
         result.images.append(image)
         result.infotexts.append(text)

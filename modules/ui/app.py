@@ -4,7 +4,9 @@ from __future__ import annotations
 import gradio as gr
 
 from modules.backend import Backend
+from modules.security.gradio_folder import DELETE_CACHE
 from modules.ui import extensions_tab, latent_tab, models_tab, pnginfo_tab
+from modules.public_paths import scrub, shown
 from modules.ui.common import CSS
 from modules.ui.gan_tab import GanTab
 from modules.ui.script_controls import gan_script_area
@@ -17,18 +19,19 @@ THEME = gr.themes.Default(font=["system-ui", "Segoe UI", "Helvetica", "Arial", "
 
 
 def no_checkpoint_message(backend: Backend) -> str:
-    folder = backend.checkpoint_folder
+    folder = shown(backend.checkpoint_folder)
     lines = [f"**No usable checkpoint yet.** Put Stable Diffusion `.safetensors` files or diffusers folders "
              f"(with `model_index.json`) into `{folder}`, then press ↻."]
     for c in backend.registry.unusable():
-        lines.append(f"- `{c.name}` cannot be used: {c.error}")
+        lines.append(f"- `{c.name}` cannot be used: {scrub(c.error or '')}")
     return "\n".join(lines)
 
 
 def build_ui(backend: Backend) -> gr.Blocks:
     # Extensions build their tabs in their own gr.Blocks, outside this one (as in A1111); rendered below.
     extension_tabs = backend.extensions.ui_tabs()
-    with gr.Blocks(title=APP_NAME, analytics_enabled=False) as demo:
+    # Uploads and produced files are removed an hour after they were written (see gradio_folder.py).
+    with gr.Blocks(title=APP_NAME, analytics_enabled=False, delete_cache=DELETE_CACHE) as demo:
         with gr.Row(equal_height=True):
             checkpoint = gr.Dropdown(backend.checkpoint_titles(), value=backend.default_checkpoint_title(),
                                      label="Stable Diffusion checkpoint", elem_id="sd_checkpoint", scale=6,

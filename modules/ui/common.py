@@ -6,6 +6,7 @@ import html
 import gradio as gr
 
 from modules.jobs import Job
+from modules.public_paths import scrub
 
 
 def owner_of(request: gr.Request | None) -> str | None:
@@ -16,11 +17,11 @@ def owner_of(request: gr.Request | None) -> str | None:
 
 
 def error_html(message: str) -> str:
-    return f'<div class="zoo-error" role="alert">⚠ {html.escape(message)}</div>'
+    return f'<div class="zoo-error" role="alert">⚠ {html.escape(scrub(message))}</div>'
 
 
 def info_html(message: str) -> str:
-    return f'<div class="zoo-info">{html.escape(message)}</div>'
+    return f'<div class="zoo-info">{html.escape(scrub(message))}</div>'
 
 
 def progress_html(job: Job, queue_position: int = 0) -> str:

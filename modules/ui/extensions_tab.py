@@ -11,6 +11,7 @@ import gradio as gr
 from modules.errors import UserError
 from modules.extensions import Extensions
 from modules.extensions.installer import install_from_git, refusal_message
+from modules.public_paths import scrub, shown
 from modules.ui.common import error_html, info_html
 
 STATUS_ICON = {"loaded": "✓", "error": "⚠", "disabled": "–", "not loaded": "…"}  # glyphs every font has
@@ -19,14 +20,14 @@ STATUS_ICON = {"loaded": "✓", "error": "⚠", "disabled": "–", "not loaded":
 def table_html(extensions: Extensions) -> str:
     if not extensions.items:
         folder = extensions.folder or "extensions/"
-        return f"<p>No extensions in <code>{html.escape(str(folder))}</code>.</p>"
+        return f"<p>No extensions in <code>{html.escape(shown(folder))}</code>.</p>"
     rows = []
     for e in extensions.items:
         provides = [*(f"script: {t}" for t in dict.fromkeys(e.script_titles)), *(f"tab: {t}" for t in e.tab_titles)]
         errors = "".join(
-            f'<details class="zoo-extension-error"><summary>{html.escape(err.where)}: {html.escape(err.message)}'
-            f'</summary><pre>{html.escape(err.traceback)}</pre></details>' if err.traceback else
-            f'<div class="zoo-extension-error">{html.escape(err.where)}: {html.escape(err.message)}</div>'
+            f'<details class="zoo-extension-error"><summary>{html.escape(err.where)}: {html.escape(scrub(err.message))}'
+            f'</summary><pre>{html.escape(scrub(err.traceback))}</pre></details>' if err.traceback else
+            f'<div class="zoo-extension-error">{html.escape(err.where)}: {html.escape(scrub(err.message))}</div>'
             for err in e.errors)
         rows.append(
             f'<tr data-extension="{html.escape(e.name)}" data-status="{e.status}">'

@@ -9,13 +9,14 @@ import gradio as gr
 from PIL import Image
 
 from modules.backend import Backend
-from modules.errors import UserError
+from modules.errors import UserError, shown_message
 from modules.generation.gan import NO_LAYER_STYLES, GanCapabilities, capabilities, describe
 from modules.generation.gan_request import ALL_CLASSES, GanRequest, GanVideoRequest
 from modules.generation.gan_state import export_text, read_states, request_from_states
 from modules.generation.gan_video import mp4_available
 from modules.generation.seeds import (MAX_SEED, PLANE_WIDTH, format_seeds, nearest_plane_seed, parse_seeds,
                                       plane_point, shift_seeds)
+from modules.public_paths import scrub, shown
 from modules.ui.common import error_html, info_html, owner_of
 from modules.ui.components import Slider
 
@@ -72,7 +73,7 @@ HEAD = """<style>
 
 
 def _message(error: Exception) -> str:
-    return error_html(str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}")
+    return error_html(shown_message(error, "the GAN tab"))
 
 
 def _position_text(x: float, y: float) -> str:
@@ -214,10 +215,10 @@ class GanTab:
     def _notice(self, titles: list[str]) -> str:
         if titles:
             return ""
-        folder = self.backend.config.models_dir / "GAN"
+        folder = shown(self.backend.config.models_dir / "GAN")
         lines = [f"**No usable GAN.** Put a self-describing GAN `.safetensors` into `{folder}` "
                  "(`python -m modules.zoo.train_gan` trains the built-in one), then press ↻."]
-        lines += [f"- `{m.name}` cannot be used: {m.error}" for m in self.backend.zoo_registry.models
+        lines += [f"- `{m.name}` cannot be used: {scrub(m.error or '')}" for m in self.backend.zoo_registry.models
                   if m.kind == "gan" and not m.usable]
         return "\n".join(lines)
 

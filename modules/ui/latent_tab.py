@@ -14,7 +14,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from modules.errors import UserError
+from modules.errors import UserError, shown_message
 from modules.generation import latent as latent_ops
 from modules.generation import latent_map, latent_state
 from modules.generation import sd_vae_explore as sd_ops
@@ -23,6 +23,7 @@ from modules.generation.latent_request import (
     MAP_FACTORS, METHODS, LatentDecodeRequest, LatentEncodeRequest, LatentInterpolateRequest, LatentMapRequest,
     LatentTraverseRequest, RandomLatentRequest, SdVaeDirectionsRequest, SdVaeEdit, SdVaeEncodeRequest, parse_latent)
 from modules.generation.latent_media import mp4_available
+from modules.public_paths import shown
 from modules.ui.common import error_html, info_html
 from modules.ui.components import Slider
 from modules.zoo import shapes
@@ -51,7 +52,7 @@ class ImageFile(gr.Image):
 
 
 def _message(error: Exception) -> str:
-    return error_html(str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}")
+    return error_html(shown_message(error, "the Latent Explorer"))
 
 
 def _latent_text(latent) -> str:
@@ -59,7 +60,7 @@ def _latent_text(latent) -> str:
 
 
 def _no_model_message(models: LatentModels) -> str:
-    folder = models.backend.config.models_dir / "Latent"
+    folder = shown(models.backend.config.models_dir / "Latent")
     return (f"**No β-VAE yet.** Put a β-VAE `.safetensors` file (trained with `python -m modules.zoo.train_beta_vae`) "
             f"into `{folder}`, then press ↻.")
 

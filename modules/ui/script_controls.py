@@ -10,7 +10,7 @@ import traceback
 
 import gradio as gr
 
-from modules.errors import UserError
+from modules.errors import shown_message
 from modules.extensions import Extensions, Script, ScriptCall
 from modules.ui.common import error_html, owner_of
 
@@ -137,7 +137,7 @@ def gan_script_area(backend, gan) -> None:
             gan_request = gan._request(model, psi, class_name, cutoff, mix_seed, mix_from, seeds=seeds)
             result = backend.gan_sample(gan_request, job, scripts=scripts)
         except Exception as e:  # noqa: BLE001 - shown to the user
-            return gr.skip(), error_html(str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"), ""
+            return gr.skip(), error_html(shown_message(e, "a GAN script")), ""
         return list(result.images), "", result.infotexts[0] if result.infotexts else ""
 
     listener = controls.handler(run_script, ["model", "seeds", "truncation_psi", "class_name", "truncation_cutoff",

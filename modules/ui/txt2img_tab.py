@@ -7,7 +7,7 @@ import time
 import gradio as gr
 
 from modules.backend import Backend
-from modules.errors import UserError
+from modules.errors import shown_message
 from modules.generation.samplers import sampler_names
 from modules.generation.txt2img_request import Txt2ImgRequest
 from modules.ui.components import Slider
@@ -112,7 +112,7 @@ class Txt2ImgTab:
                 job.interrupt()
         if "error" in outcome:
             error = outcome["error"]
-            message = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+            message = shown_message(error, "txt2img")
             yield gr.skip(), "", error_html(message), "", gr.skip()
             return
         result = outcome["result"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gradio as gr
 
 from modules.extensions import callbacks
+from modules.public_paths import shown
 
 # Callbacks run in job threads: keep what they share small and simple.
 saved_paths: list[str] = []
@@ -45,7 +46,7 @@ def add_routes(demo, app):
 
 def remember(saved: callbacks.ImageSaved) -> None:
     """on_image_saved: every image written to the outputs folder (saved.path, .image, .infotext, .tab)."""
-    saved_paths.append(str(saved.path))
+    saved_paths.append(shown(saved.path))  # "outputs/...": no answer names an absolute server path
 
 
 callbacks.on_ui_tabs(add_tab)
