@@ -6,6 +6,7 @@ import os
 import socket
 
 from modules import cmd_args
+from modules.security import ui_session
 
 # Gradio keeps each session's copy of the UI's component values (about 1 MB here) for up to 10000 sessions,
 # and every raw API call opens a new session: a loop of calls could fill gigabytes. The oldest go first.
@@ -53,6 +54,7 @@ def launch_ui(demo, args: argparse.Namespace, block: bool = True, before_serving
     demo.queue(default_concurrency_limit=4)
     app = App(default_response_class=ORJSONResponse)  # what Gradio would make itself
     guard = guard_app(app, args, ui_logins=bool(credentials))
+    ui_session.install(app)  # who an anonymous browser is: a server-issued cookie, not Gradio's session_hash
     if before_serving is not None:
         before_serving(app)
     guard.launching = True

@@ -54,7 +54,7 @@ def build_ui(backend: Backend) -> gr.Blocks:
                 with gr.Tab(title, id=elem_id, elem_id=f"tab_{elem_id}"):
                     extensions_tab.render_tab(extension, blocks)
             with gr.Tab("Extensions", id="extensions", elem_id="tab_extensions"):
-                extensions_tab.build(backend.extensions)
+                extensions_tab.build(backend.extensions, demo)
 
         def on_refresh(current):
             titles = backend.refresh_checkpoints()
