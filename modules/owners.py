@@ -14,6 +14,7 @@ from pathlib import Path
 
 USER, UI_SESSION, API_ANON = "user:", "ui-session:", "api-anon:"
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_APP_FOLDER_ENDINGS = ("-images", "-grids", "-videos")  # outputs/txt2img-images ...: never a user's folder
 
 
 def user(name: str) -> str:
@@ -41,7 +42,7 @@ def user_name(owner: str | None) -> str | None:
 def user_folder(name: str) -> str:
     """The folder of a user's files under outputs/: the name itself when it is a plain file name, else a
     name made from its hash (a login name may hold '/', '..' or characters no file system takes)."""
-    if _PLAIN_NAME.fullmatch(name) and not name.endswith("."):
+    if _PLAIN_NAME.fullmatch(name) and not name.endswith((".", *_APP_FOLDER_ENDINGS)):
         return name
     return "user-" + hashlib.sha256(name.encode("utf8")).hexdigest()[:16]
 

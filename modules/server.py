@@ -6,7 +6,7 @@ import os
 import socket
 
 from modules import cmd_args
-from modules.security import ui_session
+from modules.security import logins, outputs_access, ui_session
 
 # Gradio keeps each session's copy of the UI's component values (about 1 MB here) for up to 10000 sessions,
 # and every raw API call opens a new session: a loop of calls could fill gigabytes. The oldest go first.
@@ -54,7 +54,7 @@ def launch_ui(demo, args: argparse.Namespace, block: bool = True, before_serving
     demo.queue(default_concurrency_limit=4)
     app = App(default_response_class=ORJSONResponse)  # what Gradio would make itself
     guard = guard_app(app, args, ui_logins=bool(credentials))
-    ui_session.install(app)  # who an anonymous browser is: a server-issued cookie, not Gradio's session_hash
+    keep_users_apart(app, args, guard, ui_logins=bool(credentials))
     if before_serving is not None:
         before_serving(app)
     guard.launching = True
@@ -91,6 +91,17 @@ def guard_app(app, args: argparse.Namespace, ui_logins: bool):
                          max_body_bytes=cmd_args.max_upload_bytes(args))
     install(app, config, session_app=app if ui_logins else None)
     return config
+
+
+def keep_users_apart(app, args: argparse.Namespace, guard, ui_logins: bool) -> None:
+    """Who a request comes from (modules/owners.py), and each user's outputs readable by that user only."""
+    from modules.api.auth import api_logins
+
+    ui_session.install(app)  # an anonymous browser's identity: a server-issued cookie, not Gradio's session_hash
+    who = logins.Who(session_app=app if ui_logins else None, api_logins=guard.api_logins)
+    logins.attach(app, who)
+    users = {user for user, _ in [*cmd_args.gradio_credentials(args), *api_logins(args)]}
+    outputs_access.install(app, args.outdir, users, who)
 
 
 def _theme():

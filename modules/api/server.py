@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from modules import cmd_args
 from modules.api.routes import Api, add_docs, create_api
+from modules.security import logins
 from modules.security.guard import GuardConfig, install
 from modules.version import APP_NAME, VERSION
 
@@ -20,6 +21,7 @@ def create_api_app(backend, args: argparse.Namespace, settings_file: Path | None
     app.include_router(api.router)
     add_docs(app, api)
     install(app, GuardConfig(api_logins=api.logins, max_body_bytes=cmd_args.max_upload_bytes(args)))
+    logins.attach(app, logins.Who(api_logins=api.logins))  # who calls a route (an extension's too)
     return app, api
 
 
