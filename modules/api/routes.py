@@ -34,6 +34,8 @@ from modules import owners
 from modules.jobs import Job, TaskIdInUse
 from modules.models.fifo_lock import QueueFull
 from modules.models.vae_files import VaeFiles
+from modules.preferences import CHECKPOINT, UserPreferences, preferences_file
+from modules.security.admins import Admins
 from modules.settings import Settings, default_settings_file
 from modules.version import APP_NAME, VERSION
 
@@ -61,6 +63,8 @@ class Api:
         self.has_logins = self.logins.required
         self.current_user = self.logins.dependency()
         self.current_owner = self._owner_dependency()
+        self.admins = Admins.from_args(args)
+        self.preferences = UserPreferences.at(preferences_file(settings.path))
         # Room for every job the device queue admits (--queue-limit), so a full queue answers "busy" at once
         # instead of leaving requests waiting for a thread.
         queue_limit = backend.manager.device_lock.limit or 0
@@ -100,7 +104,7 @@ class Api:
             if lock.full:  # busy: answered at once, without taking a worker thread
                 raise QueueFull(lock.waiting, lock.limit)
             # In worker threads: finding a checkpoint may rescan the folders, and the job takes minutes.
-            request = await anyio.to_thread.run_sync(self._txt2img_request, body, limiter=self._job_threads)
+            request = await anyio.to_thread.run_sync(self._txt2img_request, body, owner, limiter=self._job_threads)
             job = self._new_job("txt2img", body.task_id or body.force_task_id, owner)
             async with interrupt_on_disconnect(http, job):
                 return await anyio.to_thread.run_sync(self._txt2img_answer, body, request, job,
@@ -172,9 +176,14 @@ class Api:
             return self._options()
 
         @r.post("/options")
-        def set_options(body: dict[str, Any] = Body(..., examples=[{"sd_model_checkpoint": "tiny-sd15"}])):
+        def set_options(body: dict[str, Any] = Body(..., examples=[{"sd_model_checkpoint": "tiny-sd15"}]),
+                        owner: str = owner):
             """Save options to the config file. `sd_model_checkpoint` is the default for later jobs;
-            jobs already running or queued keep their own. Keys we do not use are ignored (and listed)."""
+            jobs already running or queued keep their own. Keys we do not use are ignored (and listed).
+            These options are everyone's: with logins, only a user named in --admin-users may change them (403)."""
+            if self.admins.logins and not self.admins.allows(owners.user_name(owner)):
+                raise ApiError(403, None, "only an admin may change the server-wide options: "
+                                          f"{self.admins.refusal(owners.user_name(owner))}")
             return self._set_options(body)
 
         @r.get("/cmd-flags")
@@ -224,7 +233,7 @@ class Api:
 
     # txt2img -----------------------------------------------------------------------------------
 
-    def _txt2img_request(self, body: models.Txt2ImgApiRequest) -> Txt2ImgRequest:
+    def _txt2img_request(self, body: models.Txt2ImgApiRequest, owner: str | None = None) -> Txt2ImgRequest:
         sampler_field = "sampler_name" if body.sampler_name else "sampler_index"
         scheduler = (body.scheduler or "").strip()
         if scheduler and scheduler.lower() not in SCHEDULE_TYPES:
@@ -239,7 +248,7 @@ class Api:
             prompt=body.prompt, negative_prompt=body.negative_prompt, sampler=sampler, steps=body.steps,
             cfg_scale=body.cfg_scale, width=body.width, height=body.height, seed=body.seed,
             batch_count=body.n_iter, batch_size=body.batch_size,
-            checkpoint=self._job_checkpoint(overrides.get("sd_model_checkpoint")),
+            checkpoint=self._job_checkpoint(overrides.get("sd_model_checkpoint"), owner),
             clip_skip=overrides.get("CLIP_stop_at_last_layers", self.settings.get("CLIP_stop_at_last_layers")),
             save_images=body.save_images)
         resolve_call(self.backend.extensions.scripts, script_call(body), "txt2img")  # an unknown script: 422 now
@@ -248,8 +257,10 @@ class Api:
         except InvalidRequest as e:
             raise InvalidRequest(_API_FIELD.get(e.field, e.field), e.message) from None
 
-    def _job_checkpoint(self, override) -> str:
-        """The job's checkpoint, fixed now: a later change of the default does not move it."""
+    def _job_checkpoint(self, override, owner: str | None = None) -> str:
+        """The job's checkpoint, fixed now: a later change of the default does not move it. Without an
+        override: the user's own pick (modules/preferences.py), else the server's default. An override is
+        for this job only: it never becomes a default."""
         field = "override_settings.sd_model_checkpoint"
         if override is not None:
             if not isinstance(override, str) or not override.strip():
@@ -260,6 +271,9 @@ class Api:
                 raise ApiError(404, field, str(e)) from None
             except BadModelFile as e:
                 raise ApiError(422, field, str(e)) from None
+        picked = self.preferences.get(owners.user_name(owner), CHECKPOINT)
+        if picked in self.backend.checkpoint_titles():
+            return picked
         title = self.backend.default_checkpoint_title()
         if title is None:
             raise ApiError(404, None, f"no checkpoint found: put Stable Diffusion .safetensors files or diffusers "
