@@ -240,6 +240,7 @@ def test_enabling_and_disabling_for_everyone_is_an_admins_act(tmp_path):
     extensions.admins = Admins(frozenset({"alice"}))
     with pytest.raises(NotAnAdmin, match="'bob' is not named in --admin-users"):
         set_enabled(extensions, {"probe": False}, "bob")
-    assert extensions.find("probe").enabled and Extensions.load_from(folder, tmp_path / "state.json").find("probe").enabled
+    assert extensions.find("probe").enabled
+    assert Extensions.load_from(folder, tmp_path / "state.json").find("probe").enabled
     set_enabled(extensions, {"probe": False}, "alice")
     assert not Extensions.load_from(folder, tmp_path / "state.json").find("probe").enabled

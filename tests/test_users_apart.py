@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests import gradio_raw
-from tests.inprocess_app import running_app
+from tests.inprocess_app import endpoint_data, running_app
 from tests.test_extensions import _bare_repo
 from tests.test_extensions_fixtures import REPO_EXTENSIONS
 
@@ -96,6 +96,15 @@ def test_each_users_images_go_to_their_folder_and_only_they_can_read_and_list_th
     assert listed["paths"] and all("/alice/" in p for p in listed["paths"])
     by_basic = requests.get(f"{app.url}/example-tab/saved", auth=BOB, timeout=30).json()
     assert by_basic["paths"] and all("/bob/" in p for p in by_basic["paths"])
+
+
+def test_a_ui_job_of_a_logged_in_user_saves_into_their_folder(app):
+    generate = gradio_raw.event_of(config_of(app, app.bob), "txt2img_generate")
+    data = endpoint_data(app.url, "txt2img", ["tiny-sd15", "a red circle", "", "Euler a", 2, 7, 64, 64, 41, 1, 1],
+                         session=app.bob)
+    gallery, _, message, *_ = gradio_raw.call(app.url, app.bob, generate, data)
+    assert message == "" and len(gallery) == 1
+    assert sorted((app.outdir / "bob").rglob("*-41.png")) and not sorted((app.outdir / "alice").rglob("*-41.png"))
 
 
 def test_task_ids_are_per_user(app):
