@@ -15,6 +15,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import cookie_parser
 
 COOKIE = "zoo-session"
+API_PREFIXES = ("/sdapi/",)  # API callers are known by their login or address (modules/owners.py), not a cookie
 _KEY = secrets.token_bytes(32)
 
 
@@ -50,7 +51,8 @@ class UiSessions:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or session_of(cookie_parser(Headers(scope=scope).get("cookie", ""))):
+        if (scope["type"] != "http" or scope.get("path", "").startswith(API_PREFIXES)
+                or session_of(cookie_parser(Headers(scope=scope).get("cookie", "")))):
             await self.app(scope, receive, send)
             return
         value = new_cookie_value()
