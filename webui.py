@@ -90,9 +90,11 @@ def _load_extensions(backend, args):
     """extensions/: each enabled one's scripts and callbacks; one that fails is reported and skipped."""
     from modules.extensions import Extensions
     from modules.extensions.installer import access_refusal
+    from modules.security.admins import Admins
 
     extensions = Extensions.load_from()
     extensions.install_refusal = access_refusal(args)
+    extensions.admins = Admins.from_args(args)
     extensions.attach(backend)
     return extensions
 

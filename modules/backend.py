@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from modules import owners
 from modules.devices import DeviceConfig
 from modules.errors import ModelNotFound, UserError
 from modules.extensions import Extensions, ScriptCall
@@ -190,6 +191,10 @@ class Backend:
                 "events": {"retries": stats.get("num_alloc_retries", 0), "oom": stats.get("num_ooms", 0)}}
         return {"ram": ram, "cuda": cuda}
 
+    def outdir_for(self, job: Job) -> Path:
+        """Where a job's files go: outputs/<user>/ for a logged-in user's job, else outputs/ (modules/owners.py)."""
+        return owners.output_root(self.config.outdir, job.owner)
+
     def new_job(self, kind: str, owner: str | None = None, job_id: str | None = None) -> Job:
         return self.jobs.create(kind, owner, job_id)
 
@@ -201,7 +206,7 @@ class Backend:
         try:
             request = request.validated()
             result = run_txt2img(request, job, scripts, self.extensions.scripts, self._txt2img_on_device,
-                                 self.extensions.callbacks, self.config.outdir, self)
+                                 self.extensions.callbacks, self.outdir_for(job), self)
         except Interrupted:  # while waiting for the device (a cancelled or departed client): nothing ran
             job.finish("interrupted")
             return Txt2ImgResult(request)
@@ -216,7 +221,7 @@ class Backend:
 
     def _txt2img_on_device(self, request: Txt2ImgRequest, job: Job, hooks: GenerationHooks) -> Txt2ImgResult:
         with self.manager.use(request.checkpoint, cancelled=lambda: job.interrupt_requested) as model:
-            return txt2img(request, model, job, self.config.outdir, hooks)
+            return txt2img(request, model, job, self.outdir_for(job), hooks)
 
     # GAN Sampler: the zoo GANs of models/GAN are small, kept loaded by the manager and run
     # without the device lock, so browsing seeds stays interactive while a txt2img job runs.
@@ -251,7 +256,7 @@ class Backend:
         try:
             request = request.validated()
             info, generator = self.gan_model(request.model)
-            result = run(request, generator, info, job, self.config.outdir)
+            result = run(request, generator, info, job, self.outdir_for(job))
         except BaseException as e:
             job.finish("failed", str(e))
             raise

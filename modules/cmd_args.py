@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="addresses (or networks, e.g. 10.0.0.0/8) of reverse proxies whose X-Forwarded-For "
                           "and X-Forwarded-Proto are believed; without it, no such header is (an SSH tunnel or a "
                           "local proxy connects from 127.0.0.1, and anyone could then choose their address)")
+    net.add_argument("--admin-users", default=None, metavar="USER[,USER2]",
+                     help="logged-in users who may install, enable and disable extensions and change the "
+                          "server-wide options (POST /sdapi/v1/options); without logins, whoever uses the app on "
+                          "loopback may")
 
     dev = parser.add_argument_group("device")
     dev.add_argument("--device", choices=["auto", "cuda", "mps", "cpu"], default="auto", help="where models run")
@@ -88,6 +92,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         value = getattr(args, flag)
         if value is not None and not value > 0:
             parser.error(f"--{flag.replace('_', '-')} must be a positive number of GB")
+    if args.admin_users is not None:
+        _check_admin_users(parser, args)
     args.models_dir = Path(args.models_dir).resolve() if args.models_dir else paths.MODELS_DIR
     args.outdir = Path(args.outdir).resolve() if args.outdir else paths.OUTPUTS_DIR
     return args
@@ -159,6 +165,25 @@ def gradio_credentials(args: argparse.Namespace) -> list[tuple[str, str]]:
             raise SystemExit(f"--gradio-auth-path: file not found: {path}")
         creds += parse_credentials(path.read_text(encoding="utf8"), f"--gradio-auth-path {path}")
     return creds
+
+
+def _check_admin_users(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    names = admin_users(args)
+    if not names:
+        parser.error("--admin-users: give one or more user names, separated by commas")
+    logins = {user for user, _ in gradio_credentials(args)}
+    if args.api_auth:
+        logins |= {user for user, _ in parse_credentials(args.api_auth, "--api-auth")}
+    unknown = sorted(names - logins)
+    if unknown:
+        parser.error(f"--admin-users: {', '.join(unknown)} cannot log in: name users of --gradio-auth, "
+                     "--gradio-auth-path or --api-auth")
+
+
+def admin_users(args: argparse.Namespace) -> frozenset[str]:
+    """--admin-users as a set of user names (empty when not given)."""
+    text = getattr(args, "admin_users", None) or ""
+    return frozenset(name.strip() for name in text.split(",") if name.strip())
 
 
 def is_loopback(host: str) -> bool:

@@ -106,27 +106,45 @@ class Job:
         return self.state in ("queued", "running")
 
 
+class TaskIdInUse(Exception):
+    """The owner has a task with this id already."""
+
+
+ANY_OWNER = object()
+
+
 class JobRegistry:
-    """All jobs, newest kept; finished ones are forgotten after `keep` newer ones."""
+    """All jobs, newest kept; finished ones are forgotten after `keep` newer ones.
+
+    A task id names a job within its owner's jobs only: two owners may pick the same id, and one owner's
+    ids are unknown to every other owner (not even confirmed to exist)."""
 
     def __init__(self, keep: int = 200):
-        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._jobs: OrderedDict[tuple[str | None, str], Job] = OrderedDict()
         self._lock = threading.Lock()
         self._keep = keep
 
     def create(self, kind: str, owner: str | None = None, job_id: str | None = None) -> Job:
+        """A new job; raises TaskIdInUse when `owner` has a job with `job_id` already."""
         job = Job(kind=kind, owner=owner)
         if job_id:
             job.id = job_id
         with self._lock:
-            self._jobs[job.id] = job
+            if (owner, job.id) in self._jobs:
+                raise TaskIdInUse(job.id)
+            self._jobs[(owner, job.id)] = job
             finished = [j for j in self._jobs.values() if not j.active]
             for old in finished[: max(len(finished) - self._keep, 0)]:
-                self._jobs.pop(old.id, None)
+                self._jobs.pop((old.owner, old.id), None)
         return job
 
-    def get(self, job_id: str) -> Job | None:
-        return self._jobs.get(job_id)
+    def get(self, job_id: str, owner=ANY_OWNER) -> Job | None:
+        """`owner`'s job with this id; without an owner (the app's own use, tests), the newest of any owner."""
+        with self._lock:
+            if owner is not ANY_OWNER:
+                return self._jobs.get((owner, job_id))
+            found = [j for j in self._jobs.values() if j.id == job_id]
+        return found[-1] if found else None
 
     def active(self, owner: str | None = None) -> list[Job]:
         with self._lock:

@@ -7,6 +7,7 @@ import socket
 from urllib.parse import urlsplit
 
 from modules import cmd_args
+from modules.security import logins, outputs_access, ui_session
 
 # Gradio keeps each session's copy of the UI's component values (about 1 MB here) for up to 10000 sessions,
 # and every raw API call opens a new session: a loop of calls could fill gigabytes. The oldest go first.
@@ -54,6 +55,7 @@ def launch_ui(demo, args: argparse.Namespace, block: bool = True, before_serving
     demo.queue(default_concurrency_limit=4)
     app = App(default_response_class=ORJSONResponse)  # what Gradio would make itself
     guard = guard_app(app, args, ui_logins=bool(credentials))
+    keep_users_apart(app, args, guard, ui_logins=bool(credentials))
     if before_serving is not None:
         before_serving(app)
     guard.launching = True
@@ -117,6 +119,17 @@ def host_policy(args: argparse.Namespace):
     from modules.security.hosts import HostPolicy
 
     return HostPolicy(bound=cmd_args.server_name(args), rules=cmd_args.allowed_hosts(args))
+
+
+def keep_users_apart(app, args: argparse.Namespace, guard, ui_logins: bool) -> None:
+    """Who a request comes from (modules/owners.py), and each user's outputs readable by that user only."""
+    from modules.api.auth import api_logins
+
+    ui_session.install(app)  # an anonymous browser's identity: a server-issued cookie, not Gradio's session_hash
+    who = logins.Who(session_app=app if ui_logins else None, api_logins=guard.api_logins)
+    logins.attach(app, who)
+    users = {user for user, _ in [*cmd_args.gradio_credentials(args), *api_logins(args)]}
+    outputs_access.install(app, args.outdir, users, who)
 
 
 def _theme():

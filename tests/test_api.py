@@ -21,7 +21,7 @@ SMALL = dict(width=64, height=64, steps=3, cfg_scale=5.0)
 def app(models_dir, tmp_path_factory):
     work = tmp_path_factory.mktemp("api-live")
     settings = work / "config.json"
-    flags = ["--nowebui", "--api-auth", f"{USER}:{PASSWORD},{OTHER_USER}:{OTHER_PASSWORD}",
+    flags = ["--nowebui", "--api-auth", f"{USER}:{PASSWORD},{OTHER_USER}:{OTHER_PASSWORD}", "--admin-users", USER,
              "--models-dir", str(models_dir), "--outdir", str(work / "outputs"), "--skip-load-model-at-start"]
     with AppProcess(*flags, env={"ZOO_SETTINGS_FILE": str(settings)}) as app:
         app.settings_file = settings

@@ -56,7 +56,7 @@ def new_running_job(app, known: set[str], min_step: int = 2) -> Job:
 
 
 def known_jobs(app) -> set[str]:
-    return set(app.backend.jobs._jobs)
+    return {job.id for job in app.backend.jobs._jobs.values()}
 
 
 def assert_stopped_soon(app, job: Job, step_at_cancel: int) -> None:

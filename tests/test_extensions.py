@@ -13,7 +13,15 @@ from PIL import Image
 from modules import cmd_args
 from modules.errors import InvalidRequest
 from modules.extensions import Extensions, ScriptCall
-from modules.extensions.installer import InstallRefused, access_refusal, install_from_git, name_from_url
+from modules.extensions.installer import (
+    InstallRefused,
+    NotAnAdmin,
+    access_refusal,
+    install_from_git,
+    name_from_url,
+    set_enabled,
+)
+from modules.security.admins import Admins
 from modules.generation.infotext import parse_infotext
 from tests.test_extensions_fixtures import (ORDERED, attach_extensions, make_extensions_folder,  # noqa: F401
                                             write_extension)
@@ -152,8 +160,9 @@ def test_install_is_refused_on_a_non_loopback_bind_or_a_share_link(tmp_path):
     assert access_refusal(cmd_args.parse_args(["--listen", "--share", "--enable-insecure-extension-access"])) is None
     extensions = Extensions.load_from(tmp_path / "ext", tmp_path / "state.json")
     extensions.install_refusal = access_refusal(cmd_args.parse_args(["--listen"]))
+    extensions.admins = Admins(frozenset({"root"}))
     with pytest.raises(InstallRefused, match="--enable-insecure-extension-access"):
-        install_from_git(extensions, str(tmp_path / "anything.git"))
+        install_from_git(extensions, str(tmp_path / "anything.git"), user="root")  # an admin, but on the network
     assert not (tmp_path / "ext").exists() or not any((tmp_path / "ext").iterdir())
 
 
@@ -176,13 +185,17 @@ def test_install_from_a_git_url_clones_runs_install_py_and_loads_at_the_next_sta
     folder.mkdir()
     extensions = Extensions.load_from(folder, tmp_path / "state.json")
     extensions.install_refusal = access_refusal(cmd_args.parse_args(["--listen", "--enable-insecure-extension-access"]))
+    extensions.admins = Admins(frozenset({"root"}))
     assert name_from_url("https://github.com/u/sd-webui-hello.git") == "sd-webui-hello"
-    extension, message = install_from_git(extensions, str(repo))
+    with pytest.raises(NotAnAdmin, match="'guest' is not named in --admin-users"):
+        install_from_git(extensions, str(repo), user="guest")
+    assert not (folder / "sd-webui-hello").exists()
+    extension, message = install_from_git(extensions, str(repo), user="root")
     assert extension.name == "sd-webui-hello" and extension.title == "Hello"
     assert (folder / "sd-webui-hello" / "installed.txt").read_text() == "yes"
     assert "Ran its install.py" in message and "Restart" in message
     with pytest.raises(InvalidRequest, match="exists already"):
-        install_from_git(extensions, str(repo))
+        install_from_git(extensions, str(repo), user="root")
     (folder / "sd-webui-hello" / "installed.txt").unlink()
     again = Extensions.load_from(folder, tmp_path / "state.json")
     assert again.find("sd-webui-hello").loaded and [s.title() for s in again.scripts] == ["Append hello"]
@@ -194,8 +207,40 @@ def test_a_failed_clone_leaves_nothing_behind(tmp_path):
     folder.mkdir()
     extensions = Extensions.load_from(folder, tmp_path / "state.json")
     extensions.install_refusal = None
+    extensions.admins = Admins(logins=False, local_only=True)  # loopback, no logins: whoever is at the machine
     with pytest.raises(Exception, match="git clone .* failed"):
         install_from_git(extensions, str(tmp_path / "no-such-repo.git"))
     assert list(folder.iterdir()) == []
     with pytest.raises(InvalidRequest, match="url"):
         install_from_git(extensions, "--upload-pack=touch /tmp/x")
+
+
+def test_who_is_an_admin_follows_the_logins_and_admin_users_flags():
+    def admins(*flags):
+        return Admins.from_args(cmd_args.parse_args(list(flags)))
+
+    assert admins().allows(None)  # loopback, no logins: the person at this machine
+    assert "no logins" in admins("--listen").refusal(None)
+    assert "no logins" in admins("--share").refusal(None)
+    assert "--admin-users" in admins("--listen", "--enable-insecure-extension-access").refusal(None)
+    logins = ("--gradio-auth", "alice:a,bob:b", "--api-auth", "bot:c")
+    assert "no user is named in --admin-users" in admins(*logins).refusal("alice")  # logins, no admins: nobody
+    assert "not logged in" in admins(*logins, "--admin-users", "alice").refusal(None)
+    assert admins(*logins, "--admin-users", "alice,bot").allows("alice")
+    assert admins(*logins, "--admin-users", "alice,bot", "--listen").allows("bot")
+    assert admins(*logins, "--admin-users", "alice").refusal("bob") == "'bob' is not named in --admin-users"
+    with pytest.raises(SystemExit):  # an admin who cannot log in is a typo
+        cmd_args.parse_args([*logins, "--admin-users", "carol"])
+
+
+def test_enabling_and_disabling_for_everyone_is_an_admins_act(tmp_path):
+    folder = tmp_path / "ext"
+    write_extension(folder, "probe", {"probe.py": ORDERED.replace("{name}", "probe")})
+    extensions = Extensions.load_from(folder, tmp_path / "state.json")
+    extensions.admins = Admins(frozenset({"alice"}))
+    with pytest.raises(NotAnAdmin, match="'bob' is not named in --admin-users"):
+        set_enabled(extensions, {"probe": False}, "bob")
+    assert extensions.find("probe").enabled
+    assert Extensions.load_from(folder, tmp_path / "state.json").find("probe").enabled
+    set_enabled(extensions, {"probe": False}, "alice")
+    assert not Extensions.load_from(folder, tmp_path / "state.json").find("probe").enabled

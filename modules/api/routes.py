@@ -1,15 +1,15 @@
 """/sdapi/v1: A1111's REST API over the backend, with per-task progress and users kept apart.
 
 Thin adapters only: each route turns JSON into the backend's request types and calls the same
-functions the UI calls. Beyond A1111: `task_id` on txt2img, progress, interrupt and skip; and with
---api-auth, a user's progress and interrupt without a task id see only that user's own jobs."""
+functions the UI calls. Beyond A1111: `task_id` on txt2img, progress, interrupt and skip. Callers are kept
+apart (modules/owners.py): progress and interrupt see only the caller's own jobs, and task ids are per
+caller (a logged-in user; without logins, the client address), so another caller's id is simply unknown."""
 from __future__ import annotations
 
 import argparse
 import datetime
 import json
 import logging
-import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -30,10 +30,13 @@ from modules.generation.infotext import parse_infotext
 from modules.generation.samplers import SAMPLERS, SCHEDULE_TYPES, find_sampler
 from modules.generation.txt2img_request import Txt2ImgRequest
 from modules.images import read_parameters
-from modules.jobs import Job
+from modules import owners
+from modules.jobs import Job, TaskIdInUse
 from modules.models.fifo_lock import QueueFull
 from modules.models.vae_files import VaeFiles
 from modules.public_paths import scrub, shown
+from modules.preferences import CHECKPOINT, UserPreferences, preferences_file
+from modules.security.admins import Admins
 from modules.settings import Settings, default_settings_file
 from modules.version import APP_NAME, VERSION
 
@@ -60,12 +63,14 @@ class Api:
         self.logins = Logins(api_logins(args))
         self.has_logins = self.logins.required
         self.current_user = self.logins.dependency()
+        self.current_owner = self._owner_dependency()
+        self.admins = Admins.from_args(args)
+        self.preferences = UserPreferences.at(preferences_file(settings.path))
         # Room for every job the device queue admits (--queue-limit), so a full queue answers "busy" at once
         # instead of leaving requests waiting for a thread.
         queue_limit = backend.manager.device_lock.limit or 0
         self._job_threads = anyio.CapacityLimiter(max(JOB_THREADS, 2 * queue_limit + 8))
         self._light_threads = anyio.CapacityLimiter(4)
-        self._task_ids = threading.Lock()
         self.router = APIRouter(prefix=API_PREFIX, route_class=api_route_class(self.logins),
                                 dependencies=[Depends(self.current_user)],
                                 tags=["sdapi"])
@@ -80,19 +85,28 @@ class Api:
             except (ModelNotFound, BadModelFile) as e:
                 log.warning("%s: sd_model_checkpoint %r cannot be used (%s)", self.settings.path, saved, e)
 
+    def _owner_dependency(self):
+        """A FastAPI dependency: the owner of the caller's jobs (modules/owners.py), "user:<name>" with a login,
+        else "api-anon:<address>": never an anonymous UI session's owner."""
+        def current_owner(request: Request, user: str | None = Depends(self.current_user)) -> str:
+            if user is not None:
+                return owners.user(user)
+            return owners.api_anonymous(request.client.host if request.client else None)
+        return current_owner
+
     def _add_routes(self) -> None:
-        r, user = self.router, Depends(self.current_user)
+        r, owner = self.router, Depends(self.current_owner)
 
         @r.post("/txt2img", response_model=models.Txt2ImgApiResponse)
-        async def txt2img(body: models.Txt2ImgApiRequest, http: Request, user: str | None = user):
+        async def txt2img(body: models.Txt2ImgApiRequest, http: Request, owner: str = owner):
             """Generate images. `override_settings.sd_model_checkpoint` picks the checkpoint for this job only.
             503 (busy) when --queue-limit jobs wait for the device already."""
             lock = self.backend.manager.device_lock
             if lock.full:  # busy: answered at once, without taking a worker thread
                 raise QueueFull(lock.waiting, lock.limit)
             # In worker threads: finding a checkpoint may rescan the folders, and the job takes minutes.
-            request = await anyio.to_thread.run_sync(self._txt2img_request, body, limiter=self._job_threads)
-            job = self._new_job("txt2img", body.task_id or body.force_task_id, user)
+            request = await anyio.to_thread.run_sync(self._txt2img_request, body, owner, limiter=self._job_threads)
+            job = self._new_job("txt2img", body.task_id or body.force_task_id, owner)
             async with interrupt_on_disconnect(http, job):
                 return await anyio.to_thread.run_sync(self._txt2img_answer, body, request, job,
                                                       limiter=self._job_threads)
@@ -106,9 +120,9 @@ class Api:
 
         @r.get("/progress", response_model=models.ProgressResponse)
         async def progress(skip_current_image: bool = False,
-                           task_id: str | None = Query(None, pattern=models.TASK_ID_PATTERN), user: str | None = user):
-            """Progress of one task (`task_id`), else of your own job (with a login), else of the job on the device."""
-            job = self._find_task(task_id, user, must_exist=False) if task_id else self._current_job(user)
+                           task_id: str | None = Query(None, pattern=models.TASK_ID_PATTERN), owner: str = owner):
+            """Progress of one of your tasks (`task_id`), else of your own running or queued job."""
+            job = self._find_task(task_id, owner, must_exist=False) if task_id else self._current_job(owner)
             answer = _progress(job, task_id)
             preview = job.preview if job is not None and not skip_current_image else None
             if preview is not None:
@@ -119,18 +133,18 @@ class Api:
 
         @r.post("/interrupt")
         async def interrupt(body: models.TaskRef | None = None,
-                            task_id: str | None = Query(None, pattern=models.TASK_ID_PATTERN), user: str | None = user):
-            """Stop a task (finished images are kept): the one named, else your own jobs, else the running one."""
-            jobs = self._targets(task_id, body, user, running=False)
+                            task_id: str | None = Query(None, pattern=models.TASK_ID_PATTERN), owner: str = owner):
+            """Stop a task of yours (finished images are kept): the one named, else all your jobs."""
+            jobs = self._targets(task_id, body, owner, running=False)
             for job in jobs:
                 job.interrupt()
             return {"interrupted": len(jobs)}
 
         @r.post("/skip")
         async def skip(body: models.TaskRef | None = None,
-                       task_id: str | None = Query(None, pattern=models.TASK_ID_PATTERN), user: str | None = user):
+                       task_id: str | None = Query(None, pattern=models.TASK_ID_PATTERN), owner: str = owner):
             """Drop the current batch of a task and go on with the next."""
-            jobs = self._targets(task_id, body, user, running=True)
+            jobs = self._targets(task_id, body, owner, running=True)
             for job in jobs:
                 job.skip()
             return {"skipped": len(jobs)}
@@ -163,9 +177,14 @@ class Api:
             return self._options()
 
         @r.post("/options")
-        def set_options(body: dict[str, Any] = Body(..., examples=[{"sd_model_checkpoint": "tiny-sd15"}])):
+        def set_options(body: dict[str, Any] = Body(..., examples=[{"sd_model_checkpoint": "tiny-sd15"}]),
+                        owner: str = owner):
             """Save options to the config file. `sd_model_checkpoint` is the default for later jobs;
-            jobs already running or queued keep their own. Keys we do not use are ignored (and listed)."""
+            jobs already running or queued keep their own. Keys we do not use are ignored (and listed).
+            These options are everyone's: with logins, only a user named in --admin-users may change them (403)."""
+            if self.admins.logins and not self.admins.allows(owners.user_name(owner)):
+                raise ApiError(403, None, "only an admin may change the server-wide options: "
+                                          f"{self.admins.refusal(owners.user_name(owner))}")
             return self._set_options(body)
 
         @r.get("/cmd-flags")
@@ -216,7 +235,7 @@ class Api:
 
     # txt2img -----------------------------------------------------------------------------------
 
-    def _txt2img_request(self, body: models.Txt2ImgApiRequest) -> Txt2ImgRequest:
+    def _txt2img_request(self, body: models.Txt2ImgApiRequest, owner: str | None = None) -> Txt2ImgRequest:
         sampler_field = "sampler_name" if body.sampler_name else "sampler_index"
         scheduler = (body.scheduler or "").strip()
         if scheduler and scheduler.lower() not in SCHEDULE_TYPES:
@@ -231,7 +250,7 @@ class Api:
             prompt=body.prompt, negative_prompt=body.negative_prompt, sampler=sampler, steps=body.steps,
             cfg_scale=body.cfg_scale, width=body.width, height=body.height, seed=body.seed,
             batch_count=body.n_iter, batch_size=body.batch_size,
-            checkpoint=self._job_checkpoint(overrides.get("sd_model_checkpoint")),
+            checkpoint=self._job_checkpoint(overrides.get("sd_model_checkpoint"), owner),
             clip_skip=overrides.get("CLIP_stop_at_last_layers", self.settings.get("CLIP_stop_at_last_layers")),
             save_images=body.save_images)
         resolve_call(self.backend.extensions.scripts, script_call(body), "txt2img")  # an unknown script: 422 now
@@ -240,8 +259,10 @@ class Api:
         except InvalidRequest as e:
             raise InvalidRequest(_API_FIELD.get(e.field, e.field), e.message) from None
 
-    def _job_checkpoint(self, override) -> str:
-        """The job's checkpoint, fixed now: a later change of the default does not move it."""
+    def _job_checkpoint(self, override, owner: str | None = None) -> str:
+        """The job's checkpoint, fixed now: a later change of the default does not move it. Without an
+        override: the user's own pick (modules/preferences.py), else the server's default. An override is
+        for this job only: it never becomes a default."""
         field = "override_settings.sd_model_checkpoint"
         if override is not None:
             if not isinstance(override, str) or not override.strip():
@@ -252,6 +273,9 @@ class Api:
                 raise ApiError(404, field, str(e)) from None
             except BadModelFile as e:
                 raise ApiError(422, field, str(e)) from None
+        picked = self.preferences.get(owners.user_name(owner), CHECKPOINT)
+        if picked in self.backend.checkpoint_titles():
+            return picked
         title = self.backend.default_checkpoint_title()
         if title is None:
             raise ApiError(404, None, f"no checkpoint found: put Stable Diffusion .safetensors files or diffusers "
@@ -266,39 +290,32 @@ class Api:
         return {"images": images if body.send_images else [], "parameters": body.model_dump(),
                 "info": json.dumps(info, ensure_ascii=False), "warnings": [scrub(w) for w in result.save_errors]}
 
-    def _new_job(self, kind: str, task_id: str | None, user: str | None) -> Job:
-        with self._task_ids:
-            if task_id and self.backend.jobs.get(task_id) is not None:
-                raise ApiError(409, "task_id", f"{task_id!r} is already in use: pick a new id for each task")
-            return self.backend.new_job(kind, user, job_id=task_id)
+    def _new_job(self, kind: str, task_id: str | None, owner: str) -> Job:
+        try:  # ids are per owner: another owner's id is free to use, and never confirmed to exist
+            return self.backend.new_job(kind, owner, job_id=task_id)
+        except TaskIdInUse:
+            raise ApiError(409, "task_id", f"{task_id!r} is already in use: pick a new id for each task") from None
 
     # tasks -------------------------------------------------------------------------------------
 
-    def _find_task(self, task_id: str, user: str | None, must_exist: bool = True) -> Job | None:
-        job = self.backend.jobs.get(task_id)
-        if job is not None and user is not None and job.owner != user:
-            job = None  # another user's task is as good as unknown: its id is not even confirmed
+    def _find_task(self, task_id: str, owner: str, must_exist: bool = True) -> Job | None:
+        job = self.backend.jobs.get(task_id, owner)  # another owner's task is unknown: not even confirmed
         if job is None and must_exist:
             raise ApiError(404, "task_id", f"no task {task_id!r}")
         return job
 
-    def _current_job(self, user: str | None) -> Job | None:
-        if user is None:
-            return self.backend.jobs.running()
-        jobs = self.backend.jobs.active(user)
+    def _current_job(self, owner: str) -> Job | None:
+        jobs = self.backend.jobs.active(owner)
         running = [j for j in jobs if j.state == "running"]
         return (running or jobs or [None])[0]
 
-    def _targets(self, task_id: str | None, body: models.TaskRef | None, user: str | None, running: bool) -> list[Job]:
+    def _targets(self, task_id: str | None, body: models.TaskRef | None, owner: str, running: bool) -> list[Job]:
         task_id = task_id or (body.task_id if body else None)
         if task_id:
-            job = self._find_task(task_id, user)
+            job = self._find_task(task_id, owner)
             jobs = [job] if job.active else []
-        elif user is not None:
-            jobs = self.backend.jobs.active(user)
         else:
-            job = self.backend.jobs.running()
-            jobs = [job] if job else []
+            jobs = self.backend.jobs.active(owner)
         return [j for j in jobs if j.state == "running"] if running else jobs
 
     # options -----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from modules import cmd_args
 from modules.api.routes import Api, add_docs, create_api
+from modules.security import logins
 from modules.security.guard import GuardConfig, install
 from modules.security.proxy_headers import uvicorn_proxy_settings
 from modules.version import APP_NAME, VERSION
@@ -25,6 +26,7 @@ def create_api_app(backend, args: argparse.Namespace, settings_file: Path | None
     # api_only: with --api-auth, every route needs the login, routes extensions add later included.
     install(app, GuardConfig(api_logins=api.logins, max_body_bytes=cmd_args.max_upload_bytes(args), api_only=True,
                              hosts=host_policy(args)))
+    logins.attach(app, logins.Who(api_logins=api.logins))  # who calls a route (an extension's too)
     return app, api
 
 

@@ -41,6 +41,7 @@ class ImageSaved:
     path: Path
     infotext: str
     tab: str            # "txt2img", "gan" ...
+    owner: str | None = None  # whose job made it (modules/owners.py): "user:<name>" for a logged-in user
 
 
 @dataclass

@@ -1,8 +1,10 @@
-"""Installing an extension from a git URL, and the rule that guards it.
+"""Installing an extension from a git URL, and the rules that guard it.
 
 Installing runs code from the internet on this machine (its install.py now, its scripts at the next
-start). So it is refused when other people can reach the app (a non-loopback address, a share link),
-unless the owner starts it with --enable-insecure-extension-access, as in A1111."""
+start), and enabling or disabling changes the app for everyone. So these are an admin's acts
+(modules/security/admins.py: a user named in --admin-users, or, without logins, whoever uses the app on
+loopback). Installing is also refused when other people can reach the app (a non-loopback address, a
+share link), unless the owner starts it with --enable-insecure-extension-access, as in A1111."""
 from __future__ import annotations
 
 import argparse
@@ -27,6 +29,28 @@ class InstallRefused(UserError):
     """Installing is turned off for how the app was started."""
 
 
+class NotAnAdmin(UserError):
+    """Installing, enabling and disabling extensions are an admin's acts."""
+
+
+def admin_refusal(extensions: Extensions, user: str | None) -> str | None:
+    """Why `user` (logged-in name, None when anonymous) may not manage extensions; None when they may."""
+    reason = extensions.admins.refusal(user)
+    return None if reason is None else f"Only an admin may install, enable or disable extensions: {reason}."
+
+
+def require_admin(extensions: Extensions, user: str | None) -> None:
+    reason = admin_refusal(extensions, user)
+    if reason:
+        raise NotAnAdmin(reason)
+
+
+def set_enabled(extensions: Extensions, enabled: dict[str, bool], user: str | None) -> None:
+    """Enable and disable extensions for everyone: an admin's act."""
+    require_admin(extensions, user)
+    extensions.set_enabled(enabled)
+
+
 def access_refusal(args: argparse.Namespace) -> str | None:
     """Why installing extensions is refused with these flags; None when it is allowed."""
     if getattr(args, "enable_insecure_extension_access", False):
@@ -49,9 +73,11 @@ def name_from_url(url: str) -> str:
     return re.sub(r"\.git$", "", url.rstrip("/").replace("\\", "/").rsplit("/", 1)[-1].rsplit(":", 1)[-1])
 
 
-def install_from_git(extensions: Extensions, url: str, name: str | None = None) -> tuple[Extension, str]:
+def install_from_git(extensions: Extensions, url: str, name: str | None = None,
+                     user: str | None = None) -> tuple[Extension, str]:
     """Clone `url` into the extensions folder and run its install.py; (extension, message for the user).
-    The extension loads at the next start."""
+    `user` is who asks (their login name, None when anonymous). The extension loads at the next start."""
+    require_admin(extensions, user)
     if extensions.install_refusal:
         raise InstallRefused(refusal_message(extensions.install_refusal))
     url = (url or "").strip()

@@ -22,6 +22,8 @@ from modules.extensions.metadata import Extension, missing_requirements, read_ex
 from modules.extensions.scripts import TABS, AlwaysVisible, Script
 from modules.extensions.state import ExtensionState, default_extensions_dir, default_state_file
 
+from modules.security.admins import Admins
+
 log = logging.getLogger("extensions")
 
 PACKAGE = "zoo_extensions"  # scripts are imported as zoo_extensions.<extension>.scripts.<file>
@@ -39,6 +41,7 @@ class Extensions:
         self.scripts: list[Script] = []
         self.callbacks = Callbacks()
         self.install_refusal: str | None = "the app did not say where it listens"  # None: allowed
+        self.admins = Admins()  # who may install, enable and disable (nobody until the app says)
         self._lock = threading.Lock()
 
     @classmethod

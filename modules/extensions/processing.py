@@ -134,7 +134,8 @@ class Processing:
     def image_saved(self, image: Image.Image, path: Path, infotext: str) -> None:
         """Tell on_image_saved callbacks about a file a script wrote (the grid of X/Y/Z plot, say)."""
         if self._callbacks is not None:
-            self._callbacks.run(IMAGE_SAVED, ImageSaved(image, Path(path), infotext, self.tab))
+            self._callbacks.run(IMAGE_SAVED, ImageSaved(image, Path(path), infotext, self.tab,
+                                                          self.job.owner if self.job else None))
 
 
 class JobPart:

@@ -53,16 +53,15 @@ class PipelineManager:
         return self.cache.models.get(self._current_key) if self._current_key else None
 
     def resolve(self, checkpoint: str | None) -> CheckpointInfo:
-        """The checkpoint a job will use: the one it names, else the default, else what is loaded, else the first."""
+        """The checkpoint a job will use: the one it names, else the default, else the first usable one.
+        Never "what is loaded": a job's own checkpoint (override_settings) must not become later jobs' default."""
         if checkpoint:
             return self.registry.find(checkpoint)
-        current = self.current
-        for fallback in (self.default_checkpoint, current and current.info.title):
-            if fallback:
-                try:
-                    return self.registry.find(fallback)
-                except ModelNotFound:
-                    continue
+        if self.default_checkpoint:
+            try:
+                return self.registry.find(self.default_checkpoint)
+            except ModelNotFound:
+                pass
         usable = self.registry.usable()
         if not usable:
             raise ModelNotFound("checkpoint", "(none)") from None

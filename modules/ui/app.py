@@ -7,7 +7,9 @@ from modules.backend import Backend
 from modules.security.gradio_folder import DELETE_CACHE
 from modules.ui import extensions_tab, latent_tab, models_tab, pnginfo_tab
 from modules.public_paths import scrub, shown
-from modules.ui.common import CSS
+from modules.preferences import CHECKPOINT, UserPreferences, preferences_file
+from modules.settings import default_settings_file
+from modules.ui.common import CSS, login_name
 from modules.ui.gan_tab import GanTab
 from modules.ui.script_controls import gan_script_area
 from modules.ui.txt2img_tab import Txt2ImgTab
@@ -25,6 +27,23 @@ def no_checkpoint_message(backend: Backend) -> str:
     for c in backend.registry.unusable():
         lines.append(f"- `{c.name}` cannot be used: {scrub(c.error or '')}")
     return "\n".join(lines)
+
+
+def remember_checkpoint_pick(backend: Backend, demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:
+    """A logged-in user's pick in the checkpoint dropdown is that user's own default: kept for their next
+    visit, and never changing anyone else's (server-wide options are an admin's, POST /sdapi/v1/options)."""
+    preferences = UserPreferences.at(preferences_file(default_settings_file()))
+
+    def remember(title, request: gr.Request):
+        if title in backend.checkpoint_titles():
+            preferences.set(login_name(request), CHECKPOINT, title)
+
+    def restore(request: gr.Request):
+        title = preferences.get(login_name(request), CHECKPOINT)
+        return gr.Dropdown(value=title) if title in backend.checkpoint_titles() else gr.skip()
+
+    checkpoint.input(remember, inputs=checkpoint, api_name=False, queue=False)
+    demo.load(restore, outputs=checkpoint, api_name=False, queue=False)
 
 
 def build_ui(backend: Backend) -> gr.Blocks:
@@ -57,7 +76,7 @@ def build_ui(backend: Backend) -> gr.Blocks:
                 with gr.Tab(title, id=elem_id, elem_id=f"tab_{elem_id}"):
                     extensions_tab.render_tab(extension, blocks)
             with gr.Tab("Extensions", id="extensions", elem_id="tab_extensions"):
-                extensions_tab.build(backend.extensions)
+                extensions_tab.build(backend.extensions, demo)
 
         def on_refresh(current):
             titles = backend.refresh_checkpoints()
@@ -66,5 +85,6 @@ def build_ui(backend: Backend) -> gr.Blocks:
             return gr.Dropdown(choices=titles, value=value), message
 
         refresh.click(on_refresh, inputs=checkpoint, outputs=[checkpoint, notice], api_name="refresh_checkpoints")
+        remember_checkpoint_pick(backend, demo, checkpoint)
         demo.load(None, js=extensions_tab.assets_js(backend.extensions))  # extensions' style.css, javascript/
     return demo

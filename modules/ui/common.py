@@ -5,15 +5,31 @@ import html
 
 import gradio as gr
 
+from modules import owners
 from modules.jobs import Job
 from modules.public_paths import scrub
+from modules.security.ui_session import session_of
 
 
-def owner_of(request: gr.Request | None) -> str | None:
-    """Whose job this is: the logged-in user, else the browser session."""
-    if request is None:
-        return None
-    return getattr(request, "username", None) or getattr(request, "session_hash", None)
+def login_name(request: gr.Request | None) -> str | None:
+    """The logged-in user's name (Gradio checked the login); None when anonymous."""
+    return getattr(request, "username", None) or None if request is not None else None
+
+
+def owner_of(request: gr.Request | None) -> str:
+    """Whose job this is (modules/owners.py): the logged-in user, else the browser session the server issued
+    a cookie to; never Gradio's session_hash, which the client picks. Without a valid session cookie (a raw
+    client that keeps none), an owner nobody else can ever have."""
+    name = login_name(request)
+    if name is not None:
+        return owners.user(name)
+    raw = getattr(request, "request", None) if request is not None else None
+    try:
+        cookies = raw.cookies if raw is not None else dict(getattr(request, "cookies", None) or {})
+    except Exception:  # noqa: BLE001 - a request rebuilt without cookies: treated as having none
+        cookies = {}
+    session = session_of(cookies)
+    return owners.ui_session(session) if session else owners.nobody_else()
 
 
 def error_html(message: str) -> str:

@@ -10,9 +10,9 @@ import gradio as gr
 
 from modules.errors import UserError
 from modules.extensions import Extensions
-from modules.extensions.installer import install_from_git, refusal_message
 from modules.public_paths import scrub, shown
-from modules.ui.common import error_html, info_html
+from modules.extensions.installer import admin_refusal, install_from_git, refusal_message, set_enabled
+from modules.ui.common import error_html, info_html, login_name
 
 STATUS_ICON = {"loaded": "✓", "error": "⚠", "disabled": "–", "not loaded": "…"}  # glyphs every font has
 
@@ -64,19 +64,23 @@ def render_tab(extension, blocks) -> None:
                            "(see the Extensions tab)"))
 
 
-def build(extensions: Extensions) -> None:
+def build(extensions: Extensions, demo: gr.Blocks) -> None:
+    """The tab. Saving what is enabled and installing are an admin's acts: their controls appear (on page
+    load) only for whoever may use them, and every handler checks again on the server, which is what counts."""
     gr.Markdown("Extensions live in folders under `extensions/`. Changes to what is enabled, and new "
                 "extensions, take effect when the app is restarted; a disabled extension's hooks stop at once.")
     table = gr.HTML(table_html(extensions), elem_id="extensions_table")
     names = [e.name for e in extensions.items]
     with gr.Row(equal_height=True):
         enabled = gr.CheckboxGroup(names, value=[e.name for e in extensions.items if e.enabled],
-                                   label="Enabled", elem_id="extensions_enabled", scale=5)
+                                   label="Enabled", elem_id="extensions_enabled", scale=5, interactive=False)
         with gr.Column(scale=1, min_width=160):
-            apply = gr.Button("Save", variant="primary", elem_id="extensions_apply")
+            apply = gr.Button("Save", variant="primary", elem_id="extensions_apply", visible=False)
             refresh = gr.Button("↻ Refresh", elem_id="extensions_refresh", size="sm")
     message = gr.HTML(elem_id="extensions_message")
-    with gr.Accordion("Install from a git URL", open=False, elem_id="extensions_install_box"):
+    admin_note = gr.Markdown(elem_id="extensions_admin_note")
+    with gr.Accordion("Install from a git URL", open=False, elem_id="extensions_install_box",
+                      visible=False) as install_box:
         refused = extensions.install_refusal
         gr.Markdown(refusal_message(refused) if refused else
                     "The repository is cloned into `extensions/` and its `install.py` (if any) runs; "
@@ -89,25 +93,32 @@ def build(extensions: Extensions) -> None:
             install = gr.Button("Install", elem_id="extensions_install", scale=1, interactive=not refused)
         install_message = gr.HTML(elem_id="extensions_install_message")
 
-    def save(chosen):
+    def show_controls(request: gr.Request):
+        reason = admin_refusal(extensions, login_name(request))
+        allowed = reason is None
+        return (gr.CheckboxGroup(interactive=allowed), gr.Button(visible=allowed), gr.Accordion(visible=allowed),
+                "" if allowed else reason)
+
+    def save(chosen, request: gr.Request):
         chosen = set(chosen or [])
         try:
-            extensions.set_enabled({n: n in chosen for n in [e.name for e in extensions.items]})
+            set_enabled(extensions, {n: n in chosen for n in [e.name for e in extensions.items]}, login_name(request))
         except UserError as e:
             return gr.skip(), error_html(str(e))
         off = [e.name for e in extensions.items if not e.enabled]
         return table_html(extensions), info_html(
             f"Saved{' (disabled: ' + ', '.join(off) + ')' if off else ''}. Restart the app to apply.")
 
-    def do_install(git_url, folder_name):
+    def do_install(git_url, folder_name, request: gr.Request):
         try:
-            extension, text = install_from_git(extensions, git_url, folder_name)
+            extension, text = install_from_git(extensions, git_url, folder_name, user=login_name(request))
         except UserError as e:
             return gr.skip(), gr.skip(), error_html(str(e))
         return table_html(extensions), gr.CheckboxGroup(choices=[e.name for e in extensions.items],
                                                         value=[e.name for e in extensions.items if e.enabled]), \
             (error_html(text) if extension.errors else info_html(text))
 
+    demo.load(show_controls, outputs=[enabled, apply, install_box, admin_note], api_name=False, queue=False)
     apply.click(save, inputs=enabled, outputs=[table, message], api_name=False)
     refresh.click(lambda: table_html(extensions), outputs=table, api_name=False, queue=False)
     install.click(do_install, inputs=[url, name], outputs=[table, enabled, install_message], api_name=False)

@@ -15,6 +15,7 @@ import gradio as gr
 import numpy as np
 
 from modules.errors import UserError, shown_message
+from modules import owners
 from modules.generation import latent as latent_ops
 from modules.generation import latent_map, latent_state
 from modules.generation import sd_vae_explore as sd_ops
@@ -24,7 +25,7 @@ from modules.generation.latent_request import (
     LatentTraverseRequest, RandomLatentRequest, SdVaeDirectionsRequest, SdVaeEdit, SdVaeEncodeRequest, parse_latent)
 from modules.generation.latent_media import mp4_available
 from modules.public_paths import shown
-from modules.ui.common import error_html, info_html
+from modules.ui.common import error_html, info_html, owner_of
 from modules.ui.components import Slider
 from modules.zoo import shapes
 
@@ -401,11 +402,15 @@ class BetaVaePanel:
         except Exception as e:  # noqa: BLE001
             return [*(gr.skip() for _ in range(MAX_SLIDERS)), gr.skip(), gr.skip(), _message(e), gr.skip()]
 
-    def _on_save(self, model_name, latent_text):
+    def _outdir(self, request: gr.Request | None):
+        """outputs/<user>/ for a logged-in user, outputs/ otherwise (modules/owners.py)."""
+        return owners.output_root(self.outdir, owner_of(request))
+
+    def _on_save(self, model_name, latent_text, request: gr.Request):
         try:
             model = self.models.beta_vae(model_name or None)
             result = latent_ops.decode(LatentDecodeRequest(model_name, latent_text).validated(model.latent_dim), model)
-            path = latent_ops.save_png(result.image, result.state, self.outdir)
+            path = latent_ops.save_png(result.image, result.state, self._outdir(request))
             return gr.File(value=str(path), visible=True), info_html(f"Saved {path.name}")
         except Exception as e:  # noqa: BLE001
             return gr.skip(), _message(e)
@@ -439,12 +444,12 @@ class BetaVaePanel:
             return self.models.beta_vae(title), gr.Dropdown(value=title), f"switched to {title}, the model it was made with"
         return model, gr.skip(), f"made with {state.model or 'another model'} [{state.model_hash[:10]}], not found here"
 
-    def _interpolate_api(self, model, start, end, frames, method, fps):
+    def _interpolate_api(self, model, start, end, frames, method, fps, http: gr.Request):
         """latent_interpolate: (model, start, end, frames, method, fps) -> (strip image, [GIF, MP4] files, message)."""
         try:
             vae = self.models.beta_vae(model or None)
             request = LatentInterpolateRequest(model, start, end, frames, method, fps).validated(vae.latent_dim)
-            result = latent_ops.interpolate(request, vae, self.outdir)
+            result = latent_ops.interpolate(request, vae, self._outdir(http))
             files = [str(p) for p in (result.gif, result.mp4) if p is not None]
             note = "" if result.mp4 else info_html("GIF only: no ffmpeg binary found for MP4.")
             return result.strip, files, note
