@@ -10,6 +10,8 @@ import threading
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("DISABLE_TELEMETRY", "1")
+# No code from model files: diffusers ignores trust_remote_code everywhere (the loaders never pass it anyway).
+os.environ["DIFFUSERS_DISABLE_REMOTE_CODE"] = "1"
 
 
 def main(argv: list[str] | None = None, block: bool = True):

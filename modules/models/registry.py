@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from modules.errors import BadModelFile, ModelNotFound
-from modules.models import detect, hashing, pickles
+from modules.models import config_classes, detect, hashing, pickles
 from modules.models.safetensors_header import read_header
 
 log = logging.getLogger(__name__)
@@ -124,11 +124,14 @@ class Registry:
     def _inspect(self, info: CheckpointInfo) -> None:
         try:
             if info.layout == "diffusers":
+                config_classes.check_model_index(info.path, info.path)  # names no code, before anything else
                 info.architecture = detect.detect_diffusers_folder(info.path)
             else:
                 info.architecture = detect.detect_from_keys(info.path, _tensor_shapes(info.path))
                 sidecar = info.path.with_name(info.path.stem + SIDECAR_SUFFIX)
                 info.sidecar_config = sidecar if (sidecar / "model_index.json").is_file() else None
+                if info.sidecar_config is not None:
+                    config_classes.check_model_index(sidecar, info.path)
             info.sha256 = self.hash_cache.sha256(info.path)
         except BadModelFile as e:
             info.error = e.reason
