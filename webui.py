@@ -5,6 +5,7 @@ import logging
 import os
 import sys
 import threading
+from pathlib import Path
 
 # No telemetry, ever; and the app must not need the internet.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -33,8 +34,8 @@ def main(argv: list[str] | None = None, block: bool = True):
         models_dir=args.models_dir, outdir=args.outdir, cache_dir=paths.CACHE_DIR,
         devices=devices.device_config(args.device, args.device_id, args.precision, args.no_half_vae,
                                       args.medvram, args.lowvram),
-        ckpt_dirs=tuple(p for p in [args.ckpt_dir] if p),
-        vae_dirs=tuple(Path(p) for p in [args.vae_dir] if p),
+        ckpt_dirs=tuple(Path(p).expanduser() for p in [args.ckpt_dir] if p),
+        vae_dirs=tuple(Path(p).expanduser() for p in [args.vae_dir] if p),
         offline=args.offline or os.environ.get("HF_HUB_OFFLINE") == "1",
         ram_budget=int(args.ram_budget * GB) if args.ram_budget else None,
         vram_budget=int(args.vram_budget * GB) if args.vram_budget else None,
