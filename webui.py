@@ -42,7 +42,12 @@ def main(argv: list[str] | None = None, block: bool = True):
         queue_limit=args.queue_limit,
     ))
     if args.ckpt:
-        backend.use_ckpt_flag(args.ckpt)
+        from modules.errors import UserError
+
+        try:
+            backend.use_ckpt_flag(args.ckpt)
+        except UserError as e:  # a wrong path or name: say so, and serve with the default instead
+            print(f"--ckpt: {e}", flush=True)
     extensions = _load_extensions(backend, args)
     if not backend.registry.usable():
         print(f"No checkpoint found: put Stable Diffusion .safetensors files or diffusers folders into "
