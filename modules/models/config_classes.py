@@ -104,6 +104,8 @@ def _lookup(library: object, class_name: object) -> type | None:
         return None
     if not isinstance(class_name, str) or not class_name.isidentifier() or class_name.startswith("_"):
         return None
+    if library == "transformers":
+        class_name = _renamed_in_transformers(class_name)
     try:
         found = getattr(importlib.import_module(LIBRARIES[library]), class_name, None)
     except Exception:  # noqa: BLE001 - diffusers' lazy modules raise what their import raises
@@ -111,6 +113,16 @@ def _lookup(library: object, class_name: object) -> type | None:
     if not isinstance(found, type) or found.__module__.split(".")[0] not in ("diffusers", "transformers"):
         return None
     return found if issubclass(found, allowed_bases()) else None
+
+
+def _renamed_in_transformers(class_name: str) -> str:
+    """Older SD 1.x folders name "CLIPFeatureExtractor", which transformers 5 calls CLIPImageProcessor:
+    diffusers maps such names through a fixed table, and so do we (the same table, when it has one)."""
+    try:
+        from diffusers.utils.deprecation_utils import _maybe_remap_transformers_class
+    except ImportError:
+        return class_name
+    return _maybe_remap_transformers_class(class_name) or class_name
 
 
 def _read_json(file: Path, model: Path, shown: str) -> dict:
