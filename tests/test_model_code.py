@@ -175,6 +175,7 @@ def test_real_model_indexes_pass(tiny):
     ("diffusers", "__import__"), ("diffusers", "utils"), ("transformers", "os"), ("diffusers", "os.system"),
     ("builtins", "eval"), ("os", "system"), ("diffusers", "DiffusionPipeline"), ("transformers", "AutoModel"),
     ("diffusers.utils", "deprecate"), (None, "Cls"), ("diffusers", None), (["diffusers"], "AutoencoderKL"),
+    ("diffusers", "AutoModel"), ("transformers", "AutoTokenizer"), ("transformers", "PreTrainedModel"),
 ])
 def test_names_outside_the_allowlist_are_refused(library, class_name, tmp_path):
     with pytest.raises(BadModelFile, match=REFUSED):

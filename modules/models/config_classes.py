@@ -112,7 +112,8 @@ def _lookup(library: object, class_name: object) -> type | None:
         return None
     if not isinstance(found, type) or found.__module__.split(".")[0] not in ("diffusers", "transformers"):
         return None
-    return found if issubclass(found, allowed_bases()) else None
+    bases = allowed_bases()
+    return found if issubclass(found, bases) and found not in bases else None  # a concrete class, not a base
 
 
 def _renamed_in_transformers(class_name: str) -> str:
