@@ -11,6 +11,8 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("DISABLE_TELEMETRY", "1")
+# No code from model files: diffusers ignores trust_remote_code everywhere (the loaders never pass it anyway).
+os.environ["DIFFUSERS_DISABLE_REMOTE_CODE"] = "1"
 
 
 def main(argv: list[str] | None = None, block: bool = True):
@@ -34,15 +36,20 @@ def main(argv: list[str] | None = None, block: bool = True):
         models_dir=args.models_dir, outdir=args.outdir, cache_dir=paths.CACHE_DIR,
         devices=devices.device_config(args.device, args.device_id, args.precision, args.no_half_vae,
                                       args.medvram, args.lowvram),
-        ckpt_dirs=tuple(p for p in [args.ckpt_dir] if p),
-        vae_dirs=tuple(Path(p) for p in [args.vae_dir] if p),
+        ckpt_dirs=tuple(Path(p).expanduser() for p in [args.ckpt_dir] if p),
+        vae_dirs=tuple(Path(p).expanduser() for p in [args.vae_dir] if p),
         offline=args.offline or os.environ.get("HF_HUB_OFFLINE") == "1",
         ram_budget=int(args.ram_budget * GB) if args.ram_budget else None,
         vram_budget=int(args.vram_budget * GB) if args.vram_budget else None,
         queue_limit=args.queue_limit,
     ))
     if args.ckpt:
-        backend.use_ckpt_flag(args.ckpt)
+        from modules.errors import UserError
+
+        try:
+            backend.use_ckpt_flag(args.ckpt)
+        except UserError as e:  # a wrong path or name: say so, and serve with the default instead
+            print(f"--ckpt: {e}", flush=True)
     extensions = _load_extensions(backend, args)
     if not backend.registry.usable():
         print(f"No checkpoint found: put Stable Diffusion .safetensors files or diffusers folders into "

@@ -19,8 +19,6 @@ What `Pipeline.from_single_file` does, with each weight byte read once, straight
 """
 from __future__ import annotations
 
-import importlib
-import json
 import struct
 import time
 from collections.abc import Callable
@@ -33,7 +31,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
 from modules.errors import BadModelFile
-from modules.models import parallel_read
+from modules.models import config_classes, parallel_read
 from modules.models.safetensors_header import read_header
 from modules.models.skeletons import KEY_ATTRIBUTE, SkeletonPool, skeleton_key
 
@@ -110,7 +108,7 @@ def load_single_file_with_report(path: Path, config_dir: Path, dtype: torch.dtyp
     models = {name: _Model.build(path, config_dir, name, library, class_name, dtype, skeletons, report)
               for name, (library, class_name) in components.items()
               if name not in OMITTED_COMPONENTS and library in ("diffusers", "transformers")
-              and _is_model_class(library, class_name)}
+              and _is_model_class(path, library, class_name)}
     missing = {name: model.trace(path, file_tensors) for name, model in models.items()}
     if any(missing.values()):
         parts = [f"{len(keys)} {name} weight{'s' if len(keys) > 1 else ''} (e.g. {', '.join(keys[:3])})"
@@ -154,18 +152,10 @@ def _read_safetensors_header(path: Path) -> tuple[dict[str, dict], int]:
 
 
 def _pipeline_recipe(path: Path, config_dir: Path, pipeline_class: type | None):
-    """(pipeline class, {component: (library, class name)}, other init kwargs) from model_index.json."""
-    import diffusers
-
-    try:
-        index = json.loads((config_dir / "model_index.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise BadModelFile(path, f"its config folder {config_dir} has no readable model_index.json ({e})") from e
-    cls = pipeline_class
-    if cls is None:
-        cls = getattr(diffusers, str(index.get("_class_name")), None)
-        if not (isinstance(cls, type) and issubclass(cls, diffusers.DiffusionPipeline)):
-            raise BadModelFile(path, f"config names an unknown pipeline {index.get('_class_name')!r}")
+    """(pipeline class, {component: (library, class name)}, other init kwargs) from model_index.json.
+    Every class it names is checked first: only diffusers' and transformers' own are ever used."""
+    index = config_classes.check_model_index(config_dir, path)
+    cls = pipeline_class or config_classes.pipeline_class(index, path)
     expected_modules, optional_kwargs = cls._get_signature_keys(cls)
     init_dict, _, _ = cls.extract_init_dict(dict(index))
     components = {k: tuple(v) for k, v in init_dict.items()
@@ -180,17 +170,18 @@ def _pipeline_recipe(path: Path, config_dir: Path, pipeline_class: type | None):
     return cls, components, init_kwargs
 
 
-def _library_class(library: str, class_name: str):
-    return getattr(importlib.import_module(library), class_name)
+def _library_class(path: Path, library: str, class_name: str):
+    """Looked up on diffusers or transformers by name; nothing is imported by a name from the config."""
+    return config_classes.component_class(library, class_name, path, "model_index.json")
 
 
-def _is_model_class(library: str, class_name: str) -> bool:
-    return issubclass(_library_class(library, class_name), torch.nn.Module)
+def _is_model_class(path: Path, library: str, class_name: str) -> bool:
+    return issubclass(_library_class(path, library, class_name), torch.nn.Module)
 
 
 def _load_config_only(path: Path, config_dir: Path, name: str, library: str, class_name: str):
     """Schedulers and tokenizers come from the config folder alone."""
-    cls = _library_class(library, class_name)
+    cls = _library_class(path, library, class_name)
     try:
         if library == "transformers":  # tokenizers; 5.x CLIPTokenizer wants the folder itself
             return cls.from_pretrained(str(config_dir / name))
@@ -218,7 +209,7 @@ class _Model:
         from diffusers.loaders import single_file_utils as sfu
         from transformers.initialization import no_init_weights
 
-        model_class = _library_class(library, class_name)
+        model_class = _library_class(path, library, class_name)
         try:
             if library == "diffusers":
                 config = model_class.load_config(str(config_dir), subfolder=name)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from modules.models import folder_walk
+
 log = logging.getLogger(__name__)
 
 _CHUNK = 16 * 1024 * 1024
@@ -80,7 +82,7 @@ def tensors_sha256(named_tensors) -> str:
 
 
 def _folder_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in _FOLDER_SUFFIXES)
+    return [p for p in folder_walk.files(folder) if p.suffix in _FOLDER_SUFFIXES]
 
 
 def _stamp(path: Path) -> list:

@@ -6,7 +6,7 @@ import logging
 import torch
 
 from modules.errors import BadModelFile
-from modules.models import pickles
+from modules.models import config_classes, pickles
 from modules.models.registry import CheckpointInfo
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,11 @@ def load_pipeline(info: CheckpointInfo, dtype: torch.dtype, offline: bool, skele
         # A1111 runs no safety checker; we do not load one either.
         common.update(safety_checker=None, requires_safety_checker=False)
     try:
+        # Checked again at load (the files may have changed since the scan): only diffusers' and
+        # transformers' own classes, the pipeline class is ours, no code file where diffusers would look.
         if info.layout == "diffusers":
-            return cls.from_pretrained(str(info.path), local_files_only=True, **common)
+            config_classes.check_model_index(info.path, info.path)
+            return cls.from_pretrained(str(info.path), local_files_only=True, trust_remote_code=False, **common)
         if info.path.suffix.lower() != ".safetensors":
             pickles.load_pickle_state_dict(info.path)  # refuses code payloads before diffusers sees the file
         if info.sidecar_config is not None and info.path.suffix.lower() == ".safetensors":
@@ -56,6 +59,7 @@ def load_pipeline(info: CheckpointInfo, dtype: torch.dtype, offline: bool, skele
             return fast_load.load_single_file_with_report(info.path, info.sidecar_config, dtype,
                                                           pipeline_class=cls, skeletons=skeletons).pipeline
         if info.sidecar_config is not None:
+            config_classes.check_model_index(info.sidecar_config, info.path)
             return cls.from_single_file(str(info.path), config=str(info.sidecar_config), local_files_only=True, **common)
         return cls.from_single_file(str(info.path), local_files_only=offline, **common)
     except BadModelFile:

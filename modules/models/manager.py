@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from modules.devices import DeviceConfig
 from modules.errors import ModelNotFound
 from modules.jobs import Interrupted
-from modules.models import loader
+from modules.models import folder_walk, loader
 from modules.models.cache import CachedModel, ModelCache
 from modules.models.fifo_lock import FifoLock
 from modules.models.hashing import tensors_sha256
@@ -179,5 +179,5 @@ def _key(info: CheckpointInfo) -> str:
 
 def _size_on_disk(info: CheckpointInfo) -> int:
     if info.path.is_dir():
-        return sum(f.stat().st_size for f in info.path.rglob("*") if f.suffix in (".safetensors", ".bin"))
+        return sum(f.stat().st_size for f in folder_walk.files(info.path, (".safetensors", ".bin")))
     return info.path.stat().st_size

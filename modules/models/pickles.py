@@ -9,8 +9,6 @@ import torch
 from modules.errors import BadModelFile
 
 
-
-
 def load_pickle_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     try:
@@ -27,11 +25,24 @@ def load_pickle_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def is_safetensors_file(path: Path) -> bool:
-    """Judge by content, not name: a pickle renamed to .safetensors is still a pickle."""
+    """Judge by content, not name: a pickle renamed to .safetensors is still a pickle.
+
+    A safetensors file is an 8-byte little-endian header length, then the JSON header, which starts
+    with `{`. The length bytes can be anything (a length whose low byte is 0x80 starts like a pickle's
+    PROTO opcode), so only the byte after them decides; a pickle never has `{` there in practice."""
     try:
         with open(path, "rb") as f:
-            head = f.read(10)
+            head = f.read(9)
     except OSError:
         return False
-    # Pickles start with PROTO (0x80); zip-based torch files with "PK".
-    return not (head[:1] == b"\x80" or head[:2] == b"PK")
+    return len(head) == 9 and head[8:9] == b"{"
+
+
+def is_pickle_file(path: Path) -> bool:
+    """A Python pickle (starts with PROTO, 0x80) or a zip-based torch file ("PK"), and not a safetensors file."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+    except OSError:
+        return False
+    return (head[:1] == b"\x80" or head == b"PK") and not is_safetensors_file(path)

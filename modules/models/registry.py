@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from modules.errors import BadModelFile, ModelNotFound
-from modules.models import detect, hashing, pickles
+from modules.models import config_classes, detect, folder_walk, hashing, pickles
 from modules.models.safetensors_header import read_header
 
 log = logging.getLogger(__name__)
@@ -80,14 +80,15 @@ class Registry:
             if not root.is_dir():
                 continue
             for info in _scan_folder(root):
-                if info.path.resolve() in seen:
+                real = folder_walk.real_path(info.path)
+                if real in seen:
                     continue
-                seen.add(info.path.resolve())
+                seen.add(real)
                 self._inspect(info)
                 found.append(info)
         for path in self.extra_paths:
-            if path.resolve() not in seen and path.exists():
-                seen.add(path.resolve())
+            if folder_walk.real_path(path) not in seen and path.exists():
+                seen.add(folder_walk.real_path(path))
                 layout = "diffusers" if path.is_dir() else "single_file"
                 info = CheckpointInfo(path=path, name=path.name, layout=layout)
                 self._inspect(info)
@@ -111,7 +112,7 @@ class Registry:
             lambda c: c.name == wanted or c.model_name == wanted,
             lambda c: c.sha256 and (wanted.lower() in (c.shorthash, c.sha256, c.sha256[:8])),
             lambda c: wanted.endswith("]") and c.name == wanted.rsplit(" [", 1)[0],
-            lambda c: str(c.path) == wanted or str(c.path.resolve()) == str(Path(wanted).resolve()),
+            lambda c: str(c.path) == wanted or folder_walk.real_path(c.path) == folder_walk.real_path(Path(wanted)),
             lambda c: Path(c.name).name == wanted or Path(c.model_name).name == wanted,
         ):
             for c in self.checkpoints:
@@ -124,11 +125,14 @@ class Registry:
     def _inspect(self, info: CheckpointInfo) -> None:
         try:
             if info.layout == "diffusers":
+                config_classes.check_model_index(info.path, info.path)  # names no code, before anything else
                 info.architecture = detect.detect_diffusers_folder(info.path)
             else:
                 info.architecture = detect.detect_from_keys(info.path, _tensor_shapes(info.path))
                 sidecar = info.path.with_name(info.path.stem + SIDECAR_SUFFIX)
                 info.sidecar_config = sidecar if (sidecar / "model_index.json").is_file() else None
+                if info.sidecar_config is not None:
+                    config_classes.check_model_index(sidecar, info.path)
             info.sha256 = self.hash_cache.sha256(info.path)
         except BadModelFile as e:
             info.error = e.reason
@@ -139,7 +143,7 @@ class Registry:
 
 def _tensor_shapes(path: Path) -> dict[str, list[int]]:
     if path.suffix.lower() == ".safetensors":
-        if not pickles.is_safetensors_file(path):
+        if pickles.is_pickle_file(path):
             raise BadModelFile(path, "refused: this is a pickle renamed to .safetensors (it may run code)")
         header, _ = read_header(path)
         return {k: v["shape"] for k, v in header.items()}
@@ -148,23 +152,18 @@ def _tensor_shapes(path: Path) -> dict[str, list[int]]:
 
 
 def _scan_folder(root: Path):
-    """Yield checkpoints under root: single files, and diffusers folders (which are not descended into)."""
-    pending = [root]
-    while pending:
-        folder = pending.pop()
-        try:
-            entries = sorted(folder.iterdir())
-        except OSError as e:
-            log.warning("cannot list %s: %s", folder, e)
-            continue
-        for entry in entries:
-            name = entry.relative_to(root).as_posix()
-            if entry.is_dir():
-                if entry.name.endswith(SIDECAR_SUFFIX) or entry.name.startswith("."):
-                    continue
-                if (entry / "model_index.json").is_file():
-                    yield CheckpointInfo(path=entry, name=name, layout="diffusers")
-                else:
-                    pending.append(entry)
-            elif entry.suffix.lower() in SINGLE_FILE_SUFFIXES:
-                yield CheckpointInfo(path=entry, name=name, layout="single_file")
+    """Yield checkpoints under root: single files, and diffusers folders (which are not descended into).
+    Symlink loops and very deep or very large trees end the walk (folder_walk) instead of hanging it."""
+    def skipped(folder: Path) -> bool:  # sidecar configs and hidden folders
+        return folder.name.endswith(SIDECAR_SUFFIX) or folder.name.startswith(".")
+
+    def is_model(folder: Path) -> bool:
+        return (folder / "model_index.json").is_file()
+
+    for entry, is_folder in folder_walk.walk(root, descend=lambda f: not skipped(f) and not is_model(f)):
+        name = entry.relative_to(root).as_posix()
+        if is_folder:
+            if not skipped(entry) and is_model(entry):
+                yield CheckpointInfo(path=entry, name=name, layout="diffusers")
+        elif entry.suffix.lower() in SINGLE_FILE_SUFFIXES:
+            yield CheckpointInfo(path=entry, name=name, layout="single_file")

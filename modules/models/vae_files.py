@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from modules.errors import BadModelFile, ModelNotFound
+from modules.models import folder_walk
 
 SUFFIXES = (".safetensors", ".pt", ".ckpt", ".bin")
 PREFIXES = ("first_stage_model.", "vae.", "model.")
@@ -39,7 +40,7 @@ class VaeFile:
     @property
     def stamp(self) -> tuple:
         stat = self.path.stat()
-        return (str(self.path.resolve()), stat.st_size, stat.st_mtime_ns)
+        return (str(folder_walk.real_path(self.path)), stat.st_size, stat.st_mtime_ns)
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -140,9 +141,8 @@ class VaeFiles:
         found: dict[Path, VaeFile] = {}
         for folder in self.folders:
             if folder.is_dir():
-                for path in sorted(folder.rglob("*")):
-                    if path.is_file() and path.suffix.lower() in SUFFIXES:
-                        found.setdefault(path.resolve(), VaeFile(path, path.relative_to(folder).as_posix()))
+                for path in folder_walk.files(folder, SUFFIXES):  # no symlink loops, bounded
+                    found.setdefault(folder_walk.real_path(path), VaeFile(path, path.relative_to(folder).as_posix()))
         return sorted(found.values(), key=lambda f: f.name.lower())
 
     def find(self, name: str) -> VaeFile:

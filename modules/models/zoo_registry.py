@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from modules.errors import BadModelFile, ModelNotFound
+from modules.models import folder_walk
 from modules.models.hashing import HashCache, short_hash
 from modules.models.safetensors_header import read_header
 
@@ -54,7 +55,7 @@ class ZooRegistry:
             root = self.models_dir / folder
             if not root.is_dir():
                 continue
-            for path in sorted(root.rglob("*.safetensors")):
+            for path in folder_walk.files(root, (".safetensors",)):  # no symlink loops, bounded
                 info = ZooModelInfo(path, path.relative_to(root).as_posix(), kind)
                 try:
                     _, metadata = read_header(path)
