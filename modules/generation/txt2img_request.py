@@ -10,6 +10,9 @@ from modules.generation.samplers import find_sampler
 MAX_SIDE = 2048
 MAX_PIXELS = 2048 * 2048
 MAX_SEED = 2**32 - 1
+# Long A1111 prompts run to a few thousand characters; 20 000 is several times that (about 5000 CLIP
+# tokens) and still parses in milliseconds. Encoding is bounded separately, by MAX_PROMPT_CHUNKS.
+MAX_PROMPT_CHARS = 20_000
 
 
 @dataclass
@@ -57,6 +60,12 @@ def _text(value, field: str) -> str:
         raise InvalidRequest(field, "must be text")
     if "\x00" in value:
         raise InvalidRequest(field, "contains a NUL character")
+    if len(value) > MAX_PROMPT_CHARS:
+        raise InvalidRequest(field, f"is {len(value)} characters long, over the limit of {MAX_PROMPT_CHARS}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:  # a lone surrogate such as "\ud800": not text any tokenizer or PNG can hold
+        raise InvalidRequest(field, f"contains an invalid character at position {e.start} (an unpaired surrogate)") from None
     return value
 
 
