@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modules.devices import DeviceConfig
-from modules.errors import ModelNotFound, UserError
+from modules.errors import InvalidRequest, ModelNotFound, UserError
 from modules.extensions import Extensions, ScriptCall
 from modules.extensions.processing import run_gan, run_txt2img
 from modules.generation.txt2img import GenerationHooks, Txt2ImgResult, txt2img
@@ -145,6 +145,19 @@ class Backend:
             self.registry.scan()
             return self.registry.find(name).title
 
+    def clip_skip_limit(self, checkpoint: str | None) -> int | None:
+        """The highest clip skip the checkpoint's text encoders allow (None: no checkpoint to tell)."""
+        try:
+            return self.manager.resolve(checkpoint).text_encoder_layers
+        except UserError:
+            return None
+
+    def check_clip_skip(self, clip_skip: int, checkpoint: str | None, field: str = "clip_skip") -> None:
+        limit = self.clip_skip_limit(checkpoint)
+        if limit is not None and clip_skip > limit:
+            raise InvalidRequest(field, f"is {clip_skip}, but this checkpoint's text encoder has only {limit} layers: "
+                                        f"use 1 to {limit}")
+
     def set_default_checkpoint(self, name: str | None) -> str | None:
         """Which checkpoint later jobs get when they name none. Running and queued jobs keep theirs."""
         title = self.find_checkpoint_title(name) if name else None
@@ -186,6 +199,7 @@ class Backend:
         job = job or self.new_job("txt2img")
         try:
             request = request.validated()
+            self.check_clip_skip(request.clip_skip, request.checkpoint)
             result = run_txt2img(request, job, scripts, self.extensions.scripts, self._txt2img_on_device,
                                  self.extensions.callbacks, self.config.outdir, self)
         except Interrupted:  # while waiting for the device (a cancelled or departed client): nothing ran

@@ -70,11 +70,15 @@ class ApiRoute(APIRoute):
     def get_route_handler(self):
         handle = super().get_route_handler()
         logins = self.logins
+        from modules.api.body_limit import body_limit, read_limited_body
+        limit = body_limit(self.path) if self.body_field is not None else None
 
         async def guarded(request: Request):
             if logins is not None:
                 logins.user_of(request)  # raises the 401
             try:
+                if limit is not None:
+                    await read_limited_body(request, limit)  # before FastAPI parses it
                 return await handle(request)
             except HTTPException:
                 raise

@@ -89,6 +89,11 @@ def encode_prompts(
     if not slots:
         raise ValueError(f"{type(pipe).__name__} has no CLIP text encoder to encode prompts with")
     is_sdxl = slots[0].is_sdxl
+    for slot in slots:
+        layers = getattr(slot.text_encoder.config, "num_hidden_layers", None)
+        if isinstance(layers, int) and clip_skip > layers:
+            raise InvalidRequest("clip_skip", f"is {clip_skip}, but this checkpoint's text encoder has only {layers} "
+                                              f"layers: use 1 to {layers}")
     zero_empty_negatives = is_sdxl and bool(getattr(pipe.config, "force_zeros_for_empty_prompt", False))
 
     # Every prompt and negative prompt of the batch gets the same number of chunks.

@@ -21,6 +21,10 @@ import re
 BREAK_WEIGHT = -1.0
 BREAK_MARKER: tuple[str, float] = ("BREAK", BREAK_WEIGHT)
 
+# Weights are kept within ±MAX_WEIGHT: A1111 lets 5000 nested brackets reach 1.1**5000 = inf, which
+# turns the embedding, and the image, into NaN. Real prompts stay below 3.
+MAX_WEIGHT = 100.0
+
 ROUND_BRACKET_MULTIPLIER = 1.1
 SQUARE_BRACKET_MULTIPLIER = 1 / 1.1
 
@@ -51,7 +55,8 @@ def parse_prompt_attention(text: str) -> list[tuple[str, float]]:
 
     A `BREAK` keyword outside any weight becomes the fragment `BREAK_MARKER`
     (`("BREAK", -1.0)`); the whitespace around it is dropped. An empty prompt gives
-    `[("", 1.0)]`. Linear in the length of `text`, whatever its brackets: it never raises.
+    `[("", 1.0)]`. Linear in the length of `text`, whatever its brackets: it never raises, and every
+    weight is a finite number within ±MAX_WEIGHT.
 
     >>> parse_prompt_attention("an (important) word")
     [('an ', 1.0), ('important', 1.1), (' word', 1.0)]
@@ -127,7 +132,8 @@ def _weights(count: int, round_spans: list[tuple[int, int, float]], square_spans
     """Each fragment's weight: the product of the multipliers of the brackets around it, in one sweep.
 
     Round brackets nest among themselves (a `)` closes the latest `(`), so their products are a stack;
-    square brackets only count, each dividing by 1.1."""
+    square brackets only count, each dividing by 1.1. Products are kept within ±MAX_WEIGHT, so a weight is
+    never inf or NaN."""
     opens: dict[int, list[tuple[int, float]]] = {}
     for start, end, multiplier in round_spans:
         if end > start:
@@ -150,7 +156,7 @@ def _weights(count: int, round_spans: list[tuple[int, int, float]], square_spans
             if len(spans) > 1:
                 spans.sort(key=lambda span: -span[0])  # outer spans first
             for end, multiplier in spans:
-                products.append(products[-1] * multiplier)
+                products.append(min(max(products[-1] * multiplier, -MAX_WEIGHT), MAX_WEIGHT))
                 ends.append(end)
         squares += square_delta[index]
         weight = products[-1]

@@ -5,6 +5,7 @@ import math
 from dataclasses import dataclass, fields
 
 from modules.errors import InvalidRequest
+from modules.user_values import shown
 from modules.generation.samplers import find_sampler
 
 MAX_SIDE = 2048
@@ -74,27 +75,27 @@ def _integer(value, field: str, low: int, high: int) -> int:
         raise InvalidRequest(field, "must be a whole number")
     if isinstance(value, float):
         if not math.isfinite(value) or value != int(value):
-            raise InvalidRequest(field, f"must be a whole number, got {value}")
+            raise InvalidRequest(field, f"must be a whole number, got {shown(value)}")
         value = int(value)
     if isinstance(value, str):
         try:
             value = int(value.strip())
         except ValueError:
-            raise InvalidRequest(field, f"must be a whole number, got {value!r}") from None
+            raise InvalidRequest(field, f"must be a whole number, got {shown(value)}") from None
     if not isinstance(value, int):
         raise InvalidRequest(field, "must be a whole number")
     if not low <= value <= high:
-        raise InvalidRequest(field, f"must be between {low} and {high}, got {value}")
+        raise InvalidRequest(field, f"must be between {low} and {high}, got {shown(value)}")
     return value
 
 
 def _number(value, field: str, low: float, high: float) -> float:
     try:
         number = float(value)
-    except (TypeError, ValueError):
-        raise InvalidRequest(field, f"must be a number, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int too large for a float
+        raise InvalidRequest(field, f"must be a number, got {shown(value)}") from None
     if isinstance(value, bool) or not math.isfinite(number):
-        raise InvalidRequest(field, f"must be a finite number, got {value!r}")
+        raise InvalidRequest(field, f"must be a finite number, got {shown(value)}")
     if not low <= number <= high:
         raise InvalidRequest(field, f"must be between {low:g} and {high:g}, got {number:g}")
     return number
