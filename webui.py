@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None, block: bool = True):
     for noisy in ("httpx", "httpcore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    from modules import devices, paths
+    from modules import devices, image_limits, paths
+    image_limits.install()  # Pillow refuses decompression bombs everywhere, Gradio's own image handling too
     from modules.backend import Backend, BackendConfig
     from modules.models.memory import GB
 

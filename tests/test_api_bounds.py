@@ -98,3 +98,13 @@ def test_a_validation_error_does_not_echo_the_input(client):
     response = client.post("/sdapi/v1/txt2img", json={**SMALL, "steps": "y" * 5000})
     assert response.status_code == 422
     assert "yyyy" not in response.text and len(response.content) < 2000
+
+
+def test_png_info_refuses_a_decompression_bomb_from_its_header(client):
+    import base64
+
+    from tests.image_bombs import bomb_png
+
+    body = {"image": "data:image/png;base64," + base64.b64encode(bomb_png(13000, 13000)).decode()}
+    response = client.post("/sdapi/v1/png-info", json=body)
+    assert_error(response, 422, "image", "13000×13000 = 169000000 pixels, over the limit")

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from modules.errors import InvalidRequest
+from modules.image_limits import UNREADABLE, open_image
 
 MAX_LATENT_DIM = 4096
 MAX_ABS_LATENT = 50.0        # |z| beyond this decodes to saturated noise; almost surely a unit mistake
@@ -148,10 +149,10 @@ def read_image(value, field_name: str = "image") -> Image.Image:
         if not path.is_file():
             raise InvalidRequest(field_name, f"file {path.name!r} not found")
         try:
-            with Image.open(path) as image:
+            with open_image(path, field_name, path.name) as image:  # pixel count checked before decoding
                 image.load()
                 return image.copy() if not image.info else _with_info(image)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        except UNREADABLE as e:
             raise InvalidRequest(field_name, f"{path.name} cannot be read as an image ({type(e).__name__})") from None
     raise InvalidRequest(field_name, f"must be an image file, not {type(value).__name__}")
 
