@@ -13,6 +13,7 @@ from modules.extensions import Extensions, ScriptCall
 from modules.extensions.processing import run_gan, run_txt2img
 from modules.generation.txt2img import GenerationHooks, Txt2ImgResult, txt2img
 from modules.generation.txt2img_request import Txt2ImgRequest
+from modules.job_limits import GRID_FACTOR, JobLimits, check_image, check_txt2img, default_limits
 from modules.jobs import Interrupted, Job, JobRegistry
 from modules.models.hashing import HashCache
 from modules.models.manager import PipelineManager
@@ -59,6 +60,7 @@ class BackendConfig:
     ram_budget: int | None = None  # bytes; None: a default from total RAM
     vram_budget: int | None = None
     queue_limit: int | None = 64  # jobs that may wait for the device; one more is told "busy" (QueueFull)
+    limits: JobLimits | None = None  # --max-pixels/--max-batch/--max-steps; None: the device's defaults
 
 
 class Backend:
@@ -74,6 +76,16 @@ class Backend:
         self.registry.scan()
         self.zoo_registry.scan()
         self.extensions = Extensions()  # none until webui.py loads extensions/ (Extensions.attach)
+
+    @property
+    def limits(self) -> JobLimits:
+        """How much work one job may ask for (--max-pixels, --max-batch, --max-steps)."""
+        return self.config.limits or default_limits(self.config.devices.device.type)
+
+    def check_limits(self, request: Txt2ImgRequest) -> None:
+        """A validated request against --max-pixels/--max-batch/--max-steps and the text encoder's depth."""
+        check_txt2img(request, self.limits)
+        self.check_clip_skip(request.clip_skip, request.checkpoint)
 
     @property
     def checkpoint_folder(self) -> Path:
@@ -199,7 +211,7 @@ class Backend:
         job = job or self.new_job("txt2img")
         try:
             request = request.validated()
-            self.check_clip_skip(request.clip_skip, request.checkpoint)
+            self.check_limits(request)
             result = run_txt2img(request, job, scripts, self.extensions.scripts, self._txt2img_on_device,
                                  self.extensions.callbacks, self.config.outdir, self)
         except Interrupted:  # while waiting for the device (a cancelled or departed client): nothing ran
@@ -246,10 +258,21 @@ class Backend:
 
         return self._gan_job(request, job, "gan-video", render_video)
 
+    def _check_gan_limits(self, request) -> None:
+        limits = self.limits
+        size = getattr(request, "size", None)  # a video's frame side
+        if size is not None:
+            check_image(size, size, limits, "size")
+        count = len(request.latents) if getattr(request, "latents", None) else len(request.seeds)
+        if count > limits.max_grid_images:
+            field = "latents" if getattr(request, "latents", None) else "seeds"
+            raise InvalidRequest(field, f"{count} images is over {limits.max_grid_images} ({GRID_FACTOR} × --max-batch)")
+
     def _gan_job(self, request, job: Job | None, kind: str, run):
         job = job or self.new_job(kind)
         try:
             request = request.validated()
+            self._check_gan_limits(request)
             info, generator = self.gan_model(request.model)
             result = run(request, generator, info, job, self.config.outdir)
         except BaseException as e:

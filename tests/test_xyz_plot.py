@@ -178,3 +178,17 @@ def test_gan_plot_over_seed_and_psi(gan_backend):
     assert (info["Script"], info["X Type"], info["Y Type"], info["Class"]) == ("X/Y/Z plot", "Seed", "Truncation ψ",
                                                                                "square")
     assert result.paths[0].parent.parent.name == "gan-grids"
+
+
+@pytest.mark.parametrize("text", ["0-1 [100000000]", "1-100000000", "1-100000000 (+1)", "0-1 [" + "9" * 5000 + "]",
+                                  "0-" + "9" * 400 + " (+0.5)", "1-40, 41-80"])
+def test_huge_ranges_are_refused_by_count_without_being_built(text):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidRequest, match="over the limit of 64 per axis|too large"):
+            axes_module.parse_values(text, "float", "X values")
+        assert tracemalloc.get_traced_memory()[1] < 1_000_000  # the old code built the list: +4.7 GB
+    finally:
+        tracemalloc.stop()

@@ -243,7 +243,7 @@ class Api:
         resolve_call(self.backend.extensions.scripts, script_call(body), "txt2img")  # an unknown script: 422 now
         try:
             request = request.validated()
-            self.backend.check_clip_skip(request.clip_skip, request.checkpoint)
+            self.backend.check_limits(request)  # --max-pixels ...: refused now, before the job waits
             return request
         except InvalidRequest as e:
             raise InvalidRequest(_API_FIELD.get(e.field, e.field), e.message) from None
