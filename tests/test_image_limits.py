@@ -83,3 +83,19 @@ def test_installed_limit_makes_pillow_refuse_bombs_everywhere():
                 Image.open(io.BytesIO(bomb_png(6000, 6000)))  # 36 megapixels: Pillow alone only warns at 89
         finally:
             Image.MAX_IMAGE_PIXELS = saved
+
+
+def test_direction_images_are_summed_from_their_headers_before_decoding(tmp_path, bomb):
+    from modules.generation.latent_request import SdVaeDirectionsRequest
+
+    with pytest.raises(InvalidRequest) as error:
+        SdVaeDirectionsRequest("vae", [str(bomb)] * 3).validated(4)
+    assert error.value.field == "images[0]" and "over the limit" in str(error.value)
+    paths = []
+    for index in range(3):
+        paths.append(tmp_path / f"{index}.png")
+        paths[-1].write_bytes(bomb_png(4000, 4000))  # each allowed alone, not all three at once
+    with pytest.raises(InvalidRequest) as error:
+        SdVaeDirectionsRequest("vae", [str(p) for p in paths]).validated(4)
+    assert str(error.value) == (f"images: the images have 48000000 pixels together, over the limit of "
+                                f"{MAX_IMAGE_PIXELS}: give fewer or smaller ones")

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from modules.errors import InvalidRequest
-from modules.image_limits import UNREADABLE, open_image
+from modules.image_limits import MAX_IMAGE_PIXELS, UNREADABLE, open_image
 
 MAX_LATENT_DIM = 4096
 MAX_ABS_LATENT = 50.0        # |z| beyond this decodes to saturated noise; almost surely a unit mistake
@@ -336,6 +336,7 @@ class SdVaeDirectionsRequest:
 
     def validated(self, max_directions: int) -> "SdVaeDirectionsRequest":
         files = [f for f in (self.images or []) if f]
+        _check_direction_files(files)
         images = [read_image(f, f"images[{i}]") for i, f in enumerate(files)]
         count = len(images) if images else integer(self.count, "count", 3, 256)
         if images and len(images) < 3:
@@ -344,6 +345,23 @@ class SdVaeDirectionsRequest:
         if directions > count - 1:
             raise InvalidRequest("directions", f"{count} images give at most {count - 1} principal directions")
         return SdVaeDirectionsRequest(_vae_source(self.vae), images, count, directions)
+
+
+MAX_DIRECTION_IMAGES = 256
+
+
+def _check_direction_files(files: list) -> None:
+    """Counted, and their pixels summed from the headers, before any is decoded: all of them are held at once."""
+    if len(files) > MAX_DIRECTION_IMAGES:
+        raise InvalidRequest("images", f"{len(files)} images is over the limit of {MAX_DIRECTION_IMAGES}")
+    total = 0
+    for index, file in enumerate(files):
+        if isinstance(file, (str, Path)) and Path(file).is_file():
+            with open_image(file, f"images[{index}]", Path(file).name) as image:
+                total += image.width * image.height
+    if total > MAX_IMAGE_PIXELS:
+        raise InvalidRequest("images", f"the images have {total} pixels together, over the limit of "
+                                       f"{MAX_IMAGE_PIXELS}: give fewer or smaller ones")
 
 
 def _vae_source(value) -> str:
