@@ -108,3 +108,11 @@ def test_png_info_refuses_a_decompression_bomb_from_its_header(client):
     body = {"image": "data:image/png;base64," + base64.b64encode(bomb_png(13000, 13000)).decode()}
     response = client.post("/sdapi/v1/png-info", json=body)
     assert_error(response, 422, "image", "13000×13000 = 169000000 pixels, over the limit")
+
+
+def test_an_error_quoting_a_surrogate_is_still_json(client):
+    body = {**SMALL, "override_settings": {"sd_model_checkpoint": "no such \ud800 model"}}
+    response = post_raw(client, "/sdapi/v1/txt2img", json.dumps(body))
+    assert response.status_code == 404 and response.json()["field"] == "override_settings.sd_model_checkpoint"
+    response = post_raw(client, "/sdapi/v1/options", json.dumps({"sd_model_checkpoint": "x\udfff"}))
+    assert response.status_code == 422 and response.json()["field"] == "sd_model_checkpoint"

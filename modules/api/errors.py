@@ -28,6 +28,8 @@ class ApiError(UserError):
 
 
 def error_response(status_code: int, field: str | None, message: str, **extra) -> JSONResponse:
+    # A message may quote what the client sent; an unpaired surrogate in it would make the JSON encoder fail.
+    field, message = _printable(field), _printable(message)
     detail = f"{field}: {message}" if field else message
     return JSONResponse({"error": _reason(status_code), "detail": detail, "field": field, "message": message,
                          **extra}, status_code=status_code)
@@ -91,6 +93,10 @@ class ApiRoute(APIRoute):
                 return error_response(500, None, f"{type(e).__name__}: {e}")
 
         return guarded
+
+
+def _printable(text: str | None) -> str | None:
+    return None if text is None else str(text).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _reason(status_code: int) -> str:

@@ -82,6 +82,13 @@ class CheckpointInfo:
         return {"sd2": 23, "sdxl_refiner": 32}.get(family, 12)
 
 
+def _same_file(path: Path, wanted: str) -> bool:
+    try:
+        return str(path.resolve()) == str(Path(wanted).resolve())
+    except (OSError, ValueError):  # a NUL or an unpaired surrogate in a name a user typed: no file of that name
+        return False
+
+
 @dataclass
 class Registry:
     checkpoint_dirs: list[Path]
@@ -130,7 +137,7 @@ class Registry:
             lambda c: c.name == wanted or c.model_name == wanted,
             lambda c: c.sha256 and (wanted.lower() in (c.shorthash, c.sha256, c.sha256[:8])),
             lambda c: wanted.endswith("]") and c.name == wanted.rsplit(" [", 1)[0],
-            lambda c: str(c.path) == wanted or str(c.path.resolve()) == str(Path(wanted).resolve()),
+            lambda c: str(c.path) == wanted or _same_file(c.path, wanted),
             lambda c: Path(c.name).name == wanted or Path(c.model_name).name == wanted,
         ):
             for c in self.checkpoints:
