@@ -10,7 +10,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from modules.job_limits import JobLimits  # noqa: E402
 
-EXAMPLES = 150
+EXAMPLES = 400
 LOOPBACK = {"host": "127.0.0.1"}  # the security guard serves loopback names only
 
 
