@@ -266,7 +266,8 @@ class Backend:
         count = len(request.latents) if getattr(request, "latents", None) else len(request.seeds)
         if count > limits.max_grid_images:
             field = "latents" if getattr(request, "latents", None) else "seeds"
-            raise InvalidRequest(field, f"{count} images is over {limits.max_grid_images} ({GRID_FACTOR} × --max-batch)")
+            raise InvalidRequest(field, f"{count} images is over {limits.max_grid_images} "
+                                        f"({GRID_FACTOR} × --max-batch)")
 
     def _gan_job(self, request, job: Job | None, kind: str, run):
         job = job or self.new_job(kind)

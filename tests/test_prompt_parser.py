@@ -150,7 +150,8 @@ def test_weights_stay_finite_however_deep_the_brackets() -> None:
     from modules.generation.prompt_parser import MAX_WEIGHT
 
     assert parse_prompt_attention("(" * 5000 + "a" + ")" * 5000) == [("a", MAX_WEIGHT)]
-    assert parse_prompt_attention("(" * 5000 + "[" * 9000 + "a") == approx_fragments([("a", MAX_WEIGHT * (1 / 1.1) ** 9000)])
+    deep = parse_prompt_attention("(" * 5000 + "[" * 9000 + "a")
+    assert deep == approx_fragments([("a", MAX_WEIGHT * (1 / 1.1) ** 9000)])
     assert parse_prompt_attention("(a:1e5)") == approx_fragments([("a:1e5", 1.1)])  # not a weight: no exponents
     assert parse_prompt_attention("(a:-100000)") == [("a", -MAX_WEIGHT)]
 

@@ -60,7 +60,8 @@ def read_states(path: str | Path) -> list[dict]:
                 check_pixels(image, "file")  # only the header is read, but a bomb is refused all the same
                 chunks = dict(image.info)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise InvalidRequest("file", f"{path.name}: the image is over the limit of {MAX_IMAGE_PIXELS} pixels") from None
+            raise InvalidRequest("file", f"{path.name}: the image is over the limit of {MAX_IMAGE_PIXELS} "
+                                         "pixels") from None
         except OSError:
             raise InvalidRequest("file", f"{path.name}: neither a .json latent file nor an image") from None
         text = chunks.get("zoo_gan_latents") or chunks.get("zoo_gan")

@@ -66,7 +66,8 @@ def _text(value, field: str) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as e:  # a lone surrogate such as "\ud800": not text any tokenizer or PNG can hold
-        raise InvalidRequest(field, f"contains an invalid character at position {e.start} (an unpaired surrogate)") from None
+        raise InvalidRequest(field, f"contains an invalid character at position {e.start} "
+                                    "(an unpaired surrogate)") from None
     return value
 
 
