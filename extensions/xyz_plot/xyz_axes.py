@@ -17,6 +17,7 @@ from io import StringIO
 
 from modules.errors import InvalidRequest, UserError
 from modules.generation.samplers import find_sampler
+from modules.generation.txt2img_request import MAX_PROMPT_CHARS
 from modules.user_values import shown
 
 MAX_VALUES = 64  # per axis
@@ -113,8 +114,15 @@ def _prompt_search(values, context) -> list:
     search = values[0]
     request = context.request
     if search not in request.prompt and search not in request.negative_prompt:
-        raise InvalidRequest(context.field, f"the first value, {search!r}, is what gets replaced, but it is not "
+        raise InvalidRequest(context.field, f"the first value, {shown(search)}, is what gets replaced, but it is not "
                                             "in the prompt or the negative prompt")
+    for text in (request.prompt, request.negative_prompt):
+        # Measured before any prompt is made: 'a' replaced by 15 000 characters in a long prompt is gigabytes.
+        count = text.count(search) if search else 0
+        longest = max(len(text) + count * (len(value) - len(search)) for value in values)
+        if longest > MAX_PROMPT_CHARS:
+            raise InvalidRequest(context.field, f"a replacement makes a prompt of {longest} characters, over the "
+                                                f"limit of {MAX_PROMPT_CHARS}")
     return values
 
 
