@@ -19,6 +19,7 @@ PROMPTS = st.one_of(st.text(ANY_CHARACTER, max_size=200), st.lists(SYNTAX, max_s
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(ANY_CHARACTER, max_size=30),
                     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children,
                                                                                        max_size=3), max_leaves=6)
+HUGE = st.integers(min_value=10**300, max_value=10**400)  # too large for a float
 FAST = settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
 
@@ -46,7 +47,7 @@ FIELDS = [f for f in Txt2ImgRequest.__dataclass_fields__ if f != "save_images"]
 
 
 @FAST
-@given(st.dictionaries(st.sampled_from(FIELDS), JSON, min_size=1, max_size=4))
+@given(st.dictionaries(st.sampled_from(FIELDS), JSON | HUGE, min_size=1, max_size=4))
 def test_any_value_validates_or_names_its_field(values):
     try:
         request = Txt2ImgRequest(**values).validated()
@@ -55,6 +56,23 @@ def test_any_value_validates_or_names_its_field(values):
         return
     assert 8 <= request.width <= 2048 and 1 <= request.steps <= 150
     request.prompt.encode("utf-8")  # text any tokenizer and PNG chunk can hold
+
+
+@pytest.mark.parametrize("request_type", ["GanRequest", "GanVideoRequest"])
+def test_any_gan_value_validates_or_names_a_field(request_type):
+    from modules.generation import gan_request
+
+    cls = getattr(gan_request, request_type)
+
+    @FAST
+    @given(st.dictionaries(st.sampled_from(list(cls.__dataclass_fields__)), JSON | HUGE, min_size=1, max_size=3))
+    def check(values):
+        try:
+            cls(**values).validated()
+        except InvalidRequest as e:
+            assert e.field, values
+
+    check()
 
 
 @FAST

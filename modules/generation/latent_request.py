@@ -22,6 +22,7 @@ from PIL import Image
 
 from modules.errors import InvalidRequest
 from modules.image_limits import MAX_IMAGE_PIXELS, UNREADABLE, open_image
+from modules.user_values import shown
 
 MAX_LATENT_DIM = 4096
 MAX_ABS_LATENT = 50.0        # |z| beyond this decodes to saturated noise; almost surely a unit mistake
@@ -54,7 +55,7 @@ def parse_latent(value, field_name: str, latent_dim: int | None = None) -> np.nd
         raise InvalidRequest(field_name, "must be a list of numbers, not a single value")
     try:
         array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int too large for a float
         raise InvalidRequest(field_name, "must be a list of numbers") from None
     if array.ndim != 1:
         raise InvalidRequest(field_name, f"must be a flat list of numbers, got shape {list(array.shape)}")
@@ -79,10 +80,10 @@ def integer(value, field_name: str, low: int, high: int) -> int:
         value = value.strip()
     try:
         number = float(value)
-    except (TypeError, ValueError):
-        raise InvalidRequest(field_name, f"must be a whole number, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int too large for a float
+        raise InvalidRequest(field_name, f"must be a whole number, got {shown(value)}") from None
     if not math.isfinite(number) or number != int(number):
-        raise InvalidRequest(field_name, f"must be a whole number, got {value!r}")
+        raise InvalidRequest(field_name, f"must be a whole number, got {shown(value)}")
     if not low <= number <= high:
         raise InvalidRequest(field_name, f"must be between {low} and {high}, got {int(number)}")
     return int(number)
@@ -93,10 +94,10 @@ def number(value, field_name: str, low: float, high: float) -> float:
         raise InvalidRequest(field_name, "must be a number")
     try:
         result = float(value)
-    except (TypeError, ValueError):
-        raise InvalidRequest(field_name, f"must be a number, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int too large for a float
+        raise InvalidRequest(field_name, f"must be a number, got {shown(value)}") from None
     if not math.isfinite(result):
-        raise InvalidRequest(field_name, f"must be a finite number, got {value!r}")
+        raise InvalidRequest(field_name, f"must be a finite number, got {shown(value)}")
     if not low <= result <= high:
         raise InvalidRequest(field_name, f"must be between {low:g} and {high:g}, got {result:g}")
     return result
@@ -105,7 +106,7 @@ def number(value, field_name: str, low: float, high: float) -> float:
 def choice(value, field_name: str, options: Sequence[str]) -> str:
     text = str(value or "").strip().lower()
     if text not in options:
-        raise InvalidRequest(field_name, f"must be one of {', '.join(options)}, got {value!r}")
+        raise InvalidRequest(field_name, f"must be one of {', '.join(options)}, got {shown(value)}")
     return text
 
 
