@@ -72,7 +72,7 @@ class ApiRoute(APIRoute):
     def get_route_handler(self):
         handle = super().get_route_handler()
         logins = self.logins
-        from modules.api.body_limit import body_limit, read_limited_body
+        from modules.api.body_limit import body_limit, read_limited_body  # here: it imports this module
         limit = body_limit(self.path) if self.body_field is not None else None
 
         async def guarded(request: Request):
