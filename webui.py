@@ -26,22 +26,26 @@ def main(argv: list[str] | None = None, block: bool = True):
     for noisy in ("httpx", "httpcore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    from modules import devices, paths
+    from modules import devices, image_limits, paths
+    image_limits.install()  # Pillow refuses decompression bombs everywhere, Gradio's own image handling too
     from modules.backend import Backend, BackendConfig
+    from modules.job_limits import limits_for
     from modules.models.memory import GB
 
     _remove_leftovers(args)
 
+    device = devices.device_config(args.device, args.device_id, args.precision, args.no_half_vae,
+                                   args.medvram, args.lowvram)
     backend = Backend(BackendConfig(
         models_dir=args.models_dir, outdir=args.outdir, cache_dir=paths.CACHE_DIR,
-        devices=devices.device_config(args.device, args.device_id, args.precision, args.no_half_vae,
-                                      args.medvram, args.lowvram),
+        devices=device,
         ckpt_dirs=tuple(Path(p).expanduser() for p in [args.ckpt_dir] if p),
         vae_dirs=tuple(Path(p).expanduser() for p in [args.vae_dir] if p),
         offline=args.offline or os.environ.get("HF_HUB_OFFLINE") == "1",
         ram_budget=int(args.ram_budget * GB) if args.ram_budget else None,
         vram_budget=int(args.vram_budget * GB) if args.vram_budget else None,
         queue_limit=args.queue_limit,
+        limits=limits_for(device.device.type, args.max_pixels, args.max_batch, args.max_steps),
     ))
     if args.ckpt:
         from modules.errors import UserError

@@ -9,11 +9,12 @@ from pathlib import Path
 
 from modules import owners
 from modules.devices import DeviceConfig
-from modules.errors import ModelNotFound, UserError
+from modules.errors import InvalidRequest, ModelNotFound, UserError
 from modules.extensions import Extensions, ScriptCall
 from modules.extensions.processing import run_gan, run_txt2img
 from modules.generation.txt2img import GenerationHooks, Txt2ImgResult, txt2img
 from modules.generation.txt2img_request import Txt2ImgRequest
+from modules.job_limits import GRID_FACTOR, JobLimits, check_image, check_txt2img, default_limits
 from modules.jobs import Interrupted, Job, JobRegistry
 from modules.models.hashing import HashCache
 from modules.models.manager import PipelineManager
@@ -73,6 +74,7 @@ class BackendConfig:
     ram_budget: int | None = None  # bytes; None: a default from total RAM
     vram_budget: int | None = None
     queue_limit: int | None = 64  # jobs that may wait for the device; one more is told "busy" (QueueFull)
+    limits: JobLimits | None = None  # --max-pixels/--max-batch/--max-steps; None: the device's defaults
 
 
 class Backend:
@@ -89,6 +91,16 @@ class Backend:
         self.registry.scan()
         self.zoo_registry.scan()
         self.extensions = Extensions()  # none until webui.py loads extensions/ (Extensions.attach)
+
+    @property
+    def limits(self) -> JobLimits:
+        """How much work one job may ask for (--max-pixels, --max-batch, --max-steps)."""
+        return self.config.limits or default_limits(self.config.devices.device.type)
+
+    def check_limits(self, request: Txt2ImgRequest) -> None:
+        """A validated request against --max-pixels/--max-batch/--max-steps and the text encoder's depth."""
+        check_txt2img(request, self.limits)
+        self.check_clip_skip(request.clip_skip, request.checkpoint)
 
     @property
     def checkpoint_folder(self) -> Path:
@@ -160,6 +172,19 @@ class Backend:
             self.registry.scan()
             return self.registry.find(name).title
 
+    def clip_skip_limit(self, checkpoint: str | None) -> int | None:
+        """The highest clip skip the checkpoint's text encoders allow (None: no checkpoint to tell)."""
+        try:
+            return self.manager.resolve(checkpoint).text_encoder_layers
+        except UserError:
+            return None
+
+    def check_clip_skip(self, clip_skip: int, checkpoint: str | None, field: str = "clip_skip") -> None:
+        limit = self.clip_skip_limit(checkpoint)
+        if limit is not None and clip_skip > limit:
+            raise InvalidRequest(field, f"is {clip_skip}, but this checkpoint's text encoder has only {limit} layers: "
+                                        f"use 1 to {limit}")
+
     def set_default_checkpoint(self, name: str | None) -> str | None:
         """Which checkpoint later jobs get when they name none. Running and queued jobs keep theirs."""
         title = self.find_checkpoint_title(name) if name else None
@@ -205,6 +230,7 @@ class Backend:
         job = job or self.new_job("txt2img")
         try:
             request = request.validated()
+            self.check_limits(request)
             result = run_txt2img(request, job, scripts, self.extensions.scripts, self._txt2img_on_device,
                                  self.extensions.callbacks, self.outdir_for(job), self)
         except Interrupted:  # while waiting for the device (a cancelled or departed client): nothing ran
@@ -251,10 +277,22 @@ class Backend:
 
         return self._gan_job(request, job, "gan-video", render_video)
 
+    def _check_gan_limits(self, request) -> None:
+        limits = self.limits
+        size = getattr(request, "size", None)  # a video's frame side
+        if size is not None:
+            check_image(size, size, limits, "size")
+        count = len(request.latents) if getattr(request, "latents", None) else len(request.seeds)
+        if count > limits.max_grid_images:
+            field = "latents" if getattr(request, "latents", None) else "seeds"
+            raise InvalidRequest(field, f"{count} images is over {limits.max_grid_images} "
+                                        f"({GRID_FACTOR} × --max-batch)")
+
     def _gan_job(self, request, job: Job | None, kind: str, run):
         job = job or self.new_job(kind)
         try:
             request = request.validated()
+            self._check_gan_limits(request)
             info, generator = self.gan_model(request.model)
             result = run(request, generator, info, job, self.outdir_for(job))
         except BaseException as e:

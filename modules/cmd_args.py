@@ -60,6 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="RAM for cached checkpoints (default: total RAM minus 4 GB)")
     dev.add_argument("--vram-budget", type=float, default=None, metavar="GB",
                      help="GPU memory for resident checkpoints (default: total minus 1.5 GB)")
+    dev.add_argument("--max-pixels", type=int, default=None, metavar="N",
+                     help="largest width × height of one image a job may ask for (default 1048576 = 1024² on a "
+                          "CPU, 4194304 = 2048² on a GPU; at most 4194304)")
+    dev.add_argument("--max-batch", type=int, default=None, metavar="N",
+                     help="largest batch size (images made at once) a job may ask for (default 4 on a CPU, "
+                          "8 on a GPU; at most 8)")
+    dev.add_argument("--max-steps", type=int, default=None, metavar="N",
+                     help="most sampling steps a job may ask for (default 150; at most 150)")
 
     mod = parser.add_argument_group("models and files")
     mod.add_argument("--ckpt", default=None, help="checkpoint to load at start (file, folder or title)")
@@ -88,6 +96,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         forwarded_allow_ips(args)
     except ValueError as e:
         parser.error(str(e))
+    from modules.job_limits import ABSOLUTE
+    for flag, low, high in (("max_pixels", 64 * 64, ABSOLUTE.max_pixels), ("max_batch", 1, ABSOLUTE.max_batch),
+                            ("max_steps", 1, ABSOLUTE.max_steps)):
+        value = getattr(args, flag)
+        if value is not None and not low <= value <= high:
+            parser.error(f"--{flag.replace('_', '-')} must be between {low} and {high}")
     for flag in ("ram_budget", "vram_budget"):
         value = getattr(args, flag)
         if value is not None and not value > 0:

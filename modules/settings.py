@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import threading
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from pathlib import Path
 from modules import paths
 from modules.atomic_files import replacing
 from modules.errors import InvalidRequest
+from modules.user_values import shown
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +88,15 @@ class Settings:
 def validate(key: str, value):
     option = OPTIONS[key]
     if option.minimum is not None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
-            raise InvalidRequest(key, f"must be a whole number, got {value!r}")
+        # NaN and 1e400 (inf once parsed) are floats too: int() of them would raise, not refuse.
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or (isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()))):
+            raise InvalidRequest(key, f"must be a whole number, got {shown(value)}")
         if not option.minimum <= value <= option.maximum:
-            raise InvalidRequest(key, f"must be between {option.minimum} and {option.maximum}, got {value}")
+            raise InvalidRequest(key, f"must be between {option.minimum} and {option.maximum}, got {shown(value)}")
         return int(value)
     if value is not None and not isinstance(value, str):
-        raise InvalidRequest(key, f"must be text, got {value!r}")
+        raise InvalidRequest(key, f"must be text, got {shown(value)}")
     return value
 
 

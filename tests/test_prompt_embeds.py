@@ -382,3 +382,14 @@ def test_chunks_follow_a_text_encoder_trained_on_shorter_sequences(tmp_path):
     assert chunk_length(tokenizer) == 30
     chunks = tokenize_prompt(tokenizer, " ".join(["red"] * 45))
     assert [len(c.token_ids) for c in chunks] == [32, 32]
+
+
+def test_prompt_chunks_are_capped_naming_the_field() -> None:
+    from modules.errors import InvalidRequest
+    from modules.generation.prompt_embeds import MAX_PROMPT_CHUNKS
+
+    tokenizer = make_tokenizer("<|endoftext|>")
+    assert len(tokenize_prompt(tokenizer, "a BREAK " * (MAX_PROMPT_CHUNKS - 1) + "a")) == MAX_PROMPT_CHUNKS
+    with pytest.raises(InvalidRequest) as error:
+        tokenize_prompt(tokenizer, "a BREAK " * 10_000, field="negative_prompt")
+    assert error.value.field == "negative_prompt" and f"longer than {MAX_PROMPT_CHUNKS} chunks" in str(error.value)

@@ -110,3 +110,55 @@ def test_equal_weight_neighbours_merge() -> None:
     assert parse_prompt_attention("(a)(b) c [d][e]") == approx_fragments(
         [("ab", 1.1), (" c ", 1.0), ("de", 1 / 1.1)]
     )
+
+
+# --- bounded work (issue 13): hostile prompts parse in linear time and never raise -------------------
+
+LARGE_PROMPTS = {
+    "200 KB of unclosed '(a'": "(a" * 100_000,
+    "a 1 MB prompt": ("masterpiece, a photo of a (red house:1.2) on a [hill], BREAK detailed, " * 15_000)[: 1 << 20],
+    "10 000 BREAKs": "word BREAK " * 10_000,
+    "5000 nested round brackets": "(" * 5000 + "a" + ")" * 5000,
+    "5000 nested square brackets": "[" * 5000 + "a" + "]" * 5000,
+    "1 MB of spaces": " " * (1 << 20),
+    "500 000 escapes": "\\(" * 500_000,
+}
+
+
+@pytest.mark.parametrize("prompt", LARGE_PROMPTS.values(), ids=LARGE_PROMPTS.keys())
+def test_large_prompts_parse_quickly(prompt: str) -> None:
+    import time
+
+    started = time.process_time()  # CPU time: other processes on a busy test machine do not count
+    fragments = parse_prompt_attention(prompt)
+    assert time.process_time() - started < 1.0  # generous: the quadratic parser took minutes here
+    assert fragments
+
+
+def test_deep_nesting_keeps_a1111_weights() -> None:
+    assert parse_prompt_attention("(" * 20 + "a" + ")" * 20) == approx_fragments([("a", 1.1**20)])
+    fragments = parse_prompt_attention("word BREAK " * 3)
+    assert [is_break(fragment) for fragment in fragments].count(True) == 3
+
+
+def test_crossed_brackets_each_apply_to_their_own_span() -> None:
+    # "(" and "[" close independently: b is inside both.
+    assert parse_prompt_attention("(a [b) c]") == approx_fragments([("a ", 1.1), ("b", 1.0), (" c", 1 / 1.1)])
+
+
+def test_weights_stay_finite_however_deep_the_brackets() -> None:
+    from modules.generation.prompt_parser import MAX_WEIGHT
+
+    assert parse_prompt_attention("(" * 5000 + "a" + ")" * 5000) == [("a", MAX_WEIGHT)]
+    deep = parse_prompt_attention("(" * 5000 + "[" * 9000 + "a")
+    assert deep == approx_fragments([("a", MAX_WEIGHT * (1 / 1.1) ** 9000)])
+    assert parse_prompt_attention("(a:1e5)") == approx_fragments([("a:1e5", 1.1)])  # not a weight: no exponents
+    assert parse_prompt_attention("(a:-100000)") == [("a", -MAX_WEIGHT)]
+
+
+def test_overflowing_weight_is_not_a_number() -> None:
+    assert parse_prompt_attention("(a:" + "9" * 400 + ")") == approx_fragments([("a:" + "9" * 400, 1.1)])
+
+
+def test_unpaired_surrogate_does_not_raise() -> None:
+    assert parse_prompt_attention("\ud800 (a)") == approx_fragments([("\ud800 ", 1.0), ("a", 1.1)])

@@ -114,6 +114,9 @@ def test_emphasis_changes_the_image(backend, small_request):
     ("sampler", "Euler z", "sampler: unknown sampler 'Euler z'"),
     ("seed", 2**40, "seed: must be between -1"),
     ("batch_size", 0, "batch_size: must be between 1 and 8"),
+    ("prompt", "a" * 20_001, "prompt: is 20001 characters long, over the limit of 20000"),
+    ("negative_prompt", "(a" * 100_000, "negative_prompt: is 200000 characters long"),
+    ("prompt", "a \ud800 b", "prompt: contains an invalid character at position 2"),
 ])
 def test_bad_values_are_refused_naming_the_field_and_nothing_is_written(backend, small_request, field, value, message):
     before = set(backend.config.outdir.rglob("*")) if backend.config.outdir.exists() else set()
@@ -123,6 +126,12 @@ def test_bad_values_are_refused_naming_the_field_and_nothing_is_written(backend,
     assert error.value.field == field
     after = set(backend.config.outdir.rglob("*")) if backend.config.outdir.exists() else set()
     assert after == before
+
+
+def test_a_prompt_over_the_chunk_limit_is_refused_naming_the_field(backend, small_request):
+    with pytest.raises(InvalidRequest) as error:
+        backend.txt2img(small_request(negative_prompt="a BREAK " * 40, save_images=False))
+    assert error.value.field == "negative_prompt" and "longer than 32 chunks" in str(error.value)
 
 
 def test_interrupt_keeps_what_is_done_and_skip_moves_on(backend, small_request):

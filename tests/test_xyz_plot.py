@@ -178,3 +178,27 @@ def test_gan_plot_over_seed_and_psi(gan_backend):
     assert (info["Script"], info["X Type"], info["Y Type"], info["Class"]) == ("X/Y/Z plot", "Seed", "Truncation ψ",
                                                                                "square")
     assert result.paths[0].parent.parent.name == "gan-grids"
+
+
+@pytest.mark.parametrize("text", ["0-1 [100000000]", "1-100000000", "1-100000000 (+1)", "0-1 [" + "9" * 5000 + "]",
+                                  "0-" + "9" * 400 + " (+0.5)", "1-40, 41-80"])
+def test_huge_ranges_are_refused_by_count_without_being_built(text):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidRequest, match="over the limit of 64 per axis|too large"):
+            axes_module.parse_values(text, "float", "X values")
+        assert tracemalloc.get_traced_memory()[1] < 1_000_000  # the old code built the list: +4.7 GB
+    finally:
+        tracemalloc.stop()
+
+
+def test_prompt_search_replace_is_measured_before_the_prompts_are_made():
+    from modules.generation.txt2img_request import Txt2ImgRequest
+
+    axis = axes_module.find_axis(axes_module.TXT2IMG_AXES, "Prompt S/R", "X type")
+    context = axes_module.AxisContext(Txt2ImgRequest(prompt="a " * 5000), None, "X values")
+    with pytest.raises(InvalidRequest) as error:
+        axes_module.axis_values(axis, "a, " + "b" * 15_000, context)
+    assert str(error.value) == "X values: a replacement makes a prompt of 75005000 characters, over the limit of 20000"

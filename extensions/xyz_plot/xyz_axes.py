@@ -17,6 +17,8 @@ from io import StringIO
 
 from modules.errors import InvalidRequest, UserError
 from modules.generation.samplers import find_sampler
+from modules.generation.txt2img_request import MAX_PROMPT_CHARS
+from modules.user_values import shown
 
 MAX_VALUES = 64  # per axis
 _RANGE = re.compile(r"^\s*([+-]?\d+(?:\.\d*)?)\s*-\s*([+-]?\d+(?:\.\d*)?)"
@@ -38,45 +40,58 @@ class Axis:
 
 
 def parse_values(text: str, kind: str, field: str) -> list:
-    """The values written in an axis's text box, as numbers for "int"/"float" axes."""
+    """The values written in an axis's text box, as numbers for "int"/"float" axes.
+
+    Values are counted before they are made: a range such as `0-1 [100000000]` is refused by its count."""
     items = [item.strip() for row in csv.reader(StringIO(text or ""), skipinitialspace=True) for item in row]
     items = [item for item in items if item]
+    if len(items) > MAX_VALUES:
+        raise InvalidRequest(field, f"{len(items)} values is over the limit of {MAX_VALUES} per axis")
     values: list = []
     for item in items:
-        values += _numbers(item, kind, field) if kind in ("int", "float") else [item]
+        values += _numbers(item, kind, field, MAX_VALUES - len(values)) if kind in ("int", "float") else [item]
     if not values:
         raise InvalidRequest(field, "give at least one value (comma-separated)")
-    if len(values) > MAX_VALUES:
-        raise InvalidRequest(field, f"{len(values)} values is over the limit of {MAX_VALUES} per axis")
     return values
 
 
-def _numbers(item: str, kind: str, field: str) -> list:
+def _numbers(item: str, kind: str, field: str, room: int) -> list:
+    """The numbers `item` stands for; more than `room` of them is refused before any is made."""
     cast = int if kind == "int" else float
     match = _RANGE.match(item)
     if match:
         start, end, step, count = match.groups()
         start, end = float(start), float(end)
+        if not (math.isfinite(start) and math.isfinite(end)):  # 400 digits parse as inf
+            raise InvalidRequest(field, f"{shown(item)}: the numbers are too large")
         if count is not None:
-            count = int(count)
-            if count < 1:
-                raise InvalidRequest(field, f"{item!r}: the count in [] must be at least 1")
-            values = [start + (end - start) * i / max(count - 1, 1) for i in range(count)]
+            count = int(count) if len(count) <= 18 else None  # int() of a 5000-digit count would raise
+            if count is not None and count < 1:
+                raise InvalidRequest(field, f"{shown(item)}: the count in [] must be at least 1")
+            n = count
         else:
             step = float(step) if step is not None else (1.0 if end >= start else -1.0)
-            if step == 0 or (end - start) * step < 0:
-                raise InvalidRequest(field, f"{item!r}: the step {step:g} does not lead from {start:g} to {end:g}")
-            n = math.floor((end - start) / step + 1e-9) + 1
-            if n > MAX_VALUES:
-                raise InvalidRequest(field, f"{item!r} makes {n} values, over the limit of {MAX_VALUES} per axis")
+            if step == 0 or not math.isfinite(step) or (end - start) * step < 0:
+                raise InvalidRequest(field, f"{shown(item)}: the step {step:g} does not lead from {start:g} to {end:g}")
+            span = (end - start) / step
+            n = math.floor(span + 1e-9) + 1 if math.isfinite(span) and span < 1e12 else None
+        if n is None or n > room:  # refused by its count: the list is never made
+            more = "" if room == MAX_VALUES else " more"
+            raise InvalidRequest(field, f"{shown(item)} makes {'too many' if n is None else n}{more} values, over the "
+                                        f"limit of {MAX_VALUES} per axis")
+        if count is not None:
+            values = [start + (end - start) * i / max(count - 1, 1) for i in range(count)]
+        else:
             values = [start + i * step for i in range(n)]
         return [int(round(v)) if cast is int else round(v, 10) for v in values]
     try:
         number = float(item)
     except ValueError:
-        raise InvalidRequest(field, f"{item!r} is not a number") from None
+        raise InvalidRequest(field, f"{shown(item)} is not a number") from None
     if not math.isfinite(number) or (cast is int and number != int(number)):
-        raise InvalidRequest(field, f"{item!r} is not a {'whole ' if cast is int else ''}number")
+        raise InvalidRequest(field, f"{shown(item)} is not a {'whole ' if cast is int else ''}number")
+    if room < 1:
+        raise InvalidRequest(field, f"more than {MAX_VALUES} values is over the limit of {MAX_VALUES} per axis")
     return [cast(number)]
 
 
@@ -99,8 +114,15 @@ def _prompt_search(values, context) -> list:
     search = values[0]
     request = context.request
     if search not in request.prompt and search not in request.negative_prompt:
-        raise InvalidRequest(context.field, f"the first value, {search!r}, is what gets replaced, but it is not "
+        raise InvalidRequest(context.field, f"the first value, {shown(search)}, is what gets replaced, but it is not "
                                             "in the prompt or the negative prompt")
+    for text in (request.prompt, request.negative_prompt):
+        # Measured before any prompt is made: 'a' replaced by 15 000 characters in a long prompt is gigabytes.
+        count = text.count(search) if search else 0
+        longest = max(len(text) + count * (len(value) - len(search)) for value in values)
+        if longest > MAX_PROMPT_CHARS:
+            raise InvalidRequest(context.field, f"a replacement makes a prompt of {longest} characters, over the "
+                                                f"limit of {MAX_PROMPT_CHARS}")
     return values
 
 

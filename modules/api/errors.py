@@ -26,6 +26,8 @@ class ApiError(UserError):
 
 
 def error_response(status_code: int, field: str | None, message: str, **extra) -> JSONResponse:
+    # A message may quote what the client sent; an unpaired surrogate in it would make the JSON encoder fail.
+    field, message = _printable(field), _printable(message)
     message = scrub(message)  # no absolute server path in any answer
     detail = f"{field}: {message}" if field else message
     return JSONResponse({"error": _reason(status_code), "detail": detail, "field": field, "message": message,
@@ -69,11 +71,15 @@ class ApiRoute(APIRoute):
     def get_route_handler(self):
         handle = super().get_route_handler()
         logins = self.logins
+        from modules.api.body_limit import body_limit, read_limited_body  # here: it imports this module
+        limit = body_limit(self.path) if self.body_field is not None else None
 
         async def guarded(request: Request):
             if logins is not None:
                 logins.user_of(request)  # raises the 401
             try:
+                if limit is not None:
+                    await read_limited_body(request, limit)  # before FastAPI parses it
                 return await handle(request)
             except HTTPException:
                 raise
@@ -91,6 +97,10 @@ def internal_error_response(error_id: str) -> JSONResponse:
     """A 500 says nothing of the code (no class name, no traceback): the log has it under `id`."""
     return JSONResponse({"error": "internal error", "id": error_id, "detail": internal_error_message(error_id)},
                         status_code=500)
+
+
+def _printable(text: str | None) -> str | None:
+    return None if text is None else str(text).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _reason(status_code: int) -> str:

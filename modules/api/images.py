@@ -8,6 +8,7 @@ import io
 from PIL import Image
 
 from modules.api.errors import ApiError
+from modules.image_limits import UNREADABLE, open_image
 from modules.images import png_info
 
 
@@ -28,9 +29,9 @@ def decode_image(text: str, field: str = "image") -> Image.Image:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise ApiError(422, field, "is not valid base64") from None
+    image = open_image(io.BytesIO(data), field)  # the pixel count is checked before anything is decoded
     try:
-        image = Image.open(io.BytesIO(data))
         image.load()  # text chunks after the pixel data are only read here
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise ApiError(422, field, f"cannot be read as an image ({e})") from None
+    except UNREADABLE as e:
+        raise ApiError(422, field, f"cannot be read as an image ({type(e).__name__})") from None
     return image

@@ -38,6 +38,7 @@ from modules.public_paths import scrub, shown
 from modules.preferences import CHECKPOINT, UserPreferences, preferences_file
 from modules.security.admins import Admins
 from modules.settings import Settings, default_settings_file
+from modules.settings import validate as validate_option
 from modules.version import APP_NAME, VERSION
 
 log = logging.getLogger(__name__)
@@ -246,16 +247,25 @@ class Api:
         except InvalidRequest as e:
             raise InvalidRequest(sampler_field, e.message) from None
         overrides = body.override_settings or {}
+        checkpoint = self._job_checkpoint(overrides.get("sd_model_checkpoint"), owner)
+        clip_skip = overrides.get("CLIP_stop_at_last_layers")
+        if clip_skip is None:
+            # The saved default may have been set for a deeper text encoder than this checkpoint's: it is a
+            # default, so it gives way (a value the job itself sends is refused instead, below).
+            clip_skip = self.settings.get("CLIP_stop_at_last_layers")
+            limit = self.backend.clip_skip_limit(checkpoint)
+            if limit is not None and isinstance(clip_skip, int) and clip_skip > limit:
+                clip_skip = limit
         request = Txt2ImgRequest(
             prompt=body.prompt, negative_prompt=body.negative_prompt, sampler=sampler, steps=body.steps,
             cfg_scale=body.cfg_scale, width=body.width, height=body.height, seed=body.seed,
             batch_count=body.n_iter, batch_size=body.batch_size,
-            checkpoint=self._job_checkpoint(overrides.get("sd_model_checkpoint"), owner),
-            clip_skip=overrides.get("CLIP_stop_at_last_layers", self.settings.get("CLIP_stop_at_last_layers")),
-            save_images=body.save_images)
+            checkpoint=checkpoint, clip_skip=clip_skip, save_images=body.save_images)
         resolve_call(self.backend.extensions.scripts, script_call(body), "txt2img")  # an unknown script: 422 now
         try:
-            return request.validated()
+            request = request.validated()
+            self.backend.check_limits(request)  # --max-pixels ...: refused now, before the job waits
+            return request
         except InvalidRequest as e:
             raise InvalidRequest(_API_FIELD.get(e.field, e.field), e.message) from None
 
@@ -344,6 +354,11 @@ class Api:
                 changes["sd_model_checkpoint"] = self.backend.find_checkpoint_title(name)
             except (ModelNotFound, BadModelFile) as e:
                 raise InvalidRequest("sd_model_checkpoint", str(e)) from None
+        if "CLIP_stop_at_last_layers" in changes:
+            # Checked against the default checkpoint (the one being set, if any), so a saved clip skip
+            # never breaks later default jobs.
+            clip_skip = validate_option("CLIP_stop_at_last_layers", changes["CLIP_stop_at_last_layers"])
+            self.backend.check_clip_skip(clip_skip, changes.get("sd_model_checkpoint"), "CLIP_stop_at_last_layers")
         stored = self.settings.update(changes)
         if "sd_model_checkpoint" in stored:
             self.backend.manager.default_checkpoint = stored["sd_model_checkpoint"]

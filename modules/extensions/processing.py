@@ -126,6 +126,8 @@ class Processing:
         for script, args in self._scripts.always_on:
             call_hook(script, "process", child, *args)
         child.request = child.request.validated()
+        if hasattr(self.backend, "check_limits"):  # a script's request is bounded like the user's own
+            self.backend.check_limits(child.request)
         result = self._generate(child.request, job or self.job, _Hooks(child))
         for script, args in self._scripts.always_on:
             call_hook(script, "postprocess", child, result, *args)

@@ -22,6 +22,7 @@ from pathlib import Path
 from PIL import Image
 
 from modules.errors import InvalidRequest
+from modules.image_limits import MAX_IMAGE_PIXELS, check_pixels
 from modules.generation.gan_request import GanRequest
 
 FORMAT = "zoo-gan/1"
@@ -56,7 +57,11 @@ def read_states(path: str | Path) -> list[dict]:
     else:
         try:
             with Image.open(path) as image:
+                check_pixels(image, "file")  # only the header is read, but a bomb is refused all the same
                 chunks = dict(image.info)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise InvalidRequest("file", f"{path.name}: the image is over the limit of {MAX_IMAGE_PIXELS} "
+                                         "pixels") from None
         except OSError:
             raise InvalidRequest("file", f"{path.name}: neither a .json latent file nor an image") from None
         text = chunks.get("zoo_gan_latents") or chunks.get("zoo_gan")

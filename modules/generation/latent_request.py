@@ -18,9 +18,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from modules.errors import InvalidRequest
+from modules.image_limits import MAX_IMAGE_PIXELS, UNREADABLE, open_image
+from modules.user_values import shown
 
 MAX_LATENT_DIM = 4096
 MAX_ABS_LATENT = 50.0        # |z| beyond this decodes to saturated noise; almost surely a unit mistake
@@ -53,7 +55,7 @@ def parse_latent(value, field_name: str, latent_dim: int | None = None) -> np.nd
         raise InvalidRequest(field_name, "must be a list of numbers, not a single value")
     try:
         array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int too large for a float
         raise InvalidRequest(field_name, "must be a list of numbers") from None
     if array.ndim != 1:
         raise InvalidRequest(field_name, f"must be a flat list of numbers, got shape {list(array.shape)}")
@@ -78,10 +80,10 @@ def integer(value, field_name: str, low: int, high: int) -> int:
         value = value.strip()
     try:
         number = float(value)
-    except (TypeError, ValueError):
-        raise InvalidRequest(field_name, f"must be a whole number, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int too large for a float
+        raise InvalidRequest(field_name, f"must be a whole number, got {shown(value)}") from None
     if not math.isfinite(number) or number != int(number):
-        raise InvalidRequest(field_name, f"must be a whole number, got {value!r}")
+        raise InvalidRequest(field_name, f"must be a whole number, got {shown(value)}")
     if not low <= number <= high:
         raise InvalidRequest(field_name, f"must be between {low} and {high}, got {int(number)}")
     return int(number)
@@ -92,10 +94,10 @@ def number(value, field_name: str, low: float, high: float) -> float:
         raise InvalidRequest(field_name, "must be a number")
     try:
         result = float(value)
-    except (TypeError, ValueError):
-        raise InvalidRequest(field_name, f"must be a number, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int too large for a float
+        raise InvalidRequest(field_name, f"must be a number, got {shown(value)}") from None
     if not math.isfinite(result):
-        raise InvalidRequest(field_name, f"must be a finite number, got {value!r}")
+        raise InvalidRequest(field_name, f"must be a finite number, got {shown(value)}")
     if not low <= result <= high:
         raise InvalidRequest(field_name, f"must be between {low:g} and {high:g}, got {result:g}")
     return result
@@ -104,7 +106,7 @@ def number(value, field_name: str, low: float, high: float) -> float:
 def choice(value, field_name: str, options: Sequence[str]) -> str:
     text = str(value or "").strip().lower()
     if text not in options:
-        raise InvalidRequest(field_name, f"must be one of {', '.join(options)}, got {value!r}")
+        raise InvalidRequest(field_name, f"must be one of {', '.join(options)}, got {shown(value)}")
     return text
 
 
@@ -148,10 +150,10 @@ def read_image(value, field_name: str = "image") -> Image.Image:
         if not path.is_file():
             raise InvalidRequest(field_name, f"file {path.name!r} not found")
         try:
-            with Image.open(path) as image:
+            with open_image(path, field_name, path.name) as image:  # pixel count checked before decoding
                 image.load()
                 return image.copy() if not image.info else _with_info(image)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        except UNREADABLE as e:
             raise InvalidRequest(field_name, f"{path.name} cannot be read as an image ({type(e).__name__})") from None
     raise InvalidRequest(field_name, f"must be an image file, not {type(value).__name__}")
 
@@ -335,6 +337,7 @@ class SdVaeDirectionsRequest:
 
     def validated(self, max_directions: int) -> "SdVaeDirectionsRequest":
         files = [f for f in (self.images or []) if f]
+        _check_direction_files(files)
         images = [read_image(f, f"images[{i}]") for i, f in enumerate(files)]
         count = len(images) if images else integer(self.count, "count", 3, 256)
         if images and len(images) < 3:
@@ -343,6 +346,23 @@ class SdVaeDirectionsRequest:
         if directions > count - 1:
             raise InvalidRequest("directions", f"{count} images give at most {count - 1} principal directions")
         return SdVaeDirectionsRequest(_vae_source(self.vae), images, count, directions)
+
+
+MAX_DIRECTION_IMAGES = 256
+
+
+def _check_direction_files(files: list) -> None:
+    """Counted, and their pixels summed from the headers, before any is decoded: all of them are held at once."""
+    if len(files) > MAX_DIRECTION_IMAGES:
+        raise InvalidRequest("images", f"{len(files)} images is over the limit of {MAX_DIRECTION_IMAGES}")
+    total = 0
+    for index, file in enumerate(files):
+        if isinstance(file, (str, Path)) and Path(file).is_file():
+            with open_image(file, f"images[{index}]", Path(file).name) as image:
+                total += image.width * image.height
+    if total > MAX_IMAGE_PIXELS:
+        raise InvalidRequest("images", f"the images have {total} pixels together, over the limit of "
+                                       f"{MAX_IMAGE_PIXELS}: give fewer or smaller ones")
 
 
 def _vae_source(value) -> str:

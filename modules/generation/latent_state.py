@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from modules.errors import InvalidRequest
+from modules.image_limits import open_image
 from modules.generation.infotext import format_infotext
 from modules.generation.latent_request import parse_latent
 
@@ -119,7 +120,7 @@ def load_file(path: str | Path) -> LatentState:
     if data.startswith(b"\x93NUMPY"):
         return from_npy_bytes(data, source)
     if data.startswith(b"\x89PNG"):
-        with Image.open(io.BytesIO(data)) as image:
+        with open_image(io.BytesIO(data), "file", source) as image:  # the header only: size checked, not decoded
             state = from_png(image, source)
         if state is None:
             raise InvalidRequest(source, "this PNG carries no latent (only PNGs saved by the Latent Explorer do)")

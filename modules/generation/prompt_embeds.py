@@ -22,10 +22,15 @@ import torch
 from diffusers.loaders import TextualInversionLoaderMixin
 from diffusers.utils.torch_utils import get_module_execution_device
 
+from modules.errors import InvalidRequest
 from modules.generation.prompt_parser import is_break, parse_prompt_attention
 
 CHUNK_LENGTH = 75
 """Prompt tokens per chunk; BOS and EOS make it CLIP's 77."""
+
+MAX_PROMPT_CHUNKS = 32
+"""Most chunks one prompt may take (32 × 75 = 2400 tokens, far beyond real prompts). Every chunk is one
+text encoder call and widens the UNet's cross-attention, so the cap bounds the work of a job."""
 
 COMMA_BACKTRACK = 20
 """A full chunk is cut after its last comma if that comma is among its final this-many tokens
@@ -84,11 +89,17 @@ def encode_prompts(
     if not slots:
         raise ValueError(f"{type(pipe).__name__} has no CLIP text encoder to encode prompts with")
     is_sdxl = slots[0].is_sdxl
+    for slot in slots:
+        layers = getattr(slot.text_encoder.config, "num_hidden_layers", None)
+        if isinstance(layers, int) and clip_skip > layers:
+            raise InvalidRequest("clip_skip", f"is {clip_skip}, but this checkpoint's text encoder has only {layers} "
+                                              f"layers: use 1 to {layers}")
     zero_empty_negatives = is_sdxl and bool(getattr(pipe.config, "force_zeros_for_empty_prompt", False))
 
     # Every prompt and negative prompt of the batch gets the same number of chunks.
+    fields = {**{text: "negative_prompt" for text in negative_prompts}, **{text: "prompt" for text in prompts}}
     chunks_by_slot = [
-        {text: tokenize_prompt(slot.tokenizer, text, pipe) for text in dict.fromkeys([*prompts, *negative_prompts])}
+        {text: tokenize_prompt(slot.tokenizer, text, pipe, field) for text, field in fields.items()}
         for slot in slots
     ]
     chunk_count = max(len(chunks) for per_text in chunks_by_slot for chunks in per_text.values())
@@ -128,10 +139,11 @@ def chunk_length(tokenizer) -> int:
     return min(int(tokenizer.model_max_length), CHUNK_LENGTH + 2) - 2
 
 
-def tokenize_prompt(tokenizer, prompt: str, pipe=None) -> list[PromptChunk]:
+def tokenize_prompt(tokenizer, prompt: str, pipe=None, field: str = "prompt") -> list[PromptChunk]:
     """Cut `prompt` into 77-token chunks with per-token weights, following A1111.
 
     `pipe`, when given and able to, expands multi-vector textual inversion tokens first.
+    More than MAX_PROMPT_CHUNKS chunks is an InvalidRequest naming `field`.
     """
     fragments = parse_prompt_attention(prompt)
     texts = [text for text, _ in fragments]
@@ -148,6 +160,10 @@ def tokenize_prompt(tokenizer, prompt: str, pipe=None) -> list[PromptChunk]:
 
     def close_chunk() -> None:
         nonlocal tokens, weights, last_comma
+        if len(chunks) == MAX_PROMPT_CHUNKS:
+            raise InvalidRequest(field, f"is longer than {MAX_PROMPT_CHUNKS} chunks of {length} tokens "
+                                        f"({MAX_PROMPT_CHUNKS * length} tokens, counting each BREAK as a chunk's end): "
+                                        "shorten it")
         chunks.append(_wrap_chunk(tokenizer, tokens, weights))
         tokens, weights, last_comma = [], [], -1
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from modules.errors import InvalidRequest
+from modules.user_values import shown
 
 
 @dataclass(frozen=True)
@@ -58,11 +59,13 @@ def sampler_names() -> list[str]:
 
 
 def find_sampler(name: str, schedule_type: str | None = None) -> Sampler:
+    if name is not None and not isinstance(name, str):
+        raise InvalidRequest("sampler", f"must be a sampler name, got {shown(name)}")
     key = (name or "").strip().lower()
-    if schedule_type and schedule_type.strip().lower() in SCHEDULE_TYPES:
+    if isinstance(schedule_type, str) and schedule_type.strip().lower() in SCHEDULE_TYPES:
         with_schedule = key + SCHEDULE_TYPES[schedule_type.strip().lower()].lower()
         if with_schedule in _BY_NAME:
             return _BY_NAME[with_schedule]
     if key in _BY_NAME:
         return _BY_NAME[key]
-    raise InvalidRequest("sampler", f"unknown sampler {name!r}; choose one of: {', '.join(sampler_names())}")
+    raise InvalidRequest("sampler", f"unknown sampler {shown(name)}; choose one of: {', '.join(sampler_names())}")

@@ -5,11 +5,15 @@ import math
 from dataclasses import dataclass, fields
 
 from modules.errors import InvalidRequest
+from modules.user_values import shown
 from modules.generation.samplers import find_sampler
 
 MAX_SIDE = 2048
 MAX_PIXELS = 2048 * 2048
 MAX_SEED = 2**32 - 1
+# Long A1111 prompts run to a few thousand characters; 20 000 is several times that (about 5000 CLIP
+# tokens) and still parses in milliseconds. Encoding is bounded separately, by MAX_PROMPT_CHUNKS.
+MAX_PROMPT_CHARS = 20_000
 
 
 @dataclass
@@ -57,6 +61,13 @@ def _text(value, field: str) -> str:
         raise InvalidRequest(field, "must be text")
     if "\x00" in value:
         raise InvalidRequest(field, "contains a NUL character")
+    if len(value) > MAX_PROMPT_CHARS:
+        raise InvalidRequest(field, f"is {len(value)} characters long, over the limit of {MAX_PROMPT_CHARS}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:  # a lone surrogate such as "\ud800": not text any tokenizer or PNG can hold
+        raise InvalidRequest(field, f"contains an invalid character at position {e.start} "
+                                    "(an unpaired surrogate)") from None
     return value
 
 
@@ -65,27 +76,27 @@ def _integer(value, field: str, low: int, high: int) -> int:
         raise InvalidRequest(field, "must be a whole number")
     if isinstance(value, float):
         if not math.isfinite(value) or value != int(value):
-            raise InvalidRequest(field, f"must be a whole number, got {value}")
+            raise InvalidRequest(field, f"must be a whole number, got {shown(value)}")
         value = int(value)
     if isinstance(value, str):
         try:
             value = int(value.strip())
         except ValueError:
-            raise InvalidRequest(field, f"must be a whole number, got {value!r}") from None
+            raise InvalidRequest(field, f"must be a whole number, got {shown(value)}") from None
     if not isinstance(value, int):
         raise InvalidRequest(field, "must be a whole number")
     if not low <= value <= high:
-        raise InvalidRequest(field, f"must be between {low} and {high}, got {value}")
+        raise InvalidRequest(field, f"must be between {low} and {high}, got {shown(value)}")
     return value
 
 
 def _number(value, field: str, low: float, high: float) -> float:
     try:
         number = float(value)
-    except (TypeError, ValueError):
-        raise InvalidRequest(field, f"must be a number, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int too large for a float
+        raise InvalidRequest(field, f"must be a number, got {shown(value)}") from None
     if isinstance(value, bool) or not math.isfinite(number):
-        raise InvalidRequest(field, f"must be a finite number, got {value!r}")
+        raise InvalidRequest(field, f"must be a finite number, got {shown(value)}")
     if not low <= number <= high:
         raise InvalidRequest(field, f"must be between {low:g} and {high:g}, got {number:g}")
     return number

@@ -61,6 +61,8 @@ def real_path(path: Path) -> Path:
         return path.resolve()
     except (OSError, RuntimeError):  # RuntimeError: Python < 3.13's "Symlink loop"
         return path.absolute()
+    except ValueError:  # a NUL in a name a user typed: no file has it, and nothing else can be its path
+        return path
 
 
 def _identity(folder: Path) -> tuple[int, int] | None:

@@ -62,6 +62,25 @@ class CheckpointInfo:
         family = self.architecture.family if self.architecture else "sd1"
         return {"sdxl": 1024, "sdxl_refiner": 1024, "sd2": 768}.get(family, 512)
 
+    @property
+    def text_encoder_layers(self) -> int:
+        """How many layers the shallowest text encoder has: the highest clip skip this checkpoint can use."""
+        folder = self.path if self.layout == "diffusers" else self.sidecar_config
+        if folder is not None:
+            counts = []
+            for name in ("text_encoder", "text_encoder_2"):
+                try:
+                    config = json.loads((folder / name / "config.json").read_text(encoding="utf8"))
+                    counts.append(int(config["num_hidden_layers"]))
+                except (OSError, ValueError, KeyError, TypeError):
+                    continue
+            if counts and min(counts) > 0:
+                return min(counts)
+        # Single files: CLIP ViT-L has 12 layers (SD 1.x, SDXL's first encoder); SD 2.x's OpenCLIP as
+        # diffusers converts it, 23; the SDXL refiner's only encoder is OpenCLIP bigG, 32.
+        family = self.architecture.family if self.architecture else "sd1"
+        return {"sd2": 23, "sdxl_refiner": 32}.get(family, 12)
+
 
 @dataclass
 class Registry:

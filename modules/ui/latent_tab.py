@@ -24,6 +24,7 @@ from modules.generation.latent_request import (
     MAP_FACTORS, METHODS, LatentDecodeRequest, LatentEncodeRequest, LatentInterpolateRequest, LatentMapRequest,
     LatentTraverseRequest, RandomLatentRequest, SdVaeDirectionsRequest, SdVaeEdit, SdVaeEncodeRequest, parse_latent)
 from modules.generation.latent_media import mp4_available
+from modules.job_limits import check_image
 from modules.public_paths import shown
 from modules.ui.common import error_html, info_html, owner_of
 from modules.ui.components import Slider
@@ -594,6 +595,7 @@ class SdVaePanel:
         n = sd_ops.MAX_CHANNELS
         try:
             request = SdVaeEncodeRequest(vae_source, image, size).validated()
+            check_image(request.size, request.size, self.models.backend.limits, "size")  # --max-pixels
             with self.models.sd_vae(request.vae) as vae:
                 current = sd_ops.encode(request, vae)
                 decoded = sd_ops.decode(current, SdVaeEdit().validated(len(current.latent), 0), vae)

@@ -4,9 +4,10 @@ from __future__ import annotations
 import html
 
 import gradio as gr
-from PIL import Image
 
+from modules.errors import InvalidRequest
 from modules.generation.infotext import parse_infotext
+from modules.image_limits import UNREADABLE, open_image
 from modules.images import read_parameters
 from modules.ui.common import error_html
 from modules.ui.txt2img_tab import Txt2ImgTab
@@ -17,12 +18,14 @@ def read_image_info(path: str | None) -> tuple[str, str, dict]:
     if not path:
         return "", "", {}
     try:
-        with Image.open(path) as image:
+        with open_image(path, "image") as image:  # the pixel count is checked before anything is decoded
             image.load()
             parameters = read_parameters(image) or ""
             chunks = {k: v for k, v in image.info.items() if isinstance(v, str)}
-    except OSError as e:
-        return "", error_html(f"image: cannot read this file as an image ({e})"), {}
+    except InvalidRequest as e:
+        return "", error_html(str(e)), {}
+    except UNREADABLE as e:
+        return "", error_html(f"image: cannot read this file as an image ({type(e).__name__})"), {}
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td><pre>{html.escape(v)}</pre></td></tr>" for k, v in chunks.items())
     table = f'<table class="zoo-pnginfo">{rows}</table>' if rows else "<p>No text chunks in this image.</p>"
     return parameters, table, parse_infotext(parameters) if parameters else {}

@@ -20,12 +20,14 @@ from modules.extensions import Script, ScriptOutput
 from modules.extensions.processing import JobPart
 from modules.generation.infotext import quote
 from modules.generation.txt2img import Txt2ImgResult, resolve_seed
+from modules.job_limits import check_grid
 
 from ..xyz_axes import GAN_AXES, NOTHING, TXT2IMG_AXES, Axis, AxisContext, axis_values, find_axis
 from ..xyz_grid import draw_grid, side_by_side
 
 TITLE = "X/Y/Z plot"
 AXIS_NAMES = ("X", "Y", "Z")
+GRID_FIELD = "X/Y/Z plot"  # the field a refusal of the whole grid names
 GAN_CELL_SIDE = 128  # GAN cells are drawn at least this large (the built-in GAN makes 32 px images)
 
 
@@ -37,6 +39,11 @@ def plan(axes: list[Axis], request, backend, types_and_values: list) -> list[tup
         values = axis_values(axis, text, AxisContext(request, backend, f"{name} values"))
         planned.append((axis, values, str(text or "")))
     return planned
+
+
+def cell_count(planned) -> int:
+    (_, xs, _), (_, ys, _), (_, zs, _) = planned
+    return len(xs) * len(ys) * len(zs)
 
 
 def cell_requests(request, planned) -> dict[tuple[int, int, int], object]:
@@ -111,7 +118,15 @@ class XYZPlot(Script):
         # One seed for the whole plot unless an axis sets it: cells differ only by what the axes change.
         request = replace(p.request, seed=resolve_seed(p.request.seed))
         planned = plan(TXT2IMG_AXES, request, p.backend, [(x_type, x_values), (y_type, y_values), (z_type, z_values)])
+        limits = getattr(p.backend, "limits", None)
+        if limits is not None:  # counted before a single cell's request is made
+            count = cell_count(planned)
+            check_grid(count * request.batch_count * request.batch_size, request.width * request.height, count,
+                       limits, GRID_FIELD)
         cells = cell_requests(request, planned)
+        if hasattr(p.backend, "check_limits"):  # an axis may set steps: every cell is checked before the first runs
+            for cell in cells.values():
+                p.backend.check_limits(cell)
         p.extra_generation_params.update(infotext_params(planned))
         checkpoint_axis = next((n for n, (axis, _, _) in enumerate(planned) if axis.label == "Checkpoint"), None)
         # With a checkpoint axis, all cells of one checkpoint run together: each is loaded once.
@@ -165,6 +180,10 @@ class XYZPlotGan(Script):
         request = replace(p.request, seeds=seeds[:1], save_images=False, class_name=_one_class(p.request.class_name),
                           position=None, latents=None)
         planned = plan(GAN_AXES, request, p.backend, [(x_type, x_values), (y_type, y_values), (z_type, z_values)])
+        limits = getattr(p.backend, "limits", None)
+        if limits is not None:
+            count = cell_count(planned)
+            check_grid(count, GAN_CELL_SIDE * GAN_CELL_SIDE, count, limits, GRID_FIELD)
         cells = cell_requests(request, planned)
         results = {}
         for key in sorted(cells, key=lambda k: (k[2], k[1], k[0])):
