@@ -59,7 +59,8 @@ def files(tmp_path_factory) -> dict[str, str]:
         "--vae-dir": str(root / "vae-dir"), "--ckpt": str(root / "picked" / "picked-by-ckpt.safetensors"),
         "--gradio-auth-path": str(root / "auth.txt"), "--tls-keyfile": str(key), "--tls-certfile": str(cert),
         "--gradio-auth": f"{USER}:{PASSWORD}", "--api-auth": f"{USER}:{PASSWORD}", "--server-name": "127.0.0.1",
-        "--device-id": "0", "settings": str(root / "config.json"), "scratch": str(root),
+        "--device-id": "0", "--max-pixels": str(256 * 256), "--max-batch": "2", "--max-steps": "20",
+        "settings": str(root / "config.json"), "scratch": str(root),
     }
 
 
