@@ -107,7 +107,7 @@ def test_png_info_refuses_a_decompression_bomb_from_its_header(client):
 
     body = {"image": "data:image/png;base64," + base64.b64encode(bomb_png(13000, 13000)).decode()}
     response = client.post("/sdapi/v1/png-info", json=body)
-    assert_error(response, 422, "image", "13000×13000 = 169000000 pixels, over the limit")
+    assert_error(response, 422, "image", "over the limit of 33554432 pixels")  # with or without its size
 
 
 def test_an_error_quoting_a_surrogate_is_still_json(client):

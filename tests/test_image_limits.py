@@ -25,7 +25,7 @@ def test_png_info_tab_refuses_a_bomb(bomb):
 
     parameters, table, parsed = read_image_info(str(bomb))
     assert parameters == "" and parsed == {}
-    assert "image: the image is 13000×13000 = 169000000 pixels" in table and str(MAX_IMAGE_PIXELS) in table
+    assert "image: the image is" in table and f"over the limit of {MAX_IMAGE_PIXELS} pixels" in table
 
 
 def test_png_info_tab_still_reads_a_normal_png(tmp_path):
@@ -69,7 +69,7 @@ def test_api_base64_image_refuses_a_bomb():
 
     with pytest.raises(InvalidRequest) as error:
         decode_image(base64.b64encode(bomb_png(13000, 13000)).decode(), "image")
-    assert error.value.field == "image" and "169000000 pixels" in str(error.value)
+    assert error.value.field == "image" and f"over the limit of {MAX_IMAGE_PIXELS} pixels" in str(error.value)
 
 
 def test_installed_limit_makes_pillow_refuse_bombs_everywhere():

@@ -38,9 +38,9 @@ def test_the_parser_never_raises_and_weights_are_finite(prompt):
 def test_the_parser_is_linear(unit):
     # 20 000 repeats of any piece of syntax: the old parser was quadratic in the bracket depth.
     prompt = unit * (20_000 // len(unit) + 1)
-    started = time.process_time()
+    started = time.thread_time()
     parse_prompt_attention(prompt)
-    assert time.process_time() - started < 1.0
+    assert time.thread_time() - started < 1.0
 
 
 FIELDS = [f for f in Txt2ImgRequest.__dataclass_fields__ if f != "save_images"]
