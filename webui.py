@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None, block: bool = True):
         ram_budget=int(args.ram_budget * GB) if args.ram_budget else None,
         vram_budget=int(args.vram_budget * GB) if args.vram_budget else None,
         queue_limit=args.queue_limit,
+        queue_per_user=args.queue_per_user,
     ))
     if args.ckpt:
         backend.use_ckpt_flag(args.ckpt)

@@ -59,6 +59,7 @@ class BackendConfig:
     ram_budget: int | None = None  # bytes; None: a default from total RAM
     vram_budget: int | None = None
     queue_limit: int | None = 64  # jobs that may wait for the device; one more is told "busy" (QueueFull)
+    queue_per_user: int | None = 4  # of which one user's (job.owner); one more is told so (UserQueueFull)
 
 
 class Backend:
@@ -68,7 +69,7 @@ class Backend:
         self.registry = Registry(checkpoint_dirs, HashCache(config.cache_dir / "hashes.json"))
         self.manager = PipelineManager(self.registry, config.devices, offline=config.offline,
                                        ram_budget=config.ram_budget, vram_budget=config.vram_budget,
-                                       queue_limit=config.queue_limit)
+                                       queue_limit=config.queue_limit, queue_per_user=config.queue_per_user)
         self.jobs = JobRegistry()
         self.zoo_registry = ZooRegistry(config.models_dir, self.registry.hash_cache)
         self.registry.scan()
@@ -201,7 +202,8 @@ class Backend:
         return result
 
     def _txt2img_on_device(self, request: Txt2ImgRequest, job: Job, hooks: GenerationHooks) -> Txt2ImgResult:
-        with self.manager.use(request.checkpoint, cancelled=lambda: job.interrupt_requested) as model:
+        with self.manager.use(request.checkpoint, cancelled=lambda: job.interrupt_requested, owner=job.owner,
+                              key=job.id) as model:
             return txt2img(request, model, job, self.config.outdir, hooks)
 
     # GAN Sampler: the zoo GANs of models/GAN are small, kept loaded by the manager and run

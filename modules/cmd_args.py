@@ -35,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument("--queue-limit", type=int, default=64, metavar="N",
                      help="most jobs that may wait for the device; one more gets a 'busy' answer, HTTP 503 "
                           "from the API (default 64)")
+    net.add_argument("--queue-per-user", type=int, default=4, metavar="N",
+                     help="most jobs one user (login name, or client address without logins) may have waiting for "
+                          "the device; one more is refused, HTTP 429 from the API. Users take turns on the device "
+                          "(default 4)")
 
     dev = parser.add_argument_group("device")
     dev.add_argument("--device", choices=["auto", "cuda", "mps", "cpu"], default="auto", help="where models run")
@@ -71,6 +75,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--max-upload-mb must be a positive number of MB")
     if args.queue_limit < 0:
         parser.error("--queue-limit must be 0 or more")
+    if args.queue_per_user < 0:
+        parser.error("--queue-per-user must be 0 or more")
     for flag in ("ram_budget", "vram_budget"):
         value = getattr(args, flag)
         if value is not None and not value > 0:

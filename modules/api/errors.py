@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from modules.errors import BadModelFile, InvalidRequest, ModelNotFound, UserError
-from modules.models.fifo_lock import QueueFull
+from modules.models.fifo_lock import QueueFull, UserQueueFull
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,10 @@ def user_error_response(error: UserError, field: str | None = None) -> JSONRespo
         return error_response(404, field, str(error))
     if isinstance(error, BadModelFile):
         return error_response(422, field, str(error))
+    if isinstance(error, UserQueueFull):  # this user's share of the queue is full: too many requests
+        response = error_response(429, None, str(error), waiting=error.waiting, limit=error.limit)
+        response.headers["Retry-After"] = "1"
+        return response
     if isinstance(error, QueueFull):  # busy, not broken: the client may retry
         response = error_response(503, None, str(error), waiting=error.waiting, limit=error.limit)
         response.headers["Retry-After"] = "1"
@@ -92,7 +96,7 @@ class ApiRoute(APIRoute):
 def _reason(status_code: int) -> str:
     return {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 409: "Conflict",
             413: "Payload Too Large", 422: "Unprocessable Entity", 500: "Internal Server Error",
-            503: "Service Unavailable"}.get(status_code, "Error")
+            429: "Too Many Requests", 503: "Service Unavailable"}.get(status_code, "Error")
 
 
 def api_route_class(logins) -> type[ApiRoute]:

@@ -31,7 +31,6 @@ from modules.generation.samplers import SAMPLERS, SCHEDULE_TYPES, find_sampler
 from modules.generation.txt2img_request import Txt2ImgRequest
 from modules.images import read_parameters
 from modules.jobs import Job
-from modules.models.fifo_lock import QueueFull
 from modules.models.vae_files import VaeFiles
 from modules.settings import Settings, default_settings_file
 from modules.version import APP_NAME, VERSION
@@ -85,10 +84,10 @@ class Api:
         @r.post("/txt2img", response_model=models.Txt2ImgApiResponse)
         async def txt2img(body: models.Txt2ImgApiRequest, http: Request, user: str | None = user):
             """Generate images. `override_settings.sd_model_checkpoint` picks the checkpoint for this job only.
-            503 (busy) when --queue-limit jobs wait for the device already."""
-            lock = self.backend.manager.device_lock
-            if lock.full:  # busy: answered at once, without taking a worker thread
-                raise QueueFull(lock.waiting, lock.limit)
+            503 (busy) when --queue-limit jobs wait for the device already, 429 when --queue-per-user of them
+            are yours."""
+            # Busy: answered at once, without taking a worker thread. The owner is the job's (see _new_job).
+            self.backend.manager.device_lock.refuse_if_full(user)
             # In worker threads: finding a checkpoint may rescan the folders, and the job takes minutes.
             request = await anyio.to_thread.run_sync(self._txt2img_request, body, limiter=self._job_threads)
             job = self._new_job("txt2img", body.task_id or body.force_task_id, user)
