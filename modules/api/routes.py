@@ -335,14 +335,14 @@ class Api:
 
 @asynccontextmanager
 async def interrupt_on_disconnect(request: Request, job: Job):
-    """A client that goes away (closed connection, timeout) interrupts its job: the job leaves the queue
-    or stops at its next step, and the device goes to the next job."""
+    """A client that goes away (closed connection, timeout) cancels its job: the job leaves the queue or
+    stops inside its current step, decoding nothing more, and the device goes to the next job."""
     async def watch():
         while not await request.is_disconnected():
             await anyio.sleep(DISCONNECT_POLL_SECONDS)
         if job.active:
-            log.info("client gone: interrupting task %s", job.id)
-            job.interrupt()
+            log.info("client gone: cancelling task %s", job.id)
+            job.cancel()
 
     failed: Exception | None = None
     async with anyio.create_task_group() as tasks:

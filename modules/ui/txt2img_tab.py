@@ -106,17 +106,21 @@ class Txt2ImgTab:
         try:
             yield from self._progress_until_done(job, worker)
         finally:
-            # Gradio closes this generator when the user cancels or the browser goes away: the job
-            # leaves the queue or stops at its next step, so the device goes to the next job.
+            # Gradio closes this generator when the user cancels or the browser goes away (reloaded or
+            # closed tab: its event stream ends, and the next yield, within a second, is the last): the job
+            # leaves the queue or stops inside its current step, so the device goes to the next job.
             if job.active:
-                job.interrupt()
+                job.cancel()
         if "error" in outcome:
             error = outcome["error"]
             message = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
             yield gr.skip(), "", error_html(message), "", gr.skip()
             return
         result = outcome["result"]
-        note = info_html("Interrupted: kept the images finished so far.") if job.state == "interrupted" else ""
+        note = ""
+        if job.state == "interrupted":
+            note = info_html("Interrupted: kept the images finished so far." if result.images else
+                             "Interrupted before the first step ended: no image.")
         if result.save_errors:
             note += error_html("; ".join(result.save_errors))
         captions = [(image, f"Seed {seed}") for image, seed in zip(result.images, result.seeds)]
