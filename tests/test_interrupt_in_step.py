@@ -5,41 +5,15 @@ step ended gives no image and saves nothing; later, the images of the latents sa
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
 from modules.generation.infotext import parse_infotext
 from modules.generation.stop_points import stop_points
+from tests.slow_blocks import SlowBlocks
 from tests.waiting import wait_for
 
 BLOCK_SECONDS = 0.3  # each UNet block (down, mid, up) is made this slow: one step is several seconds
-
-
-class SlowBlocks:
-    """Makes every top-level block of a module slow, counting the calls begun; restores them on exit."""
-
-    def __init__(self, model, seconds: float, on_call=None):
-        self.blocks = [*getattr(model, "down_blocks", ()), model.mid_block, *model.up_blocks]
-        self.seconds, self.on_call, self.calls = seconds, on_call, 0
-        self.patch = pytest.MonkeyPatch()
-
-    def __enter__(self):
-        for block in self.blocks:
-            self.patch.setattr(block, "forward", self._slow(block.forward))
-        return self
-
-    def __exit__(self, *exc):
-        self.patch.undo()
-
-    def _slow(self, forward):
-        def slow(*args, **kwargs):
-            self.calls += 1
-            if self.on_call is not None:
-                self.on_call(self.calls)
-            time.sleep(self.seconds)
-            return forward(*args, **kwargs)
-        return slow
 
 
 def files_in(folder):
