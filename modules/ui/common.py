@@ -33,7 +33,9 @@ def progress_html(job: Job, queue_position: int = 0) -> str:
         if job.batch_count > 1:
             text += f" · batch {job.batch_index + 1}/{job.batch_count}"
         eta = job.eta_seconds
-        if eta is not None:
+        if job.interrupt_requested:  # the images sampled so far are still decoded: a second press drops them
+            text += " · stopping (press Interrupt again to drop the images not decoded yet)"
+        elif eta is not None:
             text += f" · ETA {eta:.0f} s"
     return (f'<div class="zoo-progress" data-progress="{percent}"><div class="zoo-progress-bar" '
             f'style="width:{percent}%"></div><span>{html.escape(text)}</span></div>')
