@@ -55,8 +55,11 @@ def main() -> None:
                                     devices=device_config("cpu"), offline=True))
     model = backend.manager.load(args.model)
     checks: list[float] = []  # when each check ran: a pre-hook of our own beside the job's
-    handles = [m.register_forward_pre_hook(lambda *_: checks.append(time.perf_counter()))
-               for m in stop_points(model.pipe.unet)]
+    names: list[str] = []  # before which module
+    points = set(stop_points(model.pipe.unet))
+    handles = [m.register_forward_pre_hook(lambda *_, name=name: (checks.append(time.perf_counter()),
+                                                                   names.append(name)))
+               for name, m in model.pipe.unet.named_modules() if m in points]
     request = Txt2ImgRequest(prompt="a red circle on a white background", steps=args.steps, width=args.size,
                              height=args.size, batch_size=args.batch, seed=1, sampler="Euler a",
                              checkpoint=args.model, save_images=False)
@@ -82,10 +85,12 @@ def main() -> None:
     for handle in handles:
         handle.remove()
     gaps = [b - a for a, b in zip(checks, checks[1:])] + [finished - checks[-1]]
+    longest = sorted(zip(gaps, names), reverse=True)[:3]  # (seconds, the module that ran after the check)
     print(json.dumps({
         "model": args.model, "size": args.size, "batch": args.batch, "steps": args.steps,
         "threads": torch.get_num_threads(), "first_step_seconds": step_seconds, "pressed_after_s": round(pressed - checks[0], 2),
         "interrupt_seconds": round(finished - pressed, 2), "longest_check_gap_s": round(max(gaps), 2),
+        "longest_gaps": [[round(g, 2), name] for g, name in longest],
         "checks": checks_before, "steps_done": steps_before, "state": job.state,
         "images": len(answer["result"].images),
         "rss_gb_before": round(rss_before / 2**30, 2),

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 import pytest
 
 from modules.generation.infotext import parse_infotext
 from modules.generation.stop_points import stop_points
+from modules.jobs import Interrupted
 from tests.slow_blocks import SlowBlocks
 from tests.waiting import wait_for
 
@@ -117,3 +119,57 @@ def test_the_hooks_go_even_when_the_job_fails(backend, small_request, tiny):
         backend.txt2img(small_request(save_images=False), job)
     assert job.state == "failed" and hook_count(tiny.pipe.unet) == 0
     assert len(backend.txt2img(small_request(save_images=False)).images) == 1  # the model still works
+
+
+@pytest.mark.parametrize("kind", ["unet", "vae"])
+def test_a_long_self_attention_is_sliced_with_a_check_between_slices_and_the_same_numbers(monkeypatch, kind):
+    """One self-attention over a 2048² image is minutes on a CPU: its queries go a slice at a time."""
+    import torch
+    from diffusers.models.attention_processor import Attention
+
+    from modules.generation import stop_points as points
+
+    torch.manual_seed(0)
+    if kind == "unet":  # a transformer block's attn1: (batch, positions, channels)
+        attn, x = Attention(query_dim=32, heads=2, dim_head=16), torch.randn(2, 1024, 32)
+    else:  # the VAE's mid-block attention: (batch, channels, h, w), group norm and a residual connection
+        attn = Attention(query_dim=32, heads=1, dim_head=32, norm_num_groups=8, residual_connection=True, bias=True,
+                         upcast_softmax=True, _from_deprecated_attn_block=True)
+        x = torch.randn(1, 32, 32, 32)
+    monkeypatch.setattr(points, "SLICE_SCORES", 1024 * 64)  # 16 slices of 64 queries
+    checks = []
+    with torch.inference_mode():
+        whole = attn(x)
+        sliced = points.SlicedSelfAttention(attn.processor, lambda: checks.append(1))(attn, x)
+    assert len(checks) == 16
+    assert torch.allclose(whole, sliced, atol=1e-5), (whole - sliced).abs().max()
+
+    def stop_at_third():
+        if len(checks) == 18:
+            raise Interrupted()
+        checks.append(1)
+
+    with pytest.raises(Interrupted), torch.inference_mode():
+        points.SlicedSelfAttention(attn.processor, stop_at_third)(attn, x)
+
+
+def test_a_job_with_sliced_attention_makes_the_same_image_and_puts_the_processors_back(backend, small_request, tiny,
+                                                                                       monkeypatch):
+    from modules.generation import stop_points as points
+
+    request = small_request(width=256, height=256, steps=2, save_images=False)
+    plain = backend.txt2img(request).images[0]
+    monkeypatch.setattr(points, "SLICE_SCORES", 1024 * 64)  # 32×32 latents: every self-attention is sliced
+    slices = []
+
+    class CountingSlices(points.SlicedSelfAttention):
+        def __init__(self, original, check):
+            super().__init__(original, lambda: (slices.append(1), check()))
+
+    monkeypatch.setattr(points, "SlicedSelfAttention", CountingSlices)
+    processors = {name: type(m.processor) for name, m in tiny.pipe.unet.named_modules() if hasattr(m, "processor")}
+    sliced = backend.txt2img(request).images[0]
+    assert len(slices) >= 2 * 16  # two steps, at least one sliced self-attention each
+    diff = np.abs(np.asarray(plain, dtype=np.int16) - np.asarray(sliced, dtype=np.int16)).max()
+    assert diff <= 1, diff
+    assert {name: type(m.processor) for name, m in tiny.pipe.unet.named_modules() if hasattr(m, "processor")} == processors
