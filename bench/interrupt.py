@@ -54,17 +54,30 @@ def main() -> None:
     backend = Backend(BackendConfig(models_dir=args.models_dir, outdir=work / "outputs", cache_dir=work / "cache",
                                     devices=device_config("cpu"), offline=True))
     model = backend.manager.load(args.model)
-    checks: list[float] = []  # when each check ran: a pre-hook of our own beside the job's
-    names: list[str] = []  # before which module
+    modules: list[tuple[float, str]] = []  # (when, name) of each UNet stop point reached
     points = set(stop_points(model.pipe.unet))
-    handles = [m.register_forward_pre_hook(lambda *_, name=name: (checks.append(time.perf_counter()),
-                                                                   names.append(name)))
-               for name, m in model.pipe.unet.named_modules() if m in points]
+
+    def record(name: str):
+        def hook(*_) -> None:  # runs just before the job's own check on the same module
+            modules.append((time.perf_counter(), name))
+        return hook
+
+    handles = [m.register_forward_pre_hook(record(name)) for name, m in model.pipe.unet.named_modules() if m in points]
     request = Txt2ImgRequest(prompt="a red circle on a white background", steps=args.steps, width=args.size,
                              height=args.size, batch_size=args.batch, seed=1, sampler="Euler a",
                              checkpoint=args.model, save_images=False)
     rss_before = psutil.Process().memory_info().rss
     job = backend.new_job("txt2img", owner="bench")
+    checks: list[tuple[float, str]] = []  # every check the job made: before a module, or between attention slices
+    job_check = job.check
+
+    def check() -> None:
+        now = time.perf_counter()
+        last = modules[-1] if modules else (0.0, "")
+        checks.append((now, last[1] if now - last[0] < 0.001 else f"{last[1]} (a slice)"))
+        job_check()
+
+    job.check = check
     answer: dict = {}
     worker = threading.Thread(target=lambda: answer.update(result=backend.txt2img(request, job)))
     worker.start()
@@ -74,23 +87,27 @@ def main() -> None:
     if args.whole_step:
         while job.step < 1 and worker.is_alive():
             time.sleep(0.01)
-        step_seconds = round(time.perf_counter() - checks[0], 2)
+        step_seconds = round(time.perf_counter() - checks[0][0], 2)
         print(f"first step: {step_seconds} s, {len(checks)} checks", file=sys.stderr, flush=True)
     else:
-        time.sleep(max(args.after - (time.perf_counter() - checks[0]), 0))
+        time.sleep(max(args.after - (time.perf_counter() - checks[0][0]), 0))
     pressed, checks_before, steps_before = time.perf_counter(), len(checks), job.step
     job.cancel() if args.whole_step else job.interrupt()  # cancel: no decode of the one-step image
     worker.join()
     finished = time.perf_counter()
     for handle in handles:
         handle.remove()
-    gaps = [b - a for a, b in zip(checks, checks[1:])] + [finished - checks[-1]]
-    longest = sorted(zip(gaps, names), reverse=True)[:3]  # (seconds, the module that ran after the check)
+    times = [t for t, _ in checks] + [finished]
+    gaps = [(b - a, name) for (a, name), b in zip(checks, times[1:])]  # (seconds, what ran after the check)
+    longest = sorted(gaps, reverse=True)[:3]
+    slices = [g for g, name in gaps if name.endswith("(a slice)")]
     print(json.dumps({
         "model": args.model, "size": args.size, "batch": args.batch, "steps": args.steps,
-        "threads": torch.get_num_threads(), "first_step_seconds": step_seconds, "pressed_after_s": round(pressed - checks[0], 2),
-        "interrupt_seconds": round(finished - pressed, 2), "longest_check_gap_s": round(max(gaps), 2),
+        "threads": torch.get_num_threads(), "first_step_seconds": step_seconds, "pressed_after_s": round(pressed - checks[0][0], 2),
+        "interrupt_seconds": round(finished - pressed, 2), "longest_check_gap_s": round(longest[0][0], 2),
         "longest_gaps": [[round(g, 2), name] for g, name in longest],
+        "attention_slices": len(slices), "attention_slice_median_s": round(sorted(slices)[len(slices) // 2], 3)
+        if slices else None,
         "checks": checks_before, "steps_done": steps_before, "state": job.state,
         "images": len(answer["result"].images),
         "rss_gb_before": round(rss_before / 2**30, 2),

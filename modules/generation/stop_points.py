@@ -39,10 +39,13 @@ def stop_points(model: nn.Module) -> list[nn.Module]:
 def checked(model: nn.Module | None, check: Callable[[], None]) -> Iterator[None]:
     """`check()` (which raises to stop) runs before each of the model's stop points while inside, and between
     the slices of a long self-attention."""
+    def hook(_module, _args) -> None:  # returns None: a value would replace the module's arguments
+        check()
+
     handles, processors = [], []
     try:
         for module in stop_points(model) if model is not None else ():
-            handles.append(module.register_forward_pre_hook(lambda _module, _args: check()))
+            handles.append(module.register_forward_pre_hook(hook))
             if isinstance(module, Attention) and type(module.processor) is AttnProcessor2_0:
                 processors.append((module, module.processor))
                 module.processor = SlicedSelfAttention(module.processor, check)
