@@ -134,3 +134,13 @@ def test_the_api_refuses_a_users_job_beyond_queue_per_user_with_429(app_with_use
     first.join(120)
     other.join(120)
     assert answers["alice-1"].status_code == 200 and answers["bob-1"].status_code == 200
+
+
+def test_queue_per_user_defaults_to_4_and_refuses_a_negative_number(capsys):
+    from modules import cmd_args
+
+    assert cmd_args.parse_args([]).queue_per_user == 4
+    assert cmd_args.parse_args(["--queue-per-user", "20"]).queue_per_user == 20
+    with pytest.raises(SystemExit):
+        cmd_args.parse_args(["--queue-per-user", "-1"])
+    assert "--queue-per-user must be 0 or more" in capsys.readouterr().err
