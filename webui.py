@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None, block: bool = True):
         vram_budget=int(args.vram_budget * GB) if args.vram_budget else None,
         queue_limit=args.queue_limit,
         limits=limits_for(device.device.type, args.max_pixels, args.max_batch, args.max_steps),
+        queue_per_user=args.queue_per_user,
     ))
     if args.ckpt:
         from modules.errors import UserError

@@ -75,6 +75,7 @@ class BackendConfig:
     vram_budget: int | None = None
     queue_limit: int | None = 64  # jobs that may wait for the device; one more is told "busy" (QueueFull)
     limits: JobLimits | None = None  # --max-pixels/--max-batch/--max-steps; None: the device's defaults
+    queue_per_user: int | None = 4  # of which one user's (job.owner); one more is told so (UserQueueFull)
 
 
 class Backend:
@@ -85,7 +86,7 @@ class Backend:
         self.registry = Registry(checkpoint_dirs, HashCache(config.cache_dir / "hashes.json"))
         self.manager = PipelineManager(self.registry, config.devices, offline=config.offline,
                                        ram_budget=config.ram_budget, vram_budget=config.vram_budget,
-                                       queue_limit=config.queue_limit)
+                                       queue_limit=config.queue_limit, queue_per_user=config.queue_per_user)
         self.jobs = JobRegistry()
         self.zoo_registry = ZooRegistry(config.models_dir, self.registry.hash_cache)
         self.registry.scan()
@@ -220,8 +221,10 @@ class Backend:
         """Where a job's files go: outputs/<user>/ for a logged-in user's job, else outputs/ (modules/owners.py)."""
         return owners.output_root(self.config.outdir, job.owner)
 
-    def new_job(self, kind: str, owner: str | None = None, job_id: str | None = None) -> Job:
-        return self.jobs.create(kind, owner, job_id)
+    def new_job(self, kind: str, owner: str | None = None, job_id: str | None = None,
+                queue_user: str | None = None) -> Job:
+        """`queue_user`: who waits in the device's line for it (modules/owners.queue_user); default: the owner."""
+        return self.jobs.create(kind, owner, job_id, queue_user)
 
     def txt2img(self, request: Txt2ImgRequest, job: Job | None = None,
                 scripts: ScriptCall | None = None) -> Txt2ImgResult:
@@ -246,7 +249,8 @@ class Backend:
         return result
 
     def _txt2img_on_device(self, request: Txt2ImgRequest, job: Job, hooks: GenerationHooks) -> Txt2ImgResult:
-        with self.manager.use(request.checkpoint, cancelled=lambda: job.interrupt_requested) as model:
+        with self.manager.use(request.checkpoint, cancelled=lambda: job.interrupt_requested,
+                              owner=job.queue_user or job.owner, key=job.id) as model:
             return txt2img(request, model, job, self.outdir_for(job), hooks)
 
     # GAN Sampler: the zoo GANs of models/GAN are small, kept loaded by the manager and run

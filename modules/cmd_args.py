@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="logged-in users who may install, enable and disable extensions and change the "
                           "server-wide options (POST /sdapi/v1/options); without logins, whoever uses the app on "
                           "loopback may")
+    net.add_argument("--queue-per-user", type=int, default=4, metavar="N",
+                     help="most jobs one user (login name, or client address without logins) may have waiting for "
+                          "the device; one more is refused, HTTP 429 from the API. Users take turns on the device "
+                          "(default 4)")
 
     dev = parser.add_argument_group("device")
     dev.add_argument("--device", choices=["auto", "cuda", "mps", "cpu"], default="auto", help="where models run")
@@ -102,6 +106,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         value = getattr(args, flag)
         if value is not None and not low <= value <= high:
             parser.error(f"--{flag.replace('_', '-')} must be between {low} and {high}")
+    if args.queue_per_user < 0:
+        parser.error("--queue-per-user must be 0 or more")
     for flag in ("ram_budget", "vram_budget"):
         value = getattr(args, flag)
         if value is not None and not value > 0:

@@ -16,7 +16,7 @@ from PIL import Image
 
 
 class Interrupted(Exception):
-    """The user pressed Interrupt: stop the whole job, keep what is done."""
+    """The user pressed Interrupt (or left): stop the whole job, keep what is done."""
 
 
 class Skipped(Exception):
@@ -30,6 +30,7 @@ _order = itertools.count()
 class Job:
     kind: str
     owner: str | None = None
+    queue_user: str | None = None  # who waits in the device's line for it (login or address); None: the owner
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     state: str = "queued"  # queued, running, done, failed, interrupted
     created_at: float = field(default_factory=time.time)
@@ -43,6 +44,8 @@ class Job:
     preview_version: int = 0  # bumps on every new preview, so pollers can tell it changed
     error: str | None = None
     interrupt_requested: bool = False
+    interrupts: int = 0  # Interrupt presses: a second one also stops decoding the images of the first
+    client_gone: bool = False  # the client that started the job left: stop at once, nobody awaits its images
     skip_requested: bool = False
     order: int = field(default_factory=lambda: next(_order))
 
@@ -62,15 +65,28 @@ class Job:
         self.preview_version += 1
 
     def check(self) -> None:
-        """Called between sampling steps: raise if the user asked to stop."""
+        """Called between sampling steps and inside them (before each UNet block): raise if the user asked to stop."""
         if self.interrupt_requested:
             raise Interrupted()
         if self.skip_requested:
             self.skip_requested = False
             raise Skipped()
 
+    def check_decoding(self, interrupts_before: int) -> None:
+        """Called while decoding latents to images (between images, before each VAE block): raise if Interrupt
+        was pressed since `interrupts_before` or the client left. The press that stopped the sampling does not
+        count: its images are decoded from the latents sampled so far, as A1111 does."""
+        if self.client_gone or self.interrupts > interrupts_before:
+            raise Interrupted()
+
     def interrupt(self) -> None:
         self.interrupt_requested = True
+        self.interrupts += 1
+
+    def cancel(self) -> None:
+        """The client went away (closed tab, dropped connection): stop now, decoding nothing more."""
+        self.client_gone = True
+        self.interrupt()
 
     def skip(self) -> None:
         if self.state in ("queued", "running"):
@@ -124,9 +140,10 @@ class JobRegistry:
         self._lock = threading.Lock()
         self._keep = keep
 
-    def create(self, kind: str, owner: str | None = None, job_id: str | None = None) -> Job:
+    def create(self, kind: str, owner: str | None = None, job_id: str | None = None,
+               queue_user: str | None = None) -> Job:
         """A new job; raises TaskIdInUse when `owner` has a job with `job_id` already."""
-        job = Job(kind=kind, owner=owner)
+        job = Job(kind=kind, owner=owner, queue_user=queue_user)
         if job_id:
             job.id = job_id
         with self._lock:

@@ -34,6 +34,17 @@ def nobody_else() -> str:
     return UI_SESSION + "once-" + uuid.uuid4().hex
 
 
+def queue_user(owner: str | None, address: str | None = None) -> str:
+    """Who waits in the device's line (--queue-per-user, turns): a logged-in user by name; anyone anonymous
+    by the address they connect from, so one client cannot take more turns by opening more sessions.
+    An anonymous API caller's owner already holds its address."""
+    if owner and owner.startswith(USER):
+        return owner
+    if address is None and owner and owner.startswith(API_ANON):
+        address = owner[len(API_ANON):]
+    return "address:" + (address or "unknown")
+
+
 def user_name(owner: str | None) -> str | None:
     """The login name of a user's owner id; None for anonymous owners."""
     return owner[len(USER):] if owner and owner.startswith(USER) else None

@@ -164,3 +164,29 @@ def test_a_queued_client_that_goes_away_leaves_the_queue_without_running(app):
     assert answers["holder"].status_code == 200
     assert json.loads(answers["holder"].json()["info"])["task_state"] == "interrupted"
     next_job_runs(app)
+
+
+LONG_BLOCK_SECONDS = 1.0  # each UNet block: one step of the tiny model takes 5 s, as a 2048² step would take minutes
+
+
+@pytest.mark.parametrize("client", ["ui", "api"])
+def test_a_client_that_leaves_during_a_long_step_stops_its_job_inside_that_step(app, client):
+    """The step never ends in time on its own: the job must stop inside it, before the next UNet block."""
+    from tests.slow_blocks import SlowBlocks
+
+    unet = app.backend.manager.load("tiny-sd15").pipe.unet
+    known = known_jobs(app)
+    with SlowBlocks(unet, LONG_BLOCK_SECONDS) as slow:
+        per_step = len(slow.blocks)
+        if client == "ui":
+            stream = open_event_stream(app, "txt2img", ui_args(LONG_STEPS))
+            wait_for(lambda: slow.calls >= 1, what="the first block of the UI job")
+            stream.close()
+        else:  # gives up after 1.5 s: the first step is still running then
+            with pytest.raises(requests.exceptions.ReadTimeout):
+                requests.post(app.url + "/sdapi/v1/txt2img", json=LONG, timeout=(10, 1.5))
+        job = next(j for j in app.backend.jobs._jobs.values() if j.id not in known)
+        wait_for(lambda: not job.active, timeout=30, what="the job to stop")
+    assert job.state == "interrupted" and app.steps_run.get(job.id, 0) == 0
+    assert slow.calls < per_step, slow.calls  # stopped inside the first step, not at its end
+    next_job_runs(app)

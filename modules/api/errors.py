@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 
 from modules.errors import (BadModelFile, InvalidRequest, ModelNotFound, UserError, internal_error_message,
                             report_internal_error)
-from modules.models.fifo_lock import QueueFull
+from modules.models.fifo_lock import QueueFull, UserQueueFull
 from modules.public_paths import scrub
 
 
@@ -43,6 +43,10 @@ def user_error_response(error: UserError, field: str | None = None) -> JSONRespo
         return error_response(404, field, str(error))
     if isinstance(error, BadModelFile):
         return error_response(422, field, str(error))
+    if isinstance(error, UserQueueFull):  # this user's share of the queue is full: too many requests
+        response = error_response(429, None, str(error), waiting=error.waiting, limit=error.limit)
+        response.headers["Retry-After"] = "1"
+        return response
     if isinstance(error, QueueFull):  # busy, not broken: the client may retry
         response = error_response(503, None, str(error), waiting=error.waiting, limit=error.limit)
         response.headers["Retry-After"] = "1"
@@ -106,7 +110,7 @@ def _printable(text: str | None) -> str | None:
 def _reason(status_code: int) -> str:
     return {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 409: "Conflict",
             413: "Payload Too Large", 422: "Unprocessable Entity", 500: "Internal Server Error",
-            503: "Service Unavailable"}.get(status_code, "Error")
+            429: "Too Many Requests", 503: "Service Unavailable"}.get(status_code, "Error")
 
 
 def api_route_class(logins) -> type[ApiRoute]:

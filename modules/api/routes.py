@@ -101,10 +101,10 @@ class Api:
         @r.post("/txt2img", response_model=models.Txt2ImgApiResponse)
         async def txt2img(body: models.Txt2ImgApiRequest, http: Request, owner: str = owner):
             """Generate images. `override_settings.sd_model_checkpoint` picks the checkpoint for this job only.
-            503 (busy) when --queue-limit jobs wait for the device already."""
-            lock = self.backend.manager.device_lock
-            if lock.full:  # busy: answered at once, without taking a worker thread
-                raise QueueFull(lock.waiting, lock.limit)
+            503 (busy) when --queue-limit jobs wait for the device already, 429 when --queue-per-user of them
+            are yours."""
+            # Busy: answered at once, without taking a worker thread. The owner is the job's (see _new_job).
+            self.backend.manager.device_lock.refuse_if_full(owners.queue_user(owner))
             # In worker threads: finding a checkpoint may rescan the folders, and the job takes minutes.
             request = await anyio.to_thread.run_sync(self._txt2img_request, body, owner, limiter=self._job_threads)
             job = self._new_job("txt2img", body.task_id or body.force_task_id, owner)
@@ -302,7 +302,7 @@ class Api:
 
     def _new_job(self, kind: str, task_id: str | None, owner: str) -> Job:
         try:  # ids are per owner: another owner's id is free to use, and never confirmed to exist
-            return self.backend.new_job(kind, owner, job_id=task_id)
+            return self.backend.new_job(kind, owner, job_id=task_id, queue_user=owners.queue_user(owner))
         except TaskIdInUse:
             raise ApiError(409, "task_id", f"{task_id!r} is already in use: pick a new id for each task") from None
 
@@ -371,14 +371,14 @@ class Api:
 
 @asynccontextmanager
 async def interrupt_on_disconnect(request: Request, job: Job):
-    """A client that goes away (closed connection, timeout) interrupts its job: the job leaves the queue
-    or stops at its next step, and the device goes to the next job."""
+    """A client that goes away (closed connection, timeout) cancels its job: the job leaves the queue or
+    stops inside its current step, decoding nothing more, and the device goes to the next job."""
     async def watch():
         while not await request.is_disconnected():
             await anyio.sleep(DISCONNECT_POLL_SECONDS)
         if job.active:
-            log.info("client gone: interrupting task %s", job.id)
-            job.interrupt()
+            log.info("client gone: cancelling task %s", job.id)
+            job.cancel()
 
     failed: Exception | None = None
     async with anyio.create_task_group() as tasks:

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from modules import images as image_files
-from modules.generation import preview
+from modules.generation import preview, stop_points
 from modules.generation.infotext import format_infotext
 from modules.generation.prompt_embeds import encode_prompts
 from modules.generation.samplers import find_sampler
@@ -99,40 +99,59 @@ def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, outdir: 
         job.begin_batch(batch)
         seeds = [(first_seed + batch * request.batch_size + i) % (MAX_SEED + 1) for i in range(request.batch_size)]
         hooks.process_batch(request, batch, [request.prompt] * len(seeds), seeds)
+        stopped, steps_done = False, request.steps
         try:
             latents = _sample(request, model, seeds, job)
-        except Interrupted as stop:
-            latents = stop.args[0] if stop.args else None
-            if latents is not None:
-                _collect(result, request, model, seeds, latents, outdir, hooks)
-            break
-        except Skipped as stop:
-            latents = stop.args[0] if stop.args else None
+        except (Interrupted, Skipped) as stop:
+            # Before the first step ended there is nothing but noise: no image. Later, A1111's way: the
+            # images of the latents sampled so far.
+            latents, steps_done = stop.args if len(stop.args) == 2 else (None, 0)
+            stopped = isinstance(stop, Interrupted)
         if latents is not None:
-            _collect(result, request, model, seeds, latents, outdir, hooks)
+            try:
+                _collect(result, request, model, seeds, latents, outdir, hooks, job, steps_done)
+            except Interrupted:  # pressed (again) while decoding, or the client left: keep the images decoded
+                stopped = True
+        if stopped:
+            break
     return result
 
 
 def _collect(result: Txt2ImgResult, request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int],
-             latents: torch.Tensor, outdir: Path | None, hooks: GenerationHooks = NO_HOOKS) -> None:
+             latents: torch.Tensor, outdir: Path | None, hooks: GenerationHooks = NO_HOOKS, job: Job | None = None,
+             steps_done: int | None = None) -> None:
+    """Decode, post-process and save the batch's images one by one: an Interrupt pressed meanwhile (or a
+    client that leaves) stops before the next image, or inside the VAE, keeping the images done so far."""
     if not torch.isfinite(latents).all():
         raise GenerationFailed("the sampler produced NaN values; try another sampler, fewer steps, "
                                "or --precision fp32")
-    decoded = decode_without_nans(model.pipe.vae, latents)
     folder = image_files.output_folder(outdir, "txt2img") if outdir is not None else None
-    for index, (image, seed) in enumerate(zip(preview.to_pil(decoded), seeds)):
-        image = hooks.postprocess_image(request, image, seed, index)
-        text = infotext(request, seed, model, hooks.extra_infotext())
-        if request.save_images and folder is not None:
-            try:
-                result.paths.append(image_files.save_image(image, folder, seed, text))
-                hooks.image_saved(image, result.paths[-1], text)
-            except OSError as e:  # a full disk loses the file, never the image: the user still gets it
-                result.save_errors.append(f"could not save seed {seed} to {shown(folder)}: {e.strerror or e}")
-        image.info["parameters"] = text
-        result.images.append(image)
-        result.infotexts.append(text)
-        result.seeds.append(seed)
+    extra = dict(hooks.extra_infotext())
+    if steps_done is not None and steps_done < request.steps:
+        extra["Stopped at step"] = steps_done  # "Steps" stays what was asked, so pasting it back still works
+    interrupts = job.interrupts if job is not None else 0
+
+    def check() -> None:
+        if job is not None:
+            job.check_decoding(interrupts)
+
+    vae = model.pipe.vae
+    with stop_points.checked(getattr(vae, "decoder", None), check):
+        for index, (latent, seed) in enumerate(zip(latents, seeds)):
+            check()
+            image = preview.to_pil(decode_without_nans(vae, latent[None]))[0]
+            image = hooks.postprocess_image(request, image, seed, index)
+            text = infotext(request, seed, model, extra)
+            if request.save_images and folder is not None:
+                try:
+                    result.paths.append(image_files.save_image(image, folder, seed, text))
+                    hooks.image_saved(image, result.paths[-1], text)
+                except OSError as e:  # a full disk loses the file, never the image: the user still gets it
+                    result.save_errors.append(f"could not save seed {seed} to {shown(folder)}: {e.strerror or e}")
+            image.info["parameters"] = text
+            result.images.append(image)
+            result.infotexts.append(text)
+            result.seeds.append(seed)
 
 
 def decode_without_nans(vae, latents: torch.Tensor) -> torch.Tensor:
@@ -163,14 +182,11 @@ def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], 
     noise = initial_noise(generators, shape).to(model.execution_device, model.devices.dtype)
     embeds = encode_prompts(pipe, [request.prompt] * len(seeds), [request.negative_prompt] * len(seeds),
                             clip_skip=request.clip_skip)
-    latest: dict[str, torch.Tensor] = {}
+    latest: dict = {"latents": None, "steps": 0}
 
     def on_step_end(pipeline, step: int, timestep, callback_kwargs: dict) -> dict:
-        latest["latents"] = callback_kwargs["latents"]
-        try:
-            job.report_step(step + 1)
-        except (Interrupted, Skipped) as stop:
-            raise type(stop)(latest["latents"]) from None
+        latest["latents"], latest["steps"] = callback_kwargs["latents"], step + 1
+        job.report_step(step + 1)
         if (step + 1) % PREVIEW_EVERY_STEPS == 0 and step + 1 < request.steps:
             image = preview.preview_image(pipe.vae, latest["latents"], model.info.architecture.is_sdxl)
             if image is not None:
@@ -178,16 +194,20 @@ def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], 
         return callback_kwargs
 
     job.check()
-    with torch.inference_mode():
-        output = pipe(
-            **embeds,
-            num_inference_steps=request.steps,
-            guidance_scale=request.cfg_scale,
-            width=request.width,
-            height=request.height,
-            latents=noise,
-            generator=generators,
-            output_type="latent",
-            callback_on_step_end=on_step_end,
-        )
+    try:
+        # Checked between steps (on_step_end) and inside each step, before every UNet block.
+        with torch.inference_mode(), stop_points.checked(pipe.unet, job.check):
+            output = pipe(
+                **embeds,
+                num_inference_steps=request.steps,
+                guidance_scale=request.cfg_scale,
+                width=request.width,
+                height=request.height,
+                latents=noise,
+                generator=generators,
+                output_type="latent",
+                callback_on_step_end=on_step_end,
+            )
+    except (Interrupted, Skipped) as stop:  # with what was sampled so far (None before the first step ended)
+        raise type(stop)(latest["latents"], latest["steps"]) from None
     return output.images

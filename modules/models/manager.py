@@ -17,7 +17,7 @@ from modules.errors import ModelNotFound
 from modules.jobs import Interrupted
 from modules.models import folder_walk, loader
 from modules.models.cache import CachedModel, ModelCache
-from modules.models.fifo_lock import FifoLock
+from modules.models.fifo_lock import FairLock
 from modules.models.hashing import tensors_sha256
 from modules.models.memory import default_ram_budget, default_vram_budget, pipeline_components
 from modules.models.registry import CheckpointInfo, Registry
@@ -31,11 +31,12 @@ MAX_ZOO_MODELS = 8
 
 class PipelineManager:
     def __init__(self, registry: Registry, devices: DeviceConfig, offline: bool = False,
-                 ram_budget: int | None = None, vram_budget: int | None = None, queue_limit: int | None = None):
+                 ram_budget: int | None = None, vram_budget: int | None = None, queue_limit: int | None = None,
+                 queue_per_user: int | None = None):
         self.registry = registry
         self.devices = devices
         self.offline = offline
-        self.device_lock = FifoLock(queue_limit)
+        self.device_lock = FairLock(queue_limit, queue_per_user)  # users served in turn
         self.jobs_on_device = 0  # jobs inside use() now: never more than one, as the lock promises
         self.peak_jobs_on_device = 0
         self._on_device_lock = threading.Lock()
@@ -68,11 +69,13 @@ class PipelineManager:
         return usable[0]
 
     @contextmanager
-    def use(self, checkpoint: str | None, cancelled: Callable[[], bool] | None = None) -> Iterator[LoadedCheckpoint]:
-        """Hold the device with `checkpoint` on it for the duration of one job. Raises Interrupted when
-        `cancelled()` turns true while waiting, and QueueFull when too many jobs wait already."""
+    def use(self, checkpoint: str | None, cancelled: Callable[[], bool] | None = None, owner: str | None = None,
+            key: str | None = None) -> Iterator[LoadedCheckpoint]:
+        """Hold the device with `checkpoint` on it for the duration of one job of `owner`'s (the user; `key`
+        names the job in the queue). Raises Interrupted when `cancelled()` turns true while waiting, and
+        QueueFull when too many jobs wait already (UserQueueFull: too many of this owner's)."""
         info = self.resolve(checkpoint)
-        if not self.device_lock.acquire(cancelled):
+        if not self.device_lock.acquire(cancelled, owner, key):
             raise Interrupted()
         try:
             model = self._cached_or_loaded(info)

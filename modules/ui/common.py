@@ -32,6 +32,13 @@ def owner_of(request: gr.Request | None) -> str:
     return owners.ui_session(session) if session else owners.nobody_else()
 
 
+def queue_user_of(request: gr.Request | None) -> str:
+    """Who waits in the device's line for this click's job: the logged-in user, else the client's address
+    (every browser session of one address shares its --queue-per-user share and its turns)."""
+    client = getattr(request, "client", None) if request is not None else None
+    return owners.queue_user(owner_of(request) if login_name(request) else None, getattr(client, "host", None))
+
+
 def error_html(message: str) -> str:
     return f'<div class="zoo-error" role="alert">⚠ {html.escape(scrub(message))}</div>'
 
@@ -50,7 +57,9 @@ def progress_html(job: Job, queue_position: int = 0) -> str:
         if job.batch_count > 1:
             text += f" · batch {job.batch_index + 1}/{job.batch_count}"
         eta = job.eta_seconds
-        if eta is not None:
+        if job.interrupt_requested:  # the images sampled so far are still decoded: a second press drops them
+            text += " · stopping (press Interrupt again to drop the images not decoded yet)"
+        elif eta is not None:
             text += f" · ETA {eta:.0f} s"
     return (f'<div class="zoo-progress" data-progress="{percent}"><div class="zoo-progress-bar" '
             f'style="width:{percent}%"></div><span>{html.escape(text)}</span></div>')

@@ -17,7 +17,7 @@ from modules.generation.gan_video import mp4_available
 from modules.generation.seeds import (MAX_SEED, PLANE_WIDTH, format_seeds, nearest_plane_seed, parse_seeds,
                                       plane_point, shift_seeds)
 from modules.public_paths import scrub, shown
-from modules.ui.common import error_html, info_html, owner_of
+from modules.ui.common import error_html, info_html, owner_of, queue_user_of
 from modules.ui.components import Slider
 
 PAD_CELL_PX = 48  # one seed step of the plane pad
@@ -267,7 +267,7 @@ class GanTab:
     # ---------------------------------------------------------------- sampling
     def sample(self, model, seeds, psi, class_name, cutoff, mix_seed, mix_from, request: gr.Request = None):
         """Sample a grid: (gallery, message, infotext, states)."""
-        job = self.backend.new_job("gan", owner_of(request))
+        job = self.backend.new_job("gan", owner_of(request), queue_user=queue_user_of(request))
         try:
             result = self.backend.gan_sample(self._request(model, psi, class_name, cutoff, mix_seed, mix_from,
                                                            seeds=seeds), job)
@@ -331,7 +331,7 @@ class GanTab:
     def video(self, model, seeds, psi, class_name, frames, fps, loop, video_format, size, space,
               request: gr.Request = None):
         """Render an interpolation video: (gif path, mp4 path, message, infotext)."""
-        job = self.backend.new_job("gan-video", owner_of(request))
+        job = self.backend.new_job("gan-video", owner_of(request), queue_user=queue_user_of(request))
         try:
             result = self.backend.gan_video(GanVideoRequest(
                 model=model or None, seeds=seeds, truncation_psi=psi,
@@ -362,7 +362,8 @@ class GanTab:
             states = read_states(path)
             title, note = self._model_for(states[0], current_model)
             gan_request = request_from_states(states, title)
-            result = self.backend.gan_sample(gan_request, self.backend.new_job("gan", owner_of(request)))
+            job = self.backend.new_job("gan", owner_of(request), queue_user=queue_user_of(request))
+            result = self.backend.gan_sample(gan_request, job)
         except Exception as e:  # noqa: BLE001
             return *keep, gr.skip(), _message(e), "", gr.skip()
         r = result.request

@@ -12,7 +12,7 @@ import gradio as gr
 
 from modules.errors import shown_message
 from modules.extensions import Extensions, Script, ScriptCall
-from modules.ui.common import error_html, owner_of
+from modules.ui.common import error_html, owner_of, queue_user_of
 
 NONE = "None"
 
@@ -132,7 +132,7 @@ def gan_script_area(backend, gan) -> None:
     def run_script(model, seeds, psi, class_name, cutoff, mix_seed, mix_from, request=None, scripts=None):
         if not scripts.script_name:
             return gr.skip(), error_html("Script: pick a script first"), gr.skip()
-        job = backend.new_job("gan", owner_of(request))
+        job = backend.new_job("gan", owner_of(request), queue_user=queue_user_of(request))
         try:
             gan_request = gan._request(model, psi, class_name, cutoff, mix_seed, mix_from, seeds=seeds)
             result = backend.gan_sample(gan_request, job, scripts=scripts)

@@ -11,7 +11,7 @@ from modules.errors import shown_message
 from modules.generation.samplers import sampler_names
 from modules.generation.txt2img_request import Txt2ImgRequest
 from modules.ui.components import Slider
-from modules.ui.common import error_html, info_html, owner_of, progress_html
+from modules.ui.common import error_html, info_html, owner_of, queue_user_of, progress_html
 from modules.ui.script_controls import ScriptControls
 
 POLL_SECONDS = 0.25
@@ -88,7 +88,7 @@ class Txt2ImgTab:
 
     def _run(self, checkpoint, prompt, negative_prompt, sampler, steps, cfg_scale, width, height, seed,
              batch_count, batch_size, request: gr.Request, scripts=None):
-        job = self.backend.new_job("txt2img", owner_of(request))
+        job = self.backend.new_job("txt2img", owner_of(request), queue_user=queue_user_of(request))
         txt2img_request = Txt2ImgRequest(
             prompt=prompt, negative_prompt=negative_prompt, sampler=sampler, steps=steps, cfg_scale=cfg_scale,
             width=width, height=height, seed=-1 if seed is None else seed, batch_count=batch_count,
@@ -106,17 +106,21 @@ class Txt2ImgTab:
         try:
             yield from self._progress_until_done(job, worker)
         finally:
-            # Gradio closes this generator when the user cancels or the browser goes away: the job
-            # leaves the queue or stops at its next step, so the device goes to the next job.
+            # Gradio closes this generator when the user cancels or the browser goes away (reloaded or
+            # closed tab: its event stream ends, and the next yield, within a second, is the last): the job
+            # leaves the queue or stops inside its current step, so the device goes to the next job.
             if job.active:
-                job.interrupt()
+                job.cancel()
         if "error" in outcome:
             error = outcome["error"]
             message = shown_message(error, "txt2img")
             yield gr.skip(), "", error_html(message), "", gr.skip()
             return
         result = outcome["result"]
-        note = info_html("Interrupted: kept the images finished so far.") if job.state == "interrupted" else ""
+        note = ""
+        if job.state == "interrupted":
+            note = info_html("Interrupted: kept the images finished so far." if result.images else
+                             "Interrupted before the first step ended: no image.")
         if result.save_errors:
             note += error_html("; ".join(result.save_errors))
         captions = [(image, f"Seed {seed}") for image, seed in zip(result.images, result.seeds)]
@@ -129,7 +133,7 @@ class Txt2ImgTab:
         while worker.is_alive():
             worker.join(POLL_SECONDS)
             if worker.is_alive():
-                ahead = self.backend.manager.device_lock.waiting if job.state == "queued" else 0
+                ahead = self.backend.manager.device_lock.ahead_of(job.id) if job.state == "queued" else 0
                 state = (job.preview_version, round(job.progress * 100), ahead)
                 if state != shown:
                     shown, last_yield = state, time.monotonic()

@@ -1,0 +1,101 @@
+"""Interrupt inside a step: a check before every sub-block of the UNet (and of the VAE decoder).
+
+One sampling step is one UNet call; at 2048² on a CPU that call alone takes minutes, so a check between
+steps is not enough. Forward pre-hooks on the blocks (down, mid, up) and on every module inside one that has
+modules of its own (resnets, attention and transformer blocks, up/downsamplers) raise the job's Interrupted
+between two of them. One self-attention over a large image is itself minutes (65536 positions at 2048²), so
+there the queries are taken a slice at a time, with a check between slices (the same numbers: each query's
+row is independent of the others).
+
+The pipeline is shared, cached state: hooks and attention processors are changed for one job, while it holds
+the device lock (so no other job runs these modules meanwhile), and always put back after, even on error."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from diffusers.models.attention_processor import Attention, AttnProcessor2_0
+from torch import nn
+
+# Scores per slice of a self-attention (queries × keys); above it the queries are sliced. 4096² (a 512² image
+# for SD 1.x) is not sliced, so the usual sizes run exactly as before.
+SLICE_SCORES = 4096 * 4096
+
+
+def stop_points(model: nn.Module) -> list[nn.Module]:
+    """The modules of a UNet or VAE decoder before which a check costs nothing next to their work."""
+    roots = [*getattr(model, "down_blocks", ()), getattr(model, "mid_block", None), *getattr(model, "up_blocks", ())]
+    found = []
+    for root in roots:
+        if root is not None:
+            found += [m for m in root.modules() if next(m.children(), None) is not None
+                      and not isinstance(m, (nn.ModuleList, nn.ModuleDict))]
+    return found
+
+
+@contextmanager
+def checked(model: nn.Module | None, check: Callable[[], None]) -> Iterator[None]:
+    """`check()` (which raises to stop) runs before each of the model's stop points while inside, and between
+    the slices of a long self-attention."""
+    def hook(_module, _args) -> None:  # returns None: a value would replace the module's arguments
+        check()
+
+    handles, processors = [], []
+    try:
+        for module in stop_points(model) if model is not None else ():
+            handles.append(module.register_forward_pre_hook(hook))
+            if isinstance(module, Attention) and type(module.processor) is AttnProcessor2_0:
+                processors.append((module, module.processor))
+                module.processor = SlicedSelfAttention(module.processor, check)
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        for module, processor in processors:
+            module.processor = processor
+
+
+class SlicedSelfAttention:
+    """diffusers' AttnProcessor2_0, with a long self-attention computed a slice of queries at a time and
+    `check()` between slices. Anything else (cross-attention, masks, short sequences) goes to the original."""
+
+    def __init__(self, original: AttnProcessor2_0, check: Callable[[], None]):
+        self.original, self.check = original, check
+
+    def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states=None, attention_mask=None,
+                 temb=None, *args, **kwargs) -> torch.Tensor:
+        positions = hidden_states.shape[1] if hidden_states.ndim == 3 else hidden_states[0, 0].numel()
+        if (encoder_hidden_states is not None or attention_mask is not None or attn.spatial_norm is not None
+                or args or kwargs or positions * positions <= SLICE_SCORES):
+            return self.original(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)
+        # What AttnProcessor2_0 does for a self-attention, but for the scaled_dot_product_attention call.
+        residual, input_ndim = hidden_states, hidden_states.ndim
+        if input_ndim == 4:
+            batch_size, channel, height, width = hidden_states.shape
+            hidden_states = hidden_states.view(batch_size, channel, height * width).transpose(1, 2)
+        batch_size = hidden_states.shape[0]
+        if attn.group_norm is not None:
+            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+        query, key, value = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
+        head_dim = key.shape[-1] // attn.heads
+        query, key, value = (t.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2) for t in (query, key, value))
+        if attn.norm_q is not None:
+            query = attn.norm_q(query)
+        if attn.norm_k is not None:
+            key = attn.norm_k(key)
+        size = max(SLICE_SCORES // positions, 64)
+        slices = []
+        for start in range(0, positions, size):
+            self.check()
+            slices.append(F.scaled_dot_product_attention(query[:, :, start:start + size], key, value,
+                                                         dropout_p=0.0, is_causal=False))
+        hidden_states = torch.cat(slices, dim=2)
+        hidden_states = hidden_states.transpose(1, 2).reshape(batch_size, -1, attn.heads * head_dim).to(query.dtype)
+        hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))
+        if input_ndim == 4:
+            hidden_states = hidden_states.transpose(-1, -2).reshape(batch_size, channel, height, width)
+        if attn.residual_connection:
+            hidden_states = hidden_states + residual
+        return hidden_states / attn.rescale_output_factor
