@@ -121,14 +121,14 @@ def test_the_api_refuses_a_users_job_beyond_queue_per_user_with_429(app_with_use
     try:
         first = threading.Thread(target=post, args=("alice", "alice-1"))
         first.start()
-        wait_for(lambda: lock.waiting_for("alice") == 1, what="alice's first job to queue")
+        wait_for(lambda: lock.waiting_for("user:alice") == 1, what="alice's first job to queue")
         post("alice", "alice-2")
         refused = answers["alice-2"]
         assert refused.status_code == 429, refused.text
         assert "--queue-per-user" in refused.json()["detail"] and refused.headers["Retry-After"]
         other = threading.Thread(target=post, args=("bob", "bob-1"))
         other.start()
-        wait_for(lambda: lock.waiting_for("bob") == 1, what="bob's job to queue: his share is his own")
+        wait_for(lambda: lock.waiting_for("user:bob") == 1, what="bob's job to queue: his share is his own")
     finally:
         lock.release()
     first.join(120)
@@ -144,3 +144,26 @@ def test_queue_per_user_defaults_to_4_and_refuses_a_negative_number(capsys):
     with pytest.raises(SystemExit):
         cmd_args.parse_args(["--queue-per-user", "-1"])
     assert "--queue-per-user must be 0 or more" in capsys.readouterr().err
+
+
+def test_anonymous_browsers_wait_in_line_by_address_and_logged_in_users_by_name():
+    """Without logins a user is their address: a second browser session (a new cookie) from one address
+    shares that address's --queue-per-user share and its turns; logged-in users are apart by name."""
+    from types import SimpleNamespace
+
+    from modules import owners
+    from modules.security.ui_session import COOKIE, new_cookie_value
+    from modules.ui.common import owner_of, queue_user_of
+
+    def browser(address: str, username: str | None = None):
+        raw = SimpleNamespace(cookies={COOKIE: new_cookie_value()})
+        return SimpleNamespace(username=username, request=raw, client=SimpleNamespace(host=address))
+
+    first, second, elsewhere = browser("10.0.0.5"), browser("10.0.0.5"), browser("10.0.0.6")
+    assert owner_of(first) != owner_of(second)  # two sessions: their jobs stay apart ...
+    assert queue_user_of(first) == queue_user_of(second) == "address:10.0.0.5"  # ... but wait as one user
+    assert queue_user_of(elsewhere) != queue_user_of(first)
+    alice, bob = browser("127.0.0.1", "alice"), browser("127.0.0.1", "bob")
+    assert queue_user_of(alice) == owners.user("alice") != queue_user_of(bob)
+    # an anonymous API caller at an address is the same user as the browsers there
+    assert owners.queue_user(owners.api_anonymous("10.0.0.5")) == queue_user_of(first)
