@@ -103,7 +103,8 @@ def main() -> None:
     slices = [g for g, name in gaps if name.endswith("(a slice)")]
     print(json.dumps({
         "model": args.model, "size": args.size, "batch": args.batch, "steps": args.steps,
-        "threads": torch.get_num_threads(), "first_step_seconds": step_seconds, "pressed_after_s": round(pressed - checks[0][0], 2),
+        "threads": torch.get_num_threads(), "first_step_seconds": step_seconds,
+        "pressed_after_s": round(pressed - checks[0][0], 2),
         "interrupt_seconds": round(finished - pressed, 2), "longest_check_gap_s": round(longest[0][0], 2),
         "longest_gaps": [[round(g, 2), name] for g, name in longest],
         "attention_slices": len(slices), "attention_slice_median_s": round(sorted(slices)[len(slices) // 2], 3)

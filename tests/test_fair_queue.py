@@ -48,6 +48,7 @@ def test_one_user_may_have_queue_per_user_jobs_waiting():
     with pytest.raises(UserQueueFull):
         lock.acquire(owner="A")
     lock.refuse_if_full("B")  # another user still has room
+    lock.refuse_if_full(None)  # and so has the server's own work (no owner): only --queue-limit bounds it
     for n in (1, 2):
         lock.release()
         wait_for(lambda n=n: len(done) == n, what=f"A's job {n} to get the device")

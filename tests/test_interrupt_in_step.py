@@ -167,9 +167,12 @@ def test_a_job_with_sliced_attention_makes_the_same_image_and_puts_the_processor
             super().__init__(original, lambda: (slices.append(1), check()))
 
     monkeypatch.setattr(points, "SlicedSelfAttention", CountingSlices)
-    processors = {name: type(m.processor) for name, m in tiny.pipe.unet.named_modules() if hasattr(m, "processor")}
+    def processors_now():
+        return {name: type(m.processor) for name, m in tiny.pipe.unet.named_modules() if hasattr(m, "processor")}
+
+    processors = processors_now()
     sliced = backend.txt2img(request).images[0]
     assert len(slices) >= 2 * 16  # two steps, at least one sliced self-attention each
     diff = np.abs(np.asarray(plain, dtype=np.int16) - np.asarray(sliced, dtype=np.int16)).max()
     assert diff <= 1, diff
-    assert {name: type(m.processor) for name, m in tiny.pipe.unet.named_modules() if hasattr(m, "processor")} == processors
+    assert processors_now() == processors

@@ -6,7 +6,9 @@ user with 60 queued jobs makes another user wait for at most one of them, not fo
 
 The queue is bounded twice: `limit` callers waiting in all (--queue-limit) and `per_owner` callers waiting
 per owner (--queue-per-user); one more gets QueueFull / UserQueueFull, a clear "busy" answer rather than a
-wait with no end. A waiter whose job was cancelled leaves the queue without taking the device."""
+wait with no end. Owner None is the server's own work (a checkpoint load, the Latent Explorer's VAE): it takes
+its turn like a user but only --queue-limit bounds it. A waiter whose job was cancelled leaves the queue
+without taking the device."""
 from __future__ import annotations
 
 import itertools
@@ -136,7 +138,7 @@ class FairLock:
         if self.limit is not None and self._count >= self.limit:
             raise QueueFull(self._count, self.limit)
         mine = len(self._queues.get(owner, ()))
-        if self.per_owner is not None and mine >= self.per_owner:
+        if self.per_owner is not None and owner is not None and mine >= self.per_owner:
             raise UserQueueFull(mine, self.per_owner)
 
     def _take(self, owner: Hashable) -> None:
