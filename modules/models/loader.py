@@ -7,6 +7,7 @@ import torch
 
 from modules.errors import BadModelFile
 from modules.models import config_classes, pickles
+from modules.models.building import BUILD_LOCK
 from modules.models.registry import CheckpointInfo
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,11 @@ def pipeline_class(info: CheckpointInfo):
 def load_pipeline(info: CheckpointInfo, dtype: torch.dtype, offline: bool, skeletons=None):
     """Load on the CPU in `dtype`; the manager decides where it runs. A single file with a sidecar
     config takes its modules from `skeletons` (a SkeletonPool) when one of its architecture waits there."""
+    with BUILD_LOCK:  # no other thread may build a module while this load's meta-device patches are on
+        return _load_pipeline(info, dtype, offline, skeletons)
+
+
+def _load_pipeline(info: CheckpointInfo, dtype: torch.dtype, offline: bool, skeletons=None):
     cls = pipeline_class(info)
     quiet_library_progress_bars()
     common: dict = dict(torch_dtype=dtype)

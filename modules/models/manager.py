@@ -22,6 +22,7 @@ from modules.models.hashing import tensors_sha256
 from modules.models.memory import default_ram_budget, default_vram_budget, pipeline_components
 from modules.models.registry import CheckpointInfo, Registry
 from modules.models.zoo_registry import ZooModelInfo
+from modules.models.building import BUILD_LOCK
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,9 @@ class PipelineManager:
                 from modules import zoo
 
                 load = zoo.load_latent_model if info.kind == "beta_vae" else zoo.load_gan
-                module = load(info.path).to(self.devices.device)
+                with BUILD_LOCK:  # not while another thread's load has meta-device patches on (building.py)
+                    module = load(info.path)
+                module = module.to(self.devices.device)
                 self._zoo_models[key] = module
                 while len(self._zoo_models) > MAX_ZOO_MODELS:
                     self._zoo_models.popitem(last=False)

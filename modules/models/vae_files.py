@@ -25,6 +25,7 @@ import torch
 
 from modules.errors import BadModelFile, ModelNotFound
 from modules.models import folder_walk
+from modules.models.building import BUILD_LOCK
 
 SUFFIXES = (".safetensors", ".pt", ".ckpt", ".bin")
 PREFIXES = ("first_stage_model.", "vae.", "model.")
@@ -120,7 +121,8 @@ def load_vae_file(path: str | Path, dtype: torch.dtype = torch.float32):
     if any(k.startswith("encoder.down.") for k in state):
         state = convert_ldm_vae_checkpoint(state, config)
     try:
-        vae = AutoencoderKL(**config)
+        with BUILD_LOCK:  # not while another thread's load has meta-device patches on (building.py)
+            vae = AutoencoderKL(**config)
         missing, unexpected = vae.load_state_dict(state, strict=False)
     except (TypeError, ValueError, RuntimeError) as e:
         raise BadModelFile(path, f"the weights do not fit the VAE architecture read from them ({str(e)[:200]})") from None
