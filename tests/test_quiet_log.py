@@ -80,3 +80,19 @@ def test_gradio_share_hint_in_our_words(capsys):
         print(quiet_log.GRADIO_SHARE_HINT)
     assert capsys.readouterr().out.splitlines() == ["* Running on local URL:  http://127.0.0.1:7860",
                                                     "* To create a public link, use --share."]
+
+
+def test_multi_vector_textual_inversion_still_expands():
+    """prompt_embeds skips diffusers' maybe_convert_prompt (it logs the false length warning) only where it would
+    change nothing: it still expands a multi-vector embedding's token."""
+    from diffusers.loaders import TextualInversionLoaderMixin
+
+    from modules.generation.prompt_embeds import tokenize_prompt
+    from modules.zoo.clip_tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(MODELS_DIR / "Stable-diffusion" / "zoo-shapes" / "tokenizer")
+    plain = [chunk.token_ids for chunk in tokenize_prompt(tokenizer, "red <emb> circle", TextualInversionLoaderMixin())]
+    tokenizer.add_tokens(["<emb>", "<emb>_1"])
+    ids = tokenizer.convert_tokens_to_ids(["<emb>", "<emb>_1"])
+    chunks = tokenize_prompt(tokenizer, "red <emb> circle", TextualInversionLoaderMixin())
+    assert len(chunks) == 1 and all(i in chunks[0].token_ids for i in ids) and [c.token_ids for c in chunks] != plain
