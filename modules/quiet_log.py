@@ -53,10 +53,11 @@ def install() -> None:
 
 
 class _LineFilter(io.TextIOBase):
-    """Hands whole lines on to `target`, with Gradio's share hint put in our words."""
+    """Hands whole lines on to `target`, Gradio's share hint replaced by `share_hint` (dropped when None)."""
 
-    def __init__(self, target):
+    def __init__(self, target, share_hint: str | None):
         self.target = target
+        self.share_hint = share_hint
         self.pending = ""
 
     def writable(self) -> bool:
@@ -66,7 +67,10 @@ class _LineFilter(io.TextIOBase):
         self.pending += text
         *lines, self.pending = self.pending.split("\n")
         for line in lines:
-            self.target.write((OUR_SHARE_HINT if line == GRADIO_SHARE_HINT else line) + "\n")
+            if line == GRADIO_SHARE_HINT:
+                line = self.share_hint
+            if line is not None:
+                self.target.write(line + "\n")
         return len(text)
 
     def flush(self) -> None:
@@ -77,10 +81,10 @@ class _LineFilter(io.TextIOBase):
 
 
 @contextlib.contextmanager
-def gradio_launch_output():
-    """While Gradio launches: its prints pass through _LineFilter (everything else printed then passes unchanged)."""
-    target = sys.stdout
-    line_filter = _LineFilter(target)
+def gradio_launch_output(share_requested: bool = False):
+    """While Gradio launches: its prints pass through _LineFilter (everything else printed then passes unchanged).
+    After a --share that could not be served (server.py has said why), the hint to use --share is dropped."""
+    line_filter = _LineFilter(sys.stdout, None if share_requested else OUR_SHARE_HINT)
     try:
         with contextlib.redirect_stdout(line_filter):
             yield

@@ -87,7 +87,7 @@ def launch(demo, app, args: argparse.Namespace, host: str, port: int, share: boo
 def _launch(demo, app, args: argparse.Namespace, host: str, port: int, share: bool, credentials):
     from modules.quiet_log import gradio_launch_output
 
-    with gradio_launch_output():  # Gradio's share hint names its own argument, not our --share
+    with gradio_launch_output(args.share):  # Gradio's share hint names its own argument, not our --share
         return _gradio_launch(demo, app, args, host, port, share, credentials)
 
 

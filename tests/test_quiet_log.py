@@ -80,6 +80,10 @@ def test_gradio_share_hint_in_our_words(capsys):
         print(quiet_log.GRADIO_SHARE_HINT)
     assert capsys.readouterr().out.splitlines() == ["* Running on local URL:  http://127.0.0.1:7860",
                                                     "* To create a public link, use --share."]
+    with quiet_log.gradio_launch_output(share_requested=True):  # --share given, but no tunnel: no hint to use it
+        print(quiet_log.GRADIO_SHARE_HINT)
+        print("partial", end="")
+    assert capsys.readouterr().out == "partial"
 
 
 def test_multi_vector_textual_inversion_still_expands():
