@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None, block: bool = True):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "httpcore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from modules import quiet_log
+    quiet_log.install()  # before diffusers and transformers are imported: some of their noise comes at import
 
     from modules import devices, image_limits, paths
     image_limits.install()  # Pillow refuses decompression bombs everywhere, Gradio's own image handling too

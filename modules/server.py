@@ -85,6 +85,13 @@ def launch(demo, app, args: argparse.Namespace, host: str, port: int, share: boo
 
 
 def _launch(demo, app, args: argparse.Namespace, host: str, port: int, share: bool, credentials):
+    from modules.quiet_log import gradio_launch_output
+
+    with gradio_launch_output(args.share):  # Gradio's share hint names its own argument, not our --share
+        return _gradio_launch(demo, app, args, host, port, share, credentials)
+
+
+def _gradio_launch(demo, app, args: argparse.Namespace, host: str, port: int, share: bool, credentials):
     return demo.launch(
         _app=app,  # private in Gradio 6 (pinned): the way to have our routes before the server starts
         server_name=host, server_port=port, share=share,

@@ -147,7 +147,9 @@ def tokenize_prompt(tokenizer, prompt: str, pipe=None, field: str = "prompt") ->
     """
     fragments = parse_prompt_attention(prompt)
     texts = [text for text, _ in fragments]
-    if isinstance(pipe, TextualInversionLoaderMixin):
+    if isinstance(pipe, TextualInversionLoaderMixin) and _has_multi_vector_tokens(tokenizer):
+        # Only then: maybe_convert_prompt calls tokenizer.tokenize, which logs a false "sequence length is longer
+        # than the specified maximum" for any long prompt (we chunk it), and changes nothing without such tokens.
         texts = [pipe.maybe_convert_prompt(text, tokenizer) for text in texts]
     ids_per_fragment = tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
     comma_id = tokenizer.get_vocab().get(",</w>")
@@ -190,6 +192,12 @@ def tokenize_prompt(tokenizer, prompt: str, pipe=None, field: str = "prompt") ->
     if tokens or not chunks:
         close_chunk()
     return chunks
+
+
+def _has_multi_vector_tokens(tokenizer) -> bool:
+    """Whether diffusers' maybe_convert_prompt could change a prompt: some added token `t` with a `t_1` beside it."""
+    added = getattr(tokenizer, "added_tokens_encoder", {})
+    return any(f"{token}_1" in added for token in added)
 
 
 def empty_chunk(tokenizer) -> PromptChunk:

@@ -79,7 +79,7 @@ class ColdLoad:
 def load_single_file(path: Path, config_dir: Path, dtype: torch.dtype, reader: str = "auto"):
     """The pipeline named by `config_dir/model_index.json` with the weights of the
     original-layout .safetensors `path`, in `dtype`, on the CPU. Its weights equal
-    `Pipeline.from_single_file(path, config=config_dir, local_files_only=True, torch_dtype=dtype)`'s.
+    `Pipeline.from_single_file(path, config=config_dir, local_files_only=True, dtype=dtype)`'s.
 
     `reader`: "parallel" (threaded preadv into preallocated buffers), "plain" (one
     sequential read per range), "mmap" (safetensors safe_open, copied into the same

@@ -45,7 +45,7 @@ def load_pipeline(info: CheckpointInfo, dtype: torch.dtype, offline: bool, skele
 def _load_pipeline(info: CheckpointInfo, dtype: torch.dtype, offline: bool, skeletons=None):
     cls = pipeline_class(info)
     quiet_library_progress_bars()
-    common: dict = dict(torch_dtype=dtype)
+    common: dict = dict(dtype=dtype)  # not torch_dtype: diffusers 0.42 warns that name is deprecated
     if not info.architecture.is_sdxl:
         # A1111 runs no safety checker; we do not load one either.
         common.update(safety_checker=None, requires_safety_checker=False)
