@@ -152,3 +152,17 @@ def test_interrupt_keeps_what_is_done_and_skip_moves_on(backend, small_request):
     result = backend.txt2img(small_request(seed=10, batch_count=2, save_images=False), job)
     # The skipped batch keeps its partly denoised image; the second batch runs in full.
     assert result.seeds == [10, 11] and job.state == "done"
+
+
+@pytest.mark.parametrize("sampler", ["DPM2 a Karras", "Heun"])
+def test_progress_counts_the_users_steps_with_second_order_samplers(backend, small_request, sampler, monkeypatch):
+    """DPM2 and Heun evaluate the model twice per step; the progress bar said 'step 25/20'."""
+    from modules.jobs import Job
+
+    reported: list[int] = []
+    report = Job.report_step
+    monkeypatch.setattr(Job, "report_step", lambda job, step: (reported.append(step), report(job, step))[1])
+    job = backend.new_job("txt2img")
+    backend.txt2img(small_request(sampler=sampler, steps=4, save_images=False), job)
+    assert reported and max(reported) == 4 and reported == sorted(reported)
+    assert job.steps == 4 and job.step == 4

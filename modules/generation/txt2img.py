@@ -1,6 +1,7 @@
 """txt2img: a pure function of a validated request, a loaded checkpoint and a job to report to."""
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,9 +186,13 @@ def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], 
     latest: dict = {"latents": None, "steps": 0}
 
     def on_step_end(pipeline, step: int, timestep, callback_kwargs: dict) -> dict:
-        latest["latents"], latest["steps"] = callback_kwargs["latents"], step + 1
-        job.report_step(step + 1)
-        if (step + 1) % PREVIEW_EVERY_STEPS == 0 and step + 1 < request.steps:
+        # Second-order samplers (DPM2, Heun) call back once per model evaluation, up to twice per step:
+        # progress and "Stopped at step" count the user's steps ("step 25/20" before).
+        calls = len(getattr(pipeline.scheduler, "timesteps", ())) or request.steps
+        done = min(request.steps, math.ceil((step + 1) * request.steps / calls))
+        latest["latents"], latest["steps"] = callback_kwargs["latents"], done
+        job.report_step(done)
+        if (step + 1) % PREVIEW_EVERY_STEPS == 0 and step + 1 < calls:
             image = preview.preview_image(pipe.vae, latest["latents"], model.info.architecture.is_sdxl)
             if image is not None:
                 job.set_preview(image)
