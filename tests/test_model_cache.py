@@ -167,9 +167,9 @@ def test_two_users_with_different_checkpoints_each_get_theirs(three_models, tmp_
 
 
 def test_jobs_take_the_device_in_arrival_order(three_models, tmp_path):
-    from modules.models.fifo_lock import FifoLock
+    from modules.models.fifo_lock import FairLock
 
-    lock, order = FifoLock(), []
+    lock, order = FairLock(), []
     lock.__enter__()
     threads = []
     for i in range(5):

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from modules.models.fifo_lock import FifoLock, QueueFull
+from modules.models.fifo_lock import FairLock, QueueFull
 
 
 def wait_until(predicate, timeout: float = 10) -> None:
@@ -18,7 +18,7 @@ def wait_until(predicate, timeout: float = 10) -> None:
 
 
 def test_one_more_than_the_limit_is_busy_and_a_cancelled_waiter_leaves_the_queue():
-    lock, cancelled, got = FifoLock(limit=2), threading.Event(), {}
+    lock, cancelled, got = FairLock(limit=2), threading.Event(), {}
     assert lock.acquire() and not lock.full  # a free device is taken at once, whatever the limit
 
     def wait(name, cancel=None):
@@ -46,7 +46,7 @@ def test_one_more_than_the_limit_is_busy_and_a_cancelled_waiter_leaves_the_queue
 
 
 def test_a_limit_of_zero_lets_no_job_wait():
-    lock = FifoLock(limit=0)
+    lock = FairLock(limit=0)
     with lock:
         assert lock.full
         with pytest.raises(QueueFull):

@@ -178,6 +178,3 @@ class FairLock:
             if not queue:
                 del self._queues[me.owner]
         self._cond.notify_all()
-
-
-FifoLock = FairLock  # its old name: with one owner (or none given) it is first come, first served

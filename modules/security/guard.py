@@ -33,6 +33,7 @@ from starlette.requests import Request, cookie_parser
 from modules.security.hosts import HostPolicy, changes_state
 from modules.security.login_form import BadLoginForm, read_login_form
 from modules.security.login_throttle import LoginThrottle
+from modules.security.request_body import read_body, replay
 
 # What the login page loads before anyone has logged in. Nothing here runs a job or shows a file of ours.
 PUBLIC_PATHS = frozenset({
@@ -211,20 +212,11 @@ class Guard:
             return receive
         if "chunked" not in headers.get("transfer-encoding", "").lower():
             return receive
-        messages, size = [], 0
-        while True:
-            message = await receive()
-            messages.append(message)
-            size += len(message.get("body", b""))
-            if size > limit:
-                await self._too_large(scope, send)
-                return None
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                break
-
-        async def replay():
-            return messages.pop(0) if messages else await receive()
-        return replay
+        messages, over = await read_body(receive, limit)
+        if over:
+            await self._too_large(scope, send)
+            return None
+        return replay(messages, receive)
 
     async def _too_large(self, scope, send) -> None:
         megabytes = self.config.max_body_bytes / 2**20

@@ -11,6 +11,8 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
+from modules.security.request_body import read_body, replay
+
 MAX_LOGIN_BYTES = 64 * 1024  # a login form is a few hundred bytes
 
 
@@ -27,24 +29,10 @@ async def read_login_form(scope, receive):
     query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
     if any(name == "username" for name, _ in query):
         raise BadLoginForm("the login form sends its username in the request body only, not in the URL")
-    messages, size = [], 0
-    while True:
-        message = await receive()
-        messages.append(message)
-        size += len(message.get("body", b""))
-        if size > MAX_LOGIN_BYTES:
-            raise BadLoginForm(f"a login form is at most {MAX_LOGIN_BYTES // 1024} KB", status=413)
-        if message["type"] != "http.request" or not message.get("more_body", False):
-            break
-
-    def replayer():
-        queue = list(messages)
-
-        async def replay():
-            return queue.pop(0) if queue else await receive()
-        return replay
-
-    request = Request(scope, replayer())
+    messages, over = await read_body(receive, MAX_LOGIN_BYTES)
+    if over:
+        raise BadLoginForm(f"a login form is at most {MAX_LOGIN_BYTES // 1024} KB", status=413)
+    request = Request(scope, replay(messages, receive))
     try:
         form = await request.form()
         names = form.getlist("username")
@@ -53,4 +41,4 @@ async def read_login_form(scope, receive):
         raise BadLoginForm("the login form could not be read") from e
     if len(names) != 1 or not isinstance(names[0], str):
         raise BadLoginForm(f"the login form must have exactly one username field; it has {len(names)}")
-    return names[0].strip(), replayer()
+    return names[0].strip(), replay(messages, receive)
