@@ -84,11 +84,12 @@ class Backend:
         _name_folders(config)
         checkpoint_dirs = [config.models_dir / "Stable-diffusion", *config.ckpt_dirs]
         self.registry = Registry(checkpoint_dirs, HashCache(config.cache_dir / "hashes.json"))
+        self.zoo_registry = ZooRegistry(config.models_dir, self.registry.hash_cache)
         self.manager = PipelineManager(self.registry, config.devices, offline=config.offline,
                                        ram_budget=config.ram_budget, vram_budget=config.vram_budget,
-                                       queue_limit=config.queue_limit, queue_per_user=config.queue_per_user)
+                                       queue_limit=config.queue_limit, queue_per_user=config.queue_per_user,
+                                       zoo_registry=self.zoo_registry, vae_folders=self.vae_folders)
         self.jobs = JobRegistry()
-        self.zoo_registry = ZooRegistry(config.models_dir, self.registry.hash_cache)
         self.registry.scan()
         self.zoo_registry.scan()
         self.extensions = Extensions()  # none until webui.py loads extensions/ (Extensions.attach)

@@ -11,6 +11,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from modules.devices import DeviceConfig
 from modules.errors import ModelNotFound
@@ -23,18 +24,29 @@ from modules.models.memory import default_ram_budget, default_vram_budget, pipel
 from modules.models.registry import CheckpointInfo, Registry
 from modules.models.zoo_registry import ZooModelInfo
 from modules.models.building import BUILD_LOCK
+from modules.models.refs import VAE_FILE, ZOO_KINDS, ModelRef, as_ref
+from modules.models.vae_files import VaeFiles
 
 log = logging.getLogger(__name__)
 
 LoadedCheckpoint = CachedModel  # what a job gets
+
+
+@dataclass
+class LoadedModule:
+    """A β-VAE, GAN or VAE file as a job gets it: what it is, and the module."""
+    info: object
+    module: object
 MAX_ZOO_MODELS = 8
 
 
 class PipelineManager:
     def __init__(self, registry: Registry, devices: DeviceConfig, offline: bool = False,
                  ram_budget: int | None = None, vram_budget: int | None = None, queue_limit: int | None = None,
-                 queue_per_user: int | None = None):
+                 queue_per_user: int | None = None, zoo_registry=None, vae_folders: list | None = None):
         self.registry = registry
+        self.zoo_registry = zoo_registry  # β-VAEs and GANs (models/Latent, models/GAN)
+        self.vae_files = VaeFiles(list(vae_folders or []))
         self.devices = devices
         self.offline = offline
         self.device_lock = FairLock(queue_limit, queue_per_user)  # users served in turn
@@ -48,6 +60,8 @@ class PipelineManager:
         self._current_key: str | None = None
         self._state_lock = threading.Lock()
         self._zoo_models: OrderedDict[str, object] = OrderedDict()
+        self._module_locks: dict[int, threading.Lock] = {}
+        self._data: OrderedDict[tuple, object] = OrderedDict()
 
     @property
     def current(self) -> LoadedCheckpoint | None:
@@ -70,12 +84,21 @@ class PipelineManager:
         return usable[0]
 
     @contextmanager
-    def use(self, checkpoint: str | None, cancelled: Callable[[], bool] | None = None, owner: str | None = None,
+    def use(self, checkpoint: "ModelRef | str | None", cancelled: Callable[[], bool] | None = None, owner: str | None = None,
             key: str | None = None) -> Iterator[LoadedCheckpoint]:
         """Hold the device with `checkpoint` on it for the duration of one job of `owner`'s (the user; `key`
         names the job in the queue). Raises Interrupted when `cancelled()` turns true while waiting, and
         QueueFull when too many jobs wait already (UserQueueFull: too many of this owner's)."""
-        info = self.resolve(checkpoint)
+        ref = as_ref(checkpoint)
+        if ref.kind in ZOO_KINDS:
+            with self._use_zoo(ref) as loaded:
+                yield loaded
+            return
+        if ref.kind == VAE_FILE:
+            with self._use_vae_file(ref, cancelled, owner, key) as loaded:
+                yield loaded
+            return
+        info = self.resolve(ref.name)
         if not self.device_lock.acquire(cancelled, owner, key):
             raise Interrupted()
         try:
@@ -127,6 +150,46 @@ class PipelineManager:
                     self._zoo_models.popitem(last=False)
             self._zoo_models.move_to_end(key)
             return module
+
+    @contextmanager
+    def _use_zoo(self, ref: ModelRef) -> Iterator["LoadedModule"]:
+        """A β-VAE or GAN, under its own lock: these are small and quick, so browsing them stays
+        interactive while a long Stable Diffusion job holds the device."""
+        registry = self.zoo_registry
+        try:
+            info = registry.find(ref.kind, ref.name)
+        except ModelNotFound:
+            registry.scan()  # a file copied in since the last scan
+            info = registry.find(ref.kind, ref.name)
+        module = self.zoo_model(info)
+        with self._state_lock:
+            lock = self._module_locks.setdefault(id(module), threading.Lock())
+        with lock:
+            yield LoadedModule(info, module)
+
+    @contextmanager
+    def _use_vae_file(self, ref: ModelRef, cancelled, owner, key) -> Iterator["LoadedModule"]:
+        """A VAE file of models/VAE, on the device while the job holds it."""
+        vae_file = self.vae_files.find(ref.name or "")
+        if not self.device_lock.acquire(cancelled, owner, key):
+            raise Interrupted()
+        try:
+            yield LoadedModule(vae_file, self.vae_files.load(vae_file, self.devices.vae_dtype, self.devices.device))
+        finally:
+            self.device_lock.release()
+
+    def cached_data(self, key: tuple, build: Callable[[], object]) -> object:
+        """Data derived from a model (a data set's encodings for the Latent map), built once per key."""
+        with self._state_lock:
+            if key in self._data:
+                self._data.move_to_end(key)
+                return self._data[key]
+        value = build()
+        with self._state_lock:
+            self._data[key] = value
+            while len(self._data) > MAX_ZOO_MODELS:
+                self._data.popitem(last=False)
+        return value
 
     def _cached_or_loaded(self, info: CheckpointInfo) -> CachedModel:
         key = _key(info)
