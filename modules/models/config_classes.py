@@ -6,7 +6,7 @@ would run it. So every name is checked here before any loader sees the folder: t
 one of a few fixed module names mapped to modules of those two packages (never imported by the
 string itself), the class is found by attribute lookup on that module, and it must be a model,
 scheduler, tokenizer or feature extractor class defined in diffusers or transformers. The pipeline
-class must be one of the Stable Diffusion pipelines; code files where diffusers would look for
+class must be one of the model families' pipelines; code files where diffusers would look for
 custom components are refused too."""
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from modules.errors import BadModelFile
+from modules.models import families
 
 # Names a real model_index.json uses for a library, and the module (ours, fixed here) each one means.
 # diffusers writes a pipeline's sub-package name for classes that live there (SD 1.x: the safety checker).
@@ -25,9 +26,12 @@ LIBRARIES = {
     "diffusers.pipelines.stable_diffusion": "diffusers.pipelines.stable_diffusion",
 }
 
-# The pipelines a checkpoint folder may declare (the app builds its own pipeline class anyway).
-PIPELINES = ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline",
-             "StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline", "StableDiffusionXLInpaintPipeline")
+
+def pipeline_names() -> tuple[str, ...]:
+    """The pipelines a checkpoint folder may declare: those of the model families (the app builds
+    its own pipeline class anyway)."""
+    return tuple(dict.fromkeys(name for family in families.FAMILIES for name in family.pipelines.values()))
+
 
 COMPONENT_CONFIGS = ("config.json", "scheduler_config.json")
 SHOWN = 120  # characters of a name from the file shown in a message
@@ -66,9 +70,10 @@ def _pipeline_name(index: dict, model: Path, where: str) -> str:
     if isinstance(name, (list, tuple)):
         raise BadModelFile(model, f"{where} asks for a custom pipeline {_shown(name)}: refused, the app never "
                                   "runs code from model files")
-    if not isinstance(name, str) or name not in PIPELINES:
+    supported = pipeline_names()
+    if not isinstance(name, str) or name not in supported:
         raise BadModelFile(model, f"{where} names pipeline {_shown(name)}, which is not a Stable Diffusion "
-                                  f"pipeline of diffusers (supported: {', '.join(PIPELINES)})")
+                                  f"pipeline of diffusers (supported: {', '.join(supported)})")
     return name
 
 

@@ -31,7 +31,8 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
 from modules.errors import BadModelFile
-from modules.models import config_classes, parallel_read
+from modules.models import config_classes, families, parallel_read
+from modules.models.families import Family
 from modules.models.safetensors_header import read_header
 from modules.models.skeletons import KEY_ATTRIBUTE, SkeletonPool, skeleton_key
 
@@ -53,10 +54,6 @@ FILE_DTYPES = {
     "F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32, "F64": torch.float64,
     "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2,
 }
-
-# Not loaded, as with the app's from_single_file call: A1111 runs no safety checker.
-OMITTED_COMPONENTS = ("safety_checker", "feature_extractor", "image_encoder")
-
 
 @dataclass
 class LoadReport:
@@ -91,9 +88,12 @@ def load_single_file(path: Path, config_dir: Path, dtype: torch.dtype, reader: s
 
 
 def load_single_file_with_report(path: Path, config_dir: Path, dtype: torch.dtype, reader: str = "auto",
-                                 pipeline_class: type | None = None, skeletons: SkeletonPool | None = None) -> ColdLoad:
+                                 pipeline_class: type | None = None, skeletons: SkeletonPool | None = None,
+                                 family: Family | None = None) -> ColdLoad:
     """As load_single_file, with what the load cost. `pipeline_class` overrides model_index's.
-    With `skeletons`, a model of an architecture built before is not built again but taken from there."""
+    With `skeletons`, a model of an architecture built before is not built again but taken from there.
+    `family` (which converts the file's tensors, and which components are never loaded) is found
+    from the header when not given."""
     started = time.perf_counter()
     path, config_dir = Path(path), Path(config_dir)
     if reader not in READERS:
@@ -101,13 +101,18 @@ def load_single_file_with_report(path: Path, config_dir: Path, dtype: torch.dtyp
     report = LoadReport(reader=AUTO_READER if reader == "auto" else reader)
     header, data_start = _read_safetensors_header(path)
     report.tensors_in_file = len(header)
+    if family is None:
+        family = families.recognise_header({name: info["shape"] for name, info in header.items()})
+        if family is None:
+            raise BadModelFile(path, f"is not a checkpoint of a supported family ({', '.join(families.labels())})")
     cls, components, init_kwargs = _pipeline_recipe(path, config_dir, pipeline_class)
+    omitted = family.skipped_components  # not loaded, as with the app's from_single_file call
 
     file_tensors = {name: torch.empty(info["shape"], dtype=FILE_DTYPES[info["dtype"]], device="meta")
                     for name, info in header.items()}
-    models = {name: _Model.build(path, config_dir, name, library, class_name, dtype, skeletons, report)
+    models = {name: _Model.build(path, config_dir, name, library, class_name, dtype, skeletons, report, family)
               for name, (library, class_name) in components.items()
-              if name not in OMITTED_COMPONENTS and library in ("diffusers", "transformers")
+              if name not in omitted and library in ("diffusers", "transformers")
               and _is_model_class(path, library, class_name)}
     missing = {name: model.trace(path, file_tensors) for name, model in models.items()}
     if any(missing.values()):
@@ -124,7 +129,7 @@ def load_single_file_with_report(path: Path, config_dir: Path, dtype: torch.dtyp
     for name, (library, class_name) in components.items():
         if name in models:
             loaded[name] = models[name].module
-        elif library is None or name in OMITTED_COMPONENTS:
+        elif library is None or name in omitted:
             loaded[name] = None
         else:
             loaded[name] = _load_config_only(path, config_dir, name, library, class_name)
@@ -204,9 +209,8 @@ class _Model:
 
     @classmethod
     def build(cls, path: Path, config_dir: Path, name: str, library: str, class_name: str, dtype: torch.dtype,
-              skeletons: SkeletonPool | None, report: LoadReport) -> "_Model":
+              skeletons: SkeletonPool | None, report: LoadReport, family: Family) -> "_Model":
         from accelerate import init_empty_weights
-        from diffusers.loaders import single_file_utils as sfu
         from transformers.initialization import no_init_weights
 
         model_class = _library_class(path, library, class_name)
@@ -231,14 +235,11 @@ class _Model:
             raise BadModelFile(path, f"cannot build its {name} from {config_dir}: {_first_line(e)}") from e
         setattr(module, KEY_ATTRIBUTE, key)
 
-        if class_name == "UNet2DConditionModel":
-            convert = lambda checkpoint: sfu.convert_ldm_unet_checkpoint(checkpoint, config=config)  # noqa: E731
-        elif class_name == "AutoencoderKL":
-            convert = lambda checkpoint: sfu.convert_ldm_vae_checkpoint(checkpoint, config=config)  # noqa: E731
-        elif class_name in ("CLIPTextModel", "CLIPTextModelWithProjection"):
-            convert = lambda checkpoint: _convert_clip(module, checkpoint)  # noqa: E731
-        else:
-            raise BadModelFile(path, f"its {name} is a {class_name}, which the fast loader does not read")
+        converter = family.converters.get(name)
+        if converter is None:
+            raise BadModelFile(path, f"its config names a {name} ({class_name}), which {family.label} "
+                                     "single files do not have: not a checkpoint of the architecture its config describes")
+        convert = lambda checkpoint: converter(module, config, checkpoint)  # noqa: E731
         return cls(name, module, convert)
 
     def trace(self, path: Path, file_tensors: dict[str, torch.Tensor]) -> list[str]:
@@ -315,31 +316,6 @@ def _cast_floating_buffers(module: torch.nn.Module, dtype: torch.dtype) -> None:
         for name, buffer in owner._buffers.items():
             if buffer is not None and buffer.is_floating_point() and buffer.dtype != dtype:
                 owner._buffers[name] = buffer.to(dtype)
-
-
-def _convert_clip(module: torch.nn.Module, checkpoint: dict) -> dict:
-    """Which of diffusers' CLIP converters applies, chosen as in
-    single_file_utils.create_diffusers_clip_model_from_ldm (SD 1.x/2.x/SDXL branches)."""
-    from diffusers.loaders import single_file_utils as sfu
-
-    has_wrapper = hasattr(module, "text_model")  # transformers >= 5.6 flattened CLIPTextModel
-    width = (module.text_model if has_wrapper else module).embeddings.position_embedding.weight.shape[-1]
-    keys = sfu.CHECKPOINT_KEY_NAMES
-    if sfu.is_clip_model(checkpoint):
-        state = sfu.convert_ldm_clip_checkpoint(checkpoint)
-    elif sfu.is_clip_sdxl_model(checkpoint) and checkpoint[keys["clip_sdxl"]].shape[-1] == width:
-        state = sfu.convert_ldm_clip_checkpoint(checkpoint)
-    elif sfu.is_open_clip_model(checkpoint):
-        state = sfu.convert_open_clip_checkpoint(module, checkpoint, prefix="cond_stage_model.model.")
-    elif sfu.is_open_clip_sdxl_model(checkpoint) and checkpoint[keys["open_clip_sdxl"]].shape[-1] == width:
-        state = sfu.convert_open_clip_checkpoint(module, checkpoint, prefix="conditioner.embedders.1.model.")
-    elif sfu.is_open_clip_sdxl_refiner_model(checkpoint):
-        state = sfu.convert_open_clip_checkpoint(module, checkpoint, prefix="conditioner.embedders.0.model.")
-    else:
-        raise KeyError(f"no CLIP text encoder of width {width} in the file")
-    if not has_wrapper:
-        state = {k.removeprefix("text_model."): v for k, v in state.items()}
-    return state
 
 
 class _Lineage(TorchFunctionMode):

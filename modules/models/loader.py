@@ -22,17 +22,21 @@ def quiet_library_progress_bars() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
-def pipeline_class(info: CheckpointInfo):
-    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+def pipeline_class(info: CheckpointInfo, task: str = "txt2img"):
+    """The diffusers pipeline class the checkpoint's family uses for `task`."""
+    import diffusers
 
     arch = info.architecture
     if arch is None:
         raise BadModelFile(info.path, info.error or "architecture unknown")
-    if arch.family == "sdxl_refiner":
-        raise BadModelFile(info.path, "an SDXL refiner only refines images; pick an SDXL base model for txt2img")
-    if arch.inpainting:
-        raise BadModelFile(info.path, "inpainting checkpoints are for inpainting; pick a regular model for txt2img")
-    return StableDiffusionXLPipeline if arch.is_sdxl else StableDiffusionPipeline
+    family = arch.spec
+    if arch.inpainting and task != "inpaint":
+        raise BadModelFile(info.path, f"inpainting checkpoints are for inpainting; pick a regular model for {task}")
+    name = family.pipeline_name(task)
+    if name is None:
+        raise BadModelFile(info.path, family.refusals.get(task, f"{family.label} models cannot do {task}"))
+    # The name comes from our own family files, never from a model file.
+    return getattr(diffusers, name)
 
 
 def load_pipeline(info: CheckpointInfo, dtype: torch.dtype, offline: bool, skeletons=None):
@@ -45,10 +49,9 @@ def load_pipeline(info: CheckpointInfo, dtype: torch.dtype, offline: bool, skele
 def _load_pipeline(info: CheckpointInfo, dtype: torch.dtype, offline: bool, skeletons=None):
     cls = pipeline_class(info)
     quiet_library_progress_bars()
-    common: dict = dict(dtype=dtype)  # not torch_dtype: diffusers 0.42 warns that name is deprecated
-    if not info.architecture.is_sdxl:
-        # A1111 runs no safety checker; we do not load one either.
-        common.update(safety_checker=None, requires_safety_checker=False)
+    # not torch_dtype: diffusers 0.42 warns that name is deprecated. The family's options leave out
+    # what the app never runs (a safety checker).
+    common: dict = dict(dtype=dtype, **info.architecture.spec.load_options)
     try:
         # Checked again at load (the files may have changed since the scan): only diffusers' and
         # transformers' own classes, the pipeline class is ours, no code file where diffusers would look.
@@ -62,8 +65,8 @@ def _load_pipeline(info: CheckpointInfo, dtype: torch.dtype, offline: bool, skel
             # once (in parallel) straight into the buffers the weights then live in.
             from modules.models import fast_load
 
-            return fast_load.load_single_file_with_report(info.path, info.sidecar_config, dtype,
-                                                          pipeline_class=cls, skeletons=skeletons).pipeline
+            return fast_load.load_single_file_with_report(info.path, info.sidecar_config, dtype, pipeline_class=cls,
+                                                          skeletons=skeletons, family=info.architecture.spec).pipeline
         if info.sidecar_config is not None:
             config_classes.check_model_index(info.sidecar_config, info.path)
             return cls.from_single_file(str(info.path), config=str(info.sidecar_config), local_files_only=True, **common)

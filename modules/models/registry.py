@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from modules.errors import BadModelFile, ModelNotFound
-from modules.models import config_classes, detect, folder_walk, hashing, pickles
+from modules.models import config_classes, detect, families, folder_walk, hashing, pickles
 from modules.models.safetensors_header import read_header
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,7 @@ class CheckpointInfo:
                 return int(side) * 2 ** (len(vae["block_out_channels"]) - 1)
             except (OSError, ValueError, KeyError, TypeError):
                 pass
-        family = self.architecture.family if self.architecture else "sd1"
-        return {"sdxl": 1024, "sdxl_refiner": 1024, "sd2": 768}.get(family, 512)
+        return self._family.native_size
 
     @property
     def text_encoder_layers(self) -> int:
@@ -68,7 +67,7 @@ class CheckpointInfo:
         folder = self.path if self.layout == "diffusers" else self.sidecar_config
         if folder is not None:
             counts = []
-            for name in ("text_encoder", "text_encoder_2"):
+            for _, name in self._family.text.encoders:
                 try:
                     config = json.loads((folder / name / "config.json").read_text(encoding="utf8"))
                     counts.append(int(config["num_hidden_layers"]))
@@ -76,10 +75,12 @@ class CheckpointInfo:
                     continue
             if counts and min(counts) > 0:
                 return min(counts)
-        # Single files: CLIP ViT-L has 12 layers (SD 1.x, SDXL's first encoder); SD 2.x's OpenCLIP as
-        # diffusers converts it, 23; the SDXL refiner's only encoder is OpenCLIP bigG, 32.
-        family = self.architecture.family if self.architecture else "sd1"
-        return {"sd2": 23, "sdxl_refiner": 32}.get(family, 12)
+        return self._family.text.layers_without_config
+
+    @property
+    def _family(self) -> families.Family:
+        # An unusable file has no architecture; SD 1.x's defaults are as good as any for it.
+        return self.architecture.spec if self.architecture else families.by_name("sd1")
 
 
 @dataclass

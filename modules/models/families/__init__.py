@@ -1,0 +1,161 @@
+"""Model families: everything that differs between SD 1.x, SD 2.x, SDXL, … in one file each.
+
+A family file (sd1.py, sdxl.py, …) defines one or more `Family` values in a module-level
+`FAMILIES` tuple; this package finds the files by itself, so adding a family is one new file
+here plus its tests. Everything else asks a family for facts instead of testing names:
+
+    detect.py        which family a checkpoint's header or diffusers folder is
+    loader.py        the pipeline class per task, extra load options
+    fast_load.py     which single-file converter builds each component
+    registry.py      native size, text encoder layers (the clip skip range)
+    vae_files.py     a VAE file's latent format (scaling and shift factors)
+    preview.py       the cheap latent → RGB preview
+    prompt_embeds.py the text encoder layout (one or two encoders, pooled output, clip skip)
+
+Detection asks the families in order (file name, then each file's FAMILIES order) and takes
+the first that recognises a model; recognisers are written to be mutually exclusive, and the
+tests check that each tiny fixture is recognised by exactly one family.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+Shapes = Mapping[str, list[int]]  # tensor name -> shape, from a safetensors header
+
+
+@dataclass(frozen=True)
+class LatentFormat:
+    """What the VAE's latents mean: the sampler works on (latent - shift) * scaling."""
+
+    channels: int
+    scaling_factor: float
+    shift_factor: float = 0.0
+    # A1111's "Approx cheap" preview: one RGB row per latent channel.
+    preview_rgb: tuple[tuple[float, float, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class TextEncoderLayout:
+    """How prompts become embeddings (prompt weighting and clip skip follow it)."""
+
+    # (tokenizer, text encoder) pipeline attributes, in the order their hidden states are concatenated.
+    encoders: tuple[tuple[str, str], ...]
+    pooled_from: str | None = None  # the encoder whose first output is the pooled embedding (SDXL)
+    # SDXL takes hidden states from the penultimate layer, with no final layer norm (as diffusers does);
+    # SD 1.x/2.x take the last layer's output, and the final layer norm after a clip skip.
+    starts_at_penultimate: bool = False
+    zeros_for_empty_negative: bool = False  # honour the pipeline's force_zeros_for_empty_prompt
+    # The shallowest encoder's layers when no config says (single files): the highest clip skip.
+    layers_without_config: int = 12
+
+
+@dataclass(frozen=True)
+class ConfigFacts:
+    """A diffusers model's configs, as detection reads them: `pipeline` is the pipeline class name,
+    `components` maps a component to its [library, class] (None, None when absent), and
+    `config(name)` reads one component's config (an empty dict when there is none)."""
+
+    pipeline: str
+    components: Mapping[str, Any]
+    config: Callable[[str], dict]
+
+    def has(self, component: str) -> bool:
+        value = self.components.get(component)
+        return isinstance(value, (list, tuple)) and len(value) == 2 and value[0] is not None
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str  # "sd1": what Architecture.family holds
+    label: str  # "SD 1.x": what users see
+    native_size: int  # the image side it was trained at, when no config tells
+    # Diffusers pipeline class names by task: "txt2img" now, "img2img" and "inpaint" for from_pipe.
+    pipelines: Mapping[str, str]
+    components: tuple[str, ...]  # the pipeline's weight-holding components
+    latent: LatentFormat
+    text: TextEncoderLayout
+    recognises_header: Callable[[Shapes], bool]  # a single file (original LDM layout)
+    recognises_config: Callable[[ConfigFacts], bool]  # a diffusers folder or a loaded pipeline
+    header_problem: Callable[[Shapes], str | None] = lambda shapes: None  # why a recognised file is unusable
+    is_inpainting_header: Callable[[Shapes], bool] = lambda shapes: False
+    is_inpainting_config: Callable[[ConfigFacts], bool] = lambda facts: False
+    # Default sampler settings: what a checkpoint's scheduler config leaves out is taken from here.
+    scheduler: Mapping[str, Any] = field(default_factory=dict)
+    # Pipeline components the app never loads (A1111 runs no safety checker), and options for that.
+    skipped_components: tuple[str, ...] = ()
+    load_options: Mapping[str, Any] = field(default_factory=dict)
+    # Single-file loading: component class name -> converter(module, config, checkpoint) -> state dict.
+    converters: Mapping[str, Callable] = field(default_factory=dict)
+    # Why a task has no pipeline here, in the user's words (the SDXL refiner only refines).
+    refusals: Mapping[str, str] = field(default_factory=dict)
+    # SAI model-spec "modelspec.architecture" prefixes naming this family in file metadata.
+    modelspec: tuple[str, ...] = ()
+
+    def pipeline_name(self, task: str) -> str | None:
+        return self.pipelines.get(task)
+
+    def scheduler_config(self, checkpoint_config: Mapping[str, Any]) -> dict:
+        """The checkpoint's scheduler config over this family's defaults."""
+        return {**self.scheduler, **checkpoint_config}
+
+
+def _discover() -> list[Family]:
+    """The FAMILIES of every module in this package, modules in name order. Only this package's own
+    files are imported (nothing a model file names)."""
+    found: list[Family] = []
+    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if module.name.startswith("_"):
+            continue  # shared helpers (_ldm.py), not families
+        found.extend(importlib.import_module(f"{__name__}.{module.name}").FAMILIES)
+    return found
+
+
+FAMILIES: list[Family] = _discover()
+
+
+def register(family: Family) -> None:
+    """Add a family after the built-in ones (tests; a family defined outside this package)."""
+    if any(f.name == family.name for f in FAMILIES):
+        raise ValueError(f"a family named {family.name!r} is already registered")
+    FAMILIES.append(family)
+
+
+def by_name(name: str) -> Family:
+    for family in FAMILIES:
+        if family.name == name:
+            return family
+    raise KeyError(f"no model family named {name!r}")
+
+
+def recognise_header(shapes: Shapes) -> Family | None:
+    return next((f for f in FAMILIES if f.recognises_header(shapes)), None)
+
+
+def recognise_config(facts: ConfigFacts) -> Family | None:
+    return next((f for f in FAMILIES if f.recognises_config(facts)), None)
+
+
+def family_of(pipe) -> Family | None:
+    """The family of a loaded diffusers pipeline, from its class and components' configs."""
+    def config(name: str) -> dict:
+        module = getattr(pipe, name, None)
+        found = getattr(module, "config", None)
+        if found is None:
+            return {}
+        return found.to_dict() if hasattr(found, "to_dict") else dict(found)
+
+    return recognise_config(ConfigFacts(type(pipe).__name__, dict(pipe.config), config))
+
+
+def with_modelspec(architecture: str) -> Family | None:
+    """The family an SAI model-spec architecture ("stable-diffusion-xl-v1-base/vae") names."""
+    return next((f for f in FAMILIES for prefix in f.modelspec
+                 if architecture == prefix or architecture.startswith(prefix + "/")), None)
+
+
+def labels() -> list[str]:
+    return [f.label for f in FAMILIES]
