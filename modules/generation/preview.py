@@ -5,13 +5,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-# A1111's "Approx cheap": a fixed linear map from SD's 4 latent channels to RGB.
-_CHEAP_RGB = {
-    "sd": torch.tensor([[0.298, 0.207, 0.208], [0.187, 0.286, 0.173],
-                        [-0.158, 0.189, 0.264], [-0.184, -0.271, -0.473]]),
-    "sdxl": torch.tensor([[0.3448, 0.4168, 0.4395], [-0.1953, -0.0290, 0.0250],
-                          [0.1074, 0.0886, -0.0163], [-0.3730, -0.2499, -0.2088]]),
-}
+from modules.models import families
+from modules.models.families import Family
+
 # Latents up to this many positions are decoded with the real VAE for the preview: cheap when small.
 FULL_DECODE_LIMIT = 32 * 32
 
@@ -34,13 +30,18 @@ def decode_latents(vae, latents: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def preview_image(vae, latents: torch.Tensor, is_sdxl: bool) -> Image.Image | None:
-    """A quick look at the first image of the batch."""
+def preview_image(vae, latents: torch.Tensor, family: Family | bool) -> Image.Image | None:
+    """A quick look at the first image of the batch: small latents decoded, larger ones through the
+    family's fixed latent → RGB map (A1111's "Approx cheap"). `family` may still be txt2img's
+    `is_sdxl` flag until it passes the checkpoint's family."""
+    if isinstance(family, bool):
+        family = families.by_name("sdxl" if family else "sd1")
     first = latents[:1]
     if first.shape[-1] * first.shape[-2] <= FULL_DECODE_LIMIT:
         return to_pil(decode_latents(vae, first))[0]
-    if first.shape[1] != 4:
+    rgb_rows = family.latent.preview_rgb
+    if not rgb_rows or first.shape[1] != len(rgb_rows):
         return None
-    coefs = _CHEAP_RGB["sdxl" if is_sdxl else "sd"].to(first.device, torch.float32)
+    coefs = torch.tensor(rgb_rows, device=first.device, dtype=torch.float32)
     rgb = torch.einsum("nlhw,lr->nrhw", first.float(), coefs)
     return to_pil(rgb)[0]

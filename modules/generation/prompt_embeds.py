@@ -13,6 +13,8 @@ emphasis syntax (see `prompt_parser.py`) and may be longer than CLIP's 77 tokens
 4. the chunks are concatenated along the sequence: 77, 154, 231 ... tokens.
 
 A prompt without emphasis that fits in 75 tokens gives exactly the pipeline's own embeddings.
+Which encoders there are, which gives the pooled embedding and which layer clip skip counts
+from is the checkpoint family's text encoder layout (modules/models/families).
 """
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ from diffusers.utils.torch_utils import get_module_execution_device
 
 from modules.errors import InvalidRequest
 from modules.generation.prompt_parser import is_break, parse_prompt_attention
+from modules.models import families
+from modules.models.families import TextEncoderLayout
 
 CHUNK_LENGTH = 75
 """Prompt tokens per chunk; BOS and EOS make it CLIP's 77."""
@@ -49,7 +53,7 @@ class PromptChunk:
 class _TextEncoderSlot:
     tokenizer: object
     text_encoder: torch.nn.Module
-    is_sdxl: bool
+    layout: TextEncoderLayout  # the checkpoint family's
     gives_pooled: bool
 
 
@@ -85,16 +89,16 @@ def encode_prompts(
     if clip_skip < 1:
         raise ValueError(f"clip_skip counts from 1 (last layer), got {clip_skip}")
 
-    slots = _text_encoder_slots(pipe)
+    layout, slots = _text_encoder_slots(pipe)
     if not slots:
         raise ValueError(f"{type(pipe).__name__} has no CLIP text encoder to encode prompts with")
-    is_sdxl = slots[0].is_sdxl
     for slot in slots:
         layers = getattr(slot.text_encoder.config, "num_hidden_layers", None)
         if isinstance(layers, int) and clip_skip > layers:
             raise InvalidRequest("clip_skip", f"is {clip_skip}, but this checkpoint's text encoder has only {layers} "
                                               f"layers: use 1 to {layers}")
-    zero_empty_negatives = is_sdxl and bool(getattr(pipe.config, "force_zeros_for_empty_prompt", False))
+    zero_empty_negatives = layout.zeros_for_empty_negative and bool(getattr(pipe.config, "force_zeros_for_empty_prompt",
+                                                                             False))
 
     # Every prompt and negative prompt of the batch gets the same number of chunks.
     fields = {**{text: "negative_prompt" for text in negative_prompts}, **{text: "prompt" for text in prompts}}
@@ -125,9 +129,9 @@ def encode_prompts(
         negative_prompt_embeds, negative_pooled = encode_batch(negative_prompts, zero_empty=zero_empty_negatives)
 
     result = {"prompt_embeds": prompt_embeds, "negative_prompt_embeds": negative_prompt_embeds}
-    if is_sdxl:
+    if layout.pooled_from:
         if pooled is None or negative_pooled is None:
-            raise ValueError(f"{type(pipe).__name__} has no text_encoder_2 to take the pooled embedding from")
+            raise ValueError(f"{type(pipe).__name__} has no {layout.pooled_from} to take the pooled embedding from")
         result["pooled_prompt_embeds"] = pooled
         result["negative_pooled_prompt_embeds"] = negative_pooled
     return result
@@ -236,16 +240,19 @@ def _wrap_chunk(tokenizer, tokens: list[int], weights: list[float]) -> PromptChu
     return PromptChunk(token_ids=token_ids, weights=[1.0, *weights, *([1.0] * (filler + 1))])
 
 
-def _text_encoder_slots(pipe) -> list[_TextEncoderSlot]:
-    is_sdxl = hasattr(pipe, "text_encoder_2")
-    candidates = [("tokenizer", "text_encoder", False), ("tokenizer_2", "text_encoder_2", True)]
+def _text_encoder_slots(pipe) -> tuple[TextEncoderLayout, list[_TextEncoderSlot]]:
+    """The pipeline's text encoders, in the order and roles its model family gives them."""
+    family = families.family_of(pipe)
+    if family is None:
+        raise ValueError(f"{type(pipe).__name__} is not a pipeline of a known model family")
+    layout = family.text
     slots = []
-    for tokenizer_name, encoder_name, gives_pooled in candidates:
+    for tokenizer_name, encoder_name in layout.encoders:
         tokenizer = getattr(pipe, tokenizer_name, None)
         encoder = getattr(pipe, encoder_name, None)
         if tokenizer is not None and encoder is not None:
-            slots.append(_TextEncoderSlot(tokenizer, encoder, is_sdxl, gives_pooled))
-    return slots
+            slots.append(_TextEncoderSlot(tokenizer, encoder, layout, encoder_name == layout.pooled_from))
+    return layout, slots
 
 
 def _encode_texts(
@@ -289,13 +296,13 @@ def _encode_chunk(
     weights = torch.tensor([chunk.weights for chunk in chunks], device=device)
 
     attention_mask = None
-    if not slot.is_sdxl and getattr(encoder.config, "use_attention_mask", False):
+    if slot.layout.honours_attention_mask and getattr(encoder.config, "use_attention_mask", False):
         # As the tokenizer's own mask: real tokens up to and including the first EOS.
         first_eos = (input_ids == slot.tokenizer.eos_token_id).int().argmax(dim=1, keepdim=True)
         attention_mask = (torch.arange(input_ids.shape[1], device=device) <= first_eos).long()
 
     outputs = encoder(input_ids, attention_mask=attention_mask, output_hidden_states=True)
-    if slot.is_sdxl:
+    if slot.layout.starts_at_penultimate:
         hidden = outputs.hidden_states[-(clip_skip + 1)]
     elif clip_skip == 1:
         hidden = outputs[0]

@@ -2,12 +2,13 @@
 
 A VAE file holds weights only, so the architecture is read from the weights themselves (levels,
 widths, blocks per level, latent channels, mid-block attention), which fits SD 1.x/2.x/SDXL VAEs
-and any smaller ones. Two things weights cannot tell:
+and any smaller ones. Two things the shapes cannot tell:
 
     norm_num_groups  gcd(32, narrowest width): 32 for every released SD VAE
-    scaling_factor   0.13025 if the file name mentions "xl", else 0.18215 (SD 1.x/2.x)
+    scaling_factor   (and shift_factor) the latent format of the VAE's model family: see
+                     `latent_family` for how the family is found
 
-A diffusers ``config.json`` beside the file as ``<stem>.json`` overrides the guess. Both the
+A diffusers ``config.json`` beside the file as ``<stem>.json`` overrides both. Both the
 original (LDM) key layout and diffusers' layout load; ``.ckpt``/``.pt`` pickles go through the
 weights-only unpickler. Only the model manager's owners (the backend) call ``VaeFiles.load``.
 """
@@ -24,12 +25,14 @@ from pathlib import Path
 import torch
 
 from modules.errors import BadModelFile, ModelNotFound
-from modules.models import folder_walk
+from modules.models import families, folder_walk
 from modules.models.building import BUILD_LOCK
+from modules.models.families import Family
+from modules.models.safetensors_header import read_header
 
 SUFFIXES = (".safetensors", ".pt", ".ckpt", ".bin")
 PREFIXES = ("first_stage_model.", "vae.", "model.")
-SD_SCALING, SDXL_SCALING = 0.18215, 0.13025
+MODELSPEC_KEY = "modelspec.architecture"  # SAI model-spec metadata: "stable-diffusion-xl-v1-base/vae"
 MAX_LOADED = 2
 
 
@@ -45,33 +48,63 @@ class VaeFile:
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The VAE's weights (prefixes such as first_stage_model. removed)."""
+    return _read(path)[0]
+
+
+def _read(path: Path) -> tuple[dict[str, torch.Tensor], Family | None]:
+    """The VAE's weights, and the model family the file itself names: that of the full checkpoint
+    the VAE came in, or its model-spec metadata; None when it names none."""
     from modules.models.pickles import is_safetensors_file, load_pickle_state_dict
 
     if not path.is_file():
         raise BadModelFile(path, "file not found")
+    metadata: dict[str, str] = {}
     if path.suffix.lower() == ".safetensors" and is_safetensors_file(path):
         from safetensors.torch import load_file
         try:
             state = load_file(str(path))
+            metadata = read_header(path)[1]
+        except BadModelFile:
+            raise
         except Exception as e:  # noqa: BLE001 - safetensors raises several types for damaged files
             raise BadModelFile(path, f"not a readable .safetensors file ({e})") from None
     else:
         state = load_pickle_state_dict(path)
+    named = families.recognise_header({k: list(v.shape) for k, v in state.items() if hasattr(v, "shape")})
+    if named is None and metadata.get(MODELSPEC_KEY):
+        named = families.with_modelspec(metadata[MODELSPEC_KEY])
     for prefix in PREFIXES:
         if any(k.startswith(prefix + "encoder.") for k in state):
             state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
             break
     if not any(k.startswith("encoder.") for k in state) or not any(k.startswith("decoder.") for k in state):
         raise BadModelFile(path, "no VAE encoder/decoder weights in this file (is it a full checkpoint or a LoRA?)")
-    return state
+    return state, named
 
 
 def _levels(state: dict, pattern: str) -> list[int]:
     return sorted({int(m.group(1)) for k in state if (m := re.match(pattern, k))})
 
 
-def infer_config(state: dict[str, torch.Tensor], name: str) -> dict:
-    """An AutoencoderKL config from the shapes of the weights (either key layout)."""
+def latent_family(latent_channels: int, paired: Family | None = None) -> Family | None:
+    """The family whose latent format (scaling and shift factors) a VAE's latents are in.
+
+    The factors belong to the latent space a VAE was trained for, not to its architecture: the
+    SD 1.x/2.x VAE and SDXL's have the same shapes (4 latent channels, widths 128-256-512-512),
+    so the weights can only rule out families whose latents have another channel count; a file
+    name says nothing reliable at all ("my-xl-vae" may be an SD 1.x VAE). So: the family the VAE
+    is paired with when that fits (the checkpoint it is used with, or the checkpoint or model-spec
+    metadata in its own file), else the first family with that many latent channels (SD 1.x, which
+    most stand-alone VAE files are for; a `<stem>.json` config says otherwise), else None."""
+    if paired is not None and paired.latent.channels == latent_channels:
+        return paired
+    return next((f for f in families.FAMILIES if f.latent.channels == latent_channels), None)
+
+
+def infer_config(state: dict[str, torch.Tensor], family: Family | None = None) -> dict:
+    """An AutoencoderKL config from the shapes of the weights (either key layout); the latent format
+    from `latent_family(…, family)`, SD 1.x's when no family has this many latent channels."""
     ldm = any(k.startswith("encoder.down.") for k in state)
     if ldm:
         levels = _levels(state, r"encoder\.down\.(\d+)\.")
@@ -84,6 +117,7 @@ def infer_config(state: dict[str, torch.Tensor], name: str) -> dict:
         blocks = len(_levels(state, r"encoder\.down_blocks\.0\.resnets\.(\d+)\."))
         attention = any(k.startswith("encoder.mid_block.attentions.") for k in state)
     latent_channels = state["encoder.conv_out.weight"].shape[0] // 2
+    latent = (latent_family(int(latent_channels), family) or families.by_name("sd1")).latent
     return {
         "in_channels": int(state["encoder.conv_in.weight"].shape[1]),
         "out_channels": int(state["decoder.conv_out.weight"].shape[0]),
@@ -94,22 +128,24 @@ def infer_config(state: dict[str, torch.Tensor], name: str) -> dict:
         "latent_channels": int(latent_channels),
         "norm_num_groups": math.gcd(32, int(min(widths))),
         "sample_size": 512,
-        "scaling_factor": SDXL_SCALING if "xl" in name.lower() else SD_SCALING,
+        "scaling_factor": latent.scaling_factor,
+        "shift_factor": latent.shift_factor or None,
         "use_quant_conv": "quant_conv.weight" in state,
         "use_post_quant_conv": "post_quant_conv.weight" in state,
         "mid_block_add_attention": attention,
     }
 
 
-def load_vae_file(path: str | Path, dtype: torch.dtype = torch.float32):
-    """A diffusers AutoencoderKL (eval, CPU) from a VAE file; BadModelFile says what is wrong."""
+def load_vae_file(path: str | Path, dtype: torch.dtype = torch.float32, family: Family | None = None):
+    """A diffusers AutoencoderKL (eval, CPU) from a VAE file; BadModelFile says what is wrong.
+    `family`: that of the checkpoint the VAE is used with, if any (it sets the latent format)."""
     from diffusers import AutoencoderKL
     from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
 
     path = Path(path)
-    state = read_state_dict(path)
+    state, named = _read(path)
     try:
-        config = infer_config(state, path.name)
+        config = infer_config(state, family or named)
     except (KeyError, IndexError, ValueError) as e:
         raise BadModelFile(path, f"the weights do not look like a Stable Diffusion VAE (missing {e})") from None
     sidecar = path.with_suffix(".json")
@@ -153,12 +189,12 @@ class VaeFiles:
                 return vae_file
         raise ModelNotFound("VAE file", name)
 
-    def load(self, vae_file: VaeFile, dtype: torch.dtype, device: torch.device):
-        key = (*vae_file.stamp, str(dtype), str(device))
+    def load(self, vae_file: VaeFile, dtype: torch.dtype, device: torch.device, family: Family | None = None):
+        key = (*vae_file.stamp, str(dtype), str(device), family.name if family else None)
         with self._lock:
             vae = self._loaded.get(key)
             if vae is None:
-                vae = load_vae_file(vae_file.path, dtype).to(device)
+                vae = load_vae_file(vae_file.path, dtype, family).to(device)
                 self._loaded[key] = vae
                 while len(self._loaded) > MAX_LOADED:
                     self._loaded.popitem(last=False)

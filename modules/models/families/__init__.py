@@ -49,6 +49,8 @@ class TextEncoderLayout:
     # SD 1.x/2.x take the last layer's output, and the final layer norm after a clip skip.
     starts_at_penultimate: bool = False
     zeros_for_empty_negative: bool = False  # honour the pipeline's force_zeros_for_empty_prompt
+    # SD 1.x/2.x pipelines pass an attention mask when the encoder's config asks (use_attention_mask).
+    honours_attention_mask: bool = True
     # The shallowest encoder's layers when no config says (single files): the highest clip skip.
     layers_without_config: int = 12
 

@@ -22,7 +22,7 @@ SCHEDULER = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_
 TEXT = TextEncoderLayout(
     encoders=(("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2")),
     pooled_from="text_encoder_2", starts_at_penultimate=True, zeros_for_empty_negative=True,
-    layers_without_config=12,  # the shallowest: CLIP ViT-L
+    honours_attention_mask=False, layers_without_config=12,  # the shallowest: CLIP ViT-L
 )
 
 
@@ -68,7 +68,8 @@ SDXL_REFINER = Family(
     latent=LATENT,
     # Its only encoder is OpenCLIP bigG: 32 layers.
     text=TextEncoderLayout(encoders=(("tokenizer_2", "text_encoder_2"),), pooled_from="text_encoder_2",
-                           starts_at_penultimate=True, zeros_for_empty_negative=True, layers_without_config=32),
+                           starts_at_penultimate=True, zeros_for_empty_negative=True,
+                           honours_attention_mask=False, layers_without_config=32),
     recognises_header=recognises_refiner_header,
     recognises_config=recognises_refiner_config,
     header_problem=_ldm.checkpoint_problem,
