@@ -12,7 +12,7 @@ from pathlib import Path
 
 from modules.errors import BadModelFile
 from modules.models import families
-from modules.models.families import ConfigFacts, Family
+from modules.models.families import ConfigFacts, Family, _ldm
 
 
 @dataclass(frozen=True)
@@ -52,9 +52,12 @@ def _not_a_checkpoint(shapes: dict[str, list[int]]) -> str:
     def has_prefix(prefix: str) -> bool:
         return any(k.startswith(prefix) for k in keys)
 
+    supported = ", ".join(families.labels())
+    if _ldm.has_unet(shapes):
+        return f"checkpoint has a UNet but no text encoder weights of a supported family ({supported}): " \
+               "unsupported or incomplete file"
     if has_prefix("model.diffusion_model."):
-        return ("checkpoint has a UNet but no text encoder weights of a supported family "
-                f"({', '.join(families.labels())}): unsupported or incomplete file")
+        return f"a diffusion model of an unsupported family (supported: {supported})"
     if has_prefix("encoder.") and has_prefix("decoder."):
         return "this is a VAE, not a full checkpoint: put it in models/VAE"
     if "conv_in.weight" in shapes or has_prefix("down_blocks."):
@@ -66,6 +69,16 @@ def _not_a_checkpoint(shapes: dict[str, list[int]]) -> str:
 
 
 def detect_diffusers_folder(folder: Path) -> Architecture:
+    facts = config_facts(folder)
+    family = families.recognise_config(facts)
+    if family is None:
+        raise BadModelFile(folder, f"unsupported pipeline {facts.pipeline!r} in model_index.json "
+                                   f"(supported: {', '.join(families.labels())})")
+    return Architecture(family.name, family.is_inpainting_config(facts))
+
+
+def config_facts(folder: Path) -> ConfigFacts:
+    """What a diffusers folder's configs say, read as the families ask (component configs on demand)."""
     index = _read_json(folder / "model_index.json", folder)
 
     def config(component: str) -> dict:
@@ -74,12 +87,7 @@ def detect_diffusers_folder(folder: Path) -> Architecture:
         return _read_json(folder / component / "config.json", folder)
 
     pipeline = index.get("_class_name", "")
-    facts = ConfigFacts(pipeline if isinstance(pipeline, str) else "", index, config)
-    family = families.recognise_config(facts)
-    if family is None:
-        raise BadModelFile(folder, f"unsupported pipeline {pipeline!r} in model_index.json "
-                                   f"(supported: {', '.join(families.labels())})")
-    return Architecture(family.name, family.is_inpainting_config(facts))
+    return ConfigFacts(pipeline if isinstance(pipeline, str) else "", index, config)
 
 
 def _read_json(file: Path, model: Path) -> dict:

@@ -1,0 +1,224 @@
+"""Model families (modules/models/families): each recognises its own models and no other's, and a
+new family is picked up everywhere by registering it, with no other file touched."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from modules.errors import BadModelFile
+from modules.generation import preview
+from modules.models import detect, families, loader, vae_files
+from modules.models.families import ConfigFacts, Family, LatentFormat, TextEncoderLayout
+from modules.models.hashing import HashCache
+from modules.models.registry import Registry
+from modules.models.safetensors_header import read_header
+from tests import tiny_models
+
+# fixture name -> (builder, its options, the family it is)
+FIXTURES = {
+    "sd15": (tiny_models.make_tiny_sd15, {}, "sd1"),
+    "sd15-inpainting": (tiny_models.make_tiny_sd15, {"inpainting": True}, "sd1"),
+    "sd2": (tiny_models.make_tiny_sd2, {}, "sd2"),
+    "sdxl": (tiny_models.make_tiny_sdxl, {}, "sdxl"),
+    "sdxl-refiner": (tiny_models.make_tiny_sdxl, {"refiner": True}, "sdxl_refiner"),
+}
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
+    """Each tiny checkpoint as a diffusers folder and as an original-layout single file."""
+    root = tmp_path_factory.mktemp("families")
+    built = {}
+    for name, (make, options, _) in FIXTURES.items():
+        folder = make(root / name, **options)
+        built[name] = (folder, tiny_models.make_single_file(folder, root / f"{name}.safetensors", sidecar=False))
+    return built
+
+
+def _shapes(path: Path) -> dict[str, list[int]]:
+    return {name: info["shape"] for name, info in read_header(path)[0].items()}
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_each_family_recognises_its_single_files_and_no_others(zoo, name):
+    shapes = _shapes(zoo[name][1])
+    assert [f.name for f in families.FAMILIES if f.recognises_header(shapes)] == [FIXTURES[name][2]]
+    architecture = detect.detect_from_keys(zoo[name][1], shapes)
+    assert architecture.family == FIXTURES[name][2]
+    assert architecture.inpainting == (name == "sd15-inpainting")
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_each_family_recognises_its_diffusers_folders_and_no_others(zoo, name):
+    facts = detect.config_facts(zoo[name][0])
+    assert [f.name for f in families.FAMILIES if f.recognises_config(facts)] == [FIXTURES[name][2]]
+    assert detect.detect_diffusers_folder(zoo[name][0]).inpainting == (name == "sd15-inpainting")
+
+
+@pytest.mark.parametrize("name", ["sd15", "sd2", "sdxl", "sdxl-refiner"])
+def test_a_loaded_pipeline_knows_its_family(zoo, name):
+    from diffusers import DiffusionPipeline
+
+    pipe = DiffusionPipeline.from_pretrained(str(zoo[name][0]), local_files_only=True)
+    assert families.family_of(pipe).name == FIXTURES[name][2]
+
+
+def test_the_refiner_and_inpainting_models_are_refused_for_txt2img_with_the_reason(zoo, tmp_path):
+    registry = Registry([tmp_path], HashCache(tmp_path / "hashes.json"), extra_paths=[
+        zoo["sdxl-refiner"][1], zoo["sd15-inpainting"][1], zoo["sd2"][1]])
+    found = {c.path.stem: c for c in registry.scan()}
+    with pytest.raises(BadModelFile, match="only refines images; pick an SDXL base model"):
+        loader.pipeline_class(found["sdxl-refiner"])
+    with pytest.raises(BadModelFile, match="inpainting checkpoints are for inpainting"):
+        loader.pipeline_class(found["sd15-inpainting"])
+    assert loader.pipeline_class(found["sdxl-refiner"], "img2img").__name__ == "StableDiffusionXLImg2ImgPipeline"
+    assert loader.pipeline_class(found["sd2"]).__name__ == "StableDiffusionPipeline"
+
+
+def test_sd2_single_files_default_to_the_768_v_variant(zoo, tmp_path):
+    registry = Registry([tmp_path], HashCache(tmp_path / "hashes.json"), extra_paths=[zoo["sd2"][1]])
+    (sd2,) = registry.scan()
+    assert sd2.native_size == 768 and sd2.text_encoder_layers == 23  # no config beside it
+    family = families.by_name("sd2")
+    assert family.scheduler_config({})["prediction_type"] == "v_prediction"
+    assert family.scheduler_config({"prediction_type": "epsilon"})["prediction_type"] == "epsilon"  # 512-base
+
+
+# ---------------------------------------------------------------- the latent format of VAE files
+
+
+def _vae_file(path: Path, metadata: dict | None = None) -> Path:
+    """The tiny SD VAE in the original layout; SD 1.x's and SDXL's VAEs have the same shapes."""
+    from modules.models.convert import vae_to_original
+
+    torch.manual_seed(3)
+    vae = tiny_models._tiny_vae(scaling_factor=0.18215)
+    save_file({k: v.contiguous() for k, v in vae_to_original(vae.state_dict()).items()}, str(path), metadata)
+    return path
+
+
+def test_a_vae_files_name_does_not_set_its_scaling_factor(tmp_path):
+    assert vae_files.load_vae_file(_vae_file(tmp_path / "my-xl-vae.safetensors")).config.scaling_factor == 0.18215
+
+
+def test_a_vae_gets_the_latent_format_of_the_family_it_is_paired_with(tmp_path, zoo):
+    sdxl = families.by_name("sdxl")
+    plain = _vae_file(tmp_path / "plain.safetensors")
+    assert vae_files.load_vae_file(plain, family=sdxl).config.scaling_factor == 0.13025  # used with an SDXL model
+    spec = _vae_file(tmp_path / "vae.safetensors", {"modelspec.architecture": "stable-diffusion-xl-v1-base/vae"})
+    assert vae_files.load_vae_file(spec).config.scaling_factor == 0.13025  # its metadata says SDXL
+    inside_sdxl = tmp_path / "checkpoint-as-vae.safetensors"
+    inside_sdxl.write_bytes(zoo["sdxl"][1].read_bytes())  # the VAE inside a full SDXL checkpoint
+    assert vae_files.load_vae_file(inside_sdxl).config.scaling_factor == 0.13025
+    config = tmp_path / "plain.json"
+    config.write_text(json.dumps({"scaling_factor": 0.5}))  # a config beside the file wins over all
+    assert vae_files.load_vae_file(plain, family=sdxl).config.scaling_factor == 0.5
+
+
+# ---------------------------------------------------------------- a new family
+
+
+def _fake_family() -> Family:
+    """A transformer family as SD3 or FLUX would add: 16-channel latents with a shift."""
+    def recognises_header(shapes) -> bool:
+        return "model.diffusion_model.x_embedder.proj.weight" in shapes
+
+    def recognises_config(facts: ConfigFacts) -> bool:
+        return facts.pipeline == "StableDiffusion3Pipeline" and facts.has("transformer")
+
+    return Family(
+        name="fake3", label="Fake 3", native_size=1024,
+        pipelines={"txt2img": "StableDiffusion3Pipeline"},
+        components=("transformer", "vae"),
+        latent=LatentFormat(channels=16, scaling_factor=1.5305, shift_factor=0.0609,
+                            preview_rgb=tuple((0.1 * (i % 3), 0.05, -0.02) for i in range(16))),
+        text=TextEncoderLayout(encoders=(("tokenizer", "text_encoder"),), layers_without_config=7),
+        recognises_header=recognises_header,
+        recognises_config=recognises_config,
+    )
+
+
+@pytest.fixture
+def fake_family(monkeypatch):
+    monkeypatch.setattr(families, "FAMILIES", list(families.FAMILIES))  # the registration ends with the test
+    family = _fake_family()
+    families.register(family)
+    return family
+
+
+def _fake_single_file(path: Path) -> Path:
+    save_file({"model.diffusion_model.x_embedder.proj.weight": torch.zeros(8, 16, 2, 2),
+               "first_stage_model.encoder.conv_in.weight": torch.zeros(8, 3, 3, 3)}, str(path))
+    return path
+
+
+def _fake_folder(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "model_index.json").write_text(json.dumps({
+        "_class_name": "StableDiffusion3Pipeline",
+        "transformer": ["diffusers", "SD3Transformer2DModel"], "vae": ["diffusers", "AutoencoderKL"],
+        "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"]}))
+    return folder
+
+
+def test_an_unknown_family_is_not_a_checkpoint(tmp_path):
+    path = _fake_single_file(tmp_path / "new.safetensors")
+    with pytest.raises(BadModelFile, match="supported"):
+        detect.detect_from_keys(path, _shapes(path))
+    registry = Registry([tmp_path], HashCache(tmp_path / "hashes.json"))
+    assert not registry.scan()[0].usable
+
+
+def test_a_registered_family_is_picked_up_by_detection_loading_and_the_checkpoint_list(tmp_path, fake_family):
+    single = _fake_single_file(tmp_path / "new.safetensors")
+    folder = _fake_folder(tmp_path / "new-folder")
+    assert detect.detect_from_keys(single, _shapes(single)).family == "fake3"
+    assert [f.name for f in families.FAMILIES if f.recognises_header(_shapes(single))] == ["fake3"]
+    assert families.recognise_config(detect.config_facts(folder)).name == "fake3"
+
+    registry = Registry([tmp_path], HashCache(tmp_path / "hashes.json"))
+    found = {c.name: c for c in registry.scan()}
+    for name in ("new.safetensors", "new-folder"):
+        info = found[name]
+        assert info.usable, info.error
+        assert info.architecture.label == "Fake 3"
+        assert info.text_encoder_layers == 7
+        assert loader.pipeline_class(info).__name__ == "StableDiffusion3Pipeline"
+    assert found["new.safetensors"].native_size == 1024
+
+
+def test_a_vae_file_gets_the_latent_format_of_the_only_family_with_its_channels(tmp_path, fake_family):
+    state = vae_files.read_state_dict(_vae_file(tmp_path / "vae.safetensors"))
+    wide = dict(state)
+    wide["encoder.conv_out.weight"] = torch.zeros(32, *state["encoder.conv_out.weight"].shape[1:])
+    config = vae_files.infer_config(wide)
+    assert config["latent_channels"] == 16
+    assert (config["scaling_factor"], config["shift_factor"]) == (1.5305, 0.0609)
+    assert vae_files.infer_config(state)["scaling_factor"] == 0.18215  # 4 channels: SD 1.x's, first of those
+
+
+def test_the_preview_uses_the_familys_latent_colours(fake_family):
+    class NoVae:  # too large to decode for a preview: the colours come from the family alone
+        pass
+
+    torch.manual_seed(0)
+    latents = torch.randn(1, 4, 64, 64)
+    sd1, sdxl = (preview.preview_image(NoVae(), latents, families.by_name(n)) for n in ("sd1", "sdxl"))
+    assert sd1.size == (64, 64) and list(sd1.getdata()) != list(sdxl.getdata())
+    assert list(preview.preview_image(NoVae(), latents, False).getdata()) == list(sd1.getdata())
+    assert preview.preview_image(NoVae(), torch.randn(1, 16, 64, 64), fake_family).size == (64, 64)
+    assert preview.preview_image(NoVae(), torch.randn(1, 16, 64, 64), families.by_name("sd1")) is None
+    no_colours = replace(fake_family, latent=replace(fake_family.latent, preview_rgb=()))
+    assert preview.preview_image(NoVae(), torch.randn(1, 16, 64, 64), no_colours) is None
+
+
+def test_family_names_are_unique():
+    names = [f.name for f in families.FAMILIES]
+    assert len(names) == len(set(names))
+    with pytest.raises(ValueError, match="already registered"):
+        families.register(replace(families.by_name("sd1")))
