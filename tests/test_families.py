@@ -140,6 +140,7 @@ def _fake_family() -> Family:
         text=TextEncoderLayout(encoders=(("tokenizer", "text_encoder"),), layers_without_config=7),
         recognises_header=recognises_header,
         recognises_config=recognises_config,
+        denoiser="transformer",
     )
 
 
@@ -158,7 +159,9 @@ def _fake_single_file(path: Path) -> Path:
 
 
 def _fake_folder(folder: Path) -> Path:
-    folder.mkdir()
+    for component, config in (("transformer", {"sample_size": 128}), ("vae", {"block_out_channels": [1, 2, 3, 4]})):
+        (folder / component).mkdir(parents=True)
+        (folder / component / "config.json").write_text(json.dumps(config))
     (folder / "model_index.json").write_text(json.dumps({
         "_class_name": "StableDiffusion3Pipeline",
         "transformer": ["diffusers", "SD3Transformer2DModel"], "vae": ["diffusers", "AutoencoderKL"],
@@ -189,7 +192,8 @@ def test_a_registered_family_is_picked_up_by_detection_loading_and_the_checkpoin
         assert info.architecture.label == "Fake 3"
         assert info.text_encoder_layers == 7
         assert loader.pipeline_class(info).__name__ == "StableDiffusion3Pipeline"
-    assert found["new.safetensors"].native_size == 1024
+    assert found["new.safetensors"].native_size == 1024  # the family's
+    assert found["new-folder"].native_size == 128 * 8  # from its transformer's and VAE's configs
 
 
 def test_a_vae_file_gets_the_latent_format_of_the_only_family_with_its_channels(tmp_path, fake_family):

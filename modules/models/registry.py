@@ -52,9 +52,10 @@ class CheckpointInfo:
         if self.layout == "diffusers" or self.sidecar_config is not None:
             folder = self.path if self.layout == "diffusers" else self.sidecar_config
             try:
-                unet = json.loads((folder / "unet" / "config.json").read_text(encoding="utf8"))
+                # The denoiser's sample size is in latent pixels; each VAE level halves the image.
+                denoiser = json.loads((folder / self._family.denoiser / "config.json").read_text(encoding="utf8"))
                 vae = json.loads((folder / "vae" / "config.json").read_text(encoding="utf8"))
-                sample_size = unet["sample_size"]
+                sample_size = denoiser["sample_size"]
                 side = (sample_size[0] if isinstance(sample_size, list) else sample_size)
                 return int(side) * 2 ** (len(vae["block_out_channels"]) - 1)
             except (OSError, ValueError, KeyError, TypeError):

@@ -5,9 +5,10 @@ A family file (sd1.py, sdxl.py, …) defines one or more `Family` values in a mo
 here plus its tests. Everything else asks a family for facts instead of testing names:
 
     detect.py        which family a checkpoint's header or diffusers folder is
+    config_classes   the pipeline classes a model folder may declare
     loader.py        the pipeline class per task, extra load options
-    fast_load.py     which single-file converter builds each component
-    registry.py      native size, text encoder layers (the clip skip range)
+    fast_load.py     which single-file converter builds each component, what is never loaded
+    registry.py      native size (from the denoiser's config), text encoder layers (clip skip range)
     vae_files.py     a VAE file's latent format (scaling and shift factors)
     preview.py       the cheap latent → RGB preview
     prompt_embeds.py the text encoder layout (one or two encoders, pooled output, clip skip)
@@ -82,6 +83,7 @@ class Family:
     text: TextEncoderLayout
     recognises_header: Callable[[Shapes], bool]  # a single file (original LDM layout)
     recognises_config: Callable[[ConfigFacts], bool]  # a diffusers folder or a loaded pipeline
+    denoiser: str = "unet"  # the component each sampling step runs: "unet", or "transformer" (SD3, FLUX)
     header_problem: Callable[[Shapes], str | None] = lambda shapes: None  # why a recognised file is unusable
     is_inpainting_header: Callable[[Shapes], bool] = lambda shapes: False
     is_inpainting_config: Callable[[ConfigFacts], bool] = lambda facts: False
