@@ -92,7 +92,7 @@ class Family:
     # Pipeline components the app never loads (A1111 runs no safety checker), and options for that.
     skipped_components: tuple[str, ...] = ()
     load_options: Mapping[str, Any] = field(default_factory=dict)
-    # Single-file loading: component class name -> converter(module, config, checkpoint) -> state dict.
+    # Single-file loading: component name -> converter(module, its config, the file's tensors) -> state dict.
     converters: Mapping[str, Callable] = field(default_factory=dict)
     # Why a task has no pipeline here, in the user's words (the SDXL refiner only refines).
     refusals: Mapping[str, str] = field(default_factory=dict)
