@@ -214,6 +214,10 @@ class _Model:
         from transformers.initialization import no_init_weights
 
         model_class = _library_class(path, library, class_name)
+        converter = family.converters.get(name)
+        if converter is None:
+            raise BadModelFile(path, f"its config names a {name} ({class_name}), which {family.label} single "
+                                     "files do not have: not a checkpoint of the architecture its config describes")
         try:
             if library == "diffusers":
                 config = model_class.load_config(str(config_dir), subfolder=name)
@@ -235,10 +239,6 @@ class _Model:
             raise BadModelFile(path, f"cannot build its {name} from {config_dir}: {_first_line(e)}") from e
         setattr(module, KEY_ATTRIBUTE, key)
 
-        converter = family.converters.get(name)
-        if converter is None:
-            raise BadModelFile(path, f"its config names a {name} ({class_name}), which {family.label} "
-                                     "single files do not have: not a checkpoint of the architecture its config describes")
         convert = lambda checkpoint: converter(module, config, checkpoint)  # noqa: E731
         return cls(name, module, convert)
 
