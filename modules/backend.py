@@ -15,7 +15,7 @@ from modules.devices import DeviceConfig
 from modules.errors import InvalidRequest, ModelNotFound, UserError
 from modules.extensions import Extensions, ScriptCall
 from modules.extensions.processing import run_gan
-from modules.job_limits import GRID_FACTOR, JobLimits, check_image, check_txt2img, default_limits
+from modules.job_limits import GRID_FACTOR, JobLimits, check_image, default_limits
 from modules.jobs import Job, JobRegistry
 from modules.models.hashing import HashCache
 from modules.models.manager import PipelineManager
@@ -81,9 +81,9 @@ class Backend:
         return self.config.limits or default_limits(self.config.devices.device.type)
 
     def check_limits(self, request: Txt2ImgRequest) -> None:
-        """A validated request against --max-pixels/--max-batch/--max-steps and the text encoder's depth."""
-        check_txt2img(request, self.limits)
-        self.check_clip_skip(request.clip_skip, request.checkpoint)
+        """A txt2img request against --max-pixels/--max-batch/--max-steps and the text encoder's depth: what
+        the runner checks before the job waits (scripts check the requests they make up front with it)."""
+        self.runner.validate(TXT2IMG, request)
 
     @property
     def checkpoint_folder(self) -> Path:
