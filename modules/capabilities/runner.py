@@ -6,7 +6,8 @@
     (the device's line, or a small model's own lock) → capability.run(request, loaded, job, hooks)
     → always-on postprocess(p, result)
 
-Errors: Interrupted before anything ran → job "interrupted" and the capability's empty result;
+Errors: Interrupted before anything ran → job "interrupted" and the capability's empty result (a Skip
+that reaches here: "done", the empty result);
 out of memory → memory freed, capability.out_of_memory; a UserError → job "failed", raised as it is;
 anything else → job "failed", the traceback logged under an id, raised as InternalError(id)."""
 from __future__ import annotations
@@ -18,7 +19,7 @@ from modules.capabilities.base import Capability, InternalError, RunContext
 from modules.capabilities.scripting import Hooks, Processing, ScriptArgs, resolve_call, run_script
 from modules.errors import UserError, report_internal_error, shown_message
 from modules.extensions.scripts import ScriptCall
-from modules.jobs import Interrupted, Job
+from modules.jobs import Interrupted, Job, Skipped
 
 if TYPE_CHECKING:
     from modules.backend import Backend
@@ -68,6 +69,9 @@ class Runner:
             result = self._with_scripts(capability, request, job, resolved)
         except Interrupted:  # while waiting for the device (a cancelled or departed client): nothing ran
             job.finish("interrupted")
+            return capability.empty_result(request)
+        except Skipped:  # Skip in a capability without batches to move on to: nothing more to make
+            job.finish("done")
             return capability.empty_result(request)
         except Exception as e:  # noqa: BLE001 - mapped to what the user is told, in this one place
             raise self._failed(capability, request, job, e) from None
