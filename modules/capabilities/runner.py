@@ -52,11 +52,17 @@ class Runner:
         return RunContext(limits=self.backend.limits, backend=self.backend, job=job)
 
     def validate(self, capability: Capability, request: Any, scripts: ScriptCall | None = None,
-                 job: Job | None = None) -> tuple[Any, ScriptArgs]:
-        """Everything that can be refused before any work: the request validated and bounded (--max-* flags),
-        as the job will run it, and the scripts it names. InvalidRequest names the field."""
-        request = capability.validate(request, self.context(job))
-        return request, resolve_call(self.backend.extensions.scripts, scripts, capability.tab)
+                 job: Job | None = None) -> Any:
+        """The request validated and bounded (--max-* flags), as the job will run it; an unknown script in
+        `scripts` is refused too. InvalidRequest names the field. run() does this itself: this is for an
+        adapter or a script that wants to refuse before any work (every cell of a plot, say)."""
+        validated = capability.validate(request, self.context(job))
+        self.scripts_for(capability, scripts)
+        return validated
+
+    def scripts_for(self, capability: Capability, scripts: ScriptCall | None) -> ScriptArgs:
+        """The selected and always-on scripts of the capability's tab, with their args."""
+        return resolve_call(self.backend.extensions.scripts, scripts, capability.tab)
 
     def run(self, capability: Capability, request: Any, job: Job | None = None, scripts: ScriptCall | None = None,
             owner: str | None = None, queue_user: str | None = None) -> Any:
@@ -65,8 +71,8 @@ class Runner:
         backend = self.backend
         job = job or backend.new_job(capability.name, owner, queue_user=queue_user)
         try:
-            request, resolved = self.validate(capability, request, scripts, job)
-            result = self._with_scripts(capability, request, job, resolved)
+            request = capability.validate(request, self.context(job))
+            result = self._with_scripts(capability, request, job, self.scripts_for(capability, scripts))
         except Interrupted:  # while waiting for the device (a cancelled or departed client): nothing ran
             job.finish("interrupted")
             return capability.empty_result(request)
