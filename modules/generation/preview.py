@@ -30,12 +30,9 @@ def decode_latents(vae, latents: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def preview_image(vae, latents: torch.Tensor, family: Family | bool) -> Image.Image | None:
+def preview_image(vae, latents: torch.Tensor, family: Family) -> Image.Image | None:
     """A quick look at the first image of the batch: small latents decoded, larger ones through the
-    family's fixed latent → RGB map (A1111's "Approx cheap"). `family` may still be txt2img's
-    `is_sdxl` flag until it passes the checkpoint's family."""
-    if isinstance(family, bool):
-        family = families.by_name("sdxl" if family else "sd1")
+    family's fixed latent → RGB map (A1111's "Approx cheap")."""
     first = latents[:1]
     if first.shape[-1] * first.shape[-2] <= FULL_DECODE_LIMIT:
         return to_pil(decode_latents(vae, first))[0]

@@ -29,11 +29,6 @@ class Architecture:
     def label(self) -> str:
         return self.spec.label + (" inpainting" if self.inpainting else "")
 
-    @property
-    def is_sdxl(self) -> bool:
-        """Kept while txt2img passes this to the preview; `spec` says more."""
-        return self.spec.latent == families.by_name("sdxl").latent
-
 
 def detect_from_keys(path: Path, shapes: dict[str, list[int]]) -> Architecture:
     """`shapes` maps tensor names to shapes (a safetensors header, or a weights-only pickle)."""

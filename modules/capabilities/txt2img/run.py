@@ -136,9 +136,12 @@ def _collect(result: Txt2ImgResult, request: Txt2ImgRequest, model: LoadedCheckp
 
 def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], job: Job) -> torch.Tensor:
     # This job's own scheduler, in its own view of the cached pipeline: the cached one is never changed.
-    pipe = pipeline_view(model.pipe, scheduler=find_sampler(request.sampler).build(model.scheduler_config))
+    family = model.info.architecture.spec
+    sampler = find_sampler(request.sampler).build(family.scheduler_config(model.scheduler_config))
+    pipe = pipeline_view(model.pipe, scheduler=sampler)
+    denoiser = getattr(pipe, family.denoiser)
     scale = pipe.vae_scale_factor
-    shape = (pipe.unet.config.in_channels, request.height // scale, request.width // scale)
+    shape = (denoiser.config.in_channels, request.height // scale, request.width // scale)
     generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
     noise = initial_noise(generators, shape).to(model.execution_device, model.devices.dtype)
     embeds = encode_prompts(pipe, [request.prompt] * len(seeds), [request.negative_prompt] * len(seeds),
@@ -153,15 +156,15 @@ def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], 
         latest["latents"], latest["steps"] = callback_kwargs["latents"], done
         job.report_step(done)
         if (step + 1) % PREVIEW_EVERY_STEPS == 0 and step + 1 < calls:
-            image = preview.preview_image(pipe.vae, latest["latents"], model.info.architecture.is_sdxl)
+            image = preview.preview_image(pipe.vae, latest["latents"], family)
             if image is not None:
                 job.set_preview(image)
         return callback_kwargs
 
     job.check()
     try:
-        # Checked between steps (on_step_end) and inside each step, before every UNet block.
-        with torch.inference_mode(), stop_points.checked(pipe.unet, job.check):
+        # Checked between steps (on_step_end) and inside each step, before every denoiser block.
+        with torch.inference_mode(), stop_points.checked(denoiser, job.check):
             output = pipe(
                 **embeds,
                 num_inference_steps=request.steps,
