@@ -262,13 +262,11 @@ class Backend:
 
     def gan_model(self, name: str | None):
         """(info, generator) of a GAN by title, name or hash; None: the first (the built-in)."""
-        from modules.generation.gan import inference_layout
-
         info = self.zoo_registry.find("gan", name)
-        return info, inference_layout(self.manager.zoo_model(info))
+        return info, self.manager.zoo_model(info)
 
     def gan_sample(self, request, job: Job | None = None, scripts: ScriptCall | None = None):
-        from modules.generation.gan import sample
+        from modules.capabilities.gan.run import sample
 
         def with_scripts(request, generator, info, job, outdir):  # the script's images come from this model
             return run_gan(request, job, scripts, self.extensions.scripts,
@@ -278,7 +276,7 @@ class Backend:
         return self._gan_job(request, job, "gan", with_scripts)
 
     def gan_video(self, request, job: Job | None = None):
-        from modules.generation.gan_video import render_video
+        from modules.capabilities.gan.video import render_video
 
         return self._gan_job(request, job, "gan-video", render_video)
 

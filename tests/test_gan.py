@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 
 from modules.errors import InvalidRequest
-from modules.generation import gan
-from modules.generation.gan_request import ALL_CLASSES, GanRequest
-from modules.generation.gan_state import export_text, parse_states, read_states, request_from_states
+from modules.capabilities.gan import run as gan
+from modules.capabilities.gan.request import ALL_CLASSES, GanRequest
+from modules.capabilities.gan.state import export_text, parse_states, read_states, request_from_states
 from modules.generation.seeds import PLANE_WIDTH
 
 
@@ -239,3 +239,13 @@ def test_always_on_scripts_hook_into_the_gan_sampler(gan_backend, tmp_path):
     assert np.array_equal(pixels(hooked.images[0]), inverted)  # postprocess_image ran before saving
     assert np.array_equal(pixels(Image.open(hooked.paths[0])), inverted)
     assert np.array_equal(pixels(hooked.grid.crop((0, 0, 32, 32))), inverted)
+
+
+def test_a_loaded_generator_is_laid_out_for_inference_before_any_job_shares_it(gan_backend):
+    """channels_last at load time (modules/zoo/gan.load_gan), not converted on first use by whichever job
+    comes first: two jobs sharing the generator never see it half-converted."""
+    from modules.models.refs import GAN, ModelRef
+
+    with gan_backend.manager.use(ModelRef(GAN, "tiny-gan")) as loaded:
+        convs = [m for m in loaded.module.modules() if isinstance(m, torch.nn.Conv2d)]
+        assert convs and all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)

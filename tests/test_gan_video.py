@@ -11,9 +11,9 @@ import torch
 from torch import nn
 
 from modules.errors import InvalidRequest
-from modules.generation import gan
-from modules.generation.gan_request import GanRequest, GanVideoRequest
-from modules.generation.gan_video import frame_images, mp4_available, slerp
+from modules.capabilities.gan import run as gan
+from modules.capabilities.gan.request import GanRequest, GanVideoRequest
+from modules.capabilities.gan.video import frame_images, mp4_available, slerp
 from modules.generation.seeds import seed_latent
 from modules.jobs import Job
 from modules.models.zoo_registry import ZooModelInfo

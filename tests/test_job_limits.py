@@ -67,7 +67,7 @@ def test_xyz_grid_is_counted_before_it_is_built(backend, attach_extensions, smal
 def test_gan_seeds_and_video_size_are_bounded(tmp_path):
     from modules.backend import Backend, BackendConfig
     from modules.devices import device_config
-    from modules.generation.gan_request import GanRequest, GanVideoRequest
+    from modules.capabilities.gan.request import GanRequest, GanVideoRequest
 
     backend = Backend(BackendConfig(models_dir=tmp_path / "models", outdir=tmp_path / "out", cache_dir=tmp_path / "c",
                                     devices=device_config("cpu"), offline=True, limits=JobLimits(128 * 128, 2, 10)))

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from modules.generation import gan_video
-from modules.generation.gan_request import GanVideoRequest
+from modules.capabilities.gan import video as gan_video
+from modules.capabilities.gan.request import GanVideoRequest
 from modules.leftovers import remove_leftovers
 from tests.app_process import AppProcess
 from tests.test_gan import gan_backend  # noqa: F401 - fixture
@@ -97,8 +97,8 @@ import sys, time
 import numpy as np
 import imageio.v2 as imageio
 from pathlib import Path
-from modules.generation import gan_video
-from modules.generation.gan_request import GanVideoRequest
+from modules.capabilities.gan import video as gan_video
+from modules.capabilities.gan.request import GanVideoRequest
 
 def slow(path, frames, **kwargs):
     Path(path).write_bytes(b"GIF89a half a video")

@@ -11,7 +11,7 @@ from PIL import Image
 
 from modules.errors import InvalidRequest
 from modules.extensions import Extensions, ScriptCall
-from modules.generation.gan_request import GanRequest
+from modules.capabilities.gan.request import GanRequest
 from modules.generation.infotext import parse_infotext
 from tests.test_extensions_fixtures import REPO_EXTENSIONS, attach_extensions  # noqa: F401 - a fixture
 

@@ -10,10 +10,10 @@ from PIL import Image
 
 from modules.backend import Backend
 from modules.errors import UserError, shown_message
-from modules.generation.gan import NO_LAYER_STYLES, GanCapabilities, capabilities, describe
-from modules.generation.gan_request import ALL_CLASSES, GanRequest, GanVideoRequest
-from modules.generation.gan_state import export_text, read_states, request_from_states
-from modules.generation.gan_video import mp4_available
+from modules.capabilities.gan.run import NO_LAYER_STYLES, GanCapabilities, capabilities, describe
+from modules.capabilities.gan.request import ALL_CLASSES, GanRequest, GanVideoRequest
+from modules.capabilities.gan.state import export_text, read_states, request_from_states
+from modules.capabilities.gan.video import mp4_available
 from modules.generation.seeds import (MAX_SEED, PLANE_WIDTH, format_seeds, nearest_plane_seed, parse_seeds,
                                       plane_point, shift_seeds)
 from modules.public_paths import scrub, shown

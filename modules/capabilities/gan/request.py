@@ -1,7 +1,7 @@
 """The GAN requests (sample a grid; render an interpolation video), validated once, errors naming the field.
 
 What the model decides (is this class name one of its classes? does it have per-layer styles for
-a truncation cutoff or style mixing?) is checked in generation/gan.py against the loaded model."""
+a truncation cutoff or style mixing?) is checked in run.py against the loaded model."""
 from __future__ import annotations
 
 import math

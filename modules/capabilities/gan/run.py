@@ -24,8 +24,9 @@ import torch
 from PIL import Image
 
 from modules import images as image_files
+from modules.capabilities.gan import state as gan_state
+from modules.capabilities.gan.request import ALL_CLASSES, GanRequest
 from modules.errors import InvalidRequest
-from modules.generation.gan_request import ALL_CLASSES, GanRequest
 from modules.generation.infotext import format_infotext
 from modules.generation.seeds import format_seeds, nearest_plane_seed, plane_latent, seed_latent
 from modules.jobs import Job
@@ -34,7 +35,7 @@ from modules.version import VERSION
 CHUNK = 64  # images per forward pass: bounded memory whatever the grid size
 NO_LAYER_STYLES = ("this model feeds its w into the first synthesis layer only (no per-layer styles), "
                    "so there is nothing to cut off or mix")
-STATE_KEY = "zoo_gan"            # PNG text chunk: one image's state (gan_state.py)
+STATE_KEY = "zoo_gan"            # PNG text chunk: one image's state (state.py)
 GRID_STATE_KEY = "zoo_gan_latents"  # PNG text chunk of a grid: every image's state
 
 
@@ -143,16 +144,6 @@ def check_layer_options(request: GanRequest, caps: GanCapabilities) -> None:
         raise InvalidRequest("style_mix_seed", NO_LAYER_STYLES)
 
 
-def inference_layout(generator):
-    """Channels-last weights, so conv outputs and the nearest upsampling between them stay
-    channels-last: on a CPU that makes a DCGAN body about 1.5x faster (NCHW nearest upsampling
-    is the slow part), and it suits tensor cores on a GPU. Idempotent; values change by ~1e-6."""
-    if not getattr(generator, "_zoo_channels_last", False):
-        generator.to(memory_format=torch.channels_last)
-        generator._zoo_channels_last = True
-    return generator
-
-
 def model_device(generator) -> torch.device:
     return next(generator.parameters()).device
 
@@ -255,8 +246,6 @@ def sample(request: GanRequest, generator, model_info, job: Job, outdir: Path | 
     """Render every image of a validated request; save PNGs (and the grid) into outdir when asked.
     The extensions' `hooks` (modules/extensions/processing.py) may replace each image before it is saved
     (`postprocess_image(image, seed, index)`) and hear of each file written (`image_saved(image, path, infotext)`)."""
-    from modules.generation import gan_state
-
     caps = capabilities(generator)
     check_layer_options(request, caps)
     samples = samples_for(request, caps)

@@ -19,8 +19,8 @@ import torch
 
 from modules.atomic_files import replacing
 from modules.errors import InvalidRequest
-from modules.generation import gan
-from modules.generation.gan_request import GanVideoRequest
+from modules.capabilities.gan import run as gan
+from modules.capabilities.gan.request import GanVideoRequest
 from modules.generation.infotext import format_infotext
 from modules.generation.seeds import seed_latent
 from modules.jobs import Job
