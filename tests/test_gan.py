@@ -83,6 +83,14 @@ def test_the_class_changes_the_output_and_all_classes_makes_a_row_each(gan_backe
     assert np.array_equal(pixels(grid.images[4]), pixels(run(gan_backend, seeds="0", class_name=1).images[0]))
 
 
+def test_an_all_classes_grid_is_near_square_not_a_strip(gan_backend):
+    """One seed of every class was a 1-wide column (40 classes of the built-in model: a 32 x 1319 strip)."""
+    one_seed = run(gan_backend, seeds="0", class_name=ALL_CLASSES)
+    assert one_seed.grid.size == (3 * 33 - 1, 32)  # the three classes side by side
+    assert gan.classes_per_row(1, 40) == 8  # the built-in model: 8 colours across, 5 shapes down
+    assert gan.classes_per_row(8, 40) == 2  # 8 seeds: 16 x 20 images, each row two whole classes
+
+
 def test_an_unconditional_model_has_no_class(gan_backend):
     result = run(gan_backend, model="tiny-unconditional", seeds="1,2")
     caps = gan.capabilities(gan_backend.gan_model("tiny-unconditional")[1])

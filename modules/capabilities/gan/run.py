@@ -217,8 +217,16 @@ def grid_image(images: list[Image.Image], columns: int, gap: int = 1) -> Image.I
 
 def grid_columns(request: GanRequest, count: int) -> int:
     if request.latents is None and request.position is None and request.class_name == ALL_CLASSES:
-        return len(request.seeds)  # a row per class
+        return len(request.seeds) * classes_per_row(len(request.seeds), count // len(request.seeds))
     return max(1, math.ceil(math.sqrt(count)))
+
+
+def classes_per_row(seeds: int, classes: int) -> int:
+    """How many classes (each a run of `seeds` images) share a grid row: a whole number of classes per row,
+    as near a square grid as the class count allows (ties: the wider one, for a landscape screen).
+    A row per class made a one-seed grid of 40 classes a 1 x 40 strip; this makes it 8 x 5."""
+    divisors = [d for d in range(1, classes + 1) if classes % d == 0]
+    return min(divisors, key=lambda d: (round(abs(math.log(seeds * d * d / classes)), 9), -d))
 
 
 def describe(sample: GanSample, caps: GanCapabilities) -> str:
