@@ -7,6 +7,7 @@ at t = f / frames, so each key seed appears exactly once; a loop ends with the w
 """
 from __future__ import annotations
 
+import datetime
 import os
 import re
 import tempfile
@@ -124,7 +125,7 @@ def save_video(frames: np.ndarray, outdir: Path | None, request: GanVideoRequest
         path = Path(tempfile.mkdtemp(prefix="gan-video-")) / name
         write_video(frames, path, request.fps)
         return path
-    folder = gan.dated_folder(outdir, "gan-videos")
+    folder = Path(outdir) / "gan-videos" / datetime.date.today().isoformat()  # as A1111's txt2img-grids
     folder.mkdir(parents=True, exist_ok=True)
     with _numbering_lock:
         numbers = [int(m.group(1)) for f in os.listdir(folder) if (m := _NUMBERED.match(f))]
