@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 from pathlib import Path
 
@@ -120,7 +121,8 @@ class GanHandlers:
         """To the nearest seed: the point, and the seed in the Seeds box (Generate shows it; Render video
         walks the square of the plane from it)."""
         x, y = max(0.0, float(x or 0)), max(0.0, float(y or 0))
-        return {**self._plane_at(round(x), round(y), model, psi, class_name, cutoff, mix_seed, mix_from, request),
+        i, j = math.floor(x + 0.5), math.floor(y + 0.5)  # as nearest_plane_seed (round() takes 0.5 to 0)
+        return {**self._plane_at(i, j, model, psi, class_name, cutoff, mix_seed, mix_from, request),
                 self.seeds: str(nearest_plane_seed(x, y))}
 
     @user_errors

@@ -48,6 +48,7 @@ place();
 # the plane's x and y boxes are wide enough for "123.456" and have no spinner over the last digit.
 HEAD = """<style>
 #gan_gallery img, #gan_plane_image img, #gan_video_gif img { image-rendering: pixelated; }
+#gan_gallery .caption { white-space: normal; overflow: visible; text-overflow: clip; }
 #gan_gallery .caption-label { white-space: normal; overflow: visible; text-overflow: clip; max-width: none;
   left: var(--block-label-margin); overflow-wrap: anywhere; }
 #gan_plane_x input, #gan_plane_y input { min-width: 7ch; -moz-appearance: textfield; appearance: textfield; }
