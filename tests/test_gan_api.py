@@ -118,3 +118,11 @@ def test_with_api_auth_every_gan_route_needs_the_login(gan_backend, tmp_path):  
         # The task is alice's: progress finds it under her login, as for /sdapi/v1 tasks, and nobody else's.
         progress = client.get("/sdapi/v1/progress", params={"task_id": "mine"}, auth=(USER, PASSWORD)).json()
         assert progress["task_state"] == "done" and progress["state"]["job"] == "gan"
+
+
+def test_next_to_the_ui_the_gan_routes_are_api_routes():
+    """With --gradio-auth, the guard sends UI paths to the login page; /zoo/v1 takes the API's HTTP Basic
+    login (and owners by login or address, not by a UI cookie), as /sdapi/v1 does."""
+    from modules.security import guard, ui_session
+
+    assert guard.is_api("/zoo/v1/gan/sample") and "/zoo/v1/" in ui_session.API_PREFIXES
