@@ -105,17 +105,19 @@ class GanTab(GanHandlers):
 
     def _wire(self) -> None:
         outputs = [self.gallery, self.message, self.infotext, self.last_states]
+        # Progress on the gallery only: Gradio's timer text ("processing | 0.4s") never flashes in the message.
+        busy = {"show_progress_on": [self.gallery]}
         self.generate.click(self.sample, inputs=self.sample_inputs(), outputs=outputs, api_name="gan_sample",
-                            concurrency_limit=None)
+                            concurrency_limit=None, **busy)
         self.seeds.submit(self.sample, inputs=self.sample_inputs(), outputs=outputs, api_name=False,
-                          concurrency_limit=None)
+                          concurrency_limit=None, **busy)
         for button, direction in ((self.prev_seeds, -1), (self.next_seeds, 1)):
             button.click(lambda text, d=direction: self.shift(text, d), inputs=self.seeds, outputs=self.seeds,
                          api_name=False, queue=False).success(
-                self.sample, inputs=self.sample_inputs(), outputs=outputs, api_name=False)
+                self.sample, inputs=self.sample_inputs(), outputs=outputs, api_name=False, **busy)
         self.random_seed.click(lambda: str(random.randrange(0, MAX_SEED + 1)), outputs=self.seeds, api_name=False,
                                queue=False).then(self.sample, inputs=self.sample_inputs(), outputs=outputs,
-                                                 api_name=False)
+                                                 api_name=False, **busy)
         self.refresh.click(self._refresh, inputs=self.model, outputs=[self.model, self.notice], api_name=False)
         self.model.change(self._model_changed, inputs=[self.model, self.class_name],
                           outputs=[self.class_name, self.cutoff, self.mixing, self.mix_from, self.layer_note],
@@ -127,11 +129,11 @@ class GanTab(GanHandlers):
                       trigger_mode="always_last", concurrency_limit=None, show_progress="hidden")
         for box in (self.plane_x, self.plane_y):
             box.submit(self.plane_from_numbers, inputs=[self.plane_x, self.plane_y, *settings],
-                       outputs=[self.pad, *plane], api_name=False)
+                       outputs=[self.pad, *plane], api_name=False, show_progress_on=[self.plane_image])
         self.snap.click(self.plane_snap, inputs=[self.plane_x, self.plane_y, *settings],
-                        outputs=[self.pad, *plane, self.seeds], api_name=False)
+                        outputs=[self.pad, *plane, self.seeds], api_name=False, show_progress_on=[self.plane_image])
         self.from_seeds.click(self.plane_from_seeds, inputs=[self.seeds, *settings], outputs=[self.pad, *plane],
-                              api_name=False)
+                              api_name=False, show_progress_on=[self.plane_image])
         self.plane_save.click(self.plane_save_image, inputs=[self.plane_x, self.plane_y, *settings],
                               outputs=[self.message, self.infotext], api_name=False)
 
