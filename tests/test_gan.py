@@ -220,6 +220,10 @@ class GanProbe(Script):
 
     def process(self, p, invert):
         p.request = replace(p.request, truncation_psi=0.5)
+        p.extra_generation_params["Probe"] = "on"
+
+    def process_batch(self, p, invert, batch_number, prompts, seeds):
+        EVENTS.append(("batch", batch_number, list(seeds)))
 
     def postprocess_image(self, p, pp, invert):
         if invert:
@@ -250,8 +254,10 @@ def test_always_on_scripts_hook_into_the_gan_sampler(gan_backend, tmp_path):
         events = sys.modules[type(probe).__module__].EVENTS
     finally:
         gan_backend.extensions = before
-    assert events == [2]
+    assert events == [("batch", 0, [3, 4]), 2]  # process_batch once (a GAN job is one batch), postprocess
     assert "Truncation psi: 0.5" in hooked.infotexts[0]  # process() changed the request
+    assert "Probe: on" in hooked.infotexts[0] and hooked.images[0].info["parameters"] == hooked.infotexts[0]
+
     inverted = pixels(ImageOps.invert(plain.images[0].convert("RGB")))
     assert np.array_equal(pixels(hooked.images[0]), inverted)  # postprocess_image ran before saving
     assert np.array_equal(pixels(Image.open(hooked.paths[0])), inverted)
