@@ -15,7 +15,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from modules.capabilities.base import Capability, InternalError, RunContext
-from modules.capabilities.scripting import Hooks, Processing, resolve_call, run_script
+from modules.capabilities.scripting import Hooks, Processing, ScriptArgs, resolve_call, run_script
 from modules.errors import UserError, report_internal_error, shown_message
 from modules.extensions.scripts import ScriptCall
 from modules.jobs import Interrupted, Job
@@ -50,10 +50,12 @@ class Runner:
     def context(self, job: Job | None = None) -> RunContext:
         return RunContext(limits=self.backend.limits, backend=self.backend, job=job)
 
-    def validate(self, capability: Capability, request: Any, job: Job | None = None) -> Any:
-        """The request validated and bounded (--max-* flags), as the job will run it; InvalidRequest names
-        the field. For adapters that want to refuse before they create a job."""
-        return capability.validate(request, self.context(job))
+    def validate(self, capability: Capability, request: Any, scripts: ScriptCall | None = None,
+                 job: Job | None = None) -> tuple[Any, ScriptArgs]:
+        """Everything that can be refused before any work: the request validated and bounded (--max-* flags),
+        as the job will run it, and the scripts it names. InvalidRequest names the field."""
+        request = capability.validate(request, self.context(job))
+        return request, resolve_call(self.backend.extensions.scripts, scripts, capability.tab)
 
     def run(self, capability: Capability, request: Any, job: Job | None = None, scripts: ScriptCall | None = None,
             owner: str | None = None, queue_user: str | None = None) -> Any:
@@ -62,8 +64,8 @@ class Runner:
         backend = self.backend
         job = job or backend.new_job(capability.name, owner, queue_user=queue_user)
         try:
-            request = capability.validate(request, self.context(job))
-            result = self._with_scripts(capability, request, job, scripts)
+            request, resolved = self.validate(capability, request, scripts, job)
+            result = self._with_scripts(capability, request, job, resolved)
         except Interrupted:  # while waiting for the device (a cancelled or departed client): nothing ran
             job.finish("interrupted")
             return capability.empty_result(request)
@@ -75,8 +77,7 @@ class Runner:
         job.finish("done")
         return result
 
-    def _with_scripts(self, capability: Capability, request: Any, job: Job, call: ScriptCall | None) -> Any:
-        resolved = resolve_call(self.backend.extensions.scripts, call, capability.tab)
+    def _with_scripts(self, capability: Capability, request: Any, job: Job, resolved: ScriptArgs) -> Any:
         p = Processing(capability.tab, request, job, resolved,
                        generate=lambda r, j, hooks: self._on_model(capability, r, j, hooks),
                        validate=lambda r: capability.validate(r, self.context(job)),
