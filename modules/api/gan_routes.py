@@ -112,8 +112,8 @@ def add_routes(api: "Api") -> None:
 
     def run_job(capability, request, body, owner: str, http: Request):
         async def answer():
-            request_checked = await anyio.to_thread.run_sync(backend.runner.validate, capability, request,
-                                                             limiter=api._job_threads)
+            request_checked, _ = await anyio.to_thread.run_sync(backend.runner.validate, capability, request,
+                                                                limiter=api._job_threads)  # 422 before a job
             job = api._new_job(capability.name, body.task_id, owner)
             async with interrupt_on_disconnect(http, job):
                 result = await anyio.to_thread.run_sync(backend.runner.run, capability, request_checked, job,
