@@ -71,6 +71,7 @@ def test_a_seed_plane_point_and_imported_latents(client, gan_backend):  # noqa: 
     ({"truncation_psi": "lots"}, "truncation_psi", "valid number"),
     ({"class_name": "hexagon"}, "class_name", "unknown class 'hexagon'"),
     ({"model": "no-such-gan"}, None, "no-such-gan"),
+    ({"script_name": "No such script"}, "script_name", "unknown script 'No such script'"),
 ])
 def test_a_bad_field_is_a_4xx_naming_it(client, body, field, words):
     response = client.post("/zoo/v1/gan/sample", json={"model": "tiny-gan", **body})

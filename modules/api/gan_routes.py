@@ -22,6 +22,7 @@ from modules.api.errors import api_route_class
 from modules.api.models import TASK_ID_PATTERN
 from modules.capabilities.gan import GanRequest, GanVideoRequest, gan, gan_video, model_facts
 from modules.errors import UserError
+from modules.extensions import ScriptCall
 from modules.images import png_info
 
 if TYPE_CHECKING:
@@ -46,6 +47,10 @@ class GanSampleApiRequest(BaseModel):
     save_images: bool = Field(False, description="Also save the PNGs under outputs/gan-images")
     send_images: bool = True
     task_id: str | None = Field(None, pattern=TASK_ID_PATTERN, description="Your id for /sdapi/v1/progress")
+    script_name: str | None = Field(None, description='A GAN Sampler script, e.g. "X/Y/Z plot" (GET '
+                                                      '/sdapi/v1/scripts lists them)')
+    script_args: list[Any] = Field(default_factory=list, description="Its controls' values, in order")
+    alwayson_scripts: dict[str, Any] = Field(default_factory=dict, description='{"title": {"args": [...]}}')
 
 
 class GanSampleApiResponse(BaseModel):
@@ -110,13 +115,14 @@ def add_routes(api: "Api") -> None:
                        dependencies=[Depends(api.current_user)], tags=["zoo: GAN"])
     owner_dependency = Depends(api.current_owner)
 
-    def run_job(capability, request, body, owner: str, http: Request):
+    def run_job(capability, request, body, owner: str, http: Request, scripts: ScriptCall | None = None):
         async def answer():
-            request_checked, _ = await anyio.to_thread.run_sync(backend.runner.validate, capability, request,
-                                                                limiter=api._job_threads)  # 422 before a job
+            # Refused with a 422 naming the field before any job exists, as /sdapi/v1/txt2img does.
+            checked, _ = await anyio.to_thread.run_sync(backend.runner.validate, capability, request, scripts,
+                                                        limiter=api._job_threads)
             job = api._new_job(capability.name, body.task_id, owner)
             async with interrupt_on_disconnect(http, job):
-                result = await anyio.to_thread.run_sync(backend.runner.run, capability, request_checked, job,
+                result = await anyio.to_thread.run_sync(backend.runner.run, capability, checked, job, scripts,
                                                         limiter=api._job_threads)
             return job, result
         return answer()
@@ -125,8 +131,9 @@ def add_routes(api: "Api") -> None:
     async def sample(body: GanSampleApiRequest, http: Request, owner: str = owner_dependency):
         """Sample GAN images: seeds × class (one row per class with "All classes"), a point of the seed plane,
         or imported latents. Errors name the field (422), as on /sdapi/v1."""
-        fields = body.model_dump(exclude={"send_images", "task_id"})
-        job, result = await run_job(gan, GanRequest(**fields), body, owner, http)
+        fields = body.model_dump(exclude={"send_images", "task_id", "script_name", "script_args", "alwayson_scripts"})
+        scripts = ScriptCall(body.script_name, list(body.script_args), dict(body.alwayson_scripts))
+        job, result = await run_job(gan, GanRequest(**fields), body, owner, http, scripts)
         send = body.send_images
         images = [encode_png(i, i.info) for i in result.images] if send else []
         grid = encode_png(result.grid, result.grid.info) if send and result.grid is not None else None
