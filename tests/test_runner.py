@@ -25,7 +25,7 @@ class SquaresRequest:
     prompt: str = "squares"
     count: int = 2
     save_images: bool = True
-    fail_with: str | None = None  # "user", "bug", "oom", "interrupt": what run raises
+    fail_with: str | None = None  # "user", "bug", "oom", "interrupt", "skip": what run raises
 
     def validated(self) -> "SquaresRequest":
         if not isinstance(self.count, int) or not 1 <= self.count <= 4:
@@ -48,6 +48,9 @@ def run_squares(request: SquaresRequest, loaded, job, hooks) -> SquaresResult:
                 "oom": torch.OutOfMemoryError("CUDA out of memory"), "interrupt": None}
     if request.fail_with == "interrupt":
         job.interrupt()
+        job.check()
+    elif request.fail_with == "skip":
+        job.skip()
         job.check()
     elif request.fail_with:
         raise failures[request.fail_with]
@@ -132,3 +135,9 @@ def test_an_interrupt_before_anything_was_made_gives_the_empty_result(backend):
 def test_an_unknown_script_is_refused_before_any_work(backend):
     with pytest.raises(InvalidRequest, match="script_name: unknown script"):
         backend.run(SQUARES, SquaresRequest(), scripts=ScriptCall(script_name="No such script"))
+
+
+def test_a_skip_that_reaches_the_runner_ends_the_job_with_nothing_made(backend):
+    job = backend.new_job("squares")
+    result = backend.run(SQUARES, SquaresRequest(fail_with="skip"), job)
+    assert job.state == "done" and result.images == []

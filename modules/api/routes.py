@@ -246,6 +246,7 @@ class Api:
     # txt2img -----------------------------------------------------------------------------------
 
     def _txt2img_request(self, body: models.Txt2ImgApiRequest, owner: str | None = None) -> Txt2ImgRequest:
+        """The job's request from A1111's field names; the runner validates it (api_field_names renames)."""
         sampler_field = "sampler_name" if body.sampler_name else "sampler_index"
         scheduler = (body.scheduler or "").strip()
         if scheduler and scheduler.lower() not in SCHEDULE_TYPES:
