@@ -118,12 +118,12 @@ def add_routes(api: "Api") -> None:
     def run_job(capability, request, body, owner: str, http: Request, scripts: ScriptCall | None = None):
         async def answer():
             # Refused with a 422 naming the field before any job exists, as /sdapi/v1/txt2img does.
-            checked, _ = await anyio.to_thread.run_sync(backend.runner.validate, capability, request, scripts,
-                                                        limiter=api._job_threads)
+            checked = await anyio.to_thread.run_sync(backend.runner.validate, capability, request, scripts,
+                                                     limiter=api._job_threads)
             job = api._new_job(capability.name, body.task_id, owner)
             async with interrupt_on_disconnect(http, job):
                 result = await anyio.to_thread.run_sync(backend.runner.run, capability, checked, job, scripts,
-                                                        limiter=api._job_threads)
+                                                     limiter=api._job_threads)
             return job, result
         return answer()
 
