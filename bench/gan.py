@@ -2,7 +2,7 @@
 
     venv/bin/python bench/gan.py [--batch 64] [--device cpu] [--threads N]
 
-Times the app's own sampling path (generation.gan.synthesize: mapping, truncation, synthesis)
+Times the app's own sampling path (capabilities.gan.run.synthesize: mapping, truncation, synthesis)
 at batch 64 on the built-in GAN (models/GAN/shapes-gan.safetensors; if it is absent, a generator
 with the built-in config and random weights, which costs exactly the same). The FLOPs of one
 forward are counted with torch.utils.flop_counter.FlopCounterMode; the achieved GFLOP/s is set
@@ -22,9 +22,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from modules.generation import gan  # noqa: E402
+from modules.capabilities.gan import run as gan  # noqa: E402
 from modules.generation.seeds import seed_latent  # noqa: E402
 from modules.paths import MODELS_DIR  # noqa: E402
+from modules.zoo.gan import inference_layout  # noqa: E402
 
 BUILT_IN = MODELS_DIR / "GAN" / "shapes-gan.safetensors"
 
@@ -82,7 +83,7 @@ def main(argv=None) -> dict:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     generator, which = load_generator(device)
-    gan.inference_layout(generator)  # as Backend.gan_model does
+    inference_layout(generator)  # as load_gan does (again for the random-weights generator)
     caps = gan.capabilities(generator)
     z = torch.stack([seed_latent(s, caps.z_dim) for s in range(args.batch)])
     classes = torch.arange(args.batch) % max(len(caps.class_names), 1)

@@ -14,8 +14,7 @@ from modules.capabilities.txt2img import TXT2IMG, Txt2ImgRequest, Txt2ImgResult
 from modules.devices import DeviceConfig
 from modules.errors import InvalidRequest, ModelNotFound, UserError
 from modules.extensions import Extensions, ScriptCall
-from modules.extensions.processing import run_gan
-from modules.job_limits import GRID_FACTOR, JobLimits, check_image, default_limits
+from modules.job_limits import JobLimits, default_limits
 from modules.jobs import Job, JobRegistry
 from modules.models.hashing import HashCache
 from modules.models.manager import PipelineManager
@@ -214,54 +213,7 @@ class Backend:
         the always-on hooks). Raises UserError for anything the user can fix; the job records the outcome."""
         return self.runner.run(TXT2IMG, request, job, scripts)
 
-    # GAN Sampler: the zoo GANs of models/GAN are small, kept loaded by the manager and run
-    # without the device lock, so browsing seeds stays interactive while a txt2img job runs.
+    # GAN Sampler: its jobs run through the runner (backend.run(gan, ...), modules/capabilities/gan).
     def gan_titles(self) -> list[str]:
         self.zoo_registry.scan()
         return [m.title for m in self.zoo_registry.usable("gan")]
-
-    def gan_model(self, name: str | None):
-        """(info, generator) of a GAN by title, name or hash; None: the first (the built-in)."""
-        from modules.generation.gan import inference_layout
-
-        info = self.zoo_registry.find("gan", name)
-        return info, inference_layout(self.manager.zoo_model(info))
-
-    def gan_sample(self, request, job: Job | None = None, scripts: ScriptCall | None = None):
-        from modules.generation.gan import sample
-
-        def with_scripts(request, generator, info, job, outdir):  # the script's images come from this model
-            return run_gan(request, job, scripts, self.extensions.scripts,
-                           lambda r, j, hooks: sample(r, generator, info, j, outdir, hooks),
-                           self.extensions.callbacks, outdir, self)
-
-        return self._gan_job(request, job, "gan", with_scripts)
-
-    def gan_video(self, request, job: Job | None = None):
-        from modules.generation.gan_video import render_video
-
-        return self._gan_job(request, job, "gan-video", render_video)
-
-    def _check_gan_limits(self, request) -> None:
-        limits = self.limits
-        size = getattr(request, "size", None)  # a video's frame side
-        if size is not None:
-            check_image(size, size, limits, "size")
-        count = len(request.latents) if getattr(request, "latents", None) else len(request.seeds)
-        if count > limits.max_grid_images:
-            field = "latents" if getattr(request, "latents", None) else "seeds"
-            raise InvalidRequest(field, f"{count} images is over {limits.max_grid_images} "
-                                        f"({GRID_FACTOR} × --max-batch)")
-
-    def _gan_job(self, request, job: Job | None, kind: str, run):
-        job = job or self.new_job(kind)
-        try:
-            request = request.validated()
-            self._check_gan_limits(request)
-            info, generator = self.gan_model(request.model)
-            result = run(request, generator, info, job, self.outdir_for(job))
-        except BaseException as e:
-            job.finish("failed", str(e))
-            raise
-        job.finish("done")
-        return result

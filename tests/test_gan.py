@@ -11,9 +11,10 @@ import torch
 from PIL import Image
 
 from modules.errors import InvalidRequest
-from modules.generation import gan
-from modules.generation.gan_request import ALL_CLASSES, GanRequest
-from modules.generation.gan_state import export_text, parse_states, read_states, request_from_states
+from modules.capabilities.gan import gan as gan_capability
+from modules.capabilities.gan import run as gan
+from modules.capabilities.gan.request import ALL_CLASSES, GanRequest
+from modules.capabilities.gan.state import export_text, parse_states, read_states, request_from_states
 from modules.generation.seeds import PLANE_WIDTH
 
 
@@ -42,6 +43,14 @@ def gan_backend(tmp_path_factory):
                                  devices=device_config("cpu")))
 
 
+def loaded_gan(backend, name):
+    """(info, generator) of a GAN of the backend's models/GAN, as a job gets them from the manager."""
+    from modules.models.refs import GAN, ModelRef
+
+    with backend.manager.use(ModelRef(GAN, name)) as loaded:
+        return loaded.info, loaded.module
+
+
 def pixels(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"), dtype=np.int16)
 
@@ -49,7 +58,7 @@ def pixels(image: Image.Image) -> np.ndarray:
 def run(backend, **values):
     values.setdefault("model", "tiny-gan")
     values.setdefault("save_images", False)
-    return backend.gan_sample(GanRequest(**values))
+    return backend.run(gan_capability, GanRequest(**values))
 
 
 def test_the_same_seed_gives_the_same_image_alone_or_in_a_batch(gan_backend):
@@ -64,7 +73,7 @@ def test_the_same_seed_gives_the_same_image_alone_or_in_a_batch(gan_backend):
 
 def test_psi_zero_gives_the_average_latent_image_for_every_seed(gan_backend):
     result = run(gan_backend, seeds="0-5", truncation_psi=0, class_name="triangle")
-    _, generator = gan_backend.gan_model("tiny-gan")
+    _, generator = loaded_gan(gan_backend, "tiny-gan")
     with torch.inference_mode():
         average = gan.to_pil(generator.synthesis(generator.w_avg[2:3]).clamp(-1, 1))[0]
     for image in result.images:
@@ -83,9 +92,17 @@ def test_the_class_changes_the_output_and_all_classes_makes_a_row_each(gan_backe
     assert np.array_equal(pixels(grid.images[4]), pixels(run(gan_backend, seeds="0", class_name=1).images[0]))
 
 
+def test_an_all_classes_grid_is_near_square_not_a_strip(gan_backend):
+    """One seed of every class was a 1-wide column (40 classes of the built-in model: a 32 x 1319 strip)."""
+    one_seed = run(gan_backend, seeds="0", class_name=ALL_CLASSES)
+    assert one_seed.grid.size == (3 * 33 - 1, 32)  # the three classes side by side
+    assert gan.classes_per_row(1, 40) == 8  # the built-in model: 8 colours across, 5 shapes down
+    assert gan.classes_per_row(8, 40) == 2  # 8 seeds: 16 x 20 images, each row two whole classes
+
+
 def test_an_unconditional_model_has_no_class(gan_backend):
     result = run(gan_backend, model="tiny-unconditional", seeds="1,2")
-    caps = gan.capabilities(gan_backend.gan_model("tiny-unconditional")[1])
+    caps = gan.capabilities(loaded_gan(gan_backend, "tiny-unconditional")[1])
     assert not caps.conditional and "Class" not in result.infotext
     assert gan.class_indices("anything", caps) == [0]
 
@@ -111,7 +128,7 @@ def test_a_bad_value_names_the_field_and_writes_nothing(gan_backend, values, fie
 
 def test_saved_pngs_carry_seed_psi_class_model_and_latent(gan_backend):
     result = run(gan_backend, seeds="11,12", truncation_psi=0.7, class_name="circle", save_images=True)
-    info, _ = gan_backend.gan_model("tiny-gan")
+    info, _ = loaded_gan(gan_backend, "tiny-gan")
     assert [p.name[6:] for p in result.paths] == ["11.png", "12.png"]
     assert re.fullmatch(r"\d{5}-11\.png", result.paths[0].name)
     assert result.paths[0].parent.parent.name == "gan-images" and result.grid_path.parent.parent.name == "gan-grids"
@@ -129,7 +146,7 @@ def test_export_import_round_trip_gives_the_same_pixels(gan_backend, tmp_path):
     exported = tmp_path / "latents.json"
     exported.write_text(export_text(original.states))
     states = read_states(exported)
-    restored = gan_backend.gan_sample(request_from_states(states, "tiny-gan"))
+    restored = gan_backend.run(gan_capability, request_from_states(states, "tiny-gan"))
     assert [s.seed for s in restored.samples] == [20, 21, 22] and restored.request.truncation_psi == 0.6
     assert all(np.array_equal(pixels(a), pixels(b)) for a, b in zip(original.images, restored.images))
 
@@ -142,7 +159,7 @@ def test_a_seed_plane_image_dropped_back_restores_its_exact_latent(gan_backend):
     assert "Seed plane: 3.37 1.5" in between.infotext and between.paths[0].name.endswith(f"-{3 + 2 * PLANE_WIDTH}.png")
     states = read_states(between.paths[0])
     assert states[0]["position"] == [3.37, 1.5]
-    restored = gan_backend.gan_sample(request_from_states(states, "tiny-gan"))
+    restored = gan_backend.run(gan_capability, request_from_states(states, "tiny-gan"))
     assert np.array_equal(pixels(restored.images[0]), pixels(between.images[0]))
 
 
@@ -203,6 +220,10 @@ class GanProbe(Script):
 
     def process(self, p, invert):
         p.request = replace(p.request, truncation_psi=0.5)
+        p.extra_generation_params["Probe"] = "on"
+
+    def process_batch(self, p, invert, batch_number, prompts, seeds):
+        EVENTS.append(("batch", batch_number, list(seeds)))
 
     def postprocess_image(self, p, pp, invert):
         if invert:
@@ -226,16 +247,49 @@ def test_always_on_scripts_hook_into_the_gan_sampler(gan_backend, tmp_path):
     before = gan_backend.extensions
     try:
         Extensions.load_from(tmp_path / "ext", tmp_path / "state.json").attach(gan_backend)
-        hooked = gan_backend.gan_sample(GanRequest(model="tiny-gan", seeds="3,4", truncation_psi=1.0,
-                                                   class_name="circle", save_images=True),
-                                        scripts=ScriptCall(alwayson_scripts={"GAN probe": {"args": [True]}}))
+        hooked = gan_backend.run(gan_capability, GanRequest(model="tiny-gan", seeds="3,4", truncation_psi=1.0,
+                                                                   class_name="circle", save_images=True),
+                                 scripts=ScriptCall(alwayson_scripts={"GAN probe": {"args": [True]}}))
         probe = next(s for s in gan_backend.extensions.scripts if s.title() == "GAN probe")
         events = sys.modules[type(probe).__module__].EVENTS
     finally:
         gan_backend.extensions = before
-    assert events == [2]
+    assert events == [("batch", 0, [3, 4]), 2]  # process_batch once (a GAN job is one batch), postprocess
     assert "Truncation psi: 0.5" in hooked.infotexts[0]  # process() changed the request
+    assert "Probe: on" in hooked.infotexts[0] and hooked.images[0].info["parameters"] == hooked.infotexts[0]
+
     inverted = pixels(ImageOps.invert(plain.images[0].convert("RGB")))
     assert np.array_equal(pixels(hooked.images[0]), inverted)  # postprocess_image ran before saving
     assert np.array_equal(pixels(Image.open(hooked.paths[0])), inverted)
     assert np.array_equal(pixels(hooked.grid.crop((0, 0, 32, 32))), inverted)
+
+
+def test_a_loaded_generator_is_laid_out_for_inference_before_any_job_shares_it(gan_backend):
+    """channels_last at load time (modules/zoo/gan.load_gan), not converted on first use by whichever job
+    comes first: two jobs sharing the generator never see it half-converted."""
+    from modules.models.refs import GAN, ModelRef
+
+    with gan_backend.manager.use(ModelRef(GAN, "tiny-gan")) as loaded:
+        convs = [m for m in loaded.module.modules() if isinstance(m, torch.nn.Conv2d)]
+        assert convs and all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
+
+
+def test_an_interrupted_gan_job_is_recorded_interrupted_not_failed(gan_backend):
+    job = gan_backend.new_job("gan")
+    job.interrupt()  # the user pressed Interrupt (or the client left) before the first chunk
+    result = gan_backend.run(gan_capability, GanRequest(model="tiny-gan", seeds="0-3", save_images=False), job)
+    assert job.state == "interrupted" and result.images == [] and result.grid is None
+
+
+def test_out_of_memory_in_a_gan_job_says_what_to_make_smaller(gan_backend, monkeypatch):
+    from modules.errors import UserError
+
+    def no_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(gan, "synthesize", no_memory)
+    job = gan_backend.new_job("gan")
+    with pytest.raises(UserError) as error:
+        gan_backend.run(gan_capability, GanRequest(model="tiny-gan", seeds="0-3", save_images=False), job)
+    assert str(error.value) == "out of memory for 4 GAN images: try fewer seeds"
+    assert job.state == "failed"

@@ -11,13 +11,14 @@ import torch
 from torch import nn
 
 from modules.errors import InvalidRequest
-from modules.generation import gan
-from modules.generation.gan_request import GanRequest, GanVideoRequest
-from modules.generation.gan_video import frame_images, mp4_available, slerp
+from modules.capabilities.gan import run as gan
+from modules.capabilities.gan import gan_video
+from modules.capabilities.gan.request import GanRequest, GanVideoRequest
+from modules.capabilities.gan.video import frame_images, mp4_available, slerp
 from modules.generation.seeds import seed_latent
 from modules.jobs import Job
 from modules.models.zoo_registry import ZooModelInfo
-from tests.test_gan import gan_backend  # noqa: F401 - fixture
+from tests.test_gan import gan_backend, loaded_gan  # noqa: F401 - fixture
 
 
 def test_slerp_keeps_the_ends_and_walks_the_sphere():
@@ -31,7 +32,7 @@ def test_slerp_keeps_the_ends_and_walks_the_sphere():
 
 @pytest.mark.parametrize("space", ["w", "z"])
 def test_the_path_starts_and_ends_on_the_key_seeds(gan_backend, space):  # noqa: F811
-    _, generator = gan_backend.gan_model("tiny-gan")
+    _, generator = loaded_gan(gan_backend, "tiny-gan")
     request = GanVideoRequest(model="tiny-gan", seeds="5,9", frames=4, loop=False, class_name="square",
                               truncation_psi=0.9, space=space).validated()
     frames = frame_images(request, generator)
@@ -42,8 +43,8 @@ def test_the_path_starts_and_ends_on_the_key_seeds(gan_backend, space):  # noqa:
 
 
 def test_gif_video_loops_back_and_is_saved(gan_backend):  # noqa: F811
-    result = gan_backend.gan_video(GanVideoRequest(model="tiny-gan", seeds="0-2", frames=4, fps=10, loop=True,
-                                                   format="gif", size=64))
+    result = gan_backend.run(gan_video, GanVideoRequest(model="tiny-gan", seeds="0-2", frames=4, fps=10, loop=True,
+                                                        format="gif", size=64))
     assert result.frame_count == 12 and result.path.suffix == ".gif"
     assert result.path.parent.parent.name == "gan-videos" and re.fullmatch(r"\d{5}-0-2\.gif", result.path.name)
     frames = imageio.mimread(result.path)
@@ -53,8 +54,8 @@ def test_gif_video_loops_back_and_is_saved(gan_backend):  # noqa: F811
 
 @pytest.mark.skipif(not mp4_available(), reason="imageio-ffmpeg has no bundled ffmpeg here")
 def test_mp4_video_is_written_offline_with_the_bundled_ffmpeg(gan_backend):  # noqa: F811
-    result = gan_backend.gan_video(GanVideoRequest(model="tiny-gan", seeds="0,1", frames=6, fps=12, loop=False,
-                                                   format="mp4", size=64, space="z"))
+    result = gan_backend.run(gan_video, GanVideoRequest(model="tiny-gan", seeds="0,1", frames=6, fps=12, loop=False,
+                                                        format="mp4", size=64, space="z"))
     assert result.path.suffix == ".mp4" and result.frame_count == 7
     with imageio.get_reader(result.path, format="FFMPEG") as reader:
         assert sum(1 for _ in reader) == 7

@@ -55,7 +55,7 @@ def test_latent_import_refuses_a_bomb(bomb):
 
 
 def test_gan_import_refuses_a_bomb(bomb):
-    from modules.generation.gan_state import read_states
+    from modules.capabilities.gan.state import read_states
 
     with pytest.raises(InvalidRequest) as error:
         read_states(bomb)

@@ -67,15 +67,15 @@ def test_xyz_grid_is_counted_before_it_is_built(backend, attach_extensions, smal
 def test_gan_seeds_and_video_size_are_bounded(tmp_path):
     from modules.backend import Backend, BackendConfig
     from modules.devices import device_config
-    from modules.generation.gan_request import GanRequest, GanVideoRequest
+    from modules.capabilities.gan import GanRequest, GanVideoRequest, gan, gan_video
 
     backend = Backend(BackendConfig(models_dir=tmp_path / "models", outdir=tmp_path / "out", cache_dir=tmp_path / "c",
                                     devices=device_config("cpu"), offline=True, limits=JobLimits(128 * 128, 2, 10)))
     with pytest.raises(InvalidRequest) as error:
-        backend.gan_sample(GanRequest(seeds="0-64", save_images=False))
+        backend.run(gan, GanRequest(seeds="0-64", save_images=False))
     assert str(error.value) == "seeds: 65 images is over 64 (32 × --max-batch)"
     with pytest.raises(InvalidRequest) as error:
-        backend.gan_video(GanVideoRequest(seeds="0-3", size=256))
+        backend.run(gan_video, GanVideoRequest(seeds="0-3", size=256))
     assert str(error.value) == "size: width × height 65536 is over 16384 pixels (--max-pixels)"
 
 

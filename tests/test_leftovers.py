@@ -6,8 +6,10 @@ import os
 
 import pytest
 
-from modules.generation import gan_video
-from modules.generation.gan_request import GanVideoRequest
+from modules.capabilities.gan import video as gan_video
+from modules.capabilities.gan import gan_video as gan_video_capability
+from modules.capabilities.gan.request import GanVideoRequest
+from modules.errors import UserError
 from modules.leftovers import remove_leftovers
 from tests.app_process import AppProcess
 from tests.test_gan import gan_backend  # noqa: F401 - fixture
@@ -73,7 +75,7 @@ def test_a_video_never_has_its_final_name_before_it_is_complete(gan_backend, mon
         real_write(frames, path, fps)
 
     monkeypatch.setattr(gan_video, "write_video", watching)
-    result = gan_backend.gan_video(GanVideoRequest(model="tiny-gan", seeds="3,4", frames=2, format="gif", size=64))
+    result = gan_backend.run(gan_video_capability, GanVideoRequest(model="tiny-gan", seeds="3,4", frames=2, format="gif", size=64))
     assert result.path.name not in seen[0] and result.path.stat().st_size > 0
 
 
@@ -86,8 +88,8 @@ def test_a_video_write_that_fails_leaves_no_file(gan_backend, monkeypatch):  # n
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(imageio, "mimwrite", disk_full)
-    with pytest.raises(OSError):
-        gan_backend.gan_video(GanVideoRequest(model="tiny-gan", seeds="7,8", frames=2, format="gif", size=64))
+    with pytest.raises(UserError, match="No space left on device"):  # told, not a traceback
+        gan_backend.run(gan_video_capability, GanVideoRequest(model="tiny-gan", seeds="7,8", frames=2, format="gif", size=64))
     folders = gan_backend.config.outdir / "gan-videos"
     assert not [p for p in folders.rglob("*") if p.is_file() and ("7-8" in p.name or p.name.startswith(".saving"))]
 
@@ -97,8 +99,8 @@ import sys, time
 import numpy as np
 import imageio.v2 as imageio
 from pathlib import Path
-from modules.generation import gan_video
-from modules.generation.gan_request import GanVideoRequest
+from modules.capabilities.gan import video as gan_video
+from modules.capabilities.gan.request import GanVideoRequest
 
 def slow(path, frames, **kwargs):
     Path(path).write_bytes(b"GIF89a half a video")

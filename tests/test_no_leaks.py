@@ -151,10 +151,19 @@ def test_no_get_route_of_the_live_api_names_a_server_path(models_dir, tmp_path):
 
 
 def test_a_full_disk_during_a_gan_video_is_named_in_the_ui():
-    from modules.ui.gan_tab import _message
+    import gradio as gr
+
+    from modules.ui.errors import user_errors
 
     error = OSError(errno.ENOSPC, "No space left on device", f"{paths.OUTPUTS_DIR}/gan-videos/x/.saving-1-a.gif")
-    message = _message(error)
+
+    @user_errors  # as on every GAN tab handler
+    def render_video():
+        raise error
+
+    with pytest.raises(gr.Error) as raised:
+        render_video()
+    message = raised.value.message
     assert "No space left on device" in message and "outputs/gan-videos/x/" in message
     assert_no_server_path(message) and "OSError" not in message
 

@@ -59,7 +59,7 @@ def test_any_value_validates_or_names_its_field(values):
 
 @pytest.mark.parametrize("request_type", ["GanRequest", "GanVideoRequest"])
 def test_any_gan_value_validates_or_names_a_field(request_type):
-    from modules.generation import gan_request
+    from modules.capabilities.gan import request as gan_request
 
     cls = getattr(gan_request, request_type)
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from modules.errors import InvalidRequest
 from modules.extensions import Extensions, ScriptCall
-from modules.generation.gan_request import GanRequest
+from modules.capabilities.gan import GanRequest, gan
 from modules.generation.infotext import parse_infotext
 from tests.test_extensions_fixtures import REPO_EXTENSIONS, attach_extensions  # noqa: F401 - a fixture
 
@@ -162,11 +162,11 @@ def gan_backend(tmp_path_factory):
 
 
 def test_gan_plot_over_seed_and_psi(gan_backend):
-    result = gan_backend.gan_sample(GanRequest(model="tiny-gan", seeds="5", class_name="square"),
-                                    scripts=xyz(x=("Seed", "0-2"), y=("Truncation ψ", "0, 1")))
+    result = gan_backend.run(gan, GanRequest(model="tiny-gan", seeds="5", class_name="square"),
+                             scripts=xyz(x=("Seed", "0-2"), y=("Truncation ψ", "0, 1")))
     grid, cells = result.images[0], result.images[1:]
-    direct = [gan_backend.gan_sample(GanRequest(model="tiny-gan", seeds=str(seed), truncation_psi=psi,
-                                                class_name="square", save_images=False)).images[0]
+    direct = [gan_backend.run(gan, GanRequest(model="tiny-gan", seeds=str(seed), truncation_psi=psi,
+                                          class_name="square", save_images=False)).images[0]
               for psi in (0.0, 1.0) for seed in (0, 1, 2)]
     assert all(np.array_equal(pixels(a), pixels(b)) for a, b in zip(cells, direct))
     x_labels, y_labels = ["Seed: 0", "Seed: 1", "Seed: 2"], ["Truncation ψ: 0", "Truncation ψ: 1"]

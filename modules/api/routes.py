@@ -19,7 +19,7 @@ from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 
-from modules.api import models
+from modules.api import gan_routes, models
 from modules.api.auth import Logins, api_logins
 from modules.api.errors import ApiError, api_route_class
 from modules.api.images import decode_image, encode_png
@@ -84,6 +84,7 @@ class Api:
                                 dependencies=[Depends(self.current_user)],
                                 tags=["sdapi"])
         self._add_routes()
+        gan_routes.add_routes(self)  # /zoo/v1/gan
 
     def apply_settings(self) -> None:
         """The saved default checkpoint, unless --ckpt named one for this run."""

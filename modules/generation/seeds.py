@@ -100,6 +100,13 @@ def plane_point(seed: int) -> tuple[int, int]:
     return seed % PLANE_WIDTH, seed // PLANE_WIDTH
 
 
+def plane_square(seed: int) -> list[int]:
+    """The four seeds round the plane's square whose top-left corner is ``seed``, clockwise: the key
+    frames of a video made from one seed (after Snap, say), so it shows that seed's neighbourhood."""
+    i, j = plane_point(seed)
+    return [plane_seed(i, j), plane_seed(i + 1, j), plane_seed(i + 1, j + 1), plane_seed(i, j + 1)]
+
+
 def nearest_plane_seed(x: float, y: float) -> int:
     return plane_seed(math.floor(x + 0.5), math.floor(y + 0.5))
 

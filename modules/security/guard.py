@@ -45,7 +45,7 @@ PUBLIC_PATHS = frozenset({
 PUBLIC_PREFIXES = ("/assets/", "/static/", "/svelte/", "/pwa_icon/")  # Gradio's own packaged front end
 # The API's paths: protected by the API logins (HTTP Basic) even when the UI has none.
 API_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
-API_PREFIXES = ("/sdapi/",)
+API_PREFIXES = ("/sdapi/", "/zoo/v1/")
 EMPTY_API_INFO = b'{"named_endpoints":{},"unnamed_endpoints":{}}'
 _API_INFO = re.compile(rb"(window\.gradio_api_info = ).*?(;</script>)", re.DOTALL)
 _CORS_HEADERS = (b"access-control-allow-origin", b"access-control-allow-credentials")

@@ -15,7 +15,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import cookie_parser
 
 COOKIE = "zoo-session"
-API_PREFIXES = ("/sdapi/",)  # API callers are known by their login or address (modules/owners.py), not a cookie
+API_PREFIXES = ("/sdapi/", "/zoo/v1/")  # API callers are known by their login or address (modules/owners.py), not a cookie
 _KEY = secrets.token_bytes(32)
 
 

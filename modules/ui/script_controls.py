@@ -10,9 +10,11 @@ import traceback
 
 import gradio as gr
 
-from modules.errors import shown_message
+from modules.capabilities.gan import gan as gan_capability
+from modules.errors import UserError
 from modules.extensions import Extensions, Script, ScriptCall
-from modules.ui.common import error_html, owner_of, queue_user_of
+from modules.ui.common import owner_of, queue_user_of
+from modules.ui.errors import user_errors
 
 NONE = "None"
 
@@ -129,16 +131,14 @@ def gan_script_area(backend, gan) -> None:
         controls.build()
         run = gr.Button("Run script", elem_id="gan_run_script")
 
+    @user_errors
     def run_script(model, seeds, psi, class_name, cutoff, mix_seed, mix_from, request=None, scripts=None):
         if not scripts.script_name:
-            return gr.skip(), error_html("Script: pick a script first"), gr.skip()
-        job = backend.new_job("gan", owner_of(request), queue_user=queue_user_of(request))
-        try:
-            gan_request = gan._request(model, psi, class_name, cutoff, mix_seed, mix_from, seeds=seeds)
-            result = backend.gan_sample(gan_request, job, scripts=scripts)
-        except Exception as e:  # noqa: BLE001 - shown to the user
-            return gr.skip(), error_html(shown_message(e, "a GAN script")), ""
-        return list(result.images), "", result.infotexts[0] if result.infotexts else ""
+            raise UserError("Script: pick a script first")
+        gan_request = gan._request(model, psi, class_name, cutoff, mix_seed, mix_from, seeds=seeds)
+        result = backend.runner.run(gan_capability, gan_request, scripts=scripts, owner=owner_of(request),
+                                    queue_user=queue_user_of(request))
+        return {gan.gallery: list(result.images), gan.message: "", gan.infotext: result.infotext}
 
     listener = controls.handler(run_script, ["model", "seeds", "truncation_psi", "class_name", "truncation_cutoff",
                                              "style_mix_seed", "style_mix_from"])

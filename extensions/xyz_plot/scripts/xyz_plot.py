@@ -218,7 +218,7 @@ def crisp(image: Image.Image, at_least: int = GAN_CELL_SIDE) -> Image.Image:
 
 
 def _one_class(class_name):
-    from modules.generation.gan_request import ALL_CLASSES
+    from modules.capabilities.gan.request import ALL_CLASSES
 
     if class_name == ALL_CLASSES:
         raise InvalidRequest("class_name", "X/Y/Z plot draws one class: pick one")

@@ -7,6 +7,7 @@ at t = f / frames, so each key seed appears exactly once; a loop ends with the w
 """
 from __future__ import annotations
 
+import datetime
 import os
 import re
 import tempfile
@@ -19,8 +20,8 @@ import torch
 
 from modules.atomic_files import replacing
 from modules.errors import InvalidRequest
-from modules.generation import gan
-from modules.generation.gan_request import GanVideoRequest
+from modules.capabilities.gan import run as gan
+from modules.capabilities.gan.request import GanVideoRequest
 from modules.generation.infotext import format_infotext
 from modules.generation.seeds import seed_latent
 from modules.jobs import Job
@@ -124,7 +125,7 @@ def save_video(frames: np.ndarray, outdir: Path | None, request: GanVideoRequest
         path = Path(tempfile.mkdtemp(prefix="gan-video-")) / name
         write_video(frames, path, request.fps)
         return path
-    folder = gan.dated_folder(outdir, "gan-videos")
+    folder = Path(outdir) / "gan-videos" / datetime.date.today().isoformat()  # as A1111's txt2img-grids
     folder.mkdir(parents=True, exist_ok=True)
     with _numbering_lock:
         numbers = [int(m.group(1)) for f in os.listdir(folder) if (m := _NUMBERED.match(f))]

@@ -14,7 +14,6 @@ the tab hides both controls.
 """
 from __future__ import annotations
 
-import datetime
 import json
 import math
 from dataclasses import dataclass, field
@@ -23,9 +22,10 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from modules import images as image_files
+from modules.capabilities.base import SaveSpec
+from modules.capabilities.gan import state as gan_state
+from modules.capabilities.gan.request import ALL_CLASSES, GanRequest
 from modules.errors import InvalidRequest
-from modules.generation.gan_request import ALL_CLASSES, GanRequest
 from modules.generation.infotext import format_infotext
 from modules.generation.seeds import format_seeds, nearest_plane_seed, plane_latent, seed_latent
 from modules.jobs import Job
@@ -34,7 +34,7 @@ from modules.version import VERSION
 CHUNK = 64  # images per forward pass: bounded memory whatever the grid size
 NO_LAYER_STYLES = ("this model feeds its w into the first synthesis layer only (no per-layer styles), "
                    "so there is nothing to cut off or mix")
-STATE_KEY = "zoo_gan"            # PNG text chunk: one image's state (gan_state.py)
+STATE_KEY = "zoo_gan"            # PNG text chunk: one image's state (state.py)
 GRID_STATE_KEY = "zoo_gan_latents"  # PNG text chunk of a grid: every image's state
 
 
@@ -84,6 +84,7 @@ class GanResult:
     samples: list[GanSample] = field(default_factory=list)
     images: list[Image.Image] = field(default_factory=list)
     infotexts: list[str] = field(default_factory=list)
+    captions: list[str] = field(default_factory=list)  # "Seed 5 · red circle", for a gallery
     states: list[dict] = field(default_factory=list)
     paths: list[Path] = field(default_factory=list)
     grid: Image.Image | None = None
@@ -143,16 +144,6 @@ def check_layer_options(request: GanRequest, caps: GanCapabilities) -> None:
         raise InvalidRequest("style_mix_seed", NO_LAYER_STYLES)
 
 
-def inference_layout(generator):
-    """Channels-last weights, so conv outputs and the nearest upsampling between them stay
-    channels-last: on a CPU that makes a DCGAN body about 1.5x faster (NCHW nearest upsampling
-    is the slow part), and it suits tensor cores on a GPU. Idempotent; values change by ~1e-6."""
-    if not getattr(generator, "_zoo_channels_last", False):
-        generator.to(memory_format=torch.channels_last)
-        generator._zoo_channels_last = True
-    return generator
-
-
 def model_device(generator) -> torch.device:
     return next(generator.parameters()).device
 
@@ -204,11 +195,6 @@ def synthesize(generator, z: torch.Tensor, class_idx: torch.Tensor, truncation_p
     return torch.cat(out)
 
 
-def dated_folder(outdir: Path, name: str) -> Path:
-    """outputs/<name>/YYYY-MM-DD, like A1111's txt2img-grids."""
-    return Path(outdir) / name / datetime.date.today().isoformat()
-
-
 def to_pil(images: torch.Tensor) -> list[Image.Image]:
     pixels = ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
     return [Image.fromarray(p) for p in pixels]
@@ -226,8 +212,16 @@ def grid_image(images: list[Image.Image], columns: int, gap: int = 1) -> Image.I
 
 def grid_columns(request: GanRequest, count: int) -> int:
     if request.latents is None and request.position is None and request.class_name == ALL_CLASSES:
-        return len(request.seeds)  # a row per class
+        return len(request.seeds) * classes_per_row(len(request.seeds), count // len(request.seeds))
     return max(1, math.ceil(math.sqrt(count)))
+
+
+def classes_per_row(seeds: int, classes: int) -> int:
+    """How many classes (each a run of `seeds` images) share a grid row: a whole number of classes per row,
+    as near a square grid as the class count allows (ties: the wider one, for a landscape screen).
+    A row per class made a one-seed grid of 40 classes a 1 x 40 strip; this makes it 8 x 5."""
+    divisors = [d for d in range(1, classes + 1) if classes % d == 0]
+    return min(divisors, key=lambda d: (round(abs(math.log(seeds * d * d / classes)), 9), -d))
 
 
 def describe(sample: GanSample, caps: GanCapabilities) -> str:
@@ -236,7 +230,9 @@ def describe(sample: GanSample, caps: GanCapabilities) -> str:
     return f"{where} · {caps.class_names[sample.class_index]}" if caps.conditional else where
 
 
-def infotext(request: GanRequest, sample: GanSample, caps: GanCapabilities, model_name: str, model_hash: str) -> str:
+def infotext(request: GanRequest, sample: GanSample, caps: GanCapabilities, model_name: str, model_hash: str,
+             extra: dict | None = None) -> str:
+    """A1111's parameters line; `extra`: what extension scripts added (p.extra_generation_params)."""
     return format_infotext("", "", {
         "Seed": sample.name_seed,
         "Seed plane": None if sample.position is None else f"{sample.position[0]:g} {sample.position[1]:g}",
@@ -247,42 +243,42 @@ def infotext(request: GanRequest, sample: GanSample, caps: GanCapabilities, mode
         "Style mix seed": request.style_mix_seed,
         "Style mix from": request.style_mix_from if request.style_mix_seed is not None else None,
         "Size": f"{caps.image_size}x{caps.image_size}" if caps.image_size else None,
-        "Model hash": model_hash, "Model": model_name, "Version": VERSION,
+        "Model hash": model_hash, "Model": model_name, **(extra or {}), "Version": VERSION,
     }).lstrip("\n")
 
 
-def sample(request: GanRequest, generator, model_info, job: Job, outdir: Path | None, hooks=None) -> GanResult:
-    """Render every image of a validated request; save PNGs (and the grid) into outdir when asked.
-    The extensions' `hooks` (modules/extensions/processing.py) may replace each image before it is saved
-    (`postprocess_image(image, seed, index)`) and hear of each file written (`image_saved(image, path, infotext)`)."""
-    from modules.generation import gan_state
-
+def sample(request: GanRequest, generator, model_info, job: Job, hooks=None) -> GanResult:
+    """Render every image of a validated request. `hooks` (modules/capabilities/scripting.Hooks, from the
+    runner) hear of the batch, may replace each image (extensions' postprocess_image) and save it, with
+    its infotext and state, into outputs/gan-images (the grid into gan-grids) when the request says so."""
     caps = capabilities(generator)
     check_layer_options(request, caps)
     samples = samples_for(request, caps)
     job.start(1, math.ceil(len(samples) / CHUNK))
+    if hooks is not None:
+        hooks.process_batch(0, [], [s.name_seed for s in samples])
     z = torch.stack([s.z for s in samples])
     class_idx = torch.tensor([s.class_index for s in samples], dtype=torch.long)
     mix_z = None if request.style_mix_seed is None else seed_latent(request.style_mix_seed, caps.z_dim)[None]
     pictures = to_pil(synthesize(generator, z, class_idx, request.truncation_psi, request.truncation_cutoff,
                                  mix_z, request.style_mix_from, job))
+    extra = hooks.extra_infotext() if hooks is not None else {}
     result = GanResult(request, model_info.title, samples)
-    folder = image_files.output_folder(outdir, "gan") if outdir is not None else None
     for index, (s, picture) in enumerate(zip(samples, pictures)):
-        if hooks is not None:
-            picture = hooks.postprocess_image(picture, s.seed, index)
-        text = infotext(request, s, caps, model_info.model_name, model_info.shorthash)
+        text = infotext(request, s, caps, model_info.model_name, model_info.shorthash, extra)
         state = gan_state.state_of(request, s, caps, model_info)
-        if request.save_images and folder is not None:
+        if hooks is not None:
             name_seed = s.name_seed if s.name_seed is not None else "latent"
-            result.paths.append(image_files.save_image(picture, folder, name_seed, text,
-                                                       {STATE_KEY: json.dumps(state)}))
-            if hooks is not None:
-                hooks.image_saved(picture, result.paths[-1], text)
+            save_to = SaveSpec("gan-images", name_seed, {STATE_KEY: json.dumps(state)}) if request.save_images \
+                else None
+            picture, path = hooks.image_ready(picture, text, s.seed, index, save_to)
+            if path is not None:
+                result.paths.append(path)
         picture.info["parameters"] = text
         picture.info[STATE_KEY] = json.dumps(state)
         result.images.append(picture)
         result.infotexts.append(text)
+        result.captions.append(describe(s, caps))
         result.states.append(state)
     if len(pictures) > 1:
         result.grid = grid_image(result.images, grid_columns(request, len(pictures)))
@@ -290,11 +286,9 @@ def sample(request: GanRequest, generator, model_info, job: Job, outdir: Path | 
         if request.latents is None and request.position is None:
             grid_text = grid_text.replace(f"Seed: {samples[0].seed}", f"Seeds: {format_seeds(request.seeds)}", 1)
         export = gan_state.export_text(result.states)
-        if request.save_images and outdir is not None:
-            result.grid_path = image_files.save_image(result.grid, dated_folder(outdir, "gan-grids"),
-                                                      samples[0].name_seed or 0, grid_text, {GRID_STATE_KEY: export})
-            if hooks is not None:
-                hooks.image_saved(result.grid, result.grid_path, grid_text)
+        if request.save_images and hooks is not None:
+            result.grid_path = hooks.save_image(result.grid, grid_text,
+                                                SaveSpec("gan-grids", samples[0].name_seed or 0, {GRID_STATE_KEY: export}))
         result.grid.info["parameters"] = grid_text
         result.grid.info[GRID_STATE_KEY] = export
     return result

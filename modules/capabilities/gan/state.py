@@ -23,7 +23,7 @@ from PIL import Image
 
 from modules.errors import InvalidRequest
 from modules.image_limits import MAX_IMAGE_PIXELS, check_pixels
-from modules.generation.gan_request import GanRequest
+from modules.capabilities.gan.request import GanRequest
 
 FORMAT = "zoo-gan/1"
 EXPORT_FORMAT = "zoo-gan-latents/1"

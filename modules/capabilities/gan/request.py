@@ -1,7 +1,7 @@
 """The GAN requests (sample a grid; render an interpolation video), validated once, errors naming the field.
 
 What the model decides (is this class name one of its classes? does it have per-layer styles for
-a truncation cutoff or style mixing?) is checked in generation/gan.py against the loaded model."""
+a truncation cutoff or style mixing?) is checked in run.py against the loaded model."""
 from __future__ import annotations
 
 import math
@@ -144,3 +144,17 @@ def _latents(items) -> list[dict]:
         raise InvalidRequest("latents", "the latents have different lengths")
     return checked
 
+
+
+def check_limits(request: "GanRequest | GanVideoRequest", limits) -> None:
+    """A validated request against the server's limits (--max-batch for a grid, --max-pixels for a frame)."""
+    from modules.job_limits import GRID_FACTOR, check_image
+
+    size = getattr(request, "size", None)  # a video's frame side
+    if size is not None:
+        check_image(size, size, limits, "size")
+    latents = getattr(request, "latents", None)
+    count = len(latents) if latents else len(request.seeds)
+    if count > limits.max_grid_images:
+        raise InvalidRequest("latents" if latents else "seeds",
+                             f"{count} images is over {limits.max_grid_images} ({GRID_FACTOR} × --max-batch)")

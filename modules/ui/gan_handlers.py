@@ -1,0 +1,209 @@
+"""The GAN Sampler's handlers: each builds a request, runs it through the runner (backend.run) and returns
+{component: value}. Errors leave as toasts (@user_errors). The layout is in gan_tab.py."""
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+from PIL import Image
+
+from modules.capabilities.gan import (ALL_CLASSES, GanCapabilities, GanRequest, GanVideoRequest, gan, gan_video,
+                                      model_facts)
+from modules.capabilities.gan.state import export_text, read_states, request_from_states
+from modules.errors import UserError
+from modules.generation.seeds import format_seeds, nearest_plane_seed, parse_seeds, plane_point, plane_square
+from modules.ui.common import info_html, owner_of, queue_user_of
+from modules.ui.errors import user_errors
+
+log = logging.getLogger(__name__)
+NO_MODEL = GanCapabilities(0, (), 0, 0)
+FIRST_SEED = 0  # the first picture: this seed of every class
+
+
+class GanHandlers:
+    """Mixed into GanTab, whose build() makes the components these handlers read and write."""
+
+    def capabilities_of(self, title: str | None) -> GanCapabilities:
+        if not title:
+            return NO_MODEL
+        try:
+            return model_facts(self.backend.manager, title)[1]
+        except UserError:
+            return NO_MODEL
+
+    def _run(self, capability, request, gr_request: gr.Request | None):
+        return self.backend.runner.run(capability, request, owner=owner_of(gr_request),
+                                       queue_user=queue_user_of(gr_request))
+
+    def _request(self, model, psi, class_name, cutoff, mix_seed, mix_from, **values) -> GanRequest:
+        caps = self.capabilities_of(model)
+        layered = caps.layer_styles  # hidden controls keep values that must not reach a model without layers
+        return GanRequest(model=model or None, truncation_psi=psi, class_name=class_name,
+                          truncation_cutoff=cutoff if layered and cutoff is not None and cutoff < caps.num_ws else None,
+                          style_mix_seed=mix_seed if layered else None, style_mix_from=mix_from or 1, **values)
+
+    @staticmethod
+    def gallery_items(result) -> list:
+        items = list(zip(result.images, result.captions))
+        if result.grid is not None:
+            items.insert(0, (result.grid, f"Grid · {len(result.images)} images"))
+        return items
+
+    # ------------------------------------------------------------ the first picture
+    def first_grid(self) -> list:
+        """What the gallery opens on: one seed of every class (the first classes, for a model with many), so
+        a newcomer sees at once what the model makes. Empty when there is no GAN to show."""
+        titles = self.titles()
+        if not titles:
+            return []
+        try:
+            caps = self.capabilities_of(titles[0])
+            class_name = ALL_CLASSES if caps.conditional else None
+            result = self.backend.run(gan, GanRequest(model=titles[0], seeds=str(FIRST_SEED), class_name=class_name,
+                                                      save_images=False))
+        except UserError as e:  # the page still opens; the notice above says what is wrong with the folder
+            log.warning("GAN Sampler: no first picture: %s", e)
+            return []
+        if result.grid is None:
+            return self.gallery_items(result)
+        return [(result.grid, f"Seed {FIRST_SEED} of every class: pick one under Class, then Generate")]
+
+    # ------------------------------------------------------------ sampling
+    @user_errors
+    def sample(self, model, seeds, psi, class_name, cutoff, mix_seed, mix_from, request: gr.Request = None):
+        """Sample a grid of seeds × class: the gallery (grid first), the infotext and the states to export."""
+        result = self._run(gan, self._request(model, psi, class_name, cutoff, mix_seed, mix_from, seeds=seeds), request)
+        return {self.gallery: self.gallery_items(result), self.message: "", self.infotext: result.infotext,
+                self.last_states: result.states}
+
+    @user_errors
+    def shift(self, text: str, direction: int):
+        from modules.generation.seeds import shift_seeds
+
+        return {self.seeds: shift_seeds(text, direction)}
+
+    # ------------------------------------------------------------ seed plane
+    def _plane(self, x, y, model, psi, class_name, cutoff, mix_seed, mix_from, request, save: bool = False):
+        result = self._run(gan, self._request(model, psi, class_name, cutoff, mix_seed, mix_from, position=(x, y),
+                                              save_images=save), request)
+        image = result.grid or result.images[0]
+        factor = max(1, 256 // max(image.size))  # crisp pixels at a readable size
+        return result, image.resize((image.width * factor, image.height * factor), Image.NEAREST)
+
+    def _plane_at(self, x, y, model, psi, class_name, cutoff, mix_seed, mix_from, request) -> dict:
+        x, y = max(0.0, float(x or 0)), max(0.0, float(y or 0))
+        _, image = self._plane(x, y, model, psi, class_name, cutoff, mix_seed, mix_from, request)
+        return {self.pad: f"{x:.3f},{y:.3f}", self.plane_x: round(x, 3), self.plane_y: round(y, 3),
+                self.plane_image: image, self.message: ""}
+
+    # Gradio passes gr.Request by its parameter's place, so these name every input (no *args).
+    @user_errors
+    def plane_from_pad(self, pad_value, model, psi, class_name, cutoff, mix_seed, mix_from,
+                       request: gr.Request = None):
+        try:
+            x, y = (float(v) for v in str(pad_value).split(","))
+        except ValueError:
+            raise UserError("seed plane: the pad sent no position; drag again") from None
+        values = self._plane_at(x, y, model, psi, class_name, cutoff, mix_seed, mix_from, request)
+        del values[self.pad]  # the pad holds its own value while it is dragged
+        return values
+
+    @user_errors
+    def plane_from_numbers(self, x, y, model, psi, class_name, cutoff, mix_seed, mix_from,
+                           request: gr.Request = None):
+        return self._plane_at(x, y, model, psi, class_name, cutoff, mix_seed, mix_from, request)
+
+    @user_errors
+    def plane_snap(self, x, y, model, psi, class_name, cutoff, mix_seed, mix_from, request: gr.Request = None):
+        """To the nearest seed: the point, and the seed in the Seeds box (Generate shows it; Render video
+        walks the square of the plane from it)."""
+        x, y = max(0.0, float(x or 0)), max(0.0, float(y or 0))
+        i, j = math.floor(x + 0.5), math.floor(y + 0.5)  # as nearest_plane_seed (round() takes 0.5 to 0)
+        return {**self._plane_at(i, j, model, psi, class_name, cutoff, mix_seed, mix_from, request),
+                self.seeds: str(nearest_plane_seed(x, y))}
+
+    @user_errors
+    def plane_from_seeds(self, seeds, model, psi, class_name, cutoff, mix_seed, mix_from,
+                         request: gr.Request = None):
+        i, j = plane_point(parse_seeds(seeds)[0])
+        return self._plane_at(i, j, model, psi, class_name, cutoff, mix_seed, mix_from, request)
+
+    @user_errors
+    def plane_save_image(self, x, y, model, psi, class_name, cutoff, mix_seed, mix_from,
+                         request: gr.Request = None):
+        x, y = max(0.0, float(x or 0)), max(0.0, float(y or 0))
+        result, _ = self._plane(x, y, model, psi, class_name, cutoff, mix_seed, mix_from, request, save=True)
+        return {self.message: info_html(f"Saved {', '.join(p.name for p in result.paths)}"),
+                self.infotext: result.infotext}
+
+    # ------------------------------------------------------------ video
+    @user_errors
+    def video(self, model, seeds, psi, class_name, frames, fps, loop, video_format, size, space,
+              request: gr.Request = None):
+        """Render an interpolation video. One seed (after Snap, say) is not an error: the video walks the
+        square of the seed plane from that seed, the neighbourhood the pad shows."""
+        keys = parse_seeds(seeds)
+        note = ""
+        if len(keys) == 1:
+            keys = plane_square(keys[0])
+            note = f" (one seed: round the seed plane's square {format_seeds(keys)})"
+        result = self._run(gan_video, GanVideoRequest(
+            model=model or None, seeds=keys, truncation_psi=psi,
+            class_name=None if class_name == ALL_CLASSES else class_name, frames=frames, fps=fps, loop=loop,
+            format=video_format, size=size, space=space), request)
+        if result.path is None:  # interrupted
+            return {self.message: info_html("Interrupted: no video.")}
+        path, gif = str(result.path), result.request.format == "gif"
+        return {self.video_gif: gr.Image(value=path if gif else None, visible=gif),
+                self.video_mp4: gr.Video(value=None if gif else path, visible=not gif),
+                self.message: info_html(f"{result.frame_count} frames → {result.path.name}{note}"),
+                self.infotext: result.infotext}
+
+    # ------------------------------------------------------------ portable state
+    @user_errors
+    def export_latents(self, states):
+        if not states:
+            raise UserError("latents: generate some images first")
+        folder = Path(tempfile.mkdtemp(prefix="gan-latents-"))
+        seeds = [s["seed"] for s in states if s.get("seed") is not None]
+        path = folder / (f"gan-latents-{format_seeds(seeds)[:40] or 'imported'}.json".replace(",", "_"))
+        path.write_text(export_text(states), encoding="utf-8")
+        return {self.export_file: str(path),
+                self.message: info_html(f"Exported {len(states)} latent{'s' if len(states) != 1 else ''}.")}
+
+    @user_errors
+    def import_latents(self, path, current_model, request: gr.Request = None):
+        """Restore a state from a latent file or a saved PNG: the fields, and the very same images."""
+        states = read_states(path)
+        title, note = self._model_for(states[0], current_model)
+        result = self._run(gan, request_from_states(states, title), request)
+        first, r = states[0], result.request
+        seeds = [s["seed"] for s in states if isinstance(s.get("seed"), int)]
+        values = {self.model: title, self.psi: r.truncation_psi, self.mix_seed: first.get("style_mix_seed"),
+                  self.mix_from: r.style_mix_from, self.gallery: self.gallery_items(result),
+                  self.infotext: result.infotext, self.last_states: result.states,
+                  self.message: info_html(f"Restored {len(states)} latent{'s' if len(states) != 1 else ''} from "
+                                          f"{Path(path).name}." + (f" {note}" if note else ""))}
+        if seeds:
+            values[self.seeds] = format_seeds(seeds)
+        if result.states and result.states[0].get("class") is not None:
+            values[self.class_name] = result.states[0]["class"]
+        if first.get("truncation_cutoff") is not None:
+            values[self.cutoff] = first["truncation_cutoff"]
+        return values
+
+    def _model_for(self, state: dict, current: str | None) -> tuple[str, str]:
+        """The model a state was made with (by hash, then name), else the current one with a note."""
+        for wanted in (state.get("model_hash"), state.get("model")):
+            if wanted:
+                try:
+                    return self.backend.zoo_registry.find("gan", wanted).title, ""
+                except UserError:
+                    continue
+        if not current:
+            raise UserError("model: no GAN to render these latents with")
+        return current, (f"It was made with {state.get('model') or 'another model'}, which is not in models/GAN: "
+                         f"rendered with {current} instead.")
