@@ -75,4 +75,19 @@ CSS = """
 .zoo-pnginfo { width: 100%; table-layout: fixed; }
 .zoo-pnginfo th { width: 8em; text-align: left; vertical-align: top; }
 #txt2img_generate { min-height: 72px; font-size: 1.1em; }
+/* The zoo's pictures are small (32 px): enlarged, they show their pixels instead of a blur. */
+img { image-rendering: pixelated; }
+/* Galleries: a caption goes under its picture, never over its bottom rows; txt2img shows every row of a
+   batch (the page scrolls, not a 520-px window that cuts the second row). */
+.thumbnail-item:has(> .caption-label) { display: flex !important; flex-direction: column !important;
+  aspect-ratio: auto !important; }
+.thumbnail-item:has(> .caption-label) > img { aspect-ratio: 1 !important; height: auto !important; flex: none; }
+.thumbnail-item > .caption-label { position: static !important; max-width: 100% !important; text-align: center;
+  border: none !important; border-radius: 0 !important; }
+#txt2img_gallery, #txt2img_gallery .grid-wrap { height: auto !important; max-height: none !important; }
+/* PNG Info: the uploaded picture at a useful size, whole. */
+#pnginfo_image img { width: 100% !important; height: 100% !important; object-fit: contain; }
+/* Models table: headers wrap between words, never inside one. */
+#models_table th, #models_table th * { word-break: normal !important; overflow-wrap: normal !important;
+  hyphens: none; }
 """
