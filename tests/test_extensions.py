@@ -112,14 +112,15 @@ def test_probe_hooks_change_the_job_and_a_crashing_hook_is_skipped(tmp_path, bac
     plain = backend.txt2img(small_request(prompt="a dog", seed=5, save_images=False, **TINY))
     changed = backend.txt2img(small_request(prompt="a dog", seed=5, batch_count=2, **TINY),
                               scripts=ScriptCall(alwayson_scripts={"probe": {"args": ["in a hat", True]}}))
-    first, second = (parse_infotext(text) for text in changed.infotexts)
+    assert changed.index_of_first_image == 1  # the batch grid, then the images
+    first, second = (parse_infotext(text) for text in changed.infotexts[1:])
     assert (first["Prompt"], first["Probe"], first["Probe batch"]) == ("a dog in a hat", "in a hat", "0 5")
     assert second["Probe batch"] == "1 6"
     assert "Probe" not in parse_infotext(plain.infotexts[0])
     # postprocess_image ran before saving: the saved file is the inverted image too
-    saved = np.asarray(Image.open(changed.paths[0]).convert("RGB"))
-    assert np.array_equal(saved, np.asarray(changed.images[0].convert("RGB")))
-    assert ("postprocess", 2) in events and ("saved", changed.paths[1].name) in events
+    saved = np.asarray(Image.open(changed.paths[1]).convert("RGB"))
+    assert np.array_equal(saved, np.asarray(changed.images[1].convert("RGB")))
+    assert ("postprocess", 2) in events and ("saved", changed.paths[2].name) in events
     crash = extensions.find("broken_hook")
     assert any(e.where == "Crashes: process" and "this hook always fails" in e.message for e in crash.errors)
 

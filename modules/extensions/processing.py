@@ -24,6 +24,7 @@ from PIL import Image
 from modules.errors import InvalidRequest, UserError
 from modules.extensions.callbacks import IMAGE_SAVED, Callbacks, ImageSaved
 from modules.extensions.scripts import PostprocessImage, Script, ScriptCall, ScriptOutput
+from modules.generation.batch_grid import add_batch_grid
 from modules.generation.txt2img import GenerationHooks, Txt2ImgResult
 from modules.generation.txt2img_request import Txt2ImgRequest
 from modules.jobs import Interrupted, Job, Skipped
@@ -190,14 +191,14 @@ def run_txt2img(request: Txt2ImgRequest, job: Job, call: ScriptCall | None, scri
     resolved = resolve_call(scripts, call, "txt2img")
     p = Processing(_copy_request(request), job, generate, resolved, callbacks, outdir, backend)
     if resolved.selected is None:
-        return p.generate()
+        return add_batch_grid(p.generate(), outdir)  # a script's run() makes its own pictures
     script, args = resolved.selected
     try:
         output = _run_script(script, p, args, passthrough=(UserError, Interrupted))
     except Interrupted:
         return Txt2ImgResult(request)
     if output is None:
-        return p.generate()
+        return add_batch_grid(p.generate(), outdir)
     return as_txt2img_result(output, request)
 
 
