@@ -15,6 +15,7 @@ from modules.extensions.processing import run_gan, run_txt2img
 from modules.generation.txt2img import GenerationHooks, Txt2ImgResult, txt2img
 from modules.generation.txt2img_request import Txt2ImgRequest
 from modules.job_limits import GRID_FACTOR, JobLimits, check_image, check_txt2img, default_limits
+from modules.job_estimate import StepTimes
 from modules.jobs import Interrupted, Job, JobRegistry
 from modules.models.hashing import HashCache
 from modules.models.manager import PipelineManager
@@ -93,6 +94,7 @@ class Backend:
         self.registry.scan()
         self.zoo_registry.scan()
         self.extensions = Extensions()  # none until webui.py loads extensions/ (Extensions.attach)
+        self.step_times = StepTimes()  # how long a job will take, said before it starts
 
     @property
     def limits(self) -> JobLimits:
@@ -235,6 +237,9 @@ class Backend:
         try:
             request = request.validated()
             self.check_limits(request)
+            checkpoint = self.manager.resolve(request.checkpoint)
+            job.note = self.step_times.note(checkpoint.title, request, self.config.devices.device.type,
+                                            checkpoint.native_size)
             result = run_txt2img(request, job, scripts, self.extensions.scripts, self._txt2img_on_device,
                                  self.extensions.callbacks, self.outdir_for(job), self)
         except Interrupted:  # while waiting for the device (a cancelled or departed client): nothing ran
@@ -247,6 +252,7 @@ class Backend:
             job.finish("failed", str(e))
             raise e from None
         job.finish("done")
+        self.step_times.record(checkpoint.title, request, job)
         return result
 
     def _txt2img_on_device(self, request: Txt2ImgRequest, job: Job, hooks: GenerationHooks) -> Txt2ImgResult:

@@ -61,8 +61,11 @@ def progress_html(job: Job, queue_position: int = 0) -> str:
             text += " · stopping (press Interrupt again to drop the images not decoded yet)"
         elif eta is not None:
             text += f" · ETA {eta:.0f} s"
-    return (f'<div class="zoo-progress" data-progress="{percent}"><div class="zoo-progress-bar" '
-            f'style="width:{percent}%"></div><span>{html.escape(text)}</span></div>')
+    bar = (f'<div class="zoo-progress" data-progress="{percent}"><div class="zoo-progress-bar" '
+           f'style="width:{percent}%"></div><span>{html.escape(text)}</span></div>')
+    if job.note and job.active and job.eta_seconds is None:  # until the first step gives a real ETA
+        bar += f'<div class="zoo-info zoo-job-note">{html.escape(job.note)}</div>'
+    return bar
 
 
 CSS = """
@@ -87,6 +90,11 @@ img { image-rendering: pixelated; }
 #txt2img_gallery, #txt2img_gallery .grid-wrap { height: auto !important; max-height: none !important; }
 /* PNG Info: the uploaded picture at a useful size, whole. */
 #pnginfo_image img { width: 100% !important; height: 100% !important; object-fit: contain; }
+/* Message areas never show Gradio's own timer ("processing | 0.4/1.2s"): they say what happened in words,
+   and a long job has its progress bar. */
+[id$="_message"] > [data-testid="status-tracker"], [id$="_notice"] > [data-testid="status-tracker"],
+[id$="_note"] > [data-testid="status-tracker"], [id$="_progress"] > [data-testid="status-tracker"]
+  { display: none !important; }
 /* Models table: headers wrap between words, never inside one. */
 #models_table th, #models_table th * { word-break: normal !important; overflow-wrap: normal !important;
   hyphens: none; }

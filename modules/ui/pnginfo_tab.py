@@ -70,7 +70,7 @@ def build(txt2img: Txt2ImgTab, tabs: gr.Tabs, txt2img_tab_id: str) -> None:
     targets = [txt2img.prompt, txt2img.negative_prompt, txt2img.sampler, txt2img.steps, txt2img.cfg_scale,
                txt2img.width, txt2img.height, txt2img.seed]
     send.click(lambda p: [*send_values(p), gr.Tabs(selected=txt2img_tab_id)], inputs=parsed,
-               outputs=[*targets, tabs], api_name=False)
+               outputs=[*targets, tabs], api_name=False, show_progress="hidden")
 
 
 def send_values(parsed: dict) -> list:
