@@ -78,6 +78,7 @@ def test_a_2x2_batch_shows_its_grid_first_and_every_picture_whole_and_pixelated(
     pictures = shown(page, "#txt2img_gallery img")
     assert pictures[0]["natural"] == [128, 128] and all(p["natural"] == [64, 64] for p in pictures[1:])
     assert_whole_and_pixelated(pictures)
+    expect(page.locator("#txt2img_gallery .caption-label").first).to_have_text("Grid")
     assert len(list((app.outdir / "txt2img-grids").rglob("*.png"))) == 1
     screenshot(page, "txt2img-batch")
 

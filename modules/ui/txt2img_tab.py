@@ -123,7 +123,8 @@ class Txt2ImgTab:
                              "Interrupted before the first step ended: no image.")
         if result.save_errors:
             note += error_html("; ".join(result.save_errors))
-        captions = [(image, f"Seed {seed}") for image, seed in zip(result.images, result.seeds)]
+        captions = [(image, "Grid" if n < result.index_of_first_image else f"Seed {seed}")
+                    for n, (image, seed) in enumerate(zip(result.images, result.seeds))]
         yield captions, "", note, result.infotexts[0] if result.infotexts else "", result.seeds
 
     def _progress_until_done(self, job, worker: threading.Thread):
