@@ -88,6 +88,7 @@ img { image-rendering: pixelated; }
 .thumbnail-item > .caption-label { position: static !important; max-width: 100% !important; text-align: center;
   border: none !important; border-radius: 0 !important; }
 #txt2img_gallery, #txt2img_gallery .grid-wrap { height: auto !important; max-height: none !important; }
+.gallery-container > .preview { background: var(--block-background-fill) !important; }  /* no thumbnails through it */
 /* PNG Info: the uploaded picture at a useful size, whole. */
 #pnginfo_image img { width: 100% !important; height: 100% !important; object-fit: contain; }
 /* Message areas never show Gradio's own timer ("processing | 0.4/1.2s"): they say what happened in words,
