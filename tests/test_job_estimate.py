@@ -38,13 +38,16 @@ def test_after_a_job_the_estimate_is_in_minutes_and_a_lower_bound_when_scaled_up
     assert times.note("other", request(512), "cpu", 512) is None  # learnt per checkpoint
 
 
-def test_the_progress_bar_shows_the_note_until_a_real_eta_comes():
+def test_the_progress_bar_and_the_api_show_the_note_until_a_real_eta_comes():
+    from modules.api.routes import _textinfo
     from modules.ui.common import progress_html
 
     job = Job("txt2img", note="A long job for a CPU: ...")
     assert "A long job for a CPU" in progress_html(job)  # queued
     job.start(1, 20)
     assert "A long job for a CPU" in progress_html(job) and "ETA" not in progress_html(job)
+    assert _textinfo(job) == "Step 0/20. A long job for a CPU: ..."
     job.started_at = time.time() - 5
     job.report_step(1)
     assert "ETA" in progress_html(job) and "A long job" not in progress_html(job)
+    assert _textinfo(job) == "Step 1/20"
