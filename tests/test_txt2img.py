@@ -81,7 +81,8 @@ def test_batch_count_and_size_save_numbered_pngs_with_infotext(backend, small_re
     assert result.index_of_first_image == 1 and result.seeds == [500, 500, 501, 502, 503]
     assert len(result.paths) == 5
     grid_path, single_paths = result.paths[0], result.paths[1:]
-    assert re.fullmatch(r"txt2img-grids/\d{4}-\d{2}-\d{2}", grid_path.parent.relative_to(backend.config.outdir).as_posix())
+    grid_folder = grid_path.parent.relative_to(backend.config.outdir).as_posix()
+    assert re.fullmatch(r"txt2img-grids/\d{4}-\d{2}-\d{2}", grid_folder)
     with Image.open(grid_path) as grid:  # A1111's grid: 2 rows, 2 columns, with the first image's infotext
         assert grid.size == (128, 128) and parse_infotext(grid.info["parameters"])["Seed"] == "500"
     for path, seed in zip(single_paths, result.seeds[1:]):

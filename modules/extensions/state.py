@@ -69,7 +69,8 @@ class ExtensionState:
             self._save()
 
     def _save(self) -> None:
-        data = {"disabled": sorted(self.disabled), "enabled": sorted(self.enabled), "install_hashes": dict(sorted(self.install_hashes.items()))}
+        data = {"disabled": sorted(self.disabled), "enabled": sorted(self.enabled),
+                "install_hashes": dict(sorted(self.install_hashes.items()))}
         with replacing(self.path, prefix=".extensions-") as tmp:
             tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf8")
 

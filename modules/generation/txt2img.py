@@ -40,10 +40,10 @@ class Txt2ImgResult:
 
     def info(self) -> dict:
         """A1111's `info` JSON for the API."""
-        r = self.request
+        r, count = self.request, len(self.images) - self.index_of_first_image
         return {
-            "prompt": r.prompt, "all_prompts": [r.prompt] * (len(self.images) - self.index_of_first_image),
-            "negative_prompt": r.negative_prompt, "all_negative_prompts": [r.negative_prompt] * (len(self.images) - self.index_of_first_image),
+            "prompt": r.prompt, "all_prompts": [r.prompt] * count,
+            "negative_prompt": r.negative_prompt, "all_negative_prompts": [r.negative_prompt] * count,
             "seed": self.seeds[0] if self.seeds else r.seed, "all_seeds": self.seeds[self.index_of_first_image:],
             "index_of_first_image": self.index_of_first_image,
             "width": r.width, "height": r.height, "sampler_name": r.sampler, "cfg_scale": r.cfg_scale,
