@@ -14,6 +14,7 @@ from modules.capabilities.txt2img import TXT2IMG, Txt2ImgRequest, Txt2ImgResult
 from modules.devices import DeviceConfig
 from modules.errors import InvalidRequest, ModelNotFound, UserError
 from modules.extensions import Extensions, ScriptCall
+from modules.job_estimate import StepTimes
 from modules.job_limits import JobLimits, default_limits
 from modules.jobs import Job, JobRegistry
 from modules.models.hashing import HashCache
@@ -69,6 +70,7 @@ class Backend:
         self.zoo_registry.scan()
         self.extensions = Extensions()  # none until webui.py loads extensions/ (Extensions.attach)
         self.runner = Runner(self)  # every capability's jobs: validate, scripts, model, run, errors
+        self.step_times = StepTimes()  # how long a job will take, said before it starts
 
     def run(self, capability: Capability, request, job: Job | None = None, scripts: ScriptCall | None = None):
         """One job of `capability` (modules/capabilities), through the runner; see Runner.run."""

@@ -19,6 +19,7 @@ about 100 MB once decoded to RGB."""
 UNREADABLE = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,
               Image.DecompressionBombError, Image.DecompressionBombWarning)
 """What Pillow raises on a file that is not an image it can read (or, after install(), one too large)."""
+UNREADABLE_HINT = "cannot be read as an image: choose a PNG, JPEG or WEBP picture"
 
 
 def install() -> None:
@@ -44,7 +45,6 @@ def open_image(source, field: str, name: str | None = None) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InvalidRequest(field, f"{name + ': ' if name else ''}the image is over the limit of "
                                     f"{MAX_IMAGE_PIXELS} pixels") from None
-    except UNREADABLE as e:
-        raise InvalidRequest(field, f"{name + ' ' if name else ''}cannot be read as an image "
-                                    f"({type(e).__name__})") from None
+    except UNREADABLE:
+        raise InvalidRequest(field, f"{name + ' ' if name else ''}{UNREADABLE_HINT}") from None
     return check_pixels(image, field)

@@ -47,6 +47,7 @@ class Job:
     interrupts: int = 0  # Interrupt presses: a second one also stops decoding the images of the first
     client_gone: bool = False  # the client that started the job left: stop at once, nobody awaits its images
     skip_requested: bool = False
+    note: str | None = None  # said with its progress from the start: "a long job for a CPU: ..." (job_estimate)
     order: int = field(default_factory=lambda: next(_order))
 
     def start(self, batch_count: int, steps: int) -> None:

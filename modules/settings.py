@@ -39,6 +39,7 @@ class Option:
 OPTIONS: dict[str, Option] = {
     "sd_model_checkpoint": Option(None, "Checkpoint used by jobs that do not name one"),
     "CLIP_stop_at_last_layers": Option(1, "Clip skip used by API jobs that do not set one", 1, 12),
+    "grid_save": Option(True, "Make and save a grid of every batch of more than one image (txt2img-grids)"),
 }
 
 
@@ -95,6 +96,10 @@ def validate(key: str, value):
         if not option.minimum <= value <= option.maximum:
             raise InvalidRequest(key, f"must be between {option.minimum} and {option.maximum}, got {shown(value)}")
         return int(value)
+    if isinstance(option.default, bool):
+        if not isinstance(value, bool):
+            raise InvalidRequest(key, f"must be true or false, got {shown(value)}")
+        return value
     if value is not None and not isinstance(value, str):
         raise InvalidRequest(key, f"must be text, got {shown(value)}")
     return value

@@ -40,12 +40,15 @@ def api(app):
 def test_txt2img_returns_pngs_with_infotext(api):
     result = api.txt2img(prompt="a red circle", negative_prompt="blurry", seed=42, batch_size=2,
                          override_settings={"sd_model_checkpoint": "tiny-sd15"}, **SMALL)
-    assert [image.size for image in result.images] == [(64, 64), (64, 64)]
-    first = parse_infotext(result.images[0].info["parameters"])
+    # A1111's answer: the batch grid (one row of two), then the images
+    assert [image.size for image in result.images] == [(128, 64), (64, 64), (64, 64)]
+    assert parse_infotext(result.images[0].info["parameters"])["Seed"] == "42"
+    first = parse_infotext(result.images[1].info["parameters"])
     assert (first["Prompt"], first["Negative prompt"], first["Seed"]) == ("a red circle", "blurry", "42")
     assert (first["Sampler"], first["Steps"], first["Model"]) == ("Euler a", "3", "tiny-sd15")
-    assert parse_infotext(result.images[1].info["parameters"])["Seed"] == "43"
-    assert result.info["all_seeds"] == [42, 43] and len(result.info["infotexts"]) == 2
+    assert parse_infotext(result.images[2].info["parameters"])["Seed"] == "43"
+    assert result.info["all_seeds"] == [42, 43] and len(result.info["infotexts"]) == 3
+    assert result.info["index_of_first_image"] == 1
     assert result.parameters["prompt"] == "a red circle" and result.parameters["enable_hr"] is False
 
 

@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from tests.browser import screenshot, set_slider
 from tests.inprocess_app import running_app
-from tests.test_extensions_fixtures import make_extensions_folder
+from tests.test_extensions_fixtures import example_enabled_state, make_extensions_folder
 
 pytestmark = pytest.mark.browser
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.browser
 def app(models_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("browser-extensions")
     folder = make_extensions_folder(root / "extensions")
-    env = {"ZOO_EXTENSIONS_DIR": str(folder), "ZOO_EXTENSIONS_STATE": str(root / "state.json"),
+    env = {"ZOO_EXTENSIONS_DIR": str(folder), "ZOO_EXTENSIONS_STATE": example_enabled_state(root / "state.json"),
            "ZOO_SETTINGS_FILE": str(root / "config.json")}
     with running_app("--models-dir", str(models_dir), "--outdir", str(root / "outputs"), "--ckpt", "tiny-sd15",
                      env=env) as app:  # webui.main in this process: starts in half the time of a new one

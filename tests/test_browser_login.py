@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.inprocess_app import running_app
+from tests.test_extensions_fixtures import example_enabled_state
 
 pytestmark = pytest.mark.browser
 USER, PASSWORD = "alice", "Corr3ct-Horse-browser"
@@ -22,7 +23,8 @@ def app(models_dir, tmp_path_factory):
     shutil.copytree(models_dir / "Stable-diffusion" / "tiny-sd15", models / "Stable-diffusion" / "tiny-sd15")
     with running_app("--gradio-auth", f"{USER}:{PASSWORD}", "--models-dir", str(models), "--outdir",
                      str(root / "outputs"), "--skip-load-model-at-start", "--offline",
-                     env={"ZOO_SETTINGS_FILE": str(root / "config.json")}) as live:
+                     env={"ZOO_SETTINGS_FILE": str(root / "config.json"),
+                          "ZOO_EXTENSIONS_STATE": example_enabled_state(root / "extensions.json")}) as live:
         yield live
 
 

@@ -23,8 +23,8 @@ from modules.extensions.installer import (
 )
 from modules.security.admins import Admins
 from modules.generation.infotext import parse_infotext
-from tests.test_extensions_fixtures import (ORDERED, attach_extensions, make_extensions_folder,  # noqa: F401
-                                            write_extension)
+from tests.test_extensions_fixtures import (ORDERED, attach_extensions, example_enabled_state,  # noqa: F401
+                                            make_extensions_folder, write_extension)
 
 TINY = dict(steps=2, width=64, height=64)
 
@@ -78,8 +78,20 @@ def test_disabling_persists_and_the_extension_is_not_loaded_next_time(tmp_path):
     assert Extensions.load_from(tmp_path / "ext", state).find("probe").loaded
 
 
+def test_the_example_extension_is_off_until_turned_on(tmp_path):
+    folder, state = make_extensions_folder(tmp_path / "ext", broken=False), tmp_path / "state.json"
+    fresh = Extensions.load_from(folder, state)
+    assert fresh.find("example_tab").status == "disabled" and fresh.ui_tabs() == []
+    assert fresh.find("xyz_plot").loaded and fresh.find("probe").loaded  # other extensions stay on by default
+    fresh.set_enabled({"example_tab": True})
+    assert [title for _, _, title, _ in Extensions.load_from(folder, state).ui_tabs()] == ["Example"]
+    Extensions.load_from(folder, state).set_enabled({"example_tab": False})
+    assert not Extensions.load_from(folder, state).find("example_tab").enabled
+
+
 def test_a_broken_extension_is_reported_with_its_traceback_and_the_others_load(tmp_path):
-    extensions = Extensions.load_from(make_extensions_folder(tmp_path / "ext"), tmp_path / "state.json")
+    extensions = Extensions.load_from(make_extensions_folder(tmp_path / "ext"),
+                                      example_enabled_state(tmp_path / "state.json"))
     broken = extensions.find("broken_import")
     assert broken.status == "error" and not broken.loaded
     assert broken.errors[0].where == "scripts/broken.py"
@@ -100,14 +112,15 @@ def test_probe_hooks_change_the_job_and_a_crashing_hook_is_skipped(tmp_path, bac
     plain = backend.txt2img(small_request(prompt="a dog", seed=5, save_images=False, **TINY))
     changed = backend.txt2img(small_request(prompt="a dog", seed=5, batch_count=2, **TINY),
                               scripts=ScriptCall(alwayson_scripts={"probe": {"args": ["in a hat", True]}}))
-    first, second = (parse_infotext(text) for text in changed.infotexts)
+    assert changed.index_of_first_image == 1  # the batch grid, then the images
+    first, second = (parse_infotext(text) for text in changed.infotexts[1:])
     assert (first["Prompt"], first["Probe"], first["Probe batch"]) == ("a dog in a hat", "in a hat", "0 5")
     assert second["Probe batch"] == "1 6"
     assert "Probe" not in parse_infotext(plain.infotexts[0])
     # postprocess_image ran before saving: the saved file is the inverted image too
-    saved = np.asarray(Image.open(changed.paths[0]).convert("RGB"))
-    assert np.array_equal(saved, np.asarray(changed.images[0].convert("RGB")))
-    assert ("postprocess", 2) in events and ("saved", changed.paths[1].name) in events
+    saved = np.asarray(Image.open(changed.paths[1]).convert("RGB"))
+    assert np.array_equal(saved, np.asarray(changed.images[1].convert("RGB")))
+    assert ("postprocess", 2) in events and ("saved", changed.paths[2].name) in events
     crash = extensions.find("broken_hook")
     assert any(e.where == "Crashes: process" and "this hook always fails" in e.message for e in crash.errors)
 

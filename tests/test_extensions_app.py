@@ -14,7 +14,7 @@ from PIL import Image
 
 from modules.generation.infotext import parse_infotext
 from tests.inprocess_app import running_app
-from tests.test_extensions_fixtures import make_extensions_folder
+from tests.test_extensions_fixtures import example_enabled_state, make_extensions_folder
 
 SMALL = dict(steps=2, width=64, height=64)
 
@@ -24,7 +24,7 @@ def app(models_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("extensions-app")
     folder = make_extensions_folder(root / "extensions")
     flags = ["--models-dir", str(models_dir), "--outdir", str(root / "outputs"), "--ckpt", "tiny-sd15", "--api"]
-    env = {"ZOO_EXTENSIONS_DIR": str(folder), "ZOO_EXTENSIONS_STATE": str(root / "state.json"),
+    env = {"ZOO_EXTENSIONS_DIR": str(folder), "ZOO_EXTENSIONS_STATE": example_enabled_state(root / "state.json"),
            "ZOO_SETTINGS_FILE": str(root / "config.json")}
     with running_app(*flags, env=env) as live:
         live.outdir = root / "outputs"

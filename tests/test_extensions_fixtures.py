@@ -2,6 +2,7 @@
 broken ones, and the built-in ones."""
 from __future__ import annotations
 
+import json
 import shutil
 import textwrap
 from pathlib import Path
@@ -109,6 +110,14 @@ def write_extension(root: Path, name: str, scripts: dict[str, str], toml: str | 
     if toml is not None:
         (folder / "extension.toml").write_text(toml, encoding="utf8")
     return folder
+
+
+def example_enabled_state(path: Path) -> str:
+    """An extensions state file with the Example extension turned on (it is off by default): for the tests
+    that use its tab or its /example-tab/saved route in a live app."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"enabled": ["example_tab"]}), encoding="utf8")
+    return str(path)
 
 
 def make_extensions_folder(root: Path, builtin: bool = True, broken: bool = True) -> Path:

@@ -29,8 +29,11 @@ def test_gradio_client_txt2img_returns_images_with_infotext(app):
     client = Client(app.url, verbose=False)
     gallery, _progress, message, infotext = call_txt2img(client, "tiny-sdxl")
     assert message == ""
-    assert len(gallery) == 2 and [item["caption"] for item in gallery] == ["Seed 7", "Seed 8"]
-    with Image.open(gallery[0]["image"]) as image:
+    # the batch grid (one row of two), then the images
+    assert len(gallery) == 3 and [item["caption"] for item in gallery] == ["Grid", "Seed 7", "Seed 8"]
+    with Image.open(gallery[0]["image"]) as grid:
+        assert grid.size == (128, 64)
+    with Image.open(gallery[1]["image"]) as image:
         assert image.size == (64, 64)
         assert parse_infotext(image.info["parameters"])["Seed"] == "7"
     assert parse_infotext(infotext)["Model"] == "tiny-sdxl"

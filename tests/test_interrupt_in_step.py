@@ -66,7 +66,7 @@ def test_interrupt_after_some_steps_keeps_the_image_and_says_where_it_stopped(ba
 
     job.report_step = interrupt_after_two
     result = backend.txt2img(small_request(steps=10, batch_size=2, save_images=True), job)
-    assert job.state == "interrupted" and len(result.images) == 2 and len(result.paths) == 2
+    assert job.state == "interrupted" and len(result.images) == 3 and len(result.paths) == 3  # grid + 2
     parsed = parse_infotext(result.infotexts[0])
     assert parsed["Steps"] == "10" and parsed["Stopped at step"] == "2"
 

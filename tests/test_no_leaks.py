@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from modules import images, paths
 from modules.errors import BadModelFile, InvalidRequest
 from tests.test_api_app import make_app
+from tests.test_extensions_fixtures import example_enabled_state
 
 SMALL = {"prompt": "a red circle", "width": 64, "height": 64, "steps": 2, "seed": 31337,
          "override_settings": {"sd_model_checkpoint": "tiny-sd15"}}
@@ -133,7 +134,8 @@ def test_no_get_route_of_the_live_api_names_a_server_path(models_dir, tmp_path):
 
     outputs = tmp_path / "outputs"
     with running_app("--api", "--models-dir", str(models_dir), "--outdir", str(outputs),
-                     "--skip-load-model-at-start", env={"ZOO_SETTINGS_FILE": str(tmp_path / "config.json")}) as app:
+                     "--skip-load-model-at-start", env={"ZOO_SETTINGS_FILE": str(tmp_path / "config.json"),
+                          "ZOO_EXTENSIONS_STATE": example_enabled_state(tmp_path / "extensions.json")}) as app:
         saved = requests.post(app.url + "/sdapi/v1/txt2img", json={**SMALL, "save_images": True}, timeout=300)
         assert saved.status_code == 200 and list(outputs.rglob("*.png"))
         routes = [path for kind, method, path in live_routes(app.app) if kind == "http" and method == "GET"

@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from tests.inprocess_app import concrete, live_routes, running_app
+from tests.test_extensions_fixtures import example_enabled_state
 
 USER, PASSWORD = "alice", "Corr3ct-Horse-walk"
 API_USER, API_PASSWORD = "bot", "Batt3ry-Staple-walk"
@@ -38,7 +39,9 @@ def app(request, models_dir, tmp_path_factory):
     shutil.copytree(models_dir / "Stable-diffusion" / "tiny-sd15", models / "Stable-diffusion" / "tiny-sd15")
     flags = [*MODES[request.param], "--models-dir", str(models), "--outdir", str(root / "outputs"),
              "--skip-load-model-at-start", "--offline"]
-    with running_app(*flags, env={"ZOO_SETTINGS_FILE": str(root / "config.json")}) as live:
+    env = {"ZOO_SETTINGS_FILE": str(root / "config.json"),
+           "ZOO_EXTENSIONS_STATE": example_enabled_state(root / "extensions.json")}  # its route is walked too
+    with running_app(*flags, env=env) as live:
         live.mode = request.param
         yield live
 

@@ -65,8 +65,9 @@ def test_same_seed_same_image_and_seeds_are_batch_independent(backend, small_req
     assert not np.array_equal(pixels(first.images[0]), pixels(other.images[0]))
     # Image 2 of a batch starting at seed 77 has seed 78 and is the same image as seed 78 alone.
     batch = backend.txt2img(small_request(seed=77, batch_size=2, save_images=False))
-    assert batch.seeds == [77, 78]
-    assert np.abs(pixels(batch.images[1]) - pixels(other.images[0])).max() <= 1
+    assert batch.index_of_first_image == 1  # the batch grid comes first
+    assert batch.seeds[1:] == [77, 78]
+    assert np.abs(pixels(batch.images[2]) - pixels(other.images[0])).max() <= 1
 
 
 def test_random_seed_is_recorded(backend, small_request):
@@ -77,9 +78,14 @@ def test_random_seed_is_recorded(backend, small_request):
 
 def test_batch_count_and_size_save_numbered_pngs_with_infotext(backend, small_request):
     result = backend.txt2img(small_request(seed=500, batch_count=2, batch_size=2, prompt="a (red:1.3) circle, big"))
-    assert result.seeds == [500, 501, 502, 503]
-    assert len(result.paths) == 4
-    for path, seed in zip(result.paths, result.seeds):
+    assert result.index_of_first_image == 1 and result.seeds == [500, 500, 501, 502, 503]
+    assert len(result.paths) == 5
+    grid_path, single_paths = result.paths[0], result.paths[1:]
+    grid_folder = grid_path.parent.relative_to(backend.config.outdir).as_posix()
+    assert re.fullmatch(r"txt2img-grids/\d{4}-\d{2}-\d{2}", grid_folder)
+    with Image.open(grid_path) as grid:  # A1111's grid: 2 rows, 2 columns, with the first image's infotext
+        assert grid.size == (128, 128) and parse_infotext(grid.info["parameters"])["Seed"] == "500"
+    for path, seed in zip(single_paths, result.seeds[1:]):
         assert re.fullmatch(rf"\d{{5}}-{seed}\.png", path.name)
         assert re.fullmatch(r"txt2img-images/\d{4}-\d{2}-\d{2}", path.parent.relative_to(backend.config.outdir).as_posix())
         with Image.open(path) as image:
@@ -89,7 +95,7 @@ def test_batch_count_and_size_save_numbered_pngs_with_infotext(backend, small_re
         assert parsed["Seed"] == str(seed)
         assert parsed["Steps"] == "3" and parsed["Sampler"] == "Euler a" and parsed["Size"] == "64x64"
         assert parsed["Model"] == "tiny-sd15" and re.fullmatch(r"[0-9a-f]{10}", parsed["Model hash"])
-    numbers = [int(p.name[:5]) for p in result.paths]
+    numbers = [int(p.name[:5]) for p in single_paths]
     assert numbers == sorted(numbers) and len(set(numbers)) == 4
     assert not list(result.paths[0].parent.glob(".saving-*")), "a temp file was left behind"
 
@@ -151,7 +157,7 @@ def test_interrupt_keeps_what_is_done_and_skip_moves_on(backend, small_request):
     job.report_step = skip_first_batch
     result = backend.txt2img(small_request(seed=10, batch_count=2, save_images=False), job)
     # The skipped batch keeps its partly denoised image; the second batch runs in full.
-    assert result.seeds == [10, 11] and job.state == "done"
+    assert result.seeds[result.index_of_first_image:] == [10, 11] and job.state == "done"
 
 
 @pytest.mark.parametrize("sampler", ["DPM2 a Karras", "Heun"])

@@ -13,7 +13,7 @@ import requests
 from tests import gradio_raw
 from tests.inprocess_app import endpoint_data, running_app
 from tests.test_extensions import _bare_repo
-from tests.test_extensions_fixtures import REPO_EXTENSIONS
+from tests.test_extensions_fixtures import REPO_EXTENSIONS, example_enabled_state
 
 ALICE, BOB = ("alice", "Alice-pw-1"), ("bob", "Bob-pw-2")  # alice is the admin
 SMALL = {"prompt": "a red circle", "width": 64, "height": 64, "steps": 2, "sampler_name": "Euler a", "seed": 5,
@@ -28,7 +28,8 @@ def app(models_dir, tmp_path_factory):
     logins = f"{ALICE[0]}:{ALICE[1]},{BOB[0]}:{BOB[1]}"
     flags = ["--api", "--gradio-auth", logins, "--admin-users", "alice", "--models-dir", str(models_dir),
              "--outdir", str(root / "outputs"), "--skip-load-model-at-start", "--offline"]
-    env = {"ZOO_EXTENSIONS_DIR": str(extensions), "ZOO_EXTENSIONS_STATE": str(root / "state.json"),
+    env = {"ZOO_EXTENSIONS_DIR": str(extensions),
+           "ZOO_EXTENSIONS_STATE": example_enabled_state(root / "state.json"),
            "ZOO_SETTINGS_FILE": str(root / "config.json")}
     with running_app(*flags, env=env) as live:
         live.root, live.outdir, live.extensions = root, root / "outputs", extensions

@@ -70,7 +70,8 @@ def test_grid_has_a_label_strip_per_axis_and_the_cells_pasted_unchanged():
     x_labels, y_labels = ["Steps: 10", "Steps: 20"], ["CFG Scale: 1", "CFG Scale: 4", "CFG Scale: 7"]
     grid = grid_module.draw_grid(cells, x_labels, y_labels)
     where = grid_module.layout((64, 48), x_labels, y_labels)
-    assert grid.size == where.size == (where.left + 2 * 64, where.top + 3 * 48)
+    assert (where.cell_width, where.cell_height) == (192, 144)  # small cells drawn 3x, pixels kept sharp
+    assert grid.size == where.size == (where.left + 2 * 192, where.top + 3 * 144)
     assert where.left > 0 and where.top > 0
     for row in range(3):
         for column in range(2):
@@ -87,7 +88,7 @@ def test_grid_has_a_label_strip_per_axis_and_the_cells_pasted_unchanged():
     other = grid_module.draw_grid(cells, ["Steps: 11", "Steps: 20"], y_labels)
     assert other.size == grid.size and not np.array_equal(pixels(other), pixels(grid))
     bare = grid_module.draw_grid(cells, ["", ""], ["", "", ""])
-    assert bare.size == (128, 144)
+    assert bare.size == (2 * 192, 3 * 144)
 
 
 def test_txt2img_plot_makes_a_labelled_grid_of_the_cells_and_saves_it(backend, attach_extensions, small_request):
@@ -202,3 +203,36 @@ def test_prompt_search_replace_is_measured_before_the_prompts_are_made():
     with pytest.raises(InvalidRequest) as error:
         axes_module.axis_values(axis, "a, " + "b" * 15_000, context)
     assert str(error.value) == "X values: a replacement makes a prompt of 75005000 characters, over the limit of 20000"
+
+
+def boxes_overlap(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def test_a_19_sampler_grid_of_32_px_cells_has_legible_labels_that_never_overlap():
+    """The grid was 219x142 px with column labels run together ("Seed:Seed:Seed:", "HeunDPM2")."""
+    from modules.generation.samplers import sampler_names
+
+    samplers = sampler_names()[:19]
+    assert len(samplers) == 19
+    x_labels = [f"Sampler: {name}" for name in samplers]
+    y_labels = ["Seed: 1", "Seed: 2", "Seed: 3"]
+    cells = [[Image.new("RGB", (32, 32), (255, 0, 0)) for _ in x_labels] for _ in y_labels]
+    boxes: list = []
+    grid = grid_module.draw_grid(cells, x_labels, y_labels, "Checkpoint: zoo-shapes", text_boxes=boxes)
+    where = grid_module.layout((32, 32), x_labels, y_labels, "Checkpoint: zoo-shapes")
+    assert where.cell_width >= 128 and grid_module.font_for(where.cell_width).size >= 14
+    assert len(boxes) >= 19 + 3 + 1
+    for i, box in enumerate(boxes):
+        assert 0 <= box[0] and 0 <= box[1] and box[2] <= grid.width and box[3] <= grid.height
+        assert not any(boxes_overlap(box, other) for other in boxes[i + 1:]), box
+        for row in range(3):
+            for column in range(19):
+                assert not boxes_overlap(box, where.cell_box(column, row)), (box, column, row)
+    # every column label stays inside its own column
+    for column in range(19):
+        x0, _, x1, _ = where.cell_box(column, 0)
+        ink = pixels(grid)[where.title:where.top, x0:x1] < 128
+        assert ink.any()
+    # the cells are whole-factor enlargements of the 32-px images: sharp red squares
+    assert (pixels(grid.crop(where.cell_box(0, 0))) == (255, 0, 0)).all()

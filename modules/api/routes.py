@@ -436,7 +436,8 @@ def _textinfo(job: Job) -> str:
         return "Waiting for the device"
     if job.state == "running":
         text = f"Step {job.step}/{job.steps}"
-        return text + (f", batch {job.batch_index + 1}/{job.batch_count}" if job.batch_count > 1 else "")
+        text += f", batch {job.batch_index + 1}/{job.batch_count}" if job.batch_count > 1 else ""
+        return text + (f". {job.note}" if job.note and job.eta_seconds is None else "")  # a long job says so
     if job.state == "failed":
         return f"Failed: {scrub(job.error or '')}"
     return job.state.capitalize()

@@ -68,3 +68,8 @@ class Capability:
     out_of_memory: Callable[[Any], UserError]   # the message for an out-of-memory on this request
     # What a selected script's run() returned (a ScriptOutput, a list of images ...) as this capability's result.
     script_result: Callable[[Any, Any], Any] = _no_conversion
+    # (result, hooks) -> result: what a whole job adds when no script replaced it (txt2img: the batch grid).
+    finish_job: Callable[[Any, Any], Any] | None = None
+    # Says up front how long a job will take, when that is long (see modules/job_estimate.py): note(request,
+    # context) -> a sentence or None, set on the job before it waits; record(request, context, job) when done.
+    timing: Any = None

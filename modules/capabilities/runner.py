@@ -72,6 +72,8 @@ class Runner:
         job = job or backend.new_job(capability.name, owner, queue_user=queue_user)
         try:
             request = capability.validate(request, self.context(job))
+            if capability.timing is not None:
+                job.note = capability.timing.note(request, self.context(job))
             result = self._with_scripts(capability, request, job, self.scripts_for(capability, scripts))
         except Interrupted:  # while waiting for the device (a cancelled or departed client): nothing ran
             job.finish("interrupted")
@@ -85,6 +87,8 @@ class Runner:
             job.finish("failed", "stopped")
             raise
         job.finish("done")
+        if capability.timing is not None:
+            capability.timing.record(request, self.context(job), job)
         return result
 
     def _with_scripts(self, capability: Capability, request: Any, job: Job, resolved: ScriptArgs) -> Any:
@@ -94,7 +98,8 @@ class Runner:
                        callbacks=self.backend.extensions.callbacks, outdir=self.backend.outdir_for(job),
                        backend=self.backend)
         if resolved.selected is None:
-            return p.generate()
+            result = p.generate()
+            return capability.finish_job(result, Hooks(p)) if capability.finish_job else result
         script, args = resolved.selected
         try:
             output = run_script(script, p, args, passthrough=(UserError, Interrupted))

@@ -59,7 +59,8 @@ class Extensions:
             for folder in self.folder.iterdir():
                 if folder.is_dir() and not folder.name.startswith((".", "_")):
                     extension = read_extension(folder)
-                    extension.enabled = self.state.is_enabled(extension.name) if self.state else True
+                    extension.enabled = (self.state.is_enabled(extension.name, extension.enabled_by_default)
+                                         if self.state else extension.enabled_by_default)
                     found.append(extension)
         self.items = sorted(found, key=lambda e: e.sort_key)
         return self.items

@@ -1,7 +1,7 @@
 """One extension: its folder, its extension.toml (name, version, requirements, order), and what went wrong.
 
     extensions/<name>/
-        extension.toml      name, version, description, requirements, order (all optional)
+        extension.toml      name, version, description, requirements, order, enabled_by_default (all optional)
         scripts/*.py        imported at start, in file-name order
         install.py          optional: run once when installed (and again when it changes)
         style.css           optional: added to the page
@@ -40,6 +40,7 @@ class Extension:
     description: str = ""
     requirements: tuple[str, ...] = ()
     order: int = DEFAULT_ORDER   # lower loads (and runs its hooks) first; then by name
+    enabled_by_default: bool = True  # False: off until someone turns it on (a developers' example)
     enabled: bool = True
     loaded: bool = False
     errors: list[ExtensionError] = field(default_factory=list)
@@ -94,6 +95,10 @@ def read_extension(folder: Path) -> Extension:
         if isinstance(order, bool) or not isinstance(order, int):
             raise ValueError(f"order must be a whole number, got {order!r}")
         extension.order = order
+        by_default = data.get("enabled_by_default", True)
+        if not isinstance(by_default, bool):
+            raise ValueError(f"enabled_by_default must be true or false, got {by_default!r}")
+        extension.enabled_by_default = by_default
         requirements = data.get("requirements", [])
         if not isinstance(requirements, list) or not all(isinstance(r, str) for r in requirements):
             raise ValueError("requirements must be a list of pip requirement strings, e.g. [\"numpy>=1.26\"]")

@@ -61,8 +61,11 @@ def progress_html(job: Job, queue_position: int = 0) -> str:
             text += " · stopping (press Interrupt again to drop the images not decoded yet)"
         elif eta is not None:
             text += f" · ETA {eta:.0f} s"
-    return (f'<div class="zoo-progress" data-progress="{percent}"><div class="zoo-progress-bar" '
-            f'style="width:{percent}%"></div><span>{html.escape(text)}</span></div>')
+    bar = (f'<div class="zoo-progress" data-progress="{percent}"><div class="zoo-progress-bar" '
+           f'style="width:{percent}%"></div><span>{html.escape(text)}</span></div>')
+    if job.note and job.active and job.eta_seconds is None:  # until the first step gives a real ETA
+        bar += f'<div class="zoo-info zoo-job-note">{html.escape(job.note)}</div>'
+    return bar
 
 
 CSS = """
@@ -75,4 +78,25 @@ CSS = """
 .zoo-pnginfo { width: 100%; table-layout: fixed; }
 .zoo-pnginfo th { width: 8em; text-align: left; vertical-align: top; }
 #txt2img_generate { min-height: 72px; font-size: 1.1em; }
+/* The zoo's pictures are small (32 px): enlarged, they show their pixels instead of a blur. */
+img { image-rendering: pixelated; }
+/* Galleries: a caption goes under its picture, never over its bottom rows; txt2img shows every row of a
+   batch (the page scrolls, not a 520-px window that cuts the second row). */
+.thumbnail-item:has(> .caption-label) { display: flex !important; flex-direction: column !important;
+  aspect-ratio: auto !important; }
+.thumbnail-item:has(> .caption-label) > img { aspect-ratio: 1 !important; height: auto !important; flex: none; }
+.thumbnail-item > .caption-label { position: static !important; max-width: 100% !important; text-align: center;
+  border: none !important; border-radius: 0 !important; }
+#txt2img_gallery, #txt2img_gallery .grid-wrap { height: auto !important; max-height: none !important; }
+.gallery-container > .preview { background: var(--block-background-fill) !important; }  /* no thumbnails through it */
+/* PNG Info: the uploaded picture at a useful size, whole. */
+#pnginfo_image img { width: 100% !important; height: 100% !important; object-fit: contain; }
+/* Message areas never show Gradio's own timer ("processing | 0.4/1.2s"): they say what happened in words,
+   and a long job has its progress bar. */
+[id$="_message"] > [data-testid="status-tracker"], [id$="_notice"] > [data-testid="status-tracker"],
+[id$="_note"] > [data-testid="status-tracker"], [id$="_progress"] > [data-testid="status-tracker"]
+  { display: none !important; }
+/* Models table: headers wrap between words, never inside one. */
+#models_table th, #models_table th * { word-break: normal !important; overflow-wrap: normal !important;
+  hyphens: none; }
 """

@@ -119,9 +119,11 @@ def build(extensions: Extensions, demo: gr.Blocks) -> None:
             (error_html(text) if extension.errors else info_html(text))
 
     demo.load(show_controls, outputs=[enabled, apply, install_box, admin_note], api_name=False, queue=False)
-    apply.click(save, inputs=enabled, outputs=[table, message], api_name=False)
-    refresh.click(lambda: table_html(extensions), outputs=table, api_name=False, queue=False)
-    install.click(do_install, inputs=[url, name], outputs=[table, enabled, install_message], api_name=False)
+    apply.click(save, inputs=enabled, outputs=[table, message], api_name=False, show_progress="hidden")
+    refresh.click(lambda: table_html(extensions), outputs=table, api_name=False, queue=False,
+                  show_progress="hidden")
+    install.click(do_install, inputs=[url, name], outputs=[table, enabled, install_message], api_name=False,
+                  show_progress="minimal")  # a clone takes a while: a spinner, no timer text over the message
 
 
 CSS = """

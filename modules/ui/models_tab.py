@@ -12,6 +12,7 @@ from modules.ui.common import error_html, info_html
 
 COLUMNS = ["Checkpoint", "Architecture", "Where", "Size (MB)", "In use", "Last used", "Load (s)",
            "Modules reused at load", "Last swap (s)", "Shared components"]
+ALWAYS_SHOWN = 4  # Checkpoint, Architecture, Where, Size; the others only when some row has a value
 
 
 def table(backend: Backend) -> list[list]:
@@ -26,6 +27,13 @@ def table(backend: Backend) -> list[list]:
     return rows
 
 
+def shown_table(backend: Backend) -> dict:
+    """The table without its empty columns (on a CPU nothing is swapped, reused or shared)."""
+    rows = table(backend)
+    keep = [i for i in range(len(COLUMNS)) if i < ALWAYS_SHOWN or any(row[i] not in ("", None) for row in rows)]
+    return {"headers": [COLUMNS[i] for i in keep], "data": [[row[i] for i in keep] for row in rows]}
+
+
 def totals(backend: Backend) -> str:
     t = backend.cache_totals()
     line = f"RAM: {t['ram_bytes'] / 2**20:.0f} MB of {t['ram_budget'] / 2**30:.1f} GB budget"
@@ -38,8 +46,7 @@ def totals(backend: Backend) -> str:
 
 def build(backend: Backend, tab: gr.Tab) -> None:
     summary = gr.Markdown(totals(backend), elem_id="models_totals")
-    models = gr.Dataframe(value=table(backend), headers=COLUMNS, interactive=False, elem_id="models_table",
-                          wrap=True)
+    models = gr.Dataframe(value=shown_table(backend), interactive=False, elem_id="models_table", wrap=True)
     with gr.Row():
         choice = gr.Dropdown([m["title"] for m in backend.cached_models()], label="Cached checkpoint",
                              elem_id="models_choice", scale=4)
@@ -50,11 +57,11 @@ def build(backend: Backend, tab: gr.Tab) -> None:
 
     def view(note: str = ""):
         titles = [m["title"] for m in backend.cached_models()]
-        return totals(backend), table(backend), gr.Dropdown(choices=titles, value=None), note
+        return totals(backend), shown_table(backend), gr.Dropdown(choices=titles, value=None), note
 
     def on_unload(title):
         if not title:
-            return view(error_html("Cached checkpoint: pick one to unload"))
+            return view(info_html("Pick a cached checkpoint above to unload it (or press Unload all)."))
         try:
             backend.manager.unload(title)
         except (ModelInUse, UserError) as e:

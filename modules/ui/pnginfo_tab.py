@@ -2,49 +2,75 @@
 from __future__ import annotations
 
 import html
+from pathlib import Path
 
 import gradio as gr
 
 from modules.errors import InvalidRequest
 from modules.generation.infotext import parse_infotext
-from modules.image_limits import UNREADABLE, open_image
+from modules.image_limits import UNREADABLE, UNREADABLE_HINT, open_image
 from modules.images import read_parameters
+from modules.public_paths import scrub
 from modules.ui.common import error_html
 from modules.ui.txt2img_tab import Txt2ImgTab
 
 
-def read_image_info(path: str | None) -> tuple[str, str, dict]:
-    """(parameters text, HTML table of every text chunk, parsed infotext) of an image file."""
-    if not path:
-        return "", "", {}
+def image_info(path: str, name: str | None = None) -> tuple[str, str, dict]:
+    """(parameters text, HTML table of every text chunk, parsed infotext) of an image file.
+    Raises InvalidRequest naming the file (its upload name) when it is no image or too large."""
     try:
-        with open_image(path, "image") as image:  # the pixel count is checked before anything is decoded
+        with open_image(path, "image", name) as image:  # the pixel count is checked before anything is decoded
             image.load()
             parameters = read_parameters(image) or ""
             chunks = {k: v for k, v in image.info.items() if isinstance(v, str)}
-    except InvalidRequest as e:
-        return "", error_html(str(e)), {}
-    except UNREADABLE as e:
-        return "", error_html(f"image: cannot read this file as an image ({type(e).__name__})"), {}
+    except UNREADABLE:  # a header that opened, a body that does not decode
+        raise InvalidRequest("image", f"{name + ' ' if name else ''}{UNREADABLE_HINT}") from None
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td><pre>{html.escape(v)}</pre></td></tr>" for k, v in chunks.items())
     table = f'<table class="zoo-pnginfo">{rows}</table>' if rows else "<p>No text chunks in this image.</p>"
     return parameters, table, parse_infotext(parameters) if parameters else {}
 
 
+def read_image_info(path: str | None, name: str | None = None) -> tuple[str, str, dict]:
+    """image_info, with a refusal shown in the table instead of raised."""
+    if not path:
+        return "", "", {}
+    try:
+        return image_info(path, name)
+    except InvalidRequest as e:
+        return "", error_html(str(e)), {}
+
+
+def on_upload(upload) -> tuple[str, str, dict]:
+    """The upload as Gradio's file data (preprocess=False: Gradio's own decoding would fail first, with a raw
+    ComponentProcessingError naming server paths); a file that is no image is one toast naming it."""
+    if not upload:
+        return "", "", {}
+    path = upload.get("path") if isinstance(upload, dict) else str(upload)
+    name = Path(upload.get("orig_name") or "").name or None if isinstance(upload, dict) else None
+    try:
+        return image_info(path, name)
+    except InvalidRequest as e:
+        raise gr.Error(scrub(str(e)), title="PNG Info") from None
+
+
 def build(txt2img: Txt2ImgTab, tabs: gr.Tabs, txt2img_tab_id: str) -> None:
     with gr.Row():
         with gr.Column():
-            image = gr.Image(label="Source", type="filepath", sources=["upload", "clipboard"], elem_id="pnginfo_image")
+            image = gr.Image(label="Source", type="filepath", sources=["upload", "clipboard"], height=384,
+                             elem_id="pnginfo_image")
         with gr.Column():
             parameters = gr.Textbox(label="Parameters", lines=6, interactive=False, elem_id="pnginfo_parameters")
             table = gr.HTML(elem_id="pnginfo_table")
             send = gr.Button("Send to txt2img", elem_id="pnginfo_send_to_txt2img")
     parsed = gr.State({})
-    image.change(read_image_info, inputs=image, outputs=[parameters, table, parsed], api_name="png_info")
+    # upload, not change: Gradio fires change twice for one upload (two toasts for one bad file).
+    image.upload(on_upload, inputs=image, outputs=[parameters, table, parsed], api_name="png_info",
+                 preprocess=False, show_progress="hidden")
+    image.clear(lambda: ("", "", {}), outputs=[parameters, table, parsed], api_name=False, show_progress="hidden")
     targets = [txt2img.prompt, txt2img.negative_prompt, txt2img.sampler, txt2img.steps, txt2img.cfg_scale,
                txt2img.width, txt2img.height, txt2img.seed]
     send.click(lambda p: [*send_values(p), gr.Tabs(selected=txt2img_tab_id)], inputs=parsed,
-               outputs=[*targets, tabs], api_name=False)
+               outputs=[*targets, tabs], api_name=False, show_progress="hidden")
 
 
 def send_values(parsed: dict) -> list:

@@ -123,8 +123,9 @@ class Txt2ImgTab:
                              "Interrupted before the first step ended: no image.")
         if result.save_errors:
             note += error_html("; ".join(result.save_errors))
-        yield {self.gallery: [(image, f"Seed {seed}") for image, seed in zip(result.images, result.seeds)],
-               self.progress: "", self.message: note,
+        captions = [(image, "Grid" if n < result.index_of_first_image else f"Seed {seed}")
+                    for n, (image, seed) in enumerate(zip(result.images, result.seeds))]
+        yield {self.gallery: captions, self.progress: "", self.message: note,
                self.infotext: result.infotexts[0] if result.infotexts else "", self.last_seeds: result.seeds}
 
     def _progress_until_done(self, job, worker: threading.Thread):

@@ -36,14 +36,16 @@ class Txt2ImgResult:
     paths: list[Path] = field(default_factory=list)
     checkpoint_title: str = ""
     save_errors: list[str] = field(default_factory=list)
+    index_of_first_image: int = 0  # 1 when a batch grid comes first (modules/generation/batch_grid.py)
 
     def info(self) -> dict:
         """A1111's `info` JSON for the API."""
-        r = self.request
+        r, count = self.request, len(self.images) - self.index_of_first_image
         return {
-            "prompt": r.prompt, "all_prompts": [r.prompt] * len(self.images),
-            "negative_prompt": r.negative_prompt, "all_negative_prompts": [r.negative_prompt] * len(self.images),
-            "seed": self.seeds[0] if self.seeds else r.seed, "all_seeds": self.seeds,
+            "prompt": r.prompt, "all_prompts": [r.prompt] * count,
+            "negative_prompt": r.negative_prompt, "all_negative_prompts": [r.negative_prompt] * count,
+            "seed": self.seeds[0] if self.seeds else r.seed, "all_seeds": self.seeds[self.index_of_first_image:],
+            "index_of_first_image": self.index_of_first_image,
             "width": r.width, "height": r.height, "sampler_name": r.sampler, "cfg_scale": r.cfg_scale,
             "steps": r.steps, "batch_size": r.batch_size, "n_iter": r.batch_count, "clip_skip": r.clip_skip,
             "sd_model_name": self.checkpoint_title, "infotexts": self.infotexts, "version": VERSION,

@@ -1,0 +1,59 @@
+"""The Stable Diffusion checkpoint picker: built inside the tabs that use a checkpoint (txt2img), not above
+tabs where it means nothing (GAN Sampler, Latent Explorer), with its ↻ button and each user's remembered pick."""
+from __future__ import annotations
+
+import gradio as gr
+
+from modules.backend import Backend
+from modules.preferences import CHECKPOINT, UserPreferences, preferences_file
+from modules.public_paths import scrub, shown
+from modules.settings import default_settings_file
+from modules.ui.common import login_name
+
+
+def no_checkpoint_message(backend: Backend) -> str:
+    folder = shown(backend.checkpoint_folder)
+    lines = [f"**No usable checkpoint yet.** Put Stable Diffusion `.safetensors` files or diffusers folders "
+             f"(with `model_index.json`) into `{folder}`, then press ↻."]
+    for c in backend.registry.unusable():
+        lines.append(f"- `{c.name}` cannot be used: {scrub(c.error or '')}")
+    return "\n".join(lines)
+
+
+def remember_checkpoint_pick(backend: Backend, demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:
+    """A logged-in user's pick in the checkpoint dropdown is that user's own default: kept for their next
+    visit, and never changing anyone else's (server-wide options are an admin's, POST /sdapi/v1/options)."""
+    preferences = UserPreferences.at(preferences_file(default_settings_file()))
+
+    def remember(title, request: gr.Request):
+        if title in backend.checkpoint_titles():
+            preferences.set(login_name(request), CHECKPOINT, title)
+
+    def restore(request: gr.Request):
+        title = preferences.get(login_name(request), CHECKPOINT)
+        return gr.Dropdown(value=title) if title in backend.checkpoint_titles() else gr.skip()
+
+    checkpoint.input(remember, inputs=checkpoint, api_name=False, queue=False)
+    demo.load(restore, outputs=checkpoint, api_name=False, queue=False)
+
+
+def build(backend: Backend, demo: gr.Blocks) -> gr.Dropdown:
+    """The picker row and its notice (where the folder is empty); returns the dropdown."""
+    with gr.Row(equal_height=True):
+        checkpoint = gr.Dropdown(backend.checkpoint_titles(), value=backend.default_checkpoint_title(),
+                                 label="Stable Diffusion checkpoint", elem_id="sd_checkpoint", scale=6,
+                                 allow_custom_value=True)  # API callers may name a checkpoint by its short name
+        refresh = gr.Button("↻", elem_id="refresh_checkpoints", scale=0, min_width=48)
+    notice = gr.Markdown(no_checkpoint_message(backend) if not backend.registry.usable() else "",
+                         elem_id="checkpoint_notice")
+
+    def on_refresh(current):
+        titles = backend.refresh_checkpoints()
+        value = current if current in titles else backend.default_checkpoint_title()
+        message = no_checkpoint_message(backend) if not titles else ""
+        return gr.Dropdown(choices=titles, value=value), message
+
+    refresh.click(on_refresh, inputs=checkpoint, outputs=[checkpoint, notice], api_name="refresh_checkpoints",
+                  show_progress="hidden")
+    remember_checkpoint_pick(backend, demo, checkpoint)
+    return checkpoint
