@@ -76,7 +76,7 @@ def main() -> None:
 
     from modules.backend import Backend, BackendConfig
     from modules.devices import device_config
-    from modules.generation.latent_models import LatentModels
+    from modules.capabilities.latent.models import LatentModels
     from modules.ui.latent_tab import BetaVaePanel
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from modules.errors import BadModelFile, InvalidRequest
-from modules.generation import latent as ops
-from modules.generation import latent_map, latent_state
-from modules.generation.latent_request import (
+from modules.capabilities.latent import beta_vae as ops
+from modules.capabilities.latent import data_map as latent_map, state as latent_state
+from modules.capabilities.latent.request import (
     LatentDecodeRequest, LatentEncodeRequest, LatentInterpolateRequest, LatentMapRequest, LatentTraverseRequest,
     RandomLatentRequest)
 from tests.test_latent_fixtures import (  # noqa: F401 - fixtures

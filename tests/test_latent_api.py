@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from modules.generation import latent_state
+from modules.capabilities.latent import state as latent_state
 from tests.test_latent_fixtures import latent_app, latent_backend, latent_models_dir  # noqa: F401 - fixtures
 
 

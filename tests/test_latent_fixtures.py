@@ -98,7 +98,7 @@ def latent_backend(latent_models_dir, models_dir, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def latent_models(latent_backend):
-    from modules.generation.latent_models import LatentModels
+    from modules.capabilities.latent.models import LatentModels
 
     return LatentModels(latent_backend)
 

@@ -7,8 +7,8 @@ import torch
 from PIL import Image
 
 from modules.errors import InvalidRequest, ModelNotFound
-from modules.generation import sd_vae_explore as sd
-from modules.generation.latent_request import SdVaeDirectionsRequest, SdVaeEdit, SdVaeEncodeRequest
+from modules.capabilities.latent import sd_vae as sd
+from modules.capabilities.latent.request import SdVaeDirectionsRequest, SdVaeEdit, SdVaeEncodeRequest
 from modules.zoo import shapes
 from tests.test_latent_fixtures import latent_backend, latent_models, latent_models_dir  # noqa: F401 - fixtures
 
@@ -96,7 +96,7 @@ def test_vae_dir_flag_adds_its_files(latent_models_dir, tmp_path):
     """--vae-dir: VAE files there are offered beside models/VAE's, and load."""
     from modules.backend import Backend, BackendConfig
     from modules.devices import device_config
-    from modules.generation.latent_models import LatentModels
+    from modules.capabilities.latent.models import LatentModels
     from tests.test_latent_fixtures import tiny_sd_vae_file
 
     extra = tmp_path / "more-vaes"

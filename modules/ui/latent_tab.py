@@ -17,10 +17,10 @@ import numpy as np
 from modules.errors import UserError, shown_message
 from modules import owners
 from modules.generation import latent as latent_ops
-from modules.generation import latent_map, latent_state
+from modules.capabilities.latent import data_map as latent_map, state as latent_state
 from modules.generation import sd_vae_explore as sd_ops
-from modules.generation.latent_models import LatentModels
-from modules.generation.latent_request import (
+from modules.capabilities.latent.models import LatentModels
+from modules.capabilities.latent.request import (
     MAP_FACTORS, METHODS, LatentDecodeRequest, LatentEncodeRequest, LatentInterpolateRequest, LatentMapRequest,
     LatentTraverseRequest, RandomLatentRequest, SdVaeDirectionsRequest, SdVaeEdit, SdVaeEncodeRequest, parse_latent)
 from modules.generation.latent_media import mp4_available

@@ -22,7 +22,7 @@ from PIL import Image
 from modules.errors import InvalidRequest
 from modules.image_limits import open_image
 from modules.generation.infotext import format_infotext
-from modules.generation.latent_request import parse_latent
+from modules.capabilities.latent.request import parse_latent
 
 FORMAT = "zoo-latent/1"
 PNG_KEY = "zoo_latent"

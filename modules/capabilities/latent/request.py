@@ -2,7 +2,8 @@
 
 A latent vector is given in σ units of the model's prior N(0, I), so for a β-VAE the slider
 value of a dimension *is* z. Its length must be the model's ``latent_dim``, which is known only
-once the model is loaded, so ``validated(latent_dim)`` takes it.
+once the model is loaded: ``validated()`` checks everything else before the job starts, and the run
+checks the fit with ``validated(model.latent_dim)``.
 
 Images (encode) may come as a file path, a PIL image or a uint8 array. RGBA, LA, P, L and 1-bit
 images are converted to RGB (transparent parts composited on white); any size from 8 px up to
@@ -32,6 +33,7 @@ MAX_K_SIGMA = 6.0
 MAX_IMAGE_SIDE = 8192
 MIN_IMAGE_SIDE = 8
 MAX_SEED = 2**32 - 1
+MAX_DATASET_INDEX = 499      # the encoded evaluation set holds 500 images (data_map.DEFAULT_SAMPLES)
 METHODS = ("lerp", "slerp")
 MAP_FACTORS = ("kind", "colour", "size", "position", "position_x", "position_y", "background")
 CONVERTIBLE_MODES = {"RGB", "RGBA", "L", "LA", "P", "PA", "1", "CMYK", "YCbCr", "RGBX", "La"}
@@ -116,10 +118,12 @@ def model_name(value) -> str | None:
     return (value or "").strip() or None
 
 
-def dims_list(value, field_name: str, latent_dim: int) -> list[int]:
-    """Dimension numbers from a list or text ("0, 3, 5"); empty means all dimensions."""
+def dims_list(value, field_name: str, latent_dim: int | None) -> list[int]:
+    """Dimension numbers from a list or text ("0, 3, 5"); empty means all dimensions (once latent_dim is known)."""
     if value is None or (isinstance(value, str) and not value.strip()) or (not isinstance(value, str) and len(value) == 0):
-        return list(range(latent_dim))
+        return list(range(latent_dim)) if latent_dim is not None else []
+    if latent_dim is None:
+        latent_dim = MAX_LATENT_DIM
     items = value.replace(",", " ").split() if isinstance(value, str) else list(value)
     dims = []
     for item in items:
@@ -203,9 +207,11 @@ def to_rgb_square(image: Image.Image, size: int | tuple[int, int], field_name: s
 class LatentDecodeRequest:
     model: str | None = None
     latent: object = ()   # list of floats, array or text; σ units
+    save: bool = False    # also save the PNG to outputs/latent-images/<date>/
 
-    def validated(self, latent_dim: int) -> "LatentDecodeRequest":
-        return LatentDecodeRequest(model_name(self.model), parse_latent(self.latent, "latent", latent_dim))
+    def validated(self, latent_dim: int | None = None) -> "LatentDecodeRequest":
+        return LatentDecodeRequest(model_name(self.model), parse_latent(self.latent, "latent", latent_dim),
+                                   bool(self.save))
 
 
 @dataclass
@@ -213,9 +219,11 @@ class LatentEncodeRequest:
     model: str | None = None
     image: object = None  # path, PIL image or uint8 array
 
-    def validated(self) -> "LatentEncodeRequest":
+    note: str = ""        # set by validation when the image's stored latent names another model
+
+    def validated(self, latent_dim: int | None = None) -> "LatentEncodeRequest":
         """Reads the image (so a bad file fails here); conversion to the model's size happens in encode."""
-        return LatentEncodeRequest(model_name(self.model), read_image(self.image))
+        return LatentEncodeRequest(model_name(self.model), read_image(self.image), self.note)
 
 
 @dataclass
@@ -227,7 +235,7 @@ class LatentInterpolateRequest:
     method: str = "slerp"
     fps: int = 12
 
-    def validated(self, latent_dim: int) -> "LatentInterpolateRequest":
+    def validated(self, latent_dim: int | None = None) -> "LatentInterpolateRequest":
         return LatentInterpolateRequest(
             model_name(self.model), parse_latent(self.start, "start", latent_dim), parse_latent(self.end, "end", latent_dim),
             integer(self.frames, "frames", 2, MAX_FRAMES), choice(self.method, "method", METHODS),
@@ -242,7 +250,7 @@ class LatentTraverseRequest:
     k: float = 3.0             # values run over [-kσ, kσ]
     steps: int = 7
 
-    def validated(self, latent_dim: int) -> "LatentTraverseRequest":
+    def validated(self, latent_dim: int | None = None) -> "LatentTraverseRequest":
         return LatentTraverseRequest(
             model_name(self.model), parse_latent(self.latent, "latent", latent_dim),
             dims_list(self.dims, "dims", latent_dim), number(self.k, "k", 0.1, MAX_K_SIGMA),
@@ -260,14 +268,15 @@ class LatentMapRequest:
     factor: str = "position_x"
     samples: int = 500
 
-    def validated(self, latent_dim: int) -> "LatentMapRequest":
+    def validated(self, latent_dim: int | None = None) -> "LatentMapRequest":
+        highest = (latent_dim or MAX_LATENT_DIM) - 1
         r = LatentMapRequest(
             model_name(self.model), parse_latent(self.latent, "latent", latent_dim),
-            integer(_dim_number(self.dim_x), "dim_x", 0, latent_dim - 1),
-            integer(_dim_number(self.dim_y), "dim_y", 0, latent_dim - 1),
+            integer(_dim_number(self.dim_x), "dim_x", 0, highest),
+            integer(_dim_number(self.dim_y), "dim_y", 0, highest),
             number(self.k, "k", 0.1, MAX_K_SIGMA), integer(self.steps, "steps", 2, MAX_GRID_STEPS),
             choice(self.factor, "factor", MAP_FACTORS), integer(self.samples, "samples", 10, 5000))
-        if r.dim_x == r.dim_y and latent_dim > 1:
+        if r.dim_x == r.dim_y and (latent_dim or 2) > 1:
             raise InvalidRequest("dim_y", "must differ from dim_x")
         return r
 
@@ -275,13 +284,24 @@ class LatentMapRequest:
 @dataclass
 class RandomLatentRequest:
     seed: int = -1   # -1: a random seed, reported back
-    scale: float = 1.0
+    scale: float = 1.0   # the posterior σ of the picked data-set image is multiplied by this
+    model: str | None = None
 
-    def validated(self) -> "RandomLatentRequest":
+    def validated(self, latent_dim: int | None = None) -> "RandomLatentRequest":
         seed = integer(self.seed if self.seed is not None else -1, "seed", -1, MAX_SEED)
         if seed == -1:
             seed = int(np.random.default_rng().integers(0, MAX_SEED))
-        return RandomLatentRequest(seed, number(self.scale, "scale", 0.0, 3.0))
+        return RandomLatentRequest(seed, number(self.scale, "scale", 0.0, 3.0), model_name(self.model))
+
+
+@dataclass
+class DataSetLatentRequest:
+    """The encoding of one image of the evaluation data set: where the explorer opens."""
+    model: str | None = None
+    index: int = 0
+
+    def validated(self, latent_dim: int | None = None) -> "DataSetLatentRequest":
+        return DataSetLatentRequest(model_name(self.model), integer(self.index, "index", 0, MAX_DATASET_INDEX))
 
 
 def _dim_number(value):
@@ -334,6 +354,7 @@ class SdVaeDirectionsRequest:
     images: object = None     # list of image files; empty: Shapes data-set images
     count: int = 16           # data-set images to encode when no files are given
     directions: int = 4
+    size: int = 256           # the side they are encoded at: the current latent's image side
 
     def validated(self, max_directions: int) -> "SdVaeDirectionsRequest":
         files = [f for f in (self.images or []) if f]
@@ -345,7 +366,28 @@ class SdVaeDirectionsRequest:
         directions = integer(self.directions, "directions", 1, max_directions)
         if directions > count - 1:
             raise InvalidRequest("directions", f"{count} images give at most {count - 1} principal directions")
-        return SdVaeDirectionsRequest(_vae_source(self.vae), images, count, directions)
+        return SdVaeDirectionsRequest(_vae_source(self.vae), images, count, directions,
+                                      integer(self.size, "size", 8, 1024))
+
+
+@dataclass
+class SdVaeDecodeRequest:
+    """Decode the encoded latent ``current`` (sd_vae.SdVaeLatent) with ``edit`` applied, along ``directions``
+    (sd_vae.Directions) where there are some."""
+    current: object = None
+    edit: SdVaeEdit = field(default_factory=SdVaeEdit)
+    directions: object = None
+
+    def validated(self) -> "SdVaeDecodeRequest":
+        if self.current is None or getattr(self.current, "latent", None) is None:
+            raise InvalidRequest("latent", "encode an image first")
+        n_directions = len(self.directions.stds) if self.directions is not None else 0
+        return SdVaeDecodeRequest(self.current, self.edit.validated(len(self.current.latent), n_directions),
+                                  self.directions)
+
+    @property
+    def vae(self) -> str:
+        return self.current.vae
 
 
 MAX_DIRECTION_IMAGES = 256
