@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modules import owners
+from modules.capabilities.base import Capability
+from modules.capabilities.runner import Runner
 from modules.devices import DeviceConfig
 from modules.errors import InvalidRequest, ModelNotFound, UserError
 from modules.extensions import Extensions, ScriptCall
@@ -93,6 +95,11 @@ class Backend:
         self.registry.scan()
         self.zoo_registry.scan()
         self.extensions = Extensions()  # none until webui.py loads extensions/ (Extensions.attach)
+        self.runner = Runner(self)  # every capability's jobs: validate, scripts, model, run, errors
+
+    def run(self, capability: Capability, request, job: Job | None = None, scripts: ScriptCall | None = None):
+        """One job of `capability` (modules/capabilities), through the runner; see Runner.run."""
+        return self.runner.run(capability, request, job, scripts)
 
     @property
     def limits(self) -> JobLimits:

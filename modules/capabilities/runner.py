@@ -1,0 +1,111 @@
+"""The runner: every capability's job takes the same road, and its errors are mapped here only.
+
+    job (created if none) → validate once → resolve the scripts of capability.tab → Processing p
+    → a selected script's run(p, *args), else p.generate()
+    p.generate(request) → always-on process(p) → validate again → manager.use(capability.model(request))
+    (the device's line, or a small model's own lock) → capability.run(request, loaded, job, hooks)
+    → always-on postprocess(p, result)
+
+Errors: Interrupted before anything ran → job "interrupted" and the capability's empty result;
+out of memory → memory freed, capability.out_of_memory; a UserError → job "failed", raised as it is;
+anything else → job "failed", the traceback logged under an id, raised as InternalError(id)."""
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from modules.capabilities.base import Capability, InternalError, RunContext
+from modules.capabilities.scripting import Hooks, Processing, resolve_call, run_script
+from modules.errors import UserError, report_internal_error, shown_message
+from modules.extensions.scripts import ScriptCall
+from modules.jobs import Interrupted, Job
+
+if TYPE_CHECKING:
+    from modules.backend import Backend
+
+log = logging.getLogger(__name__)
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    import torch
+
+    return isinstance(error, torch.OutOfMemoryError) or (
+        isinstance(error, RuntimeError) and "out of memory" in str(error).lower())
+
+
+def free_device_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+class Runner:
+    def __init__(self, backend: "Backend"):
+        self.backend = backend
+
+    def context(self, job: Job | None = None) -> RunContext:
+        return RunContext(limits=self.backend.limits, backend=self.backend, job=job)
+
+    def validate(self, capability: Capability, request: Any, job: Job | None = None) -> Any:
+        """The request validated and bounded (--max-* flags), as the job will run it; InvalidRequest names
+        the field. For adapters that want to refuse before they create a job."""
+        return capability.validate(request, self.context(job))
+
+    def run(self, capability: Capability, request: Any, job: Job | None = None, scripts: ScriptCall | None = None,
+            owner: str | None = None, queue_user: str | None = None) -> Any:
+        """Run one job of `capability` to its end and return its result. Raises UserError for anything the
+        user can fix (InternalError, with an id, for the rest); the job records the outcome."""
+        backend = self.backend
+        job = job or backend.new_job(capability.name, owner, queue_user=queue_user)
+        try:
+            request = capability.validate(request, self.context(job))
+            result = self._with_scripts(capability, request, job, scripts)
+        except Interrupted:  # while waiting for the device (a cancelled or departed client): nothing ran
+            job.finish("interrupted")
+            return capability.empty_result(request)
+        except Exception as e:  # noqa: BLE001 - mapped to what the user is told, in this one place
+            raise self._failed(capability, request, job, e) from None
+        except BaseException:
+            job.finish("failed", "stopped")
+            raise
+        job.finish("done")
+        return result
+
+    def _with_scripts(self, capability: Capability, request: Any, job: Job, call: ScriptCall | None) -> Any:
+        resolved = resolve_call(self.backend.extensions.scripts, call, capability.tab)
+        p = Processing(capability.tab, request, job, resolved,
+                       generate=lambda r, j, hooks: self._on_model(capability, r, j, hooks),
+                       validate=lambda r: capability.validate(r, self.context(job)),
+                       callbacks=self.backend.extensions.callbacks, outdir=self.backend.outdir_for(job),
+                       backend=self.backend)
+        if resolved.selected is None:
+            return p.generate()
+        script, args = resolved.selected
+        try:
+            output = run_script(script, p, args, passthrough=(UserError, Interrupted))
+        except Interrupted:  # stopped between the script's generations: its own result is lost
+            return capability.empty_result(request)
+        if output is None:
+            return p.generate()
+        return capability.script_result(output, request)
+
+    def _on_model(self, capability: Capability, request: Any, job: Job, hooks: Hooks) -> Any:
+        with self.backend.manager.use(capability.model(request), cancelled=lambda: job.interrupt_requested,
+                                      owner=job.queue_user or job.owner, key=job.id) as loaded:
+            return capability.run(request, loaded, job, hooks)
+
+    def _failed(self, capability: Capability, request: Any, job: Job, error: Exception) -> UserError:
+        """The error the user gets for `error`; the job is marked failed with its message."""
+        if is_out_of_memory(error):
+            free_device_memory()
+            error = capability.out_of_memory(request)
+        elif isinstance(error, OSError) and error.strerror:  # a full disk, a read-only folder: the user can act
+            error = UserError(shown_message(error, capability.name))
+        elif not isinstance(error, UserError):
+            error = InternalError(report_internal_error(error, f"{capability.name} job"))
+        job.finish("failed", str(error))
+        return error
