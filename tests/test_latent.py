@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from modules.errors import BadModelFile, InvalidRequest
+from modules.images import png_info
 from modules.capabilities import latent
 from modules.capabilities.latent import beta_vae as ops
 from modules.capabilities.latent import data_map as latent_map, state as latent_state
@@ -205,14 +206,23 @@ def test_export_import_round_trip_json_npy_and_png(x_vae, tmp_path):
         "dropping the saved PNG back restores the sliders exactly, not an encoding of its pixels"
 
 
-def test_import_refuses_files_that_carry_no_latent(tmp_path):
+def test_import_refuses_files_that_carry_no_latent_and_says_what_to_do(tmp_path):
     Image.new("RGB", (8, 8)).save(tmp_path / "plain.png")
+    Image.new("RGB", (8, 8)).save(tmp_path / "photo.jpg")
     (tmp_path / "bad.json").write_text("{not json")
     (tmp_path / "other.json").write_text(json.dumps({"format": "other/1", "latent": [1]}))
-    for name, expected in (("plain.png", "carries no latent"), ("bad.json", "is not valid JSON"),
+    Image.new("RGB", (8, 8)).save(tmp_path / "damaged.png", pnginfo=png_info("x", {"zoo_latent": "{not json"}))
+    for name, expected in (("plain.png", "carries no latent: only PNGs saved here with Save PNG do. To get the "
+                                         "latent of this picture, drop it into Encode instead"),
+                           ("photo.jpg", "is not a latent file: import a .json or .npy made by Export latent"),
+                           ("bad.json", "is not valid JSON .*: import a file made by Export latent"),
+                           ("damaged.png", "stored latent is damaged: save the picture again"),
                            ("other.json", "is not a zoo latent state")):
-        with pytest.raises(InvalidRequest, match=expected):
+        with pytest.raises(InvalidRequest, match=expected) as info:
             latent_state.load_file(tmp_path / name)
+        assert info.value.field == name
+        if not name.endswith(".json"):
+            assert "JSON" not in str(info.value), "a picture is never called bad JSON"
 
 
 # ---------------------------------------------------------------- bad input

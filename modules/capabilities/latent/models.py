@@ -104,3 +104,11 @@ def using_sd_vae(backend, source: str, **use_options) -> Iterator[object]:
     """The AutoencoderKL named by ``source``, with the device held for the duration."""
     with backend.manager.use(sd_vae_ref(resolved_sd_vae(backend, source)), **use_options) as loaded:
         yield sd_vae_module(loaded)
+
+
+def beta_vae_hash(backend, name: str | None) -> str:
+    """The file hash of the β-VAE a request names ("" when unknown), to tell whether a stored latent is its."""
+    try:
+        return backend.zoo_registry.find("beta_vae", name).sha256 or ""
+    except ModelNotFound:
+        return ""

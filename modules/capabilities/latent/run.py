@@ -11,7 +11,7 @@ from PIL import Image
 
 from modules.capabilities.latent import beta_vae, data_map, sd_vae
 from modules.capabilities.latent.models import as_latent_model, sd_vae_module
-from modules.capabilities.latent.state import png_text
+from modules.capabilities.latent.state import png_text, with_metadata
 
 SAVE_FOLDER = f"{beta_vae.OUTPUT_MODE}-images"   # outputs/latent-images/<date>/NNNNN-<model>.png
 
@@ -20,6 +20,10 @@ def _model(request, loaded) -> tuple[beta_vae.LatentModel, object]:
     """The β-VAE, and the request checked against its latent_dim (known only now it is loaded)."""
     model = as_latent_model(loaded)
     return model, request.validated(model.latent_dim)
+
+
+def labels(model: beta_vae.LatentModel) -> list[str]:
+    return [model.dim_label(d) for d in range(model.latent_dim)]
 
 
 def _outdir(hooks) -> Path | None:
@@ -38,6 +42,7 @@ def _encoded(model: beta_vae.LatentModel, hooks, samples: int = data_map.DEFAULT
 class DecodeResult:
     image: Image.Image            # native size; carries the latent in its PNG text
     latent: np.ndarray
+    labels: list[str]             # each dimension's name: "z3 · position_x"
     path: Path | None = None      # where it was saved (request.save)
     seed: int | None = None       # a random latent's seed
     index: int | None = None      # a data-set latent's image number
@@ -54,7 +59,7 @@ def decode(request, loaded, job, hooks) -> DecodeResult:
         infotext = text.pop("parameters")
         path = hooks.save_image(decoded.image, infotext,
                                 SaveSpec(SAVE_FOLDER, (model.name or "latent").replace("/", "_"), text))
-    return DecodeResult(decoded.image, decoded.state.latent, path)
+    return DecodeResult(decoded.image, decoded.state.latent, labels(model), path)
 
 
 def random(request, loaded, job, hooks) -> DecodeResult:
@@ -76,7 +81,7 @@ def _decoded(model: beta_vae.LatentModel, latent: np.ndarray, **extra) -> Decode
     from modules.capabilities.latent.request import LatentDecodeRequest
 
     decoded = beta_vae.decode(LatentDecodeRequest(model.title, latent).validated(model.latent_dim), model)
-    return DecodeResult(decoded.image, decoded.state.latent, **extra)
+    return DecodeResult(decoded.image, decoded.state.latent, labels(model), **extra)
 
 
 @dataclass
@@ -86,6 +91,7 @@ class EncodeResult:
     input_image: Image.Image      # what the encoder saw
     reconstruction: Image.Image   # decoded μ
     model: str                    # the title of the β-VAE used (a PNG's own model when it is here)
+    labels: list[str]             # each dimension's name
     restored: bool                # the image was a PNG saved here: its stored latent, exactly
     note: str = ""                # which model, when the PNG named another one
 
@@ -93,8 +99,9 @@ class EncodeResult:
 def encode(request, loaded, job, hooks) -> EncodeResult:
     model, request = _model(request, loaded)
     result = beta_vae.encode(request, model)
-    return EncodeResult(result.mu, result.sigma, result.input_image, result.reconstruction, model.title,
-                        result.restored is not None, request.note)
+    reconstruction = with_metadata(result.reconstruction, model.state(result.mu))  # saved, it restores μ
+    return EncodeResult(result.mu, result.sigma, result.input_image, reconstruction, model.title,
+                        labels(model), result.restored is not None, request.note)
 
 
 def interpolate(request, loaded, job, hooks) -> beta_vae.InterpolateResult:
