@@ -101,7 +101,7 @@ class SdVaePanel:
                 **self._unedited(), **{s: gr.Slider(value=0, visible=False) for s in self.directions}}
 
     @user_errors
-    def decode(self, current, directions, *values, http: gr.Request = None):
+    def decode(self, http: gr.Request, current, directions, *values):  # the request before *values
         if current is None:
             raise InvalidRequest("image", "encode an image first")
         n, channels = MAX_CHANNELS, len(current.latent)

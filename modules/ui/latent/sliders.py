@@ -126,8 +126,9 @@ class BetaVaeView:
         return run_job(self.backend, latent.DECODE, latent.LatentDecodeRequest(model or None, value, save), http)
 
     @user_errors
-    def live_decode(self, model, text, *values, http: gr.Request = None):
-        """The slider values over the latent text (which carries the dimensions past the sliders)."""
+    def live_decode(self, http: gr.Request, model, text, *values):
+        """The slider values over the latent text (which carries the dimensions past the sliders).
+        (The request comes first: gradio passes it only before the *values.)"""
         current = parse_latent(text, "latent").copy()
         n = min(len(current), MAX_SLIDERS)
         current[:n] = [0.0 if v is None else float(v) for v in values[:n]]
