@@ -86,7 +86,7 @@ def test_installed_limit_makes_pillow_refuse_bombs_everywhere():
 
 
 def test_direction_images_are_summed_from_their_headers_before_decoding(tmp_path, bomb):
-    from modules.capabilities.latent.request import SdVaeDirectionsRequest
+    from modules.capabilities.latent.sd_request import SdVaeDirectionsRequest
 
     with pytest.raises(InvalidRequest) as error:
         SdVaeDirectionsRequest("vae", [str(bomb)] * 3).validated(4)

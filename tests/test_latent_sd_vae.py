@@ -8,7 +8,7 @@ from PIL import Image
 
 from modules.errors import InvalidRequest, ModelNotFound
 from modules.capabilities.latent import sd_vae as sd
-from modules.capabilities.latent.request import SdVaeDirectionsRequest, SdVaeEdit, SdVaeEncodeRequest
+from modules.capabilities.latent.sd_request import SdVaeDirectionsRequest, SdVaeEdit, SdVaeEncodeRequest
 from modules.zoo import shapes
 from modules.capabilities.latent.models import sd_vae_choices, using_sd_vae
 from tests.test_latent_fixtures import latent_backend, latent_models_dir  # noqa: F401 - fixtures

@@ -8,7 +8,8 @@ from modules.capabilities.base import Capability, OutOfMemory, RunContext
 from modules.capabilities.latent import models, run
 from modules.capabilities.latent.request import (
     DataSetLatentRequest, LatentDecodeRequest, LatentEncodeRequest, LatentInterpolateRequest, LatentMapRequest,
-    LatentTraverseRequest, RandomLatentRequest, SdVaeDecodeRequest, SdVaeDirectionsRequest, SdVaeEncodeRequest)
+    LatentTraverseRequest, RandomLatentRequest)
+from modules.capabilities.latent.sd_request import SdVaeDecodeRequest, SdVaeDirectionsRequest, SdVaeEncodeRequest
 from modules.capabilities.latent.state import from_png
 from modules.job_limits import check_image
 

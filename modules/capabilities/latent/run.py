@@ -136,7 +136,7 @@ class SdEncodeResult:
 
 
 def sd_encode(request, loaded, job, hooks) -> SdEncodeResult:
-    from modules.capabilities.latent.request import SdVaeEdit
+    from modules.capabilities.latent.sd_request import SdVaeEdit
 
     vae = sd_vae_module(loaded)
     current = sd_vae.encode(request, vae)

@@ -6,7 +6,7 @@ import gradio as gr
 
 from modules.capabilities import latent
 from modules.capabilities.latent import models
-from modules.capabilities.latent.request import SdVaeEdit
+from modules.capabilities.latent.sd_request import SdVaeEdit
 from modules.capabilities.latent.sd_vae import MAX_CHANNELS, MAX_DIRECTIONS
 from modules.errors import InvalidRequest
 from modules.ui.common import info_html
