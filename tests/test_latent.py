@@ -112,6 +112,23 @@ def has_built_in(backend) -> bool:
     return any(m.name.startswith("shapes-beta-vae") for m in backend.zoo_registry.usable("beta_vae"))
 
 
+def test_slider_decodes_do_not_wait_behind_a_stable_diffusion_job(latent_backend):
+    """β-VAE jobs run under the model's own lock, not in the device's line: while a long job holds the
+    device, dragging a slider still decodes (and is never refused by the per-user queue)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    lock = latent_backend.manager.device_lock
+    assert lock.acquire(owner="someone-else")
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            moves = [pool.submit(latent_backend.runner.run, latent.DECODE, LatentDecodeRequest("x-vae", [v, 0.0]),
+                                 owner="ui:dragging", queue_user="ui:dragging") for v in np.linspace(-2, 2, 12)]
+            images = [move.result(timeout=60).image for move in moves]
+    finally:
+        lock.release()
+    assert len(images) == 12
+
+
 # ---------------------------------------------------------------- encode
 
 def test_encode_then_decode_gives_back_the_image(x_vae):

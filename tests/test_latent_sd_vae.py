@@ -108,3 +108,30 @@ def test_vae_dir_flag_adds_its_files(latent_models_dir, tmp_path):
     assert "file: extra-vae.safetensors" in choices and "file: tiny-sd-vae.safetensors" in choices
     with using_sd_vae(backend, "file: extra-vae.safetensors") as vae:
         assert vae.config.latent_channels > 0
+
+
+@pytest.mark.parametrize("source", ["tiny-sd15", "tiny-sd-vae.safetensors"])
+def test_encode_edit_and_directions_run_as_jobs(latent_backend, picture, source):
+    """Through the runner, as the tab and a script run them; a bare name finds a checkpoint or a VAE file."""
+    from modules.capabilities import latent
+
+    encoded = latent_backend.run(latent.SD_ENCODE, latent.SdVaeEncodeRequest(source, picture, 64))
+    current = encoded.current
+    assert current.vae.startswith(("checkpoint: ", "file: ")) and current.latent.shape == (4, 8, 8)
+    assert len(encoded.channels) == 4 and encoded.image.size == (64, 64)
+    directions = latent_backend.run(latent.SD_DIRECTIONS, latent.SdVaeDirectionsRequest(current.vae, None, 6, 2, 64))
+    assert directions.components.shape == (2, 4 * 8 * 8)
+    plain = latent_backend.run(latent.SD_DECODE, latent.SdVaeDecodeRequest(current, SdVaeEdit(), directions))
+    assert np.array_equal(np.asarray(plain.image), np.asarray(encoded.image)), "no edit: the picture as encoded"
+    moved = latent_backend.run(latent.SD_DECODE, latent.SdVaeDecodeRequest(current, SdVaeEdit(offsets=[2.0]),
+                                                                          directions))
+    assert not np.array_equal(np.asarray(moved.image), np.asarray(encoded.image))
+
+
+def test_sd_vae_jobs_name_what_is_wrong(latent_backend, picture):
+    from modules.capabilities import latent
+
+    with pytest.raises(ModelNotFound, match="unknown VAE 'nothing'"):
+        latent_backend.run(latent.SD_ENCODE, latent.SdVaeEncodeRequest("nothing", picture, 64))
+    with pytest.raises(InvalidRequest, match="latent: encode an image first"):
+        latent_backend.run(latent.SD_DECODE, latent.SdVaeDecodeRequest(None, SdVaeEdit()))
