@@ -127,3 +127,51 @@ def test_importing_a_png_without_a_latent_says_what_to_do(latent_app, latent_bac
     expect(toast(page)).to_contain_text("carries no latent")
     expect(toast(page)).to_contain_text("drop it into Encode")
     expect(toast(page)).not_to_contain_text("JSON")
+
+
+def no_error_shown(page) -> None:
+    page.wait_for_timeout(300)
+    expect(toast(page)).to_have_count(0)
+
+
+def test_every_tool_answers_its_button(latent_app, latent_backend, page, tmp_path):
+    """Each panel's main button gives its picture, no error (the wiring of every handler, once)."""
+    from PIL import Image
+
+    open_explorer(page, latent_app, latent_backend)
+    expect(page.locator("#latent_z2")).to_be_hidden()
+    page.locator("#latent_randomize").click()
+    expect(page.locator("#latent_message")).to_contain_text("Random latent from seed")
+    page.locator("#latent_reset").click()
+    expect(page.locator("#latent_vector textarea")).to_have_value("[0.0, 0.0]")
+    for tab, button, result in (("Interpolate", "latent_interpolate", "latent_strip"),
+                                ("Traverse", "latent_traverse", "latent_traverse_grid"),
+                                ("Map", "latent_map", "latent_scatter")):
+        page.get_by_role("tab", name=tab).click()
+        page.locator(f"#{button}").click()
+        expect(page.locator(f"#{result} img")).to_be_visible()
+        no_error_shown(page)
+    page.get_by_role("tab", name="Import / export").click()
+    page.locator("#latent_export").click()
+    expect(page.locator("#latent_exported a").first).to_be_visible()
+    page.get_by_role("tab", name="Encode").click()
+    page.get_by_role("tab", name="Data set").click()
+    page.locator("#latent_encode_sample").click()
+    expect(page.locator("#latent_input img")).to_be_visible()
+    no_error_shown(page)
+
+    page.get_by_role("tab", name="SD VAE").click()
+    Image.new("RGB", (64, 64), "red").save(tmp_path / "red.png")
+    page.locator("#latent_sd_image input[type=file]").set_input_files(str(tmp_path / "red.png"))
+    page.locator("#latent_sd_encode").click()
+    expect(page.locator("#latent_sd_message")).to_contain_text("Latent 4×")
+    decoded = page.locator("#latent_sd_decoded img")
+    before = decoded.get_attribute("src")
+    set_slider(page, "latent_sd_offset0", 1.5)
+    expect(decoded).not_to_have_attribute("src", before)
+    page.locator("#latent_sd_compute").click()
+    expect(page.locator("#latent_sd_message")).to_contain_text("directions from")
+    expect(page.locator("#latent_sd_pc0")).to_be_visible()
+    page.locator("#latent_sd_reset").click()
+    expect(page.locator("#latent_sd_offset0 input[type=number]")).to_have_value("0")
+    no_error_shown(page)
