@@ -20,9 +20,17 @@ def _validated(request, context: RunContext):
     return request.validated()
 
 
+def _beta_validated(request, context: RunContext):
+    """No model named: the built-in β-VAE where it is here (else the first), as the tab opens on."""
+    request = request.validated()
+    if request.model is None and context.backend is not None:
+        request.model = models.default_title(context.backend)
+    return request
+
+
 def _encode_validated(request: LatentEncodeRequest, context: RunContext) -> LatentEncodeRequest:
     """A PNG saved here names the β-VAE it was made with: that one is used where it is here."""
-    request = request.validated()
+    request = _beta_validated(request, context)
     stored = from_png(request.image, "image")
     backend = context.backend
     if stored is None or not stored.model_hash or backend is None:
@@ -78,7 +86,7 @@ def _sd_out_of_memory(request) -> OutOfMemory:
     return OutOfMemory("the device ran out of memory: pick a smaller working size (or fewer direction images)")
 
 
-def _beta(name: str, run_job, validate=_validated) -> Capability:
+def _beta(name: str, run_job, validate=_beta_validated) -> Capability:
     return Capability(name, TAB, validate, _beta_vae, run_job, _nothing, _small_vae_out_of_memory)
 
 

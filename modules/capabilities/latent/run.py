@@ -39,7 +39,7 @@ def _encoded(model: beta_vae.LatentModel, hooks, samples: int = data_map.DEFAULT
 # ---------------------------------------------------------------- β-VAE
 
 @dataclass
-class DecodeResult:
+class DecodedLatent:
     image: Image.Image            # native size; carries the latent in its PNG text
     latent: np.ndarray
     labels: list[str]             # each dimension's name: "z3 · position_x"
@@ -48,7 +48,7 @@ class DecodeResult:
     index: int | None = None      # a data-set latent's image number
 
 
-def decode(request, loaded, job, hooks) -> DecodeResult:
+def decode(request, loaded, job, hooks) -> DecodedLatent:
     model, request = _model(request, loaded)
     decoded = beta_vae.decode(request, model)
     path = None
@@ -59,10 +59,10 @@ def decode(request, loaded, job, hooks) -> DecodeResult:
         infotext = text.pop("parameters")
         path = hooks.save_image(decoded.image, infotext,
                                 SaveSpec(SAVE_FOLDER, (model.name or "latent").replace("/", "_"), text))
-    return DecodeResult(decoded.image, decoded.state.latent, labels(model), path)
+    return DecodedLatent(decoded.image, decoded.state.latent, labels(model), path)
 
 
-def random(request, loaded, job, hooks) -> DecodeResult:
+def random(request, loaded, job, hooks) -> DecodedLatent:
     """A latent from the data set's aggregate posterior (beta_vae.random_latent), decoded."""
     model, request = _model(request, loaded)
     encoded = _encoded(model, hooks)
@@ -70,7 +70,7 @@ def random(request, loaded, job, hooks) -> DecodeResult:
     return _decoded(model, latent, seed=request.seed)
 
 
-def dataset(request, loaded, job, hooks) -> DecodeResult:
+def dataset(request, loaded, job, hooks) -> DecodedLatent:
     """The encoding of data-set image ``request.index``, decoded: a clear first picture."""
     model, request = _model(request, loaded)
     # The first images of the evaluation set are the same whatever its length: encode only what is needed
@@ -80,11 +80,11 @@ def dataset(request, loaded, job, hooks) -> DecodeResult:
     return _decoded(model, latent, index=request.index)
 
 
-def _decoded(model: beta_vae.LatentModel, latent: np.ndarray, **extra) -> DecodeResult:
+def _decoded(model: beta_vae.LatentModel, latent: np.ndarray, **extra) -> DecodedLatent:
     from modules.capabilities.latent.request import LatentDecodeRequest
 
     decoded = beta_vae.decode(LatentDecodeRequest(model.title, latent).validated(model.latent_dim), model)
-    return DecodeResult(decoded.image, decoded.state.latent, labels(model), **extra)
+    return DecodedLatent(decoded.image, decoded.state.latent, labels(model), **extra)
 
 
 @dataclass
@@ -148,15 +148,15 @@ def sd_encode(request, loaded, job, hooks) -> SdEncodeResult:
 
 
 @dataclass
-class SdDecodeResult:
+class SdDecodedLatent:
     image: Image.Image
     channels: list[tuple[Image.Image, str]]
 
 
-def sd_decode(request, loaded, job, hooks) -> SdDecodeResult:
+def sd_decode(request, loaded, job, hooks) -> SdDecodedLatent:
     vae = sd_vae_module(loaded)
     image = sd_vae.decode(request.current, request.edit, vae, request.directions)
-    return SdDecodeResult(image, sd_vae.channel_views(sd_vae.apply_edit(request.current, request.edit,
+    return SdDecodedLatent(image, sd_vae.channel_views(sd_vae.apply_edit(request.current, request.edit,
                                                                         request.directions)))
 
 

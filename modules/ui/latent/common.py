@@ -25,16 +25,3 @@ def run_job(backend, capability, request, http: gr.Request | None):
 
 def latent_text(latent) -> str:
     return json.dumps([round(float(v), 4) for v in latent])
-
-
-class ImageFile(gr.Image):
-    """An image upload handed over as the uploaded file's path, unopened, in its own mode: our request
-    type reads it, so an unreadable file gets our message naming the field, and a PNG keeps its text."""
-
-    def get_block_name(self) -> str:
-        return "image"  # the stock image frontend
-
-    def preprocess(self, payload):
-        if payload is None or (payload.url and payload.url.startswith("data:")):
-            return super().preprocess(payload)
-        return str(payload.path)

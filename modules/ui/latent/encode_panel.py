@@ -6,8 +6,9 @@ import gradio as gr
 
 from modules.capabilities import latent
 from modules.ui.common import info_html
+from modules.ui.components import ImageFile
 from modules.ui.errors import user_errors
-from modules.ui.latent.common import ImageFile, latent_text, run_job
+from modules.ui.latent.common import latent_text, run_job
 from modules.ui.latent.sliders import BetaVaeView
 from modules.zoo import shapes
 

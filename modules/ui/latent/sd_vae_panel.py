@@ -10,9 +10,9 @@ from modules.capabilities.latent.sd_request import SdVaeEdit
 from modules.capabilities.latent.sd_vae import MAX_CHANNELS, MAX_DIRECTIONS
 from modules.errors import InvalidRequest
 from modules.ui.common import info_html
-from modules.ui.components import Slider
+from modules.ui.components import ImageFile, Slider
 from modules.ui.errors import user_errors
-from modules.ui.latent.common import LIVE, ImageFile, run_job
+from modules.ui.latent.common import LIVE, run_job
 
 
 class SdVaePanel:
