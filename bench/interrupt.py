@@ -53,7 +53,7 @@ def main() -> None:
     from modules.backend import Backend, BackendConfig
     from modules.devices import device_config
     from modules.generation.stop_points import stop_points
-    from modules.generation.txt2img_request import Txt2ImgRequest
+    from modules.capabilities.txt2img.request import Txt2ImgRequest
 
     work = Path(tempfile.mkdtemp(prefix="bench-interrupt-"))
     backend = Backend(BackendConfig(models_dir=args.models_dir, outdir=work / "outputs", cache_dir=work / "cache",

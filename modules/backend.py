@@ -10,45 +10,19 @@ from pathlib import Path
 from modules import owners
 from modules.capabilities.base import Capability
 from modules.capabilities.runner import Runner
+from modules.capabilities.txt2img import TXT2IMG, Txt2ImgRequest, Txt2ImgResult
 from modules.devices import DeviceConfig
 from modules.errors import InvalidRequest, ModelNotFound, UserError
 from modules.extensions import Extensions, ScriptCall
-from modules.extensions.processing import run_gan, run_txt2img
-from modules.generation.txt2img import GenerationHooks, Txt2ImgResult, txt2img
-from modules.generation.txt2img_request import Txt2ImgRequest
-from modules.job_limits import GRID_FACTOR, JobLimits, check_image, check_txt2img, default_limits
-from modules.jobs import Interrupted, Job, JobRegistry
+from modules.extensions.processing import run_gan
+from modules.job_limits import GRID_FACTOR, JobLimits, check_image, default_limits
+from modules.jobs import Job, JobRegistry
 from modules.models.hashing import HashCache
 from modules.models.manager import PipelineManager
 from modules.models.registry import Registry
 from modules.models.zoo_registry import ZooRegistry
 
 log = logging.getLogger(__name__)
-
-
-class OutOfMemory(UserError):
-    """The device ran out of memory for this job; memory was freed and the next job can run."""
-
-    def __init__(self, width: int, height: int, batch_size: int):
-        super().__init__(f"out of memory for {width}x{height} × batch size {batch_size}: try a smaller size "
-                         "or batch size, or start with --medvram / --lowvram")
-
-
-def is_out_of_memory(error: BaseException) -> bool:
-    import torch
-
-    return isinstance(error, torch.OutOfMemoryError) or (
-        isinstance(error, RuntimeError) and "out of memory" in str(error).lower())
-
-
-def free_device_memory() -> None:
-    import gc
-
-    import torch
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def _name_folders(config: "BackendConfig") -> None:
@@ -107,9 +81,9 @@ class Backend:
         return self.config.limits or default_limits(self.config.devices.device.type)
 
     def check_limits(self, request: Txt2ImgRequest) -> None:
-        """A validated request against --max-pixels/--max-batch/--max-steps and the text encoder's depth."""
-        check_txt2img(request, self.limits)
-        self.check_clip_skip(request.clip_skip, request.checkpoint)
+        """A txt2img request against --max-pixels/--max-batch/--max-steps and the text encoder's depth: what
+        the runner checks before the job waits (scripts check the requests they make up front with it)."""
+        self.runner.validate(TXT2IMG, request)
 
     @property
     def checkpoint_folder(self) -> Path:
@@ -236,30 +210,9 @@ class Backend:
 
     def txt2img(self, request: Txt2ImgRequest, job: Job | None = None,
                 scripts: ScriptCall | None = None) -> Txt2ImgResult:
-        """Validate, wait for the device, run, with the extensions' scripts (a selected script's `run`,
+        """One txt2img job through the runner, with the extensions' scripts (a selected script's `run`,
         the always-on hooks). Raises UserError for anything the user can fix; the job records the outcome."""
-        job = job or self.new_job("txt2img")
-        try:
-            request = request.validated()
-            self.check_limits(request)
-            result = run_txt2img(request, job, scripts, self.extensions.scripts, self._txt2img_on_device,
-                                 self.extensions.callbacks, self.outdir_for(job), self)
-        except Interrupted:  # while waiting for the device (a cancelled or departed client): nothing ran
-            job.finish("interrupted")
-            return Txt2ImgResult(request)
-        except BaseException as e:
-            if is_out_of_memory(e):
-                free_device_memory()
-                e = OutOfMemory(request.width, request.height, request.batch_size)
-            job.finish("failed", str(e))
-            raise e from None
-        job.finish("done")
-        return result
-
-    def _txt2img_on_device(self, request: Txt2ImgRequest, job: Job, hooks: GenerationHooks) -> Txt2ImgResult:
-        with self.manager.use(request.checkpoint, cancelled=lambda: job.interrupt_requested,
-                              owner=job.queue_user or job.owner, key=job.id) as model:
-            return txt2img(request, model, job, self.outdir_for(job), hooks)
+        return self.runner.run(TXT2IMG, request, job, scripts)
 
     # GAN Sampler: the zoo GANs of models/GAN are small, kept loaded by the manager and run
     # without the device lock, so browsing seeds stays interactive while a txt2img job runs.

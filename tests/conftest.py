@@ -73,7 +73,7 @@ def backend(models_dir, tmp_path_factory):
 @pytest.fixture
 def small_request():
     """A txt2img request small enough for a CPU test: 64 px, 3 steps."""
-    from modules.generation.txt2img_request import Txt2ImgRequest
+    from modules.capabilities.txt2img.request import Txt2ImgRequest
 
     def make(**overrides) -> Txt2ImgRequest:
         values = dict(prompt="a red circle on a white background", negative_prompt="blurry", steps=3,

@@ -50,7 +50,10 @@ def test_a_bad_value_shows_a_message_and_writes_nothing(app, page):
     set_slider(page, "txt2img_width", 36)
     page.locator("#txt2img_seed input").fill("4242")
     page.locator("#txt2img_generate").click()
-    expect(page.locator("#txt2img_message .zoo-error")).to_contain_text("width: must be a multiple of 8")
+    # An error toast (gr.Error, via @user_errors), naming the field and what to use instead; shown once.
+    toast = page.get_by_role("status").filter(has_text="width: must be a multiple of 8, got 36 (try 32 or 40)")
+    expect(toast).to_have_count(1)
+    expect(page.locator("#txt2img_progress")).not_to_contain_text("%")  # the progress bar went away
     assert not list(app.outdir.rglob("*-4242.png"))
 
 

@@ -8,9 +8,8 @@ import pytest
 import torch
 
 from modules import images
-from modules.backend import OutOfMemory
+from modules.capabilities import GenerationFailed, InternalError, OutOfMemory
 from modules.generation import preview
-from modules.generation.txt2img import GenerationFailed
 
 
 def test_out_of_memory_fails_that_job_clearly_and_the_next_one_runs(backend, small_request, monkeypatch):
@@ -30,12 +29,15 @@ def test_out_of_memory_fails_that_job_clearly_and_the_next_one_runs(backend, sma
     assert backend.txt2img(small_request(save_images=False)).images
 
 
-def test_an_exception_inside_a_job_never_blocks_the_queue(backend, small_request, monkeypatch):
-    monkeypatch.setattr("modules.generation.txt2img.encode_prompts",
+def test_an_exception_inside_a_job_never_blocks_the_queue(backend, small_request, monkeypatch, caplog):
+    monkeypatch.setattr("modules.capabilities.txt2img.run.encode_prompts",
                         lambda *a, **k: (_ for _ in ()).throw(ValueError("boom")))
     for _ in range(3):
-        with pytest.raises(ValueError, match="boom"):
-            backend.txt2img(small_request())
+        job = backend.new_job("txt2img")
+        with pytest.raises(InternalError) as raised:  # the user gets an id; the log has the error under it
+            backend.txt2img(small_request(), job)
+        assert job.state == "failed" and "boom" not in str(raised.value)
+        assert any(raised.value.error_id in r.getMessage() and "boom" in str(r.exc_info[1]) for r in caplog.records)
     monkeypatch.undo()
     assert backend.manager.device_lock.waiting == 0
     assert backend.txt2img(small_request(save_images=False)).images

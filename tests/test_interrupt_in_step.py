@@ -109,14 +109,18 @@ def test_a_client_that_leaves_mid_sampling_gets_nothing_decoded(backend, small_r
     assert result.images == [] and job.state == "interrupted"
 
 
-def test_the_hooks_go_even_when_the_job_fails(backend, small_request, tiny):
+def test_the_hooks_go_even_when_the_job_fails(backend, small_request, tiny, caplog):
+    from modules.capabilities import InternalError
+
     job = backend.new_job("txt2img", owner="someone")
 
     def fail(calls):
         raise RuntimeError("a broken block")
 
-    with SlowBlocks(tiny.pipe.unet, 0, fail), pytest.raises(RuntimeError, match="a broken block"):
+    with SlowBlocks(tiny.pipe.unet, 0, fail), pytest.raises(InternalError) as raised:
         backend.txt2img(small_request(save_images=False), job)
+    assert any(raised.value.error_id in r.getMessage() and "a broken block" in str(r.exc_info[1])
+               for r in caplog.records)  # the user gets an id, the log the error
     assert job.state == "failed" and hook_count(tiny.pipe.unet) == 0
     assert len(backend.txt2img(small_request(save_images=False)).images) == 1  # the model still works
 

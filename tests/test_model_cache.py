@@ -143,7 +143,7 @@ def test_device_level_repoints_weights_at_the_ram_copy(three_models, tmp_path):
 
 def test_two_users_with_different_checkpoints_each_get_theirs(three_models, tmp_path):
     backend = make_backend(three_models, tmp_path)
-    from modules.generation.txt2img_request import Txt2ImgRequest
+    from modules.capabilities.txt2img.request import Txt2ImgRequest
 
     results, order = {}, []
     start = threading.Barrier(4)

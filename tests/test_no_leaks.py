@@ -64,13 +64,21 @@ def test_a_saved_job_has_no_warnings(client):
 
 
 def run_ui_txt2img(backend, seed: int) -> str:
-    """The txt2img tab's Generate, called as Gradio calls it; returns the message area's last HTML."""
+    """The txt2img tab's Generate, called as Gradio calls it; returns the message area's last HTML, or the
+    text of the error toast (gr.Error) it raised."""
+    import gradio as gr
+
     from modules.ui.txt2img_tab import Txt2ImgTab
 
-    tab = Txt2ImgTab(backend, checkpoint=SimpleNamespace(value=None))
-    answers = list(tab._run("tiny-sd15", "a red circle", "", "Euler a", 2, 7.0, 64, 64, seed, 1, 1,
-                            SimpleNamespace(username=None, session_hash="leaks-test")))
-    return answers[-1][2]
+    with gr.Blocks():
+        tab = Txt2ImgTab(backend, checkpoint=gr.Dropdown(["tiny-sd15"], value=None))
+        tab.build()
+    try:
+        answers = list(tab._run("tiny-sd15", "a red circle", "", "Euler a", 2, 7.0, 64, 64, seed, 1, 1,
+                                SimpleNamespace(username=None, session_hash="leaks-test")))
+    except gr.Error as toast:
+        return toast.message
+    return answers[-1][tab.message]
 
 
 def test_a_full_disk_is_shown_in_the_ui_message_without_the_server_path(backend, full_disk):
@@ -80,7 +88,7 @@ def test_a_full_disk_is_shown_in_the_ui_message_without_the_server_path(backend,
 
 
 def test_an_unexpected_ui_error_is_an_internal_error_with_an_id_in_the_log(backend, monkeypatch, caplog):
-    monkeypatch.setattr(backend, "_txt2img_on_device", lambda *a: (_ for _ in ()).throw(
+    monkeypatch.setattr(backend.manager, "use", lambda *a, **k: (_ for _ in ()).throw(
         KeyError(f"{paths.APP_ROOT}/modules/secret.py")))
     with caplog.at_level(logging.ERROR):
         message = run_ui_txt2img(backend, seed=1)
@@ -149,3 +157,13 @@ def test_a_full_disk_during_a_gan_video_is_named_in_the_ui():
     message = _message(error)
     assert "No space left on device" in message and "outputs/gan-videos/x/" in message
     assert_no_server_path(message) and "OSError" not in message
+
+
+def test_a_bug_inside_an_api_job_is_a_500_with_the_id_the_log_has(client, backend, monkeypatch, caplog):
+    monkeypatch.setattr(backend.manager, "use", lambda *a, **k: (_ for _ in ()).throw(
+        KeyError(f"{paths.APP_ROOT}/modules/secret.py")))
+    with caplog.at_level(logging.ERROR):
+        response = client.post("/sdapi/v1/txt2img", json=SMALL)
+    body = response.json()
+    assert response.status_code == 500 and body["error"] == "internal error" and "secret.py" not in response.text
+    assert any(body["id"] in r.getMessage() and r.exc_info for r in caplog.records)

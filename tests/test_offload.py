@@ -8,7 +8,7 @@ import torch
 
 from modules.backend import Backend, BackendConfig
 from modules.devices import DeviceConfig, device_config
-from modules.generation.txt2img_request import Txt2ImgRequest
+from modules.capabilities.txt2img.request import Txt2ImgRequest
 
 
 def generate(models_dir, tmp_path, offload: str) -> np.ndarray:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from modules.errors import InvalidRequest, UserError
 from modules.generation.prompt_parser import BREAK_MARKER, MAX_WEIGHT, parse_prompt_attention
-from modules.generation.txt2img_request import Txt2ImgRequest
+from modules.capabilities.txt2img.request import Txt2ImgRequest
 from tests.cpu_time import parse_seconds
 
 ANY_CHARACTER = st.characters(exclude_categories=())  # surrogates too: JSON can carry "\ud800"
@@ -105,6 +105,8 @@ def test_any_api_body_validates_or_names_a_field(api):
     from pydantic import ValidationError
 
     from modules.api import models
+    from modules.api.routes import api_field_names, script_call
+    from modules.capabilities.txt2img import TXT2IMG
 
     bodies = st.dictionaries(st.sampled_from(API_FIELDS), JSON, max_size=5) | st.fixed_dictionaries(
         {"override_settings": st.dictionaries(st.sampled_from(["CLIP_stop_at_last_layers", "sd_model_checkpoint"]),
@@ -118,8 +120,9 @@ def test_any_api_body_validates_or_names_a_field(api):
         except ValidationError as e:
             assert e.errors()[0]["loc"]  # pydantic names the field: the API answers 422 with it
             return
-        try:
-            api._txt2img_request(parsed)
+        try:  # what the route builds, then what the runner refuses before the job waits (API field names)
+            with api_field_names():
+                api.backend.runner.validate(TXT2IMG, api._txt2img_request(parsed), script_call(parsed))
         except UserError as e:
             field = getattr(e, "field", None)
             assert field is not None or getattr(e, "status_code", 0) == 404, (e, body)

@@ -195,7 +195,7 @@ def test_huge_ranges_are_refused_by_count_without_being_built(text):
 
 
 def test_prompt_search_replace_is_measured_before_the_prompts_are_made():
-    from modules.generation.txt2img_request import Txt2ImgRequest
+    from modules.capabilities.txt2img.request import Txt2ImgRequest
 
     axis = axes_module.find_axis(axes_module.TXT2IMG_AXES, "Prompt S/R", "X type")
     context = axes_module.AxisContext(Txt2ImgRequest(prompt="a " * 5000), None, "X values")

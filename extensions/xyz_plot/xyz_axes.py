@@ -17,7 +17,7 @@ from io import StringIO
 
 from modules.errors import InvalidRequest, UserError
 from modules.generation.samplers import find_sampler
-from modules.generation.txt2img_request import MAX_PROMPT_CHARS
+from modules.capabilities.txt2img.request import MAX_PROMPT_CHARS
 from modules.user_values import shown
 
 MAX_VALUES = 64  # per axis

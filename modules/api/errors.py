@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
+from modules.capabilities.base import InternalError
 from modules.errors import (BadModelFile, InvalidRequest, ModelNotFound, UserError, internal_error_message,
                             report_internal_error)
 from modules.models.fifo_lock import QueueFull, UserQueueFull
@@ -35,6 +36,8 @@ def error_response(status_code: int, field: str | None, message: str, **extra) -
 
 
 def user_error_response(error: UserError, field: str | None = None) -> JSONResponse:
+    if isinstance(error, InternalError):  # the runner logged it under this id already
+        return internal_error_response(error.error_id)
     if isinstance(error, ApiError):
         return error_response(error.status_code, error.field, error.message)
     if isinstance(error, InvalidRequest):

@@ -10,7 +10,7 @@ import argparse
 import datetime
 import json
 import logging
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +23,11 @@ from modules.api import latent_routes, models
 from modules.api.auth import Logins, api_logins
 from modules.api.errors import ApiError, api_route_class
 from modules.api.images import decode_image, encode_png
+from modules.capabilities.txt2img.request import Txt2ImgRequest
 from modules.errors import BadModelFile, InvalidRequest, ModelNotFound
 from modules.extensions import ScriptCall
-from modules.extensions.processing import resolve_call
 from modules.generation.infotext import parse_infotext
 from modules.generation.samplers import SAMPLERS, SCHEDULE_TYPES, find_sampler
-from modules.generation.txt2img_request import Txt2ImgRequest
 from modules.images import read_parameters
 from modules import owners
 from modules.jobs import Job, TaskIdInUse
@@ -55,6 +54,15 @@ DISCONNECT_POLL_SECONDS = 0.25
 # Txt2ImgRequest's field names -> the API's, for error messages.
 _API_FIELD = {"batch_count": "n_iter", "checkpoint": "override_settings.sd_model_checkpoint",
               "clip_skip": "override_settings.CLIP_stop_at_last_layers"}
+
+
+@contextmanager
+def api_field_names():
+    """An InvalidRequest about a Txt2ImgRequest field, renamed to the API's name for it."""
+    try:
+        yield
+    except InvalidRequest as e:
+        raise InvalidRequest(_API_FIELD.get(e.field, e.field), e.message) from None
 
 
 class Api:
@@ -246,6 +254,7 @@ class Api:
     # txt2img -----------------------------------------------------------------------------------
 
     def _txt2img_request(self, body: models.Txt2ImgApiRequest, owner: str | None = None) -> Txt2ImgRequest:
+        """The job's request from A1111's field names; the runner validates it (api_field_names renames)."""
         sampler_field = "sampler_name" if body.sampler_name else "sampler_index"
         scheduler = (body.scheduler or "").strip()
         if scheduler and scheduler.lower() not in SCHEDULE_TYPES:
@@ -265,18 +274,11 @@ class Api:
             limit = self.backend.clip_skip_limit(checkpoint)
             if limit is not None and isinstance(clip_skip, int) and clip_skip > limit:
                 clip_skip = limit
-        request = Txt2ImgRequest(
+        return Txt2ImgRequest(
             prompt=body.prompt, negative_prompt=body.negative_prompt, sampler=sampler, steps=body.steps,
             cfg_scale=body.cfg_scale, width=body.width, height=body.height, seed=body.seed,
             batch_count=body.n_iter, batch_size=body.batch_size,
             checkpoint=checkpoint, clip_skip=clip_skip, save_images=body.save_images)
-        resolve_call(self.backend.extensions.scripts, script_call(body), "txt2img")  # an unknown script: 422 now
-        try:
-            request = request.validated()
-            self.backend.check_limits(request)  # --max-pixels ...: refused now, before the job waits
-            return request
-        except InvalidRequest as e:
-            raise InvalidRequest(_API_FIELD.get(e.field, e.field), e.message) from None
 
     def _job_checkpoint(self, override, owner: str | None = None) -> str:
         """The job's checkpoint, fixed now: a later change of the default does not move it. Without an
@@ -303,7 +305,8 @@ class Api:
         return title
 
     def _txt2img_answer(self, body: models.Txt2ImgApiRequest, request: Txt2ImgRequest, job: Job) -> dict:
-        result = self.backend.txt2img(request, job, script_call(body))
+        with api_field_names():  # validated by the runner, before the job waits for the device
+            result = self.backend.txt2img(request, job, script_call(body))
         images = [encode_png(image, text) for image, text in zip(result.images, result.infotexts)]
         info = {**result.info(), "task_id": job.id, "task_state": job.state}
         return {"images": images if body.send_images else [], "parameters": body.model_dump(),

@@ -6,7 +6,8 @@
     (the device's line, or a small model's own lock) → capability.run(request, loaded, job, hooks)
     → always-on postprocess(p, result)
 
-Errors: Interrupted before anything ran → job "interrupted" and the capability's empty result;
+Errors: Interrupted before anything ran → job "interrupted" and the capability's empty result (a Skip
+that reaches here: "done", the empty result);
 out of memory → memory freed, capability.out_of_memory; a UserError → job "failed", raised as it is;
 anything else → job "failed", the traceback logged under an id, raised as InternalError(id)."""
 from __future__ import annotations
@@ -15,10 +16,10 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from modules.capabilities.base import Capability, InternalError, RunContext
-from modules.capabilities.scripting import Hooks, Processing, resolve_call, run_script
+from modules.capabilities.scripting import Hooks, Processing, ScriptArgs, resolve_call, run_script
 from modules.errors import UserError, report_internal_error, shown_message
 from modules.extensions.scripts import ScriptCall
-from modules.jobs import Interrupted, Job
+from modules.jobs import Interrupted, Job, Skipped
 
 if TYPE_CHECKING:
     from modules.backend import Backend
@@ -50,10 +51,18 @@ class Runner:
     def context(self, job: Job | None = None) -> RunContext:
         return RunContext(limits=self.backend.limits, backend=self.backend, job=job)
 
-    def validate(self, capability: Capability, request: Any, job: Job | None = None) -> Any:
-        """The request validated and bounded (--max-* flags), as the job will run it; InvalidRequest names
-        the field. For adapters that want to refuse before they create a job."""
-        return capability.validate(request, self.context(job))
+    def validate(self, capability: Capability, request: Any, scripts: ScriptCall | None = None,
+                 job: Job | None = None) -> Any:
+        """The request validated and bounded (--max-* flags), as the job will run it; an unknown script in
+        `scripts` is refused too. InvalidRequest names the field. run() does this itself: this is for an
+        adapter or a script that wants to refuse before any work (every cell of a plot, say)."""
+        validated = capability.validate(request, self.context(job))
+        self.scripts_for(capability, scripts)
+        return validated
+
+    def scripts_for(self, capability: Capability, scripts: ScriptCall | None) -> ScriptArgs:
+        """The selected and always-on scripts of the capability's tab, with their args."""
+        return resolve_call(self.backend.extensions.scripts, scripts, capability.tab)
 
     def run(self, capability: Capability, request: Any, job: Job | None = None, scripts: ScriptCall | None = None,
             owner: str | None = None, queue_user: str | None = None) -> Any:
@@ -63,9 +72,12 @@ class Runner:
         job = job or backend.new_job(capability.name, owner, queue_user=queue_user)
         try:
             request = capability.validate(request, self.context(job))
-            result = self._with_scripts(capability, request, job, scripts)
+            result = self._with_scripts(capability, request, job, self.scripts_for(capability, scripts))
         except Interrupted:  # while waiting for the device (a cancelled or departed client): nothing ran
             job.finish("interrupted")
+            return capability.empty_result(request)
+        except Skipped:  # Skip in a capability without batches to move on to: nothing more to make
+            job.finish("done")
             return capability.empty_result(request)
         except Exception as e:  # noqa: BLE001 - mapped to what the user is told, in this one place
             raise self._failed(capability, request, job, e) from None
@@ -75,8 +87,7 @@ class Runner:
         job.finish("done")
         return result
 
-    def _with_scripts(self, capability: Capability, request: Any, job: Job, call: ScriptCall | None) -> Any:
-        resolved = resolve_call(self.backend.extensions.scripts, call, capability.tab)
+    def _with_scripts(self, capability: Capability, request: Any, job: Job, resolved: ScriptArgs) -> Any:
         p = Processing(capability.tab, request, job, resolved,
                        generate=lambda r, j, hooks: self._on_model(capability, r, j, hooks),
                        validate=lambda r: capability.validate(r, self.context(job)),

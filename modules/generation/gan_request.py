@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 
 from modules.errors import InvalidRequest
 from modules.generation.seeds import MAX_SEED, MAX_SEEDS, parse_seeds
-from modules.generation.txt2img_request import _integer, _number
+from modules.capabilities.txt2img.request import _integer, _number
 
 ALL_CLASSES = "All classes"  # one grid row per class
 PSI_RANGE = (-1.0, 2.0)      # as StyleGAN3's visualizer: ψ < 0 walks past the average to the "opposite" image

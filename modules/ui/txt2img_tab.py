@@ -1,4 +1,5 @@
-"""The txt2img tab: layout and wiring only; all work happens in Backend.txt2img."""
+"""The txt2img tab: layout and wiring only. A click builds a Txt2ImgRequest and hands it to the runner
+(Backend.txt2img); the handler answers {component: value}, and errors leave as toasts (@user_errors)."""
 from __future__ import annotations
 
 import threading
@@ -7,11 +8,11 @@ import time
 import gradio as gr
 
 from modules.backend import Backend
-from modules.errors import shown_message
+from modules.capabilities.txt2img import Txt2ImgRequest
 from modules.generation.samplers import sampler_names
-from modules.generation.txt2img_request import Txt2ImgRequest
+from modules.ui.common import error_html, info_html, owner_of, progress_html, queue_user_of
 from modules.ui.components import Slider
-from modules.ui.common import error_html, info_html, owner_of, queue_user_of, progress_html
+from modules.ui.errors import user_errors
 from modules.ui.script_controls import ScriptControls
 
 POLL_SECONDS = 0.25
@@ -86,6 +87,7 @@ class Txt2ImgTab:
         self.reuse_seed.click(lambda seeds: seeds[0] if seeds else -1, inputs=self.last_seeds, outputs=self.seed,
                               api_name=False, queue=False)
 
+    @user_errors
     def _run(self, checkpoint, prompt, negative_prompt, sampler, steps, cfg_scale, width, height, seed,
              batch_count, batch_size, request: gr.Request, scripts=None):
         job = self.backend.new_job("txt2img", owner_of(request), queue_user=queue_user_of(request))
@@ -98,7 +100,7 @@ class Txt2ImgTab:
         def work():
             try:
                 outcome["result"] = self.backend.txt2img(txt2img_request, job, scripts)
-            except Exception as e:  # noqa: BLE001 - shown to the user below
+            except Exception as e:  # noqa: BLE001 - raised below, in the handler's thread (a toast)
                 outcome["error"] = e
 
         worker = threading.Thread(target=work, name=f"txt2img-{job.id[:8]}", daemon=True)
@@ -112,10 +114,8 @@ class Txt2ImgTab:
             if job.active:
                 job.cancel()
         if "error" in outcome:
-            error = outcome["error"]
-            message = shown_message(error, "txt2img")
-            yield gr.skip(), "", error_html(message), "", gr.skip()
-            return
+            yield {self.progress: "", self.message: ""}
+            raise outcome["error"]
         result = outcome["result"]
         note = ""
         if job.state == "interrupted":
@@ -123,12 +123,13 @@ class Txt2ImgTab:
                              "Interrupted before the first step ended: no image.")
         if result.save_errors:
             note += error_html("; ".join(result.save_errors))
-        captions = [(image, f"Seed {seed}") for image, seed in zip(result.images, result.seeds)]
-        yield captions, "", note, result.infotexts[0] if result.infotexts else "", result.seeds
+        yield {self.gallery: [(image, f"Seed {seed}") for image, seed in zip(result.images, result.seeds)],
+               self.progress: "", self.message: note,
+               self.infotext: result.infotexts[0] if result.infotexts else "", self.last_seeds: result.seeds}
 
     def _progress_until_done(self, job, worker: threading.Thread):
         # A first answer at once: Gradio can only cancel (close) a generator it has received a value from.
-        yield gr.skip(), progress_html(job), "", gr.skip(), gr.skip()
+        yield {self.progress: progress_html(job), self.message: ""}
         shown, last_yield = (-1, -1), time.monotonic()
         while worker.is_alive():
             worker.join(POLL_SECONDS)
@@ -137,16 +138,20 @@ class Txt2ImgTab:
                 state = (job.preview_version, round(job.progress * 100), ahead)
                 if state != shown:
                     shown, last_yield = state, time.monotonic()
-                    preview = [job.preview] if job.preview is not None else gr.skip()
-                    yield preview, progress_html(job, ahead), "", gr.skip(), gr.skip()
+                    update = {self.progress: progress_html(job, ahead), self.message: ""}
+                    if job.preview is not None:
+                        update[self.gallery] = [job.preview]
+                    yield update
                 elif time.monotonic() - last_yield >= KEEPALIVE_SECONDS:
                     # Nothing new, but Gradio can only close a generator that yields: a departed client
                     # is noticed here within a second even while the job waits in the queue.
                     last_yield = time.monotonic()
-                    yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                    yield gr.skip()  # every output unchanged
 
+    @user_errors
     def _interrupt(self, request: gr.Request):
         self.backend.jobs.interrupt(owner_of(request))
 
+    @user_errors
     def _skip(self, request: gr.Request):
         self.backend.jobs.skip(owner_of(request))

@@ -17,9 +17,9 @@ from PIL import Image
 from modules import images as image_files
 from modules.errors import InvalidRequest
 from modules.extensions import Script, ScriptOutput
-from modules.extensions.processing import JobPart
+from modules.capabilities.scripting import JobPart
 from modules.generation.infotext import quote
-from modules.generation.txt2img import Txt2ImgResult, resolve_seed
+from modules.capabilities.txt2img.run import Txt2ImgResult, resolve_seed
 from modules.job_limits import check_grid
 
 from ..xyz_axes import GAN_AXES, NOTHING, TXT2IMG_AXES, Axis, AxisContext, axis_values, find_axis

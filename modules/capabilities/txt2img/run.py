@@ -1,4 +1,6 @@
-"""txt2img: a pure function of a validated request, a loaded checkpoint and a job to report to."""
+"""txt2img: a pure function of a validated request, a loaded checkpoint, a job to report to, and the
+runner's hooks (extension scripts, saving). It never changes the cached pipeline: the job's sampler lives
+in a per-job view of it (modules/capabilities/pipeline_view.py)."""
 from __future__ import annotations
 
 import math
@@ -9,22 +11,20 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from modules import images as image_files
+from modules.capabilities.base import GenerationFailed, SaveSpec
+from modules.capabilities.pipeline_view import pipeline_view
+from modules.capabilities.scripting import Hooks, ImageNotSaved
+from modules.capabilities.txt2img.request import MAX_SEED, Txt2ImgRequest
+from modules.capabilities.txt2img.vae_precision import decode_without_nans
 from modules.generation import preview, stop_points
 from modules.generation.infotext import format_infotext
 from modules.generation.prompt_embeds import encode_prompts
 from modules.generation.samplers import find_sampler
-from modules.generation.txt2img_request import MAX_SEED, Txt2ImgRequest
 from modules.jobs import Interrupted, Job, Skipped
 from modules.models.manager import LoadedCheckpoint
-from modules.public_paths import shown
 from modules.version import VERSION
 
 PREVIEW_EVERY_STEPS = 5
-
-
-class GenerationFailed(RuntimeError):
-    """The model produced no usable image (e.g. NaNs); the message says what to try."""
 
 
 @dataclass
@@ -50,25 +50,6 @@ class Txt2ImgResult:
         }
 
 
-class GenerationHooks:
-    """Where always-on extension scripts (modules/extensions) step into a job; by default nothing happens."""
-
-    def process_batch(self, request: Txt2ImgRequest, batch_number: int, prompts: list[str], seeds: list[int]) -> None:
-        pass
-
-    def postprocess_image(self, request: Txt2ImgRequest, image: Image.Image, seed: int, index: int) -> Image.Image:
-        return image
-
-    def extra_infotext(self) -> dict:
-        return {}
-
-    def image_saved(self, image: Image.Image, path: Path, infotext: str) -> None:
-        pass
-
-
-NO_HOOKS = GenerationHooks()
-
-
 def resolve_seed(seed: int) -> int:
     return random.randrange(0, MAX_SEED + 1) if seed == -1 else seed
 
@@ -90,16 +71,16 @@ def initial_noise(generators: list[torch.Generator], shape: tuple[int, ...]) -> 
     return torch.stack([torch.randn(shape, generator=g) for g in generators])
 
 
-def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, outdir: Path | None,
-            hooks: GenerationHooks = NO_HOOKS) -> Txt2ImgResult:
-    """Run every batch of `request` on `model`; saves into outdir when request.save_images."""
+def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: Hooks) -> Txt2ImgResult:
+    """Run every batch of `request` on `model`; each image goes through hooks.image_ready as it is made
+    (saved when request.save_images), so an interrupt keeps the images finished so far."""
     result = Txt2ImgResult(request, checkpoint_title=model.info.title)
     first_seed = resolve_seed(request.seed)
     job.start(request.batch_count, request.steps)
     for batch in range(request.batch_count):
         job.begin_batch(batch)
         seeds = [(first_seed + batch * request.batch_size + i) % (MAX_SEED + 1) for i in range(request.batch_size)]
-        hooks.process_batch(request, batch, [request.prompt] * len(seeds), seeds)
+        hooks.process_batch(batch, [request.prompt] * len(seeds), seeds)
         stopped, steps_done = False, request.steps
         try:
             latents = _sample(request, model, seeds, job)
@@ -110,7 +91,7 @@ def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, outdir: 
             stopped = isinstance(stop, Interrupted)
         if latents is not None:
             try:
-                _collect(result, request, model, seeds, latents, outdir, hooks, job, steps_done)
+                _collect(result, request, model, seeds, latents, hooks, job, steps_done)
             except Interrupted:  # pressed (again) while decoding, or the client left: keep the images decoded
                 stopped = True
         if stopped:
@@ -119,64 +100,43 @@ def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, outdir: 
 
 
 def _collect(result: Txt2ImgResult, request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int],
-             latents: torch.Tensor, outdir: Path | None, hooks: GenerationHooks = NO_HOOKS, job: Job | None = None,
-             steps_done: int | None = None) -> None:
+             latents: torch.Tensor, hooks: Hooks, job: Job, steps_done: int) -> None:
     """Decode, post-process and save the batch's images one by one: an Interrupt pressed meanwhile (or a
     client that leaves) stops before the next image, or inside the VAE, keeping the images done so far."""
     if not torch.isfinite(latents).all():
         raise GenerationFailed("the sampler produced NaN values; try another sampler, fewer steps, "
                                "or --precision fp32")
-    folder = image_files.output_folder(outdir, "txt2img") if outdir is not None else None
     extra = dict(hooks.extra_infotext())
-    if steps_done is not None and steps_done < request.steps:
+    if steps_done < request.steps:
         extra["Stopped at step"] = steps_done  # "Steps" stays what was asked, so pasting it back still works
-    interrupts = job.interrupts if job is not None else 0
+    interrupts = job.interrupts
 
     def check() -> None:
-        if job is not None:
-            job.check_decoding(interrupts)
+        job.check_decoding(interrupts)
 
     vae = model.pipe.vae
     with stop_points.checked(getattr(vae, "decoder", None), check):
         for index, (latent, seed) in enumerate(zip(latents, seeds)):
             check()
             image = preview.to_pil(decode_without_nans(vae, latent[None]))[0]
-            image = hooks.postprocess_image(request, image, seed, index)
             text = infotext(request, seed, model, extra)
-            if request.save_images and folder is not None:
-                try:
-                    result.paths.append(image_files.save_image(image, folder, seed, text))
-                    hooks.image_saved(image, result.paths[-1], text)
-                except OSError as e:  # a full disk loses the file, never the image: the user still gets it
-                    result.save_errors.append(f"could not save seed {seed} to {shown(folder)}: {e.strerror or e}")
+            save_to = SaveSpec("txt2img-images", seed) if request.save_images else None
+            try:
+                image, path = hooks.image_ready(image, text, seed, index, save_to)
+                if path is not None:
+                    result.paths.append(path)
+            except ImageNotSaved as e:  # a full disk loses the file, never the image: the user still gets it
+                image = e.image
+                result.save_errors.append(str(e))
             image.info["parameters"] = text
             result.images.append(image)
             result.infotexts.append(text)
             result.seeds.append(seed)
 
 
-def decode_without_nans(vae, latents: torch.Tensor) -> torch.Tensor:
-    """Decode; a half-precision VAE that overflows into NaN (a silent black image in other UIs) is
-    retried once in fp32, as A1111's --no-half-vae would have done, and a NaN that persists is an error."""
-    decoded = preview.decode_latents(vae, latents)
-    if torch.isfinite(decoded).all():
-        return decoded
-    if vae.dtype != torch.float32:
-        half = vae.dtype
-        vae.to(dtype=torch.float32)  # the device lock is held: no other job sees this VAE meanwhile
-        try:
-            decoded = preview.decode_latents(vae, latents)
-        finally:
-            vae.to(dtype=half)
-        if torch.isfinite(decoded).all():
-            return decoded
-    raise GenerationFailed("the VAE produced NaN values (a black image); try --no-half-vae or --precision fp32")
-
-
 def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], job: Job) -> torch.Tensor:
-    pipe = model.pipe
-    # The device lock is held, so setting this job's sampler on the shared pipeline is safe.
-    pipe.scheduler = find_sampler(request.sampler).build(model.scheduler_config)
+    # This job's own scheduler, in its own view of the cached pipeline: the cached one is never changed.
+    pipe = pipeline_view(model.pipe, scheduler=find_sampler(request.sampler).build(model.scheduler_config))
     scale = pipe.vae_scale_factor
     shape = (pipe.unet.config.in_channels, request.height // scale, request.width // scale)
     generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]

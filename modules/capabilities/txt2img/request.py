@@ -5,8 +5,9 @@ import math
 from dataclasses import dataclass, fields
 
 from modules.errors import InvalidRequest
-from modules.user_values import shown
 from modules.generation.samplers import find_sampler
+from modules.job_limits import check_txt2img
+from modules.user_values import shown
 
 MAX_SIDE = 2048
 MAX_PIXELS = 2048 * 2048
@@ -52,6 +53,16 @@ class Txt2ImgRequest:
             raise InvalidRequest("checkpoint", "must be a checkpoint title or name")
         r.checkpoint = (r.checkpoint or "").strip() or None
         return r
+
+
+def validate(request: Txt2ImgRequest, context) -> Txt2ImgRequest:
+    """The request as a job runs it: its own values checked, then the server's --max-* limits and the
+    checkpoint's text-encoder depth (clip skip). `context`: a modules.capabilities.base.RunContext."""
+    request = request.validated()
+    check_txt2img(request, context.limits)
+    if context.backend is not None:
+        context.backend.check_clip_skip(request.clip_skip, request.checkpoint)
+    return request
 
 
 def _text(value, field: str) -> str:
