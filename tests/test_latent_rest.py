@@ -123,6 +123,17 @@ def test_an_unknown_model_is_a_404_and_an_unreadable_image_a_422(client):
     assert "/" not in response.json()["message"], "no server path in an answer"
 
 
+def test_a_task_id_names_the_job_for_the_caller_only(client, latent_backend):
+    body = {"model": "x-vae", "latent": [0, 0], "task_id": "my-latent-1"}
+    assert client.post("/zoo/v1/latent/decode", json=body, auth=AUTH).status_code == 200
+    from modules import owners
+
+    job = latent_backend.jobs.get("my-latent-1", owners.user(AUTH[0]))
+    assert job is not None and job.kind == "latent-decode" and job.state == "done"
+    again = client.post("/zoo/v1/latent/decode", json=body, auth=AUTH)
+    assert again.status_code == 409 and again.json()["field"] == "task_id"
+
+
 def test_the_routes_are_documented_in_openapi(client):
     schema = client.get("/openapi.json", auth=AUTH).json()
     for route in ROUTES:

@@ -13,8 +13,8 @@ from fastapi import Depends
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from modules import owners
 from modules.api.images import decode_image, encode_png
+from modules.api.models import TASK_ID_PATTERN
 from modules.capabilities import latent
 from modules.capabilities.latent import models as latent_models
 from modules.capabilities.latent.request import MAP_FACTORS
@@ -28,6 +28,9 @@ LATENT = Field(..., description="One number per latent dimension, in σ units of
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    task_id: str | None = Field(None, pattern=TASK_ID_PATTERN,
+                                description="Your id for this job, for /sdapi/v1/progress and /sdapi/v1/interrupt")
 
 
 class DecodeBody(_Body):
@@ -131,11 +134,12 @@ def add_routes(api) -> None:
     r, owner = api.zoo_router, Depends(api.current_owner)
     backend = api.backend
 
-    async def run(capability, request, who: str):
-        # In a worker thread: decoding is quick, but a first encoding of the data set takes a moment.
-        return await anyio.to_thread.run_sync(
-            lambda: backend.runner.run(capability, request, owner=who, queue_user=owners.queue_user(who)),
-            limiter=api._job_threads)
+    async def run(capability, request, body: _Body, who: str):
+        # A job of the caller's (its task id, if given, is theirs only), in a worker thread: decoding is
+        # quick, but a first encoding of the data set takes a moment.
+        job = api._new_job(capability.name, body.task_id, who)
+        return await anyio.to_thread.run_sync(lambda: backend.runner.run(capability, request, job),
+                                              limiter=api._job_threads)
 
     def decoded(result) -> dict:
         return {"image": _png(result.image), "latent": _floats(result.latent), "labels": result.labels,
@@ -152,18 +156,18 @@ def add_routes(api) -> None:
     @r.post(PREFIX + "/decode", response_model=LatentImage, tags=["latent"])
     async def decode(body: DecodeBody, who: str = owner):
         """The picture of one latent."""
-        return decoded(await run(latent.DECODE, latent.LatentDecodeRequest(body.model, body.latent, body.save), who))
+        return decoded(await run(latent.DECODE, latent.LatentDecodeRequest(body.model, body.latent, body.save), body, who))
 
     @r.post(PREFIX + "/random", response_model=LatentImage, tags=["latent"])
     async def random(body: RandomBody, who: str = owner):
         """A latent near the encoding of a random data-set picture (a clear picture, unlike a prior draw)."""
-        return decoded(await run(latent.RANDOM, latent.RandomLatentRequest(body.seed, body.scale, body.model), who))
+        return decoded(await run(latent.RANDOM, latent.RandomLatentRequest(body.seed, body.scale, body.model), body, who))
 
     @r.post(PREFIX + "/encode", response_model=EncodeAnswer, tags=["latent"])
     async def encode(body: EncodeBody, who: str = owner):
         """μ and σ of a picture's posterior."""
         image = await anyio.to_thread.run_sync(decode_image, body.image, "image", limiter=api._light_threads)
-        result = await run(latent.ENCODE, latent.LatentEncodeRequest(body.model, image), who)
+        result = await run(latent.ENCODE, latent.LatentEncodeRequest(body.model, image), body, who)
         return {"mu": _floats(result.mu), "sigma": _floats(result.sigma),
                 "reconstruction": _png(result.reconstruction), "input_image": encode_png(result.input_image),
                 "model": result.model, "restored": result.restored, "note": result.note}
@@ -172,7 +176,7 @@ def add_routes(api) -> None:
     async def interpolate(body: InterpolateBody, who: str = owner):
         """Frames from start to end (also saved as a GIF, and an MP4 where ffmpeg is found)."""
         request = latent.LatentInterpolateRequest(body.model, body.start, body.end, body.frames, body.method, body.fps)
-        result = await run(latent.INTERPOLATE, request, who)
+        result = await run(latent.INTERPOLATE, request, body, who)
         return {"strip": encode_png(result.strip), "frames": [encode_png(Image.fromarray(f)) for f in result.frames],
                 "latents": [_floats(z) for z in result.latents]}
 
@@ -180,13 +184,13 @@ def add_routes(api) -> None:
     async def traverse(body: TraverseBody, who: str = owner):
         """A row per dimension, moved over [−kσ, kσ] from the latent."""
         request = latent.LatentTraverseRequest(body.model, body.latent, body.dims, body.k, body.steps)
-        return {"image": encode_png(await run(latent.TRAVERSE, request, who))}
+        return {"image": encode_png(await run(latent.TRAVERSE, request, body, who))}
 
     @r.post(PREFIX + "/map", response_model=MapAnswer, tags=["latent"])
     async def latent_map(body: MapBody, who: str = owner):
         """The decoded manifold over two dimensions, and the encoded data set on the same axes."""
         request = latent.LatentMapRequest(body.model, body.latent, body.dim_x, body.dim_y, body.k, body.steps,
                                           body.factor, body.samples)
-        result = await run(latent.MAP, request, who)
+        result = await run(latent.MAP, request, body, who)
         return {"manifold": encode_png(result.manifold), "scatter": encode_png(result.scatter)}
 
