@@ -86,6 +86,8 @@ def main() -> None:
         backend = Backend(BackendConfig(models_dir=models_dir, outdir=work / "outputs", cache_dir=work / "cache",
                                         devices=device_config("cpu"), offline=True))
         view = BetaVaeView(backend)
+        with gr.Blocks():
+            view.build()  # the components its handler answers with
         with using_beta_vae(backend.manager, name) as model:
             pass
         rng = np.random.default_rng(0)

@@ -130,7 +130,7 @@ class BetaVaeView:
         """The slider values over the latent text (which carries the dimensions past the sliders).
         (The request comes first: gradio passes it only before the *values.)"""
         current = parse_latent(text, "latent").copy()
-        n = min(len(current), MAX_SLIDERS)
+        n = min(len(current), MAX_SLIDERS, len(values))
         current[:n] = [0.0 if v is None else float(v) for v in values[:n]]
         result = self._decode(model, current, http)
         return {self.image: result.image, self.latent: latent_text(result.latent), self.message: ""}
