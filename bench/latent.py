@@ -8,7 +8,8 @@ the JSON says which. Timed, each the median ms per call:
 
     vae_decode_ms        the network alone (BetaVAE.decode of one latent): the floor
     endpoint_ms          the handler the `latent_decode` endpoint and the sliders run
-                         (parse + validate the latent, decode, picture with its PNG text)
+                         (a latent-decode job through the runner: validate, job, model lock,
+                         decode, picture with its PNG text)
     server_round_trip_ms endpoint + gradio's output step (PNG written to its cache): all the
                          server does per request apart from the HTTP/queue plumbing
     http_round_trip_ms   the same through a local server and gradio_client (queue, SSE, file fetch)
@@ -76,17 +77,19 @@ def main() -> None:
 
     from modules.backend import Backend, BackendConfig
     from modules.devices import device_config
-    from modules.generation.latent_models import LatentModels
-    from modules.ui.latent_tab import BetaVaePanel
+    from modules.capabilities.latent.models import using_beta_vae
+    from modules.ui.latent.sliders import BetaVaeView
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         models_dir, name, which = models_folder(work)
         backend = Backend(BackendConfig(models_dir=models_dir, outdir=work / "outputs", cache_dir=work / "cache",
                                         devices=device_config("cpu"), offline=True))
-        models = LatentModels(backend)
-        panel = BetaVaePanel(models)
-        model = models.beta_vae(name)
+        view = BetaVaeView(backend)
+        with gr.Blocks():
+            view.build()  # the components its handler answers with
+        with using_beta_vae(backend.manager, name) as model:
+            pass
         rng = np.random.default_rng(0)
         latents = [json.dumps(rng.standard_normal(model.latent_dim).round(3).tolist()) for _ in range(64)]
         tensors = [torch.tensor(json.loads(t), dtype=torch.float32)[None] for t in latents]
@@ -97,9 +100,7 @@ def main() -> None:
                 model.vae.decode(tensors[next(counter) % 64])
 
         def endpoint():
-            image, message = panel._decode_api(name, latents[next(counter) % 64])
-            assert not message, message
-            return image
+            return view.live_decode(None, name, latents[next(counter) % 64])[view.image]
 
         output = gr.Image(type="pil", format="png", render=False)
 

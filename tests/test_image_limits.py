@@ -39,7 +39,7 @@ def test_png_info_tab_still_reads_a_normal_png(tmp_path):
 
 
 def test_latent_encode_refuses_a_bomb(bomb):
-    from modules.generation.latent_request import read_image
+    from modules.capabilities.latent.request import read_image
 
     with pytest.raises(InvalidRequest) as error:
         read_image(str(bomb), "image")
@@ -47,7 +47,7 @@ def test_latent_encode_refuses_a_bomb(bomb):
 
 
 def test_latent_import_refuses_a_bomb(bomb):
-    from modules.generation.latent_state import load_file
+    from modules.capabilities.latent.state import load_file
 
     with pytest.raises(InvalidRequest) as error:
         load_file(bomb)
@@ -86,7 +86,7 @@ def test_installed_limit_makes_pillow_refuse_bombs_everywhere():
 
 
 def test_direction_images_are_summed_from_their_headers_before_decoding(tmp_path, bomb):
-    from modules.generation.latent_request import SdVaeDirectionsRequest
+    from modules.capabilities.latent.sd_request import SdVaeDirectionsRequest
 
     with pytest.raises(InvalidRequest) as error:
         SdVaeDirectionsRequest("vae", [str(bomb)] * 3).validated(4)

@@ -9,23 +9,25 @@ import pytest
 from PIL import Image
 
 from modules.errors import BadModelFile, InvalidRequest
-from modules.generation import latent as ops
-from modules.generation import latent_map, latent_state
-from modules.generation.latent_request import (
-    LatentDecodeRequest, LatentEncodeRequest, LatentInterpolateRequest, LatentMapRequest, LatentTraverseRequest,
-    RandomLatentRequest)
+from modules.images import png_info
+from modules.capabilities import latent
+from modules.capabilities.latent import beta_vae as ops
+from modules.capabilities.latent import data_map as latent_map, state as latent_state
+from modules.capabilities.latent.request import (
+    DataSetLatentRequest, LatentDecodeRequest, LatentEncodeRequest, LatentInterpolateRequest, LatentMapRequest,
+    LatentTraverseRequest, RandomLatentRequest)
 from tests.test_latent_fixtures import (  # noqa: F401 - fixtures
-    latent_backend, latent_models, latent_models_dir, shape_centre_x, x_position_images)
+    beta_vae, latent_backend, latent_models_dir, shape_centre_x, x_position_images)
 
 
 @pytest.fixture(scope="module")
-def x_vae(latent_models):
-    return latent_models.beta_vae("x-vae")
+def x_vae(latent_backend):
+    return beta_vae(latent_backend, "x-vae")
 
 
 @pytest.fixture(scope="module")
-def random_vae(latent_models):
-    return latent_models.beta_vae("random-6d")
+def random_vae(latent_backend):
+    return beta_vae(latent_backend, "random-6d")
 
 
 def decode(model, latent) -> np.ndarray:
@@ -61,13 +63,70 @@ def test_one_decode_is_the_image_of_that_latent_and_carries_it(x_vae):
     assert np.array_equal(np.asarray(again.image), np.asarray(result.image)), "same latent, same picture"
 
 
-def test_randomize_is_reproducible_by_seed():
-    a = ops.random_latent(RandomLatentRequest(seed=42).validated(), 10)
-    b = ops.random_latent(RandomLatentRequest(seed=42).validated(), 10)
-    c = ops.random_latent(RandomLatentRequest(seed=43).validated(), 10)
-    assert np.array_equal(a, b) and not np.array_equal(a, c)
+def test_randomize_is_reproducible_by_seed(latent_backend):
+    def draw(seed):
+        return latent_backend.run(latent.RANDOM, RandomLatentRequest(seed=seed, model="x-vae"))
+
+    a, b, c = draw(42), draw(42), draw(43)
+    assert a.seed == 42 and np.array_equal(a.latent, b.latent) and not np.array_equal(a.latent, c.latent)
+    assert np.array_equal(np.asarray(a.image), np.asarray(b.image))
     picked = RandomLatentRequest(seed=-1).validated()
     assert picked.seed >= 0, "-1 picks a seed and reports it"
+
+
+def nearest_data_set_distance(images: np.ndarray, size: int) -> float:
+    """Mean over images of the RMS pixel distance to the closest image of the evaluation data set."""
+    from modules.zoo import shapes
+
+    data = shapes.make_dataset(500, seed=latent_map.DATASET_SEED, size=size).images.astype(np.float32)
+    distances = ((images.astype(np.float32)[:, None] - data[None]) ** 2).mean((2, 3, 4))
+    return float(np.sqrt(distances.min(1)).mean())
+
+
+def test_random_latents_decode_to_pictures_like_the_data_set_not_murky_blobs(latent_backend):
+    """Randomize draws near the encodings of real pictures, where the decoder draws clear ones; a draw
+    from the prior N(0, I) mixes the codes of several pictures (what a user saw as a dark blob)."""
+    if not has_built_in(latent_backend):
+        pytest.skip("the built-in β-VAE is not shipped")
+    model = beta_vae(latent_backend, "shapes-beta-vae")
+    drawn = [latent_backend.run(latent.RANDOM, RandomLatentRequest(seed, model="shapes-beta-vae"))
+             for seed in range(24)]
+    ours = np.stack([np.asarray(d.image) for d in drawn])
+    prior = np.random.default_rng(0).standard_normal((24, model.latent_dim)).astype(np.float32)
+    theirs = ops.decode_latents(model, prior)
+    assert nearest_data_set_distance(ours, model.image_size) < 0.7 * nearest_data_set_distance(theirs, model.image_size)
+
+
+def test_the_explorer_opens_on_an_encoded_data_set_image(latent_backend):
+    from modules.zoo import shapes
+
+    first = latent_backend.run(latent.DATASET, DataSetLatentRequest("x-vae", 0))
+    x_vae = beta_vae(latent_backend, "x-vae")
+    picture = shapes.make_dataset(1, seed=latent_map.DATASET_SEED, size=x_vae.image_size).images[0]
+    mu, _ = ops.encode_images(x_vae, picture[None])
+    assert first.index == 0 and np.allclose(first.latent, mu[0], atol=1e-5)
+    assert np.array_equal(np.asarray(first.image), ops.decode_latents(x_vae, mu)[0])
+
+
+def has_built_in(backend) -> bool:
+    return any(m.name.startswith("shapes-beta-vae") for m in backend.zoo_registry.usable("beta_vae"))
+
+
+def test_slider_decodes_do_not_wait_behind_a_stable_diffusion_job(latent_backend):
+    """β-VAE jobs run under the model's own lock, not in the device's line: while a long job holds the
+    device, dragging a slider still decodes (and is never refused by the per-user queue)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    lock = latent_backend.manager.device_lock
+    assert lock.acquire(owner="someone-else")
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            moves = [pool.submit(latent_backend.runner.run, latent.DECODE, LatentDecodeRequest("x-vae", [v, 0.0]),
+                                 owner="ui:dragging", queue_user="ui:dragging") for v in np.linspace(-2, 2, 12)]
+            images = [move.result(timeout=60).image for move in moves]
+    finally:
+        lock.release()
+    assert len(images) == 12
 
 
 # ---------------------------------------------------------------- encode
@@ -138,7 +197,8 @@ def test_map_grid_sets_the_two_dimensions_and_the_scatter_is_drawn(random_vae):
     assert latents[-1, 2] == 2 and latents[-1, 5] == -2
     assert np.allclose(latents[:, [0, 1, 3, 4]], 0.1), "other dimensions keep the current latent"
     assert ops.manifold(request, random_vae).width > 3 * 64
-    assert latent_map.scatter(request, random_vae).size == (600, 460)
+    encoded = latent_map.encoded_dataset(random_vae, request.samples)
+    assert latent_map.scatter(request, random_vae, encoded).size == (600, 460)
 
 
 # ---------------------------------------------------------------- portable state
@@ -163,14 +223,23 @@ def test_export_import_round_trip_json_npy_and_png(x_vae, tmp_path):
         "dropping the saved PNG back restores the sliders exactly, not an encoding of its pixels"
 
 
-def test_import_refuses_files_that_carry_no_latent(tmp_path):
+def test_import_refuses_files_that_carry_no_latent_and_says_what_to_do(tmp_path):
     Image.new("RGB", (8, 8)).save(tmp_path / "plain.png")
+    Image.new("RGB", (8, 8)).save(tmp_path / "photo.jpg")
     (tmp_path / "bad.json").write_text("{not json")
     (tmp_path / "other.json").write_text(json.dumps({"format": "other/1", "latent": [1]}))
-    for name, expected in (("plain.png", "carries no latent"), ("bad.json", "is not valid JSON"),
+    Image.new("RGB", (8, 8)).save(tmp_path / "damaged.png", pnginfo=png_info("x", {"zoo_latent": "{not json"}))
+    for name, expected in (("plain.png", "carries no latent: only PNGs saved here with Save PNG do. To get the "
+                                         "latent of this picture, drop it into Encode instead"),
+                           ("photo.jpg", "is not a latent file: import a .json or .npy made by Export latent"),
+                           ("bad.json", "is not valid JSON .*: import a file made by Export latent"),
+                           ("damaged.png", "stored latent is damaged: save the picture again"),
                            ("other.json", "is not a zoo latent state")):
-        with pytest.raises(InvalidRequest, match=expected):
+        with pytest.raises(InvalidRequest, match=expected) as info:
             latent_state.load_file(tmp_path / name)
+        assert info.value.field == name
+        if not name.endswith(".json"):
+            assert "JSON" not in str(info.value), "a picture is never called bad JSON"
 
 
 # ---------------------------------------------------------------- bad input
@@ -225,11 +294,11 @@ def test_bad_values_of_the_other_tools_name_their_field(request_, expected):
         request_.validated(2)
 
 
-def test_an_unknown_model_is_named(latent_models):
+def test_an_unknown_model_is_named(latent_backend):
     from modules.errors import ModelNotFound
 
     with pytest.raises(ModelNotFound, match="unknown beta-vae model 'nope'"):
-        latent_models.beta_vae("nope")
+        beta_vae(latent_backend, "nope")
 
 
 def test_a_broken_vae_file_is_named(tmp_path):

@@ -1,14 +1,14 @@
-"""The Latent Explorer's Gradio endpoints, called as scripts call them (gradio_client)."""
+"""The Latent Explorer's Gradio endpoints, called as scripts call them (gradio_client): results come back
+as values, and a user's mistake as an exception whose message names the field (never as a "result")."""
 from __future__ import annotations
 
-import html
 import json
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from modules.generation import latent_state
+from modules.capabilities.latent import state as latent_state
 from tests.test_latent_fixtures import latent_app, latent_backend, latent_models_dir  # noqa: F401 - fixtures
 
 
@@ -20,7 +20,7 @@ def client(latent_app):
 
 
 def test_latent_decode_returns_the_image_with_its_latent(client):
-    image_path, message = client.predict("x-vae", "[0.5, -1]", api_name="/latent_decode")
+    image_path, message, *_ = client.predict("x-vae", "[0.5, -1]", api_name="/latent_decode")
     assert message == ""
     with Image.open(image_path) as image:
         assert image.size == (32, 32)
@@ -39,7 +39,7 @@ def test_latent_encode_returns_mu_and_sigma(client, tmp_path):
                                                             api_name="/latent_encode")
     assert message == ""
     assert len(json.loads(mu)) == 2 and all(s > 0 for s in json.loads(sigma))
-    decoded, _ = client.predict("x-vae", mu, api_name="/latent_decode")
+    decoded, *_ = client.predict("x-vae", mu, api_name="/latent_decode")
     assert np.array_equal(np.asarray(Image.open(decoded)), np.asarray(Image.open(reconstruction)))
 
 
@@ -56,13 +56,19 @@ def test_latent_interpolate_returns_a_strip_and_animations(client):
     ("half", "latent: must be a JSON list of numbers"),
 ])
 def test_a_bad_latent_gives_a_clear_message(client, latent, expected):
-    image, message = client.predict("x-vae", latent, api_name="/latent_decode")
-    assert image is None and expected in html.unescape(message)
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError) as info:
+        client.predict("x-vae", latent, api_name="/latent_decode")
+    assert expected in str(info.value)
 
 
 def test_an_unreadable_image_gives_a_clear_message(client, tmp_path):
     from gradio_client import handle_file
 
+    from gradio_client.exceptions import AppError
+
     (tmp_path / "notes.png").write_text("not a picture")
-    result = client.predict("x-vae", handle_file(str(tmp_path / "notes.png")), api_name="/latent_encode")
-    assert "image: notes.png cannot be read as an image" in html.unescape(result[3])
+    with pytest.raises(AppError) as info:
+        client.predict("x-vae", handle_file(str(tmp_path / "notes.png")), api_name="/latent_encode")
+    assert "image: notes.png cannot be read as an image" in str(info.value)

@@ -6,11 +6,14 @@ the other way round) the way bench/zoo_eval.py does for the built-in model. No t
 the shipped weights in models/Latent."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+
+from modules.paths import MODELS_DIR
 
 X_JITTER = 7.0  # pixels either side of the centre
 
@@ -78,6 +81,9 @@ def latent_models_dir(tmp_path_factory) -> Path:
     for sub in ("Stable-diffusion", "VAE", "Latent", "GAN"):
         (root / sub).mkdir()
     train_x_vae(root / "Latent" / "x-vae.safetensors")
+    built_in = MODELS_DIR / "Latent" / "shapes-beta-vae.safetensors"
+    if built_in.exists():  # the shipped one, as a fresh clone has it (the explorer's default)
+        shutil.copyfile(built_in, root / "Latent" / built_in.name)
     make_tiny_beta_vae(root / "Latent" / "random-6d.safetensors", latent_dim=6)
     tiny_sd_vae_file(root / "VAE" / "tiny-sd-vae.safetensors")
     return root
@@ -96,11 +102,12 @@ def latent_backend(latent_models_dir, models_dir, tmp_path_factory):
     return backend
 
 
-@pytest.fixture(scope="session")
-def latent_models(latent_backend):
-    from modules.generation.latent_models import LatentModels
+def beta_vae(backend, name: str):
+    """A β-VAE of the backend's models/Latent as the explorer's jobs get it from the manager."""
+    from modules.capabilities.latent.models import using_beta_vae
 
-    return LatentModels(latent_backend)
+    with using_beta_vae(backend.manager, name) as model:
+        return model
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 
 Parsing JSON costs many times its size in memory (a 45 MB body took +3.2 GB), and no API body needs
 much: prompts are capped at 20 000 characters, options and task ids are small. So JSON routes take at
-most JSON_BODY_LIMIT; only the routes that carry a base64 image (PNG Info) take up to --max-upload-mb,
+most JSON_BODY_LIMIT; only the routes that carry a base64 image (PNG Info, latent encode) take up to --max-upload-mb,
 which the security guard enforces for every body."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from fastapi import Request
 from modules.api.errors import ApiError
 
 JSON_BODY_LIMIT = 1 << 20  # 1 MiB: fifty times the largest prompt pair, with room for script arguments
-IMAGE_ROUTES = ("/png-info",)  # their bodies are base64 images: only --max-upload-mb applies
+IMAGE_ROUTES = ("/png-info", "/latent/encode")  # their bodies are base64 images: only --max-upload-mb applies
 
 
 def body_limit(path: str) -> int | None:

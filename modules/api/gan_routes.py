@@ -15,10 +15,9 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from pydantic import BaseModel, Field
 
-from modules.api.errors import api_route_class
 from modules.api.models import TASK_ID_PATTERN
 from modules.capabilities.gan import GanRequest, GanVideoRequest, gan, gan_video, model_facts
 from modules.errors import UserError
@@ -28,7 +27,7 @@ from modules.images import png_info
 if TYPE_CHECKING:
     from modules.api.routes import Api
 
-PREFIX = "/zoo/v1/gan"
+PREFIX = "/gan"  # under the API's /zoo/v1 router
 VIDEO_TYPES = {"gif": "image/gif", "mp4": "video/mp4"}
 
 
@@ -107,12 +106,11 @@ def encode_png(image, chunks: dict[str, str]) -> str:
 
 
 def add_routes(api: "Api") -> None:
-    """Add the /zoo/v1/gan routes to the API's router (they keep their own prefix)."""
+    """Add the /zoo/v1/gan routes to the API's /zoo/v1 router."""
     from modules.api.routes import interrupt_on_disconnect
 
     backend = api.backend
-    router = APIRouter(prefix=PREFIX, route_class=api_route_class(api.logins),
-                       dependencies=[Depends(api.current_user)], tags=["zoo: GAN"])
+    router = api.zoo_router
     owner_dependency = Depends(api.current_owner)
 
     def run_job(capability, request, body, owner: str, http: Request, scripts: ScriptCall | None = None):
@@ -127,7 +125,7 @@ def add_routes(api: "Api") -> None:
             return job, result
         return answer()
 
-    @router.post("/sample", response_model=GanSampleApiResponse)
+    @router.post(PREFIX + "/sample", tags=["zoo: GAN"], response_model=GanSampleApiResponse)
     async def sample(body: GanSampleApiRequest, http: Request, owner: str = owner_dependency):
         """Sample GAN images: seeds × class (one row per class with "All classes"), a point of the seed plane,
         or imported latents. Errors name the field (422), as on /sdapi/v1."""
@@ -143,7 +141,7 @@ def add_routes(api: "Api") -> None:
         return {"images": images, "grid": grid, "captions": result.captions, "infotexts": result.infotexts,
                 "parameters": body.model_dump(), "info": json.dumps(info, ensure_ascii=False)}
 
-    @router.post("/video", response_model=GanVideoApiResponse)
+    @router.post(PREFIX + "/video", tags=["zoo: GAN"], response_model=GanVideoApiResponse)
     async def video(body: GanVideoApiRequest, http: Request, owner: str = owner_dependency):
         """Render an interpolation video between seeds (w lerp or z slerp), as GIF or MP4."""
         fields = body.model_dump(exclude={"task_id"})
@@ -159,7 +157,7 @@ def add_routes(api: "Api") -> None:
                 "frame_count": result.frame_count, "infotext": result.infotext, "parameters": body.model_dump(),
                 "info": json.dumps(info, ensure_ascii=False)}
 
-    @router.get("/models", response_model=list[GanModelInfo])
+    @router.get(PREFIX + "/models", tags=["zoo: GAN"], response_model=list[GanModelInfo])
     def models():
         """The usable GANs of models/GAN (rescanned), the first being the default."""
         answer = []
@@ -173,5 +171,4 @@ def add_routes(api: "Api") -> None:
                            "image_size": caps.image_size, "layers": caps.num_ws})
         return answer
 
-    api.router.routes.extend(router.routes)  # full paths already: included as they are, docs and all
 

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 
-from modules.api import gan_routes, models
+from modules.api import gan_routes, latent_routes, models
 from modules.api.auth import Logins, api_logins
 from modules.api.errors import ApiError, api_route_class
 from modules.api.images import decode_image, encode_png
@@ -43,6 +43,7 @@ from modules.version import APP_NAME, VERSION
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/sdapi/v1"
+ZOO_PREFIX = "/zoo/v1"
 DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc")
 SECRET_WORDS = ("auth", "password", "key", "secret", "token")
 REDACTED = "<redacted>"
@@ -84,7 +85,15 @@ class Api:
                                 dependencies=[Depends(self.current_user)],
                                 tags=["sdapi"])
         self._add_routes()
-        gan_routes.add_routes(self)  # /zoo/v1/gan
+        # Our own routes beyond A1111's (/zoo/v1/latent, /zoo/v1/gan), with the same logins and error answers.
+        self.zoo_router = APIRouter(prefix=ZOO_PREFIX, route_class=api_route_class(self.logins),
+                                    dependencies=[Depends(self.current_user)])
+        latent_routes.add_routes(self)
+        gan_routes.add_routes(self)
+
+    @property
+    def routers(self) -> list[APIRouter]:
+        return [self.router, self.zoo_router]
 
     def apply_settings(self) -> None:
         """The saved default checkpoint, unless --ckpt named one for this run."""
@@ -476,8 +485,10 @@ def add_docs(app: FastAPI, api: Api) -> None:
     @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(api.current_user)])
     def openapi_json():
         if not schema:
-            schema.update(get_openapi(title=f"{APP_NAME} API", version=VERSION, routes=api.router.routes,
-                                      description="AUTOMATIC1111-compatible `/sdapi/v1`, with per-task progress."))
+            schema.update(get_openapi(title=f"{APP_NAME} API", version=VERSION,
+                                      routes=[route for router in api.routers for route in router.routes],
+                                      description="AUTOMATIC1111-compatible `/sdapi/v1`, with per-task progress; "
+                                                  "`/zoo/v1` for the Latent Explorer."))
         return schema
 
     @app.get("/docs", include_in_schema=False, dependencies=[Depends(api.current_user)])
@@ -495,7 +506,8 @@ def create_api(backend, args: argparse.Namespace, settings_file: Path | None = N
 def mount_api(app: FastAPI, backend, args: argparse.Namespace, settings_file: Path | None = None) -> Api:
     """--api: /sdapi/v1, /docs and /openapi.json on the app Gradio serves."""
     api = create_api(backend, args, settings_file)
-    app.include_router(api.router)
+    for router in api.routers:
+        app.include_router(router)
     add_docs(app, api)
     print(f"API docs: {public_url(args)}/docs", flush=True)  # after this line the API answers
     return api

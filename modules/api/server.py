@@ -19,7 +19,8 @@ from modules.version import APP_NAME, VERSION
 def create_api_app(backend, args: argparse.Namespace, settings_file: Path | None = None) -> tuple[FastAPI, Api]:
     app = FastAPI(title=f"{APP_NAME} API", version=VERSION, docs_url=None, redoc_url=None, openapi_url=None)
     api = create_api(backend, args, settings_file)
-    app.include_router(api.router)
+    for router in api.routers:
+        app.include_router(router)
     add_docs(app, api)
     from modules.server import host_policy
 

@@ -14,3 +14,16 @@ class Slider(gr.Slider):
         if payload is None:
             return None
         return gr.Number.round_to_precision(payload, self.precision)
+
+
+class ImageFile(gr.Image):
+    """An image upload handed over as the uploaded file's path, unopened, in its own mode: our request
+    type reads it, so an unreadable file gets our message naming the field, and a PNG keeps its text."""
+
+    def get_block_name(self) -> str:
+        return "image"  # the stock image frontend
+
+    def preprocess(self, payload):
+        if payload is None or (payload.url and payload.url.startswith("data:")):
+            return super().preprocess(payload)
+        return str(payload.path)

@@ -22,9 +22,11 @@ from PIL import Image
 from modules.errors import InvalidRequest
 from modules.image_limits import open_image
 from modules.generation.infotext import format_infotext
-from modules.generation.latent_request import parse_latent
+from modules.capabilities.latent.request import parse_latent
 
 FORMAT = "zoo-latent/1"
+NO_LATENT = ("this PNG carries no latent: only PNGs saved here with Save PNG do. "
+             "To get the latent of this picture, drop it into Encode instead")
 PNG_KEY = "zoo_latent"
 
 
@@ -70,7 +72,8 @@ def from_json(text: str, source: str = "file") -> LatentState:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise InvalidRequest(source, f"is not valid JSON ({e.msg} at line {e.lineno})") from None
+        raise InvalidRequest(source, f"is not valid JSON ({e.msg} at line {e.lineno}): import a file made by "
+                                     f"Export latent, or a PNG saved here") from None
     if isinstance(data, list):
         return LatentState(parse_latent(data, source))
     return from_dict(data, source)
@@ -96,7 +99,11 @@ def from_png(image: Image.Image, source: str = "image") -> LatentState | None:
     text = image.info.get(PNG_KEY) if image.info else None
     if not text:
         return None
-    return from_json(str(text), source)
+    try:
+        return from_json(str(text), source)
+    except InvalidRequest:
+        raise InvalidRequest(source, "this PNG's stored latent is damaged: save the picture again with Save PNG, "
+                                     "or drop it into Encode to encode its pixels") from None
 
 
 def png_text(state: LatentState) -> dict[str, str]:
@@ -123,10 +130,11 @@ def load_file(path: str | Path) -> LatentState:
         with open_image(io.BytesIO(data), "file", source) as image:  # the header only: size checked, not decoded
             state = from_png(image, source)
         if state is None:
-            raise InvalidRequest(source, "this PNG carries no latent (only PNGs saved by the Latent Explorer do)")
+            raise InvalidRequest(source, NO_LATENT)
         return state
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise InvalidRequest(source, "is neither JSON, .npy nor a PNG with a latent") from None
+        raise InvalidRequest(source, "is not a latent file: import a .json or .npy made by Export latent, or a "
+                                     "PNG saved here; to encode a picture, drop it into Encode") from None
     return from_json(text, source)

@@ -13,11 +13,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from modules.generation import latent_media as media
-from modules.generation.latent_request import (
+from modules.capabilities.latent import media
+from modules.capabilities.latent.request import (
     LatentDecodeRequest, LatentEncodeRequest, LatentInterpolateRequest, LatentMapRequest, LatentTraverseRequest,
     RandomLatentRequest, to_rgb_square)
-from modules.generation.latent_state import LatentState, from_png, with_metadata
+from modules.capabilities.latent.state import LatentState, from_png, with_metadata
 
 DECODE_CHUNK = 256
 OUTPUT_MODE = "latent"   # outputs/latent-images/YYYY-MM-DD/
@@ -125,10 +125,15 @@ def encode(request: LatentEncodeRequest, model: LatentModel) -> EncodeResult:
     return EncodeResult(mu[0], sigma[0], Image.fromarray(pixels), Image.fromarray(recon))
 
 
-def random_latent(request: RandomLatentRequest, latent_dim: int) -> np.ndarray:
-    """A draw from the prior N(0, scale² I) with the request's (validated) seed."""
+def random_latent(request: RandomLatentRequest, mu: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """A draw, with the request's (validated) seed, from the aggregate posterior of an encoded data set
+    (``mu``, ``sigma`` [N, latent_dim]): one of its images' posteriors N(μₙ, (scale·σₙ)²), picked at random.
+    The prior N(0, I) is where the KL term pulls, not where the pictures are: a prior draw mixes the
+    codes of several pictures and decodes to a murky blob, a draw near one encoding to a clear picture."""
     rng = np.random.default_rng(request.seed)
-    return (rng.standard_normal(latent_dim) * request.scale).astype(np.float32)
+    n = int(rng.integers(len(mu)))
+    noise = rng.standard_normal(mu.shape[1])
+    return (mu[n] + request.scale * sigma[n] * noise).astype(np.float32)
 
 
 def lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -231,7 +236,7 @@ def output_folder(outdir: Path) -> Path:
 def save_png(image: Image.Image, state: LatentState, outdir: Path) -> Path:
     """The decoded image as outputs/latent-images/<date>/NNNNN-<model>.png, carrying its latent, model
     and hash in PNG text chunks; atomic and numbered like every saved image."""
-    from modules.generation.latent_state import png_text
+    from modules.capabilities.latent.state import png_text
     from modules.images import png_info
 
     text = png_text(state)

@@ -1,27 +1,26 @@
-"""The Map view's right half: the Shapes data set encoded by the model, as a scatter of two latent
-dimensions coloured by one known factor, drawn with matplotlib to a picture."""
+"""The Shapes data set encoded by a β-VAE: the Map view's scatter of two latent dimensions coloured by
+one known factor (drawn with matplotlib), and where the explorer's first and random latents come from.
+The encodings are built by ``encoded_dataset`` and kept by the manager (``manager.cached_data``)."""
 from __future__ import annotations
 
 import io
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
-from modules.generation.latent import LatentModel, encode_images
-from modules.generation.latent_request import LatentMapRequest
+from modules.capabilities.latent.beta_vae import LatentModel, encode_images
+from modules.capabilities.latent.request import LatentMapRequest
 from modules.zoo import shapes
 
 DATASET_SEED = 777  # a fixed evaluation set, different from the training seeds
-_cache_lock = threading.Lock()
-_cache: OrderedDict[tuple, "EncodedDataset"] = OrderedDict()
+DEFAULT_SAMPLES = 500  # the Map's default: first and random latents share its encodings
 
 
 @dataclass
 class EncodedDataset:
-    mu: np.ndarray                  # [N, latent_dim]
+    mu: np.ndarray                  # [N, latent_dim] posterior means
+    sigma: np.ndarray               # [N, latent_dim] posterior σ
     labels: dict[str, np.ndarray]   # factor -> int labels [N]
     names: dict[str, tuple[str, ...]]
 
@@ -35,22 +34,17 @@ def factor_labels(data: shapes.ShapesData) -> tuple[dict[str, np.ndarray], dict[
     return labels, names
 
 
+def dataset_key(model: LatentModel, samples: int) -> tuple:
+    """What the manager keeps the encodings under: the model file (by hash) and the sample count."""
+    return ("latent-map", model.title, model.sha256, id(model.vae), samples)
+
+
 def encoded_dataset(model: LatentModel, samples: int) -> EncodedDataset:
-    """The first ``samples`` images of the evaluation set, encoded once per model (kept for 4 models)."""
-    key = (model.title, model.sha256, id(model.vae), samples)
-    with _cache_lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key]
+    """The first ``samples`` images of the evaluation set, encoded (posterior means)."""
     data = shapes.make_dataset(samples, seed=DATASET_SEED, size=model.image_size)
-    mu, _ = encode_images(model, data.images)
+    mu, sigma = encode_images(model, data.images)
     labels, names = factor_labels(data)
-    encoded = EncodedDataset(mu, labels, names)
-    with _cache_lock:
-        _cache[key] = encoded
-        while len(_cache) > 4:
-            _cache.popitem(last=False)
-    return encoded
+    return EncodedDataset(mu, sigma, labels, names)
 
 
 def _colours(factor: str, names: tuple[str, ...]) -> list:
@@ -64,16 +58,16 @@ def _colours(factor: str, names: tuple[str, ...]) -> list:
     return [cmap(i % 10) for i in range(len(names))]
 
 
-def scatter(request: LatentMapRequest, model: LatentModel, size_px: tuple[int, int] = (600, 460)) -> Image.Image:
-    """μ of the data set on (dim_x, dim_y), one colour per value of ``request.factor``; the manifold
-    grid's square and the current latent drawn on top."""
+def scatter(request: LatentMapRequest, model: LatentModel, data: EncodedDataset,
+            size_px: tuple[int, int] = (600, 460)) -> Image.Image:
+    """μ of the data set (``encoded_dataset(model, request.samples)``) on (dim_x, dim_y), one colour per
+    value of ``request.factor``; the manifold grid's square and the current latent drawn on top."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
-    data = encoded_dataset(model, request.samples)
     labels, names = data.labels[request.factor], data.names[request.factor]
     colours = _colours(request.factor, names)
     dpi = 100

@@ -2,7 +2,8 @@
 
 A latent vector is given in σ units of the model's prior N(0, I), so for a β-VAE the slider
 value of a dimension *is* z. Its length must be the model's ``latent_dim``, which is known only
-once the model is loaded, so ``validated(latent_dim)`` takes it.
+once the model is loaded: ``validated()`` checks everything else before the job starts, and the run
+checks the fit with ``validated(model.latent_dim)``.
 
 Images (encode) may come as a file path, a PIL image or a uint8 array. RGBA, LA, P, L and 1-bit
 images are converted to RGB (transparent parts composited on white); any size from 8 px up to
@@ -14,14 +15,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from modules.errors import InvalidRequest
-from modules.image_limits import MAX_IMAGE_PIXELS, UNREADABLE, open_image
+from modules.image_limits import UNREADABLE, open_image
 from modules.user_values import shown
 
 MAX_LATENT_DIM = 4096
@@ -32,6 +33,7 @@ MAX_K_SIGMA = 6.0
 MAX_IMAGE_SIDE = 8192
 MIN_IMAGE_SIDE = 8
 MAX_SEED = 2**32 - 1
+MAX_DATASET_INDEX = 499      # the encoded evaluation set holds 500 images (data_map.DEFAULT_SAMPLES)
 METHODS = ("lerp", "slerp")
 MAP_FACTORS = ("kind", "colour", "size", "position", "position_x", "position_y", "background")
 CONVERTIBLE_MODES = {"RGB", "RGBA", "L", "LA", "P", "PA", "1", "CMYK", "YCbCr", "RGBX", "La"}
@@ -116,10 +118,12 @@ def model_name(value) -> str | None:
     return (value or "").strip() or None
 
 
-def dims_list(value, field_name: str, latent_dim: int) -> list[int]:
-    """Dimension numbers from a list or text ("0, 3, 5"); empty means all dimensions."""
+def dims_list(value, field_name: str, latent_dim: int | None) -> list[int]:
+    """Dimension numbers from a list or text ("0, 3, 5"); empty means all dimensions (once latent_dim is known)."""
     if value is None or (isinstance(value, str) and not value.strip()) or (not isinstance(value, str) and len(value) == 0):
-        return list(range(latent_dim))
+        return list(range(latent_dim)) if latent_dim is not None else []
+    if latent_dim is None:
+        latent_dim = MAX_LATENT_DIM
     items = value.replace(",", " ").split() if isinstance(value, str) else list(value)
     dims = []
     for item in items:
@@ -203,9 +207,11 @@ def to_rgb_square(image: Image.Image, size: int | tuple[int, int], field_name: s
 class LatentDecodeRequest:
     model: str | None = None
     latent: object = ()   # list of floats, array or text; σ units
+    save: bool = False    # also save the PNG to outputs/latent-images/<date>/
 
-    def validated(self, latent_dim: int) -> "LatentDecodeRequest":
-        return LatentDecodeRequest(model_name(self.model), parse_latent(self.latent, "latent", latent_dim))
+    def validated(self, latent_dim: int | None = None) -> "LatentDecodeRequest":
+        return LatentDecodeRequest(model_name(self.model), parse_latent(self.latent, "latent", latent_dim),
+                                   bool(self.save))
 
 
 @dataclass
@@ -213,9 +219,11 @@ class LatentEncodeRequest:
     model: str | None = None
     image: object = None  # path, PIL image or uint8 array
 
-    def validated(self) -> "LatentEncodeRequest":
+    note: str = ""        # set by validation when the image's stored latent names another model
+
+    def validated(self, latent_dim: int | None = None) -> "LatentEncodeRequest":
         """Reads the image (so a bad file fails here); conversion to the model's size happens in encode."""
-        return LatentEncodeRequest(model_name(self.model), read_image(self.image))
+        return LatentEncodeRequest(model_name(self.model), read_image(self.image), self.note)
 
 
 @dataclass
@@ -227,7 +235,7 @@ class LatentInterpolateRequest:
     method: str = "slerp"
     fps: int = 12
 
-    def validated(self, latent_dim: int) -> "LatentInterpolateRequest":
+    def validated(self, latent_dim: int | None = None) -> "LatentInterpolateRequest":
         return LatentInterpolateRequest(
             model_name(self.model), parse_latent(self.start, "start", latent_dim), parse_latent(self.end, "end", latent_dim),
             integer(self.frames, "frames", 2, MAX_FRAMES), choice(self.method, "method", METHODS),
@@ -242,7 +250,7 @@ class LatentTraverseRequest:
     k: float = 3.0             # values run over [-kσ, kσ]
     steps: int = 7
 
-    def validated(self, latent_dim: int) -> "LatentTraverseRequest":
+    def validated(self, latent_dim: int | None = None) -> "LatentTraverseRequest":
         return LatentTraverseRequest(
             model_name(self.model), parse_latent(self.latent, "latent", latent_dim),
             dims_list(self.dims, "dims", latent_dim), number(self.k, "k", 0.1, MAX_K_SIGMA),
@@ -260,14 +268,15 @@ class LatentMapRequest:
     factor: str = "position_x"
     samples: int = 500
 
-    def validated(self, latent_dim: int) -> "LatentMapRequest":
+    def validated(self, latent_dim: int | None = None) -> "LatentMapRequest":
+        highest = (latent_dim or MAX_LATENT_DIM) - 1
         r = LatentMapRequest(
             model_name(self.model), parse_latent(self.latent, "latent", latent_dim),
-            integer(_dim_number(self.dim_x), "dim_x", 0, latent_dim - 1),
-            integer(_dim_number(self.dim_y), "dim_y", 0, latent_dim - 1),
+            integer(_dim_number(self.dim_x), "dim_x", 0, highest),
+            integer(_dim_number(self.dim_y), "dim_y", 0, highest),
             number(self.k, "k", 0.1, MAX_K_SIGMA), integer(self.steps, "steps", 2, MAX_GRID_STEPS),
             choice(self.factor, "factor", MAP_FACTORS), integer(self.samples, "samples", 10, 5000))
-        if r.dim_x == r.dim_y and latent_dim > 1:
+        if r.dim_x == r.dim_y and (latent_dim or 2) > 1:
             raise InvalidRequest("dim_y", "must differ from dim_x")
         return r
 
@@ -275,13 +284,24 @@ class LatentMapRequest:
 @dataclass
 class RandomLatentRequest:
     seed: int = -1   # -1: a random seed, reported back
-    scale: float = 1.0
+    scale: float = 1.0   # the posterior σ of the picked data-set image is multiplied by this
+    model: str | None = None
 
-    def validated(self) -> "RandomLatentRequest":
+    def validated(self, latent_dim: int | None = None) -> "RandomLatentRequest":
         seed = integer(self.seed if self.seed is not None else -1, "seed", -1, MAX_SEED)
         if seed == -1:
             seed = int(np.random.default_rng().integers(0, MAX_SEED))
-        return RandomLatentRequest(seed, number(self.scale, "scale", 0.0, 3.0))
+        return RandomLatentRequest(seed, number(self.scale, "scale", 0.0, 3.0), model_name(self.model))
+
+
+@dataclass
+class DataSetLatentRequest:
+    """The encoding of one image of the evaluation data set: where the explorer opens."""
+    model: str | None = None
+    index: int = 0
+
+    def validated(self, latent_dim: int | None = None) -> "DataSetLatentRequest":
+        return DataSetLatentRequest(model_name(self.model), integer(self.index, "index", 0, MAX_DATASET_INDEX))
 
 
 def _dim_number(value):
@@ -289,83 +309,3 @@ def _dim_number(value):
     if isinstance(value, str) and value.strip().lower().startswith("z"):
         return value.strip()[1:].split()[0]
     return value
-
-
-@dataclass
-class SdVaeEdit:
-    """Edits applied to an SD VAE latent [C, h, w] (scaled by the VAE's scaling factor, so ≈ unit σ)."""
-    offsets: list[float] = field(default_factory=list)     # per channel, σ units
-    scales: list[float] = field(default_factory=list)      # per channel, multiplier
-    directions: list[float] = field(default_factory=list)  # per principal direction, σ units of that direction
-
-    def validated(self, channels: int, n_directions: int) -> "SdVaeEdit":
-        offsets = _padded(self.offsets, channels, 0.0, "offsets", -MAX_K_SIGMA, MAX_K_SIGMA)
-        scales = _padded(self.scales, channels, 1.0, "scales", 0.0, 4.0)
-        directions = _padded(self.directions, n_directions, 0.0, "directions", -MAX_K_SIGMA, MAX_K_SIGMA)
-        return replace(self, offsets=offsets, scales=scales, directions=directions)
-
-
-def _padded(values, n: int, default: float, field_name: str, low: float, high: float) -> list[float]:
-    values = list(values or [])
-    if len(values) > n:
-        if any(float(v) != default for v in values[n:] if v is not None):
-            raise InvalidRequest(field_name, f"has {len(values)} values, but there are only {n}")
-        values = values[:n]
-    values = [default if v is None else v for v in values] + [default] * (n - len(values))
-    return [number(v, f"{field_name}[{i}]", low, high) for i, v in enumerate(values)]
-
-
-@dataclass
-class SdVaeEncodeRequest:
-    vae: str | None = None   # "checkpoint: <title>" or "file: <name in models/VAE>"
-    image: object = None
-    size: int = 256          # the image is centre-cropped to a square of this side
-
-    def validated(self) -> "SdVaeEncodeRequest":
-        size = integer(self.size, "size", 64, 1024)
-        if size % 64:
-            raise InvalidRequest("size", f"must be a multiple of 64, got {size}")
-        return SdVaeEncodeRequest(_vae_source(self.vae), read_image(self.image), size)
-
-
-@dataclass
-class SdVaeDirectionsRequest:
-    vae: str | None = None
-    images: object = None     # list of image files; empty: Shapes data-set images
-    count: int = 16           # data-set images to encode when no files are given
-    directions: int = 4
-
-    def validated(self, max_directions: int) -> "SdVaeDirectionsRequest":
-        files = [f for f in (self.images or []) if f]
-        _check_direction_files(files)
-        images = [read_image(f, f"images[{i}]") for i, f in enumerate(files)]
-        count = len(images) if images else integer(self.count, "count", 3, 256)
-        if images and len(images) < 3:
-            raise InvalidRequest("images", "give at least 3 images (or none, to use Shapes images)")
-        directions = integer(self.directions, "directions", 1, max_directions)
-        if directions > count - 1:
-            raise InvalidRequest("directions", f"{count} images give at most {count - 1} principal directions")
-        return SdVaeDirectionsRequest(_vae_source(self.vae), images, count, directions)
-
-
-MAX_DIRECTION_IMAGES = 256
-
-
-def _check_direction_files(files: list) -> None:
-    """Counted, and their pixels summed from the headers, before any is decoded: all of them are held at once."""
-    if len(files) > MAX_DIRECTION_IMAGES:
-        raise InvalidRequest("images", f"{len(files)} images is over the limit of {MAX_DIRECTION_IMAGES}")
-    total = 0
-    for index, file in enumerate(files):
-        if isinstance(file, (str, Path)) and Path(file).is_file():
-            with open_image(file, f"images[{index}]", Path(file).name) as image:
-                total += image.width * image.height
-    if total > MAX_IMAGE_PIXELS:
-        raise InvalidRequest("images", f"the images have {total} pixels together, over the limit of "
-                                       f"{MAX_IMAGE_PIXELS}: give fewer or smaller ones")
-
-
-def _vae_source(value) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidRequest("vae", "pick a VAE: a checkpoint's or a file in models/VAE")
-    return value.strip()

@@ -19,8 +19,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from modules.generation import latent_media as media
-from modules.generation.latent_request import SdVaeDirectionsRequest, SdVaeEdit, SdVaeEncodeRequest, to_rgb_square
+from modules.capabilities.latent import media
+from modules.capabilities.latent.request import to_rgb_square
+from modules.capabilities.latent.sd_request import SdVaeDirectionsRequest, SdVaeEdit, SdVaeEncodeRequest
 
 MAX_CHANNELS = 16   # SD 1.x/2.x/SDXL: 4; SD3/Flux: 16
 MAX_DIRECTIONS = 8
