@@ -30,7 +30,8 @@ BUILT_IN = MODELS_DIR / "GAN" / "shapes-gan.safetensors"
 
 
 def load_generator(device: torch.device) -> tuple[torch.nn.Module, str]:
-    from modules.zoo.gan import GANConfig, Generator, load_gan
+    from modules.models.zoo_loader import load_gan
+    from modules.zoo.gan import GANConfig, Generator
 
     if BUILT_IN.is_file():
         return load_gan(BUILT_IN).to(device), f"built-in ({BUILT_IN.name})"

@@ -1,6 +1,6 @@
 """Which models the Latent Explorer offers and how it gets them, all through the backend's owners of
 weights: β-VAEs of models/Latent via the manager's zoo cache, a checkpoint's VAE via ``manager.use``
-(holding the device), a file of models/VAE via ``vae_files`` under the manager's device lock."""
+(holding the device), a file of models/VAE via ``manager.use(ModelRef(VAE_FILE, ...))``, also holding the device."""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 from modules.errors import BadModelFile, ModelNotFound
 from modules.generation.latent import LatentModel, latent_model
+from modules.models.refs import VAE_FILE, ModelRef
 from modules.models.vae_files import VaeFiles
 
 CHECKPOINT_PREFIX = "checkpoint: "
@@ -64,9 +65,8 @@ class LatentModels:
         manager = self.backend.manager
         if source.startswith(FILE_PREFIX):
             vae_file = self.vae_files.find(source[len(FILE_PREFIX):].strip())
-            with manager.device_lock:
-                yield self.vae_files.load(vae_file, self.backend.config.devices.vae_dtype,
-                                          self.backend.config.devices.device)
+            with manager.use(ModelRef(VAE_FILE, str(vae_file.path))) as loaded:
+                yield loaded.module
             return
         title = source[len(CHECKPOINT_PREFIX):].strip() if source.startswith(CHECKPOINT_PREFIX) else source
         try:
@@ -76,9 +76,8 @@ class LatentModels:
                 vae_file = self.vae_files.find(title)
             except ModelNotFound:
                 raise ModelNotFound("VAE", source) from None
-            with manager.device_lock:
-                yield self.vae_files.load(vae_file, self.backend.config.devices.vae_dtype,
-                                          self.backend.config.devices.device)
+            with manager.use(ModelRef(VAE_FILE, str(vae_file.path))) as loaded:
+                yield loaded.module
             return
         with manager.use(title) as model:
             vae = getattr(model.pipe, "vae", None)

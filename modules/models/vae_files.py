@@ -9,15 +9,13 @@ and any smaller ones. Two things weights cannot tell:
 
 A diffusers ``config.json`` beside the file as ``<stem>.json`` overrides the guess. Both the
 original (LDM) key layout and diffusers' layout load; ``.ckpt``/``.pt`` pickles go through the
-weights-only unpickler. Only the model manager's owners (the backend) call ``VaeFiles.load``.
+weights-only unpickler. Only the model manager loads them (``manager.use(ModelRef(VAE_FILE, name))``).
 """
 from __future__ import annotations
 
 import json
 import math
 import re
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +28,6 @@ from modules.models.building import BUILD_LOCK
 SUFFIXES = (".safetensors", ".pt", ".ckpt", ".bin")
 PREFIXES = ("first_stage_model.", "vae.", "model.")
 SD_SCALING, SDXL_SCALING = 0.18215, 0.13025
-MAX_LOADED = 2
 
 
 @dataclass(frozen=True)
@@ -132,12 +129,10 @@ def load_vae_file(path: str | Path, dtype: torch.dtype = torch.float32):
 
 
 class VaeFiles:
-    """The VAE files of some folders, and the last few loaded (they are small next to checkpoints)."""
+    """The VAE files of some folders. Loaded ones are kept in the model manager's cache, within its budget."""
 
     def __init__(self, folders: list[Path]):
         self.folders = folders
-        self._loaded: OrderedDict[tuple, torch.nn.Module] = OrderedDict()
-        self._lock = threading.Lock()
 
     def scan(self) -> list[VaeFile]:
         found: dict[Path, VaeFile] = {}
@@ -152,15 +147,3 @@ class VaeFiles:
             if name in (vae_file.name, Path(vae_file.name).stem, str(vae_file.path)):
                 return vae_file
         raise ModelNotFound("VAE file", name)
-
-    def load(self, vae_file: VaeFile, dtype: torch.dtype, device: torch.device):
-        key = (*vae_file.stamp, str(dtype), str(device))
-        with self._lock:
-            vae = self._loaded.get(key)
-            if vae is None:
-                vae = load_vae_file(vae_file.path, dtype).to(device)
-                self._loaded[key] = vae
-                while len(self._loaded) > MAX_LOADED:
-                    self._loaded.popitem(last=False)
-            self._loaded.move_to_end(key)
-            return vae

@@ -7,8 +7,7 @@ from modules.backend import Backend
 from modules.security.gradio_folder import DELETE_CACHE
 from modules.ui import extensions_tab, latent_tab, models_tab, pnginfo_tab
 from modules.public_paths import scrub, shown
-from modules.preferences import CHECKPOINT, UserPreferences, preferences_file
-from modules.settings import default_settings_file
+from modules.preferences import CHECKPOINT
 from modules.ui.common import CSS, login_name
 from modules.ui.gan_tab import GanTab
 from modules.ui.script_controls import gan_script_area
@@ -32,7 +31,7 @@ def no_checkpoint_message(backend: Backend) -> str:
 def remember_checkpoint_pick(backend: Backend, demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:
     """A logged-in user's pick in the checkpoint dropdown is that user's own default: kept for their next
     visit, and never changing anyone else's (server-wide options are an admin's, POST /sdapi/v1/options)."""
-    preferences = UserPreferences.at(preferences_file(default_settings_file()))
+    preferences = backend.settings.preferences  # the settings service's: the API reads the same picks
 
     def remember(title, request: gr.Request):
         if title in backend.checkpoint_titles():

@@ -23,8 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from modules.errors import BadModelFile
-from modules.zoo.model_files import load_state, parse_config, read_metadata, save_model_file
+from modules.zoo.model_files import save_model_file
 from modules.zoo.shapes import COLOUR_NAMES, SHAPES, ShapesData
 
 KIND = "gan"
@@ -164,14 +163,3 @@ class Discriminator(nn.Module):
 
 def save_gan(path: str | Path, generator: Generator, info: dict | None = None) -> None:
     save_model_file(path, generator, KIND, generator.config, info)
-
-
-def load_gan(path: str | Path) -> Generator:
-    """The generator in ``path`` (eval mode, CPU); BadModelFile if the file does not describe one."""
-    metadata = read_metadata(path)
-    config = parse_config(path, GANConfig, KIND, metadata)
-    generator = Generator(config)
-    load_state(path, generator)
-    if not torch.isfinite(generator.w_avg).all():
-        raise BadModelFile(path, "w_avg is not finite")
-    return generator.eval()
