@@ -199,7 +199,7 @@ class Api:
 
         @r.post("/unload-checkpoint")
         async def unload_checkpoint():
-            """Free the memory of the checkpoint used last (it waits for a running job to finish)."""
+            """Free the memory of every checkpoint no job is using now (a running job keeps its own)."""
             await anyio.to_thread.run_sync(self.backend.manager.unload, limiter=self._job_threads)
             return {}
 

@@ -131,12 +131,15 @@ class PipelineManager:
             return model
 
     def unload(self, title: str | None = None) -> list[str]:
-        """Drop one checkpoint (by title) from every level of the cache; without a title, every checkpoint
-        not in use (A1111's unload-checkpoint: free the memory models take). Returns the titles kept."""
-        if title:
-            self.cache.unload(_key(self.registry.find(title)))
-            return []
-        return self.cache.unload_all(kinds=(CHECKPOINT,))
+        """Drop one cached entry (by its title as listed, or a checkpoint's name) from every level of the
+        cache; without a title, every checkpoint not in use (A1111's unload-checkpoint: free the memory
+        models take). Returns the titles kept because in use."""
+        if not title:
+            return self.cache.unload_all(kinds=(CHECKPOINT,))
+        with self.cache.lock:
+            key = next((e.key for e in self.cache.entries.values() if e.title == title), None)
+        self.cache.unload(key or _key(self.registry.find(title)))
+        return []
 
     def unload_all(self) -> list[str]:
         """Drop everything not in use (checkpoints, zoo models, VAE files, data); returns the titles kept."""

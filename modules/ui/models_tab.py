@@ -1,4 +1,5 @@
-"""Models tab: what the pipeline manager holds and where, with unload buttons."""
+"""Models tab: what the pipeline manager holds (checkpoints, zoo models, VAE files, data) and where, with
+unload buttons."""
 from __future__ import annotations
 
 import datetime
@@ -10,7 +11,7 @@ from modules.errors import UserError
 from modules.models.cache import ModelInUse
 from modules.ui.common import error_html, info_html
 
-COLUMNS = ["Checkpoint", "Architecture", "Where", "Size (MB)", "In use", "Last used", "Load (s)",
+COLUMNS = ["Model", "Kind", "Architecture", "Where", "Size (MB)", "In use", "Last used", "Load (s)",
            "Modules reused at load", "Last swap (s)", "Shared components"]
 
 
@@ -18,7 +19,7 @@ def table(backend: Backend) -> list[list]:
     rows = []
     for m in backend.cached_models():
         rows.append([
-            m["title"], m["architecture"], m["where"], round(m["bytes"] / 2**20, 1), "yes" if m["in_use"] else "",
+            m["title"], m["kind"], m["architecture"], m["where"], round(m["bytes"] / 2**20, 1), "yes" if m["in_use"] else "",
             datetime.datetime.fromtimestamp(m["last_used"]).strftime("%H:%M:%S"), round(m["load_seconds"], 2),
             m["reused_modules"] or "", "" if m["swap_seconds"] is None else round(m["swap_seconds"], 3),
             ", ".join(m["shared_components"]),
@@ -41,7 +42,7 @@ def build(backend: Backend, tab: gr.Tab) -> None:
     models = gr.Dataframe(value=table(backend), headers=COLUMNS, interactive=False, elem_id="models_table",
                           wrap=True)
     with gr.Row():
-        choice = gr.Dropdown([m["title"] for m in backend.cached_models()], label="Cached checkpoint",
+        choice = gr.Dropdown([m["title"] for m in backend.cached_models()], label="Cached model",
                              elem_id="models_choice", scale=4)
         unload = gr.Button("Unload", elem_id="models_unload", scale=1)
         unload_all = gr.Button("Unload all", elem_id="models_unload_all", scale=1)
@@ -54,7 +55,7 @@ def build(backend: Backend, tab: gr.Tab) -> None:
 
     def on_unload(title):
         if not title:
-            return view(error_html("Cached checkpoint: pick one to unload"))
+            return view(error_html("Cached model: pick one to unload"))
         try:
             backend.manager.unload(title)
         except (ModelInUse, UserError) as e:
