@@ -79,6 +79,7 @@ class BackendConfig:
     limits: JobLimits | None = None  # --max-pixels/--max-batch/--max-steps; None: the device's defaults
     queue_per_user: int | None = 4  # of which one user's (job.owner); one more is told so (UserQueueFull)
     settings_file: Path | None = None  # config.json (webui.py: always); None: settings in memory only
+    cache_policy: object | None = None  # which cached models make room (models/cache_policy.py); None: LRU
 
 
 class Backend:
@@ -93,7 +94,7 @@ class Backend:
                                        ram_budget=config.ram_budget, vram_budget=config.vram_budget,
                                        queue_limit=config.queue_limit, queue_per_user=config.queue_per_user,
                                        zoo_registry=self.zoo_registry, vae_folders=self.vae_folders,
-                                       settings=self.settings)
+                                       settings=self.settings, policy=config.cache_policy)
         self.jobs = JobRegistry()
         self.registry.scan()
         self.zoo_registry.scan()
