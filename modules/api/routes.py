@@ -19,7 +19,7 @@ from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 
-from modules.api import models
+from modules.api import cache_routes, models
 from modules.api.auth import Logins, api_logins
 from modules.api.errors import ApiError, api_route_class
 from modules.api.images import decode_image, encode_png
@@ -74,6 +74,7 @@ class Api:
                                 dependencies=[Depends(self.current_user)],
                                 tags=["sdapi"])
         self._add_routes()
+        cache_routes.add_routes(self)  # /zoo/v1/models/cached
 
     def _owner_dependency(self):
         """A FastAPI dependency: the owner of the caller's jobs (modules/owners.py), "user:<name>" with a login,
