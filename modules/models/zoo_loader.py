@@ -48,7 +48,10 @@ def load_latent_model(path: str | Path):
 
 
 def load_gan(path: str | Path):
-    """The generator in ``path`` (eval mode, CPU); BadModelFile if the file does not describe one."""
+    """The generator in ``path`` (eval mode, CPU, laid out for inference); BadModelFile if the file does not
+    describe one. Its weights are made channels-last here, once, before any job shares it: conv outputs and
+    the nearest upsampling between them then stay channels-last (about 1.5x faster on a CPU, and what tensor
+    cores want); moving it to a device keeps the layout."""
     from modules.zoo.gan import KIND, GANConfig, Generator
 
     metadata = read_metadata(path)
@@ -58,16 +61,11 @@ def load_gan(path: str | Path):
     load_state(path, generator)
     if not torch.isfinite(generator.w_avg).all():
         raise BadModelFile(path, "w_avg is not finite")
-    return generator.eval()
+    generator.eval().to(memory_format=torch.channels_last)
+    generator._zoo_channels_last = True  # what modules/generation/gan.inference_layout checks
+    return generator
 
 
 def load_zoo_model(kind: str, path: Path) -> torch.nn.Module:
-    """A β-VAE or a GAN ready for inference. A GAN's weights are made channels-last here, once, at load:
-    conv outputs and the nearest upsampling between them then stay channels-last (about 1.5x faster on
-    a CPU, and what tensor cores want), and no job changes a shared module's layout later."""
-    if kind == "beta_vae":
-        return load_latent_model(path)
-    generator = load_gan(path)
-    generator.to(memory_format=torch.channels_last)
-    generator._zoo_channels_last = True  # what modules/generation/gan.inference_layout checks
-    return generator
+    """A β-VAE or a GAN, ready for inference."""
+    return load_latent_model(path) if kind == "beta_vae" else load_gan(path)
