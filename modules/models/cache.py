@@ -205,9 +205,9 @@ class ModelCache:
     def add_data(self, key: str, title: str, value, size: int, parent: str | None) -> CachedData:
         """Keep `value` (of `size` bytes) until its parent entry, or itself, is evicted."""
         with self.lock:
+            self.make_room(size)
             if parent is not None and parent not in self.entries:
                 parent = None  # its model is gone already: the data stands alone
-            self.make_room(size)
             entry = CachedData(key=key, kind=DATA, title=title, value=value, data_bytes=size, parent=parent)
             self.entries[key] = entry
             return entry
