@@ -33,8 +33,10 @@ def main(argv: list[str] | None = None, block: bool = True):
     from modules.backend import Backend, BackendConfig
     from modules.job_limits import limits_for
     from modules.models.memory import GB
+    from modules.settings import default_settings_file
 
-    _remove_leftovers(args)
+    settings_file = default_settings_file()  # read at start-up whatever the flags: the UI's jobs use it too
+    _remove_leftovers(args, settings_file)
 
     device = devices.device_config(args.device, args.device_id, args.precision, args.no_half_vae,
                                    args.medvram, args.lowvram)
@@ -49,6 +51,7 @@ def main(argv: list[str] | None = None, block: bool = True):
         queue_limit=args.queue_limit,
         limits=limits_for(device.device.type, args.max_pixels, args.max_batch, args.max_steps),
         queue_per_user=args.queue_per_user,
+        settings_file=settings_file,
     ))
     if args.ckpt:
         from modules.errors import UserError
@@ -90,13 +93,11 @@ def main(argv: list[str] | None = None, block: bool = True):
     return backend, demo
 
 
-def _remove_leftovers(args) -> None:
+def _remove_leftovers(args, settings_file: Path) -> None:
     """Half-written files an earlier run left when it was killed (see modules/leftovers.py)."""
     from modules.extensions.state import default_state_file
     from modules.leftovers import remove_leftovers
-    from modules.settings import default_settings_file
 
-    settings_file = getattr(args, "ui_settings_file", None) or default_settings_file()
     remove_leftovers(args.outdir, args.models_dir, {Path(settings_file).parent, default_state_file().parent})
 
 

@@ -25,13 +25,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from modules.capabilities.gan import run as gan  # noqa: E402
 from modules.generation.seeds import seed_latent  # noqa: E402
 from modules.paths import MODELS_DIR  # noqa: E402
-from modules.zoo.gan import inference_layout  # noqa: E402
 
 BUILT_IN = MODELS_DIR / "GAN" / "shapes-gan.safetensors"
 
 
 def load_generator(device: torch.device) -> tuple[torch.nn.Module, str]:
-    from modules.zoo.gan import GANConfig, Generator, load_gan
+    from modules.models.zoo_loader import load_gan
+    from modules.zoo.gan import GANConfig, Generator
 
     if BUILT_IN.is_file():
         return load_gan(BUILT_IN).to(device), f"built-in ({BUILT_IN.name})"
@@ -83,7 +83,7 @@ def main(argv=None) -> dict:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     generator, which = load_generator(device)
-    inference_layout(generator)  # as load_gan does (again for the random-weights generator)
+    generator.to(memory_format=torch.channels_last)  # as load_gan does (again for the random-weights generator)
     caps = gan.capabilities(generator)
     z = torch.stack([seed_latent(s, caps.z_dim) for s in range(args.batch)])
     classes = torch.arange(args.batch) % max(len(caps.class_names), 1)

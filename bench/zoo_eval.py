@@ -199,7 +199,7 @@ def main() -> None:
     fd = {"real_vs_real_floor": frechet_distance(feats_real, features(classifier, real_b.tensors()))}
 
     if Path(args.vae).exists():
-        from modules.zoo.beta_vae import load_latent_model
+        from modules.models.zoo_loader import load_latent_model
         from modules.zoo.model_files import update_info
         vae = load_latent_model(args.vae)
         with torch.no_grad():
@@ -219,7 +219,8 @@ def main() -> None:
         log(f"vae done {time.time() - t0:.0f}s")
 
     if Path(args.gan).exists():
-        from modules.zoo.gan import class_factors, load_gan
+        from modules.models.zoo_loader import load_gan
+        from modules.zoo.gan import class_factors
         gan = load_gan(args.gan)
         gen = torch.Generator().manual_seed(0)
         classes = torch.arange(args.n) % gan.num_classes

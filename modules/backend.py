@@ -3,6 +3,7 @@
 The UI and the API are thin adapters over these methods, so a feature works in both or in neither."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from modules.models.hashing import HashCache
 from modules.models.manager import PipelineManager
 from modules.models.registry import Registry
 from modules.models.zoo_registry import ZooRegistry
+from modules.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,8 @@ class BackendConfig:
     queue_limit: int | None = 64  # jobs that may wait for the device; one more is told "busy" (QueueFull)
     limits: JobLimits | None = None  # --max-pixels/--max-batch/--max-steps; None: the device's defaults
     queue_per_user: int | None = 4  # of which one user's (job.owner); one more is told so (UserQueueFull)
+    settings_file: Path | None = None  # config.json (webui.py: always); None: settings in memory only
+    cache_policy: object | None = None  # which cached models make room (models/cache_policy.py); None: LRU
 
 
 class Backend:
@@ -61,10 +65,12 @@ class Backend:
         checkpoint_dirs = [config.models_dir / "Stable-diffusion", *config.ckpt_dirs]
         self.registry = Registry(checkpoint_dirs, HashCache(config.cache_dir / "hashes.json"))
         self.zoo_registry = ZooRegistry(config.models_dir, self.registry.hash_cache)
+        self.settings = Settings(config.settings_file)  # read now, whatever the flags: UI, API and jobs use it
         self.manager = PipelineManager(self.registry, config.devices, offline=config.offline,
                                        ram_budget=config.ram_budget, vram_budget=config.vram_budget,
                                        queue_limit=config.queue_limit, queue_per_user=config.queue_per_user,
-                                       zoo_registry=self.zoo_registry, vae_folders=self.vae_folders)
+                                       zoo_registry=self.zoo_registry, vae_folders=self.vae_folders,
+                                       settings=self.settings, policy=config.cache_policy)
         self.jobs = JobRegistry()
         self.registry.scan()
         self.zoo_registry.scan()
@@ -90,14 +96,20 @@ class Backend:
     def checkpoint_folder(self) -> Path:
         return self.config.models_dir / "Stable-diffusion"
 
+    def use_settings(self, settings: Settings) -> None:
+        """Another settings file (an API app built for its own config.json, as tests do)."""
+        self.settings = self.manager.settings = settings
+
     def use_ckpt_flag(self, ckpt: str) -> None:
-        """--ckpt: a file or folder path (added to the list even outside the models folder), or a title."""
+        """--ckpt: a file or folder path (added to the list even outside the models folder), or a title.
+        The default checkpoint for this run, over the saved one, until someone saves another."""
         path = Path(ckpt).expanduser()
         if path.exists():
-            self.registry.extra_paths.append(path.resolve())
+            if path.resolve() not in self.registry.extra_paths:
+                self.registry.extra_paths.append(path.resolve())
             self.registry.scan()
             ckpt = str(path.resolve())
-        self.manager.default_checkpoint = self.registry.find(ckpt).title
+        self.settings.override("sd_model_checkpoint", self.registry.find(ckpt).title)
 
     def refresh_checkpoints(self) -> list[str]:
         self.registry.scan()
@@ -113,11 +125,32 @@ class Backend:
     def checkpoint_titles(self) -> list[str]:
         return [c.title for c in self.registry.usable()]
 
-    def default_checkpoint_title(self) -> str | None:
+    def default_checkpoint_title(self, user: str | None = None) -> str | None:
+        """The checkpoint a job that names none gets: the user's own pick (with logins), else the setting,
+        else the first usable one."""
         try:
-            return self.manager.resolve(None).title
-        except Exception:  # noqa: BLE001 - no checkpoint at all is a normal state on a fresh machine
-            return None
+            return self.manager.resolve(self.settings.for_user("sd_model_checkpoint", user)).title
+        except UserError:
+            try:
+                return self.manager.resolve(None).title
+            except UserError:  # no checkpoint at all is a normal state on a fresh machine
+                return None
+
+    def job_defaults(self, request: Txt2ImgRequest, owner: str | None = None) -> Txt2ImgRequest:
+        """A request with what it leaves open taken from the settings, for UI and API jobs alike: the checkpoint
+        (fixed now, so a later change of the default does not move a queued job), the clip skip, saving."""
+        changes: dict = {}
+        if not request.checkpoint:
+            changes["checkpoint"] = self.default_checkpoint_title(owners.user_name(owner))
+        if request.clip_skip is None:
+            # The setting may have been saved for a deeper text encoder than this checkpoint's: it is a
+            # default, so it gives way (a value the job itself sends is refused instead, in check_limits).
+            clip_skip = self.settings.get("CLIP_stop_at_last_layers")
+            limit = self.clip_skip_limit(changes.get("checkpoint", request.checkpoint))
+            changes["clip_skip"] = min(clip_skip, limit) if limit is not None and isinstance(clip_skip, int) else clip_skip
+        if request.save_images is None:
+            changes["save_images"] = self.settings.get("samples_save")
+        return dataclasses.replace(request, **changes) if changes else request
 
     @property
     def vae_folders(self) -> list[Path]:
@@ -125,28 +158,11 @@ class Backend:
         return [self.config.models_dir / "VAE", *self.config.vae_dirs]
 
     def cached_models(self) -> list[dict]:
-        """What the pipeline manager holds, most recently used first, for the Models tab and the API."""
-        cache = self.manager.cache
-        with cache.lock:
-            models = list(reversed(cache.models.values()))
-            return [{
-                "title": m.info.title,
-                "architecture": m.info.architecture.label,
-                "where": "device" if m.on_device else "RAM",
-                "bytes": m.bytes,
-                "in_use": m.in_use > 0,
-                "last_used": m.last_used,
-                "load_seconds": m.load_seconds,
-                "swap_seconds": m.last_swap_seconds,
-                "reused_modules": m.reused_modules,
-                "shared_components": sorted(n for n, c in m.components.items() if len(c.users) > 1),
-            } for m in models]
+        """What the pipeline manager holds (checkpoints, zoo models, VAE files, data), most recently used first."""
+        return self.manager.cached_models()
 
     def cache_totals(self) -> dict:
-        cache = self.manager.cache
-        return {"ram_bytes": cache.ram_bytes, "ram_budget": cache.ram_budget,
-                "device_bytes": cache.device_bytes, "device_budget": cache.vram_budget,
-                "device": str(self.config.devices.device)}
+        return self.manager.cache_totals()
 
     def find_checkpoint_title(self, name: str) -> str:
         """The title of the checkpoint a user names; rescans the folders once if it is not known yet."""
@@ -168,12 +184,6 @@ class Backend:
         if limit is not None and clip_skip > limit:
             raise InvalidRequest(field, f"is {clip_skip}, but this checkpoint's text encoder has only {limit} layers: "
                                         f"use 1 to {limit}")
-
-    def set_default_checkpoint(self, name: str | None) -> str | None:
-        """Which checkpoint later jobs get when they name none. Running and queued jobs keep theirs."""
-        title = self.find_checkpoint_title(name) if name else None
-        self.manager.default_checkpoint = title
-        return title
 
     def memory_info(self) -> dict:
         """RAM and CUDA memory in bytes, in the shape of A1111's /sdapi/v1/memory."""

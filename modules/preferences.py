@@ -1,6 +1,7 @@
 """Each logged-in user's own preferences (the checkpoint they picked in the UI), apart from the server-wide
-options (modules/settings.py), which only an admin changes. Kept in a JSON file beside the options file,
-written atomically. Anonymous users have no saved preferences: their picks last for their page."""
+options (modules/settings.py, which reads these for its per-user options), which only an admin changes.
+Kept in a JSON file beside the options file, written atomically (no file: in memory only, as for a backend
+built without a settings file). Anonymous users have no saved preferences: their picks last for their page."""
 from __future__ import annotations
 
 import json
@@ -32,10 +33,12 @@ class UserPreferences:
                 cls._open[key] = cls(key)
             return cls._open[key]
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
+    def __init__(self, path: Path | None):
+        self.path = Path(path) if path is not None else None
         self._lock = threading.Lock()
         self._users: dict[str, dict] = {}
+        if self.path is None:
+            return
         try:
             users = json.loads(self.path.read_text(encoding="utf8"))
             self._users = {k: v for k, v in users.items() if isinstance(v, dict)} if isinstance(users, dict) else {}
@@ -56,6 +59,7 @@ class UserPreferences:
             return
         with self._lock:
             users = {**self._users, user: {**self._users.get(user, {}), key: value}}
-            with replacing(self.path, prefix=".user-preferences-") as tmp:
-                tmp.write_text(json.dumps(users, indent=2, ensure_ascii=False) + "\n", encoding="utf8")
+            if self.path is not None:
+                with replacing(self.path, prefix=".user-preferences-") as tmp:
+                    tmp.write_text(json.dumps(users, indent=2, ensure_ascii=False) + "\n", encoding="utf8")
             self._users = users

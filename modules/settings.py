@@ -1,8 +1,12 @@
-"""Persisted options (A1111's `config.json`): defaults for later jobs, never the values of a running one.
+"""The settings service (A1111's `config.json`): defaults for later jobs, never the values of a running one.
 
-Every job carries its own checkpoint, sampler, clip skip ...; these options only say what a job gets
-when it does not name one. The file is written atomically (temp file, fsync, rename), so a crash
-never leaves a half-written config behind."""
+One instance per app (`backend.settings`), read at start-up whatever the flags, and used alike by the UI,
+the API and jobs: a job that does not name a checkpoint, a clip skip or whether to save gets these. Every
+job then carries its own values, and its infotext records them. Options keep A1111's names, so clients
+that set them keep working. Some options are also each logged-in user's own (the checkpoint they pick in
+the UI, modules/preferences.py): theirs wins for their jobs; only an admin changes the server-wide value.
+A flag such as --ckpt overrides an option for this run, until someone saves that option.
+The file is written atomically (temp file, fsync, rename), so a crash never leaves a half-written config."""
 from __future__ import annotations
 
 import json
@@ -16,6 +20,7 @@ from pathlib import Path
 from modules import paths
 from modules.atomic_files import replacing
 from modules.errors import InvalidRequest
+from modules.preferences import UserPreferences, preferences_file
 from modules.user_values import shown
 
 log = logging.getLogger(__name__)
@@ -33,33 +38,39 @@ class Option:
     label: str
     minimum: int | None = None
     maximum: int | None = None
+    per_user: bool = False  # a logged-in user's own pick (preferences) wins over the server-wide value
 
 
-# The options we honour, under A1111's keys so clients that set them keep working.
+# The options we honour, under A1111's keys.
 OPTIONS: dict[str, Option] = {
-    "sd_model_checkpoint": Option(None, "Checkpoint used by jobs that do not name one"),
-    "CLIP_stop_at_last_layers": Option(1, "Clip skip used by API jobs that do not set one", 1, 12),
-    "grid_save": Option(True, "Make and save a grid of every batch of more than one image (txt2img-grids)"),
+    "sd_model_checkpoint": Option(None, "Checkpoint used by jobs that do not name one", per_user=True),
+    "CLIP_stop_at_last_layers": Option(1, "Clip skip used by jobs that do not set one", 1, 12),
+    "samples_save": Option(True, "Save the images of UI jobs (API jobs say so themselves: save_images)"),
+    "grid_save": Option(True, "Save a grid of each batch beside its images"),
 }
 
 
 class Settings:
-    """Options kept in a JSON file. Unknown keys found in the file are kept as they are."""
+    """Options kept in a JSON file (none: in memory only). Unknown keys found in the file are kept as they are."""
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
+    def __init__(self, path: Path | None):
+        self.path = Path(path) if path is not None else None
+        self.preferences = UserPreferences.at(preferences_file(self.path)) if self.path else UserPreferences(None)
         self._lock = threading.Lock()
         self._values: dict = {}
+        self._overrides: dict = {}  # for this run only (flags), never saved
         self.load()
 
     def load(self) -> None:
-        try:
-            values = json.loads(self.path.read_text(encoding="utf8"))
-        except FileNotFoundError:
-            values = {}
-        except (OSError, ValueError) as e:
-            log.warning("%s cannot be read (%s); starting from default options", self.path, e)
-            values = {}
+        values: object = {}
+        if self.path is not None:
+            try:
+                values = json.loads(self.path.read_text(encoding="utf8"))
+            except FileNotFoundError:
+                values = {}
+            except (OSError, ValueError) as e:
+                log.warning("%s cannot be read (%s); starting from default options", self.path, e)
+                values = {}
         if not isinstance(values, dict):
             log.warning("%s does not hold a JSON object; starting from default options", self.path)
             values = {}
@@ -67,12 +78,28 @@ class Settings:
             self._values = values
 
     def get(self, key: str):
+        """The server-wide value: this run's override, else the saved one, else the default."""
         with self._lock:
+            if key in self._overrides:
+                return self._overrides[key]
             return self._values.get(key, OPTIONS[key].default if key in OPTIONS else None)
+
+    def for_user(self, key: str, user: str | None):
+        """A logged-in user's own value of a per-user option, else the server-wide one."""
+        if user is not None and key in OPTIONS and OPTIONS[key].per_user:
+            own = self.preferences.get(user, key)
+            if own is not None:
+                return own
+        return self.get(key)
+
+    def override(self, key: str, value) -> None:
+        """This run's value (a flag's), not saved; saving the option later replaces it."""
+        with self._lock:
+            self._overrides[key] = value
 
     def as_dict(self) -> dict:
         with self._lock:
-            return {**{key: option.default for key, option in OPTIONS.items()}, **self._values}
+            return {**{key: option.default for key, option in OPTIONS.items()}, **self._values, **self._overrides}
 
     def update(self, changes: dict) -> dict:
         """Validate every known key, then store them all at once; returns the stored changes.
@@ -81,13 +108,20 @@ class Settings:
         if checked:
             with self._lock:
                 values = {**self._values, **checked}
-                _write_atomically(self.path, values)
+                if self.path is not None:
+                    _write_atomically(self.path, values)
                 self._values = values
+                for key in checked:
+                    self._overrides.pop(key, None)
         return checked
 
 
 def validate(key: str, value):
     option = OPTIONS[key]
+    if isinstance(option.default, bool):
+        if not isinstance(value, bool):
+            raise InvalidRequest(key, f"must be true or false, got {shown(value)}")
+        return value
     if option.minimum is not None:
         # NaN and 1e400 (inf once parsed) are floats too: int() of them would raise, not refuse.
         if (isinstance(value, bool) or not isinstance(value, (int, float))

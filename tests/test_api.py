@@ -192,3 +192,11 @@ def test_api_next_to_the_ui_uses_the_ui_logins_when_there_is_no_api_auth(models_
         assert requests.get(f"{app.url}/config", timeout=30).status_code in (200, 401)  # Gradio's own route
         assert "/sdapi/v1/txt2img" in requests.get(f"{app.url}/openapi.json", auth=("ui", PASSWORD),
                                                    timeout=30).json()["paths"]
+
+
+def test_the_cached_models_are_listed_with_their_kind(api, app):
+    api.txt2img(prompt="a red circle", seed=2, **SMALL)
+    answer = requests.get(f"{app.url}/zoo/v1/models/cached", auth=(USER, PASSWORD), timeout=30).json()
+    checkpoints = [m for m in answer["models"] if m["kind"] == "checkpoint"]
+    assert checkpoints and checkpoints[0]["architecture"] and checkpoints[0]["bytes"] > 0
+    assert answer["ram_bytes"] == sum(m["bytes"] for m in answer["models"]) <= answer["ram_budget"]

@@ -14,6 +14,7 @@ from PIL import Image, PngImagePlugin
 from pydantic import BaseModel
 
 from modules import cmd_args
+from modules.settings import Settings
 
 PASSWORD = "Tr0ub4dor&3-api"
 UI_PASSWORD = "ui-only-Secret-9"
@@ -30,9 +31,9 @@ def make_app(backend, settings_file, *flags):
 
 @pytest.fixture
 def restore_default_checkpoint(backend):
-    before = backend.manager.default_checkpoint
+    before = backend.settings
     yield
-    backend.manager.default_checkpoint = before
+    backend.use_settings(before)
 
 
 @pytest.fixture
@@ -124,19 +125,19 @@ def test_options_are_saved_and_read_back_by_a_new_app(backend, tmp_path, restore
     assert saved["sd_model_checkpoint"].startswith("tiny-sdxl [") and saved["CLIP_stop_at_last_layers"] == 2
     assert not [p for p in tmp_path.iterdir() if p.name != "config.json"]  # no temp file left behind
 
-    backend.manager.default_checkpoint = None  # as after a restart
+    backend.use_settings(Settings(None))  # as after a restart
     with TestClient(make_app(backend, settings)) as client:  # a new app reads the file
         options = client.get("/sdapi/v1/options").json()
     assert options["sd_model_checkpoint"] == saved["sd_model_checkpoint"]
     assert options["sd_checkpoint_hash"] == backend.registry.find("tiny-sdxl").sha256
     assert options["CLIP_stop_at_last_layers"] == 2
-    assert backend.manager.default_checkpoint == saved["sd_model_checkpoint"]
+    assert backend.default_checkpoint_title() == saved["sd_model_checkpoint"]
+    assert backend.manager.resolve(None).title == saved["sd_model_checkpoint"]
 
 
 def test_a_ckpt_flag_wins_over_the_saved_default(backend, tmp_path, restore_default_checkpoint):
     settings = tmp_path / "config.json"
     settings.write_text(json.dumps({"sd_model_checkpoint": "tiny-sdxl"}))
-    backend.manager.default_checkpoint = backend.find_checkpoint_title("tiny-sd15")
     with TestClient(make_app(backend, settings, "--ckpt", "tiny-sd15")) as client:
         assert client.get("/sdapi/v1/options").json()["sd_model_checkpoint"].startswith("tiny-sd15 [")
 

@@ -13,6 +13,7 @@ from modules.devices import device_config
 from modules.models import loader
 from modules.models.hashing import HashCache
 from modules.models.manager import PipelineManager
+from modules.models.refs import GAN, ModelRef
 from modules.models.registry import Registry
 from modules.models.zoo_registry import ZooRegistry
 
@@ -30,10 +31,13 @@ def test_a_gan_built_while_a_checkpoint_loads_has_real_weights(monkeypatch, tmp_
 
     monkeypatch.setattr(loader, "pipeline_class", slow_load)
     hashes = HashCache(tmp_path / "hashes.json")
-    manager = PipelineManager(Registry([], hashes), device_config("cpu"), offline=True)
     zoo = ZooRegistry(paths.MODELS_DIR, hashes)
     zoo.scan()
-    gan_info = zoo.find("gan", None)  # the built-in GAN in models/GAN
+    manager = PipelineManager(Registry([], hashes), device_config("cpu"), offline=True, zoo_registry=zoo)
+
+    def build_gan():
+        with manager.use(ModelRef(GAN)) as loaded:  # the built-in GAN in models/GAN
+            built["gan"] = loaded.module
 
     def load():
         try:
@@ -45,7 +49,7 @@ def test_a_gan_built_while_a_checkpoint_loads_has_real_weights(monkeypatch, tmp_
     loading.start()
     assert inside.wait(30)
     built: dict = {}
-    building = threading.Thread(target=lambda: built.update(gan=manager.zoo_model(gan_info)))
+    building = threading.Thread(target=build_gan)
     building.start()
     time.sleep(0.5)
     release.set()

@@ -15,7 +15,7 @@ GAN_FILE = MODELS_DIR / "GAN" / "shapes-gan.safetensors"
 def test_builtin_beta_vae_reconstructs_shapes():
     if not VAE_FILE.exists():
         pytest.skip(f"built-in β-VAE is not shipped yet ({VAE_FILE} missing)")
-    from modules.zoo import load_latent_model
+    from modules.models.zoo_loader import load_latent_model
     vae = load_latent_model(VAE_FILE)
     assert 8 <= vae.latent_dim <= 16
     x = shapes.make_dataset(64, seed=99).tensors()
@@ -31,7 +31,7 @@ def test_builtin_beta_vae_reconstructs_shapes():
 def test_builtin_gan_samples_and_truncates():
     if not GAN_FILE.exists():
         pytest.skip(f"built-in GAN is not shipped yet ({GAN_FILE} missing)")
-    from modules.zoo import load_gan
+    from modules.models.zoo_loader import load_gan
     gan = load_gan(GAN_FILE)
     assert gan.class_names == list(CONDITIONS["colour-kind"]) and gan.num_classes == 40
     z = torch.randn(4, gan.z_dim, generator=torch.Generator().manual_seed(0))
@@ -50,7 +50,7 @@ def test_builtin_gan_draws_the_class_colour():
     picks) is the class's. A crude pixel rule, so 90 % must agree; the classifier in zoo_eval says 99 %."""
     if not GAN_FILE.exists():
         pytest.skip(f"built-in GAN is not shipped yet ({GAN_FILE} missing)")
-    from modules.zoo import load_gan
+    from modules.models.zoo_loader import load_gan
     gan = load_gan(GAN_FILE)
     z = torch.randn(4, gan.z_dim, generator=torch.Generator().manual_seed(0))
     agree = []

@@ -6,8 +6,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from modules.errors import BadModelFile
-from modules.zoo.beta_vae import BetaVAE, BetaVAEConfig, load_latent_model, save_latent_model
-from modules.zoo.gan import GANConfig, Generator, load_gan, save_gan
+from modules.models.zoo_loader import load_gan, load_latent_model
+from modules.zoo.beta_vae import BetaVAE, BetaVAEConfig, save_latent_model
+from modules.zoo.gan import GANConfig, Generator, save_gan
 from modules.zoo.model_files import update_info
 
 

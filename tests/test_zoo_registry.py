@@ -5,6 +5,7 @@ import pytest
 
 from modules.errors import BadModelFile, ModelNotFound
 from modules.models.hashing import HashCache
+from modules.models.refs import BETA_VAE, GAN, ModelRef
 from modules.models.zoo_registry import ZooRegistry
 from tests.zoo_fixtures import make_tiny_beta_vae, make_tiny_gan
 
@@ -42,7 +43,9 @@ def test_manager_loads_a_zoo_model_once(zoo_dir, tmp_path):
 
     backend = Backend(BackendConfig(models_dir=zoo_dir, outdir=tmp_path / "o", cache_dir=tmp_path / "c",
                                     devices=device_config("cpu")))
-    info = backend.zoo_registry.find("beta_vae", None)
-    vae = backend.manager.zoo_model(info)
-    assert backend.manager.zoo_model(info) is vae and vae.latent_dim == 6
-    assert backend.manager.zoo_model(backend.zoo_registry.find("gan", None)).num_classes >= 5
+    with backend.manager.use(ModelRef(BETA_VAE)) as first:
+        vae = first.module
+    with backend.manager.use(ModelRef(BETA_VAE, "vae")) as again:
+        assert again.module is vae and vae.latent_dim == 6
+    with backend.manager.use(ModelRef(GAN)) as gan:
+        assert gan.info.name == "gan.safetensors" and gan.module.num_classes >= 5

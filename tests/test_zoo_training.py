@@ -4,8 +4,7 @@ import json
 import torch
 
 from modules.zoo import train_beta_vae, train_gan, train_txt2img
-from modules.zoo.beta_vae import load_latent_model
-from modules.zoo.gan import load_gan
+from modules.models.zoo_loader import load_gan, load_latent_model
 
 
 def test_beta_vae_training_smoke(tmp_path):

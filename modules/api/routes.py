@@ -19,7 +19,7 @@ from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 
-from modules.api import gan_routes, latent_routes, models
+from modules.api import cache_routes, gan_routes, latent_routes, models
 from modules.api.auth import Logins, api_logins
 from modules.api.errors import ApiError, api_route_class
 from modules.api.images import decode_image, encode_png
@@ -34,9 +34,8 @@ from modules.jobs import Job, TaskIdInUse
 from modules.models.fifo_lock import QueueFull
 from modules.models.vae_files import VaeFiles
 from modules.public_paths import scrub, shown
-from modules.preferences import CHECKPOINT, UserPreferences, preferences_file
 from modules.security.admins import Admins
-from modules.settings import Settings, default_settings_file
+from modules.settings import Settings
 from modules.settings import validate as validate_option
 from modules.version import APP_NAME, VERSION
 
@@ -75,7 +74,6 @@ class Api:
         self.current_user = self.logins.dependency()
         self.current_owner = self._owner_dependency()
         self.admins = Admins.from_args(args)
-        self.preferences = UserPreferences.at(preferences_file(settings.path))
         # Room for every job the device queue admits (--queue-limit), so a full queue answers "busy" at once
         # instead of leaving requests waiting for a thread.
         queue_limit = backend.manager.device_lock.limit or 0
@@ -90,19 +88,11 @@ class Api:
                                     dependencies=[Depends(self.current_user)])
         latent_routes.add_routes(self)
         gan_routes.add_routes(self)
+        cache_routes.add_routes(self)  # /zoo/v1/models/cached
 
     @property
     def routers(self) -> list[APIRouter]:
         return [self.router, self.zoo_router]
-
-    def apply_settings(self) -> None:
-        """The saved default checkpoint, unless --ckpt named one for this run."""
-        saved = self.settings.get("sd_model_checkpoint")
-        if saved and not getattr(self.args, "ckpt", None):
-            try:
-                self.backend.set_default_checkpoint(saved)
-            except (ModelNotFound, BadModelFile) as e:
-                log.warning("%s: sd_model_checkpoint %r cannot be used (%s)", self.settings.path, saved, e)
 
     def _owner_dependency(self):
         """A FastAPI dependency: the owner of the caller's jobs (modules/owners.py), "user:<name>" with a login,
@@ -228,7 +218,7 @@ class Api:
 
         @r.post("/unload-checkpoint")
         async def unload_checkpoint():
-            """Free the memory of the checkpoint used last (it waits for a running job to finish)."""
+            """Free the memory of every checkpoint no job is using now (a running job keeps its own)."""
             await anyio.to_thread.run_sync(self.backend.manager.unload, limiter=self._job_threads)
             return {}
 
@@ -267,19 +257,12 @@ class Api:
             raise InvalidRequest(sampler_field, e.message) from None
         overrides = body.override_settings or {}
         checkpoint = self._job_checkpoint(overrides.get("sd_model_checkpoint"), owner)
-        clip_skip = overrides.get("CLIP_stop_at_last_layers")
-        if clip_skip is None:
-            # The saved default may have been set for a deeper text encoder than this checkpoint's: it is a
-            # default, so it gives way (a value the job itself sends is refused instead, below).
-            clip_skip = self.settings.get("CLIP_stop_at_last_layers")
-            limit = self.backend.clip_skip_limit(checkpoint)
-            if limit is not None and isinstance(clip_skip, int) and clip_skip > limit:
-                clip_skip = limit
+        # The clip skip setting applies when the job sets none (the runner's validation: backend.job_defaults).
         return Txt2ImgRequest(
             prompt=body.prompt, negative_prompt=body.negative_prompt, sampler=sampler, steps=body.steps,
             cfg_scale=body.cfg_scale, width=body.width, height=body.height, seed=body.seed,
             batch_count=body.n_iter, batch_size=body.batch_size,
-            checkpoint=checkpoint, clip_skip=clip_skip, save_images=body.save_images)
+            checkpoint=checkpoint, clip_skip=overrides.get("CLIP_stop_at_last_layers"), save_images=body.save_images)
 
     def _job_checkpoint(self, override, owner: str | None = None) -> str:
         """The job's checkpoint, fixed now: a later change of the default does not move it. Without an
@@ -295,10 +278,7 @@ class Api:
                 raise ApiError(404, field, str(e)) from None
             except BadModelFile as e:
                 raise ApiError(422, field, str(e)) from None
-        picked = self.preferences.get(owners.user_name(owner), CHECKPOINT)
-        if picked in self.backend.checkpoint_titles():
-            return picked
-        title = self.backend.default_checkpoint_title()
+        title = self.backend.default_checkpoint_title(owners.user_name(owner))
         if title is None:
             raise ApiError(404, None, f"no checkpoint found: put Stable Diffusion .safetensors files or diffusers "
                                       f"folders into {shown(self.backend.checkpoint_folder)}, then POST "
@@ -372,9 +352,7 @@ class Api:
             # never breaks later default jobs.
             clip_skip = validate_option("CLIP_stop_at_last_layers", changes["CLIP_stop_at_last_layers"])
             self.backend.check_clip_skip(clip_skip, changes.get("sd_model_checkpoint"), "CLIP_stop_at_last_layers")
-        stored = self.settings.update(changes)
-        if "sd_model_checkpoint" in stored:
-            self.backend.manager.default_checkpoint = stored["sd_model_checkpoint"]
+        stored = self.settings.update(changes)  # the backend reads the default checkpoint from these settings
         return {"updated": sorted(stored), "ignored": sorted(k for k in body if k not in stored)}
 
     def _vae_files(self) -> list[Path]:
@@ -497,10 +475,16 @@ def add_docs(app: FastAPI, api: Api) -> None:
 
 
 def create_api(backend, args: argparse.Namespace, settings_file: Path | None = None) -> Api:
-    settings_file = settings_file or getattr(args, "ui_settings_file", None) or default_settings_file()
-    api = Api(backend, args, Settings(Path(settings_file)))
-    api.apply_settings()
-    return api
+    """The API over the backend's settings (read at start-up by webui.py); an API app made for another
+    settings file (tests) reads that one instead, with --ckpt still the default for this run."""
+    if settings_file is not None and Path(settings_file) != backend.settings.path:
+        backend.use_settings(Settings(Path(settings_file)))
+        if getattr(args, "ckpt", None):
+            try:
+                backend.use_ckpt_flag(args.ckpt)
+            except (ModelNotFound, BadModelFile) as e:
+                log.warning("--ckpt %r cannot be used (%s)", args.ckpt, e)
+    return Api(backend, args, backend.settings)
 
 
 def mount_api(app: FastAPI, backend, args: argparse.Namespace, settings_file: Path | None = None) -> Api:

@@ -1,12 +1,14 @@
-"""The two-level model cache: checkpoints kept in RAM (LRU by bytes), and the ones resident on the device.
+"""The one cache of weights: checkpoints, β-VAEs, GANs, VAE files, and data derived from them, within one
+budget in bytes (RAM) and, on a GPU, a device budget for what is resident there.
 
-- A component (UNet, VAE, text encoder) with the same weights as one already cached — by content
-  hash — is shared, not loaded twice: two fine-tunes with the same VAE hold one VAE.
-- Going onto the device copies each weight from its (pinned) RAM copy; leaving the device points
-  the weights back at that RAM copy, so nothing is copied back.
-- A model in use is never evicted. Evicting drops every reference, then collects garbage, so the
-  memory really comes back. The evicted modules' skeletons (weights stripped) wait in `skeletons`
-  for the next load of the same architecture.
+- A component (UNet, transformer, VAE, text encoder, a zoo model) with the same weights as one already
+  cached — by content hash — is shared, not loaded twice: two fine-tunes with the same VAE hold one VAE.
+- Going onto the device copies each weight from its (pinned) RAM copy; leaving the device points the
+  weights back at that RAM copy, so nothing is copied back.
+- Which entry makes room is a policy's choice (cache_policy.py; least recently used by default). An
+  entry in use is never evicted, nor moved off the device; data derived from a model goes with it.
+  Evicting drops every reference, then collects garbage, so the memory really comes back. The evicted
+  modules' skeletons (weights stripped) wait in `skeletons` for the next load of the same architecture.
 On a CPU the device is the RAM: the device level is then empty and swaps cost nothing."""
 from __future__ import annotations
 
@@ -19,9 +21,11 @@ from dataclasses import dataclass, field
 import torch
 
 from modules.devices import DeviceConfig
+from modules.models.cache_policy import CachePolicy, LeastRecentlyUsed
 from modules.models.memory import module_bytes, pipeline_components
-from modules.models.registry import CheckpointInfo
 from modules.models.skeletons import SkeletonPool
+
+CHECKPOINT, DATA = "checkpoint", "data"
 
 
 class ModelInUse(RuntimeError):
@@ -30,7 +34,7 @@ class ModelInUse(RuntimeError):
 
 @dataclass(eq=False)
 class Component:
-    """One weight-holding module, shared by every cached checkpoint whose weights are identical."""
+    """One weight-holding module, shared by every cached entry whose weights are identical."""
     module: torch.nn.Module
     content_hash: str
     bytes: int
@@ -42,32 +46,54 @@ class Component:
         return self.host_tensors is not None
 
 
-@dataclass(eq=False)
-class CachedModel:
-    """A checkpoint in the cache; jobs get it from the manager while they hold the device."""
+@dataclass(eq=False, kw_only=True)
+class CacheEntry:
+    """Anything the cache holds, by key: its weights (components), or data derived from another entry."""
     key: str
-    info: CheckpointInfo
-    pipe: object
-    scheduler_config: dict
-    devices: DeviceConfig
-    components: dict[str, Component]
-    load_seconds: float
+    kind: str  # "checkpoint", "beta_vae", "gan", "vae_file" or "data"
+    title: str
+    components: dict[str, Component] = field(default_factory=dict)
+    parent: str | None = None  # the key of the entry this one was derived from: it goes with it
+    data_bytes: int = 0
+    load_seconds: float = 0.0
     last_used: float = field(default_factory=time.time)
     in_use: int = 0
     last_swap_seconds: float | None = None
-    reused_modules: int = 0  # modules its load took from the skeleton pool instead of building
 
     @property
     def bytes(self) -> int:
-        return sum(c.bytes for c in self.components.values())
+        return sum(c.bytes for c in self.components.values()) + self.data_bytes
 
     @property
     def on_device(self) -> bool:
         return bool(self.components) and all(c.on_device for c in self.components.values())
 
+
+@dataclass(eq=False, kw_only=True)
+class CachedModel(CacheEntry):
+    """A checkpoint in the cache; jobs get it from the manager while they hold the device."""
+    info: object  # CheckpointInfo
+    pipe: object
+    scheduler_config: dict
+    devices: DeviceConfig
+    reused_modules: int = 0  # modules its load took from the skeleton pool instead of building
+
     @property
     def execution_device(self) -> torch.device:
         return self.pipe._execution_device
+
+
+@dataclass(eq=False, kw_only=True)
+class CachedModule(CacheEntry):
+    """A β-VAE, GAN or VAE file: one module."""
+    info: object  # ZooModelInfo or VaeFile
+    module: torch.nn.Module
+
+
+@dataclass(eq=False, kw_only=True)
+class CachedData(CacheEntry):
+    """Data built from a model (a data set's encodings), kept while its model is."""
+    value: object
 
 
 def _tensors(module: torch.nn.Module) -> list[torch.Tensor]:
@@ -76,11 +102,13 @@ def _tensors(module: torch.nn.Module) -> list[torch.Tensor]:
 
 
 class ModelCache:
-    def __init__(self, devices: DeviceConfig, ram_budget: int, vram_budget: int | None):
+    def __init__(self, devices: DeviceConfig, ram_budget: int, vram_budget: int | None,
+                 policy: CachePolicy | None = None):
         self.devices = devices
         self.ram_budget = ram_budget
         self.vram_budget = vram_budget
-        self.models: OrderedDict[str, CachedModel] = OrderedDict()  # least recently used first
+        self.policy: CachePolicy = policy or LeastRecentlyUsed()
+        self.entries: OrderedDict[str, CacheEntry] = OrderedDict()  # least recently used first
         self.components: dict[str, Component] = {}
         self.lock = threading.RLock()
         self.skeletons = SkeletonPool()
@@ -88,97 +116,156 @@ class ModelCache:
         # bookkeeping, with "device" copies that are fresh CPU tensors.
         self.force_device_level = False
 
+    @property
+    def models(self) -> OrderedDict[str, CachedModel]:
+        """The checkpoints, least recently used first."""
+        with self.lock:
+            return OrderedDict((k, e) for k, e in self.entries.items() if isinstance(e, CachedModel))
+
     # -- sizes ---------------------------------------------------------------------------------
     @property
     def ram_bytes(self) -> int:
-        return sum(c.bytes for c in self.components.values())
+        with self.lock:
+            return (sum(c.bytes for c in self.components.values())
+                    + sum(e.data_bytes for e in self.entries.values()))
 
     @property
     def device_bytes(self) -> int:
-        return sum(c.bytes for c in self.components.values() if c.on_device)
+        with self.lock:
+            return sum(c.bytes for c in self.components.values() if c.on_device)
 
     @property
     def uses_device_level(self) -> bool:
         return (self.devices.device.type != "cpu" or self.force_device_level) and self.devices.offload == "none"
 
-    # -- RAM level -----------------------------------------------------------------------------
-    def get(self, key: str) -> CachedModel | None:
+    def totals(self) -> dict:
+        """Bytes held and budgets, read together under the lock."""
         with self.lock:
-            model = self.models.get(key)
-            if model is not None:
-                self.models.move_to_end(key)
-                model.last_used = time.time()
-            return model
+            return {"ram_bytes": self.ram_bytes, "ram_budget": self.ram_budget,
+                    "device_bytes": self.device_bytes, "device_budget": self.vram_budget}
+
+    def listing(self) -> list[dict]:
+        """Every entry, most recently used first, read under the lock (for the Models tab and the API)."""
+        with self.lock:
+            return [_row(entry, self.entries) for entry in reversed(self.entries.values())]
+
+    # -- RAM level -----------------------------------------------------------------------------
+    def get(self, key: str) -> CacheEntry | None:
+        with self.lock:
+            entry = self.entries.get(key)
+            if entry is not None:
+                self.entries.move_to_end(key)
+                entry.last_used = time.time()
+            return entry
 
     def make_room(self, needed_bytes: int) -> None:
-        """Evict least recently used models (never one in use) until `needed_bytes` more fit in RAM."""
+        """Evict what the policy picks (never an entry in use) until `needed_bytes` more fit in RAM."""
         with self.lock:
-            for model in list(self.models.values()):
+            if self.ram_bytes + needed_bytes <= self.ram_budget:
+                return
+            candidates = [e for e in self.entries.values() if self._evictable(e)]
+            for victim in self.policy.victims(candidates, needed_bytes, self.ram_budget):
                 if self.ram_bytes + needed_bytes <= self.ram_budget:
                     return
-                if model.in_use == 0:
-                    self._evict(model)
+                if self.entries.get(victim.key) is victim and self._evictable(victim):
+                    self._evict(victim)
 
-    def add(self, key: str, info: CheckpointInfo, pipe, scheduler_config: dict, load_seconds: float,
+    def add(self, key: str, info, pipe, scheduler_config: dict, load_seconds: float,
             component_hashes: dict[str, str]) -> CachedModel:
         """Take ownership of a freshly loaded pipeline; it enters in use, so it cannot be evicted at once."""
         with self.lock:
             components, dropped, module = {}, False, None
             for name, module in pipeline_components(pipe).items():
-                digest = component_hashes[name]
-                shared = self.components.get(digest)
-                if shared is None:
-                    self._pin(module)
-                    shared = self.components[digest] = Component(module, digest, module_bytes(module))
-                else:
+                shared = self.components.get(component_hashes[name])
+                if shared is not None:
                     setattr(pipe, name, shared.module)  # drop our duplicate; use the cached copy
                     dropped = True
-                shared.users.add(key)
-                components[name] = shared
-            model = CachedModel(key, info, pipe, scheduler_config, self.devices, components, load_seconds, in_use=1)
-            self.models[key] = model
+                components[name] = self._adopt(key, component_hashes[name], module, shared)
+            model = CachedModel(key=key, kind=CHECKPOINT, title=info.title, info=info, pipe=pipe,
+                                scheduler_config=scheduler_config, devices=self.devices, components=components,
+                                load_seconds=load_seconds, in_use=1)
+            self.entries[key] = model
             del pipe, module
             if dropped:  # a full collection costs 0.15 s with a pipeline in memory: only when it frees something
                 gc.collect()
             self.make_room(0)
             return model
 
-    def acquire(self, model: CachedModel) -> None:
+    def add_module(self, key: str, kind: str, info, title: str, module: torch.nn.Module,
+                   load_seconds: float) -> CachedModule:
+        """Take ownership of a loaded β-VAE, GAN or VAE file; it enters in use, like a checkpoint."""
         with self.lock:
-            model.in_use += 1
-            model.last_used = time.time()
-            self.models.move_to_end(model.key)
+            component = self._adopt(key, f"{kind}:{key}", module, None)
+            entry = CachedModule(key=key, kind=kind, title=title, info=info, module=module,
+                                 components={"module": component}, load_seconds=load_seconds, in_use=1)
+            self.entries[key] = entry
+            self.make_room(0)
+            return entry
 
-    def release(self, model: CachedModel) -> None:
+    def add_data(self, key: str, title: str, value, size: int, parent: str | None) -> CachedData:
+        """Keep `value` (of `size` bytes) until its parent entry, or itself, is evicted."""
         with self.lock:
-            model.in_use -= 1
+            self.make_room(size)
+            if parent is not None and parent not in self.entries:
+                parent = None  # its model is gone already: the data stands alone
+            entry = CachedData(key=key, kind=DATA, title=title, value=value, data_bytes=size, parent=parent)
+            self.entries[key] = entry
+            return entry
+
+    def _adopt(self, key: str, digest: str, module: torch.nn.Module, shared: Component | None) -> Component:
+        if shared is None:
+            self._pin(module)
+            shared = self.components[digest] = Component(module, digest, module_bytes(module))
+        shared.users.add(key)
+        return shared
+
+    def acquire(self, entry: CacheEntry) -> None:
+        with self.lock:
+            entry.in_use += 1
+            entry.last_used = time.time()
+            if self.entries.get(entry.key) is entry:
+                self.entries.move_to_end(entry.key)
+
+    def release(self, entry: CacheEntry) -> None:
+        with self.lock:
+            entry.in_use -= 1
 
     def unload(self, key: str) -> None:
         with self.lock:
-            model = self.models.get(key)
-            if model is None:
+            entry = self.entries.get(key)
+            if entry is None:
                 return
-            if model.in_use:
-                raise ModelInUse(f"{model.info.title} is in use by a running job; unload it when the job ends")
-            self._evict(model)
+            if not self._evictable(entry):
+                raise ModelInUse(f"{entry.title} is in use by a running job; unload it when the job ends")
+            self._evict(entry)
 
-    def unload_all(self) -> list[str]:
-        """Evict every model not in use; returns the titles kept because they are in use."""
+    def unload_all(self, kinds: tuple[str, ...] | None = None) -> list[str]:
+        """Evict every entry (of `kinds`, else of any kind) not in use; returns the titles kept because in use."""
         with self.lock:
             kept = []
-            for model in list(self.models.values()):
-                if model.in_use:
-                    kept.append(model.info.title)
-                else:
-                    self._evict(model)
+            for entry in list(self.entries.values()):
+                if kinds is not None and entry.kind not in kinds or self.entries.get(entry.key) is not entry:
+                    continue
+                if self._evictable(entry):
+                    self._evict(entry)
+                elif entry.in_use:
+                    kept.append(entry.title)
             self.skeletons.clear()  # back to a clean start: the next load builds afresh
             return kept
 
-    def _evict(self, model: CachedModel) -> None:
-        self.models.pop(model.key, None)
+    def _children(self, entry: CacheEntry) -> list[CacheEntry]:
+        return [e for e in self.entries.values() if e.parent == entry.key]
+
+    def _evictable(self, entry: CacheEntry) -> bool:
+        return entry.in_use == 0 and all(self._evictable(child) for child in self._children(entry))
+
+    def _evict(self, entry: CacheEntry) -> None:
+        for child in self._children(entry):
+            self._evict(child)
+        self.entries.pop(entry.key, None)
         collect = False
-        for component in model.components.values():
-            component.users.discard(model.key)
+        for component in entry.components.values():
+            component.users.discard(entry.key)
             if not component.users:
                 if component.on_device:
                     self._to_host(component)
@@ -187,40 +274,51 @@ class ModelCache:
                 # dropped right here; anything else may sit in reference cycles until collected.
                 if self.devices.offload != "none" or not self.skeletons.keep(component.module):
                     collect = True
-        model.components.clear()
-        model.pipe = None
-        del model
+        entry.components.clear()
+        for name in ("pipe", "module", "value"):
+            if hasattr(entry, name):
+                setattr(entry, name, None)
+        del entry
         if collect:  # 0.15 s with a pipeline in memory
             gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
     # -- device level --------------------------------------------------------------------------
-    def place_on_device(self, model: CachedModel) -> float:
-        """Make `model` resident on the device within the VRAM budget; returns the seconds it took."""
-        if not self.uses_device_level:
+    def place_on_device(self, entry: CacheEntry) -> float:
+        """Make `entry` resident on the device within the VRAM budget; returns the seconds it took."""
+        if not self._placed(entry):
             return 0.0
         started = time.perf_counter()
         with self.lock:
-            missing = [c for c in model.components.values() if not c.on_device]
+            missing = [c for c in entry.components.values() if not c.on_device]
             needed = sum(c.bytes for c in missing)
-            if self.vram_budget is not None:
-                for other in list(self.models.values()):
+            if self.vram_budget is not None and missing and self.device_bytes + needed > self.vram_budget:
+                resident = [e for e in self.entries.values()
+                            if e is not entry and e.in_use == 0 and any(c.on_device for c in e.components.values())]
+                for other in self.policy.victims(resident, needed, self.vram_budget):
                     if self.device_bytes + needed <= self.vram_budget:
                         break
-                    if other is not model and other.in_use == 0:
-                        self._leave_device(other, keep=model)
+                    self._leave_device(other, keep=entry)
             for component in missing:
                 self._to_device(component)
-            if self.devices.device.type == "cuda":
+            if missing and self.devices.device.type == "cuda":
                 torch.cuda.synchronize(self.devices.device)
-        model.last_swap_seconds = time.perf_counter() - started
-        return model.last_swap_seconds
+        entry.last_swap_seconds = time.perf_counter() - started
+        return entry.last_swap_seconds
 
-    def _leave_device(self, model: CachedModel, keep: CachedModel) -> None:
+    def _placed(self, entry: CacheEntry) -> bool:
+        """Checkpoints move only without --medvram/--lowvram (diffusers' offload hooks move them then);
+        small modules (zoo models, VAE files) always run on the device."""
+        if isinstance(entry, CachedModel):
+            return self.uses_device_level
+        return self.devices.device.type != "cpu" or self.force_device_level
+
+    def _leave_device(self, entry: CacheEntry, keep: CacheEntry) -> None:
         in_keep = set(map(id, keep.components.values()))
-        for component in model.components.values():
-            if component.on_device and id(component) not in in_keep:
+        in_use = {id(c) for e in self.entries.values() if e.in_use for c in e.components.values()}
+        for component in entry.components.values():
+            if component.on_device and id(component) not in in_keep and id(component) not in in_use:
                 self._to_host(component)
 
     def _pin(self, module: torch.nn.Module) -> None:
@@ -239,3 +337,28 @@ class ModelCache:
         for t, host in zip(_tensors(component.module), component.host_tensors):
             t.data = host  # re-point at the RAM copy: no copy back
         component.host_tensors = None
+
+
+def _row(entry: CacheEntry, entries: dict) -> dict:
+    parent = entries.get(entry.parent) if entry.parent else None
+    return {
+        "title": entry.title,
+        "kind": entry.kind,
+        "architecture": _architecture(entry, parent),
+        "where": "device" if entry.on_device else "RAM",
+        "bytes": entry.bytes,
+        "in_use": entry.in_use > 0,
+        "last_used": entry.last_used,
+        "load_seconds": entry.load_seconds,
+        "swap_seconds": entry.last_swap_seconds,
+        "reused_modules": getattr(entry, "reused_modules", 0),
+        "shared_components": sorted(n for n, c in entry.components.items() if len(c.users) > 1),
+    }
+
+
+def _architecture(entry: CacheEntry, parent: CacheEntry | None) -> str:
+    if isinstance(entry, CachedModel):
+        return entry.info.architecture.label
+    if isinstance(entry, CachedData):
+        return f"from {parent.title}" if parent is not None else ""
+    return {"beta_vae": "β-VAE", "gan": "GAN", "vae_file": "VAE"}.get(entry.kind, entry.kind)

@@ -1,14 +1,15 @@
 """The pipeline manager: the only owner of model weights.
 
-Jobs ask for a checkpoint by name and hold the device while they run, one at a time in arrival
-order. Checkpoints stay cached in RAM (LRU within --ram-budget) and, on a GPU, resident on the
-device within --vram-budget, so switching back to a recent checkpoint costs a copy, not a load."""
+Jobs ask for a model by reference (refs.py): a checkpoint holds the device while its job runs, one at
+a time in arrival order; a β-VAE or GAN is small and runs under its own lock, so it stays interactive
+while a long Stable Diffusion job holds the device. Everything loaded — checkpoints, VAE files, zoo
+models, and data built from them — lives in one cache (cache.py) with one budget and one eviction
+policy, so switching back to a recent model costs a copy, not a load."""
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,19 +18,22 @@ from modules.devices import DeviceConfig
 from modules.errors import ModelNotFound
 from modules.jobs import Interrupted
 from modules.models import folder_walk, loader
-from modules.models.cache import CachedModel, ModelCache
+from modules.models.cache import CHECKPOINT, CachedModel, CacheEntry, ModelCache
+from modules.models.cache_policy import CachePolicy
 from modules.models.fifo_lock import FairLock
 from modules.models.hashing import tensors_sha256
-from modules.models.memory import default_ram_budget, default_vram_budget, pipeline_components
-from modules.models.registry import CheckpointInfo, Registry
-from modules.models.zoo_registry import ZooModelInfo
-from modules.models.building import BUILD_LOCK
+from modules.models.memory import data_bytes, default_ram_budget, default_vram_budget, pipeline_components
 from modules.models.refs import VAE_FILE, ZOO_KINDS, ModelRef, as_ref
-from modules.models.vae_files import VaeFiles
+from modules.models.registry import CheckpointInfo, Registry
+from modules.models.vae_files import VaeFiles, load_vae_file
+from modules.models.zoo_loader import load_zoo_model
+from modules.models.zoo_registry import ZooModelInfo
 
 log = logging.getLogger(__name__)
 
 LoadedCheckpoint = CachedModel  # what a job gets
+DEFAULT_CHECKPOINT = "sd_model_checkpoint"  # the setting (A1111's name) that says which checkpoint is the default
+DENOISERS = ("unet", "transformer")  # the part that makes a checkpoint itself (see _component_hash)
 
 
 @dataclass
@@ -37,16 +41,17 @@ class LoadedModule:
     """A β-VAE, GAN or VAE file as a job gets it: what it is, and the module."""
     info: object
     module: object
-MAX_ZOO_MODELS = 8
 
 
 class PipelineManager:
     def __init__(self, registry: Registry, devices: DeviceConfig, offline: bool = False,
                  ram_budget: int | None = None, vram_budget: int | None = None, queue_limit: int | None = None,
-                 queue_per_user: int | None = None, zoo_registry=None, vae_folders: list | None = None):
+                 queue_per_user: int | None = None, zoo_registry=None, vae_folders: list | None = None,
+                 settings=None, policy: CachePolicy | None = None):
         self.registry = registry
         self.zoo_registry = zoo_registry  # β-VAEs and GANs (models/Latent, models/GAN)
         self.vae_files = VaeFiles(list(vae_folders or []))
+        self.settings = settings  # where the default checkpoint is read (modules/settings.py); None: no default
         self.devices = devices
         self.offline = offline
         self.device_lock = FairLock(queue_limit, queue_per_user)  # users served in turn
@@ -54,28 +59,28 @@ class PipelineManager:
         self.peak_jobs_on_device = 0
         self._on_device_lock = threading.Lock()
         self.cache = ModelCache(devices, ram_budget or default_ram_budget(),
-                                vram_budget if vram_budget is not None else default_vram_budget(devices.device))
-        self.default_checkpoint: str | None = None  # a title; settings and --ckpt set it
+                                vram_budget if vram_budget is not None else default_vram_budget(devices.device),
+                                policy)
         self.on_model_loaded: list[Callable[[LoadedCheckpoint], None]] = []
-        self._current_key: str | None = None
+        self._load_lock = threading.Lock()  # zoo models and VAE files load one at a time, outside the device line
         self._state_lock = threading.Lock()
-        self._zoo_models: OrderedDict[str, object] = OrderedDict()
-        self._module_locks: dict[int, threading.Lock] = {}
-        self._data: OrderedDict[tuple, object] = OrderedDict()
+        self._module_locks: dict[str, threading.Lock] = {}
+        self._held = threading.local()  # the entries this thread is using now, innermost last
 
     @property
-    def current(self) -> LoadedCheckpoint | None:
-        """The checkpoint used most recently (what A1111 calls the loaded model)."""
-        return self.cache.models.get(self._current_key) if self._current_key else None
+    def default_checkpoint(self) -> str | None:
+        """The checkpoint setting (a title or name), as saved or as --ckpt set it for this run."""
+        return self.settings.get(DEFAULT_CHECKPOINT) if self.settings is not None else None
 
     def resolve(self, checkpoint: str | None) -> CheckpointInfo:
-        """The checkpoint a job will use: the one it names, else the default, else the first usable one.
+        """The checkpoint a job will use: the one it names, else the default setting, else the first usable one.
         Never "what is loaded": a job's own checkpoint (override_settings) must not become later jobs' default."""
         if checkpoint:
             return self.registry.find(checkpoint)
-        if self.default_checkpoint:
+        default = self.default_checkpoint
+        if default:
             try:
-                return self.registry.find(self.default_checkpoint)
+                return self.registry.find(default)
             except ModelNotFound:
                 pass
         usable = self.registry.usable()
@@ -88,7 +93,8 @@ class PipelineManager:
             key: str | None = None) -> Iterator[LoadedCheckpoint]:
         """Hold the device with `checkpoint` on it for the duration of one job of `owner`'s (the user; `key`
         names the job in the queue). Raises Interrupted when `cancelled()` turns true while waiting, and
-        QueueFull when too many jobs wait already (UserQueueFull: too many of this owner's)."""
+        QueueFull when too many jobs wait already (UserQueueFull: too many of this owner's).
+        A β-VAE or GAN (ModelRef) is held under its own lock instead; a VAE file holds the device."""
         ref = as_ref(checkpoint)
         if ref.kind in ZOO_KINDS:
             with self._use_zoo(ref) as loaded:
@@ -109,7 +115,8 @@ class PipelineManager:
                     self.jobs_on_device += 1
                     self.peak_jobs_on_device = max(self.peak_jobs_on_device, self.jobs_on_device)
                 try:
-                    yield model
+                    with self._holding(model):
+                        yield model
                 finally:
                     with self._on_device_lock:
                         self.jobs_on_device -= 1
@@ -123,36 +130,41 @@ class PipelineManager:
         with self.use(checkpoint) as model:
             return model
 
-    def unload(self, title: str | None = None) -> None:
-        """Drop one checkpoint (by title), or the current one, from every level of the cache."""
-        key = _key(self.registry.find(title)) if title else self._current_key
-        if key:
-            self.cache.unload(key)
+    def unload(self, title: str | None = None) -> list[str]:
+        """Drop one cached entry (by its title as listed, or a checkpoint's name) from every level of the
+        cache; without a title, every checkpoint not in use (A1111's unload-checkpoint: free the memory
+        models take). Returns the titles kept because in use."""
+        if not title:
+            return self.cache.unload_all(kinds=(CHECKPOINT,))
+        with self.cache.lock:
+            key = next((e.key for e in self.cache.entries.values() if e.title == title), None)
+        self.cache.unload(key or _key(self.registry.find(title)))
+        return []
 
     def unload_all(self) -> list[str]:
+        """Drop everything not in use (checkpoints, zoo models, VAE files, data); returns the titles kept."""
         return self.cache.unload_all()
 
-    def zoo_model(self, info: ZooModelInfo):
-        """A β-VAE or GAN from models/Latent or models/GAN, loaded once and kept on the device.
-        These are small (a few MB), so they are cached beside the checkpoints, outside the budgets."""
-        key = f"{info.path.resolve()}|{info.sha256}"
-        with self._state_lock:
-            module = self._zoo_models.get(key)
-            if module is None:
-                from modules import zoo
+    def cached_models(self) -> list[dict]:
+        """Every cached entry, most recently used first, with its kind (checkpoint, beta_vae, gan, vae_file, data)."""
+        return self.cache.listing()
 
-                load = zoo.load_latent_model if info.kind == "beta_vae" else zoo.load_gan
-                with BUILD_LOCK:  # not while another thread's load has meta-device patches on (building.py)
-                    module = load(info.path)
-                module = module.to(self.devices.device)
-                self._zoo_models[key] = module
-                while len(self._zoo_models) > MAX_ZOO_MODELS:
-                    self._zoo_models.popitem(last=False)
-            self._zoo_models.move_to_end(key)
-            return module
+    def cache_totals(self) -> dict:
+        return {**self.cache.totals(), "device": str(self.devices.device)}
+
+    def zoo_model(self, info: ZooModelInfo):
+        """A β-VAE or GAN, loaded once into the cache (for callers that do not go through use() yet: it is
+        not held, so prefer `use(ModelRef(...))`, which keeps it from being evicted while it runs)."""
+        entry = self._module_entry(info.kind, _zoo_key(info), info, info.title,
+                                   lambda: load_zoo_model(info.kind, info.path), info.path.stat().st_size)
+        try:
+            self.cache.place_on_device(entry)
+            return entry.module
+        finally:
+            self.cache.release(entry)
 
     @contextmanager
-    def _use_zoo(self, ref: ModelRef) -> Iterator["LoadedModule"]:
+    def _use_zoo(self, ref: ModelRef) -> Iterator[LoadedModule]:
         """A β-VAE or GAN, under its own lock: these are small and quick, so browsing them stays
         interactive while a long Stable Diffusion job holds the device."""
         registry = self.zoo_registry
@@ -161,45 +173,90 @@ class PipelineManager:
         except ModelNotFound:
             registry.scan()  # a file copied in since the last scan
             info = registry.find(ref.kind, ref.name)
-        module = self.zoo_model(info)
-        with self._state_lock:
-            lock = self._module_locks.setdefault(id(module), threading.Lock())
-        with lock:
-            yield LoadedModule(info, module)
+        entry = self._module_entry(info.kind, _zoo_key(info), info, info.title,
+                                   lambda: load_zoo_model(info.kind, info.path), info.path.stat().st_size)
+        try:
+            with self._state_lock:
+                lock = self._module_locks.setdefault(entry.key, threading.Lock())
+            with lock:
+                self.cache.place_on_device(entry)
+                with self._holding(entry):
+                    yield LoadedModule(info, entry.module)
+        finally:
+            self.cache.release(entry)
 
     @contextmanager
-    def _use_vae_file(self, ref: ModelRef, cancelled, owner, key) -> Iterator["LoadedModule"]:
+    def _use_vae_file(self, ref: ModelRef, cancelled, owner, key) -> Iterator[LoadedModule]:
         """A VAE file of models/VAE, on the device while the job holds it."""
         vae_file = self.vae_files.find(ref.name or "")
+        dtype = self.devices.vae_dtype
         if not self.device_lock.acquire(cancelled, owner, key):
             raise Interrupted()
         try:
-            yield LoadedModule(vae_file, self.vae_files.load(vae_file, self.devices.vae_dtype, self.devices.device))
+            entry = self._module_entry(VAE_FILE, f"vae_file:{vae_file.stamp}|{dtype}", vae_file, vae_file.name,
+                                       lambda: load_vae_file(vae_file.path, dtype), vae_file.path.stat().st_size)
+            try:
+                self.cache.place_on_device(entry)
+                with self._holding(entry):
+                    yield LoadedModule(vae_file, entry.module)
+            finally:
+                self.cache.release(entry)
         finally:
             self.device_lock.release()
 
-    def cached_data(self, key: tuple, build: Callable[[], object]) -> object:
-        """Data derived from a model (a data set's encodings for the Latent map), built once per key."""
-        with self._state_lock:
-            if key in self._data:
-                self._data.move_to_end(key)
-                return self._data[key]
+    def _module_entry(self, kind: str, key: str, info, title: str, load: Callable, file_bytes: int) -> CacheEntry:
+        """The cached entry of a zoo model or VAE file, loaded if need be; returned acquired (in use)."""
+        with self._load_lock:
+            entry = self.cache.get(key)
+            if entry is not None:
+                self.cache.acquire(entry)
+                return entry
+            self.cache.make_room(file_bytes)
+            started = time.perf_counter()
+            module = load()
+            return self.cache.add_module(key, kind, info, title, module, time.perf_counter() - started)
+
+    def cached_data(self, key: tuple, build: Callable[[], object], derived_from=None) -> object:
+        """Data derived from a model (a data set's encodings for the Latent map), built once per key and kept
+        in the cache with the model it came from (`derived_from`; by default the one this thread is using):
+        evicting that model drops the data too."""
+        entry_key = f"data:{key!r}"
+        entry = self.cache.get(entry_key)
+        if entry is not None:
+            return entry.value
+        parent = self._entry_of(derived_from) if derived_from is not None else self._innermost()
         value = build()
-        with self._state_lock:
-            self._data[key] = value
-            while len(self._data) > MAX_ZOO_MODELS:
-                self._data.popitem(last=False)
+        title = ", ".join(str(part) for part in key)[:120] if isinstance(key, tuple) else str(key)[:120]
+        self.cache.add_data(entry_key, title, value, data_bytes(value), parent.key if parent is not None else None)
         return value
+
+    @contextmanager
+    def _holding(self, entry: CacheEntry):
+        held = self._held.__dict__.setdefault("entries", [])
+        held.append(entry)
+        try:
+            yield
+        finally:
+            held.pop()
+
+    def _entry_of(self, loaded) -> CacheEntry | None:
+        """The cache entry of what use() yielded (a CachedModel is one; a LoadedModule holds its module)."""
+        if isinstance(loaded, CacheEntry):
+            return loaded
+        with self.cache.lock:
+            return next((e for e in self.cache.entries.values() if getattr(e, "module", None) is loaded.module), None)
+
+    def _innermost(self) -> CacheEntry | None:
+        held = getattr(self._held, "entries", None)
+        return held[-1] if held else None
 
     def _cached_or_loaded(self, info: CheckpointInfo) -> CachedModel:
         key = _key(info)
         model = self.cache.get(key)
         if model is not None:
             self.cache.acquire(model)
-        else:
-            model = self._load(info, key)
-        self._current_key = key
-        return model
+            return model
+        return self._load(info, key)
 
     def _load(self, info: CheckpointInfo, key: str) -> CachedModel:
         self.cache.make_room(_size_on_disk(info))
@@ -227,11 +284,11 @@ class PipelineManager:
     def _component_hash(self, info: CheckpointInfo, name: str, module) -> str:
         """Content hash of a component's weights, computed once per checkpoint version and dtype.
 
-        The UNet is what makes a checkpoint itself, so it is keyed by the file's hash instead:
-        hashing it (2-5 GB) would double a first load, to find sharing that almost never exists."""
+        The denoiser (UNet, transformer) is what makes a checkpoint itself, so it is keyed by the file's
+        hash instead: hashing it (2-5 GB) would double a first load, to find sharing that almost never exists."""
         dtype = next(module.parameters()).dtype
-        if name == "unet" and info.sha256:
-            return f"unet-of:{info.sha256}:{dtype}"
+        if name in DENOISERS and info.sha256:
+            return f"{name}-of:{info.sha256}:{dtype}"
         cache_key = f"component:{info.sha256}:{name}:{dtype}"
         known = self.registry.hash_cache.remembered(cache_key) if info.sha256 else None
         if known:
@@ -244,6 +301,10 @@ class PipelineManager:
 
 def _key(info: CheckpointInfo) -> str:
     return f"{info.path.resolve()}|{info.sha256}"
+
+
+def _zoo_key(info: ZooModelInfo) -> str:
+    return f"{info.kind}:{info.path.resolve()}|{info.sha256}"
 
 
 def _size_on_disk(info: CheckpointInfo) -> int:

@@ -1,17 +1,19 @@
-"""Measuring memory: bytes held by modules, process RSS, and default budgets."""
+"""Measuring memory: bytes held by modules and data, process RSS, and default budgets."""
 from __future__ import annotations
+
+import dataclasses
+import sys
 
 import psutil
 import torch
 
 GB = 1024**3
-COMPONENT_NAMES = ("unet", "vae", "text_encoder", "text_encoder_2")
 
 
 def pipeline_components(pipe) -> dict[str, torch.nn.Module]:
-    """The weight-holding parts of a pipeline, by their diffusers names."""
-    return {name: module for name in COMPONENT_NAMES
-            if isinstance(module := getattr(pipe, name, None), torch.nn.Module)}
+    """The weight-holding parts of a pipeline, by their diffusers names: whatever `pipe.components` lists
+    (unet or transformer, vae, text encoders, image encoder ...), not a list that a new family outgrows."""
+    return {name: module for name, module in dict(pipe.components).items() if isinstance(module, torch.nn.Module)}
 
 
 def tensor_bytes(tensors) -> int:
@@ -28,6 +30,25 @@ def tensor_bytes(tensors) -> int:
 
 def module_bytes(module: torch.nn.Module) -> int:
     return tensor_bytes([*module.parameters(), *module.buffers()])
+
+
+def data_bytes(value, _seen: set | None = None) -> int:
+    """About how many bytes a value built from a model holds: arrays and tensors exactly, the rest roughly."""
+    seen = set() if _seen is None else _seen
+    if id(value) in seen:
+        return 0
+    seen.add(id(value))
+    if isinstance(value, torch.Tensor):
+        return value.untyped_storage().nbytes() if value.device.type != "meta" else 0
+    if hasattr(value, "nbytes") and isinstance(getattr(value, "nbytes"), int):  # numpy arrays
+        return value.nbytes
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return sum(data_bytes(getattr(value, f.name), seen) for f in dataclasses.fields(value))
+    if isinstance(value, dict):
+        return sum(data_bytes(k, seen) + data_bytes(v, seen) for k, v in value.items())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return sys.getsizeof(value) + sum(data_bytes(v, seen) for v in value)
+    return sys.getsizeof(value)
 
 
 def rss_bytes() -> int:

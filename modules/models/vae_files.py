@@ -10,15 +10,13 @@ and any smaller ones. Two things the shapes cannot tell:
 
 A diffusers ``config.json`` beside the file as ``<stem>.json`` overrides both. Both the
 original (LDM) key layout and diffusers' layout load; ``.ckpt``/``.pt`` pickles go through the
-weights-only unpickler. Only the model manager's owners (the backend) call ``VaeFiles.load``.
+weights-only unpickler. Only the model manager loads them (``manager.use(ModelRef(VAE_FILE, name))``).
 """
 from __future__ import annotations
 
 import json
 import math
 import re
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +31,6 @@ from modules.models.safetensors_header import read_header
 SUFFIXES = (".safetensors", ".pt", ".ckpt", ".bin")
 PREFIXES = ("first_stage_model.", "vae.", "model.")
 MODELSPEC_KEY = "modelspec.architecture"  # SAI model-spec metadata: "stable-diffusion-xl-v1-base/vae"
-MAX_LOADED = 2
 
 
 @dataclass(frozen=True)
@@ -168,12 +165,10 @@ def load_vae_file(path: str | Path, dtype: torch.dtype = torch.float32, family: 
 
 
 class VaeFiles:
-    """The VAE files of some folders, and the last few loaded (they are small next to checkpoints)."""
+    """The VAE files of some folders. Loaded ones are kept in the model manager's cache, within its budget."""
 
     def __init__(self, folders: list[Path]):
         self.folders = folders
-        self._loaded: OrderedDict[tuple, torch.nn.Module] = OrderedDict()
-        self._lock = threading.Lock()
 
     def scan(self) -> list[VaeFile]:
         found: dict[Path, VaeFile] = {}
@@ -188,15 +183,3 @@ class VaeFiles:
             if name in (vae_file.name, Path(vae_file.name).stem, str(vae_file.path)):
                 return vae_file
         raise ModelNotFound("VAE file", name)
-
-    def load(self, vae_file: VaeFile, dtype: torch.dtype, device: torch.device, family: Family | None = None):
-        key = (*vae_file.stamp, str(dtype), str(device), family.name if family else None)
-        with self._lock:
-            vae = self._loaded.get(key)
-            if vae is None:
-                vae = load_vae_file(vae_file.path, dtype, family).to(device)
-                self._loaded[key] = vae
-                while len(self._loaded) > MAX_LOADED:
-                    self._loaded.popitem(last=False)
-            self._loaded.move_to_end(key)
-            return vae

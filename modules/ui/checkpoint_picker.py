@@ -5,9 +5,8 @@ from __future__ import annotations
 import gradio as gr
 
 from modules.backend import Backend
-from modules.preferences import CHECKPOINT, UserPreferences, preferences_file
+from modules.preferences import CHECKPOINT
 from modules.public_paths import scrub, shown
-from modules.settings import default_settings_file
 from modules.ui.common import login_name
 
 
@@ -23,7 +22,7 @@ def no_checkpoint_message(backend: Backend) -> str:
 def remember_checkpoint_pick(backend: Backend, demo: gr.Blocks, checkpoint: gr.Dropdown) -> None:
     """A logged-in user's pick in the checkpoint dropdown is that user's own default: kept for their next
     visit, and never changing anyone else's (server-wide options are an admin's, POST /sdapi/v1/options)."""
-    preferences = UserPreferences.at(preferences_file(default_settings_file()))
+    preferences = backend.settings.preferences  # the settings service's: the API reads the same picks
 
     def remember(title, request: gr.Request):
         if title in backend.checkpoint_titles():

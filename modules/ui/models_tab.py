@@ -1,4 +1,5 @@
-"""Models tab: what the pipeline manager holds and where, with unload buttons."""
+"""Models tab: what the pipeline manager holds (checkpoints, zoo models, VAE files, data) and where, with
+unload buttons."""
 from __future__ import annotations
 
 import datetime
@@ -10,16 +11,16 @@ from modules.errors import UserError
 from modules.models.cache import ModelInUse
 from modules.ui.common import error_html, info_html
 
-COLUMNS = ["Checkpoint", "Architecture", "Where", "Size (MB)", "In use", "Last used", "Load (s)",
+COLUMNS = ["Model", "Kind", "Architecture", "Where", "Size (MB)", "In use", "Last used", "Load (s)",
            "Modules reused at load", "Last swap (s)", "Shared components"]
-ALWAYS_SHOWN = 4  # Checkpoint, Architecture, Where, Size; the others only when some row has a value
+ALWAYS_SHOWN = 5  # Model, Kind, Architecture, Where, Size; the others only when some row has a value
 
 
 def table(backend: Backend) -> list[list]:
     rows = []
     for m in backend.cached_models():
         rows.append([
-            m["title"], m["architecture"], m["where"], round(m["bytes"] / 2**20, 1), "yes" if m["in_use"] else "",
+            m["title"], m["kind"], m["architecture"], m["where"], round(m["bytes"] / 2**20, 1), "yes" if m["in_use"] else "",
             datetime.datetime.fromtimestamp(m["last_used"]).strftime("%H:%M:%S"), round(m["load_seconds"], 2),
             m["reused_modules"] or "", "" if m["swap_seconds"] is None else round(m["swap_seconds"], 3),
             ", ".join(m["shared_components"]),
@@ -48,7 +49,7 @@ def build(backend: Backend, tab: gr.Tab) -> None:
     summary = gr.Markdown(totals(backend), elem_id="models_totals")
     models = gr.Dataframe(value=shown_table(backend), interactive=False, elem_id="models_table", wrap=True)
     with gr.Row():
-        choice = gr.Dropdown([m["title"] for m in backend.cached_models()], label="Cached checkpoint",
+        choice = gr.Dropdown([m["title"] for m in backend.cached_models()], label="Cached model",
                              elem_id="models_choice", scale=4)
         unload = gr.Button("Unload", elem_id="models_unload", scale=1)
         unload_all = gr.Button("Unload all", elem_id="models_unload_all", scale=1)
@@ -61,7 +62,7 @@ def build(backend: Backend, tab: gr.Tab) -> None:
 
     def on_unload(title):
         if not title:
-            return view(info_html("Pick a cached checkpoint above to unload it (or press Unload all)."))
+            return view(info_html("Pick a cached model above to unload it (or press Unload all)."))
         try:
             backend.manager.unload(title)
         except (ModelInUse, UserError) as e:

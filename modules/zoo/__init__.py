@@ -2,19 +2,9 @@
 
     shapes.py            procedural Shapes images + captions (factors documented there)
     txt2img_model.py     tiny Stable Diffusion parts (diffusers / transformers classes)
-    beta_vae.py          β-VAE; ``load_latent_model(path)``
-    gan.py               class-conditional StyleGAN-like GAN; ``load_gan(path)``
+    beta_vae.py          β-VAE architecture
+    gan.py               class-conditional StyleGAN-like GAN architecture
     model_files.py       self-describing .safetensors files (config JSON in the metadata)
     train_txt2img.py, train_beta_vae.py, train_gan.py   the training commands
+Loading a file into its model is the model manager's: modules/models/zoo_loader.py.
 """
-
-
-def __getattr__(name):
-    # Lazy, so `modules.zoo.shapes` works without importing torch.
-    if name == "load_latent_model":
-        from modules.zoo.beta_vae import load_latent_model
-        return load_latent_model
-    if name == "load_gan":
-        from modules.zoo.gan import load_gan
-        return load_gan
-    raise AttributeError(name)

@@ -15,8 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from modules.errors import BadModelFile
-from modules.zoo.model_files import load_state, parse_config, read_info, read_metadata, save_model_file
+from modules.zoo.model_files import save_model_file
 
 KIND = "beta_vae"
 
@@ -83,17 +82,3 @@ def loss_terms(model: BetaVAE, images: torch.Tensor) -> tuple[torch.Tensor, torc
 
 def save_latent_model(path: str | Path, model: BetaVAE, info: dict | None = None) -> None:
     save_model_file(path, model, KIND, model.config, info)
-
-
-def load_latent_model(path: str | Path) -> BetaVAE:
-    """The β-VAE in ``path`` (eval mode, CPU); BadModelFile if the file does not describe one."""
-    metadata = read_metadata(path)
-    config = parse_config(path, BetaVAEConfig, KIND, metadata)
-    model = BetaVAE(config)
-    load_state(path, model)
-    factors = read_info(path, metadata).get("latent_factors")
-    if factors is not None:
-        if not (isinstance(factors, list) and len(factors) == config.latent_dim):
-            raise BadModelFile(path, f"latent_factors must list {config.latent_dim} names")
-        model.latent_factors = [str(f) for f in factors]
-    return model.eval()

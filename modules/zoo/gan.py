@@ -23,8 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from modules.errors import BadModelFile
-from modules.zoo.model_files import load_state, parse_config, read_metadata, save_model_file
+from modules.zoo.model_files import save_model_file
 from modules.zoo.shapes import COLOUR_NAMES, SHAPES, ShapesData
 
 KIND = "gan"
@@ -164,23 +163,3 @@ class Discriminator(nn.Module):
 
 def save_gan(path: str | Path, generator: Generator, info: dict | None = None) -> None:
     save_model_file(path, generator, KIND, generator.config, info)
-
-
-def inference_layout(generator: Generator) -> Generator:
-    """Channels-last weights, so conv outputs and the nearest upsampling between them stay
-    channels-last: on a CPU that makes a DCGAN body about 1.5x faster (NCHW nearest upsampling
-    is the slow part), and it suits tensor cores on a GPU. Values change by ~1e-6. Done once, at load
-    time, before any job shares the generator (moving it to a device keeps the layout)."""
-    return generator.to(memory_format=torch.channels_last)
-
-
-def load_gan(path: str | Path) -> Generator:
-    """The generator in ``path`` (eval mode, CPU, laid out for inference); BadModelFile if the file does
-    not describe one."""
-    metadata = read_metadata(path)
-    config = parse_config(path, GANConfig, KIND, metadata)
-    generator = Generator(config)
-    load_state(path, generator)
-    if not torch.isfinite(generator.w_avg).all():
-        raise BadModelFile(path, "w_avg is not finite")
-    return inference_layout(generator.eval())

@@ -5,9 +5,9 @@ Metadata keys (all strings, as safetensors requires):
     zoo_config   JSON object: the architecture config (dataclass fields of the model's config)
     zoo_info     JSON object, optional: facts found after training (e.g. factor names per latent dim)
 
-``read_model_file`` checks all of that, and that the tensors are exactly those the
-config's architecture has (names and shapes); any mismatch is a BadModelFile naming
-the file and the problem.
+``parse_config`` checks the metadata; modules/models/zoo_loader.py (the model manager's) reads the
+tensors and checks they are exactly those the config's architecture has (names and shapes); any
+mismatch is a BadModelFile naming the file and the problem.
 """
 from __future__ import annotations
 
@@ -80,22 +80,6 @@ def parse_config(path: str | Path, config_class, kind: str, metadata: dict[str, 
     except (TypeError, ValueError) as error:
         raise BadModelFile(path, f"invalid config: {error}") from None
     return config
-
-
-def load_state(path: str | Path, model: torch.nn.Module) -> None:
-    """Load the file's tensors into ``model``; names and shapes must match exactly."""
-    from safetensors.torch import load_file
-    state = load_file(str(path))
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise BadModelFile(path, f"weights do not match the config: missing {missing[:3]}, unexpected {unexpected[:3]}")
-    for name, tensor in expected.items():
-        if tuple(state[name].shape) != tuple(tensor.shape):
-            raise BadModelFile(path, f"weight {name!r} has shape {tuple(state[name].shape)}, "
-                                     f"the config needs {tuple(tensor.shape)}")
-    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
 
 
 def read_info(path: str | Path, metadata: dict[str, str]) -> dict:

@@ -30,8 +30,8 @@ class Txt2ImgRequest:
     batch_count: int = 1
     batch_size: int = 1
     checkpoint: str | None = None  # None: the default checkpoint
-    clip_skip: int = 1
-    save_images: bool = True
+    clip_skip: int | None = None  # None: the CLIP_stop_at_last_layers setting (Backend.job_defaults), else 1
+    save_images: bool | None = None  # None: the samples_save setting, else save
 
     def validated(self) -> "Txt2ImgRequest":
         """Return a copy with normalised values, or raise InvalidRequest naming the first bad field."""
@@ -48,7 +48,8 @@ class Txt2ImgRequest:
         r.seed = _integer(r.seed, "seed", -1, MAX_SEED)
         r.batch_count = _integer(r.batch_count, "batch_count", 1, 100)
         r.batch_size = _integer(r.batch_size, "batch_size", 1, 8)
-        r.clip_skip = _integer(r.clip_skip, "clip_skip", 1, 12)
+        r.clip_skip = _integer(1 if r.clip_skip is None else r.clip_skip, "clip_skip", 1, 12)
+        r.save_images = True if r.save_images is None else r.save_images
         if r.checkpoint is not None and not isinstance(r.checkpoint, str):
             raise InvalidRequest("checkpoint", "must be a checkpoint title or name")
         r.checkpoint = (r.checkpoint or "").strip() or None
@@ -57,7 +58,10 @@ class Txt2ImgRequest:
 
 def validate(request: Txt2ImgRequest, context) -> Txt2ImgRequest:
     """The request as a job runs it: its own values checked, then the server's --max-* limits and the
-    checkpoint's text-encoder depth (clip skip). `context`: a modules.capabilities.base.RunContext."""
+    checkpoint's text-encoder depth (clip skip). `context`: a modules.capabilities.base.RunContext.
+    What the request leaves open (checkpoint, clip skip, saving) comes from the settings first."""
+    if context.backend is not None:
+        request = context.backend.job_defaults(request, context.job.owner if context.job else None)
     request = request.validated()
     check_txt2img(request, context.limits)
     if context.backend is not None:
