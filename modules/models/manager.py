@@ -152,17 +152,6 @@ class PipelineManager:
     def cache_totals(self) -> dict:
         return {**self.cache.totals(), "device": str(self.devices.device)}
 
-    def zoo_model(self, info: ZooModelInfo):
-        """A β-VAE or GAN, loaded once into the cache (for callers that do not go through use() yet: it is
-        not held, so prefer `use(ModelRef(...))`, which keeps it from being evicted while it runs)."""
-        entry = self._module_entry(info.kind, _zoo_key(info), info, info.title,
-                                   lambda: load_zoo_model(info.kind, info.path), info.path.stat().st_size)
-        try:
-            self.cache.place_on_device(entry)
-            return entry.module
-        finally:
-            self.cache.release(entry)
-
     @contextmanager
     def _use_zoo(self, ref: ModelRef) -> Iterator[LoadedModule]:
         """A β-VAE or GAN, under its own lock: these are small and quick, so browsing them stays
