@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from modules.compat import execution_device
 from modules.devices import DeviceConfig
 from modules.models.memory import module_bytes, pipeline_components
 from modules.models.registry import CheckpointInfo
@@ -67,7 +68,7 @@ class CachedModel:
 
     @property
     def execution_device(self) -> torch.device:
-        return self.pipe._execution_device
+        return execution_device(self.pipe)
 
 
 def _tensors(module: torch.nn.Module) -> list[torch.Tensor]:

@@ -28,8 +28,8 @@ from typing import Any
 
 import torch
 from torch.overrides import TorchFunctionMode
-from torch.utils._pytree import tree_flatten
 
+from modules.compat import is_alias_of, own_buffers, tree_flatten
 from modules.errors import BadModelFile
 from modules.models import config_classes, parallel_read
 from modules.models.safetensors_header import read_header
@@ -260,7 +260,7 @@ class _Model:
             got = state[key]
             for name in origin.get(id(got), frozenset()):
                 self.sources.add(name)
-                if torch._C._is_alias_of(got, file_tensors[name]):
+                if is_alias_of(got, file_tensors[name]):
                     self.zero_copy.add(name)
         return []
 
@@ -312,9 +312,10 @@ class _Model:
 
 def _cast_floating_buffers(module: torch.nn.Module, dtype: torch.dtype) -> None:
     for owner in module.modules():
-        for name, buffer in owner._buffers.items():
+        buffers = own_buffers(owner)
+        for name, buffer in buffers.items():
             if buffer is not None and buffer.is_floating_point() and buffer.dtype != dtype:
-                owner._buffers[name] = buffer.to(dtype)
+                buffers[name] = buffer.to(dtype)
 
 
 def _convert_clip(module: torch.nn.Module, checkpoint: dict) -> dict:
