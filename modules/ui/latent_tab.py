@@ -63,7 +63,7 @@ def _latent_text(latent) -> str:
 
 def _no_model_message(models: LatentModels) -> str:
     folder = shown(models.backend.config.models_dir / "Latent")
-    return (f"**No β-VAE yet.** Put a β-VAE `.safetensors` file (trained with `python -m modules.zoo.train_beta_vae`) "
+    return (f"**No β-VAE yet.** Put a β-VAE `.safetensors` file (trained with `python -m modules.zoo.train.beta_vae`) "
             f"into `{folder}`, then press ↻.")
 
 
