@@ -37,7 +37,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from modules.models.convert import save_single_file
+from tests.convert_to_single_file import save_single_file
 from modules.zoo.clip_tokenizer import bytes_to_unicode  # noqa: E402
 
 SEED = 0
