@@ -6,7 +6,8 @@ against (CHECKED); tests/test_compat.py checks each of them and fails naming the
 changes one, so an upgrade breaks there, loudly, not in a user's session.
 
 Only this file may touch a third-party name with a leading underscore or a Gradio/Starlette attribute that
-is not documented. Gradio is imported inside the functions: nothing below modules/ui imports it at load.
+is not documented. Libraries are imported inside the functions: nothing below modules/ui imports Gradio,
+and the security modules that use this file do not load torch.
 """
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ import contextlib
 import functools
 import re
 import types
+from typing import TYPE_CHECKING
 
-import torch
-from torch.utils._pytree import tree_flatten as _tree_flatten  # torch 2.13: no public tree_flatten
+if TYPE_CHECKING:
+    import torch
 
 CHECKED = {"gradio": "6.31.0", "starlette": "1.10.0", "uvicorn": "0.54.0", "diffusers": "0.42.1",
            "torch": "2.13.0", "numpy": "2.4.6"}
@@ -133,11 +135,18 @@ def transformers_class_name(class_name: str) -> str:
 
 # ---- torch 2.13.0 -----------------------------------------------------------------------------------------
 
-tree_flatten = _tree_flatten  # torch.utils._pytree.tree_flatten: the tensors inside nested args. torch 2.13.0
+def tree_flatten(tree) -> tuple[list, object]:
+    """(leaves, spec) of nested lists, tuples and dicts: `torch.utils._pytree.tree_flatten` (torch has no
+    public one). torch 2.13.0."""
+    from torch.utils._pytree import tree_flatten as flatten
+
+    return flatten(tree)
 
 
 def is_alias_of(tensor: torch.Tensor, other: torch.Tensor) -> bool:
     """Whether `tensor` shares storage with `other` (a view of it): `torch._C._is_alias_of`. torch 2.13.0."""
+    import torch
+
     return torch._C._is_alias_of(tensor, other)
 
 
