@@ -159,7 +159,7 @@ def measure(kind: str, path: Path) -> dict:
                  "bytes_read": load.report.bytes_read, "buffer_bytes": load.report.buffer_bytes}
     elif kind in ("naive", "naive_touched"):
         kept = StableDiffusionPipeline.from_single_file(
-            str(path), config=str(config), local_files_only=True, torch_dtype=torch.float16,
+            str(path), config=str(config), local_files_only=True, dtype=torch.float16,
             safety_checker=None, requires_safety_checker=False)
         if kind == "naive_touched":
             # diffusers leaves fp16 weights as views of safetensors' file mapping: nothing is read

@@ -35,9 +35,9 @@ def _reference(path: Path, dtype: torch.dtype, kind: str):
 
     if kind == "sdxl":
         return StableDiffusionXLPipeline.from_single_file(
-            str(path), config=str(sidecar_dir(path)), local_files_only=True, torch_dtype=dtype)
+            str(path), config=str(sidecar_dir(path)), local_files_only=True, dtype=dtype)
     return StableDiffusionPipeline.from_single_file(
-        str(path), config=str(sidecar_dir(path)), local_files_only=True, torch_dtype=dtype,
+        str(path), config=str(sidecar_dir(path)), local_files_only=True, dtype=dtype,
         safety_checker=None, requires_safety_checker=False)
 
 
