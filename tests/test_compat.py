@@ -235,7 +235,7 @@ INTERNALS = [
 
 
 def test_internals_are_used_only_in_compat():
-    files = [ROOT / "webui.py", *sorted((ROOT / "modules").rglob("*.py"))]
+    files = [ROOT / "webui.py", *sorted((ROOT / "modules").rglob("*.py")), *sorted((ROOT / "extensions").rglob("*.py"))]
     found = []
     for file in files:
         if file == ROOT / "modules" / "compat.py":
