@@ -75,15 +75,16 @@ def test_gan_training_smoke_colour_and_kind_classes(tmp_path):
         assert class_factors(gan.class_names[label]) == {"colour": scene.shapes[0].colour, "kind": scene.shapes[0].kind}
 
 
-def test_the_app_never_imports_training():
-    """Training is tooling: only its own commands and the tests import modules.zoo.train."""
+def test_the_app_never_imports_tooling():
+    """Training, the test converters and the benchmark's readers are tooling: only their own commands, the tests
+    and the benchmarks import them."""
     import re
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
     train = root / "modules" / "zoo" / "train"
+    tooling = re.compile(r"^\s*(from|import) (modules\.zoo\.train|tests|bench)\b", re.M)
     importers = [str(f.relative_to(root)) for f in [root / "webui.py", *(root / "modules").rglob("*.py"),
                                                     *(root / "extensions").rglob("*.py")]
-                 if train not in f.parents
-                 and re.search(r"^\s*(from|import) modules\.zoo\.train\b", f.read_text(encoding="utf-8"), re.M)]
+                 if train not in f.parents and tooling.search(f.read_text(encoding="utf-8"))]
     assert importers == [], importers
