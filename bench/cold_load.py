@@ -6,8 +6,8 @@ subprocess (so peak RSS is per load, while the page cache stays warm for all):
 
     raw_read_s          the file's bytes into preallocated RAM, best reader: the limit
     cold_load_s         modules.models.fast_load, fp16, reader="auto"
-    cold_load_plain_s   ... reader="plain";  cold_load_mmap_s: reader="mmap" (safe_open)
-    cold_load_map_s     ... reader="map": no read, weights stay views of the file mapping
+    cold_load_plain_s   ... reader="plain";  cold_load_mmap_s: bench/readers.py "mmap" (safe_open)
+    cold_load_map_s     ... bench/readers.py "map": no read, weights stay views of the file mapping
     naive_load_s        diffusers StableDiffusionPipeline.from_single_file with the sidecar;
                         it returns with fp16 weights still views of the file mapping, so
     naive_load_touched_s  also faults every weight page in (what first use would pay)
@@ -78,7 +78,7 @@ def build_checkpoint(folder: Path) -> Path:
     from safetensors.torch import save_file
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from modules.models.convert import pipeline_to_original_state_dict
+    from tests.convert_to_single_file import pipeline_to_original_state_dict
     from tests.tiny_models import make_tiny_tokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -121,6 +121,7 @@ def measure(kind: str, path: Path) -> dict:
     from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel  # noqa: F401
     from transformers import CLIPTextModel, CLIPTokenizer  # noqa: F401
 
+    from bench import readers
     from modules.models import fast_load, parallel_read
     from modules.models.loader import quiet_library_progress_bars
     from modules.models.safetensors_header import read_header
@@ -138,7 +139,7 @@ def measure(kind: str, path: Path) -> dict:
         plan = parallel_read.BufferPlan({"data": (data_start, path.stat().st_size)})
         kept = plan.allocate()
         if reader == "map":  # mapped, pages faulted in: the bytes in memory without a copy
-            kept = parallel_read.map_file(path, [(data_start, path.stat().st_size)])
+            kept = readers.map_file(path, [(data_start, path.stat().st_size)])
         elif reader == "mmap":  # safetensors' mmap: each tensor's pages faulted in, copied into the buffer
             from safetensors import safe_open
 
@@ -149,13 +150,16 @@ def measure(kind: str, path: Path) -> dict:
         else:
             parallel_read.read_into(path, [(plan, kept)], reader=reader)
     elif kind.startswith("cold_"):
-        load = fast_load.load_single_file_with_report(path, config, torch.float16, reader=kind.removeprefix("cold_"))
+        name = kind.removeprefix("cold_")
+        load = fast_load.load_single_file_with_report(path, config, torch.float16,
+                                                      reader=readers.READERS.get(name, name))
         kept = load.pipeline
-        extra = {"reader": load.report.reader, "read_s": round(load.report.read_seconds, 3),
+        extra = {"reader": name if name in readers.READERS else load.report.reader,
+                 "read_s": round(load.report.read_seconds, 3),
                  "bytes_read": load.report.bytes_read, "buffer_bytes": load.report.buffer_bytes}
     elif kind in ("naive", "naive_touched"):
         kept = StableDiffusionPipeline.from_single_file(
-            str(path), config=str(config), local_files_only=True, torch_dtype=torch.float16,
+            str(path), config=str(config), local_files_only=True, dtype=torch.float16,
             safety_checker=None, requires_safety_checker=False)
         if kind == "naive_touched":
             # diffusers leaves fp16 weights as views of safetensors' file mapping: nothing is read

@@ -156,7 +156,7 @@ def main() -> None:
 
     def naive():
         pipe = StableDiffusionPipeline.from_single_file(str(checkpoints / a), config=str(checkpoints / "a.config"),
-                                                        local_files_only=True, torch_dtype=torch.float16,
+                                                        local_files_only=True, dtype=torch.float16,
                                                         safety_checker=None, requires_safety_checker=False)
         pipe.to(device)
         del pipe

@@ -105,7 +105,7 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 def load_pipeline(folder: Path):
     from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
-    pipe = StableDiffusionPipeline.from_pretrained(folder, local_files_only=True, torch_dtype=torch.float32)
+    pipe = StableDiffusionPipeline.from_pretrained(folder, local_files_only=True, dtype=torch.float32)
     pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     return pipe
@@ -200,7 +200,7 @@ def main() -> None:
 
     if Path(args.vae).exists():
         from modules.models.zoo_loader import load_latent_model
-        from modules.zoo.model_files import update_info
+        from modules.zoo.train.model_info import update_info
         vae = load_latent_model(args.vae)
         with torch.no_grad():
             heldout = shapes.make_dataset(2000, seed=14, exclude_heldout=False)

@@ -38,9 +38,9 @@ def launch_warnings(args: argparse.Namespace, host: str, credentials: list) -> l
 
 def launch_ui(demo, args: argparse.Namespace, block: bool = True, before_serving=None):
     """Serve `demo`. `before_serving(app)` adds routes (the API) to the app before it takes a request:
-    the app is made here and handed to Gradio (launch's `_app`), so the guard and the API are in place
+    the app is made here and handed to Gradio (modules/compat.launch_with_app), so the guard and the API are in place
     before the port opens, not a moment after "Running on" (a script that polls the port could land there)."""
-    from gradio.routes import App, ORJSONResponse
+    from modules.compat import gradio_app
 
     host, port = cmd_args.server_name(args), cmd_args.server_port(args)
     credentials = cmd_args.gradio_credentials(args)
@@ -53,7 +53,7 @@ def launch_ui(demo, args: argparse.Namespace, block: bool = True, before_serving
             print(f"--share: no share tunnel could be reached ({reason}); serving locally only.", flush=True)
             share = False
     demo.queue(default_concurrency_limit=4)
-    app = App(default_response_class=ORJSONResponse)  # what Gradio would make itself
+    app = gradio_app()  # what Gradio would make itself
     guard = guard_app(app, args, ui_logins=bool(credentials))
     keep_users_apart(app, args, guard, ui_logins=bool(credentials))
     if before_serving is not None:
@@ -71,13 +71,14 @@ def launch_ui(demo, args: argparse.Namespace, block: bool = True, before_serving
 
 
 def launch(demo, app, args: argparse.Namespace, host: str, port: int, share: bool, credentials):
+    from modules.compat import running_server
     from modules.security import proxy_headers
 
     settings = proxy_headers.uvicorn_proxy_settings(args)
     with proxy_headers.for_gradio_launch(settings):
         result = _launch(demo, app, args, host, port, share, credentials)
     try:
-        proxy_headers.check_server(demo.server, settings)
+        proxy_headers.check_server(running_server(demo), settings)
     except RuntimeError:
         demo.close()
         raise
@@ -92,8 +93,10 @@ def _launch(demo, app, args: argparse.Namespace, host: str, port: int, share: bo
 
 
 def _gradio_launch(demo, app, args: argparse.Namespace, host: str, port: int, share: bool, credentials):
-    return demo.launch(
-        _app=app,  # private in Gradio 6 (pinned): the way to have our routes before the server starts
+    from modules.compat import launch_with_app
+
+    return launch_with_app(
+        demo, app,  # our app, so that our routes are in place before the server starts
         server_name=host, server_port=port, share=share,
         auth=credentials or None,
         ssl_keyfile=args.tls_keyfile, ssl_certfile=args.tls_certfile, ssl_verify=False if args.tls_keyfile else True,

@@ -26,6 +26,7 @@ class AppProcess:
                     "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
         self.lines: list[str] = []
         self.process: subprocess.Popen | None = None
+        self.reader: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -34,7 +35,8 @@ class AppProcess:
     def start(self, timeout: float = 180) -> "AppProcess":
         self.process = subprocess.Popen([sys.executable, "webui.py", *self.flags], cwd=ROOT, env=self.env,
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
         deadline = time.time() + timeout
         while time.time() < deadline:
             if any("Running on" in line for line in self.lines):
@@ -60,6 +62,11 @@ class AppProcess:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+                self.process.wait(timeout=20)
+        if self.reader is not None:
+            self.reader.join(timeout=10)  # the pipe ends with the process: the last lines are read
+            if not self.reader.is_alive():
+                self.process.stdout.close()
 
     def __enter__(self):
         return self.start()

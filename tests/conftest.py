@@ -87,3 +87,4 @@ def small_request():
 def pytest_configure(config):
     ARTIFACTS.mkdir(exist_ok=True)
     config.addinivalue_line("markers", "load: the bounded load test (tests/test_load.py); CI runs it")
+    config.addinivalue_line("markers", "browser: drives headless Chromium (tests/browser.py); slow")

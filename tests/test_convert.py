@@ -9,7 +9,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from modules.models.convert import (
+from tests.convert_to_single_file import (
     ConversionError,
     pipeline_to_original_state_dict,
     save_single_file,

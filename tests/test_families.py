@@ -94,7 +94,7 @@ def test_sd2_single_files_default_to_the_768_v_variant(zoo, tmp_path):
 
 def _vae_file(path: Path, metadata: dict | None = None) -> Path:
     """The tiny SD VAE in the original layout; SD 1.x's and SDXL's VAEs have the same shapes."""
-    from modules.models.convert import vae_to_original
+    from tests.convert_to_single_file import vae_to_original
 
     torch.manual_seed(3)
     vae = tiny_models._tiny_vae(scaling_factor=0.18215)
@@ -213,7 +213,7 @@ def test_the_preview_uses_the_familys_latent_colours(fake_family):
     torch.manual_seed(0)
     latents = torch.randn(1, 4, 64, 64)
     sd1, sdxl = (preview.preview_image(NoVae(), latents, families.by_name(n)) for n in ("sd1", "sdxl"))
-    assert sd1.size == (64, 64) and list(sd1.getdata()) != list(sdxl.getdata())
+    assert sd1.size == (64, 64) and sd1.tobytes() != sdxl.tobytes()
     assert preview.preview_image(NoVae(), torch.randn(1, 16, 64, 64), fake_family).size == (64, 64)
     assert preview.preview_image(NoVae(), torch.randn(1, 16, 64, 64), families.by_name("sd1")) is None
     no_colours = replace(fake_family, latent=replace(fake_family.latent, preview_rgb=()))

@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from bench import readers
 from modules.errors import BadModelFile
 from modules.models import parallel_read
 from modules.models.fast_load import load_single_file, load_single_file_with_report
@@ -34,9 +35,9 @@ def _reference(path: Path, dtype: torch.dtype, kind: str):
 
     if kind == "sdxl":
         return StableDiffusionXLPipeline.from_single_file(
-            str(path), config=str(sidecar_dir(path)), local_files_only=True, torch_dtype=dtype)
+            str(path), config=str(sidecar_dir(path)), local_files_only=True, dtype=dtype)
     return StableDiffusionPipeline.from_single_file(
-        str(path), config=str(sidecar_dir(path)), local_files_only=True, torch_dtype=dtype,
+        str(path), config=str(sidecar_dir(path)), local_files_only=True, dtype=dtype,
         safety_checker=None, requires_safety_checker=False)
 
 
@@ -92,8 +93,9 @@ def test_image_equals_from_single_file(single_files, kind):
 
 def test_every_reader_gives_the_same_weights(single_files):
     path = single_files["sdxl"]
-    loads = {reader: load_single_file_with_report(path, sidecar_dir(path), torch.float16, reader)
-             for reader in ("parallel", "plain", "mmap", "map", "auto")}
+    loads = {reader: load_single_file_with_report(path, sidecar_dir(path), torch.float16,
+                                                  readers.READERS.get(reader, reader))
+             for reader in ("parallel", "plain", "mmap", "map", "auto")}  # mmap, map: the benchmark's comparisons
     first = loads["parallel"].pipeline
     for reader, load in loads.items():
         assert load.report.bytes_read == loads["parallel"].report.bytes_read, reader
@@ -158,7 +160,7 @@ def test_truncated_file_is_a_bad_model_file(single_files, tmp_path, reader):
     path = tmp_path / "truncated.safetensors"
     path.write_bytes(source.read_bytes()[:-1000])
     with pytest.raises(BadModelFile) as caught:
-        load_single_file(path, sidecar_dir(source), torch.float16, reader)
+        load_single_file(path, sidecar_dir(source), torch.float16, readers.READERS.get(reader, reader))
     assert caught.value.path == str(path)
     assert "truncated.safetensors" in str(caught.value) and "truncated" in caught.value.reason
 
@@ -214,12 +216,12 @@ def test_mapped_ranges_are_the_file_bytes_and_copy_on_write(tmp_path):
     data = bytes(range(256)) * 64
     path = tmp_path / "data.bin"
     path.write_bytes(data)
-    mapped = parallel_read.map_file(path, [(10, 5000), (9000, 16384)])
+    mapped = readers.map_file(path, [(10, 5000), (9000, 16384)])
     assert mapped.numpy().tobytes() == data
     mapped[:4] = 0  # a private mapping: the file itself never changes
     assert path.read_bytes() == data
     with pytest.raises(parallel_read.ShortRead):
-        parallel_read.map_file(path, [(0, 20000)])
+        readers.map_file(path, [(0, 20000)])
 
 
 @pytest.mark.parametrize("reader", parallel_read.READERS)

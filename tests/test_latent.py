@@ -263,7 +263,9 @@ def test_a_bad_latent_names_the_field_and_says_what_is_wrong(latent, expected):
 
 def test_bad_images_are_refused_with_a_clear_message(x_vae, tmp_path):
     (tmp_path / "notes.png").write_text("this is not a picture")
-    Image.fromarray(np.zeros((40, 40), np.uint16), mode="I;16").save(tmp_path / "deep.png")
+    deep = Image.fromarray(np.zeros((40, 40), np.uint16))  # Pillow makes 16-bit greyscale of uint16 itself
+    assert deep.mode == "I;16"
+    deep.save(tmp_path / "deep.png")
     Image.new("RGB", (4, 4)).save(tmp_path / "tiny.png")
     cases = [(str(tmp_path / "notes.png"), "notes.png cannot be read as an image"),
              (str(tmp_path / "missing.png"), "file 'missing.png' not found"),

@@ -46,7 +46,8 @@ def test_latent_encode_returns_mu_and_sigma(client, tmp_path):
 def test_latent_interpolate_returns_a_strip_and_animations(client):
     strip, files, message = client.predict("x-vae", "[-2, 0]", "[2, 0]", 5, "lerp", 8, api_name="/latent_interpolate")
     assert message == "" or "GIF only" in message
-    assert Image.open(strip).width > 5 * 32
+    with Image.open(strip) as image:
+        assert image.width > 5 * 32
     assert any(str(f).endswith(".gif") for f in files)
 
 

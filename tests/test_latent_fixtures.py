@@ -64,7 +64,7 @@ def tiny_sd_vae_file(path: Path) -> Path:
     """The tiny test SD VAE, saved as a stand-alone file in the original (LDM) key layout."""
     from safetensors.torch import save_file
 
-    from modules.models.convert import vae_to_original
+    from tests.convert_to_single_file import vae_to_original
     from tests.tiny_models import _tiny_vae
 
     torch.manual_seed(3)

@@ -13,7 +13,7 @@ BELOW_THE_UI = ["backend.py", "jobs.py", "capabilities", "models", "generation",
 GRADIO_IMPORT = re.compile(r"^\s*(import gradio|from gradio)", re.M)
 # Only modules/models loads weights, builds pipelines from files or imports a module by name.
 WEIGHT_LOADING = re.compile(r"import_module\(|from_pretrained\(|from_single_file\(|torch\.load\(|"
-                            r"safetensors\.torch import|safe_open\(")
+                            r"safetensors\.torch import [^#]*load|safe_open\(")
 NOT_THE_APP = [MODULES / "models", MODULES / "zoo" / "train"]  # the manager's side; training tools
 
 

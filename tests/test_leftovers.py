@@ -128,6 +128,7 @@ def test_a_video_writer_killed_with_sigkill_leaves_only_a_temp_file_that_cleanup
     finally:
         writer.send_signal(signal.SIGKILL)
         writer.wait()
+        writer.stdout.close()
     left = [p for p in outputs.rglob("*") if p.is_file()]
     assert [p.name.startswith(f".saving-{writer.pid}-") for p in left] == [True]  # no final-named partial file
     assert remove_leftovers(outputs) == left and not left[0].exists()

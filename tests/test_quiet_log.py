@@ -40,6 +40,9 @@ def app_output(tmp_path_factory):
 def test_start_and_long_prompt_job_log_only_our_lines(app_output):
     found = [noise for noise in NOISE if noise in app_output]
     assert not found, f"{found} in the app's output:\n{app_output}"
+    # Any other library warning (Python's warnings print the library's file and the category, e.g. "FutureWarning:")
+    library_lines = [line for line in app_output.splitlines() if "site-packages" in line or "Warning:" in line]
+    assert not library_lines, f"library warnings in the app's output:\n{app_output}"
     assert "Running on local URL" in app_output
     assert "* To create a public link, use --share." in app_output
 
@@ -92,7 +95,7 @@ def test_multi_vector_textual_inversion_still_expands():
     from diffusers.loaders import TextualInversionLoaderMixin
 
     from modules.generation.prompt_embeds import tokenize_prompt
-    from modules.zoo.clip_tokenizer import load_tokenizer
+    from modules.zoo.train.clip_tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(MODELS_DIR / "Stable-diffusion" / "zoo-shapes" / "tokenizer")
     plain = [chunk.token_ids for chunk in tokenize_prompt(tokenizer, "red <emb> circle", TextualInversionLoaderMixin())]

@@ -139,7 +139,7 @@ def test_bad_files_are_listed_unusable_with_a_reason_and_no_code_runs(tmp_path):
 
 def test_a_tensor_only_pickle_checkpoint_is_usable(tmp_path):
     """Legacy .ckpt files holding only tensors load with torch's weights-only unpickler."""
-    from modules.models.convert import pipeline_to_original_state_dict
+    from tests.convert_to_single_file import pipeline_to_original_state_dict
     from diffusers import StableDiffusionPipeline
 
     pipe = StableDiffusionPipeline.from_pretrained(tiny_models.make_tiny_sd15(tmp_path / "src"), local_files_only=True)

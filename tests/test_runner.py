@@ -86,7 +86,8 @@ def test_a_capability_gets_the_scripts_hooks_and_saves_each_image_with_its_infot
                          ScriptCall(alwayson_scripts={"probe": {"args": ["in a row", True]}}))
     assert job.state == "done" and len(result.images) == len(result.paths) == 2
     # process changed the request, process_batch and postprocess_image ran, the saved file is the final image
-    first = parse_infotext(read_parameters(Image.open(result.paths[0])))
+    with Image.open(result.paths[0]) as saved:
+        first = parse_infotext(read_parameters(saved))
     assert (first["Prompt"], first["Probe"], first["Probe batch"]) == ("squares in a row", "in a row", "0 100")
     assert result.paths[0].parent.parent.name == "squares-images" and result.paths[0].name.endswith("-100.png")
     assert np.asarray(result.images[0])[0, 0].tolist() == [255 - 100, 255, 255]  # inverted

@@ -21,7 +21,7 @@ def pipe():
     if not (FOLDER / "model_index.json").exists():
         pytest.skip(f"built-in txt2img weights are not shipped yet ({FOLDER} is empty)")
     from diffusers import StableDiffusionPipeline
-    pipe = StableDiffusionPipeline.from_pretrained(FOLDER, local_files_only=True, torch_dtype=torch.float32)
+    pipe = StableDiffusionPipeline.from_pretrained(FOLDER, local_files_only=True, dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 

@@ -1,6 +1,6 @@
 """The built-in CLIP tokenizer files are built offline and make every caption word one token."""
 from modules.zoo import shapes
-from modules.zoo.clip_tokenizer import MAX_LENGTH, load_tokenizer, write_tokenizer_files
+from modules.zoo.train.clip_tokenizer import MAX_LENGTH, load_tokenizer, write_tokenizer_files
 
 
 def test_every_caption_word_is_one_token(tmp_path):

@@ -3,8 +3,10 @@ import json
 
 import torch
 
-from modules.zoo import train_beta_vae, train_gan, train_txt2img
 from modules.models.zoo_loader import load_gan, load_latent_model
+from modules.zoo.train import beta_vae as train_beta_vae
+from modules.zoo.train import gan as train_gan
+from modules.zoo.train import txt2img as train_txt2img
 
 
 def test_beta_vae_training_smoke(tmp_path):
@@ -43,7 +45,7 @@ def test_txt2img_training_smoke(tmp_path):
 
 
 def test_train_all_runs_the_three_side_by_side(tmp_path, capsys):
-    from modules.zoo import train_all
+    from modules.zoo.train import all as train_all
 
     assert train_all.main(["--smoke", "--out-dir", str(tmp_path / "runs"), "--export-dir", str(tmp_path / "models")]) == 0
     out = capsys.readouterr().out
@@ -70,3 +72,18 @@ def test_gan_training_smoke_colour_and_kind_classes(tmp_path):
     data = shapes.make_dataset(20, seed=3)
     for scene, label in zip(data.scenes, class_labels(data, CONDITIONS["colour-kind"])):
         assert class_factors(gan.class_names[label]) == {"colour": scene.shapes[0].colour, "kind": scene.shapes[0].kind}
+
+
+def test_the_app_never_imports_tooling():
+    """Training, the test converters and the benchmark's readers are tooling: only their own commands, the tests
+    and the benchmarks import them."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    train = root / "modules" / "zoo" / "train"
+    tooling = re.compile(r"^\s*(from|import) (modules\.zoo\.train|tests|bench)\b", re.M)
+    importers = [str(f.relative_to(root)) for f in [root / "webui.py", *(root / "modules").rglob("*.py"),
+                                                    *(root / "extensions").rglob("*.py")]
+                 if train not in f.parents and tooling.search(f.read_text(encoding="utf-8"))]
+    assert importers == [], importers

@@ -37,8 +37,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from modules.models.convert import save_single_file
-from modules.zoo.clip_tokenizer import bytes_to_unicode  # noqa: E402
+from tests.convert_to_single_file import save_single_file
+from modules.zoo.train.clip_tokenizer import bytes_to_unicode  # noqa: E402
 
 SEED = 0
 MAX_LENGTH = 77

@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from modules.api.errors import ApiError
+from modules.compat import keep_read_body
 
 JSON_BODY_LIMIT = 1 << 20  # 1 MiB: fifty times the largest prompt pair, with room for script arguments
 IMAGE_ROUTES = ("/png-info", "/latent/encode")  # their bodies are base64 images: only --max-upload-mb applies
@@ -31,7 +32,7 @@ async def read_limited_body(request: Request, limit: int) -> None:
         if size > limit:
             raise _too_large(limit)
         chunks.append(chunk)
-    request._body = b"".join(chunks)  # Starlette's cache of the body: request.body() returns it
+    keep_read_body(request, b"".join(chunks))
 
 
 def _too_large(limit: int) -> ApiError:

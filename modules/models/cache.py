@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from modules.compat import execution_device
 from modules.devices import DeviceConfig
 from modules.models.cache_policy import CachePolicy, LeastRecentlyUsed
 from modules.models.memory import module_bytes, pipeline_components
@@ -80,7 +81,7 @@ class CachedModel(CacheEntry):
 
     @property
     def execution_device(self) -> torch.device:
-        return self.pipe._execution_device
+        return execution_device(self.pipe)
 
 
 @dataclass(eq=False, kw_only=True)

@@ -124,11 +124,9 @@ def _lookup(library: object, class_name: object) -> type | None:
 def _renamed_in_transformers(class_name: str) -> str:
     """Older SD 1.x folders name "CLIPFeatureExtractor", which transformers 5 calls CLIPImageProcessor:
     diffusers maps such names through a fixed table, and so do we (the same table, when it has one)."""
-    try:
-        from diffusers.utils.deprecation_utils import _maybe_remap_transformers_class
-    except ImportError:
-        return class_name
-    return _maybe_remap_transformers_class(class_name) or class_name
+    from modules.compat import transformers_class_name
+
+    return transformers_class_name(class_name)
 
 
 def _read_json(file: Path, model: Path, shown: str) -> dict:

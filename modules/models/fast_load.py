@@ -28,24 +28,27 @@ from typing import Any
 
 import torch
 from torch.overrides import TorchFunctionMode
-from torch.utils._pytree import tree_flatten
 
+from modules.compat import is_alias_of, own_buffers, tree_flatten
 from modules.errors import BadModelFile
 from modules.models import config_classes, families, parallel_read
 from modules.models.families import Family
 from modules.models.safetensors_header import read_header
 from modules.models.skeletons import KEY_ATTRIBUTE, SkeletonPool, skeleton_key
 
-READERS = ("auto", "parallel", "plain", "mmap", "map")
+READERS = ("auto", "parallel", "plain")
+# A reader other than these (the benchmark's comparison ones, bench/readers.py) is a TensorReader:
+# (path, header, data start, names kept, names passing, report) -> {name: tensor in its file dtype}.
+TensorReader = Callable[[Path, dict, int, list, list, "LoadReport"], dict]
 
 # reader="auto": bench/cold_load.py on the dev VM (2 vCPU Xeon, 24 GiB, virtio disk, shared
 # with other jobs: load average 3-7, so +-30% noise), 2.13 GB SD 1.5 fp16 file, medians:
-#   page cache warm     cold load   parallel 1.37 s   plain 1.49 s   mmap 2.09 s  (raw read 1.28 s)
+#   page cache warm     cold load   parallel 1.37 s   plain 1.49 s   mmap* 2.09 s  (raw read 1.28 s)
 #   page cache evicted  raw read    parallel 2.20 s   plain 4.61 s
 #                       cold load   parallel 3.81 s   plain 4.68 s
 # Several reads in flight keep the disk busy; from the page cache the readers tie (the cost
-# there is faulting in fresh anonymous pages, not the copy). reader="map" (opt-in) skipped
-# the copy: 0.37 s warm, 1.85 s evicted, but leaves the weights file-backed.
+# there is faulting in fresh anonymous pages, not the copy). map* skipped the copy: 0.37 s warm,
+# 1.85 s evicted, but leaves the weights file-backed. (* bench/readers.py: comparison only, never the app's.)
 AUTO_READER = "parallel"
 
 FILE_DTYPES = {
@@ -73,21 +76,18 @@ class ColdLoad:
     report: LoadReport
 
 
-def load_single_file(path: Path, config_dir: Path, dtype: torch.dtype, reader: str = "auto"):
+def load_single_file(path: Path, config_dir: Path, dtype: torch.dtype, reader: str | TensorReader = "auto"):
     """The pipeline named by `config_dir/model_index.json` with the weights of the
     original-layout .safetensors `path`, in `dtype`, on the CPU. Its weights equal
     `Pipeline.from_single_file(path, config=config_dir, local_files_only=True, dtype=dtype)`'s.
 
     `reader`: "parallel" (threaded preadv into preallocated buffers), "plain" (one
-    sequential read per range), "mmap" (safetensors safe_open, copied into the same
-    buffers; for comparison), or "auto" (the fastest of those measured here). Or "map":
-    nothing is read; weights are views of a private mapping of the file, i.e. the page
-    cache itself (fastest when it is warm, no second copy in RAM, but file-backed memory:
-    see parallel_read.map_file for what that costs). Raises BadModelFile naming the file."""
+    sequential read per range), "auto" (the fastest of those measured here), or a
+    TensorReader (the benchmark's comparisons, bench/readers.py). Raises BadModelFile naming the file."""
     return load_single_file_with_report(path, config_dir, dtype, reader).pipeline
 
 
-def load_single_file_with_report(path: Path, config_dir: Path, dtype: torch.dtype, reader: str = "auto",
+def load_single_file_with_report(path: Path, config_dir: Path, dtype: torch.dtype, reader: str | TensorReader = "auto",
                                  pipeline_class: type | None = None, skeletons: SkeletonPool | None = None,
                                  family: Family | None = None) -> ColdLoad:
     """As load_single_file, with what the load cost. `pipeline_class` overrides model_index's.
@@ -96,9 +96,12 @@ def load_single_file_with_report(path: Path, config_dir: Path, dtype: torch.dtyp
     from the header when not given."""
     started = time.perf_counter()
     path, config_dir = Path(path), Path(config_dir)
-    if reader not in READERS:
+    if callable(reader):
+        read, report = reader, LoadReport(reader=reader.__name__)
+    elif reader in READERS:
+        read, report = read_tensors, LoadReport(reader=AUTO_READER if reader == "auto" else reader)
+    else:
         raise ValueError(f"unknown reader {reader!r}; expected one of {READERS}")
-    report = LoadReport(reader=AUTO_READER if reader == "auto" else reader)
     header, data_start = _read_safetensors_header(path)
     report.tensors_in_file = len(header)
     if family is None:
@@ -123,7 +126,7 @@ def load_single_file_with_report(path: Path, config_dir: Path, dtype: torch.dtyp
 
     zero_copy_read: dict[str, torch.Tensor] = {}  # file tensors kept as views, by name
     for model in models.values():
-        model.load(path, header, data_start, file_tensors, zero_copy_read, dtype, report)
+        model.load(path, header, data_start, file_tensors, zero_copy_read, dtype, report, read)
 
     loaded: dict[str, Any] = {}
     for name, (library, class_name) in components.items():
@@ -261,12 +264,13 @@ class _Model:
             got = state[key]
             for name in origin.get(id(got), frozenset()):
                 self.sources.add(name)
-                if torch._C._is_alias_of(got, file_tensors[name]):
+                if is_alias_of(got, file_tensors[name]):
                     self.zero_copy.add(name)
         return []
 
     def load(self, path: Path, header: dict[str, dict], data_start: int, file_tensors: dict[str, torch.Tensor],
-             zero_copy_read: dict[str, torch.Tensor], dtype: torch.dtype, report: LoadReport) -> None:
+             zero_copy_read: dict[str, torch.Tensor], dtype: torch.dtype, report: LoadReport,
+             read: TensorReader) -> None:
         def needs_copy(name: str) -> bool:
             return name not in self.zero_copy or (file_tensors[name].is_floating_point()
                                                   and file_tensors[name].dtype != dtype)
@@ -275,7 +279,7 @@ class _Model:
         kept = [n for n in todo if not needs_copy(n)]
         passing = [n for n in todo if needs_copy(n)]  # read, converted or split, then freed
         started = time.perf_counter()
-        tensors = _read_tensors(path, header, data_start, kept, passing, report)
+        tensors = read(path, header, data_start, kept, passing, report)
         report.read_seconds += time.perf_counter() - started
         zero_copy_read.update({n: tensors[n] for n in kept})
         for name in passing:
@@ -313,9 +317,10 @@ class _Model:
 
 def _cast_floating_buffers(module: torch.nn.Module, dtype: torch.dtype) -> None:
     for owner in module.modules():
-        for name, buffer in owner._buffers.items():
+        buffers = own_buffers(owner)
+        for name, buffer in buffers.items():
             if buffer is not None and buffer.is_floating_point() and buffer.dtype != dtype:
-                owner._buffers[name] = buffer.to(dtype)
+                buffers[name] = buffer.to(dtype)
 
 
 class _Lineage(TorchFunctionMode):
@@ -342,14 +347,13 @@ class _Lineage(TorchFunctionMode):
 # ---------------------------------------------------------------- reading
 
 
-def _read_tensors(path: Path, header: dict[str, dict], data_start: int, kept: list[str], passing: list[str],
-                  report: LoadReport) -> dict[str, torch.Tensor]:
+def read_tensors(path: Path, header: dict[str, dict], data_start: int, kept: list[str], passing: list[str],
+                 report: LoadReport, fill: Callable[[Path, list], int] | None = None) -> dict[str, torch.Tensor]:
     """The named file tensors, in their file dtype. `kept` ones share one buffer that lives
-    as long as they do; `passing` ones share another."""
+    as long as they do; `passing` ones share another. `fill(path, [(plan, buffer, names)])` reads
+    the bytes into the buffers and returns how many (default: parallel_read with report.reader)."""
     if not kept and not passing:
         return {}
-    if report.reader == "map":
-        return _map_tensors(path, header, data_start, kept + passing, report)
     jobs = []
     for names in (kept, passing):
         spans = {n: (data_start + header[n]["data_offsets"][0], data_start + header[n]["data_offsets"][1])
@@ -357,8 +361,8 @@ def _read_tensors(path: Path, header: dict[str, dict], data_start: int, kept: li
         plan = parallel_read.BufferPlan(spans)
         jobs.append((plan, plan.allocate(), names))
     try:
-        if report.reader == "mmap":
-            report.bytes_read += _read_mmap(path, jobs)
+        if fill is not None:
+            report.bytes_read += fill(path, jobs)
         else:
             report.bytes_read += parallel_read.read_into(path, [(p, b) for p, b, _ in jobs], reader=report.reader)
     except parallel_read.ShortRead as e:
@@ -372,47 +376,6 @@ def _read_tensors(path: Path, header: dict[str, dict], data_start: int, kept: li
             tensors[n] = plan.view(buffer, n, FILE_DTYPES[header[n]["dtype"]], header[n]["shape"])
     report.tensors_read += len(kept) + len(passing)
     return tensors
-
-
-def _map_tensors(path: Path, header: dict[str, dict], data_start: int, names: list[str],
-                 report: LoadReport) -> dict[str, torch.Tensor]:
-    spans = {n: (data_start + header[n]["data_offsets"][0], data_start + header[n]["data_offsets"][1])
-             for n in names}
-    try:
-        mapping = parallel_read.map_file(path, list(spans.values()))
-    except parallel_read.ShortRead as e:
-        raise BadModelFile(path, f"is shorter than its header says (truncated download?): {e}") from e
-    except (OSError, ValueError) as e:
-        raise BadModelFile(path, f"cannot map file: {e}") from e
-    tensors = {}
-    for n, (begin, end) in spans.items():
-        dtype = FILE_DTYPES[header[n]["dtype"]]
-        raw = mapping[begin:end]
-        if begin % torch.empty((), dtype=dtype).element_size():
-            raw = raw.clone()
-        tensors[n] = raw.view(dtype).view(header[n]["shape"])
-        report.bytes_read += end - begin
-    report.tensors_read += len(names)
-    return tensors
-
-
-def _read_mmap(path: Path, jobs: list) -> int:
-    """The comparison reader: safetensors' mmap, each tensor's pages faulted in and copied into
-    the same buffers. (Kept as safe_open gives them, tensors would only be backed by the file
-    mapping: the "load" would return before reading anything and the first use would pay.)"""
-    from safetensors import SafetensorError, safe_open
-
-    done = 0
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            for plan, buffer, names in jobs:
-                for n in names:
-                    source = f.get_tensor(n).reshape(-1).view(torch.uint8)
-                    plan.raw(buffer, n).copy_(source)
-                    done += source.numel()
-    except SafetensorError as e:
-        raise OSError(_first_line(e)) from e
-    return done
 
 
 def _first_line(e: BaseException) -> str:

@@ -1,16 +1,12 @@
-"""Chosen byte ranges of a file in host memory: read once into one preallocated buffer, or mapped.
+"""Chosen byte ranges of a file in host memory: read once into one preallocated buffer.
 
 `BufferPlan` packs the ranges (adjacent ones coalesced into one read) into a single
 uint8 tensor; `read_into` fills it with parallel chunked `preadv` calls from a small
 thread pool, or with plain sequential reads. Tensors are then zero-copy views of the
 buffer (`plan.view(buffer, name)`), so the bytes are read once, straight into place.
-
-`map_file` instead maps the file privately and faults the ranges' pages in up front: no
-copy at all when the page cache holds the file, but the memory stays file-backed (see there).
 """
 from __future__ import annotations
 
-import mmap
 import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -138,32 +134,3 @@ def _fill(read, offset: int, destination: memoryview) -> None:
         if not got:
             raise ShortRead(f"file ends at byte {offset + done}, {total - done} bytes short of a tensor")
         done += got
-
-
-MADV_POPULATE_READ = 22  # Linux >= 5.14; not yet named in Python's mmap module
-
-
-def map_file(path: str | Path, spans: list[tuple[int, int]]) -> torch.Tensor:
-    """The whole file as a uint8 tensor over a private (copy-on-write) mapping, with the
-    pages of `spans` faulted in now rather than on first use.
-
-    With the page cache warm this costs no copy and no new memory: the tensor's pages ARE
-    the page cache. The price: that memory is file-backed, so the OS may drop it under
-    pressure (and re-read it from disk on use), it cannot be pinned without a copy, and
-    truncating the file in place while mapped (e.g. `cp` over it) makes access crash the
-    process with SIGBUS. Replacing it by rename, as downloads and save_single_file do, is safe."""
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if size == 0:
-            return torch.empty(0, dtype=torch.uint8)
-        mapping = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
-    for r in BufferPlan({str(i): span for i, span in enumerate(spans)}).ranges:
-        if r.file_offset + r.length > size:
-            raise ShortRead(f"file ends at byte {size}, before the range ending at {r.file_offset + r.length}")
-        start = r.file_offset - r.file_offset % mmap.ALLOCATIONGRANULARITY
-        if hasattr(mapping, "madvise"):
-            try:
-                mapping.madvise(MADV_POPULATE_READ, start, r.file_offset + r.length - start)
-            except OSError:  # older kernel: ask for read-ahead instead
-                mapping.madvise(mmap.MADV_WILLNEED, start, r.file_offset + r.length - start)
-    return torch.frombuffer(mapping, dtype=torch.uint8)  # the tensor keeps the mapping alive

@@ -15,6 +15,8 @@ from collections import OrderedDict
 
 import torch
 
+from modules.compat import non_persistent_buffers, own_buffers, own_parameters
+
 KEY_ATTRIBUTE = "_zoo_skeleton_key"  # set by the fast loader on modules it built
 
 
@@ -38,12 +40,13 @@ def strip_weights(module: torch.nn.Module) -> None:
         return stripped[id(t)]
 
     for owner in module.modules():
-        for name, p in owner._parameters.items():
+        parameters, buffers, kept = own_parameters(owner), own_buffers(owner), non_persistent_buffers(owner)
+        for name, p in parameters.items():
             if p is not None:
-                owner._parameters[name] = meta_like(p)
-        for name, b in owner._buffers.items():
-            if b is not None and name not in owner._non_persistent_buffers_set:
-                owner._buffers[name] = meta_like(b)
+                parameters[name] = meta_like(p)
+        for name, b in buffers.items():
+            if b is not None and name not in kept:
+                buffers[name] = meta_like(b)
 
 
 class SkeletonPool:

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from starlette.datastructures import Headers
 from starlette.requests import Request, cookie_parser
 
+from modules.compat import login_cookie_names, login_tokens, logged_in_user, replace_api_info, wrap_outermost
 from modules.security.hosts import HostPolicy, changes_state
 from modules.security.login_form import BadLoginForm, read_login_form
 from modules.security.login_throttle import LoginThrottle
@@ -47,7 +48,6 @@ PUBLIC_PREFIXES = ("/assets/", "/static/", "/svelte/", "/pwa_icon/")  # Gradio's
 API_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
 API_PREFIXES = ("/sdapi/", "/zoo/v1/")
 EMPTY_API_INFO = b'{"named_endpoints":{},"unnamed_endpoints":{}}'
-_API_INFO = re.compile(rb"(window\.gradio_api_info = ).*?(;</script>)", re.DOTALL)
 _CORS_HEADERS = (b"access-control-allow-origin", b"access-control-allow-credentials")
 _SAMESITE_NONE = re.compile(rb";\s*samesite=none", re.IGNORECASE)
 
@@ -165,18 +165,15 @@ class Guard:
         on one device would log out the others. Only the caller's own token is dropped here, and Gradio is
         told to drop no more."""
         cookies = cookie_parser(headers.get("cookie", ""))
-        cookie_id = getattr(self.session_app, "cookie_id", None)
-        tokens = getattr(self.session_app, "tokens", {})
-        for name in (f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}"):
+        tokens = login_tokens(self.session_app)
+        for name in login_cookie_names(self.session_app):
             tokens.pop(cookies.get(name), None)
         return {**scope, "query_string": b"all_session=false"}
 
     def _logged_in(self, scope, address: str, basic: str | None) -> bool:
         if self.config.ui_logins and self.session_app is not None:
             cookies = cookie_parser(Headers(scope=scope).get("cookie", ""))
-            cookie_id = getattr(self.session_app, "cookie_id", None)
-            token = cookies.get(f"access-token-{cookie_id}") or cookies.get(f"access-token-unsecure-{cookie_id}")
-            if token and token in getattr(self.session_app, "tokens", {}):
+            if logged_in_user(self.session_app, cookies) is not None:
                 return True
         if self.config.api_login_required:
             user = self.config.api_logins.logged_in_user(Request(scope))
@@ -299,7 +296,7 @@ def _login_page_without_api_info(send):
         held["body"] += message.get("body", b"")
         if message.get("more_body", False):
             return
-        body = _API_INFO.sub(lambda m: m.group(1) + EMPTY_API_INFO + m.group(2), held["body"])
+        body = replace_api_info(held["body"], EMPTY_API_INFO)
         start = held.pop("start")
         headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
         headers.append((b"content-length", str(len(body)).encode()))
@@ -312,8 +309,4 @@ def install(app, config: GuardConfig, session_app=None) -> None:
     """Put the guard in front of `app`, outside every other middleware (so it can take back a CORS grant),
     including any added after this call (Gradio adds its CORS middleware when it launches). Works before
     and after the app has started serving."""
-    if app.middleware_stack is None:  # Starlette builds the stack on the first request
-        build = app.build_middleware_stack
-        app.build_middleware_stack = lambda: Guard(build(), config, session_app)
-    else:
-        app.middleware_stack = Guard(app.middleware_stack, config, session_app)
+    wrap_outermost(app, lambda inner: Guard(inner, config, session_app))

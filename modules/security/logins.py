@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from starlette.datastructures import Headers
 from starlette.requests import Request, cookie_parser
 
+from modules.compat import logged_in_user
+
 
 @dataclass
 class Who:
@@ -16,10 +18,7 @@ class Who:
 
     def login_name(self, scope) -> str | None:
         if self.session_app is not None:
-            cookies = cookie_parser(Headers(scope=scope).get("cookie", ""))
-            cookie_id = getattr(self.session_app, "cookie_id", None)
-            token = cookies.get(f"access-token-{cookie_id}") or cookies.get(f"access-token-unsecure-{cookie_id}")
-            user = getattr(self.session_app, "tokens", {}).get(token) if token else None
+            user = logged_in_user(self.session_app, cookie_parser(Headers(scope=scope).get("cookie", "")))
             if user:
                 return user
         if self.api_logins is not None and getattr(self.api_logins, "required", False):

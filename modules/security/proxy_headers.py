@@ -7,11 +7,9 @@ explicitly. (uvicorn reads no Forwarded or X-Real-IP header; nothing here does e
 from __future__ import annotations
 
 import argparse
-import contextlib
-import functools
-import types
 
 from modules import cmd_args
+from modules.compat import uvicorn_config_for_gradio
 
 
 def uvicorn_proxy_settings(args: argparse.Namespace) -> dict:
@@ -20,21 +18,10 @@ def uvicorn_proxy_settings(args: argparse.Namespace) -> dict:
     return {"proxy_headers": bool(proxies), "forwarded_allow_ips": proxies}
 
 
-@contextlib.contextmanager
 def for_gradio_launch(settings: dict):
-    """Gradio makes its uvicorn.Config itself (gradio.http_server.start_server) and passes none of these
-    keywords: give them to it while `launch()` runs. Check the result with `check_server`."""
-    from gradio import http_server
-
-    real = http_server.uvicorn
-    shim = types.ModuleType(real.__name__)
-    shim.__dict__.update(vars(real))
-    shim.Config = functools.partial(real.Config, **settings)
-    http_server.uvicorn = shim
-    try:
-        yield
-    finally:
-        http_server.uvicorn = real
+    """Gradio makes its uvicorn.Config itself and passes none of these keywords: give them to it while
+    `launch()` runs (a context manager). Check the result with `check_server`."""
+    return uvicorn_config_for_gradio(settings)
 
 
 def check_server(server, settings: dict) -> None:

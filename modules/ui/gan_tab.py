@@ -160,7 +160,7 @@ class GanTab(GanHandlers):
             return ""
         folder = shown(self.backend.config.models_dir / "GAN")
         lines = [f"**No usable GAN.** Put a self-describing GAN `.safetensors` into `{folder}` "
-                 "(`python -m modules.zoo.train_gan` trains the built-in one), then press ↻."]
+                 "(`python -m modules.zoo.train.gan` trains the built-in one), then press ↻."]
         lines += [f"- `{m.name}` cannot be used: {scrub(m.error or '')}" for m in self.backend.zoo_registry.models
                   if m.kind == "gan" and not m.usable]
         return "\n".join(lines)

@@ -3,7 +3,7 @@
     encode(images [N,3,32,32] in [-1,1]) -> (mu, logvar)   each [N, latent_dim]
     decode(z [N, latent_dim])             -> images [N,3,32,32] in [-1,1]
 
-Training (train_beta_vae.py) minimises  sum-of-squares reconstruction + β·KL(q(z|x) || N(0, I));
+Training (train/beta_vae.py) minimises  sum-of-squares reconstruction + β·KL(q(z|x) || N(0, I));
 β > 1 pushes each latent dimension towards one factor of variation. After evaluation
 the file's metadata names the factor each dimension follows best (``latent_factors``).
 """

@@ -35,15 +35,13 @@ def save_model_file(path: str | Path, model: torch.nn.Module, kind: str, config,
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
-    from safetensors import safe_open
+    """The file's metadata, from its header alone (bounded and checked: modules/models/safetensors_header)."""
+    from modules.models.safetensors_header import read_header
+
     path = Path(path)
     if not path.is_file():
         raise BadModelFile(path, "file not found")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return dict(f.metadata() or {})
-    except Exception as error:  # safetensors raises several types for a damaged header
-        raise BadModelFile(path, f"not a readable .safetensors file ({error})") from None
+    return dict(read_header(path)[1] or {})
 
 
 def parse_config(path: str | Path, config_class, kind: str, metadata: dict[str, str]):
@@ -90,14 +88,3 @@ def read_info(path: str | Path, metadata: dict[str, str]) -> dict:
     except json.JSONDecodeError:
         raise BadModelFile(path, "zoo_info is not valid JSON") from None
     return info if isinstance(info, dict) else {}
-
-
-def update_info(path: str | Path, info: dict) -> None:
-    """Rewrite the file with ``info`` merged into its zoo_info (used after evaluation)."""
-    from safetensors.torch import load_file, save_file
-    metadata = read_metadata(path)
-    merged = read_info(path, metadata) | info
-    metadata["zoo_info"] = json.dumps(merged)
-    tensors = load_file(str(path))
-    with replacing(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)

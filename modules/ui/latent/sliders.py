@@ -22,7 +22,7 @@ SLIDER_RANGE = 3.0
 
 def no_model_message(backend) -> str:
     folder = shown(backend.config.models_dir / "Latent")
-    return (f"**No β-VAE yet.** Put a β-VAE `.safetensors` file (trained with `python -m modules.zoo.train_beta_vae`) "
+    return (f"**No β-VAE yet.** Put a β-VAE `.safetensors` file (trained with `python -m modules.zoo.train.beta_vae`) "
             f"into `{folder}`, then press ↻.")
 
 

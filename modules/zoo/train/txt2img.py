@@ -1,7 +1,7 @@
 """Train the built-in text-to-image model (a tiny Stable Diffusion) on Shapes, from scratch.
 
-    python -m modules.zoo.train_txt2img                       # full run, exports the pipeline
-    python -m modules.zoo.train_txt2img --ae-steps 20 --steps 20 --size tiny --out /tmp/t --export /tmp/t/pipe
+    python -m modules.zoo.train.txt2img                       # full run, exports the pipeline
+    python -m modules.zoo.train.txt2img --ae-steps 20 --steps 20 --size tiny --out /tmp/t --export /tmp/t/pipe
 
 Two stages, like real Stable Diffusion:
   1. the AutoencoderKL learns to squeeze 32x32 images into 8x8x4 latents (MSE + a small KL);
@@ -25,9 +25,9 @@ from tqdm import tqdm
 
 from modules.paths import MODELS_DIR, OUTPUTS_DIR
 from modules.zoo import shapes
-from modules.zoo.training import EMA, load_checkpoint, save_checkpoint, save_loss_plot, setup_threads
-from modules.zoo.clip_tokenizer import load_tokenizer, write_tokenizer_files
-from modules.zoo.txt2img_model import build_components, make_pipeline
+from modules.zoo.train.common import EMA, load_checkpoint, save_checkpoint, save_loss_plot, setup_threads
+from modules.zoo.train.clip_tokenizer import load_tokenizer, write_tokenizer_files
+from modules.zoo.train.txt2img_model import build_components, make_pipeline
 
 SAMPLE_PROMPTS = [
     "a red circle on a white background", "a blue square on a black background",

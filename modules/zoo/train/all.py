@@ -1,6 +1,6 @@
 """Retrain the whole built-in zoo from scratch, on both CPU cores at once.
 
-    HF_HUB_OFFLINE=1 python -m modules.zoo.train_all [--out-dir DIR] [--export-dir DIR]
+    HF_HUB_OFFLINE=1 python -m modules.zoo.train.all [--out-dir DIR] [--export-dir DIR]
 
 Each training runs on one thread (a small model gains little from a second one), so two run side by
 side: the text-to-image model on one core; the β-VAE, then the GAN, on the other. Writes each one's
@@ -21,9 +21,9 @@ from pathlib import Path
 from modules.paths import MODELS_DIR, OUTPUTS_DIR
 
 # The recipes the shipped weights come from (each script's own defaults, except where written here).
-TXT2IMG = ["modules.zoo.train_txt2img", "--ae-steps", "2000", "--steps", "3500"]
-BETA_VAE = ["modules.zoo.train_beta_vae"]
-GAN = ["modules.zoo.train_gan"]
+TXT2IMG = ["modules.zoo.train.txt2img", "--ae-steps", "2000", "--steps", "3500"]
+BETA_VAE = ["modules.zoo.train.beta_vae"]
+GAN = ["modules.zoo.train.gan"]
 # --smoke: toy sizes and a few steps, to check the whole run end to end in seconds.
 SMOKE = {"txt2img": ["--size", "tiny", "--ae-steps", "3", "--steps", "3", "--batch", "4", "--ae-batch", "4",
                      "--images", "32", "--sample-every", "3"],

@@ -26,9 +26,10 @@ def load_checkpoint(path: str | Path) -> dict | None:
     path = Path(path)
     if not path.exists():
         return None
-    import numpy as np
+    from modules.compat import numpy_scalar_globals
+
     # Older checkpoints stored a numpy float as the learning rate; allow exactly that.
-    with torch.serialization.safe_globals([np._core.multiarray.scalar, np.dtype, type(np.dtype("float64"))]):
+    with torch.serialization.safe_globals(numpy_scalar_globals()):
         return torch.load(path, map_location="cpu", weights_only=True)
 
 

@@ -1,7 +1,7 @@
 """Train the built-in β-VAE on single-shape Shapes images, from scratch.
 
-    python -m modules.zoo.train_beta_vae                      # full run -> models/Latent/shapes-beta-vae.safetensors
-    python -m modules.zoo.train_beta_vae --steps 20 --latent-dim 8 --channels 8,16 --out /tmp/v --export /tmp/v/vae.safetensors
+    python -m modules.zoo.train.beta_vae                      # full run -> models/Latent/shapes-beta-vae.safetensors
+    python -m modules.zoo.train.beta_vae --steps 20 --latent-dim 8 --channels 8,16 --out /tmp/v --export /tmp/v/vae.safetensors
 
 Loss: per-image sum of squared errors + β·KL, with β warmed up from 0 over the
 first 10% of steps (so the decoder learns something before the KL squeezes the
@@ -21,7 +21,7 @@ from tqdm import tqdm
 from modules.paths import MODELS_DIR, OUTPUTS_DIR
 from modules.zoo import shapes
 from modules.zoo.beta_vae import BetaVAE, BetaVAEConfig, loss_terms, save_latent_model
-from modules.zoo.training import EMA, load_checkpoint, save_checkpoint, save_loss_plot, setup_threads
+from modules.zoo.train.common import EMA, load_checkpoint, save_checkpoint, save_loss_plot, setup_threads
 
 
 def parse_args(argv=None):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from modules.zoo.clip_tokenizer import MAX_LENGTH, load_tokenizer, write_tokenizer_files
+from modules.zoo.train.clip_tokenizer import MAX_LENGTH, load_tokenizer, write_tokenizer_files
 
 # name -> (vae channels, unet channels, text width, text layers)
 SIZES = {

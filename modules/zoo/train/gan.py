@@ -1,7 +1,7 @@
 """Train the built-in class-conditional GAN (condition: shape kind) on single-shape Shapes images.
 
-    python -m modules.zoo.train_gan                           # full run -> models/GAN/shapes-gan.safetensors
-    python -m modules.zoo.train_gan --steps 10 --channels 8,8,8 --d-channels 8,8,8 --out /tmp/g --export /tmp/g/gan.safetensors
+    python -m modules.zoo.train.gan                           # full run -> models/GAN/shapes-gan.safetensors
+    python -m modules.zoo.train.gan --steps 10 --channels 8,8,8 --d-channels 8,8,8 --out /tmp/g --export /tmp/g/gan.safetensors
 
 Non-saturating logistic loss and Adam with β1 = 0.5 (the DCGAN recipe), and an EMA
 copy of the generator that is what gets exported. The generator also tracks w_avg per class for truncation.
@@ -26,7 +26,7 @@ from tqdm import tqdm
 from modules.paths import MODELS_DIR, OUTPUTS_DIR
 from modules.zoo import shapes
 from modules.zoo.gan import CONDITIONS, Discriminator, Generator, GANConfig, class_labels, save_gan
-from modules.zoo.training import EMA, load_checkpoint, save_checkpoint, save_loss_plot, setup_threads
+from modules.zoo.train.common import EMA, load_checkpoint, save_checkpoint, save_loss_plot, setup_threads
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -1,4 +1,5 @@
-"""Diffusers pipeline -> original (LDM / A1111 "single file") checkpoint layout.
+"""Diffusers pipeline -> original (LDM / A1111 "single file") checkpoint layout: test and benchmark tooling
+(it writes the single-file checkpoints they load); the app never converts.
 
 The inverse of diffusers' single-file loader, ported from diffusers'
 `scripts/convert_diffusers_to_original_stable_diffusion.py` and

@@ -1,0 +1,178 @@
+"""Every use of another library's internals, in one place.
+
+Gradio, Starlette, diffusers, torch and numpy offer no public way to do these few things, so we reach into
+what they do not promise to keep. Each use below names what it relies on and the version it was checked
+against (CHECKED); tests/test_compat.py checks each of them and fails naming the internal when an upgrade
+changes one, so an upgrade breaks there, loudly, not in a user's session.
+
+Only this file may touch a third-party name with a leading underscore or a Gradio/Starlette attribute that
+is not documented. Libraries are imported inside the functions: nothing below modules/ui imports Gradio,
+and the security modules that use this file do not load torch.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import re
+import types
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+CHECKED = {"gradio": "6.31.0", "starlette": "1.10.0", "uvicorn": "0.54.0", "diffusers": "0.42.1",
+           "torch": "2.13.0", "numpy": "2.4.6"}
+
+# ---- Gradio 6.31.0 ----------------------------------------------------------------------------------------
+
+
+def gradio_app():
+    """A Gradio app made as `Blocks.launch` makes its own (gradio.routes.App with ORJSONResponse), so that
+    the guard and the API are in it before the server opens its port. Gradio 6.31.0."""
+    from gradio.routes import App, ORJSONResponse
+
+    return App(default_response_class=ORJSONResponse)
+
+
+def launch_with_app(demo, app, **options):
+    """`demo.launch(**options)` serving `app` (from gradio_app) rather than a new one: launch's private
+    `_app` keyword. Gradio 6.31.0."""
+    return demo.launch(_app=app, **options)
+
+
+def running_server(demo):
+    """The uvicorn.Server a launched Blocks runs (`Blocks.server`, undocumented). Gradio 6.31.0."""
+    return getattr(demo, "server", None)
+
+
+@contextlib.contextmanager
+def uvicorn_config_for_gradio(settings: dict):
+    """While `launch()` runs, Gradio's `uvicorn.Config(...)` gets `settings` too: Gradio builds its server in
+    gradio.http_server.start_server through that module's `uvicorn` name and passes no proxy keywords.
+    Gradio 6.31.0, uvicorn 0.54.0."""
+    from gradio import http_server
+
+    real = http_server.uvicorn
+    shim = types.ModuleType(real.__name__)
+    shim.__dict__.update(vars(real))
+    shim.Config = functools.partial(real.Config, **settings)
+    http_server.uvicorn = shim
+    try:
+        yield
+    finally:
+        http_server.uvicorn = real
+
+
+def login_cookie_names(app) -> tuple[str, str]:
+    """The names of Gradio's login cookies on `app` (secure and plain-HTTP variants): `access-token-` and
+    `access-token-unsecure-` followed by `App.cookie_id`. Gradio 6.31.0."""
+    cookie_id = getattr(app, "cookie_id", None)
+    return f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}"
+
+
+def login_tokens(app) -> dict:
+    """Gradio's logged-in sessions, token -> user name (`App.tokens`; the live dict: removing a token logs
+    that session out). Gradio 6.31.0."""
+    return getattr(app, "tokens", {})
+
+
+def logged_in_user(app, cookies: dict) -> str | None:
+    """The user a request's Gradio login cookies name on `app`; None when none is valid."""
+    secure, plain = login_cookie_names(app)
+    token = cookies.get(secure) or cookies.get(plain)
+    return login_tokens(app).get(token) if token else None
+
+
+# Gradio renders the API description into every page as `window.gradio_api_info = {...};</script>`
+# (templates/frontend/index.html). Gradio 6.31.0.
+_API_INFO = re.compile(rb"(window\.gradio_api_info = ).*?(;</script>)", re.DOTALL)
+
+
+def replace_api_info(page: bytes, api_info: bytes) -> bytes:
+    """`page` (a Gradio HTML page) with `api_info` (JSON) as its embedded API description."""
+    return _API_INFO.sub(lambda m: m.group(1) + api_info + m.group(2), page)
+
+
+# ---- Starlette 1.10.0 -------------------------------------------------------------------------------------
+
+
+def wrap_outermost(app, wrap) -> None:
+    """Put `wrap(inner)` (an ASGI middleware) outside every middleware of a Starlette app, including those
+    added later (Gradio adds its CORS middleware when it launches). Starlette builds
+    `app.middleware_stack` with `build_middleware_stack()` on the first request; before that the builder is
+    wrapped, after it the built stack. Starlette 1.10.0."""
+    if app.middleware_stack is None:
+        build = app.build_middleware_stack
+        app.build_middleware_stack = lambda: wrap(build())
+    else:
+        app.middleware_stack = wrap(app.middleware_stack)
+
+
+def keep_read_body(request, body: bytes) -> None:
+    """Hand a body read from `request.stream()` back to the request: Starlette's `Request.body()` returns
+    `Request._body` when it is set (FastAPI then parses it). Starlette 1.10.0."""
+    request._body = body
+
+
+# ---- diffusers 0.42.1 -------------------------------------------------------------------------------------
+
+
+def execution_device(pipe) -> torch.device:
+    """The device a pipeline runs on, offloading hooks included (`DiffusionPipeline._execution_device`;
+    `pipe.device` says "cpu" for an offloaded pipeline). diffusers 0.42.1."""
+    return pipe._execution_device
+
+
+def transformers_class_name(class_name: str) -> str:
+    """A transformers class name as transformers 5 calls it (older SD folders say CLIPFeatureExtractor):
+    diffusers' own table, `deprecation_utils._maybe_remap_transformers_class`. diffusers 0.42.1."""
+    try:
+        from diffusers.utils.deprecation_utils import _maybe_remap_transformers_class
+    except ImportError:
+        return class_name
+    return _maybe_remap_transformers_class(class_name) or class_name
+
+
+# ---- torch 2.13.0 -----------------------------------------------------------------------------------------
+
+def tree_flatten(tree) -> tuple[list, object]:
+    """(leaves, spec) of nested lists, tuples and dicts: `torch.utils._pytree.tree_flatten` (torch has no
+    public one). torch 2.13.0."""
+    from torch.utils._pytree import tree_flatten as flatten
+
+    return flatten(tree)
+
+
+def is_alias_of(tensor: torch.Tensor, other: torch.Tensor) -> bool:
+    """Whether `tensor` shares storage with `other` (a view of it): `torch._C._is_alias_of`. torch 2.13.0."""
+    import torch
+
+    return torch._C._is_alias_of(tensor, other)
+
+
+def own_parameters(module: torch.nn.Module) -> dict:
+    """A module's own parameter slots, name -> Parameter or None (`Module._parameters`, the dict
+    `named_parameters` reads; assigning into it swaps a tensor without re-registering). torch 2.13.0."""
+    return module._parameters
+
+
+def own_buffers(module: torch.nn.Module) -> dict:
+    """A module's own buffer slots, name -> Tensor or None (`Module._buffers`). torch 2.13.0."""
+    return module._buffers
+
+
+def non_persistent_buffers(module: torch.nn.Module) -> set:
+    """Names of a module's own buffers kept out of its state dict (`Module._non_persistent_buffers_set`).
+    torch 2.13.0."""
+    return module._non_persistent_buffers_set
+
+
+# ---- numpy 2.4.6 (training checkpoints only) --------------------------------------------------------------
+
+
+def numpy_scalar_globals() -> list:
+    """What `torch.load(weights_only=True)` must allow to read a numpy float scalar: numpy pickles it as
+    `numpy._core.multiarray.scalar` with its dtype. numpy 2.4.6."""
+    import numpy as np
+
+    return [np._core.multiarray.scalar, np.dtype, type(np.dtype("float64"))]

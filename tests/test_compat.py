@@ -1,0 +1,247 @@
+"""The other libraries' internals that modules/compat.py relies on are still there and still do what it
+expects. A failure names the internal and the version it was checked with: read its comment in
+modules/compat.py, adapt that one function, and update CHECKED."""
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from modules import compat
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECKS = []
+
+
+def relies_on(internal: str, library: str):
+    """Register a check of `internal` (a name in `library`) that modules/compat.py uses."""
+    def register(check):
+        CHECKS.append(pytest.param(internal, library, check, id=internal))
+        return check
+    return register
+
+
+def source(module_name: str) -> str:
+    return inspect.getsource(importlib.import_module(module_name))
+
+
+# ---- Gradio ----
+
+
+@relies_on("gradio.Blocks.launch(_app=)", "gradio")
+def _launch_takes_an_app():
+    import gradio
+
+    assert "_app" in inspect.signature(gradio.Blocks.launch).parameters
+    assert re.search(r"App\.create_app\(\s*self,[^)]*app=_app", source("gradio.blocks")), \
+        "launch no longer hands _app to App.create_app"
+
+
+@relies_on("gradio.routes.App(default_response_class=ORJSONResponse)", "gradio")
+def _app_is_made_as_gradio_makes_it():
+    app = compat.gradio_app()
+    assert type(app).__module__ == "gradio.routes" and type(app).__name__ == "App"
+    assert 'app_kwargs.setdefault("default_response_class", ORJSONResponse)' in source("gradio.routes")
+
+
+@relies_on("gradio.routes.App.tokens", "gradio")
+def _tokens_map_login_tokens_to_users():
+    app = compat.gradio_app()
+    assert compat.login_tokens(app) is app.tokens and app.tokens == {}
+    text = source("gradio.routes")
+    assert "app.tokens[token] = username" in text, "the login route no longer records token -> user in App.tokens"
+    assert "app.tokens.get(token)" in text or "app.tokens[token]" in text
+
+
+@relies_on("gradio.routes.App.cookie_id (access-token-<id> cookies)", "gradio")
+def _login_cookies_are_named_by_cookie_id():
+    app = compat.gradio_app()
+    assert isinstance(app.cookie_id, str) and app.cookie_id
+    text = source("gradio.routes")
+    secure, plain = compat.login_cookie_names(app)
+    assert secure == f"access-token-{app.cookie_id}" and plain == f"access-token-unsecure-{app.cookie_id}"
+    assert 'f"access-token-{app.cookie_id}"' in text and 'f"access-token-unsecure-{app.cookie_id}"' in text
+    app.tokens["t0k"] = "ann"
+    assert compat.logged_in_user(app, {plain: "t0k"}) == "ann"
+    assert compat.logged_in_user(app, {secure: "other"}) is None
+
+
+@relies_on("window.gradio_api_info in gradio's index.html", "gradio")
+def _pages_embed_the_api_info_where_we_replace_it():
+    import gradio
+
+    template = (Path(gradio.__file__).parent / "templates" / "frontend" / "index.html").read_text(encoding="utf-8")
+    assert "<script>window.gradio_api_info = {{ gradio_api_info | toorjson }};</script>" in template
+    page = template.replace("{{ gradio_api_info | toorjson }}", '{"named_endpoints": {"/secret": 1}}').encode()
+    replaced = compat.replace_api_info(page, b"{}")
+    assert b"/secret" not in replaced and b"window.gradio_api_info = {};</script>" in replaced
+
+
+@relies_on("gradio.Blocks.server", "gradio")
+def _a_launched_blocks_keeps_its_server():
+    assert "self.server = server" in source("gradio.blocks")
+
+
+@relies_on("gradio.http_server.uvicorn.Config", "gradio")
+def _gradio_builds_its_server_through_its_uvicorn_name():
+    import uvicorn
+    from gradio import http_server
+
+    assert http_server.uvicorn is uvicorn
+    assert "uvicorn.Config(" in inspect.getsource(http_server.start_server)
+    settings = {"proxy_headers": False, "forwarded_allow_ips": []}
+    with compat.uvicorn_config_for_gradio(settings):
+        config = http_server.uvicorn.Config(app=None)
+    assert http_server.uvicorn is uvicorn
+    assert (config.proxy_headers, config.forwarded_allow_ips) == (False, [])
+
+
+@relies_on("uvicorn.Config(proxy_headers=, forwarded_allow_ips=)", "uvicorn")
+def _uvicorn_takes_the_proxy_keywords():
+    import uvicorn
+
+    parameters = inspect.signature(uvicorn.Config).parameters
+    assert "proxy_headers" in parameters and "forwarded_allow_ips" in parameters
+
+
+# ---- Starlette ----
+
+
+@relies_on("starlette Starlette.build_middleware_stack / middleware_stack", "starlette")
+def _starlette_builds_its_stack_on_the_first_request():
+    from starlette.applications import Starlette
+
+    assert "self.middleware_stack = self.build_middleware_stack()" in inspect.getsource(Starlette.__call__)
+    app, seen = Starlette(), []
+
+    async def outer_of(inner, scope, receive, send):
+        seen.append(scope["type"])
+        await inner(scope, receive, send)
+
+    compat.wrap_outermost(app, lambda inner: lambda *a: outer_of(inner, *a))
+    assert app.middleware_stack is None
+
+    async def lifespan():
+        async def receive():
+            return {"type": "lifespan.shutdown"}
+
+        async def send(_):
+            pass
+        await app({"type": "lifespan", "state": {}}, receive, send)
+    asyncio.run(lifespan())
+    assert seen == ["lifespan"], "the wrapper did not end up outermost"
+
+
+@relies_on("starlette Request._body", "starlette")
+def _a_kept_body_is_what_request_body_returns():
+    from starlette.requests import Request
+
+    async def receive():
+        raise AssertionError("the body was read again")
+
+    request = Request({"type": "http", "method": "POST", "path": "/", "headers": []}, receive)
+    compat.keep_read_body(request, b'{"a": 1}')
+    assert asyncio.run(request.body()) == b'{"a": 1}'
+
+
+# ---- diffusers ----
+
+
+@relies_on("diffusers DiffusionPipeline._execution_device", "diffusers")
+def _pipelines_know_their_execution_device():
+    from diffusers import DiffusionPipeline
+
+    assert isinstance(inspect.getattr_static(DiffusionPipeline, "_execution_device"), property)
+
+
+@relies_on("diffusers deprecation_utils._maybe_remap_transformers_class", "diffusers")
+def _diffusers_remaps_old_transformers_names():
+    from diffusers.utils.deprecation_utils import _maybe_remap_transformers_class  # noqa: F401 - must exist
+
+    assert compat.transformers_class_name("CLIPFeatureExtractor") == "CLIPImageProcessor"
+    assert compat.transformers_class_name("CLIPTextModel") == "CLIPTextModel"
+
+
+# ---- torch ----
+
+
+@relies_on("torch.utils._pytree.tree_flatten", "torch")
+def _tree_flatten_finds_nested_tensors():
+    a, b = torch.zeros(1), torch.ones(2)
+    leaves, _ = compat.tree_flatten(([a], {"k": (1, b)}))
+    assert [leaf for leaf in leaves if isinstance(leaf, torch.Tensor)] == [a, b]
+
+
+@relies_on("torch._C._is_alias_of", "torch")
+def _alias_means_shared_storage():
+    base = torch.arange(8.0)
+    assert compat.is_alias_of(base[2:4], base) and compat.is_alias_of(base.view(2, 4), base)
+    assert not compat.is_alias_of(base.clone(), base)
+
+
+@relies_on("torch.nn.Module._parameters / _buffers / _non_persistent_buffers_set", "torch")
+def _module_slots_are_the_live_dicts():
+    norm = torch.nn.BatchNorm1d(3)
+    norm.register_buffer("scratch", torch.zeros(1), persistent=False)
+    assert set(compat.own_parameters(norm)) == {"weight", "bias"}
+    assert {"running_mean", "running_var", "scratch"} <= set(compat.own_buffers(norm))
+    assert compat.non_persistent_buffers(norm) == {"scratch"}
+    compat.own_buffers(norm)["running_mean"] = torch.full((3,), 7.0)
+    compat.own_parameters(norm)["bias"] = torch.nn.Parameter(torch.full((3,), 2.0))
+    assert norm.running_mean.tolist() == [7.0] * 3 and norm.state_dict()["bias"].tolist() == [2.0] * 3
+    assert "scratch" not in norm.state_dict()
+
+
+# ---- numpy ----
+
+
+@relies_on("numpy._core.multiarray.scalar (torch.load of a numpy float)", "numpy")
+def _numpy_floats_load_with_weights_only():
+    buffer = io.BytesIO()
+    torch.save({"lr": np.float64(0.25)}, buffer)
+    buffer.seek(0)
+    with torch.serialization.safe_globals(compat.numpy_scalar_globals()):
+        assert torch.load(buffer, weights_only=True)["lr"] == 0.25
+
+
+@pytest.mark.parametrize("internal, library, check", CHECKS)
+def test_internal_still_works(internal, library, check):
+    try:
+        check()
+    except Exception as e:  # noqa: BLE001 - any failure is the same news: this internal changed
+        version = importlib.import_module(library).__version__
+        pytest.fail(f"{internal} changed in {library} {version} (modules/compat.py was checked against "
+                    f"{library} {compat.CHECKED[library]}): {type(e).__name__}: {e}", pytrace=False)
+
+
+def test_every_checked_library_is_named():
+    assert {library for _, library, _ in (p.values for p in CHECKS)} == set(compat.CHECKED)
+
+
+# What only modules/compat.py may write: other libraries' private names and Gradio's undocumented attributes.
+INTERNALS = [
+    r"\b_app\s*=", r"\._execution_device\b", r"\b_pytree\b", r"\btorch\._C\b", r"\._parameters\b", r"\._buffers\b",
+    r"\._non_persistent_buffers_set\b", r"\._body\b", r"\.tokens\b", r"\bcookie_id\b", r"gradio_api_info",
+    r"build_middleware_stack", r"\bnp\._core\b", r"_maybe_remap_transformers_class", r"http_server\.uvicorn",
+    r"from (gradio|starlette|uvicorn|fastapi|diffusers|transformers|torch|numpy|PIL)[\w.]* import .*\b_\w",
+]
+
+
+def test_internals_are_used_only_in_compat():
+    files = [ROOT / "webui.py", *sorted((ROOT / "modules").rglob("*.py")), *sorted((ROOT / "extensions").rglob("*.py"))]
+    found = []
+    for file in files:
+        if file == ROOT / "modules" / "compat.py":
+            continue
+        for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
+            code = line.split("#", 1)[0]
+            if any(re.search(pattern, code) for pattern in INTERNALS):
+                found.append(f"{file.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not found, "use modules/compat.py for these:\n" + "\n".join(found)
