@@ -3,7 +3,6 @@ expects. A failure names the internal and the version it was checked with: read 
 modules/compat.py, adapt that one function, and update CHECKED."""
 from __future__ import annotations
 
-import asyncio
 import importlib
 import inspect
 import io
@@ -15,6 +14,7 @@ import pytest
 import torch
 
 from modules import compat
+from tests.waiting import run_coroutine
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKS = []
@@ -135,7 +135,7 @@ def _starlette_builds_its_stack_on_the_first_request():
         async def send(_):
             pass
         await app({"type": "lifespan", "state": {}}, receive, send)
-    asyncio.run(lifespan())
+    run_coroutine(lifespan())
     assert seen == ["lifespan"], "the wrapper did not end up outermost"
 
 
@@ -148,7 +148,7 @@ def _a_kept_body_is_what_request_body_returns():
 
     request = Request({"type": "http", "method": "POST", "path": "/", "headers": []}, receive)
     compat.keep_read_body(request, b'{"a": 1}')
-    assert asyncio.run(request.body()) == b'{"a": 1}'
+    assert run_coroutine(request.body()) == b'{"a": 1}'
 
 
 # ---- diffusers ----

@@ -95,7 +95,7 @@ def gradio_jobs(url: str, count: int) -> list[str]:
                                                              api_name="/gan_sample")
                 outcomes.append(f"gan_sample {'images' if len(gallery) >= 2 else 'no images'} {message!r}")
             else:
-                image, message = client.predict(api_name="/latent_decode")
+                image, message, *_sliders_and_latent = client.predict(api_name="/latent_decode")
                 outcomes.append(f"latent_decode {'image' if image else 'nothing'} {message!r}")
         except Exception as e:  # noqa: BLE001 - reported by the test
             outcomes.append(f"{type(e).__name__}: {e}")

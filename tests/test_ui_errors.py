@@ -2,7 +2,6 @@
 anything unexpected is "internal error" with an id, and the traceback is in the log under that id."""
 from __future__ import annotations
 
-import asyncio
 import errno
 import inspect
 import logging
@@ -14,6 +13,7 @@ import pytest
 from modules import paths
 from modules.errors import InvalidRequest
 from modules.ui.errors import user_errors
+from tests.waiting import run_coroutine
 
 
 def test_a_user_error_is_a_toast_with_its_message_and_no_server_path():
@@ -65,4 +65,4 @@ def test_generators_and_coroutines_keep_their_kind_and_signature():
     assert values == ["working"]
     assert inspect.iscoroutinefunction(answer)
     with pytest.raises(gr.Error, match="prompt: is empty"):
-        asyncio.run(answer(""))
+        run_coroutine(answer(""))
