@@ -1,0 +1,116 @@
+"""Hires fix in txt2img: a second, img2img pass at a larger size, in the same job; A1111's infotext fields,
+read back by PNG Info."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from modules.errors import InvalidRequest
+from modules.ui.pnginfo_tab import image_info
+
+
+def pixels(image: Image.Image) -> np.ndarray:
+    return np.asarray(image.convert("RGB"), dtype=np.float32)
+
+
+def hires(small_request, **overrides):
+    values = dict(enable_hr=True, hr_scale=2, hr_upscaler="Latent", denoising_strength=0.5, save_images=True)
+    values.update(overrides)
+    return small_request(**values)
+
+
+def test_hires_fix_doubles_the_size_and_its_infotext_round_trips_through_png_info(backend, small_request):
+    job = backend.new_job("txt2img")
+    result = backend.txt2img(hires(small_request, hr_second_pass_steps=4), job)
+    assert result.images[0].size == (128, 128)
+    text = result.infotexts[0]
+    assert "Size: 64x64" in text  # the first pass's size, as A1111 writes it
+    assert "Denoising strength: 0.5, Hires upscale: 2, Hires steps: 4, Hires upscaler: Latent" in text
+    parameters, _, parsed = image_info(str(result.paths[0]))
+    assert parameters == text
+    assert parsed["Hires upscale"] == "2" and parsed["Hires upscaler"] == "Latent"
+    assert parsed["Hires steps"] == "4" and parsed["Denoising strength"] == "0.5"
+    with Image.open(result.paths[0]) as saved:
+        assert saved.size == (128, 128)
+    # Progress counts both passes: 3 first-pass steps, then 4 × 0.5 hires steps.
+    assert job.steps == 5 and job.progress == 1.0 and job.state == "done"
+    assert result.info()["enable_hr"] is True
+
+
+@pytest.mark.parametrize("upscaler", ["Latent", "Latent (bicubic antialiased)", "Latent (nearest-exact)",
+                                      "Lanczos", "Nearest"])
+def test_every_upscaler_kind_makes_the_larger_image(backend, small_request, upscaler):
+    result = backend.txt2img(hires(small_request, hr_upscaler=upscaler, save_images=False))
+    assert result.images[0].size == (128, 128)
+    assert pixels(result.images[0]).std() > 0
+    assert f"Hires upscaler: {upscaler}," in result.infotexts[0]
+
+
+@pytest.fixture(scope="module")
+def shapes_backend(tmp_path_factory):
+    """The built-in zoo-shapes model: trained, so its pictures can be judged (the tiny fixtures are noise)."""
+    from modules.backend import Backend, BackendConfig
+    from modules.devices import device_config
+    from modules.paths import MODELS_DIR
+
+    if not (MODELS_DIR / "Stable-diffusion" / "zoo-shapes" / "model_index.json").exists():
+        pytest.skip("the built-in zoo-shapes weights are not here")
+    work = tmp_path_factory.mktemp("hires-shapes")
+    return Backend(BackendConfig(models_dir=MODELS_DIR, outdir=work / "outputs", cache_dir=work / "cache",
+                                 devices=device_config("cpu"), offline=True))
+
+
+@pytest.mark.parametrize("upscaler", ["Latent", "Lanczos"])
+def test_the_hires_image_follows_the_first_pass(shapes_backend, upscaler):
+    """The second pass refines the first picture at twice the size; it does not draw a new one."""
+    from modules.capabilities.txt2img.request import Txt2ImgRequest
+
+    def make(prompt, **hr):
+        return shapes_backend.txt2img(Txt2ImgRequest(prompt=prompt, steps=20, cfg_scale=5, width=32, height=32,
+                                                     seed=3, checkpoint="zoo-shapes", save_images=False, **hr))
+
+    base = make("a red circle on a white background").images[0]
+    other = make("a blue square on a black background").images[0]
+    fixed = make("a red circle on a white background", enable_hr=True, hr_upscaler=upscaler,
+                 denoising_strength=0.5).images[0]
+    assert fixed.size == (64, 64)
+    shrunk = pixels(fixed.resize(base.size, Image.Resampling.LANCZOS))
+    same = np.abs(shrunk - pixels(base)).mean()
+    different = np.abs(pixels(other) - pixels(base)).mean()
+    assert same < different / 3, (same, different)
+
+
+def test_resize_to_a_size_keeps_the_aspect_ratio_when_one_side_is_given(backend, small_request):
+    result = backend.txt2img(hires(small_request, width=64, height=48, hr_resize_x=96, save_images=False))
+    assert result.images[0].size == (96, 72)
+    assert "Hires resize: 96x72" in result.infotexts[0] and "Hires upscale:" not in result.infotexts[0]
+
+
+def test_hires_prompt_and_sampler_are_written_when_they_differ(backend, small_request):
+    result = backend.txt2img(hires(small_request, hr_sampler_name="Euler", hr_prompt="a blue square",
+                                   save_images=False))
+    assert "Hires sampler: Euler" in result.infotexts[0]
+    assert 'Hires prompt: a blue square' in result.infotexts[0]
+
+
+def test_without_hires_fix_nothing_changes(backend, small_request):
+    plain = backend.txt2img(small_request(save_images=False))
+    ignored = backend.txt2img(small_request(hr_scale=3, hr_upscaler="Nearest", save_images=False))
+    assert plain.images[0].size == (64, 64) and "Hires" not in plain.infotexts[0]
+    assert np.array_equal(pixels(plain.images[0]), pixels(ignored.images[0]))
+
+
+@pytest.mark.parametrize("overrides, field", [
+    (dict(hr_upscaler="Nonexistent"), "hr_upscaler"),
+    (dict(hr_scale=0.5), "hr_scale"),
+    (dict(width=1024, height=1024, hr_scale=4), "hr_scale"),
+    (dict(hr_resize_x=-8), "hr_resize_x"),
+    (dict(denoising_strength=1.5), "denoising_strength"),
+    (dict(hr_second_pass_steps=1000), "hr_second_pass_steps"),
+    (dict(hr_sampler_name="No such sampler"), "hr_sampler_name"),
+])
+def test_bad_hires_values_are_refused_naming_the_field(small_request, overrides, field):
+    with pytest.raises(InvalidRequest) as refused:
+        hires(small_request, **overrides).validated()
+    assert refused.value.field == field
