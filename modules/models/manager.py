@@ -24,8 +24,9 @@ from modules.models.memory import default_ram_budget, default_vram_budget, pipel
 from modules.models.registry import CheckpointInfo, Registry
 from modules.models.zoo_registry import ZooModelInfo
 from modules.models.building import BUILD_LOCK
-from modules.models.refs import VAE_FILE, ZOO_KINDS, ModelRef, as_ref
+from modules.models.refs import UPSCALER, VAE_FILE, ZOO_KINDS, ModelRef, as_ref
 from modules.models.vae_files import VaeFiles
+from modules.upscalers.files import UpscalerFiles
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,12 @@ MAX_ZOO_MODELS = 8
 class PipelineManager:
     def __init__(self, registry: Registry, devices: DeviceConfig, offline: bool = False,
                  ram_budget: int | None = None, vram_budget: int | None = None, queue_limit: int | None = None,
-                 queue_per_user: int | None = None, zoo_registry=None, vae_folders: list | None = None):
+                 queue_per_user: int | None = None, zoo_registry=None, vae_folders: list | None = None,
+                 upscaler_folders: list | None = None):
         self.registry = registry
         self.zoo_registry = zoo_registry  # β-VAEs and GANs (models/Latent, models/GAN)
         self.vae_files = VaeFiles(list(vae_folders or []))
+        self.upscaler_files = UpscalerFiles(list(upscaler_folders or []))  # models/ESRGAN ...
         self.devices = devices
         self.offline = offline
         self.device_lock = FairLock(queue_limit, queue_per_user)  # users served in turn
@@ -96,6 +99,10 @@ class PipelineManager:
             return
         if ref.kind == VAE_FILE:
             with self._use_vae_file(ref, cancelled, owner, key) as loaded:
+                yield loaded
+            return
+        if ref.kind == UPSCALER:
+            with self._use_upscaler(ref, cancelled, owner, key) as loaded:
                 yield loaded
             return
         info = self.resolve(ref.name)
@@ -175,6 +182,22 @@ class PipelineManager:
             raise Interrupted()
         try:
             yield LoadedModule(vae_file, self.vae_files.load(vae_file, self.devices.vae_dtype, self.devices.device))
+        finally:
+            self.device_lock.release()
+
+    def upscaler_model(self, name: str):
+        """An upscaler file's spandrel model, on the device (cached). For a job that holds the device
+        already (hires fix inside txt2img); anyone else goes through use(ModelRef(UPSCALER, name))."""
+        return self.upscaler_files.load(self.upscaler_files.find(name), self.devices.device)
+
+    @contextmanager
+    def _use_upscaler(self, ref: ModelRef, cancelled, owner, key) -> Iterator["LoadedModule"]:
+        """An upscaler model of models/ESRGAN (RealESRGAN, SwinIR), on the device while the job holds it."""
+        upscaler = self.upscaler_files.find(ref.name or "")
+        if not self.device_lock.acquire(cancelled, owner, key):
+            raise Interrupted()
+        try:
+            yield LoadedModule(upscaler, self.upscaler_files.load(upscaler, self.devices.device))
         finally:
             self.device_lock.release()
 
