@@ -101,8 +101,13 @@ def test_without_hires_fix_nothing_changes(backend, small_request):
     assert np.array_equal(pixels(plain.images[0]), pixels(ignored.images[0]))
 
 
+def test_an_unknown_upscaler_is_refused_naming_the_field(backend, small_request):
+    with pytest.raises(InvalidRequest) as refused:
+        backend.txt2img(hires(small_request, hr_upscaler="Nonexistent"))
+    assert refused.value.field == "hr_upscaler" and "Lanczos" in str(refused.value)
+
+
 @pytest.mark.parametrize("overrides, field", [
-    (dict(hr_upscaler="Nonexistent"), "hr_upscaler"),
     (dict(hr_scale=0.5), "hr_scale"),
     (dict(width=1024, height=1024, hr_scale=4), "hr_scale"),
     (dict(hr_resize_x=-8), "hr_resize_x"),

@@ -5,26 +5,24 @@ from __future__ import annotations
 
 from modules.errors import InvalidRequest
 from modules.generation.samplers import find_sampler
+from modules.upscalers import LANCZOS, LATENT_MODES, NEAREST, NONE, upscaler_names
 
-# A1111's latent upscale modes: name -> (torch interpolate mode, antialias).
-LATENT_MODES = {
-    "Latent": ("bilinear", False),
-    "Latent (antialiased)": ("bilinear", True),
-    "Latent (bicubic)": ("bicubic", False),
-    "Latent (bicubic antialiased)": ("bicubic", True),
-    "Latent (nearest)": ("nearest", False),
-    "Latent (nearest-exact)": ("nearest-exact", False),
-}
 SAME_SAMPLER = "Use same sampler"  # A1111's choice for hr_sampler_name
+BUILTIN = (NONE, LANCZOS, NEAREST)
 
 
-def image_upscaler_names() -> list[str]:
-    """The image upscalers hires fix can use (Lanczos, Nearest, model upscalers in models/ESRGAN ...)."""
-    return ["Lanczos", "Nearest"]  # PIL's; the model upscalers join when modules/upscalers lands
+def upscaler_choices(manager=None) -> list[str]:
+    """Hires fix's upscalers: the latent modes, then the image upscalers (model files need the manager)."""
+    return [*LATENT_MODES, *(upscaler_names(manager) if manager is not None else BUILTIN)]
 
 
-def upscaler_choices() -> list[str]:
-    return [*LATENT_MODES, *image_upscaler_names()]
+def check_upscaler(request, manager) -> None:
+    """A model upscaler named by the request exists (validated() knows only the built-in names)."""
+    if request.enable_hr and request.hr_upscaler not in (*LATENT_MODES, *BUILTIN):
+        choices = upscaler_choices(manager)
+        if request.hr_upscaler not in choices:
+            raise InvalidRequest("hr_upscaler", f"{request.hr_upscaler!r} is not an upscaler; use one of: "
+                                                f"{', '.join(choices)}")
 
 
 def target_size(request) -> tuple[int, int]:
@@ -61,23 +59,17 @@ def validate_hires(r, max_side: int, max_pixels: int, integer, number, text) -> 
             raise InvalidRequest("hr_sampler_name", e.message) from None
     if not r.enable_hr:
         return
-    upscaler = (r.hr_upscaler or "Latent").strip() if isinstance(r.hr_upscaler, (str, type(None))) else None
+    if not isinstance(r.hr_upscaler, (str, type(None))):
+        raise InvalidRequest("hr_upscaler", "must be an upscaler's name (GET /sdapi/v1/upscalers, "
+                                            "/sdapi/v1/latent-upscale-modes)")
+    upscaler = (r.hr_upscaler or "Latent").strip()
     names = {n.lower(): n for n in upscaler_choices()}
-    if upscaler is None or upscaler.lower() not in names:
-        raise InvalidRequest("hr_upscaler", f"{upscaler!r} is not an upscaler; use one of: {', '.join(names.values())}")
-    r.hr_upscaler = names[upscaler.lower()]
+    r.hr_upscaler = names.get(upscaler.lower(), upscaler)  # a model file's name: check_upscaler, with the manager
     width, height = target_size(r)
     field = "hr_resize_x" if r.hr_resize_x or r.hr_resize_y else "hr_scale"
     if max(width, height) > max_side or width * height > max_pixels:
         raise InvalidRequest(field, f"the hires fix size {width}x{height} is over the limit of {max_side} per side "
                                     f"and {max_pixels} pixels")
-
-
-def hires_steps(request) -> int:
-    """Steps the second pass runs: hires steps (0: the first pass's) × denoising strength, as A1111 (and
-    diffusers' img2img) does by default."""
-    steps = request.hr_second_pass_steps or request.steps
-    return min(int(steps * request.denoising_strength), steps)
 
 
 def hires_infotext(request) -> dict:

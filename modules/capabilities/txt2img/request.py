@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-from modules.capabilities.txt2img.hires import target_size, validate_hires
+from modules.capabilities.txt2img.hires import check_upscaler, target_size, validate_hires
 from modules.errors import InvalidRequest
 from modules.generation.samplers import find_sampler
 from modules.job_limits import check_image, check_txt2img
@@ -80,6 +80,8 @@ def validate(request: Txt2ImgRequest, context) -> Txt2ImgRequest:
     check_txt2img(request, context.limits)
     if request.enable_hr:
         check_image(*request.output_size, context.limits, field="hr_scale")
+        if context.backend is not None:
+            check_upscaler(request, context.backend.manager)
     if context.backend is not None:
         context.backend.check_clip_skip(request.clip_skip, request.checkpoint)
     return request

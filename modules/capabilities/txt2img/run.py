@@ -14,8 +14,7 @@ from PIL import Image
 from modules.capabilities.base import GenerationFailed, SaveSpec
 from modules.capabilities.pipeline_view import pipeline_view
 from modules.capabilities.scripting import Hooks, ImageNotSaved
-from modules.capabilities.txt2img.hires import hires_infotext, hires_steps
-from modules.capabilities.txt2img.hires_pass import second_pass
+from modules.capabilities.txt2img.hires import hires_infotext
 from modules.capabilities.txt2img.request import MAX_SEED, Txt2ImgRequest
 from modules.capabilities.txt2img.vae_precision import decode_without_nans
 from modules.generation import preview, stop_points
@@ -82,6 +81,8 @@ def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
     (saved when request.save_images), so an interrupt keeps the images finished so far."""
     result = Txt2ImgResult(request, checkpoint_title=model.info.title)
     first_seed = resolve_seed(request.seed)
+    if request.enable_hr:  # img2img's sampling does the second pass (imported here: img2img imports this module)
+        from modules.capabilities.txt2img.hires_pass import hires_steps, second_pass
     job.start(request.batch_count, request.steps + (hires_steps(request) if request.enable_hr else 0))
     for batch in range(request.batch_count):
         job.begin_batch(batch)
@@ -92,7 +93,7 @@ def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
             latents = _sample(request, model, seeds, job)
             if request.enable_hr:  # the second pass, in this job and this hold on the device
                 first, latents = latents, None
-                latents = second_pass(request, model, first, seeds, job)
+                latents = second_pass(request, model, first, seeds, job, hooks.p.backend.manager)
         except (Interrupted, Skipped) as stop:
             # Before the first step ended there is nothing but noise: no image. Later, A1111's way: the
             # images of the latents sampled so far.
