@@ -119,3 +119,27 @@ def test_bad_hires_values_are_refused_naming_the_field(small_request, overrides,
     with pytest.raises(InvalidRequest) as refused:
         hires(small_request, **overrides).validated()
     assert refused.value.field == field
+
+
+def test_the_api_honours_enable_hr_and_names_a_bad_field(models_dir, tmp_path):
+    """POST /sdapi/v1/txt2img with A1111's hires fields: twice the size; a bad value is a 422 naming it."""
+    import base64
+    import io
+
+    import requests
+
+    from tests.inprocess_app import running_app
+
+    small = dict(prompt="a red circle", steps=3, width=64, height=64, seed=7, save_images=False,
+                 override_settings={"sd_model_checkpoint": "tiny-sd15"})
+    with running_app("--nowebui", "--models-dir", str(models_dir), "--outdir", str(tmp_path)) as app:
+        answer = requests.post(f"{app.url}/sdapi/v1/txt2img", timeout=120, json={
+            **small, "enable_hr": True, "hr_scale": 2, "hr_upscaler": "Lanczos", "denoising_strength": 0.5,
+            "hr_second_pass_steps": 2})
+        assert answer.status_code == 200, answer.text
+        image = Image.open(io.BytesIO(base64.b64decode(answer.json()["images"][0])))
+        assert image.size == (128, 128)
+        assert "Hires upscaler: Lanczos" in image.info["parameters"]
+        refused = requests.post(f"{app.url}/sdapi/v1/txt2img", timeout=120,
+                                json={**small, "enable_hr": True, "hr_upscaler": "4x-Nothing"})
+        assert refused.status_code == 422 and "hr_upscaler" in refused.text

@@ -22,6 +22,7 @@ from fastapi.openapi.utils import get_openapi
 from modules.api import gan_routes, latent_routes, models
 from modules.api.auth import Logins, api_logins
 from modules.api.errors import ApiError, api_route_class
+from modules.api.hires_fields import hires_fields
 from modules.api.images import decode_image, encode_png
 from modules.capabilities.txt2img.request import Txt2ImgRequest
 from modules.errors import BadModelFile, InvalidRequest, ModelNotFound
@@ -279,7 +280,7 @@ class Api:
             prompt=body.prompt, negative_prompt=body.negative_prompt, sampler=sampler, steps=body.steps,
             cfg_scale=body.cfg_scale, width=body.width, height=body.height, seed=body.seed,
             batch_count=body.n_iter, batch_size=body.batch_size,
-            checkpoint=checkpoint, clip_skip=clip_skip, save_images=body.save_images)
+            checkpoint=checkpoint, clip_skip=clip_skip, save_images=body.save_images, **hires_fields(body))
 
     def _job_checkpoint(self, override, owner: str | None = None) -> str:
         """The job's checkpoint, fixed now: a later change of the default does not move it. Without an
