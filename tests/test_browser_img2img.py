@@ -32,6 +32,8 @@ def picture(tmp_path_factory):
 
 
 def natural_size(image) -> tuple[int, int]:
+    """The picture's own size, once the browser has loaded it."""
+    image.page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
     return tuple(image.evaluate("img => [img.naturalWidth, img.naturalHeight]"))
 
 
@@ -82,6 +84,13 @@ def test_draw_a_mask_with_the_mouse_and_inpaint(app, page, picture):
         r"Seed: 12, Size: 64x48, .*Mask blur: 4, Masked content: original"))
     assert natural_size(image) == (64, 48)
     screenshot(page, "img2img_inpaint")
+    # Only the stroke's area was repainted: the corners, far from it, are the picture's own pixels.
+    [saved] = app.outdir.rglob("img2img-images/*/*-12.png")
+    with Image.open(saved) as result, Image.open(picture) as original:
+        result.convert("RGB").save("/tmp/img2img-ui-inpaint-result.png")
+        for corner in ((1, 1), (62, 1), (1, 46), (62, 46)):
+            assert max(abs(a - b) for a, b in zip(result.convert("RGB").getpixel(corner),
+                                                  original.getpixel(corner))) <= 8, corner
 
 
 def test_send_a_txt2img_picture_and_its_prompt_to_img2img(app, page):

@@ -18,7 +18,7 @@ def drawn_mask(layers: list, size: tuple[int, int]) -> Image.Image | None:
         alpha = layer.getchannel("A") if "A" in layer.getbands() else layer.convert("L")
         if alpha.size != size:
             alpha = alpha.resize(size, Image.Resampling.NEAREST)
-        mask = ImageChops.lighter(mask, alpha.point(lambda v: 255 if v > 0 else 0))
+        mask = ImageChops.lighter(mask, alpha.point(lambda v: 255 if v >= 128 else 0))  # stroke edges: half
     return mask if mask.getbbox() else None
 
 

@@ -58,7 +58,7 @@ class Img2ImgTab(GenerationTab):
                 # A white brush paints the area to repaint; the eraser takes strokes back.
                 self.sketch = gr.ImageEditor(
                     label="Image for inpainting with mask", type="pil", height=420, sources=["upload", "clipboard"],
-                    brush=gr.Brush(colors=["#ffffff"], default_color="#ffffff", color_mode="fixed"),
+                    brush=gr.Brush(default_size=8, colors=["#ffffff"], default_color="#ffffff", color_mode="fixed"),
                     eraser=gr.Eraser(), layers=False, transforms=(), elem_id="img2maskimg")
             with gr.Tab("Inpaint upload", id="img2img_inpaint_upload_tab") as upload:
                 with gr.Row():
