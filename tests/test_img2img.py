@@ -265,3 +265,13 @@ def test_a_bad_field_is_a_422_naming_it(client, field, value):
     answer = client.post("/sdapi/v1/img2img", json={**a1111_img2img_payload(noise_picture(5)), field: value})
     assert answer.status_code == 422, answer.text
     assert field in answer.json()["detail"]
+
+
+def test_mask_blur_x_and_y_equal_are_the_mask_blur(client):
+    mask = Image.new("L", (64, 64), 0)
+    ImageDraw.Draw(mask).rectangle((16, 16, 47, 47), fill=255)
+    body = {**a1111_img2img_payload(noise_picture(6)), "mask": b64(mask), "mask_blur": None}
+    answers = [client.post("/sdapi/v1/img2img", json={**body, "mask_blur_x": blur, "mask_blur_y": blur}).json()
+               for blur in (0, 8)]
+    blurs = [parse_infotext(from_b64(a["images"][0]).info["parameters"])["Mask blur"] for a in answers]
+    assert blurs == ["0", "8"]

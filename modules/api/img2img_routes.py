@@ -57,7 +57,8 @@ def img2img_request(api: "Api", body: Img2ImgApiRequest, owner: str | None) -> I
     mask_blur = body.mask_blur
     if mask_blur is None:
         if body.mask_blur_x != body.mask_blur_y:
-            raise InvalidRequest("mask_blur_y", "a blur different across and down is not supported: give mask_blur")
+            field = "mask_blur_x" if body.mask_blur_x != 4 else "mask_blur_y"
+            raise InvalidRequest(field, "a blur different across and down is not supported: give mask_blur")
         mask_blur = body.mask_blur_x
     common = {name: getattr(base, name) for name in Txt2ImgRequest.__dataclass_fields__}
     return Img2ImgRequest(

@@ -65,6 +65,7 @@ UNSUPPORTED: dict[str, tuple[Callable[[object], bool], str]] = {
     "initial_noise_multiplier": (_one, "an initial noise multiplier is not available"),
     "latent_mask": (_empty, "a separate latent mask is not available: send `mask`"),
     "mask_round": (_true, "an unrounded latent mask is not available"),
+    "ddim_discretize": (lambda v: v in (None, "", "uniform"), "another DDIM discretization is not available"),
     "image_cfg_scale": (lambda v: True, ""),  # instruct-pix2pix only: A1111 ignores it for other models too
 }
 
