@@ -101,13 +101,16 @@ def test_seeds_and_batches_take_the_init_images_in_turn(backend, request_for):
     red, blue = Image.new("RGB", (64, 64), (255, 0, 0)), Image.new("RGB", (64, 64), (0, 0, 255))
     result = backend.run(IMG2IMG, request_for(init_images=[red, blue], batch_size=2, batch_count=2, seed=100,
                                               denoising_strength=0.0))
-    assert result.seeds == [100, 101, 102, 103] and len(result.images) == 4
+    first = result.index_of_first_image  # 1: A1111's batch grid comes first
+    assert first == 1 and result.images[0].size == (128, 128)
+    assert result.seeds[first:] == [100, 101, 102, 103] and len(result.images) == 5
     starts = [pixels(round_trip(backend, red)), pixels(round_trip(backend, blue))]
-    for index, image in enumerate(result.images):
+    for index, image in enumerate(result.images[first:]):
         assert np.abs(pixels(image) - starts[index % 2]).max() <= 1
     again = backend.run(IMG2IMG, request_for(init_images=[red], seed=101, denoising_strength=0.6)).images[0]
     batch = backend.run(IMG2IMG, request_for(init_images=[blue, red], batch_size=2, seed=100,
-                                             denoising_strength=0.6)).images[1]
+                                             denoising_strength=0.6))
+    batch = batch.images[batch.index_of_first_image + 1]
     assert np.abs(pixels(again) - pixels(batch)).max() <= 1  # a seed's image does not depend on its batch
 
 
