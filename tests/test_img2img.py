@@ -278,3 +278,16 @@ def test_mask_blur_x_and_y_equal_are_the_mask_blur(client):
                for blur in (0, 8)]
     blurs = [parse_infotext(from_b64(a["images"][0]).info["parameters"])["Mask blur"] for a in answers]
     assert blurs == ["0", "8"]
+
+
+@pytest.mark.parametrize("checkpoint", ["tiny-sd15-single", "tiny-sdxl", "tiny-sdxl-single"])
+def test_img2img_and_inpaint_work_on_every_family_and_layout(backend, request_for, checkpoint):
+    init = noise_picture(8)
+    kept = backend.run(IMG2IMG, request_for(checkpoint=checkpoint, init_images=[init], denoising_strength=0.0))
+    assert np.abs(pixels(kept.images[0]) - pixels(round_trip(backend, init, checkpoint))).max() <= 1
+    mask = Image.new("L", (64, 64), 0)
+    ImageDraw.Draw(mask).rectangle((0, 0, 31, 63), fill=255)
+    painted = backend.run(IMG2IMG, request_for(checkpoint=checkpoint, init_images=[init], mask=mask, mask_blur=0))
+    difference = np.abs(pixels(painted.images[0]) - pixels(init)).max(axis=2)
+    assert (difference[:, 32:] == 0).all() and difference[:, :32].mean() > 10
+    assert f"Model: {checkpoint}," in painted.infotexts[0]
