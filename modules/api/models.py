@@ -1,7 +1,8 @@
 """Request and response schemas of /sdapi/v1, with A1111's field names and defaults.
 
-Only the fields we act on are declared; any other A1111 field (enable_hr, styles ...)
-is accepted and ignored, so existing clients work unchanged. Ranges are checked by the job's own
+Only the fields we act on are declared; any other A1111 field is accepted at its neutral value (so
+clients that send every field keep working) and refused with a 422 naming it when it asks for a feature
+this server lacks (modules/api/unsupported.py): never silently ignored. Ranges are checked by the job's own
 request type (Txt2ImgRequest.validated), so the UI and the API refuse the same values with the
 same message."""
 from __future__ import annotations

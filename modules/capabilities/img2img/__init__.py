@@ -13,6 +13,7 @@ from __future__ import annotations
 from modules.capabilities.base import Capability, OutOfMemory
 from modules.capabilities.img2img.request import Img2ImgRequest, validate
 from modules.capabilities.img2img.run import Img2ImgResult, img2img
+from modules.generation.batch_grid import add_batch_grid
 from modules.models.refs import CHECKPOINT, ModelRef
 
 
@@ -32,9 +33,14 @@ def _script_result(output, request: Img2ImgRequest) -> Img2ImgResult:
                          paths=plain.paths)
 
 
+def _batch_grid(result: Img2ImgResult, hooks) -> Img2ImgResult:
+    return add_batch_grid(result, hooks, folder="img2img-grids")  # A1111's folder for img2img grids
+
+
 IMG2IMG = Capability(
     name="img2img", tab="img2img", validate=validate,
     model=lambda request: ModelRef(CHECKPOINT, request.checkpoint),
-    run=img2img, empty_result=Img2ImgResult, out_of_memory=_out_of_memory, script_result=_script_result)
+    run=img2img, empty_result=Img2ImgResult, out_of_memory=_out_of_memory, script_result=_script_result,
+    finish_job=_batch_grid)
 
 __all__ = ["IMG2IMG", "Img2ImgRequest", "Img2ImgResult"]

@@ -70,7 +70,7 @@ def infotext(request: Img2ImgRequest, seed: int, model: LoadedCheckpoint, extra:
         "Inpaint area": "Only masked" if inpaint and request.inpaint_full_res else None,
         "Masked area padding": request.inpaint_full_res_padding if inpaint and request.inpaint_full_res else None,
         "Mask mode": "Inpaint not masked" if request.mask is not None and request.inpainting_mask_invert else None,
-        "Outpaint pads": ",".join(map(str, pads)) if any(pads) else None,
+        **{f"Pad {side}": pad for side, pad in zip(("left", "right", "top", "bottom"), pads) if pad},
         **(extra or {}),
         "Version": VERSION,
     })

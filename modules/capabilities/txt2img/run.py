@@ -79,6 +79,9 @@ def initial_noise(generators: list[torch.Generator], shape: tuple[int, ...]) -> 
 def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: Hooks) -> Txt2ImgResult:
     """Run every batch of `request` on `model`; each image goes through hooks.image_ready as it is made
     (saved when request.save_images), so an interrupt keeps the images finished so far."""
+    from modules.models.loader import pipeline_class
+
+    pipeline_class(model.info, "txt2img")  # an inpainting checkpoint is refused here, naming the file
     result = Txt2ImgResult(request, checkpoint_title=model.info.title)
     first_seed = resolve_seed(request.seed)
     if request.enable_hr:  # img2img's sampling does the second pass (imported here: img2img imports this module)
