@@ -90,3 +90,51 @@ def test_run_tiled_blends_a_pointwise_model_exactly():
     image = torch.rand(1, 3, 37, 53)
     model = lambda x: torch.nn.functional.interpolate(x * 2 - 1, scale_factor=2, mode="nearest")  # noqa: E731
     assert torch.allclose(run_tiled(model, image, 2, tile=16, overlap=4), model(image), atol=1e-5)
+
+
+def extras_request(**values):
+    from modules.capabilities.extras import ExtrasRequest
+
+    return ExtrasRequest(**{"images": [picture()], **values})
+
+
+def test_extras_upscales_by_a_factor_with_two_upscalers_and_saves_with_infotext(upscaler_backend):  # noqa: F811
+    from modules.capabilities.extras import extras
+
+    result = upscaler_backend.run(extras, extras_request(
+        images=[picture(), picture(10, 10)], names=["a.png", "b.png"], upscaler_1="tiny-esrgan",
+        upscaler_2="Nearest", extras_upscaler_2_visibility=0.5, upscaling_resize=3))
+    assert [i.size for i in result.images] == [(72, 48), (30, 30)]
+    assert result.infotexts[0] == ("Postprocess upscale by: 3, Postprocess upscaler: tiny-esrgan, "
+                                   "Postprocess upscaler 2: Nearest, Postprocess upscaler 2 visibility: 0.5, Size: 72x48")
+    assert [p.parent.parent.name for p in result.paths] == ["extras-images", "extras-images"]
+    assert result.paths[0].name.endswith("-a.png")
+    saved = Image.open(result.paths[0])
+    assert saved.size == (72, 48) and saved.info["parameters"] == result.infotexts[0]
+
+
+def test_extras_scales_to_a_size_cropping_or_stretching(upscaler_backend):  # noqa: F811
+    from modules.capabilities.extras import extras
+
+    cropped = upscaler_backend.run(extras, extras_request(resize_mode=1, upscaling_resize_w=50, upscaling_resize_h=50,
+                                                          upscaler_1="Lanczos", save_images=False))
+    stretched = upscaler_backend.run(extras, extras_request(resize_mode=1, upscaling_resize_w=50, upscaling_resize_h=20,
+                                                            upscaling_crop=False, upscaler_1="Lanczos"))
+    assert cropped.images[0].size == (50, 50) and cropped.paths == []
+    assert stretched.images[0].size == (50, 20)
+
+
+@pytest.mark.parametrize("values, field", [
+    ({"upscaler_1": "nope"}, "upscaler_1"), ({"upscaler_2": 3}, "upscaler_2"),
+    ({"upscaling_resize": 0.5}, "upscaling_resize"), ({"upscaling_resize": "big"}, "upscaling_resize"),
+    ({"resize_mode": 2}, "resize_mode"), ({"upscaling_resize_w": 0, "resize_mode": 1}, "upscaling_resize_w"),
+    ({"extras_upscaler_2_visibility": 1.5}, "extras_upscaler_2_visibility"),
+    ({"gfpgan_visibility": 0.5}, "gfpgan_visibility"), ({"codeformer_visibility": 1}, "codeformer_visibility"),
+    ({"images": []}, "image"), ({"upscaling_resize": 8, "images": [picture(2048, 2048)]}, "upscaling_resize"),
+])
+def test_extras_refuses_bad_fields_by_name(values, field, upscaler_backend):  # noqa: F811
+    from modules.capabilities.extras import extras
+
+    with pytest.raises(InvalidRequest) as refused:
+        upscaler_backend.run(extras, extras_request(**values))
+    assert refused.value.field == field
