@@ -19,7 +19,7 @@ from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 
-from modules.api import gan_routes, latent_routes, models
+from modules.api import extras_routes, gan_routes, latent_routes, models
 from modules.api.auth import Logins, api_logins
 from modules.api.errors import ApiError, api_route_class
 from modules.api.images import decode_image, encode_png
@@ -85,6 +85,7 @@ class Api:
                                 dependencies=[Depends(self.current_user)],
                                 tags=["sdapi"])
         self._add_routes()
+        extras_routes.add_routes(self)  # /sdapi/v1/extra-single-image, upscalers ...
         # Our own routes beyond A1111's (/zoo/v1/latent, /zoo/v1/gan), with the same logins and error answers.
         self.zoo_router = APIRouter(prefix=ZOO_PREFIX, route_class=api_route_class(self.logins),
                                     dependencies=[Depends(self.current_user)])
