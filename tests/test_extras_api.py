@@ -92,3 +92,45 @@ def test_a_code_running_pickle_is_refused_by_name_and_never_runs(client, upscale
     assert "evil-upscaler.pth" in response.text and "refused" in response.text
     assert str(upscaler_models) not in response.text
     assert not (upscaler_models.parent / "pwned").exists()
+
+
+@pytest.fixture(scope="module")
+def app(upscaler_models, tmp_path_factory):  # noqa: F811
+    from tests.app_process import AppProcess
+
+    outdir = tmp_path_factory.mktemp("extras-outputs")
+    with AppProcess("--models-dir", str(upscaler_models), "--outdir", str(outdir), "--skip-load-model-at-start") as app:
+        app.outdir = outdir
+        yield app
+
+
+def test_the_extras_tab_upscales_a_single_image_and_a_batch_and_saves_them(app, tmp_path):
+    from gradio_client import Client, handle_file
+
+    first, second = tmp_path / "first.png", tmp_path / "second.png"
+    picture().save(first)
+    picture(10, 6).save(second)
+    client = Client(app.url, verbose=False)
+    gallery, info = client.predict("single", handle_file(str(first)), [], "Scale by", 4, 512, 512, True, "tiny-esrgan", "None",
+                                   0, api_name="/extras")
+    assert info.startswith("Postprocess upscale by: 4, Postprocess upscaler: tiny-esrgan")
+    with Image.open(gallery[0]["image"]) as image:
+        assert image.size == (96, 64)
+    gallery, info = client.predict("batch", None, [handle_file(str(first)), handle_file(str(second))], "Scale to", 4, 30, 20,
+                                   False, "Lanczos", "tiny-realesrgan", 0.5, api_name="/extras")
+    assert [item["caption"] for item in gallery] == ["first.png", "second.png"]
+    for item in gallery:
+        with Image.open(item["image"]) as image:
+            assert image.size == (30, 20)
+    saved = sorted((app.outdir / "extras-images").rglob("*.png"))
+    assert [p.name.split("-", 1)[1] for p in saved] == ["extras.png", "first.png", "second.png"]
+    with Image.open(saved[1]) as image:
+        assert image.info["parameters"].startswith("Postprocess upscale to: 30x20, Postprocess crop to fit: False")
+
+
+def test_the_extras_tab_names_the_field_of_a_bad_value_in_a_toast(app):
+    from gradio_client import Client
+
+    with pytest.raises(Exception, match="no image"):
+        Client(app.url, verbose=False).predict("single", None, [], "Scale by", 4, 512, 512, True, "Lanczos", "None", 0,
+                                               api_name="/extras")
