@@ -138,3 +138,27 @@ def test_extras_refuses_bad_fields_by_name(values, field, upscaler_backend):  # 
     with pytest.raises(InvalidRequest) as refused:
         upscaler_backend.run(extras, extras_request(**values))
     assert refused.value.field == field
+
+
+def test_the_model_never_sees_more_than_a_tile_so_memory_stays_bounded():
+    from modules.upscalers.tiled import run_tiled
+
+    seen = []
+
+    def model(x):
+        seen.append(tuple(x.shape[2:]))
+        return torch.nn.functional.interpolate(x, scale_factor=4, mode="nearest")
+
+    out = run_tiled(model, torch.rand(1, 3, 700, 1100), 4, tile=256, overlap=16)
+    assert out.shape == (1, 3, 2800, 4400)
+    assert max(h for h, _ in seen) <= 256 and max(w for _, w in seen) <= 256 and len(seen) == 3 * 5
+
+
+def test_spandrel_leaves_no_stand_in_torchvision_for_other_libraries(upscaler_backend):  # noqa: F811
+    import importlib.util
+    import sys
+
+    upscaler_backend.manager.upscaler_model("tiny-esrgan")
+    module = sys.modules.get("torchvision")
+    assert module is None or getattr(module, "__file__", None)  # the real package, or none
+    assert (importlib.util.find_spec("torchvision") is None) == (module is None)
