@@ -162,3 +162,13 @@ def test_spandrel_leaves_no_stand_in_torchvision_for_other_libraries(upscaler_ba
     module = sys.modules.get("torchvision")
     assert module is None or getattr(module, "__file__", None)  # the real package, or none
     assert (importlib.util.find_spec("torchvision") is None) == (module is None)
+
+
+@pytest.mark.parametrize("name", ["Latent", "Latent (antialiased)", "Latent (bicubic)", "Latent (bicubic antialiased)",
+                                  "Latent (nearest)", "Latent (nearest-exact)"])
+def test_latent_modes_resize_latents_for_hires_fix(name):
+    latents = torch.rand(2, 4, 8, 12)
+    out = upscalers.upscale_latents(latents, name, (24, 16))
+    assert out.shape == (2, 4, 16, 24)
+    if "nearest" in name:
+        assert torch.equal(out[:, :, ::2, ::2], latents)
