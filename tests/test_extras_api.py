@@ -87,7 +87,8 @@ def test_bad_fields_are_422_naming_the_field(client, route, fields, field):
 
 
 def test_a_code_running_pickle_is_refused_by_name_and_never_runs(client, upscaler_models):  # noqa: F811
-    response = client.post("/sdapi/v1/extra-single-image", json={"image": b64(picture()), "upscaler_1": "evil-upscaler"})
+    response = client.post("/sdapi/v1/extra-single-image",
+                           json={"image": b64(picture()), "upscaler_1": "evil-upscaler"})
     assert 400 <= response.status_code < 500, response.text
     assert "evil-upscaler.pth" in response.text and "refused" in response.text
     assert str(upscaler_models) not in response.text
@@ -111,13 +112,14 @@ def test_the_extras_tab_upscales_a_single_image_and_a_batch_and_saves_them(app, 
     picture().save(first)
     picture(10, 6).save(second)
     client = Client(app.url, verbose=False)
-    gallery, info = client.predict("single", handle_file(str(first)), [], "Scale by", 4, 512, 512, True, "tiny-esrgan", "None",
-                                   0, api_name="/extras")
+    gallery, info = client.predict("single", handle_file(str(first)), [], "Scale by", 4, 512, 512, True,
+                                   "tiny-esrgan", "None", 0, api_name="/extras")
     assert info.startswith("Postprocess upscale by: 4, Postprocess upscaler: tiny-esrgan")
     with Image.open(gallery[0]["image"]) as image:
         assert image.size == (96, 64)
-    gallery, info = client.predict("batch", None, [handle_file(str(first)), handle_file(str(second))], "Scale to", 4, 30, 20,
-                                   False, "Lanczos", "tiny-realesrgan", 0.5, api_name="/extras")
+    uploads = [handle_file(str(first)), handle_file(str(second))]
+    gallery, info = client.predict("batch", None, uploads, "Scale to", 4, 30, 20, False, "Lanczos", "tiny-realesrgan",
+                                   0.5, api_name="/extras")
     assert [item["caption"] for item in gallery] == ["first.png", "second.png"]
     for item in gallery:
         with Image.open(item["image"]) as image:

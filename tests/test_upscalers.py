@@ -105,8 +105,8 @@ def test_extras_upscales_by_a_factor_with_two_upscalers_and_saves_with_infotext(
         images=[picture(), picture(10, 10)], names=["a.png", "b.png"], upscaler_1="tiny-esrgan",
         upscaler_2="Nearest", extras_upscaler_2_visibility=0.5, upscaling_resize=3))
     assert [i.size for i in result.images] == [(72, 48), (30, 30)]
-    assert result.infotexts[0] == ("Postprocess upscale by: 3, Postprocess upscaler: tiny-esrgan, "
-                                   "Postprocess upscaler 2: Nearest, Postprocess upscaler 2 visibility: 0.5, Size: 72x48")
+    assert result.infotexts[0] == ("Postprocess upscale by: 3, Postprocess upscaler: tiny-esrgan, Postprocess "
+                                   "upscaler 2: Nearest, Postprocess upscaler 2 visibility: 0.5, Size: 72x48")
     assert [p.parent.parent.name for p in result.paths] == ["extras-images", "extras-images"]
     assert result.paths[0].name.endswith("-a.png")
     saved = Image.open(result.paths[0])

@@ -71,8 +71,10 @@ class ExtrasTab:
                                                         elem_id="extras_upscaling_resize_h")
                     self.upscaling_crop = gr.Checkbox(True, label="Crop to fit", elem_id="extras_upscaling_crop")
                 with gr.Row(equal_height=True):
-                    self.upscaler_1 = gr.Dropdown(names, value=names[0], label="Upscaler 1", elem_id="extras_upscaler_1")
-                    self.upscaler_2 = gr.Dropdown(names, value=names[0], label="Upscaler 2", elem_id="extras_upscaler_2")
+                    self.upscaler_1 = gr.Dropdown(names, value=names[0], label="Upscaler 1",
+                                                  elem_id="extras_upscaler_1")
+                    self.upscaler_2 = gr.Dropdown(names, value=names[0], label="Upscaler 2",
+                                                  elem_id="extras_upscaler_2")
                     self.refresh = gr.Button("↻", elem_id="extras_refresh", scale=0, min_width=48)
                 self.visibility = Slider(0.0, 1.0, value=0.0, step=0.001, label="Upscaler 2 visibility",
                                          elem_id="extras_upscaler_2_visibility")

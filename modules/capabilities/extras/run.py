@@ -31,7 +31,8 @@ def output_size(image: Image.Image, request: ExtrasRequest) -> tuple[int, int]:
     """The size the upscalers aim for: by the factor, or the smallest scale that covers the asked size
     when cropping to it (else exactly the asked size)."""
     if request.resize_mode != RESIZE_TO:
-        return max(1, round(image.width * request.upscaling_resize)), max(1, round(image.height * request.upscaling_resize))
+        factor = request.upscaling_resize
+        return max(1, round(image.width * factor)), max(1, round(image.height * factor))
     w, h = request.upscaling_resize_w, request.upscaling_resize_h
     if not request.upscaling_crop:
         return w, h
