@@ -33,7 +33,6 @@ def main(argv: list[str] | None = None, block: bool = True):
     from modules.backend import Backend, BackendConfig
     from modules.job_limits import limits_for
     from modules.models.memory import GB
-    from modules.upscalers.files import FOLDERS as UPSCALER_FOLDERS
 
     _remove_leftovers(args)
 
@@ -44,8 +43,6 @@ def main(argv: list[str] | None = None, block: bool = True):
         devices=device,
         ckpt_dirs=tuple(Path(p).expanduser() for p in [args.ckpt_dir] if p),
         vae_dirs=tuple(Path(p).expanduser() for p in [args.vae_dir] if p),
-        upscaler_dirs={folder: Path(path).expanduser() for folder in UPSCALER_FOLDERS
-                       if (path := getattr(args, f"{folder.lower()}_models_path"))},
         offline=args.offline or os.environ.get("HF_HUB_OFFLINE") == "1",
         ram_budget=int(args.ram_budget * GB) if args.ram_budget else None,
         vram_budget=int(args.vram_budget * GB) if args.vram_budget else None,

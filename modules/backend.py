@@ -4,7 +4,7 @@ The UI and the API are thin adapters over these methods, so a feature works in b
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from modules import owners
@@ -34,8 +34,6 @@ def _name_folders(config: "BackendConfig") -> None:
         add_folder(folder, "ckpt-dir")
     for folder in config.vae_dirs:
         add_folder(folder, "vae-dir")
-    for name, folder in config.upscaler_dirs.items():
-        add_folder(folder, f"{name.lower()}-models-path")
     add_folder(config.models_dir, "models")
     add_folder(config.outdir, "outputs")
 
@@ -48,7 +46,6 @@ class BackendConfig:
     devices: DeviceConfig
     ckpt_dirs: tuple[Path, ...] = ()
     vae_dirs: tuple[Path, ...] = ()  # --vae-dir: looked at after models/VAE
-    upscaler_dirs: dict[str, Path] = field(default_factory=dict)  # --esrgan-models-path ...: "ESRGAN" -> folder
     offline: bool = False
     ram_budget: int | None = None  # bytes; None: a default from total RAM
     vram_budget: int | None = None
@@ -130,11 +127,10 @@ class Backend:
 
     @property
     def upscaler_folders(self) -> list[Path]:
-        """Where upscaler models are found: A1111's models/ESRGAN, models/RealESRGAN, models/SwinIR, each
-        replaced by its flag (--esrgan-models-path ...) where given."""
+        """Where upscaler models are found: A1111's models/ESRGAN, models/RealESRGAN, models/SwinIR."""
         from modules.upscalers.files import FOLDERS
 
-        return [self.config.upscaler_dirs.get(folder, self.config.models_dir / folder) for folder in FOLDERS]
+        return [self.config.models_dir / folder for folder in FOLDERS]
 
     def cached_models(self) -> list[dict]:
         """What the pipeline manager holds, most recently used first, for the Models tab and the API."""

@@ -77,9 +77,6 @@ def build_parser() -> argparse.ArgumentParser:
     mod.add_argument("--ckpt", default=None, help="checkpoint to load at start (file, folder or title)")
     mod.add_argument("--ckpt-dir", default=None, help="extra folder to scan for Stable Diffusion checkpoints")
     mod.add_argument("--vae-dir", default=None, help="extra folder to scan for VAE files")
-    for folder in ("ESRGAN", "RealESRGAN", "SwinIR"):  # A1111's flags: each replaces its models/ folder
-        mod.add_argument(f"--{folder.lower()}-models-path", default=None, metavar="DIR",
-                         help=f"folder of {folder} upscaler models (default: models/{folder})")
     mod.add_argument("--models-dir", default=None, help="base folder of models (default: ./models)")
     mod.add_argument("--outdir", default=None, help="where generated images go (default: ./outputs)")
     mod.add_argument("--skip-load-model-at-start", action="store_true", help="load a checkpoint on first use only")

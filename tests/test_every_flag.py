@@ -19,7 +19,6 @@ import requests
 from modules import cmd_args
 from tests import tiny_models
 from tests.app_process import ROOT, AppProcess, free_port
-from tests.upscaler_fixtures import save_safetensors
 
 USER, PASSWORD = "flaguser", "flag-pass-words"
 GIVEN_BY_THE_TEST = {"--port"}  # AppProcess picks a free one for every start
@@ -50,7 +49,6 @@ def files(tmp_path_factory) -> dict[str, str]:
     shutil.copy(single, root / "picked" / "picked-by-ckpt.safetensors")
     (root / "vae-dir").mkdir()
     shutil.copy(folder / "vae" / "diffusion_pytorch_model.safetensors", root / "vae-dir" / "in-vae-dir.safetensors")
-    save_safetensors(root / "esrgan-models" / "in-esrgan-models-path.safetensors")
     (root / "auth.txt").write_text(f"{USER}:{PASSWORD}\n")
     key, cert = root / "key.pem", root / "cert.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
@@ -58,8 +56,7 @@ def files(tmp_path_factory) -> dict[str, str]:
                    check=True, capture_output=True)
     return {
         "--models-dir": str(models), "--outdir": str(root / "outputs"), "--ckpt-dir": str(root / "ckpt-dir"),
-        "--vae-dir": str(root / "vae-dir"), "--esrgan-models-path": str(root / "esrgan-models"),
-        "--ckpt": str(root / "picked" / "picked-by-ckpt.safetensors"),
+        "--vae-dir": str(root / "vae-dir"), "--ckpt": str(root / "picked" / "picked-by-ckpt.safetensors"),
         "--gradio-auth-path": str(root / "auth.txt"), "--tls-keyfile": str(key), "--tls-certfile": str(cert),
         "--gradio-auth": f"{USER}:{PASSWORD}", "--api-auth": f"{USER}:{PASSWORD}", "--server-name": "127.0.0.1",
         "--device-id": "0", "--max-pixels": str(256 * 256), "--max-batch": "2", "--max-steps": "20",
@@ -136,12 +133,10 @@ def test_every_flag_starts_the_server(files):
         assert requests.get(app.url + "/", timeout=60).status_code == 200, app.output
         models = requests.get(app.url + "/sdapi/v1/sd-models", auth=auth, timeout=60)
         vaes = requests.get(app.url + "/sdapi/v1/sd-vae", auth=auth, timeout=60)
-        upscalers = requests.get(app.url + "/sdapi/v1/upscalers", auth=auth, timeout=60)
     assert models.status_code == 200, models.text
     names = {m["model_name"] for m in models.json()}
     assert {"in-models-dir", "in-ckpt-dir", "picked-by-ckpt"} <= names, names
     assert "in-vae-dir.safetensors" in {v["model_name"] for v in vaes.json()}, vaes.text
-    assert "in-esrgan-models-path" in {u["name"] for u in upscalers.json()}, upscalers.text
     assert any("no share tunnel could be reached" in line for line in app.lines)
     assert not any("Traceback" in line for line in app.lines), app.output
 
