@@ -44,6 +44,7 @@ CHANGES = {
     "override_settings": ({"sd_model_checkpoint": "tiny-sd15", "CLIP_stop_at_last_layers": 2}, {}),
     "send_images": (False, {}),  # the pictures are not sent back
 }
+TXT2IMG_CHANGES = {"enable_hr": (True, {})}  # hires fix: twice the size (tests/test_hires_fix.py)
 IMG2IMG_CHANGES = {
     "init_images": ([init_picture(1)], {}), "denoising_strength": (0.4, {}), "resize_mode": (1, {}),
     "mask": (mask_picture(), {}), "mask_blur": (0, MASKED),
@@ -51,14 +52,14 @@ IMG2IMG_CHANGES = {
     "inpainting_mask_invert": (1, MASKED),
 }
 REFUSED = {
-    "enable_hr": True, "restore_faces": True, "tiling": True, "subseed_strength": 0.5, "seed_resize_from_h": 32,
+    "restore_faces": True, "tiling": True, "subseed_strength": 0.5, "seed_resize_from_h": 32,
     "seed_resize_from_w": 32, "styles": ["cinematic"], "s_churn": 0.5, "s_tmin": 0.5, "s_tmax": 5.0, "s_noise": 0.9,
     "s_min_uncond": 0.5, "refiner_checkpoint": "tiny-sdxl", "refiner_switch_at": 0.8, "firstpass_image": "abc",
     "infotext": "Steps: 5", "ddim_discretize": "quad", "script_name": "no such script",
     "alwayson_scripts": {"no such script": {"args": []}},
 }
 # mask_blur_x and _y: equal, they are mask_blur (test_img2img.py); only a blur differing across and down is missing.
-IMG2IMG_REFUSED = {"mask_round": False, "initial_noise_multiplier": 0.9, "latent_mask": "abc",
+IMG2IMG_REFUSED = {"enable_hr": True, "mask_round": False, "initial_noise_multiplier": 0.9, "latent_mask": "abc",
                    "mask_blur_x": 8, "mask_blur_y": 8}
 # Changes nothing in A1111 either: why.
 NO_EFFECT = {
@@ -109,7 +110,7 @@ ROUTES = [("txt2img", BASE), ("img2img", IMG2IMG_BASE)]
 
 
 def cases(route: str):
-    changes = {**CHANGES, **(IMG2IMG_CHANGES if route == "img2img" else {})}
+    changes = {**CHANGES, **(IMG2IMG_CHANGES if route == "img2img" else TXT2IMG_CHANGES)}
     refused = {**REFUSED, **(IMG2IMG_REFUSED if route == "img2img" else {})}
     for field, (value, base) in changes.items():
         yield pytest.param(route, field, value, base, "changes", id=f"{route}-{field}-changes")
@@ -156,7 +157,7 @@ def test_every_a1111_field_is_covered():
              "init_images", "resize_mode", "image_cfg_scale", "mask", "mask_blur_x", "mask_blur_y", "mask_blur",
              "mask_round", "inpainting_fill", "inpaint_full_res", "inpaint_full_res_padding",
              "inpainting_mask_invert", "initial_noise_multiplier", "latent_mask", "include_init_images"}
-    covered = set(CHANGES) | set(IMG2IMG_CHANGES) | set(REFUSED) | set(IMG2IMG_REFUSED) | set(NO_EFFECT)
+    covered = set(CHANGES) | set(TXT2IMG_CHANGES) | set(IMG2IMG_CHANGES) | set(REFUSED) | set(IMG2IMG_REFUSED) | set(NO_EFFECT)
     assert a1111 <= covered, sorted(a1111 - covered)
 
 

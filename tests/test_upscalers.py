@@ -90,3 +90,85 @@ def test_run_tiled_blends_a_pointwise_model_exactly():
     image = torch.rand(1, 3, 37, 53)
     model = lambda x: torch.nn.functional.interpolate(x * 2 - 1, scale_factor=2, mode="nearest")  # noqa: E731
     assert torch.allclose(run_tiled(model, image, 2, tile=16, overlap=4), model(image), atol=1e-5)
+
+
+def extras_request(**values):
+    from modules.capabilities.extras import ExtrasRequest
+
+    return ExtrasRequest(**{"images": [picture()], **values})
+
+
+def test_extras_upscales_by_a_factor_with_two_upscalers_and_saves_with_infotext(upscaler_backend):  # noqa: F811
+    from modules.capabilities.extras import extras
+
+    result = upscaler_backend.run(extras, extras_request(
+        images=[picture(), picture(10, 10)], names=["a.png", "b.png"], upscaler_1="tiny-esrgan",
+        upscaler_2="Nearest", extras_upscaler_2_visibility=0.5, upscaling_resize=3))
+    assert [i.size for i in result.images] == [(72, 48), (30, 30)]
+    assert result.infotexts[0] == ("Postprocess upscale by: 3, Postprocess upscaler: tiny-esrgan, Postprocess "
+                                   "upscaler 2: Nearest, Postprocess upscaler 2 visibility: 0.5, Size: 72x48")
+    assert [p.parent.parent.name for p in result.paths] == ["extras-images", "extras-images"]
+    assert result.paths[0].name.endswith("-a.png")
+    saved = Image.open(result.paths[0])
+    assert saved.size == (72, 48) and saved.info["parameters"] == result.infotexts[0]
+
+
+def test_extras_scales_to_a_size_cropping_or_stretching(upscaler_backend):  # noqa: F811
+    from modules.capabilities.extras import extras
+
+    cropped = upscaler_backend.run(extras, extras_request(resize_mode=1, upscaling_resize_w=50, upscaling_resize_h=50,
+                                                          upscaler_1="Lanczos", save_images=False))
+    stretched = upscaler_backend.run(extras, extras_request(resize_mode=1, upscaling_resize_w=50, upscaling_resize_h=20,
+                                                            upscaling_crop=False, upscaler_1="Lanczos"))
+    assert cropped.images[0].size == (50, 50) and cropped.paths == []
+    assert stretched.images[0].size == (50, 20)
+
+
+@pytest.mark.parametrize("values, field", [
+    ({"upscaler_1": "nope"}, "upscaler_1"), ({"upscaler_2": 3}, "upscaler_2"),
+    ({"upscaling_resize": 0.5}, "upscaling_resize"), ({"upscaling_resize": "big"}, "upscaling_resize"),
+    ({"resize_mode": 2}, "resize_mode"), ({"upscaling_resize_w": 0, "resize_mode": 1}, "upscaling_resize_w"),
+    ({"extras_upscaler_2_visibility": 1.5}, "extras_upscaler_2_visibility"),
+    ({"gfpgan_visibility": 0.5}, "gfpgan_visibility"), ({"codeformer_visibility": 1}, "codeformer_visibility"),
+    ({"images": []}, "image"), ({"upscaling_resize": 8, "images": [picture(2048, 2048)]}, "upscaling_resize"),
+])
+def test_extras_refuses_bad_fields_by_name(values, field, upscaler_backend):  # noqa: F811
+    from modules.capabilities.extras import extras
+
+    with pytest.raises(InvalidRequest) as refused:
+        upscaler_backend.run(extras, extras_request(**values))
+    assert refused.value.field == field
+
+
+def test_the_model_never_sees_more_than_a_tile_so_memory_stays_bounded():
+    from modules.upscalers.tiled import run_tiled
+
+    seen = []
+
+    def model(x):
+        seen.append(tuple(x.shape[2:]))
+        return torch.nn.functional.interpolate(x, scale_factor=4, mode="nearest")
+
+    out = run_tiled(model, torch.rand(1, 3, 700, 1100), 4, tile=256, overlap=16)
+    assert out.shape == (1, 3, 2800, 4400)
+    assert max(h for h, _ in seen) <= 256 and max(w for _, w in seen) <= 256 and len(seen) == 3 * 5
+
+
+def test_spandrel_leaves_no_stand_in_torchvision_for_other_libraries(upscaler_backend):  # noqa: F811
+    import importlib.util
+    import sys
+
+    upscaler_backend.manager.upscaler_model("tiny-esrgan")
+    module = sys.modules.get("torchvision")
+    assert module is None or getattr(module, "__file__", None)  # the real package, or none
+    assert (importlib.util.find_spec("torchvision") is None) == (module is None)
+
+
+@pytest.mark.parametrize("name", ["Latent", "Latent (antialiased)", "Latent (bicubic)", "Latent (bicubic antialiased)",
+                                  "Latent (nearest)", "Latent (nearest-exact)"])
+def test_latent_modes_resize_latents_for_hires_fix(name):
+    latents = torch.rand(2, 4, 8, 12)
+    out = upscalers.upscale_latents(latents, name, (24, 16))
+    assert out.shape == (2, 4, 16, 24)
+    if "nearest" in name:
+        assert torch.equal(out[:, :, ::2, ::2], latents)

@@ -17,6 +17,7 @@ from modules.api.images import decode_image, encode_png
 from modules.api.models import Txt2ImgApiRequest, Txt2ImgApiResponse
 from modules.capabilities.img2img import IMG2IMG, Img2ImgRequest
 from modules.capabilities.txt2img.request import Txt2ImgRequest
+from modules.capabilities.txt2img.hires import HIRES_FIELDS
 from modules.errors import InvalidRequest
 from modules.public_paths import scrub
 
@@ -49,6 +50,9 @@ class Img2ImgApiRequest(Txt2ImgApiRequest):
 
 def img2img_request(api: "Api", body: Img2ImgApiRequest, owner: str | None) -> Img2ImgRequest:
     """The job's request from A1111's fields (pictures decoded here: a bad one is a 422 naming its field)."""
+    if body.enable_hr:
+        raise InvalidRequest("enable_hr", "True is not supported: hires fix is for txt2img (img2img has "
+                                          "denoising_strength and the upscalers of extra-single-image)")
     base = api._txt2img_request(body, owner)  # the txt2img fields, refusals and eta as for txt2img
     if not body.init_images:
         raise InvalidRequest("init_images", "give at least one base64 picture to start from")
@@ -60,7 +64,8 @@ def img2img_request(api: "Api", body: Img2ImgApiRequest, owner: str | None) -> I
             field = "mask_blur_x" if body.mask_blur_x != 4 else "mask_blur_y"
             raise InvalidRequest(field, "a blur different across and down is not supported: give mask_blur")
         mask_blur = body.mask_blur_x
-    common = {name: getattr(base, name) for name in Txt2ImgRequest.__dataclass_fields__}
+    common = {name: getattr(base, name) for name in Txt2ImgRequest.__dataclass_fields__
+              if name not in HIRES_FIELDS}  # txt2img's hires fix: none of img2img's business
     return Img2ImgRequest(
         **common, init_images=images, mask=mask, denoising_strength=body.denoising_strength,
         resize_mode=body.resize_mode, mask_blur=mask_blur, inpainting_fill=body.inpainting_fill,

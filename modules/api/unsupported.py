@@ -46,7 +46,6 @@ def _true(value) -> bool:
 
 # field: (is its value neutral?, what is missing). One line per feature: delete it when the feature lands.
 UNSUPPORTED: dict[str, tuple[Callable[[object], bool], str]] = {
-    "enable_hr": (_off, "hires fix is not available yet"),
     "restore_faces": (_off, "face restoration is not available"),
     "tiling": (_off, "tiling (seamless textures) is not available"),
     "subseed_strength": (_zero, "variation seeds are not available"),

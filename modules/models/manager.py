@@ -192,8 +192,12 @@ class PipelineManager:
 
     @contextmanager
     def _use_upscaler(self, ref: ModelRef, cancelled, owner, key) -> Iterator["LoadedModule"]:
-        """An upscaler model of models/ESRGAN (RealESRGAN, SwinIR), on the device while the job holds it."""
-        upscaler = self.upscaler_files.find(ref.name or "")
+        """An upscaler model of models/ESRGAN (RealESRGAN, SwinIR), on the device while the job holds it.
+        No name: the built-in resamplers only (Lanczos ...), which need neither a model nor the device."""
+        if ref.name is None:
+            yield LoadedModule(None, None)
+            return
+        upscaler = self.upscaler_files.find(ref.name)
         if not self.device_lock.acquire(cancelled, owner, key):
             raise Interrupted()
         try:

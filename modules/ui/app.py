@@ -6,6 +6,7 @@ import gradio as gr
 from modules.backend import Backend
 from modules.security.gradio_folder import DELETE_CACHE
 from modules.ui import checkpoint_picker, extensions_tab, latent_tab, models_tab, pnginfo_tab
+from modules.ui.extras_tab import ExtrasTab
 from modules.ui.gan_tab import GanTab
 from modules.ui.img2img_tab import Img2ImgTab, gallery_picture
 from modules.ui.script_controls import gan_script_area
@@ -36,6 +37,8 @@ def build_ui(backend: Backend) -> gr.Blocks:
                 gan_script_area(backend, gan)
             with gr.Tab("Latent Explorer", id="latent", elem_id="tab_latent"):
                 latent_tab.build(backend)
+            with gr.Tab("Extras", id="extras", elem_id="tab_extras"):
+                ExtrasTab(backend).build()
             with gr.Tab("PNG Info", id="pnginfo", elem_id="tab_pnginfo"):
                 pnginfo_tab.build(txt2img, tabs, "txt2img", img2img)
             with gr.Tab("Models", id="models", elem_id="tab_models") as tab:

@@ -5,6 +5,7 @@ models/SwinIR, loaded weights-only through the pipeline manager and run in overl
     upscaler_names(manager)                  -> ["None", "Lanczos", "Nearest", <model file stems>...]
     latent_modes()                           -> ["Latent", "Latent (antialiased)", ...]
     latent_mode("Latent (bicubic)")          -> ("bicubic", False): F.interpolate's mode and antialias
+    upscale_latents(latents, "Latent", (128, 96))        -> latents at 128x96 latent pixels (hires fix)
     upscale(image, "4x-UltraSharp", 2.0, manager)         -> the image at twice its size
     upscale(image, "Lanczos", (1024, 768), manager)       -> the image at exactly 1024x768
 
@@ -21,7 +22,7 @@ from modules.errors import InvalidRequest
 from modules.upscalers.builtin import IMAGE_UPSCALERS, LANCZOS, LATENT_MODES, NEAREST, NONE, resize
 
 __all__ = ["LANCZOS", "LATENT_MODES", "NEAREST", "NONE", "is_latent_mode", "latent_mode", "latent_modes",
-           "target_size", "upscale", "upscaler_names"]
+           "target_size", "upscale", "upscale_latents", "upscaler_names"]
 
 MAX_PASSES = 3  # a 4x model run at most three times (64x): A1111's limit too
 
@@ -45,6 +46,16 @@ def latent_mode(name: str) -> tuple[str, bool]:
     if name not in LATENT_MODES:
         raise InvalidRequest("hr_upscaler", f"unknown latent upscale mode {name!r}; one of {', '.join(LATENT_MODES)}")
     return LATENT_MODES[name]
+
+
+def upscale_latents(latents, name: str, size: tuple[int, int]):
+    """Latents (N, C, h, w) resized to `size` = (width, height) in latent pixels with a latent mode, as A1111's
+    hires fix does before its second pass (antialias only where torch supports it: bilinear and bicubic)."""
+    import torch
+
+    mode, antialias = latent_mode(name)
+    width, height = size
+    return torch.nn.functional.interpolate(latents, size=(height, width), mode=mode, antialias=antialias)
 
 
 def target_size(image: Image.Image, scale: float | tuple[int, int]) -> tuple[int, int]:

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import torch
 
-from modules.errors import BadModelFile, ModelNotFound
+from modules.errors import BadModelFile, ModelNotFound, UserError
 from modules.models import folder_walk
 
 FOLDERS = ("ESRGAN", "RealESRGAN", "SwinIR")  # below the models folder, as A1111 has them
 SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt")
+UPSCALER_PURPOSES = ("SR", "Restoration")  # spandrel's: super-resolution, and 1x restorers (not faces, inpainting)
 MAX_LOADED = 2  # upscalers are small (a few to a few hundred MB); two cover upscaler 1 and 2 of Extras
 
 
@@ -68,13 +69,17 @@ def load_upscaler(path: Path):
     from modules.upscalers.spandrel_import import import_spandrel
 
     state = read_state_dict(path)
-    spandrel = import_spandrel()
+    try:
+        spandrel = import_spandrel()
+    except ModuleNotFoundError:
+        raise UserError("model upscalers need the spandrel package: "
+                        "pip install --no-deps -r requirements-no-deps.txt") from None
     try:
         model = spandrel.ModelLoader().load_from_state_dict(state)
     except Exception as e:  # noqa: BLE001 - spandrel raises UnsupportedModelError and shape errors alike
         raise BadModelFile(path, f"not an upscaler architecture spandrel knows ({str(e)[:160]})") from None
-    if not isinstance(model, spandrel.ImageModelDescriptor):
-        raise BadModelFile(path, "this model is not an image-to-image model")
+    if not isinstance(model, spandrel.ImageModelDescriptor) or model.purpose not in UPSCALER_PURPOSES:
+        raise BadModelFile(path, f"this is a {model.architecture.name} model for {model.purpose}, not an upscaler")
     if model.input_channels != 3 or model.output_channels != 3:
         raise BadModelFile(path, f"needs {model.input_channels} input channels; only RGB upscalers are supported")
     return model.eval()

@@ -1,50 +1,65 @@
-"""Importing spandrel where torchvision's compiled ops cannot load.
+"""Importing spandrel without torchvision.
 
-spandrel imports torchvision (two of its architectures use torchvision's Python transforms). PyPI's
-torchvision wheels are built against CUDA torch; with a CPU-only torch their compiled library does not
-load, and torchvision's import then stops at registering fake kernels for its `nms`/`qnms` ops, whose
-schemas only that library defines. Defining those two schemas first lets the pure-Python parts import;
-the ops themselves stay unusable (no upscaler calls them), and nothing changes where the library loads."""
+spandrel imports torchvision at start-up for two architectures that are not upscalers (LaMa inpainting and
+RestoreFormer face restoration, which use its rotate/normalize transforms). This server does not install
+torchvision: PyPI's wheels are built for CUDA torch and break beside the CPU torch build. So where
+torchvision cannot be imported, spandrel is imported with a stand-in `torchvision.transforms.functional`
+present only during that import: the two architectures get functions that raise if ever called, and the
+stand-in is removed at once, so no other library mistakes it for torchvision. Upscaler architectures
+(ESRGAN, Real-ESRGAN, SwinIR, DAT, ...) do not use torchvision. Where torchvision imports, nothing changes."""
 from __future__ import annotations
 
+import enum
 import sys
 import threading
+import types
 
 _lock = threading.Lock()
-_library = None  # kept alive: a torch.library.Library drops its definitions when collected
+STAND_IN = ("torchvision", "torchvision.transforms", "torchvision.transforms.functional")
+
+
+class _InterpolationMode(enum.Enum):
+    NEAREST = "nearest"
+    BILINEAR = "bilinear"
+    BICUBIC = "bicubic"
+
+
+def _needs_torchvision(*args, **kwargs):
+    raise RuntimeError("this model architecture needs torchvision, which this server does not install")
 
 
 def import_spandrel():
     """The spandrel module."""
     with _lock:
+        if "spandrel" in sys.modules:
+            return sys.modules["spandrel"]
         try:
-            import spandrel
-        except RuntimeError as e:
-            if "torchvision::" not in str(e):
-                raise
-            _define_torchvision_schemas()
-            import spandrel
+            import torchvision  # noqa: F401 - where it imports, spandrel uses the real one
+        except (ImportError, RuntimeError):  # RuntimeError: a CUDA build beside CPU torch
+            _forget("torchvision")
+            return _import_with_stand_in()
+        import spandrel
         return spandrel
 
 
-def _define_torchvision_schemas() -> None:
-    global _library
-    import torch
-
-    for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
-        del sys.modules[name]  # the half-imported package
-    if _library is None:
-        _library = torch.library.Library("torchvision", "FRAGMENT")
-        for op in ("nms", "qnms"):
-            if not torch._C._dispatch_has_kernel(f"torchvision::{op}") and not _has_schema(op):
-                _library.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+def _forget(package: str) -> None:
+    for name in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
+        del sys.modules[name]
 
 
-def _has_schema(op: str) -> bool:
-    import torch
-
+def _import_with_stand_in():
+    functional = types.ModuleType("torchvision.transforms.functional")
+    functional.InterpolationMode = _InterpolationMode
+    functional.rotate = functional.normalize = _needs_torchvision
+    transforms = types.ModuleType("torchvision.transforms")
+    transforms.functional = functional
+    package = types.ModuleType("torchvision")
+    package.transforms = transforms
+    sys.modules.update(dict(zip(STAND_IN, (package, transforms, functional))))
     try:
-        getattr(torch.ops.torchvision, op)
-        return True
-    except (AttributeError, RuntimeError):
-        return False
+        _forget("spandrel")  # a half-done earlier import
+        import spandrel
+        return spandrel
+    finally:
+        for name in STAND_IN:
+            sys.modules.pop(name, None)

@@ -7,6 +7,9 @@ from modules.errors import InvalidRequest
 from modules.generation.samplers import find_sampler
 from modules.upscalers import LANCZOS, LATENT_MODES, NEAREST, NONE, upscaler_names
 
+# Txt2ImgRequest's hires fix fields (A1111's API names).
+HIRES_FIELDS = ("enable_hr", "hr_scale", "hr_resize_x", "hr_resize_y", "hr_upscaler", "hr_second_pass_steps",
+                "denoising_strength", "hr_sampler_name", "hr_prompt", "hr_negative_prompt")
 SAME_SAMPLER = "Use same sampler"  # A1111's choice for hr_sampler_name
 BUILTIN = (NONE, LANCZOS, NEAREST)
 
