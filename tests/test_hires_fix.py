@@ -143,3 +143,31 @@ def test_the_api_honours_enable_hr_and_names_a_bad_field(models_dir, tmp_path):
         refused = requests.post(f"{app.url}/sdapi/v1/txt2img", timeout=120,
                                 json={**small, "enable_hr": True, "hr_upscaler": "4x-Nothing"})
         assert refused.status_code == 422 and "hr_upscaler" in refused.text
+
+
+def test_png_info_sends_the_hires_settings_back_to_txt2img(backend, small_request):
+    """PNG Info's "Send to txt2img" turns Hires. fix on with the picture's settings (hires_controls.NAMES order)."""
+    from modules.ui.pnginfo_tab import hires_values
+
+    result = backend.txt2img(hires(small_request, hr_upscaler="Nearest", hr_second_pass_steps=6,
+                                   denoising_strength=0.45, hr_scale=1.5, hr_prompt="a blue square"))
+    _, _, parsed = image_info(str(result.paths[0]))
+    assert hires_values(parsed) == [True, "Nearest", 6, 0.45, 1.5, 0, 0, "Use same sampler", "a blue square", ""]
+    plain = backend.txt2img(small_request(seed=5))
+    assert hires_values(image_info(str(plain.paths[0]))[2])[0] is False  # a picture without hires fix turns it off
+
+
+def test_the_api_refuses_hires_options_it_does_not_have_by_name():
+    from types import SimpleNamespace
+
+    from modules.api.hires_fields import hires_fields
+
+    body = SimpleNamespace(enable_hr=True, hr_scale=2,
+                           hr_resize_x=0, hr_resize_y=0, hr_upscaler="Latent", hr_second_pass_steps=0,
+                           denoising_strength=None, hr_sampler_name=None, hr_prompt="", hr_negative_prompt="",
+                           hr_checkpoint_name="other-model")
+    with pytest.raises(InvalidRequest) as refused:
+        hires_fields(body)
+    assert refused.value.field == "hr_checkpoint_name" and "not supported" in str(refused.value)
+    body.hr_checkpoint_name = "Use same checkpoint"
+    assert hires_fields(body)["denoising_strength"] == 0.7  # null: the default
