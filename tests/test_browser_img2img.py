@@ -109,3 +109,19 @@ def test_send_a_txt2img_picture_and_its_prompt_to_img2img(app, page):
     sent = page.locator("#img2img_image img").first
     expect(sent).to_be_visible()
     assert natural_size(sent) == (64, 56)
+
+
+def test_hires_fix_in_txt2img_doubles_the_size(app, page):
+    page.goto(app.url)
+    page.locator("#txt2img_prompt textarea").fill("a red circle on a white background")
+    set_slider(page, "txt2img_steps", 3)
+    set_slider(page, "txt2img_width", 64)
+    set_slider(page, "txt2img_height", 48)
+    page.locator("#txt2img_hires_fix").get_by_text("Hires. fix", exact=True).first.click()  # open the accordion
+    page.locator("#txt2img_enable_hr input[type=checkbox]").check()
+    set_slider(page, "txt2img_hires_steps", 4)
+    page.locator("#txt2img_generate").click()
+    expect(page.locator("#txt2img_infotext textarea")).to_have_value(re.compile(
+        r"Size: 64x48, .*Denoising strength: 0.7, Hires upscale: 2, Hires steps: 4, Hires upscaler: Latent"))
+    assert natural_size(page.locator("#txt2img_gallery img").first) == (128, 96)
+    screenshot(page, "txt2img_hires")
