@@ -171,3 +171,19 @@ def test_the_api_refuses_hires_options_it_does_not_have_by_name():
     assert refused.value.field == "hr_checkpoint_name" and "not supported" in str(refused.value)
     body.hr_checkpoint_name = "Use same checkpoint"
     assert hires_fields(body)["denoising_strength"] == 0.7  # null: the default
+
+
+def test_an_interrupt_in_the_second_pass_keeps_the_picture(backend, small_request):
+    """Interrupt during the hires pass: the job ends "interrupted" with the picture sampled so far."""
+    job = backend.new_job("txt2img")
+    report = job.report_step
+
+    def interrupt_in_the_second_pass(step):
+        report(step)
+        if step == 4:  # the second pass's first step (3 first-pass steps)
+            job.interrupt()
+
+    job.report_step = interrupt_in_the_second_pass
+    result = backend.txt2img(hires(small_request, hr_second_pass_steps=8, save_images=False), job)
+    assert job.state == "interrupted"
+    assert len(result.images) == 1 and result.images[0].size == (128, 128)
