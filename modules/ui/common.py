@@ -91,7 +91,8 @@ img { image-rendering: pixelated; }
   { height: auto !important; max-height: none !important; }
 .gallery-container > .preview { background: var(--block-background-fill) !important; }  /* no thumbnails through it */
 /* PNG Info: the uploaded picture at a useful size, whole. */
-#pnginfo_image img { width: 100% !important; height: 100% !important; object-fit: contain; }
+#pnginfo_image img, #img2img_image img, #img_inpaint_base img, #img_inpaint_mask img
+  { width: 100% !important; height: 100% !important; object-fit: contain; }
 /* Message areas never show Gradio's own timer ("processing | 0.4/1.2s"): they say what happened in words,
    and a long job has its progress bar. */
 [id$="_message"] > [data-testid="status-tracker"], [id$="_notice"] > [data-testid="status-tracker"],
