@@ -291,3 +291,14 @@ def test_img2img_and_inpaint_work_on_every_family_and_layout(backend, request_fo
     difference = np.abs(pixels(painted.images[0]) - pixels(init)).max(axis=2)
     assert (difference[:, 32:] == 0).all() and difference[:, :32].mean() > 10
     assert f"Model: {checkpoint}," in painted.infotexts[0]
+
+
+def test_an_interrupt_before_the_start_gives_no_image_and_keeps_the_cached_pipeline(backend, request_for):
+    job = backend.new_job("img2img")
+    job.interrupt()
+    result = backend.run(IMG2IMG, request_for(), job)
+    assert result.images == [] and job.state == "interrupted"
+    after = backend.run(IMG2IMG, request_for(denoising_strength=0.5))  # the next job runs as usual
+    assert len(after.images) == 1
+    with backend.manager.use("tiny-sd15") as model:
+        assert type(model.pipe).__name__ == "StableDiffusionPipeline"
