@@ -7,7 +7,6 @@ import io
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image, ImageDraw
 
 from modules.capabilities.img2img import IMG2IMG, Img2ImgRequest
