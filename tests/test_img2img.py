@@ -301,3 +301,19 @@ def test_an_interrupt_before_the_start_gives_no_image_and_keeps_the_cached_pipel
     assert len(after.images) == 1
     with backend.manager.use("tiny-sd15") as model:
         assert type(model.pipe).__name__ == "StableDiffusionPipeline"
+
+
+def test_latent_upscale_takes_pictures_of_any_size_in_one_batch(backend, request_for):
+    result = backend.run(IMG2IMG, request_for(init_images=[noise_picture(9, (32, 32)), noise_picture(10, (48, 24))],
+                                              resize_mode=3, batch_size=2, width=64, height=64))
+    first = result.index_of_first_image
+    assert [image.size for image in result.images[first:]] == [(64, 64), (64, 64)]
+
+
+def test_live_preview_during_the_steps_run(backend, request_for):
+    job = backend.new_job("img2img")
+    seen = []
+    original = job.set_preview
+    job.set_preview = lambda image: (seen.append(image.size), original(image))
+    backend.run(IMG2IMG, request_for(steps=22, denoising_strength=0.5), job)  # 11 steps run
+    assert seen == [(64, 64), (64, 64)]  # after steps 5 and 10

@@ -135,18 +135,22 @@ def _work_area(request: Img2ImgRequest, canvas: canvases.Canvas) -> WorkArea:
 
 def encode(vae, images: list[Image.Image], device, size: tuple[int, int] | None = None) -> torch.Tensor:
     """Pictures → scaled latents (the distribution's mean: a picture always gives the same latents);
-    `size`: latents upscaled to this pixel size afterwards (the latent-upscale resize mode)."""
+    `size`: each picture's latents upscaled to this pixel size afterwards (the latent-upscale resize mode,
+    where the pictures keep their own, possibly different, sizes until then)."""
+    if size is not None:
+        return torch.cat([_upscaled(encode(vae, [image], device), image.width, size) for image in images])
     pixels = torch.stack([torch.from_numpy(np.array(i.convert("RGB"))).permute(2, 0, 1)
                           for i in images]).float() / 127.5 - 1
     with torch.inference_mode():
         latents = vae.encode(pixels.to(device, vae.dtype)).latent_dist.mode()
     shift = getattr(vae.config, "shift_factor", None) or 0.0
-    latents = (latents.float() - shift) * vae.config.scaling_factor
-    if size is not None:
-        scale = images[0].width // latents.shape[-1] if latents.shape[-1] else 8
-        latents = F.interpolate(latents, size=(size[1] // scale, size[0] // scale), mode="bilinear",
-                                align_corners=False, antialias=True)
-    return latents
+    return (latents.float() - shift) * vae.config.scaling_factor
+
+
+def _upscaled(latents: torch.Tensor, width: int, size: tuple[int, int]) -> torch.Tensor:
+    scale = max(1, width // latents.shape[-1])  # pixels per latent (8 for SD, 4 for zoo-shapes)
+    return F.interpolate(latents, size=(size[1] // scale, size[0] // scale), mode="bilinear",
+                         align_corners=False, antialias=True)
 
 
 def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: list[WorkArea],
