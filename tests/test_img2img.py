@@ -6,6 +6,7 @@ import base64
 import io
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image, ImageDraw
 
@@ -317,3 +318,19 @@ def test_live_preview_during_the_steps_run(backend, request_for):
     job.set_preview = lambda image: (seen.append(image.size), original(image))
     backend.run(IMG2IMG, request_for(steps=22, denoising_strength=0.5), job)  # 11 steps run
     assert seen == [(64, 64), (64, 64)]  # after steps 5 and 10
+
+
+def test_a_half_precision_vae_that_overflows_encodes_in_fp32(backend):
+    from modules.capabilities.txt2img.vae_precision import fp32_copy
+
+    with backend.manager.use("tiny-sd15") as model:
+        half = fp32_copy(model.pipe.vae).to(torch.float16)  # a copy: the cached VAE is never changed
+        original = half.encoder.forward
+
+        def overflowing(x):  # what an fp16 SDXL VAE does on some pictures
+            return original(x) * float("inf")
+        half.encoder.forward = overflowing
+        latents = encode(half, [noise_picture(11)], "cpu")
+        assert torch.isfinite(latents).all()
+        expected = encode(model.pipe.vae, [noise_picture(11)], "cpu")
+        assert torch.allclose(latents, expected, atol=1e-2)

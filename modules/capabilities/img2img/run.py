@@ -26,7 +26,7 @@ from modules.capabilities.img2img.task_pipeline import task_pipeline
 from modules.capabilities.scripting import Hooks, ImageNotSaved
 from modules.capabilities.txt2img.request import MAX_SEED
 from modules.capabilities.txt2img.run import Txt2ImgResult, resolve_seed
-from modules.capabilities.txt2img.vae_precision import decode_without_nans
+from modules.capabilities.txt2img.vae_precision import decode_without_nans, fp32_copy
 from modules.generation import preview, stop_points
 from modules.generation.infotext import format_infotext
 from modules.generation.prompt_embeds import encode_prompts
@@ -143,6 +143,13 @@ def encode(vae, images: list[Image.Image], device, size: tuple[int, int] | None 
                           for i in images]).float() / 127.5 - 1
     with torch.inference_mode():
         latents = vae.encode(pixels.to(device, vae.dtype)).latent_dist.mode()
+        if not torch.isfinite(latents).all() and vae.dtype != torch.float32:
+            # A half-precision VAE that overflows (SDXL's): encoded once more by an fp32 copy, as decoding does.
+            full = fp32_copy(vae)
+            latents = full.encode(pixels.to(full.device, torch.float32)).latent_dist.mode()
+            del full
+    if not torch.isfinite(latents).all():
+        raise GenerationFailed("the VAE produced NaN values encoding the picture; try --no-half-vae")
     shift = getattr(vae.config, "shift_factor", None) or 0.0
     return (latents.float() - shift) * vae.config.scaling_factor
 
