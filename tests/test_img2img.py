@@ -64,13 +64,14 @@ def test_denoise_1_ignores_the_init_image_and_lower_strengths_keep_more_of_it(ba
     assert at_1 < at_half < at_0
 
 
-def test_a1111_step_semantics_steps_times_strength_are_run(backend, request_for):
+@pytest.mark.parametrize("sampler", ["Euler a", "Heun", "DPM++ 2M"])  # Heun: two model calls a step
+def test_a1111_step_semantics_steps_times_strength_are_run(backend, request_for, sampler):
     job = backend.new_job("img2img")
     reported: list[int] = []
     original = job.report_step
     job.report_step = lambda step: (reported.append(step), original(step))
-    result = backend.run(IMG2IMG, request_for(steps=10, denoising_strength=0.5), job)
-    assert reported[-1] == 5 and len(reported) == 5
+    result = backend.run(IMG2IMG, request_for(steps=10, denoising_strength=0.5, sampler=sampler), job)
+    assert reported[-1] == 5 and sorted(set(reported)) == [1, 2, 3, 4, 5]
     assert job.state == "done" and job.progress == 1.0
     fields = parse_infotext(result.infotexts[0])
     assert (fields["Steps"], fields["Denoising strength"]) == ("10", "0.5")  # pasted back, it asks the same

@@ -198,7 +198,7 @@ def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: li
     denoiser = getattr(pipe, family.denoiser)
 
     def on_step_end(pipeline, step: int, timestep, callback_kwargs: dict) -> dict:
-        calls = getattr(pipeline, "_num_timesteps", None) or run
+        calls = getattr(pipeline, "num_timesteps", None) or run  # the model calls of the steps run
         done = min(run, math.ceil((step + 1) * run / calls))
         latest["latents"], latest["steps"] = callback_kwargs["latents"], done
         job.report_step(done)
