@@ -335,3 +335,10 @@ def test_a_half_precision_vae_that_overflows_encodes_in_fp32(backend):
         assert torch.isfinite(latents).all()
         expected = encode(model.pipe.vae, [noise_picture(11)], "cpu")
         assert torch.allclose(latents, expected, atol=1e-2)
+
+
+def test_no_progress_bar_in_the_servers_console(backend, request_for, capfd):
+    backend.run(IMG2IMG, request_for(denoising_strength=0.5))
+    backend.run(IMG2IMG, request_for(mask=Image.new("L", (64, 64), 255)))
+    captured = capfd.readouterr()
+    assert "it/s" not in captured.err + captured.out

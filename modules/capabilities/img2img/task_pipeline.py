@@ -43,4 +43,5 @@ def task_pipeline(model, task: str, scheduler):
     for attribute in ("_all_hooks", "_offload_device", "_offload_gpu_id"):
         if hasattr(pipe, attribute):
             setattr(view, attribute, getattr(pipe, attribute))
+    view.set_progress_bar_config(disable=True)  # the job reports progress; no bar in the server's console
     return view
