@@ -192,3 +192,20 @@ def test_api_next_to_the_ui_uses_the_ui_logins_when_there_is_no_api_auth(models_
         assert requests.get(f"{app.url}/config", timeout=30).status_code in (200, 401)  # Gradio's own route
         assert "/sdapi/v1/txt2img" in requests.get(f"{app.url}/openapi.json", auth=("ui", PASSWORD),
                                                    timeout=30).json()["paths"]
+
+
+def test_webuiapi_img2img_and_inpainting(api):
+    from PIL import Image, ImageDraw
+
+    init = Image.new("RGB", (64, 64), (200, 30, 30))
+    mask = Image.new("L", (64, 64), 0)
+    ImageDraw.Draw(mask).rectangle((0, 0, 31, 63), fill=255)
+    plain = api.img2img(images=[init], prompt="a blue square", seed=9, denoising_strength=0.6,
+                        override_settings={"sd_model_checkpoint": "tiny-sd15"}, **SMALL)
+    fields = parse_infotext(plain.images[0].info["parameters"])
+    assert plain.images[0].size == (64, 64) and fields["Denoising strength"] == "0.6"
+    painted = api.img2img(images=[init], mask_image=mask, prompt="a blue square", seed=9, mask_blur=0,
+                          inpaint_full_res=False, override_settings={"sd_model_checkpoint": "tiny-sd15"}, **SMALL)
+    right = painted.images[0].crop((32, 0, 64, 64))
+    assert set(right.getdata()) == {(200, 30, 30)}  # outside the mask: the picture, exactly
+    assert parse_infotext(painted.images[0].info["parameters"])["Mask blur"] == "0"

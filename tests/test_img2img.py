@@ -6,8 +6,8 @@ import base64
 import io
 
 import numpy as np
-import pytest
 import torch
+import pytest
 from PIL import Image, ImageDraw
 
 from modules.capabilities.img2img import IMG2IMG, Img2ImgRequest
@@ -64,13 +64,14 @@ def test_denoise_1_ignores_the_init_image_and_lower_strengths_keep_more_of_it(ba
     assert at_1 < at_half < at_0
 
 
-def test_a1111_step_semantics_steps_times_strength_are_run(backend, request_for):
+@pytest.mark.parametrize("sampler", ["Euler a", "Heun", "DPM++ 2M"])  # Heun: two model calls a step
+def test_a1111_step_semantics_steps_times_strength_are_run(backend, request_for, sampler):
     job = backend.new_job("img2img")
     reported: list[int] = []
     original = job.report_step
     job.report_step = lambda step: (reported.append(step), original(step))
-    result = backend.run(IMG2IMG, request_for(steps=10, denoising_strength=0.5), job)
-    assert reported[-1] == 5 and len(reported) == 5
+    result = backend.run(IMG2IMG, request_for(steps=10, denoising_strength=0.5, sampler=sampler), job)
+    assert reported[-1] == 5 and sorted(set(reported)) == [1, 2, 3, 4, 5]
     assert job.state == "done" and job.progress == 1.0
     fields = parse_infotext(result.infotexts[0])
     assert (fields["Steps"], fields["Denoising strength"]) == ("10", "0.5")  # pasted back, it asks the same
@@ -291,3 +292,53 @@ def test_img2img_and_inpaint_work_on_every_family_and_layout(backend, request_fo
     difference = np.abs(pixels(painted.images[0]) - pixels(init)).max(axis=2)
     assert (difference[:, 32:] == 0).all() and difference[:, :32].mean() > 10
     assert f"Model: {checkpoint}," in painted.infotexts[0]
+
+
+def test_an_interrupt_before_the_start_gives_no_image_and_keeps_the_cached_pipeline(backend, request_for):
+    job = backend.new_job("img2img")
+    job.interrupt()
+    result = backend.run(IMG2IMG, request_for(), job)
+    assert result.images == [] and job.state == "interrupted"
+    after = backend.run(IMG2IMG, request_for(denoising_strength=0.5))  # the next job runs as usual
+    assert len(after.images) == 1
+    with backend.manager.use("tiny-sd15") as model:
+        assert type(model.pipe).__name__ == "StableDiffusionPipeline"
+
+
+def test_latent_upscale_takes_pictures_of_any_size_in_one_batch(backend, request_for):
+    result = backend.run(IMG2IMG, request_for(init_images=[noise_picture(9, (32, 32)), noise_picture(10, (48, 24))],
+                                              resize_mode=3, batch_size=2, width=64, height=64))
+    first = result.index_of_first_image
+    assert [image.size for image in result.images[first:]] == [(64, 64), (64, 64)]
+
+
+def test_live_preview_during_the_steps_run(backend, request_for):
+    job = backend.new_job("img2img")
+    seen = []
+    original = job.set_preview
+    job.set_preview = lambda image: (seen.append(image.size), original(image))
+    backend.run(IMG2IMG, request_for(steps=22, denoising_strength=0.5), job)  # 11 steps run
+    assert seen == [(64, 64), (64, 64)]  # after steps 5 and 10
+
+
+def test_a_half_precision_vae_that_overflows_encodes_in_fp32(backend):
+    from modules.capabilities.txt2img.vae_precision import fp32_copy
+
+    with backend.manager.use("tiny-sd15") as model:
+        half = fp32_copy(model.pipe.vae).to(torch.float16)  # a copy: the cached VAE is never changed
+        original = half.encoder.forward
+
+        def overflowing(x):  # what an fp16 SDXL VAE does on some pictures
+            return original(x) * float("inf")
+        half.encoder.forward = overflowing
+        latents = encode(half, [noise_picture(11)], "cpu")
+        assert torch.isfinite(latents).all()
+        expected = encode(model.pipe.vae, [noise_picture(11)], "cpu")
+        assert torch.allclose(latents, expected, atol=1e-2)
+
+
+def test_no_progress_bar_in_the_servers_console(backend, request_for, capfd):
+    backend.run(IMG2IMG, request_for(denoising_strength=0.5))
+    backend.run(IMG2IMG, request_for(mask=Image.new("L", (64, 64), 255)))
+    captured = capfd.readouterr()
+    assert "it/s" not in captured.err + captured.out

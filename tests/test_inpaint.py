@@ -99,7 +99,8 @@ def test_only_masked_inpaints_the_masks_box_and_pastes_it_back(backend, inpaint)
 
 def test_the_crop_region_has_the_pictures_aspect_and_stays_inside_it():
     assert canvas.crop_region(square_mask((40, 40, 51, 51)), 4, 64, 64) == (36, 36, 56, 56)  # padded
-    assert canvas.crop_region(square_mask((56, 50, 63, 63)), 8, 64, 64) == (42, 42, 64, 64)  # widened to square, kept inside
+    # widened to the picture's (square) shape, and kept inside it
+    assert canvas.crop_region(square_mask((56, 50, 63, 63)), 8, 64, 64) == (42, 42, 64, 64)
     wide = canvas.crop_region(square_mask((10, 10, 20, 40), size=(128, 64)), 0, 128, 64)
     assert (wide[2] - wide[0]) == 2 * (wide[3] - wide[1])
 

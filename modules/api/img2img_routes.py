@@ -69,7 +69,7 @@ def img2img_request(api: "Api", body: Img2ImgApiRequest, owner: str | None) -> I
     return Img2ImgRequest(
         **common, init_images=images, mask=mask, denoising_strength=body.denoising_strength,
         resize_mode=body.resize_mode, mask_blur=mask_blur, inpainting_fill=body.inpainting_fill,
-        inpaint_full_res=bool(body.inpaint_full_res) if isinstance(body.inpaint_full_res, int) else body.inpaint_full_res,
+        inpaint_full_res=body.inpaint_full_res,
         inpaint_full_res_padding=body.inpaint_full_res_padding, inpainting_mask_invert=body.inpainting_mask_invert,
         pad_left=body.pad_left, pad_right=body.pad_right, pad_top=body.pad_top, pad_bottom=body.pad_bottom)
 

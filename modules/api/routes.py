@@ -248,8 +248,8 @@ class Api:
 
         @r.get("/scripts", response_model=models.ScriptsList)
         def scripts():
-            """The names of the txt2img scripts of enabled extensions (selectable and always-on)."""
-            return {"txt2img": [s.name for s in self.backend.extensions.scripts_for("txt2img")], "img2img": []}
+            """The names of the txt2img and img2img scripts of enabled extensions (selectable and always-on)."""
+            return {tab: [s.name for s in self.backend.extensions.scripts_for(tab)] for tab in ("txt2img", "img2img")}
 
         @r.get("/script-info", response_model=list[models.ScriptInfo])
         async def script_info():

@@ -26,7 +26,7 @@ from modules.capabilities.img2img.task_pipeline import task_pipeline
 from modules.capabilities.scripting import Hooks, ImageNotSaved
 from modules.capabilities.txt2img.request import MAX_SEED
 from modules.capabilities.txt2img.run import Txt2ImgResult, resolve_seed
-from modules.capabilities.txt2img.vae_precision import decode_without_nans
+from modules.capabilities.txt2img.vae_precision import decode_without_nans, fp32_copy
 from modules.generation import preview, stop_points
 from modules.generation.infotext import format_infotext
 from modules.generation.prompt_embeds import encode_prompts
@@ -135,18 +135,29 @@ def _work_area(request: Img2ImgRequest, canvas: canvases.Canvas) -> WorkArea:
 
 def encode(vae, images: list[Image.Image], device, size: tuple[int, int] | None = None) -> torch.Tensor:
     """Pictures → scaled latents (the distribution's mean: a picture always gives the same latents);
-    `size`: latents upscaled to this pixel size afterwards (the latent-upscale resize mode)."""
+    `size`: each picture's latents upscaled to this pixel size afterwards (the latent-upscale resize mode,
+    where the pictures keep their own, possibly different, sizes until then)."""
+    if size is not None:
+        return torch.cat([_upscaled(encode(vae, [image], device), image.width, size) for image in images])
     pixels = torch.stack([torch.from_numpy(np.array(i.convert("RGB"))).permute(2, 0, 1)
                           for i in images]).float() / 127.5 - 1
     with torch.inference_mode():
         latents = vae.encode(pixels.to(device, vae.dtype)).latent_dist.mode()
+        if not torch.isfinite(latents).all() and vae.dtype != torch.float32:
+            # A half-precision VAE that overflows (SDXL's): encoded once more by an fp32 copy, as decoding does.
+            full = fp32_copy(vae)
+            latents = full.encode(pixels.to(full.device, torch.float32)).latent_dist.mode()
+            del full
+    if not torch.isfinite(latents).all():
+        raise GenerationFailed("the VAE produced NaN values encoding the picture; try --no-half-vae")
     shift = getattr(vae.config, "shift_factor", None) or 0.0
-    latents = (latents.float() - shift) * vae.config.scaling_factor
-    if size is not None:
-        scale = images[0].width // latents.shape[-1] if latents.shape[-1] else 8
-        latents = F.interpolate(latents, size=(size[1] // scale, size[0] // scale), mode="bilinear",
-                                align_corners=False, antialias=True)
-    return latents
+    return (latents.float() - shift) * vae.config.scaling_factor
+
+
+def _upscaled(latents: torch.Tensor, width: int, size: tuple[int, int]) -> torch.Tensor:
+    scale = max(1, width // latents.shape[-1])  # pixels per latent (8 for SD, 4 for zoo-shapes)
+    return F.interpolate(latents, size=(size[1] // scale, size[0] // scale), mode="bilinear",
+                         align_corners=False, antialias=True)
 
 
 def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: list[WorkArea],
@@ -187,7 +198,7 @@ def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: li
     denoiser = getattr(pipe, family.denoiser)
 
     def on_step_end(pipeline, step: int, timestep, callback_kwargs: dict) -> dict:
-        calls = getattr(pipeline, "_num_timesteps", None) or run
+        calls = getattr(pipeline, "num_timesteps", None) or run  # the model calls of the steps run
         done = min(run, math.ceil((step + 1) * run / calls))
         latest["latents"], latest["steps"] = callback_kwargs["latents"], done
         job.report_step(done)

@@ -38,8 +38,10 @@ def task_pipeline(model, task: str, scheduler):
         if name in parameters and name in pipe.config:
             parts[name] = pipe.config[name]
     view = cls(**parts)
-    # The cached pipeline's offload hooks and device, as its own modules carry them.
-    for attribute in ("_offload_device", "_offload_gpu_id"):
+    # --medvram/--lowvram: the cached pipeline's offload state (diffusers 0.42 internals), as pipeline_view's
+    # shallow copy carries it, so the view's maybe_free_model_hooks() offloads the shared modules after the run.
+    for attribute in ("_all_hooks", "_offload_device", "_offload_gpu_id"):
         if hasattr(pipe, attribute):
             setattr(view, attribute, getattr(pipe, attribute))
+    view.set_progress_bar_config(disable=True)  # the job reports progress; no bar in the server's console
     return view
