@@ -172,3 +172,29 @@ def test_latent_modes_resize_latents_for_hires_fix(name):
     assert out.shape == (2, 4, 16, 24)
     if "nearest" in name:
         assert torch.equal(out[:, :, ::2, ::2], latents)
+
+
+def test_a_real_esrgan_training_checkpoint_with_params_ema_loads(tmp_path):
+    from modules.upscalers.files import load_upscaler, read_state_dict
+    from tests.upscaler_fixtures import esrgan_state_dict
+
+    path = tmp_path / "RealESRGAN_x4plus.pth"
+    weights = esrgan_state_dict(seed=2)
+    torch.save({"params_ema": weights, "iter": torch.tensor(5)}, path)
+    assert set(read_state_dict(path)) == set(weights)
+    assert load_upscaler(path).scale == 4
+
+
+def test_a_model_that_is_not_an_upscaler_is_refused_by_name(tmp_path):
+    from safetensors.torch import save_file
+
+    from modules.upscalers.files import load_upscaler
+
+    path = tmp_path / "not-an-upscaler.safetensors"
+    save_file({"weight": torch.zeros(3, 3)}, str(path))
+    with pytest.raises(BadModelFile, match="not-an-upscaler.safetensors: not an upscaler architecture"):
+        load_upscaler(path)
+    renamed = tmp_path / "renamed.safetensors"
+    torch.save({"weight": torch.zeros(1)}, renamed)
+    with pytest.raises(BadModelFile, match="renamed.safetensors: not a .safetensors file"):
+        load_upscaler(renamed)
