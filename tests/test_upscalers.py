@@ -198,3 +198,21 @@ def test_a_model_that_is_not_an_upscaler_is_refused_by_name(tmp_path):
     torch.save({"weight": torch.zeros(1)}, renamed)
     with pytest.raises(BadModelFile, match="renamed.safetensors: not a .safetensors file"):
         load_upscaler(renamed)
+
+
+def test_a_1x_restoration_model_runs_once_then_lanczos_gives_the_size(tmp_path, monkeypatch):
+    from safetensors.torch import save_file
+
+    from modules.upscalers import _with_model
+    from modules.upscalers.files import load_upscaler
+    from tests.upscaler_fixtures import esrgan_state_dict
+
+    path = tmp_path / "1x-restorer.safetensors"
+    save_file(esrgan_state_dict(seed=3, scale=1), str(path))
+    model = load_upscaler(path)
+    assert model.scale == 1
+    calls = []
+    monkeypatch.setattr("modules.upscalers.run_model.run_model",
+                        lambda m, image, check: calls.append(image.size) or image)
+    assert _with_model(model, picture(), (48, 32), lambda: None).size == (48, 32)
+    assert calls == [(24, 16)]
