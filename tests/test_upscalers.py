@@ -110,7 +110,7 @@ def test_extras_upscales_by_a_factor_with_two_upscalers_and_saves_with_infotext(
     assert [p.parent.parent.name for p in result.paths] == ["extras-images", "extras-images"]
     assert result.paths[0].name.endswith("-a.png")
     saved = Image.open(result.paths[0])
-    assert saved.size == (72, 48) and saved.info["parameters"] == result.infotexts[0]
+    assert saved.size == (72, 48) and saved.info["parameters"] == saved.info["postprocessing"] == result.infotexts[0]
 
 
 def test_extras_scales_to_a_size_cropping_or_stretching(upscaler_backend):  # noqa: F811
