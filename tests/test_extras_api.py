@@ -45,7 +45,20 @@ def test_single_image_with_the_tiny_esrgan_is_exactly_4x(client):
     image = decoded(body["image"])
     assert image.size == (96, 64)
     assert body["html_info"].startswith("Postprocess upscale by: 4, Postprocess upscaler: tiny-esrgan")
-    assert image.info["parameters"] == body["html_info"]
+    assert image.info["parameters"] == image.info["postprocessing"] == body["html_info"]
+
+
+def test_the_source_parameters_stay_and_extras_adds_postprocessing(client):
+    from modules.images import png_info
+
+    buffer = io.BytesIO()
+    picture().save(buffer, format="PNG", pnginfo=png_info("a red circle\nSteps: 20, Seed: 7"))
+    response = client.post("/sdapi/v1/extra-single-image", json={
+        "image": base64.b64encode(buffer.getvalue()).decode(), "upscaler_1": "Nearest", "upscaling_resize": 2})
+    image = decoded(response.json()["image"])
+    assert image.info["parameters"] == "a red circle\nSteps: 20, Seed: 7"
+    assert image.info["postprocessing"] == response.json()["html_info"] == (
+        "Postprocess upscale by: 2, Postprocess upscaler: Nearest, Size: 48x32")
 
 
 def test_a1111s_defaults_and_unknown_extra_fields_are_accepted(client):

@@ -110,7 +110,7 @@ def test_extras_upscales_by_a_factor_with_two_upscalers_and_saves_with_infotext(
     assert [p.parent.parent.name for p in result.paths] == ["extras-images", "extras-images"]
     assert result.paths[0].name.endswith("-a.png")
     saved = Image.open(result.paths[0])
-    assert saved.size == (72, 48) and saved.info["parameters"] == result.infotexts[0]
+    assert saved.size == (72, 48) and saved.info["parameters"] == saved.info["postprocessing"] == result.infotexts[0]
 
 
 def test_extras_scales_to_a_size_cropping_or_stretching(upscaler_backend):  # noqa: F811
@@ -172,3 +172,47 @@ def test_latent_modes_resize_latents_for_hires_fix(name):
     assert out.shape == (2, 4, 16, 24)
     if "nearest" in name:
         assert torch.equal(out[:, :, ::2, ::2], latents)
+
+
+def test_a_real_esrgan_training_checkpoint_with_params_ema_loads(tmp_path):
+    from modules.upscalers.files import load_upscaler, read_state_dict
+    from tests.upscaler_fixtures import esrgan_state_dict
+
+    path = tmp_path / "RealESRGAN_x4plus.pth"
+    weights = esrgan_state_dict(seed=2)
+    torch.save({"params_ema": weights, "iter": torch.tensor(5)}, path)
+    assert set(read_state_dict(path)) == set(weights)
+    assert load_upscaler(path).scale == 4
+
+
+def test_a_model_that_is_not_an_upscaler_is_refused_by_name(tmp_path):
+    from safetensors.torch import save_file
+
+    from modules.upscalers.files import load_upscaler
+
+    path = tmp_path / "not-an-upscaler.safetensors"
+    save_file({"weight": torch.zeros(3, 3)}, str(path))
+    with pytest.raises(BadModelFile, match="not-an-upscaler.safetensors: not an upscaler architecture"):
+        load_upscaler(path)
+    renamed = tmp_path / "renamed.safetensors"
+    torch.save({"weight": torch.zeros(1)}, renamed)
+    with pytest.raises(BadModelFile, match="renamed.safetensors: not a .safetensors file"):
+        load_upscaler(renamed)
+
+
+def test_a_1x_restoration_model_runs_once_then_lanczos_gives_the_size(tmp_path, monkeypatch):
+    from safetensors.torch import save_file
+
+    from modules.upscalers import _with_model
+    from modules.upscalers.files import load_upscaler
+    from tests.upscaler_fixtures import esrgan_state_dict
+
+    path = tmp_path / "1x-restorer.safetensors"
+    save_file(esrgan_state_dict(seed=3, scale=1), str(path))
+    model = load_upscaler(path)
+    assert model.scale == 1
+    calls = []
+    monkeypatch.setattr("modules.upscalers.run_model.run_model",
+                        lambda m, image, check: calls.append(image.size) or image)
+    assert _with_model(model, picture(), (48, 32), lambda: None).size == (48, 32)
+    assert calls == [(24, 16)]

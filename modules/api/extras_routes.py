@@ -8,6 +8,8 @@
 Request and response shapes are A1111's. As in A1111, the API does not save the images (the tab does)."""
 from __future__ import annotations
 
+import base64
+import io
 from typing import TYPE_CHECKING, Literal
 
 import anyio
@@ -15,8 +17,9 @@ from fastapi import Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from modules.api.errors import ApiError
-from modules.api.images import decode_image, encode_png
+from modules.api.images import decode_image
 from modules.capabilities.extras import ExtrasRequest, extras
+from modules.images import png_info
 from modules.public_paths import shown
 
 if TYPE_CHECKING:
@@ -78,6 +81,14 @@ class LatentUpscalerModeItem(BaseModel):
     name: str
 
 
+def encode_result(image) -> str:
+    """Base64 PNG with the source's `parameters` and Extras' own `postprocessing` text chunks."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=png_info(image.info.get("parameters", ""),
+                                                      {"postprocessing": image.info.get("postprocessing", "")}))
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
 def _request(body: ExtrasBaseRequest, images, names) -> ExtrasRequest:
     return ExtrasRequest(images=images, names=names, resize_mode=body.resize_mode,
                          upscaling_resize=body.upscaling_resize, upscaling_resize_w=body.upscaling_resize_w,
@@ -111,8 +122,7 @@ def add_routes(api: "Api") -> None:
         image = await anyio.to_thread.run_sync(decode_image, body.image, "image", limiter=api._job_threads)
         result = await run_job(_request(body, [image], ["image.png"]), owner, http)
         send = body.show_extras_results and result.images
-        return {"html_info": result.html_info,
-                "image": encode_png(result.images[0], result.infotexts[0]) if send else None}
+        return {"html_info": result.html_info, "image": encode_result(result.images[0]) if send else None}
 
     @router.post("/extra-batch-images", response_model=ExtrasBatchImagesResponse)
     async def extra_batch_images(body: ExtrasBatchImagesRequest, http: Request, owner: str = owner_dependency):
@@ -124,7 +134,7 @@ def add_routes(api: "Api") -> None:
             return [decode_image(f.data, f"imageList.{i}.data") for i, f in enumerate(body.imageList)]
         images = await anyio.to_thread.run_sync(decode, limiter=api._job_threads)
         result = await run_job(_request(body, images, [f.name for f in body.imageList]), owner, http)
-        images = [encode_png(i, t) for i, t in zip(result.images, result.infotexts)] if body.show_extras_results else []
+        images = [encode_result(i) for i in result.images] if body.show_extras_results else []
         return {"html_info": result.html_info, "images": images}
 
     @router.get("/upscalers", response_model=list[UpscalerItem])

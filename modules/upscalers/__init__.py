@@ -92,13 +92,11 @@ def _with_model(model, image: Image.Image, size: tuple[int, int], check: Callabl
     from modules.upscalers.run_model import run_model
 
     image = image.convert("RGB")
+    if model.scale == 1:  # a restorer (denoise, dejpeg ...): once, then Lanczos to the size
+        return resize(run_model(model, image, check), size, LANCZOS)
     for _ in range(MAX_PASSES):
         if image.width >= size[0] and image.height >= size[1]:
             break
-        if model.scale == 1 and image.size != size:
-            break  # a 1x model (a restorer) runs once
         image = run_model(model, image, check)
-        if model.scale == 1:
-            break
     return resize(image, size, LANCZOS)
 

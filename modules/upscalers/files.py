@@ -48,13 +48,13 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         except Exception as e:  # noqa: BLE001 - safetensors raises several types for damaged files
             raise BadModelFile(path, f"not a readable .safetensors file ({str(e)[:120]})") from None
     state = load_pickle_state_dict(path)  # weights only: refuses a pickle that needs code
-    if state:
-        return state
     for wrapper in ("params_ema", "params"):  # Real-ESRGAN's and SwinIR's training checkpoints nest them
         inner = _inner(path, wrapper)
         if inner:
             return inner
-    raise BadModelFile(path, "no weights in this file")
+    if not state:
+        raise BadModelFile(path, "no weights in this file")
+    return state
 
 
 def _inner(path: Path, key: str) -> dict | None:

@@ -10,6 +10,7 @@ stand-in is removed at once, so no other library mistakes it for torchvision. Up
 from __future__ import annotations
 
 import enum
+import importlib
 import sys
 import threading
 import types
@@ -48,6 +49,12 @@ def _forget(package: str) -> None:
 
 
 def _import_with_stand_in():
+    # Libraries that note at import whether torchvision is there: noted now, before the stand-in exists.
+    for module in ("diffusers.utils.import_utils", "transformers.utils.import_utils"):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass
     functional = types.ModuleType("torchvision.transforms.functional")
     functional.InterpolationMode = _InterpolationMode
     functional.rotate = functional.normalize = _needs_torchvision

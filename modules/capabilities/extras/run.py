@@ -81,16 +81,21 @@ def run_extras(request: ExtrasRequest, manager, job, hooks=None) -> ExtrasResult
     job.start(1, len(request.images))
     for index, image in enumerate(request.images):
         job.check()
+        # As A1111: the source's generation parameters stay the picture's `parameters` (PNG Info still
+        # restores them); what Extras did goes into a `postprocessing` text chunk beside them.
+        source = image.info.get("parameters")
         out = upscale_one(image, request, manager, job.check)
         text = infotext(request, out.size)
+        parameters = source if isinstance(source, str) and source else text
         if hooks is not None:
             stem = Path(request.names[index]).stem[:80] if index < len(request.names) and request.names[index] \
                 else "extras"
             save_to = SaveSpec(FOLDER, stem, {"postprocessing": text}) if request.save_images else None
-            out, path = hooks.image_ready(out, text, None, index, save_to)
+            out, path = hooks.image_ready(out, parameters, None, index, save_to)
             if path is not None:
                 result.paths.append(path)
-        out.info["parameters"] = text
+        out.info["parameters"] = parameters
+        out.info["postprocessing"] = text
         result.images.append(out)
         result.infotexts.append(text)
         job.report_step(index + 1)
