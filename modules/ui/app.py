@@ -8,6 +8,7 @@ from modules.security.gradio_folder import DELETE_CACHE
 from modules.ui import checkpoint_picker, extensions_tab, latent_tab, models_tab, pnginfo_tab
 from modules.ui.extras_tab import ExtrasTab
 from modules.ui.gan_tab import GanTab
+from modules.ui.generation_tab import selected_index
 from modules.ui.img2img_tab import Img2ImgTab, gallery_picture
 from modules.ui.script_controls import gan_script_area
 from modules.ui.txt2img_tab import Txt2ImgTab
@@ -35,6 +36,9 @@ def build_ui(backend: Backend) -> gr.Blocks:
                 gan = GanTab(backend)
                 gan.build()
                 gan_script_area(backend, gan)
+                gan_send = gr.Button("Send to img2img", elem_id="gan_send_to_img2img", size="sm")
+                gan_picked = gr.State(0)
+                gan.gallery.select(selected_index, outputs=gan_picked, api_name=False, queue=False)
             with gr.Tab("Latent Explorer", id="latent", elem_id="tab_latent"):
                 latent_tab.build(backend)
             with gr.Tab("Extras", id="extras", elem_id="tab_extras"):
@@ -51,5 +55,7 @@ def build_ui(backend: Backend) -> gr.Blocks:
 
         img2img.send_from(txt2img.send_to_img2img, [txt2img.gallery, txt2img.selected, txt2img.infotext],
                           gallery_picture, tabs)
+        # The GAN's picture only: its parameters are no prompt.
+        img2img.send_from(gan_send, [gan.gallery, gan_picked], lambda g, n: (gallery_picture(g, n, "")[0], ""), tabs)
         demo.load(None, js=extensions_tab.assets_js(backend.extensions))  # extensions' style.css, javascript/
     return demo

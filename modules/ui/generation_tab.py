@@ -164,3 +164,8 @@ class GenerationTab:
     @user_errors
     def _skip(self, request: gr.Request):
         self.backend.jobs.skip(owner_of(request))
+
+
+def selected_index(event: gr.SelectData) -> int:
+    """The picture picked in a gallery (for "Send to img2img")."""
+    return event.index

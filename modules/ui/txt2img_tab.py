@@ -8,7 +8,7 @@ import gradio as gr
 from modules.capabilities.txt2img import TXT2IMG, Txt2ImgRequest
 from modules.ui.common import owner_of, queue_user_of
 from modules.ui.errors import user_errors
-from modules.ui.generation_tab import BASE_NAMES, GenerationTab
+from modules.ui.generation_tab import BASE_NAMES, GenerationTab, selected_index
 from modules.ui.hires_controls import NAMES as HIRES_NAMES
 from modules.ui.hires_controls import HiresControls
 
@@ -30,7 +30,7 @@ class Txt2ImgTab(GenerationTab):
                 self.build_output()
                 self.send_to_img2img = gr.Button("Send to img2img", elem_id="txt2img_send_to_img2img", size="sm")
         self.selected = gr.State(0)  # the gallery's picked picture, for "Send to img2img"
-        self.gallery.select(_selected_index, outputs=self.selected, api_name=False, queue=False)
+        self.gallery.select(selected_index, outputs=self.selected, api_name=False, queue=False)
         self.wire(self._generate, self.hires.inputs(), HIRES_NAMES)
         # Picking a checkpoint sets the size it was trained at (512 for SD 1.x, 1024 for SDXL, ...).
         self.checkpoint.input(lambda title: [self.backend.native_size(title)] * 2, inputs=self.checkpoint,
@@ -52,6 +52,3 @@ class Txt2ImgTab(GenerationTab):
             **(HiresControls.request_fields(list(hires)) if hires else {}))
         yield from self.run_job(TXT2IMG, txt2img_request, job, scripts)
 
-
-def _selected_index(event: gr.SelectData) -> int:
-    return event.index
