@@ -157,7 +157,8 @@ def test_every_a1111_field_is_covered():
              "init_images", "resize_mode", "image_cfg_scale", "mask", "mask_blur_x", "mask_blur_y", "mask_blur",
              "mask_round", "inpainting_fill", "inpaint_full_res", "inpaint_full_res_padding",
              "inpainting_mask_invert", "initial_noise_multiplier", "latent_mask", "include_init_images"}
-    covered = set(CHANGES) | set(TXT2IMG_CHANGES) | set(IMG2IMG_CHANGES) | set(REFUSED) | set(IMG2IMG_REFUSED) | set(NO_EFFECT)
+    covered = (set(CHANGES) | set(TXT2IMG_CHANGES) | set(IMG2IMG_CHANGES) | set(REFUSED) | set(IMG2IMG_REFUSED)
+               | set(NO_EFFECT))
     assert a1111 <= covered, sorted(a1111 - covered)
 
 

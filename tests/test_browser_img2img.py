@@ -52,7 +52,7 @@ def test_upload_a_picture_generate_and_get_an_image_of_its_size(app, page, pictu
     small_job(page, "a blue circle", "11")
     page.locator("#img2img_generate").click()
     image = page.locator("#img2img_gallery img").first
-    expect(image).to_be_visible()
+    expect(image).to_be_visible(timeout=60_000)
     expect(page.locator("#img2img_infotext textarea")).to_have_value(re.compile(
         r"^a blue circle\nSteps: 4, Sampler: Euler a, CFG scale: 7, Seed: 11, Size: 64x48, .*Denoising strength: 0.75"))
     assert natural_size(image) == (64, 48)
@@ -66,6 +66,8 @@ def test_draw_a_mask_with_the_mouse_and_inpaint(app, page, picture):
     page.get_by_role("tab", name="Inpaint", exact=True).click()
     expect(page.locator("#img2img_mask_blur")).to_be_visible()  # the inpaint controls show with the tab
     page.locator("#img2maskimg input[type=file]").set_input_files(str(picture))
+    # The editor has the picture once its upload event has set Width and Height to the picture's size.
+    expect(page.locator("#img2img_height input[type=number]")).to_have_value("48", timeout=60_000)
     canvas = page.locator("#img2maskimg canvas").first
     expect(canvas).to_be_visible()
     page.wait_for_timeout(500)  # the editor draws the picture before it takes strokes
@@ -79,7 +81,7 @@ def test_draw_a_mask_with_the_mouse_and_inpaint(app, page, picture):
     small_job(page, "a green square", "12")
     page.locator("#img2img_generate").click()
     image = page.locator("#img2img_gallery img").first
-    expect(image).to_be_visible()
+    expect(image).to_be_visible(timeout=60_000)
     expect(page.locator("#img2img_infotext textarea")).to_have_value(re.compile(
         r"Seed: 12, Size: 64x48, .*Mask blur: 4, Masked content: original"))
     assert natural_size(image) == (64, 48)

@@ -34,7 +34,8 @@ class HiresControls:
             with gr.Row():
                 self.prompt = gr.Textbox("", label="Hires prompt", lines=2, elem_id="hires_prompt",
                                          placeholder="(empty: the prompt above)")
-                self.negative_prompt = gr.Textbox("", label="Hires negative prompt", lines=2, elem_id="hires_neg_prompt",
+                self.negative_prompt = gr.Textbox("", label="Hires negative prompt", lines=2,
+                                                  elem_id="hires_neg_prompt",
                                                   placeholder="(empty: the negative prompt above)")
 
     def inputs(self) -> list:

@@ -21,7 +21,8 @@ def second_pass_request(request) -> Img2ImgRequest:
     """The second pass as an img2img request: hires steps, sampler and prompts where given."""
     width, height = target_size(request)
     return Img2ImgRequest(
-        prompt=request.hr_prompt or request.prompt, negative_prompt=request.hr_negative_prompt or request.negative_prompt,
+        prompt=request.hr_prompt or request.prompt,
+        negative_prompt=request.hr_negative_prompt or request.negative_prompt,
         sampler=request.hr_sampler_name or request.sampler, steps=request.hr_second_pass_steps or request.steps,
         cfg_scale=request.cfg_scale, width=width, height=height, batch_size=request.batch_size,
         checkpoint=request.checkpoint, clip_skip=request.clip_skip, save_images=False,

@@ -48,7 +48,8 @@ class Txt2ImgResult:
             "seed": self.seeds[0] if self.seeds else r.seed, "all_seeds": self.seeds[self.index_of_first_image:],
             "index_of_first_image": self.index_of_first_image,
             "width": r.width, "height": r.height, "enable_hr": r.enable_hr,
-            "denoising_strength": r.denoising_strength if r.enable_hr else 0, "sampler_name": r.sampler, "cfg_scale": r.cfg_scale,
+            "denoising_strength": r.denoising_strength if r.enable_hr else 0, "sampler_name": r.sampler,
+            "cfg_scale": r.cfg_scale,
             "steps": r.steps, "batch_size": r.batch_size, "n_iter": r.batch_count, "clip_skip": r.clip_skip,
             "sd_model_name": self.checkpoint_title, "infotexts": self.infotexts, "version": VERSION,
         }
