@@ -187,3 +187,10 @@ def test_an_interrupt_in_the_second_pass_keeps_the_picture(backend, small_reques
     result = backend.txt2img(hires(small_request, hr_second_pass_steps=8, save_images=False), job)
     assert job.state == "interrupted"
     assert len(result.images) == 1 and result.images[0].size == (128, 128)
+
+
+@pytest.mark.parametrize("checkpoint", ["tiny-sdxl", "tiny-sd15-single"])
+def test_hires_fix_on_sdxl_and_single_files(backend, small_request, checkpoint):
+    result = backend.txt2img(hires(small_request, checkpoint=checkpoint, width=48, height=64, save_images=False))
+    assert result.images[0].size == (96, 128)
+    assert f"Model: {checkpoint}," in result.infotexts[0]
