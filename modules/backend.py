@@ -70,7 +70,8 @@ class Backend:
                                        ram_budget=config.ram_budget, vram_budget=config.vram_budget,
                                        queue_limit=config.queue_limit, queue_per_user=config.queue_per_user,
                                        zoo_registry=self.zoo_registry, vae_folders=self.vae_folders,
-                                       settings=self.settings, policy=config.cache_policy)
+                                       settings=self.settings, policy=config.cache_policy,
+                                       upscaler_folders=self.upscaler_folders)
         self.jobs = JobRegistry()
         self.registry.scan()
         self.zoo_registry.scan()
@@ -156,6 +157,13 @@ class Backend:
     def vae_folders(self) -> list[Path]:
         """Where stand-alone VAE files are found: models/VAE, then --vae-dir."""
         return [self.config.models_dir / "VAE", *self.config.vae_dirs]
+
+    @property
+    def upscaler_folders(self) -> list[Path]:
+        """Where upscaler models are found: A1111's models/ESRGAN, models/RealESRGAN, models/SwinIR."""
+        from modules.models.upscaler_files import FOLDERS
+
+        return [self.config.models_dir / folder for folder in FOLDERS]
 
     def cached_models(self) -> list[dict]:
         """What the pipeline manager holds (checkpoints, zoo models, VAE files, data), most recently used first."""

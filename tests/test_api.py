@@ -200,3 +200,20 @@ def test_the_cached_models_are_listed_with_their_kind(api, app):
     checkpoints = [m for m in answer["models"] if m["kind"] == "checkpoint"]
     assert checkpoints and checkpoints[0]["architecture"] and checkpoints[0]["bytes"] > 0
     assert answer["ram_bytes"] == sum(m["bytes"] for m in answer["models"]) <= answer["ram_budget"]
+
+
+def test_webuiapi_img2img_and_inpainting(api):
+    from PIL import Image, ImageDraw
+
+    init = Image.new("RGB", (64, 64), (200, 30, 30))
+    mask = Image.new("L", (64, 64), 0)
+    ImageDraw.Draw(mask).rectangle((0, 0, 31, 63), fill=255)
+    plain = api.img2img(images=[init], prompt="a blue square", seed=9, denoising_strength=0.6,
+                        override_settings={"sd_model_checkpoint": "tiny-sd15"}, **SMALL)
+    fields = parse_infotext(plain.images[0].info["parameters"])
+    assert plain.images[0].size == (64, 64) and fields["Denoising strength"] == "0.6"
+    painted = api.img2img(images=[init], mask_image=mask, prompt="a blue square", seed=9, mask_blur=0,
+                          inpaint_full_res=False, override_settings={"sd_model_checkpoint": "tiny-sd15"}, **SMALL)
+    right = painted.images[0].crop((32, 0, 64, 64))
+    assert {colour for _, colour in right.getcolors()} == {(200, 30, 30)}  # outside the mask: the picture, exactly
+    assert parse_infotext(painted.images[0].info["parameters"])["Mask blur"] == "0"

@@ -140,3 +140,14 @@ def test_gan_sample_endpoint_from_gradio_client(app):
     assert infotext.startswith("Seed: 5, Truncation psi: 0.5, Class: blue square, ")
     with pytest.raises(Exception, match="seeds: 'x' is not a seed"):  # a toast in the browser, raised here
         client.predict("tiny-gan", "5,x", 0.5, "blue square", 1, None, 1, api_name="/gan_sample")
+
+
+def test_send_the_gan_picture_to_img2img(app, page):
+    open_gan_tab(page, app.url)
+    expect(page.locator("#gan_gallery .media-button img")).to_be_visible()
+    page.locator("#gan_send_to_img2img").click()
+    sent = page.locator("#img2img_image img").first
+    expect(sent).to_be_visible()  # the img2img tab is shown, with the picture
+    assert natural_size(sent) == (4 * 33 - 1, 2 * 33 - 1)
+    expect(page.locator("#img2img_width input[type=number]")).to_have_value("128")  # its size, in multiples of 8
+    expect(page.locator("#img2img_prompt textarea")).to_have_value("")  # a GAN's parameters are no prompt

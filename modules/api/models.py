@@ -1,7 +1,8 @@
 """Request and response schemas of /sdapi/v1, with A1111's field names and defaults.
 
-Only the fields we act on are declared; any other A1111 field (enable_hr, styles ...)
-is accepted and ignored, so existing clients work unchanged. Ranges are checked by the job's own
+Only the fields we act on are declared; any other A1111 field is accepted at its neutral value (so
+clients that send every field keep working) and refused with a 422 naming it when it asks for a feature
+this server lacks (modules/api/unsupported.py): never silently ignored. Ranges are checked by the job's own
 request type (Txt2ImgRequest.validated), so the UI and the API refuse the same values with the
 same message."""
 from __future__ import annotations
@@ -41,6 +42,16 @@ class Txt2ImgApiRequest(BaseModel):
                                                                 "GET /sdapi/v1/script-info; missing ones: defaults")
     alwayson_scripts: dict[str, Any] = Field(default_factory=dict,
                                              description='Always-on scripts\' values: {"title": {"args": [...]}}')
+    enable_hr: bool = Field(False, description="Hires fix: a second, img2img pass at a larger size")
+    hr_scale: float = Field(2.0, description="Hires fix: upscale by this factor (unless hr_resize_x/y are set)")
+    hr_resize_x: int = Field(0, description="Hires fix: resize width to (0: from hr_scale, or the aspect ratio)")
+    hr_resize_y: int = Field(0, description="Hires fix: resize height to (0: from hr_scale, or the aspect ratio)")
+    hr_upscaler: str | None = Field("Latent", description="GET upscalers or latent-upscale-modes")
+    hr_second_pass_steps: int = Field(0, description="Hires steps (0: as many as steps)")
+    denoising_strength: float | None = Field(None, description="Hires fix's denoising strength (default 0.7)")
+    hr_sampler_name: str | None = Field(None, description="Hires sampler (empty: the first pass's)")
+    hr_prompt: str | None = Field("", description="Hires prompt (empty: the first pass's)")
+    hr_negative_prompt: str | None = Field("", description="Hires negative prompt (empty: the first pass's)")
 
 
 class Txt2ImgApiResponse(BaseModel):

@@ -19,10 +19,12 @@ from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 
-from modules.api import cache_routes, gan_routes, latent_routes, models
+from modules.api import cache_routes, extras_routes, gan_routes, img2img_routes, latent_routes, models
 from modules.api.auth import Logins, api_logins
 from modules.api.errors import ApiError, api_route_class
+from modules.api.hires_fields import hires_fields
 from modules.api.images import decode_image, encode_png
+from modules.api.unsupported import refuse_unsupported, sampler_for_eta
 from modules.capabilities.txt2img.request import Txt2ImgRequest
 from modules.errors import BadModelFile, InvalidRequest, ModelNotFound
 from modules.extensions import ScriptCall
@@ -83,6 +85,8 @@ class Api:
                                 dependencies=[Depends(self.current_user)],
                                 tags=["sdapi"])
         self._add_routes()
+        img2img_routes.add_routes(self)  # POST /sdapi/v1/img2img
+        extras_routes.add_routes(self)  # /sdapi/v1/extra-single-image, upscalers ...
         # Our own routes beyond A1111's (/zoo/v1/latent, /zoo/v1/gan), with the same logins and error answers.
         self.zoo_router = APIRouter(prefix=ZOO_PREFIX, route_class=api_route_class(self.logins),
                                     dependencies=[Depends(self.current_user)])
@@ -234,8 +238,8 @@ class Api:
 
         @r.get("/scripts", response_model=models.ScriptsList)
         def scripts():
-            """The names of the txt2img scripts of enabled extensions (selectable and always-on)."""
-            return {"txt2img": [s.name for s in self.backend.extensions.scripts_for("txt2img")], "img2img": []}
+            """The names of the txt2img and img2img scripts of enabled extensions (selectable and always-on)."""
+            return {tab: [s.name for s in self.backend.extensions.scripts_for(tab)] for tab in ("txt2img", "img2img")}
 
         @r.get("/script-info", response_model=list[models.ScriptInfo])
         async def script_info():
@@ -245,7 +249,9 @@ class Api:
     # txt2img -----------------------------------------------------------------------------------
 
     def _txt2img_request(self, body: models.Txt2ImgApiRequest, owner: str | None = None) -> Txt2ImgRequest:
-        """The job's request from A1111's field names; the runner validates it (api_field_names renames)."""
+        """The job's request from A1111's field names; the runner validates it (api_field_names renames).
+        A field asking for a feature this server lacks is a 422 naming it (modules/api/unsupported.py)."""
+        refuse_unsupported(body)
         sampler_field = "sampler_name" if body.sampler_name else "sampler_index"
         scheduler = (body.scheduler or "").strip()
         if scheduler and scheduler.lower() not in SCHEDULE_TYPES:
@@ -255,6 +261,7 @@ class Api:
             sampler = find_sampler(body.sampler_name or body.sampler_index or "Euler", scheduler or None).name
         except InvalidRequest as e:
             raise InvalidRequest(sampler_field, e.message) from None
+        sampler = sampler_for_eta(sampler, getattr(body, "eta", None))
         overrides = body.override_settings or {}
         checkpoint = self._job_checkpoint(overrides.get("sd_model_checkpoint"), owner)
         # The clip skip setting applies when the job sets none (the runner's validation: backend.job_defaults).
@@ -262,7 +269,8 @@ class Api:
             prompt=body.prompt, negative_prompt=body.negative_prompt, sampler=sampler, steps=body.steps,
             cfg_scale=body.cfg_scale, width=body.width, height=body.height, seed=body.seed,
             batch_count=body.n_iter, batch_size=body.batch_size,
-            checkpoint=checkpoint, clip_skip=overrides.get("CLIP_stop_at_last_layers"), save_images=body.save_images)
+            checkpoint=checkpoint, clip_skip=overrides.get("CLIP_stop_at_last_layers"), save_images=body.save_images,
+            **hires_fields(body))
 
     def _job_checkpoint(self, override, owner: str | None = None) -> str:
         """The job's checkpoint, fixed now: a later change of the default does not move it. Without an

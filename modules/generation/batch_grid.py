@@ -35,10 +35,10 @@ def grid_image(pictures: list[Image.Image]) -> Image.Image:
     return grid
 
 
-def add_batch_grid(result, hooks, enabled: bool | None = None):
+def add_batch_grid(result, hooks, enabled: bool | None = None, folder: str = GRID_FOLDER):
     """Put the grid of `result`'s images first (images, infotexts, seeds stay aligned; A1111's
-    index_of_first_image says where the single images start); saved when the job saves its images,
-    without the per-image hooks (a grid is not one of the job's images)."""
+    index_of_first_image says where the single images start); saved under outputs/`folder` when the job saves
+    its images, without the per-image hooks (a grid is not one of the job's images)."""
     from modules.capabilities.base import SaveSpec
     from modules.capabilities.scripting import ImageNotSaved
 
@@ -52,7 +52,7 @@ def add_batch_grid(result, hooks, enabled: bool | None = None):
     grid.info["parameters"] = text
     if request.save_images:
         try:
-            path = hooks.save_image(grid, text, SaveSpec(GRID_FOLDER, result.seeds[0]))
+            path = hooks.save_image(grid, text, SaveSpec(folder, result.seeds[0]))
             if path is not None:
                 result.paths.insert(0, path)
         except ImageNotSaved as e:

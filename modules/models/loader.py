@@ -46,8 +46,14 @@ def load_pipeline(info: CheckpointInfo, dtype: torch.dtype, offline: bool, skele
         return _load_pipeline(info, dtype, offline, skeletons)
 
 
+def loaded_task(info: CheckpointInfo) -> str:
+    """The task a checkpoint's cached pipeline is built for: an inpainting checkpoint's UNet takes a mask and
+    a masked picture besides the latents, so it is cached as an inpaint pipeline (txt2img refuses it)."""
+    return "inpaint" if info.architecture is not None and info.architecture.inpainting else "txt2img"
+
+
 def _load_pipeline(info: CheckpointInfo, dtype: torch.dtype, offline: bool, skeletons=None):
-    cls = pipeline_class(info)
+    cls = pipeline_class(info, loaded_task(info))
     quiet_library_progress_bars()
     # not torch_dtype: diffusers 0.42 warns that name is deprecated. The family's options leave out
     # what the app never runs (a safety checker).

@@ -23,11 +23,12 @@ from modules.models.cache_policy import CachePolicy
 from modules.models.fifo_lock import FairLock
 from modules.models.hashing import tensors_sha256
 from modules.models.memory import data_bytes, default_ram_budget, default_vram_budget, pipeline_components
-from modules.models.refs import VAE_FILE, ZOO_KINDS, ModelRef, as_ref
+from modules.models.refs import UPSCALER, VAE_FILE, ZOO_KINDS, ModelRef, as_ref
 from modules.models.registry import CheckpointInfo, Registry
 from modules.models.vae_files import VaeFiles, load_vae_file
 from modules.models.zoo_loader import load_zoo_model
 from modules.models.zoo_registry import ZooModelInfo
+from modules.models.upscaler_files import UpscalerFiles
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +48,11 @@ class PipelineManager:
     def __init__(self, registry: Registry, devices: DeviceConfig, offline: bool = False,
                  ram_budget: int | None = None, vram_budget: int | None = None, queue_limit: int | None = None,
                  queue_per_user: int | None = None, zoo_registry=None, vae_folders: list | None = None,
-                 settings=None, policy: CachePolicy | None = None):
+                 settings=None, policy: CachePolicy | None = None, upscaler_folders: list | None = None):
         self.registry = registry
         self.zoo_registry = zoo_registry  # β-VAEs and GANs (models/Latent, models/GAN)
         self.vae_files = VaeFiles(list(vae_folders or []))
+        self.upscaler_files = UpscalerFiles(list(upscaler_folders or []))  # models/ESRGAN ...
         self.settings = settings  # where the default checkpoint is read (modules/settings.py); None: no default
         self.devices = devices
         self.offline = offline
@@ -102,6 +104,10 @@ class PipelineManager:
             return
         if ref.kind == VAE_FILE:
             with self._use_vae_file(ref, cancelled, owner, key) as loaded:
+                yield loaded
+            return
+        if ref.kind == UPSCALER:
+            with self._use_upscaler(ref, cancelled, owner, key) as loaded:
                 yield loaded
             return
         info = self.resolve(ref.name)
@@ -192,6 +198,27 @@ class PipelineManager:
                 self.cache.release(entry)
         finally:
             self.device_lock.release()
+
+    def upscaler_model(self, name: str):
+        """An upscaler file's spandrel model, on the device (cached). For a job that holds the device
+        already (hires fix inside txt2img); anyone else goes through use(ModelRef(UPSCALER, name))."""
+        return self.upscaler_files.load(self.upscaler_files.find(name), self.devices.device)
+
+    @contextmanager
+    def _use_upscaler(self, ref: ModelRef, cancelled, owner, key) -> Iterator["LoadedModule"]:
+        """An upscaler model of models/ESRGAN (RealESRGAN, SwinIR), on the device while the job holds it.
+        No name: the built-in resamplers only (Lanczos ...), which need neither a model nor the device."""
+        if ref.name is None:
+            yield LoadedModule(None, None)
+            return
+        upscaler = self.upscaler_files.find(ref.name)
+        if not self.device_lock.acquire(cancelled, owner, key):
+            raise Interrupted()
+        try:
+            yield LoadedModule(upscaler, self.upscaler_files.load(upscaler, self.devices.device))
+        finally:
+            self.device_lock.release()
+
 
     def _module_entry(self, kind: str, key: str, info, title: str, load: Callable, file_bytes: int) -> CacheEntry:
         """The cached entry of a zoo model or VAE file, loaded if need be; returned acquired (in use)."""

@@ -7,7 +7,8 @@ CHECKPOINT = "checkpoint"   # a Stable Diffusion checkpoint of models/Stable-dif
 BETA_VAE = "beta_vae"       # a β-VAE of models/Latent
 GAN = "gan"                 # a GAN of models/GAN
 VAE_FILE = "vae_file"       # a stand-alone VAE of models/VAE (--vae-dir)
-KINDS = (CHECKPOINT, BETA_VAE, GAN, VAE_FILE)
+UPSCALER = "upscaler"       # an upscaler model of models/ESRGAN, models/RealESRGAN, models/SwinIR
+KINDS = (CHECKPOINT, BETA_VAE, GAN, VAE_FILE, UPSCALER)
 ZOO_KINDS = (BETA_VAE, GAN)  # small: each runs under its own lock, not in the device's line
 
 

@@ -6,7 +6,10 @@ import gradio as gr
 from modules.backend import Backend
 from modules.security.gradio_folder import DELETE_CACHE
 from modules.ui import checkpoint_picker, extensions_tab, latent_tab, models_tab, pnginfo_tab
+from modules.ui.extras_tab import ExtrasTab
 from modules.ui.gan_tab import GanTab
+from modules.ui.generation_tab import selected_index
+from modules.ui.img2img_tab import Img2ImgTab, gallery_picture
 from modules.ui.script_controls import gan_script_area
 from modules.ui.txt2img_tab import Txt2ImgTab
 from modules.version import APP_NAME
@@ -23,16 +26,25 @@ def build_ui(backend: Backend) -> gr.Blocks:
     with gr.Blocks(title=APP_NAME, analytics_enabled=False, delete_cache=DELETE_CACHE) as demo:
         with gr.Tabs() as tabs:
             with gr.Tab("txt2img", id="txt2img", elem_id="tab_txt2img"):
-                txt2img = Txt2ImgTab(backend, checkpoint_picker.build(backend, demo))
+                checkpoint = checkpoint_picker.build(backend, demo)
+                txt2img = Txt2ImgTab(backend, checkpoint)
                 txt2img.build()
+            with gr.Tab("img2img", id="img2img", elem_id="tab_img2img"):
+                img2img = Img2ImgTab(backend, checkpoint_picker.build(backend, demo, same_as=checkpoint))
+                img2img.build()
             with gr.Tab("GAN Sampler", id="gan", elem_id="tab_gan"):
                 gan = GanTab(backend)
                 gan.build()
                 gan_script_area(backend, gan)
+                gan_send = gr.Button("Send to img2img", elem_id="gan_send_to_img2img", size="sm")
+                gan_picked = gr.State(0)
+                gan.gallery.select(selected_index, outputs=gan_picked, api_name=False, queue=False)
             with gr.Tab("Latent Explorer", id="latent", elem_id="tab_latent"):
                 latent_tab.build(backend)
+            with gr.Tab("Extras", id="extras", elem_id="tab_extras"):
+                ExtrasTab(backend).build()
             with gr.Tab("PNG Info", id="pnginfo", elem_id="tab_pnginfo"):
-                pnginfo_tab.build(txt2img, tabs, "txt2img")
+                pnginfo_tab.build(txt2img, tabs, "txt2img", img2img)
             with gr.Tab("Models", id="models", elem_id="tab_models") as tab:
                 models_tab.build(backend, tab)
             for extension, blocks, title, elem_id in extension_tabs:
@@ -41,5 +53,9 @@ def build_ui(backend: Backend) -> gr.Blocks:
             with gr.Tab("Extensions", id="extensions", elem_id="tab_extensions"):
                 extensions_tab.build(backend.extensions, demo)
 
+        img2img.send_from(txt2img.send_to_img2img, [txt2img.gallery, txt2img.selected, txt2img.infotext],
+                          gallery_picture, tabs)
+        # The GAN's picture only: its parameters are no prompt.
+        img2img.send_from(gan_send, [gan.gallery, gan_picked], lambda g, n: (gallery_picture(g, n, "")[0], ""), tabs)
         demo.load(None, js=extensions_tab.assets_js(backend.extensions))  # extensions' style.css, javascript/
     return demo

@@ -36,15 +36,17 @@ def remember_checkpoint_pick(backend: Backend, demo: gr.Blocks, checkpoint: gr.D
     demo.load(restore, outputs=checkpoint, api_name=False, queue=False)
 
 
-def build(backend: Backend, demo: gr.Blocks) -> gr.Dropdown:
-    """The picker row and its notice (where the folder is empty); returns the dropdown."""
+def build(backend: Backend, demo: gr.Blocks, same_as: gr.Dropdown | None = None) -> gr.Dropdown:
+    """The picker row and its notice (where the folder is empty); returns the dropdown. `same_as`: the picker
+    of another tab (txt2img's, for img2img): a pick in either shows in both."""
+    prefix = "" if same_as is None else "img2img_"
     with gr.Row(equal_height=True):
         checkpoint = gr.Dropdown(backend.checkpoint_titles(), value=backend.default_checkpoint_title(),
-                                 label="Stable Diffusion checkpoint", elem_id="sd_checkpoint", scale=6,
+                                 label="Stable Diffusion checkpoint", elem_id=f"{prefix}sd_checkpoint", scale=6,
                                  allow_custom_value=True)  # API callers may name a checkpoint by its short name
-        refresh = gr.Button("↻", elem_id="refresh_checkpoints", scale=0, min_width=48)
+        refresh = gr.Button("↻", elem_id=f"{prefix}refresh_checkpoints", scale=0, min_width=48)
     notice = gr.Markdown(no_checkpoint_message(backend) if not backend.registry.usable() else "",
-                         elem_id="checkpoint_notice")
+                         elem_id=f"{prefix}checkpoint_notice")
 
     def on_refresh(current):
         titles = backend.refresh_checkpoints()
@@ -52,7 +54,10 @@ def build(backend: Backend, demo: gr.Blocks) -> gr.Dropdown:
         message = no_checkpoint_message(backend) if not titles else ""
         return gr.Dropdown(choices=titles, value=value), message
 
-    refresh.click(on_refresh, inputs=checkpoint, outputs=[checkpoint, notice], api_name="refresh_checkpoints",
-                  show_progress="hidden")
+    refresh.click(on_refresh, inputs=checkpoint, outputs=[checkpoint, notice],
+                  api_name="refresh_checkpoints" if same_as is None else False, show_progress="hidden")
     remember_checkpoint_pick(backend, demo, checkpoint)
+    if same_as is not None:  # .input: the user's picks only, so the two never echo each other
+        checkpoint.input(lambda title: title, inputs=checkpoint, outputs=same_as, api_name=False, queue=False)
+        same_as.input(lambda title: title, inputs=same_as, outputs=checkpoint, api_name=False, queue=False)
     return checkpoint

@@ -77,7 +77,7 @@ CSS = """
 .zoo-pnginfo pre { white-space: pre-wrap; word-break: break-word; margin: 0; }
 .zoo-pnginfo { width: 100%; table-layout: fixed; }
 .zoo-pnginfo th { width: 8em; text-align: left; vertical-align: top; }
-#txt2img_generate { min-height: 72px; font-size: 1.1em; }
+#txt2img_generate, #img2img_generate { min-height: 72px; font-size: 1.1em; }
 /* The zoo's pictures are small (32 px): enlarged, they show their pixels instead of a blur. */
 img { image-rendering: pixelated; }
 /* Galleries: a caption goes under its picture, never over its bottom rows; txt2img shows every row of a
@@ -87,10 +87,12 @@ img { image-rendering: pixelated; }
 .thumbnail-item:has(> .caption-label) > img { aspect-ratio: 1 !important; height: auto !important; flex: none; }
 .thumbnail-item > .caption-label { position: static !important; max-width: 100% !important; text-align: center;
   border: none !important; border-radius: 0 !important; }
-#txt2img_gallery, #txt2img_gallery .grid-wrap { height: auto !important; max-height: none !important; }
+#txt2img_gallery, #txt2img_gallery .grid-wrap, #img2img_gallery, #img2img_gallery .grid-wrap
+  { height: auto !important; max-height: none !important; }
 .gallery-container > .preview { background: var(--block-background-fill) !important; }  /* no thumbnails through it */
 /* PNG Info: the uploaded picture at a useful size, whole. */
-#pnginfo_image img { width: 100% !important; height: 100% !important; object-fit: contain; }
+#pnginfo_image img, #img2img_image img, #img_inpaint_base img, #img_inpaint_mask img
+  { width: 100% !important; height: 100% !important; object-fit: contain; }
 /* Message areas never show Gradio's own timer ("processing | 0.4/1.2s"): they say what happened in words,
    and a long job has its progress bar. */
 [id$="_message"] > [data-testid="status-tracker"], [id$="_notice"] > [data-testid="status-tracker"],

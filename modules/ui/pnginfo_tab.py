@@ -53,7 +53,7 @@ def on_upload(upload) -> tuple[str, str, dict]:
         raise gr.Error(scrub(str(e)), title="PNG Info") from None
 
 
-def build(txt2img: Txt2ImgTab, tabs: gr.Tabs, txt2img_tab_id: str) -> None:
+def build(txt2img: Txt2ImgTab, tabs: gr.Tabs, txt2img_tab_id: str, img2img=None) -> None:
     with gr.Row():
         with gr.Column():
             image = gr.Image(label="Source", type="filepath", sources=["upload", "clipboard"], height=384,
@@ -61,7 +61,10 @@ def build(txt2img: Txt2ImgTab, tabs: gr.Tabs, txt2img_tab_id: str) -> None:
         with gr.Column():
             parameters = gr.Textbox(label="Parameters", lines=6, interactive=False, elem_id="pnginfo_parameters")
             table = gr.HTML(elem_id="pnginfo_table")
-            send = gr.Button("Send to txt2img", elem_id="pnginfo_send_to_txt2img")
+            with gr.Row():
+                send = gr.Button("Send to txt2img", elem_id="pnginfo_send_to_txt2img")
+                send_img2img = gr.Button("Send to img2img", elem_id="pnginfo_send_to_img2img",
+                                         visible=img2img is not None)
     parsed = gr.State({})
     # upload, not change: Gradio fires change twice for one upload (two toasts for one bad file).
     image.upload(on_upload, inputs=image, outputs=[parameters, table, parsed], api_name="png_info",
@@ -69,8 +72,19 @@ def build(txt2img: Txt2ImgTab, tabs: gr.Tabs, txt2img_tab_id: str) -> None:
     image.clear(lambda: ("", "", {}), outputs=[parameters, table, parsed], api_name=False, show_progress="hidden")
     targets = [txt2img.prompt, txt2img.negative_prompt, txt2img.sampler, txt2img.steps, txt2img.cfg_scale,
                txt2img.width, txt2img.height, txt2img.seed]
-    send.click(lambda p: [*send_values(p), gr.Tabs(selected=txt2img_tab_id)], inputs=parsed,
-               outputs=[*targets, tabs], api_name=False, show_progress="hidden")
+    send.click(lambda p: [*send_values(p), *hires_values(p), gr.Tabs(selected=txt2img_tab_id)], inputs=parsed,
+               outputs=[*targets, *txt2img.hires.inputs(), tabs], api_name=False, show_progress="hidden")
+    if img2img is not None:
+        img2img.send_from(send_img2img, [image, parameters], picture_and_text, tabs)
+
+
+def picture_and_text(path: str | None, parameters: str) -> tuple:
+    """The uploaded picture and its parameters, for "Send to img2img"."""
+    if not path:
+        raise InvalidRequest("image", "upload a picture first")
+    with open_image(path, "image") as picture:
+        picture.load()
+        return picture.convert("RGB"), parameters or ""
 
 
 def send_values(parsed: dict) -> list:
@@ -89,3 +103,22 @@ def send_values(parsed: dict) -> list:
         sampler = f"{sampler} Karras"
     return [text("Prompt"), text("Negative prompt"), sampler or gr.skip(), number("Steps", int),
             number("CFG scale", float), number("Size-1", int), number("Size-2", int), number("Seed", int)]
+
+
+def hires_values(parsed: dict) -> list:
+    """Values for txt2img's Hires. fix controls (hires_controls.NAMES' order): on, with the picture's
+    settings, when its infotext has A1111's Hires fields; else off and the rest as it is."""
+    if not any(key in parsed for key in ("Hires upscaler", "Hires upscale", "Hires resize")):
+        return [False] + [gr.skip()] * 9
+
+    def number(key, cast, default):
+        try:
+            return cast(float(parsed[key]))
+        except (KeyError, ValueError):
+            return default
+
+    return [True, parsed.get("Hires upscaler", "Latent"), number("Hires steps", int, 0),
+            number("Denoising strength", float, 0.7), number("Hires upscale", float, 2.0),
+            number("Hires resize-1", int, 0), number("Hires resize-2", int, 0),
+            parsed.get("Hires sampler", "Use same sampler"), parsed.get("Hires prompt", ""),
+            parsed.get("Hires negative prompt", "")]

@@ -4,9 +4,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
+from modules.capabilities.txt2img.hires import check_upscaler, target_size, validate_hires
 from modules.errors import InvalidRequest
 from modules.generation.samplers import find_sampler
-from modules.job_limits import check_txt2img
+from modules.job_limits import check_image, check_txt2img
 from modules.user_values import shown
 
 MAX_SIDE = 2048
@@ -32,6 +33,17 @@ class Txt2ImgRequest:
     checkpoint: str | None = None  # None: the default checkpoint
     clip_skip: int | None = None  # None: the CLIP_stop_at_last_layers setting (Backend.job_defaults), else 1
     save_images: bool | None = None  # None: the samples_save setting, else save
+    # Hires fix (A1111's API names): a second, img2img pass at a larger size (hires.py).
+    enable_hr: bool = False
+    hr_scale: float = 2.0
+    hr_resize_x: int = 0
+    hr_resize_y: int = 0
+    hr_upscaler: str = "Latent"
+    hr_second_pass_steps: int = 0  # 0: as many as the first pass
+    denoising_strength: float = 0.7
+    hr_sampler_name: str = ""  # "": the first pass's sampler
+    hr_prompt: str = ""  # "": the first pass's prompt
+    hr_negative_prompt: str = ""
 
     def validated(self) -> "Txt2ImgRequest":
         """Return a copy with normalised values, or raise InvalidRequest naming the first bad field."""
@@ -53,7 +65,13 @@ class Txt2ImgRequest:
         if r.checkpoint is not None and not isinstance(r.checkpoint, str):
             raise InvalidRequest("checkpoint", "must be a checkpoint title or name")
         r.checkpoint = (r.checkpoint or "").strip() or None
+        validate_hires(r, MAX_SIDE, MAX_PIXELS, _integer, _number, _text)
         return r
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """The size of the images the job returns: the hires fix's when enabled."""
+        return target_size(self) if self.enable_hr else (self.width, self.height)
 
 
 def validate(request: Txt2ImgRequest, context) -> Txt2ImgRequest:
@@ -64,6 +82,10 @@ def validate(request: Txt2ImgRequest, context) -> Txt2ImgRequest:
         request = context.backend.job_defaults(request, context.job.owner if context.job else None)
     request = request.validated()
     check_txt2img(request, context.limits)
+    if request.enable_hr:
+        check_image(*request.output_size, context.limits, field="hr_scale")
+        if context.backend is not None:
+            check_upscaler(request, context.backend.manager)
     if context.backend is not None:
         context.backend.check_clip_skip(request.clip_skip, request.checkpoint)
     return request

@@ -14,6 +14,7 @@ from PIL import Image
 from modules.capabilities.base import GenerationFailed, SaveSpec
 from modules.capabilities.pipeline_view import pipeline_view
 from modules.capabilities.scripting import Hooks, ImageNotSaved
+from modules.capabilities.txt2img.hires import hires_infotext
 from modules.capabilities.txt2img.request import MAX_SEED, Txt2ImgRequest
 from modules.capabilities.txt2img.vae_precision import decode_without_nans
 from modules.generation import preview, stop_points
@@ -46,7 +47,9 @@ class Txt2ImgResult:
             "negative_prompt": r.negative_prompt, "all_negative_prompts": [r.negative_prompt] * count,
             "seed": self.seeds[0] if self.seeds else r.seed, "all_seeds": self.seeds[self.index_of_first_image:],
             "index_of_first_image": self.index_of_first_image,
-            "width": r.width, "height": r.height, "sampler_name": r.sampler, "cfg_scale": r.cfg_scale,
+            "width": r.width, "height": r.height, "enable_hr": r.enable_hr,
+            "denoising_strength": r.denoising_strength if r.enable_hr else 0, "sampler_name": r.sampler,
+            "cfg_scale": r.cfg_scale,
             "steps": r.steps, "batch_size": r.batch_size, "n_iter": r.batch_count, "clip_skip": r.clip_skip,
             "sd_model_name": self.checkpoint_title, "infotexts": self.infotexts, "version": VERSION,
         }
@@ -62,6 +65,7 @@ def infotext(request: Txt2ImgRequest, seed: int, model: LoadedCheckpoint, extra:
         "Seed": seed, "Size": f"{request.width}x{request.height}",
         "Model hash": model.info.shorthash, "Model": model.info.model_name,
         "Clip skip": request.clip_skip if request.clip_skip > 1 else None,
+        **hires_infotext(request),
         **(extra or {}),
         "Version": VERSION,
     })
@@ -76,20 +80,30 @@ def initial_noise(generators: list[torch.Generator], shape: tuple[int, ...]) -> 
 def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: Hooks) -> Txt2ImgResult:
     """Run every batch of `request` on `model`; each image goes through hooks.image_ready as it is made
     (saved when request.save_images), so an interrupt keeps the images finished so far."""
+    from modules.models.loader import pipeline_class
+
+    pipeline_class(model.info, "txt2img")  # an inpainting checkpoint is refused here, naming the file
     result = Txt2ImgResult(request, checkpoint_title=model.info.title)
     first_seed = resolve_seed(request.seed)
-    job.start(request.batch_count, request.steps)
+    if request.enable_hr:  # img2img's sampling does the second pass (imported here: img2img imports this module)
+        from modules.capabilities.txt2img.hires_pass import hires_steps, second_pass
+    job.start(request.batch_count, request.steps + (hires_steps(request) if request.enable_hr else 0))
     for batch in range(request.batch_count):
         job.begin_batch(batch)
         seeds = [(first_seed + batch * request.batch_size + i) % (MAX_SEED + 1) for i in range(request.batch_size)]
         hooks.process_batch(batch, [request.prompt] * len(seeds), seeds)
-        stopped, steps_done = False, request.steps
+        stopped, steps_done, first = False, request.steps, None
         try:
             latents = _sample(request, model, seeds, job)
+            if request.enable_hr:  # the second pass, in this job and this hold on the device
+                first, latents = latents, None
+                latents = second_pass(request, model, first, seeds, job, hooks.p.backend.manager)
         except (Interrupted, Skipped) as stop:
             # Before the first step ended there is nothing but noise: no image. Later, A1111's way: the
             # images of the latents sampled so far.
             latents, steps_done = stop.args if len(stop.args) == 2 else (None, 0)
+            if latents is None and request.enable_hr and steps_done == request.steps:
+                latents = first  # stopped before the second pass's first step: the first pass's images
             stopped = isinstance(stop, Interrupted)
         if latents is not None:
             try:

@@ -1,0 +1,120 @@
+"""Upscaler model files (ESRGAN, Real-ESRGAN, SwinIR, DAT, ... anything spandrel recognises) in A1111's
+folders models/ESRGAN, models/RealESRGAN and models/SwinIR.
+
+Files are read as weights only: .safetensors, or .pth/.pt/.ckpt pickles through torch's weights-only
+unpickler (modules/models/pickles.py), so a pickle that would run code is refused by name and never runs.
+The state dict alone goes to spandrel, which tells the architecture from the weights' names and shapes."""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from modules.errors import BadModelFile, ModelNotFound, UserError
+from modules.models import folder_walk
+
+FOLDERS = ("ESRGAN", "RealESRGAN", "SwinIR")  # below the models folder, as A1111 has them
+SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt")
+UPSCALER_PURPOSES = ("SR", "Restoration")  # spandrel's: super-resolution, and 1x restorers (not faces, inpainting)
+MAX_LOADED = 2  # upscalers are small (a few to a few hundred MB); two cover upscaler 1 and 2 of Extras
+
+
+@dataclass(frozen=True)
+class UpscalerFile:
+    path: Path
+    name: str       # the file's stem: what A1111 lists and what requests name
+
+    @property
+    def stamp(self) -> tuple:
+        stat = self.path.stat()
+        return (str(folder_walk.real_path(self.path)), stat.st_size, stat.st_mtime_ns)
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The file's tensors; BadModelFile (naming the file) for anything else, a code-running pickle included."""
+    from modules.models.pickles import is_safetensors_file, load_pickle_state_dict
+
+    if not path.is_file():
+        raise BadModelFile(path, "file not found")
+    if path.suffix.lower() == ".safetensors":
+        if not is_safetensors_file(path):
+            raise BadModelFile(path, "not a .safetensors file (a renamed pickle?)")
+        from safetensors.torch import load_file
+        try:
+            return load_file(str(path))
+        except Exception as e:  # noqa: BLE001 - safetensors raises several types for damaged files
+            raise BadModelFile(path, f"not a readable .safetensors file ({str(e)[:120]})") from None
+    state = load_pickle_state_dict(path)  # weights only: refuses a pickle that needs code
+    for wrapper in ("params_ema", "params"):  # Real-ESRGAN's and SwinIR's training checkpoints nest them
+        inner = _inner(path, wrapper)
+        if inner:
+            return inner
+    if not state:
+        raise BadModelFile(path, "no weights in this file")
+    return state
+
+
+def _inner(path: Path, key: str) -> dict | None:
+    data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)  # already judged safe above
+    if isinstance(data, dict) and isinstance(data.get(key), dict):
+        return {k: v for k, v in data[key].items() if isinstance(v, torch.Tensor)}
+    return None
+
+
+def load_upscaler(path: Path):
+    """A spandrel ImageModelDescriptor (eval, CPU, float32) for an upscaler file."""
+    from modules.models.spandrel_import import import_spandrel
+
+    state = read_state_dict(path)
+    try:
+        spandrel = import_spandrel()
+    except ModuleNotFoundError:
+        raise UserError("model upscalers need the spandrel package: "
+                        "pip install --no-deps -r requirements-no-deps.txt") from None
+    try:
+        model = spandrel.ModelLoader().load_from_state_dict(state)
+    except Exception as e:  # noqa: BLE001 - spandrel raises UnsupportedModelError and shape errors alike
+        raise BadModelFile(path, f"not an upscaler architecture spandrel knows ({str(e)[:160]})") from None
+    if not isinstance(model, spandrel.ImageModelDescriptor) or model.purpose not in UPSCALER_PURPOSES:
+        raise BadModelFile(path, f"this is a {model.architecture.name} model for {model.purpose}, not an upscaler")
+    if model.input_channels != 3 or model.output_channels != 3:
+        raise BadModelFile(path, f"needs {model.input_channels} input channels; only RGB upscalers are supported")
+    return model.eval()
+
+
+class UpscalerFiles:
+    """The upscaler files of some folders, and the last few loaded."""
+
+    def __init__(self, folders: list[Path]):
+        self.folders = list(folders)
+        self._loaded: OrderedDict[tuple, object] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def scan(self) -> list[UpscalerFile]:
+        found: dict[str, UpscalerFile] = {}
+        for folder in self.folders:
+            if folder.is_dir():
+                for path in folder_walk.files(folder, SUFFIXES):  # no symlink loops, bounded
+                    found.setdefault(path.stem, UpscalerFile(path, path.stem))
+        return sorted(found.values(), key=lambda f: f.name.lower())
+
+    def find(self, name: str) -> UpscalerFile:
+        for upscaler in self.scan():
+            if name in (upscaler.name, upscaler.path.name):
+                return upscaler
+        raise ModelNotFound("upscaler", name)
+
+    def load(self, upscaler: UpscalerFile, device: torch.device):
+        key = (*upscaler.stamp, str(device))
+        with self._lock:
+            model = self._loaded.get(key)
+            if model is None:
+                model = load_upscaler(upscaler.path).to(device)
+                self._loaded[key] = model
+                while len(self._loaded) > MAX_LOADED:
+                    self._loaded.popitem(last=False)
+            self._loaded.move_to_end(key)
+            return model

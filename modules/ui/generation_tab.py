@@ -1,0 +1,171 @@
+"""What the txt2img and img2img tabs share (A1111's layout and names): the prompt row with Generate,
+Interrupt and Skip; sampler, steps, size, batch, CFG and seed; the scripts; the output column; and the
+handler's loop that shows progress and previews until the job is done, then its images."""
+from __future__ import annotations
+
+import threading
+import time
+
+import gradio as gr
+
+from modules.backend import Backend
+from modules.generation.samplers import sampler_names
+from modules.ui.common import error_html, info_html, owner_of, progress_html
+from modules.ui.components import Slider
+from modules.ui.errors import user_errors
+from modules.ui.script_controls import ScriptControls
+
+POLL_SECONDS = 0.25
+KEEPALIVE_SECONDS = 1.0
+# The handler's values in order (before the tab's own); also their names in the Gradio API.
+BASE_NAMES = ["checkpoint", "prompt", "negative_prompt", "sampler", "steps", "cfg_scale", "width", "height", "seed",
+              "batch_count", "batch_size"]
+
+
+class GenerationTab:
+    """Components are attributes (self.prompt, self.seed ...) so other tabs can send values to them;
+    every elem_id starts with the tab's name (txt2img_prompt, img2img_prompt ...)."""
+
+    tab = ""  # "txt2img" / "img2img": elem_id prefix and the scripts' tab
+
+    def __init__(self, backend: Backend, checkpoint: gr.Dropdown):
+        self.backend = backend
+        self.checkpoint = checkpoint
+
+    def build_prompt_row(self) -> None:
+        t = self.tab
+        with gr.Row():
+            with gr.Column(scale=6):
+                self.prompt = gr.Textbox(label="Prompt", lines=3, elem_id=f"{t}_prompt",
+                                         placeholder="Prompt (e.g. a red circle on a white background)")
+                self.negative_prompt = gr.Textbox(label="Negative prompt", lines=2, elem_id=f"{t}_neg_prompt")
+            with gr.Column(scale=1, min_width=180):
+                self.generate = gr.Button("Generate", variant="primary", elem_id=f"{t}_generate")
+                with gr.Row():
+                    self.interrupt = gr.Button("Interrupt", elem_id=f"{t}_interrupt", size="sm")
+                    self.skip = gr.Button("Skip", elem_id=f"{t}_skip", size="sm")
+
+    def build_sampling(self) -> None:
+        t = self.tab
+        self.sampler = gr.Dropdown(sampler_names(), value="Euler a", label="Sampling method", elem_id=f"{t}_sampler",
+                                   allow_custom_value=True)  # aliases ("k_euler_a") too; validated by the request
+        self.steps = Slider(1, 150, value=20, step=1, label="Sampling steps", elem_id=f"{t}_steps")
+        with gr.Row():
+            side = self.backend.native_size(self.checkpoint.value)
+            self.width = Slider(8, 2048, value=side, step=8, label="Width", elem_id=f"{t}_width")
+            self.height = Slider(8, 2048, value=side, step=8, label="Height", elem_id=f"{t}_height")
+        with gr.Row():
+            self.batch_count = Slider(1, 100, value=1, step=1, label="Batch count", elem_id=f"{t}_batch_count")
+            self.batch_size = Slider(1, 8, value=1, step=1, label="Batch size", elem_id=f"{t}_batch_size")
+        self.cfg_scale = Slider(0, 30, value=7, step=0.5, label="CFG Scale", elem_id=f"{t}_cfg_scale")
+
+    def build_seed_and_scripts(self) -> None:
+        t = self.tab
+        with gr.Row():
+            self.seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)", elem_id=f"{t}_seed", scale=4)
+            self.random_seed = gr.Button("⚄", elem_id=f"{t}_random_seed", scale=1, min_width=40)
+            self.reuse_seed = gr.Button("♻", elem_id=f"{t}_reuse_seed", scale=1, min_width=40)
+        self.scripts = ScriptControls(self.backend.extensions, t)  # extensions' scripts
+        self.scripts.build()
+
+    def build_output(self) -> None:
+        t = self.tab
+        self.progress = gr.HTML(elem_id=f"{t}_progress")
+        self.gallery = gr.Gallery(label="Output", columns=2, format="png", height=520, object_fit="contain",
+                                  elem_id=f"{t}_gallery", interactive=False)
+        self.message = gr.HTML(elem_id=f"{t}_message")
+        self.infotext = gr.Textbox(label="Generation parameters", lines=3, interactive=False,
+                                   elem_id=f"{t}_infotext", buttons=["copy"])
+        self.last_seeds = gr.State([])
+
+    def base_inputs(self) -> list:
+        return [self.checkpoint, self.prompt, self.negative_prompt, self.sampler, self.steps, self.cfg_scale,
+                self.width, self.height, self.seed, self.batch_count, self.batch_size]
+
+    def outputs(self) -> list:
+        return [self.gallery, self.progress, self.message, self.infotext, self.last_seeds]
+
+    def wire(self, handler, own_inputs: list, own_names: list[str]) -> None:
+        """Generate (and Enter in the prompt) run `handler(*base values, *own values, request=, scripts=)`."""
+        run = self.scripts.handler(handler, BASE_NAMES + own_names)
+        inputs = self.base_inputs() + own_inputs + self.scripts.inputs()
+        self.generate.click(run, inputs=inputs, outputs=self.outputs(), api_name=self.tab, concurrency_limit=None,
+                            show_progress="hidden")
+        self.prompt.submit(run, inputs=inputs, outputs=self.outputs(), api_name=False, concurrency_limit=None,
+                           show_progress="hidden")
+        self.interrupt.click(self._interrupt, inputs=None, outputs=None, api_name=False, queue=False)
+        self.skip.click(self._skip, inputs=None, outputs=None, api_name=False, queue=False)
+        self.random_seed.click(lambda: -1, outputs=self.seed, api_name=False, queue=False)
+        self.reuse_seed.click(lambda seeds: seeds[0] if seeds else -1, inputs=self.last_seeds, outputs=self.seed,
+                              api_name=False, queue=False)
+
+    def run_job(self, capability, request, job, scripts):
+        """Runs the job on a worker thread, yielding progress until it ends, then its images (a generator)."""
+        outcome: dict = {}
+
+        def work():
+            try:
+                outcome["result"] = self.backend.run(capability, request, job, scripts)
+            except Exception as e:  # noqa: BLE001 - raised below, in the handler's thread (a toast)
+                outcome["error"] = e
+
+        worker = threading.Thread(target=work, name=f"{self.tab}-{job.id[:8]}", daemon=True)
+        worker.start()
+        try:
+            yield from self._progress_until_done(job, worker)
+        finally:
+            # Gradio closes this generator when the user cancels or the browser goes away (reloaded or
+            # closed tab: its event stream ends, and the next yield, within a second, is the last): the job
+            # leaves the queue or stops inside its current step, so the device goes to the next job.
+            if job.active:
+                job.cancel()
+        if "error" in outcome:
+            yield {self.progress: "", self.message: ""}
+            raise outcome["error"]
+        yield self._shown(outcome["result"], job)
+
+    def _shown(self, result, job) -> dict:
+        note = ""
+        if job.state == "interrupted":
+            note = info_html("Interrupted: kept the images finished so far." if result.images else
+                             "Interrupted before the first step ended: no image.")
+        if result.save_errors:
+            note += error_html("; ".join(result.save_errors))
+        captions = [(image, "Grid" if n < result.index_of_first_image else f"Seed {seed}")
+                    for n, (image, seed) in enumerate(zip(result.images, result.seeds))]
+        return {self.gallery: captions, self.progress: "", self.message: note,
+                self.infotext: result.infotexts[0] if result.infotexts else "", self.last_seeds: result.seeds}
+
+    def _progress_until_done(self, job, worker: threading.Thread):
+        # A first answer at once: Gradio can only cancel (close) a generator it has received a value from.
+        yield {self.progress: progress_html(job), self.message: ""}
+        shown, last_yield = (-1, -1), time.monotonic()
+        while worker.is_alive():
+            worker.join(POLL_SECONDS)
+            if worker.is_alive():
+                ahead = self.backend.manager.device_lock.ahead_of(job.id) if job.state == "queued" else 0
+                state = (job.preview_version, round(job.progress * 100), ahead)
+                if state != shown:
+                    shown, last_yield = state, time.monotonic()
+                    update = {self.progress: progress_html(job, ahead), self.message: ""}
+                    if job.preview is not None:
+                        update[self.gallery] = [job.preview]
+                    yield update
+                elif time.monotonic() - last_yield >= KEEPALIVE_SECONDS:
+                    # Nothing new, but Gradio can only close a generator that yields: a departed client
+                    # is noticed here within a second even while the job waits in the queue.
+                    last_yield = time.monotonic()
+                    yield gr.skip()  # every output unchanged
+
+    @user_errors
+    def _interrupt(self, request: gr.Request):
+        self.backend.jobs.interrupt(owner_of(request))
+
+    @user_errors
+    def _skip(self, request: gr.Request):
+        self.backend.jobs.skip(owner_of(request))
+
+
+def selected_index(event: gr.SelectData) -> int:
+    """The picture picked in a gallery (for "Send to img2img")."""
+    return event.index
