@@ -322,7 +322,7 @@ def test_live_preview_during_the_steps_run(backend, request_for):
 
 
 def test_a_half_precision_vae_that_overflows_encodes_in_fp32(backend):
-    from modules.capabilities.txt2img.vae_precision import fp32_copy
+    from modules.models.precision_copy import fp32_copy
 
     with backend.manager.use("tiny-sd15") as model:
         half = fp32_copy(model.pipe.vae).to(torch.float16)  # a copy: the cached VAE is never changed

@@ -14,6 +14,9 @@ GRADIO_IMPORT = re.compile(r"^\s*(import gradio|from gradio)", re.M)
 # Only modules/models loads weights, builds pipelines from files or imports a module by name.
 WEIGHT_LOADING = re.compile(r"import_module\(|from_pretrained\(|from_single_file\(|torch\.load\(|"
                             r"safetensors\.torch import [^#]*load|safe_open\(")
+# Moving weights between devices or dtypes is the manager's too (inputs go to the model's device in capabilities).
+WEIGHT_MOVES = re.compile(r"\b(model|module|pipe|vae|unet|generator|text_encoder|transformer)\.to\(|"
+                          r"\.to\(self\.devices|\.cuda\(\)")
 NOT_THE_APP = [MODULES / "models", MODULES / "zoo" / "train"]  # the manager's side; training tools
 
 
@@ -40,7 +43,7 @@ def test_only_the_model_manager_loads_weights():
         if outside(path, NOT_THE_APP):
             for number, line in enumerate(path.read_text().splitlines(), 1):
                 code = line.split("#", 1)[0]
-                if WEIGHT_LOADING.search(code) and not code.lstrip().startswith(("\"", "'", "``")):
+                if (WEIGHT_LOADING.search(code) or WEIGHT_MOVES.search(code)) and not code.lstrip().startswith(("\"", "'", "``")):
                     offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert offenders == [], "\n".join(offenders)
 

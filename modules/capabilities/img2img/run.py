@@ -26,7 +26,8 @@ from modules.capabilities.img2img.task_pipeline import task_pipeline
 from modules.capabilities.scripting import Hooks, ImageNotSaved
 from modules.capabilities.txt2img.request import MAX_SEED
 from modules.capabilities.txt2img.run import Txt2ImgResult, resolve_seed
-from modules.capabilities.txt2img.vae_precision import decode_without_nans, fp32_copy
+from modules.capabilities.txt2img.vae_precision import decode_without_nans
+from modules.models.precision_copy import fp32_copy
 from modules.generation import preview, stop_points
 from modules.generation.infotext import format_infotext
 from modules.generation.prompt_embeds import encode_prompts
