@@ -148,7 +148,7 @@ def test_models_table_headers_whole_words_no_empty_columns_and_a_calm_unload(app
     page.locator("#models_unload_all").click()
     expect(message).to_contain_text("Unloaded all")
     page.locator("#models_unload").click()  # nothing cached, nothing picked
-    expect(message.locator(".zoo-info")).to_contain_text("Pick a cached checkpoint above to unload it")
+    expect(message.locator(".zoo-info")).to_contain_text("Pick a cached model above to unload it")
     expect(message.locator(".zoo-error")).to_have_count(0)
     assert message.evaluate("e => getComputedStyle(e.querySelector('[data-testid=status-tracker]')).display") == "none"
     screenshot(page, "models")

@@ -23,13 +23,14 @@ def test_a_gan_built_while_a_checkpoint_loads_has_real_weights(monkeypatch, tmp_
 
     inside, release = threading.Event(), threading.Event()
 
-    def slow_load(info):  # a checkpoint load, held at its meta-device stage (then it stops: no real file)
+    def slow_load(info, task="txt2img"):  # a checkpoint load, held at its meta-device stage (then it stops: no real file)
         with init_empty_weights():
             inside.set()
             release.wait(30)
         raise LookupError("the test's stand-in load ends here")
 
     monkeypatch.setattr(loader, "pipeline_class", slow_load)
+    monkeypatch.setattr(loader, "loaded_task", lambda info: "txt2img")
     hashes = HashCache(tmp_path / "hashes.json")
     zoo = ZooRegistry(paths.MODELS_DIR, hashes)
     zoo.scan()
