@@ -232,17 +232,18 @@ class PipelineManager:
             module = load()
             return self.cache.add_module(key, kind, info, title, module, time.perf_counter() - started)
 
-    def cached_data(self, key: tuple, build: Callable[[], object], derived_from=None) -> object:
+    def cached_data(self, key: tuple, build: Callable[[], object], derived_from=None,
+                    title: str | None = None) -> object:
         """Data derived from a model (a data set's encodings for the Latent map), built once per key and kept
         in the cache with the model it came from (`derived_from`; by default the one this thread is using):
-        evicting that model drops the data too."""
+        evicting that model drops the data too. `title`: how the Models tab names it."""
         entry_key = f"data:{key!r}"
         entry = self.cache.get(entry_key)
         if entry is not None:
             return entry.value
         parent = self._entry_of(derived_from) if derived_from is not None else self._innermost()
         value = build()
-        title = ", ".join(str(part) for part in key)[:120] if isinstance(key, tuple) else str(key)[:120]
+        title = title or (", ".join(str(part) for part in key) if isinstance(key, tuple) else str(key))[:80]
         self.cache.add_data(entry_key, title, value, data_bytes(value), parent.key if parent is not None else None)
         return value
 

@@ -33,7 +33,8 @@ def _outdir(hooks) -> Path | None:
 def _encoded(model: beta_vae.LatentModel, hooks, samples: int = data_map.DEFAULT_SAMPLES) -> data_map.EncodedDataset:
     """The evaluation data set encoded by this model, kept by the manager (built on first use)."""
     manager = hooks.p.backend.manager
-    return manager.cached_data(data_map.dataset_key(model, samples), lambda: data_map.encoded_dataset(model, samples))
+    return manager.cached_data(data_map.dataset_key(model, samples), lambda: data_map.encoded_dataset(model, samples),
+                               title=f"{model.name} · {samples} encoded Shapes images (Map)")
 
 
 # ---------------------------------------------------------------- β-VAE
