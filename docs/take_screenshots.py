@@ -40,12 +40,12 @@ def save(page, name: str, top=None, bottom=None, margin: int = 16) -> None:
     controls and their result without the empty rest of the page."""
     page.wait_for_timeout(800)  # images finish painting, toasts and progress bars are gone
     shot = Image.open(io.BytesIO(page.screenshot(full_page=True)))
-    y0 = 0 if top is None else max(0, int(page_y(top)["y"]) - margin)
+    y0 = 0 if top is None else max(0, int(page_y(top)["y"]) - 6)
     if bottom is None:
         y1 = min(shot.height, y0 + HEIGHT)
     else:
-        box = page_y(bottom)
-        y1 = min(shot.height, int(box["y"] + box["height"]) + margin)
+        boxes = [page_y(b) for b in (bottom if isinstance(bottom, list) else [bottom])]
+        y1 = min(shot.height, int(max(b["y"] + b["height"] for b in boxes)) + margin)
     shot.crop((0, y0, shot.width, max(y1, y0 + 200))).save(OUT / f"{name}.png", optimize=True)
     print("wrote", name)
 
@@ -87,7 +87,11 @@ def txt2img_hires(page, app) -> None:
     page.goto(app.url)
     page.locator("#txt2img_hires_fix").get_by_text("Hires. fix", exact=True).first.click()
     page.locator("#txt2img_enable_hr input[type=checkbox]").check()
-    set_slider(page, "txt2img_denoising_strength", 0.45)  # the 32-px model keeps one circle at 64 px
+    # An image upscaler and a light second pass: the 32-px model keeps its one circle at 64 px.
+    page.locator("#txt2img_hr_upscaler input").click()
+    page.get_by_role("option", name="Lanczos", exact=True).click()
+    set_slider(page, "txt2img_denoising_strength", 0.2)
+    set_slider(page, "txt2img_hr_scale", 2)
     txt2img_job(page, RED, 1, 7)
     infotext_has(page, "txt2img", "Hires upscale")
     save(page, "txt2img-hires", bottom=page.locator("#txt2img_hires_fix"))
@@ -128,7 +132,8 @@ def inpaint(page, app, picture: Path) -> None:
     page.locator("#img2img_generate").click()
     infotext_has(page, "img2img", "Mask blur")
     expect()(page.locator("#img2img_gallery img").first).to_be_visible()
-    save(page, "inpaint", bottom=page.locator("#img2img_inpaint_controls"))
+    save(page, "inpaint", bottom=[page.locator("#img2img_inpaint_controls").first,
+                                   page.locator("#img2img_infotext")])
 
 
 def extras(page, app, picture: Path) -> None:
@@ -141,7 +146,7 @@ def extras(page, app, picture: Path) -> None:
     page.get_by_role("option", name="Lanczos", exact=True).click()
     page.locator("#extras_generate").click()
     expect()(page.locator("#extras_gallery img").first).to_be_visible()
-    save(page, "extras")
+    save(page, "extras", bottom=[page.locator("#extras_generate"), page.locator("#extras_html_info")])
 
 
 def pnginfo(page, app, picture: Path) -> None:
@@ -149,7 +154,7 @@ def pnginfo(page, app, picture: Path) -> None:
     open_tab(page, "PNG Info")
     page.locator("#pnginfo_image input[type=file]").set_input_files(str(picture))
     expect()(page.locator("#pnginfo_parameters textarea")).not_to_have_value("")
-    save(page, "pnginfo")
+    save(page, "pnginfo", bottom=[page.locator("#pnginfo_send_to_txt2img"), page.locator("#pnginfo_image")])
 
 
 def open_latent(page, app) -> None:
@@ -185,6 +190,13 @@ def gan(page, app) -> None:
     page.goto(app.url)
     open_tab(page, "GAN Sampler")
     expect()(page.locator("#gan_gallery img").first).to_be_visible()
+    pad = page.locator("#gan_plane_pad .gan-pad").bounding_box()  # a drag fills the seed plane's picture
+    x, y = pad["x"] + pad["width"] / 2, pad["y"] + pad["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 72, y + 24, steps=6)
+    page.mouse.up()
+    expect()(page.locator("#gan_plane_image img")).to_be_visible()
     save(page, "gan", bottom=page.locator("#gan_plane_image"))
 
 
@@ -280,6 +292,17 @@ def explore_gif(page, app) -> None:
           f" {(OUT / 'explore.gif').stat().st_size // 1024} KB")
 
 
+def red_circle(page, app, outdir: Path) -> Path:
+    """A 32x32 txt2img picture saved with its infotext (made now when the run so far saved none)."""
+    def found():
+        return [p for p in sorted(outdir.rglob("txt2img-images/*/*.png"))
+                if "grid" not in p.name and Image.open(p).size == (32, 32)]
+    if not found():
+        page.goto(app.url)
+        txt2img_job(page, RED, 1, 7)
+    return found()[0]
+
+
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
@@ -295,10 +318,9 @@ def main() -> None:
                       latent_traverse, explore_gif):
             if not only or shoot.__name__.replace("_", "-") in only:
                 shoot(page, app)
-        pictures = sorted(outdir.rglob("txt2img-images/*/*.png"))
-        picture = next((p for p in pictures if "grid" not in p.name), pictures[0] if pictures else None)
+        picture = red_circle(page, app, outdir) if not only or only & {"inpaint", "extras", "pnginfo"} else None
         for shoot in (inpaint, extras, pnginfo):
-            if picture and (not only or shoot.__name__ in only):
+            if not only or shoot.__name__ in only:
                 shoot(page, app, picture)
         browser.close()
 
