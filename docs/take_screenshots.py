@@ -312,6 +312,7 @@ def main() -> None:
         browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT})
         page.set_default_timeout(180_000)
+        expect().set_options(timeout=180_000)  # generations are slow on a busy CPU
         only = set(sys.argv[1:])  # names of pictures to redo; none: all
         # Models before the Latent Explorer's Map: its table then lists the models, not derived data too.
         for shoot in (txt2img, txt2img_hires, img2img, gan, models, extensions, latent, latent_map,
