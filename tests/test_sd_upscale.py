@@ -1,0 +1,158 @@
+"""The built-in SD upscale script (img2img, A1111's title and script_args): the picture is the input × the scale
+factor, every tile is redrawn and counted in the progress, overlaps blend without seams, and bad values or a
+job over the limits are refused naming script_args before anything runs."""
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from modules.capabilities.img2img import IMG2IMG, Img2ImgRequest
+from modules.errors import InvalidRequest
+from modules.extensions import ScriptCall
+from modules.generation.infotext import parse_infotext
+from tests.test_extensions_fixtures import REPO_EXTENSIONS, attach_extensions  # noqa: F401 - a fixture
+from tests.test_img2img import a1111_img2img_payload, client, from_b64, noise_picture, pixels  # noqa: F401
+
+
+def load_tiles():
+    spec = importlib.util.spec_from_file_location("sd_upscale_test_tiles", REPO_EXTENSIONS / "sd_upscale" / "tiles.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+tiles = load_tiles()
+
+
+@pytest.fixture
+def with_sd_upscale(tmp_path, attach_extensions):
+    shutil.copytree(REPO_EXTENSIONS / "sd_upscale", tmp_path / "ext" / "sd_upscale",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return attach_extensions(tmp_path / "ext")
+
+
+def sd_upscale(overlap=8, upscaler="Lanczos", scale=2.0) -> ScriptCall:
+    return ScriptCall("SD upscale", ["", overlap, upscaler, scale])
+
+
+def upscale_request(**overrides) -> Img2ImgRequest:
+    values = dict(prompt="a red circle", steps=4, width=64, height=64, seed=7, checkpoint="tiny-sd15",
+                  init_images=[noise_picture(3)], denoising_strength=0.5, save_images=False)
+    return Img2ImgRequest(**{**values, **overrides})
+
+
+# Tiles and blending -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("length,tile,overlap,expected", [
+    (128, 64, 8, [0, 32, 64]), (64, 64, 8, [0]), (40, 64, 8, [0]), (120, 64, 8, [0, 56]), (300, 128, 32, [0, 86, 172]),
+])
+def test_tiles_cover_the_picture_and_overlap_at_least_as_asked(length, tile, overlap, expected):
+    starts = tiles.positions(length, tile, overlap)
+    assert starts == expected
+    assert starts[-1] + tile >= length
+    assert all(b - a <= tile - overlap for a, b in zip(starts, starts[1:]))
+
+
+def test_tiles_blended_back_unchanged_are_the_picture():
+    picture = noise_picture(9, (150, 100))
+    assert np.array_equal(pixels(tiles.blend(tiles.split(picture, 64, 48, 16), picture.size)), pixels(picture))
+
+
+def test_overlaps_cross_fade_so_no_seam_is_larger_than_a_ramp_step():
+    """Each tile redrawn as one flat colour, neighbours far apart: the blend steps at most 255 / overlap."""
+    picture = Image.new("RGB", (200, 160))
+    pieces = tiles.split(picture, 64, 64, 32)
+    colours = {(t.x, t.y): (0 if (i % 2) else 240) for i, t in enumerate(pieces)}
+    redrawn = [tiles.Tile(t.x, t.y, Image.new("RGB", (64, 64), (colours[t.x, t.y],) * 3)) for t in pieces]
+    blended = pixels(tiles.blend(redrawn, picture.size))[..., 0]
+    assert np.abs(np.diff(blended, axis=1)).max() <= 240 / 32 + 1
+    assert np.abs(np.diff(blended, axis=0)).max() <= 240 / 32 + 1
+    assert blended.max() - blended.min() >= 200  # the tiles' own colours still show
+
+
+# The script in a job ----------------------------------------------------------------------------------------
+
+def test_the_picture_is_the_input_times_the_scale_and_every_tile_is_redrawn(backend, with_sd_upscale):
+    job = backend.new_job("img2img")
+    result = backend.run(IMG2IMG, upscale_request(), job=job, scripts=sd_upscale(overlap=8, scale=2.0))
+    assert [image.size for image in result.images] == [(128, 128)]
+    assert job.batch_count == 9 and job.state == "done"  # 3 × 3 tiles of 64 px over 128 px, overlap ≥ 8
+    fields = parse_infotext(result.infotexts[0])
+    assert fields["SD upscale overlap"] == "8" and fields["SD upscale upscaler"] == "Lanczos"
+    assert fields["Denoising strength"] == "0.5"
+    assert result.info()["width"] == 128
+    plain = backend.run(IMG2IMG, upscale_request(init_images=[result.images[0].crop((0, 0, 64, 64))]))
+    assert plain.images[0].size == (64, 64)  # the script changed nothing for the next job
+
+
+def test_a_picture_smaller_than_a_tile_and_an_odd_scale_keep_the_asked_size(backend, with_sd_upscale):
+    request = upscale_request(init_images=[noise_picture(4, (48, 40))], batch_size=2, batch_count=2)
+    job = backend.new_job("img2img")
+    result = backend.run(IMG2IMG, request, job=job, scripts=sd_upscale(overlap=16, upscaler=1, scale=1.5))
+    assert [image.size for image in result.images[result.index_of_first_image:]] == [(72, 60), (72, 60)]
+    assert job.batch_count == 2 * 1  # 2 tiles across (72 > 64), 1 down (60 padded to 64), 2 a batch; 2 pictures
+    first, second = result.seeds[result.index_of_first_image:]
+    assert second == first + 2  # each picture's tiles take the next seeds
+
+
+def test_denoise_0_gives_the_upscaled_picture_through_the_vae(backend, with_sd_upscale):
+    """Nothing redrawn: the tiles are the upscale itself (VAE round trip), so the whole stays close to it."""
+    init = Image.new("RGB", (64, 64), (200, 40, 40))
+    result = backend.run(IMG2IMG, upscale_request(init_images=[init], denoising_strength=0.0),
+                         scripts=sd_upscale(overlap=16, scale=2.0))
+    image = pixels(result.images[0]).astype(float)
+    across = np.abs(np.diff(image, axis=1)).mean(axis=(0, 2))  # column-to-column change, per column border
+    assert across.max() <= 3 * np.median(across) + 8  # no column border stands out as a seam
+
+
+@pytest.mark.parametrize("args,message", [
+    (["", 8, "Lanczos", 9.0], "scale factor"), (["", 8, 99, 2.0], "upscaler"), (["", 8, "Bicubic9000", 2.0], "upscaler"),
+    (["", -1, "Lanczos", 2.0], "tile overlap"), (["", 64, "Lanczos", 2.0], "smaller than a tile"),
+    (["", "x", "Lanczos", 2.0], "tile overlap"),
+])
+def test_bad_values_are_refused_naming_script_args(backend, with_sd_upscale, args, message):
+    job = backend.new_job("img2img")
+    with pytest.raises(InvalidRequest, match=f"script_args: .*{message}"):
+        backend.run(IMG2IMG, upscale_request(), job=job, scripts=ScriptCall("SD upscale", args))
+    assert job.state == "failed"
+
+
+def test_a_job_over_the_grid_limit_is_refused_before_the_upscale(backend, with_sd_upscale):
+    big = noise_picture(5, (512, 512))
+    with pytest.raises(InvalidRequest, match=r"script_args: \d+ tiles to redraw, over"):
+        backend.run(IMG2IMG, upscale_request(init_images=[big]), scripts=sd_upscale(overlap=8, scale=4.0))
+
+
+def test_a_mask_is_refused(backend, with_sd_upscale):
+    with pytest.raises(InvalidRequest, match="mask: SD upscale"):
+        backend.run(IMG2IMG, upscale_request(mask=Image.new("L", (64, 64), 255)), scripts=sd_upscale())
+
+
+# Through A1111's API ----------------------------------------------------------------------------------------
+
+def test_a1111s_sd_upscale_request_answers_with_the_larger_picture(client, with_sd_upscale):
+    body = {**a1111_img2img_payload(noise_picture(6)), "script_name": "sd upscale",
+            "script_args": ["", 8, "Lanczos", 2.0]}
+    answer = client.post("/sdapi/v1/img2img", json=body)
+    assert answer.status_code == 200, answer.text
+    image = from_b64(answer.json()["images"][0])
+    assert image.size == (128, 128)
+    assert parse_infotext(image.info["parameters"])["SD upscale upscaler"] == "Lanczos"
+    assert "sd upscale" in client.get("/sdapi/v1/scripts").json()["img2img"]
+    info = [s for s in client.get("/sdapi/v1/script-info").json() if s["name"] == "sd upscale"]
+    assert info[0]["is_img2img"] and [a["label"] for a in info[0]["args"]][1:] == ["Tile overlap", "Upscaler",
+                                                                                  "Scale Factor"]
+
+
+def test_a_bad_script_arg_is_a_422_naming_script_args(client, with_sd_upscale):
+    body = {**a1111_img2img_payload(noise_picture(7)), "script_name": "SD upscale",
+            "script_args": ["", 8, "Lanczos", 40]}
+    answer = client.post("/sdapi/v1/img2img", json=body)
+    assert answer.status_code == 422, answer.text
+    assert "script_args" in answer.json()["detail"]
