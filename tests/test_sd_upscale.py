@@ -130,6 +130,22 @@ def test_tile_borders_leave_no_seam_on_a_trained_model(zoo_with_sd_upscale):
     assert np.abs(image - pixels(circle.resize((96, 96), Image.LANCZOS))).mean() < 40  # still the circle
 
 
+def test_an_interrupt_between_tiles_stops_the_job_without_a_half_made_picture(backend, with_sd_upscale):
+    job = backend.new_job("img2img")
+    started = []
+    begin = job.begin_batch
+
+    def begin_and_interrupt_at_the_second_tile(index):
+        begin(index)
+        started.append(index)
+        if index == 1:
+            job.interrupt()
+
+    job.begin_batch = begin_and_interrupt_at_the_second_tile
+    result = backend.run(IMG2IMG, upscale_request(), job=job, scripts=sd_upscale(overlap=8, scale=2.0))
+    assert result.images == [] and started == [0, 1] and job.state == "interrupted"
+
+
 @pytest.mark.parametrize("args,message", [
     (["", 8, "Lanczos", 9.0], "scale factor"), (["", 8, 99, 2.0], "upscaler"), (["", 8, "Bicubic9000", 2.0], "upscaler"),
     (["", -1, "Lanczos", 2.0], "tile overlap"), (["", 64, "Lanczos", 2.0], "smaller than a tile"),

@@ -20,6 +20,7 @@ from modules.capabilities.scripting import JobPart
 from modules.capabilities.txt2img.run import resolve_seed
 from modules.errors import InvalidRequest
 from modules.extensions import Script
+from modules.jobs import Interrupted
 from modules.upscalers import LANCZOS, NEAREST, NONE, target_size, upscale, upscaler_names
 
 from ..tiles import Tile, blend, positions, split
@@ -118,7 +119,12 @@ class SDUpscale(Script):
         p.extra_generation_params.update({"SD upscale overlap": overlap, "SD upscale upscaler": name})
 
         job = p.job
-        bigger = upscale(init, name, (width, height), p.backend.manager, check=job.check,
+
+        def stop_if_interrupted():  # between the upscaler's tiles (Skip has nothing to skip there)
+            if job.interrupt_requested:
+                raise Interrupted()
+
+        bigger = upscale(init, name, (width, height), p.backend.manager, check=stop_if_interrupted,
                          cancelled=lambda: job.interrupt_requested, owner=job.owner, key=job.id)
         tiles = split(_padded(bigger, tile_w, tile_h), tile_w, tile_h, overlap)
         result = Img2ImgResult(replace(request, width=width, height=height))
@@ -134,7 +140,7 @@ class SDUpscale(Script):
                                           init_images=[t.image for t in chunk]), job=JobPart(job, done, batches))
                 done += 1
                 if len(made.images) - made.index_of_first_image < len(chunk):
-                    return result  # interrupted inside the batch
+                    return result  # stopped inside the batch: the picture is incomplete
                 infotext = infotext or made.infotexts[made.index_of_first_image]
                 result.save_errors += made.save_errors
                 redrawn += [Tile(t.x, t.y, image) for t, image in zip(chunk, made.images[made.index_of_first_image:])]
