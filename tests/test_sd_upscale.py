@@ -191,3 +191,31 @@ def test_a_bad_script_arg_is_a_422_naming_script_args(client, with_sd_upscale):
     answer = client.post("/sdapi/v1/img2img", json=body)
     assert answer.status_code == 422, answer.text
     assert "script_args" in answer.json()["detail"]
+
+
+# From the img2img tab (gradio_client: the same handler as the Script dropdown) -------------------------------
+
+@pytest.fixture(scope="module")
+def app(models_dir, tmp_path_factory):
+    from tests.app_process import AppProcess
+
+    outdir = tmp_path_factory.mktemp("sd-upscale-outputs")
+    with AppProcess("--models-dir", str(models_dir), "--outdir", str(outdir), "--skip-load-model-at-start") as app:
+        yield app
+
+
+def test_the_img2img_tab_runs_sd_upscale_from_its_script_controls(app, tmp_path):
+    from gradio_client import Client, handle_file
+
+    picture = tmp_path / "noise.png"
+    noise_picture(8).save(picture)
+    client = Client(app.url, verbose=False)
+    gallery, _progress, message, infotext = client.predict(
+        checkpoint="tiny-sd15", prompt="a red circle", negative_prompt="", steps=3, width=64, height=64, seed=5,
+        init_image=handle_file(str(picture)), inpaint_sketch=None, inpaint_image=None, inpaint_mask=None,
+        denoising_strength=0.5, script_name="SD upscale", sd_upscale_tile_overlap=16, sd_upscale_upscaler="Nearest",
+        sd_upscale_scale_factor=1.5, api_name="/img2img")
+    assert message == ""
+    with Image.open(gallery[-1]["image"]) as image:
+        assert image.size == (96, 96)
+    assert parse_infotext(infotext)["SD upscale upscaler"] == "Nearest"
