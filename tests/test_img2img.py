@@ -198,6 +198,50 @@ def test_zoo_shapes_turns_a_red_circle_blue_at_denoise_0_6(zoo_backend):
     assert turned.count("blue") >= 2, turned
 
 
+def red_square_and_circle() -> Image.Image:
+    image = Image.new("RGB", (32, 32), (255, 255, 255))
+    ImageDraw.Draw(image).rectangle((2, 10, 13, 21), fill=(230, 20, 20))
+    ImageDraw.Draw(image).ellipse((18, 10, 29, 21), fill=(230, 20, 20))
+    return image
+
+
+def test_zoo_shapes_inpaints_the_masked_circle_blue_and_leaves_the_square_alone(zoo_backend):
+    """The README's inpainting example: the right half masked, the prompt asks for a blue circle there."""
+    picture = red_square_and_circle()
+    mask = Image.new("L", (32, 32), 0)
+    ImageDraw.Draw(mask).rectangle((16, 0, 31, 31), fill=255)
+    inside = []
+    for seed in range(4):
+        request = Img2ImgRequest(prompt="a red square on the left and a blue circle on the right on a white background",
+                                 init_images=[picture], mask=mask, mask_blur=0, width=32, height=32, steps=20,
+                                 cfg_scale=7.0, seed=seed, denoising_strength=0.75, checkpoint="zoo-shapes",
+                                 save_images=False)
+        image = zoo_backend.run(IMG2IMG, request).images[0]
+        assert np.array_equal(pixels(image)[:, :16], pixels(picture)[:, :16])  # outside the mask: untouched
+        inside.append(dominant_colour(image.crop((16, 0, 32, 32))))
+    assert "red" not in inside and inside.count("blue") >= 3, inside
+
+
+def test_zoo_shapes_inpaints_a_second_shape_into_an_empty_corner(zoo_backend):
+    picture = Image.new("RGB", (32, 32), (255, 255, 255))
+    ImageDraw.Draw(picture).ellipse((2, 2, 13, 13), fill=(230, 20, 20))  # a red circle in the top left
+    mask = Image.new("L", (32, 32), 0)
+    ImageDraw.Draw(mask).rectangle((16, 16, 31, 31), fill=255)  # the empty bottom right
+    made = []
+    for seed in range(4):
+        request = Img2ImgRequest(prompt="a red circle in the top left and a blue square in the bottom right on a "
+                                 "white background", init_images=[picture], mask=mask, mask_blur=0, width=32,
+                                 height=32, steps=20, cfg_scale=7.0, seed=seed, denoising_strength=1.0,
+                                 checkpoint="zoo-shapes", save_images=False)
+        image = zoo_backend.run(IMG2IMG, request).images[0]
+        kept = pixels(mask) == 0
+        assert np.array_equal(pixels(image)[kept], pixels(picture)[kept])  # the circle and the rest: untouched
+        corner = image.crop((16, 16, 32, 32))
+        assert (np.abs(pixels(corner) - 255).sum(axis=2) > 120).sum() >= 40  # a shape, not a speck
+        made.append(dominant_colour(corner))
+    assert made.count("blue") >= 3, made
+
+
 def test_zoo_shapes_denoise_0_is_the_picture_within_the_vae_error(zoo_backend):
     circle = red_circle()
     request = Img2ImgRequest(prompt="a red circle", init_images=[circle], width=32, height=32, steps=20,

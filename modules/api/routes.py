@@ -408,7 +408,7 @@ def script_infos(extensions) -> list[dict]:
             script.extension.add_error(f"{script.title()}: ui", e)
             controls = []
         infos.append({"name": script.name, "title": script.title(), "is_alwayson": script.always_on,
-                      "is_img2img": False, "tab": script.tab, "extension": script.extension.name, "args": controls})
+                      "is_img2img": script.tab == "img2img", "tab": script.tab, "extension": script.extension.name, "args": controls})
     return infos
 
 

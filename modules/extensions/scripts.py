@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from modules.extensions.metadata import Extension
 
-TABS = ("txt2img", "gan")
+TABS = ("txt2img", "img2img", "gan")
 
 
 class AlwaysVisible:
@@ -59,7 +59,7 @@ class Script:
 
     def show(self, tab: str):
         """Where the script appears: True (selectable in this tab), False (not here) or AlwaysVisible.
-        `tab` is "txt2img" or "gan" (A1111 passes is_img2img instead)."""
+        `tab` is "txt2img", "img2img" or "gan" (A1111 passes is_img2img instead)."""
         return tab == "txt2img"
 
     def ui(self, tab: str) -> list:
