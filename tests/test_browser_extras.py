@@ -32,7 +32,9 @@ def pick(page, elem_id: str, value: str) -> None:
 def natural_sizes(page) -> list[list[int]]:
     images = page.locator("#extras_gallery img")
     expect(images.first).to_be_visible()
-    images.first.evaluate("img => img.complete && img.naturalWidth > 0 ? true : new Promise(ok => img.onload = ok)")
+    # Every picture loaded, not only the first (a busy machine loads the second one later).
+    page.wait_for_function("() => [...document.querySelectorAll('#extras_gallery img')]"
+                           ".every(i => i.complete && i.naturalWidth > 0)")
     return images.evaluate_all("imgs => imgs.map(i => [i.naturalWidth, i.naturalHeight])")
 
 
