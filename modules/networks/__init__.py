@@ -1,0 +1,1 @@
+"""Extra networks: LoRAs and textual-inversion embeddings, the small files a prompt names."""
