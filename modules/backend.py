@@ -22,6 +22,7 @@ from modules.models.hashing import HashCache
 from modules.models.manager import PipelineManager
 from modules.models.registry import Registry
 from modules.models.zoo_registry import ZooRegistry
+from modules.networks.files import EMBEDDING_SUFFIXES, LORA_SUFFIXES, NetworkFolder
 from modules.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,10 @@ def _name_folders(config: "BackendConfig") -> None:
         add_folder(folder, "ckpt-dir")
     for folder in config.vae_dirs:
         add_folder(folder, "vae-dir")
+    for folder in config.lora_dirs:
+        add_folder(folder, "lora-dir")
+    for folder in config.embedding_dirs:
+        add_folder(folder, "embeddings-dir")
     add_folder(config.models_dir, "models")
     add_folder(config.outdir, "outputs")
 
@@ -48,6 +53,8 @@ class BackendConfig:
     devices: DeviceConfig
     ckpt_dirs: tuple[Path, ...] = ()
     vae_dirs: tuple[Path, ...] = ()  # --vae-dir: looked at after models/VAE
+    lora_dirs: tuple[Path, ...] = ()  # --lora-dir: looked at after models/Lora
+    embedding_dirs: tuple[Path, ...] = ()  # --embeddings-dir: looked at after models/embeddings
     offline: bool = False
     ram_budget: int | None = None  # bytes; None: a default from total RAM
     vram_budget: int | None = None
@@ -78,6 +85,10 @@ class Backend:
         self.extensions = Extensions()  # none until webui.py loads extensions/ (Extensions.attach)
         self.runner = Runner(self)  # every capability's jobs: validate, scripts, model, run, errors
         self.step_times = StepTimes()  # how long a job will take, said before it starts
+        # Extra networks a prompt names: LoRAs (<lora:name:w>) and textual-inversion embeddings (their name).
+        self.lora_files = NetworkFolder([config.models_dir / "Lora", *config.lora_dirs], LORA_SUFFIXES)
+        self.embedding_files = NetworkFolder([config.models_dir / "embeddings", *config.embedding_dirs],
+                                             EMBEDDING_SUFFIXES)
 
     def run(self, capability: Capability, request, job: Job | None = None, scripts: ScriptCall | None = None):
         """One job of `capability` (modules/capabilities), through the runner; see Runner.run."""

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from modules.models import folder_walk
 
+LORA_SUFFIXES = (".safetensors", ".pt", ".ckpt")
+EMBEDDING_SUFFIXES = (".safetensors", ".pt", ".bin")  # .pt/.bin read with torch.load(weights_only=True)
 PREVIEW_SUFFIXES = (".preview.png", ".png", ".preview.jpg", ".jpg", ".jpeg", ".webp")
 
 
