@@ -48,8 +48,13 @@ def load_pipeline(info: CheckpointInfo, dtype: torch.dtype, offline: bool, skele
 
 def loaded_task(info: CheckpointInfo) -> str:
     """The task a checkpoint's cached pipeline is built for: an inpainting checkpoint's UNet takes a mask and
-    a masked picture besides the latents, so it is cached as an inpaint pipeline (txt2img refuses it)."""
-    return "inpaint" if info.architecture is not None and info.architecture.inpainting else "txt2img"
+    a masked picture besides the latents, so it is cached as an inpaint pipeline (txt2img refuses it); a family
+    without txt2img (the SDXL refiner) is cached as its img2img pipeline."""
+    if info.architecture is None:
+        return "txt2img"
+    if info.architecture.inpainting:
+        return "inpaint"
+    return "txt2img" if info.architecture.spec.pipeline_name("txt2img") is not None else "img2img"
 
 
 def _load_pipeline(info: CheckpointInfo, dtype: torch.dtype, offline: bool, skeletons=None):

@@ -131,6 +131,19 @@ class PipelineManager:
         finally:
             self.device_lock.release()
 
+    @contextmanager
+    def use_beside(self, checkpoint: str) -> Iterator[LoadedCheckpoint]:
+        """A second checkpoint for a job that holds the device already (the refiner, beside the job's own): loaded
+        or found in the cache, placed on the device within the budget (the job's own model is in use, so it is
+        neither evicted nor moved off), and in use itself until the job leaves."""
+        model = self._cached_or_loaded(self.resolve(checkpoint))
+        try:
+            self.cache.place_on_device(model)
+            with self._holding(model):
+                yield model
+        finally:
+            self.cache.release(model)
+
     def load(self, checkpoint: str | None) -> LoadedCheckpoint:
         """Load (or find in the cache) and place on the device, without running anything."""
         with self.use(checkpoint) as model:

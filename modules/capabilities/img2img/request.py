@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields
 
 from PIL import Image
 
+from modules.capabilities.refiner import check_refiner
 from modules.capabilities.txt2img.request import MAX_SIDE, Txt2ImgRequest, _integer, _number
 from modules.errors import InvalidRequest
 
@@ -97,6 +98,7 @@ def validate(request: Img2ImgRequest, context) -> Img2ImgRequest:
     check_image(*request.output_size, context.limits, field="pad_left")
     if context.backend is not None:
         context.backend.check_clip_skip(request.clip_skip, request.checkpoint)
+        check_refiner(request, context.backend.manager)
     return request
 
 

@@ -23,6 +23,8 @@ from modules.capabilities.img2img import canvas as canvases
 from modules.capabilities.img2img.request import (FILL, LATENT_NOISE, LATENT_NOTHING, LATENT_UPSCALE, MASKED_CONTENT,
                                                   Img2ImgRequest)
 from modules.capabilities.img2img.task_pipeline import task_pipeline
+from modules.capabilities.refiner import Refiner, refiner_for
+from modules.capabilities.refiner_switch import switching
 from modules.capabilities.scripting import Hooks, ImageNotSaved
 from modules.capabilities.txt2img.request import MAX_SEED
 from modules.capabilities.txt2img.run import Txt2ImgResult, resolve_seed
@@ -83,30 +85,33 @@ def img2img(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
     result = Img2ImgResult(request, checkpoint_title=model.info.title)
     first_seed = resolve_seed(request.seed)
     job.start(request.batch_count, max(steps_run(request), 1))
-    for batch in range(request.batch_count):
-        job.begin_batch(batch)
-        first = batch * request.batch_size
-        seeds = [(first_seed + first + i) % (MAX_SEED + 1) for i in range(request.batch_size)]
-        inits = [request.init_images[(first + i) % len(request.init_images)] for i in range(request.batch_size)]
-        hooks.process_batch(batch, [request.prompt] * len(seeds), seeds)
-        work = [_work_area(request, canvases.prepare(request, init)) for init in inits]
-        stopped = False
-        start = None
-        if request.resize_mode == LATENT_UPSCALE and not request.is_inpaint:
-            start = encode(model.pipe.vae, [_own_size(i) for i in inits], model.execution_device,
-                           size=request.output_size)
-        try:
-            latents, steps_done = denoise(request, model, job, work, seeds, start), steps_run(request)
-        except (Interrupted, Skipped) as stop:
-            latents, steps_done = stop.args if len(stop.args) == 2 else (None, 0)
-            stopped = isinstance(stop, Interrupted)
-        if latents is not None:
+    manager = hooks.p.backend.manager if hooks.p is not None and hooks.p.backend is not None else None
+    with refiner_for(request, model, manager) as refiner:
+        for batch in range(request.batch_count):
+            job.begin_batch(batch)
+            first = batch * request.batch_size
+            seeds = [(first_seed + first + i) % (MAX_SEED + 1) for i in range(request.batch_size)]
+            inits = [request.init_images[(first + i) % len(request.init_images)] for i in range(request.batch_size)]
+            hooks.process_batch(batch, [request.prompt] * len(seeds), seeds)
+            work = [_work_area(request, canvases.prepare(request, init)) for init in inits]
+            stopped = False
+            start = None
+            if request.resize_mode == LATENT_UPSCALE and not request.is_inpaint:
+                start = encode(model.pipe.vae, [_own_size(i) for i in inits], model.execution_device,
+                               size=request.output_size)
             try:
-                _collect(result, request, model, seeds, latents, work, hooks, job, steps_done)
-            except Interrupted:
-                stopped = True
-        if stopped:
-            break
+                latents = denoise(request, model, job, work, seeds, start, refiner)
+                steps_done = steps_run(request)
+            except (Interrupted, Skipped) as stop:
+                latents, steps_done = stop.args if len(stop.args) == 2 else (None, 0)
+                stopped = isinstance(stop, Interrupted)
+            if latents is not None:
+                try:
+                    _collect(result, request, model, seeds, latents, work, hooks, job, steps_done, refiner)
+                except Interrupted:
+                    stopped = True
+            if stopped:
+                break
     return result
 
 
@@ -162,10 +167,10 @@ def _upscaled(latents: torch.Tensor, width: int, size: tuple[int, int]) -> torch
 
 
 def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: list[WorkArea],
-            seeds: list[int], start: torch.Tensor | None = None) -> torch.Tensor:
+            seeds: list[int], start: torch.Tensor | None = None, refiner: Refiner | None = None) -> torch.Tensor:
     """The batch's latents after steps × strength of sampling from its work areas (`WorkArea(canvas, image,
     None)` for a plain picture), or from `start`: scaled latents at the work areas' size (a latent upscale).
-    Hires fix's second pass calls this. Raises Interrupted/Skipped with (latents so far, steps done)."""
+    `refiner`: the job's, which takes over at its switch point. Hires fix's second pass calls this. Raises Interrupted/Skipped with (latents so far, steps done)."""
     family = model.info.architecture.spec
     inpaint = work[0].mask is not None or model.info.architecture.inpainting
     sampler = find_sampler(request.sampler).build(family.scheduler_config(model.scheduler_config))
@@ -186,8 +191,8 @@ def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: li
     run = steps_run(request)
     if run == 0:  # strength 0 (or too few steps for it): the picture itself, through the VAE
         return latents.to(device)
-    embeds = encode_prompts(pipe, [request.prompt] * len(seeds), [request.negative_prompt] * len(seeds),
-                            clip_skip=request.clip_skip)
+    prompts, negative_prompts = [request.prompt] * len(seeds), [request.negative_prompt] * len(seeds)
+    embeds = encode_prompts(pipe, prompts, negative_prompts, clip_skip=request.clip_skip)
     dtype = model.devices.dtype
     options: dict = {}
     if inpaint:
@@ -210,7 +215,9 @@ def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: li
         return callback_kwargs
 
     try:
-        with torch.inference_mode(), stop_points.checked(denoiser, job.check):
+        with torch.inference_mode(), stop_points.checked(denoiser, job.check), \
+                switching(pipe, family, refiner, prompts, negative_prompts, request.clip_skip, job,
+                          model.devices.offload):
             output = pipe(**embeds, image=latents.to(device, dtype), strength=request.denoising_strength,
                           num_inference_steps=request.steps, guidance_scale=request.cfg_scale,
                           generator=generators, output_type="latent", callback_on_step_end=on_step_end, **options)
@@ -235,11 +242,12 @@ def _latent_mask(masks: list[Image.Image], size) -> torch.Tensor:
 
 
 def _collect(result: Img2ImgResult, request: Img2ImgRequest, model: LoadedCheckpoint, seeds: list[int],
-             latents: torch.Tensor, work: list[WorkArea], hooks: Hooks, job: Job, steps_done: int) -> None:
+             latents: torch.Tensor, work: list[WorkArea], hooks: Hooks, job: Job, steps_done: int,
+             refiner: Refiner | None = None) -> None:
     if not torch.isfinite(latents).all():
         raise GenerationFailed("the sampler produced NaN values; try another sampler, fewer steps, "
                                "or --precision fp32")
-    extra = dict(hooks.extra_infotext())
+    extra = {**(refiner.infotext() if refiner is not None else {}), **hooks.extra_infotext()}
     if steps_done < steps_run(request):
         extra["Stopped at step"] = steps_done
     interrupts = job.interrupts

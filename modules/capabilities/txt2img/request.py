@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
+from modules.capabilities.refiner import DEFAULT_SWITCH_AT, check_refiner, validate_refiner
 from modules.capabilities.txt2img.hires import check_upscaler, target_size, validate_hires
 from modules.errors import InvalidRequest
 from modules.generation.samplers import find_sampler
@@ -44,6 +45,9 @@ class Txt2ImgRequest:
     hr_sampler_name: str = ""  # "": the first pass's sampler
     hr_prompt: str = ""  # "": the first pass's prompt
     hr_negative_prompt: str = ""
+    # Refiner (A1111's API names): another checkpoint takes over at this fraction of the schedule (refiner.py).
+    refiner_checkpoint: str | None = None
+    refiner_switch_at: float = DEFAULT_SWITCH_AT
 
     def validated(self) -> "Txt2ImgRequest":
         """Return a copy with normalised values, or raise InvalidRequest naming the first bad field."""
@@ -66,6 +70,7 @@ class Txt2ImgRequest:
             raise InvalidRequest("checkpoint", "must be a checkpoint title or name")
         r.checkpoint = (r.checkpoint or "").strip() or None
         validate_hires(r, MAX_SIDE, MAX_PIXELS, _integer, _number, _text)
+        validate_refiner(r, _number)
         return r
 
     @property
@@ -88,6 +93,7 @@ def validate(request: Txt2ImgRequest, context) -> Txt2ImgRequest:
             check_upscaler(request, context.backend.manager)
     if context.backend is not None:
         context.backend.check_clip_skip(request.clip_skip, request.checkpoint)
+        check_refiner(request, context.backend.manager)
     return request
 
 

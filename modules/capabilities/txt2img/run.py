@@ -13,6 +13,8 @@ from PIL import Image
 
 from modules.capabilities.base import GenerationFailed, SaveSpec
 from modules.capabilities.pipeline_view import pipeline_view
+from modules.capabilities.refiner import Refiner, refiner_for
+from modules.capabilities.refiner_switch import switching
 from modules.capabilities.scripting import Hooks, ImageNotSaved
 from modules.capabilities.txt2img.hires import hires_infotext
 from modules.capabilities.txt2img.request import MAX_SEED, Txt2ImgRequest
@@ -88,41 +90,44 @@ def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
     if request.enable_hr:  # img2img's sampling does the second pass (imported here: img2img imports this module)
         from modules.capabilities.txt2img.hires_pass import hires_steps, second_pass
     job.start(request.batch_count, request.steps + (hires_steps(request) if request.enable_hr else 0))
-    for batch in range(request.batch_count):
-        job.begin_batch(batch)
-        seeds = [(first_seed + batch * request.batch_size + i) % (MAX_SEED + 1) for i in range(request.batch_size)]
-        hooks.process_batch(batch, [request.prompt] * len(seeds), seeds)
-        stopped, steps_done, first = False, request.steps, None
-        try:
-            latents = _sample(request, model, seeds, job)
-            if request.enable_hr:  # the second pass, in this job and this hold on the device
-                first, latents = latents, None
-                latents = second_pass(request, model, first, seeds, job, hooks.p.backend.manager)
-        except (Interrupted, Skipped) as stop:
-            # Before the first step ended there is nothing but noise: no image. Later, A1111's way: the
-            # images of the latents sampled so far.
-            latents, steps_done = stop.args if len(stop.args) == 2 else (None, 0)
-            if latents is None and request.enable_hr and steps_done == request.steps:
-                latents = first  # stopped before the second pass's first step: the first pass's images
-            stopped = isinstance(stop, Interrupted)
-        if latents is not None:
+    manager = hooks.p.backend.manager if hooks.p is not None and hooks.p.backend is not None else None
+    with refiner_for(request, model, manager) as refiner:
+        for batch in range(request.batch_count):
+            job.begin_batch(batch)
+            seeds = [(first_seed + batch * request.batch_size + i) % (MAX_SEED + 1) for i in range(request.batch_size)]
+            hooks.process_batch(batch, [request.prompt] * len(seeds), seeds)
+            stopped, steps_done, first = False, request.steps, None
             try:
-                _collect(result, request, model, seeds, latents, hooks, job, steps_done)
-            except Interrupted:  # pressed (again) while decoding, or the client left: keep the images decoded
-                stopped = True
-        if stopped:
-            break
+                # With hires fix the refiner works in the second pass (A1111's default), else in this one.
+                latents = _sample(request, model, seeds, job, None if request.enable_hr else refiner)
+                if request.enable_hr:  # the second pass, in this job and this hold on the device
+                    first, latents = latents, None
+                    latents = second_pass(request, model, first, seeds, job, manager, refiner)
+            except (Interrupted, Skipped) as stop:
+                # Before the first step ended there is nothing but noise: no image. Later, A1111's way: the
+                # images of the latents sampled so far.
+                latents, steps_done = stop.args if len(stop.args) == 2 else (None, 0)
+                if latents is None and request.enable_hr and steps_done == request.steps:
+                    latents = first  # stopped before the second pass's first step: the first pass's images
+                stopped = isinstance(stop, Interrupted)
+            if latents is not None:
+                try:
+                    _collect(result, request, model, seeds, latents, hooks, job, steps_done, refiner)
+                except Interrupted:  # pressed (again) while decoding, or the client left: keep the images decoded
+                    stopped = True
+            if stopped:
+                break
     return result
 
 
 def _collect(result: Txt2ImgResult, request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int],
-             latents: torch.Tensor, hooks: Hooks, job: Job, steps_done: int) -> None:
+             latents: torch.Tensor, hooks: Hooks, job: Job, steps_done: int, refiner: Refiner | None = None) -> None:
     """Decode, post-process and save the batch's images one by one: an Interrupt pressed meanwhile (or a
     client that leaves) stops before the next image, or inside the VAE, keeping the images done so far."""
     if not torch.isfinite(latents).all():
         raise GenerationFailed("the sampler produced NaN values; try another sampler, fewer steps, "
                                "or --precision fp32")
-    extra = dict(hooks.extra_infotext())
+    extra = {**(refiner.infotext() if refiner is not None else {}), **hooks.extra_infotext()}
     if steps_done < request.steps:
         extra["Stopped at step"] = steps_done  # "Steps" stays what was asked, so pasting it back still works
     interrupts = job.interrupts
@@ -150,7 +155,8 @@ def _collect(result: Txt2ImgResult, request: Txt2ImgRequest, model: LoadedCheckp
             result.seeds.append(seed)
 
 
-def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], job: Job) -> torch.Tensor:
+def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], job: Job,
+            refiner: Refiner | None = None) -> torch.Tensor:
     # This job's own scheduler, in its own view of the cached pipeline: the cached one is never changed.
     family = model.info.architecture.spec
     sampler = find_sampler(request.sampler).build(family.scheduler_config(model.scheduler_config))
@@ -160,8 +166,8 @@ def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], 
     shape = (denoiser.config.in_channels, request.height // scale, request.width // scale)
     generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
     noise = initial_noise(generators, shape).to(model.execution_device, model.devices.dtype)
-    embeds = encode_prompts(pipe, [request.prompt] * len(seeds), [request.negative_prompt] * len(seeds),
-                            clip_skip=request.clip_skip)
+    prompts, negative_prompts = [request.prompt] * len(seeds), [request.negative_prompt] * len(seeds)
+    embeds = encode_prompts(pipe, prompts, negative_prompts, clip_skip=request.clip_skip)
     latest: dict = {"latents": None, "steps": 0}
 
     def on_step_end(pipeline, step: int, timestep, callback_kwargs: dict) -> dict:
@@ -180,7 +186,9 @@ def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], 
     job.check()
     try:
         # Checked between steps (on_step_end) and inside each step, before every denoiser block.
-        with torch.inference_mode(), stop_points.checked(denoiser, job.check):
+        with torch.inference_mode(), stop_points.checked(denoiser, job.check), \
+                switching(pipe, family, refiner, prompts, negative_prompts, request.clip_skip, job,
+                          model.devices.offload):
             output = pipe(
                 **embeds,
                 num_inference_steps=request.steps,

@@ -98,6 +98,10 @@ class Family:
     refusals: Mapping[str, str] = field(default_factory=dict)
     # SAI model-spec "modelspec.architecture" prefixes naming this family in file metadata.
     modelspec: tuple[str, ...] = ()
+    # What the denoiser takes besides the text states, as (positive, negative) `added_cond_kwargs`, from
+    # encode_prompts' output and the picture's (width, height): SDXL's pooled text and size ids. None: nothing.
+    # The refiner switch (modules/capabilities/refiner_switch.py) builds its model's conditioning with it.
+    added_conditions: Callable[[Mapping[str, Any], int, int], tuple[dict, dict]] | None = None
 
     def pipeline_name(self, task: str) -> str | None:
         return self.pipelines.get(task)

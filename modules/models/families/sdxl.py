@@ -3,6 +3,10 @@ states side by side, the pooled embedding from the second), its own VAE latent s
 The refiner has only the second encoder and only refines images (img2img)."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+import torch
+
 from modules.models.families import ConfigFacts, Family, LatentFormat, Shapes, TextEncoderLayout, _ldm
 
 BASE_ENCODER_1 = "conditioner.embedders.0.transformer."
@@ -24,6 +28,33 @@ TEXT = TextEncoderLayout(
     pooled_from="text_encoder_2", starts_at_penultimate=True, zeros_for_empty_negative=True,
     honours_attention_mask=False, layers_without_config=12,  # the shallowest: CLIP ViT-L
 )
+
+
+# A1111's sdxl_refiner_high/low_aesthetic_score defaults (diffusers' too): the refiner's size ids end with
+# an aesthetic score instead of the target size.
+AESTHETIC_SCORE, NEGATIVE_AESTHETIC_SCORE = 6.0, 2.5
+
+
+def _added(embeds: Mapping, last: tuple[float, ...], negative_last: tuple[float, ...], width: int,
+           height: int) -> tuple[dict, dict]:
+    """SDXL's UNet extras: the pooled text embedding and the ids (original size, crop top-left, `last`), as
+    diffusers' pipelines build them for a picture generated at its own size."""
+    pooled, negative = embeds["pooled_prompt_embeds"], embeds["negative_pooled_prompt_embeds"]
+
+    def ids(tail: tuple[float, ...], like: torch.Tensor) -> torch.Tensor:
+        row = torch.tensor([[height, width, 0, 0, *tail]], dtype=like.dtype, device=like.device)
+        return row.repeat(like.shape[0], 1)
+
+    return ({"text_embeds": pooled, "time_ids": ids(last, pooled)},
+            {"text_embeds": negative, "time_ids": ids(negative_last, negative)})
+
+
+def base_conditions(embeds: Mapping, width: int, height: int) -> tuple[dict, dict]:
+    return _added(embeds, (height, width), (height, width), width, height)
+
+
+def refiner_conditions(embeds: Mapping, width: int, height: int) -> tuple[dict, dict]:
+    return _added(embeds, (AESTHETIC_SCORE,), (NEGATIVE_AESTHETIC_SCORE,), width, height)
 
 
 def recognises_base_header(shapes: Shapes) -> bool:
@@ -59,6 +90,7 @@ SDXL = Family(
     converters={**_ldm.UNET_AND_VAE, "text_encoder": _ldm.convert_clip,
                 "text_encoder_2": _ldm.open_clip(BASE_ENCODER_2)},
     modelspec=("stable-diffusion-xl-v1-base",),
+    added_conditions=base_conditions,
 )
 
 SDXL_REFINER = Family(
@@ -80,6 +112,7 @@ SDXL_REFINER = Family(
     converters={**_ldm.UNET_AND_VAE, "text_encoder_2": _ldm.open_clip(REFINER_ENCODER)},
     refusals={"txt2img": "an SDXL refiner only refines images; pick an SDXL base model for txt2img"},
     modelspec=("stable-diffusion-xl-v1-refiner",),
+    added_conditions=refiner_conditions,
 )
 
 FAMILIES = (SDXL, SDXL_REFINER)
