@@ -110,6 +110,13 @@ def _checkpoints(values, context) -> list:
         raise InvalidRequest(context.field, str(e)) from None
 
 
+def _refiner_checkpoints(values, context) -> list:
+    """Checkpoints, or "None" (A1111's first choice): no refiner in that cell."""
+    named = [v for v in values if v.strip().lower() != "none"]
+    titles = iter(_checkpoints(named, context))
+    return ["None" if v.strip().lower() == "none" else next(titles) for v in values]
+
+
 def _prompt_search(values, context) -> list:
     search = values[0]
     request = context.request
@@ -147,6 +154,10 @@ TXT2IMG_AXES = [
     Axis("Checkpoint", "text", _set("checkpoint"), caption=_checkpoint_caption, check=_checkpoints),
     # A value is (search, replacement); the label is the replacement.
     Axis("Prompt S/R", "text", _replace_prompt, caption=lambda value: value[1], check=_prompt_search),
+    Axis("Refiner checkpoint", "text", lambda request, value: replace(
+        request, refiner_checkpoint=None if value == "None" else value),
+        caption=lambda value: f"Refiner: {_checkpoint_caption(value)}", check=_refiner_checkpoints),
+    Axis("Refiner switch at", "float", _set("refiner_switch_at")),
 ]
 
 GAN_AXES = [

@@ -13,6 +13,15 @@ if TYPE_CHECKING:
 PREFIX = "/models"  # under the API's /zoo/v1 router
 
 
+class CachedComponent(BaseModel):
+    name: str = Field(description="the pipeline's name for it: unet, transformer, vae, text_encoder_2 ... "
+                                  "(module for a zoo model or VAE file)")
+    dtype: str = Field(description="how its weights are stored: float16, bfloat16, float32 (several joined by +)")
+    device: str = Field(description="where its weights are now: cpu, cuda:0")
+    bytes: int
+    shared: bool = Field(description="the same weights serve another cached model too")
+
+
 class CachedModelItem(BaseModel):
     title: str
     kind: str = Field(description="checkpoint, beta_vae, gan, vae_file, or data (built from a model)")
@@ -25,6 +34,7 @@ class CachedModelItem(BaseModel):
     swap_seconds: float | None
     reused_modules: int
     shared_components: list[str]
+    components: list[CachedComponent] = Field(description="its weight-holding parts, each counted in `bytes`")
 
 
 class CachedModelsResponse(BaseModel):

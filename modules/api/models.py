@@ -52,6 +52,10 @@ class Txt2ImgApiRequest(BaseModel):
     hr_sampler_name: str | None = Field(None, description="Hires sampler (empty: the first pass's)")
     hr_prompt: str | None = Field("", description="Hires prompt (empty: the first pass's)")
     hr_negative_prompt: str | None = Field("", description="Hires negative prompt (empty: the first pass's)")
+    refiner_checkpoint: str | None = Field(None, description="Refiner: a checkpoint (GET sd-models) of the same "
+                                                             "latent space that takes over part-way (empty: none)")
+    refiner_switch_at: float | None = Field(None, description="Refiner: the fraction of the schedule where it "
+                                                              "takes over (default 0.8; 1 never)")
 
 
 class Txt2ImgApiResponse(BaseModel):

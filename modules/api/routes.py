@@ -270,6 +270,7 @@ class Api:
             cfg_scale=body.cfg_scale, width=body.width, height=body.height, seed=body.seed,
             batch_count=body.n_iter, batch_size=body.batch_size,
             checkpoint=checkpoint, clip_skip=overrides.get("CLIP_stop_at_last_layers"), save_images=body.save_images,
+            refiner_checkpoint=body.refiner_checkpoint, refiner_switch_at=body.refiner_switch_at,
             **hires_fields(body))
 
     def _job_checkpoint(self, override, owner: str | None = None) -> str:

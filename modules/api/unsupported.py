@@ -57,8 +57,6 @@ UNSUPPORTED: dict[str, tuple[Callable[[object], bool], str]] = {
     "s_tmax": (_no_tmax, "sampler noise settings (s_tmax) are not available"),
     "s_noise": (_one, "sampler noise settings (s_noise) are not available"),
     "s_min_uncond": (_zero, "skipping the negative prompt at low sigma (s_min_uncond) is not available"),
-    "refiner_checkpoint": (_empty, "a refiner checkpoint is not available"),
-    "refiner_switch_at": (_zero, "a refiner checkpoint is not available"),
     "firstpass_image": (_empty, "a first-pass image for hires fix is not available"),
     "infotext": (_empty, "filling the request from an infotext is not available: send the fields themselves"),
     "initial_noise_multiplier": (_one, "an initial noise multiplier is not available"),

@@ -71,12 +71,12 @@ def switching(pipe, family, refiner, prompts: list[str], negative_prompts: list[
         return
     from modules.capabilities.img2img.task_pipeline import task_pipeline  # img2img imports txt2img, which needs this
 
-    base = getattr(pipe, family.denoiser)
+    base = family.denoiser_of(pipe)
     model = refiner.model
     refiner_family = model.info.architecture.spec
     # The refiner's task pipeline (the family's img2img class over its cached modules): its encoders and config.
     refiner_pipe = task_pipeline(model, "img2img", pipe.scheduler)
-    refiner_denoiser = getattr(refiner_pipe, refiner_family.denoiser)
+    refiner_denoiser = refiner_family.denoiser_of(refiner_pipe)
     scale = pipe.vae_scale_factor
     conditions: dict = {}
 

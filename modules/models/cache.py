@@ -23,7 +23,7 @@ import torch
 from modules.compat import execution_device
 from modules.devices import DeviceConfig
 from modules.models.cache_policy import CachePolicy, LeastRecentlyUsed
-from modules.models.memory import module_bytes, pipeline_components
+from modules.models.memory import module_bytes, module_device, module_dtypes, pipeline_components
 from modules.models.skeletons import SkeletonPool
 
 CHECKPOINT, DATA = "checkpoint", "data"
@@ -354,7 +354,14 @@ def _row(entry: CacheEntry, entries: dict) -> dict:
         "swap_seconds": entry.last_swap_seconds,
         "reused_modules": getattr(entry, "reused_modules", 0),
         "shared_components": sorted(n for n, c in entry.components.items() if len(c.users) > 1),
+        "components": [_component_row(name, component) for name, component in entry.components.items()],
     }
+
+
+def _component_row(name: str, component: Component) -> dict:
+    """One weight-holding part of an entry, by its pipeline name (unet, transformer, text_encoder_3 ...)."""
+    return {"name": name, "dtype": module_dtypes(component.module), "device": module_device(component.module),
+            "bytes": component.bytes, "shared": len(component.users) > 1}
 
 
 def _architecture(entry: CacheEntry, parent: CacheEntry | None) -> str:

@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 
 LoadedCheckpoint = CachedModel  # what a job gets
 DEFAULT_CHECKPOINT = "sd_model_checkpoint"  # the setting (A1111's name) that says which checkpoint is the default
-DENOISERS = ("unet", "transformer")  # the part that makes a checkpoint itself (see _component_hash)
 
 
 @dataclass
@@ -294,8 +293,9 @@ class PipelineManager:
         reused_before = self.cache.skeletons.reused  # loads run one at a time, under the device lock
         pipe = loader.load_pipeline(info, self.devices.dtype, self.offline, skeletons=self.cache.skeletons)
         pipe.set_progress_bar_config(disable=True)
+        family = info.architecture.spec
         if self.devices.vae_dtype != self.devices.dtype:
-            pipe.vae.to(dtype=self.devices.vae_dtype)
+            family.vae_of(pipe).to(dtype=self.devices.vae_dtype)
         hashes = {name: self._component_hash(info, name, module) for name, module in pipeline_components(pipe).items()}
         model = self.cache.add(key, info, pipe, dict(pipe.scheduler.config), time.perf_counter() - started, hashes)
         model.reused_modules = self.cache.skeletons.reused - reused_before
@@ -317,7 +317,7 @@ class PipelineManager:
         The denoiser (UNet, transformer) is what makes a checkpoint itself, so it is keyed by the file's
         hash instead: hashing it (2-5 GB) would double a first load, to find sharing that almost never exists."""
         dtype = next(module.parameters()).dtype
-        if name in DENOISERS and info.sha256:
+        if name == info.architecture.spec.denoiser and info.sha256:
             return f"{name}-of:{info.sha256}:{dtype}"
         cache_key = f"component:{info.sha256}:{name}:{dtype}"
         known = self.registry.hash_cache.remembered(cache_key) if info.sha256 else None

@@ -32,6 +32,20 @@ def module_bytes(module: torch.nn.Module) -> int:
     return tensor_bytes([*module.parameters(), *module.buffers()])
 
 
+def module_dtypes(module: torch.nn.Module) -> str:
+    """The dtypes a module's weights are stored in, largest share first ("float16", "float8_e4m3fn+float32")."""
+    totals: dict[torch.dtype, int] = {}
+    for t in [*module.parameters(), *module.buffers()]:
+        totals[t.dtype] = totals.get(t.dtype, 0) + t.numel() * t.element_size()
+    return "+".join(str(d).removeprefix("torch.") for d, _ in sorted(totals.items(), key=lambda kv: -kv[1]))
+
+
+def module_device(module: torch.nn.Module) -> str:
+    """Where a module's weights are now ("cuda:0", "cpu"; "cpu+cuda:0" while offloading moves part of it)."""
+    devices = dict.fromkeys(str(t.device) for t in [*module.parameters(), *module.buffers()])
+    return "+".join(devices) or "-"
+
+
 def data_bytes(value, _seen: set | None = None) -> int:
     """About how many bytes a value built from a model holds: arrays and tensors exactly, the rest roughly."""
     seen = set() if _seen is None else _seen

@@ -54,7 +54,7 @@ class CheckpointInfo:
             try:
                 # The denoiser's sample size is in latent pixels; each VAE level halves the image.
                 denoiser = json.loads((folder / self._family.denoiser / "config.json").read_text(encoding="utf8"))
-                vae = json.loads((folder / "vae" / "config.json").read_text(encoding="utf8"))
+                vae = json.loads((folder / self._family.vae / "config.json").read_text(encoding="utf8"))
                 sample_size = denoiser["sample_size"]
                 side = (sample_size[0] if isinstance(sample_size, list) else sample_size)
                 return int(side) * 2 ** (len(vae["block_out_channels"]) - 1)
@@ -132,7 +132,7 @@ class Registry:
             lambda c: c.title == wanted,
             lambda c: c.name == wanted or c.model_name == wanted,
             lambda c: c.sha256 and (wanted.lower() in (c.shorthash, c.sha256, c.sha256[:8])),
-            lambda c: wanted.endswith("]") and c.name == wanted.rsplit(" [", 1)[0],
+            lambda c: wanted.endswith("]") and wanted.rsplit(" [", 1)[0] in (c.name, c.model_name),
             lambda c: str(c.path) == wanted or folder_walk.real_path(c.path) == folder_walk.real_path(Path(wanted)),
             lambda c: Path(c.name).name == wanted or Path(c.model_name).name == wanted,
         ):

@@ -15,6 +15,8 @@ from modules.ui.common import owner_of, queue_user_of
 from modules.ui.components import Slider
 from modules.ui.errors import user_errors
 from modules.ui.generation_tab import BASE_NAMES, GenerationTab
+from modules.ui.refiner_controls import NAMES as REFINER_NAMES
+from modules.ui.refiner_controls import RefinerControls
 from modules.ui.img2img_inputs import IMG2IMG as PLAIN
 from modules.ui.img2img_inputs import INPAINT, INPAINT_UPLOAD, fitting_size, pictures
 
@@ -39,10 +41,12 @@ class Img2ImgTab(GenerationTab):
                 self.build_sampling()
                 self.denoising = Slider(0, 1, value=0.75, step=0.01, label="Denoising strength",
                                         elem_id="img2img_denoising_strength")
+                self.refiner = RefinerControls()
+                self.refiner.build(self.backend, self.tab)
                 self.build_seed_and_scripts()
             with gr.Column():
                 self.build_output()
-        self.wire(self._generate, self.own_inputs(), NAMES)
+        self.wire(self._generate, self.own_inputs() + self.refiner.inputs(), NAMES + REFINER_NAMES)
         for picture in (self.init_image, self.inpaint_image):  # Width and Height follow a new picture
             picture.upload(_size_of, inputs=picture, outputs=[self.width, self.height], api_name=False, queue=False)
         self.sketch.upload(lambda value: _size_of((value or {}).get("background")), inputs=self.sketch,
@@ -97,7 +101,8 @@ class Img2ImgTab(GenerationTab):
 
     def _generate(self, *values, request: gr.Request, scripts=None):
         own = dict(zip(NAMES, values[len(BASE_NAMES):]))
-        return self._run(*values[:len(BASE_NAMES)], request, scripts=scripts, **own)
+        refiner = RefinerControls.request_fields(list(values[len(BASE_NAMES) + len(NAMES):]))
+        return self._run(*values[:len(BASE_NAMES)], request, scripts=scripts, **own, **refiner)
 
     @user_errors
     def _run(self, checkpoint, prompt, negative_prompt, sampler, steps, cfg_scale, width, height, seed,

@@ -11,21 +11,27 @@ from modules.errors import UserError
 from modules.models.cache import ModelInUse
 from modules.ui.common import error_html, info_html
 
-COLUMNS = ["Model", "Kind", "Architecture", "Where", "Size (MB)", "In use", "Last used", "Load (s)",
+COLUMNS = ["Model", "Kind", "Architecture", "Where", "Size (MB)", "Components", "In use", "Last used", "Load (s)",
            "Modules reused at load", "Last swap (s)", "Shared components"]
-ALWAYS_SHOWN = 5  # Model, Kind, Architecture, Where, Size; the others only when some row has a value
+ALWAYS_SHOWN = 6  # Model, Kind, Architecture, Where, Size, Components; the others only when some row has a value
 
 
 def table(backend: Backend) -> list[list]:
     rows = []
     for m in backend.cached_models():
         rows.append([
-            m["title"], m["kind"], m["architecture"], m["where"], round(m["bytes"] / 2**20, 1), "yes" if m["in_use"] else "",
+            m["title"], m["kind"], m["architecture"], m["where"], round(m["bytes"] / 2**20, 1),
+            components_text(m["components"]), "yes" if m["in_use"] else "",
             datetime.datetime.fromtimestamp(m["last_used"]).strftime("%H:%M:%S"), round(m["load_seconds"], 2),
             m["reused_modules"] or "", "" if m["swap_seconds"] is None else round(m["swap_seconds"], 3),
             ", ".join(m["shared_components"]),
         ])
     return rows
+
+
+def components_text(components: list[dict]) -> str:
+    """One line per weight-holding part: "unet: float16, cuda:0, 4897.3 MB" (zoo models: their one module)."""
+    return "\n".join(f"{c['name']}: {c['dtype']}, {c['device']}, {c['bytes'] / 2**20:.1f} MB" for c in components)
 
 
 def shown_table(backend: Backend) -> dict:

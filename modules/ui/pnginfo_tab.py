@@ -6,7 +6,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from modules.errors import InvalidRequest
+from modules.capabilities.refiner import DEFAULT_SWITCH_AT
+from modules.errors import InvalidRequest, UserError
 from modules.generation.infotext import parse_infotext
 from modules.image_limits import UNREADABLE, UNREADABLE_HINT, open_image
 from modules.images import read_parameters
@@ -72,8 +73,10 @@ def build(txt2img: Txt2ImgTab, tabs: gr.Tabs, txt2img_tab_id: str, img2img=None)
     image.clear(lambda: ("", "", {}), outputs=[parameters, table, parsed], api_name=False, show_progress="hidden")
     targets = [txt2img.prompt, txt2img.negative_prompt, txt2img.sampler, txt2img.steps, txt2img.cfg_scale,
                txt2img.width, txt2img.height, txt2img.seed]
-    send.click(lambda p: [*send_values(p), *hires_values(p), gr.Tabs(selected=txt2img_tab_id)], inputs=parsed,
-               outputs=[*targets, *txt2img.hires.inputs(), tabs], api_name=False, show_progress="hidden")
+    send.click(lambda p: [*send_values(p), *hires_values(p), *refiner_values(p, txt2img.backend),
+                          gr.Tabs(selected=txt2img_tab_id)], inputs=parsed,
+               outputs=[*targets, *txt2img.hires.inputs(), *txt2img.refiner.inputs(), tabs], api_name=False,
+               show_progress="hidden")
     if img2img is not None:
         img2img.send_from(send_img2img, [image, parameters], picture_and_text, tabs)
 
@@ -122,3 +125,21 @@ def hires_values(parsed: dict) -> list:
             number("Hires resize-1", int, 0), number("Hires resize-2", int, 0),
             parsed.get("Hires sampler", "Use same sampler"), parsed.get("Hires prompt", ""),
             parsed.get("Hires negative prompt", "")]
+
+
+def refiner_values(parsed: dict, backend) -> list:
+    """Values for txt2img's Refiner controls (refiner_controls.NAMES' order): on, with the picture's refiner
+    (A1111's "Refiner: name [hash]", found among the checkpoints here, else as written) and switch point, when
+    its infotext names one; else off and the rest as it is."""
+    name = parsed.get("Refiner")
+    if not name:
+        return [False, gr.skip(), gr.skip()]
+    try:
+        title = backend.find_checkpoint_title(name)
+    except UserError:  # not here (another machine's): shown as written, refused by name if generated with
+        title = name
+    try:
+        switch_at = float(parsed.get("Refiner switch at", DEFAULT_SWITCH_AT))
+    except ValueError:
+        switch_at = DEFAULT_SWITCH_AT
+    return [True, title, switch_at]

@@ -11,6 +11,8 @@ from modules.ui.errors import user_errors
 from modules.ui.generation_tab import BASE_NAMES, GenerationTab, selected_index
 from modules.ui.hires_controls import NAMES as HIRES_NAMES
 from modules.ui.hires_controls import HiresControls
+from modules.ui.refiner_controls import NAMES as REFINER_NAMES
+from modules.ui.refiner_controls import RefinerControls
 
 
 class Txt2ImgTab(GenerationTab):
@@ -25,30 +27,34 @@ class Txt2ImgTab(GenerationTab):
                 self.build_sampling()
                 self.hires = HiresControls()
                 self.hires.build(self.backend.manager)
+                self.refiner = RefinerControls()
+                self.refiner.build(self.backend, self.tab)
                 self.build_seed_and_scripts()
             with gr.Column():
                 self.build_output()
                 self.send_to_img2img = gr.Button("Send to img2img", elem_id="txt2img_send_to_img2img", size="sm")
         self.selected = gr.State(0)  # the gallery's picked picture, for "Send to img2img"
         self.gallery.select(selected_index, outputs=self.selected, api_name=False, queue=False)
-        self.wire(self._generate, self.hires.inputs(), HIRES_NAMES)
+        self.wire(self._generate, self.hires.inputs() + self.refiner.inputs(), HIRES_NAMES + REFINER_NAMES)
         # Picking a checkpoint sets the size it was trained at (512 for SD 1.x, 1024 for SDXL, ...).
         self.checkpoint.input(lambda title: [self.backend.native_size(title)] * 2, inputs=self.checkpoint,
                               outputs=[self.width, self.height], api_name=False, queue=False)
 
     def _generate(self, *values, request: gr.Request, scripts=None):
-        base, hires = values[:len(BASE_NAMES)], values[len(BASE_NAMES):]
-        return self._run(*base, request, scripts=scripts, hires=hires)
+        base, own = values[:len(BASE_NAMES)], values[len(BASE_NAMES):]
+        hires, refiner = own[:len(HIRES_NAMES)], own[len(HIRES_NAMES):]
+        return self._run(*base, request, scripts=scripts, hires=hires, refiner=refiner)
 
     @user_errors
     def _run(self, checkpoint, prompt, negative_prompt, sampler, steps, cfg_scale, width, height, seed,
-             batch_count, batch_size, request: gr.Request, scripts=None, hires=()):
-        """Generate's handler; `hires`: the Hires. fix values (none: off)."""
+             batch_count, batch_size, request: gr.Request, scripts=None, hires=(), refiner=()):
+        """Generate's handler; `hires`: the Hires. fix values (none: off); `refiner`: the Refiner's (none: off)."""
         job = self.backend.new_job("txt2img", owner_of(request), queue_user=queue_user_of(request))
         txt2img_request = Txt2ImgRequest(
             prompt=prompt, negative_prompt=negative_prompt, sampler=sampler, steps=steps, cfg_scale=cfg_scale,
             width=width, height=height, seed=-1 if seed is None else seed, batch_count=batch_count,
             batch_size=batch_size, checkpoint=checkpoint or None,
-            **(HiresControls.request_fields(list(hires)) if hires else {}))
+            **(HiresControls.request_fields(list(hires)) if hires else {}),
+            **(RefinerControls.request_fields(list(refiner)) if refiner else {}))
         yield from self.run_job(TXT2IMG, txt2img_request, job, scripts)
 

@@ -97,7 +97,7 @@ def img2img(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
             stopped = False
             start = None
             if request.resize_mode == LATENT_UPSCALE and not request.is_inpaint:
-                start = encode(model.pipe.vae, [_own_size(i) for i in inits], model.execution_device,
+                start = encode(model.info.architecture.spec.vae_of(model.pipe), [_own_size(i) for i in inits], model.execution_device,
                                size=request.output_size)
             try:
                 latents = denoise(request, model, job, work, seeds, start, refiner)
@@ -175,7 +175,7 @@ def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: li
     inpaint = work[0].mask is not None or model.info.architecture.inpainting
     sampler = find_sampler(request.sampler).build(family.scheduler_config(model.scheduler_config))
     pipe = task_pipeline(model, "inpaint" if inpaint else "img2img", sampler)
-    vae, device = pipe.vae, model.execution_device
+    vae, device = family.vae_of(pipe), model.execution_device
     width, height = work[0].image.size
     generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
     job.check()
@@ -201,7 +201,7 @@ def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: li
         options = dict(mask_image=masks, masked_image_latents=encode(vae, kept, device).to(device, dtype),
                        width=width, height=height)
     latest: dict = {"latents": None, "steps": 0}
-    denoiser = getattr(pipe, family.denoiser)
+    denoiser = family.denoiser_of(pipe)
 
     def on_step_end(pipeline, step: int, timestep, callback_kwargs: dict) -> dict:
         calls = getattr(pipeline, "num_timesteps", None) or run  # the model calls of the steps run
@@ -209,7 +209,7 @@ def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: li
         latest["latents"], latest["steps"] = callback_kwargs["latents"], done
         job.report_step(done)
         if (step + 1) % PREVIEW_EVERY_STEPS == 0 and step + 1 < calls:
-            image = preview.preview_image(pipe.vae, latest["latents"], family)
+            image = preview.preview_image(family.vae_of(pipe), latest["latents"], family)
             if image is not None:
                 job.set_preview(image)
         return callback_kwargs
@@ -255,7 +255,7 @@ def _collect(result: Img2ImgResult, request: Img2ImgRequest, model: LoadedCheckp
     def check() -> None:
         job.check_decoding(interrupts)
 
-    vae = model.pipe.vae
+    vae = model.info.architecture.spec.vae_of(model.pipe)
     with stop_points.checked(getattr(vae, "decoder", None), check):
         for index, (latent, seed, area) in enumerate(zip(latents, seeds, work)):
             check()

@@ -93,7 +93,8 @@ def sd_vae_module(loaded):
     pipe = getattr(loaded, "pipe", None)
     if pipe is None:
         return loaded.module
-    vae = getattr(pipe, "vae", None)
+    family = loaded.info.architecture.spec if getattr(loaded.info, "architecture", None) is not None else None
+    vae = getattr(pipe, family.vae if family is not None else "vae", None)
     if vae is None:
         raise BadModelFile(loaded.info.path, "this checkpoint has no VAE")
     return vae

@@ -55,7 +55,7 @@ def second_pass(request, model, latents: torch.Tensor, seeds: list[int], job, ma
     (latents so far or None, request.steps) as the first pass does."""
     second = second_pass_request(request)
     size = (second.width, second.height)
-    vae = model.pipe.vae
+    vae = model.info.architecture.spec.vae_of(model.pipe)
     scale = model.pipe.vae_scale_factor
     if is_latent_mode(request.hr_upscaler):
         mode, antialias = latent_mode(request.hr_upscaler)

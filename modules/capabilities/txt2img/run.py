@@ -135,7 +135,7 @@ def _collect(result: Txt2ImgResult, request: Txt2ImgRequest, model: LoadedCheckp
     def check() -> None:
         job.check_decoding(interrupts)
 
-    vae = model.pipe.vae
+    vae = model.info.architecture.spec.vae_of(model.pipe)
     with stop_points.checked(getattr(vae, "decoder", None), check):
         for index, (latent, seed) in enumerate(zip(latents, seeds)):
             check()
@@ -161,7 +161,7 @@ def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], 
     family = model.info.architecture.spec
     sampler = find_sampler(request.sampler).build(family.scheduler_config(model.scheduler_config))
     pipe = pipeline_view(model.pipe, scheduler=sampler)
-    denoiser = getattr(pipe, family.denoiser)
+    denoiser = family.denoiser_of(pipe)
     scale = pipe.vae_scale_factor
     shape = (denoiser.config.in_channels, request.height // scale, request.width // scale)
     generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
@@ -178,7 +178,7 @@ def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], 
         latest["latents"], latest["steps"] = callback_kwargs["latents"], done
         job.report_step(done)
         if (step + 1) % PREVIEW_EVERY_STEPS == 0 and step + 1 < calls:
-            image = preview.preview_image(pipe.vae, latest["latents"], family)
+            image = preview.preview_image(family.vae_of(pipe), latest["latents"], family)
             if image is not None:
                 job.set_preview(image)
         return callback_kwargs

@@ -84,6 +84,7 @@ class Family:
     recognises_header: Callable[[Shapes], bool]  # a single file (original LDM layout)
     recognises_config: Callable[[ConfigFacts], bool]  # a diffusers folder or a loaded pipeline
     denoiser: str = "unet"  # the component each sampling step runs: "unet", or "transformer" (SD3, FLUX)
+    vae: str = "vae"  # the component between latents and pictures
     header_problem: Callable[[Shapes], str | None] = lambda shapes: None  # why a recognised file is unusable
     is_inpainting_header: Callable[[Shapes], bool] = lambda shapes: False
     is_inpainting_config: Callable[[ConfigFacts], bool] = lambda facts: False
@@ -102,6 +103,12 @@ class Family:
     # encode_prompts' output and the picture's (width, height): SDXL's pooled text and size ids. None: nothing.
     # The refiner switch (modules/capabilities/refiner_switch.py) builds its model's conditioning with it.
     added_conditions: Callable[[Mapping[str, Any], int, int], tuple[dict, dict]] | None = None
+
+    def denoiser_of(self, pipe):
+        return getattr(pipe, self.denoiser)
+
+    def vae_of(self, pipe):
+        return getattr(pipe, self.vae)
 
     def pipeline_name(self, task: str) -> str | None:
         return self.pipelines.get(task)
