@@ -167,3 +167,27 @@ def test_a_transformer_counts_against_the_budget_and_moves_to_the_device():
     cache.place_on_device(model)
     assert model.components["transformer"].on_device and pipe.transformer.weight.data_ptr() != host
     assert cache.device_bytes == cache.ram_bytes
+
+
+def test_the_listing_shows_each_component_with_its_dtype_device_and_bytes():
+    """The Models tab and /zoo/v1/models/cached: a transformer is listed by its pipeline name, as it is counted."""
+    cache = ModelCache(device_config("cpu"), ram_budget=10**9, vram_budget=None)
+    pipe = FakePipe()
+    pipe.transformer.to(torch.float16)
+    info = SimpleNamespace(title="flux-like", architecture=SimpleNamespace(label="FLUX"))
+    cache.add("flux", info, pipe, {}, 0.0, {"transformer": "t", "vae": "v"})
+    [row] = cache.listing()
+    parts = {c["name"]: c for c in row["components"]}
+    assert parts["transformer"] == {"name": "transformer", "dtype": "float16", "device": "cpu",
+                                    "bytes": (64 * 64 + 64) * 2, "shared": False}
+    assert parts["vae"]["dtype"] == "float32" and sum(c["bytes"] for c in parts.values()) == row["bytes"]
+
+
+def test_the_denoiser_a_family_names_is_keyed_by_its_checkpoint(every_kind, tmp_path):
+    """The family's denoiser (a transformer for SD3/FLUX) is the part keyed by the file's hash, not hashed."""
+    backend = make_backend(every_kind, tmp_path)
+    module = torch.nn.Linear(4, 4)
+    family = SimpleNamespace(denoiser="transformer")
+    info = SimpleNamespace(sha256="ab" * 32, architecture=SimpleNamespace(spec=family))
+    assert backend.manager._component_hash(info, "transformer", module) == f"transformer-of:{'ab' * 32}:torch.float32"
+    assert not backend.manager._component_hash(info, "unet", module).startswith("unet-of:")

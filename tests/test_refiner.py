@@ -281,3 +281,20 @@ def test_the_xyz_plot_has_refiner_axes(backend):
     with pytest.raises(InvalidRequest) as refused:
         xyz_axes.axis_values(axis, "no-such-model", context)
     assert refused.value.field == "X values"
+
+
+@pytest.mark.parametrize("offload", ["model", "sequential"])
+def test_medvram_and_lowvram_refine_to_the_same_picture(backend, tmp_path, offload):
+    """--medvram/--lowvram: the offload hooks move both models' parts; the picture is the same, and the next
+    job without a refiner still runs on hooks put back in order."""
+    from modules.backend import Backend, BackendConfig
+    from modules.devices import DeviceConfig
+
+    devices = DeviceConfig(torch.device("cpu"), torch.float32, torch.float32, offload)
+    offloaded = Backend(BackendConfig(models_dir=backend.config.models_dir, outdir=tmp_path / "out",
+                                      cache_dir=tmp_path / "cache", devices=devices, offline=True))
+    wanted = backend.txt2img(request(refiner_checkpoint=REFINER, refiner_switch_at=0.5))
+    got = offloaded.txt2img(request(refiner_checkpoint=REFINER, refiner_switch_at=0.5))
+    assert np.abs(pixels(got.images[0]) - pixels(wanted.images[0])).max() <= 1
+    plain = offloaded.txt2img(request())
+    assert np.abs(pixels(plain.images[0]) - pixels(backend.txt2img(request()).images[0])).max() <= 1

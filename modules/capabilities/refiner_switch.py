@@ -19,7 +19,7 @@ from modules.generation.prompt_embeds import encode_prompts
 
 class SwitchingDenoiser(torch.nn.Module):
     """The first model's denoiser until the switch, then the refiner's. Neither is a submodule of this one
-    (the cache owns and places them); anything else asked of it (config, dtype ...) is the first model's."""
+    (the cache owns and places them); any public attribute asked of it (config, dtype ...) is the first model's."""
 
     def __init__(self, base: torch.nn.Module, refiner: torch.nn.Module, switch_at: float, train_steps: int,
                  refiner_conditions: Callable[[torch.Tensor], tuple[torch.Tensor, dict | None]],
@@ -35,6 +35,8 @@ class SwitchingDenoiser(torch.nn.Module):
         try:
             return super().__getattr__(name)
         except AttributeError:
+            if name.startswith("_"):  # hooks' own state (accelerate's _hf_hook ...) is never the first model's
+                raise
             return getattr(object.__getattribute__(self, "_models")[0], name)
 
     def reached(self, timestep) -> bool:
