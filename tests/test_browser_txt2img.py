@@ -82,3 +82,30 @@ def test_models_tab_shows_the_loaded_checkpoint_and_unloads_it(app, page):
     page.locator("#models_unload_all").click()
     expect(page.locator("#models_message")).to_contain_text("Unloaded all")
     expect(table).not_to_contain_text("tiny-sd15")
+
+
+def test_the_refiner_takes_over_and_png_info_sends_it_back(app, page):
+    """Refiner accordion: another checkpoint of the same latent space from "Switch at" on; its infotext keys
+    (A1111's) come back into the controls through PNG Info."""
+    page.goto(app.url)
+    fill_small_job(page, "a refined circle")
+    page.locator("#txt2img_seed input").fill("43")
+    page.locator("#txt2img_refiner").get_by_text("Refiner", exact=True).first.click()  # open the accordion
+    page.locator("#txt2img_enable_refiner input").check()
+    page.locator("#txt2img_refiner_checkpoint input").click()
+    page.get_by_role("option", name=re.compile(r"^tiny-sd15-single \[")).click()
+    set_slider(page, "txt2img_refiner_switch_at", 0.5)
+    page.locator("#txt2img_generate").click()
+    expect(page.locator("#txt2img_gallery img").first).to_be_visible()
+    expect(page.locator("#txt2img_infotext textarea")).to_have_value(re.compile(
+        r"Seed: 43, .*Refiner: tiny-sd15-single \[[0-9a-f]{10}\], Refiner switch at: 0.5, "))
+    screenshot(page, "txt2img-refiner")
+    [saved] = list(app.outdir.rglob("*-43.png"))
+    page.reload()
+    page.get_by_role("tab", name="PNG Info").click()
+    page.locator("#pnginfo_image input[type=file]").set_input_files(str(saved))
+    expect(page.locator("#pnginfo_parameters textarea")).to_have_value(re.compile(r"Refiner switch at: 0.5"))
+    page.locator("#pnginfo_send_to_txt2img").click()
+    expect(page.locator("#txt2img_enable_refiner input")).to_be_checked()
+    expect(page.locator("#txt2img_refiner_checkpoint input")).to_have_value(re.compile(r"^tiny-sd15-single \["))
+    expect(page.locator("#txt2img_refiner_switch_at input[type=number]")).to_have_value("0.5")

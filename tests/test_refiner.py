@@ -202,7 +202,6 @@ def ui_answers(tab, backend, *own):
 def test_the_txt2img_tab_handler_passes_the_refiner(backend):
     import gradio as gr
 
-    from modules.ui.errors import user_errors  # noqa: F401  (the handler's toasts)
     from modules.ui.txt2img_tab import Txt2ImgTab
 
     with gr.Blocks():

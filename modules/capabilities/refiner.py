@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from modules.errors import InvalidRequest, ModelNotFound, UserError
+from modules.errors import InvalidRequest, UserError
 
 FIELDS = ("refiner_checkpoint", "refiner_switch_at")
 DEFAULT_SWITCH_AT = 0.8
@@ -38,7 +38,7 @@ def check_refiner(request, manager) -> None:
         return
     try:
         refiner = manager.resolve(request.refiner_checkpoint)
-    except ModelNotFound as e:
+    except UserError as e:  # not found, or a file that cannot be used
         raise InvalidRequest("refiner_checkpoint", str(e)) from None
     base = manager.resolve(request.checkpoint)
     problem = incompatibility(base, refiner)
