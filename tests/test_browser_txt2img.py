@@ -93,7 +93,7 @@ def test_the_refiner_takes_over_and_png_info_sends_it_back(app, page):
     page.locator("#txt2img_refiner").get_by_text("Refiner", exact=True).first.click()  # open the accordion
     page.locator("#txt2img_enable_refiner input").check()
     page.locator("#txt2img_refiner_checkpoint input").click()
-    page.get_by_role("option", name=re.compile(r"^tiny-sd15-single \[")).click()
+    page.get_by_role("option", name=re.compile(r"^tiny-sd15-single\b")).click()
     set_slider(page, "txt2img_refiner_switch_at", 0.5)
     page.locator("#txt2img_generate").click()
     expect(page.locator("#txt2img_gallery img").first).to_be_visible()
@@ -106,6 +106,9 @@ def test_the_refiner_takes_over_and_png_info_sends_it_back(app, page):
     page.locator("#pnginfo_image input[type=file]").set_input_files(str(saved))
     expect(page.locator("#pnginfo_parameters textarea")).to_have_value(re.compile(r"Refiner switch at: 0.5"))
     page.locator("#pnginfo_send_to_txt2img").click()
+    expect(page.locator("#txt2img_prompt textarea")).to_have_value("a refined circle")
+    page.locator("#txt2img_refiner").get_by_text("Refiner", exact=True).first.click()  # open the accordion
     expect(page.locator("#txt2img_enable_refiner input")).to_be_checked()
-    expect(page.locator("#txt2img_refiner_checkpoint input")).to_have_value(re.compile(r"^tiny-sd15-single \["))
+    expect(page.locator("#txt2img_refiner_checkpoint input")).to_have_value(
+        re.compile(r"^tiny-sd15-single\b.* \[[0-9a-f]{10}\]$"))
     expect(page.locator("#txt2img_refiner_switch_at input[type=number]")).to_have_value("0.5")
