@@ -297,3 +297,40 @@ def test_medvram_and_lowvram_refine_to_the_same_picture(backend, tmp_path, offlo
     assert np.abs(pixels(got.images[0]) - pixels(wanted.images[0])).max() <= 1
     plain = offloaded.txt2img(request())
     assert np.abs(pixels(plain.images[0]) - pixels(backend.txt2img(request()).images[0])).max() <= 1
+
+
+def test_when_both_do_not_fit_the_device_budget_the_denoisers_take_turns(backend, tmp_path, monkeypatch):
+    """The device budget holds the job's checkpoint, or the refiner beside all of it but its UNet: at the switch
+    the first UNet goes back to its RAM copy and the refiner comes; the next batch swaps back. Fresh CPU copies
+    stand in for the GPU (force_device_level), so the picture must not change."""
+    from modules.backend import Backend, BackendConfig
+    from modules.capabilities import refiner_switch
+    from modules.devices import device_config
+
+    turns = Backend(BackendConfig(models_dir=backend.config.models_dir, outdir=tmp_path / "out",
+                                  cache_dir=tmp_path / "cache", devices=device_config("cpu"), offline=True))
+    cache = turns.manager.cache
+    cache.force_device_level = True
+    base, refiner = turns.manager.load(BASE), turns.manager.load(REFINER)
+    both = cache.device_bytes
+    assert base.on_device and refiner.on_device
+    cache.unload_all()
+    cache.vram_budget = both - 1  # not both whole
+    seen = []
+    original = refiner_switch.SwitchingDenoiser.forward
+
+    def forward(self, sample, timestep, *args, **kwargs):
+        out = original(self, sample, timestep, *args, **kwargs)
+        models = {m.info.name: m for m in cache.models.values()}
+        seen.append((self.switched, models[BASE].components["unet"].on_device,
+                     models[f"{REFINER}.safetensors"].components["unet"].on_device, cache.device_bytes))
+        return out
+
+    monkeypatch.setattr(refiner_switch.SwitchingDenoiser, "forward", forward)
+    result = turns.txt2img(request(refiner_checkpoint=REFINER, refiner_switch_at=0.5, batch_count=2))
+    assert [s[:3] for s in seen] == [(False, True, False)] * 2 + [(True, False, True)] * 2 \
+        + [(False, True, False)] * 2 + [(True, False, True)] * 2
+    assert all(device_bytes <= cache.vram_budget for *_, device_bytes in seen)
+    wanted = backend.txt2img(request(refiner_checkpoint=REFINER, refiner_switch_at=0.5, batch_count=2))
+    for got, expected in zip(result.images, wanted.images):
+        assert np.array_equal(pixels(got), pixels(expected))

@@ -62,10 +62,25 @@ def incompatibility(base, refiner) -> str | None:
 
 @dataclass
 class Refiner:
-    """The refiner of one job: its cached checkpoint, where it takes over, and whether it did."""
+    """The refiner of one job: its cached checkpoint, where it takes over, and whether it did. `base` is the
+    job's own checkpoint and `cache` the manager's: the two denoisers take turns on the device when both do
+    not fit in its budget (cache.swap_in)."""
     model: object  # LoadedCheckpoint
     switch_at: float
+    base: object = None  # LoadedCheckpoint
+    cache: object = None  # ModelCache
     used: bool = False
+
+    def take_over(self) -> None:
+        """The refiner on the device (at the switch); the first model's denoiser leaves if need be."""
+        if self.cache is not None:
+            self.cache.swap_in(self.model, self.base, (self.base.info.architecture.spec.denoiser,))
+
+    def hand_back(self) -> None:
+        """The job's own checkpoint whole on the device again (before a run); the refiner's denoiser leaves
+        if need be."""
+        if self.cache is not None:
+            self.cache.swap_in(self.base, self.model, (self.model.info.architecture.spec.denoiser,))
 
     def infotext(self) -> dict:
         """A1111's keys, written when the switch happened (PNG Info reads them back)."""
@@ -91,4 +106,4 @@ def refiner_for(request, model, manager) -> Iterator[Refiner | None]:
     with manager.use_beside(info.title) as refiner:
         if refiner.info.architecture.spec.pipeline_name("img2img") is None:
             raise UserError(f"{refiner.info.title}: {refiner.info.architecture.label} models cannot refine")
-        yield Refiner(refiner, request.refiner_switch_at)
+        yield Refiner(refiner, request.refiner_switch_at, base=model, cache=manager.cache)

@@ -96,12 +96,15 @@ def switching(pipe, family, refiner, prompts: list[str], negative_prompts: list[
 
     def on_switch() -> None:
         refiner.used = True
+        refiner.take_over()
         if offload == "model":  # --medvram: the first model's denoiser is done; its device memory is the refiner's
-            base.to("cpu")
+            with torch.inference_mode(False):  # the run's inference mode must not mark the weights
+                base.to("cpu")
 
     stand_in = SwitchingDenoiser(base, refiner_denoiser, refiner.switch_at,
                                  int(pipe.scheduler.config.get("num_train_timesteps", 1000)), refiner_conditions,
                                  on_switch)
+    refiner.hand_back()  # a batch after one that switched: the first model's denoiser back on the device
     setattr(pipe, family.denoiser, stand_in)
     try:
         with stop_points.checked(refiner_denoiser, job.check):

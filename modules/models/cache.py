@@ -308,6 +308,24 @@ class ModelCache:
         entry.last_swap_seconds = time.perf_counter() - started
         return entry.last_swap_seconds
 
+    def swap_in(self, entry: CacheEntry, leaving: CacheEntry, names: tuple[str, ...]) -> float:
+        """Place `entry` on the device (as place_on_device) for a job that holds `leaving` too (the refiner
+        beside the job's checkpoint): where `entry` does not fit beside what is there, `leaving`'s components
+        `names`, done with for now though their entry is in use, go back to their RAM copy first (re-pointed,
+        nothing copied). The job swaps them back the same way when it needs them again."""
+        if not self._placed(entry):
+            return 0.0
+        with self.lock, torch.inference_mode(False):  # a job's inference mode must not mark the weights
+            missing = [c for c in entry.components.values() if not c.on_device]
+            needed = sum(c.bytes for c in missing)
+            if self.vram_budget is not None and missing and self.device_bytes + needed > self.vram_budget:
+                ours = set(map(id, entry.components.values()))
+                for name in names:
+                    component = leaving.components.get(name)
+                    if component is not None and component.on_device and id(component) not in ours:
+                        self._to_host(component)
+            return self.place_on_device(entry)
+
     def _placed(self, entry: CacheEntry) -> bool:
         """Checkpoints move only without --medvram/--lowvram (diffusers' offload hooks move them then);
         small modules (zoo models, VAE files) always run on the device."""

@@ -132,12 +132,11 @@ class PipelineManager:
 
     @contextmanager
     def use_beside(self, checkpoint: str) -> Iterator[LoadedCheckpoint]:
-        """A second checkpoint for a job that holds the device already (the refiner, beside the job's own): loaded
-        or found in the cache, placed on the device within the budget (the job's own model is in use, so it is
-        neither evicted nor moved off), and in use itself until the job leaves."""
+        """A second checkpoint for a job that holds the device already (the refiner, beside the job's own):
+        loaded or found in the cache, in use (never evicted) until the job leaves. It is not placed on the
+        device here: the job places it when it needs it (cache.swap_in), within the budget."""
         model = self._cached_or_loaded(self.resolve(checkpoint))
         try:
-            self.cache.place_on_device(model)
             with self._holding(model):
                 yield model
         finally:
