@@ -225,3 +225,32 @@ def test_family_names_are_unique():
     assert len(names) == len(set(names))
     with pytest.raises(ValueError, match="already registered"):
         families.register(replace(families.by_name("sd1")))
+
+
+# Tensor names and shapes of the released SDXL 1.0 files (sd_xl_base_1.0 / sd_xl_refiner_1.0.safetensors), a few
+# of each: the refiner has no conditioner.embedders.0.transformer (CLIP-L), only OpenCLIP-G in slot 0, and a
+# UNet of 384 model channels (the base: 320).
+SDXL_REFINER_HEADER = {
+    "model.diffusion_model.input_blocks.0.0.weight": [384, 4, 3, 3],
+    "model.diffusion_model.label_emb.0.0.weight": [1536, 2560],
+    "conditioner.embedders.0.model.token_embedding.weight": [49408, 1280],
+    "conditioner.embedders.0.model.text_projection": [1280, 1280],
+    "conditioner.embedders.0.model.transformer.resblocks.31.attn.in_proj_weight": [3840, 1280],
+    "first_stage_model.encoder.conv_in.weight": [128, 3, 3, 3],
+}
+SDXL_BASE_HEADER = {
+    "model.diffusion_model.input_blocks.0.0.weight": [320, 4, 3, 3],
+    "model.diffusion_model.label_emb.0.0.weight": [1280, 2816],
+    "conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight": [49408, 768],
+    "conditioner.embedders.1.model.token_embedding.weight": [49408, 1280],
+    "conditioner.embedders.1.model.text_projection": [1280, 1280],
+    "first_stage_model.encoder.conv_in.weight": [128, 3, 3, 3],
+}
+
+
+def test_the_released_sdxl_base_and_refiner_headers_are_told_apart():
+    from modules.models import families
+
+    assert families.recognise_header(SDXL_REFINER_HEADER).name == "sdxl_refiner"
+    assert families.recognise_header(SDXL_BASE_HEADER).name == "sdxl"
+    assert families.by_name("sdxl_refiner").header_problem(SDXL_REFINER_HEADER) is None
