@@ -78,6 +78,9 @@ def test_models_tab_shows_the_loaded_checkpoint_and_unloads_it(app, page):
     table = page.locator("#models_table")
     expect(table).to_contain_text("tiny-sd15")
     expect(table).to_contain_text("SD 1.x")
+    parts = page.locator("#models_components")  # each weight-holding part: name, dtype, device, size
+    for text in ("unet", "text_encoder", "vae", "float32", "cpu"):
+        expect(parts).to_contain_text(text)
     screenshot(page, "models")
     page.locator("#models_unload_all").click()
     expect(page.locator("#models_message")).to_contain_text("Unloaded all")

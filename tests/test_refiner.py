@@ -263,8 +263,16 @@ def test_the_models_route_lists_each_component_with_dtype_device_and_bytes(clien
     refiner = models[backend.registry.find(REFINER).title]
     parts = {c["name"]: c for c in refiner["components"]}
     assert set(parts) == {"unet", "vae", "text_encoder_2"}  # the refiner's only text encoder: OpenCLIP-G
-    assert all(c["dtype"].startswith("float32") and c["device"] == "cpu" and c["bytes"] > 0 for c in parts.values())
+    assert all(c["dtype"] == "float32" and c["device"] == "cpu" and c["bytes"] > 0 for c in parts.values())
     assert sum(c["bytes"] for c in parts.values()) == refiner["bytes"]
+    # The Models tab's Components table: the same rows.
+    from modules.ui.models_tab import components_table
+
+    table = components_table(backend)
+    rows = [row for row in table["data"] if row[0] == refiner["title"]]
+    assert table["headers"][:5] == ["Model", "Component", "Stored as", "On", "Size (MB)"]
+    assert sorted(row[1] for row in rows) == ["text_encoder_2", "unet", "vae"]
+    assert all(row[2] == "float32" and row[3] == "cpu" and row[4] > 0 for row in rows)
 
 
 def test_the_xyz_plot_has_refiner_axes(backend):

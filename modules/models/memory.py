@@ -33,9 +33,10 @@ def module_bytes(module: torch.nn.Module) -> int:
 
 
 def module_dtypes(module: torch.nn.Module) -> str:
-    """The dtypes a module's weights are stored in, largest share first ("float16", "float8_e4m3fn+float32")."""
+    """The dtypes a module's weights are stored in, largest share first ("float16", "float8_e4m3fn+float32").
+    Parameters only, where there are any: a text encoder's int64 position ids are no weights."""
     totals: dict[torch.dtype, int] = {}
-    for t in [*module.parameters(), *module.buffers()]:
+    for t in [*module.parameters()] or [*module.buffers()]:
         totals[t.dtype] = totals.get(t.dtype, 0) + t.numel() * t.element_size()
     return "+".join(str(d).removeprefix("torch.") for d, _ in sorted(totals.items(), key=lambda kv: -kv[1]))
 

@@ -11,17 +11,17 @@ from modules.errors import UserError
 from modules.models.cache import ModelInUse
 from modules.ui.common import error_html, info_html
 
-COLUMNS = ["Model", "Kind", "Architecture", "Where", "Size (MB)", "Components", "In use", "Last used", "Load (s)",
+COLUMNS = ["Model", "Kind", "Architecture", "Where", "Size (MB)", "In use", "Last used", "Load (s)",
            "Modules reused at load", "Last swap (s)", "Shared components"]
-ALWAYS_SHOWN = 6  # Model, Kind, Architecture, Where, Size, Components; the others only when some row has a value
+COMPONENT_COLUMNS = ["Model", "Component", "Stored as", "On", "Size (MB)", "Shared"]
+ALWAYS_SHOWN = 5  # Model, Kind, Architecture, Where, Size; the others only when some row has a value
 
 
 def table(backend: Backend) -> list[list]:
     rows = []
     for m in backend.cached_models():
         rows.append([
-            m["title"], m["kind"], m["architecture"], m["where"], round(m["bytes"] / 2**20, 1),
-            components_text(m["components"]), "yes" if m["in_use"] else "",
+            m["title"], m["kind"], m["architecture"], m["where"], round(m["bytes"] / 2**20, 1), "yes" if m["in_use"] else "",
             datetime.datetime.fromtimestamp(m["last_used"]).strftime("%H:%M:%S"), round(m["load_seconds"], 2),
             m["reused_modules"] or "", "" if m["swap_seconds"] is None else round(m["swap_seconds"], 3),
             ", ".join(m["shared_components"]),
@@ -29,9 +29,14 @@ def table(backend: Backend) -> list[list]:
     return rows
 
 
-def components_text(components: list[dict]) -> str:
-    """One line per weight-holding part: "unet: float16, cuda:0, 4897.3 MB" (zoo models: their one module)."""
-    return "\n".join(f"{c['name']}: {c['dtype']}, {c['device']}, {c['bytes'] / 2**20:.1f} MB" for c in components)
+def components_table(backend: Backend) -> dict:
+    """One row per weight-holding part of each cached model, by its pipeline name (unet or transformer, vae,
+    text_encoder_2 ...; a zoo model or VAE file: its one module), with how and where its weights are stored."""
+    rows = [[m["title"], c["name"], c["dtype"], c["device"], round(c["bytes"] / 2**20, 2), "yes" if c["shared"] else ""]
+            for m in backend.cached_models() for c in m["components"]]
+    if not any(row[-1] for row in rows):  # nothing shared: no empty column, as in the table above
+        return {"headers": COMPONENT_COLUMNS[:-1], "data": [row[:-1] for row in rows]}
+    return {"headers": COMPONENT_COLUMNS, "data": rows}
 
 
 def shown_table(backend: Backend) -> dict:
@@ -54,6 +59,8 @@ def totals(backend: Backend) -> str:
 def build(backend: Backend, tab: gr.Tab) -> None:
     summary = gr.Markdown(totals(backend), elem_id="models_totals")
     models = gr.Dataframe(value=shown_table(backend), interactive=False, elem_id="models_table", wrap=True)
+    parts = gr.Dataframe(value=components_table(backend), interactive=False, elem_id="models_components",
+                         label="Components", show_label=True, wrap=True)
     with gr.Row():
         choice = gr.Dropdown([m["title"] for m in backend.cached_models()], label="Cached model",
                              elem_id="models_choice", scale=4)
@@ -64,7 +71,8 @@ def build(backend: Backend, tab: gr.Tab) -> None:
 
     def view(note: str = ""):
         titles = [m["title"] for m in backend.cached_models()]
-        return totals(backend), shown_table(backend), gr.Dropdown(choices=titles, value=None), note
+        return (totals(backend), shown_table(backend), components_table(backend), gr.Dropdown(choices=titles, value=None),
+                note)
 
     def on_unload(title):
         if not title:
@@ -79,7 +87,7 @@ def build(backend: Backend, tab: gr.Tab) -> None:
         kept = backend.manager.unload_all()
         return view(info_html("Kept (in use): " + ", ".join(kept)) if kept else info_html("Unloaded all"))
 
-    outputs = [summary, models, choice, message]
+    outputs = [summary, models, parts, choice, message]
     # Instant actions: no progress overlay over the table.
     unload.click(on_unload, inputs=choice, outputs=outputs, api_name="models_unload", show_progress="hidden")
     unload_all.click(on_unload_all, outputs=outputs, api_name="models_unload_all", show_progress="hidden")
