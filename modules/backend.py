@@ -164,6 +164,15 @@ class Backend:
             changes["save_images"] = self.settings.get("samples_save")
         return dataclasses.replace(request, **changes) if changes else request
 
+    def with_loras(self, request: Txt2ImgRequest) -> Txt2ImgRequest:
+        """The request with the LoRA files its prompt's tags name (and its hires prompt's); an unknown name is
+        refused, naming the field and the name."""
+        from modules.networks.loras import resolve_loras
+
+        loras = resolve_loras(request.prompt, self.lora_files, "prompt")
+        hr_loras = resolve_loras(request.hr_prompt, self.lora_files, "hr_prompt") if request.hr_prompt else loras
+        return dataclasses.replace(request, loras=loras, hr_loras=hr_loras)
+
     @property
     def vae_folders(self) -> list[Path]:
         """Where stand-alone VAE files are found: models/VAE, then --vae-dir."""

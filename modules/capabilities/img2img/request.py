@@ -97,6 +97,7 @@ def validate(request: Img2ImgRequest, context) -> Img2ImgRequest:
     check_image(*request.output_size, context.limits, field="pad_left")
     if context.backend is not None:
         context.backend.check_clip_skip(request.clip_skip, request.checkpoint)
+        request = context.backend.with_loras(request)
     return request
 
 

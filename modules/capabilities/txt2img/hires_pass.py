@@ -27,7 +27,7 @@ def second_pass_request(request) -> Img2ImgRequest:
         cfg_scale=request.cfg_scale, width=width, height=height, batch_size=request.batch_size,
         checkpoint=request.checkpoint, clip_skip=request.clip_skip, save_images=False,
         denoising_strength=request.denoising_strength, init_images=[Image.new("RGB", (width, height))],
-        save_folder="txt2img-images")
+        save_folder="txt2img-images", loras=request.hr_loras)
 
 
 def hires_steps(request) -> int:

@@ -8,6 +8,7 @@ from modules.capabilities.txt2img.hires import check_upscaler, target_size, vali
 from modules.errors import InvalidRequest
 from modules.generation.samplers import find_sampler
 from modules.job_limits import check_image, check_txt2img
+from modules.networks.prompt_tags import parse_prompt
 from modules.user_values import shown
 
 MAX_SIDE = 2048
@@ -44,6 +45,10 @@ class Txt2ImgRequest:
     hr_sampler_name: str = ""  # "": the first pass's sampler
     hr_prompt: str = ""  # "": the first pass's prompt
     hr_negative_prompt: str = ""
+    # The LoRA files the prompt's `<lora:name:w>` tags name (and the hires prompt's): filled in by validate
+    # (modules/networks/loras.py), whatever a caller put here.
+    loras: tuple = ()
+    hr_loras: tuple = ()
 
     def validated(self) -> "Txt2ImgRequest":
         """Return a copy with normalised values, or raise InvalidRequest naming the first bad field."""
@@ -66,6 +71,9 @@ class Txt2ImgRequest:
             raise InvalidRequest("checkpoint", "must be a checkpoint title or name")
         r.checkpoint = (r.checkpoint or "").strip() or None
         validate_hires(r, MAX_SIDE, MAX_PIXELS, _integer, _number, _text)
+        parse_prompt(r.prompt, "prompt")  # a tag we cannot honour is refused here, naming it
+        if r.enable_hr and r.hr_prompt:
+            parse_prompt(r.hr_prompt, "hr_prompt")
         return r
 
     @property
@@ -88,6 +96,7 @@ def validate(request: Txt2ImgRequest, context) -> Txt2ImgRequest:
             check_upscaler(request, context.backend.manager)
     if context.backend is not None:
         context.backend.check_clip_skip(request.clip_skip, request.checkpoint)
+        request = context.backend.with_loras(request)
     return request
 
 

@@ -23,6 +23,8 @@ from modules.generation.prompt_embeds import encode_prompts
 from modules.generation.samplers import find_sampler
 from modules.jobs import Interrupted, Job, Skipped
 from modules.models.manager import LoadedCheckpoint
+from modules.networks.loras import use_loras
+from modules.networks.prompt_tags import prompt_text
 from modules.version import VERSION
 
 PREVIEW_EVERY_STEPS = 5
@@ -88,14 +90,20 @@ def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
     if request.enable_hr:  # img2img's sampling does the second pass (imported here: img2img imports this module)
         from modules.capabilities.txt2img.hires_pass import hires_steps, second_pass
     job.start(request.batch_count, request.steps + (hires_steps(request) if request.enable_hr else 0))
+    switch_loras = request.enable_hr and request.hr_loras != request.loras  # the hires prompt names others
+    use_loras(model, request.loras, hooks)
     for batch in range(request.batch_count):
         job.begin_batch(batch)
         seeds = [(first_seed + batch * request.batch_size + i) % (MAX_SEED + 1) for i in range(request.batch_size)]
         hooks.process_batch(batch, [request.prompt] * len(seeds), seeds)
         stopped, steps_done, first = False, request.steps, None
         try:
+            if switch_loras and batch:
+                use_loras(model, request.loras, hooks)
             latents = _sample(request, model, seeds, job)
             if request.enable_hr:  # the second pass, in this job and this hold on the device
+                if switch_loras:
+                    use_loras(model, request.hr_loras, hooks)
                 first, latents = latents, None
                 latents = second_pass(request, model, first, seeds, job, hooks.p.backend.manager)
         except (Interrupted, Skipped) as stop:
@@ -160,7 +168,7 @@ def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], 
     shape = (denoiser.config.in_channels, request.height // scale, request.width // scale)
     generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
     noise = initial_noise(generators, shape).to(model.execution_device, model.devices.dtype)
-    embeds = encode_prompts(pipe, [request.prompt] * len(seeds), [request.negative_prompt] * len(seeds),
+    embeds = encode_prompts(pipe, [prompt_text(request.prompt)] * len(seeds), [request.negative_prompt] * len(seeds),
                             clip_skip=request.clip_skip)
     latest: dict = {"latents": None, "steps": 0}
 
