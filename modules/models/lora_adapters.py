@@ -116,7 +116,7 @@ class LoraAdapters:
                         self._attach_one(pipe, component, converted, alphas, metadata, lora.adapter)
                         attached.append(component)
         except Exception as e:  # noqa: BLE001 - shapes or layer names that do not fit this checkpoint
-            for component in attached:
+            for component in components:  # the one that failed too: diffusers may leave its layers wrapped
                 module = getattr(pipe, component)
                 delete_adapter(module, lora.adapter)
                 self._tidy(module)
