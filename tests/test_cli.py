@@ -12,7 +12,7 @@ from tests.app_process import ROOT, AppProcess, free_port
 
 ALL_FLAGS = ["--listen", "--port", "--server-name", "--share", "--gradio-auth", "--gradio-auth-path", "--api",
              "--api-auth", "--nowebui", "--tls-keyfile", "--tls-certfile", "--device", "--device-id", "--precision",
-             "--no-half-vae", "--medvram", "--lowvram", "--ckpt", "--ckpt-dir", "--vae-dir", "--models-dir",
+             "--no-half-vae", "--medvram", "--lowvram", "--ckpt", "--ckpt-dir", "--vae-dir", "--lora-dir", "--models-dir",
              "--outdir", "--skip-load-model-at-start", "--enable-insecure-extension-access", "--offline"]
 
 

@@ -204,7 +204,7 @@ def test_img2img_and_the_hires_pass_use_the_prompts_loras(lora_backend):
     hires = dict(enable_hr=True, hr_scale=1.5, denoising_strength=0.6)
     plain, _ = generate(lora_backend, "a red circle", **hires)
     second, info = generate(lora_backend, "a red circle", hr_prompt="a red circle <lora:film:1>", **hires)
-    assert differs(second, plain) > 2 and info["Lora hashes"] == f"film: {a1111_hash(lora_backend, 'film')}"
+    assert differs(second, plain) > 0.5 and info["Lora hashes"] == f"film: {a1111_hash(lora_backend, 'film')}"
 
 
 def test_loras_are_found_in_the_lora_dir_too(lora_models, tmp_path):
