@@ -219,3 +219,30 @@ def test_loras_are_found_in_the_lora_dir_too(lora_models, tmp_path):
     assert "extra-one" in names and "ink" in names
     request = backend.with_loras(Txt2ImgRequest(prompt="x <lora:extra-one:0.5>"))
     assert request.loras == (LoraUse("extra-one", extra / "extra-one.safetensors", 0.5, 0.5),)
+
+
+def test_adapters_attached_on_the_device_leave_it_with_their_own_ram_copies(lora_models, tmp_path):
+    """The device level's bookkeeping (forced on a CPU, as tests/test_model_cache.py does): weights a LoRA adds
+    while the checkpoint is on the device get a RAM copy, removed ones are forgotten, and leaving the device
+    puts every original weight back."""
+    from modules.backend import Backend, BackendConfig
+    from modules.devices import device_config
+    from modules.models.cache import _tensors
+
+    backend = Backend(BackendConfig(models_dir=lora_models, outdir=tmp_path / "out", cache_dir=tmp_path / "cache",
+                                    devices=device_config("cpu"), offline=True))
+    backend.manager.cache.force_device_level = True
+    model = backend.manager.load("tiny-sd15")
+    before = {name: tensor.detach().clone() for name, tensor in weights(model).items()}
+    generate(backend, "a red circle <lora:ink:1>")
+    for component in model.components.values():
+        assert component.on_device
+        paired = {id(t) for t, _ in component.host_tensors}
+        assert paired == {id(t) for t in _tensors(component.module)}
+    backend.manager.loras.remove_all(model.pipe)
+    for component in model.components.values():
+        assert {id(t) for t, _ in component.host_tensors} == {id(t) for t in _tensors(component.module)}
+    for component in model.components.values():
+        backend.manager.cache._to_host(component)
+    after = weights(model)
+    assert list(after) == list(before) and all(torch.equal(after[n], before[n]) for n in before)
