@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.cold_load import CHECKPOINT_NAME, TEXT_CONFIG, UNET_CONFIG, build_checkpoint  # noqa: E402
+from modules import quiet_log  # noqa: E402
 
 
 def build_lora(path: Path, rank: int, seed: int) -> Path:
@@ -72,6 +73,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--dir", default="/tmp/zoo-bench")
     args = parser.parse_args()
+    quiet_log.install()  # as webui.py does: no load reports of one adapter's weights "missing" from another
 
     from modules.backend import Backend, BackendConfig
     from modules.devices import device_config

@@ -41,8 +41,9 @@ def lora_backend(lora_models, tmp_path_factory):
 
 
 def generate(backend, prompt: str, **values):
+    values = {"checkpoint": "tiny-sd15", **values}
     request = Txt2ImgRequest(prompt=prompt, negative_prompt="blurry", steps=3, width=64, height=64, seed=7,
-                             checkpoint="tiny-sd15", save_images=False, **values)
+                             save_images=False, **values)
     result = backend.txt2img(request)
     return np.asarray(result.images[0], dtype=np.int16), parse_infotext(result.infotexts[0])
 
@@ -246,3 +247,23 @@ def test_adapters_attached_on_the_device_leave_it_with_their_own_ram_copies(lora
         backend.manager.cache._to_host(component)
     after = weights(model)
     assert list(after) == list(before) and all(torch.equal(after[n], before[n]) for n in before)
+
+
+def test_two_checkpoints_sharing_a_text_encoder_both_get_the_lora(lora_models, tmp_path):
+    """The cache shares identical components between checkpoints (the same text encoder in two files): the
+    adapter one job attached to the shared module is used by the other, which attaches only what it lacks."""
+    from modules.backend import Backend, BackendConfig
+    from modules.devices import device_config
+
+    tiny_models.make_single_file(lora_models / "Stable-diffusion" / "tiny-sd15",
+                                 tmp_path / "ckpts" / "tiny-sd15-copy.safetensors")
+    backend = Backend(BackendConfig(models_dir=lora_models, outdir=tmp_path / "out", cache_dir=tmp_path / "cache",
+                                    devices=device_config("cpu"), offline=True, ckpt_dirs=(tmp_path / "ckpts",)))
+    first, _ = generate(backend, "a red circle <lora:ink:1>")
+    plain_copy, _ = generate(backend, "a red circle", checkpoint="tiny-sd15-copy")
+    copy_with_lora, info = generate(backend, "a red circle <lora:ink:1>", checkpoint="tiny-sd15-copy")
+    folder, copy = backend.manager.load("tiny-sd15"), backend.manager.load("tiny-sd15-copy")
+    assert copy.pipe.text_encoder is folder.pipe.text_encoder  # shared by the cache
+    assert differs(copy_with_lora, plain_copy) > 5
+    assert differs(copy_with_lora, first) < 1  # the same weights in another file: the same picture
+    assert info["Lora hashes"].startswith("ink: ")
