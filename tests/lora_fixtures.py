@@ -75,3 +75,26 @@ def _write(state: dict[str, torch.Tensor], out_file: Path, metadata: dict[str, s
     else:
         torch.save(state, out_file)
     return out_file
+
+
+def make_kohya_lora_sdxl(checkpoint_folder: str | Path, out_file: str | Path, seed: int = 0, rank: int = 4,
+                         strength: float = 0.5) -> Path:
+    """A kohya-layout LoRA for a tiny SDXL checkpoint folder: `lora_unet_`, `lora_te1_` and `lora_te2_` keys."""
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    folder = Path(checkpoint_folder)
+    unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(folder / "unet"))
+    encoders = (("lora_te1_", CLIPTextModel.from_pretrained(folder / "text_encoder")),
+                ("lora_te2_", CLIPTextModelWithProjection.from_pretrained(folder / "text_encoder_2")))
+    generator = torch.Generator().manual_seed(seed)
+    state: dict[str, torch.Tensor] = {}
+    parts = [("lora_unet_", name, m) for name, m in _linears(unet, ATTENTION)]
+    for prefix, model in encoders:
+        parts += [(prefix, name if name.startswith("text_model.") else "text_model." + name, m)
+                  for name, m in _linears(model, TEXT_ATTENTION)]
+    for prefix, name, module in parts:
+        key = prefix + name.replace(".", "_")
+        state[f"{key}.lora_down.weight"], state[f"{key}.lora_up.weight"] = _pair(module, rank, strength, generator)
+        state[f"{key}.alpha"] = torch.tensor(rank / 2)
+    return _write(state, Path(out_file), None)

@@ -267,3 +267,22 @@ def test_two_checkpoints_sharing_a_text_encoder_both_get_the_lora(lora_models, t
     assert differs(copy_with_lora, plain_copy) > 5
     assert differs(copy_with_lora, first) < 1  # the same weights in another file: the same picture
     assert info["Lora hashes"].startswith("ink: ")
+
+
+def test_an_sdxl_lora_reaches_the_unet_and_both_text_encoders(tmp_path):
+    from modules.backend import Backend, BackendConfig
+    from modules.compat import module_adapters
+    from modules.devices import device_config
+    from tests.lora_fixtures import make_kohya_lora_sdxl
+
+    checkpoint = tiny_models.make_tiny_sdxl(tmp_path / "models" / "Stable-diffusion" / "tiny-sdxl")
+    make_kohya_lora_sdxl(checkpoint, tmp_path / "models" / "Lora" / "xl.safetensors")
+    backend = Backend(BackendConfig(models_dir=tmp_path / "models", outdir=tmp_path / "out",
+                                    cache_dir=tmp_path / "cache", devices=device_config("cpu"), offline=True))
+    base, _ = generate(backend, "a red circle", checkpoint="tiny-sdxl")
+    styled, info = generate(backend, "a red circle <lora:xl:1>", checkpoint="tiny-sdxl")
+    te_only, _ = generate(backend, "a red circle <lora:xl:1:0>", checkpoint="tiny-sdxl")
+    assert differs(styled, base) > 5 and differs(te_only, base) > 1 and differs(te_only, styled) > 1
+    assert info["Lora hashes"] == f"xl: {a1111_hash(backend, 'xl')}"
+    pipe = backend.manager.load("tiny-sdxl").pipe
+    assert all(module_adapters(getattr(pipe, part)) for part in ("unet", "text_encoder", "text_encoder_2"))
