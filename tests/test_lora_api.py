@@ -62,6 +62,11 @@ def test_txt2img_with_a_lora_tag(api, app):
     assert info["Prompt"] == "a red circle <lora:ink:1> <lora:film:0.5>"
     assert [pair.split(": ")[0] for pair in info["Lora hashes"].split(", ")] == ["ink", "film"]
     assert "Lora hashes" not in parse_infotext(plain.info["infotexts"][0])
+    # PNG Info reads the tags back in the prompt, so sending it to txt2img makes the same picture again.
+    read = api.png_info(inked.image).json["parameters"]
+    assert read["Prompt"] == "a red circle <lora:ink:1> <lora:film:0.5>" and read["Lora hashes"] == info["Lora hashes"]
+    again = api.txt2img(prompt=read["Prompt"], **SMALL)
+    assert np.array_equal(np.asarray(again.image), np.asarray(inked.image))
 
 
 def test_an_unknown_lora_is_a_422_naming_it(app):
