@@ -169,6 +169,8 @@ class Backend:
         refused, naming the field and the name."""
         from modules.networks.loras import resolve_loras
 
+        if request.disable_extra_networks:
+            return dataclasses.replace(request, loras=(), hr_loras=())
         loras = resolve_loras(request.prompt, self.lora_files, "prompt")
         hr_loras = resolve_loras(request.hr_prompt, self.lora_files, "hr_prompt") if request.hr_prompt else loras
         return dataclasses.replace(request, loras=loras, hr_loras=hr_loras)

@@ -2,9 +2,14 @@
 a live webui.py, /sdapi/v1/refresh-loras, and refusals that name the LoRA."""
 from __future__ import annotations
 
+import base64
+import io
+import json
+
 import numpy as np
 import pytest
 import requests
+from PIL import Image
 
 from modules.generation.infotext import parse_infotext
 from tests import tiny_models
@@ -67,6 +72,13 @@ def test_txt2img_with_a_lora_tag(api, app):
     assert read["Prompt"] == "a red circle <lora:ink:1> <lora:film:0.5>" and read["Lora hashes"] == info["Lora hashes"]
     again = api.txt2img(prompt=read["Prompt"], **SMALL)
     assert np.array_equal(np.asarray(again.image), np.asarray(inked.image))
+    # A1111's disable_extra_networks: the tags are taken out, the LoRAs not used.
+    answer = requests.post(f"{app.url}/sdapi/v1/txt2img", timeout=120, json={
+        **SMALL, "prompt": "a red circle <lora:ink:1>", "disable_extra_networks": True})
+    assert answer.status_code == 200, answer.text
+    disabled = Image.open(io.BytesIO(base64.b64decode(answer.json()["images"][0])))
+    assert np.array_equal(np.asarray(disabled), np.asarray(plain.image))
+    assert "Lora hashes" not in parse_infotext(json.loads(answer.json()["info"])["infotexts"][0])
 
 
 def test_an_unknown_lora_is_a_422_naming_it(app):

@@ -271,7 +271,7 @@ class Api:
             cfg_scale=body.cfg_scale, width=body.width, height=body.height, seed=body.seed,
             batch_count=body.n_iter, batch_size=body.batch_size,
             checkpoint=checkpoint, clip_skip=overrides.get("CLIP_stop_at_last_layers"), save_images=body.save_images,
-            **hires_fields(body))
+            disable_extra_networks=getattr(body, "disable_extra_networks", None) or False, **hires_fields(body))
 
     def _job_checkpoint(self, override, owner: str | None = None) -> str:
         """The job's checkpoint, fixed now: a later change of the default does not move it. Without an

@@ -49,6 +49,7 @@ class Txt2ImgRequest:
     # (modules/networks/loras.py), whatever a caller put here.
     loras: tuple = ()
     hr_loras: tuple = ()
+    disable_extra_networks: bool = False  # A1111's: the tags are taken out of the prompt, the LoRAs not used
 
     def validated(self) -> "Txt2ImgRequest":
         """Return a copy with normalised values, or raise InvalidRequest naming the first bad field."""
@@ -71,6 +72,8 @@ class Txt2ImgRequest:
             raise InvalidRequest("checkpoint", "must be a checkpoint title or name")
         r.checkpoint = (r.checkpoint or "").strip() or None
         validate_hires(r, MAX_SIDE, MAX_PIXELS, _integer, _number, _text)
+        if not isinstance(r.disable_extra_networks, bool):
+            raise InvalidRequest("disable_extra_networks", "must be true or false")
         parse_prompt(r.prompt, "prompt")  # a tag we cannot honour is refused here, naming it
         if r.enable_hr and r.hr_prompt:
             parse_prompt(r.hr_prompt, "hr_prompt")
