@@ -105,6 +105,14 @@ def a1111_hash(backend, name: str) -> str:
     return hashlib.sha256(data).hexdigest()[:12]
 
 
+def test_a_lora_is_found_by_the_alias_its_file_gives(lora_backend):
+    # ink.safetensors says ss_output_name "ink-v1": prompts copied from A1111 pictures often use that name.
+    by_name, _ = generate(lora_backend, "a red circle <lora:ink:1>")
+    by_alias, info = generate(lora_backend, "a red circle <lora:ink-v1:1>")
+    assert np.array_equal(by_name, by_alias)
+    assert info["Lora hashes"] == f"ink-v1: {a1111_hash(lora_backend, 'ink')}"  # the name as written, as A1111
+
+
 def test_infotext_names_each_lora_with_a1111s_hash(lora_backend):
     _, info = generate(lora_backend, "a red circle <lora:ink:0.8> <lora:Ink:0.2>")  # one LoRA named twice
     assert info["Lora hashes"] == f"ink: {a1111_hash(lora_backend, 'ink')}"

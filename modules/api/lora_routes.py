@@ -8,14 +8,10 @@ name kohya's trainer wrote into the file (`ss_output_name`), else the name; `met
 safetensors metadata, JSON-looking values parsed as A1111 does."""
 from __future__ import annotations
 
-import json
-import threading
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from modules.errors import UserError
-from modules.models.lora_files import lora_metadata
 from modules.public_paths import shown
 
 if TYPE_CHECKING:
@@ -29,50 +25,13 @@ class LoraItem(BaseModel):
     metadata: dict[str, Any]
 
 
-class MetadataCache:
-    """Each file's metadata, read once per file version (a listing of 2000 LoRAs reads no header twice)."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._entries: dict[str, tuple[tuple, dict]] = {}
-
-    def get(self, file) -> dict[str, Any]:
-        stamp = (file.mtime, file.size)
-        with self._lock:
-            known = self._entries.get(str(file.path))
-        if known is not None and known[0] == stamp:
-            return known[1]
-        try:
-            metadata = {key: _parsed(value) for key, value in lora_metadata(file.path).items()}
-        except (UserError, OSError):  # a damaged file is listed without metadata; using it says what is wrong
-            metadata = {}
-        with self._lock:
-            self._entries[str(file.path)] = (stamp, metadata)
-        return metadata
-
-
-def _parsed(value: str) -> Any:
-    if value[:1] == "{":
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
 def add_routes(api: "Api") -> None:
-    metadata = MetadataCache()
-
     @api.router.get("/loras", response_model=list[LoraItem])
     def loras():
-        """The LoRA files a prompt can name with <lora:name:weight>."""
-        items = []
-        for file in api.backend.lora_files.files():
-            meta = metadata.get(file)
-            alias = meta.get("ss_output_name")
-            items.append({"name": file.name, "alias": alias if isinstance(alias, str) and alias else file.name,
-                          "path": shown(file.path), "metadata": meta})
-        return items
+        """The LoRA files a prompt can name with <lora:name:weight> (or <lora:alias:weight>)."""
+        metadata = api.backend.lora_metadata
+        return [{"name": file.name, "alias": metadata.alias(file), "path": shown(file.path),
+                 "metadata": metadata.of(file)} for file in api.backend.lora_files.files()]
 
     @api.router.post("/refresh-loras")
     def refresh_loras() -> None:

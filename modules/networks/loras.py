@@ -8,6 +8,7 @@ from pathlib import Path
 
 from modules.errors import InvalidRequest
 from modules.networks.files import NetworkFolder
+from modules.networks.lora_metadata import LoraMetadata
 from modules.networks.prompt_tags import parse_prompt
 
 
@@ -20,12 +21,16 @@ class LoraUse:
     unet_weight: float
 
 
-def resolve_loras(prompt: str, lora_files: NetworkFolder, field: str = "prompt") -> tuple[LoraUse, ...]:
-    """The files of the prompt's `<lora:...>` tags. A LoRA named twice counts once, its weights added
+def resolve_loras(prompt: str, lora_files: NetworkFolder, field: str = "prompt",
+                  metadata: LoraMetadata | None = None) -> tuple[LoraUse, ...]:
+    """The files of the prompt's `<lora:...>` tags: by file name (or path in the folder), else by the alias
+    the file's metadata gives (A1111's `ss_output_name`). A LoRA named twice counts once, its weights added
     (A1111 applies it twice, which adds the same way)."""
     found: dict[Path, LoraUse] = {}
     for tag in parse_prompt(prompt, field).loras:
         file = lora_files.find(tag.name)
+        if file is None and metadata is not None:
+            file = metadata.by_alias(lora_files.files(), tag.name)
         if file is None:
             known = [f.name for f in lora_files.files()][:5]
             hint = f" (some there: {', '.join(known)})" if known else " (none there yet)"
