@@ -294,3 +294,33 @@ def test_an_sdxl_lora_reaches_the_unet_and_both_text_encoders(tmp_path):
     assert info["Lora hashes"] == f"xl: {a1111_hash(backend, 'xl')}"
     pipe = backend.manager.load("tiny-sdxl").pipe
     assert all(module_adapters(getattr(pipe, part)) for part in ("unet", "text_encoder", "text_encoder_2"))
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (print, ("a pickle that runs code",))
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("loha.safetensors", {"lora_unet_x.hada_w1_a": torch.zeros(2, 2), "lora_unet_x.hada_w1_b": torch.zeros(2, 2)},
+     "is a LyCORIS network"),
+    ("not-lora.safetensors", {"model.weight": torch.zeros(2, 2)}, "is not a LoRA"),
+    ("runs-code.pt", {"lora_unet_x.lora_down.weight": _RunsCode()}, "holds more than plain tensors"),
+])
+def test_a_file_that_is_not_a_usable_lora_is_refused_naming_it(lora_backend, lora_models, name, content, message):
+    from safetensors.torch import save_file
+
+    path = lora_models / "Lora" / name
+    if path.suffix == ".safetensors":
+        save_file(content, str(path))
+    else:
+        torch.save(content, path)
+    try:
+        with pytest.raises(BadModelFile) as refused:
+            generate(lora_backend, f"a cat <lora:{path.stem}:1>")
+        assert str(refused.value).startswith(f"{name}: ") and message in str(refused.value)
+    finally:
+        path.unlink()
+    base, _ = generate(lora_backend, "a red circle")  # the model is untouched
+    again, _ = generate(lora_backend, "a red circle")
+    assert np.array_equal(base, again)

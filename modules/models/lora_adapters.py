@@ -96,12 +96,13 @@ class LoraAdapters:
         self.cache.make_room(sum(t.numel() * parameter.element_size() for t in state.values()))
         state = {k: v.to(parameter.device, parameter.dtype) if v.is_floating_point() else v for k, v in state.items()}
         if not all("lora" in key for key in state):
-            raise BadModelFile(lora.path, "is not a LoRA: its keys do not name LoRA layers (lora_down/lora_up, lora_A/lora_B)")
+            raise BadModelFile(lora.path, "is not a LoRA: its keys do not name LoRA layers "
+                                          "(lora_down/lora_up, lora_A/lora_B)")
         try:
             converted, alphas, metadata = pipe.lora_state_dict(state, unet_config=unet_module.config,
                                                                return_lora_metadata=True)
         except Exception as e:  # noqa: BLE001 - a key layout diffusers cannot read: the file's fault
-            raise BadModelFile(lora.path, f"is not a LoRA layout diffusers can read ({type(e).__name__}: {e})") from None
+            raise BadModelFile(lora.path, f"is not a LoRA layout diffusers can read ({_reason(e)})") from None
         del state
         parts = frozenset(c for c in _targets(pipe) if any(key.startswith(f"{c}.") for key in converted))
         if not parts:

@@ -28,7 +28,8 @@ def read_lora(path: Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     size = path.stat().st_size
     if size > MAX_LORA_BYTES:
-        raise BadModelFile(path, f"is {size / 1024**3:.1f} GB, over the {MAX_LORA_BYTES // 1024**3} GB limit for a LoRA")
+        raise BadModelFile(path, f"is {size / 1024**3:.1f} GB, over the {MAX_LORA_BYTES // 1024**3} GB limit "
+                                 "for a LoRA")
     if is_safetensors_file(path):
         header, _ = read_header(path)
         _check_count(path, len(header))

@@ -63,7 +63,8 @@ def parse_prompt(prompt: str, field: str = "prompt") -> ParsedPrompt:
         elif kind.lower() in REFUSED_TYPES:
             raise InvalidRequest(field, f"{_short(text)}: {REFUSED_TYPES[kind.lower()]}")
         else:
-            raise InvalidRequest(field, f"{_short(text)}: unknown extra network type {kind!r} (supported: <lora:name:weight>)")
+            raise InvalidRequest(field, f"{_short(text)}: unknown extra network type {kind!r} "
+                                        "(supported: <lora:name:weight>)")
         pieces.append(prompt[start:at])
         start = close + 1
         at = prompt.find("<", start)
