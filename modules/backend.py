@@ -175,7 +175,7 @@ class Backend:
             return dataclasses.replace(request, loras=(), hr_loras=())
         loras = resolve_loras(request.prompt, self.lora_files, "prompt", self.lora_metadata)
         hr_loras = (resolve_loras(request.hr_prompt, self.lora_files, "hr_prompt", self.lora_metadata)
-                    if request.hr_prompt else loras)
+                    if request.enable_hr and request.hr_prompt else loras)
         return dataclasses.replace(request, loras=loras, hr_loras=hr_loras)
 
     @property

@@ -165,6 +165,7 @@ def test_an_unknown_lora_is_refused_naming_it(lora_backend):
     with pytest.raises(InvalidRequest) as refused:
         generate(lora_backend, "a cat", enable_hr=True, hr_scale=1.5, hr_prompt="a dog <lora:gone:1>")
     assert refused.value.field == "hr_prompt" and "gone" in refused.value.message
+    generate(lora_backend, "a cat", hr_prompt="a dog <lora:gone:1>")  # no hires fix: the hires prompt is unused
 
 
 def test_a_tag_in_the_negative_prompt_stays_words_as_in_a1111(lora_backend):
