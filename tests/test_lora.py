@@ -306,6 +306,8 @@ class _RunsCode:
     ("loha.safetensors", {"lora_unet_x.hada_w1_a": torch.zeros(2, 2), "lora_unet_x.hada_w1_b": torch.zeros(2, 2)},
      "is a LyCORIS network"),
     ("not-lora.safetensors", {"model.weight": torch.zeros(2, 2)}, "is not a LoRA"),
+    ("dora.safetensors", {"lora_unet_x.lora_down.weight": torch.zeros(2, 2), "lora_unet_x.dora_scale": torch.ones(2)},
+     "is a DoRA"),
     ("runs-code.pt", {"lora_unet_x.lora_down.weight": _RunsCode()}, "holds more than plain tensors"),
 ])
 def test_a_file_that_is_not_a_usable_lora_is_refused_naming_it(lora_backend, lora_models, name, content, message):

@@ -21,6 +21,8 @@ SHORT_HASH_DIGITS = 12  # A1111's network shorthash
 _CHUNK = 16 * 1024 * 1024
 # Key parts of LyCORIS networks diffusers cannot load (LoHa, LoKr, OFT, IA3, full diff, GLoRA).
 _LYCORIS = ("hada_w1", "lokr_w1", "oft_blocks", "oft_diag", ".on_input", ".diff", "a1.weight", "b1.weight")
+# DoRA's magnitude vectors: diffusers drops them with a warning, which would change the picture unsaid.
+_DORA = "dora_scale"
 
 
 def read_lora(path: Path) -> dict[str, torch.Tensor]:
@@ -45,6 +47,8 @@ def read_lora(path: Path) -> dict[str, torch.Tensor]:
     for key in state:
         if any(part in key for part in _LYCORIS):
             raise BadModelFile(path, f"is a LyCORIS network ({key}): only LoRA (LoCon) layers are supported")
+        if _DORA in key:
+            raise BadModelFile(path, f"is a DoRA ({key}): only plain LoRA layers are supported")
     return state
 
 
