@@ -23,6 +23,7 @@ from modules.models.manager import PipelineManager
 from modules.models.registry import Registry
 from modules.models.zoo_registry import ZooRegistry
 from modules.networks.files import EMBEDDING_SUFFIXES, LORA_SUFFIXES, NetworkFolder
+from modules.networks.lora_metadata import LoraMetadata
 from modules.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class Backend:
         self.step_times = StepTimes()  # how long a job will take, said before it starts
         # Extra networks a prompt names: LoRAs (<lora:name:w>) and textual-inversion embeddings (their name).
         self.lora_files = NetworkFolder([config.models_dir / "Lora", *config.lora_dirs], LORA_SUFFIXES)
+        self.lora_metadata = LoraMetadata()  # each LoRA file's metadata and alias, read once per file version
         self.embedding_files = NetworkFolder([config.models_dir / "embeddings", *config.embedding_dirs],
                                              EMBEDDING_SUFFIXES)
 
@@ -163,6 +165,18 @@ class Backend:
         if request.save_images is None:
             changes["save_images"] = self.settings.get("samples_save")
         return dataclasses.replace(request, **changes) if changes else request
+
+    def with_loras(self, request: Txt2ImgRequest) -> Txt2ImgRequest:
+        """The request with the LoRA files its prompt's tags name (and its hires prompt's); an unknown name is
+        refused, naming the field and the name."""
+        from modules.networks.loras import resolve_loras
+
+        if request.disable_extra_networks:
+            return dataclasses.replace(request, loras=(), hr_loras=())
+        loras = resolve_loras(request.prompt, self.lora_files, "prompt", self.lora_metadata)
+        hr_loras = (resolve_loras(request.hr_prompt, self.lora_files, "hr_prompt", self.lora_metadata)
+                    if request.enable_hr and request.hr_prompt else loras)
+        return dataclasses.replace(request, loras=loras, hr_loras=hr_loras)
 
     @property
     def vae_folders(self) -> list[Path]:

@@ -176,3 +176,63 @@ def numpy_scalar_globals() -> list:
     import numpy as np
 
     return [np._core.multiarray.scalar, np.dtype, type(np.dtype("float64"))]
+
+
+# ---- diffusers 0.42.1 with peft 0.21.2: LoRA adapters on a pipeline's modules ---------------------------
+
+
+def lora_loadable_modules(pipe) -> list[str]:
+    """The components a pipeline's LoRA loader writes into ("unet", "text_encoder", "text_encoder_2"):
+    the LoRA mixins' private `_lora_loadable_modules`. diffusers 0.42.1."""
+    return list(getattr(type(pipe), "_lora_loadable_modules", ()))
+
+
+def module_adapters(module) -> list[str]:
+    """The LoRA adapters attached to a model (diffusers ModelMixin or transformers PreTrainedModel): the names
+    of its `peft_config`, which both integrations keep. diffusers 0.42.1, transformers 5.23.0."""
+    return list(getattr(module, "peft_config", None) or {})
+
+
+def activate_adapters(module, names: list[str], weights: list[float]) -> None:
+    """Make exactly `names` active on `module`'s LoRA layers, each at its weight (a layer without one of them
+    skips it), and enable them: diffusers.utils.peft_utils.set_weights_and_activate_adapters and
+    set_adapter_layers, what `pipe.set_adapters` calls per component. diffusers 0.42.1."""
+    from diffusers.utils.peft_utils import set_adapter_layers, set_weights_and_activate_adapters
+
+    set_weights_and_activate_adapters(module, names, weights)
+    set_adapter_layers(module, enabled=True)
+
+
+def disable_adapters(module) -> None:
+    """Every LoRA layer of `module` runs its base layer alone (bit-identical to no LoRA). diffusers 0.42.1."""
+    from diffusers.utils.peft_utils import set_adapter_layers
+
+    set_adapter_layers(module, enabled=False)
+
+
+def delete_adapter(module, name: str) -> None:
+    """Drop one adapter's LoRA weights and config from `module`; the wrapping layers stay while other adapters
+    remain. diffusers.utils.peft_utils.delete_adapter_layers does the layers (and transformers' config);
+    a diffusers model's own `peft_config` entry is popped here. diffusers 0.42.1."""
+    from diffusers.utils.peft_utils import delete_adapter_layers
+
+    delete_adapter_layers(module, name)
+    config = getattr(module, "peft_config", None)
+    if config is not None:
+        config.pop(name, None)
+
+
+def remove_lora_layers(module) -> None:
+    """Put every LoRA-wrapped layer's own base layer back in its place and forget the adapters: the module is
+    then as it was loaded, holding the same parameter objects. diffusers' recurse_remove_peft_layers plus what
+    `unload_lora` / `_remove_text_encoder_monkey_patch` reset (`peft_config`, `_hf_peft_config_loaded`).
+    diffusers 0.42.1."""
+    if not hasattr(module, "peft_config"):  # never had an adapter (both integrations set it on the first)
+        return
+    from diffusers.utils.peft_utils import recurse_remove_peft_layers
+
+    recurse_remove_peft_layers(module)
+    if hasattr(module, "peft_config"):
+        del module.peft_config
+    if hasattr(module, "_hf_peft_config_loaded"):
+        module._hf_peft_config_loaded = None

@@ -19,6 +19,10 @@ NOISY_RECORDS = [
     ("transformers.utils.import_utils", "`", "requires torchvision (not installed)"),
     # diffusers' own missing f-prefix prints a literal {self.config}; it just makes odd step counts work (DPM++ SDE).
     ("diffusers.schedulers.scheduling_dpmsolver_singlestep", "Changing scheduler ", "`lower_order_final` set to True"),
+    # A LoRA attached beside others (modules/models/lora_adapters.py): the others' weights are "missing" from it.
+    # A real misfit raises, and the job says which LoRA does not fit.
+    ("transformers.integrations.peft", "", "LOAD REPORT"),
+    ("diffusers.utils.peft_utils", "Loading adapter weights from state_dict led to missing keys", ""),
 ]
 # Gradio names its launch() argument; this app's flag is --share. Said in our words instead.
 GRADIO_SHARE_HINT = "* To create a public link, set `share=True` in `launch()`."

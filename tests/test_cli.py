@@ -12,8 +12,8 @@ from tests.app_process import ROOT, AppProcess, free_port
 
 ALL_FLAGS = ["--listen", "--port", "--server-name", "--share", "--gradio-auth", "--gradio-auth-path", "--api",
              "--api-auth", "--nowebui", "--tls-keyfile", "--tls-certfile", "--device", "--device-id", "--precision",
-             "--no-half-vae", "--medvram", "--lowvram", "--ckpt", "--ckpt-dir", "--vae-dir", "--models-dir",
-             "--outdir", "--skip-load-model-at-start", "--enable-insecure-extension-access", "--offline"]
+             "--no-half-vae", "--medvram", "--lowvram", "--ckpt", "--ckpt-dir", "--vae-dir", "--lora-dir",
+             "--models-dir", "--outdir", "--skip-load-model-at-start", "--enable-insecure-extension-access", "--offline"]
 
 
 def test_every_a1111_flag_is_known():

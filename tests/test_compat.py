@@ -154,6 +154,18 @@ def _a_kept_body_is_what_request_body_returns():
 # ---- diffusers ----
 
 
+@relies_on("diffusers LoRA mixins' _lora_loadable_modules and peft_utils adapter helpers", "diffusers")
+def _lora_adapter_helpers():
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+    from diffusers.utils import peft_utils
+
+    assert StableDiffusionPipeline._lora_loadable_modules == ["unet", "text_encoder"]
+    assert StableDiffusionXLPipeline._lora_loadable_modules == ["unet", "text_encoder", "text_encoder_2"]
+    for name in ("set_weights_and_activate_adapters", "set_adapter_layers", "delete_adapter_layers",
+                 "recurse_remove_peft_layers"):
+        assert callable(getattr(peft_utils, name)), name
+
+
 @relies_on("diffusers DiffusionPipeline._execution_device", "diffusers")
 def _pipelines_know_their_execution_device():
     from diffusers import DiffusionPipeline

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 
-from modules.api import cache_routes, extras_routes, gan_routes, img2img_routes, latent_routes, models
+from modules.api import cache_routes, extras_routes, gan_routes, img2img_routes, latent_routes, lora_routes, models
 from modules.api.auth import Logins, api_logins
 from modules.api.errors import ApiError, api_route_class
 from modules.api.hires_fields import hires_fields
@@ -87,6 +87,7 @@ class Api:
         self._add_routes()
         img2img_routes.add_routes(self)  # POST /sdapi/v1/img2img
         extras_routes.add_routes(self)  # /sdapi/v1/extra-single-image, upscalers ...
+        lora_routes.add_routes(self)  # /sdapi/v1/loras, refresh-loras
         # Our own routes beyond A1111's (/zoo/v1/latent, /zoo/v1/gan), with the same logins and error answers.
         self.zoo_router = APIRouter(prefix=ZOO_PREFIX, route_class=api_route_class(self.logins),
                                     dependencies=[Depends(self.current_user)])
@@ -271,7 +272,7 @@ class Api:
             batch_count=body.n_iter, batch_size=body.batch_size,
             checkpoint=checkpoint, clip_skip=overrides.get("CLIP_stop_at_last_layers"), save_images=body.save_images,
             refiner_checkpoint=body.refiner_checkpoint, refiner_switch_at=body.refiner_switch_at,
-            **hires_fields(body))
+            disable_extra_networks=getattr(body, "disable_extra_networks", None) or False, **hires_fields(body))
 
     def _job_checkpoint(self, override, owner: str | None = None) -> str:
         """The job's checkpoint, fixed now: a later change of the default does not move it. Without an

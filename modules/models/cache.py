@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from modules.compat import execution_device
+from modules.compat import execution_device, remove_lora_layers
 from modules.devices import DeviceConfig
 from modules.models.cache_policy import CachePolicy, LeastRecentlyUsed
 from modules.models.memory import module_bytes, module_device, module_dtypes, pipeline_components
@@ -40,7 +40,9 @@ class Component:
     content_hash: str
     bytes: int
     users: set[str] = field(default_factory=set)
-    host_tensors: list[torch.Tensor] | None = None  # the RAM copy, while the module lives on the device
+    # The RAM copy of each weight, paired with its tensor, while the module lives on the device. Paired by
+    # object, not by order: a LoRA adapter attached on the device adds tensors in the middle of the order.
+    host_tensors: list[tuple[torch.Tensor, torch.Tensor]] | None = None
 
     @property
     def on_device(self) -> bool:
@@ -270,6 +272,7 @@ class ModelCache:
             if not component.users:
                 if component.on_device:
                     self._to_host(component)
+                remove_lora_layers(component.module)  # as loaded again, for the skeleton pool
                 self.components.pop(component.content_hash, None)
                 # Offload hooks stay on a module: never reuse those. A kept skeleton's weights are
                 # dropped right here; anything else may sit in reference cycles until collected.
@@ -348,14 +351,35 @@ class ModelCache:
 
     def _to_device(self, component: Component) -> None:
         tensors = _tensors(component.module)
-        component.host_tensors = [t.data for t in tensors]
+        component.host_tensors = [(t, t.data) for t in tensors]
         for t in tensors:
             t.data = t.data.to(self.devices.device, non_blocking=True, copy=True)
 
     def _to_host(self, component: Component) -> None:
-        for t, host in zip(_tensors(component.module), component.host_tensors):
+        for t, host in component.host_tensors:
             t.data = host  # re-point at the RAM copy: no copy back
         component.host_tensors = None
+
+    def weights_changed(self, module: torch.nn.Module) -> None:
+        """A module's set of weights changed in place (a LoRA adapter attached or removed, by
+        modules/models/lora_adapters.py): count its bytes again and, while it is on the device, give new
+        weights their RAM copy and forget removed ones, so leaving the device stays a re-pointing."""
+        with self.lock:
+            for component in self.components.values():
+                if component.module is not module:
+                    continue
+                component.bytes = module_bytes(module)
+                if component.host_tensors is None:
+                    continue
+                current = _tensors(module)
+                alive = {id(t) for t in current}
+                pairs = [(t, host) for t, host in component.host_tensors if id(t) in alive]
+                known = {id(t) for t, _ in pairs}
+                for t in current:
+                    if id(t) not in known:
+                        host = t.data.to("cpu", copy=True)
+                        pairs.append((t, host.pin_memory() if self.devices.device.type == "cuda" else host))
+                component.host_tensors = pairs
 
 
 def _row(entry: CacheEntry, entries: dict) -> dict:

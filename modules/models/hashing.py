@@ -45,6 +45,22 @@ class HashCache:
             self._save()
         return digest
 
+    def file_hash(self, path: Path, kind: str, compute) -> str:
+        """`compute(path)` for a kind of hash other than the plain sha256 (a LoRA's is A1111's "addnet"
+        hash), remembered per file version like sha256."""
+        path = Path(path).resolve()
+        stamp, key = _stamp(path), f"{kind}:{path}"
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry and entry.get("stamp") == stamp:
+                return entry["sha256"]
+        log.info("hashing %s (first time only)", path.name)
+        digest = compute(path)
+        with self._lock:
+            self._entries[key] = {"stamp": stamp, "sha256": digest}
+            self._save()
+        return digest
+
     def remembered(self, key: str) -> str | None:
         """A derived value stored under `key` (e.g. a component's content hash)."""
         with self._lock:

@@ -22,6 +22,8 @@ from modules.models.cache import CHECKPOINT, CachedModel, CacheEntry, ModelCache
 from modules.models.cache_policy import CachePolicy
 from modules.models.fifo_lock import FairLock
 from modules.models.hashing import tensors_sha256
+from modules.models.lora_adapters import LoraAdapters, LoraWeights
+from modules.models.lora_files import SHORT_HASH_DIGITS, lora_sha256
 from modules.models.memory import data_bytes, default_ram_budget, default_vram_budget, pipeline_components
 from modules.models.refs import UPSCALER, VAE_FILE, ZOO_KINDS, ModelRef, as_ref
 from modules.models.registry import CheckpointInfo, Registry
@@ -62,6 +64,7 @@ class PipelineManager:
         self.cache = ModelCache(devices, ram_budget or default_ram_budget(),
                                 vram_budget if vram_budget is not None else default_vram_budget(devices.device),
                                 policy)
+        self.loras = LoraAdapters(self.cache)  # LoRA adapters attached to the cached pipelines' modules
         self.on_model_loaded: list[Callable[[LoadedCheckpoint], None]] = []
         self._load_lock = threading.Lock()  # zoo models and VAE files load one at a time, outside the device line
         self._state_lock = threading.Lock()
@@ -141,6 +144,19 @@ class PipelineManager:
                 yield model
         finally:
             self.cache.release(model)
+
+    def use_loras(self, model: LoadedCheckpoint, loras) -> dict[str, str]:
+        """Make `model` (held by this job) compute with exactly these LoRAs (modules/networks/loras.LoraUse;
+        none: the base model), attaching the ones its modules lack. Returns {name as written: short hash}
+        for the infotext."""
+        weights = [LoraWeights(lora.name, lora.path, self.lora_hash(lora.path), lora.te_weight, lora.unet_weight)
+                   for lora in loras]
+        self.loras.apply(model.pipe, weights)
+        return {w.name: w.sha256[:SHORT_HASH_DIGITS] for w in weights}
+
+    def lora_hash(self, path) -> str:
+        """A1111's hash of a LoRA file, computed once per file version."""
+        return self.registry.hash_cache.file_hash(path, "lora", lora_sha256)
 
     def load(self, checkpoint: str | None) -> LoadedCheckpoint:
         """Load (or find in the cache) and place on the device, without running anything."""

@@ -99,6 +99,7 @@ def validate(request: Img2ImgRequest, context) -> Img2ImgRequest:
     if context.backend is not None:
         context.backend.check_clip_skip(request.clip_skip, request.checkpoint)
         check_refiner(request, context.backend.manager)
+        request = context.backend.with_loras(request)
     return request
 
 

@@ -36,6 +36,8 @@ from modules.generation.prompt_embeds import encode_prompts
 from modules.generation.samplers import find_sampler
 from modules.jobs import Interrupted, Job, Skipped
 from modules.models.manager import LoadedCheckpoint
+from modules.networks.loras import use_loras
+from modules.networks.prompt_tags import prompt_text
 from modules.version import VERSION
 
 PREVIEW_EVERY_STEPS = 5
@@ -86,6 +88,7 @@ def img2img(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
     first_seed = resolve_seed(request.seed)
     job.start(request.batch_count, max(steps_run(request), 1))
     manager = hooks.p.backend.manager if hooks.p is not None and hooks.p.backend is not None else None
+    use_loras(model, request.loras, hooks)
     with refiner_for(request, model, manager) as refiner:
         for batch in range(request.batch_count):
             job.begin_batch(batch)
@@ -191,7 +194,7 @@ def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: li
     run = steps_run(request)
     if run == 0:  # strength 0 (or too few steps for it): the picture itself, through the VAE
         return latents.to(device)
-    prompts, negative_prompts = [request.prompt] * len(seeds), [request.negative_prompt] * len(seeds)
+    prompts, negative_prompts = [prompt_text(request.prompt)] * len(seeds), [request.negative_prompt] * len(seeds)
     embeds = encode_prompts(pipe, prompts, negative_prompts, clip_skip=request.clip_skip)
     dtype = model.devices.dtype
     options: dict = {}

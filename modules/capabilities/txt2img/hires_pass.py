@@ -28,7 +28,7 @@ def second_pass_request(request) -> Img2ImgRequest:
         checkpoint=request.checkpoint, clip_skip=request.clip_skip, save_images=False,
         refiner_checkpoint=request.refiner_checkpoint, refiner_switch_at=request.refiner_switch_at,
         denoising_strength=request.denoising_strength, init_images=[Image.new("RGB", (width, height))],
-        save_folder="txt2img-images")
+        save_folder="txt2img-images", loras=request.hr_loras)
 
 
 def hires_steps(request) -> int:

@@ -9,6 +9,7 @@ from modules.capabilities.txt2img.hires import check_upscaler, target_size, vali
 from modules.errors import InvalidRequest
 from modules.generation.samplers import find_sampler
 from modules.job_limits import check_image, check_txt2img
+from modules.networks.prompt_tags import parse_prompt
 from modules.user_values import shown
 
 MAX_SIDE = 2048
@@ -48,6 +49,11 @@ class Txt2ImgRequest:
     # Refiner (A1111's API names): another checkpoint takes over at this fraction of the schedule (refiner.py).
     refiner_checkpoint: str | None = None
     refiner_switch_at: float = DEFAULT_SWITCH_AT
+    # The LoRA files the prompt's `<lora:name:w>` tags name (and the hires prompt's): filled in by validate
+    # (modules/networks/loras.py), whatever a caller put here.
+    loras: tuple = ()
+    hr_loras: tuple = ()
+    disable_extra_networks: bool = False  # A1111's: the tags are taken out of the prompt, the LoRAs not used
 
     def validated(self) -> "Txt2ImgRequest":
         """Return a copy with normalised values, or raise InvalidRequest naming the first bad field."""
@@ -71,6 +77,11 @@ class Txt2ImgRequest:
         r.checkpoint = (r.checkpoint or "").strip() or None
         validate_hires(r, MAX_SIDE, MAX_PIXELS, _integer, _number, _text)
         validate_refiner(r, _number)
+        if not isinstance(r.disable_extra_networks, bool):
+            raise InvalidRequest("disable_extra_networks", "must be true or false")
+        parse_prompt(r.prompt, "prompt")  # a tag we cannot honour is refused here, naming it
+        if r.enable_hr and r.hr_prompt:
+            parse_prompt(r.hr_prompt, "hr_prompt")
         return r
 
     @property
@@ -94,6 +105,7 @@ def validate(request: Txt2ImgRequest, context) -> Txt2ImgRequest:
     if context.backend is not None:
         context.backend.check_clip_skip(request.clip_skip, request.checkpoint)
         check_refiner(request, context.backend.manager)
+        request = context.backend.with_loras(request)
     return request
 
 

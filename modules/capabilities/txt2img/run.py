@@ -25,6 +25,8 @@ from modules.generation.prompt_embeds import encode_prompts
 from modules.generation.samplers import find_sampler
 from modules.jobs import Interrupted, Job, Skipped
 from modules.models.manager import LoadedCheckpoint
+from modules.networks.loras import use_loras
+from modules.networks.prompt_tags import prompt_text
 from modules.version import VERSION
 
 PREVIEW_EVERY_STEPS = 5
@@ -91,6 +93,8 @@ def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
         from modules.capabilities.txt2img.hires_pass import hires_steps, second_pass
     job.start(request.batch_count, request.steps + (hires_steps(request) if request.enable_hr else 0))
     manager = hooks.p.backend.manager if hooks.p is not None and hooks.p.backend is not None else None
+    switch_loras = request.enable_hr and request.hr_loras != request.loras  # the hires prompt names others
+    use_loras(model, request.loras, hooks)
     with refiner_for(request, model, manager) as refiner:
         for batch in range(request.batch_count):
             job.begin_batch(batch)
@@ -98,9 +102,13 @@ def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
             hooks.process_batch(batch, [request.prompt] * len(seeds), seeds)
             stopped, steps_done, first = False, request.steps, None
             try:
+                if switch_loras and batch:
+                    use_loras(model, request.loras, hooks)
                 # With hires fix the refiner works in the second pass (A1111's default), else in this one.
                 latents = _sample(request, model, seeds, job, None if request.enable_hr else refiner)
                 if request.enable_hr:  # the second pass, in this job and this hold on the device
+                    if switch_loras:
+                        use_loras(model, request.hr_loras, hooks)
                     first, latents = latents, None
                     latents = second_pass(request, model, first, seeds, job, manager, refiner)
             except (Interrupted, Skipped) as stop:
@@ -166,7 +174,7 @@ def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], 
     shape = (denoiser.config.in_channels, request.height // scale, request.width // scale)
     generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
     noise = initial_noise(generators, shape).to(model.execution_device, model.devices.dtype)
-    prompts, negative_prompts = [request.prompt] * len(seeds), [request.negative_prompt] * len(seeds)
+    prompts, negative_prompts = [prompt_text(request.prompt)] * len(seeds), [request.negative_prompt] * len(seeds)
     embeds = encode_prompts(pipe, prompts, negative_prompts, clip_skip=request.clip_skip)
     latest: dict = {"latents": None, "steps": 0}
 
