@@ -22,6 +22,7 @@ from modules.models.hashing import HashCache
 from modules.models.manager import PipelineManager
 from modules.models.registry import Registry
 from modules.models.zoo_registry import ZooRegistry
+from modules.networks.embeddings import Embeddings
 from modules.networks.files import EMBEDDING_SUFFIXES, LORA_SUFFIXES, NetworkFolder
 from modules.settings import Settings
 
@@ -89,6 +90,7 @@ class Backend:
         self.lora_files = NetworkFolder([config.models_dir / "Lora", *config.lora_dirs], LORA_SUFFIXES)
         self.embedding_files = NetworkFolder([config.models_dir / "embeddings", *config.embedding_dirs],
                                              EMBEDDING_SUFFIXES)
+        self.embeddings = Embeddings(self.embedding_files, hashes=self.registry.hash_cache)
 
     def run(self, capability: Capability, request, job: Job | None = None, scripts: ScriptCall | None = None):
         """One job of `capability` (modules/capabilities), through the runner; see Runner.run."""

@@ -48,7 +48,8 @@ class _AfterFirstPass:
         return getattr(self._job, name)
 
 
-def second_pass(request, model, latents: torch.Tensor, seeds: list[int], job, manager) -> torch.Tensor:
+def second_pass(request, model, latents: torch.Tensor, seeds: list[int], job, manager,
+                embeddings=None) -> torch.Tensor:
     """The batch's hires latents from the first pass's `latents`. Raises Interrupted/Skipped with
     (latents so far or None, request.steps) as the first pass does."""
     second = second_pass_request(request)
@@ -67,6 +68,6 @@ def second_pass(request, model, latents: torch.Tensor, seeds: list[int], job, ma
                   for image in firsts]
         work = [WorkArea(Canvas(image, None, None), image, None) for image in bigger]
     try:
-        return denoise(second, model, _AfterFirstPass(job, request.steps), work, seeds, start)
+        return denoise(second, model, _AfterFirstPass(job, request.steps), work, seeds, start, embeddings)
     except (Interrupted, Skipped) as stop:  # "Stopped at step" is about the first pass: it was finished
         raise type(stop)(stop.args[0] if len(stop.args) == 2 else None, request.steps) from None
