@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None, block: bool = True):
         devices=device,
         ckpt_dirs=tuple(Path(p).expanduser() for p in [args.ckpt_dir] if p),
         vae_dirs=tuple(Path(p).expanduser() for p in [args.vae_dir] if p),
+        embedding_dirs=tuple(Path(p).expanduser() for p in [args.embeddings_dir] if p),
         offline=args.offline or os.environ.get("HF_HUB_OFFLINE") == "1",
         ram_budget=int(args.ram_budget * GB) if args.ram_budget else None,
         vram_budget=int(args.vram_budget * GB) if args.vram_budget else None,

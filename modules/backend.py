@@ -150,6 +150,12 @@ class Backend:
             except UserError:  # no checkpoint at all is a normal state on a fresh machine
                 return None
 
+    def embeddings_for_default(self, user: str | None = None):
+        """The textual-inversion embeddings as the default checkpoint (the user's own, with logins) sees them:
+        which fit it and which are skipped (modules/networks/embeddings.py)."""
+        title = self.default_checkpoint_title(user)
+        return self.embeddings.for_checkpoint(self.registry.find(title) if title else None)
+
     def job_defaults(self, request: Txt2ImgRequest, owner: str | None = None) -> Txt2ImgRequest:
         """A request with what it leaves open taken from the settings, for UI and API jobs alike: the checkpoint
         (fixed now, so a later change of the default does not move a queued job), the clip skip, saving."""

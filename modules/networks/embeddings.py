@@ -163,6 +163,22 @@ class Embeddings:
                 self._sets[(keys, widths)] = found
         return found
 
+    def for_checkpoint(self, info) -> EmbeddingSet:
+        """The embeddings as a checkpoint (a registry CheckpointInfo, loaded or not) sees them; with no checkpoint
+        (None), every readable one counts as loaded, as in A1111 before a model is loaded."""
+        from modules.models.text_encoder_widths import checkpoint_widths
+
+        if info is None:
+            everything = EmbeddingSet(())
+            for f, data, error in self.read_all():
+                if data is None:
+                    everything.failed[f.name] = error
+                else:
+                    everything.loaded[f.name] = Embedding(f, data)
+            return everything
+        family = info.architecture.spec
+        return self.for_text_encoders(family.text.embedding_keys, checkpoint_widths(info))
+
     def for_pipe(self, pipe, family) -> PromptEmbeddings:
         """A job's view for a loaded pipeline of `family`."""
         from modules.models.text_encoder_widths import pipeline_widths
