@@ -83,6 +83,8 @@ def main(argv: list[str] | None = None, block: bool = True):
 
     demo = build_ui(backend)
     def before_serving(app):
+        from modules.api.preview_routes import add_preview_route
+        add_preview_route(app, backend)  # the Extra Networks cards' pictures
         if args.api:
             from modules.api.routes import mount_api
             mount_api(app, backend, args)
