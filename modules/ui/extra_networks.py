@@ -28,16 +28,6 @@ SCRIPT = r"""
 const bar = () => element.querySelector('.zoo-en-toolbar');
 const state = {query: '', sort: 'name', descending: false};
 window.zooLastPrompt = window.zooLastPrompt || {};
-if (!window.zooPromptWatch) {
-  window.zooPromptWatch = true;
-  document.addEventListener('focusin', ev => {
-    const found = ev.target.closest && ev.target.closest('[id$="_prompt"]');
-    if (found && ev.target.tagName === 'TEXTAREA') {
-      const m = found.id.match(/^(.*?)(_neg)?_prompt$/);
-      if (m) window.zooLastPrompt[m[1]] = m[2] ? 'negative' : 'prompt';
-    }
-  });
-}
 function apply() {
   const b = bar();
   if (b) {
@@ -123,8 +113,12 @@ class ExtraNetworksPanel:
                                          min_width=120)
                 self.message = gr.HTML(elem_id=f"{t}_extra_networks_message")
 
-    def wire(self, gallery: gr.Gallery) -> None:
-        """Opening and Refresh list the folders; "set preview" saves `gallery`'s picked picture as a card's preview."""
+    def wire(self, gallery: gr.Gallery, prompt: gr.Textbox, negative_prompt: gr.Textbox) -> None:
+        """Opening and Refresh list the folders; "set preview" saves `gallery`'s picked picture as a card's preview.
+        The page remembers which of the prompt boxes was used last (an embedding's card adds to that one)."""
+        for box, which in ((prompt, "prompt"), (negative_prompt, "negative")):
+            box.focus(None, js=f"() => {{ (window.zooLastPrompt = window.zooLastPrompt || {{}})"
+                               f"[{self.tab!r}] = {which!r}; }}", api_name=False, queue=False)
         outputs = [self.cards[kind] for kind in KINDS]
         self.accordion.expand(self._all_cards, outputs=outputs, api_name=False, show_progress="hidden")
         self.refresh.click(self._refreshed, outputs=[*outputs, self.message], api_name=False)

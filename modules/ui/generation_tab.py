@@ -96,7 +96,7 @@ class GenerationTab:
                             show_progress="hidden")
         self.prompt.submit(run, inputs=inputs, outputs=self.outputs(), api_name=False, concurrency_limit=None,
                            show_progress="hidden")
-        self.extra_networks.wire(self.gallery)
+        self.extra_networks.wire(self.gallery, self.prompt, self.negative_prompt)
         self.interrupt.click(self._interrupt, inputs=None, outputs=None, api_name=False, queue=False)
         self.skip.click(self._skip, inputs=None, outputs=None, api_name=False, queue=False)
         self.random_seed.click(lambda: -1, outputs=self.seed, api_name=False, queue=False)
