@@ -130,13 +130,15 @@ class EmbeddingReader:
     _cache: dict = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def read(self, path: Path) -> EmbeddingData:
+    def read(self, path: Path, stamp: tuple | None = None) -> EmbeddingData:
+        """`stamp`: the file's (size, mtime) as a folder listing just saw it, saving a stat per file."""
         path = Path(path)
-        try:
-            st = path.stat()
-            stamp = (st.st_size, st.st_mtime_ns)
-        except OSError as e:
-            raise BadModelFile(path, f"cannot read file: {e.strerror or e}") from None
+        if stamp is None:
+            try:
+                st = path.stat()
+                stamp = (st.st_size, st.st_mtime)
+            except OSError as e:
+                raise BadModelFile(path, f"cannot read file: {e.strerror or e}") from None
         with self._lock:
             cached = self._cache.get(path)
         if cached is not None and cached[0] == stamp:

@@ -132,7 +132,7 @@ class Embeddings:
         found = []
         for f in files:
             try:
-                found.append((f, self.reader.read(f.path), None))
+                found.append((f, self.reader.read(f.path, (f.size, f.mtime)), None))
             except BadModelFile as e:
                 found.append((f, None, str(e)))
         return found

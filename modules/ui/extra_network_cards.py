@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from modules.networks.embeddings import Embeddings
+from modules.public_paths import shown
 from modules.networks.files import NetworkFile, NetworkFolder
 from modules.networks.previews import LORA, PREVIEW_ROUTE, TEXTUAL_INVERSION
 
@@ -52,13 +53,21 @@ def _preview_version(f: NetworkFile) -> int | None:
 def render_cards(kind: str, cards: list[Card], folders: list) -> str:
     """The cards of one kind (sorted by name; the page re-sorts), or a note on where to put files."""
     if not cards:
-        where = ", ".join(html.escape(str(folder)) for folder in folders)
+        where = ", ".join(_escape(shown(folder)) for folder in folders)
         return f'<div class="zoo-en-empty">Nothing here yet: put files into {where}, then press refresh.</div>'
     return f'<div class="zoo-en-cards" data-kind="{kind}">' + "".join(_card(c) for c in cards) + "</div>"
 
 
+def _escape(text: str) -> str:
+    """HTML-escaped, and without the characters the panel's template language would read ($, {, }, `)."""
+    return html.escape(text).translate(_TEMPLATE_CHARACTERS)
+
+
+_TEMPLATE_CHARACTERS = str.maketrans({"$": "&#36;", "{": "&#123;", "}": "&#125;", "`": "&#96;"})
+
+
 def _card(card: Card) -> str:
-    e = html.escape
+    e = _escape
     if card.preview_version is not None:
         query = urlencode({"kind": card.kind, "name": card.name, "v": card.preview_version})
         picture = f'<img class="zoo-en-preview" loading="lazy" alt="" src="{PREVIEW_ROUTE}?{e(query)}">'
