@@ -130,6 +130,15 @@ def in_browser(root: Path, count: int) -> dict:
                 select.value = 'date'; select.dispatchEvent(new Event('change', {bubbles: true}));
                 return performance.now() - start; }""")
             figures["sort_by_date_ms"] = round(sort_ms, 1)
+            # Opened again after one more file arrived: listings rescanned, one new file parsed, the rest cached.
+            save_file({"emb_params": torch.randn(1, 768)}, str(root / "embeddings" / "zz-new.safetensors"))
+            header = page.locator("#txt2img_extra_networks").get_by_text("Extra networks").first
+            header.click()  # closed
+            start = time.perf_counter()
+            header.click()  # opened
+            page.wait_for_function(f"document.querySelectorAll('#txt2img_textual_inversion_cards .zoo-en-card')"
+                                   f".length === {count + 1}", timeout=120_000)
+            figures["open_again_with_one_new_file_ms"] = round((time.perf_counter() - start) * 1000, 1)
             browser.close()
     return figures
 
