@@ -99,3 +99,11 @@ def test_the_negative_prompt_gets_an_embedding_when_it_was_used_last(app, page):
     page.locator('#txt2img_textual_inversion_cards .zoo-en-card[data-name="other-thing"]').click()
     expect(negative).to_have_value("blurry other-thing")
     expect(page.locator("#txt2img_prompt textarea")).to_have_value("")
+
+
+def test_img2img_has_the_panel_too(app, page):
+    page.goto(app.url)
+    page.get_by_role("tab", name="img2img").first.click()
+    page.locator("#img2img_extra_networks").click()
+    page.locator('#img2img_textual_inversion_cards .zoo-en-card[data-name="mystyle"]').click()
+    expect(page.locator("#img2img_prompt textarea")).to_have_value("mystyle")

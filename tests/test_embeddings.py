@@ -218,6 +218,21 @@ def test_an_embedding_of_another_width_is_skipped_not_an_error(sd15, tmp_path):
     assert embeddings.used == {}
 
 
+@pytest.mark.parametrize("family, sidecar, widths", [
+    ("sd15", False, (SD1_WIDTH,)), ("sd15", True, (SD1_WIDTH,)), ("sdxl", False, SDXL_WIDTHS),
+])
+def test_a_checkpoints_widths_without_loading_it(tmp_path, family, sidecar, widths):
+    from modules.models.detect import detect_from_keys
+    from modules.models.registry import CheckpointInfo, _tensor_shapes
+    from modules.models.text_encoder_widths import checkpoint_widths
+
+    build = tiny_models.make_tiny_sd15 if family == "sd15" else tiny_models.make_tiny_sdxl
+    single = tiny_models.make_single_file(build(tmp_path / "folder"), tmp_path / "model.safetensors", sidecar=sidecar)
+    info = CheckpointInfo(single, single.name, "single_file", detect_from_keys(single, _tensor_shapes(single)),
+                          sidecar_config=tiny_models.sidecar_dir(single) if sidecar else None)
+    assert checkpoint_widths(info) == widths
+
+
 def test_the_longest_name_wins(sd15, tmp_path):
     ef.single_safetensors(tmp_path / "red.safetensors", ef.vectors(1, SD1_WIDTH))
     ef.a1111_pt(tmp_path / "redcat.pt", ef.vectors(2, SD1_WIDTH))

@@ -80,10 +80,8 @@ def initial_noise(generators: list[torch.Generator], shape: tuple[int, ...]) -> 
 def prompt_embeddings(hooks: Hooks, model: LoadedCheckpoint):
     """The textual-inversion embeddings this job's prompts may name (modules/networks/embeddings.py); None
     for a generation without a backend (a bare Processing in a test)."""
-    backend = getattr(hooks.p, "backend", None)
-    if backend is None:
-        return None
-    return backend.embeddings.for_pipe(model.pipe, model.info.architecture.spec)
+    embeddings = getattr(getattr(hooks.p, "backend", None), "embeddings", None)
+    return embeddings.for_pipe(model.pipe, model.info.architecture.spec) if embeddings is not None else None
 
 
 def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: Hooks) -> Txt2ImgResult:
