@@ -107,3 +107,8 @@ def test_img2img_has_the_panel_too(app, page):
     page.locator("#img2img_extra_networks").click()
     page.locator('#img2img_textual_inversion_cards .zoo-en-card[data-name="mystyle"]').click()
     expect(page.locator("#img2img_prompt textarea")).to_have_value("mystyle")
+    (app.models / "Lora" / "brand-new.safetensors").write_bytes(b"x")
+    page.locator("#img2img_extra_networks").get_by_role("tab", name="Lora").click()
+    expect(page.locator("#img2img_lora_cards .zoo-en-card")).to_have_count(3)  # listed when the panel opened
+    page.locator("#img2img_extra_refresh").click()
+    expect(page.locator('#img2img_lora_cards .zoo-en-card[data-name="brand-new"]')).to_have_count(1)
