@@ -63,7 +63,6 @@ def test_open_search_click_a_card_and_see_the_tag_in_the_prompt(app, page):
     expect(loras.locator(".zoo-en-card:visible")).to_have_count(1)
     loras.locator(".zoo-en-card:visible").click()
     expect(prompt).to_have_value("a red circle mystyle <lora:pixel-art:1>")
-    screenshot(page, "extra-networks")
     loras.locator(".zoo-en-card:visible").click()  # a second click takes the tag out again
     expect(prompt).to_have_value("a red circle mystyle")
 
@@ -88,6 +87,8 @@ def test_open_search_click_a_card_and_see_the_tag_in_the_prompt(app, page):
     loaded = card.locator("img.zoo-en-preview").evaluate("img => img.complete && img.naturalWidth")
     assert loaded == 64
     expect(prompt).to_have_value("a red circle mystyle")  # the preview's click did not toggle the card
+    page.mouse.move(0, 0)
+    screenshot(page, "extra-networks")
 
 
 def test_the_negative_prompt_gets_an_embedding_when_it_was_used_last(app, page):

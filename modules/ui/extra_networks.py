@@ -55,7 +55,7 @@ function toggle(card) {
   if (!area) return;
   const pattern = kind === 'lora'
     ? new RegExp(`\\s*<lora:${escapeRegExp(card.dataset.name)}:[^>]*>`)
-    : new RegExp(`(^|\\s*)${escapeRegExp(text)}(?=$|[\\s,])`);
+    : new RegExp(`(^|\\s+)${escapeRegExp(text)}(?=$|[\\s,])`);
   if (pattern.test(area.value)) area.value = area.value.replace(pattern, '').trim();
   else area.value = area.value.trim() ? `${area.value.replace(/\s+$/, '')} ${text}` : text;
   area.dispatchEvent(new Event('input', {bubbles: true}));
