@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None, block: bool = True):
         ckpt_dirs=tuple(Path(p).expanduser() for p in [args.ckpt_dir] if p),
         vae_dirs=tuple(Path(p).expanduser() for p in [args.vae_dir] if p),
         lora_dirs=tuple(Path(p).expanduser() for p in [args.lora_dir] if p),
+        embedding_dirs=tuple(Path(p).expanduser() for p in [args.embeddings_dir] if p),
         offline=args.offline or os.environ.get("HF_HUB_OFFLINE") == "1",
         ram_budget=int(args.ram_budget * GB) if args.ram_budget else None,
         vram_budget=int(args.vram_budget * GB) if args.vram_budget else None,
@@ -83,6 +84,8 @@ def main(argv: list[str] | None = None, block: bool = True):
 
     demo = build_ui(backend)
     def before_serving(app):
+        from modules.api.preview_routes import add_preview_route
+        add_preview_route(app, backend)  # the Extra Networks cards' pictures
         if args.api:
             from modules.api.routes import mount_api
             mount_api(app, backend, args)

@@ -22,6 +22,7 @@ from modules.models.hashing import HashCache
 from modules.models.manager import PipelineManager
 from modules.models.registry import Registry
 from modules.models.zoo_registry import ZooRegistry
+from modules.networks.embeddings import Embeddings
 from modules.networks.files import EMBEDDING_SUFFIXES, LORA_SUFFIXES, NetworkFolder
 from modules.networks.lora_metadata import LoraMetadata
 from modules.settings import Settings
@@ -91,6 +92,7 @@ class Backend:
         self.lora_metadata = LoraMetadata()  # each LoRA file's metadata and alias, read once per file version
         self.embedding_files = NetworkFolder([config.models_dir / "embeddings", *config.embedding_dirs],
                                              EMBEDDING_SUFFIXES)
+        self.embeddings = Embeddings(self.embedding_files, hashes=self.registry.hash_cache)
 
     def run(self, capability: Capability, request, job: Job | None = None, scripts: ScriptCall | None = None):
         """One job of `capability` (modules/capabilities), through the runner; see Runner.run."""
@@ -149,6 +151,12 @@ class Backend:
                 return self.manager.resolve(None).title
             except UserError:  # no checkpoint at all is a normal state on a fresh machine
                 return None
+
+    def embeddings_for_default(self, user: str | None = None):
+        """The textual-inversion embeddings as the default checkpoint (the user's own, with logins) sees them:
+        which fit it and which are skipped (modules/networks/embeddings.py)."""
+        title = self.default_checkpoint_title(user)
+        return self.embeddings.for_checkpoint(self.registry.find(title) if title else None)
 
     def job_defaults(self, request: Txt2ImgRequest, owner: str | None = None) -> Txt2ImgRequest:
         """A request with what it leaves open taken from the settings, for UI and API jobs alike: the checkpoint

@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     mod.add_argument("--ckpt-dir", default=None, help="extra folder to scan for Stable Diffusion checkpoints")
     mod.add_argument("--vae-dir", default=None, help="extra folder to scan for VAE files")
     mod.add_argument("--lora-dir", default=None, help="extra folder to scan for LoRA files (after models/Lora)")
+    mod.add_argument("--embeddings-dir", default=None,
+                     help="extra folder of textual-inversion embeddings (after models/embeddings)")
     mod.add_argument("--models-dir", default=None, help="base folder of models (default: ./models)")
     mod.add_argument("--outdir", default=None, help="where generated images go (default: ./outputs)")
     mod.add_argument("--skip-load-model-at-start", action="store_true", help="load a checkpoint on first use only")

@@ -49,6 +49,7 @@ def files(tmp_path_factory) -> dict[str, str]:
     shutil.copy(single, root / "picked" / "picked-by-ckpt.safetensors")
     (root / "vae-dir").mkdir()
     shutil.copy(folder / "vae" / "diffusion_pytorch_model.safetensors", root / "vae-dir" / "in-vae-dir.safetensors")
+    (root / "embeddings-dir").mkdir()
     (root / "auth.txt").write_text(f"{USER}:{PASSWORD}\n")
     key, cert = root / "key.pem", root / "cert.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
@@ -56,7 +57,7 @@ def files(tmp_path_factory) -> dict[str, str]:
                    check=True, capture_output=True)
     return {
         "--models-dir": str(models), "--outdir": str(root / "outputs"), "--ckpt-dir": str(root / "ckpt-dir"),
-        "--vae-dir": str(root / "vae-dir"), "--ckpt": str(root / "picked" / "picked-by-ckpt.safetensors"),
+        "--vae-dir": str(root / "vae-dir"), "--embeddings-dir": str(root / "embeddings-dir"), "--ckpt": str(root / "picked" / "picked-by-ckpt.safetensors"),
         "--gradio-auth-path": str(root / "auth.txt"), "--tls-keyfile": str(key), "--tls-certfile": str(cert),
         "--gradio-auth": f"{USER}:{PASSWORD}", "--api-auth": f"{USER}:{PASSWORD}", "--server-name": "127.0.0.1",
         "--device-id": "0", "--max-pixels": str(256 * 256), "--max-batch": "2", "--max-steps": "20",

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 
-from modules.api import cache_routes, extras_routes, gan_routes, img2img_routes, latent_routes, lora_routes, models
+from modules.api import cache_routes, embedding_routes, extras_routes, gan_routes, img2img_routes, latent_routes, lora_routes, models
 from modules.api.auth import Logins, api_logins
 from modules.api.errors import ApiError, api_route_class
 from modules.api.hires_fields import hires_fields
@@ -88,6 +88,7 @@ class Api:
         img2img_routes.add_routes(self)  # POST /sdapi/v1/img2img
         extras_routes.add_routes(self)  # /sdapi/v1/extra-single-image, upscalers ...
         lora_routes.add_routes(self)  # /sdapi/v1/loras, refresh-loras
+        embedding_routes.add_routes(self)  # /sdapi/v1/embeddings, refresh-embeddings
         # Our own routes beyond A1111's (/zoo/v1/latent, /zoo/v1/gan), with the same logins and error answers.
         self.zoo_router = APIRouter(prefix=ZOO_PREFIX, route_class=api_route_class(self.logins),
                                     dependencies=[Depends(self.current_user)])

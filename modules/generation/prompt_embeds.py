@@ -18,7 +18,9 @@ from is the checkpoint family's text encoder layout (modules/models/families).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import torch
 from diffusers.loaders import TextualInversionLoaderMixin
@@ -41,12 +43,18 @@ COMMA_BACKTRACK = 20
 (A1111's "comma_padding_backtrack" default)."""
 
 
+EMBEDDING_PLACEHOLDER = 0
+"""The token id an embedding's slots hold until its vectors replace their input embeddings (A1111's)."""
+
+
 @dataclass
 class PromptChunk:
-    """One CLIP window of a prompt: 77 token ids and the weight of each."""
+    """One CLIP window of a prompt: 77 token ids and the weight of each; `fixes` are textual-inversion
+    embeddings in it: (position in token_ids, vectors) whose rows replace those tokens' input embeddings."""
 
     token_ids: list[int]
     weights: list[float]
+    fixes: list[tuple[int, torch.Tensor]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,7 @@ def encode_prompts(
     prompts: list[str],
     negative_prompts: list[str],
     clip_skip: int = 1,
+    embeddings=None,
 ) -> dict[str, torch.Tensor]:
     """Encode a batch of prompts and negative prompts into keyword arguments for `pipe(...)`.
 
@@ -76,6 +85,9 @@ def encode_prompts(
 
     For SDXL pipelines whose config asks to `force_zeros_for_empty_prompt`, an empty
     negative prompt is all zeros, as A1111 does (diffusers does it when no negative is given).
+
+    `embeddings` (a modules.networks.embeddings.PromptEmbeddings) are the textual-inversion embeddings the
+    prompts may name: a name's tokens give way to its vectors, weighted like the words around them.
 
     The pipeline is not changed; tensors come back on the text encoder's execution device,
     in the dtype the pipeline itself would use.
@@ -103,8 +115,8 @@ def encode_prompts(
     # Every prompt and negative prompt of the batch gets the same number of chunks.
     fields = {**{text: "negative_prompt" for text in negative_prompts}, **{text: "prompt" for text in prompts}}
     chunks_by_slot = [
-        {text: tokenize_prompt(slot.tokenizer, text, pipe, field) for text, field in fields.items()}
-        for slot in slots
+        {text: tokenize_prompt(slot.tokenizer, text, pipe, field, embeddings, index) for text, field in fields.items()}
+        for index, slot in enumerate(slots)
     ]
     chunk_count = max(len(chunks) for per_text in chunks_by_slot for chunks in per_text.values())
 
@@ -143,10 +155,13 @@ def chunk_length(tokenizer) -> int:
     return min(int(tokenizer.model_max_length), CHUNK_LENGTH + 2) - 2
 
 
-def tokenize_prompt(tokenizer, prompt: str, pipe=None, field: str = "prompt") -> list[PromptChunk]:
+def tokenize_prompt(tokenizer, prompt: str, pipe=None, field: str = "prompt", embeddings=None,
+                    encoder_index: int = 0) -> list[PromptChunk]:
     """Cut `prompt` into 77-token chunks with per-token weights, following A1111.
 
     `pipe`, when given and able to, expands multi-vector textual inversion tokens first.
+    `embeddings` (PromptEmbeddings): a name's tokens become as many placeholder slots as the embedding has
+    vectors (text encoder `encoder_index`'s), never split between chunks, with the fragment's weight.
     More than MAX_PROMPT_CHUNKS chunks is an InvalidRequest naming `field`.
     """
     fragments = parse_prompt_attention(prompt)
@@ -159,39 +174,59 @@ def tokenize_prompt(tokenizer, prompt: str, pipe=None, field: str = "prompt") ->
     comma_id = tokenizer.get_vocab().get(",</w>")
 
     length = chunk_length(tokenizer)
+    matcher = embeddings.matcher(tokenizer) if embeddings is not None else None
     chunks: list[PromptChunk] = []
     tokens: list[int] = []
     weights: list[float] = []
+    fixes: list[tuple[int, torch.Tensor]] = []  # (position among `tokens`, vectors)
     last_comma = -1
 
     def close_chunk() -> None:
-        nonlocal tokens, weights, last_comma
+        nonlocal tokens, weights, fixes, last_comma
         if len(chunks) == MAX_PROMPT_CHUNKS:
             raise InvalidRequest(field, f"is longer than {MAX_PROMPT_CHUNKS} chunks of {length} tokens "
                                         f"({MAX_PROMPT_CHUNKS * length} tokens, counting each BREAK as a chunk's end): "
                                         "shorten it")
-        chunks.append(_wrap_chunk(tokenizer, tokens, weights))
-        tokens, weights, last_comma = [], [], -1
+        chunk = _wrap_chunk(tokenizer, tokens, weights)
+        chunk.fixes = [(position + 1, vectors) for position, vectors in fixes]  # + 1: after BOS
+        chunks.append(chunk)
+        tokens, weights, fixes, last_comma = [], [], [], -1
 
     for ids, fragment in zip(ids_per_fragment, fragments):
         if is_break(fragment):
             close_chunk()
             continue
         weight = fragment[1]
-        for token in ids:
+        position = 0
+        while position < len(ids):
+            token = ids[position]
             if token == comma_id:
                 last_comma = len(tokens)
             elif len(tokens) == length and last_comma != -1 and len(tokens) - last_comma <= COMMA_BACKTRACK:
                 # Move the words after the last comma to the next chunk rather than split a phrase.
                 cut = last_comma + 1
                 moved_tokens, moved_weights = tokens[cut:], weights[cut:]
+                moved_fixes = [(p - cut, v) for p, v in fixes if p >= cut]
                 tokens, weights = tokens[:cut], weights[:cut]
+                fixes = [(p, v) for p, v in fixes if p < cut]
                 close_chunk()
-                tokens, weights = moved_tokens, moved_weights
+                tokens, weights, fixes = moved_tokens, moved_weights, moved_fixes
             if len(tokens) == length:
                 close_chunk()
-            tokens.append(token)
-            weights.append(weight)
+            found = matcher.match(ids, position) if matcher is not None else None
+            if found is None:
+                tokens.append(token)
+                weights.append(weight)
+                position += 1
+                continue
+            name_length, embedding = found
+            vectors = embeddings.vectors(embedding, encoder_index)
+            if len(tokens) + len(vectors) > length:  # an embedding is never split between chunks
+                close_chunk()
+            fixes.append((len(tokens), vectors))
+            tokens.extend([EMBEDDING_PLACEHOLDER] * len(vectors))
+            weights.extend([weight] * len(vectors))
+            position += name_length
 
     if tokens or not chunks:
         close_chunk()
@@ -301,7 +336,8 @@ def _encode_chunk(
         first_eos = (input_ids == slot.tokenizer.eos_token_id).int().argmax(dim=1, keepdim=True)
         attention_mask = (torch.arange(input_ids.shape[1], device=device) <= first_eos).long()
 
-    outputs = encoder(input_ids, attention_mask=attention_mask, output_hidden_states=True)
+    with _embedding_vectors(encoder, [chunk.fixes for chunk in chunks]):
+        outputs = encoder(input_ids, attention_mask=attention_mask, output_hidden_states=True)
     if slot.layout.starts_at_penultimate:
         hidden = outputs.hidden_states[-(clip_skip + 1)]
     elif clip_skip == 1:
@@ -311,6 +347,33 @@ def _encode_chunk(
 
     pooled = outputs[0] if slot.gives_pooled and outputs[0].ndim == 2 else None
     return apply_emphasis(hidden, weights), pooled
+
+
+@contextmanager
+def _embedding_vectors(encoder: torch.nn.Module, fixes_per_row: list[list[tuple[int, torch.Tensor]]]):
+    """For this call only, and only in this thread: the token embedding's output gets each row's embedding
+    vectors at their positions. The cached encoder is not changed (the hook is removed after the call), and
+    another thread using the same encoder meanwhile is not touched."""
+    if not any(fixes_per_row):
+        yield
+        return
+    thread = threading.get_ident()
+
+    def replace(module, args, output: torch.Tensor) -> torch.Tensor:
+        if threading.get_ident() != thread:
+            return output
+        output = output.clone()
+        for row, fixes in enumerate(fixes_per_row):
+            for position, vectors in fixes:
+                end = min(position + len(vectors), output.shape[1])
+                output[row, position:end] = vectors[:end - position].to(output.device, output.dtype)
+        return output
+
+    handle = encoder.get_input_embeddings().register_forward_hook(replace)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 def _final_layer_norm(encoder: torch.nn.Module) -> torch.nn.Module:

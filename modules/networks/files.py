@@ -4,7 +4,9 @@ a folder's modification time changes, so a panel over 2000 files stays fast."""
 from __future__ import annotations
 
 import os
+import stat
 import threading
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,16 +40,17 @@ class NetworkFolder:
         self._lock = threading.Lock()
         self._stamp: tuple | None = None
         self._files: list[NetworkFile] = []
+        self._subfolders: list[Path] = []  # found by the last scan
 
-    def _folder_stamp(self) -> tuple:
+    def _folder_stamp(self, subfolders: list[Path]) -> tuple:
+        """The modification times of the roots and the subfolders the last scan found: a file added, removed or
+        renamed changes its folder's time, a new subfolder its parent's. A few stats, not one per file."""
         stamp = []
-        for folder in self.folders:
-            for path, is_folder in [(folder, True), *folder_walk.walk(folder)] if folder.is_dir() else []:
-                if is_folder:
-                    try:
-                        stamp.append((str(path), os.stat(path).st_mtime_ns))
-                    except OSError:
-                        pass
+        for path in [*self.folders, *subfolders]:
+            try:
+                stamp.append((str(path), os.stat(path).st_mtime_ns))
+            except OSError:
+                stamp.append((str(path), None))
         return tuple(stamp)
 
     def refresh(self) -> list[NetworkFile]:
@@ -57,10 +60,10 @@ class NetworkFolder:
 
     def files(self) -> list[NetworkFile]:
         """Every file, sorted by name (case-insensitive). Rescanned only when a folder changed."""
-        stamp = self._folder_stamp()
         with self._lock:
-            if stamp != self._stamp:
-                self._files, self._stamp = self._scan(), stamp
+            if self._stamp is None or self._folder_stamp(self._subfolders) != self._stamp:
+                self._files, self._subfolders = self._scan()
+                self._stamp = self._folder_stamp(self._subfolders)
             return list(self._files)
 
     def find(self, name: str) -> NetworkFile | None:
@@ -70,25 +73,37 @@ class NetworkFolder:
                 return f
         return None
 
-    def _scan(self) -> list[NetworkFile]:
+    def _scan(self) -> tuple[list[NetworkFile], list[Path]]:
+        """The files, and the subfolders walked. One walk per root; previews are found among the names listed."""
         found: dict[str, NetworkFile] = {}
+        subfolders: list[Path] = []
         for folder in self.folders:
             if not folder.is_dir():
                 continue
-            for path in folder_walk.files(folder, self.suffixes):
+            names: dict[Path, set[str]] = defaultdict(set)
+            candidates: list[Path] = []
+            for path, is_folder in folder_walk.walk(folder):
+                if is_folder:
+                    subfolders.append(path)
+                    continue
+                names[path.parent].add(path.name)
+                if path.suffix.lower() in self.suffixes:
+                    candidates.append(path)
+            for path in sorted(candidates):
                 try:
                     st = path.stat()
                 except OSError:
                     continue
-                found.setdefault(path.stem.lower(), NetworkFile(
-                    path.stem, path, folder, st.st_mtime, st.st_size, _preview(path)))
-        return sorted(found.values(), key=lambda f: f.name.lower())
+                if stat.S_ISREG(st.st_mode):
+                    found.setdefault(path.stem.lower(), NetworkFile(
+                        path.stem, path, folder, st.st_mtime, st.st_size, _preview(path, names[path.parent])))
+        return sorted(found.values(), key=lambda f: f.name.lower()), subfolders
 
 
-def _preview(path: Path) -> Path | None:
-    base = path.with_suffix("")
+def _preview(path: Path, siblings: set[str]) -> Path | None:
+    """`name.preview.png` (or another picture named like the file) among the names in the file's folder."""
     for suffix in PREVIEW_SUFFIXES:
-        candidate = base.parent / (base.name + suffix)
-        if candidate != path and candidate.is_file():
-            return candidate
+        name = path.stem + suffix
+        if name != path.name and name in siblings:
+            return path.parent / name
     return None

@@ -9,6 +9,7 @@ from modules import owners
 from modules.jobs import Job
 from modules.public_paths import scrub
 from modules.security.ui_session import session_of
+from modules.ui.extra_network_cards import CSS as EXTRA_NETWORKS_CSS
 
 
 def login_name(request: gr.Request | None) -> str | None:
@@ -68,7 +69,7 @@ def progress_html(job: Job, queue_position: int = 0) -> str:
     return bar
 
 
-CSS = """
+CSS = EXTRA_NETWORKS_CSS + """
 .zoo-error { color: #b00020; background: #fde7ea; border-radius: 6px; padding: 8px 12px; font-weight: 600; }
 .zoo-info { color: #444; background: #eef3fb; border-radius: 6px; padding: 8px 12px; }
 .zoo-progress { position: relative; height: 24px; background: #e8e8e8; border-radius: 6px; overflow: hidden; }

@@ -13,6 +13,7 @@ from modules.generation.samplers import sampler_names
 from modules.ui.common import error_html, info_html, owner_of, progress_html
 from modules.ui.components import Slider
 from modules.ui.errors import user_errors
+from modules.ui.extra_networks import ExtraNetworksPanel
 from modules.ui.script_controls import ScriptControls
 
 POLL_SECONDS = 0.25
@@ -44,6 +45,8 @@ class GenerationTab:
                 with gr.Row():
                     self.interrupt = gr.Button("Interrupt", elem_id=f"{t}_interrupt", size="sm")
                     self.skip = gr.Button("Skip", elem_id=f"{t}_skip", size="sm")
+        self.extra_networks = ExtraNetworksPanel(self.backend, t)  # LoRA and embedding cards, under the prompt
+        self.extra_networks.build()
 
     def build_sampling(self) -> None:
         t = self.tab
@@ -93,6 +96,7 @@ class GenerationTab:
                             show_progress="hidden")
         self.prompt.submit(run, inputs=inputs, outputs=self.outputs(), api_name=False, concurrency_limit=None,
                            show_progress="hidden")
+        self.extra_networks.wire(self.gallery, self.prompt, self.negative_prompt)
         self.interrupt.click(self._interrupt, inputs=None, outputs=None, api_name=False, queue=False)
         self.skip.click(self._skip, inputs=None, outputs=None, api_name=False, queue=False)
         self.random_seed.click(lambda: -1, outputs=self.seed, api_name=False, queue=False)

@@ -27,7 +27,7 @@ from modules.capabilities.refiner import Refiner, refiner_for
 from modules.capabilities.refiner_switch import switching
 from modules.capabilities.scripting import Hooks, ImageNotSaved
 from modules.capabilities.txt2img.request import MAX_SEED
-from modules.capabilities.txt2img.run import Txt2ImgResult, resolve_seed
+from modules.capabilities.txt2img.run import Txt2ImgResult, prompt_embeddings, resolve_seed
 from modules.capabilities.txt2img.vae_precision import decode_without_nans
 from modules.models.precision_copy import fp32_copy
 from modules.generation import preview, stop_points
@@ -86,6 +86,7 @@ def img2img(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
     under outputs/<request.save_folder>/ when request.save_images), so an interrupt keeps the finished ones."""
     result = Img2ImgResult(request, checkpoint_title=model.info.title)
     first_seed = resolve_seed(request.seed)
+    embeddings = prompt_embeddings(hooks, model)
     job.start(request.batch_count, max(steps_run(request), 1))
     manager = hooks.p.backend.manager if hooks.p is not None and hooks.p.backend is not None else None
     use_loras(model, request.loras, hooks)
@@ -103,14 +104,14 @@ def img2img(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
                 start = encode(model.info.architecture.spec.vae_of(model.pipe), [_own_size(i) for i in inits], model.execution_device,
                                size=request.output_size)
             try:
-                latents = denoise(request, model, job, work, seeds, start, refiner)
+                latents = denoise(request, model, job, work, seeds, start, refiner, embeddings)
                 steps_done = steps_run(request)
             except (Interrupted, Skipped) as stop:
                 latents, steps_done = stop.args if len(stop.args) == 2 else (None, 0)
                 stopped = isinstance(stop, Interrupted)
             if latents is not None:
                 try:
-                    _collect(result, request, model, seeds, latents, work, hooks, job, steps_done, refiner)
+                    _collect(result, request, model, seeds, latents, work, hooks, job, steps_done, refiner, embeddings)
                 except Interrupted:
                     stopped = True
             if stopped:
@@ -170,7 +171,8 @@ def _upscaled(latents: torch.Tensor, width: int, size: tuple[int, int]) -> torch
 
 
 def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: list[WorkArea],
-            seeds: list[int], start: torch.Tensor | None = None, refiner: Refiner | None = None) -> torch.Tensor:
+            seeds: list[int], start: torch.Tensor | None = None, refiner: Refiner | None = None,
+            embeddings=None) -> torch.Tensor:
     """The batch's latents after steps × strength of sampling from its work areas (`WorkArea(canvas, image,
     None)` for a plain picture), or from `start`: scaled latents at the work areas' size (a latent upscale).
     `refiner`: the job's, which takes over at its switch point. Hires fix's second pass calls this. Raises Interrupted/Skipped with (latents so far, steps done)."""
@@ -195,7 +197,8 @@ def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: li
     if run == 0:  # strength 0 (or too few steps for it): the picture itself, through the VAE
         return latents.to(device)
     prompts, negative_prompts = [prompt_text(request.prompt)] * len(seeds), [request.negative_prompt] * len(seeds)
-    embeds = encode_prompts(pipe, prompts, negative_prompts, clip_skip=request.clip_skip)
+    embeds = encode_prompts(pipe, prompts, negative_prompts, clip_skip=request.clip_skip,
+                            embeddings=embeddings)
     dtype = model.devices.dtype
     options: dict = {}
     if inpaint:
@@ -246,11 +249,13 @@ def _latent_mask(masks: list[Image.Image], size) -> torch.Tensor:
 
 def _collect(result: Img2ImgResult, request: Img2ImgRequest, model: LoadedCheckpoint, seeds: list[int],
              latents: torch.Tensor, work: list[WorkArea], hooks: Hooks, job: Job, steps_done: int,
-             refiner: Refiner | None = None) -> None:
+             refiner: Refiner | None = None, embeddings=None) -> None:
     if not torch.isfinite(latents).all():
         raise GenerationFailed("the sampler produced NaN values; try another sampler, fewer steps, "
                                "or --precision fp32")
     extra = {**(refiner.infotext() if refiner is not None else {}), **hooks.extra_infotext()}
+    if embeddings is not None:
+        extra.update(embeddings.infotext())  # TI hashes
     if steps_done < steps_run(request):
         extra["Stopped at step"] = steps_done
     interrupts = job.interrupts

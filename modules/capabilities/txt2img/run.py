@@ -81,6 +81,13 @@ def initial_noise(generators: list[torch.Generator], shape: tuple[int, ...]) -> 
     return torch.stack([torch.randn(shape, generator=g) for g in generators])
 
 
+def prompt_embeddings(hooks: Hooks, model: LoadedCheckpoint):
+    """The textual-inversion embeddings this job's prompts may name (modules/networks/embeddings.py); None
+    for a generation without a backend (a bare Processing in a test)."""
+    embeddings = getattr(getattr(hooks.p, "backend", None), "embeddings", None)
+    return embeddings.for_pipe(model.pipe, model.info.architecture.spec) if embeddings is not None else None
+
+
 def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: Hooks) -> Txt2ImgResult:
     """Run every batch of `request` on `model`; each image goes through hooks.image_ready as it is made
     (saved when request.save_images), so an interrupt keeps the images finished so far."""
@@ -89,6 +96,7 @@ def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
     pipeline_class(model.info, "txt2img")  # an inpainting checkpoint is refused here, naming the file
     result = Txt2ImgResult(request, checkpoint_title=model.info.title)
     first_seed = resolve_seed(request.seed)
+    embeddings = prompt_embeddings(hooks, model)
     if request.enable_hr:  # img2img's sampling does the second pass (imported here: img2img imports this module)
         from modules.capabilities.txt2img.hires_pass import hires_steps, second_pass
     job.start(request.batch_count, request.steps + (hires_steps(request) if request.enable_hr else 0))
@@ -105,12 +113,12 @@ def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
                 if switch_loras and batch:
                     use_loras(model, request.loras, hooks)
                 # With hires fix the refiner works in the second pass (A1111's default), else in this one.
-                latents = _sample(request, model, seeds, job, None if request.enable_hr else refiner)
+                latents = _sample(request, model, seeds, job, None if request.enable_hr else refiner, embeddings)
                 if request.enable_hr:  # the second pass, in this job and this hold on the device
                     if switch_loras:
                         use_loras(model, request.hr_loras, hooks)
                     first, latents = latents, None
-                    latents = second_pass(request, model, first, seeds, job, manager, refiner)
+                    latents = second_pass(request, model, first, seeds, job, manager, refiner, embeddings)
             except (Interrupted, Skipped) as stop:
                 # Before the first step ended there is nothing but noise: no image. Later, A1111's way: the
                 # images of the latents sampled so far.
@@ -120,7 +128,7 @@ def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
                 stopped = isinstance(stop, Interrupted)
             if latents is not None:
                 try:
-                    _collect(result, request, model, seeds, latents, hooks, job, steps_done, refiner)
+                    _collect(result, request, model, seeds, latents, hooks, job, steps_done, refiner, embeddings)
                 except Interrupted:  # pressed (again) while decoding, or the client left: keep the images decoded
                     stopped = True
             if stopped:
@@ -129,13 +137,16 @@ def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
 
 
 def _collect(result: Txt2ImgResult, request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int],
-             latents: torch.Tensor, hooks: Hooks, job: Job, steps_done: int, refiner: Refiner | None = None) -> None:
+             latents: torch.Tensor, hooks: Hooks, job: Job, steps_done: int, refiner: Refiner | None = None,
+             embeddings=None) -> None:
     """Decode, post-process and save the batch's images one by one: an Interrupt pressed meanwhile (or a
     client that leaves) stops before the next image, or inside the VAE, keeping the images done so far."""
     if not torch.isfinite(latents).all():
         raise GenerationFailed("the sampler produced NaN values; try another sampler, fewer steps, "
                                "or --precision fp32")
     extra = {**(refiner.infotext() if refiner is not None else {}), **hooks.extra_infotext()}
+    if embeddings is not None:
+        extra.update(embeddings.infotext())  # TI hashes
     if steps_done < request.steps:
         extra["Stopped at step"] = steps_done  # "Steps" stays what was asked, so pasting it back still works
     interrupts = job.interrupts
@@ -164,7 +175,7 @@ def _collect(result: Txt2ImgResult, request: Txt2ImgRequest, model: LoadedCheckp
 
 
 def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], job: Job,
-            refiner: Refiner | None = None) -> torch.Tensor:
+            refiner: Refiner | None = None, embeddings=None) -> torch.Tensor:
     # This job's own scheduler, in its own view of the cached pipeline: the cached one is never changed.
     family = model.info.architecture.spec
     sampler = find_sampler(request.sampler).build(family.scheduler_config(model.scheduler_config))
@@ -175,7 +186,8 @@ def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], 
     generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
     noise = initial_noise(generators, shape).to(model.execution_device, model.devices.dtype)
     prompts, negative_prompts = [prompt_text(request.prompt)] * len(seeds), [request.negative_prompt] * len(seeds)
-    embeds = encode_prompts(pipe, prompts, negative_prompts, clip_skip=request.clip_skip)
+    embeds = encode_prompts(pipe, prompts, negative_prompts, clip_skip=request.clip_skip,
+                            embeddings=embeddings)
     latest: dict = {"latents": None, "steps": 0}
 
     def on_step_end(pipeline, step: int, timestep, callback_kwargs: dict) -> dict:

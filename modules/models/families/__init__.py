@@ -54,6 +54,10 @@ class TextEncoderLayout:
     honours_attention_mask: bool = True
     # The shallowest encoder's layers when no config says (single files): the highest clip skip.
     layers_without_config: int = 12
+    # Per encoder: the key of its vectors in a textual-inversion file ("" a single tensor; SDXL's clip_l/clip_g),
+    # and the name of its token embedding in a single-file checkpoint's header (its width without a config).
+    embedding_keys: tuple[str, ...] = ("",)
+    header_token_embeddings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

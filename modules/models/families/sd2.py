@@ -23,7 +23,8 @@ SD2 = Family(
     components=("unet", "vae", "text_encoder"),
     latent=sd1.LATENT,
     # OpenCLIP ViT-H has 24 layers; diffusers' conversion drops the last (SD 2.x uses the penultimate).
-    text=TextEncoderLayout(encoders=(("tokenizer", "text_encoder"),), layers_without_config=23),
+    text=TextEncoderLayout(encoders=(("tokenizer", "text_encoder"),), layers_without_config=23,
+                           header_token_embeddings=(TEXT_ENCODER + "token_embedding.weight",)),
     recognises_header=recognises_header,
     recognises_config=recognises_config,
     header_problem=_ldm.without_sdxl_unet(_ldm.checkpoint_problem, "SD 2.x"),

@@ -27,6 +27,9 @@ TEXT = TextEncoderLayout(
     encoders=(("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2")),
     pooled_from="text_encoder_2", starts_at_penultimate=True, zeros_for_empty_negative=True,
     honours_attention_mask=False, layers_without_config=12,  # the shallowest: CLIP ViT-L
+    embedding_keys=("clip_l", "clip_g"),
+    header_token_embeddings=(BASE_ENCODER_1 + "text_model.embeddings.token_embedding.weight",
+                             BASE_ENCODER_2 + "token_embedding.weight"),
 )
 
 
@@ -101,7 +104,8 @@ SDXL_REFINER = Family(
     # Its only encoder is OpenCLIP bigG: 32 layers.
     text=TextEncoderLayout(encoders=(("tokenizer_2", "text_encoder_2"),), pooled_from="text_encoder_2",
                            starts_at_penultimate=True, zeros_for_empty_negative=True,
-                           honours_attention_mask=False, layers_without_config=32),
+                           honours_attention_mask=False, layers_without_config=32, embedding_keys=("clip_g",),
+                           header_token_embeddings=(REFINER_ENCODER + "token_embedding.weight",)),
     recognises_header=recognises_refiner_header,
     recognises_config=recognises_refiner_config,
     header_problem=_ldm.checkpoint_problem,
