@@ -3,7 +3,6 @@ runner's hooks (extension scripts, saving). It never changes the cached pipeline
 in a per-job view of it (modules/capabilities/pipeline_view.py)."""
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,15 +16,14 @@ from modules.capabilities.scripting import Hooks, ImageNotSaved
 from modules.capabilities.txt2img.hires import hires_infotext
 from modules.capabilities.txt2img.request import MAX_SEED, Txt2ImgRequest
 from modules.capabilities.txt2img.vae_precision import decode_without_nans
-from modules.generation import preview, stop_points
+from modules.generation import preview, sampling_steps, stop_points
 from modules.generation.infotext import format_infotext
-from modules.generation.prompt_embeds import encode_prompts
+from modules.generation.sampling_steps import StepCallback
+from modules.generation.scheduled_embeds import encode_scheduled
 from modules.generation.samplers import find_sampler
 from modules.jobs import Interrupted, Job, Skipped
 from modules.models.manager import LoadedCheckpoint
 from modules.version import VERSION
-
-PREVIEW_EVERY_STEPS = 5
 
 
 @dataclass
@@ -160,29 +158,16 @@ def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], 
     shape = (denoiser.config.in_channels, request.height // scale, request.width // scale)
     generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
     noise = initial_noise(generators, shape).to(model.execution_device, model.devices.dtype)
-    embeds = encode_prompts(pipe, [request.prompt] * len(seeds), [request.negative_prompt] * len(seeds),
-                            clip_skip=request.clip_skip)
-    latest: dict = {"latents": None, "steps": 0}
-
-    def on_step_end(pipeline, step: int, timestep, callback_kwargs: dict) -> dict:
-        # Second-order samplers (DPM2, Heun) call back once per model evaluation, up to twice per step:
-        # progress and "Stopped at step" count the user's steps ("step 25/20" before).
-        calls = len(getattr(pipeline.scheduler, "timesteps", ())) or request.steps
-        done = min(request.steps, math.ceil((step + 1) * request.steps / calls))
-        latest["latents"], latest["steps"] = callback_kwargs["latents"], done
-        job.report_step(done)
-        if (step + 1) % PREVIEW_EVERY_STEPS == 0 and step + 1 < calls:
-            image = preview.preview_image(pipe.vae, latest["latents"], family)
-            if image is not None:
-                job.set_preview(image)
-        return callback_kwargs
+    embeds = encode_scheduled(pipe, request.prompt, request.negative_prompt, len(seeds), request.steps,
+                              request.steps, clip_skip=request.clip_skip)
+    on_step_end = StepCallback(job, request.steps, pipe.vae, family, embeds)
 
     job.check()
     try:
         # Checked between steps (on_step_end) and inside each step, before every denoiser block.
         with torch.inference_mode(), stop_points.checked(denoiser, job.check):
             output = pipe(
-                **embeds,
+                **embeds.arguments(),
                 num_inference_steps=request.steps,
                 guidance_scale=request.cfg_scale,
                 width=request.width,
@@ -191,7 +176,8 @@ def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], 
                 generator=generators,
                 output_type="latent",
                 callback_on_step_end=on_step_end,
+                callback_on_step_end_tensor_inputs=sampling_steps.TENSOR_INPUTS,
             )
     except (Interrupted, Skipped) as stop:  # with what was sampled so far (None before the first step ended)
-        raise type(stop)(latest["latents"], latest["steps"]) from None
+        raise type(stop)(on_step_end.latents, on_step_end.steps_done) from None
     return output.images
