@@ -147,6 +147,8 @@ def switched_conditioning(pipeline, callback_kwargs: dict, prompt_embeds: torch.
     callback's outputs, and SDXL's also `add_text_embeds` (the pooled embedding); with classifier-free
     guidance both are already joined as [negative, positive] along the batch (`do_classifier_free_guidance`).
     The time ids do not depend on the prompt and stay as they are."""
+    import torch
+
     current = callback_kwargs["prompt_embeds"]
     guided = bool(getattr(pipeline, "do_classifier_free_guidance", False))
 
