@@ -24,6 +24,7 @@ from modules.models.registry import Registry
 from modules.models.zoo_registry import ZooRegistry
 from modules.networks.files import EMBEDDING_SUFFIXES, LORA_SUFFIXES, NetworkFolder
 from modules.settings import Settings
+from modules.styles import StyleFile, styled_request_values
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class BackendConfig:
     limits: JobLimits | None = None  # --max-pixels/--max-batch/--max-steps; None: the device's defaults
     queue_per_user: int | None = 4  # of which one user's (job.owner); one more is told so (UserQueueFull)
     settings_file: Path | None = None  # config.json (webui.py: always); None: settings in memory only
+    styles_file: Path | None = None  # A1111's styles.csv (webui.py: --styles-file); None: cache_dir/styles.csv
     cache_policy: object | None = None  # which cached models make room (models/cache_policy.py); None: LRU
 
 
@@ -86,6 +88,7 @@ class Backend:
         self.runner = Runner(self)  # every capability's jobs: validate, scripts, model, run, errors
         self.step_times = StepTimes()  # how long a job will take, said before it starts
         # Extra networks a prompt names: LoRAs (<lora:name:w>) and textual-inversion embeddings (their name).
+        self.styles = StyleFile(config.styles_file or config.cache_dir / "styles.csv")  # prompt styles
         self.lora_files = NetworkFolder([config.models_dir / "Lora", *config.lora_dirs], LORA_SUFFIXES)
         self.embedding_files = NetworkFolder([config.models_dir / "embeddings", *config.embedding_dirs],
                                              EMBEDDING_SUFFIXES)
@@ -162,6 +165,8 @@ class Backend:
             changes["clip_skip"] = min(clip_skip, limit) if limit is not None and isinstance(clip_skip, int) else clip_skip
         if request.save_images is None:
             changes["save_images"] = self.settings.get("samples_save")
+        if getattr(request, "styles", None):  # once: the names move to applied_styles
+            changes.update(styled_request_values(request, self.styles.resolve(request.styles)))
         return dataclasses.replace(request, **changes) if changes else request
 
     @property

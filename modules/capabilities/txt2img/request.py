@@ -6,6 +6,7 @@ from dataclasses import dataclass, fields
 
 from modules.capabilities.txt2img.hires import check_upscaler, target_size, validate_hires
 from modules.errors import InvalidRequest
+from modules.generation.prompt_schedule import prompt_schedule
 from modules.generation.samplers import find_sampler
 from modules.job_limits import check_image, check_txt2img
 from modules.user_values import shown
@@ -44,6 +45,10 @@ class Txt2ImgRequest:
     hr_sampler_name: str = ""  # "": the first pass's sampler
     hr_prompt: str = ""  # "": the first pass's prompt
     hr_negative_prompt: str = ""
+    # Prompt styles (modules/styles.py) by name: Backend.job_defaults applies them to the prompts, once, and
+    # moves the names to applied_styles (the info JSON's "styles").
+    styles: list | None = None
+    applied_styles: tuple = ()
 
     def validated(self) -> "Txt2ImgRequest":
         """Return a copy with normalised values, or raise InvalidRequest naming the first bad field."""
@@ -66,6 +71,10 @@ class Txt2ImgRequest:
             raise InvalidRequest("checkpoint", "must be a checkpoint title or name")
         r.checkpoint = (r.checkpoint or "").strip() or None
         validate_hires(r, MAX_SIDE, MAX_PIXELS, _integer, _number, _text)
+        if r.styles:
+            raise InvalidRequest("styles", "styles are applied by the server's styles file; none was given")
+        r.styles = None
+        _check_schedules(r)
         return r
 
     @property
@@ -89,6 +98,17 @@ def validate(request: Txt2ImgRequest, context) -> Txt2ImgRequest:
     if context.backend is not None:
         context.backend.check_clip_skip(request.clip_skip, request.checkpoint)
     return request
+
+
+def _check_schedules(r: Txt2ImgRequest) -> None:
+    """Prompt editing and alternation bounded now, naming the field (modules/generation/prompt_schedule.py)."""
+    prompt_schedule(r.prompt, r.steps, field="prompt")
+    prompt_schedule(r.negative_prompt, r.steps, field="negative_prompt")
+    if r.enable_hr:
+        second_steps = r.hr_second_pass_steps or r.steps
+        prompt_schedule(r.hr_prompt or r.prompt, second_steps, r.steps, field="hr_prompt" if r.hr_prompt else "prompt")
+        prompt_schedule(r.hr_negative_prompt or r.negative_prompt, second_steps, r.steps,
+                        field="hr_negative_prompt" if r.hr_negative_prompt else "negative_prompt")
 
 
 def _text(value, field: str) -> str:

@@ -48,6 +48,7 @@ class Txt2ImgResult:
             "width": r.width, "height": r.height, "enable_hr": r.enable_hr,
             "denoising_strength": r.denoising_strength if r.enable_hr else 0, "sampler_name": r.sampler,
             "cfg_scale": r.cfg_scale,
+            "styles": list(r.applied_styles),
             "steps": r.steps, "batch_size": r.batch_size, "n_iter": r.batch_count, "clip_skip": r.clip_skip,
             "sd_model_name": self.checkpoint_title, "infotexts": self.infotexts, "version": VERSION,
         }
