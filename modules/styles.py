@@ -110,7 +110,7 @@ def parse_styles(text: str, source: str = "styles.csv") -> list[PromptStyle]:
         prompt_column = "prompt" if "prompt" in columns else "text"  # A1111's older "name, text" files
         styles: dict[str, PromptStyle] = {}
         for line, row in enumerate(reader, start=2):
-            if len(styles) >= MAX_STYLES:
+            if line - 1 > MAX_STYLES:
                 raise InvalidRequest(source, f"has over {MAX_STYLES} styles")
             values = dict(zip(columns, row))
             name = values.get("name", "")

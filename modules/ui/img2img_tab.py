@@ -97,11 +97,12 @@ class Img2ImgTab(GenerationTab):
 
     def _generate(self, *values, request: gr.Request, scripts=None):
         own = dict(zip(NAMES, values[len(BASE_NAMES):]))
-        return self._run(*values[:len(BASE_NAMES)], request, scripts=scripts, **own)
+        base = values[:len(BASE_NAMES)]
+        return self._run(*base[:-1], request, scripts=scripts, styles=base[-1], **own)
 
     @user_errors
     def _run(self, checkpoint, prompt, negative_prompt, sampler, steps, cfg_scale, width, height, seed,
-             batch_count, batch_size, request: gr.Request, scripts=None, *, mode, init_image, inpaint_sketch,
+             batch_count, batch_size, request: gr.Request, scripts=None, *, styles=None, mode, init_image, inpaint_sketch,
              inpaint_image, inpaint_mask, mask_mode, inpaint_full_res, **options):
         image, mask = pictures(mode, init_image, inpaint_sketch, inpaint_image, inpaint_mask)
         job = self.backend.new_job("img2img", owner_of(request), queue_user=queue_user_of(request))
@@ -109,6 +110,7 @@ class Img2ImgTab(GenerationTab):
             prompt=prompt, negative_prompt=negative_prompt, sampler=sampler, steps=steps, cfg_scale=cfg_scale,
             width=width, height=height, seed=-1 if seed is None else seed, batch_count=batch_count,
             batch_size=batch_size, checkpoint=checkpoint or None, init_images=[image], mask=mask,
+            styles=list(styles or []),
             inpainting_mask_invert=mask_mode == 1, inpaint_full_res=inpaint_full_res == 1, **options)
         yield from self.run_job(IMG2IMG, img2img_request, job, scripts)
 
