@@ -151,3 +151,15 @@ def test_the_ui_handlers_apply_and_save_styles(backend):
         assert "mine" in save_style(backend, "mine", "p", "", "root")
     finally:
         backend.extensions.admins = admins
+
+
+def test_png_info_finds_the_styles_a_picture_was_made_with():
+    from modules.ui.pnginfo_tab import styles_value, with_styles
+
+    styles = [PromptStyle("rainy", "{prompt} in the rain", "sunny"), PromptStyle("photo", "photo", "drawing")]
+    parsed = parse_infotext("a cat in the rain, photo\nNegative prompt: ugly, sunny, drawing\nSteps: 2, Seed: 1, "
+                            "Size: 64x64")
+    restored = with_styles(parsed, styles)
+    assert (restored["Prompt"], restored["Negative prompt"]) == ("a cat", "ugly")
+    assert styles_value(restored) == ["rainy", "photo"]
+    assert with_styles(parse_infotext("a dog\nSteps: 2, Seed: 1, Size: 64x64"), styles)["Prompt"] == "a dog"

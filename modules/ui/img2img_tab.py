@@ -116,7 +116,7 @@ class Img2ImgTab(GenerationTab):
 
     def send_from(self, source_button: gr.Button, inputs: list, picture_and_text, tabs: gr.Tabs) -> None:
         """`source_button` sends a picture and its infotext here: picture_and_text(*inputs) -> (PIL, text)."""
-        from modules.ui.pnginfo_tab import send_values
+        from modules.ui.pnginfo_tab import send_values, styles_value, with_styles
 
         targets = [self.prompt, self.negative_prompt, self.sampler, self.steps, self.cfg_scale]
 
@@ -124,11 +124,12 @@ class Img2ImgTab(GenerationTab):
         def send(*values):
             image, text = picture_and_text(*values)
             size = fitting_size(image)
-            parsed = parse_infotext(text) if text else {}
+            parsed = with_styles(parse_infotext(text) if text else {}, self.backend.styles.styles())
             return [image, *send_values(parsed)[:len(targets)], *(size or (gr.skip(), gr.skip())),
-                    gr.Tabs(selected="img2img")]
+                    styles_value(parsed), gr.Tabs(selected="img2img")]
 
-        source_button.click(send, inputs=inputs, outputs=[self.init_image, *targets, self.width, self.height, tabs],
+        source_button.click(send, inputs=inputs, outputs=[self.init_image, *targets, self.width, self.height,
+                                                          self.styles, tabs],
                             api_name=False, show_progress="hidden")
 
 
