@@ -126,3 +126,47 @@ def test_a_hostile_prompt_is_refused_naming_the_field(backend, small_request):
     with pytest.raises(InvalidRequest) as e:
         backend.txt2img(small_request(negative_prompt="[a:b:3]" * 500), backend.new_job("txt2img"))
     assert e.value.field == "negative_prompt"
+
+
+def test_without_classifier_free_guidance_only_the_prompt_is_switched(backend, small_request):
+    tiny = backend.manager.load("tiny-sd15")
+    with recorded_calls(tiny.pipe.unet) as calls:
+        backend.txt2img(small_request(prompt="a [cat:dog:1]", negative_prompt="", steps=3, sampler="Euler",
+                                      cfg_scale=1.0, save_images=False), backend.new_job("txt2img"))
+    with torch.no_grad():
+        cat, dog = (encode_prompts(tiny.pipe, [f"a {name}"], [""])["prompt_embeds"] for name in ("cat", "dog"))
+    assert [hidden.shape[0] for hidden, _ in calls] == [1, 1, 1]  # no negative half
+    assert [torch.allclose(hidden, cat, atol=1e-5) for hidden, _ in calls] == [True, True, False]
+    assert torch.allclose(calls[2][0], dog, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def shapes_backend(tmp_path_factory):
+    from modules.backend import Backend, BackendConfig
+    from modules.devices import device_config
+    from modules.paths import MODELS_DIR
+
+    if not (MODELS_DIR / "Stable-diffusion" / "zoo-shapes" / "model_index.json").exists():
+        pytest.skip("the built-in zoo-shapes model is not here")
+    work = tmp_path_factory.mktemp("shapes-editing")
+    return Backend(BackendConfig(models_dir=MODELS_DIR, outdir=work / "outputs", cache_dir=work / "cache",
+                                 devices=device_config("cpu"), offline=True))
+
+
+@pytest.mark.parametrize("prompt, colours", [
+    ("a [red:blue:2] circle on a white background", {"blue"}),  # blue from step 3 of 20: blue
+    ("a [red:blue:18] circle on a white background", {"red"}),  # red until step 18: the colour is set by then
+    ("a [red|blue] circle on a white background", {"purple", "magenta", "pink"}),  # alternating: a mix
+])
+def test_the_built_in_model_draws_what_the_schedule_says(shapes_backend, prompt, colours):
+    import numpy as np
+
+    from modules.capabilities.txt2img.request import Txt2ImgRequest
+    from tests.test_zoo_builtin_txt2img import dominant_foreground_colour
+
+    for seed in (0, 1):
+        result = shapes_backend.txt2img(Txt2ImgRequest(prompt=prompt, negative_prompt="", steps=20, cfg_scale=5,
+                                                       width=32, height=32, seed=seed, sampler="Euler",
+                                                       checkpoint="zoo-shapes", save_images=False))
+        pixels = np.asarray(result.images[0].convert("RGB")).astype(float)
+        assert dominant_foreground_colour(pixels, "white") in colours, (prompt, seed)
