@@ -153,7 +153,8 @@ class Backend:
 
     def job_defaults(self, request: Txt2ImgRequest, owner: str | None = None) -> Txt2ImgRequest:
         """A request with what it leaves open taken from the settings, for UI and API jobs alike: the checkpoint
-        (fixed now, so a later change of the default does not move a queued job), the clip skip, saving."""
+        (fixed now, so a later change of the default does not move a queued job), the clip skip, saving; and the
+        prompt styles it names applied to its prompts (modules/styles.py), once: an unknown one is refused."""
         changes: dict = {}
         if not request.checkpoint:
             changes["checkpoint"] = self.default_checkpoint_title(owners.user_name(owner))

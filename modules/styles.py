@@ -151,6 +151,7 @@ class StyleFile:
         self._lock = threading.Lock()
         self._stamp: tuple | None = None
         self._styles: list[PromptStyle] = []
+        self._unreadable = False  # the file is there but was refused: never overwritten by a save
 
     def styles(self) -> list[PromptStyle]:
         with self._lock:
@@ -161,6 +162,7 @@ class StyleFile:
                 stamp = None
             if stamp != self._stamp:
                 self._stamp = stamp
+                self._unreadable = False
                 self._styles = self._read() if stamp is not None else []
             return list(self._styles)
 
@@ -172,6 +174,7 @@ class StyleFile:
             return parse_styles(text, str(self.path))
         except (InvalidRequest, OSError, UnicodeDecodeError) as e:
             log.warning("styles not used: %s", e)
+            self._unreadable = True
             return []
 
     def resolve(self, names) -> list[PromptStyle]:
@@ -203,7 +206,7 @@ class StyleFile:
         style = PromptStyle(name, style.prompt or "", style.negative_prompt or "")
         _check_style(style, "style name" if len(name) > MAX_NAME_CHARS else "prompt")
         current = self.styles()
-        if self._stamp is not None and not current and self.path.stat().st_size > 0:
+        if self._unreadable:
             raise InvalidRequest(str(self.path), "cannot be read (see the server's log): not overwriting it")
         styles = [s for s in current if s.name != name]
         if len(styles) >= MAX_STYLES:

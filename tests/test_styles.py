@@ -44,6 +44,15 @@ def test_csv_round_trip_keeps_quotes_commas_and_newlines(tmp_path):
     assert [s.prompt for s in styles_file.styles()] == [tricky.prompt, "film"]
 
 
+def test_a_file_with_only_the_header_takes_new_styles(tmp_path):
+    path = tmp_path / "styles.csv"
+    path.write_text("name,prompt,negative_prompt\n", encoding="utf-8")
+    styles_file = StyleFile(path)
+    assert styles_file.styles() == []
+    styles_file.save(PromptStyle("first", "p", ""))
+    assert StyleFile(path).styles() == [PromptStyle("first", "p", "")]
+
+
 def test_a1111_files_read_as_a1111_reads_them():
     text = "\ufeffname,prompt,negative_prompt\n# a comment,x,y\n\nphoto, \"photo, {prompt}\",blurry\n"
     assert parse_styles(text) == [PromptStyle("photo", "photo, {prompt}", "blurry")]

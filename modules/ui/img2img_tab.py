@@ -102,7 +102,8 @@ class Img2ImgTab(GenerationTab):
 
     @user_errors
     def _run(self, checkpoint, prompt, negative_prompt, sampler, steps, cfg_scale, width, height, seed,
-             batch_count, batch_size, request: gr.Request, scripts=None, *, styles=None, mode, init_image, inpaint_sketch,
+             batch_count, batch_size, request: gr.Request, scripts=None, *, styles=None,
+             mode, init_image, inpaint_sketch,
              inpaint_image, inpaint_mask, mask_mode, inpaint_full_res, **options):
         image, mask = pictures(mode, init_image, inpaint_sketch, inpaint_image, inpaint_mask)
         job = self.backend.new_job("img2img", owner_of(request), queue_user=queue_user_of(request))

@@ -163,7 +163,8 @@ def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: li
             seeds: list[int], start: torch.Tensor | None = None, first_pass_steps: int | None = None) -> torch.Tensor:
     """The batch's latents after steps × strength of sampling from its work areas (`WorkArea(canvas, image,
     None)` for a plain picture), or from `start`: scaled latents at the work areas' size (a latent upscale).
-    Hires fix's second pass calls this, with `first_pass_steps` (prompt editing's timeline goes on). Raises Interrupted/Skipped with (latents so far, steps done)."""
+    Hires fix's second pass calls this, with `first_pass_steps` (prompt editing's timeline goes on).
+    Raises Interrupted/Skipped with (latents so far, steps done)."""
     family = model.info.architecture.spec
     inpaint = work[0].mask is not None or model.info.architecture.inpainting
     sampler = find_sampler(request.sampler).build(family.scheduler_config(model.scheduler_config))

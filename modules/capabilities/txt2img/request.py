@@ -106,7 +106,8 @@ def _check_schedules(r: Txt2ImgRequest) -> None:
     prompt_schedule(r.negative_prompt, r.steps, field="negative_prompt")
     if r.enable_hr:
         second_steps = r.hr_second_pass_steps or r.steps
-        prompt_schedule(r.hr_prompt or r.prompt, second_steps, r.steps, field="hr_prompt" if r.hr_prompt else "prompt")
+        prompt_schedule(r.hr_prompt or r.prompt, second_steps, r.steps,
+                        field="hr_prompt" if r.hr_prompt else "prompt")
         prompt_schedule(r.hr_negative_prompt or r.negative_prompt, second_steps, r.steps,
                         field="hr_negative_prompt" if r.hr_negative_prompt else "negative_prompt")
 
