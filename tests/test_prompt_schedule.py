@@ -1,10 +1,9 @@
 """Prompt editing and alternation (modules/generation/prompt_schedule.py) against A1111's documented examples."""
-import time
-
 import pytest
 
 from modules.errors import InvalidRequest
 from modules.generation.prompt_schedule import MAX_EDIT_DEPTH, MAX_EDITS, prompt_schedule, text_at
+from tests.cpu_time import parse_seconds
 
 
 def alternating(*texts, steps=10):
@@ -108,13 +107,18 @@ def test_text_at_uses_a1111s_step_rule():
     "[" + " " * 100_000 + ":" + " " * 100_000 + "x]",
 ])
 def test_hostile_prompts_parse_fast_or_are_refused(prompt):
-    started = time.perf_counter()
-    try:
-        schedule = prompt_schedule(prompt, 150)
-        assert len(schedule) <= 150
-    except InvalidRequest as e:
-        assert e.field == "prompt"
-    assert time.perf_counter() - started < 2.0
+    def schedule_or_refusal():
+        try:
+            return prompt_schedule(prompt, 150)
+        except InvalidRequest as e:
+            return e
+
+    seconds, result = parse_seconds(schedule_or_refusal)
+    if isinstance(result, InvalidRequest):
+        assert result.field == "prompt"
+    else:
+        assert len(result) <= 150
+    assert seconds < 2.0  # this thread's CPU time: linear work, whatever else the machine runs
 
 
 def test_too_many_or_too_deep_edits_are_refused_naming_the_field():

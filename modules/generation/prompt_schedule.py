@@ -38,6 +38,7 @@ tokenized and encoded once, so this bounds the text encoder's work for one promp
 
 # lark's SIGNED_NUMBER as A1111's grammar uses it, with the whitespace its rule allows around it.
 _WHEN = re.compile(r"\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*")
+_SPECIAL = re.compile(r"[\\\[\]():|]")  # the characters the grammar gives a meaning; the rest is text
 _BRACKETS = {"[": "]", "(": ")"}
 _CLOSERS = {"]": "[", ")": "("}
 
@@ -130,9 +131,8 @@ def _parse(prompt: str) -> list[_Edit]:
     stack = [_Frame("", 0)]
     edits: list[_Edit] = []
     position, length = 0, len(prompt)
-    specials = re.compile(r"[\\\[\]():|]")
     while True:
-        match = specials.search(prompt, position)
+        match = _SPECIAL.search(prompt, position)
         if match is None:
             break
         index = match.start()
