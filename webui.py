@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None, block: bool = True):
         limits=limits_for(device.device.type, args.max_pixels, args.max_batch, args.max_steps),
         queue_per_user=args.queue_per_user,
         settings_file=settings_file,
+        styles_file=Path(args.styles_file).expanduser() if args.styles_file else paths.APP_ROOT / "styles.csv",
     ))
     if args.ckpt:
         from modules.errors import UserError

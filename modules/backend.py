@@ -26,6 +26,7 @@ from modules.networks.embeddings import Embeddings
 from modules.networks.files import EMBEDDING_SUFFIXES, LORA_SUFFIXES, NetworkFolder
 from modules.networks.lora_metadata import LoraMetadata
 from modules.settings import Settings
+from modules.styles import StyleFile, styled_request_values
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class BackendConfig:
     limits: JobLimits | None = None  # --max-pixels/--max-batch/--max-steps; None: the device's defaults
     queue_per_user: int | None = 4  # of which one user's (job.owner); one more is told so (UserQueueFull)
     settings_file: Path | None = None  # config.json (webui.py: always); None: settings in memory only
+    styles_file: Path | None = None  # A1111's styles.csv (webui.py: --styles-file); None: cache_dir/styles.csv
     cache_policy: object | None = None  # which cached models make room (models/cache_policy.py); None: LRU
 
 
@@ -88,6 +90,7 @@ class Backend:
         self.runner = Runner(self)  # every capability's jobs: validate, scripts, model, run, errors
         self.step_times = StepTimes()  # how long a job will take, said before it starts
         # Extra networks a prompt names: LoRAs (<lora:name:w>) and textual-inversion embeddings (their name).
+        self.styles = StyleFile(config.styles_file or config.cache_dir / "styles.csv")  # prompt styles
         self.lora_files = NetworkFolder([config.models_dir / "Lora", *config.lora_dirs], LORA_SUFFIXES)
         self.lora_metadata = LoraMetadata()  # each LoRA file's metadata and alias, read once per file version
         self.embedding_files = NetworkFolder([config.models_dir / "embeddings", *config.embedding_dirs],
@@ -160,7 +163,8 @@ class Backend:
 
     def job_defaults(self, request: Txt2ImgRequest, owner: str | None = None) -> Txt2ImgRequest:
         """A request with what it leaves open taken from the settings, for UI and API jobs alike: the checkpoint
-        (fixed now, so a later change of the default does not move a queued job), the clip skip, saving."""
+        (fixed now, so a later change of the default does not move a queued job), the clip skip, saving; and the
+        prompt styles it names applied to its prompts (modules/styles.py), once: an unknown one is refused."""
         changes: dict = {}
         if not request.checkpoint:
             changes["checkpoint"] = self.default_checkpoint_title(owners.user_name(owner))
@@ -172,6 +176,8 @@ class Backend:
             changes["clip_skip"] = min(clip_skip, limit) if limit is not None and isinstance(clip_skip, int) else clip_skip
         if request.save_images is None:
             changes["save_images"] = self.settings.get("samples_save")
+        if getattr(request, "styles", None):  # once: the names move to applied_styles
+            changes.update(styled_request_values(request, self.styles.resolve(request.styles)))
         return dataclasses.replace(request, **changes) if changes else request
 
     def with_loras(self, request: Txt2ImgRequest) -> Txt2ImgRequest:

@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="extra folder of textual-inversion embeddings (after models/embeddings)")
     mod.add_argument("--models-dir", default=None, help="base folder of models (default: ./models)")
     mod.add_argument("--outdir", default=None, help="where generated images go (default: ./outputs)")
+    mod.add_argument("--styles-file", default=None, metavar="FILE",
+                     help="prompt styles in A1111's styles.csv format (default: styles.csv in the app folder)")
     mod.add_argument("--skip-load-model-at-start", action="store_true", help="load a checkpoint on first use only")
     return parser
 

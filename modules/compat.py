@@ -133,6 +133,35 @@ def transformers_class_name(class_name: str) -> str:
     return _maybe_remap_transformers_class(class_name) or class_name
 
 
+STEP_END_TENSOR_INPUTS = ["latents", "prompt_embeds"]
+"""What our step-end callback reads (`callback_on_step_end_tensor_inputs`): every SD/SDXL pipeline of
+diffusers 0.42.1 lists both in its `_callback_tensor_inputs`."""
+
+
+def switched_conditioning(pipeline, callback_kwargs: dict, prompt_embeds: torch.Tensor,
+                          negative_prompt_embeds: torch.Tensor, pooled: torch.Tensor | None = None,
+                          negative_pooled: torch.Tensor | None = None) -> dict:
+    """Step-end callback outputs that condition the following denoiser calls on new embeddings.
+
+    diffusers 0.42.1's SD and SDXL pipelines (txt2img, img2img, inpaint) read `prompt_embeds` back from the
+    callback's outputs, and SDXL's also `add_text_embeds` (the pooled embedding); with classifier-free
+    guidance both are already joined as [negative, positive] along the batch (`do_classifier_free_guidance`).
+    The time ids do not depend on the prompt and stay as they are."""
+    import torch
+
+    current = callback_kwargs["prompt_embeds"]
+    guided = bool(getattr(pipeline, "do_classifier_free_guidance", False))
+
+    def joined(negative: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+        value = torch.cat([negative, positive]) if guided else positive
+        return value.to(device=current.device, dtype=current.dtype)
+
+    outputs = {"prompt_embeds": joined(negative_prompt_embeds, prompt_embeds)}
+    if pooled is not None and negative_pooled is not None:
+        outputs["add_text_embeds"] = joined(negative_pooled, pooled)
+    return outputs
+
+
 # ---- torch 2.13.0 -----------------------------------------------------------------------------------------
 
 def tree_flatten(tree) -> tuple[list, object]:

@@ -43,6 +43,7 @@ CHANGES = {
     "eta": (0, {"sampler_index": "Euler a"}),  # no added noise: A1111's Euler a with eta 0 is Euler
     "override_settings": ({"sd_model_checkpoint": "tiny-sd15", "CLIP_stop_at_last_layers": 2}, {}),
     "send_images": (False, {}),  # the pictures are not sent back
+    "styles": (["cinematic"], {}),  # saved in the fixture below
 }
 TXT2IMG_CHANGES = {"enable_hr": (True, {})}  # hires fix: twice the size (tests/test_hires_fix.py)
 IMG2IMG_CHANGES = {
@@ -53,7 +54,7 @@ IMG2IMG_CHANGES = {
 }
 REFUSED = {
     "restore_faces": True, "tiling": True, "subseed_strength": 0.5, "seed_resize_from_h": 32,
-    "seed_resize_from_w": 32, "styles": ["cinematic"], "s_churn": 0.5, "s_tmin": 0.5, "s_tmax": 5.0, "s_noise": 0.9,
+    "seed_resize_from_w": 32, "s_churn": 0.5, "s_tmin": 0.5, "s_tmax": 5.0, "s_noise": 0.9,
     "s_min_uncond": 0.5, "firstpass_image": "abc",
     "infotext": "Steps: 5", "ddim_discretize": "quad", "script_name": "no such script",
     "alwayson_scripts": {"no such script": {"args": []}},
@@ -93,7 +94,9 @@ def client(backend, tmp_path_factory):
 
     from modules import cmd_args
     from modules.api.server import create_api_app
+    from modules.styles import PromptStyle
 
+    backend.styles.save(PromptStyle("cinematic", "{prompt}, a blue square", "green"))
     app, _api = create_api_app(backend, cmd_args.parse_args(["--nowebui"]),
                                tmp_path_factory.mktemp("unsupported") / "config.json")
     with TestClient(app) as client:

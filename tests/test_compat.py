@@ -181,6 +181,22 @@ def _diffusers_remaps_old_transformers_names():
     assert compat.transformers_class_name("CLIPTextModel") == "CLIPTextModel"
 
 
+@relies_on("diffusers pipelines' callback_on_step_end outputs (prompt_embeds, add_text_embeds)", "diffusers")
+def _pipelines_take_new_conditioning_from_the_step_end_callback():
+    import diffusers
+
+    for name in ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline",
+                 "StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline", "StableDiffusionXLInpaintPipeline"):
+        cls = getattr(diffusers, name)
+        assert set(compat.STEP_END_TENSOR_INPUTS) <= set(cls._callback_tensor_inputs), name
+        source = inspect.getsource(cls.__call__)
+        assert 'callback_outputs.pop("prompt_embeds", prompt_embeds)' in source, name
+        assert "torch.cat([negative_prompt_embeds, prompt_embeds]" in source, name
+        if "XL" in name:
+            assert 'callback_outputs.pop("add_text_embeds", add_text_embeds)' in source, name
+            assert '"text_embeds": add_text_embeds' in source, name
+
+
 # ---- torch ----
 
 

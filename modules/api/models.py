@@ -23,6 +23,8 @@ class Txt2ImgApiRequest(BaseModel):
     sampler_name: str | None = Field(None, description="A1111 sampler name, e.g. 'Euler a', 'DPM++ 2M'")
     sampler_index: str | None = Field("Euler", description="Older name of sampler_name; used when that is empty")
     scheduler: str | None = Field(None, description="Schedule type: 'Automatic' or 'Karras' (A1111 ≥ 1.9)")
+    styles: list | None = Field(None, description="Prompt styles by name (GET /sdapi/v1/prompt-styles), applied "
+                                                  "to the prompt and negative prompt in order")
     batch_size: int = 1
     n_iter: int = Field(1, description="Batch count")
     steps: int = 50
@@ -156,3 +158,9 @@ class QueueResponse(BaseModel):
     waiting: int = Field(description="jobs waiting for the device")
     limit: int | None = Field(description="--queue-limit: one more waiting job is answered 503 (busy)")
     peak_running: int = Field(description="the most jobs ever seen on the device at once since the start")
+
+
+class PromptStyleItem(BaseModel):
+    name: str
+    prompt: str | None = None
+    negative_prompt: str | None = None

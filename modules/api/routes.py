@@ -174,6 +174,12 @@ class Api:
         def sd_vae():
             return [{"model_name": path.name, "filename": shown(path)} for path in self._vae_files()]
 
+        @r.get("/prompt-styles", response_model=list[models.PromptStyleItem])
+        def prompt_styles():
+            """The styles of styles.csv (--styles-file), as A1111 lists them."""
+            return [{"name": style.name, "prompt": style.prompt, "negative_prompt": style.negative_prompt}
+                    for style in self.backend.styles.styles()]
+
         @r.get("/samplers", response_model=list[models.SamplerItem])
         def samplers():
             return [{"name": s.name, "aliases": list(s.aliases),
@@ -273,7 +279,8 @@ class Api:
             batch_count=body.n_iter, batch_size=body.batch_size,
             checkpoint=checkpoint, clip_skip=overrides.get("CLIP_stop_at_last_layers"), save_images=body.save_images,
             refiner_checkpoint=body.refiner_checkpoint, refiner_switch_at=body.refiner_switch_at,
-            disable_extra_networks=getattr(body, "disable_extra_networks", None) or False, **hires_fields(body))
+            disable_extra_networks=getattr(body, "disable_extra_networks", None) or False, styles=body.styles,
+            **hires_fields(body))
 
     def _job_checkpoint(self, override, owner: str | None = None) -> str:
         """The job's checkpoint, fixed now: a later change of the default does not move it. Without an

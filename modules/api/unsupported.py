@@ -51,7 +51,6 @@ UNSUPPORTED: dict[str, tuple[Callable[[object], bool], str]] = {
     "subseed_strength": (_zero, "variation seeds are not available"),
     "seed_resize_from_h": (_no_seed_resize, "resizing the seed from another size is not available"),
     "seed_resize_from_w": (_no_seed_resize, "resizing the seed from another size is not available"),
-    "styles": (_empty, "saved prompt styles are not available: put the style's text into the prompt"),
     "s_churn": (_zero, "sampler noise settings (s_churn) are not available"),
     "s_tmin": (_zero, "sampler noise settings (s_tmin) are not available"),
     "s_tmax": (_no_tmax, "sampler noise settings (s_tmax) are not available"),

@@ -149,6 +149,15 @@ def encode_prompts(
     return result
 
 
+def longest_chunks(pipe, texts: list[str], field: str = "prompt") -> int:
+    """The most chunks any of `texts` takes with the pipeline's first tokenizer (what encode_prompts pads every
+    text to); an over-long text is an InvalidRequest naming `field`."""
+    _, slots = _text_encoder_slots(pipe)
+    if not slots:
+        return 1
+    return max(len(tokenize_prompt(slots[0].tokenizer, text, None, field)) for text in texts)
+
+
 def chunk_length(tokenizer) -> int:
     """Prompt tokens per chunk: 75 for every SD text encoder (77 with BOS and EOS); fewer for a
     text encoder trained on shorter sequences, such as the built-in zoo model's."""

@@ -15,12 +15,13 @@ from modules.ui.components import Slider
 from modules.ui.errors import user_errors
 from modules.ui.extra_networks import ExtraNetworksPanel
 from modules.ui.script_controls import ScriptControls
+from modules.ui.style_controls import StyleControls
 
 POLL_SECONDS = 0.25
 KEEPALIVE_SECONDS = 1.0
 # The handler's values in order (before the tab's own); also their names in the Gradio API.
 BASE_NAMES = ["checkpoint", "prompt", "negative_prompt", "sampler", "steps", "cfg_scale", "width", "height", "seed",
-              "batch_count", "batch_size"]
+              "batch_count", "batch_size", "styles"]
 
 
 class GenerationTab:
@@ -45,6 +46,9 @@ class GenerationTab:
                 with gr.Row():
                     self.interrupt = gr.Button("Interrupt", elem_id=f"{t}_interrupt", size="sm")
                     self.skip = gr.Button("Skip", elem_id=f"{t}_skip", size="sm")
+        self.style_controls = StyleControls(self.backend, t)
+        self.style_controls.build()
+        self.styles = self.style_controls.dropdown
         self.extra_networks = ExtraNetworksPanel(self.backend, t)  # LoRA and embedding cards, under the prompt
         self.extra_networks.build()
 
@@ -83,7 +87,7 @@ class GenerationTab:
 
     def base_inputs(self) -> list:
         return [self.checkpoint, self.prompt, self.negative_prompt, self.sampler, self.steps, self.cfg_scale,
-                self.width, self.height, self.seed, self.batch_count, self.batch_size]
+                self.width, self.height, self.seed, self.batch_count, self.batch_size, self.styles]
 
     def outputs(self) -> list:
         return [self.gallery, self.progress, self.message, self.infotext, self.last_seeds]
@@ -96,6 +100,7 @@ class GenerationTab:
                             show_progress="hidden")
         self.prompt.submit(run, inputs=inputs, outputs=self.outputs(), api_name=False, concurrency_limit=None,
                            show_progress="hidden")
+        self.style_controls.wire(self.prompt, self.negative_prompt)
         self.extra_networks.wire(self.gallery, self.prompt, self.negative_prompt)
         self.interrupt.click(self._interrupt, inputs=None, outputs=None, api_name=False, queue=False)
         self.skip.click(self._skip, inputs=None, outputs=None, api_name=False, queue=False)

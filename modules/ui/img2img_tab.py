@@ -102,11 +102,13 @@ class Img2ImgTab(GenerationTab):
     def _generate(self, *values, request: gr.Request, scripts=None):
         own = dict(zip(NAMES, values[len(BASE_NAMES):]))
         refiner = RefinerControls.request_fields(list(values[len(BASE_NAMES) + len(NAMES):]))
-        return self._run(*values[:len(BASE_NAMES)], request, scripts=scripts, **own, **refiner)
+        base = values[:len(BASE_NAMES)]
+        return self._run(*base[:-1], request, scripts=scripts, styles=base[-1], **own, **refiner)
 
     @user_errors
     def _run(self, checkpoint, prompt, negative_prompt, sampler, steps, cfg_scale, width, height, seed,
-             batch_count, batch_size, request: gr.Request, scripts=None, *, mode, init_image, inpaint_sketch,
+             batch_count, batch_size, request: gr.Request, scripts=None, *, styles=None,
+             mode, init_image, inpaint_sketch,
              inpaint_image, inpaint_mask, mask_mode, inpaint_full_res, **options):
         image, mask = pictures(mode, init_image, inpaint_sketch, inpaint_image, inpaint_mask)
         job = self.backend.new_job("img2img", owner_of(request), queue_user=queue_user_of(request))
@@ -114,12 +116,13 @@ class Img2ImgTab(GenerationTab):
             prompt=prompt, negative_prompt=negative_prompt, sampler=sampler, steps=steps, cfg_scale=cfg_scale,
             width=width, height=height, seed=-1 if seed is None else seed, batch_count=batch_count,
             batch_size=batch_size, checkpoint=checkpoint or None, init_images=[image], mask=mask,
+            styles=list(styles or []),
             inpainting_mask_invert=mask_mode == 1, inpaint_full_res=inpaint_full_res == 1, **options)
         yield from self.run_job(IMG2IMG, img2img_request, job, scripts)
 
     def send_from(self, source_button: gr.Button, inputs: list, picture_and_text, tabs: gr.Tabs) -> None:
         """`source_button` sends a picture and its infotext here: picture_and_text(*inputs) -> (PIL, text)."""
-        from modules.ui.pnginfo_tab import send_values
+        from modules.ui.pnginfo_tab import send_values, styles_value, with_styles
 
         targets = [self.prompt, self.negative_prompt, self.sampler, self.steps, self.cfg_scale]
 
@@ -127,11 +130,12 @@ class Img2ImgTab(GenerationTab):
         def send(*values):
             image, text = picture_and_text(*values)
             size = fitting_size(image)
-            parsed = parse_infotext(text) if text else {}
+            parsed = with_styles(parse_infotext(text) if text else {}, self.backend.styles.styles())
             return [image, *send_values(parsed)[:len(targets)], *(size or (gr.skip(), gr.skip())),
-                    gr.Tabs(selected="img2img")]
+                    styles_value(parsed), gr.Tabs(selected="img2img")]
 
-        source_button.click(send, inputs=inputs, outputs=[self.init_image, *targets, self.width, self.height, tabs],
+        source_button.click(send, inputs=inputs, outputs=[self.init_image, *targets, self.width, self.height,
+                                                          self.styles, tabs],
                             api_name=False, show_progress="hidden")
 
 

@@ -12,6 +12,7 @@ from modules.generation.infotext import parse_infotext
 from modules.image_limits import UNREADABLE, UNREADABLE_HINT, open_image
 from modules.images import read_parameters
 from modules.public_paths import scrub
+from modules.styles import extract_styles
 from modules.ui.common import error_html
 from modules.ui.txt2img_tab import Txt2ImgTab
 
@@ -72,9 +73,15 @@ def build(txt2img: Txt2ImgTab, tabs: gr.Tabs, txt2img_tab_id: str, img2img=None)
                  preprocess=False, show_progress="hidden")
     image.clear(lambda: ("", "", {}), outputs=[parameters, table, parsed], api_name=False, show_progress="hidden")
     targets = [txt2img.prompt, txt2img.negative_prompt, txt2img.sampler, txt2img.steps, txt2img.cfg_scale,
-               txt2img.width, txt2img.height, txt2img.seed]
-    send.click(lambda p: [*send_values(p), *hires_values(p), *refiner_values(p, txt2img.backend),
-                          gr.Tabs(selected=txt2img_tab_id)], inputs=parsed,
+               txt2img.width, txt2img.height, txt2img.seed, txt2img.styles]
+    styles = txt2img.backend.styles
+
+    def send_to_txt2img(values: dict) -> list:
+        values = with_styles(values, styles.styles())
+        return [*send_values(values), styles_value(values), *hires_values(values),
+                *refiner_values(values, txt2img.backend), gr.Tabs(selected=txt2img_tab_id)]
+
+    send.click(send_to_txt2img, inputs=parsed,
                outputs=[*targets, *txt2img.hires.inputs(), *txt2img.refiner.inputs(), tabs], api_name=False,
                show_progress="hidden")
     if img2img is not None:
@@ -88,6 +95,32 @@ def picture_and_text(path: str | None, parameters: str) -> tuple:
     with open_image(path, "image") as picture:
         picture.load()
         return picture.convert("RGB"), parameters or ""
+
+
+def with_styles(parsed: dict, styles: list) -> dict:
+    """A1111's default "Apply if any" for pasted infotext: the saved styles a picture's prompts were made with
+    are taken off its prompts and given as "Styles array" (hires fix's prompts: only when they show the same
+    styles, as A1111 ≥ 1.8 does)."""
+    if "Prompt" not in parsed:
+        return parsed
+    found, prompt, negative = extract_styles(parsed["Prompt"], parsed.get("Negative prompt", ""), styles)
+    if not found:
+        return parsed
+    result = {**parsed, "Prompt": prompt, "Negative prompt": negative, "Styles array": found}
+    if "Hires prompt" in parsed or "Hires negative prompt" in parsed:
+        hires_found, hires_prompt, hires_negative = extract_styles(
+            parsed.get("Hires prompt", parsed["Prompt"]), parsed.get("Hires negative prompt", parsed.get(
+                "Negative prompt", "")), styles)
+        if hires_found != found:
+            return parsed
+        result["Hires prompt"] = "" if hires_prompt == prompt else hires_prompt
+        result["Hires negative prompt"] = "" if hires_negative == negative else hires_negative
+    return result
+
+
+def styles_value(parsed: dict):
+    """The Styles dropdown's value from with_styles' result; left as it is when the picture shows none."""
+    return parsed["Styles array"] if "Styles array" in parsed else gr.skip()
 
 
 def send_values(parsed: dict) -> list:

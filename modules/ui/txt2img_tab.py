@@ -43,17 +43,18 @@ class Txt2ImgTab(GenerationTab):
     def _generate(self, *values, request: gr.Request, scripts=None):
         base, own = values[:len(BASE_NAMES)], values[len(BASE_NAMES):]
         hires, refiner = own[:len(HIRES_NAMES)], own[len(HIRES_NAMES):]
-        return self._run(*base, request, scripts=scripts, hires=hires, refiner=refiner)
+        return self._run(*base[:-1], request, scripts=scripts, hires=hires, refiner=refiner, styles=base[-1])
 
     @user_errors
     def _run(self, checkpoint, prompt, negative_prompt, sampler, steps, cfg_scale, width, height, seed,
-             batch_count, batch_size, request: gr.Request, scripts=None, hires=(), refiner=()):
-        """Generate's handler; `hires`: the Hires. fix values (none: off); `refiner`: the Refiner's (none: off)."""
+             batch_count, batch_size, request: gr.Request, scripts=None, hires=(), refiner=(), styles=None):
+        """Generate's handler; `hires`: the Hires. fix values (none: off); `refiner`: the Refiner's (none: off);
+        `styles`: the picked style names."""
         job = self.backend.new_job("txt2img", owner_of(request), queue_user=queue_user_of(request))
         txt2img_request = Txt2ImgRequest(
             prompt=prompt, negative_prompt=negative_prompt, sampler=sampler, steps=steps, cfg_scale=cfg_scale,
             width=width, height=height, seed=-1 if seed is None else seed, batch_count=batch_count,
-            batch_size=batch_size, checkpoint=checkpoint or None,
+            batch_size=batch_size, checkpoint=checkpoint or None, styles=list(styles or []),
             **(HiresControls.request_fields(list(hires)) if hires else {}),
             **(RefinerControls.request_fields(list(refiner)) if refiner else {}))
         yield from self.run_job(TXT2IMG, txt2img_request, job, scripts)

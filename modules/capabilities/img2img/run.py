@@ -10,7 +10,6 @@ An inpaint (a mask, or outpainting pads) samples the whole picture, or only the 
 "only masked", and keeps the original wherever the blurred mask does not reach."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,17 +29,16 @@ from modules.capabilities.txt2img.request import MAX_SEED
 from modules.capabilities.txt2img.run import Txt2ImgResult, prompt_embeddings, resolve_seed
 from modules.capabilities.txt2img.vae_precision import decode_without_nans
 from modules.models.precision_copy import fp32_copy
-from modules.generation import preview, stop_points
+from modules.generation import preview, sampling_steps, stop_points
 from modules.generation.infotext import format_infotext
-from modules.generation.prompt_embeds import encode_prompts
+from modules.generation.sampling_steps import StepCallback
+from modules.generation.scheduled_embeds import encode_scheduled
 from modules.generation.samplers import find_sampler
 from modules.jobs import Interrupted, Job, Skipped
 from modules.models.manager import LoadedCheckpoint
 from modules.networks.loras import use_loras
 from modules.networks.prompt_tags import prompt_text
 from modules.version import VERSION
-
-PREVIEW_EVERY_STEPS = 5
 
 
 @dataclass
@@ -172,10 +170,12 @@ def _upscaled(latents: torch.Tensor, width: int, size: tuple[int, int]) -> torch
 
 def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: list[WorkArea],
             seeds: list[int], start: torch.Tensor | None = None, refiner: Refiner | None = None,
-            embeddings=None) -> torch.Tensor:
+            embeddings=None, first_pass_steps: int | None = None) -> torch.Tensor:
     """The batch's latents after steps × strength of sampling from its work areas (`WorkArea(canvas, image,
     None)` for a plain picture), or from `start`: scaled latents at the work areas' size (a latent upscale).
-    `refiner`: the job's, which takes over at its switch point. Hires fix's second pass calls this. Raises Interrupted/Skipped with (latents so far, steps done)."""
+    `refiner`: the job's, which takes over at its switch point. Hires fix's second pass calls this, with
+    `first_pass_steps` (prompt editing's timeline goes on). Raises Interrupted/Skipped with (latents so far,
+    steps done)."""
     family = model.info.architecture.spec
     inpaint = work[0].mask is not None or model.info.architecture.inpainting
     sampler = find_sampler(request.sampler).build(family.scheduler_config(model.scheduler_config))
@@ -197,8 +197,8 @@ def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: li
     if run == 0:  # strength 0 (or too few steps for it): the picture itself, through the VAE
         return latents.to(device)
     prompts, negative_prompts = [prompt_text(request.prompt)] * len(seeds), [request.negative_prompt] * len(seeds)
-    embeds = encode_prompts(pipe, prompts, negative_prompts, clip_skip=request.clip_skip,
-                            embeddings=embeddings)
+    embeds = encode_scheduled(pipe, prompt_text(request.prompt), request.negative_prompt, len(seeds), request.steps, run,
+                              clip_skip=request.clip_skip, first_pass_steps=first_pass_steps, embeddings=embeddings)
     dtype = model.devices.dtype
     options: dict = {}
     if inpaint:
@@ -206,29 +206,19 @@ def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: li
                 for w, m in zip(work, masks)]
         options = dict(mask_image=masks, masked_image_latents=encode(vae, kept, device).to(device, dtype),
                        width=width, height=height)
-    latest: dict = {"latents": None, "steps": 0}
     denoiser = family.denoiser_of(pipe)
-
-    def on_step_end(pipeline, step: int, timestep, callback_kwargs: dict) -> dict:
-        calls = getattr(pipeline, "num_timesteps", None) or run  # the model calls of the steps run
-        done = min(run, math.ceil((step + 1) * run / calls))
-        latest["latents"], latest["steps"] = callback_kwargs["latents"], done
-        job.report_step(done)
-        if (step + 1) % PREVIEW_EVERY_STEPS == 0 and step + 1 < calls:
-            image = preview.preview_image(family.vae_of(pipe), latest["latents"], family)
-            if image is not None:
-                job.set_preview(image)
-        return callback_kwargs
+    on_step_end = StepCallback(job, run, family.vae_of(pipe), family, embeds)
 
     try:
         with torch.inference_mode(), stop_points.checked(denoiser, job.check), \
                 switching(pipe, family, refiner, prompts, negative_prompts, request.clip_skip, job,
                           model.devices.offload):
-            output = pipe(**embeds, image=latents.to(device, dtype), strength=request.denoising_strength,
+            output = pipe(**embeds.arguments(), image=latents.to(device, dtype), strength=request.denoising_strength,
                           num_inference_steps=request.steps, guidance_scale=request.cfg_scale,
-                          generator=generators, output_type="latent", callback_on_step_end=on_step_end, **options)
+                          generator=generators, output_type="latent", callback_on_step_end=on_step_end,
+                          callback_on_step_end_tensor_inputs=sampling_steps.TENSOR_INPUTS, **options)
     except (Interrupted, Skipped) as stop:
-        raise type(stop)(latest["latents"], latest["steps"]) from None
+        raise type(stop)(on_step_end.latents, on_step_end.steps_done) from None
     return output.images
 
 

@@ -70,6 +70,7 @@ def second_pass(request, model, latents: torch.Tensor, seeds: list[int], job, ma
                   for image in firsts]
         work = [WorkArea(Canvas(image, None, None), image, None) for image in bigger]
     try:
-        return denoise(second, model, _AfterFirstPass(job, request.steps), work, seeds, start, refiner, embeddings)
+        return denoise(second, model, _AfterFirstPass(job, request.steps), work, seeds, start, refiner, embeddings,
+                       first_pass_steps=request.steps)
     except (Interrupted, Skipped) as stop:  # "Stopped at step" is about the first pass: it was finished
         raise type(stop)(stop.args[0] if len(stop.args) == 2 else None, request.steps) from None

@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 from modules.capabilities.refiner import DEFAULT_SWITCH_AT, check_refiner, validate_refiner
 from modules.capabilities.txt2img.hires import check_upscaler, target_size, validate_hires
 from modules.errors import InvalidRequest
+from modules.generation.prompt_schedule import prompt_schedule
 from modules.generation.samplers import find_sampler
 from modules.job_limits import check_image, check_txt2img
 from modules.networks.prompt_tags import parse_prompt
@@ -54,6 +55,10 @@ class Txt2ImgRequest:
     loras: tuple = ()
     hr_loras: tuple = ()
     disable_extra_networks: bool = False  # A1111's: the tags are taken out of the prompt, the LoRAs not used
+    # Prompt styles (modules/styles.py) by name: Backend.job_defaults applies them to the prompts, once, and
+    # moves the names to applied_styles (the info JSON's "styles").
+    styles: list | None = None
+    applied_styles: tuple = ()
 
     def validated(self) -> "Txt2ImgRequest":
         """Return a copy with normalised values, or raise InvalidRequest naming the first bad field."""
@@ -82,6 +87,10 @@ class Txt2ImgRequest:
         parse_prompt(r.prompt, "prompt")  # a tag we cannot honour is refused here, naming it
         if r.enable_hr and r.hr_prompt:
             parse_prompt(r.hr_prompt, "hr_prompt")
+        if r.styles:
+            raise InvalidRequest("styles", "styles are applied by the server's styles file; none was given")
+        r.styles = None
+        _check_schedules(r)
         return r
 
     @property
@@ -107,6 +116,18 @@ def validate(request: Txt2ImgRequest, context) -> Txt2ImgRequest:
         check_refiner(request, context.backend.manager)
         request = context.backend.with_loras(request)
     return request
+
+
+def _check_schedules(r: Txt2ImgRequest) -> None:
+    """Prompt editing and alternation bounded now, naming the field (modules/generation/prompt_schedule.py)."""
+    prompt_schedule(r.prompt, r.steps, field="prompt")
+    prompt_schedule(r.negative_prompt, r.steps, field="negative_prompt")
+    if r.enable_hr:
+        second_steps = r.hr_second_pass_steps or r.steps
+        prompt_schedule(r.hr_prompt or r.prompt, second_steps, r.steps,
+                        field="hr_prompt" if r.hr_prompt else "prompt")
+        prompt_schedule(r.hr_negative_prompt or r.negative_prompt, second_steps, r.steps,
+                        field="hr_negative_prompt" if r.hr_negative_prompt else "negative_prompt")
 
 
 def _text(value, field: str) -> str:

@@ -3,7 +3,6 @@ runner's hooks (extension scripts, saving). It never changes the cached pipeline
 in a per-job view of it (modules/capabilities/pipeline_view.py)."""
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,17 +18,16 @@ from modules.capabilities.scripting import Hooks, ImageNotSaved
 from modules.capabilities.txt2img.hires import hires_infotext
 from modules.capabilities.txt2img.request import MAX_SEED, Txt2ImgRequest
 from modules.capabilities.txt2img.vae_precision import decode_without_nans
-from modules.generation import preview, stop_points
+from modules.generation import preview, sampling_steps, stop_points
 from modules.generation.infotext import format_infotext
-from modules.generation.prompt_embeds import encode_prompts
+from modules.generation.sampling_steps import StepCallback
+from modules.generation.scheduled_embeds import encode_scheduled
 from modules.generation.samplers import find_sampler
 from modules.jobs import Interrupted, Job, Skipped
 from modules.models.manager import LoadedCheckpoint
 from modules.networks.loras import use_loras
 from modules.networks.prompt_tags import prompt_text
 from modules.version import VERSION
-
-PREVIEW_EVERY_STEPS = 5
 
 
 @dataclass
@@ -54,6 +52,7 @@ class Txt2ImgResult:
             "width": r.width, "height": r.height, "enable_hr": r.enable_hr,
             "denoising_strength": r.denoising_strength if r.enable_hr else 0, "sampler_name": r.sampler,
             "cfg_scale": r.cfg_scale,
+            "styles": list(r.applied_styles),
             "steps": r.steps, "batch_size": r.batch_size, "n_iter": r.batch_count, "clip_skip": r.clip_skip,
             "sd_model_name": self.checkpoint_title, "infotexts": self.infotexts, "version": VERSION,
         }
@@ -186,22 +185,9 @@ def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], 
     generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
     noise = initial_noise(generators, shape).to(model.execution_device, model.devices.dtype)
     prompts, negative_prompts = [prompt_text(request.prompt)] * len(seeds), [request.negative_prompt] * len(seeds)
-    embeds = encode_prompts(pipe, prompts, negative_prompts, clip_skip=request.clip_skip,
-                            embeddings=embeddings)
-    latest: dict = {"latents": None, "steps": 0}
-
-    def on_step_end(pipeline, step: int, timestep, callback_kwargs: dict) -> dict:
-        # Second-order samplers (DPM2, Heun) call back once per model evaluation, up to twice per step:
-        # progress and "Stopped at step" count the user's steps ("step 25/20" before).
-        calls = len(getattr(pipeline.scheduler, "timesteps", ())) or request.steps
-        done = min(request.steps, math.ceil((step + 1) * request.steps / calls))
-        latest["latents"], latest["steps"] = callback_kwargs["latents"], done
-        job.report_step(done)
-        if (step + 1) % PREVIEW_EVERY_STEPS == 0 and step + 1 < calls:
-            image = preview.preview_image(family.vae_of(pipe), latest["latents"], family)
-            if image is not None:
-                job.set_preview(image)
-        return callback_kwargs
+    embeds = encode_scheduled(pipe, prompt_text(request.prompt), request.negative_prompt, len(seeds), request.steps,
+                              request.steps, clip_skip=request.clip_skip, embeddings=embeddings)
+    on_step_end = StepCallback(job, request.steps, family.vae_of(pipe), family, embeds)
 
     job.check()
     try:
@@ -210,7 +196,7 @@ def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], 
                 switching(pipe, family, refiner, prompts, negative_prompts, request.clip_skip, job,
                           model.devices.offload):
             output = pipe(
-                **embeds,
+                **embeds.arguments(),
                 num_inference_steps=request.steps,
                 guidance_scale=request.cfg_scale,
                 width=request.width,
@@ -219,7 +205,8 @@ def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], 
                 generator=generators,
                 output_type="latent",
                 callback_on_step_end=on_step_end,
+                callback_on_step_end_tensor_inputs=sampling_steps.TENSOR_INPUTS,
             )
     except (Interrupted, Skipped) as stop:  # with what was sampled so far (None before the first step ended)
-        raise type(stop)(latest["latents"], latest["steps"]) from None
+        raise type(stop)(on_step_end.latents, on_step_end.steps_done) from None
     return output.images

@@ -1,0 +1,43 @@
+"""The step-end callback every sampling run hands diffusers: the user's steps counted from the model calls,
+progress and a preview every few steps on the job, the latest latents kept for an interrupt, and prompt
+editing's conditioning switched at its steps (scheduled_embeds.py).
+
+Second-order samplers (Heun, DPM2) call back once per model evaluation, up to twice per step: progress and
+"Stopped at step" count the user's steps, and both calls of a step get that step's conditioning."""
+from __future__ import annotations
+
+import math
+
+from modules import compat
+from modules.generation import preview
+
+PREVIEW_EVERY_STEPS = 5
+TENSOR_INPUTS = compat.STEP_END_TENSOR_INPUTS
+
+
+class StepCallback:
+    """`callback_on_step_end` for a run of `steps` user steps (with `callback_on_step_end_tensor_inputs=
+    TENSOR_INPUTS`). `latents` and `steps_done`: the latest, for an interrupted run."""
+
+    def __init__(self, job, steps: int, vae, family, conditioning=None):
+        self.job, self.steps, self.vae, self.family = job, steps, vae, family
+        self.conditioning = conditioning if conditioning is not None and conditioning.changes else None
+        self.latents = None
+        self.steps_done = 0
+
+    def __call__(self, pipeline, call: int, timestep, callback_kwargs: dict) -> dict:
+        calls = getattr(pipeline, "num_timesteps", None) or self.steps  # the model calls of the steps run
+        done = min(self.steps, math.ceil((call + 1) * self.steps / calls))
+        self.latents, self.steps_done = callback_kwargs["latents"], done
+        self.job.report_step(done)
+        if (call + 1) % PREVIEW_EVERY_STEPS == 0 and call + 1 < calls:
+            image = preview.preview_image(self.vae, self.latents, self.family)
+            if image is not None:
+                self.job.set_preview(image)
+        outputs = {"latents": callback_kwargs["latents"]}
+        if self.conditioning is not None and call + 1 < calls:
+            # The step of a model call: floor(call × steps / calls) maps both of a second-order step's calls
+            # (1 + 2 × (steps - 1) of them) to it, and is the call itself for one call per step.
+            outputs.update(self.conditioning.switch(pipeline, call * self.steps // calls,
+                                                    (call + 1) * self.steps // calls, callback_kwargs))
+        return outputs
