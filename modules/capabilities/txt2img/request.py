@@ -44,6 +44,9 @@ class Txt2ImgRequest:
     hr_sampler_name: str = ""  # "": the first pass's sampler
     hr_prompt: str = ""  # "": the first pass's prompt
     hr_negative_prompt: str = ""
+    tiling: bool = False  # A1111's Tiling: pictures that tile seamlessly (modules/generation/tiling.py)
+    # Added to the seed of the noise ancestral samplers add at each step (A1111's ENSD); None: the setting.
+    eta_noise_seed_delta: int | None = None
 
     def validated(self) -> "Txt2ImgRequest":
         """Return a copy with normalised values, or raise InvalidRequest naming the first bad field."""
@@ -65,6 +68,9 @@ class Txt2ImgRequest:
         if r.checkpoint is not None and not isinstance(r.checkpoint, str):
             raise InvalidRequest("checkpoint", "must be a checkpoint title or name")
         r.checkpoint = (r.checkpoint or "").strip() or None
+        if not isinstance(r.tiling, bool):
+            raise InvalidRequest("tiling", f"must be true or false, got {shown(r.tiling)}")
+        r.eta_noise_seed_delta = _integer(r.eta_noise_seed_delta or 0, "eta_noise_seed_delta", 0, MAX_SEED)
         validate_hires(r, MAX_SIDE, MAX_PIXELS, _integer, _number, _text)
         return r
 
