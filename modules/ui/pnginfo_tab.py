@@ -11,7 +11,7 @@ from modules.generation.infotext import parse_infotext
 from modules.image_limits import UNREADABLE, UNREADABLE_HINT, open_image
 from modules.images import read_parameters
 from modules.public_paths import scrub
-from modules.ui.common import error_html
+from modules.ui.common import error_html, login_name
 from modules.ui.txt2img_tab import Txt2ImgTab
 
 
@@ -72,7 +72,13 @@ def build(txt2img: Txt2ImgTab, tabs: gr.Tabs, txt2img_tab_id: str, img2img=None)
     image.clear(lambda: ("", "", {}), outputs=[parameters, table, parsed], api_name=False, show_progress="hidden")
     targets = [txt2img.prompt, txt2img.negative_prompt, txt2img.sampler, txt2img.steps, txt2img.cfg_scale,
                txt2img.width, txt2img.height, txt2img.seed]
-    send.click(lambda p: [*send_values(p), *hires_values(p), gr.Tabs(selected=txt2img_tab_id)], inputs=parsed,
+    def send_to_txt2img(p: dict, request: gr.Request):
+        values = send_values(p)
+        if not txt2img.backend.settings.for_user("send_seed", login_name(request)):
+            values[-1] = gr.skip()  # the send_seed setting: the seed stays as it is
+        return [*values, *hires_values(p), gr.Tabs(selected=txt2img_tab_id)]
+
+    send.click(send_to_txt2img, inputs=parsed,
                outputs=[*targets, *txt2img.hires.inputs(), tabs], api_name=False, show_progress="hidden")
     if img2img is not None:
         img2img.send_from(send_img2img, [image, parameters], picture_and_text, tabs)
