@@ -162,6 +162,8 @@ class Backend:
             changes["clip_skip"] = min(clip_skip, limit) if limit is not None and isinstance(clip_skip, int) else clip_skip
         if request.save_images is None:
             changes["save_images"] = self.settings.get("samples_save")
+        if request.vae is None:
+            changes["vae"] = self.settings.for_user("sd_vae", owners.user_name(owner))
         if request.eta_noise_seed_delta is None:
             changes["eta_noise_seed_delta"] = self.settings.for_user("eta_noise_seed_delta", owners.user_name(owner))
         return dataclasses.replace(request, **changes) if changes else request

@@ -55,7 +55,7 @@ DISCONNECT_POLL_SECONDS = 0.25
 # Txt2ImgRequest's field names -> the API's, for error messages.
 _API_FIELD = {"batch_count": "n_iter", "checkpoint": "override_settings.sd_model_checkpoint",
               "clip_skip": "override_settings.CLIP_stop_at_last_layers",
-              "eta_noise_seed_delta": "override_settings.eta_noise_seed_delta"}
+              "eta_noise_seed_delta": "override_settings.eta_noise_seed_delta", "vae": "override_settings.sd_vae"}
 
 
 @contextmanager
@@ -280,6 +280,7 @@ class Api:
             batch_count=body.n_iter, batch_size=body.batch_size,
             checkpoint=checkpoint, clip_skip=overrides.get("CLIP_stop_at_last_layers"), save_images=body.save_images,
             tiling=body.tiling, eta_noise_seed_delta=overrides.get("eta_noise_seed_delta"),
+            vae=overrides.get("sd_vae"),
             **hires_fields(body))
 
     def _job_checkpoint(self, override, owner: str | None = None) -> str:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 from modules.capabilities.txt2img.hires import check_upscaler, target_size, validate_hires
 from modules.errors import InvalidRequest
@@ -47,6 +47,7 @@ class Txt2ImgRequest:
     tiling: bool = False  # A1111's Tiling: pictures that tile seamlessly (modules/generation/tiling.py)
     # Added to the seed of the noise ancestral samplers add at each step (A1111's ENSD); None: the setting.
     eta_noise_seed_delta: int | None = None
+    vae: str | None = None  # a VAE file's name; None: the sd_vae setting; "Automatic": the checkpoint's own
 
     def validated(self) -> "Txt2ImgRequest":
         """Return a copy with normalised values, or raise InvalidRequest naming the first bad field."""
@@ -68,6 +69,8 @@ class Txt2ImgRequest:
         if r.checkpoint is not None and not isinstance(r.checkpoint, str):
             raise InvalidRequest("checkpoint", "must be a checkpoint title or name")
         r.checkpoint = (r.checkpoint or "").strip() or None
+        if r.vae is not None and not isinstance(r.vae, str):
+            raise InvalidRequest("vae", f"must be a VAE file's name, got {shown(r.vae)}")
         if not isinstance(r.tiling, bool):
             raise InvalidRequest("tiling", f"must be true or false, got {shown(r.tiling)}")
         r.eta_noise_seed_delta = _integer(r.eta_noise_seed_delta or 0, "eta_noise_seed_delta", 0, MAX_SEED)
@@ -94,6 +97,10 @@ def validate(request: Txt2ImgRequest, context) -> Txt2ImgRequest:
             check_upscaler(request, context.backend.manager)
     if context.backend is not None:
         context.backend.check_clip_skip(request.clip_skip, request.checkpoint)
+        if request.vae not in (None, "Automatic", "None"):
+            from modules.option_changes import vae_choice
+
+            request = replace(request, vae=vae_choice(context.backend, request.vae))
     return request
 
 
