@@ -49,3 +49,47 @@ def test_the_image_format_set_in_settings_is_used_for_saved_images(app, page):
     page.reload()
     page.get_by_role("tab", name="Settings").click()
     expect(page.locator("#setting_samples_format").get_by_label("jpg")).to_be_checked()
+
+
+@pytest.fixture(scope="module")
+def login_app(models_dir, tmp_path_factory):
+    from tests.inprocess_app import running_app
+
+    root = tmp_path_factory.mktemp("settings-logins")
+    with running_app("--gradio-auth", "alice:Alice-pw-settings,bob:Bob-pw-settings", "--admin-users", "alice",
+                     "--models-dir", str(models_dir), "--outdir", str(root / "outputs"),
+                     "--skip-load-model-at-start", "--offline",
+                     env={"ZOO_SETTINGS_FILE": str(root / "config.json")}) as live:
+        live.root = root
+        yield live
+
+
+def log_in(page, url: str, user: str, password: str) -> None:
+    page.goto(url)
+    page.get_by_label("username").fill(user)
+    page.get_by_label("password").fill(password)
+    page.get_by_role("button", name="Login").click()
+    page.get_by_role("tab", name="Settings").click()
+
+
+def test_with_logins_a_user_sets_their_own_and_only_an_admin_the_servers(login_app, page, browser):
+    log_in(page, login_app.url, "bob", "Bob-pw-settings")
+    expect(page.locator("#settings_note")).to_contain_text("your own")
+    expect(page.locator("#setting_grid_save input")).to_be_disabled()  # the server's: an admin's to change
+    page.locator("#setting_samples_format").get_by_label("webp").check()
+    page.locator("#settings_apply").click()
+    expect(page.locator("#settings_status")).to_contain_text("Saved (your own)")
+    preferences = json.loads((login_app.root / "user-preferences.json").read_text())
+    assert preferences["bob"]["samples_format"] == "webp"
+    assert not (login_app.root / "config.json").exists() or "samples_format" not in json.loads(
+        (login_app.root / "config.json").read_text())
+
+    other = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    log_in(other, login_app.url, "alice", "Alice-pw-settings")
+    expect(other.locator("#setting_samples_format").get_by_label("png")).to_be_checked()  # bob's is his
+    expect(other.locator("#setting_grid_save input")).to_be_enabled()
+    other.locator("#setting_grid_save input").uncheck()
+    other.locator("#settings_apply").click()
+    expect(other.locator("#settings_status")).to_contain_text("Saved (the server's)")
+    assert json.loads((login_app.root / "config.json").read_text())["grid_save"] is False
+    other.context.close()
