@@ -4,6 +4,7 @@ PNG Info to txt2img brings its seed only while "send_seed" is on."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from PIL import Image
@@ -50,6 +51,40 @@ def test_the_image_format_set_in_settings_is_used_for_saved_images(app, page):
     page.get_by_role("tab", name="Settings").click()
     expect(page.locator("#setting_samples_format").get_by_label("jpg")).to_be_checked()
 
+
+
+def test_send_seed_off_keeps_the_seed_when_png_info_sends_a_picture(app, page, tmp_path):
+    from PIL import PngImagePlugin
+
+    picture = tmp_path / "made.png"
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a blue square\nSteps: 5, Sampler: Euler, CFG scale: 7, Seed: 9876, Size: 64x64")
+    Image.new("RGB", (64, 64), "blue").save(picture, pnginfo=info)
+
+    def send() -> None:
+        page.get_by_role("tab", name="PNG Info").click()
+        page.locator("#pnginfo_image input[type=file]").set_input_files(str(picture))
+        expect(page.locator("#pnginfo_parameters textarea")).to_have_value(re.compile("Seed: 9876"))
+        page.locator("#pnginfo_send_to_txt2img").click()
+        expect(page.locator("#txt2img_prompt textarea")).to_have_value("a blue square")
+
+    page.goto(app.url)
+    page.get_by_role("tab", name="Settings").click()
+    page.locator("#setting_send_seed input").uncheck()
+    page.locator("#settings_apply").click()
+    expect(page.locator("#settings_status")).to_contain_text("Saved")
+    page.get_by_role("tab", name="txt2img").click()
+    page.locator("#txt2img_seed input").fill("5")
+    send()
+    expect(page.locator("#txt2img_seed input")).to_have_value("5")  # kept
+
+    page.get_by_role("tab", name="Settings").click()
+    page.locator("#setting_send_seed input").check()
+    page.locator("#settings_apply").click()
+    expect(page.locator("#settings_status")).to_contain_text("Saved")
+    page.reload()
+    send()
+    expect(page.locator("#txt2img_seed input")).to_have_value("9876")  # sent
 
 @pytest.fixture(scope="module")
 def login_app(models_dir, tmp_path_factory):
