@@ -145,7 +145,6 @@ class Settings:
                     self._overrides.pop(key, None)
         return checked
 
-
     def update_for_user(self, user: str, changes: dict) -> dict:
         """A logged-in user's own options: per-user ones and those we do not act on (never the server's)."""
         server_wide = sorted(k for k in changes if k in OPTIONS and not OPTIONS[k].per_user)
@@ -170,8 +169,11 @@ def checked_changes(changes: dict, known: set[str]) -> dict:
             continue
         if not isinstance(key, str) or not key or len(key) > MAX_KEY_CHARS:
             raise InvalidRequest(shown(key), f"option names are 1 to {MAX_KEY_CHARS} characters long")
-        try:
-            size = len(json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+        try:  # as the config file will hold it: UTF-8 JSON (an unpaired surrogate cannot be written)
+            key.encode("utf-8")
+            size = len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+        except UnicodeEncodeError:
+            raise InvalidRequest(shown(key), "contains an invalid character (an unpaired surrogate)") from None
         except (TypeError, ValueError):
             raise InvalidRequest(key, "must be a JSON value") from None
         if size > MAX_VALUE_BYTES:

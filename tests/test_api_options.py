@@ -78,6 +78,10 @@ def test_options_we_do_not_act_on_are_bounded(client):
     assert response.status_code == 422 and "at most" in response.text
     long_key = client.post("/sdapi/v1/options", json={"k" * 500: 1})
     assert long_key.status_code == 422
+    for body in ('{"client_key": "x\\udfff"}', '{"x\\udfff": 1}'):  # JSON escapes of an unpaired surrogate
+        bad = client.post("/sdapi/v1/options", content=body, headers={"content-type": "application/json"})
+        assert bad.status_code == 422 and "surrogate" in bad.text
+    assert client.get("/sdapi/v1/options").status_code == 200
 
 
 def test_image_format_options_are_normalised(client):
