@@ -63,3 +63,9 @@ def test_an_unknown_vae_is_a_422_naming_it(client):
     answer = client.post("/sdapi/v1/txt2img", json={**BASE, "override_settings": {"sd_vae": "nope.safetensors"}})
     assert answer.status_code == 422 and "sd_vae" in answer.text and "nope" in answer.text
     assert client.post("/sdapi/v1/options", json={"sd_vae": "nope"}).status_code == 422
+    # img2img checks it before the job waits, as txt2img does
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64)).save(buffer, format="PNG")
+    answer = client.post("/sdapi/v1/img2img", json={**BASE, "init_images": [base64.b64encode(buffer.getvalue()).decode()],
+                                                    "override_settings": {"sd_vae": "nope.safetensors"}})
+    assert answer.status_code == 422 and "sd_vae" in answer.text

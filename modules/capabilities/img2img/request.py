@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, fields
 
 from PIL import Image
 
-from modules.capabilities.txt2img.request import MAX_SIDE, Txt2ImgRequest, _integer, _number
+from modules.capabilities.txt2img.request import MAX_SIDE, Txt2ImgRequest, _integer, _number, checked_vae
 from modules.errors import InvalidRequest
 
 # A1111's resize modes, by index (its API sends the index; its UI the name).
@@ -97,6 +97,7 @@ def validate(request: Img2ImgRequest, context) -> Img2ImgRequest:
     check_image(*request.output_size, context.limits, field="pad_left")
     if context.backend is not None:
         context.backend.check_clip_skip(request.clip_skip, request.checkpoint)
+        request = checked_vae(request, context.backend)
     return request
 
 

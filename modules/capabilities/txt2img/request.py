@@ -97,11 +97,17 @@ def validate(request: Txt2ImgRequest, context) -> Txt2ImgRequest:
             check_upscaler(request, context.backend.manager)
     if context.backend is not None:
         context.backend.check_clip_skip(request.clip_skip, request.checkpoint)
-        if request.vae not in (None, "Automatic", "None"):
-            from modules.option_changes import vae_choice
-
-            request = replace(request, vae=vae_choice(context.backend, request.vae))
+        request = checked_vae(request, context.backend)
     return request
+
+
+def checked_vae(request, backend):
+    """The request with its VAE file found (by name or stem); an unknown one is refused before the job waits."""
+    if request.vae in (None, "", "Automatic", "None"):
+        return request
+    from modules.option_changes import vae_choice
+
+    return replace(request, vae=vae_choice(backend, request.vae))
 
 
 def _text(value, field: str) -> str:
