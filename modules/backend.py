@@ -178,6 +178,10 @@ class Backend:
             changes["save_images"] = self.settings.get("samples_save")
         if getattr(request, "styles", None):  # once: the names move to applied_styles
             changes.update(styled_request_values(request, self.styles.resolve(request.styles)))
+        if request.vae is None:
+            changes["vae"] = self.settings.for_user("sd_vae", owners.user_name(owner))
+        if request.eta_noise_seed_delta is None:
+            changes["eta_noise_seed_delta"] = self.settings.for_user("eta_noise_seed_delta", owners.user_name(owner))
         return dataclasses.replace(request, **changes) if changes else request
 
     def with_loras(self, request: Txt2ImgRequest) -> Txt2ImgRequest:

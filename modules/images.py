@@ -1,5 +1,6 @@
 """Saving generated images the A1111 way: outputs/<mode>-images/YYYY-MM-DD/NNNNN-SEED.png
-with the infotext in the PNG's `parameters` chunk. Writes are atomic: a temp file, then a rename."""
+with the infotext in the PNG's `parameters` chunk, or .jpg/.webp (the samples_format option) with it in the
+EXIF UserComment as A1111 writes it. Writes are atomic: a temp file, then a rename."""
 from __future__ import annotations
 
 import datetime
@@ -7,6 +8,8 @@ import os
 import re
 import threading
 from pathlib import Path
+
+from dataclasses import dataclass
 
 from PIL import Image, PngImagePlugin
 
@@ -29,15 +32,44 @@ def png_info(parameters: str, extra: dict[str, str] | None = None) -> PngImagePl
     return info
 
 
+@dataclass(frozen=True)
+class ImageFormat:
+    """How saved images are written: the samples_format (grid_format) and jpeg_quality options."""
+    extension: str = "png"  # png, jpg, jpeg or webp
+    quality: int = 80       # JPEG and WEBP
+
+    @property
+    def pil_format(self) -> str:
+        return {"jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}.get(self.extension, "PNG")
+
+
+PNG = ImageFormat()
+
+
+def exif_with(parameters: str) -> Image.Exif:
+    """The infotext as A1111 puts it into a JPEG or WEBP: EXIF UserComment, UTF-16 with the UNICODE prefix."""
+    exif = Image.Exif()
+    exif[0x8769] = {0x9286: b"UNICODE\x00" + parameters.encode("utf-16-be", "surrogatepass")}
+    return exif
+
+
 def save_image(image: Image.Image, folder: Path, seed: int, parameters: str,
-               extra_text: dict[str, str] | None = None) -> Path:
+               extra_text: dict[str, str] | None = None, image_format: ImageFormat = PNG) -> Path:
     """Save under the next free number. Nothing half-written is ever left under a final name."""
     folder.mkdir(parents=True, exist_ok=True)
     with _numbering_lock:
         number = _next_number(folder)
-        final = folder / f"{number:05d}-{seed}.png"
+        final = folder / f"{number:05d}-{seed}.{image_format.extension}"
         with replacing(final) as tmp:
-            image.save(tmp, format="PNG", pnginfo=png_info(parameters, extra_text))
+            if image_format.pil_format == "PNG":
+                image.save(tmp, format="PNG", pnginfo=png_info(parameters, extra_text))
+            else:
+                picture = image.convert("RGB") if image.mode not in ("RGB", "L") else image
+                try:
+                    picture.save(tmp, format=image_format.pil_format, quality=image_format.quality,
+                                 exif=exif_with(parameters))
+                except ValueError:  # an infotext over EXIF's 64 KB: the picture without it
+                    picture.save(tmp, format=image_format.pil_format, quality=image_format.quality)
     return final
 
 

@@ -53,12 +53,22 @@ class UserPreferences:
         with self._lock:
             return self._users.get(user, {}).get(key)
 
+    def all(self, user: str | None) -> dict:
+        if user is None:
+            return {}
+        with self._lock:
+            return dict(self._users.get(user, {}))
+
     def set(self, user: str | None, key: str, value) -> None:
         """Remember `value` for a logged-in user; nothing is kept for anonymous users."""
-        if user is None:
+        self.update(user, {key: value})
+
+    def update(self, user: str | None, values: dict) -> None:
+        """Remember several values at once for a logged-in user (one write)."""
+        if user is None or not values:
             return
         with self._lock:
-            users = {**self._users, user: {**self._users.get(user, {}), key: value}}
+            users = {**self._users, user: {**self._users.get(user, {}), **values}}
             if self.path is not None:
                 with replacing(self.path, prefix=".user-preferences-") as tmp:
                     tmp.write_text(json.dumps(users, indent=2, ensure_ascii=False) + "\n", encoding="utf8")

@@ -22,6 +22,7 @@ from modules.atomic_files import replacing
 from modules.errors import InvalidRequest
 from modules.preferences import UserPreferences, preferences_file
 from modules.user_values import shown
+from modules import a1111_options
 
 log = logging.getLogger(__name__)
 
@@ -39,15 +40,35 @@ class Option:
     minimum: int | None = None
     maximum: int | None = None
     per_user: bool = False  # a logged-in user's own pick (preferences) wins over the server-wide value
+    choices: tuple[str, ...] | None = None  # the only values a text option takes
 
 
-# The options we honour, under A1111's keys.
+IMAGE_FORMATS = ("png", "jpg", "jpeg", "webp")
+
+# The options we honour, under A1111's keys. Per-user ones are each logged-in user's own (the Settings tab,
+# POST options); the others are the server's, which only an admin changes.
 OPTIONS: dict[str, Option] = {
     "sd_model_checkpoint": Option(None, "Checkpoint used by jobs that do not name one", per_user=True),
+    "sd_vae": Option("Automatic", "VAE used to decode the pictures (Automatic: the checkpoint's own)",
+                     per_user=True),
     "CLIP_stop_at_last_layers": Option(1, "Clip skip used by jobs that do not set one", 1, 12),
     "samples_save": Option(True, "Save the images of UI jobs (API jobs say so themselves: save_images)"),
     "grid_save": Option(True, "Save a grid of each batch beside its images"),
+    "samples_format": Option("png", "File format of saved images", per_user=True, choices=IMAGE_FORMATS),
+    "grid_format": Option("png", "File format of saved grids", per_user=True, choices=IMAGE_FORMATS),
+    "jpeg_quality": Option(80, "Quality of saved JPEG and WEBP files", 1, 100, per_user=True),
+    "send_seed": Option(True, "PNG Info's Send to txt2img also sends the seed", per_user=True),
+    "eta_noise_seed_delta": Option(0, "Eta noise seed delta (ENSD): added to the seed of the ancestral samplers' "
+                                      "noise, to reproduce A1111 pictures made with it", 0, 2**32 - 1,
+                                   per_user=True),
 }
+
+# Keys we do not act on are kept as clients send them (a client that reads every option and writes them back
+# keeps working), within bounds: a config file is no place for a client's megabytes.
+MAX_KEY_CHARS = 200
+MAX_VALUE_BYTES = 16_384
+MAX_UNKNOWN_KEYS = 200  # beyond A1111's own keys
+A1111_DEFAULTS: dict = a1111_options.defaults()
 
 
 class Settings:
@@ -82,11 +103,12 @@ class Settings:
         with self._lock:
             if key in self._overrides:
                 return self._overrides[key]
-            return self._values.get(key, OPTIONS[key].default if key in OPTIONS else None)
+            return self._values.get(key, default_value(key))
 
     def for_user(self, key: str, user: str | None):
-        """A logged-in user's own value of a per-user option, else the server-wide one."""
-        if user is not None and key in OPTIONS and OPTIONS[key].per_user:
+        """A logged-in user's own value of a per-user option (or of one we do not act on), else the
+        server-wide one."""
+        if user is not None and (key not in OPTIONS or OPTIONS[key].per_user):
             own = self.preferences.get(user, key)
             if own is not None:
                 return own
@@ -97,14 +119,22 @@ class Settings:
         with self._lock:
             self._overrides[key] = value
 
-    def as_dict(self) -> dict:
+    def as_dict(self, user: str | None = None) -> dict:
+        """Every option: A1111's keys with their defaults, ours, what was saved; a user's own values over them."""
         with self._lock:
-            return {**{key: option.default for key, option in OPTIONS.items()}, **self._values, **self._overrides}
+            values = {**A1111_DEFAULTS, **{key: option.default for key, option in OPTIONS.items()},
+                      **self._values, **self._overrides}
+        if user is not None:
+            values.update({key: value for key, value in self.preferences.all(user).items()
+                           if key not in OPTIONS or OPTIONS[key].per_user})
+        return values
 
     def update(self, changes: dict) -> dict:
-        """Validate every known key, then store them all at once; returns the stored changes.
-        Raises InvalidRequest naming the first bad key, and then stores nothing."""
-        checked = {key: validate(key, value) for key, value in changes.items() if key in OPTIONS}
+        """Validate every key (ours by type and range, the rest by size), then store them all at once;
+        returns the stored changes. Raises InvalidRequest naming the first bad key, and then stores nothing."""
+        with self._lock:
+            known = set(self._values)
+        checked = checked_changes(changes, known)
         if checked:
             with self._lock:
                 values = {**self._values, **checked}
@@ -114,6 +144,46 @@ class Settings:
                 for key in checked:
                     self._overrides.pop(key, None)
         return checked
+
+    def update_for_user(self, user: str, changes: dict) -> dict:
+        """A logged-in user's own options: per-user ones and those we do not act on (never the server's)."""
+        server_wide = sorted(k for k in changes if k in OPTIONS and not OPTIONS[k].per_user)
+        if server_wide:
+            raise PermissionError(server_wide[0])
+        checked = checked_changes(changes, set(self.preferences.all(user)))
+        self.preferences.update(user, checked)
+        return checked
+
+
+def default_value(key: str):
+    return OPTIONS[key].default if key in OPTIONS else A1111_DEFAULTS.get(key)
+
+
+def checked_changes(changes: dict, known: set[str]) -> dict:
+    """`changes` with our options validated, and the others bounded: InvalidRequest names the first bad key."""
+    checked = {}
+    unknown = {k for k in known if k not in OPTIONS and k not in A1111_DEFAULTS}
+    for key, value in changes.items():
+        if key in OPTIONS:
+            checked[key] = validate(key, value)
+            continue
+        if not isinstance(key, str) or not key or len(key) > MAX_KEY_CHARS:
+            raise InvalidRequest(shown(key), f"option names are 1 to {MAX_KEY_CHARS} characters long")
+        try:  # as the config file will hold it: UTF-8 JSON (an unpaired surrogate cannot be written)
+            key.encode("utf-8")
+            size = len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+        except UnicodeEncodeError:
+            raise InvalidRequest(shown(key), "contains an invalid character (an unpaired surrogate)") from None
+        except (TypeError, ValueError):
+            raise InvalidRequest(key, "must be a JSON value") from None
+        if size > MAX_VALUE_BYTES:
+            raise InvalidRequest(key, f"is {size} bytes of JSON, over the limit of {MAX_VALUE_BYTES} for an option")
+        if key not in A1111_DEFAULTS:
+            unknown.add(key)
+            if len(unknown) > MAX_UNKNOWN_KEYS:
+                raise InvalidRequest(key, f"too many options that are not A1111's: at most {MAX_UNKNOWN_KEYS}")
+        checked[key] = value
+    return checked
 
 
 def validate(key: str, value):
@@ -136,6 +206,10 @@ def validate(key: str, value):
         return value
     if value is not None and not isinstance(value, str):
         raise InvalidRequest(key, f"must be text, got {shown(value)}")
+    if option.choices is not None:
+        if not isinstance(value, str) or value.lower() not in option.choices:
+            raise InvalidRequest(key, f"must be one of {', '.join(option.choices)}, got {shown(value)}")
+        return value.lower()
     return value
 
 

@@ -90,6 +90,29 @@ def test_options_set_the_default_for_later_jobs_and_are_saved(api, app):
         api.set_options({"sd_model_checkpoint": "tiny-sd15", "CLIP_stop_at_last_layers": 1})
 
 
+def test_webuiapi_get_options_set_options_round_trip(api, app):
+    """webuiapi's get_options / set_options: every A1111 key read, all written back with changes, read again."""
+    import webuiapi
+
+    options = api.get_options()
+    assert {"send_seed", "samples_format", "jpeg_quality", "sd_vae", "eta_noise_seed_delta", "outdir_samples",
+            "sd_hypernetwork", "show_progress_every_n_steps"} <= set(options)
+    changed = {**options, "send_seed": not options["send_seed"], "samples_format": "webp", "jpeg_quality": 90,
+               "show_progress_every_n_steps": 3}  # the last: a key we keep without acting on it
+    try:
+        api.set_options(changed)
+        again = api.get_options()
+        assert {k: again[k] for k in changed if k != "sd_checkpoint_hash"} == {
+            k: v for k, v in changed.items() if k != "sd_checkpoint_hash"}
+        # as another user (not an admin): their own per-user options, the server's for everyone else
+        other = webuiapi.WebUIApi(host="127.0.0.1", port=app.port, username=OTHER_USER, password=OTHER_PASSWORD)
+        other.set_options({"samples_format": "jpg"})
+        assert other.get_options()["samples_format"] == "jpg" and api.get_options()["samples_format"] == "webp"
+    finally:
+        api.set_options({k: options[k] for k in ("send_seed", "samples_format", "jpeg_quality",
+                                                   "show_progress_every_n_steps")})
+
+
 def test_two_clients_each_get_their_checkpoint(app):
     """Two users at once, each naming a checkpoint for their own job: neither changes the other's."""
     import webuiapi

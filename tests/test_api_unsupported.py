@@ -44,6 +44,7 @@ CHANGES = {
     "override_settings": ({"sd_model_checkpoint": "tiny-sd15", "CLIP_stop_at_last_layers": 2}, {}),
     "send_images": (False, {}),  # the pictures are not sent back
     "styles": (["cinematic"], {}),  # saved in the fixture below
+    "tiling": (True, {}),  # pictures that wrap around (tests/test_tiling.py)
 }
 TXT2IMG_CHANGES = {"enable_hr": (True, {})}  # hires fix: twice the size (tests/test_hires_fix.py)
 IMG2IMG_CHANGES = {
@@ -53,7 +54,7 @@ IMG2IMG_CHANGES = {
     "inpainting_mask_invert": (1, MASKED),
 }
 REFUSED = {
-    "restore_faces": True, "tiling": True, "subseed_strength": 0.5, "seed_resize_from_h": 32,
+    "restore_faces": True, "subseed_strength": 0.5, "seed_resize_from_h": 32,
     "seed_resize_from_w": 32, "s_churn": 0.5, "s_tmin": 0.5, "s_tmax": 5.0, "s_noise": 0.9,
     "s_min_uncond": 0.5, "firstpass_image": "abc",
     "infotext": "Steps: 5", "ddim_discretize": "quad", "script_name": "no such script",
@@ -169,7 +170,7 @@ def test_every_a1111_field_is_covered():
 
 
 def test_a_refusal_says_what_is_missing(client):
-    status, body = answer(client, "txt2img", {**BASE, "tiling": True})
+    status, body = answer(client, "txt2img", {**BASE, "restore_faces": True})
     assert status == 422
-    assert body["detail"] == "tiling: True is not supported: tiling (seamless textures) is not available"
+    assert body["detail"] == "restore_faces: True is not supported: face restoration is not available"
     assert json.dumps(body).count("Traceback") == 0

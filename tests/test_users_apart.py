@@ -127,8 +127,24 @@ def test_only_an_admin_changes_the_server_wide_options(app):
     assert refused.status_code == 403 and "--admin-users" in refused.json()["detail"]
     assert requests.get(f"{app.url}/sdapi/v1/options", auth=BOB, timeout=30).json()["CLIP_stop_at_last_layers"] == 1
     done = requests.post(f"{app.url}/sdapi/v1/options", json={"CLIP_stop_at_last_layers": 2}, auth=ALICE, timeout=30)
-    assert done.status_code == 200 and done.json()["updated"] == ["CLIP_stop_at_last_layers"]
+    assert done.status_code == 200 and done.json() is None
+    assert requests.get(f"{app.url}/sdapi/v1/options", auth=BOB, timeout=30).json()["CLIP_stop_at_last_layers"] == 2
     requests.post(f"{app.url}/sdapi/v1/options", json={"CLIP_stop_at_last_layers": 1}, auth=ALICE, timeout=30)
+
+
+def test_a_user_sets_their_own_per_user_options_through_the_api(app):
+    options = f"{app.url}/sdapi/v1/options"
+    mine = requests.post(options, json={"samples_format": "webp", "send_seed": False, "client_note": "bob's"},
+                         auth=BOB, timeout=30)
+    assert mine.status_code == 200 and mine.json() is None
+    bob = requests.get(options, auth=BOB, timeout=30).json()
+    alice = requests.get(options, auth=ALICE, timeout=30).json()
+    assert (bob["samples_format"], bob["send_seed"], bob["client_note"]) == ("webp", False, "bob's")
+    assert (alice["samples_format"], alice["send_seed"], alice.get("client_note")) == ("png", True, None)
+    mixed = requests.post(options, json={"samples_format": "jpg", "grid_save": False}, auth=BOB, timeout=30)
+    assert mixed.status_code == 403 and "grid_save" in mixed.text
+    assert requests.get(options, auth=BOB, timeout=30).json()["samples_format"] == "webp"  # nothing saved
+    requests.post(options, json={"samples_format": "png", "send_seed": True}, auth=BOB, timeout=30)
 
 
 def test_a_users_checkpoint_pick_is_their_own_default(app):

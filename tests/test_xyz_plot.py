@@ -236,3 +236,65 @@ def test_a_19_sampler_grid_of_32_px_cells_has_legible_labels_that_never_overlap(
         assert ink.any()
     # the cells are whole-factor enlargements of the 32-px images: sharp red squares
     assert (pixels(grid.crop(where.cell_box(0, 0))) == (255, 0, 0)).all()
+
+
+def a1111_args(x_type=4, x_values="1,2", x_dropdown="", y_type=9, y_values="", y_dropdown=None,
+               include_sub_grids=False, vary_seeds_x=True, margin_size=0, csv_mode=False) -> list:
+    """A1111 v1.10.1's 18 script_args (its xyz_grid.py ui()): types are indices into its txt2img axis list
+    (4: Steps, 9: Sampler, 11: Checkpoint name)."""
+    return [x_type, x_values, x_dropdown, y_type, y_values, ["Euler", "Euler a"] if y_dropdown is None else y_dropdown,
+            0, "", "", True, True, include_sub_grids, False, vary_seeds_x, False, False, margin_size, csv_mode]
+
+
+@pytest.fixture
+def api_client(backend, attach_extensions, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from tests.test_api_app import make_app
+
+    attach_extensions(REPO_EXTENSIONS)
+    before = backend.settings
+    with TestClient(make_app(backend, tmp_path / "config.json")) as client:
+        yield client
+    backend.use_settings(before)
+
+
+def test_a1111s_18_script_args_make_the_plot_through_the_api(api_client):
+    import json
+
+    body = {"prompt": "a red circle", "seed": 100, "steps": 3, "width": 64, "height": 64,
+            "override_settings": {"sd_model_checkpoint": "tiny-sd15"}, "script_name": "X/Y/Z plot",
+            "script_args": a1111_args()}
+    answer = api_client.post("/sdapi/v1/txt2img", json=body)
+    assert answer.status_code == 200, answer.text
+    info = json.loads(answer.json()["info"])
+    params = [parse_infotext(text) for text in info["infotexts"]]
+    assert len(params) == 5  # the grid, then the four cells (Include Sub Images)
+    assert [(p["Steps"], p["Sampler"], p["Seed"]) for p in params[1:]] == [
+        ("1", "Euler", "100"), ("2", "Euler", "101"), ("1", "Euler a", "100"), ("2", "Euler a", "101")]
+    assert (params[0]["X Type"], params[0]["Y Type"], params[0]["Y Values"]) == ("Steps", "Sampler", "Euler,Euler a")
+    # csv_mode: the values come from the text box instead
+    body["script_args"] = a1111_args(y_values="Euler a", y_dropdown=["Euler"], csv_mode=True, vary_seeds_x=False)
+    params = [parse_infotext(t) for t in json.loads(api_client.post("/sdapi/v1/txt2img", json=body).json()["info"])
+              ["infotexts"]]
+    assert [(p["Sampler"], p["Seed"]) for p in params[1:]] == [("Euler a", "100"), ("Euler a", "100")]
+
+
+@pytest.mark.parametrize("args, field", [
+    (a1111_args(include_sub_grids=True), "Include Sub Grids"),
+    (a1111_args(margin_size=10), "Grid margins (px)"),
+    (a1111_args(x_type=2), "X type"),  # Var. seed: not an axis of this plot
+    (a1111_args(x_type=99), "X type"),
+    (a1111_args()[:12], "script_args"),
+])
+def test_a1111_args_this_plot_lacks_are_refused_naming_them(api_client, args, field):
+    body = {"prompt": "a red circle", "steps": 3, "width": 64, "height": 64, "script_name": "X/Y/Z plot",
+            "script_args": args, "override_settings": {"sd_model_checkpoint": "tiny-sd15"}}
+    answer = api_client.post("/sdapi/v1/txt2img", json=body)
+    assert answer.status_code == 422 and field in answer.text, answer.text
+
+
+def test_script_info_lists_the_plot_once_per_tab(api_client):
+    infos = api_client.get("/sdapi/v1/script-info").json()
+    plots = [(i["tab"], i["is_img2img"]) for i in infos if i["title"] == "X/Y/Z plot"]
+    assert len(plots) == len(set(plots)) and ("txt2img", False) in plots

@@ -35,6 +35,7 @@ class Txt2ImgApiRequest(BaseModel):
         default_factory=dict,
         description="Options for this job only: sd_model_checkpoint, CLIP_stop_at_last_layers")
     send_images: bool = True
+    tiling: bool = Field(False, description="Pictures that tile seamlessly (A1111's Tiling)")
     save_images: bool = False
     task_id: str | None = Field(None, pattern=TASK_ID_PATTERN,
                                 description="Your id for this job, for progress, interrupt and skip")

@@ -19,7 +19,8 @@ from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 
-from modules.api import cache_routes, embedding_routes, extras_routes, gan_routes, img2img_routes, latent_routes, lora_routes, models
+from modules.api import (a1111_lists, cache_routes, embedding_routes, extras_routes, gan_routes, img2img_routes,
+                         latent_routes, lora_routes, models)
 from modules.api.auth import Logins, api_logins
 from modules.api.errors import ApiError, api_route_class
 from modules.api.hires_fields import hires_fields
@@ -38,7 +39,7 @@ from modules.models.vae_files import VaeFiles
 from modules.public_paths import scrub, shown
 from modules.security.admins import Admins
 from modules.settings import Settings
-from modules.settings import validate as validate_option
+from modules.option_changes import NotAdmin, save_options
 from modules.version import APP_NAME, VERSION
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,8 @@ DISCONNECT_POLL_SECONDS = 0.25
 
 # Txt2ImgRequest's field names -> the API's, for error messages.
 _API_FIELD = {"batch_count": "n_iter", "checkpoint": "override_settings.sd_model_checkpoint",
-              "clip_skip": "override_settings.CLIP_stop_at_last_layers"}
+              "clip_skip": "override_settings.CLIP_stop_at_last_layers",
+              "eta_noise_seed_delta": "override_settings.eta_noise_seed_delta", "vae": "override_settings.sd_vae"}
 
 
 @contextmanager
@@ -89,6 +91,8 @@ class Api:
         extras_routes.add_routes(self)  # /sdapi/v1/extra-single-image, upscalers ...
         lora_routes.add_routes(self)  # /sdapi/v1/loras, refresh-loras
         embedding_routes.add_routes(self)  # /sdapi/v1/embeddings, refresh-embeddings
+        a1111_lists.add_routes(self)  # hypernetworks, face-restorers, extensions, refresh-vae ...
+        self.ping_router = a1111_lists.ping_router(self)  # /internal/ping
         # Our own routes beyond A1111's (/zoo/v1/latent, /zoo/v1/gan), with the same logins and error answers.
         self.zoo_router = APIRouter(prefix=ZOO_PREFIX, route_class=api_route_class(self.logins),
                                     dependencies=[Depends(self.current_user)])
@@ -98,7 +102,7 @@ class Api:
 
     @property
     def routers(self) -> list[APIRouter]:
-        return [self.router, self.zoo_router]
+        return [self.router, self.zoo_router, self.ping_router]
 
     def _owner_dependency(self):
         """A FastAPI dependency: the owner of the caller's jobs (modules/owners.py), "user:<name>" with a login,
@@ -193,20 +197,26 @@ class Api:
                     for name in SCHEDULE_TYPES]
 
         @r.get("/options")
-        def get_options() -> dict[str, Any]:
-            """Options (A1111's keys). `sd_model_checkpoint` is what a job that names no checkpoint gets."""
-            return self._options()
+        def get_options(owner: str = owner) -> dict[str, Any]:
+            """Every option A1111 has, with our values for those we act on (a logged-in user sees their own
+            per-user ones). `sd_model_checkpoint` is what a job that names no checkpoint gets."""
+            return self._options(owners.user_name(owner))
 
         @r.post("/options")
         def set_options(body: dict[str, Any] = Body(..., examples=[{"sd_model_checkpoint": "tiny-sd15"}]),
-                        owner: str = owner):
-            """Save options to the config file. `sd_model_checkpoint` is the default for later jobs;
-            jobs already running or queued keep their own. Keys we do not use are ignored (and listed).
-            These options are everyone's: with logins, only a user named in --admin-users may change them (403)."""
-            if self.admins.logins and not self.admins.allows(owners.user_name(owner)):
-                raise ApiError(403, None, "only an admin may change the server-wide options: "
-                                          f"{self.admins.refusal(owners.user_name(owner))}")
-            return self._set_options(body)
+                        owner: str = owner) -> None:
+            """Save options (null, as A1111 answers). Those we act on are checked (a bad value: 422 naming the
+            key, and nothing is saved); the others are kept as sent, within bounds. Jobs already running or
+            queued keep their own values. With logins, a user's per-user options (checkpoint, VAE, image
+            format, ...) are their own; the server-wide ones only a user named in --admin-users changes (403)."""
+            user = owners.user_name(owner)
+            admin = not self.admins.logins or self.admins.allows(user)
+            try:
+                save_options(self.backend, body, user if self.admins.logins else None, admin)
+            except NotAdmin as e:
+                raise ApiError(403, e.args[0], "only an admin may change the server-wide options: "
+                                               f"{self.admins.refusal(user)}") from None
+            return None
 
         @r.get("/cmd-flags")
         def cmd_flags() -> dict[str, Any]:
@@ -280,6 +290,8 @@ class Api:
             checkpoint=checkpoint, clip_skip=overrides.get("CLIP_stop_at_last_layers"), save_images=body.save_images,
             refiner_checkpoint=body.refiner_checkpoint, refiner_switch_at=body.refiner_switch_at,
             disable_extra_networks=getattr(body, "disable_extra_networks", None) or False, styles=body.styles,
+            tiling=body.tiling, eta_noise_seed_delta=overrides.get("eta_noise_seed_delta"),
+            vae=overrides.get("sd_vae"),
             **hires_fields(body))
 
     def _job_checkpoint(self, override, owner: str | None = None) -> str:
@@ -341,9 +353,9 @@ class Api:
 
     # options -----------------------------------------------------------------------------------
 
-    def _options(self) -> dict:
-        options = self.settings.as_dict()
-        title = self.backend.default_checkpoint_title()
+    def _options(self, user: str | None = None) -> dict:
+        options = self.settings.as_dict(user)
+        title = self.backend.default_checkpoint_title(user)
         options["sd_model_checkpoint"] = title
         sha256 = None
         if title:
@@ -353,25 +365,6 @@ class Api:
                 pass
         options["sd_checkpoint_hash"] = sha256
         return options
-
-    def _set_options(self, body: dict) -> dict:
-        changes = dict(body)
-        if "sd_model_checkpoint" in changes:
-            name = changes["sd_model_checkpoint"]
-            if not isinstance(name, str) or not name.strip():
-                raise InvalidRequest("sd_model_checkpoint", "must be a checkpoint title or name "
-                                                            "(see GET /sdapi/v1/sd-models)")
-            try:
-                changes["sd_model_checkpoint"] = self.backend.find_checkpoint_title(name)
-            except (ModelNotFound, BadModelFile) as e:
-                raise InvalidRequest("sd_model_checkpoint", str(e)) from None
-        if "CLIP_stop_at_last_layers" in changes:
-            # Checked against the default checkpoint (the one being set, if any), so a saved clip skip
-            # never breaks later default jobs.
-            clip_skip = validate_option("CLIP_stop_at_last_layers", changes["CLIP_stop_at_last_layers"])
-            self.backend.check_clip_skip(clip_skip, changes.get("sd_model_checkpoint"), "CLIP_stop_at_last_layers")
-        stored = self.settings.update(changes)  # the backend reads the default checkpoint from these settings
-        return {"updated": sorted(stored), "ignored": sorted(k for k in body if k not in stored)}
 
     def _vae_files(self) -> list[Path]:
         # The scan the Latent Explorer lists them with.

@@ -23,7 +23,7 @@ from typing import Any
 
 from PIL import Image
 
-from modules import images as image_files
+from modules import images as image_files, owners
 from modules.capabilities.base import SaveSpec
 from modules.errors import InvalidRequest, UserError
 from modules.extensions.callbacks import IMAGE_SAVED, Callbacks, ImageSaved
@@ -131,10 +131,14 @@ class Processing:
         self.backend = backend               # for scripts that need more (checkpoint titles, limits ...)
         self.outdir = outdir                 # the job owner's outputs folder
         self.extra_generation_params: dict[str, Any] = {}  # added to every image's infotext
+        self._formats = image_formats(backend, job)  # the job's own, fixed now: (images, grids)
         self._scripts = scripts
         self._generate = generate
         self._validate = validate
         self._callbacks = callbacks
+
+    def image_format(self, grid: bool = False) -> image_files.ImageFormat:
+        return self._formats[1 if grid else 0]
 
     @property
     def script_args(self) -> ScriptArgs:
@@ -198,7 +202,8 @@ class Hooks:
             return None
         folder = Path(self.p.outdir) / save_to.folder / datetime.date.today().isoformat()
         try:
-            path = image_files.save_image(image, folder, save_to.stem, infotext, save_to.extra_text or None)
+            path = image_files.save_image(image, folder, save_to.stem, infotext, save_to.extra_text or None,
+                                          self.p.image_format(grid=save_to.folder.endswith("-grids")))
         except OSError as e:  # a full disk loses the file, never the image: the caller decides
             what = f"seed {save_to.stem}" if isinstance(save_to.stem, int) else str(save_to.stem)
             raise ImageNotSaved(f"could not save {what} to {shown(folder)}: {e.strerror or e}", image) from None
@@ -228,3 +233,14 @@ class JobPart:
 
     def __getattr__(self, name: str):  # report_step, set_preview, check, interrupt_requested, id, owner ...
         return getattr(self._job, name)
+
+
+def image_formats(backend, job) -> tuple[image_files.ImageFormat, image_files.ImageFormat]:
+    """The samples_format, grid_format and jpeg_quality options for the job's owner (their own with logins)."""
+    settings = getattr(backend, "settings", None)
+    if settings is None:
+        return image_files.PNG, image_files.PNG
+    user = owners.user_name(job.owner) if job is not None else None
+    quality = settings.for_user("jpeg_quality", user)
+    return (image_files.ImageFormat(settings.for_user("samples_format", user), quality),
+            image_files.ImageFormat(settings.for_user("grid_format", user), quality))

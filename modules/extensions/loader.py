@@ -71,7 +71,7 @@ class Extensions:
     # ---------------------------------------------------------------- loading
     def load(self) -> None:
         for extension in self.items:
-            if extension.enabled and not extension.errors:
+            if extension.enabled and not extension.errors and not extension.loaded:  # each once: scripts listed once
                 self._load_one(extension)
         loaded = [e.name for e in self.items if e.loaded]
         failed = [e.name for e in self.items if e.enabled and not e.loaded]

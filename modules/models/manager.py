@@ -208,6 +208,20 @@ class PipelineManager:
             self.cache.release(entry)
 
     @contextmanager
+    def vae_file_for_job(self, name: str) -> Iterator[object]:
+        """A VAE file's module on the device, for a job that holds the device already with its checkpoint
+        (the sd_vae option): cached like any VAE file, and never evicted while the job uses it."""
+        vae_file = self.vae_files.find(name)
+        dtype = self.devices.vae_dtype
+        entry = self._module_entry(VAE_FILE, f"vae_file:{vae_file.stamp}|{dtype}", vae_file, vae_file.name,
+                                   lambda: load_vae_file(vae_file.path, dtype), vae_file.path.stat().st_size)
+        try:
+            self.cache.place_on_device(entry)
+            yield entry.module
+        finally:
+            self.cache.release(entry)
+
+    @contextmanager
     def _use_vae_file(self, ref: ModelRef, cancelled, owner, key) -> Iterator[LoadedModule]:
         """A VAE file of models/VAE, on the device while the job holds it."""
         vae_file = self.vae_files.find(ref.name or "")

@@ -5,7 +5,7 @@ import gradio as gr
 
 from modules.backend import Backend
 from modules.security.gradio_folder import DELETE_CACHE
-from modules.ui import checkpoint_picker, extensions_tab, latent_tab, models_tab, pnginfo_tab
+from modules.ui import checkpoint_picker, extensions_tab, latent_tab, models_tab, pnginfo_tab, settings_tab
 from modules.ui.extras_tab import ExtrasTab
 from modules.ui.gan_tab import GanTab
 from modules.ui.generation_tab import selected_index
@@ -52,6 +52,8 @@ def build_ui(backend: Backend) -> gr.Blocks:
                     extensions_tab.render_tab(extension, blocks)
             with gr.Tab("Extensions", id="extensions", elem_id="tab_extensions"):
                 extensions_tab.build(backend.extensions, demo)
+            with gr.Tab("Settings", id="settings", elem_id="tab_settings"):
+                settings_tab.build(backend, demo)
 
         img2img.send_from(txt2img.send_to_img2img, [txt2img.gallery, txt2img.selected, txt2img.infotext],
                           gallery_picture, tabs)

@@ -13,7 +13,7 @@ from modules.image_limits import UNREADABLE, UNREADABLE_HINT, open_image
 from modules.images import read_parameters
 from modules.public_paths import scrub
 from modules.styles import extract_styles
-from modules.ui.common import error_html
+from modules.ui.common import error_html, login_name
 from modules.ui.txt2img_tab import Txt2ImgTab
 
 
@@ -76,9 +76,12 @@ def build(txt2img: Txt2ImgTab, tabs: gr.Tabs, txt2img_tab_id: str, img2img=None)
                txt2img.width, txt2img.height, txt2img.seed, txt2img.styles]
     styles = txt2img.backend.styles
 
-    def send_to_txt2img(values: dict) -> list:
+    def send_to_txt2img(values: dict, request: gr.Request) -> list:
         values = with_styles(values, styles.styles())
-        return [*send_values(values), styles_value(values), *hires_values(values),
+        sent = send_values(values)
+        if not txt2img.backend.settings.for_user("send_seed", login_name(request)):
+            sent[-1] = gr.skip()  # the send_seed setting: the seed stays as it is
+        return [*sent, styles_value(values), *hires_values(values),
                 *refiner_values(values, txt2img.backend), gr.Tabs(selected=txt2img_tab_id)]
 
     send.click(send_to_txt2img, inputs=parsed,

@@ -23,6 +23,7 @@ from modules.capabilities.txt2img.run import Txt2ImgResult, resolve_seed
 from modules.job_limits import check_grid
 
 from ..xyz_axes import GAN_AXES, NOTHING, TXT2IMG_AXES, Axis, AxisContext, axis_values, find_axis
+from ..a1111_args import PlotArgs, from_a1111, is_a1111_layout, seed_offset
 from ..xyz_grid import draw_grid, side_by_side
 
 TITLE = "X/Y/Z plot"
@@ -46,14 +47,17 @@ def cell_count(planned) -> int:
     return len(xs) * len(ys) * len(zs)
 
 
-def cell_requests(request, planned) -> dict[tuple[int, int, int], object]:
-    """{(x, y, z): validated request} for every cell."""
+def cell_requests(request, planned, vary_seeds=(False, False, False)) -> dict[tuple[int, int, int], object]:
+    """{(x, y, z): validated request} for every cell; `vary_seeds`: A1111's "Vary seeds for X/Y/Z"."""
     (x_axis, xs, _), (y_axis, ys, _), (z_axis, zs, _) = planned
     cells = {}
     for iz, z in enumerate(zs):
         for iy, y in enumerate(ys):
             for ix, x in enumerate(xs):
                 cell = z_axis.apply(y_axis.apply(x_axis.apply(request, x), y), z)
+                offset = seed_offset(vary_seeds, (ix, iy, iz), (len(xs), len(ys), len(zs)))
+                if offset and cell.seed != -1:
+                    cell = replace(cell, seed=(cell.seed + offset) % 2**32)
                 cells[ix, iy, iz] = cell.validated()
     return cells
 
@@ -101,6 +105,11 @@ def _components(tab: str, names: list[str]) -> list:
     return components
 
 
+def our_args(x_type="Seed", x_values="", y_type="Nothing", y_values="", z_type="Nothing", z_values="",
+             draw_legend=True, include_cells=False) -> PlotArgs:
+    return PlotArgs([(x_type, x_values), (y_type, y_values), (z_type, z_values)], draw_legend, include_cells)
+
+
 class XYZPlot(Script):
     """txt2img: seed, steps, CFG scale, sampler, checkpoint, prompt S/R."""
 
@@ -113,17 +122,26 @@ class XYZPlot(Script):
     def ui(self, tab: str) -> list:
         return _components(tab, [a.label for a in TXT2IMG_AXES])
 
-    def run(self, p, x_type="Seed", x_values="", y_type="Nothing", y_values="", z_type="Nothing", z_values="",
-            draw_legend=True, include_cells=False):
+    def run(self, p, *args):
+        """Our 8 arguments (ui()'s), or A1111's 18 (a1111_args.py)."""
+        if is_a1111_layout(args):
+            return self.plot(p, from_a1111(args))
+        if len(args) > 8:
+            raise InvalidRequest("script_args", f"{len(args)} values: give this plot's 8 (GET /sdapi/v1/script-info) "
+                                                "or A1111's 18")
+        return self.plot(p, our_args(*args))
+
+    def plot(self, p, plot: PlotArgs):
+        draw_legend, include_cells = plot.draw_legend, plot.include_cells
         # One seed for the whole plot unless an axis sets it: cells differ only by what the axes change.
-        request = replace(p.request, seed=resolve_seed(p.request.seed))
-        planned = plan(TXT2IMG_AXES, request, p.backend, [(x_type, x_values), (y_type, y_values), (z_type, z_values)])
+        request = replace(p.request, seed=resolve_seed(p.request.seed)) if plot.fixed_seed else p.request
+        planned = plan(TXT2IMG_AXES, request, p.backend, plot.types_and_values)
         limits = getattr(p.backend, "limits", None)
         if limits is not None:  # counted before a single cell's request is made
             count = cell_count(planned)
             check_grid(count * request.batch_count * request.batch_size, request.width * request.height, count,
                        limits, GRID_FIELD)
-        cells = cell_requests(request, planned)
+        cells = cell_requests(request, planned, plot.vary_seeds)
         if hasattr(p.backend, "check_limits"):  # an axis may set steps: every cell is checked before the first runs
             for cell in cells.values():
                 p.backend.check_limits(cell)

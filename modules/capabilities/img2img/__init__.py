@@ -14,6 +14,8 @@ from modules.capabilities.base import Capability, OutOfMemory
 from modules.capabilities.img2img.request import Img2ImgRequest, validate
 from modules.capabilities.img2img.run import Img2ImgResult, img2img
 from modules.generation.batch_grid import add_batch_grid
+from modules.capabilities.txt2img.chosen_vae import with_chosen_vae
+from modules.generation.tiling import tiled
 from modules.models.refs import CHECKPOINT, ModelRef
 
 
@@ -40,7 +42,7 @@ def _batch_grid(result: Img2ImgResult, hooks) -> Img2ImgResult:
 IMG2IMG = Capability(
     name="img2img", tab="img2img", validate=validate,
     model=lambda request: ModelRef(CHECKPOINT, request.checkpoint),
-    run=img2img, empty_result=Img2ImgResult, out_of_memory=_out_of_memory, script_result=_script_result,
+    run=with_chosen_vae(tiled(img2img)), empty_result=Img2ImgResult, out_of_memory=_out_of_memory, script_result=_script_result,
     finish_job=_batch_grid)
 
 __all__ = ["IMG2IMG", "Img2ImgRequest", "Img2ImgResult"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields
 from PIL import Image
 
 from modules.capabilities.refiner import check_refiner
-from modules.capabilities.txt2img.request import MAX_SIDE, Txt2ImgRequest, _integer, _number
+from modules.capabilities.txt2img.request import MAX_SIDE, Txt2ImgRequest, _integer, _number, checked_vae
 from modules.errors import InvalidRequest
 
 # A1111's resize modes, by index (its API sends the index; its UI the name).
@@ -100,6 +100,7 @@ def validate(request: Img2ImgRequest, context) -> Img2ImgRequest:
         context.backend.check_clip_skip(request.clip_skip, request.checkpoint)
         check_refiner(request, context.backend.manager)
         request = context.backend.with_loras(request)
+        request = checked_vae(request, context.backend)
     return request
 
 

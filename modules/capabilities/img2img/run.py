@@ -29,7 +29,7 @@ from modules.capabilities.txt2img.request import MAX_SEED
 from modules.capabilities.txt2img.run import Txt2ImgResult, prompt_embeddings, resolve_seed
 from modules.capabilities.txt2img.vae_precision import decode_without_nans
 from modules.models.precision_copy import fp32_copy
-from modules.generation import preview, sampling_steps, stop_points
+from modules.generation import eta_noise_seed_delta, preview, sampling_steps, stop_points
 from modules.generation.infotext import format_infotext
 from modules.generation.sampling_steps import StepCallback
 from modules.generation.scheduled_embeds import encode_scheduled
@@ -68,6 +68,8 @@ def infotext(request: Img2ImgRequest, seed: int, model: LoadedCheckpoint, extra:
         "Model hash": model.info.shorthash, "Model": model.info.model_name,
         "Denoising strength": f"{request.denoising_strength:g}",
         "Clip skip": request.clip_skip if request.clip_skip > 1 else None,
+        "ENSD": eta_noise_seed_delta.infotext_value(request.sampler, request.eta_noise_seed_delta),
+        "Tiling": True if request.tiling else None,
         "Mask blur": request.mask_blur if inpaint else None,
         "Masked content": MASKED_CONTENT[request.inpainting_fill] if inpaint else None,
         "Inpaint area": "Only masked" if inpaint and request.inpaint_full_res else None,
@@ -82,7 +84,7 @@ def infotext(request: Img2ImgRequest, seed: int, model: LoadedCheckpoint, extra:
 def img2img(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: Hooks) -> Img2ImgResult:
     """Run every batch of `request` on `model`; each image goes through hooks.image_ready as it is made (saved
     under outputs/<request.save_folder>/ when request.save_images), so an interrupt keeps the finished ones."""
-    result = Img2ImgResult(request, checkpoint_title=model.info.title)
+    result = Img2ImgResult(request, checkpoint_title=model.info.title, model_hash=model.info.shorthash or None)
     first_seed = resolve_seed(request.seed)
     embeddings = prompt_embeddings(hooks, model)
     job.start(request.batch_count, max(steps_run(request), 1))
@@ -183,6 +185,7 @@ def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: li
     vae, device = family.vae_of(pipe), model.execution_device
     width, height = work[0].image.size
     generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
+    eta_noise_seed_delta.reseed_at_first_step(sampler, generators, seeds, request.eta_noise_seed_delta)
     job.check()
     latents = start if start is not None else encode(vae, [w.image for w in work], device)
     masks = [w.mask if w.mask is not None else Image.new("L", (width, height), 255) for w in work]
@@ -246,6 +249,7 @@ def _collect(result: Img2ImgResult, request: Img2ImgRequest, model: LoadedCheckp
     extra = {**(refiner.infotext() if refiner is not None else {}), **hooks.extra_infotext()}
     if embeddings is not None:
         extra.update(embeddings.infotext())  # TI hashes
+    result.extra_generation_params = dict(extra)
     if steps_done < steps_run(request):
         extra["Stopped at step"] = steps_done
     interrupts = job.interrupts

@@ -7,6 +7,8 @@ from modules.capabilities.txt2img.run import Txt2ImgResult, txt2img
 from modules.capabilities.txt2img.script_result import as_txt2img_result
 from modules.capabilities.txt2img.timing import Txt2ImgTiming
 from modules.generation.batch_grid import add_batch_grid
+from modules.capabilities.txt2img.chosen_vae import with_chosen_vae
+from modules.generation.tiling import tiled
 from modules.models.refs import CHECKPOINT, ModelRef
 
 
@@ -18,7 +20,7 @@ def _out_of_memory(request: Txt2ImgRequest) -> OutOfMemory:
 TXT2IMG = Capability(
     name="txt2img", tab="txt2img", validate=validate,
     model=lambda request: ModelRef(CHECKPOINT, request.checkpoint),
-    run=txt2img, empty_result=Txt2ImgResult, out_of_memory=_out_of_memory, script_result=as_txt2img_result,
+    run=with_chosen_vae(tiled(txt2img)), empty_result=Txt2ImgResult, out_of_memory=_out_of_memory, script_result=as_txt2img_result,
     finish_job=add_batch_grid, timing=Txt2ImgTiming())
 
 __all__ = ["TXT2IMG", "Txt2ImgRequest", "Txt2ImgResult"]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 from modules.capabilities.refiner import DEFAULT_SWITCH_AT, check_refiner, validate_refiner
 from modules.capabilities.txt2img.hires import check_upscaler, target_size, validate_hires
@@ -59,6 +59,10 @@ class Txt2ImgRequest:
     # moves the names to applied_styles (the info JSON's "styles").
     styles: list | None = None
     applied_styles: tuple = ()
+    tiling: bool = False  # A1111's Tiling: pictures that tile seamlessly (modules/generation/tiling.py)
+    # Added to the seed of the noise ancestral samplers add at each step (A1111's ENSD); None: the setting.
+    eta_noise_seed_delta: int | None = None
+    vae: str | None = None  # a VAE file's name; None: the sd_vae setting; "Automatic": the checkpoint's own
 
     def validated(self) -> "Txt2ImgRequest":
         """Return a copy with normalised values, or raise InvalidRequest naming the first bad field."""
@@ -80,6 +84,11 @@ class Txt2ImgRequest:
         if r.checkpoint is not None and not isinstance(r.checkpoint, str):
             raise InvalidRequest("checkpoint", "must be a checkpoint title or name")
         r.checkpoint = (r.checkpoint or "").strip() or None
+        if r.vae is not None and not isinstance(r.vae, str):
+            raise InvalidRequest("vae", f"must be a VAE file's name, got {shown(r.vae)}")
+        if not isinstance(r.tiling, bool):
+            raise InvalidRequest("tiling", f"must be true or false, got {shown(r.tiling)}")
+        r.eta_noise_seed_delta = _integer(r.eta_noise_seed_delta or 0, "eta_noise_seed_delta", 0, MAX_SEED)
         validate_hires(r, MAX_SIDE, MAX_PIXELS, _integer, _number, _text)
         validate_refiner(r, _number)
         if not isinstance(r.disable_extra_networks, bool):
@@ -128,6 +137,17 @@ def _check_schedules(r: Txt2ImgRequest) -> None:
                         field="hr_prompt" if r.hr_prompt else "prompt")
         prompt_schedule(r.hr_negative_prompt or r.negative_prompt, second_steps, r.steps,
                         field="hr_negative_prompt" if r.hr_negative_prompt else "negative_prompt")
+        request = checked_vae(request, context.backend)
+    return request
+
+
+def checked_vae(request, backend):
+    """The request with its VAE file found (by name or stem); an unknown one is refused before the job waits."""
+    if request.vae in (None, "", "Automatic", "None"):
+        return request
+    from modules.option_changes import vae_choice
+
+    return replace(request, vae=vae_choice(backend, request.vae))
 
 
 def _text(value, field: str) -> str:

@@ -3,6 +3,7 @@ runner's hooks (extension scripts, saving). It never changes the cached pipeline
 in a per-job view of it (modules/capabilities/pipeline_view.py)."""
 from __future__ import annotations
 
+import datetime
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from modules.capabilities.scripting import Hooks, ImageNotSaved
 from modules.capabilities.txt2img.hires import hires_infotext
 from modules.capabilities.txt2img.request import MAX_SEED, Txt2ImgRequest
 from modules.capabilities.txt2img.vae_precision import decode_without_nans
-from modules.generation import preview, sampling_steps, stop_points
+from modules.generation import eta_noise_seed_delta, preview, sampling_steps, stop_points
 from modules.generation.infotext import format_infotext
 from modules.generation.sampling_steps import StepCallback
 from modules.generation.scheduled_embeds import encode_scheduled
@@ -40,6 +41,11 @@ class Txt2ImgResult:
     checkpoint_title: str = ""
     save_errors: list[str] = field(default_factory=list)
     index_of_first_image: int = 0  # 1 when a batch grid comes first (modules/generation/batch_grid.py)
+    model_hash: str | None = None
+    vae_name: str | None = None  # a VAE file's name (the sd_vae option), None: the checkpoint's own
+    vae_hash: str | None = None
+    extra_generation_params: dict = field(default_factory=dict)  # what scripts added to the infotext
+    job_timestamp: str = field(default_factory=lambda: datetime.datetime.now().strftime("%Y%m%d%H%M%S"))
 
     def info(self) -> dict:
         """A1111's `info` JSON for the API."""
@@ -55,6 +61,15 @@ class Txt2ImgResult:
             "styles": list(r.applied_styles),
             "steps": r.steps, "batch_size": r.batch_size, "n_iter": r.batch_count, "clip_skip": r.clip_skip,
             "sd_model_name": self.checkpoint_title, "infotexts": self.infotexts, "version": VERSION,
+            # A1111's other keys (Processed.js()): variation seeds are not made here yet.
+            "subseed": -1, "all_subseeds": self.seeds[self.index_of_first_image:], "subseed_strength": 0,
+            "seed_resize_from_w": -1, "seed_resize_from_h": -1,
+            "restore_faces": False, "face_restoration_model": None,
+            "sd_model_hash": self.model_hash, "sd_vae_name": self.vae_name, "sd_vae_hash": self.vae_hash,
+            "extra_generation_params": {key: value for key, value in self.extra_generation_params.items()
+                                        if isinstance(value, (str, int, float, bool)) or value is None},
+            "job_timestamp": self.job_timestamp, "is_using_inpainting_conditioning": False,
+            "tiling": r.tiling,
         }
 
 
@@ -68,6 +83,8 @@ def infotext(request: Txt2ImgRequest, seed: int, model: LoadedCheckpoint, extra:
         "Seed": seed, "Size": f"{request.width}x{request.height}",
         "Model hash": model.info.shorthash, "Model": model.info.model_name,
         "Clip skip": request.clip_skip if request.clip_skip > 1 else None,
+        "ENSD": eta_noise_seed_delta.infotext_value(request.sampler, request.eta_noise_seed_delta),
+        "Tiling": True if request.tiling else None,
         **hires_infotext(request),
         **(extra or {}),
         "Version": VERSION,
@@ -93,7 +110,7 @@ def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
     from modules.models.loader import pipeline_class
 
     pipeline_class(model.info, "txt2img")  # an inpainting checkpoint is refused here, naming the file
-    result = Txt2ImgResult(request, checkpoint_title=model.info.title)
+    result = Txt2ImgResult(request, checkpoint_title=model.info.title, model_hash=model.info.shorthash or None)
     first_seed = resolve_seed(request.seed)
     embeddings = prompt_embeddings(hooks, model)
     if request.enable_hr:  # img2img's sampling does the second pass (imported here: img2img imports this module)
@@ -146,6 +163,7 @@ def _collect(result: Txt2ImgResult, request: Txt2ImgRequest, model: LoadedCheckp
     extra = {**(refiner.infotext() if refiner is not None else {}), **hooks.extra_infotext()}
     if embeddings is not None:
         extra.update(embeddings.infotext())  # TI hashes
+    result.extra_generation_params = dict(extra)
     if steps_done < request.steps:
         extra["Stopped at step"] = steps_done  # "Steps" stays what was asked, so pasting it back still works
     interrupts = job.interrupts
@@ -184,6 +202,7 @@ def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], 
     shape = (denoiser.config.in_channels, request.height // scale, request.width // scale)
     generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
     noise = initial_noise(generators, shape).to(model.execution_device, model.devices.dtype)
+    eta_noise_seed_delta.reseed_at_first_step(sampler, generators, seeds, request.eta_noise_seed_delta)
     prompts, negative_prompts = [prompt_text(request.prompt)] * len(seeds), [request.negative_prompt] * len(seeds)
     embeds = encode_scheduled(pipe, prompt_text(request.prompt), request.negative_prompt, len(seeds), request.steps,
                               request.steps, clip_skip=request.clip_skip, embeddings=embeddings)
