@@ -124,6 +124,7 @@ def validate(request: Txt2ImgRequest, context) -> Txt2ImgRequest:
         context.backend.check_clip_skip(request.clip_skip, request.checkpoint)
         check_refiner(request, context.backend.manager)
         request = context.backend.with_loras(request)
+        request = checked_vae(request, context.backend)
     return request
 
 
@@ -137,8 +138,6 @@ def _check_schedules(r: Txt2ImgRequest) -> None:
                         field="hr_prompt" if r.hr_prompt else "prompt")
         prompt_schedule(r.hr_negative_prompt or r.negative_prompt, second_steps, r.steps,
                         field="hr_negative_prompt" if r.hr_negative_prompt else "negative_prompt")
-        request = checked_vae(request, context.backend)
-    return request
 
 
 def checked_vae(request, backend):
