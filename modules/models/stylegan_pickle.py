@@ -138,6 +138,13 @@ def _numpy_array(cls, shape, typecode):
     return np.ndarray((0,), dtype=np.uint8)
 
 
+def _latin1_bytes(text, encoding="latin1"):
+    """Protocol 2 writes bytes as _codecs.encode(text, "latin1") (torch.save's default protocol)."""
+    if not isinstance(text, str) or encoding != "latin1":
+        raise pickle.UnpicklingError("_codecs.encode of something other than latin-1 text")
+    return text.encode("latin1")
+
+
 _NUMPY = {"scalar": _numpy_scalar, "_reconstruct": _numpy_array}
 STORAGE_TYPES = {f"{name}Storage": dtype for name, dtype in (
     ("Float", torch.float32), ("Double", torch.float64), ("Half", torch.float16), ("BFloat16", torch.bfloat16),
@@ -147,6 +154,9 @@ STORAGE_TYPES = {f"{name}Storage": dtype for name, dtype in (
 ALLOWED = {
     ("torch_utils.persistence", "_reconstruct_persistent_obj"): _persistent_object,
     ("collections", "OrderedDict"): OrderedDict,
+    ("builtins", "set"): set,  # protocol 2-3 pickles (Python 3.7's default) write sets as set([...])
+    ("builtins", "frozenset"): frozenset,
+    ("_codecs", "encode"): _latin1_bytes,
     ("torch._utils", "_rebuild_tensor_v2"): _tensor,
     ("torch._utils", "_rebuild_parameter"): _parameter,
     ("torch.storage", "_load_from_bytes"): _storage_from_bytes,
@@ -157,6 +167,14 @@ ALLOWED = {
        for name, function in _NUMPY.items()},
     **{("torch", name): name for name in STORAGE_TYPES},  # a storage type names its dtype (persistent_load)
 }
+
+
+def _canonical(module: str, name: str) -> tuple[str, str]:
+    """Python 2 names (protocol 2 writes __builtin__.set) as Python 3's, the way pickle maps them itself."""
+    import _compat_pickle
+    if (module, name) in _compat_pickle.NAME_MAPPING:
+        return _compat_pickle.NAME_MAPPING[(module, name)]
+    return _compat_pickle.IMPORT_MAPPING.get(module, module), name
 
 
 def _refusal(path: Path, module: str, name: str) -> BadModelFile:
@@ -206,7 +224,7 @@ class _Unpickler(pickle.Unpickler):
         self.storages = storages  # key -> bytes loader, for a torch zip file's persistent ids
 
     def find_class(self, module, name):
-        allowed = ALLOWED.get((module, name))
+        allowed = ALLOWED.get(_canonical(module, name))
         if allowed is None:
             raise _refusal(self.path, module, name)
         return allowed
@@ -224,10 +242,32 @@ class _Unpickler(pickle.Unpickler):
             return torch.TypedStorage(wrap_storage=storage, dtype=dtype, _internal=True)
 
 
-def _check_globals(path: Path, data: bytes) -> None:
+def _check_globals(path: Path, data) -> None:
     for module, name in named_globals(data):
-        if (module, name) not in ALLOWED:
+        if _canonical(module, name) not in ALLOWED:
             raise _refusal(path, module, name)
+
+
+def check_network_pickle(path: str | Path) -> None:
+    """Refuse a file whose pickle names anything outside ALLOWED, reading its opcodes as a stream (a folder
+    scan; nothing is unpickled). A torch zip file's data.pkl is checked the same way."""
+    path = Path(path)
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                pickles = [n for n in archive.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
+                if len(pickles) != 1:
+                    raise BadModelFile(path, "refused: a zip file that is not a torch.save file")
+                _check_globals(path, archive.read(pickles[0]))
+            return
+        with open(path, "rb") as f:
+            _check_globals(path, f)
+    except BadModelFile:
+        raise
+    except OSError as e:
+        raise BadModelFile(path, f"cannot read file: {e.strerror or e}") from None
+    except Exception as e:  # noqa: BLE001 - not a pickle at all
+        raise BadModelFile(path, f"refused: not a readable network pickle ({type(e).__name__}); {NOT_RUN}") from None
 
 
 def load_network_pickle(path: str | Path):

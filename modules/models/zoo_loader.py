@@ -52,9 +52,15 @@ def load_gan(path: str | Path):
     describe one. Its weights are made channels-last here, once, before any job shares it: conv outputs and
     the nearest upsampling between them then stay channels-last (about 1.5x faster on a CPU, and what tensor
     cores want); moving it to a device keeps the layout."""
+    from modules.models.pickles import is_safetensors_file
+    from modules.models.stylegan_files import is_stylegan_file, read_converted_generator, read_pickle_generator
     from modules.zoo.gan import KIND, GANConfig, Generator
 
+    if not is_safetensors_file(Path(path)):  # judged by content: an NVIDIA network pickle, read without running it
+        return read_pickle_generator(path)[0]
     metadata = read_metadata(path)
+    if is_stylegan_file(metadata):  # converted from a pickle: no pickle needed
+        return read_converted_generator(path, metadata)
     config = parse_config(path, GANConfig, KIND, metadata)
     with BUILD_LOCK:
         generator = Generator(config)

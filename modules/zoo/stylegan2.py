@@ -266,18 +266,37 @@ class SynthesisNetwork(nn.Module):
         return img
 
 
-class Generator(nn.Module):
-    architecture = "stylegan2"
+class StyleGANGenerator(nn.Module):
+    """What the GAN Sampler reads of a StyleGAN2/3 generator, beside mapping() and synthesis()."""
+    architecture = ""
+    seed_rule = "numpy"  # seeds as NVIDIA's gen_images.py draws them
+    noise_modes = ("const", "random", "none")
 
     def __init__(self, config: StyleGANConfig):
         super().__init__()
         self.config = config
         self.z_dim, self.c_dim, self.w_dim = config.z_dim, config.c_dim, config.w_dim
         self.img_resolution, self.img_channels = config.img_resolution, config.img_channels
+
+    @property
+    def class_names(self) -> list[str]:
+        """NVIDIA's models number their classes (gen_images.py --class=N)."""
+        return [str(i) for i in range(self.c_dim)]
+
+    @property
+    def w_avg(self) -> torch.Tensor:
+        return self.mapping.w_avg
+
+    def forward(self, z, c=None, truncation_psi: float = 1.0, truncation_cutoff: int | None = None, **synthesis):
+        return self.synthesis(self.mapping(z, c, truncation_psi, truncation_cutoff), **synthesis)
+
+
+class Generator(StyleGANGenerator):
+    architecture = "stylegan2"
+
+    def __init__(self, config: StyleGANConfig):
+        super().__init__(config)
         self.synthesis = SynthesisNetwork(config.w_dim, config.img_resolution, config.img_channels,
                                           **config.synthesis)
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(config.z_dim, config.c_dim, config.w_dim, self.num_ws, **config.mapping)
-
-    def forward(self, z, c=None, truncation_psi: float = 1.0, truncation_cutoff: int | None = None, **synthesis):
-        return self.synthesis(self.mapping(z, c, truncation_psi, truncation_cutoff), **synthesis)

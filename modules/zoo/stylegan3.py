@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from modules.zoo.stylegan2 import FullyConnectedLayer, normalize_2nd_moment, one_hot, truncate
+from modules.zoo.stylegan2 import FullyConnectedLayer, StyleGANGenerator, normalize_2nd_moment, one_hot, truncate
 from modules.zoo.stylegan_config import StyleGANConfig
 from modules.zoo.stylegan_ops import filtered_lrelu
 
@@ -240,18 +240,12 @@ class SynthesisNetwork(nn.Module):
         return x.to(torch.float32)
 
 
-class Generator(nn.Module):
+class Generator(StyleGANGenerator):
     architecture = "stylegan3"
 
     def __init__(self, config: StyleGANConfig, design_filters: bool = False):
-        super().__init__()
-        self.config = config
-        self.z_dim, self.c_dim, self.w_dim = config.z_dim, config.c_dim, config.w_dim
-        self.img_resolution, self.img_channels = config.img_resolution, config.img_channels
+        super().__init__(config)
         self.synthesis = SynthesisNetwork(config.w_dim, config.img_resolution, config.img_channels,
                                           design_filters=design_filters, **config.synthesis)
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(config.z_dim, config.c_dim, config.w_dim, self.num_ws, **config.mapping)
-
-    def forward(self, z, c=None, truncation_psi: float = 1.0, truncation_cutoff: int | None = None, **synthesis):
-        return self.synthesis(self.mapping(z, c, truncation_psi, truncation_cutoff), **synthesis)

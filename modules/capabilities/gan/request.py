@@ -28,6 +28,9 @@ class GanRequest:
     style_mix_from: int = 1
     position: tuple[float, float] | None = None  # a point of the seed plane instead of the seeds
     latents: list[dict] | None = None       # imported: [{"z": [...], "seed", "class", "position"}], instead of seeds
+    noise_mode: str = "const"               # StyleGAN: const (NVIDIA's default), random (from the seed), none
+    translate: tuple[float, float] | str | None = None  # StyleGAN3's --translate X,Y (input shift); None: 0,0
+    rotate: float = 0.0                     # StyleGAN3's --rotate, degrees
     save_images: bool = True
 
     def validated(self) -> "GanRequest":
@@ -41,6 +44,9 @@ class GanRequest:
         r.style_mix_from = _integer(r.style_mix_from, "style_mix_from", 1, 64)
         r.position = None if r.position is None else _position(r.position)
         r.latents = None if r.latents is None else _latents(r.latents)
+        r.noise_mode = _noise_mode(r.noise_mode)
+        r.translate = _translate(r.translate)
+        r.rotate = 0.0 if _blank(r.rotate) else _number(r.rotate, "rotate", -360.0, 360.0)
         r.save_images = bool(r.save_images)
         return r
 
@@ -107,6 +113,32 @@ def _class(value) -> str | int | None:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise InvalidRequest("class_name", "must be a class name or number")
     return value.strip() if isinstance(value, str) else value
+
+
+NOISE_MODES = ("const", "random", "none")
+TRANSLATE_LIMIT = 100.0  # in image widths; far outside, StyleGAN3's input is only its faded-out features
+
+
+def _noise_mode(value) -> str:
+    mode = "const" if _blank(value) else str(value).strip().lower()
+    if mode not in NOISE_MODES:
+        raise InvalidRequest("noise_mode", f"must be one of {', '.join(NOISE_MODES)}, got {value!r}")
+    return mode
+
+
+def _translate(value) -> tuple[float, float]:
+    if _blank(value):
+        return 0.0, 0.0
+    if isinstance(value, str):
+        value = value.replace(",", " ").split()
+    try:
+        x, y = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise InvalidRequest("translate", f"must be two numbers x, y (as StyleGAN3's --translate 0.3,1), "
+                                          f"got {value!r}") from None
+    if not all(math.isfinite(v) and abs(v) <= TRANSLATE_LIMIT for v in (x, y)):
+        raise InvalidRequest("translate", f"x and y must be between -{TRANSLATE_LIMIT:g} and {TRANSLATE_LIMIT:g}")
+    return x + 0.0, y + 0.0
 
 
 def _position(value) -> tuple[float, float]:

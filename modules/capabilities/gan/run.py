@@ -44,6 +44,17 @@ class GanCapabilities:
     class_names: tuple[str, ...]  # empty for an unconditional model
     num_ws: int                   # 0: one w for the whole synthesis network
     image_size: int
+    architecture: str = ""        # "stylegan2", "stylegan3" (NVIDIA's networks), "": the built-in GAN
+    seed_rule: str = "torch"      # how a seed draws z (generation/seeds.seed_latent): "numpy" for StyleGAN files
+
+    @property
+    def stylegan(self) -> bool:
+        return bool(self.architecture)
+
+    @property
+    def input_transform(self) -> bool:
+        """StyleGAN3's translate and rotate (its Fourier-feature input can be moved)."""
+        return self.architecture == "stylegan3"
 
     @property
     def conditional(self) -> bool:
@@ -58,7 +69,9 @@ def capabilities(generator) -> GanCapabilities:
     names = tuple(getattr(generator, "class_names", ()) or ())
     size = getattr(getattr(generator, "config", None), "image_size", None) or getattr(generator, "img_resolution", 0)
     num_ws = int(getattr(generator, "num_ws", 0) or 0)
-    return GanCapabilities(int(generator.z_dim), names if len(names) > 1 else (), num_ws, int(size))
+    return GanCapabilities(int(generator.z_dim), names if len(names) > 1 else (), num_ws, int(size),
+                           str(getattr(generator, "architecture", "") or ""),
+                           str(getattr(generator, "seed_rule", "torch")))
 
 
 @dataclass
@@ -126,8 +139,33 @@ def samples_for(request: GanRequest, caps: GanCapabilities) -> list[GanSample]:
         return out
     classes = class_indices(request.class_name, caps)
     if request.position is not None:
-        return [GanSample(plane_latent(*request.position, caps.z_dim), c, position=request.position) for c in classes]
-    return [GanSample(seed_latent(s, caps.z_dim), c, seed=s) for c in classes for s in request.seeds]
+        return [GanSample(plane_latent(*request.position, caps.z_dim, caps.seed_rule), c, position=request.position)
+                for c in classes]
+    return [GanSample(seed_latent(s, caps.z_dim, caps.seed_rule), c, seed=s) for c in classes for s in request.seeds]
+
+
+def check_stylegan_options(request: GanRequest, caps: GanCapabilities) -> None:
+    """Noise mode is StyleGAN's; translate and rotate are StyleGAN3's: elsewhere they would be ignored."""
+    if request.noise_mode != "const" and not caps.stylegan:
+        raise InvalidRequest("noise_mode", "only StyleGAN networks have noise inputs")
+    if not caps.input_transform:
+        if request.translate != (0.0, 0.0):
+            raise InvalidRequest("translate", "only StyleGAN3 networks can move their input")
+        if request.rotate != 0:
+            raise InvalidRequest("rotate", "only StyleGAN3 networks can rotate their input")
+
+
+def synthesis_options(caps: GanCapabilities, noise_mode: str = "const", translate=(0.0, 0.0),
+                      rotate: float = 0.0) -> dict:
+    """Keyword arguments of a StyleGAN synthesis network: the noise mode and, for StyleGAN3, the input transform
+    (always given, identity included, as gen_images.py sets it: the file's stored transform is not used)."""
+    if not caps.stylegan:
+        return {}
+    options = {"noise_mode": noise_mode}
+    if caps.input_transform:
+        from modules.zoo.stylegan3 import transform_matrix
+        options["transform"] = transform_matrix(translate, rotate)
+    return options
 
 
 def check_layer_options(request: GanRequest, caps: GanCapabilities) -> None:
@@ -163,24 +201,35 @@ def mapped(generator, z: torch.Tensor, class_idx: torch.Tensor) -> torch.Tensor:
 @torch.inference_mode()
 def synthesize_w(generator, w: torch.Tensor, class_idx: torch.Tensor, truncation_psi: float,
                  truncation_cutoff: int | None = None, mix_w: torch.Tensor | None = None,
-                 mix_from: int = 1) -> torch.Tensor:
-    """Images [N,3,H,W] in [-1,1] on the CPU from untruncated w [N, w_dim]."""
+                 mix_from: int = 1, options: dict | None = None, seeds: list | None = None) -> torch.Tensor:
+    """Images [N,3,H,W] in [-1,1] on the CPU from untruncated w [N, w_dim]. `options`: synthesis_options();
+    random noise is drawn per image from its seed (`seeds`), so an image never depends on its batch."""
+    caps = capabilities(generator)
     w_avg = average_w(generator, class_idx.to(w.device))
-    num_ws = capabilities(generator).num_ws
+    num_ws = caps.num_ws
     if not num_ws:
         return generator.synthesis(w_avg + truncation_psi * (w - w_avg)).clamp(-1, 1).float().cpu()
     ws = w[:, None].repeat(1, num_ws, 1)
     if mix_w is not None:
         ws[:, mix_from:] = mix_w[:, None]
     cutoff = num_ws if truncation_cutoff is None else truncation_cutoff
-    ws[:, :cutoff] = w_avg[:, None] + truncation_psi * (ws[:, :cutoff] - w_avg[:, None])
-    return generator.synthesis(ws).clamp(-1, 1).float().cpu()
+    if caps.stylegan:  # exactly NVIDIA's arithmetic (torch.lerp), so pixels match its tools
+        if truncation_psi != 1:
+            ws[:, :cutoff] = w_avg[:, None].lerp(ws[:, :cutoff], truncation_psi)
+    else:
+        ws[:, :cutoff] = w_avg[:, None] + truncation_psi * (ws[:, :cutoff] - w_avg[:, None])
+    options = options or {}
+    if options.get("noise_mode") == "random":
+        images = [generator.synthesis(ws[n:n + 1], generator=torch.Generator("cpu").manual_seed(
+                  int((seeds or [0] * len(ws))[n] or 0)), **options) for n in range(len(ws))]
+        return torch.cat(images).clamp(-1, 1).float().cpu()
+    return generator.synthesis(ws, **options).clamp(-1, 1).float().cpu()
 
 
 @torch.inference_mode()
 def synthesize(generator, z: torch.Tensor, class_idx: torch.Tensor, truncation_psi: float = 1.0,
                truncation_cutoff: int | None = None, mix_z: torch.Tensor | None = None, mix_from: int = 1,
-               job: Job | None = None) -> torch.Tensor:
+               job: Job | None = None, options: dict | None = None, seeds: list | None = None) -> torch.Tensor:
     """Images [N,3,H,W] in [-1,1], CPU float32, for CPU z [N, z_dim] and class indices [N]."""
     out = []
     for chunk, start in enumerate(range(0, len(z), CHUNK)):
@@ -189,13 +238,17 @@ def synthesize(generator, z: torch.Tensor, class_idx: torch.Tensor, truncation_p
         part = slice(start, start + CHUNK)
         w = mapped(generator, z[part], class_idx[part])
         mix_w = None if mix_z is None else mapped(generator, mix_z.expand(len(w), -1), class_idx[part])
-        out.append(synthesize_w(generator, w, class_idx[part], truncation_psi, truncation_cutoff, mix_w, mix_from))
+        out.append(synthesize_w(generator, w, class_idx[part], truncation_psi, truncation_cutoff, mix_w, mix_from,
+                                options, None if seeds is None else seeds[part]))
         if job is not None:
             job.step = chunk + 1
     return torch.cat(out)
 
 
-def to_pil(images: torch.Tensor) -> list[Image.Image]:
+def to_pil(images: torch.Tensor, stylegan: bool = False) -> list[Image.Image]:
+    if stylegan:  # NVIDIA's gen_images.py: x * 127.5 + 128, clamped, truncated to uint8
+        pixels = (images.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8).numpy()
+        return [Image.fromarray(p) for p in pixels]
     pixels = ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
     return [Image.fromarray(p) for p in pixels]
 
@@ -242,6 +295,9 @@ def infotext(request: GanRequest, sample: GanSample, caps: GanCapabilities, mode
         "Class": caps.class_names[sample.class_index] if caps.conditional else None,
         "Style mix seed": request.style_mix_seed,
         "Style mix from": request.style_mix_from if request.style_mix_seed is not None else None,
+        "Noise mode": request.noise_mode if caps.stylegan else None,
+        "Translate": f"{request.translate[0]:g},{request.translate[1]:g}" if request.translate != (0.0, 0.0) else None,
+        "Rotate": f"{request.rotate:g}" if request.rotate else None,
         "Size": f"{caps.image_size}x{caps.image_size}" if caps.image_size else None,
         "Model hash": model_hash, "Model": model_name, **(extra or {}), "Version": VERSION,
     }).lstrip("\n")
@@ -253,15 +309,19 @@ def sample(request: GanRequest, generator, model_info, job: Job, hooks=None) -> 
     its infotext and state, into outputs/gan-images (the grid into gan-grids) when the request says so."""
     caps = capabilities(generator)
     check_layer_options(request, caps)
+    check_stylegan_options(request, caps)
     samples = samples_for(request, caps)
     job.start(1, math.ceil(len(samples) / CHUNK))
     if hooks is not None:
         hooks.process_batch(0, [], [s.name_seed for s in samples])
     z = torch.stack([s.z for s in samples])
     class_idx = torch.tensor([s.class_index for s in samples], dtype=torch.long)
-    mix_z = None if request.style_mix_seed is None else seed_latent(request.style_mix_seed, caps.z_dim)[None]
+    mix_z = None if request.style_mix_seed is None else \
+        seed_latent(request.style_mix_seed, caps.z_dim, caps.seed_rule)[None]
+    options = synthesis_options(caps, request.noise_mode, request.translate, request.rotate)
     pictures = to_pil(synthesize(generator, z, class_idx, request.truncation_psi, request.truncation_cutoff,
-                                 mix_z, request.style_mix_from, job))
+                                 mix_z, request.style_mix_from, job, options, [s.name_seed for s in samples]),
+                      caps.stylegan)
     extra = hooks.extra_infotext() if hooks is not None else {}
     result = GanResult(request, model_info.title, samples)
     for index, (s, picture) in enumerate(zip(samples, pictures)):
