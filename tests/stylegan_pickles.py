@@ -96,17 +96,16 @@ class _NvidiaPickler(pickle.Pickler):
 
 
 def write_nvidia_pickle(path: Path, name: str, module_src: str = PLACEHOLDER_SOURCE, extra: dict | None = None,
-                        numpy_1: bool = False, perturbed_G: bool = True, zip_form: bool = False) -> Path:
+                        numpy_1: bool = False, without_g_ema: bool = False, zip_form: bool = False) -> Path:
     """An NVIDIA-format snapshot of network `name` (G_ema = the reference weights; G = a perturbed copy, so a
     reader that picks G instead of G_ema shows). `numpy_1`: numpy scalars named as numpy 1.x wrote them
     (`numpy.core.multiarray`). `zip_form`: written by torch.save instead of pickle.dump."""
     from modules.models.stylegan_files import read_converted_generator
     g_ema = read_converted_generator(DATA / f"{name}.safetensors")
     g = read_converted_generator(DATA / f"{name}.safetensors")
-    if perturbed_G:
-        with torch.no_grad():
-            for p in g.parameters():
-                p.add_(0.5)
+    with torch.no_grad():
+        for p in g.parameters():
+            p.add_(0.5)
     with _stand_in_modules() as stand_ins:
         kwargs = nvidia_init_kwargs(name)
         kwargs["mapping_kwargs"] = stand_ins["dnnlib.util"].EasyDict(kwargs["mapping_kwargs"])
@@ -114,6 +113,8 @@ def write_nvidia_pickle(path: Path, name: str, module_src: str = PLACEHOLDER_SOU
         data = dict(training_set_kwargs=dict(class_name="training.dataset.ImageFolderDataset", path="data.zip",
                                              resolution=np.int64(g.img_resolution)),
                     G=g, D=None, G_ema=g_ema, augment_pipe=None, **(extra or {}))
+        if without_g_ema:
+            del data["G_ema"]
         if zip_form:
             class ZipPickler(_NvidiaPickler):
                 def __init__(self, f, protocol=2):

@@ -43,6 +43,11 @@ class GanSampleApiRequest(BaseModel):
     position: list[float] | None = Field(None, description="[x, y] on the seed plane instead of seeds")
     latents: list[dict[str, Any]] | None = Field(None, description='Imported latents instead of seeds: '
                                                  '[{"z": [...], "seed": 5, "class": "circle"}] (the tab\'s export)')
+    noise_mode: str = Field("const", description="StyleGAN files: const (NVIDIA's default), random (from the seed) "
+                                                 "or none")
+    translate: list[float] | str | None = Field(None, description="StyleGAN3 files: [x, y], as gen_images.py's "
+                                                                  "--translate")
+    rotate: float = Field(0.0, description="StyleGAN3 files: degrees, as gen_images.py's --rotate")
     save_images: bool = Field(False, description="Also save the PNGs under outputs/gan-images")
     send_images: bool = True
     task_id: str | None = Field(None, pattern=TASK_ID_PATTERN, description="Your id for /sdapi/v1/progress")

@@ -296,7 +296,7 @@ def infotext(request: GanRequest, sample: GanSample, caps: GanCapabilities, mode
         "Style mix seed": request.style_mix_seed,
         "Style mix from": request.style_mix_from if request.style_mix_seed is not None else None,
         "Noise mode": request.noise_mode if caps.stylegan else None,
-        "Translate": f"{request.translate[0]:g},{request.translate[1]:g}" if request.translate != (0.0, 0.0) else None,
+        "Translate": f"{request.translate[0]:g} {request.translate[1]:g}" if request.translate != (0.0, 0.0) else None,
         "Rotate": f"{request.rotate:g}" if request.rotate else None,
         "Size": f"{caps.image_size}x{caps.image_size}" if caps.image_size else None,
         "Model hash": model_hash, "Model": model_name, **(extra or {}), "Version": VERSION,
