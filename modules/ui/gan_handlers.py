@@ -73,9 +73,18 @@ class GanHandlers:
 
     # ------------------------------------------------------------ sampling
     @user_errors
-    def sample(self, model, seeds, psi, class_name, cutoff, mix_seed, mix_from, request: gr.Request = None):
-        """Sample a grid of seeds × class: the gallery (grid first), the infotext and the states to export."""
-        result = self._run(gan, self._request(model, psi, class_name, cutoff, mix_seed, mix_from, seeds=seeds), request)
+    def sample(self, model, seeds, psi, class_name, cutoff, mix_seed, mix_from, noise_mode="const", translate_x=0.0,
+               translate_y=0.0, rotate=0.0, request: gr.Request = None):
+        """Sample a grid of seeds × class: the gallery (grid first), the infotext and the states to export.
+        Noise mode (StyleGAN) and translate/rotate (StyleGAN3) reach only the models that have them."""
+        caps = self.capabilities_of(model)
+        extra = {}
+        if caps.stylegan:
+            extra["noise_mode"] = noise_mode
+        if caps.input_transform:
+            extra.update(translate=(translate_x or 0.0, translate_y or 0.0), rotate=rotate or 0.0)
+        result = self._run(gan, self._request(model, psi, class_name, cutoff, mix_seed, mix_from, seeds=seeds,
+                                              **extra), request)
         return {self.gallery: self.gallery_items(result), self.message: "", self.infotext: result.infotext,
                 self.last_states: result.states}
 
@@ -182,7 +191,7 @@ class GanHandlers:
         result = self._run(gan, request_from_states(states, title), request)
         first, r = states[0], result.request
         seeds = [s["seed"] for s in states if isinstance(s.get("seed"), int)]
-        values = {self.model: title, self.psi: r.truncation_psi, self.mix_seed: first.get("style_mix_seed"),
+        values = {self.model: title, self.psi: r.truncation_psi, self.mix_seed: "" if first.get("style_mix_seed") is None else str(first.get("style_mix_seed")),
                   self.mix_from: r.style_mix_from, self.gallery: self.gallery_items(result),
                   self.infotext: result.infotext, self.last_states: result.states,
                   self.message: info_html(f"Restored {len(states)} latent{'s' if len(states) != 1 else ''} from "

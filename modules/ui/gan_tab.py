@@ -10,6 +10,7 @@ from modules.backend import Backend
 from modules.capabilities.gan import ALL_CLASSES, GanCapabilities
 from modules.capabilities.gan.run import NO_LAYER_STYLES
 from modules.capabilities.gan.video import mp4_available
+from modules.errors import UserError
 from modules.generation.seeds import MAX_SEED, PLANE_WIDTH
 from modules.public_paths import scrub, shown
 from modules.ui.components import Slider
@@ -29,6 +30,8 @@ class GanTab(GanHandlers):
             self.model = gr.Dropdown(titles, value=titles[0] if titles else None, label="GAN model", scale=6,
                                      elem_id="gan_model", allow_custom_value=True)
             self.refresh = gr.Button("↻", elem_id="gan_refresh", scale=0, min_width=48)
+            self.convert = gr.Button("Convert to .safetensors", elem_id="gan_convert", scale=1, min_width=120,
+                                     visible=self.is_pickle(titles[0] if titles else None))
         self.notice = gr.Markdown(self._notice(titles), elem_id="gan_notice")
         with gr.Row():
             with gr.Column(scale=1):
@@ -46,11 +49,19 @@ class GanTab(GanHandlers):
                                      elem_id="gan_truncation_cutoff", visible=caps.layer_styles)
                 with gr.Group(visible=caps.layer_styles) as self.mixing:
                     with gr.Row():
-                        self.mix_seed = gr.Number(None, precision=0, label="Style mix seed (empty: off)",
-                                                  elem_id="gan_style_mix_seed")
+                        # A text box, not a number: Gradio sends an emptied number box as 0, which is a seed.
+                        self.mix_seed = gr.Textbox("", label="Style mix seed (empty: off)",
+                                                   elem_id="gan_style_mix_seed")
                         self.mix_from = Slider(1, max(caps.num_ws - 1, 2), value=1, step=1,
                                                label="Mix from layer", elem_id="gan_style_mix_from")
                 self.layer_note = gr.Markdown(self._layer_note(caps), elem_id="gan_layer_note")
+                with gr.Group(visible=caps.stylegan) as self.stylegan_controls:
+                    self.noise_mode = gr.Radio(["const", "random", "none"], value="const", label="Noise mode",
+                                               elem_id="gan_noise_mode")
+                    with gr.Row(visible=caps.input_transform) as self.transform_row:
+                        self.translate_x = gr.Number(0.0, label="Translate x", elem_id="gan_translate_x", min_width=80)
+                        self.translate_y = gr.Number(0.0, label="Translate y", elem_id="gan_translate_y", min_width=80)
+                        self.rotate = gr.Number(0.0, label="Rotate (degrees)", elem_id="gan_rotate", min_width=80)
                 self.generate = gr.Button("Generate", variant="primary", elem_id="gan_generate")
                 with gr.Accordion("Seed plane", open=True, elem_id="gan_plane"):
                     gr.Markdown(f"Point (i, j) is seed i + {PLANE_WIDTH}·j; between points the latent blends the "
@@ -101,7 +112,8 @@ class GanTab(GanHandlers):
 
     # ---------------------------------------------------------------- wiring
     def sample_inputs(self) -> list:
-        return [self.model, self.seeds, self.psi, self.class_name, self.cutoff, self.mix_seed, self.mix_from]
+        return [self.model, self.seeds, self.psi, self.class_name, self.cutoff, self.mix_seed, self.mix_from,
+                self.noise_mode, self.translate_x, self.translate_y, self.rotate]
 
     def _wire(self) -> None:
         outputs = [self.gallery, self.message, self.infotext, self.last_states]
@@ -119,8 +131,11 @@ class GanTab(GanHandlers):
                                queue=False).then(self.sample, inputs=self.sample_inputs(), outputs=outputs,
                                                  api_name=False, **busy)
         self.refresh.click(self._refresh, inputs=self.model, outputs=[self.model, self.notice], api_name=False)
+        self.convert.click(self.convert_pickle, inputs=self.model, outputs=[self.model, self.notice, self.message],
+                           api_name=False)
         self.model.change(self._model_changed, inputs=[self.model, self.class_name],
-                          outputs=[self.class_name, self.cutoff, self.mixing, self.mix_from, self.layer_note],
+                          outputs=[self.class_name, self.cutoff, self.mixing, self.mix_from, self.layer_note,
+                                   self.stylegan_controls, self.transform_row, self.convert],
                           api_name=False)
 
         settings = [self.model, self.psi, self.class_name, self.cutoff, self.mix_seed, self.mix_from]
@@ -159,8 +174,9 @@ class GanTab(GanHandlers):
         if titles:
             return ""
         folder = shown(self.backend.config.models_dir / "GAN")
-        lines = [f"**No usable GAN.** Put a self-describing GAN `.safetensors` into `{folder}` "
-                 "(`python -m modules.zoo.train.gan` trains the built-in one), then press ↻."]
+        lines = [f"**No usable GAN.** Put a self-describing GAN `.safetensors` or an NVIDIA StyleGAN2-ADA / StyleGAN3 "
+                 f"network `.pkl` into `{folder}` (`python -m modules.zoo.train.gan` trains the built-in one), "
+                 "then press ↻."]
         lines += [f"- `{m.name}` cannot be used: {scrub(m.error or '')}" for m in self.backend.zoo_registry.models
                   if m.kind == "gan" and not m.usable]
         return "\n".join(lines)
@@ -194,4 +210,22 @@ class GanTab(GanHandlers):
                                        visible=caps.layer_styles),
                 self.mixing: gr.Group(visible=caps.layer_styles),
                 self.mix_from: gr.Slider(maximum=max(caps.num_ws - 1, 2), value=1),
-                self.layer_note: self._layer_note(caps)}
+                self.layer_note: self._layer_note(caps),
+                self.stylegan_controls: gr.Group(visible=caps.stylegan),
+                self.transform_row: gr.Row(visible=caps.input_transform),
+                self.convert: gr.Button(visible=self.is_pickle(title))}
+
+    def is_pickle(self, title: str | None) -> bool:
+        from modules.models.stylegan_files import PICKLE_SUFFIXES
+        try:
+            return bool(title) and self.backend.zoo_registry.find("gan", title).path.suffix.lower() in PICKLE_SUFFIXES
+        except UserError:
+            return False
+
+    @user_errors
+    def convert_pickle(self, title):
+        """The pickle's generator as our .safetensors beside it; the dropdown then shows the new file."""
+        new_title = self.backend.convert_gan_pickle(title)
+        titles = self.titles()
+        return {self.model: gr.Dropdown(choices=titles, value=new_title), self.notice: self._notice(titles),
+                self.message: f"Converted to {new_title}: the pickle is no longer needed."}
