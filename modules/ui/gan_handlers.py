@@ -191,7 +191,8 @@ class GanHandlers:
         result = self._run(gan, request_from_states(states, title), request)
         first, r = states[0], result.request
         seeds = [s["seed"] for s in states if isinstance(s.get("seed"), int)]
-        values = {self.model: title, self.psi: r.truncation_psi, self.mix_seed: "" if first.get("style_mix_seed") is None else str(first.get("style_mix_seed")),
+        mix_seed = first.get("style_mix_seed")
+        values = {self.model: title, self.psi: r.truncation_psi, self.mix_seed: "" if mix_seed is None else str(mix_seed),
                   self.mix_from: r.style_mix_from, self.gallery: self.gallery_items(result),
                   self.infotext: result.infotext, self.last_states: result.states,
                   self.message: info_html(f"Restored {len(states)} latent{'s' if len(states) != 1 else ''} from "
