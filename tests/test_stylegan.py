@@ -173,3 +173,35 @@ def test_a_refused_pickle_in_models_gan_is_listed_as_unusable_naming_the_file(tm
     assert "refused" in found["evil.pkl"].error and "system" in found["evil.pkl"].error
     assert not found["pickle-renamed.safetensors"].usable
     assert not marker.exists()
+
+
+# ---------------------------------------------------------------- style mixing
+
+def test_style_mixing_over_every_layer_is_the_mix_seeds_image_and_over_none_the_base_seeds(stylegan_backend):
+    def image(**values):
+        picture = _sample(stylegan_backend, model="sg3t.pkl", truncation_psi=0.7, save_images=False, **values).images[0]
+        return np.asarray(picture, dtype=np.int16)
+    base, mix = image(seeds="4"), image(seeds="9")
+    assert np.array_equal(image(seeds="4", style_mix_seed=9, style_mix_from=0), mix)
+    assert np.array_equal(image(seeds="4", style_mix_seed=9, style_mix_from=16), base)  # num_ws: nothing mixed
+    between = image(seeds="4", style_mix_seed=9, style_mix_from=2, style_mix_to=8)
+    assert not np.array_equal(between, base) and not np.array_equal(between, mix)
+
+
+def test_a_style_mixing_grid_has_the_seeds_down_the_side_and_the_mix_seeds_across(stylegan_backend):
+    result = _sample(stylegan_backend, model="sg2c.pkl", seeds="1,2", style_mix_seeds="5,6,7", style_mix_from=2,
+                     style_mix_to=4, class_name="3", save_images=False)
+    assert len(result.images) == 6 and result.captions[1] == "Seed 1 × styles of 6 · 3"
+    assert result.grid.size == (4 * 17 - 1, 3 * 17 - 1)
+    grid = np.asarray(result.grid, dtype=np.int16)
+
+    def cell(row, column):
+        return grid[row * 17:row * 17 + 16, column * 17:column * 17 + 16]
+    alone = _sample(stylegan_backend, model="sg2c.pkl", seeds="6,2", class_name="3", save_images=False).images
+    assert np.array_equal(cell(0, 2), np.asarray(alone[0], dtype=np.int16))  # column seed 6 on top
+    assert np.array_equal(cell(2, 0), np.asarray(alone[1], dtype=np.int16))  # row seed 2 at the side
+    assert np.array_equal(cell(1, 2), np.asarray(result.images[1], dtype=np.int16))
+    assert "Style mix seed: 6, Style mix from: 2, Style mix to: 4" in result.infotexts[1]
+    from modules.errors import InvalidRequest
+    with pytest.raises(InvalidRequest, match="style_mix_to: this model has 6 layers"):
+        _sample(stylegan_backend, model="sg2c.pkl", seeds="1", style_mix_seeds="5", style_mix_to=7, save_images=False)

@@ -39,7 +39,10 @@ class GanSampleApiRequest(BaseModel):
                                                            "or empty: the first class")
     truncation_cutoff: int | None = Field(None, description="Models with per-layer styles: truncate layers before it")
     style_mix_seed: int | None = Field(None, description="Models with per-layer styles: mix in this seed's style")
-    style_mix_from: int = Field(1, description="... from this layer on")
+    style_mix_from: int = Field(1, description="... from this layer on (0: every layer)")
+    style_mix_to: int | None = Field(None, description="... up to this layer, exclusive (empty: the last)")
+    style_mix_seeds: str | list[int] | None = Field(None, description="A style-mixing grid: each of `seeds` (rows) "
+                                                    "with each of these seeds' styles (columns)")
     position: list[float] | None = Field(None, description="[x, y] on the seed plane instead of seeds")
     latents: list[dict[str, Any]] | None = Field(None, description='Imported latents instead of seeds: '
                                                  '[{"z": [...], "seed": 5, "class": "circle"}] (the tab\'s export)')

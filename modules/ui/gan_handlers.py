@@ -73,18 +73,23 @@ class GanHandlers:
 
     # ------------------------------------------------------------ sampling
     @user_errors
-    def sample(self, model, seeds, psi, class_name, cutoff, mix_seed, mix_from, noise_mode="const", translate_x=0.0,
-               translate_y=0.0, rotate=0.0, request: gr.Request = None):
-        """Sample a grid of seeds × class: the gallery (grid first), the infotext and the states to export.
-        Noise mode (StyleGAN) and translate/rotate (StyleGAN3) reach only the models that have them."""
+    def sample_request(self, model, seeds, psi, class_name, cutoff, mix_seed, mix_from, noise_mode="const",
+                       translate_x=0.0, translate_y=0.0, rotate=0.0) -> GanRequest:
+        """The request of the tab's sampling controls (sample_inputs(), in order). Noise mode (StyleGAN) and
+        translate/rotate (StyleGAN3) reach only the models that have them."""
         caps = self.capabilities_of(model)
         extra = {}
         if caps.stylegan:
             extra["noise_mode"] = noise_mode
         if caps.input_transform:
             extra.update(translate=(translate_x or 0.0, translate_y or 0.0), rotate=rotate or 0.0)
-        result = self._run(gan, self._request(model, psi, class_name, cutoff, mix_seed, mix_from, seeds=seeds,
-                                              **extra), request)
+        return self._request(model, psi, class_name, cutoff, mix_seed, mix_from, seeds=seeds, **extra)
+
+    def sample(self, model, seeds, psi, class_name, cutoff, mix_seed, mix_from, noise_mode="const", translate_x=0.0,
+               translate_y=0.0, rotate=0.0, request: gr.Request = None):
+        """Sample a grid of seeds × class: the gallery (grid first), the infotext and the states to export."""
+        result = self._run(gan, self.sample_request(model, seeds, psi, class_name, cutoff, mix_seed, mix_from,
+                                                    noise_mode, translate_x, translate_y, rotate), request)
         return {self.gallery: self.gallery_items(result), self.message: "", self.infotext: result.infotext,
                 self.last_states: result.states}
 

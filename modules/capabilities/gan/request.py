@@ -25,7 +25,9 @@ class GanRequest:
     class_name: str | int | None = None     # a class name or index, ALL_CLASSES, or None: the first class
     truncation_cutoff: int | None = None    # per-layer models: truncate layers [0, cutoff); None: all
     style_mix_seed: int | None = None       # per-layer models: layers from style_mix_from on take this seed's w
-    style_mix_from: int = 1
+    style_mix_from: int = 1                 # 0: every layer (the mix seed's own image); num_ws: none
+    style_mix_to: int | None = None         # end of the mixed layers (exclusive); None: the last layer
+    style_mix_seeds: str | list[int] | None = None  # a style-mixing grid: rows = seeds, columns = these seeds
     position: tuple[float, float] | None = None  # a point of the seed plane instead of the seeds
     latents: list[dict] | None = None       # imported: [{"z": [...], "seed", "class", "position"}], instead of seeds
     noise_mode: str = "const"               # StyleGAN: const (NVIDIA's default), random (from the seed), none
@@ -41,7 +43,20 @@ class GanRequest:
         r.class_name = _class(r.class_name)
         r.truncation_cutoff = _optional_integer(r.truncation_cutoff, "truncation_cutoff", 0, 64)
         r.style_mix_seed = _optional_integer(r.style_mix_seed, "style_mix_seed", 0, MAX_SEED)
-        r.style_mix_from = _integer(r.style_mix_from, "style_mix_from", 1, 64)
+        r.style_mix_from = _integer(r.style_mix_from, "style_mix_from", 0, 64)
+        r.style_mix_to = _optional_integer(r.style_mix_to, "style_mix_to", 0, 64)
+        if r.style_mix_to is not None and r.style_mix_to < r.style_mix_from:
+            raise InvalidRequest("style_mix_to", f"must not be below style_mix_from ({r.style_mix_from})")
+        r.style_mix_seeds = None if _blank(r.style_mix_seeds) else parse_seeds(r.style_mix_seeds, "style_mix_seeds", 64)
+        if r.style_mix_seeds is not None:
+            if r.style_mix_seed is not None:
+                raise InvalidRequest("style_mix_seeds", "give style_mix_seed (one seed for every image) or "
+                                                        "style_mix_seeds (a grid), not both")
+            if r.class_name == ALL_CLASSES or r.position is not None or r.latents is not None:
+                raise InvalidRequest("style_mix_seeds", "a style-mixing grid takes seeds of one class")
+            if len(r.seeds) * len(r.style_mix_seeds) > MAX_SEEDS:
+                raise InvalidRequest("style_mix_seeds", f"{len(r.seeds)} × {len(r.style_mix_seeds)} images is over "
+                                                        f"{MAX_SEEDS}")
         r.position = None if r.position is None else _position(r.position)
         r.latents = None if r.latents is None else _latents(r.latents)
         r.noise_mode = _noise_mode(r.noise_mode)

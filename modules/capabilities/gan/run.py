@@ -81,6 +81,7 @@ class GanSample:
     class_index: int = 0
     seed: int | None = None                  # None: an imported latent that no seed gives
     position: tuple[float, float] | None = None  # on the seed plane
+    mix_seed: int | None = None              # a style-mixing grid's column seed
 
     @property
     def name_seed(self) -> int | None:
@@ -141,6 +142,9 @@ def samples_for(request: GanRequest, caps: GanCapabilities) -> list[GanSample]:
     if request.position is not None:
         return [GanSample(plane_latent(*request.position, caps.z_dim, caps.seed_rule), c, position=request.position)
                 for c in classes]
+    if request.style_mix_seeds is not None:  # row by row: each seed with each column seed's styles
+        return [GanSample(seed_latent(s, caps.z_dim, caps.seed_rule), classes[0], seed=s, mix_seed=m)
+                for s in request.seeds for m in request.style_mix_seeds]
     return [GanSample(seed_latent(s, caps.z_dim, caps.seed_rule), c, seed=s) for c in classes for s in request.seeds]
 
 
@@ -173,13 +177,18 @@ def check_layer_options(request: GanRequest, caps: GanCapabilities) -> None:
         if request.truncation_cutoff is not None and request.truncation_cutoff > caps.num_ws:
             raise InvalidRequest("truncation_cutoff",
                                  f"this model has {caps.num_ws} layers, got {request.truncation_cutoff}")
-        if request.style_mix_seed is not None and request.style_mix_from >= caps.num_ws:
-            raise InvalidRequest("style_mix_from", f"must be below the model's {caps.num_ws} layers")
+        mixing = request.style_mix_seed is not None or request.style_mix_seeds is not None
+        if mixing and request.style_mix_from > caps.num_ws:
+            raise InvalidRequest("style_mix_from", f"this model has {caps.num_ws} layers, got {request.style_mix_from}")
+        if mixing and request.style_mix_to is not None and request.style_mix_to > caps.num_ws:
+            raise InvalidRequest("style_mix_to", f"this model has {caps.num_ws} layers, got {request.style_mix_to}")
         return
     if request.truncation_cutoff is not None:
         raise InvalidRequest("truncation_cutoff", NO_LAYER_STYLES)
     if request.style_mix_seed is not None:
         raise InvalidRequest("style_mix_seed", NO_LAYER_STYLES)
+    if request.style_mix_seeds is not None:
+        raise InvalidRequest("style_mix_seeds", NO_LAYER_STYLES)
 
 
 def model_device(generator) -> torch.device:
@@ -201,7 +210,8 @@ def mapped(generator, z: torch.Tensor, class_idx: torch.Tensor) -> torch.Tensor:
 @torch.inference_mode()
 def synthesize_w(generator, w: torch.Tensor, class_idx: torch.Tensor, truncation_psi: float,
                  truncation_cutoff: int | None = None, mix_w: torch.Tensor | None = None,
-                 mix_from: int = 1, options: dict | None = None, seeds: list | None = None) -> torch.Tensor:
+                 mix_from: int = 1, options: dict | None = None, seeds: list | None = None,
+                 mix_to: int | None = None) -> torch.Tensor:
     """Images [N,3,H,W] in [-1,1] on the CPU from untruncated w [N, w_dim]. `options`: synthesis_options();
     random noise is drawn per image from its seed (`seeds`), so an image never depends on its batch."""
     caps = capabilities(generator)
@@ -211,7 +221,7 @@ def synthesize_w(generator, w: torch.Tensor, class_idx: torch.Tensor, truncation
         return generator.synthesis(w_avg + truncation_psi * (w - w_avg)).clamp(-1, 1).float().cpu()
     ws = w[:, None].repeat(1, num_ws, 1)
     if mix_w is not None:
-        ws[:, mix_from:] = mix_w[:, None]
+        ws[:, mix_from:mix_to] = mix_w[:, None]
     cutoff = num_ws if truncation_cutoff is None else truncation_cutoff
     if caps.stylegan:  # exactly NVIDIA's arithmetic (torch.lerp), so pixels match its tools
         if truncation_psi != 1:
@@ -229,17 +239,20 @@ def synthesize_w(generator, w: torch.Tensor, class_idx: torch.Tensor, truncation
 @torch.inference_mode()
 def synthesize(generator, z: torch.Tensor, class_idx: torch.Tensor, truncation_psi: float = 1.0,
                truncation_cutoff: int | None = None, mix_z: torch.Tensor | None = None, mix_from: int = 1,
-               job: Job | None = None, options: dict | None = None, seeds: list | None = None) -> torch.Tensor:
-    """Images [N,3,H,W] in [-1,1], CPU float32, for CPU z [N, z_dim] and class indices [N]."""
+               job: Job | None = None, options: dict | None = None, seeds: list | None = None,
+               mix_to: int | None = None) -> torch.Tensor:
+    """Images [N,3,H,W] in [-1,1], CPU float32, for CPU z [N, z_dim] and class indices [N]. `mix_z`: [1, z_dim]
+    for every image, or [N, z_dim], one per image (a style-mixing grid); its w replaces layers [mix_from, mix_to)."""
     out = []
     for chunk, start in enumerate(range(0, len(z), CHUNK)):
         if job is not None:
             job.check()
         part = slice(start, start + CHUNK)
         w = mapped(generator, z[part], class_idx[part])
-        mix_w = None if mix_z is None else mapped(generator, mix_z.expand(len(w), -1), class_idx[part])
+        mix_part = None if mix_z is None else mix_z.expand(len(z), -1)[part]
+        mix_w = None if mix_part is None else mapped(generator, mix_part, class_idx[part])
         out.append(synthesize_w(generator, w, class_idx[part], truncation_psi, truncation_cutoff, mix_w, mix_from,
-                                options, None if seeds is None else seeds[part]))
+                                options, None if seeds is None else seeds[part], mix_to))
         if job is not None:
             job.step = chunk + 1
     return torch.cat(out)
@@ -277,9 +290,32 @@ def classes_per_row(seeds: int, classes: int) -> int:
     return min(divisors, key=lambda d: (round(abs(math.log(seeds * d * d / classes)), 9), -d))
 
 
+def mixed(request: GanRequest) -> bool:
+    return request.style_mix_seed is not None or request.style_mix_seeds is not None
+
+
+def style_mixing_grid(request: GanRequest, generator, caps: GanCapabilities, class_index: torch.Tensor,
+                      options: dict, mixes: list[Image.Image]) -> Image.Image:
+    """NVIDIA's style-mixing figure: the column seeds' own images along the top, the row seeds' down the left,
+    and each row seed with the column seed's styles in the mixed layers where they cross."""
+    def plain(seeds):
+        z = torch.stack([seed_latent(s, caps.z_dim, caps.seed_rule) for s in seeds])
+        classes = class_index.expand(len(seeds)).clone()
+        return to_pil(synthesize(generator, z, classes, request.truncation_psi, request.truncation_cutoff,
+                                 options=options, seeds=list(seeds)), caps.stylegan)
+    columns, rows = plain(request.style_mix_seeds), plain(request.seeds)
+    blank = Image.new("RGB", mixes[0].size, (255, 255, 255))
+    cells = [blank, *columns]
+    for r, row in enumerate(rows):
+        cells += [row, *mixes[r * len(columns):(r + 1) * len(columns)]]
+    return grid_image(cells, len(columns) + 1)
+
+
 def describe(sample: GanSample, caps: GanCapabilities) -> str:
     where = (f"Plane {sample.position[0]:g}, {sample.position[1]:g}" if sample.position is not None
              else f"Seed {sample.seed}" if sample.seed is not None else "Imported latent")
+    if sample.mix_seed is not None:
+        where += f" × styles of {sample.mix_seed}"
     return f"{where} · {caps.class_names[sample.class_index]}" if caps.conditional else where
 
 
@@ -293,8 +329,9 @@ def infotext(request: GanRequest, sample: GanSample, caps: GanCapabilities, mode
         "Truncation psi": f"{request.truncation_psi:g}",
         "Truncation cutoff": request.truncation_cutoff,
         "Class": caps.class_names[sample.class_index] if caps.conditional else None,
-        "Style mix seed": request.style_mix_seed,
-        "Style mix from": request.style_mix_from if request.style_mix_seed is not None else None,
+        "Style mix seed": sample.mix_seed if sample.mix_seed is not None else request.style_mix_seed,
+        "Style mix from": request.style_mix_from if mixed(request) else None,
+        "Style mix to": request.style_mix_to if mixed(request) else None,
         "Noise mode": request.noise_mode if caps.stylegan else None,
         "Translate": f"{request.translate[0]:g} {request.translate[1]:g}" if request.translate != (0.0, 0.0) else None,
         "Rotate": f"{request.rotate:g}" if request.rotate else None,
@@ -318,10 +355,12 @@ def sample(request: GanRequest, generator, model_info, job: Job, hooks=None) -> 
     class_idx = torch.tensor([s.class_index for s in samples], dtype=torch.long)
     mix_z = None if request.style_mix_seed is None else \
         seed_latent(request.style_mix_seed, caps.z_dim, caps.seed_rule)[None]
+    if request.style_mix_seeds is not None:
+        mix_z = torch.stack([seed_latent(s.mix_seed, caps.z_dim, caps.seed_rule) for s in samples])
     options = synthesis_options(caps, request.noise_mode, request.translate, request.rotate)
     pictures = to_pil(synthesize(generator, z, class_idx, request.truncation_psi, request.truncation_cutoff,
-                                 mix_z, request.style_mix_from, job, options, [s.name_seed for s in samples]),
-                      caps.stylegan)
+                                 mix_z, request.style_mix_from, job, options, [s.name_seed for s in samples],
+                                 request.style_mix_to), caps.stylegan)
     extra = hooks.extra_infotext() if hooks is not None else {}
     result = GanResult(request, model_info.title, samples)
     for index, (s, picture) in enumerate(zip(samples, pictures)):
@@ -340,8 +379,11 @@ def sample(request: GanRequest, generator, model_info, job: Job, hooks=None) -> 
         result.infotexts.append(text)
         result.captions.append(describe(s, caps))
         result.states.append(state)
-    if len(pictures) > 1:
+    if request.style_mix_seeds is not None:
+        result.grid = style_mixing_grid(request, generator, caps, class_idx[0], options, result.images)
+    elif len(pictures) > 1:
         result.grid = grid_image(result.images, grid_columns(request, len(pictures)))
+    if result.grid is not None:
         grid_text = result.infotexts[0]
         if request.latents is None and request.position is None:
             grid_text = grid_text.replace(f"Seed: {samples[0].seed}", f"Seeds: {format_seeds(request.seeds)}", 1)
