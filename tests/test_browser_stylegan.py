@@ -73,3 +73,19 @@ def test_sample_a_pickle_with_translate_then_convert_it_to_safetensors(app, page
     (app.models / "GAN" / "sg3t.pkl").unlink()  # no longer needed
     again = generate(page, app.outdir, len(saved_pngs(app.outdir)))
     assert np.array_equal(pixels(again), pixels(moved))
+
+
+def test_a_style_mixing_grid_from_the_mix_seed_box(app, page):
+    page.goto(app.url)
+    page.get_by_role("tab", name="GAN Sampler").click()
+    page.locator("#gan_refresh").click()  # the first test converted the pickle and removed it
+    expect(page.locator("#gan_model input")).to_have_value(re.compile(r"^sg3t\.safetensors \["))
+    page.locator("#gan_seeds textarea, #gan_seeds input").first.fill("1,2,3")
+    page.locator("#gan_style_mix_seed textarea, #gan_style_mix_seed input").first.fill("5,6,7,8")
+    set_slider(page, "gan_style_mix_from", 0)
+    set_slider(page, "gan_style_mix_to", 6)
+    page.locator("#gan_generate").click()
+    expect(page.locator("#gan_infotext textarea")).to_have_value(
+        re.compile(r"Style mix seed: 5, Style mix from: 0, Style mix to: 6"), timeout=30000)
+    expect(page.locator("#gan_gallery .caption").first).to_have_text(re.compile(r"^Grid · 12 images"))
+    screenshot(page, "stylegan-style-mixing")

@@ -38,12 +38,19 @@ class GanHandlers:
         return self.backend.runner.run(capability, request, owner=owner_of(gr_request),
                                        queue_user=queue_user_of(gr_request))
 
-    def _request(self, model, psi, class_name, cutoff, mix_seed, mix_from, **values) -> GanRequest:
+    def _request(self, model, psi, class_name, cutoff, mix_seed, mix_from, mix_to=None, **values) -> GanRequest:
         caps = self.capabilities_of(model)
         layered = caps.layer_styles  # hidden controls keep values that must not reach a model without layers
+        mixing = {}
+        text = str(mix_seed if mix_seed is not None else "").strip()
+        if layered and text:  # one seed mixes into every image; several ("5,6,7") make a style-mixing grid
+            several = any(mark in text for mark in ",- ")
+            mixing = {"style_mix_seeds": text} if several else {"style_mix_seed": text}
+            if mix_to is not None and mix_to < caps.num_ws:
+                mixing["style_mix_to"] = mix_to
         return GanRequest(model=model or None, truncation_psi=psi, class_name=class_name,
                           truncation_cutoff=cutoff if layered and cutoff is not None and cutoff < caps.num_ws else None,
-                          style_mix_seed=mix_seed if layered else None, style_mix_from=mix_from or 1, **values)
+                          style_mix_from=1 if mix_from is None else mix_from, **mixing, **values)
 
     @staticmethod
     def gallery_items(result) -> list:
@@ -74,7 +81,7 @@ class GanHandlers:
     # ------------------------------------------------------------ sampling
     @user_errors
     def sample_request(self, model, seeds, psi, class_name, cutoff, mix_seed, mix_from, noise_mode="const",
-                       translate_x=0.0, translate_y=0.0, rotate=0.0) -> GanRequest:
+                       translate_x=0.0, translate_y=0.0, rotate=0.0, mix_to=None) -> GanRequest:
         """The request of the tab's sampling controls (sample_inputs(), in order). Noise mode (StyleGAN) and
         translate/rotate (StyleGAN3) reach only the models that have them."""
         caps = self.capabilities_of(model)
@@ -83,13 +90,13 @@ class GanHandlers:
             extra["noise_mode"] = noise_mode
         if caps.input_transform:
             extra.update(translate=(translate_x or 0.0, translate_y or 0.0), rotate=rotate or 0.0)
-        return self._request(model, psi, class_name, cutoff, mix_seed, mix_from, seeds=seeds, **extra)
+        return self._request(model, psi, class_name, cutoff, mix_seed, mix_from, mix_to, seeds=seeds, **extra)
 
     def sample(self, model, seeds, psi, class_name, cutoff, mix_seed, mix_from, noise_mode="const", translate_x=0.0,
-               translate_y=0.0, rotate=0.0, request: gr.Request = None):
+               translate_y=0.0, rotate=0.0, mix_to=None, request: gr.Request = None):
         """Sample a grid of seeds × class: the gallery (grid first), the infotext and the states to export."""
         result = self._run(gan, self.sample_request(model, seeds, psi, class_name, cutoff, mix_seed, mix_from,
-                                                    noise_mode, translate_x, translate_y, rotate), request)
+                                                    noise_mode, translate_x, translate_y, rotate, mix_to), request)
         return {self.gallery: self.gallery_items(result), self.message: "", self.infotext: result.infotext,
                 self.last_states: result.states}
 

@@ -50,10 +50,13 @@ class GanTab(GanHandlers):
                 with gr.Group(visible=caps.layer_styles) as self.mixing:
                     with gr.Row():
                         # A text box, not a number: Gradio sends an emptied number box as 0, which is a seed.
-                        self.mix_seed = gr.Textbox("", label="Style mix seed (empty: off)",
+                        self.mix_seed = gr.Textbox("", label="Style mix seed (empty: off; 5,6,7: a grid)",
                                                    elem_id="gan_style_mix_seed")
-                        self.mix_from = Slider(1, max(caps.num_ws - 1, 2), value=1, step=1,
+                    with gr.Row():
+                        self.mix_from = Slider(0, max(caps.num_ws, 1), value=1, step=1,
                                                label="Mix from layer", elem_id="gan_style_mix_from")
+                        self.mix_to = Slider(1, max(caps.num_ws, 1), value=max(caps.num_ws, 1), step=1,
+                                             label="... to layer (exclusive)", elem_id="gan_style_mix_to")
                 self.layer_note = gr.Markdown(self._layer_note(caps), elem_id="gan_layer_note")
                 with gr.Group(visible=caps.stylegan) as self.stylegan_controls:
                     self.noise_mode = gr.Radio(["const", "random", "none"], value="const", label="Noise mode",
@@ -113,7 +116,7 @@ class GanTab(GanHandlers):
     # ---------------------------------------------------------------- wiring
     def sample_inputs(self) -> list:
         return [self.model, self.seeds, self.psi, self.class_name, self.cutoff, self.mix_seed, self.mix_from,
-                self.noise_mode, self.translate_x, self.translate_y, self.rotate]
+                self.noise_mode, self.translate_x, self.translate_y, self.rotate, self.mix_to]
 
     def _wire(self) -> None:
         outputs = [self.gallery, self.message, self.infotext, self.last_states]
@@ -134,7 +137,7 @@ class GanTab(GanHandlers):
         self.convert.click(self.convert_pickle, inputs=self.model, outputs=[self.model, self.notice, self.message],
                            api_name=False)
         self.model.change(self._model_changed, inputs=[self.model, self.class_name],
-                          outputs=[self.class_name, self.cutoff, self.mixing, self.mix_from, self.layer_note,
+                          outputs=[self.class_name, self.cutoff, self.mixing, self.mix_from, self.mix_to, self.layer_note,
                                    self.stylegan_controls, self.transform_row, self.convert],
                           api_name=False)
 
@@ -209,7 +212,8 @@ class GanTab(GanHandlers):
                 self.cutoff: gr.Slider(maximum=max(caps.num_ws, 1), value=max(caps.num_ws, 1),
                                        visible=caps.layer_styles),
                 self.mixing: gr.Group(visible=caps.layer_styles),
-                self.mix_from: gr.Slider(maximum=max(caps.num_ws - 1, 2), value=1),
+                self.mix_from: gr.Slider(maximum=max(caps.num_ws, 1), value=1),
+                self.mix_to: gr.Slider(maximum=max(caps.num_ws, 1), value=max(caps.num_ws, 1)),
                 self.layer_note: self._layer_note(caps),
                 self.stylegan_controls: gr.Group(visible=caps.stylegan),
                 self.transform_row: gr.Row(visible=caps.input_transform),
