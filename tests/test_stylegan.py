@@ -205,3 +205,43 @@ def test_a_style_mixing_grid_has_the_seeds_down_the_side_and_the_mix_seeds_acros
     from modules.errors import InvalidRequest
     with pytest.raises(InvalidRequest, match="style_mix_to: this model has 6 layers"):
         _sample(stylegan_backend, model="sg2c.pkl", seeds="1", style_mix_seeds="5", style_mix_to=7, save_images=False)
+
+
+# ---------------------------------------------------------------- latent directions
+
+@pytest.mark.parametrize("name", ["sg2", "sg3t", "sg3r"])
+@pytest.mark.parametrize("method", ["sefa", "ganspace"])
+def test_directions_are_unit_vectors_orthogonal_to_each_other(name, method):
+    from modules.capabilities.gan import directions
+    generator = read_converted_generator(DATA / f"{name}.safetensors")
+    found = directions.sefa(generator, (0, 6), 8) if method == "sefa" else \
+        directions.ganspace(generator, 0, 8, samples=512)
+    v = found.vectors.double()
+    assert v.shape == (8, 32)
+    assert torch.allclose(v @ v.t(), torch.eye(8, dtype=torch.float64), atol=1e-5)
+    assert list(found.strengths) == sorted(found.strengths, reverse=True)
+    again = directions.parse_direction_file(found.to_json("m", "h"), 32)
+    assert torch.equal(again.vectors, found.vectors) and again.layers == found.layers
+
+
+def test_a_direction_moves_the_picture_and_strength_zero_does_not(stylegan_backend, tmp_path):
+    from tests.test_gan_api import make_client
+    with make_client(stylegan_backend, tmp_path) as client:
+        found = client.post("/zoo/v1/gan/directions", json={"model": "sg3t.pkl", "method": "sefa", "layers": [0, 8],
+                                                            "count": 4})
+        assert found.status_code == 200, found.text
+        file = found.json()
+        assert file["format"] == "zoo-gan-directions/1" and len(file["directions"]) == 4 and file["layers"] == [0, 8]
+
+        def picture(strength):
+            edits = [{"direction": file["directions"][0], "strength": strength, "layers": file["layers"]}]
+            body = client.post("/zoo/v1/gan/sample", json={"model": "sg3t.pkl", "seeds": "3", "directions": edits})
+            assert body.status_code == 200, body.text
+            return np.asarray(Image.open(io.BytesIO(base64.b64decode(body.json()["images"][0]))), dtype=np.int16)
+        plain = np.asarray(_sample(stylegan_backend, model="sg3t.pkl", seeds="3", save_images=False).images[0],
+                           dtype=np.int16)
+        assert np.array_equal(picture(0.0), plain)
+        assert np.abs(picture(8.0) - plain).max() > 10
+        refused = client.post("/zoo/v1/gan/sample", json={"model": "sg3t.pkl", "seeds": "3", "directions": [
+            {"direction": [1.0] * 5, "strength": 1, "layers": [0, 2]}]})
+        assert refused.status_code == 422 and "directions" in refused.text

@@ -290,6 +290,10 @@ class StyleGANGenerator(nn.Module):
     def forward(self, z, c=None, truncation_psi: float = 1.0, truncation_cutoff: int | None = None, **synthesis):
         return self.synthesis(self.mapping(z, c, truncation_psi, truncation_cutoff), **synthesis)
 
+    def style_layers(self) -> list[tuple[int, FullyConnectedLayer]]:
+        """(index into ws, the affine layer that turns that w into a style) of every modulated layer."""
+        raise NotImplementedError
+
 
 class Generator(StyleGANGenerator):
     architecture = "stylegan2"
@@ -300,3 +304,14 @@ class Generator(StyleGANGenerator):
                                           **config.synthesis)
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(config.z_dim, config.c_dim, config.w_dim, self.num_ws, **config.mapping)
+
+    def style_layers(self) -> list[tuple[int, FullyConnectedLayer]]:
+        out, index = [], 0
+        for res in self.synthesis.block_resolutions:
+            block = getattr(self.synthesis, f"b{res}")
+            layers = [getattr(block, n) for n in ("conv0", "conv1") if hasattr(block, n)]
+            out += [(index + n, layer.affine) for n, layer in enumerate(layers)]
+            if hasattr(block, "torgb"):
+                out.append((index + block.num_conv, block.torgb.affine))
+            index += block.num_conv
+        return out

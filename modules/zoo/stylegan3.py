@@ -249,3 +249,7 @@ class Generator(StyleGANGenerator):
                                           design_filters=design_filters, **config.synthesis)
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(config.z_dim, config.c_dim, config.w_dim, self.num_ws, **config.mapping)
+
+    def style_layers(self) -> list[tuple[int, FullyConnectedLayer]]:
+        """ws[0] moves the input (a rotation and shift, not a style), so the layers start at ws[1]."""
+        return [(n + 1, getattr(self.synthesis, name).affine) for n, name in enumerate(self.synthesis.layer_names)]

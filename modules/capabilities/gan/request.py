@@ -30,6 +30,7 @@ class GanRequest:
     style_mix_seeds: str | list[int] | None = None  # a style-mixing grid: rows = seeds, columns = these seeds
     position: tuple[float, float] | None = None  # a point of the seed plane instead of the seeds
     latents: list[dict] | None = None       # imported: [{"z": [...], "seed", "class", "position"}], instead of seeds
+    directions: list[dict] | None = None    # StyleGAN: [{"direction": [w_dim], "strength": s, "layers": [from, to]}]
     noise_mode: str = "const"               # StyleGAN: const (NVIDIA's default), random (from the seed), none
     translate: tuple[float, float] | str | None = None  # StyleGAN3's --translate X,Y (input shift); None: 0,0
     rotate: float = 0.0                     # StyleGAN3's --rotate, degrees
@@ -59,6 +60,7 @@ class GanRequest:
                                                         f"{MAX_SEEDS}")
         r.position = None if r.position is None else _position(r.position)
         r.latents = None if r.latents is None else _latents(r.latents)
+        r.directions = None if not r.directions else _directions(r.directions)
         r.noise_mode = _noise_mode(r.noise_mode)
         r.translate = _translate(r.translate)
         r.rotate = 0.0 if _blank(r.rotate) else _number(r.rotate, "rotate", -360.0, 360.0)
@@ -131,6 +133,35 @@ def _class(value) -> str | int | None:
 
 
 NOISE_MODES = ("const", "random", "none")
+MAX_EDITS = 32
+STRENGTH_LIMIT = 100.0
+
+
+def _directions(items) -> list[dict]:
+    """Latent edits: each a direction in w, a strength and the layers [from, to) it moves."""
+    if not isinstance(items, list) or len(items) > MAX_EDITS:
+        raise InvalidRequest("directions", f"must be a list of at most {MAX_EDITS} edits")
+    checked = []
+    for n, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("direction"), list) or not item["direction"]:
+            raise InvalidRequest("directions", f"item {n} has no direction (a list of numbers)")
+        try:
+            direction = [float(v) for v in item["direction"]]
+            strength = float(item.get("strength", 0.0))
+            start, end = (int(v) for v in item.get("layers"))
+        except (TypeError, ValueError):
+            raise InvalidRequest("directions", f"item {n}: direction and strength must be numbers, layers two "
+                                               "whole numbers") from None
+        if not all(math.isfinite(v) for v in direction) or not math.isfinite(strength) \
+                or abs(strength) > STRENGTH_LIMIT:
+            raise InvalidRequest("directions", f"item {n}: numbers must be finite, the strength within "
+                                               f"±{STRENGTH_LIMIT:g}")
+        if not 0 <= start < end <= 64:
+            raise InvalidRequest("directions", f"item {n}: layers must be a range from..to, got {start}, {end}")
+        checked.append({"direction": direction, "strength": strength, "layers": (start, end)})
+    if len({len(i["direction"]) for i in checked}) > 1:
+        raise InvalidRequest("directions", "the directions have different lengths")
+    return checked
 TRANSLATE_LIMIT = 100.0  # in image widths; far outside, StyleGAN3's input is only its faded-out features
 
 

@@ -46,6 +46,7 @@ class GanCapabilities:
     image_size: int
     architecture: str = ""        # "stylegan2", "stylegan3" (NVIDIA's networks), "": the built-in GAN
     seed_rule: str = "torch"      # how a seed draws z (generation/seeds.seed_latent): "numpy" for StyleGAN files
+    w_dim: int = 0
 
     @property
     def stylegan(self) -> bool:
@@ -71,7 +72,7 @@ def capabilities(generator) -> GanCapabilities:
     num_ws = int(getattr(generator, "num_ws", 0) or 0)
     return GanCapabilities(int(generator.z_dim), names if len(names) > 1 else (), num_ws, int(size),
                            str(getattr(generator, "architecture", "") or ""),
-                           str(getattr(generator, "seed_rule", "torch")))
+                           str(getattr(generator, "seed_rule", "torch")), int(getattr(generator, "w_dim", 0) or 0))
 
 
 @dataclass
@@ -152,6 +153,14 @@ def check_stylegan_options(request: GanRequest, caps: GanCapabilities) -> None:
     """Noise mode is StyleGAN's; translate and rotate are StyleGAN3's: elsewhere they would be ignored."""
     if request.noise_mode != "const" and not caps.stylegan:
         raise InvalidRequest("noise_mode", "only StyleGAN networks have noise inputs")
+    if request.directions:
+        if not caps.stylegan:
+            raise InvalidRequest("directions", "latent directions are for StyleGAN networks")
+        if len(request.directions[0]["direction"]) != caps.w_dim:
+            raise InvalidRequest("directions", f"a direction has {len(request.directions[0]['direction'])} numbers; "
+                                               f"this model's w has {caps.w_dim}")
+        if any(edit["layers"][1] > caps.num_ws for edit in request.directions):
+            raise InvalidRequest("directions", f"layers must end by the model's {caps.num_ws} layers")
     if not caps.input_transform:
         if request.translate != (0.0, 0.0):
             raise InvalidRequest("translate", "only StyleGAN3 networks can move their input")
@@ -211,7 +220,7 @@ def mapped(generator, z: torch.Tensor, class_idx: torch.Tensor) -> torch.Tensor:
 def synthesize_w(generator, w: torch.Tensor, class_idx: torch.Tensor, truncation_psi: float,
                  truncation_cutoff: int | None = None, mix_w: torch.Tensor | None = None,
                  mix_from: int = 1, options: dict | None = None, seeds: list | None = None,
-                 mix_to: int | None = None) -> torch.Tensor:
+                 mix_to: int | None = None, edits: list[dict] | None = None) -> torch.Tensor:
     """Images [N,3,H,W] in [-1,1] on the CPU from untruncated w [N, w_dim]. `options`: synthesis_options();
     random noise is drawn per image from its seed (`seeds`), so an image never depends on its batch."""
     caps = capabilities(generator)
@@ -228,6 +237,9 @@ def synthesize_w(generator, w: torch.Tensor, class_idx: torch.Tensor, truncation
             ws[:, :cutoff] = w_avg[:, None].lerp(ws[:, :cutoff], truncation_psi)
     else:
         ws[:, :cutoff] = w_avg[:, None] + truncation_psi * (ws[:, :cutoff] - w_avg[:, None])
+    if edits:
+        from modules.capabilities.gan.directions import apply_edits
+        ws = apply_edits(ws, edits)
     options = options or {}
     if options.get("noise_mode") == "random":
         images = [generator.synthesis(ws[n:n + 1], generator=torch.Generator("cpu").manual_seed(
@@ -240,7 +252,7 @@ def synthesize_w(generator, w: torch.Tensor, class_idx: torch.Tensor, truncation
 def synthesize(generator, z: torch.Tensor, class_idx: torch.Tensor, truncation_psi: float = 1.0,
                truncation_cutoff: int | None = None, mix_z: torch.Tensor | None = None, mix_from: int = 1,
                job: Job | None = None, options: dict | None = None, seeds: list | None = None,
-               mix_to: int | None = None) -> torch.Tensor:
+               mix_to: int | None = None, edits: list[dict] | None = None) -> torch.Tensor:
     """Images [N,3,H,W] in [-1,1], CPU float32, for CPU z [N, z_dim] and class indices [N]. `mix_z`: [1, z_dim]
     for every image, or [N, z_dim], one per image (a style-mixing grid); its w replaces layers [mix_from, mix_to)."""
     out = []
@@ -252,7 +264,7 @@ def synthesize(generator, z: torch.Tensor, class_idx: torch.Tensor, truncation_p
         mix_part = None if mix_z is None else mix_z.expand(len(z), -1)[part]
         mix_w = None if mix_part is None else mapped(generator, mix_part, class_idx[part])
         out.append(synthesize_w(generator, w, class_idx[part], truncation_psi, truncation_cutoff, mix_w, mix_from,
-                                options, None if seeds is None else seeds[part], mix_to))
+                                options, None if seeds is None else seeds[part], mix_to, edits))
         if job is not None:
             job.step = chunk + 1
     return torch.cat(out)
@@ -335,6 +347,8 @@ def infotext(request: GanRequest, sample: GanSample, caps: GanCapabilities, mode
         "Noise mode": request.noise_mode if caps.stylegan else None,
         "Translate": f"{request.translate[0]:g} {request.translate[1]:g}" if request.translate != (0.0, 0.0) else None,
         "Rotate": f"{request.rotate:g}" if request.rotate else None,
+        "Directions": "; ".join(f"{e['strength']:g} on {e['layers'][0]}-{e['layers'][1]}"
+                                for e in request.directions) if request.directions else None,
         "Size": f"{caps.image_size}x{caps.image_size}" if caps.image_size else None,
         "Model hash": model_hash, "Model": model_name, **(extra or {}), "Version": VERSION,
     }).lstrip("\n")
@@ -360,7 +374,7 @@ def sample(request: GanRequest, generator, model_info, job: Job, hooks=None) -> 
     options = synthesis_options(caps, request.noise_mode, request.translate, request.rotate)
     pictures = to_pil(synthesize(generator, z, class_idx, request.truncation_psi, request.truncation_cutoff,
                                  mix_z, request.style_mix_from, job, options, [s.name_seed for s in samples],
-                                 request.style_mix_to), caps.stylegan)
+                                 request.style_mix_to, request.directions), caps.stylegan)
     extra = hooks.extra_infotext() if hooks is not None else {}
     result = GanResult(request, model_info.title, samples)
     for index, (s, picture) in enumerate(zip(samples, pictures)):

@@ -40,6 +40,7 @@ def state_of(request: GanRequest, sample, caps, model_info) -> dict:
         "style_mix_seed": sample.mix_seed if getattr(sample, "mix_seed", None) is not None else request.style_mix_seed,
         "style_mix_from": request.style_mix_from, "style_mix_to": request.style_mix_to, "noise_mode": request.noise_mode,
         "translate": list(request.translate), "rotate": request.rotate,
+        "directions": [{**e, "layers": list(e["layers"])} for e in request.directions] if request.directions else None,
         "z_dim": len(sample.z), "z": [float(v) for v in sample.z.tolist()],
     }
 
@@ -98,7 +99,7 @@ def request_from_states(states: list[dict], model: str | None, save_images: bool
         class_name=first.get("class") or first.get("class_index"),
         truncation_cutoff=first.get("truncation_cutoff"), style_mix_seed=first.get("style_mix_seed"),
         style_mix_from=first.get("style_mix_from", 1), style_mix_to=first.get("style_mix_to"),
-        noise_mode=first.get("noise_mode", "const"),
+        noise_mode=first.get("noise_mode", "const"), directions=first.get("directions"),
         translate=first.get("translate"), rotate=first.get("rotate", 0.0),
         latents=[{"z": s["z"], "seed": s.get("seed"), "position": s.get("position"),
                   "class": s.get("class") if s.get("class") is not None else s.get("class_index")} for s in states],
