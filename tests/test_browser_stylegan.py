@@ -89,3 +89,26 @@ def test_a_style_mixing_grid_from_the_mix_seed_box(app, page):
         re.compile(r"Style mix seed: 5, Style mix from: 0, Style mix to: 6"), timeout=30000)
     expect(page.locator("#gan_gallery .caption").first).to_have_text(re.compile(r"^Grid · 12 images"))
     screenshot(page, "stylegan-style-mixing")
+
+
+def test_a_direction_slider_moves_the_picture(app, page):
+    page.goto(app.url)
+    page.get_by_role("tab", name="GAN Sampler").click()
+    page.locator("#gan_refresh").click()
+    expect(page.locator("#gan_model input")).to_have_value(re.compile(r"^sg3t\.safetensors \["))
+    page.locator("#gan_seeds textarea, #gan_seeds input").first.fill("2")
+    page.locator("#gan_style_mix_seed textarea, #gan_style_mix_seed input").first.fill("")
+    page.locator("#gan_generate").click()
+    expect(page.locator("#gan_infotext textarea")).to_have_value(re.compile(r"^Seed: 2, "), timeout=30000)
+    before = page.locator("#gan_gallery .media-button img").first.get_attribute("src")
+    page.locator("#gan_directions").get_by_text("Latent directions").click()
+    page.locator("#gan_find_directions").click()
+    expect(page.locator("#gan_message")).to_contain_text("SeFa: 5 directions")
+    track = page.locator("#gan_direction_1 input[type=range]")
+    box = track.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.9, box["y"] + box["height"] / 2)  # a release at about +8
+    expect(page.locator("#gan_infotext textarea")).to_have_value(re.compile(r"Directions: [0-9.]+ on 0-16"),
+                                                                 timeout=30000)
+    after = page.locator("#gan_gallery .media-button img").first.get_attribute("src")
+    assert after != before
+    screenshot(page, "stylegan-directions")

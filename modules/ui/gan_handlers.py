@@ -2,6 +2,7 @@
 {component: value}. Errors leave as toasts (@user_errors). The layout is in gan_tab.py."""
 from __future__ import annotations
 
+import json
 import logging
 import math
 import tempfile
@@ -21,6 +22,7 @@ from modules.ui.errors import user_errors
 log = logging.getLogger(__name__)
 NO_MODEL = GanCapabilities(0, (), 0, 0)
 FIRST_SEED = 0  # the first picture: this seed of every class
+DIRECTION_SLIDERS = 5
 
 
 class GanHandlers:
@@ -79,9 +81,9 @@ class GanHandlers:
         return [(result.grid, f"Seed {FIRST_SEED} of every class: pick one under Class, then Generate")]
 
     # ------------------------------------------------------------ sampling
-    @user_errors
     def sample_request(self, model, seeds, psi, class_name, cutoff, mix_seed, mix_from, noise_mode="const",
-                       translate_x=0.0, translate_y=0.0, rotate=0.0, mix_to=None) -> GanRequest:
+                       translate_x=0.0, translate_y=0.0, rotate=0.0, mix_to=None, directions_file="",
+                       *strengths) -> GanRequest:
         """The request of the tab's sampling controls (sample_inputs(), in order). Noise mode (StyleGAN) and
         translate/rotate (StyleGAN3) reach only the models that have them."""
         caps = self.capabilities_of(model)
@@ -90,15 +92,73 @@ class GanHandlers:
             extra["noise_mode"] = noise_mode
         if caps.input_transform:
             extra.update(translate=(translate_x or 0.0, translate_y or 0.0), rotate=rotate or 0.0)
+        if caps.stylegan and directions_file:
+            edits = self.edits(directions_file, strengths, caps.w_dim)
+            if edits:
+                extra["directions"] = edits
         return self._request(model, psi, class_name, cutoff, mix_seed, mix_from, mix_to, seeds=seeds, **extra)
 
+    @staticmethod
+    def edits(directions_file: str, strengths, w_dim: int) -> list[dict]:
+        """The sliders' edits: direction n of the found (or loaded) directions moved by slider n's strength."""
+        from modules.capabilities.gan.directions import parse_direction_file
+        found = parse_direction_file(directions_file, w_dim)
+        return [{"direction": found.vectors[n].tolist(), "strength": float(s), "layers": list(found.layers)}
+                for n, s in enumerate(strengths) if n < len(found.vectors) and s]
+
+    @user_errors
     def sample(self, model, seeds, psi, class_name, cutoff, mix_seed, mix_from, noise_mode="const", translate_x=0.0,
-               translate_y=0.0, rotate=0.0, mix_to=None, request: gr.Request = None):
+               translate_y=0.0, rotate=0.0, mix_to=None, directions_file="", direction_1=0.0, direction_2=0.0,
+               direction_3=0.0, direction_4=0.0, direction_5=0.0, request: gr.Request = None):
         """Sample a grid of seeds × class: the gallery (grid first), the infotext and the states to export."""
+        strengths = (direction_1, direction_2, direction_3, direction_4, direction_5)  # DIRECTION_SLIDERS of them
         result = self._run(gan, self.sample_request(model, seeds, psi, class_name, cutoff, mix_seed, mix_from,
-                                                    noise_mode, translate_x, translate_y, rotate, mix_to), request)
+                                                    noise_mode, translate_x, translate_y, rotate, mix_to,
+                                                    directions_file, *strengths), request)
         return {self.gallery: self.gallery_items(result), self.message: "", self.infotext: result.infotext,
                 self.last_states: result.states}
+
+    # ------------------------------------------------------------ latent directions
+    @user_errors
+    def directions_found(self, model, class_name, method, start, end):
+        """SeFa's or GANSpace's directions for the layers [start, end): kept as a direction file, sliders at 0."""
+        from modules.capabilities.gan import find_directions
+        from modules.capabilities.gan.run import class_indices
+
+        caps = self.capabilities_of(model)
+        (class_index,) = class_indices(None if class_name == ALL_CLASSES else class_name, caps)
+        info, found = find_directions(self.backend.manager, model or None, method, (int(start), int(end)),
+                                      DIRECTION_SLIDERS, class_index)
+        name = "SeFa" if found.method == "sefa" else "GANSpace"
+        return {self.directions_file: found.to_json(info.model_name, info.sha256 or ""),
+                self.message: info_html(f"{name}: {len(found.vectors)} directions for layers {found.layers[0]} to "
+                                        f"{found.layers[1] - 1}. Move a slider."),
+                **{slider: 0.0 for slider in self.direction_sliders}}
+
+    @user_errors
+    def directions_saved(self, text):
+        if not text:
+            raise UserError("Latent directions: find or load directions first")
+        folder = Path(tempfile.mkdtemp(prefix="gan-directions-"))
+        path = folder / f"directions-{json.loads(text).get('method', 'file')}.json"
+        path.write_text(text, encoding="utf-8")
+        return {self.directions_download: str(path), self.message: ""}
+
+    @user_errors
+    def directions_loaded(self, path, model):
+        from modules.capabilities.gan.directions import parse_direction_file
+        from modules.capabilities.gan.state import MAX_FILE_BYTES
+
+        if not path:
+            return {}
+        file = Path(path)
+        if file.stat().st_size > MAX_FILE_BYTES:
+            raise UserError(f"{file.name}: too big for a direction file")
+        text = file.read_text(encoding="utf-8", errors="replace")
+        found = parse_direction_file(text, self.capabilities_of(model).w_dim, file.name)
+        return {self.directions_file: text,
+                self.message: info_html(f"Loaded {len(found.vectors)} directions from {file.name}."),
+                **{slider: 0.0 for slider in self.direction_sliders}}
 
     @user_errors
     def shift(self, text: str, direction: int):

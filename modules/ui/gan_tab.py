@@ -15,7 +15,7 @@ from modules.generation.seeds import MAX_SEED, PLANE_WIDTH
 from modules.public_paths import scrub, shown
 from modules.ui.components import Slider
 from modules.ui.errors import user_errors
-from modules.ui.gan_handlers import GanHandlers
+from modules.ui.gan_handlers import DIRECTION_SLIDERS, GanHandlers
 from modules.ui.gan_pad import HEAD, PAD_HTML, PAD_JS
 
 
@@ -65,6 +65,29 @@ class GanTab(GanHandlers):
                         self.translate_x = gr.Number(0.0, label="Translate x", elem_id="gan_translate_x", min_width=80)
                         self.translate_y = gr.Number(0.0, label="Translate y", elem_id="gan_translate_y", min_width=80)
                         self.rotate = gr.Number(0.0, label="Rotate (degrees)", elem_id="gan_rotate", min_width=80)
+                with gr.Accordion("Latent directions", open=False, elem_id="gan_directions",
+                                  visible=caps.stylegan) as self.directions_area:
+                    gr.Markdown("SeFa: closed form, from the style weights; GANSpace: principal components of "
+                                "sampled w. Each slider moves the picture along one direction, largest effect first.")
+                    with gr.Row():
+                        self.direction_method = gr.Radio([("SeFa", "sefa"), ("GANSpace", "ganspace")], value="sefa",
+                                                         label="Method", elem_id="gan_direction_method")
+                        self.direction_from = Slider(0, max(caps.num_ws - 1, 1), value=0, step=1, label="From layer",
+                                                     elem_id="gan_direction_from")
+                        self.direction_to = Slider(1, max(caps.num_ws, 1), value=max(caps.num_ws, 1), step=1,
+                                                   label="To layer (exclusive)", elem_id="gan_direction_to")
+                    self.find_directions = gr.Button("Find directions", elem_id="gan_find_directions")
+                    self.direction_sliders = [Slider(-10, 10, value=0, step=0.1, label=f"Direction {n + 1}",
+                                                     elem_id=f"gan_direction_{n + 1}")
+                                              for n in range(DIRECTION_SLIDERS)]
+                    with gr.Row():
+                        self.save_directions = gr.Button("Save directions", elem_id="gan_save_directions")
+                        self.reset_directions = gr.Button("Reset sliders", elem_id="gan_reset_directions")
+                    self.directions_download = gr.File(label="Direction file", interactive=False,
+                                                       elem_id="gan_directions_download")
+                    self.directions_upload = gr.File(label="Load a direction file (.json)", file_types=[".json"],
+                                                     type="filepath", elem_id="gan_directions_upload")
+                    self.directions_file = gr.Textbox("", visible=False, elem_id="gan_directions_file")
                 self.generate = gr.Button("Generate", variant="primary", elem_id="gan_generate")
                 with gr.Accordion("Seed plane", open=True, elem_id="gan_plane"):
                     gr.Markdown(f"Point (i, j) is seed i + {PLANE_WIDTH}·j; between points the latent blends the "
@@ -116,7 +139,15 @@ class GanTab(GanHandlers):
     # ---------------------------------------------------------------- wiring
     def sample_inputs(self) -> list:
         return [self.model, self.seeds, self.psi, self.class_name, self.cutoff, self.mix_seed, self.mix_from,
-                self.noise_mode, self.translate_x, self.translate_y, self.rotate, self.mix_to]
+                self.noise_mode, self.translate_x, self.translate_y, self.rotate, self.mix_to, self.directions_file,
+                *self.direction_sliders]
+
+    @staticmethod
+    def sample_input_names() -> list[str]:
+        """The API's names of sample_inputs(), in order."""
+        return ["model", "seeds", "truncation_psi", "class_name", "truncation_cutoff", "style_mix_seed",
+                "style_mix_from", "noise_mode", "translate_x", "translate_y", "rotate", "style_mix_to",
+                "directions_file", *(f"direction_{n + 1}" for n in range(DIRECTION_SLIDERS))]
 
     def _wire(self) -> None:
         outputs = [self.gallery, self.message, self.infotext, self.last_states]
@@ -138,7 +169,8 @@ class GanTab(GanHandlers):
                            api_name=False)
         self.model.change(self._model_changed, inputs=[self.model, self.class_name],
                           outputs=[self.class_name, self.cutoff, self.mixing, self.mix_from, self.mix_to, self.layer_note,
-                                   self.stylegan_controls, self.transform_row, self.convert],
+                                   self.stylegan_controls, self.transform_row, self.convert, self.directions_area,
+                                   self.directions_file, self.direction_from, self.direction_to],
                           api_name=False)
 
         settings = [self.model, self.psi, self.class_name, self.cutoff, self.mix_seed, self.mix_from]
@@ -161,6 +193,21 @@ class GanTab(GanHandlers):
                                 api_name="gan_video")
         self.export.click(self.export_latents, inputs=self.last_states, outputs=[self.export_file, self.message],
                           api_name=False)
+        self.find_directions.click(self.directions_found, inputs=[self.model, self.class_name, self.direction_method,
+                                                                  self.direction_from, self.direction_to],
+                                   outputs=[self.directions_file, self.message, *self.direction_sliders],
+                                   api_name=False)
+        for slider in self.direction_sliders:
+            slider.release(self.sample, inputs=self.sample_inputs(), outputs=outputs, api_name=False,
+                           trigger_mode="always_last", **busy)
+        self.reset_directions.click(lambda: [0.0] * DIRECTION_SLIDERS, outputs=self.direction_sliders, api_name=False,
+                                    queue=False).then(self.sample, inputs=self.sample_inputs(), outputs=outputs,
+                                                      api_name=False, **busy)
+        self.save_directions.click(self.directions_saved, inputs=self.directions_file,
+                                   outputs=[self.directions_download, self.message], api_name=False)
+        self.directions_upload.upload(self.directions_loaded, inputs=[self.directions_upload, self.model],
+                                      outputs=[self.directions_file, self.message, *self.direction_sliders],
+                                      api_name=False)
         self.import_file.upload(self.import_latents, inputs=[self.import_file, self.model],
                                 outputs=[self.model, self.seeds, self.psi, self.class_name, self.cutoff, self.mix_seed,
                                          self.mix_from, self.gallery, self.message, self.infotext, self.last_states],
@@ -217,7 +264,11 @@ class GanTab(GanHandlers):
                 self.layer_note: self._layer_note(caps),
                 self.stylegan_controls: gr.Group(visible=caps.stylegan),
                 self.transform_row: gr.Row(visible=caps.input_transform),
-                self.convert: gr.Button(visible=self.is_pickle(title))}
+                self.convert: gr.Button(visible=self.is_pickle(title)),
+                self.directions_area: gr.Accordion(visible=caps.stylegan),
+                self.directions_file: "",  # another model's directions do not fit
+                self.direction_from: gr.Slider(maximum=max(caps.num_ws - 1, 1), value=0),
+                self.direction_to: gr.Slider(maximum=max(caps.num_ws, 1), value=max(caps.num_ws, 1))}
 
     def is_pickle(self, title: str | None) -> bool:
         from modules.models.stylegan_files import PICKLE_SUFFIXES
