@@ -55,7 +55,7 @@ class GanTab(GanHandlers):
                     with gr.Row():
                         self.mix_from = Slider(0, max(caps.num_ws, 1), value=1, step=1,
                                                label="Mix from layer", elem_id="gan_style_mix_from")
-                        self.mix_to = Slider(1, max(caps.num_ws, 1), value=max(caps.num_ws, 1), step=1,
+                        self.mix_to = Slider(1, max(caps.num_ws, 2), value=max(caps.num_ws, 2), step=1,
                                              label="... to layer (exclusive)", elem_id="gan_style_mix_to")
                 self.layer_note = gr.Markdown(self._layer_note(caps), elem_id="gan_layer_note")
                 with gr.Group(visible=caps.stylegan) as self.stylegan_controls:
@@ -74,7 +74,7 @@ class GanTab(GanHandlers):
                                                          label="Method", elem_id="gan_direction_method")
                         self.direction_from = Slider(0, max(caps.num_ws - 1, 1), value=0, step=1, label="From layer",
                                                      elem_id="gan_direction_from")
-                        self.direction_to = Slider(1, max(caps.num_ws, 1), value=max(caps.num_ws, 1), step=1,
+                        self.direction_to = Slider(1, max(caps.num_ws, 2), value=max(caps.num_ws, 2), step=1,
                                                    label="To layer (exclusive)", elem_id="gan_direction_to")
                     self.find_directions = gr.Button("Find directions", elem_id="gan_find_directions")
                     self.direction_sliders = [Slider(-10, 10, value=0, step=0.1, label=f"Direction {n + 1}",
@@ -260,7 +260,7 @@ class GanTab(GanHandlers):
                                        visible=caps.layer_styles),
                 self.mixing: gr.Group(visible=caps.layer_styles),
                 self.mix_from: gr.Slider(maximum=max(caps.num_ws, 1), value=1),
-                self.mix_to: gr.Slider(maximum=max(caps.num_ws, 1), value=max(caps.num_ws, 1)),
+                self.mix_to: gr.Slider(maximum=max(caps.num_ws, 2), value=max(caps.num_ws, 2)),
                 self.layer_note: self._layer_note(caps),
                 self.stylegan_controls: gr.Group(visible=caps.stylegan),
                 self.transform_row: gr.Row(visible=caps.input_transform),
@@ -268,7 +268,7 @@ class GanTab(GanHandlers):
                 self.directions_area: gr.Accordion(visible=caps.stylegan),
                 self.directions_file: "",  # another model's directions do not fit
                 self.direction_from: gr.Slider(maximum=max(caps.num_ws - 1, 1), value=0),
-                self.direction_to: gr.Slider(maximum=max(caps.num_ws, 1), value=max(caps.num_ws, 1))}
+                self.direction_to: gr.Slider(maximum=max(caps.num_ws, 2), value=max(caps.num_ws, 2))}
 
     def is_pickle(self, title: str | None) -> bool:
         from modules.models.stylegan_files import PICKLE_SUFFIXES
