@@ -11,6 +11,12 @@ one w per synthesis layer. For those, truncation can stop at a layer (the cutoff
 ``style_mix_from`` on can take another seed's w (style mixing). The built-in GAN feeds its one w
 into its first layer only (a DCGAN body), so it has neither; the request gets a clear error and
 the tab hides both controls.
+
+StyleGAN files (NVIDIA's StyleGAN2/3, ``architecture``): seeds draw z as NVIDIA's gen_images.py does, truncation
+is NVIDIA's lerp, pixels are its ``x * 127.5 + 128`` truncated to uint8, and the request's noise mode,
+StyleGAN3 translate/rotate (the input transform, always passed, identity included) and latent direction edits
+(directions.py) reach the synthesis network. A style-mixing grid (``style_mix_seeds``) crosses the seeds with
+the mix seeds' styles over layers [style_mix_from, style_mix_to).
 """
 from __future__ import annotations
 
