@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,6 +85,7 @@ class Backend:
                                        settings=self.settings, policy=config.cache_policy,
                                        upscaler_folders=self.upscaler_folders)
         self.jobs = JobRegistry()
+        self._convert_lock = threading.Lock()  # one StyleGAN pickle conversion at a time (memory)
         self.registry.scan()
         self.zoo_registry.scan()
         self.extensions = Extensions()  # none until webui.py loads extensions/ (Extensions.attach)
@@ -280,3 +282,19 @@ class Backend:
     def gan_titles(self) -> list[str]:
         self.zoo_registry.scan()
         return [m.title for m in self.zoo_registry.usable("gan")]
+
+    def convert_gan_pickle(self, title: str | None):
+        """Convert a StyleGAN network pickle of models/GAN into our .safetensors beside it (never over an existing
+        file); returns the new file's title. The pickle is read without running it, and is no longer needed."""
+        from modules.models.stylegan_files import PICKLE_SUFFIXES, convert_pickle
+
+        info = self.zoo_registry.find("gan", title)
+        if info.path.suffix.lower() not in PICKLE_SUFFIXES:
+            raise UserError(f"{info.name} is already a .safetensors file: nothing to convert")
+        out = info.path.with_suffix(".safetensors")
+        if out.exists():
+            raise UserError(f"{out.name} already exists in models/GAN: remove or rename it first")
+        with self._convert_lock:
+            convert_pickle(info.path, out)
+        self.zoo_registry.scan()
+        return next((m.title for m in self.zoo_registry.usable("gan") if m.path == out), out.name)

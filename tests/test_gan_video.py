@@ -105,6 +105,6 @@ def test_a_per_layer_model_takes_cutoff_and_style_mix_from_the_request(tmp_path)
                          class_name="b", save_images=False).validated()
     result = gan.sample(request, LayeredToy(), info, Job("gan"), None)
     assert "Truncation cutoff: 2" in result.infotext and "Style mix seed: 7, Style mix from: 1" in result.infotext
-    with pytest.raises(InvalidRequest, match="style_mix_from: must be below the model's 3 layers"):
-        gan.sample(GanRequest(seeds="1", style_mix_seed=7, style_mix_from=3).validated(), LayeredToy(), info,
+    with pytest.raises(InvalidRequest, match="style_mix_from: this model has 3 layers, got 4"):
+        gan.sample(GanRequest(seeds="1", style_mix_seed=7, style_mix_from=4).validated(), LayeredToy(), info,
                    Job("gan"), None)

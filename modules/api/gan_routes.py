@@ -19,7 +19,7 @@ from fastapi import Depends, Request
 from pydantic import BaseModel, Field
 
 from modules.api.models import TASK_ID_PATTERN
-from modules.capabilities.gan import GanRequest, GanVideoRequest, gan, gan_video, model_facts
+from modules.capabilities.gan import GanRequest, GanVideoRequest, find_directions, gan, gan_video, model_facts
 from modules.errors import UserError
 from modules.extensions import ScriptCall
 from modules.images import png_info
@@ -39,10 +39,21 @@ class GanSampleApiRequest(BaseModel):
                                                            "or empty: the first class")
     truncation_cutoff: int | None = Field(None, description="Models with per-layer styles: truncate layers before it")
     style_mix_seed: int | None = Field(None, description="Models with per-layer styles: mix in this seed's style")
-    style_mix_from: int = Field(1, description="... from this layer on")
+    style_mix_from: int = Field(1, description="... from this layer on (0: every layer)")
+    style_mix_to: int | None = Field(None, description="... up to this layer, exclusive (empty: the last)")
+    style_mix_seeds: str | list[int] | None = Field(None, description="A style-mixing grid: each of `seeds` (rows) "
+                                                    "with each of these seeds' styles (columns)")
     position: list[float] | None = Field(None, description="[x, y] on the seed plane instead of seeds")
     latents: list[dict[str, Any]] | None = Field(None, description='Imported latents instead of seeds: '
                                                  '[{"z": [...], "seed": 5, "class": "circle"}] (the tab\'s export)')
+    directions: list[dict[str, Any]] | None = Field(None, description='StyleGAN files: latent edits, [{"direction": '
+                                                    '[w_dim numbers], "strength": 3, "layers": [0, 8]}] (see '
+                                                    '/zoo/v1/gan/directions)')
+    noise_mode: str = Field("const", description="StyleGAN files: const (NVIDIA's default), random (from the seed) "
+                                                 "or none")
+    translate: list[float] | str | None = Field(None, description="StyleGAN3 files: [x, y], as gen_images.py's "
+                                                                  "--translate")
+    rotate: float = Field(0.0, description="StyleGAN3 files: degrees, as gen_images.py's --rotate")
     save_images: bool = Field(False, description="Also save the PNGs under outputs/gan-images")
     send_images: bool = True
     task_id: str | None = Field(None, pattern=TASK_ID_PATTERN, description="Your id for /sdapi/v1/progress")
@@ -84,6 +95,14 @@ class GanVideoApiResponse(BaseModel):
     infotext: str
     parameters: dict
     info: str = Field(description="JSON text: task_id, task_state, model")
+
+
+class GanDirectionsApiRequest(BaseModel):
+    model: str | None = None
+    method: str = Field("sefa", description="sefa (closed form, from the style weights) or ganspace (PCA of w)")
+    layers: list[int] | None = Field(None, description="[from, to): the layers the directions are for; empty: all")
+    count: int = Field(8, description="How many directions, 1 to 32")
+    class_name: str | int | None = Field(None, description="GANSpace: the class whose w are sampled")
 
 
 class GanModelInfo(BaseModel):
@@ -156,6 +175,23 @@ def add_routes(api: "Api") -> None:
         return {"video": data, "media_type": VIDEO_TYPES.get(str(body.format).strip().lower().lstrip("."), ""),
                 "frame_count": result.frame_count, "infotext": result.infotext, "parameters": body.model_dump(),
                 "info": json.dumps(info, ensure_ascii=False)}
+
+    @router.post(PREFIX + "/directions", tags=["zoo: GAN"])
+    def directions(body: GanDirectionsApiRequest):
+        """Latent directions of a StyleGAN network (SeFa or GANSpace), as a direction file: unit vectors in w,
+        largest effect first. Send them back as `directions` of /zoo/v1/gan/sample with a strength each."""
+        from modules.capabilities.gan.run import class_indices
+        from modules.errors import InvalidRequest
+
+        if not 1 <= body.count <= 32:
+            raise InvalidRequest("count", f"must be 1 to 32, got {body.count}")
+        if body.layers is not None and len(body.layers) != 2:
+            raise InvalidRequest("layers", "must be two numbers: from, to")
+        _, caps = model_facts(backend.manager, body.model)
+        (class_index,) = class_indices(body.class_name if body.class_name != "All classes" else None, caps)
+        info, found = find_directions(backend.manager, body.model, body.method.strip().lower(), body.layers,
+                                      body.count, class_index)
+        return json.loads(found.to_json(info.model_name, info.sha256 or ""))
 
     @router.get(PREFIX + "/models", tags=["zoo: GAN"], response_model=list[GanModelInfo])
     def models():

@@ -2,8 +2,9 @@
 
 A seed's latent is drawn on the CPU from ``torch.Generator().manual_seed(seed)`` (torch's CPU
 Mersenne Twister), so a seed gives the same z on any device and in any batch.
-StyleGAN uses ``np.random.RandomState(seed).randn(z_dim)`` instead; either is reproducible, this
-one matches how the txt2img noise is drawn here."""
+NVIDIA's StyleGAN tools use ``np.random.RandomState(seed).randn(z_dim)`` instead: StyleGAN files take that
+rule (``rule="numpy"``), so their seeds show the pictures StyleGAN users know; ours matches how the txt2img
+noise is drawn here."""
 from __future__ import annotations
 
 import math
@@ -78,8 +79,16 @@ def shift_seeds(text: str, direction: int) -> str:
     return format_seeds([s + step for s in seeds])
 
 
-def seed_latent(seed: int, z_dim: int) -> torch.Tensor:
-    """z [z_dim] for ``seed``: float32, CPU, the same on every machine."""
+SEED_RULES = ("torch", "numpy")
+
+
+def seed_latent(seed: int, z_dim: int, rule: str = "torch") -> torch.Tensor:
+    """z [z_dim] for ``seed``: float32, CPU, the same on every machine. Rule "numpy" is NVIDIA's StyleGAN
+    tools' (gen_images.py: ``np.random.RandomState(seed).randn(1, z_dim)``, float64 made float32 by the
+    mapping network), so a seed shows the picture StyleGAN users know."""
+    if rule == "numpy":
+        import numpy as np
+        return torch.from_numpy(np.random.RandomState(int(seed)).randn(z_dim)).to(torch.float32)
     return torch.randn(z_dim, generator=torch.Generator("cpu").manual_seed(int(seed)), dtype=torch.float32)
 
 
@@ -111,7 +120,7 @@ def nearest_plane_seed(x: float, y: float) -> int:
     return plane_seed(math.floor(x + 0.5), math.floor(y + 0.5))
 
 
-def plane_latent(x: float, y: float, z_dim: int) -> torch.Tensor:
+def plane_latent(x: float, y: float, z_dim: int, rule: str = "torch") -> torch.Tensor:
     """z [z_dim] at (x, y); exactly seed_latent(plane_seed(x, y)) at integer points."""
     i, j = math.floor(x), math.floor(y)
     fx, fy = x - i, y - j
@@ -119,6 +128,6 @@ def plane_latent(x: float, y: float, z_dim: int) -> torch.Tensor:
                ((i, j + 1), (1 - fx) * fy), ((i + 1, j + 1), fx * fy)]
     corners = [(point, weight) for point, weight in corners if weight > 0]
     if len(corners) == 1:
-        return seed_latent(plane_seed(*corners[0][0]), z_dim)
-    blend = sum(weight * seed_latent(plane_seed(*point), z_dim).double() for point, weight in corners)
+        return seed_latent(plane_seed(*corners[0][0]), z_dim, rule)
+    blend = sum(weight * seed_latent(plane_seed(*point), z_dim, rule).double() for point, weight in corners)
     return (blend / math.sqrt(sum(weight ** 2 for _, weight in corners))).float()

@@ -52,9 +52,18 @@ def load_gan(path: str | Path):
     describe one. Its weights are made channels-last here, once, before any job shares it: conv outputs and
     the nearest upsampling between them then stay channels-last (about 1.5x faster on a CPU, and what tensor
     cores want); moving it to a device keeps the layout."""
+    from modules.models.pickles import is_pickle_file
+    from modules.models.stylegan_files import PICKLE_SUFFIXES, is_stylegan_file, read_converted_generator, \
+        read_pickle_generator
     from modules.zoo.gan import KIND, GANConfig, Generator
 
+    # Judged by content (a pickle renamed .safetensors is still a pickle): NVIDIA's network pickles are read
+    # without running them; a .pkl that is no pickle at all is refused by that reader too.
+    if is_pickle_file(Path(path)) or (Path(path).suffix.lower() in PICKLE_SUFFIXES and Path(path).is_file()):
+        return read_pickle_generator(path)[0]
     metadata = read_metadata(path)
+    if is_stylegan_file(metadata):  # converted from a pickle: no pickle needed
+        return read_converted_generator(path, metadata)
     config = parse_config(path, GANConfig, KIND, metadata)
     with BUILD_LOCK:
         generator = Generator(config)

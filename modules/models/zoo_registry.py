@@ -11,7 +11,11 @@ from pathlib import Path
 from modules.errors import BadModelFile, ModelNotFound
 from modules.models import folder_walk
 from modules.models.hashing import HashCache, short_hash
+from modules.models.pickles import is_safetensors_file
 from modules.models.safetensors_header import read_header
+from modules.models.stylegan_pickle import check_network_pickle
+
+PICKLE_SUFFIXES = (".pkl", ".pickle")  # NVIDIA's StyleGAN2-ADA / StyleGAN3 network pickles (models/GAN only)
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +59,15 @@ class ZooRegistry:
             root = self.models_dir / folder
             if not root.is_dir():
                 continue
-            for path in folder_walk.files(root, (".safetensors",)):  # no symlink loops, bounded
+            suffixes = (".safetensors",) + (PICKLE_SUFFIXES if kind == "gan" else ())
+            for path in folder_walk.files(root, suffixes):  # no symlink loops, bounded
                 info = ZooModelInfo(path, path.relative_to(root).as_posix(), kind)
                 try:
+                    if path.suffix.lower() in PICKLE_SUFFIXES and not is_safetensors_file(path):
+                        check_network_pickle(path)  # its globals only: nothing is unpickled at a scan
+                        info.sha256 = self.hash_cache.sha256(path)
+                        found.append(info)
+                        continue
                     _, metadata = read_header(path)
                     found_kind = metadata.get("zoo_kind")
                     if found_kind != kind:

@@ -2,6 +2,7 @@
 {component: value}. Errors leave as toasts (@user_errors). The layout is in gan_tab.py."""
 from __future__ import annotations
 
+import json
 import logging
 import math
 import tempfile
@@ -21,6 +22,7 @@ from modules.ui.errors import user_errors
 log = logging.getLogger(__name__)
 NO_MODEL = GanCapabilities(0, (), 0, 0)
 FIRST_SEED = 0  # the first picture: this seed of every class
+DIRECTION_SLIDERS = 5
 
 
 class GanHandlers:
@@ -38,12 +40,19 @@ class GanHandlers:
         return self.backend.runner.run(capability, request, owner=owner_of(gr_request),
                                        queue_user=queue_user_of(gr_request))
 
-    def _request(self, model, psi, class_name, cutoff, mix_seed, mix_from, **values) -> GanRequest:
+    def _request(self, model, psi, class_name, cutoff, mix_seed, mix_from, mix_to=None, **values) -> GanRequest:
         caps = self.capabilities_of(model)
         layered = caps.layer_styles  # hidden controls keep values that must not reach a model without layers
+        mixing = {}
+        text = str(mix_seed if mix_seed is not None else "").strip()
+        if layered and text:  # one seed mixes into every image; several ("5,6,7") make a style-mixing grid
+            several = any(mark in text for mark in ",- ")
+            mixing = {"style_mix_seeds": text} if several else {"style_mix_seed": text}
+            if mix_to is not None and mix_to < caps.num_ws:
+                mixing["style_mix_to"] = mix_to
         return GanRequest(model=model or None, truncation_psi=psi, class_name=class_name,
                           truncation_cutoff=cutoff if layered and cutoff is not None and cutoff < caps.num_ws else None,
-                          style_mix_seed=mix_seed if layered else None, style_mix_from=mix_from or 1, **values)
+                          style_mix_from=1 if mix_from is None else mix_from, **mixing, **values)
 
     @staticmethod
     def gallery_items(result) -> list:
@@ -72,12 +81,84 @@ class GanHandlers:
         return [(result.grid, f"Seed {FIRST_SEED} of every class: pick one under Class, then Generate")]
 
     # ------------------------------------------------------------ sampling
+    def sample_request(self, model, seeds, psi, class_name, cutoff, mix_seed, mix_from, noise_mode="const",
+                       translate_x=0.0, translate_y=0.0, rotate=0.0, mix_to=None, directions_file="",
+                       *strengths) -> GanRequest:
+        """The request of the tab's sampling controls (sample_inputs(), in order). Noise mode (StyleGAN) and
+        translate/rotate (StyleGAN3) reach only the models that have them."""
+        caps = self.capabilities_of(model)
+        extra = {}
+        if caps.stylegan:
+            extra["noise_mode"] = noise_mode
+        if caps.input_transform:
+            extra.update(translate=(translate_x or 0.0, translate_y or 0.0), rotate=rotate or 0.0)
+        if caps.stylegan and directions_file:
+            edits = self.edits(directions_file, strengths, caps.w_dim)
+            if edits:
+                extra["directions"] = edits
+        return self._request(model, psi, class_name, cutoff, mix_seed, mix_from, mix_to, seeds=seeds, **extra)
+
+    @staticmethod
+    def edits(directions_file: str, strengths, w_dim: int) -> list[dict]:
+        """The sliders' edits: direction n of the found (or loaded) directions moved by slider n's strength."""
+        from modules.capabilities.gan.directions import parse_direction_file
+        found = parse_direction_file(directions_file, w_dim)
+        return [{"direction": found.vectors[n].tolist(), "strength": float(s), "layers": list(found.layers)}
+                for n, s in enumerate(strengths) if n < len(found.vectors) and s]
+
     @user_errors
-    def sample(self, model, seeds, psi, class_name, cutoff, mix_seed, mix_from, request: gr.Request = None):
+    def sample(self, model, seeds, psi, class_name, cutoff, mix_seed, mix_from, noise_mode="const", translate_x=0.0,
+               translate_y=0.0, rotate=0.0, mix_to=None, directions_file="", direction_1=0.0, direction_2=0.0,
+               direction_3=0.0, direction_4=0.0, direction_5=0.0, request: gr.Request = None):
         """Sample a grid of seeds × class: the gallery (grid first), the infotext and the states to export."""
-        result = self._run(gan, self._request(model, psi, class_name, cutoff, mix_seed, mix_from, seeds=seeds), request)
+        strengths = (direction_1, direction_2, direction_3, direction_4, direction_5)  # DIRECTION_SLIDERS of them
+        result = self._run(gan, self.sample_request(model, seeds, psi, class_name, cutoff, mix_seed, mix_from,
+                                                    noise_mode, translate_x, translate_y, rotate, mix_to,
+                                                    directions_file, *strengths), request)
         return {self.gallery: self.gallery_items(result), self.message: "", self.infotext: result.infotext,
                 self.last_states: result.states}
+
+    # ------------------------------------------------------------ latent directions
+    @user_errors
+    def directions_found(self, model, class_name, method, start, end):
+        """SeFa's or GANSpace's directions for the layers [start, end): kept as a direction file, sliders at 0."""
+        from modules.capabilities.gan import find_directions
+        from modules.capabilities.gan.run import class_indices
+
+        caps = self.capabilities_of(model)
+        (class_index,) = class_indices(None if class_name == ALL_CLASSES else class_name, caps)
+        info, found = find_directions(self.backend.manager, model or None, method, (int(start), int(end)),
+                                      DIRECTION_SLIDERS, class_index)
+        name = "SeFa" if found.method == "sefa" else "GANSpace"
+        return {self.directions_file: found.to_json(info.model_name, info.sha256 or ""),
+                self.message: info_html(f"{name}: {len(found.vectors)} directions for layers {found.layers[0]} to "
+                                        f"{found.layers[1] - 1}. Move a slider."),
+                **{slider: 0.0 for slider in self.direction_sliders}}
+
+    @user_errors
+    def directions_saved(self, text):
+        if not text:
+            raise UserError("Latent directions: find or load directions first")
+        folder = Path(tempfile.mkdtemp(prefix="gan-directions-"))
+        path = folder / f"directions-{json.loads(text).get('method', 'file')}.json"
+        path.write_text(text, encoding="utf-8")
+        return {self.directions_download: str(path), self.message: ""}
+
+    @user_errors
+    def directions_loaded(self, path, model):
+        from modules.capabilities.gan.directions import parse_direction_file
+        from modules.capabilities.gan.state import MAX_FILE_BYTES
+
+        if not path:
+            return {}
+        file = Path(path)
+        if file.stat().st_size > MAX_FILE_BYTES:
+            raise UserError(f"{file.name}: too big for a direction file")
+        text = file.read_text(encoding="utf-8", errors="replace")
+        found = parse_direction_file(text, self.capabilities_of(model).w_dim, file.name)
+        return {self.directions_file: text,
+                self.message: info_html(f"Loaded {len(found.vectors)} directions from {file.name}."),
+                **{slider: 0.0 for slider in self.direction_sliders}}
 
     @user_errors
     def shift(self, text: str, direction: int):
@@ -182,7 +263,8 @@ class GanHandlers:
         result = self._run(gan, request_from_states(states, title), request)
         first, r = states[0], result.request
         seeds = [s["seed"] for s in states if isinstance(s.get("seed"), int)]
-        values = {self.model: title, self.psi: r.truncation_psi, self.mix_seed: first.get("style_mix_seed"),
+        mix_seed = first.get("style_mix_seed")
+        values = {self.model: title, self.psi: r.truncation_psi, self.mix_seed: "" if mix_seed is None else str(mix_seed),
                   self.mix_from: r.style_mix_from, self.gallery: self.gallery_items(result),
                   self.infotext: result.infotext, self.last_states: result.states,
                   self.message: info_html(f"Restored {len(states)} latent{'s' if len(states) != 1 else ''} from "

@@ -10,11 +10,12 @@ from modules.backend import Backend
 from modules.capabilities.gan import ALL_CLASSES, GanCapabilities
 from modules.capabilities.gan.run import NO_LAYER_STYLES
 from modules.capabilities.gan.video import mp4_available
+from modules.errors import UserError
 from modules.generation.seeds import MAX_SEED, PLANE_WIDTH
 from modules.public_paths import scrub, shown
 from modules.ui.components import Slider
 from modules.ui.errors import user_errors
-from modules.ui.gan_handlers import GanHandlers
+from modules.ui.gan_handlers import DIRECTION_SLIDERS, GanHandlers
 from modules.ui.gan_pad import HEAD, PAD_HTML, PAD_JS
 
 
@@ -29,6 +30,8 @@ class GanTab(GanHandlers):
             self.model = gr.Dropdown(titles, value=titles[0] if titles else None, label="GAN model", scale=6,
                                      elem_id="gan_model", allow_custom_value=True)
             self.refresh = gr.Button("↻", elem_id="gan_refresh", scale=0, min_width=48)
+            self.convert = gr.Button("Convert to .safetensors", elem_id="gan_convert", scale=1, min_width=120,
+                                     visible=self.is_pickle(titles[0] if titles else None))
         self.notice = gr.Markdown(self._notice(titles), elem_id="gan_notice")
         with gr.Row():
             with gr.Column(scale=1):
@@ -46,11 +49,45 @@ class GanTab(GanHandlers):
                                      elem_id="gan_truncation_cutoff", visible=caps.layer_styles)
                 with gr.Group(visible=caps.layer_styles) as self.mixing:
                     with gr.Row():
-                        self.mix_seed = gr.Number(None, precision=0, label="Style mix seed (empty: off)",
-                                                  elem_id="gan_style_mix_seed")
-                        self.mix_from = Slider(1, max(caps.num_ws - 1, 2), value=1, step=1,
+                        # A text box, not a number: Gradio sends an emptied number box as 0, which is a seed.
+                        self.mix_seed = gr.Textbox("", label="Style mix seed (empty: off; 5,6,7: a grid)",
+                                                   elem_id="gan_style_mix_seed")
+                    with gr.Row():
+                        self.mix_from = Slider(0, max(caps.num_ws, 1), value=1, step=1,
                                                label="Mix from layer", elem_id="gan_style_mix_from")
+                        self.mix_to = Slider(1, max(caps.num_ws, 2), value=max(caps.num_ws, 2), step=1,
+                                             label="... to layer (exclusive)", elem_id="gan_style_mix_to")
                 self.layer_note = gr.Markdown(self._layer_note(caps), elem_id="gan_layer_note")
+                with gr.Group(visible=caps.stylegan) as self.stylegan_controls:
+                    self.noise_mode = gr.Radio(["const", "random", "none"], value="const", label="Noise mode",
+                                               elem_id="gan_noise_mode")
+                    with gr.Row(visible=caps.input_transform) as self.transform_row:
+                        self.translate_x = gr.Number(0.0, label="Translate x", elem_id="gan_translate_x", min_width=80)
+                        self.translate_y = gr.Number(0.0, label="Translate y", elem_id="gan_translate_y", min_width=80)
+                        self.rotate = gr.Number(0.0, label="Rotate (degrees)", elem_id="gan_rotate", min_width=80)
+                with gr.Accordion("Latent directions", open=False, elem_id="gan_directions",
+                                  visible=caps.stylegan) as self.directions_area:
+                    gr.Markdown("SeFa: closed form, from the style weights; GANSpace: principal components of "
+                                "sampled w. Each slider moves the picture along one direction, largest effect first.")
+                    with gr.Row():
+                        self.direction_method = gr.Radio([("SeFa", "sefa"), ("GANSpace", "ganspace")], value="sefa",
+                                                         label="Method", elem_id="gan_direction_method")
+                        self.direction_from = Slider(0, max(caps.num_ws - 1, 1), value=0, step=1, label="From layer",
+                                                     elem_id="gan_direction_from")
+                        self.direction_to = Slider(1, max(caps.num_ws, 2), value=max(caps.num_ws, 2), step=1,
+                                                   label="To layer (exclusive)", elem_id="gan_direction_to")
+                    self.find_directions = gr.Button("Find directions", elem_id="gan_find_directions")
+                    self.direction_sliders = [Slider(-10, 10, value=0, step=0.1, label=f"Direction {n + 1}",
+                                                     elem_id=f"gan_direction_{n + 1}")
+                                              for n in range(DIRECTION_SLIDERS)]
+                    with gr.Row():
+                        self.save_directions = gr.Button("Save directions", elem_id="gan_save_directions")
+                        self.reset_directions = gr.Button("Reset sliders", elem_id="gan_reset_directions")
+                    self.directions_download = gr.File(label="Direction file", interactive=False,
+                                                       elem_id="gan_directions_download")
+                    self.directions_upload = gr.File(label="Load a direction file (.json)", file_types=[".json"],
+                                                     type="filepath", elem_id="gan_directions_upload")
+                    self.directions_file = gr.Textbox("", visible=False, elem_id="gan_directions_file")
                 self.generate = gr.Button("Generate", variant="primary", elem_id="gan_generate")
                 with gr.Accordion("Seed plane", open=True, elem_id="gan_plane"):
                     gr.Markdown(f"Point (i, j) is seed i + {PLANE_WIDTH}·j; between points the latent blends the "
@@ -101,7 +138,16 @@ class GanTab(GanHandlers):
 
     # ---------------------------------------------------------------- wiring
     def sample_inputs(self) -> list:
-        return [self.model, self.seeds, self.psi, self.class_name, self.cutoff, self.mix_seed, self.mix_from]
+        return [self.model, self.seeds, self.psi, self.class_name, self.cutoff, self.mix_seed, self.mix_from,
+                self.noise_mode, self.translate_x, self.translate_y, self.rotate, self.mix_to, self.directions_file,
+                *self.direction_sliders]
+
+    @staticmethod
+    def sample_input_names() -> list[str]:
+        """The API's names of sample_inputs(), in order."""
+        return ["model", "seeds", "truncation_psi", "class_name", "truncation_cutoff", "style_mix_seed",
+                "style_mix_from", "noise_mode", "translate_x", "translate_y", "rotate", "style_mix_to",
+                "directions_file", *(f"direction_{n + 1}" for n in range(DIRECTION_SLIDERS))]
 
     def _wire(self) -> None:
         outputs = [self.gallery, self.message, self.infotext, self.last_states]
@@ -119,8 +165,12 @@ class GanTab(GanHandlers):
                                queue=False).then(self.sample, inputs=self.sample_inputs(), outputs=outputs,
                                                  api_name=False, **busy)
         self.refresh.click(self._refresh, inputs=self.model, outputs=[self.model, self.notice], api_name=False)
+        self.convert.click(self.convert_pickle, inputs=self.model, outputs=[self.model, self.notice, self.message],
+                           api_name=False)
         self.model.change(self._model_changed, inputs=[self.model, self.class_name],
-                          outputs=[self.class_name, self.cutoff, self.mixing, self.mix_from, self.layer_note],
+                          outputs=[self.class_name, self.cutoff, self.mixing, self.mix_from, self.mix_to, self.layer_note,
+                                   self.stylegan_controls, self.transform_row, self.convert, self.directions_area,
+                                   self.directions_file, self.direction_from, self.direction_to],
                           api_name=False)
 
         settings = [self.model, self.psi, self.class_name, self.cutoff, self.mix_seed, self.mix_from]
@@ -143,6 +193,21 @@ class GanTab(GanHandlers):
                                 api_name="gan_video")
         self.export.click(self.export_latents, inputs=self.last_states, outputs=[self.export_file, self.message],
                           api_name=False)
+        self.find_directions.click(self.directions_found, inputs=[self.model, self.class_name, self.direction_method,
+                                                                  self.direction_from, self.direction_to],
+                                   outputs=[self.directions_file, self.message, *self.direction_sliders],
+                                   api_name=False)
+        for slider in self.direction_sliders:
+            slider.release(self.sample, inputs=self.sample_inputs(), outputs=outputs, api_name=False,
+                           trigger_mode="always_last", **busy)
+        self.reset_directions.click(lambda: [0.0] * DIRECTION_SLIDERS, outputs=self.direction_sliders, api_name=False,
+                                    queue=False).then(self.sample, inputs=self.sample_inputs(), outputs=outputs,
+                                                      api_name=False, **busy)
+        self.save_directions.click(self.directions_saved, inputs=self.directions_file,
+                                   outputs=[self.directions_download, self.message], api_name=False)
+        self.directions_upload.upload(self.directions_loaded, inputs=[self.directions_upload, self.model],
+                                      outputs=[self.directions_file, self.message, *self.direction_sliders],
+                                      api_name=False)
         self.import_file.upload(self.import_latents, inputs=[self.import_file, self.model],
                                 outputs=[self.model, self.seeds, self.psi, self.class_name, self.cutoff, self.mix_seed,
                                          self.mix_from, self.gallery, self.message, self.infotext, self.last_states],
@@ -159,8 +224,9 @@ class GanTab(GanHandlers):
         if titles:
             return ""
         folder = shown(self.backend.config.models_dir / "GAN")
-        lines = [f"**No usable GAN.** Put a self-describing GAN `.safetensors` into `{folder}` "
-                 "(`python -m modules.zoo.train.gan` trains the built-in one), then press ↻."]
+        lines = [f"**No usable GAN.** Put a self-describing GAN `.safetensors` or an NVIDIA StyleGAN2-ADA / StyleGAN3 "
+                 f"network `.pkl` into `{folder}` (`python -m modules.zoo.train.gan` trains the built-in one), "
+                 "then press ↻."]
         lines += [f"- `{m.name}` cannot be used: {scrub(m.error or '')}" for m in self.backend.zoo_registry.models
                   if m.kind == "gan" and not m.usable]
         return "\n".join(lines)
@@ -193,5 +259,28 @@ class GanTab(GanHandlers):
                 self.cutoff: gr.Slider(maximum=max(caps.num_ws, 1), value=max(caps.num_ws, 1),
                                        visible=caps.layer_styles),
                 self.mixing: gr.Group(visible=caps.layer_styles),
-                self.mix_from: gr.Slider(maximum=max(caps.num_ws - 1, 2), value=1),
-                self.layer_note: self._layer_note(caps)}
+                self.mix_from: gr.Slider(maximum=max(caps.num_ws, 1), value=1),
+                self.mix_to: gr.Slider(maximum=max(caps.num_ws, 2), value=max(caps.num_ws, 2)),
+                self.layer_note: self._layer_note(caps),
+                self.stylegan_controls: gr.Group(visible=caps.stylegan),
+                self.transform_row: gr.Row(visible=caps.input_transform),
+                self.convert: gr.Button(visible=self.is_pickle(title)),
+                self.directions_area: gr.Accordion(visible=caps.stylegan),
+                self.directions_file: "",  # another model's directions do not fit
+                self.direction_from: gr.Slider(maximum=max(caps.num_ws - 1, 1), value=0),
+                self.direction_to: gr.Slider(maximum=max(caps.num_ws, 2), value=max(caps.num_ws, 2))}
+
+    def is_pickle(self, title: str | None) -> bool:
+        from modules.models.stylegan_files import PICKLE_SUFFIXES
+        try:
+            return bool(title) and self.backend.zoo_registry.find("gan", title).path.suffix.lower() in PICKLE_SUFFIXES
+        except UserError:
+            return False
+
+    @user_errors
+    def convert_pickle(self, title):
+        """The pickle's generator as our .safetensors beside it; the dropdown then shows the new file."""
+        new_title = self.backend.convert_gan_pickle(title)
+        titles = self.titles()
+        return {self.model: gr.Dropdown(choices=titles, value=new_title), self.notice: self._notice(titles),
+                self.message: f"Converted to {new_title}: the pickle is no longer needed."}

@@ -132,15 +132,14 @@ def gan_script_area(backend, gan) -> None:
         run = gr.Button("Run script", elem_id="gan_run_script")
 
     @user_errors
-    def run_script(model, seeds, psi, class_name, cutoff, mix_seed, mix_from, request=None, scripts=None):
+    def run_script(*values, request=None, scripts=None):
         if not scripts.script_name:
             raise UserError("Script: pick a script first")
-        gan_request = gan._request(model, psi, class_name, cutoff, mix_seed, mix_from, seeds=seeds)
+        gan_request = gan.sample_request(*values)  # the tab's sampling controls, sample_inputs() in order
         result = backend.runner.run(gan_capability, gan_request, scripts=scripts, owner=owner_of(request),
                                     queue_user=queue_user_of(request))
         return {gan.gallery: list(result.images), gan.message: "", gan.infotext: result.infotext}
 
-    listener = controls.handler(run_script, ["model", "seeds", "truncation_psi", "class_name", "truncation_cutoff",
-                                             "style_mix_seed", "style_mix_from"])
+    listener = controls.handler(run_script, gan.sample_input_names())
     run.click(listener, inputs=gan.sample_inputs() + controls.inputs(),
               outputs=[gan.gallery, gan.message, gan.infotext], api_name="gan_script")

@@ -18,7 +18,7 @@ from modules.capabilities.gan.video import GanVideoResult, render_video
 from modules.models.refs import GAN, ModelRef
 
 __all__ = ["ALL_CLASSES", "GanCapabilities", "GanRequest", "GanResult", "GanVideoRequest", "GanVideoResult",
-           "gan", "gan_video", "model_facts"]
+           "find_directions", "gan", "gan_video", "model_facts"]
 
 
 def _validated(request, context: RunContext):
@@ -72,6 +72,22 @@ gan = Capability(
 gan_video = Capability(
     name="gan-video", tab="gan-video", validate=_validated, model=_model, run=_video,
     empty_result=lambda request: GanVideoResult(request, "", None, 0, ""), out_of_memory=_video_out_of_memory)
+
+
+def find_directions(manager, name: str | None, method: str = "sefa", layers=None, count: int = 8,
+                    class_index: int = 0):
+    """(info, Directions) of a StyleGAN network of models/GAN: SeFa's or GANSpace's (directions.py)."""
+    from modules.capabilities.gan import directions
+    from modules.errors import InvalidRequest
+
+    if method not in directions.METHODS:
+        raise InvalidRequest("method", f"must be one of {', '.join(directions.METHODS)}, got {method!r}")
+    with manager.use(ModelRef(GAN, name)) as loaded:
+        if not capabilities(loaded.module).stylegan:
+            raise InvalidRequest("model", "latent directions are for StyleGAN networks")
+        if method == "sefa":
+            return loaded.info, directions.sefa(loaded.module, layers, count)
+        return loaded.info, directions.ganspace(loaded.module, class_index, count, layers=layers)
 
 
 def model_facts(manager, name: str | None) -> tuple[object, GanCapabilities]:

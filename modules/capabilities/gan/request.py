@@ -25,9 +25,15 @@ class GanRequest:
     class_name: str | int | None = None     # a class name or index, ALL_CLASSES, or None: the first class
     truncation_cutoff: int | None = None    # per-layer models: truncate layers [0, cutoff); None: all
     style_mix_seed: int | None = None       # per-layer models: layers from style_mix_from on take this seed's w
-    style_mix_from: int = 1
+    style_mix_from: int = 1                 # 0: every layer (the mix seed's own image); num_ws: none
+    style_mix_to: int | None = None         # end of the mixed layers (exclusive); None: the last layer
+    style_mix_seeds: str | list[int] | None = None  # a style-mixing grid: rows = seeds, columns = these seeds
     position: tuple[float, float] | None = None  # a point of the seed plane instead of the seeds
     latents: list[dict] | None = None       # imported: [{"z": [...], "seed", "class", "position"}], instead of seeds
+    directions: list[dict] | None = None    # StyleGAN: [{"direction": [w_dim], "strength": s, "layers": [from, to]}]
+    noise_mode: str = "const"               # StyleGAN: const (NVIDIA's default), random (from the seed), none
+    translate: tuple[float, float] | str | None = None  # StyleGAN3's --translate X,Y (input shift); None: 0,0
+    rotate: float = 0.0                     # StyleGAN3's --rotate, degrees
     save_images: bool = True
 
     def validated(self) -> "GanRequest":
@@ -38,9 +44,26 @@ class GanRequest:
         r.class_name = _class(r.class_name)
         r.truncation_cutoff = _optional_integer(r.truncation_cutoff, "truncation_cutoff", 0, 64)
         r.style_mix_seed = _optional_integer(r.style_mix_seed, "style_mix_seed", 0, MAX_SEED)
-        r.style_mix_from = _integer(r.style_mix_from, "style_mix_from", 1, 64)
+        r.style_mix_from = _integer(r.style_mix_from, "style_mix_from", 0, 64)
+        r.style_mix_to = _optional_integer(r.style_mix_to, "style_mix_to", 0, 64)
+        if r.style_mix_to is not None and r.style_mix_to < r.style_mix_from:
+            raise InvalidRequest("style_mix_to", f"must not be below style_mix_from ({r.style_mix_from})")
+        r.style_mix_seeds = None if _blank(r.style_mix_seeds) else parse_seeds(r.style_mix_seeds, "style_mix_seeds", 64)
+        if r.style_mix_seeds is not None:
+            if r.style_mix_seed is not None:
+                raise InvalidRequest("style_mix_seeds", "give style_mix_seed (one seed for every image) or "
+                                                        "style_mix_seeds (a grid), not both")
+            if r.class_name == ALL_CLASSES or r.position is not None or r.latents is not None:
+                raise InvalidRequest("style_mix_seeds", "a style-mixing grid takes seeds of one class")
+            if len(r.seeds) * len(r.style_mix_seeds) > MAX_SEEDS:
+                raise InvalidRequest("style_mix_seeds", f"{len(r.seeds)} × {len(r.style_mix_seeds)} images is over "
+                                                        f"{MAX_SEEDS}")
         r.position = None if r.position is None else _position(r.position)
         r.latents = None if r.latents is None else _latents(r.latents)
+        r.directions = None if not r.directions else _directions(r.directions)
+        r.noise_mode = _noise_mode(r.noise_mode)
+        r.translate = _translate(r.translate)
+        r.rotate = 0.0 if _blank(r.rotate) else _number(r.rotate, "rotate", -360.0, 360.0)
         r.save_images = bool(r.save_images)
         return r
 
@@ -107,6 +130,61 @@ def _class(value) -> str | int | None:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise InvalidRequest("class_name", "must be a class name or number")
     return value.strip() if isinstance(value, str) else value
+
+
+NOISE_MODES = ("const", "random", "none")
+MAX_EDITS = 32
+STRENGTH_LIMIT = 100.0
+
+
+def _directions(items) -> list[dict]:
+    """Latent edits: each a direction in w, a strength and the layers [from, to) it moves."""
+    if not isinstance(items, list) or len(items) > MAX_EDITS:
+        raise InvalidRequest("directions", f"must be a list of at most {MAX_EDITS} edits")
+    checked = []
+    for n, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("direction"), list) or not item["direction"]:
+            raise InvalidRequest("directions", f"item {n} has no direction (a list of numbers)")
+        try:
+            direction = [float(v) for v in item["direction"]]
+            strength = float(item.get("strength", 0.0))
+            start, end = (int(v) for v in item.get("layers"))
+        except (TypeError, ValueError):
+            raise InvalidRequest("directions", f"item {n}: direction and strength must be numbers, layers two "
+                                               "whole numbers") from None
+        if not all(math.isfinite(v) for v in direction) or not math.isfinite(strength) \
+                or abs(strength) > STRENGTH_LIMIT:
+            raise InvalidRequest("directions", f"item {n}: numbers must be finite, the strength within "
+                                               f"±{STRENGTH_LIMIT:g}")
+        if not 0 <= start < end <= 64:
+            raise InvalidRequest("directions", f"item {n}: layers must be a range from..to, got {start}, {end}")
+        checked.append({"direction": direction, "strength": strength, "layers": (start, end)})
+    if len({len(i["direction"]) for i in checked}) > 1:
+        raise InvalidRequest("directions", "the directions have different lengths")
+    return checked
+TRANSLATE_LIMIT = 100.0  # in image widths; far outside, StyleGAN3's input is only its faded-out features
+
+
+def _noise_mode(value) -> str:
+    mode = "const" if _blank(value) else str(value).strip().lower()
+    if mode not in NOISE_MODES:
+        raise InvalidRequest("noise_mode", f"must be one of {', '.join(NOISE_MODES)}, got {value!r}")
+    return mode
+
+
+def _translate(value) -> tuple[float, float]:
+    if _blank(value):
+        return 0.0, 0.0
+    if isinstance(value, str):
+        value = value.replace(",", " ").split()
+    try:
+        x, y = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise InvalidRequest("translate", f"must be two numbers x, y (as StyleGAN3's --translate 0.3,1), "
+                                          f"got {value!r}") from None
+    if not all(math.isfinite(v) and abs(v) <= TRANSLATE_LIMIT for v in (x, y)):
+        raise InvalidRequest("translate", f"x and y must be between -{TRANSLATE_LIMIT:g} and {TRANSLATE_LIMIT:g}")
+    return x + 0.0, y + 0.0
 
 
 def _position(value) -> tuple[float, float]:

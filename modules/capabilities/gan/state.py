@@ -36,8 +36,12 @@ def state_of(request: GanRequest, sample, caps, model_info) -> dict:
         "seed": sample.seed, "position": None if sample.position is None else list(sample.position),
         "class": caps.class_names[sample.class_index] if caps.conditional else None,
         "class_index": sample.class_index, "truncation_psi": request.truncation_psi,
-        "truncation_cutoff": request.truncation_cutoff, "style_mix_seed": request.style_mix_seed,
-        "style_mix_from": request.style_mix_from, "z_dim": len(sample.z), "z": [float(v) for v in sample.z.tolist()],
+        "truncation_cutoff": request.truncation_cutoff,
+        "style_mix_seed": sample.mix_seed if getattr(sample, "mix_seed", None) is not None else request.style_mix_seed,
+        "style_mix_from": request.style_mix_from, "style_mix_to": request.style_mix_to, "noise_mode": request.noise_mode,
+        "translate": list(request.translate), "rotate": request.rotate,
+        "directions": [{**e, "layers": list(e["layers"])} for e in request.directions] if request.directions else None,
+        "z_dim": len(sample.z), "z": [float(v) for v in sample.z.tolist()],
     }
 
 
@@ -94,7 +98,9 @@ def request_from_states(states: list[dict], model: str | None, save_images: bool
         model=model, seeds=seeds or [0], truncation_psi=first.get("truncation_psi", 1.0),
         class_name=first.get("class") or first.get("class_index"),
         truncation_cutoff=first.get("truncation_cutoff"), style_mix_seed=first.get("style_mix_seed"),
-        style_mix_from=first.get("style_mix_from", 1),
+        style_mix_from=first.get("style_mix_from", 1), style_mix_to=first.get("style_mix_to"),
+        noise_mode=first.get("noise_mode", "const"), directions=first.get("directions"),
+        translate=first.get("translate"), rotate=first.get("rotate", 0.0),
         latents=[{"z": s["z"], "seed": s.get("seed"), "position": s.get("position"),
                   "class": s.get("class") if s.get("class") is not None else s.get("class_index")} for s in states],
         save_images=save_images)

@@ -64,7 +64,8 @@ def frame_images(request: GanVideoRequest, generator, job: Job | None = None) ->
     """All frames [T,3,H,W] in [-1,1] on the CPU."""
     caps = gan.capabilities(generator)
     (class_index,) = gan.class_indices(request.class_name, caps)
-    z_keys = torch.stack([seed_latent(s, caps.z_dim) for s in request.seeds])
+    z_keys = torch.stack([seed_latent(s, caps.z_dim, caps.seed_rule) for s in request.seeds])
+    options = gan.synthesis_options(caps)
     t = torch.arange(request.frames, dtype=torch.float32) / request.frames
     pairs = key_pairs(len(z_keys), request.loop)
     if job is not None:
@@ -78,11 +79,11 @@ def frame_images(request: GanVideoRequest, generator, job: Job | None = None) ->
         classes = torch.full((len(steps),), class_index, dtype=torch.long)
         if request.space == "z":
             z = slerp(z_keys[a], z_keys[b], steps)
-            frames.append(gan.synthesize(generator, z, classes, request.truncation_psi))
+            frames.append(gan.synthesize(generator, z, classes, request.truncation_psi, options=options))
         else:
             w_keys = gan.mapped(generator, z_keys[[a, b]], classes[:2])
             frames.append(gan.synthesize_w(generator, lerp(w_keys[0], w_keys[1], steps.to(w_keys.device)), classes,
-                                           request.truncation_psi))
+                                           request.truncation_psi, options=options))
         if job is not None:
             job.step = n + 1
     return torch.cat(frames)
