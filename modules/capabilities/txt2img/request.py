@@ -25,6 +25,7 @@ class Txt2ImgRequest:
     sampler: str = "Euler a"
     steps: int = 20
     cfg_scale: float = 7.0
+    distilled_cfg_scale: float = 3.5  # FLUX.1 dev's guidance input (Forge's "Distilled CFG Scale"); others ignore it
     width: int = 512
     height: int = 512
     seed: int = -1  # -1: pick a random seed
@@ -53,6 +54,7 @@ class Txt2ImgRequest:
         r.sampler = find_sampler(r.sampler).name
         r.steps = _integer(r.steps, "steps", 1, 150)
         r.cfg_scale = _number(r.cfg_scale, "cfg_scale", 0.0, 30.0)
+        r.distilled_cfg_scale = _number(r.distilled_cfg_scale, "distilled_cfg_scale", 0.0, 30.0)
         r.width = _side(r.width, "width")
         r.height = _side(r.height, "height")
         if r.width * r.height > MAX_PIXELS:

@@ -20,7 +20,9 @@ from modules.capabilities.txt2img.vae_precision import decode_without_nans
 from modules.generation import preview, stop_points
 from modules.generation.infotext import format_infotext
 from modules.generation.prompt_embeds import encode_prompts
-from modules.generation.samplers import find_sampler
+from modules.generation import samplers
+from modules.generation import guidance
+from modules.generation.guidance import guidance_arguments
 from modules.jobs import Interrupted, Job, Skipped
 from modules.models.manager import LoadedCheckpoint
 from modules.version import VERSION
@@ -49,7 +51,7 @@ class Txt2ImgResult:
             "index_of_first_image": self.index_of_first_image,
             "width": r.width, "height": r.height, "enable_hr": r.enable_hr,
             "denoising_strength": r.denoising_strength if r.enable_hr else 0, "sampler_name": r.sampler,
-            "cfg_scale": r.cfg_scale,
+            "cfg_scale": r.cfg_scale, "distilled_cfg_scale": r.distilled_cfg_scale,
             "steps": r.steps, "batch_size": r.batch_size, "n_iter": r.batch_count, "clip_skip": r.clip_skip,
             "sd_model_name": self.checkpoint_title, "infotexts": self.infotexts, "version": VERSION,
         }
@@ -62,6 +64,7 @@ def resolve_seed(seed: int) -> int:
 def infotext(request: Txt2ImgRequest, seed: int, model: LoadedCheckpoint, extra: dict | None = None) -> str:
     return format_infotext(request.prompt, request.negative_prompt, {
         "Steps": request.steps, "Sampler": request.sampler, "CFG scale": f"{request.cfg_scale:g}",
+        **guidance.infotext_fields(request, model.info.architecture.spec),
         "Seed": seed, "Size": f"{request.width}x{request.height}",
         "Model hash": model.info.shorthash, "Model": model.info.model_name,
         "Clip skip": request.clip_skip if request.clip_skip > 1 else None,
@@ -153,23 +156,26 @@ def _collect(result: Txt2ImgResult, request: Txt2ImgRequest, model: LoadedCheckp
 def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], job: Job) -> torch.Tensor:
     # This job's own scheduler, in its own view of the cached pipeline: the cached one is never changed.
     family = model.info.architecture.spec
-    sampler = find_sampler(request.sampler).build(family.scheduler_config(model.scheduler_config))
+    sampler = samplers.for_family(request.sampler, family).build(family.scheduler_config(model.scheduler_config))
     pipe = pipeline_view(model.pipe, scheduler=sampler)
     denoiser = getattr(pipe, family.denoiser)
     scale = pipe.vae_scale_factor
-    shape = (denoiser.config.in_channels, request.height // scale, request.width // scale)
+    shape = (family.latent.channels, request.height // scale, request.width // scale)
     generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
     noise = initial_noise(generators, shape).to(model.execution_device, model.devices.dtype)
     embeds = encode_prompts(pipe, [request.prompt] * len(seeds), [request.negative_prompt] * len(seeds),
                             clip_skip=request.clip_skip)
     latest: dict = {"latents": None, "steps": 0}
 
+    def unpacked(latents):  # FLUX's pipeline works on packed 2x2 patches; everything else here on (B, C, H, W)
+        return None if latents is None else family.unpack_latents(latents, pipe, request.height, request.width)
+
     def on_step_end(pipeline, step: int, timestep, callback_kwargs: dict) -> dict:
         # Second-order samplers (DPM2, Heun) call back once per model evaluation, up to twice per step:
         # progress and "Stopped at step" count the user's steps ("step 25/20" before).
         calls = len(getattr(pipeline.scheduler, "timesteps", ())) or request.steps
         done = min(request.steps, math.ceil((step + 1) * request.steps / calls))
-        latest["latents"], latest["steps"] = callback_kwargs["latents"], done
+        latest["latents"], latest["steps"] = unpacked(callback_kwargs["latents"]), done
         job.report_step(done)
         if (step + 1) % PREVIEW_EVERY_STEPS == 0 and step + 1 < calls:
             image = preview.preview_image(pipe.vae, latest["latents"], family)
@@ -182,16 +188,15 @@ def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], 
         # Checked between steps (on_step_end) and inside each step, before every denoiser block.
         with torch.inference_mode(), stop_points.checked(denoiser, job.check):
             output = pipe(
-                **embeds,
+                **guidance_arguments(request, family, embeds),
                 num_inference_steps=request.steps,
-                guidance_scale=request.cfg_scale,
                 width=request.width,
                 height=request.height,
-                latents=noise,
+                latents=family.pack_latents(noise, pipe),
                 generator=generators,
                 output_type="latent",
                 callback_on_step_end=on_step_end,
             )
     except (Interrupted, Skipped) as stop:  # with what was sampled so far (None before the first step ended)
         raise type(stop)(latest["latents"], latest["steps"]) from None
-    return output.images
+    return unpacked(output.images)
