@@ -1,0 +1,147 @@
+"""SD 3/3.5 and FLUX.1 end to end on tiny random-weight models: folders and single files, txt2img,
+seeds, infotext, memory accounting, distilled guidance, the flow-matching sampler lists."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from modules.errors import InvalidRequest
+from modules.generation.infotext import parse_infotext
+from tests import tiny_flow_models
+
+
+@pytest.fixture(scope="module")
+def flow_backend(tmp_path_factory):
+    from modules.backend import Backend, BackendConfig
+    from modules.devices import device_config
+
+    models = tmp_path_factory.mktemp("flow-models")
+    sd = models / "Stable-diffusion"
+    tiny_flow_models.make_tiny_sd3(sd / "tiny-sd3")
+    tiny_flow_models.make_tiny_sd3(sd / "tiny-sd3-no-t5", with_t5=False)
+    flux = tiny_flow_models.make_tiny_flux(sd / "tiny-flux-dev")
+    tiny_flow_models.make_tiny_flux(sd / "tiny-flux-schnell", dev=False)
+    tiny_flow_models.make_flux_checkpoint_file(flux, sd / "tiny-flux-whole.safetensors")
+    for sub in ("VAE", "Latent", "GAN", "text_encoder"):
+        (models / sub).mkdir(exist_ok=True)
+    work = tmp_path_factory.mktemp("flow-backend")
+    return Backend(BackendConfig(models_dir=models, outdir=work / "outputs", cache_dir=work / "cache",
+                                 devices=device_config("cpu"), offline=True))
+
+
+def _request(**overrides):
+    from modules.capabilities.txt2img.request import Txt2ImgRequest
+
+    values = dict(prompt="a red circle on a white background", negative_prompt="blurry", steps=3, width=64,
+                  height=64, seed=1234, sampler="Euler", cfg_scale=1.0, save_images=False)
+    values.update(overrides)
+    return Txt2ImgRequest(**values)
+
+
+def _pixels(image: Image.Image) -> np.ndarray:
+    return np.asarray(image, dtype=np.int16)
+
+
+@pytest.mark.parametrize("checkpoint, label", [("tiny-sd3", "SD 3/3.5"), ("tiny-sd3-no-t5", "SD 3/3.5"),
+                                               ("tiny-flux-dev", "FLUX.1 dev"),
+                                               ("tiny-flux-schnell", "FLUX.1 schnell"),
+                                               ("tiny-flux-whole", "FLUX.1 dev")])
+def test_each_layout_is_detected_and_makes_an_image(flow_backend, checkpoint, label):
+    info = flow_backend.manager.resolve(checkpoint)
+    assert info.usable, info.error
+    assert info.architecture.label == label
+    cfg = 4.0 if label.startswith("SD 3") else 1.0
+    result = flow_backend.txt2img(_request(checkpoint=checkpoint, cfg_scale=cfg))
+    assert result.images[0].size == (64, 64)
+    assert _pixels(result.images[0]).std() > 0
+    assert f"Model: {checkpoint}," in result.infotexts[0]
+
+
+def test_the_whole_single_file_gives_the_same_image_as_its_folder(flow_backend):
+    folder = flow_backend.txt2img(_request(checkpoint="tiny-flux-dev")).images[0]
+    single = flow_backend.txt2img(_request(checkpoint="tiny-flux-whole")).images[0]
+    assert np.abs(_pixels(folder) - _pixels(single)).max() <= 1
+
+
+@pytest.mark.parametrize("checkpoint", ["tiny-sd3", "tiny-flux-dev"])
+def test_a_seed_reproduces_and_batches_do_not_change_it(flow_backend, checkpoint):
+    one = flow_backend.txt2img(_request(checkpoint=checkpoint, seed=77)).images[0]
+    again = flow_backend.txt2img(_request(checkpoint=checkpoint, seed=77)).images[0]
+    batch = flow_backend.txt2img(_request(checkpoint=checkpoint, seed=76, batch_size=2))
+    other = flow_backend.txt2img(_request(checkpoint=checkpoint, seed=78)).images[0]
+    assert np.array_equal(_pixels(one), _pixels(again))
+    assert batch.index_of_first_image == 1 and batch.seeds[1:] == [76, 77]  # the batch grid comes first
+    assert np.abs(_pixels(batch.images[2]) - _pixels(one)).max() <= 1
+    assert not np.array_equal(_pixels(one), _pixels(other))
+
+
+@pytest.mark.parametrize("checkpoint", ["tiny-sd3", "tiny-flux-dev"])
+def test_every_offered_sampler_makes_an_image_and_others_are_refused(flow_backend, checkpoint):
+    from modules.generation.samplers import sampler_names
+
+    family = flow_backend.manager.resolve(checkpoint).architecture.spec
+    offered = sampler_names(family)
+    assert {"Euler", "DPM++ 2M", "UniPC"} <= set(offered)
+    for sampler in offered:
+        result = flow_backend.txt2img(_request(checkpoint=checkpoint, sampler=sampler, cfg_scale=1.0))
+        assert _pixels(result.images[0]).std() > 0, sampler
+    with pytest.raises(InvalidRequest, match=r"sampler.*Euler a.*does not work with .*choose one of: Euler"):
+        flow_backend.txt2img(_request(checkpoint=checkpoint, sampler="Euler a"))
+
+
+def test_distilled_guidance_is_its_own_control_on_flux_dev(flow_backend):
+    low = flow_backend.txt2img(_request(checkpoint="tiny-flux-dev", distilled_cfg_scale=1.0))
+    high = flow_backend.txt2img(_request(checkpoint="tiny-flux-dev", distilled_cfg_scale=9.0))
+    assert not np.array_equal(_pixels(low.images[0]), _pixels(high.images[0]))
+    fields = parse_infotext(high.infotexts[0])
+    assert fields["Distilled CFG Scale"] == "9" and fields["CFG scale"] == "1"
+    schnell = flow_backend.txt2img(_request(checkpoint="tiny-flux-schnell"))
+    assert "Distilled CFG Scale" not in schnell.infotexts[0]  # schnell takes no guidance value
+
+
+def test_a_cfg_scale_above_1_on_flux_is_real_cfg_with_the_negative_prompt(flow_backend):
+    plain = flow_backend.txt2img(_request(checkpoint="tiny-flux-dev", cfg_scale=1.0, negative_prompt="blue"))
+    other_negative = flow_backend.txt2img(_request(checkpoint="tiny-flux-dev", cfg_scale=1.0, negative_prompt="dog"))
+    assert np.array_equal(_pixels(plain.images[0]), _pixels(other_negative.images[0]))  # CFG 1: no negative
+    cfg = flow_backend.txt2img(_request(checkpoint="tiny-flux-dev", cfg_scale=3.0, negative_prompt="blue"))
+    cfg_other = flow_backend.txt2img(_request(checkpoint="tiny-flux-dev", cfg_scale=3.0, negative_prompt="dog"))
+    assert not np.array_equal(_pixels(cfg.images[0]), _pixels(cfg_other.images[0]))
+    with pytest.raises(InvalidRequest, match="cfg_scale.*FLUX.1 dev uses 1"):
+        flow_backend.txt2img(_request(checkpoint="tiny-flux-dev", cfg_scale=0.5))
+
+
+def test_infotext_round_trips_through_the_png(flow_backend, tmp_path):
+    result = flow_backend.txt2img(_request(checkpoint="tiny-flux-dev", save_images=True, seed=5,
+                                           distilled_cfg_scale=2.5))
+    saved = Image.open(result.paths[0])
+    fields = parse_infotext(saved.info["parameters"])
+    assert fields["Prompt"] == "a red circle on a white background"
+    assert fields["Seed"] == "5" and fields["Sampler"] == "Euler" and fields["Distilled CFG Scale"] == "2.5"
+    assert fields["Model"] == "tiny-flux-dev" and fields["Size-1"] == "64"
+
+
+def test_emphasis_changes_sd3_but_t5_reads_the_plain_prompt():
+    from modules.generation.t5_embeds import plain_text
+
+    assert plain_text("a (red:1.4) circle BREAK on [white] background") == "a red circle on white background"
+
+
+def test_the_cache_counts_the_transformer(flow_backend):
+    from modules.models.memory import module_bytes
+
+    with flow_backend.manager.use("tiny-flux-dev") as model:
+        transformer = module_bytes(model.pipe.transformer)
+        assert "transformer" in model.components
+        assert model.components["transformer"].bytes == transformer
+        assert model.bytes >= transformer + module_bytes(model.pipe.vae)
+    row = next(r for r in flow_backend.cached_models() if r["title"].startswith("tiny-flux-dev"))
+    assert row["bytes"] >= transformer
+
+
+def test_checkpoints_of_a_family_share_their_text_encoders_and_vae(flow_backend):
+    with flow_backend.manager.use("tiny-flux-dev") as folder:
+        t5 = folder.components["text_encoder_2"]
+    with flow_backend.manager.use("tiny-flux-whole") as whole:
+        assert whole.components["text_encoder_2"] is t5  # same weights, one copy
+        assert whole.components["vae"] is folder.components["vae"]
