@@ -114,8 +114,8 @@ def test_a_cfg_scale_above_1_on_flux_is_real_cfg_with_the_negative_prompt(flow_b
 def test_infotext_round_trips_through_the_png(flow_backend, tmp_path):
     result = flow_backend.txt2img(_request(checkpoint="tiny-flux-dev", save_images=True, seed=5,
                                            distilled_cfg_scale=2.5))
-    saved = Image.open(result.paths[0])
-    fields = parse_infotext(saved.info["parameters"])
+    with Image.open(result.paths[0]) as saved:
+        fields = parse_infotext(saved.info["parameters"])
     assert fields["Prompt"] == "a red circle on a white background"
     assert fields["Seed"] == "5" and fields["Sampler"] == "Euler" and fields["Distilled CFG Scale"] == "2.5"
     assert fields["Model"] == "tiny-flux-dev" and fields["Size-1"] == "64"

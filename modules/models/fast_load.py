@@ -299,6 +299,8 @@ class _Model:
             if value.is_floating_point() and value.dtype != dtype:
                 state[key] = value.to(dtype)
         self.module.load_state_dict(state, strict=True, assign=True)
+        if hasattr(self.module, "tie_weights"):  # T5's shared / encoder.embed_tokens: one weight again, as loaded
+            self.module.tie_weights()
         _cast_floating_buffers(self.module, dtype)  # as from_single_file's model.to(dtype) does
         self.module.eval()
         left = [n for n, t in list(self.module.named_parameters()) + list(self.module.named_buffers()) if t.is_meta]
