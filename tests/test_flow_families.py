@@ -145,3 +145,17 @@ def test_checkpoints_of_a_family_share_their_text_encoders_and_vae(flow_backend)
     with flow_backend.manager.use("tiny-flux-whole") as whole:
         assert whole.components["text_encoder_2"] is t5  # same weights, one copy
         assert whole.components["vae"] is folder.components["vae"]
+
+
+def test_a_transformer_only_file_is_listed_with_what_it_lacks(flow_backend):
+    from modules.errors import BadModelFile
+
+    models = flow_backend.config.models_dir
+    tiny_flow_models.make_flux_component_files(models / "Stable-diffusion" / "tiny-flux-dev", models,
+                                               name="tiny-flux-transformer")
+    flow_backend.refresh_checkpoints()
+    info = next(c for c in flow_backend.registry.checkpoints if c.name == "tiny-flux-transformer.safetensors")
+    assert not info.usable
+    assert "FLUX.1 dev file has no VAE, CLIP-L text encoder, T5-XXL text encoder" in info.error
+    with pytest.raises(BadModelFile, match="T5-XXL text encoder"):
+        flow_backend.txt2img(_request(checkpoint="tiny-flux-transformer"))

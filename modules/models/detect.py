@@ -38,6 +38,13 @@ def detect_from_keys(path: Path, shapes: dict[str, list[int]]) -> Architecture:
     problem = family.header_problem(shapes)
     if problem:
         raise BadModelFile(path, problem)
+    missing = family.missing_from_file(shapes)
+    if missing:
+        # Transformer-only files (FLUX as BFL publishes it, SD 3.5 without its text encoders) need the rest from
+        # separate files, which the app cannot pair with a checkpoint yet.
+        raise BadModelFile(path, f"this {family.label} file has no {', '.join(missing)}: it cannot be used "
+                                 "on its own. Separate component files (models/text_encoder, models/VAE) are "
+                                 "not supported yet; use a checkpoint that includes them, or a diffusers folder")
     return Architecture(family.name, family.is_inpainting_header(shapes))
 
 

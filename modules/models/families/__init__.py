@@ -132,6 +132,16 @@ class Family:
     # {component: what users call it ("T5-XXL text encoder")}; optional ones may stay empty (SD3's T5).
     component_files: Mapping[str, str] = field(default_factory=dict)
     optional_components: tuple[str, ...] = ()
+    # The components a single file holds weights for (None: all of them, as SD 1.x/2.x/SDXL files do).
+    components_in_file: Callable[[Shapes], set[str]] | None = None
+
+    def missing_from_file(self, shapes: Shapes) -> list[str]:
+        """What users call each required component a single file lacks ("T5-XXL text encoder")."""
+        if self.components_in_file is None:
+            return []
+        found = self.components_in_file(shapes)
+        return [self.component_files.get(c, c) for c in self.components
+                if c not in found and c not in self.optional_components]
 
     def pipeline_name(self, task: str) -> str | None:
         return self.pipelines.get(task)

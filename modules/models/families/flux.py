@@ -239,6 +239,7 @@ def _family(dev: bool) -> Family:
         pack_latents=pack, unpack_latents=unpack,
         component_files={"vae": "VAE", "text_encoder": "CLIP-L text encoder",
                          "text_encoder_2": "T5-XXL text encoder"},
+        components_in_file=components_in_file,
     )
 
 

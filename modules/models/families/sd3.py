@@ -161,6 +161,7 @@ SD3 = Family(
     component_files={"vae": "VAE", "text_encoder": "CLIP-L text encoder", "text_encoder_2": "CLIP-G text encoder",
                      "text_encoder_3": "T5-XXL text encoder"},
     optional_components=("text_encoder_3",),
+    components_in_file=components_in_file,
 )
 
 FAMILIES = (SD3,)
