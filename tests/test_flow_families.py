@@ -159,3 +159,12 @@ def test_a_transformer_only_file_is_listed_with_what_it_lacks(flow_backend):
     assert "FLUX.1 dev file has no VAE, CLIP-L text encoder, T5-XXL text encoder" in info.error
     with pytest.raises(BadModelFile, match="T5-XXL text encoder"):
         flow_backend.txt2img(_request(checkpoint="tiny-flux-transformer"))
+
+
+@pytest.mark.parametrize("checkpoint, label", [("tiny-sd3", "SD 3/3.5"), ("tiny-flux-dev", "FLUX.1")])
+def test_img2img_and_the_hires_fix_are_refused_naming_the_family(flow_backend, checkpoint, label):
+    from modules.errors import UserError
+
+    with pytest.raises(UserError, match=f"{label} models do not do img2img here yet"):
+        flow_backend.txt2img(_request(checkpoint=checkpoint, enable_hr=True, hr_scale=1.5, steps=2,
+                                      cfg_scale=4.0 if label.startswith("SD") else 1.0))

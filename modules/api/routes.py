@@ -267,8 +267,8 @@ class Api:
         # The clip skip setting applies when the job sets none (the runner's validation: backend.job_defaults).
         return Txt2ImgRequest(
             prompt=body.prompt, negative_prompt=body.negative_prompt, sampler=sampler, steps=body.steps,
-            cfg_scale=body.cfg_scale, width=body.width, height=body.height, seed=body.seed,
-            batch_count=body.n_iter, batch_size=body.batch_size,
+            cfg_scale=body.cfg_scale, distilled_cfg_scale=body.distilled_cfg_scale, width=body.width,
+            height=body.height, seed=body.seed, batch_count=body.n_iter, batch_size=body.batch_size,
             checkpoint=checkpoint, clip_skip=overrides.get("CLIP_stop_at_last_layers"), save_images=body.save_images,
             **hires_fields(body))
 

@@ -26,7 +26,7 @@ KEY_NORM = "double_blocks.0.img_attn.norm.key_norm.scale"  # diffusers' "flux" k
 GUIDANCE = "guidance_in.in_layer.weight"
 IMAGE_IN = "img_in.weight"
 VAE_PREFIXES = (_ldm.VAE_PREFIX, "vae.")
-PIPELINES = {"txt2img": "FluxPipeline", "img2img": "FluxImg2ImgPipeline", "inpaint": "FluxInpaintPipeline"}
+PIPELINES = {"txt2img": "FluxPipeline"}  # img2img/inpaint (FluxImg2ImgPipeline, ...): not wired yet, refused
 
 # ComfyUI's latent_formats.Flux: scaling/shift of the FLUX VAE, "Approx cheap" preview rows and bias.
 LATENT = LatentFormat(
@@ -230,6 +230,7 @@ def _family(dev: bool) -> Family:
         skipped_components=("image_encoder", "feature_extractor"),
         converters={"transformer": convert_transformer, "vae": convert_vae,
                     "text_encoder": sd3.clip_under(sd3.CLIP_L), "text_encoder_2": sd3.convert_t5},
+        refusals={task: text.format(label="FLUX.1") for task, text in sd3.REFUSALS.items()},
         modelspec=("flux-1-dev",) if dev else ("flux-1-schnell",),
         sampler_kind="flow",
         # FlowMatchHeun takes neither FLUX's custom sigmas nor its dynamic shift: no Heun here.
