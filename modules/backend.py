@@ -134,6 +134,19 @@ class Backend:
         except Exception:  # noqa: BLE001 - no or unknown checkpoint: A1111's default
             return 512
 
+    def checkpoint_defaults(self, checkpoint: str | None) -> dict:
+        """What the UI starts a job on this checkpoint from: its size, the samplers its family offers (flow
+        matching for SD3/FLUX), steps, CFG scale (1 for FLUX) and whether it takes a distilled CFG scale."""
+        from modules.generation.samplers import sampler_names
+
+        try:
+            info = self.manager.resolve(checkpoint)
+            family, side = info.architecture.spec, info.native_size
+        except Exception:  # noqa: BLE001 - no or unknown checkpoint: A1111's defaults
+            return {"size": 512, "samplers": sampler_names(), "steps": 20, "cfg_scale": 7.0, "distilled": False}
+        return {"size": side, "samplers": sampler_names(family), "steps": family.default_steps,
+                "cfg_scale": family.default_cfg_scale, "distilled": family.distilled_guidance}
+
     def checkpoint_titles(self) -> list[str]:
         return [c.title for c in self.registry.usable()]
 

@@ -31,24 +31,41 @@ class Txt2ImgTab(GenerationTab):
                 self.send_to_img2img = gr.Button("Send to img2img", elem_id="txt2img_send_to_img2img", size="sm")
         self.selected = gr.State(0)  # the gallery's picked picture, for "Send to img2img"
         self.gallery.select(selected_index, outputs=self.selected, api_name=False, queue=False)
-        self.wire(self._generate, self.hires.inputs(), HIRES_NAMES)
-        # Picking a checkpoint sets the size it was trained at (512 for SD 1.x, 1024 for SDXL, ...).
-        self.checkpoint.input(lambda title: [self.backend.native_size(title)] * 2, inputs=self.checkpoint,
-                              outputs=[self.width, self.height], api_name=False, queue=False)
+        self.wire(self._generate, [*self.hires.inputs(), self.distilled_cfg_scale],
+                  [*HIRES_NAMES, "distilled_cfg_scale"])
+        # Picking a checkpoint sets what its family starts from: the size it was trained at (512 for SD 1.x,
+        # 1024 for SDXL, SD3, FLUX), its samplers, steps (4 for FLUX.1 schnell) and CFG scale (1 for FLUX).
+        self.checkpoint.input(self._checkpoint_picked, inputs=[self.checkpoint, self.sampler],
+                              outputs=[self.width, self.height, self.sampler, self.steps, self.cfg_scale,
+                                       self.distilled_cfg_scale], api_name=False, queue=False)
+
+    def build_sampling(self) -> None:
+        super().build_sampling()
+        shown = self.backend.checkpoint_defaults(self.checkpoint.value)["distilled"]
+        self.distilled_cfg_scale = gr.Slider(0, 30, value=3.5, step=0.1, label="Distilled CFG Scale",
+                                             visible=shown, elem_id="txt2img_distilled_cfg_scale")
+
+    def _checkpoint_picked(self, title, sampler):
+        found = self.backend.checkpoint_defaults(title)
+        samplers = found["samplers"]
+        return [found["size"], found["size"],
+                gr.Dropdown(choices=samplers, value=sampler if sampler in samplers else samplers[0]),
+                found["steps"], found["cfg_scale"], gr.Slider(visible=found["distilled"])]
 
     def _generate(self, *values, request: gr.Request, scripts=None):
-        base, hires = values[:len(BASE_NAMES)], values[len(BASE_NAMES):]
-        return self._run(*base, request, scripts=scripts, hires=hires)
+        base, own = values[:len(BASE_NAMES)], values[len(BASE_NAMES):]
+        hires, distilled = own[:len(HIRES_NAMES)], own[len(HIRES_NAMES)]
+        return self._run(*base, request, scripts=scripts, hires=hires, distilled_cfg_scale=distilled)
 
     @user_errors
     def _run(self, checkpoint, prompt, negative_prompt, sampler, steps, cfg_scale, width, height, seed,
-             batch_count, batch_size, request: gr.Request, scripts=None, hires=()):
+             batch_count, batch_size, request: gr.Request, scripts=None, hires=(), distilled_cfg_scale=3.5):
         """Generate's handler; `hires`: the Hires. fix values (none: off)."""
         job = self.backend.new_job("txt2img", owner_of(request), queue_user=queue_user_of(request))
         txt2img_request = Txt2ImgRequest(
             prompt=prompt, negative_prompt=negative_prompt, sampler=sampler, steps=steps, cfg_scale=cfg_scale,
             width=width, height=height, seed=-1 if seed is None else seed, batch_count=batch_count,
-            batch_size=batch_size, checkpoint=checkpoint or None,
+            batch_size=batch_size, checkpoint=checkpoint or None, distilled_cfg_scale=distilled_cfg_scale,
             **(HiresControls.request_fields(list(hires)) if hires else {}))
         yield from self.run_job(TXT2IMG, txt2img_request, job, scripts)
 
