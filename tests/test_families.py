@@ -284,25 +284,24 @@ PUBLISHED = {
 
 @pytest.mark.parametrize("name", PUBLISHED)
 def test_published_sd3_and_flux_files_are_told_apart_by_their_tensors(name, tmp_path):
-    shapes, family, usable = PUBLISHED[name]
+    shapes, family, complete = PUBLISHED[name]
     assert [f.name for f in families.FAMILIES if f.recognises_header(shapes)] == [family]
-    if usable:
-        assert detect.detect_from_keys(tmp_path / name, shapes).family == family
-    else:
-        with pytest.raises(BadModelFile, match="has no .*(text encoder|VAE).*not supported yet"):
-            detect.detect_from_keys(tmp_path / name, shapes)
+    architecture = detect.detect_from_keys(tmp_path / name, shapes)
+    assert architecture.family == family
+    assert (architecture.missing_labels() == []) == complete  # else it needs component files
 
 
-def test_sd3_variants_and_a_missing_text_encoder_are_named():
+def test_sd3_variants_and_what_a_file_lacks_are_named():
     from modules.models.families import sd3
 
     assert sd3.variant(PUBLISHED["sd3.5_large.safetensors"][0]) == "SD 3.5 large"
     assert sd3.variant(PUBLISHED["sd3.5_medium.safetensors"][0]) == "SD 3.5 medium"
     assert sd3.variant(PUBLISHED["sd3_medium_incl_clips.safetensors"][0]) == "SD 3 medium"
-    with pytest.raises(BadModelFile, match="SD 3/3.5 file has no CLIP-L text encoder, CLIP-G text encoder:"):
-        detect.detect_from_keys(Path("sd3.5_large.safetensors"), PUBLISHED["sd3.5_large.safetensors"][0])
-    with pytest.raises(BadModelFile, match="FLUX.1 dev file has no VAE, CLIP-L text encoder, T5-XXL text encoder"):
-        detect.detect_from_keys(Path("flux1-dev.safetensors"), PUBLISHED["flux1-dev.safetensors"][0])
+    large = detect.detect_from_keys(Path("sd3.5_large.safetensors"), PUBLISHED["sd3.5_large.safetensors"][0])
+    assert large.missing_labels() == ["CLIP-L text encoder", "CLIP-G text encoder"]  # T5 is optional
+    assert large.missing == ("text_encoder", "text_encoder_2", "text_encoder_3")  # ... and may come from a file
+    flux = detect.detect_from_keys(Path("flux1-dev.safetensors"), PUBLISHED["flux1-dev.safetensors"][0])
+    assert flux.missing_labels() == ["VAE", "CLIP-L text encoder", "T5-XXL text encoder"]
 
 
 def test_flux_fill_and_depth_are_refused_by_name(tmp_path):

@@ -147,18 +147,51 @@ def test_checkpoints_of_a_family_share_their_text_encoders_and_vae(flow_backend)
         assert whole.components["vae"] is folder.components["vae"]
 
 
-def test_a_transformer_only_file_is_listed_with_what_it_lacks(flow_backend):
+@pytest.fixture(scope="module")
+def component_files(flow_backend):
+    """BFL's transformer-only file plus ae / clip_l / t5xxl files, from the tiny FLUX dev folder."""
+    models = flow_backend.config.models_dir
+    paths = tiny_flow_models.make_flux_component_files(models / "Stable-diffusion" / "tiny-flux-dev", models,
+                                                       name="tiny-flux-transformer")
+    flow_backend.refresh_checkpoints()
+    return {part: path.name for part, path in paths.items()}
+
+
+def test_a_transformer_only_file_without_its_components_names_what_it_lacks(flow_backend, component_files):
     from modules.errors import BadModelFile
 
-    models = flow_backend.config.models_dir
-    tiny_flow_models.make_flux_component_files(models / "Stable-diffusion" / "tiny-flux-dev", models,
-                                               name="tiny-flux-transformer")
-    flow_backend.refresh_checkpoints()
-    info = next(c for c in flow_backend.registry.checkpoints if c.name == "tiny-flux-transformer.safetensors")
-    assert not info.usable
-    assert "FLUX.1 dev file has no VAE, CLIP-L text encoder, T5-XXL text encoder" in info.error
-    with pytest.raises(BadModelFile, match="T5-XXL text encoder"):
+    info = flow_backend.manager.resolve("tiny-flux-transformer")
+    assert info.usable and info.architecture.missing_labels() == ["VAE", "CLIP-L text encoder",
+                                                                  "T5-XXL text encoder"]
+    with pytest.raises(BadModelFile, match="needs a VAE, CLIP-L text encoder, T5-XXL text encoder: pick them"):
         flow_backend.txt2img(_request(checkpoint="tiny-flux-transformer"))
+    without_t5 = [component_files["vae"], component_files["clip_l"]]
+    with pytest.raises(BadModelFile, match="needs a T5-XXL text encoder: pick it in VAE / Text Encoder"):
+        flow_backend.txt2img(_request(checkpoint="tiny-flux-transformer", forge_additional_modules=without_t5))
+    with pytest.raises(InvalidRequest, match="no component file 'nothing.safetensors'"):
+        flow_backend.txt2img(_request(checkpoint="tiny-flux-transformer",
+                                      forge_additional_modules=[*without_t5, "nothing.safetensors"]))
+
+
+def test_a_transformer_only_file_with_its_component_files_makes_the_folders_image(flow_backend, component_files):
+    modules = [component_files["t5xxl"], component_files["vae"], component_files["clip_l"]]  # any order
+    result = flow_backend.txt2img(_request(checkpoint="tiny-flux-transformer", forge_additional_modules=modules))
+    folder = flow_backend.txt2img(_request(checkpoint="tiny-flux-dev")).images[0]
+    assert np.abs(_pixels(result.images[0]) - _pixels(folder)).max() <= 1
+    fields = parse_infotext(result.infotexts[0])
+    assert [fields[f"Module {i}"] for i in (1, 2, 3)] == modules
+    with flow_backend.manager.use("tiny-flux-dev") as whole:
+        t5 = whole.components["text_encoder_2"]
+    from modules.models.refs import CHECKPOINT, ModelRef
+
+    with flow_backend.manager.use(ModelRef(CHECKPOINT, "tiny-flux-transformer", tuple(modules))) as completed:
+        assert completed.components["text_encoder_2"] is t5  # the same T5 weights: one copy in the cache
+        assert completed.components["transformer"].bytes > 0
+
+
+def test_a_component_file_that_fits_nothing_is_named(flow_backend, component_files):
+    with pytest.raises(InvalidRequest, match="forge_additional_modules.*tiny-flux-dev.* takes no component files"):
+        flow_backend.txt2img(_request(checkpoint="tiny-flux-dev", forge_additional_modules=[component_files["vae"]]))
 
 
 @pytest.mark.parametrize("checkpoint, label", [("tiny-sd3", "SD 3/3.5"), ("tiny-flux-dev", "FLUX.1")])

@@ -54,7 +54,8 @@ DISCONNECT_POLL_SECONDS = 0.25
 
 # Txt2ImgRequest's field names -> the API's, for error messages.
 _API_FIELD = {"batch_count": "n_iter", "checkpoint": "override_settings.sd_model_checkpoint",
-              "clip_skip": "override_settings.CLIP_stop_at_last_layers"}
+              "clip_skip": "override_settings.CLIP_stop_at_last_layers",
+              "forge_additional_modules": "override_settings.forge_additional_modules"}
 
 
 @contextmanager
@@ -270,6 +271,7 @@ class Api:
             cfg_scale=body.cfg_scale, distilled_cfg_scale=body.distilled_cfg_scale, width=body.width,
             height=body.height, seed=body.seed, batch_count=body.n_iter, batch_size=body.batch_size,
             checkpoint=checkpoint, clip_skip=overrides.get("CLIP_stop_at_last_layers"), save_images=body.save_images,
+            forge_additional_modules=overrides.get("forge_additional_modules") or (),
             **hires_fields(body))
 
     def _job_checkpoint(self, override, owner: str | None = None) -> str:

@@ -54,6 +54,10 @@ def loaded_task(info: CheckpointInfo) -> str:
 
 def _load_pipeline(info: CheckpointInfo, dtype: torch.dtype, offline: bool, skeletons=None):
     cls = pipeline_class(info, loaded_task(info))
+    missing = [c for c in info.architecture.missing_labels() if c not in _labels_given(info)]
+    if missing:  # the manager pairs component files first (component_files.complete): this is a direct call
+        raise BadModelFile(info.path, f"needs a {', '.join(missing)} from component files (models/VAE, "
+                                      "models/text_encoder)")
     quiet_library_progress_bars()
     # not torch_dtype: diffusers 0.42 warns that name is deprecated. The family's options leave out
     # what the app never runs (a safety checker).
@@ -73,7 +77,8 @@ def _load_pipeline(info: CheckpointInfo, dtype: torch.dtype, offline: bool, skel
             from modules.models import fast_load
 
             return fast_load.load_single_file_with_report(info.path, info.sidecar_config, dtype, pipeline_class=cls,
-                                                          skeletons=skeletons, family=info.architecture.spec).pipeline
+                                                          skeletons=skeletons, family=info.architecture.spec,
+                                                          component_files=info.component_files).pipeline
         if info.sidecar_config is not None:
             config_classes.check_model_index(info.sidecar_config, info.path)
             return cls.from_single_file(str(info.path), config=str(info.sidecar_config), local_files_only=True, **common)
@@ -86,6 +91,11 @@ def _load_pipeline(info: CheckpointInfo, dtype: torch.dtype, offline: bool, skel
             hint = (f" — to load it offline, put its diffusers config folder beside it as "
                     f"{info.path.stem}.config/ (model_index.json, component configs, tokenizer)")
         raise BadModelFile(info.path, f"could not be loaded: {_first_line(e)}{hint}") from e
+
+
+def _labels_given(info: CheckpointInfo) -> list[str]:
+    spec = info.architecture.spec
+    return [spec.component_files.get(c, c) for c in (info.component_files or {})]
 
 
 def _left_out(family, index: dict) -> dict:

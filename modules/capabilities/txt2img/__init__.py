@@ -17,7 +17,7 @@ def _out_of_memory(request: Txt2ImgRequest) -> OutOfMemory:
 
 TXT2IMG = Capability(
     name="txt2img", tab="txt2img", validate=validate,
-    model=lambda request: ModelRef(CHECKPOINT, request.checkpoint),
+    model=lambda request: ModelRef(CHECKPOINT, request.checkpoint, tuple(request.forge_additional_modules)),
     run=txt2img, empty_result=Txt2ImgResult, out_of_memory=_out_of_memory, script_result=as_txt2img_result,
     finish_job=add_batch_grid, timing=Txt2ImgTiming())
 

@@ -32,6 +32,9 @@ class Txt2ImgRequest:
     batch_count: int = 1
     batch_size: int = 1
     checkpoint: str | None = None  # None: the default checkpoint
+    # Component files (VAE, text encoders) a transformer-only checkpoint needs: names in models/VAE and
+    # models/text_encoder (Forge's override_settings.forge_additional_modules).
+    forge_additional_modules: tuple[str, ...] = ()
     clip_skip: int | None = None  # None: the CLIP_stop_at_last_layers setting (Backend.job_defaults), else 1
     save_images: bool | None = None  # None: the samples_save setting, else save
     # Hires fix (A1111's API names): a second, img2img pass at a larger size (hires.py).
@@ -67,6 +70,7 @@ class Txt2ImgRequest:
         if r.checkpoint is not None and not isinstance(r.checkpoint, str):
             raise InvalidRequest("checkpoint", "must be a checkpoint title or name")
         r.checkpoint = (r.checkpoint or "").strip() or None
+        r.forge_additional_modules = _names(r.forge_additional_modules, "forge_additional_modules")
         validate_hires(r, MAX_SIDE, MAX_PIXELS, _integer, _number, _text)
         return r
 
@@ -90,7 +94,23 @@ def validate(request: Txt2ImgRequest, context) -> Txt2ImgRequest:
             check_upscaler(request, context.backend.manager)
     if context.backend is not None:
         context.backend.check_clip_skip(request.clip_skip, request.checkpoint)
+        if request.forge_additional_modules:  # as listed, so the infotext names the files the same way
+            files = context.backend.manager.component_files
+            request.forge_additional_modules = tuple(files.find(n).name for n in request.forge_additional_modules)
     return request
+
+
+MAX_MODULES = 8
+
+
+def _names(value, field: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise InvalidRequest(field, "must be a list of file names (models/VAE, models/text_encoder)")
+    if len(value) > MAX_MODULES:
+        raise InvalidRequest(field, f"lists {len(value)} files; at most {MAX_MODULES}")
+    return tuple(dict.fromkeys(v.strip() for v in value))
 
 
 def _text(value, field: str) -> str:

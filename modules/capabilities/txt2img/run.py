@@ -68,6 +68,8 @@ def infotext(request: Txt2ImgRequest, seed: int, model: LoadedCheckpoint, extra:
         "Seed": seed, "Size": f"{request.width}x{request.height}",
         "Model hash": model.info.shorthash, "Model": model.info.model_name,
         "Clip skip": request.clip_skip if request.clip_skip > 1 else None,
+        # Forge's way of naming the component files a checkpoint was completed with
+        **{f"Module {i}": name for i, name in enumerate(request.forge_additional_modules, 1)},
         **hires_infotext(request),
         **(extra or {}),
         "Version": VERSION,

@@ -134,14 +134,16 @@ class Family:
     optional_components: tuple[str, ...] = ()
     # The components a single file holds weights for (None: all of them, as SD 1.x/2.x/SDXL files do).
     components_in_file: Callable[[Shapes], set[str]] | None = None
+    # Where a whole checkpoint holds each component that may come from a file of its own, and what kind of
+    # file that is: {component: ("vae" | "clip" | "t5", prefix)} (modules/models/component_files.py).
+    component_sources: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
-    def missing_from_file(self, shapes: Shapes) -> list[str]:
-        """What users call each required component a single file lacks ("T5-XXL text encoder")."""
+    def missing_from_file(self, shapes: Shapes) -> tuple[str, ...]:
+        """The components a single file lacks (optional ones too: SD3's T5 may be added from a file)."""
         if self.components_in_file is None:
-            return []
+            return ()
         found = self.components_in_file(shapes)
-        return [self.component_files.get(c, c) for c in self.components
-                if c not in found and c not in self.optional_components]
+        return tuple(c for c in self.components if c not in found)
 
     def pipeline_name(self, task: str) -> str | None:
         return self.pipelines.get(task)

@@ -241,6 +241,8 @@ def _family(dev: bool) -> Family:
         component_files={"vae": "VAE", "text_encoder": "CLIP-L text encoder",
                          "text_encoder_2": "T5-XXL text encoder"},
         components_in_file=components_in_file,
+        component_sources={"vae": ("vae", _ldm.VAE_PREFIX), "text_encoder": ("clip", sd3.CLIP_L),
+                           "text_encoder_2": ("t5", sd3.T5)},
     )
 
 

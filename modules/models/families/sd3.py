@@ -165,6 +165,8 @@ SD3 = Family(
                      "text_encoder_3": "T5-XXL text encoder"},
     optional_components=("text_encoder_3",),
     components_in_file=components_in_file,
+    component_sources={"vae": ("vae", _ldm.VAE_PREFIX), "text_encoder": ("clip", CLIP_L),
+                       "text_encoder_2": ("clip", CLIP_G), "text_encoder_3": ("t5", T5)},
 )
 
 FAMILIES = (SD3,)
