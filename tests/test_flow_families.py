@@ -201,3 +201,69 @@ def test_img2img_and_the_hires_fix_are_refused_naming_the_family(flow_backend, c
     with pytest.raises(UserError, match=f"{label} models do not do img2img here yet"):
         flow_backend.txt2img(_request(checkpoint=checkpoint, enable_hr=True, hr_scale=1.5, steps=2,
                                       cfg_scale=4.0 if label.startswith("SD") else 1.0))
+
+
+@pytest.fixture(scope="module")
+def client(flow_backend, component_files):
+    from starlette.testclient import TestClient
+
+    from modules import cmd_args
+    from modules.api.server import create_api_app
+
+    work = flow_backend.config.outdir.parent / "api"
+    args = cmd_args.parse_args(["--nowebui", "--models-dir", str(flow_backend.config.models_dir),
+                                "--outdir", str(work / "outputs"), "--skip-load-model-at-start"])
+    app, _ = create_api_app(flow_backend, args, work / "config.json")
+    with TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False) as client:
+        yield client
+
+
+def test_the_api_takes_forges_module_list_and_distilled_cfg(client, component_files):
+    import base64
+    import io
+
+    listed = [m["model_name"] for m in client.get("/sdapi/v1/sd-modules").json()]
+    assert set(component_files[p] for p in ("vae", "clip_l", "t5xxl")) <= set(listed)
+    body = {"prompt": "a red circle", "width": 64, "height": 64, "steps": 2, "sampler_name": "Euler", "cfg_scale": 1,
+            "seed": 3, "distilled_cfg_scale": 5,
+            "override_settings": {"sd_model_checkpoint": "tiny-flux-transformer",
+                                  # Forge's clients send full paths: only the file name is used, in our folders
+                                  "forge_additional_modules": [f"/elsewhere/models/VAE/{component_files['vae']}",
+                                                               component_files["clip_l"], component_files["t5xxl"]]}}
+    answer = client.post("/sdapi/v1/txt2img", json=body)
+    assert answer.status_code == 200, answer.text
+    image = Image.open(io.BytesIO(base64.b64decode(answer.json()["images"][0])))
+    assert image.size == (64, 64) and _pixels(image).std() > 0
+    info = parse_infotext(answer.json()["info"] and __import__("json").loads(answer.json()["info"])["infotexts"][0])
+    assert info["Distilled CFG Scale"] == "5" and info["Module 1"] == component_files["vae"]
+    missing = client.post("/sdapi/v1/txt2img", json={**body, "override_settings": {
+        "sd_model_checkpoint": "tiny-flux-transformer", "forge_additional_modules": [component_files["vae"]]}})
+    assert missing.status_code >= 400 and "CLIP-L text encoder, T5-XXL text encoder" in missing.text
+
+
+def test_the_ui_picks_samplers_steps_and_cfg_by_family_and_runs_with_component_files(flow_backend, component_files):
+    from types import SimpleNamespace
+
+    import gradio as gr
+
+    from modules.ui import checkpoint_picker
+    from modules.ui.txt2img_tab import Txt2ImgTab
+
+    with gr.Blocks():
+        checkpoint = gr.Dropdown(flow_backend.checkpoint_titles(), value=None)
+        tab = Txt2ImgTab(flow_backend, checkpoint, checkpoint_picker.build_component_picker(flow_backend))
+        tab.build()
+    assert set(component_files[p] for p in ("vae", "clip_l", "t5xxl")) <= set(c[0] for c in tab.modules.choices)
+    schnell = tab._checkpoint_picked("tiny-flux-schnell", "Euler a")
+    assert schnell[:2] == [1024, 1024] and schnell[3:5] == [4, 1.0]  # FLUX configs give no size: 1024; 4 steps, CFG 1
+    assert schnell[2].value == "Euler" and "Heun" not in [c[0] for c in schnell[2].choices]
+    assert schnell[5].visible is False  # no distilled guidance on schnell
+    dev = tab._checkpoint_picked("tiny-flux-dev", "UniPC")
+    assert dev[2].value == "UniPC" and dev[5].visible is True
+    sd3 = tab._checkpoint_picked("tiny-sd3", "Euler")
+    assert "Heun" in [c[0] for c in sd3[2].choices]
+    modules = [component_files["vae"], component_files["clip_l"], component_files["t5xxl"]]
+    answers = list(tab._run("tiny-flux-transformer", "a red circle", "", "Euler", 2, 1.0, 64, 64, 9, 1, 1,
+                            SimpleNamespace(username=None, session_hash="flow-ui"), distilled_cfg_scale=2.0,
+                            modules=modules))
+    assert "Distilled CFG Scale: 2" in answers[-1][tab.infotext] and "Module 3:" in answers[-1][tab.infotext]

@@ -173,6 +173,11 @@ class Api:
         def sd_vae():
             return [{"model_name": path.name, "filename": shown(path)} for path in self._vae_files()]
 
+        @r.get("/sd-modules", response_model=list[models.SDVaeItem])
+        def sd_modules():
+            """Forge's list of VAE and text encoder files (override_settings.forge_additional_modules)."""
+            return [{"model_name": f.name, "filename": shown(f.path)} for f in self.backend.manager.component_files.scan()]
+
         @r.get("/samplers", response_model=list[models.SamplerItem])
         def samplers():
             return [{"name": s.name, "aliases": list(s.aliases),

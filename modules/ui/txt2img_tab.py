@@ -18,7 +18,14 @@ class Txt2ImgTab(GenerationTab):
 
     tab = "txt2img"
 
+    def __init__(self, backend, checkpoint: gr.Dropdown, modules: gr.Dropdown | None = None):
+        super().__init__(backend, checkpoint)
+        # Component files for transformer-only checkpoints (checkpoint_picker.build_component_picker)
+        self.modules = modules
+
     def build(self) -> None:
+        if self.modules is None:  # built without the picker (tests): no component files
+            self.modules = gr.State([])
         self.build_prompt_row()
         with gr.Row():
             with gr.Column():
@@ -31,13 +38,13 @@ class Txt2ImgTab(GenerationTab):
                 self.send_to_img2img = gr.Button("Send to img2img", elem_id="txt2img_send_to_img2img", size="sm")
         self.selected = gr.State(0)  # the gallery's picked picture, for "Send to img2img"
         self.gallery.select(selected_index, outputs=self.selected, api_name=False, queue=False)
-        self.wire(self._generate, [*self.hires.inputs(), self.distilled_cfg_scale],
-                  [*HIRES_NAMES, "distilled_cfg_scale"])
+        self.wire(self._generate, [*self.hires.inputs(), self.distilled_cfg_scale, self.modules],
+                  [*HIRES_NAMES, "distilled_cfg_scale", "forge_additional_modules"])
         # Picking a checkpoint sets what its family starts from: the size it was trained at (512 for SD 1.x,
         # 1024 for SDXL, SD3, FLUX), its samplers, steps (4 for FLUX.1 schnell) and CFG scale (1 for FLUX).
         self.checkpoint.input(self._checkpoint_picked, inputs=[self.checkpoint, self.sampler],
                               outputs=[self.width, self.height, self.sampler, self.steps, self.cfg_scale,
-                                       self.distilled_cfg_scale], api_name=False, queue=False)
+                                       self.distilled_cfg_scale, self.modules], api_name=False, queue=False)
 
     def build_sampling(self) -> None:
         super().build_sampling()
@@ -50,22 +57,26 @@ class Txt2ImgTab(GenerationTab):
         samplers = found["samplers"]
         return [found["size"], found["size"],
                 gr.Dropdown(choices=samplers, value=sampler if sampler in samplers else samplers[0]),
-                found["steps"], found["cfg_scale"], gr.Slider(visible=found["distilled"])]
+                found["steps"], found["cfg_scale"], gr.Slider(visible=found["distilled"]),
+                gr.Dropdown(choices=self.backend.component_file_names())]
 
     def _generate(self, *values, request: gr.Request, scripts=None):
         base, own = values[:len(BASE_NAMES)], values[len(BASE_NAMES):]
-        hires, distilled = own[:len(HIRES_NAMES)], own[len(HIRES_NAMES)]
-        return self._run(*base, request, scripts=scripts, hires=hires, distilled_cfg_scale=distilled)
+        hires, (distilled, modules) = own[:len(HIRES_NAMES)], own[len(HIRES_NAMES):len(HIRES_NAMES) + 2]
+        return self._run(*base, request, scripts=scripts, hires=hires, distilled_cfg_scale=distilled,
+                         modules=modules)
 
     @user_errors
     def _run(self, checkpoint, prompt, negative_prompt, sampler, steps, cfg_scale, width, height, seed,
-             batch_count, batch_size, request: gr.Request, scripts=None, hires=(), distilled_cfg_scale=3.5):
+             batch_count, batch_size, request: gr.Request, scripts=None, hires=(), distilled_cfg_scale=3.5,
+             modules=()):
         """Generate's handler; `hires`: the Hires. fix values (none: off)."""
         job = self.backend.new_job("txt2img", owner_of(request), queue_user=queue_user_of(request))
         txt2img_request = Txt2ImgRequest(
             prompt=prompt, negative_prompt=negative_prompt, sampler=sampler, steps=steps, cfg_scale=cfg_scale,
             width=width, height=height, seed=-1 if seed is None else seed, batch_count=batch_count,
             batch_size=batch_size, checkpoint=checkpoint or None, distilled_cfg_scale=distilled_cfg_scale,
+            forge_additional_modules=tuple(modules or ()),
             **(HiresControls.request_fields(list(hires)) if hires else {}))
         yield from self.run_job(TXT2IMG, txt2img_request, job, scripts)
 
