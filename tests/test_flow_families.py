@@ -3,6 +3,7 @@ seeds, infotext, memory accounting, distilled guidance, the flow-matching sample
 from __future__ import annotations
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 
@@ -267,3 +268,26 @@ def test_the_ui_picks_samplers_steps_and_cfg_by_family_and_runs_with_component_f
                             SimpleNamespace(username=None, session_hash="flow-ui"), distilled_cfg_scale=2.0,
                             modules=modules))
     assert "Distilled CFG Scale: 2" in answers[-1][tab.infotext] and "Module 3:" in answers[-1][tab.infotext]
+
+
+@pytest.mark.parametrize("source, scaling, shift", [("tiny-sd3", 1.5305, 0.0609), ("tiny-flux-dev", 0.3611, 0.1159),
+                                                    ("tiny-flux-transformer-ae.safetensors", 0.3611, 0.1159)])
+def test_the_latent_explorer_sd_vae_mode_uses_16_channels_and_the_familys_factors(flow_backend, component_files,
+                                                                                  source, scaling, shift):
+    from modules.capabilities import latent
+    from modules.capabilities.latent import sd_vae as sd
+    from modules.capabilities.latent.models import using_sd_vae
+    from modules.capabilities.latent.sd_request import SdVaeEdit
+
+    picture = Image.new("RGB", (64, 64), (200, 40, 40))
+    encoded = flow_backend.run(latent.SD_ENCODE, latent.SdVaeEncodeRequest(source, picture, 64))
+    current = encoded.current
+    assert current.latent.shape == (16, 8, 8) and len(encoded.channels) == 16
+    with using_sd_vae(flow_backend, current.vae) as vae:
+        geometry = sd.geometry(vae)
+        assert (geometry.channels, geometry.scaling_factor, geometry.shift_factor) == (16, scaling, shift)
+        # scaled as the transformer sees latents, (mean - shift) * scaling: σ near 1, unlike the raw mean
+        assert sd.encode_pixels(vae, np.array(picture)[None]).shape == (1, 16, 8, 8)
+    moved = flow_backend.run(latent.SD_DECODE, latent.SdVaeDecodeRequest(current, SdVaeEdit(offsets=[0.0] * 15 + [2.0])))
+    assert not np.array_equal(np.asarray(moved.image), np.asarray(encoded.image))
+
