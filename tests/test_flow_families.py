@@ -24,6 +24,8 @@ def flow_backend(tmp_path_factory):
     flux = tiny_flow_models.make_tiny_flux(sd / "tiny-flux-dev")
     tiny_flow_models.make_tiny_flux(sd / "tiny-flux-schnell", dev=False)
     tiny_flow_models.make_flux_checkpoint_file(flux, sd / "tiny-flux-whole.safetensors")
+    tiny_flow_models.make_sd3_checkpoint_file(sd / "tiny-sd3", sd / "tiny-sd3-whole.safetensors")
+    tiny_flow_models.make_sd3_checkpoint_file(sd / "tiny-sd3", sd / "tiny-sd3-clips-only.safetensors", with_t5=False)
     for sub in ("VAE", "Latent", "GAN", "text_encoder"):
         (models / sub).mkdir(exist_ok=True)
     work = tmp_path_factory.mktemp("flow-backend")
@@ -47,7 +49,8 @@ def _pixels(image: Image.Image) -> np.ndarray:
 @pytest.mark.parametrize("checkpoint, label", [("tiny-sd3", "SD 3/3.5"), ("tiny-sd3-no-t5", "SD 3/3.5"),
                                                ("tiny-flux-dev", "FLUX.1 dev"),
                                                ("tiny-flux-schnell", "FLUX.1 schnell"),
-                                               ("tiny-flux-whole", "FLUX.1 dev")])
+                                               ("tiny-flux-whole", "FLUX.1 dev"), ("tiny-sd3-whole", "SD 3/3.5"),
+                                               ("tiny-sd3-clips-only", "SD 3/3.5")])
 def test_each_layout_is_detected_and_makes_an_image(flow_backend, checkpoint, label):
     info = flow_backend.manager.resolve(checkpoint)
     assert info.usable, info.error
@@ -59,10 +62,20 @@ def test_each_layout_is_detected_and_makes_an_image(flow_backend, checkpoint, la
     assert f"Model: {checkpoint}," in result.infotexts[0]
 
 
-def test_the_whole_single_file_gives_the_same_image_as_its_folder(flow_backend):
-    folder = flow_backend.txt2img(_request(checkpoint="tiny-flux-dev")).images[0]
-    single = flow_backend.txt2img(_request(checkpoint="tiny-flux-whole")).images[0]
-    assert np.abs(_pixels(folder) - _pixels(single)).max() <= 1
+@pytest.mark.parametrize("folder, single", [("tiny-flux-dev", "tiny-flux-whole"), ("tiny-sd3", "tiny-sd3-whole")])
+def test_a_whole_single_file_gives_the_same_image_as_its_folder(flow_backend, folder, single):
+    cfg = 4.0 if folder.startswith("tiny-sd3") else 1.0
+    from_folder = flow_backend.txt2img(_request(checkpoint=folder, cfg_scale=cfg)).images[0]
+    from_file = flow_backend.txt2img(_request(checkpoint=single, cfg_scale=cfg)).images[0]
+    assert np.abs(_pixels(from_folder) - _pixels(from_file)).max() <= 1
+
+
+def test_sd3_without_t5_runs_with_zeros_in_its_place(flow_backend):
+    with_t5 = flow_backend.txt2img(_request(checkpoint="tiny-sd3-whole", cfg_scale=4.0)).images[0]
+    without = flow_backend.txt2img(_request(checkpoint="tiny-sd3-clips-only", cfg_scale=4.0)).images[0]
+    assert not np.array_equal(_pixels(with_t5), _pixels(without))
+    with flow_backend.manager.use("tiny-sd3-clips-only") as model:
+        assert model.pipe.text_encoder_3 is None and "text_encoder_3" not in model.components
 
 
 @pytest.mark.parametrize("checkpoint", ["tiny-sd3", "tiny-flux-dev"])
@@ -291,3 +304,24 @@ def test_the_latent_explorer_sd_vae_mode_uses_16_channels_and_the_familys_factor
     moved = flow_backend.run(latent.SD_DECODE, latent.SdVaeDecodeRequest(current, SdVaeEdit(offsets=[0.0] * 15 + [2.0])))
     assert not np.array_equal(np.asarray(moved.image), np.asarray(encoded.image))
 
+
+
+def test_an_sd35_style_file_takes_clip_l_clip_g_and_optionally_t5_from_files(flow_backend):
+    from modules.errors import BadModelFile
+
+    models = flow_backend.config.models_dir
+    paths = tiny_flow_models.make_sd35_style_files(models / "Stable-diffusion" / "tiny-sd3", models)
+    flow_backend.refresh_checkpoints()
+    names = {part: path.name for part, path in paths.items()}
+    info = flow_backend.manager.resolve("sd35-tiny")
+    assert info.architecture.missing_labels() == ["CLIP-L text encoder", "CLIP-G text encoder"]
+    with pytest.raises(BadModelFile, match="needs a CLIP-G text encoder"):
+        flow_backend.txt2img(_request(checkpoint="sd35-tiny", cfg_scale=4.0, forge_additional_modules=[names["clip_l"]]))
+    # CLIP-G given first: told from CLIP-L by its width, not by its place in the list or its name
+    full = flow_backend.txt2img(_request(checkpoint="sd35-tiny", cfg_scale=4.0, forge_additional_modules=[
+        names["clip_g"], names["t5xxl"], names["clip_l"]])).images[0]
+    folder = flow_backend.txt2img(_request(checkpoint="tiny-sd3", cfg_scale=4.0)).images[0]
+    assert np.abs(_pixels(full) - _pixels(folder)).max() <= 1
+    no_t5 = flow_backend.txt2img(_request(checkpoint="sd35-tiny", cfg_scale=4.0, forge_additional_modules=[
+        names["clip_l"], names["clip_g"]])).images[0]  # T5 is optional for SD3
+    assert not np.array_equal(_pixels(no_t5), _pixels(full))

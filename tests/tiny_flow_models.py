@@ -161,3 +161,84 @@ def make_flux_component_files(folder: Path, models: Path, name: str = "flux1-tin
     if with_sidecar:
         sidecar(folder, paths["transformer"])
     return paths
+
+
+# ---------------------------------------------------------------- SD3 single files, as published
+
+
+def _halves_swapped(tensor: torch.Tensor) -> torch.Tensor:
+    first, second = tensor.chunk(2, dim=0)
+    return torch.cat([second, first], dim=0)
+
+
+def sd3_transformer_to_original(state: dict[str, torch.Tensor], num_layers: int) -> dict[str, torch.Tensor]:
+    """A diffusers SD3 transformer's state dict in SAI's layout (no qk-norm, no dual attention: SD 3 medium's
+    shape), the inverse of diffusers' convert_sd3_transformer_checkpoint_to_diffusers."""
+    out: dict[str, torch.Tensor] = {"pos_embed": state["pos_embed.pos_embed"]}
+    pairs = {"x_embedder.proj": "pos_embed.proj", "t_embedder.mlp.0": "time_text_embed.timestep_embedder.linear_1",
+             "t_embedder.mlp.2": "time_text_embed.timestep_embedder.linear_2", "context_embedder": "context_embedder",
+             "y_embedder.mlp.0": "time_text_embed.text_embedder.linear_1",
+             "y_embedder.mlp.2": "time_text_embed.text_embedder.linear_2", "final_layer.linear": "proj_out"}
+    for i in range(num_layers):
+        o, d = f"joint_blocks.{i}.", f"transformer_blocks.{i}."
+        pairs.update({o + "x_block.attn.proj": d + "attn.to_out.0", o + "x_block.adaLN_modulation.1": d + "norm1.linear",
+                      o + "x_block.mlp.fc1": d + "ff.net.0.proj", o + "x_block.mlp.fc2": d + "ff.net.2"})
+        last = i == num_layers - 1
+        if not last:
+            pairs.update({o + "context_block.attn.proj": d + "attn.to_add_out",
+                          o + "context_block.adaLN_modulation.1": d + "norm1_context.linear",
+                          o + "context_block.mlp.fc1": d + "ff_context.net.0.proj",
+                          o + "context_block.mlp.fc2": d + "ff_context.net.2"})
+        for suffix in (".weight", ".bias"):
+            out[o + "x_block.attn.qkv" + suffix] = torch.cat([state[d + f"attn.to_{x}" + suffix] for x in "qkv"])
+            out[o + "context_block.attn.qkv" + suffix] = torch.cat(
+                [state[d + f"attn.add_{x}_proj" + suffix] for x in "qkv"])
+            if last:
+                out[o + "context_block.adaLN_modulation.1" + suffix] = _halves_swapped(
+                    state[d + "norm1_context.linear" + suffix])
+    for original, name in pairs.items():
+        for suffix in (".weight", ".bias"):
+            out[original + suffix] = state[name + suffix]
+    for suffix in (".weight", ".bias"):
+        out["final_layer.adaLN_modulation.1" + suffix] = _halves_swapped(state["norm_out.linear" + suffix])
+    return out
+
+
+def make_sd35_style_files(folder: Path, models: Path, name: str = "sd35-tiny") -> dict[str, Path]:
+    """As SD 3.5 large is published: the transformer and VAE in one file (no text encoders), and clip_l,
+    clip_g, t5xxl files in models/text_encoder (HF layout, as ComfyUI's)."""
+    from diffusers import StableDiffusion3Pipeline
+
+    pipe = StableDiffusion3Pipeline.from_pretrained(str(folder), local_files_only=True)
+    transformer = sd3_transformer_to_original(pipe.transformer.state_dict(), pipe.transformer.config.num_layers)
+    state = {"model.diffusion_model." + k: v for k, v in transformer.items()}
+    state.update({"first_stage_model." + k: v for k, v in vae_to_original(pipe.vae.state_dict()).items()})
+    paths = {"checkpoint": _save(state, models / "Stable-diffusion" / f"{name}.safetensors"),
+             "clip_l": _save(clip_to_original(pipe.text_encoder.state_dict()),
+                             models / "text_encoder" / f"{name}-clip_l.safetensors"),
+             "clip_g": _save(clip_to_original(pipe.text_encoder_2.state_dict()),
+                             models / "text_encoder" / f"{name}-clip_g.safetensors"),
+             "t5xxl": _save(dict(pipe.text_encoder_3.state_dict()), models / "text_encoder" / f"{name}-t5xxl.safetensors")}
+    sidecar(folder, paths["checkpoint"])
+    return paths
+
+
+def make_sd3_checkpoint_file(folder: Path, out: Path, with_t5: bool = True, with_sidecar: bool = True) -> Path:
+    """A whole SD3 file as SAI published sd3_medium_incl_clips(_t5xxlfp8): transformer, VAE, CLIP-L, CLIP-G
+    and (with_t5) T5-XXL, each under its prefix."""
+    from diffusers import StableDiffusion3Pipeline
+
+    pipe = StableDiffusion3Pipeline.from_pretrained(str(folder), local_files_only=True)
+    transformer = sd3_transformer_to_original(pipe.transformer.state_dict(), pipe.transformer.config.num_layers)
+    state = {"model.diffusion_model." + k: v for k, v in transformer.items()}
+    state.update({"first_stage_model." + k: v for k, v in vae_to_original(pipe.vae.state_dict()).items()})
+    state.update({"text_encoders.clip_l.transformer." + k: v
+                  for k, v in clip_to_original(pipe.text_encoder.state_dict()).items()})
+    state.update({"text_encoders.clip_g.transformer." + k: v
+                  for k, v in clip_to_original(pipe.text_encoder_2.state_dict()).items()})
+    if with_t5 and pipe.text_encoder_3 is not None:
+        state.update({"text_encoders.t5xxl.transformer." + k: v for k, v in pipe.text_encoder_3.state_dict().items()})
+    _save(state, out)
+    if with_sidecar:
+        sidecar(folder, out)
+    return out
