@@ -325,3 +325,25 @@ def test_an_sd35_style_file_takes_clip_l_clip_g_and_optionally_t5_from_files(flo
     no_t5 = flow_backend.txt2img(_request(checkpoint="sd35-tiny", cfg_scale=4.0, forge_additional_modules=[
         names["clip_l"], names["clip_g"]])).images[0]  # T5 is optional for SD3
     assert not np.array_equal(_pixels(no_t5), _pixels(full))
+
+
+@pytest.fixture(scope="module")
+def sd3_pipe(tmp_path_factory):
+    from diffusers import StableDiffusion3Pipeline
+
+    folder = tiny_flow_models.make_tiny_sd3(tmp_path_factory.mktemp("sd3-pipe") / "sd3")
+    return StableDiffusion3Pipeline.from_pretrained(str(folder), local_files_only=True)
+
+
+def test_emphasis_weights_sd3s_clip_part_and_t5_reads_the_plain_words(sd3_pipe):
+    from modules.generation.prompt_embeds import encode_prompts
+
+    plain = encode_prompts(sd3_pipe, ["a red circle"], [""])
+    weighted = encode_prompts(sd3_pipe, ["a (red:1.6) circle"], [""])
+    clip_tokens = 77  # one CLIP chunk, then T5's 256 tokens
+    assert not torch.equal(plain["prompt_embeds"][:, :clip_tokens], weighted["prompt_embeds"][:, :clip_tokens])
+    assert torch.equal(plain["prompt_embeds"][:, clip_tokens:], weighted["prompt_embeds"][:, clip_tokens:])
+    # without emphasis, the pipeline's own embedding
+    own = sd3_pipe.encode_prompt("a red circle", "a red circle", "a red circle", do_classifier_free_guidance=False)
+    assert torch.allclose(own[0], plain["prompt_embeds"], atol=1e-5)
+    assert torch.allclose(own[2], plain["pooled_prompt_embeds"], atol=1e-6)
