@@ -133,6 +133,12 @@ def test_infotext_round_trips_through_the_png(flow_backend, tmp_path):
     assert fields["Prompt"] == "a red circle on a white background"
     assert fields["Seed"] == "5" and fields["Sampler"] == "Euler" and fields["Distilled CFG Scale"] == "2.5"
     assert fields["Model"] == "tiny-flux-dev" and fields["Size-1"] == "64"
+    from modules.ui.pnginfo_tab import flow_values, send_values
+
+    assert send_values(fields)[2:5] == ["Euler", 3, 1.0]  # sampler, steps, CFG back into txt2img
+    assert flow_values(fields)[0] == 2.5
+    with_modules = parse_infotext(result.infotexts[0] + ", Module 1: ae.safetensors, Module 2: clip_l.safetensors")
+    assert flow_values(with_modules) == [2.5, ["ae.safetensors", "clip_l.safetensors"]]
 
 
 def test_emphasis_changes_sd3_but_t5_reads_the_plain_prompt():

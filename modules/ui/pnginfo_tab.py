@@ -72,8 +72,9 @@ def build(txt2img: Txt2ImgTab, tabs: gr.Tabs, txt2img_tab_id: str, img2img=None)
     image.clear(lambda: ("", "", {}), outputs=[parameters, table, parsed], api_name=False, show_progress="hidden")
     targets = [txt2img.prompt, txt2img.negative_prompt, txt2img.sampler, txt2img.steps, txt2img.cfg_scale,
                txt2img.width, txt2img.height, txt2img.seed]
-    send.click(lambda p: [*send_values(p), *hires_values(p), gr.Tabs(selected=txt2img_tab_id)], inputs=parsed,
-               outputs=[*targets, *txt2img.hires.inputs(), tabs], api_name=False, show_progress="hidden")
+    send.click(lambda p: [*send_values(p), *hires_values(p), *flow_values(p), gr.Tabs(selected=txt2img_tab_id)],
+               inputs=parsed, outputs=[*targets, *txt2img.hires.inputs(), txt2img.distilled_cfg_scale,
+                                       txt2img.modules, tabs], api_name=False, show_progress="hidden")
     if img2img is not None:
         img2img.send_from(send_img2img, [image, parameters], picture_and_text, tabs)
 
@@ -103,6 +104,16 @@ def send_values(parsed: dict) -> list:
         sampler = f"{sampler} Karras"
     return [text("Prompt"), text("Negative prompt"), sampler or gr.skip(), number("Steps", int),
             number("CFG scale", float), number("Size-1", int), number("Size-2", int), number("Seed", int)]
+
+
+def flow_values(parsed: dict) -> list:
+    """Forge's "Distilled CFG Scale" (FLUX.1 dev) and "Module 1, 2, ..." (its VAE / text encoder files)."""
+    try:
+        distilled = float(parsed["Distilled CFG Scale"])
+    except (KeyError, ValueError):
+        distilled = gr.skip()
+    modules = [parsed[f"Module {i}"] for i in range(1, 9) if f"Module {i}" in parsed]
+    return [distilled, modules if modules else gr.skip()]
 
 
 def hires_values(parsed: dict) -> list:
