@@ -274,6 +274,11 @@ def test_the_ui_picks_samplers_steps_and_cfg_by_family_and_runs_with_component_f
         tab = Txt2ImgTab(flow_backend, checkpoint, checkpoint_picker.build_component_picker(flow_backend))
         tab.build()
     assert set(component_files[p] for p in ("vae", "clip_l", "t5xxl")) <= set(c[0] for c in tab.modules.choices)
+    with gr.Blocks():  # a page opened with FLUX.1 schnell as the checkpoint starts from its family's values
+        opened = Txt2ImgTab(flow_backend, gr.Dropdown(flow_backend.checkpoint_titles(), value="tiny-flux-schnell",
+                                                      allow_custom_value=True))
+        opened.build()
+    assert (opened.sampler.value, opened.steps.value, opened.cfg_scale.value) == ("Euler", 4, 1.0)
     schnell = tab._checkpoint_picked("tiny-flux-schnell", "Euler a")
     assert schnell[:2] == [1024, 1024] and schnell[3:5] == [4, 1.0]  # FLUX configs give no size: 1024; 4 steps, CFG 1
     assert schnell[2].value == "Euler" and "Heun" not in [c[0] for c in schnell[2].choices]

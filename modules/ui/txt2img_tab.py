@@ -46,11 +46,11 @@ class Txt2ImgTab(GenerationTab):
                               outputs=[self.width, self.height, self.sampler, self.steps, self.cfg_scale,
                                        self.distilled_cfg_scale, self.modules], api_name=False, queue=False)
 
-    def build_sampling(self) -> None:
-        super().build_sampling()
-        shown = self.backend.checkpoint_defaults(self.checkpoint.value)["distilled"]
+    def build_sampling(self, defaults: dict | None = None) -> None:
+        defaults = self.backend.checkpoint_defaults(self.checkpoint.value)  # the shown checkpoint's family
+        super().build_sampling(defaults)
         self.distilled_cfg_scale = gr.Slider(0, 30, value=3.5, step=0.1, label="Distilled CFG Scale",
-                                             visible=shown, elem_id="txt2img_distilled_cfg_scale")
+                                             visible=defaults["distilled"], elem_id="txt2img_distilled_cfg_scale")
 
     def _checkpoint_picked(self, title, sampler):
         found = self.backend.checkpoint_defaults(title)
