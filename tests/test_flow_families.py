@@ -259,6 +259,11 @@ def test_the_api_takes_forges_module_list_and_distilled_cfg(client, component_fi
     missing = client.post("/sdapi/v1/txt2img", json={**body, "override_settings": {
         "sd_model_checkpoint": "tiny-flux-transformer", "forge_additional_modules": [component_files["vae"]]}})
     assert missing.status_code >= 400 and "CLIP-L text encoder, T5-XXL text encoder" in missing.text
+    wrong_sampler = client.post("/sdapi/v1/txt2img", json={**body, "sampler_name": "Euler a"})
+    assert wrong_sampler.status_code == 422 and wrong_sampler.json()["field"] == "sampler_name"
+    assert "does not work with FLUX.1 dev models; choose one of: Euler, DPM++ 2M, UniPC" in wrong_sampler.text
+    low_cfg = client.post("/sdapi/v1/txt2img", json={**body, "cfg_scale": 0.5})
+    assert low_cfg.status_code == 422 and low_cfg.json()["field"] == "cfg_scale"
 
 
 def test_the_ui_picks_samplers_steps_and_cfg_by_family_and_runs_with_component_files(flow_backend, component_files):

@@ -55,7 +55,7 @@ DISCONNECT_POLL_SECONDS = 0.25
 # Txt2ImgRequest's field names -> the API's, for error messages.
 _API_FIELD = {"batch_count": "n_iter", "checkpoint": "override_settings.sd_model_checkpoint",
               "clip_skip": "override_settings.CLIP_stop_at_last_layers",
-              "forge_additional_modules": "override_settings.forge_additional_modules"}
+              "forge_additional_modules": "override_settings.forge_additional_modules", "sampler": "sampler_name"}
 
 
 @contextmanager

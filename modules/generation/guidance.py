@@ -16,15 +16,19 @@ def guidance_arguments(request, family, embeds: dict) -> dict:
     """The pipeline's keyword arguments for the prompt embeddings and guidance of `request`."""
     if family.guidance_kind != "true_cfg":
         return {**embeds, "guidance_scale": request.cfg_scale}
-    if request.cfg_scale < 1:
-        raise InvalidRequest("cfg_scale", f"is {request.cfg_scale:g}; {family.label} uses 1 (off) or, for real "
-                                          "CFG with the negative prompt, more than 1")
+    check_cfg_scale(request, family)
     arguments = {"prompt_embeds": embeds["prompt_embeds"], "pooled_prompt_embeds": embeds["pooled_prompt_embeds"],
                  "guidance_scale": distilled(request), "true_cfg_scale": request.cfg_scale}
     if request.cfg_scale > 1:
         arguments["negative_prompt_embeds"] = embeds["negative_prompt_embeds"]
         arguments["negative_pooled_prompt_embeds"] = embeds["negative_pooled_prompt_embeds"]
     return arguments
+
+
+def check_cfg_scale(request, family) -> None:
+    if family.guidance_kind == "true_cfg" and request.cfg_scale < 1:
+        raise InvalidRequest("cfg_scale", f"is {request.cfg_scale:g}; {family.label} uses 1 (off) or, for real "
+                                          "CFG with the negative prompt, more than 1")
 
 
 def distilled(request) -> float:

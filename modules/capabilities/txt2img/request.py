@@ -94,6 +94,7 @@ def validate(request: Txt2ImgRequest, context) -> Txt2ImgRequest:
             check_upscaler(request, context.backend.manager)
     if context.backend is not None:
         context.backend.check_clip_skip(request.clip_skip, request.checkpoint)
+        _check_family(request, context.backend)
         if request.forge_additional_modules:  # as listed, so the infotext names the files the same way
             files = context.backend.manager.component_files
             request.forge_additional_modules = tuple(files.find(n).name for n in request.forge_additional_modules)
@@ -101,6 +102,22 @@ def validate(request: Txt2ImgRequest, context) -> Txt2ImgRequest:
 
 
 MAX_MODULES = 8
+
+
+def _check_family(request: Txt2ImgRequest, backend) -> None:
+    """The checkpoint family's own rules, before the job waits for the device: its sampler list (flow
+    matching for SD3/FLUX) and its guidance (FLUX: CFG 1, or real CFG above 1)."""
+    from modules.generation.guidance import check_cfg_scale
+    from modules.generation.samplers import for_family
+
+    try:
+        info = backend.manager.resolve(request.checkpoint)
+    except Exception:  # noqa: BLE001 - an unknown or unusable checkpoint is refused where it is loaded, naming it
+        return
+    if info.architecture is None:
+        return
+    for_family(request.sampler, info.architecture.spec)
+    check_cfg_scale(request, info.architecture.spec)
 
 
 def _names(value, field: str) -> tuple[str, ...]:
