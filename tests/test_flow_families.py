@@ -363,3 +363,19 @@ def test_emphasis_weights_sd3s_clip_part_and_t5_reads_the_plain_words(sd3_pipe):
     own = sd3_pipe.encode_prompt("a red circle", "a red circle", "a red circle", do_classifier_free_guidance=False)
     assert torch.allclose(own[0], plain["prompt_embeds"], atol=1e-5)
     assert torch.allclose(own[2], plain["pooled_prompt_embeds"], atol=1e-6)
+
+
+@pytest.mark.parametrize("name, family", [("tiny-sd3", "sd3"), ("tiny-sd3-no-t5", "sd3"), ("tiny-flux-dev", "flux"),
+                                          ("tiny-flux-schnell", "flux_schnell"), ("tiny-sd3-whole.safetensors", "sd3"),
+                                          ("tiny-flux-whole.safetensors", "flux")])
+def test_each_tiny_model_is_recognised_by_exactly_one_family(flow_backend, name, family):
+    from modules.models import detect, families
+    from modules.models.safetensors_header import read_header
+
+    path = flow_backend.config.models_dir / "Stable-diffusion" / name
+    if path.is_dir():
+        facts = detect.config_facts(path)
+        assert [f.name for f in families.FAMILIES if f.recognises_config(facts)] == [family]
+    else:
+        shapes = {k: v["shape"] for k, v in read_header(path)[0].items()}
+        assert [f.name for f in families.FAMILIES if f.recognises_header(shapes)] == [family]

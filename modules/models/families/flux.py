@@ -202,10 +202,6 @@ def to_original(state: dict, config) -> dict:
     return out
 
 
-def convert_vae(module: torch.nn.Module, config, checkpoint: dict) -> dict:
-    return _ldm.convert_vae(module, config, checkpoint)
-
-
 TEXT = TextEncoderLayout(
     encoders=(("tokenizer", "text_encoder"),), pooled_from="text_encoder",
     honours_attention_mask=False, layers_without_config=12,
@@ -228,7 +224,7 @@ def _family(dev: bool) -> Family:
         header_problem=header_problem,
         scheduler=SCHEDULER_DEV if dev else SCHEDULER_SCHNELL,
         skipped_components=("image_encoder", "feature_extractor"),
-        converters={"transformer": convert_transformer, "vae": convert_vae,
+        converters={"transformer": convert_transformer, "vae": _ldm.convert_vae,
                     "text_encoder": sd3.clip_under(sd3.CLIP_L), "text_encoder_2": sd3.convert_t5},
         refusals={task: text.format(label="FLUX.1") for task, text in sd3.REFUSALS.items()},
         modelspec=("flux-1-dev",) if dev else ("flux-1-schnell",),

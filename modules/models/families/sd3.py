@@ -61,16 +61,6 @@ def header_problem(shapes: Shapes) -> str | None:
     return None
 
 
-def variant(shapes: Shapes) -> str:
-    """"SD 3 medium", "SD 3.5 medium" or "SD 3.5 large" from the transformer's depth and positions
-    (as diffusers' infer_diffusers_model_type tells them apart)."""
-    prefix = transformer_prefix(shapes) or ""
-    if prefix + "joint_blocks.37.x_block.mlp.fc1.weight" in shapes:
-        return "SD 3.5 large"
-    pos = shapes.get(prefix + "pos_embed")
-    return "SD 3.5 medium" if pos is not None and len(pos) == 3 and pos[1] == 147456 else "SD 3 medium"
-
-
 def components_in_file(shapes: Shapes) -> set[str]:
     """The pipeline components a single file holds weights for."""
     found = {"transformer"}
