@@ -11,7 +11,9 @@ here plus its tests. Everything else asks a family for facts instead of testing 
     registry.py      native size (from the denoiser's config), text encoder layers (clip skip range)
     vae_files.py     a VAE file's latent format (scaling and shift factors)
     preview.py       the cheap latent → RGB preview
-    prompt_embeds.py the text encoder layout (one or two encoders, pooled output, clip skip)
+    prompt_embeds.py the text encoder layout (one or two encoders, pooled output, clip skip; T5 for SD3/FLUX)
+    samplers.py      which samplers it offers (flow matching for SD3/FLUX), guidance.py how CFG reaches it
+    component_files  what a single file lacks and where a separate VAE / text encoder file's tensors go
 
 Detection asks the families in order (file name, then each file's FAMILIES order) and takes
 the first that recognises a model; recognisers are written to be mutually exclusive, and the

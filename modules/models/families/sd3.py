@@ -147,7 +147,9 @@ SD3 = Family(
     converters={"transformer": convert_transformer, "vae": _ldm.convert_vae, "text_encoder": clip_under(CLIP_L),
                 "text_encoder_2": clip_under(CLIP_G), "text_encoder_3": convert_t5},
     refusals={task: text.format(label="SD 3/3.5") for task, text in REFUSALS.items()},
-    modelspec=("stable-diffusion-v3",),
+    # SAI model-spec names (VAE files carrying them get this family's latent format)
+    modelspec=("stable-diffusion-v3-medium", "stable-diffusion-v3.5-medium", "stable-diffusion-v3.5-large",
+               "stable-diffusion-v3.5-large-turbo"),
     sampler_kind="flow",
     sampler_names=("Euler", "Heun", "DPM++ 2M", "UniPC"),
     default_steps=28, default_cfg_scale=4.5,  # Stability's recommendation for 3.5 large (turbo: 4 steps, CFG 1)
