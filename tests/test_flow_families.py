@@ -214,13 +214,40 @@ def test_a_component_file_that_fits_nothing_is_named(flow_backend, component_fil
         flow_backend.txt2img(_request(checkpoint="tiny-flux-dev", forge_additional_modules=[component_files["vae"]]))
 
 
-@pytest.mark.parametrize("checkpoint, label", [("tiny-sd3", "SD 3/3.5"), ("tiny-flux-dev", "FLUX.1")])
-def test_img2img_and_the_hires_fix_are_refused_naming_the_family(flow_backend, checkpoint, label):
+def test_flux_img2img_and_hires_fix_and_sd3_inpainting_are_refused_naming_the_family(flow_backend):
+    from modules.capabilities.img2img import IMG2IMG, Img2ImgRequest
     from modules.errors import UserError
 
-    with pytest.raises(UserError, match=f"{label} models do not do img2img here yet"):
-        flow_backend.txt2img(_request(checkpoint=checkpoint, enable_hr=True, hr_scale=1.5, steps=2,
-                                      cfg_scale=4.0 if label.startswith("SD") else 1.0))
+    with pytest.raises(UserError, match="FLUX.1 models do not do img2img here yet"):
+        flow_backend.txt2img(_request(checkpoint="tiny-flux-dev", enable_hr=True, hr_scale=1.5, steps=2))
+    picture = Image.new("RGB", (64, 64), (200, 40, 40))
+    with pytest.raises(UserError, match="FLUX.1 models do not do img2img here yet"):
+        flow_backend.run(IMG2IMG, Img2ImgRequest(init_images=[picture], prompt="a red circle", steps=2, width=64,
+                                                 height=64, sampler="Euler", cfg_scale=1.0, checkpoint="tiny-flux-dev",
+                                                 save_images=False))
+    with pytest.raises(UserError, match="SD 3/3.5 models do not do inpaint here yet"):
+        flow_backend.run(IMG2IMG, Img2ImgRequest(init_images=[picture], mask=Image.new("L", (64, 64), 255),
+                                                 prompt="a red circle", steps=2, width=64, height=64, sampler="Euler",
+                                                 cfg_scale=4.0, checkpoint="tiny-sd3", save_images=False))
+
+
+def test_sd3_img2img_and_hires_fix_make_images(flow_backend):
+    from modules.capabilities.img2img import IMG2IMG, Img2ImgRequest
+
+    picture = Image.new("RGB", (64, 64), (200, 40, 40))
+    result = flow_backend.run(IMG2IMG, Img2ImgRequest(init_images=[picture], prompt="a red circle", steps=4,
+                                                      width=64, height=64, sampler="Euler", cfg_scale=4.0, seed=3,
+                                                      denoising_strength=0.5, checkpoint="tiny-sd3",
+                                                      save_images=False))
+    assert result.images[0].size == (64, 64) and _pixels(result.images[0]).std() > 0
+    stronger = flow_backend.run(IMG2IMG, Img2ImgRequest(init_images=[picture], prompt="a red circle", steps=4,
+                                                        width=64, height=64, sampler="Euler", cfg_scale=4.0, seed=3,
+                                                        denoising_strength=0.9, checkpoint="tiny-sd3",
+                                                        save_images=False))
+    assert not np.array_equal(_pixels(result.images[0]), _pixels(stronger.images[0]))
+    hires = flow_backend.txt2img(_request(checkpoint="tiny-sd3", cfg_scale=4.0, enable_hr=True, hr_scale=1.5, steps=2,
+                                          hr_upscaler="Latent"))
+    assert hires.images[0].size == (96, 96)
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,8 @@ from modules.models.precision_copy import fp32_copy
 from modules.generation import preview, stop_points
 from modules.generation.infotext import format_infotext
 from modules.generation.prompt_embeds import encode_prompts
-from modules.generation.samplers import find_sampler
+from modules.generation import samplers
+from modules.generation.guidance import guidance_arguments
 from modules.jobs import Interrupted, Job, Skipped
 from modules.models.manager import LoadedCheckpoint
 from modules.version import VERSION
@@ -168,8 +169,11 @@ def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: li
     Hires fix's second pass calls this. Raises Interrupted/Skipped with (latents so far, steps done)."""
     family = model.info.architecture.spec
     inpaint = work[0].mask is not None or model.info.architecture.inpainting
-    sampler = find_sampler(request.sampler).build(family.scheduler_config(model.scheduler_config))
-    pipe = task_pipeline(model, "inpaint" if inpaint else "img2img", sampler)
+    pipe_task = "inpaint" if inpaint else "img2img"
+    if family.pipeline_name(pipe_task) is None:  # before any work: the family's reason (FLUX img2img, SD3 inpaint)
+        task_pipeline(model, pipe_task, None)
+    sampler = samplers.for_family(request.sampler, family).build(family.scheduler_config(model.scheduler_config))
+    pipe = task_pipeline(model, pipe_task, sampler)
     vae, device = pipe.vae, model.execution_device
     width, height = work[0].image.size
     generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
@@ -211,8 +215,8 @@ def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: li
 
     try:
         with torch.inference_mode(), stop_points.checked(denoiser, job.check):
-            output = pipe(**embeds, image=latents.to(device, dtype), strength=request.denoising_strength,
-                          num_inference_steps=request.steps, guidance_scale=request.cfg_scale,
+            output = pipe(**guidance_arguments(request, family, embeds), image=latents.to(device, dtype),
+                          strength=request.denoising_strength, num_inference_steps=request.steps,
                           generator=generators, output_type="latent", callback_on_step_end=on_step_end, **options)
     except (Interrupted, Skipped) as stop:
         raise type(stop)(latest["latents"], latest["steps"]) from None
