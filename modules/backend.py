@@ -83,7 +83,8 @@ class Backend:
                                        queue_limit=config.queue_limit, queue_per_user=config.queue_per_user,
                                        zoo_registry=self.zoo_registry, vae_folders=self.vae_folders,
                                        settings=self.settings, policy=config.cache_policy,
-                                       upscaler_folders=self.upscaler_folders)
+                                       upscaler_folders=self.upscaler_folders,
+                                       component_folders=[config.models_dir / "text_encoder", *self.vae_folders])
         self.jobs = JobRegistry()
         self._convert_lock = threading.Lock()  # one StyleGAN pickle conversion at a time (memory)
         self.registry.scan()
@@ -142,6 +143,24 @@ class Backend:
             return self.manager.resolve(checkpoint).native_size
         except Exception:  # noqa: BLE001 - no or unknown checkpoint: A1111's default
             return 512
+
+    def checkpoint_defaults(self, checkpoint: str | None) -> dict:
+        """What the UI starts a job on this checkpoint from: its size, the samplers its family offers (flow
+        matching for SD3/FLUX), steps, CFG scale (1 for FLUX) and whether it takes a distilled CFG scale."""
+        from modules.generation.samplers import sampler_names
+
+        try:
+            info = self.manager.resolve(checkpoint)
+            family, side = info.architecture.spec, info.native_size
+        except Exception:  # noqa: BLE001 - no or unknown checkpoint: A1111's defaults
+            return {"size": 512, "samplers": sampler_names(), "steps": 20, "cfg_scale": 7.0, "distilled": False}
+        return {"size": side, "samplers": sampler_names(family), "steps": family.default_steps,
+                "cfg_scale": family.default_cfg_scale, "distilled": family.distilled_guidance}
+
+    def component_file_names(self) -> list[str]:
+        """The VAE and text encoder files a transformer-only checkpoint may be completed with (Forge's
+        "VAE / Text Encoder"): models/VAE (--vae-dir) and models/text_encoder."""
+        return self.manager.component_files.names()
 
     def checkpoint_titles(self) -> list[str]:
         return [c.title for c in self.registry.usable()]

@@ -124,19 +124,19 @@ def test_a_vae_gets_the_latent_format_of_the_family_it_is_paired_with(tmp_path, 
 
 
 def _fake_family() -> Family:
-    """A transformer family as SD3 or FLUX would add: 16-channel latents with a shift."""
+    """A transformer family as a newer one would add: 32-channel latents (no other family's) with a shift."""
     def recognises_header(shapes) -> bool:
         return "model.diffusion_model.x_embedder.proj.weight" in shapes
 
     def recognises_config(facts: ConfigFacts) -> bool:
-        return facts.pipeline == "StableDiffusion3Pipeline" and facts.has("transformer")
+        return facts.pipeline == "AuraFlowPipeline" and facts.has("transformer")
 
     return Family(
         name="fake3", label="Fake 3", native_size=1024,
-        pipelines={"txt2img": "StableDiffusion3Pipeline"},
+        pipelines={"txt2img": "AuraFlowPipeline"},
         components=("transformer", "vae"),
-        latent=LatentFormat(channels=16, scaling_factor=1.5305, shift_factor=0.0609,
-                            preview_rgb=tuple((0.1 * (i % 3), 0.05, -0.02) for i in range(16))),
+        latent=LatentFormat(channels=32, scaling_factor=1.25, shift_factor=0.0625,
+                            preview_rgb=tuple((0.1 * (i % 3), 0.05, -0.02) for i in range(32))),
         text=TextEncoderLayout(encoders=(("tokenizer", "text_encoder"),), layers_without_config=7),
         recognises_header=recognises_header,
         recognises_config=recognises_config,
@@ -163,8 +163,8 @@ def _fake_folder(folder: Path) -> Path:
         (folder / component).mkdir(parents=True)
         (folder / component / "config.json").write_text(json.dumps(config))
     (folder / "model_index.json").write_text(json.dumps({
-        "_class_name": "StableDiffusion3Pipeline",
-        "transformer": ["diffusers", "SD3Transformer2DModel"], "vae": ["diffusers", "AutoencoderKL"],
+        "_class_name": "AuraFlowPipeline",
+        "transformer": ["diffusers", "AuraFlowTransformer2DModel"], "vae": ["diffusers", "AutoencoderKL"],
         "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"]}))
     return folder
 
@@ -191,7 +191,7 @@ def test_a_registered_family_is_picked_up_by_detection_loading_and_the_checkpoin
         assert info.usable, info.error
         assert info.architecture.label == "Fake 3"
         assert info.text_encoder_layers == 7
-        assert loader.pipeline_class(info).__name__ == "StableDiffusion3Pipeline"
+        assert loader.pipeline_class(info).__name__ == "AuraFlowPipeline"
     assert found["new.safetensors"].native_size == 1024  # the family's
     assert found["new-folder"].native_size == 128 * 8  # from its transformer's and VAE's configs
 
@@ -199,10 +199,10 @@ def test_a_registered_family_is_picked_up_by_detection_loading_and_the_checkpoin
 def test_a_vae_file_gets_the_latent_format_of_the_only_family_with_its_channels(tmp_path, fake_family):
     state = vae_files.read_state_dict(_vae_file(tmp_path / "vae.safetensors"))
     wide = dict(state)
-    wide["encoder.conv_out.weight"] = torch.zeros(32, *state["encoder.conv_out.weight"].shape[1:])
+    wide["encoder.conv_out.weight"] = torch.zeros(64, *state["encoder.conv_out.weight"].shape[1:])
     config = vae_files.infer_config(wide)
-    assert config["latent_channels"] == 16
-    assert (config["scaling_factor"], config["shift_factor"]) == (1.5305, 0.0609)
+    assert config["latent_channels"] == 32
+    assert (config["scaling_factor"], config["shift_factor"]) == (1.25, 0.0625)
     assert vae_files.infer_config(state)["scaling_factor"] == 0.18215  # 4 channels: SD 1.x's, first of those
 
 
@@ -214,10 +214,10 @@ def test_the_preview_uses_the_familys_latent_colours(fake_family):
     latents = torch.randn(1, 4, 64, 64)
     sd1, sdxl = (preview.preview_image(NoVae(), latents, families.by_name(n)) for n in ("sd1", "sdxl"))
     assert sd1.size == (64, 64) and sd1.tobytes() != sdxl.tobytes()
-    assert preview.preview_image(NoVae(), torch.randn(1, 16, 64, 64), fake_family).size == (64, 64)
-    assert preview.preview_image(NoVae(), torch.randn(1, 16, 64, 64), families.by_name("sd1")) is None
+    assert preview.preview_image(NoVae(), torch.randn(1, 32, 64, 64), fake_family).size == (64, 64)
+    assert preview.preview_image(NoVae(), torch.randn(1, 32, 64, 64), families.by_name("sd1")) is None
     no_colours = replace(fake_family, latent=replace(fake_family.latent, preview_rgb=()))
-    assert preview.preview_image(NoVae(), torch.randn(1, 16, 64, 64), no_colours) is None
+    assert preview.preview_image(NoVae(), torch.randn(1, 32, 64, 64), no_colours) is None
 
 
 def test_family_names_are_unique():
@@ -254,3 +254,96 @@ def test_the_released_sdxl_base_and_refiner_headers_are_told_apart():
     assert families.recognise_header(SDXL_REFINER_HEADER).name == "sdxl_refiner"
     assert families.recognise_header(SDXL_BASE_HEADER).name == "sdxl"
     assert families.by_name("sdxl_refiner").header_problem(SDXL_REFINER_HEADER) is None
+
+
+# ---------------------------------------------------------------- SD 3/3.5 and FLUX.1 as published
+# A few tensors (names and shapes) of each published file, as diffusers' single-file key maps and the model
+# cards give them; no weights are read or downloaded.
+
+
+def _sd3_transformer(prefix: str, hidden: int, depth: int, positions: int) -> dict[str, list[int]]:
+    shapes = {prefix + "x_embedder.proj.weight": [hidden, 16, 2, 2], prefix + "pos_embed": [1, positions, hidden],
+              prefix + "context_embedder.weight": [hidden, 4096], prefix + "y_embedder.mlp.0.weight": [hidden, 2048],
+              prefix + "final_layer.linear.weight": [64, hidden]}
+    for i in range(depth):
+        shapes[f"{prefix}joint_blocks.{i}.context_block.adaLN_modulation.1.bias"] = [(2 if i == depth - 1 else 6) * hidden]
+        shapes[f"{prefix}joint_blocks.{i}.x_block.mlp.fc1.weight"] = [4 * hidden, hidden]
+    return shapes
+
+
+def _flux_transformer(prefix: str, dev: bool, image_in: int = 64) -> dict[str, list[int]]:
+    shapes = {prefix + "img_in.weight": [3072, image_in], prefix + "txt_in.weight": [3072, 4096],
+              prefix + "vector_in.in_layer.weight": [3072, 768], prefix + "time_in.in_layer.weight": [3072, 256],
+              prefix + "double_blocks.0.img_attn.norm.key_norm.scale": [128],
+              prefix + "double_blocks.18.img_attn.qkv.weight": [9216, 3072],
+              prefix + "single_blocks.37.linear1.weight": [21504, 3072],
+              prefix + "final_layer.linear.weight": [64, 3072]}
+    if dev:
+        shapes[prefix + "guidance_in.in_layer.weight"] = [3072, 256]
+    return shapes
+
+
+VAE_16 = {"first_stage_model.encoder.conv_out.weight": [32, 512, 3, 3],
+          "first_stage_model.decoder.conv_in.weight": [512, 16, 3, 3]}
+CLIPS = {"text_encoders.clip_l.transformer.text_model.embeddings.position_embedding.weight": [77, 768],
+         "text_encoders.clip_g.transformer.text_model.embeddings.position_embedding.weight": [77, 1280]}
+T5XXL = {"text_encoders.t5xxl.transformer.shared.weight": [32128, 4096],
+         "text_encoders.t5xxl.transformer.encoder.block.0.layer.0.SelfAttention.q.weight": [4096, 4096]}
+
+PUBLISHED = {
+    # name: (shapes, family, usable on its own)
+    "sd3_medium_incl_clips_t5xxlfp8.safetensors": (
+        {**_sd3_transformer("model.diffusion_model.", 1536, 24, 36864), **VAE_16, **CLIPS, **T5XXL}, "sd3", True),
+    "sd3_medium_incl_clips.safetensors": (
+        {**_sd3_transformer("model.diffusion_model.", 1536, 24, 36864), **VAE_16, **CLIPS}, "sd3", True),
+    "sd3.5_medium.safetensors": ({**_sd3_transformer("model.diffusion_model.", 1536, 24, 147456), **VAE_16},
+                                 "sd3", False),
+    "sd3.5_large.safetensors": ({**_sd3_transformer("model.diffusion_model.", 2432, 38, 36864), **VAE_16},
+                                "sd3", False),
+    "sd3.5_large_turbo.safetensors": ({**_sd3_transformer("model.diffusion_model.", 2432, 38, 36864), **VAE_16},
+                                      "sd3", False),
+    "flux1-dev.safetensors": (_flux_transformer("", dev=True), "flux", False),
+    "flux1-schnell.safetensors": (_flux_transformer("", dev=False), "flux_schnell", False),
+    "flux1-dev-fp8.safetensors (checkpoint)": (
+        {**_flux_transformer("model.diffusion_model.", dev=True), "vae.decoder.conv_in.weight": [512, 16, 3, 3],
+         "text_encoders.clip_l.transformer.text_model.embeddings.position_embedding.weight": [77, 768], **T5XXL},
+        "flux", True),
+}
+
+
+@pytest.mark.parametrize("name", PUBLISHED)
+def test_published_sd3_and_flux_files_are_told_apart_by_their_tensors(name, tmp_path):
+    shapes, family, complete = PUBLISHED[name]
+    assert [f.name for f in families.FAMILIES if f.recognises_header(shapes)] == [family]
+    architecture = detect.detect_from_keys(tmp_path / name, shapes)
+    assert architecture.family == family
+    assert (architecture.missing_labels() == []) == complete  # else it needs component files
+
+
+def test_what_a_published_file_lacks_is_named():
+    large = detect.detect_from_keys(Path("sd3.5_large.safetensors"), PUBLISHED["sd3.5_large.safetensors"][0])
+    assert large.missing_labels() == ["CLIP-L text encoder", "CLIP-G text encoder"]  # T5 is optional
+    assert large.missing == ("text_encoder", "text_encoder_2", "text_encoder_3")  # ... and may come from a file
+    flux = detect.detect_from_keys(Path("flux1-dev.safetensors"), PUBLISHED["flux1-dev.safetensors"][0])
+    assert flux.missing_labels() == ["VAE", "CLIP-L text encoder", "T5-XXL text encoder"]
+
+
+def test_flux_fill_and_depth_are_refused_by_name(tmp_path):
+    fill = {**_flux_transformer("model.diffusion_model.", dev=True, image_in=384), **VAE_16}
+    with pytest.raises(BadModelFile, match="FLUX.1 Fill, Depth .* not supported"):
+        detect.detect_from_keys(tmp_path / "flux1-fill-dev.safetensors", fill)
+
+
+def test_16_channel_latent_formats_and_previews():
+    for name, scaling, shift in (("sd3", 1.5305, 0.0609), ("flux", 0.3611, 0.1159)):
+        latent = families.by_name(name).latent
+        assert (latent.channels, latent.scaling_factor, latent.shift_factor) == (16, scaling, shift)
+        assert len(latent.preview_rgb) == 16
+
+    class NoVae:
+        pass
+
+    torch.manual_seed(0)
+    image = preview.preview_image(NoVae(), torch.zeros(1, 16, 64, 64), families.by_name("flux"))
+    # A zero latent shows the bias alone: ComfyUI's (-0.0329, -0.0718, -0.0851) as colours
+    assert image.getpixel((0, 0)) == tuple(round((b + 1) * 127.5) for b in (-0.0329, -0.0718, -0.0851))

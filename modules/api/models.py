@@ -29,6 +29,8 @@ class Txt2ImgApiRequest(BaseModel):
     n_iter: int = Field(1, description="Batch count")
     steps: int = 50
     cfg_scale: float = 7.0
+    distilled_cfg_scale: float = Field(3.5, description="FLUX.1 dev's guidance input (Forge's name); "
+                                                        "other models ignore it")
     width: int = 512
     height: int = 512
     override_settings: dict[str, Any] = Field(

@@ -56,7 +56,8 @@ DISCONNECT_POLL_SECONDS = 0.25
 # Txt2ImgRequest's field names -> the API's, for error messages.
 _API_FIELD = {"batch_count": "n_iter", "checkpoint": "override_settings.sd_model_checkpoint",
               "clip_skip": "override_settings.CLIP_stop_at_last_layers",
-              "eta_noise_seed_delta": "override_settings.eta_noise_seed_delta", "vae": "override_settings.sd_vae"}
+              "eta_noise_seed_delta": "override_settings.eta_noise_seed_delta", "vae": "override_settings.sd_vae",
+              "forge_additional_modules": "override_settings.forge_additional_modules", "sampler": "sampler_name"}
 
 
 @contextmanager
@@ -184,6 +185,11 @@ class Api:
             return [{"name": style.name, "prompt": style.prompt, "negative_prompt": style.negative_prompt}
                     for style in self.backend.styles.styles()]
 
+        @r.get("/sd-modules", response_model=list[models.SDVaeItem])
+        def sd_modules():
+            """Forge's list of VAE and text encoder files (override_settings.forge_additional_modules)."""
+            return [{"model_name": f.name, "filename": shown(f.path)} for f in self.backend.manager.component_files.scan()]
+
         @r.get("/samplers", response_model=list[models.SamplerItem])
         def samplers():
             return [{"name": s.name, "aliases": list(s.aliases),
@@ -285,13 +291,14 @@ class Api:
         # The clip skip setting applies when the job sets none (the runner's validation: backend.job_defaults).
         return Txt2ImgRequest(
             prompt=body.prompt, negative_prompt=body.negative_prompt, sampler=sampler, steps=body.steps,
-            cfg_scale=body.cfg_scale, width=body.width, height=body.height, seed=body.seed,
-            batch_count=body.n_iter, batch_size=body.batch_size,
+            cfg_scale=body.cfg_scale, distilled_cfg_scale=body.distilled_cfg_scale, width=body.width,
+            height=body.height, seed=body.seed, batch_count=body.n_iter, batch_size=body.batch_size,
             checkpoint=checkpoint, clip_skip=overrides.get("CLIP_stop_at_last_layers"), save_images=body.save_images,
             refiner_checkpoint=body.refiner_checkpoint, refiner_switch_at=body.refiner_switch_at,
             disable_extra_networks=getattr(body, "disable_extra_networks", None) or False, styles=body.styles,
             tiling=body.tiling, eta_noise_seed_delta=overrides.get("eta_noise_seed_delta"),
             vae=overrides.get("sd_vae"),
+            forge_additional_modules=overrides.get("forge_additional_modules") or (),
             **hires_fields(body))
 
     def _job_checkpoint(self, override, owner: str | None = None) -> str:

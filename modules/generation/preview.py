@@ -40,5 +40,6 @@ def preview_image(vae, latents: torch.Tensor, family: Family) -> Image.Image | N
     if not rgb_rows or first.shape[1] != len(rgb_rows):
         return None
     coefs = torch.tensor(rgb_rows, device=first.device, dtype=torch.float32)
-    rgb = torch.einsum("nlhw,lr->nrhw", first.float(), coefs)
+    bias = torch.tensor(family.latent.preview_bias, device=first.device, dtype=torch.float32)
+    rgb = torch.einsum("nlhw,lr->nrhw", first.float(), coefs) + bias.view(1, 3, 1, 1)
     return to_pil(rgb)[0]

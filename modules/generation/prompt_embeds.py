@@ -13,6 +13,8 @@ emphasis syntax (see `prompt_parser.py`) and may be longer than CLIP's 77 tokens
 4. the chunks are concatenated along the sequence: 77, 154, 231 ... tokens.
 
 A prompt without emphasis that fits in 75 tokens gives exactly the pipeline's own embeddings.
+SD3 and FLUX also have a T5 encoder: it reads the prompt with the emphasis syntax stripped
+(t5_embeds.py), and the family joins the CLIP and T5 parts as its pipeline does.
 Which encoders there are, which gives the pooled embedding and which layer clip skip counts
 from is the checkpoint family's text encoder layout (modules/models/families).
 """
@@ -27,6 +29,7 @@ from diffusers.loaders import TextualInversionLoaderMixin
 from diffusers.utils.torch_utils import get_module_execution_device
 
 from modules.errors import InvalidRequest
+from modules.generation import t5_embeds
 from modules.generation.prompt_parser import is_break, parse_prompt_attention
 from modules.models import families
 from modules.models.families import TextEncoderLayout
@@ -141,6 +144,10 @@ def encode_prompts(
         negative_prompt_embeds, negative_pooled = encode_batch(negative_prompts, zero_empty=zero_empty_negatives)
 
     result = {"prompt_embeds": prompt_embeds, "negative_prompt_embeds": negative_prompt_embeds}
+    if layout.assemble is not None:  # SD3, FLUX: T5 reads the plain prompt, then the family joins the parts
+        result = {**result, "pooled_prompt_embeds": pooled, "negative_pooled_prompt_embeds": negative_pooled}
+        t5, t5_negative = t5_embeds.encode(pipe, layout, prompts, negative_prompts, device, dtype)
+        return layout.assemble(pipe, result, t5, t5_negative)
     if layout.pooled_from:
         if pooled is None or negative_pooled is None:
             raise ValueError(f"{type(pipe).__name__} has no {layout.pooled_from} to take the pooled embedding from")
@@ -295,7 +302,7 @@ def _text_encoder_slots(pipe) -> tuple[TextEncoderLayout, list[_TextEncoderSlot]
         tokenizer = getattr(pipe, tokenizer_name, None)
         encoder = getattr(pipe, encoder_name, None)
         if tokenizer is not None and encoder is not None:
-            slots.append(_TextEncoderSlot(tokenizer, encoder, layout, encoder_name == layout.pooled_from))
+            slots.append(_TextEncoderSlot(tokenizer, encoder, layout, encoder_name in layout.pooled_names))
     return layout, slots
 
 
@@ -309,7 +316,7 @@ def _encode_texts(
     """Hidden states `(len(texts), 77 * chunk_count, dim)`, the encoders side by side, and the
     pooled embedding of each text's first chunk where an encoder gives one."""
     hidden_by_slot: list[torch.Tensor] = []
-    pooled: torch.Tensor | None = None
+    pooled_by_slot: list[torch.Tensor] = []
     for slot, chunks_of in zip(slots, chunks_by_slot):
         padding = empty_chunk(slot.tokenizer)
         padded = [chunks_of[text] + [padding] * (chunk_count - len(chunks_of[text])) for text in texts]
@@ -318,9 +325,11 @@ def _encode_texts(
             hidden, chunk_pooled = _encode_chunk(slot, [chunks[index] for chunks in padded], clip_skip)
             hidden_chunks.append(hidden)
             if index == 0 and chunk_pooled is not None:
-                pooled = chunk_pooled
+                pooled_by_slot.append(chunk_pooled)
         hidden_by_slot.append(torch.cat(hidden_chunks, dim=1))
-    # SDXL: the two encoders' hidden states are concatenated per token, as diffusers does.
+    # SDXL, SD3: the encoders' hidden states are concatenated per token, as diffusers does; SD3's pooled
+    # embedding is its two encoders' side by side.
+    pooled = torch.cat(pooled_by_slot, dim=-1) if pooled_by_slot else None
     return torch.cat(hidden_by_slot, dim=-1), pooled
 
 
@@ -354,7 +363,9 @@ def _encode_chunk(
     else:
         hidden = _final_layer_norm(encoder)(outputs.hidden_states[-clip_skip])
 
-    pooled = outputs[0] if slot.gives_pooled and outputs[0].ndim == 2 else None
+    pooled = None
+    if slot.gives_pooled:  # projected (CLIPTextModelWithProjection: SDXL, SD3) or not (CLIPTextModel: FLUX)
+        pooled = outputs[0] if outputs[0].ndim == 2 else getattr(outputs, "pooler_output", None)
     return apply_emphasis(hidden, weights), pooled
 
 

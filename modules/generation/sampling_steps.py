@@ -9,26 +9,38 @@ from __future__ import annotations
 import math
 
 from modules import compat
+from modules.errors import InvalidRequest
 from modules.generation import preview
 
 PREVIEW_EVERY_STEPS = 5
 TENSOR_INPUTS = compat.STEP_END_TENSOR_INPUTS
 
 
+def tensor_inputs(pipe) -> list[str]:
+    """The step-end tensors this pipeline hands its callback, of those prompt editing uses (FLUX's and SD3's
+    pipelines name fewer than SD's, and refuse a name they do not know)."""
+    known = set(getattr(pipe, "_callback_tensor_inputs", TENSOR_INPUTS))
+    return [name for name in TENSOR_INPUTS if name in known]
+
+
 class StepCallback:
     """`callback_on_step_end` for a run of `steps` user steps (with `callback_on_step_end_tensor_inputs=
     TENSOR_INPUTS`). `latents` and `steps_done`: the latest, for an interrupted run."""
 
-    def __init__(self, job, steps: int, vae, family, conditioning=None):
+    def __init__(self, job, steps: int, vae, family, conditioning=None, unpack=lambda latents: latents):
         self.job, self.steps, self.vae, self.family = job, steps, vae, family
         self.conditioning = conditioning if conditioning is not None and conditioning.changes else None
+        if self.conditioning is not None and family.sampler_kind == "flow":
+            raise InvalidRequest("prompt", f"prompt editing and alternation ([a:b:when], [a|b]) are not supported "
+                                           f"on {family.label} yet; write the prompt without them")
+        self.unpack = unpack  # FLUX's pipeline hands packed latents; previews and interrupts want (B, C, H, W)
         self.latents = None
         self.steps_done = 0
 
     def __call__(self, pipeline, call: int, timestep, callback_kwargs: dict) -> dict:
         calls = getattr(pipeline, "num_timesteps", None) or self.steps  # the model calls of the steps run
         done = min(self.steps, math.ceil((call + 1) * self.steps / calls))
-        self.latents, self.steps_done = callback_kwargs["latents"], done
+        self.latents, self.steps_done = self.unpack(callback_kwargs["latents"]), done
         self.job.report_step(done)
         if (call + 1) % PREVIEW_EVERY_STEPS == 0 and call + 1 < calls:
             image = preview.preview_image(self.vae, self.latents, self.family)

@@ -19,6 +19,12 @@ from modules.models.families import ConfigFacts, Family, _ldm
 class Architecture:
     family: str  # a Family's name: "sd1", "sd2", "sdxl", "sdxl_refiner", …
     inpainting: bool = False
+    missing: tuple[str, ...] = ()  # components a single file lacks: they come from component files
+
+    def missing_labels(self) -> list[str]:
+        """What users call the components that must come from component files (optional ones left out)."""
+        spec = self.spec
+        return [spec.component_files.get(c, c) for c in self.missing if c not in spec.optional_components]
 
     @property
     def spec(self) -> Family:
@@ -38,7 +44,9 @@ def detect_from_keys(path: Path, shapes: dict[str, list[int]]) -> Architecture:
     problem = family.header_problem(shapes)
     if problem:
         raise BadModelFile(path, problem)
-    return Architecture(family.name, family.is_inpainting_header(shapes))
+    # Transformer-only files (FLUX as BFL publishes it, SD 3.5 without its text encoders) take the rest from
+    # component files picked next to them (modules/models/component_files.py).
+    return Architecture(family.name, family.is_inpainting_header(shapes), family.missing_from_file(shapes))
 
 
 def _not_a_checkpoint(shapes: dict[str, list[int]]) -> str:

@@ -89,11 +89,15 @@ def load_single_file(path: Path, config_dir: Path, dtype: torch.dtype, reader: s
 
 def load_single_file_with_report(path: Path, config_dir: Path, dtype: torch.dtype, reader: str | TensorReader = "auto",
                                  pipeline_class: type | None = None, skeletons: SkeletonPool | None = None,
-                                 family: Family | None = None) -> ColdLoad:
+                                 family: Family | None = None,
+                                 component_files: dict[str, tuple[Path, str]] | None = None) -> ColdLoad:
     """As load_single_file, with what the load cost. `pipeline_class` overrides model_index's.
     With `skeletons`, a model of an architecture built before is not built again but taken from there.
     `family` (which converts the file's tensors, and which components are never loaded) is found
-    from the header when not given."""
+    from the header when not given. `component_files`: {component: (file, prefix)} for components the
+    file lacks (a transformer-only FLUX file's VAE and text encoders): each file's tensors are read as if
+    they stood under `prefix` in a whole checkpoint, so the family's converters apply unchanged; an optional
+    component neither the file nor a component file has (SD3's T5) is left out."""
     started = time.perf_counter()
     path, config_dir = Path(path), Path(config_dir)
     if callable(reader):
@@ -102,31 +106,35 @@ def load_single_file_with_report(path: Path, config_dir: Path, dtype: torch.dtyp
         read, report = read_tensors, LoadReport(reader=AUTO_READER if reader == "auto" else reader)
     else:
         raise ValueError(f"unknown reader {reader!r}; expected one of {READERS}")
-    header, data_start = _read_safetensors_header(path)
-    report.tensors_in_file = len(header)
+    main = _Source.read(path)
+    report.tensors_in_file = len(main.header)
+    shapes = {name: info["shape"] for name, info in main.header.items()}
     if family is None:
-        family = families.recognise_header({name: info["shape"] for name, info in header.items()})
+        family = families.recognise_header(shapes)
         if family is None:
             raise BadModelFile(path, f"is not a checkpoint of a supported family ({', '.join(families.labels())})")
     cls, components, init_kwargs = _pipeline_recipe(path, config_dir, pipeline_class)
-    omitted = family.skipped_components  # not loaded, as with the app's from_single_file call
+    sources = {name: _Source.read(file, prefix) for name, (file, prefix) in (component_files or {}).items()}
+    in_file = family.components_in_file(shapes) if family.components_in_file is not None else set(components)
+    # Not loaded: what the app never runs (as with its from_single_file call), and optional components that
+    # neither the file nor a component file holds.
+    omitted = set(family.skipped_components) | {n for n in family.optional_components
+                                                if n not in in_file and n not in sources}
 
-    file_tensors = {name: torch.empty(info["shape"], dtype=FILE_DTYPES[info["dtype"]], device="meta")
-                    for name, info in header.items()}
-    models = {name: _Model.build(path, config_dir, name, library, class_name, dtype, skeletons, report, family)
+    models = {name: _Model.build(path, config_dir, name, library, class_name, dtype, skeletons, report, family,
+                                 sources.get(name, main))
               for name, (library, class_name) in components.items()
               if name not in omitted and library in ("diffusers", "transformers")
               and _is_model_class(path, library, class_name)}
-    missing = {name: model.trace(path, file_tensors) for name, model in models.items()}
+    missing = {name: model.trace() for name, model in models.items()}
     if any(missing.values()):
         parts = [f"{len(keys)} {name} weight{'s' if len(keys) > 1 else ''} (e.g. {', '.join(keys[:3])})"
                  for name, keys in missing.items() if keys]
         raise BadModelFile(path, f"is missing {' and '.join(parts)}: damaged, or not a checkpoint of the "
                                  f"architecture its config {config_dir.name} describes")
 
-    zero_copy_read: dict[str, torch.Tensor] = {}  # file tensors kept as views, by name
     for model in models.values():
-        model.load(path, header, data_start, file_tensors, zero_copy_read, dtype, report, read)
+        model.load(dtype, report, read)
 
     loaded: dict[str, Any] = {}
     for name, (library, class_name) in components.items():
@@ -202,17 +210,37 @@ def _load_config_only(path: Path, config_dir: Path, name: str, library: str, cla
 
 
 @dataclass
+class _Source:
+    """One safetensors file the weights come from: its header (names under `prefix`), where its data starts,
+    meta stand-ins for its tensors, and the tensors read from it so far that stay as views."""
+    path: Path
+    header: dict[str, dict]
+    data_start: int
+    file_tensors: dict[str, torch.Tensor]
+    zero_copy_read: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, path: Path, prefix: str = "") -> "_Source":
+        header, data_start = _read_safetensors_header(Path(path))
+        header = {prefix + name: info for name, info in header.items()}
+        tensors = {name: torch.empty(info["shape"], dtype=FILE_DTYPES[info["dtype"]], device="meta")
+                   for name, info in header.items()}
+        return cls(Path(path), header, data_start, tensors)
+
+
+@dataclass
 class _Model:
     name: str  # pipeline component: unet, vae, text_encoder, text_encoder_2
     module: torch.nn.Module  # on the meta device until loaded
     convert: Callable[[dict], dict]  # original-layout checkpoint -> this model's state dict
+    source: _Source  # the file its weights are in
     expected: dict[str, torch.Tensor] = field(default_factory=dict)  # its state dict (meta)
     sources: set[str] = field(default_factory=set)  # file tensors its weights come from
     zero_copy: set[str] = field(default_factory=set)  # ... that end up as weights unchanged
 
     @classmethod
     def build(cls, path: Path, config_dir: Path, name: str, library: str, class_name: str, dtype: torch.dtype,
-              skeletons: SkeletonPool | None, report: LoadReport, family: Family) -> "_Model":
+              skeletons: SkeletonPool | None, report: LoadReport, family: Family, source: _Source) -> "_Model":
         from accelerate import init_empty_weights
         from transformers.initialization import no_init_weights
 
@@ -243,11 +271,12 @@ class _Model:
         setattr(module, KEY_ATTRIBUTE, key)
 
         convert = lambda checkpoint: converter(module, config, checkpoint)  # noqa: E731
-        return cls(name, module, convert)
+        return cls(name, module, convert, source)
 
-    def trace(self, path: Path, file_tensors: dict[str, torch.Tensor]) -> list[str]:
+    def trace(self) -> list[str]:
         """Dry-run the converter on meta tensors: which file tensors make which weights.
         Returns the weights the file lacks."""
+        path, file_tensors = self.source.path, self.source.file_tensors
         self.expected = self.module.state_dict()
         origin = {id(t): frozenset((name,)) for name, t in file_tensors.items()}
         with _Lineage(origin):
@@ -268,9 +297,10 @@ class _Model:
                     self.zero_copy.add(name)
         return []
 
-    def load(self, path: Path, header: dict[str, dict], data_start: int, file_tensors: dict[str, torch.Tensor],
-             zero_copy_read: dict[str, torch.Tensor], dtype: torch.dtype, report: LoadReport,
-             read: TensorReader) -> None:
+    def load(self, dtype: torch.dtype, report: LoadReport, read: TensorReader) -> None:
+        path, header, data_start = self.source.path, self.source.header, self.source.data_start
+        file_tensors, zero_copy_read = self.source.file_tensors, self.source.zero_copy_read
+
         def needs_copy(name: str) -> bool:
             return name not in self.zero_copy or (file_tensors[name].is_floating_point()
                                                   and file_tensors[name].dtype != dtype)
@@ -299,6 +329,8 @@ class _Model:
             if value.is_floating_point() and value.dtype != dtype:
                 state[key] = value.to(dtype)
         self.module.load_state_dict(state, strict=True, assign=True)
+        if hasattr(self.module, "tie_weights"):  # T5's shared / encoder.embed_tokens: one weight again, as loaded
+            self.module.tie_weights()
         _cast_floating_buffers(self.module, dtype)  # as from_single_file's model.to(dtype) does
         self.module.eval()
         left = [n for n, t in list(self.module.named_parameters()) + list(self.module.named_buffers()) if t.is_meta]

@@ -59,6 +59,10 @@ def loaded_task(info: CheckpointInfo) -> str:
 
 def _load_pipeline(info: CheckpointInfo, dtype: torch.dtype, offline: bool, skeletons=None):
     cls = pipeline_class(info, loaded_task(info))
+    missing = [c for c in info.architecture.missing_labels() if c not in _labels_given(info)]
+    if missing:  # the manager pairs component files first (component_files.complete): this is a direct call
+        raise BadModelFile(info.path, f"needs a {', '.join(missing)} from component files (models/VAE, "
+                                      "models/text_encoder)")
     quiet_library_progress_bars()
     # not torch_dtype: diffusers 0.42 warns that name is deprecated. The family's options leave out
     # what the app never runs (a safety checker).
@@ -67,8 +71,9 @@ def _load_pipeline(info: CheckpointInfo, dtype: torch.dtype, offline: bool, skel
         # Checked again at load (the files may have changed since the scan): only diffusers' and
         # transformers' own classes, the pipeline class is ours, no code file where diffusers would look.
         if info.layout == "diffusers":
-            config_classes.check_model_index(info.path, info.path)
-            return cls.from_pretrained(str(info.path), local_files_only=True, trust_remote_code=False, **common)
+            index = config_classes.check_model_index(info.path, info.path)
+            return cls.from_pretrained(str(info.path), local_files_only=True, trust_remote_code=False,
+                                       **common, **_left_out(info.architecture.spec, index))
         if info.path.suffix.lower() != ".safetensors":
             pickles.load_pickle_state_dict(info.path)  # refuses code payloads before diffusers sees the file
         if info.sidecar_config is not None and info.path.suffix.lower() == ".safetensors":
@@ -77,7 +82,8 @@ def _load_pipeline(info: CheckpointInfo, dtype: torch.dtype, offline: bool, skel
             from modules.models import fast_load
 
             return fast_load.load_single_file_with_report(info.path, info.sidecar_config, dtype, pipeline_class=cls,
-                                                          skeletons=skeletons, family=info.architecture.spec).pipeline
+                                                          skeletons=skeletons, family=info.architecture.spec,
+                                                          component_files=info.component_files).pipeline
         if info.sidecar_config is not None:
             config_classes.check_model_index(info.sidecar_config, info.path)
             return cls.from_single_file(str(info.path), config=str(info.sidecar_config), local_files_only=True, **common)
@@ -90,6 +96,27 @@ def _load_pipeline(info: CheckpointInfo, dtype: torch.dtype, offline: bool, skel
             hint = (f" — to load it offline, put its diffusers config folder beside it as "
                     f"{info.path.stem}.config/ (model_index.json, component configs, tokenizer)")
         raise BadModelFile(info.path, f"could not be loaded: {_first_line(e)}{hint}") from e
+
+
+def _labels_given(info: CheckpointInfo) -> list[str]:
+    spec = info.architecture.spec
+    return [spec.component_files.get(c, c) for c in (info.component_files or {})]
+
+
+def _left_out(family, index: dict) -> dict:
+    """None for the optional components a folder does not have (SD3 without T5), and for their tokenizers:
+    diffusers wants them named to build the pipeline without them."""
+    def has(name: str) -> bool:
+        value = index.get(name)
+        return isinstance(value, (list, tuple)) and len(value) == 2 and value[0] is not None
+
+    missing = {}
+    for name in family.optional_components:
+        if not has(name):
+            missing[name] = None
+            pairs = (*family.text.encoders, *([family.text.t5] if family.text.t5 else []))
+            missing.update({tokenizer: None for tokenizer, encoder in pairs if encoder == name})
+    return missing
 
 
 def _first_line(e: Exception) -> str:

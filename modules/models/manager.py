@@ -13,11 +13,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from modules.devices import DeviceConfig
 from modules.errors import ModelNotFound
 from modules.jobs import Interrupted
 from modules.models import folder_walk, loader
+from modules.models.component_files import ComponentFiles, complete
 from modules.models.cache import CHECKPOINT, CachedModel, CacheEntry, ModelCache
 from modules.models.cache_policy import CachePolicy
 from modules.models.fifo_lock import FairLock
@@ -49,11 +51,13 @@ class PipelineManager:
     def __init__(self, registry: Registry, devices: DeviceConfig, offline: bool = False,
                  ram_budget: int | None = None, vram_budget: int | None = None, queue_limit: int | None = None,
                  queue_per_user: int | None = None, zoo_registry=None, vae_folders: list | None = None,
-                 settings=None, policy: CachePolicy | None = None, upscaler_folders: list | None = None):
+                 settings=None, policy: CachePolicy | None = None, upscaler_folders: list | None = None,
+                 component_folders: list | None = None):
         self.registry = registry
         self.zoo_registry = zoo_registry  # β-VAEs and GANs (models/Latent, models/GAN)
         self.vae_files = VaeFiles(list(vae_folders or []))
         self.upscaler_files = UpscalerFiles(list(upscaler_folders or []))  # models/ESRGAN ...
+        self.component_files = ComponentFiles(list(component_folders or []))  # models/text_encoder, models/VAE
         self.settings = settings  # where the default checkpoint is read (modules/settings.py); None: no default
         self.devices = devices
         self.offline = offline
@@ -112,7 +116,7 @@ class PipelineManager:
             with self._use_upscaler(ref, cancelled, owner, key) as loaded:
                 yield loaded
             return
-        info = self.resolve(ref.name)
+        info = self.completed(self.resolve(ref.name), ref.modules)
         if not self.device_lock.acquire(cancelled, owner, key):
             raise Interrupted()
         try:
@@ -157,6 +161,13 @@ class PipelineManager:
     def lora_hash(self, path) -> str:
         """A1111's hash of a LoRA file, computed once per file version."""
         return self.registry.hash_cache.file_hash(path, "lora", lora_sha256)
+
+    def completed(self, info: CheckpointInfo, modules: tuple[str, ...] = ()) -> CheckpointInfo:
+        """`info` with the component files it lacks paired in from `modules` (names in models/VAE and
+        models/text_encoder); BadModelFile names what is still missing, InvalidRequest a file that fits nothing."""
+        if not modules and not info.architecture.missing:
+            return info
+        return complete(info, [self.component_files.find(name) for name in dict.fromkeys(modules)])
 
     def load(self, checkpoint: str | None) -> LoadedCheckpoint:
         """Load (or find in the cache) and place on the device, without running anything."""
@@ -349,6 +360,8 @@ class PipelineManager:
         if name == info.architecture.spec.denoiser and info.sha256:
             return f"{name}-of:{info.sha256}:{dtype}"
         cache_key = f"component:{info.sha256}:{name}:{dtype}"
+        if info.component_files and name in info.component_files:  # from its own file, not the checkpoint's
+            cache_key = f"component-file:{_file_stamp(info.component_files[name][0])}:{name}:{dtype}"
         known = self.registry.hash_cache.remembered(cache_key) if info.sha256 else None
         if known:
             return known
@@ -359,7 +372,13 @@ class PipelineManager:
 
 
 def _key(info: CheckpointInfo) -> str:
-    return f"{info.path.resolve()}|{info.sha256}"
+    files = "".join(f"|{name}={_file_stamp(path)}" for name, (path, _) in sorted((info.component_files or {}).items()))
+    return f"{info.path.resolve()}|{info.sha256}{files}"
+
+
+def _file_stamp(path: Path) -> str:
+    stat = path.stat()
+    return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def _zoo_key(info: ZooModelInfo) -> str:

@@ -16,6 +16,8 @@ ZOO_KINDS = (BETA_VAE, GAN)  # small: each runs under its own lock, not in the d
 class ModelRef:
     kind: str
     name: str | None = None
+    # A checkpoint's component files (Forge's forge_additional_modules): VAE / text encoders it lacks.
+    modules: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.kind not in KINDS:

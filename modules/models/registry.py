@@ -28,6 +28,8 @@ class CheckpointInfo:
     sha256: str | None = None
     error: str | None = None  # why it cannot be used
     sidecar_config: Path | None = None
+    # The separate files a job pairs with a transformer-only file: {component: (file, prefix)} (component_files.py)
+    component_files: dict | None = None
 
     @property
     def usable(self) -> bool:

@@ -61,3 +61,11 @@ def build(backend: Backend, demo: gr.Blocks, same_as: gr.Dropdown | None = None)
         checkpoint.input(lambda title: title, inputs=checkpoint, outputs=same_as, api_name=False, queue=False)
         same_as.input(lambda title: title, inputs=same_as, outputs=checkpoint, api_name=False, queue=False)
     return checkpoint
+
+
+def build_component_picker(backend: Backend) -> gr.Dropdown:
+    """Forge's "VAE / Text Encoder": the VAE and text encoder files (models/VAE, models/text_encoder) a
+    transformer-only checkpoint (FLUX.1 as BFL publishes it, SD 3.5 without its text encoders) is completed
+    with. Which file is which is told from its tensors; a checkpoint that has its own takes none."""
+    return gr.Dropdown(backend.component_file_names(), value=[], multiselect=True, label="VAE / Text Encoder",
+                       elem_id="sd_modules", info="for checkpoints without their own VAE or text encoders")

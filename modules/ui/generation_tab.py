@@ -52,11 +52,15 @@ class GenerationTab:
         self.extra_networks = ExtraNetworksPanel(self.backend, t)  # LoRA and embedding cards, under the prompt
         self.extra_networks.build()
 
-    def build_sampling(self) -> None:
+    def build_sampling(self, defaults: dict | None = None) -> None:
+        """`defaults`: Backend.checkpoint_defaults of the checkpoint shown (its family's samplers, steps, CFG)."""
         t = self.tab
-        self.sampler = gr.Dropdown(sampler_names(), value="Euler a", label="Sampling method", elem_id=f"{t}_sampler",
+        samplers = (defaults or {}).get("samplers") or sampler_names()
+        self.sampler = gr.Dropdown(samplers, value="Euler a" if "Euler a" in samplers else samplers[0],
+                                   label="Sampling method", elem_id=f"{t}_sampler",
                                    allow_custom_value=True)  # aliases ("k_euler_a") too; validated by the request
-        self.steps = Slider(1, 150, value=20, step=1, label="Sampling steps", elem_id=f"{t}_steps")
+        self.steps = Slider(1, 150, value=(defaults or {}).get("steps", 20), step=1, label="Sampling steps",
+                            elem_id=f"{t}_steps")
         with gr.Row():
             side = self.backend.native_size(self.checkpoint.value)
             self.width = Slider(8, 2048, value=side, step=8, label="Width", elem_id=f"{t}_width")
@@ -64,7 +68,8 @@ class GenerationTab:
         with gr.Row():
             self.batch_count = Slider(1, 100, value=1, step=1, label="Batch count", elem_id=f"{t}_batch_count")
             self.batch_size = Slider(1, 8, value=1, step=1, label="Batch size", elem_id=f"{t}_batch_size")
-        self.cfg_scale = Slider(0, 30, value=7, step=0.5, label="CFG Scale", elem_id=f"{t}_cfg_scale")
+        self.cfg_scale = Slider(0, 30, value=(defaults or {}).get("cfg_scale", 7), step=0.5, label="CFG Scale",
+                                elem_id=f"{t}_cfg_scale")
 
     def build_seed_and_scripts(self) -> None:
         t = self.tab

@@ -82,10 +82,11 @@ def build(txt2img: Txt2ImgTab, tabs: gr.Tabs, txt2img_tab_id: str, img2img=None)
         if not txt2img.backend.settings.for_user("send_seed", login_name(request)):
             sent[-1] = gr.skip()  # the send_seed setting: the seed stays as it is
         return [*sent, styles_value(values), *hires_values(values),
-                *refiner_values(values, txt2img.backend), gr.Tabs(selected=txt2img_tab_id)]
+                *refiner_values(values, txt2img.backend), *flow_values(values), gr.Tabs(selected=txt2img_tab_id)]
 
     send.click(send_to_txt2img, inputs=parsed,
-               outputs=[*targets, *txt2img.hires.inputs(), *txt2img.refiner.inputs(), tabs], api_name=False,
+               outputs=[*targets, *txt2img.hires.inputs(), *txt2img.refiner.inputs(), txt2img.distilled_cfg_scale,
+                        txt2img.modules, tabs], api_name=False,
                show_progress="hidden")
     if img2img is not None:
         img2img.send_from(send_img2img, [image, parameters], picture_and_text, tabs)
@@ -142,6 +143,16 @@ def send_values(parsed: dict) -> list:
         sampler = f"{sampler} Karras"
     return [text("Prompt"), text("Negative prompt"), sampler or gr.skip(), number("Steps", int),
             number("CFG scale", float), number("Size-1", int), number("Size-2", int), number("Seed", int)]
+
+
+def flow_values(parsed: dict) -> list:
+    """Forge's "Distilled CFG Scale" (FLUX.1 dev) and "Module 1, 2, ..." (its VAE / text encoder files)."""
+    try:
+        distilled = float(parsed["Distilled CFG Scale"])
+    except (KeyError, ValueError):
+        distilled = gr.skip()
+    modules = [parsed[f"Module {i}"] for i in range(1, 9) if f"Module {i}" in parsed]
+    return [distilled, modules if modules else gr.skip()]
 
 
 def hires_values(parsed: dict) -> list:

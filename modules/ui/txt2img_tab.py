@@ -20,7 +20,14 @@ class Txt2ImgTab(GenerationTab):
 
     tab = "txt2img"
 
+    def __init__(self, backend, checkpoint: gr.Dropdown, modules: gr.Dropdown | None = None):
+        super().__init__(backend, checkpoint)
+        # Component files for transformer-only checkpoints (checkpoint_picker.build_component_picker)
+        self.modules = modules
+
     def build(self) -> None:
+        if self.modules is None:  # built without the picker (tests): no component files
+            self.modules = gr.State([])
         self.build_prompt_row()
         with gr.Row():
             with gr.Column():
@@ -35,26 +42,49 @@ class Txt2ImgTab(GenerationTab):
                 self.send_to_img2img = gr.Button("Send to img2img", elem_id="txt2img_send_to_img2img", size="sm")
         self.selected = gr.State(0)  # the gallery's picked picture, for "Send to img2img"
         self.gallery.select(selected_index, outputs=self.selected, api_name=False, queue=False)
-        self.wire(self._generate, self.hires.inputs() + self.refiner.inputs(), HIRES_NAMES + REFINER_NAMES)
-        # Picking a checkpoint sets the size it was trained at (512 for SD 1.x, 1024 for SDXL, ...).
-        self.checkpoint.input(lambda title: [self.backend.native_size(title)] * 2, inputs=self.checkpoint,
-                              outputs=[self.width, self.height], api_name=False, queue=False)
+        self.wire(self._generate, [*self.hires.inputs(), *self.refiner.inputs(), self.distilled_cfg_scale, self.modules],
+                  [*HIRES_NAMES, *REFINER_NAMES, "distilled_cfg_scale", "forge_additional_modules"])
+        # Picking a checkpoint sets what its family starts from: the size it was trained at (512 for SD 1.x,
+        # 1024 for SDXL, SD3, FLUX), its samplers, steps (4 for FLUX.1 schnell) and CFG scale (1 for FLUX).
+        self.checkpoint.input(self._checkpoint_picked, inputs=[self.checkpoint, self.sampler],
+                              outputs=[self.width, self.height, self.sampler, self.steps, self.cfg_scale,
+                                       self.distilled_cfg_scale, self.modules], api_name=False, queue=False)
+
+    def build_sampling(self, defaults: dict | None = None) -> None:
+        defaults = self.backend.checkpoint_defaults(self.checkpoint.value)  # the shown checkpoint's family
+        super().build_sampling(defaults)
+        self.distilled_cfg_scale = gr.Slider(0, 30, value=3.5, step=0.1, label="Distilled CFG Scale",
+                                             visible=defaults["distilled"], elem_id="txt2img_distilled_cfg_scale")
+
+    def _checkpoint_picked(self, title, sampler):
+        found = self.backend.checkpoint_defaults(title)
+        samplers = found["samplers"]
+        return [found["size"], found["size"],
+                gr.Dropdown(choices=samplers, value=sampler if sampler in samplers else samplers[0]),
+                found["steps"], found["cfg_scale"], gr.Slider(visible=found["distilled"]),
+                gr.Dropdown(choices=self.backend.component_file_names())]
 
     def _generate(self, *values, request: gr.Request, scripts=None):
         base, own = values[:len(BASE_NAMES)], values[len(BASE_NAMES):]
-        hires, refiner = own[:len(HIRES_NAMES)], own[len(HIRES_NAMES):]
-        return self._run(*base[:-1], request, scripts=scripts, hires=hires, refiner=refiner, styles=base[-1])
+        hires, rest = own[:len(HIRES_NAMES)], own[len(HIRES_NAMES):]
+        refiner, flow = rest[:len(REFINER_NAMES)], rest[len(REFINER_NAMES):]
+        distilled, modules = (*flow, 3.5, ())[:2]  # absent when a caller (a test, a script) sends fewer values
+        return self._run(*base[:-1], request, scripts=scripts, hires=hires, refiner=refiner, styles=base[-1],
+                         distilled_cfg_scale=distilled, modules=modules)
 
     @user_errors
     def _run(self, checkpoint, prompt, negative_prompt, sampler, steps, cfg_scale, width, height, seed,
-             batch_count, batch_size, request: gr.Request, scripts=None, hires=(), refiner=(), styles=None):
+             batch_count, batch_size, request: gr.Request, scripts=None, hires=(), refiner=(), styles=None,
+             distilled_cfg_scale=3.5, modules=()):
         """Generate's handler; `hires`: the Hires. fix values (none: off); `refiner`: the Refiner's (none: off);
-        `styles`: the picked style names."""
+        `styles`: the picked style names; `distilled_cfg_scale` and `modules`: FLUX's guidance, Forge's
+        component files."""
         job = self.backend.new_job("txt2img", owner_of(request), queue_user=queue_user_of(request))
         txt2img_request = Txt2ImgRequest(
             prompt=prompt, negative_prompt=negative_prompt, sampler=sampler, steps=steps, cfg_scale=cfg_scale,
             width=width, height=height, seed=-1 if seed is None else seed, batch_count=batch_count,
             batch_size=batch_size, checkpoint=checkpoint or None, styles=list(styles or []),
+            distilled_cfg_scale=distilled_cfg_scale, forge_additional_modules=tuple(modules or ()),
             **(HiresControls.request_fields(list(hires)) if hires else {}),
             **(RefinerControls.request_fields(list(refiner)) if refiner else {}))
         yield from self.run_job(TXT2IMG, txt2img_request, job, scripts)

@@ -33,7 +33,8 @@ from modules.generation import eta_noise_seed_delta, preview, sampling_steps, st
 from modules.generation.infotext import format_infotext
 from modules.generation.sampling_steps import StepCallback
 from modules.generation.scheduled_embeds import encode_scheduled
-from modules.generation.samplers import find_sampler
+from modules.generation import samplers
+from modules.generation.guidance import guidance_arguments
 from modules.jobs import Interrupted, Job, Skipped
 from modules.models.manager import LoadedCheckpoint
 from modules.networks.loras import use_loras
@@ -180,8 +181,11 @@ def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: li
     steps done)."""
     family = model.info.architecture.spec
     inpaint = work[0].mask is not None or model.info.architecture.inpainting
-    sampler = find_sampler(request.sampler).build(family.scheduler_config(model.scheduler_config))
-    pipe = task_pipeline(model, "inpaint" if inpaint else "img2img", sampler)
+    pipe_task = "inpaint" if inpaint else "img2img"
+    if family.pipeline_name(pipe_task) is None:  # before any work: the family's reason (FLUX img2img, SD3 inpaint)
+        task_pipeline(model, pipe_task, None)
+    sampler = samplers.for_family(request.sampler, family).build(family.scheduler_config(model.scheduler_config))
+    pipe = task_pipeline(model, pipe_task, sampler)
     vae, device = family.vae_of(pipe), model.execution_device
     width, height = work[0].image.size
     generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
@@ -216,10 +220,10 @@ def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: li
         with torch.inference_mode(), stop_points.checked(denoiser, job.check), \
                 switching(pipe, family, refiner, prompts, negative_prompts, request.clip_skip, job,
                           model.devices.offload):
-            output = pipe(**embeds.arguments(), image=latents.to(device, dtype), strength=request.denoising_strength,
-                          num_inference_steps=request.steps, guidance_scale=request.cfg_scale,
+            output = pipe(**guidance_arguments(request, family, embeds.arguments()), image=latents.to(device, dtype),
+                          strength=request.denoising_strength, num_inference_steps=request.steps,
                           generator=generators, output_type="latent", callback_on_step_end=on_step_end,
-                          callback_on_step_end_tensor_inputs=sampling_steps.TENSOR_INPUTS, **options)
+                          callback_on_step_end_tensor_inputs=sampling_steps.tensor_inputs(pipe), **options)
     except (Interrupted, Skipped) as stop:
         raise type(stop)(on_step_end.latents, on_step_end.steps_done) from None
     return output.images

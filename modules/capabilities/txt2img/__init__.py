@@ -19,8 +19,9 @@ def _out_of_memory(request: Txt2ImgRequest) -> OutOfMemory:
 
 TXT2IMG = Capability(
     name="txt2img", tab="txt2img", validate=validate,
-    model=lambda request: ModelRef(CHECKPOINT, request.checkpoint),
-    run=with_chosen_vae(tiled(txt2img)), empty_result=Txt2ImgResult, out_of_memory=_out_of_memory, script_result=as_txt2img_result,
+    model=lambda request: ModelRef(CHECKPOINT, request.checkpoint, tuple(request.forge_additional_modules)),
+    run=with_chosen_vae(tiled(txt2img)), empty_result=Txt2ImgResult, out_of_memory=_out_of_memory,
+    script_result=as_txt2img_result,
     finish_job=add_batch_grid, timing=Txt2ImgTiming())
 
 __all__ = ["TXT2IMG", "Txt2ImgRequest", "Txt2ImgResult"]

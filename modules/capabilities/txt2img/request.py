@@ -28,12 +28,16 @@ class Txt2ImgRequest:
     sampler: str = "Euler a"
     steps: int = 20
     cfg_scale: float = 7.0
+    distilled_cfg_scale: float = 3.5  # FLUX.1 dev's guidance input (Forge's "Distilled CFG Scale"); others ignore it
     width: int = 512
     height: int = 512
     seed: int = -1  # -1: pick a random seed
     batch_count: int = 1
     batch_size: int = 1
     checkpoint: str | None = None  # None: the default checkpoint
+    # Component files (VAE, text encoders) a transformer-only checkpoint needs: names in models/VAE and
+    # models/text_encoder (Forge's override_settings.forge_additional_modules).
+    forge_additional_modules: tuple[str, ...] = ()
     clip_skip: int | None = None  # None: the CLIP_stop_at_last_layers setting (Backend.job_defaults), else 1
     save_images: bool | None = None  # None: the samples_save setting, else save
     # Hires fix (A1111's API names): a second, img2img pass at a larger size (hires.py).
@@ -72,6 +76,7 @@ class Txt2ImgRequest:
         r.sampler = find_sampler(r.sampler).name
         r.steps = _integer(r.steps, "steps", 1, 150)
         r.cfg_scale = _number(r.cfg_scale, "cfg_scale", 0.0, 30.0)
+        r.distilled_cfg_scale = _number(r.distilled_cfg_scale, "distilled_cfg_scale", 0.0, 30.0)
         r.width = _side(r.width, "width")
         r.height = _side(r.height, "height")
         if r.width * r.height > MAX_PIXELS:
@@ -89,6 +94,7 @@ class Txt2ImgRequest:
         if not isinstance(r.tiling, bool):
             raise InvalidRequest("tiling", f"must be true or false, got {shown(r.tiling)}")
         r.eta_noise_seed_delta = _integer(r.eta_noise_seed_delta or 0, "eta_noise_seed_delta", 0, MAX_SEED)
+        r.forge_additional_modules = _names(r.forge_additional_modules, "forge_additional_modules")
         validate_hires(r, MAX_SIDE, MAX_PIXELS, _integer, _number, _text)
         validate_refiner(r, _number)
         if not isinstance(r.disable_extra_networks, bool):
@@ -125,6 +131,10 @@ def validate(request: Txt2ImgRequest, context) -> Txt2ImgRequest:
         check_refiner(request, context.backend.manager)
         request = context.backend.with_loras(request)
         request = checked_vae(request, context.backend)
+        _check_family(request, context.backend)
+        if request.forge_additional_modules:  # as listed, so the infotext names the files the same way
+            files = context.backend.manager.component_files
+            request.forge_additional_modules = tuple(files.find(n).name for n in request.forge_additional_modules)
     return request
 
 
@@ -147,6 +157,35 @@ def checked_vae(request, backend):
     from modules.option_changes import vae_choice
 
     return replace(request, vae=vae_choice(backend, request.vae))
+
+
+MAX_MODULES = 8
+
+
+def _check_family(request: Txt2ImgRequest, backend) -> None:
+    """The checkpoint family's own rules, before the job waits for the device: its sampler list (flow
+    matching for SD3/FLUX) and its guidance (FLUX: CFG 1, or real CFG above 1)."""
+    from modules.generation.guidance import check_cfg_scale
+    from modules.generation.samplers import for_family
+
+    try:
+        info = backend.manager.resolve(request.checkpoint)
+    except Exception:  # noqa: BLE001 - an unknown or unusable checkpoint is refused where it is loaded, naming it
+        return
+    if info.architecture is None:
+        return
+    for_family(request.sampler, info.architecture.spec)
+    check_cfg_scale(request, info.architecture.spec)
+
+
+def _names(value, field: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise InvalidRequest(field, "must be a list of file names (models/VAE, models/text_encoder)")
+    if len(value) > MAX_MODULES:
+        raise InvalidRequest(field, f"lists {len(value)} files; at most {MAX_MODULES}")
+    return tuple(dict.fromkeys(v.strip() for v in value))
 
 
 def _text(value, field: str) -> str:

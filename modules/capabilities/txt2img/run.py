@@ -23,7 +23,9 @@ from modules.generation import eta_noise_seed_delta, preview, sampling_steps, st
 from modules.generation.infotext import format_infotext
 from modules.generation.sampling_steps import StepCallback
 from modules.generation.scheduled_embeds import encode_scheduled
-from modules.generation.samplers import find_sampler
+from modules.generation import samplers
+from modules.generation import guidance
+from modules.generation.guidance import guidance_arguments
 from modules.jobs import Interrupted, Job, Skipped
 from modules.models.manager import LoadedCheckpoint
 from modules.networks.loras import use_loras
@@ -57,7 +59,7 @@ class Txt2ImgResult:
             "index_of_first_image": self.index_of_first_image,
             "width": r.width, "height": r.height, "enable_hr": r.enable_hr,
             "denoising_strength": r.denoising_strength if r.enable_hr else 0, "sampler_name": r.sampler,
-            "cfg_scale": r.cfg_scale,
+            "cfg_scale": r.cfg_scale, "distilled_cfg_scale": r.distilled_cfg_scale,
             "styles": list(r.applied_styles),
             "steps": r.steps, "batch_size": r.batch_size, "n_iter": r.batch_count, "clip_skip": r.clip_skip,
             "sd_model_name": self.checkpoint_title, "infotexts": self.infotexts, "version": VERSION,
@@ -80,11 +82,14 @@ def resolve_seed(seed: int) -> int:
 def infotext(request: Txt2ImgRequest, seed: int, model: LoadedCheckpoint, extra: dict | None = None) -> str:
     return format_infotext(request.prompt, request.negative_prompt, {
         "Steps": request.steps, "Sampler": request.sampler, "CFG scale": f"{request.cfg_scale:g}",
+        **guidance.infotext_fields(request, model.info.architecture.spec),
         "Seed": seed, "Size": f"{request.width}x{request.height}",
         "Model hash": model.info.shorthash, "Model": model.info.model_name,
         "Clip skip": request.clip_skip if request.clip_skip > 1 else None,
         "ENSD": eta_noise_seed_delta.infotext_value(request.sampler, request.eta_noise_seed_delta),
         "Tiling": True if request.tiling else None,
+        # Forge's way of naming the component files a checkpoint was completed with
+        **{f"Module {i}": name for i, name in enumerate(request.forge_additional_modules, 1)},
         **hires_infotext(request),
         **(extra or {}),
         "Version": VERSION,
@@ -195,18 +200,22 @@ def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], 
             refiner: Refiner | None = None, embeddings=None) -> torch.Tensor:
     # This job's own scheduler, in its own view of the cached pipeline: the cached one is never changed.
     family = model.info.architecture.spec
-    sampler = find_sampler(request.sampler).build(family.scheduler_config(model.scheduler_config))
+    sampler = samplers.for_family(request.sampler, family).build(family.scheduler_config(model.scheduler_config))
     pipe = pipeline_view(model.pipe, scheduler=sampler)
     denoiser = family.denoiser_of(pipe)
     scale = pipe.vae_scale_factor
-    shape = (denoiser.config.in_channels, request.height // scale, request.width // scale)
+    shape = (family.latent.channels, request.height // scale, request.width // scale)
     generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
     noise = initial_noise(generators, shape).to(model.execution_device, model.devices.dtype)
     eta_noise_seed_delta.reseed_at_first_step(sampler, generators, seeds, request.eta_noise_seed_delta)
     prompts, negative_prompts = [prompt_text(request.prompt)] * len(seeds), [request.negative_prompt] * len(seeds)
     embeds = encode_scheduled(pipe, prompt_text(request.prompt), request.negative_prompt, len(seeds), request.steps,
                               request.steps, clip_skip=request.clip_skip, embeddings=embeddings)
-    on_step_end = StepCallback(job, request.steps, family.vae_of(pipe), family, embeds)
+
+    def unpacked(latents):  # FLUX's pipeline works on packed 2x2 patches; everything else here on (B, C, H, W)
+        return None if latents is None else family.unpack_latents(latents, pipe, request.height, request.width)
+
+    on_step_end = StepCallback(job, request.steps, family.vae_of(pipe), family, embeds, unpack=unpacked)
 
     job.check()
     try:
@@ -215,17 +224,16 @@ def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], 
                 switching(pipe, family, refiner, prompts, negative_prompts, request.clip_skip, job,
                           model.devices.offload):
             output = pipe(
-                **embeds.arguments(),
+                **guidance_arguments(request, family, embeds.arguments()),
                 num_inference_steps=request.steps,
-                guidance_scale=request.cfg_scale,
                 width=request.width,
                 height=request.height,
-                latents=noise,
+                latents=family.pack_latents(noise, pipe),
                 generator=generators,
                 output_type="latent",
                 callback_on_step_end=on_step_end,
-                callback_on_step_end_tensor_inputs=sampling_steps.TENSOR_INPUTS,
+                callback_on_step_end_tensor_inputs=sampling_steps.tensor_inputs(pipe),
             )
     except (Interrupted, Skipped) as stop:  # with what was sampled so far (None before the first step ended)
         raise type(stop)(on_step_end.latents, on_step_end.steps_done) from None
-    return output.images
+    return unpacked(output.images)

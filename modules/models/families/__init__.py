@@ -11,7 +11,9 @@ here plus its tests. Everything else asks a family for facts instead of testing 
     registry.py      native size (from the denoiser's config), text encoder layers (clip skip range)
     vae_files.py     a VAE file's latent format (scaling and shift factors)
     preview.py       the cheap latent → RGB preview
-    prompt_embeds.py the text encoder layout (one or two encoders, pooled output, clip skip)
+    prompt_embeds.py the text encoder layout (one or two encoders, pooled output, clip skip; T5 for SD3/FLUX)
+    samplers.py      which samplers it offers (flow matching for SD3/FLUX), guidance.py how CFG reaches it
+    component_files  what a single file lacks and where a separate VAE / text encoder file's tensors go
 
 Detection asks the families in order (file name, then each file's FAMILIES order) and takes
 the first that recognises a model; recognisers are written to be mutually exclusive, and the
@@ -35,8 +37,9 @@ class LatentFormat:
     channels: int
     scaling_factor: float
     shift_factor: float = 0.0
-    # A1111's "Approx cheap" preview: one RGB row per latent channel.
+    # A1111's "Approx cheap" preview: one RGB row per latent channel, and a bias added to each pixel.
     preview_rgb: tuple[tuple[float, float, float], ...] = ()
+    preview_bias: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,8 @@ class TextEncoderLayout:
 
     # (tokenizer, text encoder) pipeline attributes, in the order their hidden states are concatenated.
     encoders: tuple[tuple[str, str], ...]
-    pooled_from: str | None = None  # the encoder whose first output is the pooled embedding (SDXL)
+    # The encoder(s) whose pooled output is the pooled embedding: SDXL's second; SD3's two side by side.
+    pooled_from: str | tuple[str, ...] | None = None
     # SDXL takes hidden states from the penultimate layer, with no final layer norm (as diffusers does);
     # SD 1.x/2.x take the last layer's output, and the final layer norm after a clip skip.
     starts_at_penultimate: bool = False
@@ -58,6 +62,18 @@ class TextEncoderLayout:
     # and the name of its token embedding in a single-file checkpoint's header (its width without a config).
     embedding_keys: tuple[str, ...] = ("",)
     header_token_embeddings: tuple[str, ...] = ()
+    # A T5 encoder (SD3, FLUX): its (tokenizer, text encoder) attributes and how many tokens it reads. T5 gets
+    # the plain prompt (emphasis stripped); `assemble(pipe, clip, t5, t5_negative)` turns the CLIP results and
+    # T5's hidden states into the pipeline's keyword arguments (None: T5 absent, as SD3 allows).
+    t5: tuple[str, str] | None = None
+    t5_max_length: int = 256
+    assemble: Callable | None = None
+
+    @property
+    def pooled_names(self) -> tuple[str, ...]:
+        if self.pooled_from is None:
+            return ()
+        return (self.pooled_from,) if isinstance(self.pooled_from, str) else tuple(self.pooled_from)
 
 
 @dataclass(frozen=True)
@@ -113,6 +129,38 @@ class Family:
 
     def vae_of(self, pipe):
         return getattr(pipe, self.vae)
+    # Which samplers make sense: "diffusion" (A1111's list) or "flow" (flow matching: SD3, FLUX), and the
+    # names of that list this family offers (empty: all of them). modules/generation/samplers.py.
+    sampler_kind: str = "diffusion"
+    sampler_names: tuple[str, ...] = ()
+    # What a new job on this family starts from in the UI (steps; CFG scale, 1 = off for FLUX).
+    default_steps: int = 20
+    default_cfg_scale: float = 7.0
+    # "cfg": the pipeline's guidance_scale is classifier-free guidance. "true_cfg" (FLUX): guidance_scale is the
+    # distilled guidance, and CFG with the negative prompt is the pipeline's true_cfg_scale (generation/guidance.py).
+    guidance_kind: str = "cfg"
+    # FLUX dev's guidance embedding: the model takes a distilled guidance value (Forge's "Distilled CFG Scale").
+    distilled_guidance: bool = False
+    # Latents as the pipeline's call takes and returns them (FLUX packs 2x2 patches into a sequence):
+    # pack(latents (B, C, H, W), pipe) and unpack(pipeline latents, pipe, height, width) -> (B, C, H, W).
+    pack_latents: Callable[[Any, Any], Any] = lambda latents, pipe: latents
+    unpack_latents: Callable[[Any, Any, int, int], Any] = lambda latents, pipe, height, width: latents
+    # Component files a checkpoint of this family may lack, and the pipeline components each fills:
+    # {component: what users call it ("T5-XXL text encoder")}; optional ones may stay empty (SD3's T5).
+    component_files: Mapping[str, str] = field(default_factory=dict)
+    optional_components: tuple[str, ...] = ()
+    # The components a single file holds weights for (None: all of them, as SD 1.x/2.x/SDXL files do).
+    components_in_file: Callable[[Shapes], set[str]] | None = None
+    # Where a whole checkpoint holds each component that may come from a file of its own, and what kind of
+    # file that is: {component: ("vae" | "clip" | "t5", prefix)} (modules/models/component_files.py).
+    component_sources: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+    def missing_from_file(self, shapes: Shapes) -> tuple[str, ...]:
+        """The components a single file lacks (optional ones too: SD3's T5 may be added from a file)."""
+        if self.components_in_file is None:
+            return ()
+        found = self.components_in_file(shapes)
+        return tuple(c for c in self.components if c not in found)
 
     def pipeline_name(self, task: str) -> str | None:
         return self.pipelines.get(task)
