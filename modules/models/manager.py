@@ -360,7 +360,7 @@ class PipelineManager:
         if name == info.architecture.spec.denoiser and info.sha256:
             return f"{name}-of:{info.sha256}:{dtype}"
         cache_key = f"component:{info.sha256}:{name}:{dtype}"
-        if info.component_files and name in info.component_files:  # from its own file, not the checkpoint's
+        if getattr(info, "component_files", None) and name in info.component_files:  # from its own file, not the checkpoint's
             cache_key = f"component-file:{_file_stamp(info.component_files[name][0])}:{name}:{dtype}"
         known = self.registry.hash_cache.remembered(cache_key) if info.sha256 else None
         if known:
