@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from io import StringIO
 
 from modules.errors import InvalidRequest, UserError
-from modules.generation.samplers import find_sampler
+from modules.generation.samplers import AUTOMATIC, find_sampler, find_schedule, schedule_labels_for
 from modules.capabilities.txt2img.request import MAX_PROMPT_CHARS
 from modules.user_values import shown
 
@@ -100,7 +100,23 @@ def _set(name: str):
 
 
 def _samplers(values, context) -> list:
-    return [find_sampler(v).name for v in values]
+    for value in values:
+        find_sampler(value)  # an unknown one is refused before any picture
+    return [value.strip() for value in values]
+
+
+def _set_sampler(request, value):
+    """The sampler; an old joined name ("DPM++ 2M Karras") keeps its schedule type (the request resolves it),
+    and a schedule type the sampler does not take falls back to Automatic, as A1111 does."""
+    joined = value.strip().lower() != find_sampler(value).name.lower() and " " in value.strip()
+    schedule = request.scheduler
+    if joined or find_schedule(schedule).label not in schedule_labels_for(value):
+        schedule = AUTOMATIC
+    return replace(request, sampler=value, scheduler=schedule)
+
+
+def _schedules(values, context) -> list:
+    return [find_schedule(v).label for v in values]
 
 
 def _checkpoints(values, context) -> list:
@@ -143,10 +159,11 @@ TXT2IMG_AXES = [
     Axis("Seed", "int", _set("seed")),
     Axis("Steps", "int", _set("steps")),
     Axis("CFG Scale", "float", _set("cfg_scale")),
-    Axis("Sampler", "text", _set("sampler"), caption=str, check=_samplers),
+    Axis("Sampler", "text", _set_sampler, caption=str, check=_samplers),
     Axis("Checkpoint", "text", _set("checkpoint"), caption=_checkpoint_caption, check=_checkpoints),
     # A value is (search, replacement); the label is the replacement.
     Axis("Prompt S/R", "text", _replace_prompt, caption=lambda value: value[1], check=_prompt_search),
+    Axis("Schedule type", "text", _set("scheduler"), caption=str, check=_schedules),
 ]
 
 GAN_AXES = [

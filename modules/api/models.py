@@ -22,7 +22,8 @@ class Txt2ImgApiRequest(BaseModel):
     seed: int = Field(-1, description="-1 picks a random seed")
     sampler_name: str | None = Field(None, description="A1111 sampler name, e.g. 'Euler a', 'DPM++ 2M'")
     sampler_index: str | None = Field("Euler", description="Older name of sampler_name; used when that is empty")
-    scheduler: str | None = Field(None, description="Schedule type: 'Automatic' or 'Karras' (A1111 ≥ 1.9)")
+    scheduler: str | None = Field(None, description="Schedule type (A1111 ≥ 1.9): 'Automatic', 'Uniform', 'Karras', "
+                                                 "'Exponential', 'SGM Uniform', 'Simple', 'Beta', 'Align Your Steps'")
     batch_size: int = 1
     n_iter: int = Field(1, description="Batch count")
     steps: int = 50

@@ -9,7 +9,8 @@ import time
 import gradio as gr
 
 from modules.backend import Backend
-from modules.generation.samplers import sampler_names
+from modules.errors import InvalidRequest
+from modules.generation.samplers import AUTOMATIC, sampler_names, schedule_labels, schedule_labels_for
 from modules.ui.common import error_html, info_html, owner_of, progress_html
 from modules.ui.components import Slider
 from modules.ui.errors import user_errors
@@ -19,7 +20,7 @@ POLL_SECONDS = 0.25
 KEEPALIVE_SECONDS = 1.0
 # The handler's values in order (before the tab's own); also their names in the Gradio API.
 BASE_NAMES = ["checkpoint", "prompt", "negative_prompt", "sampler", "steps", "cfg_scale", "width", "height", "seed",
-              "batch_count", "batch_size"]
+              "batch_count", "batch_size", "scheduler"]
 
 
 class GenerationTab:
@@ -47,8 +48,12 @@ class GenerationTab:
 
     def build_sampling(self) -> None:
         t = self.tab
-        self.sampler = gr.Dropdown(sampler_names(), value="Euler a", label="Sampling method", elem_id=f"{t}_sampler",
-                                   allow_custom_value=True)  # aliases ("k_euler_a") too; validated by the request
+        with gr.Row():
+            self.sampler = gr.Dropdown(sampler_names(), value="Euler a", label="Sampling method",
+                                       elem_id=f"{t}_sampler", allow_custom_value=True, scale=3)  # aliases too
+            # A1111 ≥ 1.9's "Schedule type"; its choices follow the sampler (validated by the request anyway).
+            self.scheduler = gr.Dropdown(schedule_labels(), value=AUTOMATIC, label="Schedule type",
+                                         elem_id=f"{t}_scheduler", scale=2)
         self.steps = Slider(1, 150, value=20, step=1, label="Sampling steps", elem_id=f"{t}_steps")
         with gr.Row():
             side = self.backend.native_size(self.checkpoint.value)
@@ -80,7 +85,7 @@ class GenerationTab:
 
     def base_inputs(self) -> list:
         return [self.checkpoint, self.prompt, self.negative_prompt, self.sampler, self.steps, self.cfg_scale,
-                self.width, self.height, self.seed, self.batch_count, self.batch_size]
+                self.width, self.height, self.seed, self.batch_count, self.batch_size, self.scheduler]
 
     def outputs(self) -> list:
         return [self.gallery, self.progress, self.message, self.infotext, self.last_seeds]
@@ -95,6 +100,8 @@ class GenerationTab:
                            show_progress="hidden")
         self.interrupt.click(self._interrupt, inputs=None, outputs=None, api_name=False, queue=False)
         self.skip.click(self._skip, inputs=None, outputs=None, api_name=False, queue=False)
+        self.sampler.change(_schedules_of, inputs=[self.sampler, self.scheduler], outputs=self.scheduler,
+                            api_name=False, queue=False, show_progress="hidden")
         self.random_seed.click(lambda: -1, outputs=self.seed, api_name=False, queue=False)
         self.reuse_seed.click(lambda seeds: seeds[0] if seeds else -1, inputs=self.last_seeds, outputs=self.seed,
                               api_name=False, queue=False)
@@ -169,3 +176,12 @@ class GenerationTab:
 def selected_index(event: gr.SelectData) -> int:
     """The picture picked in a gallery (for "Send to img2img")."""
     return event.index
+
+
+def _schedules_of(sampler: str, schedule: str):
+    """The schedule dropdown for `sampler`: its schedule types; the choice kept where it still applies."""
+    try:
+        choices = schedule_labels_for(sampler)
+    except InvalidRequest:  # a name being typed: leave the dropdown as it is
+        return gr.skip()
+    return gr.Dropdown(choices=choices, value=schedule if schedule in choices else AUTOMATIC)

@@ -101,12 +101,13 @@ class Img2ImgTab(GenerationTab):
 
     @user_errors
     def _run(self, checkpoint, prompt, negative_prompt, sampler, steps, cfg_scale, width, height, seed,
-             batch_count, batch_size, request: gr.Request, scripts=None, *, mode, init_image, inpaint_sketch,
+             batch_count, batch_size, scheduler, request: gr.Request, scripts=None, *, mode, init_image, inpaint_sketch,
              inpaint_image, inpaint_mask, mask_mode, inpaint_full_res, **options):
         image, mask = pictures(mode, init_image, inpaint_sketch, inpaint_image, inpaint_mask)
         job = self.backend.new_job("img2img", owner_of(request), queue_user=queue_user_of(request))
         img2img_request = Img2ImgRequest(
-            prompt=prompt, negative_prompt=negative_prompt, sampler=sampler, steps=steps, cfg_scale=cfg_scale,
+            prompt=prompt, negative_prompt=negative_prompt, sampler=sampler, scheduler=scheduler, steps=steps,
+            cfg_scale=cfg_scale,
             width=width, height=height, seed=-1 if seed is None else seed, batch_count=batch_count,
             batch_size=batch_size, checkpoint=checkpoint or None, init_images=[image], mask=mask,
             inpainting_mask_invert=mask_mode == 1, inpaint_full_res=inpaint_full_res == 1, **options)

@@ -8,6 +8,7 @@ import gradio as gr
 
 from modules.errors import InvalidRequest
 from modules.generation.infotext import parse_infotext
+from modules.generation.samplers import AUTOMATIC, resolve
 from modules.image_limits import UNREADABLE, UNREADABLE_HINT, open_image
 from modules.images import read_parameters
 from modules.public_paths import scrub
@@ -71,7 +72,7 @@ def build(txt2img: Txt2ImgTab, tabs: gr.Tabs, txt2img_tab_id: str, img2img=None)
                  preprocess=False, show_progress="hidden")
     image.clear(lambda: ("", "", {}), outputs=[parameters, table, parsed], api_name=False, show_progress="hidden")
     targets = [txt2img.prompt, txt2img.negative_prompt, txt2img.sampler, txt2img.steps, txt2img.cfg_scale,
-               txt2img.width, txt2img.height, txt2img.seed]
+               txt2img.width, txt2img.height, txt2img.seed, txt2img.scheduler]
     send.click(lambda p: [*send_values(p), *hires_values(p), gr.Tabs(selected=txt2img_tab_id)], inputs=parsed,
                outputs=[*targets, *txt2img.hires.inputs(), tabs], api_name=False, show_progress="hidden")
     if img2img is not None:
@@ -98,11 +99,15 @@ def send_values(parsed: dict) -> list:
     def text(key):
         return parsed[key] if key in parsed else gr.skip()
 
-    sampler = parsed.get("Sampler")
-    if sampler and parsed.get("Schedule type", "").lower() == "karras" and "karras" not in sampler.lower():
-        sampler = f"{sampler} Karras"
+    sampler, schedule = parsed.get("Sampler"), parsed.get("Schedule type")
+    if sampler:  # A1111 < 1.9 wrote "DPM++ 2M Karras"; ≥ 1.9 "DPM++ 2M" and "Schedule type: Karras"
+        try:
+            sampler, schedule = resolve(sampler, schedule)
+        except InvalidRequest:
+            pass  # a sampler we do not have: shown as written, Generate names it
     return [text("Prompt"), text("Negative prompt"), sampler or gr.skip(), number("Steps", int),
-            number("CFG scale", float), number("Size-1", int), number("Size-2", int), number("Seed", int)]
+            number("CFG scale", float), number("Size-1", int), number("Size-2", int), number("Seed", int),
+            (schedule or AUTOMATIC) if sampler else gr.skip()]
 
 
 def hires_values(parsed: dict) -> list:

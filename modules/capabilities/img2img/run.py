@@ -31,7 +31,7 @@ from modules.models.precision_copy import fp32_copy
 from modules.generation import preview, stop_points
 from modules.generation.infotext import format_infotext
 from modules.generation.prompt_embeds import encode_prompts
-from modules.generation.samplers import find_sampler
+from modules.generation.samplers import build_sampler, infotext_schedule
 from modules.jobs import Interrupted, Job, Skipped
 from modules.models.manager import LoadedCheckpoint
 from modules.version import VERSION
@@ -61,7 +61,8 @@ def infotext(request: Img2ImgRequest, seed: int, model: LoadedCheckpoint, extra:
     inpaint = request.is_inpaint
     pads = (request.pad_left, request.pad_right, request.pad_top, request.pad_bottom)
     return format_infotext(request.prompt, request.negative_prompt, {
-        "Steps": request.steps, "Sampler": request.sampler, "CFG scale": f"{request.cfg_scale:g}",
+        "Steps": request.steps, "Sampler": request.sampler,
+        "Schedule type": infotext_schedule(request.sampler, request.scheduler), "CFG scale": f"{request.cfg_scale:g}",
         "Seed": seed, "Size": f"{width}x{height}",
         "Model hash": model.info.shorthash, "Model": model.info.model_name,
         "Denoising strength": f"{request.denoising_strength:g}",
@@ -168,7 +169,9 @@ def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: li
     Hires fix's second pass calls this. Raises Interrupted/Skipped with (latents so far, steps done)."""
     family = model.info.architecture.spec
     inpaint = work[0].mask is not None or model.info.architecture.inpainting
-    sampler = find_sampler(request.sampler).build(family.scheduler_config(model.scheduler_config))
+    sampler, schedule_args = build_sampler(request.sampler, request.scheduler,
+                                           family.scheduler_config(model.scheduler_config), request.steps,
+                                           sdxl=family.name.startswith("sdxl"))
     pipe = task_pipeline(model, "inpaint" if inpaint else "img2img", sampler)
     vae, device = pipe.vae, model.execution_device
     width, height = work[0].image.size
@@ -213,7 +216,8 @@ def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: li
         with torch.inference_mode(), stop_points.checked(denoiser, job.check):
             output = pipe(**embeds, image=latents.to(device, dtype), strength=request.denoising_strength,
                           num_inference_steps=request.steps, guidance_scale=request.cfg_scale,
-                          generator=generators, output_type="latent", callback_on_step_end=on_step_end, **options)
+                          generator=generators, output_type="latent", callback_on_step_end=on_step_end,
+                          **schedule_args, **options)
     except (Interrupted, Skipped) as stop:
         raise type(stop)(latest["latents"], latest["steps"]) from None
     return output.images

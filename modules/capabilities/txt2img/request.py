@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 
 from modules.capabilities.txt2img.hires import check_upscaler, target_size, validate_hires
 from modules.errors import InvalidRequest
-from modules.generation.samplers import find_sampler
+from modules.generation.samplers import AUTOMATIC, resolve
 from modules.job_limits import check_image, check_txt2img
 from modules.user_values import shown
 
@@ -23,6 +23,7 @@ class Txt2ImgRequest:
     prompt: str = ""
     negative_prompt: str = ""
     sampler: str = "Euler a"
+    scheduler: str = AUTOMATIC  # A1111's "Schedule type" (API field `scheduler`): Karras, Exponential, ...
     steps: int = 20
     cfg_scale: float = 7.0
     width: int = 512
@@ -50,7 +51,7 @@ class Txt2ImgRequest:
         r = Txt2ImgRequest(**{f.name: getattr(self, f.name) for f in fields(self)})
         r.prompt = _text(r.prompt, "prompt")
         r.negative_prompt = _text(r.negative_prompt, "negative_prompt")
-        r.sampler = find_sampler(r.sampler).name
+        r.sampler, r.scheduler = resolve(r.sampler, r.scheduler)
         r.steps = _integer(r.steps, "steps", 1, 150)
         r.cfg_scale = _number(r.cfg_scale, "cfg_scale", 0.0, 30.0)
         r.width = _side(r.width, "width")

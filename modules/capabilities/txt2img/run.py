@@ -20,7 +20,7 @@ from modules.capabilities.txt2img.vae_precision import decode_without_nans
 from modules.generation import preview, stop_points
 from modules.generation.infotext import format_infotext
 from modules.generation.prompt_embeds import encode_prompts
-from modules.generation.samplers import find_sampler
+from modules.generation.samplers import build_sampler, infotext_schedule
 from modules.jobs import Interrupted, Job, Skipped
 from modules.models.manager import LoadedCheckpoint
 from modules.version import VERSION
@@ -49,6 +49,7 @@ class Txt2ImgResult:
             "index_of_first_image": self.index_of_first_image,
             "width": r.width, "height": r.height, "enable_hr": r.enable_hr,
             "denoising_strength": r.denoising_strength if r.enable_hr else 0, "sampler_name": r.sampler,
+            "scheduler": r.scheduler,
             "cfg_scale": r.cfg_scale,
             "steps": r.steps, "batch_size": r.batch_size, "n_iter": r.batch_count, "clip_skip": r.clip_skip,
             "sd_model_name": self.checkpoint_title, "infotexts": self.infotexts, "version": VERSION,
@@ -61,7 +62,8 @@ def resolve_seed(seed: int) -> int:
 
 def infotext(request: Txt2ImgRequest, seed: int, model: LoadedCheckpoint, extra: dict | None = None) -> str:
     return format_infotext(request.prompt, request.negative_prompt, {
-        "Steps": request.steps, "Sampler": request.sampler, "CFG scale": f"{request.cfg_scale:g}",
+        "Steps": request.steps, "Sampler": request.sampler,
+        "Schedule type": infotext_schedule(request.sampler, request.scheduler), "CFG scale": f"{request.cfg_scale:g}",
         "Seed": seed, "Size": f"{request.width}x{request.height}",
         "Model hash": model.info.shorthash, "Model": model.info.model_name,
         "Clip skip": request.clip_skip if request.clip_skip > 1 else None,
@@ -153,7 +155,9 @@ def _collect(result: Txt2ImgResult, request: Txt2ImgRequest, model: LoadedCheckp
 def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], job: Job) -> torch.Tensor:
     # This job's own scheduler, in its own view of the cached pipeline: the cached one is never changed.
     family = model.info.architecture.spec
-    sampler = find_sampler(request.sampler).build(family.scheduler_config(model.scheduler_config))
+    sampler, schedule_args = build_sampler(request.sampler, request.scheduler,
+                                           family.scheduler_config(model.scheduler_config), request.steps,
+                                           sdxl=family.name.startswith("sdxl"))
     pipe = pipeline_view(model.pipe, scheduler=sampler)
     denoiser = getattr(pipe, family.denoiser)
     scale = pipe.vae_scale_factor
@@ -191,6 +195,7 @@ def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], 
                 generator=generators,
                 output_type="latent",
                 callback_on_step_end=on_step_end,
+                **schedule_args,
             )
     except (Interrupted, Skipped) as stop:  # with what was sampled so far (None before the first step ended)
         raise type(stop)(latest["latents"], latest["steps"]) from None
