@@ -211,9 +211,9 @@ def boxes_overlap(a, b) -> bool:
 
 def test_a_19_sampler_grid_of_32_px_cells_has_legible_labels_that_never_overlap():
     """The grid was 219x142 px with column labels run together ("Seed:Seed:Seed:", "HeunDPM2")."""
-    from modules.generation.samplers import sampler_names
+    from modules.generation.samplers import sampler_names, schedule_labels
 
-    samplers = sampler_names()[:19]
+    samplers = [*sampler_names(), *schedule_labels()][:19]  # as long as the old 19 sampler names
     assert len(samplers) == 19
     x_labels = [f"Sampler: {name}" for name in samplers]
     y_labels = ["Seed: 1", "Seed: 2", "Seed: 3"]

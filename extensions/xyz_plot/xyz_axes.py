@@ -164,6 +164,8 @@ TXT2IMG_AXES = [
     # A value is (search, replacement); the label is the replacement.
     Axis("Prompt S/R", "text", _replace_prompt, caption=lambda value: value[1], check=_prompt_search),
     Axis("Schedule type", "text", _set("scheduler"), caption=str, check=_schedules),
+    Axis("Var. seed", "int", _set("subseed")),
+    Axis("Var. strength", "float", _set("subseed_strength")),
 ]
 
 GAN_AXES = [

@@ -266,7 +266,9 @@ class Api:
         return Txt2ImgRequest(
             prompt=body.prompt, negative_prompt=body.negative_prompt, sampler=sampler, scheduler=scheduler,
             steps=body.steps,
-            cfg_scale=body.cfg_scale, width=body.width, height=body.height, seed=body.seed,
+            cfg_scale=body.cfg_scale, width=body.width, height=body.height, seed=body.seed, subseed=body.subseed,
+            subseed_strength=body.subseed_strength, seed_resize_from_w=body.seed_resize_from_w,
+            seed_resize_from_h=body.seed_resize_from_h,
             batch_count=body.n_iter, batch_size=body.batch_size,
             checkpoint=checkpoint, clip_skip=overrides.get("CLIP_stop_at_last_layers"), save_images=body.save_images,
             **hires_fields(body))

@@ -27,10 +27,6 @@ def _one(value) -> bool:
     return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool) and value == 1)
 
 
-def _no_seed_resize(value) -> bool:
-    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0)
-
-
 def _empty(value) -> bool:
     return value is None or value == "" or value == [] or value == {}
 
@@ -48,9 +44,6 @@ def _true(value) -> bool:
 UNSUPPORTED: dict[str, tuple[Callable[[object], bool], str]] = {
     "restore_faces": (_off, "face restoration is not available"),
     "tiling": (_off, "tiling (seamless textures) is not available"),
-    "subseed_strength": (_zero, "variation seeds are not available"),
-    "seed_resize_from_h": (_no_seed_resize, "resizing the seed from another size is not available"),
-    "seed_resize_from_w": (_no_seed_resize, "resizing the seed from another size is not available"),
     "styles": (_empty, "saved prompt styles are not available: put the style's text into the prompt"),
     "s_churn": (_zero, "sampler noise settings (s_churn) are not available"),
     "s_tmin": (_zero, "sampler noise settings (s_tmin) are not available"),

@@ -20,7 +20,8 @@ POLL_SECONDS = 0.25
 KEEPALIVE_SECONDS = 1.0
 # The handler's values in order (before the tab's own); also their names in the Gradio API.
 BASE_NAMES = ["checkpoint", "prompt", "negative_prompt", "sampler", "steps", "cfg_scale", "width", "height", "seed",
-              "batch_count", "batch_size", "scheduler"]
+              "batch_count", "batch_size", "scheduler", "seed_extra", "subseed", "subseed_strength",
+              "seed_resize_from_w", "seed_resize_from_h"]
 
 
 class GenerationTab:
@@ -70,6 +71,18 @@ class GenerationTab:
             self.seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)", elem_id=f"{t}_seed", scale=4)
             self.random_seed = gr.Button("⚄", elem_id=f"{t}_random_seed", scale=1, min_width=40)
             self.reuse_seed = gr.Button("♻", elem_id=f"{t}_reuse_seed", scale=1, min_width=40)
+            self.seed_extra = gr.Checkbox(False, label="Extra", elem_id=f"{t}_subseed_show", scale=1, min_width=80)
+        # A1111's variation seed: hidden until Extra is ticked, and off while it is not (variation_fields).
+        with gr.Group(visible=False, elem_id=f"{t}_seed_extras") as self.seed_extras:
+            with gr.Row():
+                self.subseed = gr.Number(value=-1, precision=0, label="Variation seed", elem_id=f"{t}_subseed")
+                self.subseed_strength = Slider(0, 1, value=0, step=0.01, label="Variation strength",
+                                               elem_id=f"{t}_subseed_strength")
+            with gr.Row():
+                self.seed_resize_from_w = Slider(0, 2048, value=0, step=8, label="Resize seed from width",
+                                                 elem_id=f"{t}_seed_resize_from_w")
+                self.seed_resize_from_h = Slider(0, 2048, value=0, step=8, label="Resize seed from height",
+                                                 elem_id=f"{t}_seed_resize_from_h")
         self.scripts = ScriptControls(self.backend.extensions, t)  # extensions' scripts
         self.scripts.build()
 
@@ -85,7 +98,8 @@ class GenerationTab:
 
     def base_inputs(self) -> list:
         return [self.checkpoint, self.prompt, self.negative_prompt, self.sampler, self.steps, self.cfg_scale,
-                self.width, self.height, self.seed, self.batch_count, self.batch_size, self.scheduler]
+                self.width, self.height, self.seed, self.batch_count, self.batch_size, self.scheduler,
+                self.seed_extra, self.subseed, self.subseed_strength, self.seed_resize_from_w, self.seed_resize_from_h]
 
     def outputs(self) -> list:
         return [self.gallery, self.progress, self.message, self.infotext, self.last_seeds]
@@ -102,6 +116,8 @@ class GenerationTab:
         self.skip.click(self._skip, inputs=None, outputs=None, api_name=False, queue=False)
         self.sampler.change(_schedules_of, inputs=[self.sampler, self.scheduler], outputs=self.scheduler,
                             api_name=False, queue=False, show_progress="hidden")
+        self.seed_extra.change(lambda shown: gr.Group(visible=shown), inputs=self.seed_extra,
+                               outputs=self.seed_extras, api_name=False, queue=False, show_progress="hidden")
         self.random_seed.click(lambda: -1, outputs=self.seed, api_name=False, queue=False)
         self.reuse_seed.click(lambda seeds: seeds[0] if seeds else -1, inputs=self.last_seeds, outputs=self.seed,
                               api_name=False, queue=False)
@@ -185,3 +201,11 @@ def _schedules_of(sampler: str, schedule: str):
     except InvalidRequest:  # a name being typed: leave the dropdown as it is
         return gr.skip()
     return gr.Dropdown(choices=choices, value=schedule if schedule in choices else AUTOMATIC)
+
+
+def variation_fields(extra: bool, subseed, strength, resize_w, resize_h) -> dict:
+    """The request's variation seed fields from the controls: all off unless Extra is ticked (as A1111)."""
+    if not extra:
+        return {}
+    return {"subseed": -1 if subseed is None else subseed, "subseed_strength": strength or 0,
+            "seed_resize_from_w": resize_w or 0, "seed_resize_from_h": resize_h or 0}

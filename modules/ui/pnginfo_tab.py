@@ -73,8 +73,15 @@ def build(txt2img: Txt2ImgTab, tabs: gr.Tabs, txt2img_tab_id: str, img2img=None)
     image.clear(lambda: ("", "", {}), outputs=[parameters, table, parsed], api_name=False, show_progress="hidden")
     targets = [txt2img.prompt, txt2img.negative_prompt, txt2img.sampler, txt2img.steps, txt2img.cfg_scale,
                txt2img.width, txt2img.height, txt2img.seed, txt2img.scheduler]
-    send.click(lambda p: [*send_values(p), *hires_values(p), gr.Tabs(selected=txt2img_tab_id)], inputs=parsed,
-               outputs=[*targets, *txt2img.hires.inputs(), tabs], api_name=False, show_progress="hidden")
+    variation = [txt2img.seed_extra, txt2img.subseed, txt2img.subseed_strength, txt2img.seed_resize_from_w,
+                 txt2img.seed_resize_from_h]
+
+    def sent(p):
+        varied = variation_values(p)
+        return [*send_values(p), *hires_values(p), varied[1] > 0 or varied[2] > 0, *varied,
+                gr.Tabs(selected=txt2img_tab_id)]
+    send.click(sent, inputs=parsed, outputs=[*targets, *txt2img.hires.inputs(), *variation, tabs], api_name=False,
+               show_progress="hidden")
     if img2img is not None:
         img2img.send_from(send_img2img, [image, parameters], picture_and_text, tabs)
 
@@ -127,3 +134,17 @@ def hires_values(parsed: dict) -> list:
             number("Hires resize-1", int, 0), number("Hires resize-2", int, 0),
             parsed.get("Hires sampler", "Use same sampler"), parsed.get("Hires prompt", ""),
             parsed.get("Hires negative prompt", "")]
+
+
+def variation_values(parsed: dict) -> list:
+    """Variation seed, strength and "Seed resize from" width and height (A1111's infotext keys); a picture
+    without them sends the values that turn them off."""
+    def number(key, cast, default):
+        try:
+            return cast(float(parsed[key]))
+        except (KeyError, ValueError):
+            return default
+
+    width, _, height = str(parsed.get("Seed resize from", "")).partition("x")
+    resize = [int(width), int(height)] if width.isdigit() and height.isdigit() else [0, 0]
+    return [number("Variation seed", int, -1), number("Variation seed strength", float, 0.0), *resize]

@@ -8,7 +8,7 @@ import gradio as gr
 from modules.capabilities.txt2img import TXT2IMG, Txt2ImgRequest
 from modules.ui.common import owner_of, queue_user_of
 from modules.ui.errors import user_errors
-from modules.ui.generation_tab import BASE_NAMES, GenerationTab, selected_index
+from modules.ui.generation_tab import BASE_NAMES, GenerationTab, variation_fields, selected_index
 from modules.ui.hires_controls import NAMES as HIRES_NAMES
 from modules.ui.hires_controls import HiresControls
 
@@ -42,7 +42,8 @@ class Txt2ImgTab(GenerationTab):
 
     @user_errors
     def _run(self, checkpoint, prompt, negative_prompt, sampler, steps, cfg_scale, width, height, seed,
-             batch_count, batch_size, scheduler, request: gr.Request, scripts=None, hires=()):
+             batch_count, batch_size, scheduler, seed_extra, subseed, subseed_strength, seed_resize_from_w,
+             seed_resize_from_h, request: gr.Request, scripts=None, hires=()):
         """Generate's handler; `hires`: the Hires. fix values (none: off)."""
         job = self.backend.new_job("txt2img", owner_of(request), queue_user=queue_user_of(request))
         txt2img_request = Txt2ImgRequest(
@@ -50,6 +51,7 @@ class Txt2ImgTab(GenerationTab):
             cfg_scale=cfg_scale,
             width=width, height=height, seed=-1 if seed is None else seed, batch_count=batch_count,
             batch_size=batch_size, checkpoint=checkpoint or None,
+            **variation_fields(seed_extra, subseed, subseed_strength, seed_resize_from_w, seed_resize_from_h),
             **(HiresControls.request_fields(list(hires)) if hires else {}))
         yield from self.run_job(TXT2IMG, txt2img_request, job, scripts)
 

@@ -24,9 +24,10 @@ from modules.capabilities.img2img.request import (FILL, LATENT_NOISE, LATENT_NOT
                                                   Img2ImgRequest)
 from modules.capabilities.img2img.task_pipeline import task_pipeline
 from modules.capabilities.scripting import Hooks, ImageNotSaved
-from modules.capabilities.txt2img.request import MAX_SEED
-from modules.capabilities.txt2img.run import Txt2ImgResult, resolve_seed
+from modules.capabilities.txt2img.run import Txt2ImgResult, batch_seeds, initial_noise, resolve_seed, variation_infotext
 from modules.capabilities.txt2img.vae_precision import decode_without_nans
+from modules.compat import with_first_noise
+from modules.errors import InvalidRequest
 from modules.models.precision_copy import fp32_copy
 from modules.generation import preview, stop_points
 from modules.generation.infotext import format_infotext
@@ -56,14 +57,15 @@ def steps_run(request: Img2ImgRequest) -> int:
     return min(int(request.steps * request.denoising_strength), request.steps)
 
 
-def infotext(request: Img2ImgRequest, seed: int, model: LoadedCheckpoint, extra: dict | None = None) -> str:
+def infotext(request: Img2ImgRequest, seed: int, model: LoadedCheckpoint, extra: dict | None = None,
+             subseed: int = -1) -> str:
     width, height = request.output_size
     inpaint = request.is_inpaint
     pads = (request.pad_left, request.pad_right, request.pad_top, request.pad_bottom)
     return format_infotext(request.prompt, request.negative_prompt, {
         "Steps": request.steps, "Sampler": request.sampler,
         "Schedule type": infotext_schedule(request.sampler, request.scheduler), "CFG scale": f"{request.cfg_scale:g}",
-        "Seed": seed, "Size": f"{width}x{height}",
+        "Seed": seed, "Size": f"{width}x{height}", **variation_infotext(request, subseed),
         "Model hash": model.info.shorthash, "Model": model.info.model_name,
         "Denoising strength": f"{request.denoising_strength:g}",
         "Clip skip": request.clip_skip if request.clip_skip > 1 else None,
@@ -82,12 +84,12 @@ def img2img(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
     """Run every batch of `request` on `model`; each image goes through hooks.image_ready as it is made (saved
     under outputs/<request.save_folder>/ when request.save_images), so an interrupt keeps the finished ones."""
     result = Img2ImgResult(request, checkpoint_title=model.info.title)
-    first_seed = resolve_seed(request.seed)
+    first_seed, first_subseed = resolve_seed(request.seed), resolve_seed(request.subseed)
     job.start(request.batch_count, max(steps_run(request), 1))
     for batch in range(request.batch_count):
         job.begin_batch(batch)
         first = batch * request.batch_size
-        seeds = [(first_seed + first + i) % (MAX_SEED + 1) for i in range(request.batch_size)]
+        seeds, subseeds = batch_seeds(request, first_seed, first_subseed, batch)
         inits = [request.init_images[(first + i) % len(request.init_images)] for i in range(request.batch_size)]
         hooks.process_batch(batch, [request.prompt] * len(seeds), seeds)
         work = [_work_area(request, canvases.prepare(request, init)) for init in inits]
@@ -97,13 +99,13 @@ def img2img(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
             start = encode(model.pipe.vae, [_own_size(i) for i in inits], model.execution_device,
                            size=request.output_size)
         try:
-            latents, steps_done = denoise(request, model, job, work, seeds, start), steps_run(request)
+            latents, steps_done = denoise(request, model, job, work, seeds, start, subseeds), steps_run(request)
         except (Interrupted, Skipped) as stop:
             latents, steps_done = stop.args if len(stop.args) == 2 else (None, 0)
             stopped = isinstance(stop, Interrupted)
         if latents is not None:
             try:
-                _collect(result, request, model, seeds, latents, work, hooks, job, steps_done)
+                _collect(result, request, model, seeds, latents, work, hooks, job, steps_done, subseeds)
             except Interrupted:
                 stopped = True
         if stopped:
@@ -163,7 +165,7 @@ def _upscaled(latents: torch.Tensor, width: int, size: tuple[int, int]) -> torch
 
 
 def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: list[WorkArea],
-            seeds: list[int], start: torch.Tensor | None = None) -> torch.Tensor:
+            seeds: list[int], start: torch.Tensor | None = None, subseeds: list[int] | None = None) -> torch.Tensor:
     """The batch's latents after steps × strength of sampling from its work areas (`WorkArea(canvas, image,
     None)` for a plain picture), or from `start`: scaled latents at the work areas' size (a latent upscale).
     Hires fix's second pass calls this. Raises Interrupted/Skipped with (latents so far, steps done)."""
@@ -189,6 +191,14 @@ def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: li
     run = steps_run(request)
     if run == 0:  # strength 0 (or too few steps for it): the picture itself, through the VAE
         return latents.to(device)
+    resized = request.seed_resize_from_w > 0 and request.seed_resize_from_h > 0
+    if subseeds is not None and (request.subseed_strength != 0 or resized):
+        if inpaint and request.denoising_strength >= 1:  # the pipeline then starts from its own noise alone
+            raise InvalidRequest("subseed_strength", "variation seeds and seed resize are not available for "
+                                                     "inpainting at denoising strength 1: use 0.99")
+        fresh = [torch.Generator("cpu").manual_seed(s) for s in seeds]
+        noise = initial_noise(fresh, tuple(latents.shape[1:]), request, seeds, subseeds, pipe.vae_scale_factor)
+        with_first_noise(sampler, noise)  # A1111's blended noise where the pipeline adds its own
     embeds = encode_prompts(pipe, [request.prompt] * len(seeds), [request.negative_prompt] * len(seeds),
                             clip_skip=request.clip_skip)
     dtype = model.devices.dtype
@@ -239,7 +249,8 @@ def _latent_mask(masks: list[Image.Image], size) -> torch.Tensor:
 
 
 def _collect(result: Img2ImgResult, request: Img2ImgRequest, model: LoadedCheckpoint, seeds: list[int],
-             latents: torch.Tensor, work: list[WorkArea], hooks: Hooks, job: Job, steps_done: int) -> None:
+             latents: torch.Tensor, work: list[WorkArea], hooks: Hooks, job: Job, steps_done: int,
+             subseeds: list[int]) -> None:
     if not torch.isfinite(latents).all():
         raise GenerationFailed("the sampler produced NaN values; try another sampler, fewer steps, "
                                "or --precision fp32")
@@ -253,11 +264,11 @@ def _collect(result: Img2ImgResult, request: Img2ImgRequest, model: LoadedCheckp
 
     vae = model.pipe.vae
     with stop_points.checked(getattr(vae, "decoder", None), check):
-        for index, (latent, seed, area) in enumerate(zip(latents, seeds, work)):
+        for index, (latent, seed, subseed, area) in enumerate(zip(latents, seeds, subseeds, work)):
             check()
             image = preview.to_pil(decode_without_nans(vae, latent[None]))[0]
             image = _put_back(image, area)
-            text = infotext(request, seed, model, extra)
+            text = infotext(request, seed, model, extra, subseed)
             save_to = SaveSpec(request.save_folder, seed) if request.save_images else None
             try:
                 image, path = hooks.image_ready(image, text, seed, index, save_to)
@@ -270,6 +281,7 @@ def _collect(result: Img2ImgResult, request: Img2ImgRequest, model: LoadedCheckp
             result.images.append(image)
             result.infotexts.append(text)
             result.seeds.append(seed)
+            result.subseeds.append(subseed)
 
 
 def _put_back(image: Image.Image, area: WorkArea) -> Image.Image:

@@ -27,6 +27,8 @@ def second_pass_request(request) -> Img2ImgRequest:
         sampler=request.hr_sampler_name or request.sampler, scheduler=_hires_schedule(request), steps=request.hr_second_pass_steps or request.steps,
         cfg_scale=request.cfg_scale, width=width, height=height, batch_size=request.batch_size,
         checkpoint=request.checkpoint, clip_skip=request.clip_skip, save_images=False,
+        subseed_strength=request.subseed_strength, seed_resize_from_w=request.seed_resize_from_w,
+        seed_resize_from_h=request.seed_resize_from_h,
         denoising_strength=request.denoising_strength, init_images=[Image.new("RGB", (width, height))],
         save_folder="txt2img-images")
 
@@ -55,7 +57,8 @@ class _AfterFirstPass:
         return getattr(self._job, name)
 
 
-def second_pass(request, model, latents: torch.Tensor, seeds: list[int], job, manager) -> torch.Tensor:
+def second_pass(request, model, latents: torch.Tensor, seeds: list[int], job, manager,
+                subseeds: list[int] | None = None) -> torch.Tensor:
     """The batch's hires latents from the first pass's `latents`. Raises Interrupted/Skipped with
     (latents so far or None, request.steps) as the first pass does."""
     second = second_pass_request(request)
@@ -74,6 +77,6 @@ def second_pass(request, model, latents: torch.Tensor, seeds: list[int], job, ma
                   for image in firsts]
         work = [WorkArea(Canvas(image, None, None), image, None) for image in bigger]
     try:
-        return denoise(second, model, _AfterFirstPass(job, request.steps), work, seeds, start)
+        return denoise(second, model, _AfterFirstPass(job, request.steps), work, seeds, start, subseeds)
     except (Interrupted, Skipped) as stop:  # "Stopped at step" is about the first pass: it was finished
         raise type(stop)(stop.args[0] if len(stop.args) == 2 else None, request.steps) from None

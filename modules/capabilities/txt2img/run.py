@@ -21,6 +21,7 @@ from modules.generation import preview, stop_points
 from modules.generation.infotext import format_infotext
 from modules.generation.prompt_embeds import encode_prompts
 from modules.generation.samplers import build_sampler, infotext_schedule
+from modules.generation.seeds import image_noise
 from modules.jobs import Interrupted, Job, Skipped
 from modules.models.manager import LoadedCheckpoint
 from modules.version import VERSION
@@ -34,6 +35,7 @@ class Txt2ImgResult:
     images: list[Image.Image] = field(default_factory=list)
     infotexts: list[str] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)
+    subseeds: list[int] = field(default_factory=list)
     paths: list[Path] = field(default_factory=list)
     checkpoint_title: str = ""
     save_errors: list[str] = field(default_factory=list)
@@ -46,6 +48,9 @@ class Txt2ImgResult:
             "prompt": r.prompt, "all_prompts": [r.prompt] * count,
             "negative_prompt": r.negative_prompt, "all_negative_prompts": [r.negative_prompt] * count,
             "seed": self.seeds[0] if self.seeds else r.seed, "all_seeds": self.seeds[self.index_of_first_image:],
+            "subseed": self.subseeds[0] if self.subseeds else r.subseed,
+            "all_subseeds": self.subseeds[self.index_of_first_image:], "subseed_strength": r.subseed_strength,
+            "seed_resize_from_w": r.seed_resize_from_w or -1, "seed_resize_from_h": r.seed_resize_from_h or -1,
             "index_of_first_image": self.index_of_first_image,
             "width": r.width, "height": r.height, "enable_hr": r.enable_hr,
             "denoising_strength": r.denoising_strength if r.enable_hr else 0, "sampler_name": r.sampler,
@@ -60,11 +65,31 @@ def resolve_seed(seed: int) -> int:
     return random.randrange(0, MAX_SEED + 1) if seed == -1 else seed
 
 
-def infotext(request: Txt2ImgRequest, seed: int, model: LoadedCheckpoint, extra: dict | None = None) -> str:
+def variation_infotext(request: Txt2ImgRequest, subseed: int) -> dict:
+    """A1111's variation seed fields (none when the variation strength is 0 and the seed is not resized)."""
+    varied = request.subseed_strength != 0
+    resized = request.seed_resize_from_w > 0 and request.seed_resize_from_h > 0
+    return {"Variation seed": subseed if varied else None,
+            "Variation seed strength": f"{request.subseed_strength:g}" if varied else None,
+            "Seed resize from": f"{request.seed_resize_from_w}x{request.seed_resize_from_h}" if resized else None}
+
+
+def batch_seeds(request: Txt2ImgRequest, first_seed: int, first_subseed: int, batch: int) -> tuple[list, list]:
+    """The batch's seeds and variation seeds, as A1111 numbers them: with a variation strength every image
+    keeps the seed and the variation seed counts up; without, the seed counts up."""
+    numbers = range(batch * request.batch_size, (batch + 1) * request.batch_size)
+    varied = request.subseed_strength != 0
+    seeds = [(first_seed + (0 if varied else n)) % (MAX_SEED + 1) for n in numbers]
+    return seeds, [(first_subseed + n) % (MAX_SEED + 1) for n in numbers]
+
+
+def infotext(request: Txt2ImgRequest, seed: int, model: LoadedCheckpoint, extra: dict | None = None,
+             subseed: int = -1) -> str:
     return format_infotext(request.prompt, request.negative_prompt, {
         "Steps": request.steps, "Sampler": request.sampler,
         "Schedule type": infotext_schedule(request.sampler, request.scheduler), "CFG scale": f"{request.cfg_scale:g}",
         "Seed": seed, "Size": f"{request.width}x{request.height}",
+        **variation_infotext(request, subseed),
         "Model hash": model.info.shorthash, "Model": model.info.model_name,
         "Clip skip": request.clip_skip if request.clip_skip > 1 else None,
         **hires_infotext(request),
@@ -73,10 +98,16 @@ def infotext(request: Txt2ImgRequest, seed: int, model: LoadedCheckpoint, extra:
     })
 
 
-def initial_noise(generators: list[torch.Generator], shape: tuple[int, ...]) -> torch.Tensor:
+def initial_noise(generators: list[torch.Generator], shape: tuple[int, ...], request: Txt2ImgRequest | None = None,
+                  seeds: list[int] = (), subseeds: list[int] = (), scale: int = 8) -> torch.Tensor:
     """Noise drawn on the CPU, one generator per image: a seed gives the same image on any device
-    and whatever batch it is part of. The same generators then feed the sampler's own noise."""
-    return torch.stack([torch.randn(shape, generator=g) for g in generators])
+    and whatever batch it is part of. The same generators then feed the sampler's own noise. With a
+    request: its variation seed and seed resize, as A1111 blends them (modules/generation/seeds.py)."""
+    if request is None:
+        return torch.stack([torch.randn(shape, generator=g) for g in generators])
+    resize = (request.seed_resize_from_w, request.seed_resize_from_h)
+    return torch.stack([image_noise(g, seed, shape, subseed, request.subseed_strength, resize, scale)
+                        for g, seed, subseed in zip(generators, seeds, subseeds)])
 
 
 def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: Hooks) -> Txt2ImgResult:
@@ -86,20 +117,20 @@ def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
 
     pipeline_class(model.info, "txt2img")  # an inpainting checkpoint is refused here, naming the file
     result = Txt2ImgResult(request, checkpoint_title=model.info.title)
-    first_seed = resolve_seed(request.seed)
+    first_seed, first_subseed = resolve_seed(request.seed), resolve_seed(request.subseed)
     if request.enable_hr:  # img2img's sampling does the second pass (imported here: img2img imports this module)
         from modules.capabilities.txt2img.hires_pass import hires_steps, second_pass
     job.start(request.batch_count, request.steps + (hires_steps(request) if request.enable_hr else 0))
     for batch in range(request.batch_count):
         job.begin_batch(batch)
-        seeds = [(first_seed + batch * request.batch_size + i) % (MAX_SEED + 1) for i in range(request.batch_size)]
+        seeds, subseeds = batch_seeds(request, first_seed, first_subseed, batch)
         hooks.process_batch(batch, [request.prompt] * len(seeds), seeds)
         stopped, steps_done, first = False, request.steps, None
         try:
-            latents = _sample(request, model, seeds, job)
+            latents = _sample(request, model, seeds, job, subseeds)
             if request.enable_hr:  # the second pass, in this job and this hold on the device
                 first, latents = latents, None
-                latents = second_pass(request, model, first, seeds, job, hooks.p.backend.manager)
+                latents = second_pass(request, model, first, seeds, job, hooks.p.backend.manager, subseeds)
         except (Interrupted, Skipped) as stop:
             # Before the first step ended there is nothing but noise: no image. Later, A1111's way: the
             # images of the latents sampled so far.
@@ -109,7 +140,7 @@ def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
             stopped = isinstance(stop, Interrupted)
         if latents is not None:
             try:
-                _collect(result, request, model, seeds, latents, hooks, job, steps_done)
+                _collect(result, request, model, seeds, latents, hooks, job, steps_done, subseeds)
             except Interrupted:  # pressed (again) while decoding, or the client left: keep the images decoded
                 stopped = True
         if stopped:
@@ -118,7 +149,7 @@ def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
 
 
 def _collect(result: Txt2ImgResult, request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int],
-             latents: torch.Tensor, hooks: Hooks, job: Job, steps_done: int) -> None:
+             latents: torch.Tensor, hooks: Hooks, job: Job, steps_done: int, subseeds: list[int]) -> None:
     """Decode, post-process and save the batch's images one by one: an Interrupt pressed meanwhile (or a
     client that leaves) stops before the next image, or inside the VAE, keeping the images done so far."""
     if not torch.isfinite(latents).all():
@@ -134,10 +165,10 @@ def _collect(result: Txt2ImgResult, request: Txt2ImgRequest, model: LoadedCheckp
 
     vae = model.pipe.vae
     with stop_points.checked(getattr(vae, "decoder", None), check):
-        for index, (latent, seed) in enumerate(zip(latents, seeds)):
+        for index, (latent, seed, subseed) in enumerate(zip(latents, seeds, subseeds)):
             check()
             image = preview.to_pil(decode_without_nans(vae, latent[None]))[0]
-            text = infotext(request, seed, model, extra)
+            text = infotext(request, seed, model, extra, subseed)
             save_to = SaveSpec("txt2img-images", seed) if request.save_images else None
             try:
                 image, path = hooks.image_ready(image, text, seed, index, save_to)
@@ -150,9 +181,11 @@ def _collect(result: Txt2ImgResult, request: Txt2ImgRequest, model: LoadedCheckp
             result.images.append(image)
             result.infotexts.append(text)
             result.seeds.append(seed)
+            result.subseeds.append(subseed)
 
 
-def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], job: Job) -> torch.Tensor:
+def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], job: Job,
+            subseeds: list[int]) -> torch.Tensor:
     # This job's own scheduler, in its own view of the cached pipeline: the cached one is never changed.
     family = model.info.architecture.spec
     sampler, schedule_args = build_sampler(request.sampler, request.scheduler,
@@ -163,7 +196,8 @@ def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], 
     scale = pipe.vae_scale_factor
     shape = (denoiser.config.in_channels, request.height // scale, request.width // scale)
     generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
-    noise = initial_noise(generators, shape).to(model.execution_device, model.devices.dtype)
+    noise = initial_noise(generators, shape, request, seeds, subseeds, scale).to(model.execution_device,
+                                                                                 model.devices.dtype)
     embeds = encode_prompts(pipe, [request.prompt] * len(seeds), [request.negative_prompt] * len(seeds),
                             clip_skip=request.clip_skip)
     latest: dict = {"latents": None, "steps": 0}
