@@ -41,7 +41,7 @@ def test_old_joined_sampler_names_and_schedule_types_come_back_apart():
     def sent(line):
         values = send_values(parse_infotext(f"a cat\nSteps: 20, {line}, CFG scale: 7, Seed: 1"))
         return values[2], values[8]
-    assert sent("Sampler: LMS Karras") == ("LMS", "Karras")
+    assert sent("Sampler: Heun Karras") == ("Heun", "Karras")
     assert sent("Sampler: Euler, Schedule type: Exponential") == ("Euler", "Exponential")
     assert sent("Sampler: DPM++ 2M SDE, Schedule type: Align Your Steps") == ("DPM++ 2M SDE", "Align Your Steps")
-    assert sent("Sampler: DPM2 a Karras") == ("DPM2 a", "Automatic")
+    assert sent("Sampler: DPM2 Karras") == ("DPM2", "Automatic")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from io import StringIO
 
 from modules.errors import InvalidRequest, UserError
-from modules.generation.samplers import AUTOMATIC, find_sampler, find_schedule, schedule_labels_for
+from modules.generation.samplers import AUTOMATIC, find_schedule, schedule_labels_for, split_name
 from modules.capabilities.txt2img.request import MAX_PROMPT_CHARS
 from modules.user_values import shown
 
@@ -101,18 +101,18 @@ def _set(name: str):
 
 def _samplers(values, context) -> list:
     for value in values:
-        find_sampler(value)  # an unknown one is refused before any picture
+        split_name(value)  # an unknown one is refused before any picture
     return [value.strip() for value in values]
 
 
 def _set_sampler(request, value):
-    """The sampler; an old joined name ("DPM++ 2M Karras") keeps its schedule type (the request resolves it),
-    and a schedule type the sampler does not take falls back to Automatic, as A1111 does."""
-    joined = value.strip().lower() != find_sampler(value).name.lower() and " " in value.strip()
-    schedule = request.scheduler
-    if joined or find_schedule(schedule).label not in schedule_labels_for(value):
+    """The sampler; an old joined name ("DPM++ 2M Karras") brings its schedule type, and a schedule type the
+    sampler does not take falls back to Automatic, as A1111 does."""
+    sampler, joined = split_name(value)
+    schedule = joined.label if joined is not None else request.scheduler
+    if find_schedule(schedule).label not in schedule_labels_for(sampler.name):
         schedule = AUTOMATIC
-    return replace(request, sampler=value, scheduler=schedule)
+    return replace(request, sampler=sampler.name, scheduler=schedule)
 
 
 def _schedules(values, context) -> list:

@@ -29,7 +29,7 @@ from modules.capabilities.txt2img.request import Txt2ImgRequest
 from modules.errors import BadModelFile, InvalidRequest, ModelNotFound
 from modules.extensions import ScriptCall
 from modules.generation.infotext import parse_infotext
-from modules.generation.samplers import SAMPLERS, SCHEDULE_TYPES, find_sampler, find_schedule, resolve
+from modules.generation.samplers import SAMPLERS, SCHEDULE_TYPES, find_schedule, resolve, split_name
 from modules.images import read_parameters
 from modules import owners
 from modules.jobs import Job, TaskIdInUse
@@ -254,7 +254,7 @@ class Api:
         refuse_unsupported(body)
         sampler_field = "sampler_name" if body.sampler_name else "sampler_index"
         try:
-            find_sampler(body.sampler_name or body.sampler_index or "Euler")
+            split_name(body.sampler_name or body.sampler_index or "Euler")
         except InvalidRequest as e:
             raise InvalidRequest(sampler_field, e.message) from None
         # "DPM++ 2M Karras" (before A1111 1.9) is sampler "DPM++ 2M" with schedule type "Karras".

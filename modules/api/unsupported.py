@@ -63,9 +63,9 @@ UNSUPPORTED: dict[str, tuple[Callable[[object], bool], str]] = {
 
 # Samplers whose A1111 (k-diffusion) function takes `eta`, with A1111's default; and what eta 0 makes of the
 # ancestral ones (no added noise: exactly the plain sampler).
-ETA_DEFAULTS = {"Euler a": 1.0, "DPM2 a": 1.0, "DPM++ SDE": 1.0, "DPM++ 2M SDE": 1.0, "DPM++ 2M SDE Heun": 1.0,
+ETA_DEFAULTS = {"Euler a": 1.0, "DPM++ SDE": 1.0, "DPM++ 2M SDE": 1.0, "DPM++ 2M SDE Heun": 1.0,
                 "DDIM": 0.0}
-WITHOUT_NOISE = {"Euler a": "Euler", "DPM2 a": "DPM2"}
+WITHOUT_NOISE = {"Euler a": "Euler"}
 
 
 def refuse_unsupported(body: BaseModel) -> None:
