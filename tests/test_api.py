@@ -52,10 +52,16 @@ def test_txt2img_returns_pngs_with_infotext(api):
     assert result.parameters["prompt"] == "a red circle" and result.parameters["enable_hr"] is False
 
 
-def test_scheduler_karras_picks_the_karras_sampler(api):
-    result = api.txt2img(prompt="a star", seed=3, sampler_name="DPM++ 2M", scheduler="Karras",
-                         override_settings={"sd_model_checkpoint": "tiny-sd15"}, **SMALL)
-    assert parse_infotext(result.images[0].info["parameters"])["Sampler"] == "DPM++ 2M Karras"
+def test_scheduler_is_the_schedule_type_and_is_written_as_a1111_does(api):
+    def written(**values):
+        result = api.txt2img(prompt="a star", seed=3, override_settings={"sd_model_checkpoint": "tiny-sd15"},
+                             **values, **SMALL)
+        parsed = parse_infotext(result.images[0].info["parameters"])
+        return parsed["Sampler"], parsed.get("Schedule type"), result.info["scheduler"]
+    assert written(sampler_name="DPM++ 2M", scheduler="Karras") == ("DPM++ 2M", "Karras", "Automatic")
+    assert written(sampler_name="DPM++ 2M Karras") == ("DPM++ 2M", "Karras", "Automatic")  # before A1111 1.9
+    assert written(sampler_name="Euler", scheduler="Exponential") == ("Euler", "Exponential", "Exponential")
+    assert written(sampler_name="Euler", scheduler="sgm_uniform") == ("Euler", "SGM Uniform", "SGM Uniform")
 
 
 def test_png_info_reads_the_parameters_back(api):
