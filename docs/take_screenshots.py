@@ -4,7 +4,8 @@
 
 Starts webui.py on a free loopback port with the shipped models/, drives Debian's Chromium with Playwright, and
 writes docs/screenshots/: one PNG per tab (txt2img, txt2img-hires, img2img, inpaint, extras, pnginfo, latent,
-latent-map, latent-traverse, gan, models, extensions) and explore.gif (a Latent Explorer slider moved, then a
+latent-map, latent-traverse, gan, models, extensions), samplers-grid.png (no browser: the backend itself) and
+explore.gif (a Latent Explorer slider moved, then a
 drag on the GAN seed plane). Each picture is one function below; all of them run in order in one browser.
 (The browser tests take their own screenshots of tiny random models into tests/.artifacts.)"""
 from __future__ import annotations
@@ -303,10 +304,53 @@ def red_circle(page, app, outdir: Path) -> Path:
     return found()[0]
 
 
+def samplers_grid() -> None:
+    """samplers-grid.png: every sampler (rows) with every schedule type (columns) on the built-in model, one
+    seed and prompt, drawn by the X/Y/Z plot's own grid code; a schedule type a sampler does not take is grey.
+    Runs the backend directly (the same txt2img job as the tab), no browser."""
+    import importlib.util
+
+    from modules.backend import Backend, BackendConfig
+    from modules.capabilities.txt2img.request import Txt2ImgRequest
+    from modules.devices import device_config
+    from modules.generation.samplers import AUTOMATIC, SAMPLERS, schedule_labels
+    from modules.paths import MODELS_DIR
+
+    spec = importlib.util.spec_from_file_location("xyz_grid", ROOT / "extensions" / "xyz_plot" / "xyz_grid.py")
+    grid = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = grid
+    spec.loader.exec_module(grid)
+    work = Path(tempfile.mkdtemp(prefix="samplers-grid-"))
+    backend = Backend(BackendConfig(models_dir=MODELS_DIR, outdir=work / "outputs", cache_dir=work / "cache",
+                                    devices=device_config("cpu"), offline=True))
+    columns = schedule_labels()
+    cells = []
+    for sampler in SAMPLERS:
+        row = []
+        for schedule in columns:
+            if schedule != AUTOMATIC and schedule not in sampler.schedules:
+                row.append(Image.new("RGB", (32, 32), (200, 200, 200)))
+                continue
+            request = Txt2ImgRequest(prompt="a red circle on a white background", sampler=sampler.name,
+                                     scheduler=schedule, steps=20, cfg_scale=7, width=32, height=32, seed=1,
+                                     checkpoint="zoo-shapes", save_images=False)
+            row.append(backend.txt2img(request).images[0])
+        cells.append(row)
+        print("drew", sampler.name)
+    picture = grid.draw_grid(cells, columns, [s.name for s in SAMPLERS],
+                             "zoo-shapes: a red circle on a white background, seed 1, 20 steps, CFG 7")
+    picture.save(OUT / "samplers-grid.png", optimize=True)
+    print("wrote samplers-grid")
+
+
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
     OUT.mkdir(parents=True, exist_ok=True)
+    if not sys.argv[1:] or "samplers-grid" in sys.argv[1:]:
+        samplers_grid()
+        if sys.argv[1:] == ["samplers-grid"]:
+            return
     outdir = Path(tempfile.mkdtemp(prefix="screenshots-"))
     with AppProcess("--outdir", str(outdir)) as app, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_FLAGS)

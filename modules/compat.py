@@ -162,6 +162,21 @@ def switched_conditioning(pipeline, callback_kwargs: dict, prompt_embeds: torch.
     return outputs
 
 
+def with_first_noise(scheduler, noise: torch.Tensor):
+    """`scheduler` (a job's own) adding `noise` where the img2img and inpaint pipelines add the noise they
+    drew (`scheduler.add_noise(latents, noise, t)` in prepare_latents, and per step for inpainting's kept
+    area): how A1111's variation seeds reach img2img. Diffusers 0.42 has no argument for that noise; the
+    pipelines still draw theirs from the generators, which advance as A1111's do."""
+    add_noise = scheduler.add_noise
+
+    def add_this_noise(original, drawn, timesteps):
+        return add_noise(original, noise.to(drawn.device, drawn.dtype) if drawn.shape == noise.shape else drawn,
+                         timesteps)
+
+    scheduler.add_noise = add_this_noise
+    return scheduler
+
+
 # ---- torch 2.13.0 -----------------------------------------------------------------------------------------
 
 def tree_flatten(tree) -> tuple[list, object]:

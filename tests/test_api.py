@@ -52,10 +52,16 @@ def test_txt2img_returns_pngs_with_infotext(api):
     assert result.parameters["prompt"] == "a red circle" and result.parameters["enable_hr"] is False
 
 
-def test_scheduler_karras_picks_the_karras_sampler(api):
-    result = api.txt2img(prompt="a star", seed=3, sampler_name="DPM++ 2M", scheduler="Karras",
-                         override_settings={"sd_model_checkpoint": "tiny-sd15"}, **SMALL)
-    assert parse_infotext(result.images[0].info["parameters"])["Sampler"] == "DPM++ 2M Karras"
+def test_scheduler_is_the_schedule_type_and_is_written_as_a1111_does(api):
+    def written(**values):
+        result = api.txt2img(prompt="a star", seed=3, override_settings={"sd_model_checkpoint": "tiny-sd15"},
+                             **values, **SMALL)
+        parsed = parse_infotext(result.images[0].info["parameters"])
+        return parsed["Sampler"], parsed.get("Schedule type"), result.info["scheduler"]
+    assert written(sampler_name="DPM++ 2M", scheduler="Karras") == ("DPM++ 2M", "Karras", "Automatic")
+    assert written(sampler_name="DPM++ 2M Karras") == ("DPM++ 2M", "Karras", "Automatic")  # before A1111 1.9
+    assert written(sampler_name="Euler", scheduler="Exponential") == ("Euler", "Exponential", "Exponential")
+    assert written(sampler_name="Euler", scheduler="sgm_uniform") == ("Euler", "SGM Uniform", "SGM Uniform")
 
 
 def test_png_info_reads_the_parameters_back(api):
@@ -71,8 +77,9 @@ def test_list_models_samplers_and_schedulers(api):
     assert any(t.startswith("tiny-sd15 [") for t in titles) and any(t.startswith("tiny-sdxl [") for t in titles)
     model = next(m for m in api.get_sd_models() if m["model_name"] == "tiny-sd15")
     assert model["title"] == f"tiny-sd15 [{model['hash']}]" and model["sha256"].startswith(model["hash"])
-    assert {"Euler a", "DPM++ 2M Karras", "DDIM"} <= set(api.util_get_sampler_names())
-    assert {"automatic", "karras"} <= set(api.util_get_scheduler_names())
+    assert {"Euler a", "DPM++ 2M", "DPM++ 2M SDE Heun", "DDIM"} <= set(api.util_get_sampler_names())
+    assert {"automatic", "uniform", "karras", "exponential", "sgm_uniform", "simple", "beta",
+            "align_your_steps"} == set(api.util_get_scheduler_names())
     assert api.get_sd_vae() == []
     assert api.get_memory()["ram"]["total"] > 0
 
@@ -137,10 +144,11 @@ def test_two_clients_each_get_their_checkpoint(app):
 
 
 @pytest.mark.parametrize("payload, field, message", [
-    ({"width": 33}, "width", "must be a multiple of 8"),
+    ({"width": 4}, "width", "must be between 8 and 2048"),
     ({"steps": -1}, "steps", "must be between 1 and 150"),
     ({"sampler_name": "Euler z"}, "sampler_name", "unknown sampler 'Euler z'"),
-    ({"scheduler": "Exponential"}, "scheduler", "is not supported"),
+    ({"scheduler": "Polyexponential"}, "scheduler", "unknown schedule type 'Polyexponential'"),
+    ({"sampler_name": "Euler a", "scheduler": "Karras"}, "scheduler", "Euler a does not take the schedule type"),
     ({"override_settings": {"sd_model_checkpoint": "no-such-model"}}, "override_settings.sd_model_checkpoint",
      "unknown checkpoint 'no-such-model'"),
 ])

@@ -39,7 +39,9 @@ CHANGES = {
     "prompt": ("a blue square", {}), "negative_prompt": ("blurry", {}), "seed": (6, {}), "steps": (4, {}),
     "cfg_scale": (3.0, {}), "width": (72, {}), "height": (72, {}), "batch_size": (2, {}), "n_iter": (2, {}),
     "sampler_name": ("DPM++ 2M", {}), "sampler_index": ("DPM++ 2M", {}),
-    "scheduler": ("Karras", {"sampler_index": "DPM++ 2M"}),
+    "scheduler": ("Karras", {"sampler_index": "Euler"}),
+    "subseed_strength": (0.5, {"subseed": 7}), "seed_resize_from_w": (32, {"seed_resize_from_h": 32}),
+    "seed_resize_from_h": (32, {"seed_resize_from_w": 32}),
     "eta": (0, {"sampler_index": "Euler a"}),  # no added noise: A1111's Euler a with eta 0 is Euler
     "override_settings": ({"sd_model_checkpoint": "tiny-sd15", "CLIP_stop_at_last_layers": 2}, {}),
     "send_images": (False, {}),  # the pictures are not sent back
@@ -54,8 +56,7 @@ IMG2IMG_CHANGES = {
     "inpainting_mask_invert": (1, MASKED),
 }
 REFUSED = {
-    "restore_faces": True, "subseed_strength": 0.5, "seed_resize_from_h": 32,
-    "seed_resize_from_w": 32, "s_churn": 0.5, "s_tmin": 0.5, "s_tmax": 5.0, "s_noise": 0.9,
+    "restore_faces": True, "s_churn": 0.5, "s_tmin": 0.5, "s_tmax": 5.0, "s_noise": 0.9,
     "s_min_uncond": 0.5, "firstpass_image": "abc",
     "infotext": "Steps: 5", "ddim_discretize": "quad", "script_name": "no such script",
     "alwayson_scripts": {"no such script": {"args": []}},

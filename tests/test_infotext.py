@@ -29,8 +29,19 @@ def test_a_prompt_alone_is_all_prompt():
     assert parse_infotext("just a prompt")["Prompt"] == "just a prompt"
 
 
-def test_send_to_txt2img_maps_fields_and_joins_the_karras_schedule():
+def test_send_to_txt2img_maps_fields_and_the_schedule_type():
     values = send_values(parse_infotext(A1111_SAMPLE))
-    prompt, negative, sampler, steps, cfg, width, height, seed = values
-    assert (sampler, steps, cfg, width, height, seed) == ("DPM++ 2M Karras", 20, 7.0, 512, 768, 1234)
+    prompt, negative, sampler, steps, cfg, width, height, seed, schedule = values
+    # Karras is DPM++ 2M's own schedule: Automatic, as A1111 ≥ 1.9 shows it
+    assert (sampler, schedule, steps, cfg, width, height, seed) == ("DPM++ 2M", "Automatic", 20, 7.0, 512, 768, 1234)
     assert negative == "lowres, bad hands"
+
+
+def test_old_joined_sampler_names_and_schedule_types_come_back_apart():
+    def sent(line):
+        values = send_values(parse_infotext(f"a cat\nSteps: 20, {line}, CFG scale: 7, Seed: 1"))
+        return values[2], values[8]
+    assert sent("Sampler: Heun Karras") == ("Heun", "Karras")
+    assert sent("Sampler: Euler, Schedule type: Exponential") == ("Euler", "Exponential")
+    assert sent("Sampler: DPM++ 2M SDE, Schedule type: Align Your Steps") == ("DPM++ 2M SDE", "Align Your Steps")
+    assert sent("Sampler: DPM2 Karras") == ("DPM2", "Automatic")

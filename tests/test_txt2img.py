@@ -10,19 +10,64 @@ from PIL import Image
 
 from modules.errors import InvalidRequest
 from modules.generation.infotext import parse_infotext
+from modules.generation.samplers import infotext_schedule, sampler_names
 
 
 def pixels(image: Image.Image) -> np.ndarray:
     return np.asarray(image, dtype=np.int16)
 
 
-@pytest.mark.parametrize("sampler", ["Euler a", "Euler", "LMS", "Heun", "DPM2", "DPM++ 2M", "DPM++ 2M Karras",
-                                     "DPM++ SDE Karras", "DDIM", "UniPC", "LCM"])
-def test_every_listed_sampler_makes_an_image(backend, small_request, sampler):
-    result = backend.txt2img(small_request(sampler=sampler, save_images=False))
+SAMPLER_CASES = [(name, "Automatic") for name in sampler_names()] + [
+    ("Euler", "Karras"), ("Euler", "Align Your Steps"), ("DPM++ 2M", "Simple"), ("Heun", "SGM Uniform")]
+
+
+@pytest.mark.parametrize("sampler,schedule", SAMPLER_CASES)
+def test_every_listed_sampler_makes_an_image(backend, small_request, sampler, schedule):
+    result = backend.txt2img(small_request(sampler=sampler, scheduler=schedule, save_images=False))
     assert len(result.images) == 1 and result.images[0].size == (64, 64)
     assert pixels(result.images[0]).std() > 0  # not a flat (black) image
     assert f"Sampler: {sampler}," in result.infotexts[0]
+    written = parse_infotext(result.infotexts[0]).get("Schedule type")
+    assert written == infotext_schedule(sampler, schedule)
+    assert schedule == "Automatic" or written == schedule
+
+
+@pytest.mark.parametrize("name,sampler,schedule,written", [
+    ("DPM++ 2M Karras", "DPM++ 2M", "Automatic", "Karras"),  # A1111 >= 1.9 writes the schedule in effect
+    ("Heun Karras", "Heun", "Karras", "Karras"),
+    ("k_euler", "Euler", "Automatic", None),  # plain uniform: no Schedule type, as A1111
+    ("DPM++ 2M SDE", "DPM++ 2M SDE", "Automatic", "Exponential"),
+])
+def test_old_joined_names_run_as_sampler_and_schedule_type(backend, small_request, name, sampler, schedule, written):
+    result = backend.txt2img(small_request(sampler=name, steps=2, save_images=False))
+    parsed = parse_infotext(result.infotexts[0])
+    assert (parsed["Sampler"], parsed.get("Schedule type")) == (sampler, written)
+    assert (result.request.sampler, result.request.scheduler) == (sampler, schedule)
+
+
+def test_a_schedule_type_the_sampler_cannot_take_is_refused_naming_scheduler(backend, small_request):
+    with pytest.raises(InvalidRequest) as error:
+        backend.txt2img(small_request(sampler="Euler a", scheduler="Karras"))
+    assert error.value.field == "scheduler" and "Euler a does not take the schedule type 'Karras'" in str(error.value)
+    with pytest.raises(InvalidRequest) as error:
+        backend.txt2img(small_request(scheduler="Polyexponential"))
+    assert error.value.field == "scheduler"
+
+
+def test_the_checkpoints_scheduler_config_cannot_change_how_a_sampler_samples():
+    """The built-in model's config says Euler, "leading" spacing; DDIM built over a config with clip_sample drew
+    noise. Only the noise schedule (betas, prediction type) is taken from it."""
+    from modules.generation.samplers import build_sampler
+    config = {"_class_name": "DDIMScheduler", "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
+              "clip_sample": True, "set_alpha_to_one": True, "steps_offset": 0, "timestep_spacing": "trailing",
+              "use_karras_sigmas": True, "prediction_type": "v_prediction"}
+    ddim, _ = build_sampler("DDIM", "Automatic", config, 20)
+    assert (ddim.config.clip_sample, ddim.config.set_alpha_to_one, ddim.config.steps_offset) == (False, False, 1)
+    ddim.set_timesteps(20)
+    assert ddim.timesteps[:3].tolist() == [951, 901, 851]  # A1111's DDIM: 1 + 50 k, "leading" with offset 1
+    euler, _ = build_sampler("Euler", "Automatic", config, 20)
+    assert not euler.config.use_karras_sigmas and euler.config.timestep_spacing == "linspace"
+    assert euler.config.prediction_type == "v_prediction"  # the model's own
 
 
 @pytest.mark.parametrize("checkpoint", ["tiny-sd15", "tiny-sd15-single", "tiny-sdxl", "tiny-sdxl-single"])
@@ -113,12 +158,12 @@ def test_emphasis_changes_the_image(backend, small_request):
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("width", 33, "width: must be a multiple of 8"),
+    ("width", 4, "width: must be between 8 and 2048"),
     ("height", 4096, "height: must be between 8 and 2048"),
     ("steps", 0, "steps: must be between 1 and 150"),
     ("cfg_scale", math.nan, "cfg_scale: must be a finite number"),
     ("sampler", "Euler z", "sampler: unknown sampler 'Euler z'"),
-    ("seed", 2**40, "seed: must be between -1"),
+    ("seed", 2**64, "seed: must be between -1"),
     ("batch_size", 0, "batch_size: must be between 1 and 8"),
     ("prompt", "a" * 20_001, "prompt: is 20001 characters long, over the limit of 20000"),
     ("negative_prompt", "(a" * 100_000, "negative_prompt: is 200000 characters long"),
@@ -160,7 +205,7 @@ def test_interrupt_keeps_what_is_done_and_skip_moves_on(backend, small_request):
     assert result.seeds[result.index_of_first_image:] == [10, 11] and job.state == "done"
 
 
-@pytest.mark.parametrize("sampler", ["DPM2 a Karras", "Heun"])
+@pytest.mark.parametrize("sampler", ["DPM2", "Heun"])
 def test_progress_counts_the_users_steps_with_second_order_samplers(backend, small_request, sampler, monkeypatch):
     """DPM2 and Heun evaluate the model twice per step; the progress bar said 'step 25/20'."""
     from modules.jobs import Job
@@ -172,3 +217,13 @@ def test_progress_counts_the_users_steps_with_second_order_samplers(backend, sma
     backend.txt2img(small_request(sampler=sampler, steps=4, save_images=False), job)
     assert reported and max(reported) == 4 and reported == sorted(reported)
     assert job.steps == 4 and job.step == 4
+
+
+def test_sizes_round_down_to_a_multiple_of_8_and_big_seeds_wrap_as_a1111(backend, small_request):
+    """A1111's latents are size // 8; torch's CPU generator reads a seed's low 32 bits (so A1111's 2**32 + 5
+    draws seed 5's picture)."""
+    result = backend.txt2img(small_request(width=70, height=63, seed=2**32 + 5, save_images=False))
+    assert result.images[0].size == (64, 56) and result.seeds == [5]
+    plain = backend.txt2img(small_request(width=64, height=56, seed=5, save_images=False))
+    assert np.array_equal(pixels(result.images[0]), pixels(plain.images[0]))
+    assert "Seed: 5, Size: 64x56," in result.infotexts[0]

@@ -211,9 +211,9 @@ def boxes_overlap(a, b) -> bool:
 
 def test_a_19_sampler_grid_of_32_px_cells_has_legible_labels_that_never_overlap():
     """The grid was 219x142 px with column labels run together ("Seed:Seed:Seed:", "HeunDPM2")."""
-    from modules.generation.samplers import sampler_names
+    from modules.generation.samplers import sampler_names, schedule_labels
 
-    samplers = sampler_names()[:19]
+    samplers = ([*sampler_names(), *schedule_labels()] * 2)[:19]  # labels as long as the old 19 samplers
     assert len(samplers) == 19
     x_labels = [f"Sampler: {name}" for name in samplers]
     y_labels = ["Seed: 1", "Seed: 2", "Seed: 3"]
@@ -298,3 +298,24 @@ def test_script_info_lists_the_plot_once_per_tab(api_client):
     infos = api_client.get("/sdapi/v1/script-info").json()
     plots = [(i["tab"], i["is_img2img"]) for i in infos if i["title"] == "X/Y/Z plot"]
     assert len(plots) == len(set(plots)) and ("txt2img", False) in plots
+
+
+def test_schedule_type_and_variation_axes_set_the_request_as_a1111s_do():
+    from modules.capabilities.txt2img.request import Txt2ImgRequest
+
+    request = Txt2ImgRequest(sampler="Euler", scheduler="Exponential")
+
+    def applied(label: str, text: str) -> list:
+        axis = axes_module.find_axis(axes_module.TXT2IMG_AXES, label, "X type")
+        values = axes_module.axis_values(axis, text, axes_module.AxisContext(request, None, "X values"))
+        return [axis.apply(request, value) for value in values]
+    assert [r.scheduler for r in applied("Schedule type", "Karras, sgm_uniform, Align Your Steps")] == \
+        ["Karras", "SGM Uniform", "Align Your Steps"]
+    assert [r.subseed for r in applied("Var. seed", "7-9")] == [7, 8, 9]
+    assert [r.subseed_strength for r in applied("Var. strength", "0-1 [3]")] == [0.0, 0.5, 1.0]
+    # an old joined name brings its schedule; a schedule the sampler cannot take falls back to Automatic
+    assert [(r.sampler, r.scheduler) for r in applied("Sampler", "DPM++ 2M Karras, Heun, Euler a")] == \
+        [("DPM++ 2M", "Karras"), ("Heun", "Exponential"), ("Euler a", "Automatic")]
+    with pytest.raises(InvalidRequest) as error:
+        applied("Schedule type", "Karras, Polyexponential")
+    assert error.value.field == "scheduler" and "Polyexponential" in str(error.value)

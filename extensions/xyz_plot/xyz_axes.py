@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from io import StringIO
 
 from modules.errors import InvalidRequest, UserError
-from modules.generation.samplers import find_sampler
+from modules.generation.samplers import AUTOMATIC, find_schedule, schedule_labels_for, split_name
 from modules.capabilities.txt2img.request import MAX_PROMPT_CHARS
 from modules.user_values import shown
 
@@ -100,7 +100,23 @@ def _set(name: str):
 
 
 def _samplers(values, context) -> list:
-    return [find_sampler(v).name for v in values]
+    for value in values:
+        split_name(value)  # an unknown one is refused before any picture
+    return [value.strip() for value in values]
+
+
+def _set_sampler(request, value):
+    """The sampler; an old joined name ("DPM++ 2M Karras") brings its schedule type, and a schedule type the
+    sampler does not take falls back to Automatic, as A1111 does."""
+    sampler, joined = split_name(value)
+    schedule = joined.label if joined is not None else request.scheduler
+    if find_schedule(schedule).label not in schedule_labels_for(sampler.name):
+        schedule = AUTOMATIC
+    return replace(request, sampler=sampler.name, scheduler=schedule)
+
+
+def _schedules(values, context) -> list:
+    return [find_schedule(v).label for v in values]
 
 
 def _checkpoints(values, context) -> list:
@@ -150,7 +166,7 @@ TXT2IMG_AXES = [
     Axis("Seed", "int", _set("seed")),
     Axis("Steps", "int", _set("steps")),
     Axis("CFG Scale", "float", _set("cfg_scale")),
-    Axis("Sampler", "text", _set("sampler"), caption=str, check=_samplers),
+    Axis("Sampler", "text", _set_sampler, caption=str, check=_samplers),
     Axis("Checkpoint", "text", _set("checkpoint"), caption=_checkpoint_caption, check=_checkpoints),
     # A value is (search, replacement); the label is the replacement.
     Axis("Prompt S/R", "text", _replace_prompt, caption=lambda value: value[1], check=_prompt_search),
@@ -158,6 +174,9 @@ TXT2IMG_AXES = [
         request, refiner_checkpoint=None if value == "None" else value),
         caption=lambda value: f"Refiner: {_checkpoint_caption(value)}", check=_refiner_checkpoints),
     Axis("Refiner switch at", "float", _set("refiner_switch_at")),
+    Axis("Schedule type", "text", _set("scheduler"), caption=str, check=_schedules),
+    Axis("Var. seed", "int", _set("subseed")),
+    Axis("Var. strength", "float", _set("subseed_strength")),
 ]
 
 GAN_AXES = [

@@ -9,8 +9,8 @@ DEFAULT = Txt2ImgRequest()
 # Hires fix options this server does not have: refused by name when hires fix is on (off, A1111 ignores them).
 NOT_AVAILABLE = {
     "hr_checkpoint_name": (("", "Use same checkpoint"), "a second checkpoint for the hires pass is not available"),
-    "hr_scheduler": (("", "Use same scheduler", "Automatic"), "a schedule type for the hires pass is not available; "
-                                                               "pick a Karras sampler as hr_sampler_name"),
+    "hr_scheduler": (("", "Use same scheduler", "Automatic"), "a separate schedule type for the hires pass is not "
+                                                               "available: it uses the first pass's `scheduler`"),
 }
 
 

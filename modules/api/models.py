@@ -19,10 +19,16 @@ class Txt2ImgApiRequest(BaseModel):
 
     prompt: str | None = ""
     negative_prompt: str | None = ""
-    seed: int = Field(-1, description="-1 picks a random seed")
+    seed: int = Field(-1, description="-1 picks a random seed; seeds up to 2**64 - 1 wrap to 32 bits, as torch does")
+    subseed: int = Field(-1, description="Variation seed (-1: random)")
+    subseed_strength: float = Field(0.0, description="Variation strength: 0 the seed's picture, 1 the variation seed's")
+    seed_resize_from_w: int = Field(-1, description="Resize seed from width (> 0 with the height: keep the "
+                                                    "composition of the seed at that size)")
+    seed_resize_from_h: int = Field(-1, description="Resize seed from height")
     sampler_name: str | None = Field(None, description="A1111 sampler name, e.g. 'Euler a', 'DPM++ 2M'")
     sampler_index: str | None = Field("Euler", description="Older name of sampler_name; used when that is empty")
-    scheduler: str | None = Field(None, description="Schedule type: 'Automatic' or 'Karras' (A1111 ≥ 1.9)")
+    scheduler: str | None = Field(None, description="Schedule type (A1111 ≥ 1.9): 'Automatic', 'Uniform', 'Karras', "
+                                                 "'Exponential', 'SGM Uniform', 'Simple', 'Beta', 'Align Your Steps'")
     styles: list | None = Field(None, description="Prompt styles by name (GET /sdapi/v1/prompt-styles), applied "
                                                   "to the prompt and negative prompt in order")
     batch_size: int = 1

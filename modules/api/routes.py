@@ -30,7 +30,7 @@ from modules.capabilities.txt2img.request import Txt2ImgRequest
 from modules.errors import BadModelFile, InvalidRequest, ModelNotFound
 from modules.extensions import ScriptCall
 from modules.generation.infotext import parse_infotext
-from modules.generation.samplers import SAMPLERS, SCHEDULE_TYPES, find_sampler
+from modules.generation.samplers import SAMPLERS, SCHEDULE_TYPES, find_schedule, resolve, split_name
 from modules.images import read_parameters
 from modules import owners
 from modules.jobs import Job, TaskIdInUse
@@ -193,14 +193,14 @@ class Api:
         @r.get("/samplers", response_model=list[models.SamplerItem])
         def samplers():
             return [{"name": s.name, "aliases": list(s.aliases),
-                     "options": {"scheduler": "karras"} if s.options.get("use_karras_sigmas") else {}}
+                     "options": {"scheduler": find_schedule(s.automatic).name} if s.automatic != "Uniform" else {}}
                     for s in SAMPLERS]
 
         @r.get("/schedulers", response_model=list[models.SchedulerItem])
         def schedulers():
-            return [{"name": name, "label": name.capitalize(), "aliases": None,
-                     "default_rho": 7.0 if name == "karras" else -1.0, "need_inner_model": False}
-                    for name in SCHEDULE_TYPES]
+            return [{"name": s.name, "label": s.label, "aliases": ["SGMUniform"] if s.name == "sgm_uniform" else None,
+                     "default_rho": s.default_rho, "need_inner_model": False}
+                    for s in SCHEDULE_TYPES]
 
         @r.get("/options")
         def get_options(owner: str = owner) -> dict[str, Any]:
@@ -277,22 +277,22 @@ class Api:
         A field asking for a feature this server lacks is a 422 naming it (modules/api/unsupported.py)."""
         refuse_unsupported(body)
         sampler_field = "sampler_name" if body.sampler_name else "sampler_index"
-        scheduler = (body.scheduler or "").strip()
-        if scheduler and scheduler.lower() not in SCHEDULE_TYPES:
-            raise InvalidRequest("scheduler", f"{scheduler!r} is not supported; use one of: "
-                                              f"{', '.join(k.capitalize() for k in SCHEDULE_TYPES)}")
         try:
-            sampler = find_sampler(body.sampler_name or body.sampler_index or "Euler", scheduler or None).name
+            split_name(body.sampler_name or body.sampler_index or "Euler")
         except InvalidRequest as e:
             raise InvalidRequest(sampler_field, e.message) from None
+        # "DPM++ 2M Karras" (before A1111 1.9) is sampler "DPM++ 2M" with schedule type "Karras".
+        sampler, scheduler = resolve(body.sampler_name or body.sampler_index or "Euler", body.scheduler)
         sampler = sampler_for_eta(sampler, getattr(body, "eta", None))
         overrides = body.override_settings or {}
         checkpoint = self._job_checkpoint(overrides.get("sd_model_checkpoint"), owner)
         # The clip skip setting applies when the job sets none (the runner's validation: backend.job_defaults).
         return Txt2ImgRequest(
-            prompt=body.prompt, negative_prompt=body.negative_prompt, sampler=sampler, steps=body.steps,
-            cfg_scale=body.cfg_scale, distilled_cfg_scale=body.distilled_cfg_scale, width=body.width,
-            height=body.height, seed=body.seed, batch_count=body.n_iter, batch_size=body.batch_size,
+            prompt=body.prompt, negative_prompt=body.negative_prompt, sampler=sampler, scheduler=scheduler,
+            steps=body.steps, cfg_scale=body.cfg_scale, distilled_cfg_scale=body.distilled_cfg_scale,
+            width=body.width, height=body.height, seed=body.seed, subseed=body.subseed,
+            subseed_strength=body.subseed_strength, seed_resize_from_w=body.seed_resize_from_w,
+            seed_resize_from_h=body.seed_resize_from_h, batch_count=body.n_iter, batch_size=body.batch_size,
             checkpoint=checkpoint, clip_skip=overrides.get("CLIP_stop_at_last_layers"), save_images=body.save_images,
             refiner_checkpoint=body.refiner_checkpoint, refiner_switch_at=body.refiner_switch_at,
             disable_extra_networks=getattr(body, "disable_extra_networks", None) or False, styles=body.styles,

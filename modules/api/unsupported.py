@@ -27,10 +27,6 @@ def _one(value) -> bool:
     return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool) and value == 1)
 
 
-def _no_seed_resize(value) -> bool:
-    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0)
-
-
 def _empty(value) -> bool:
     return value is None or value == "" or value == [] or value == {}
 
@@ -47,9 +43,6 @@ def _true(value) -> bool:
 # field: (is its value neutral?, what is missing). One line per feature: delete it when the feature lands.
 UNSUPPORTED: dict[str, tuple[Callable[[object], bool], str]] = {
     "restore_faces": (_off, "face restoration is not available"),
-    "subseed_strength": (_zero, "variation seeds are not available"),
-    "seed_resize_from_h": (_no_seed_resize, "resizing the seed from another size is not available"),
-    "seed_resize_from_w": (_no_seed_resize, "resizing the seed from another size is not available"),
     "s_churn": (_zero, "sampler noise settings (s_churn) are not available"),
     "s_tmin": (_zero, "sampler noise settings (s_tmin) are not available"),
     "s_tmax": (_no_tmax, "sampler noise settings (s_tmax) are not available"),
@@ -66,9 +59,9 @@ UNSUPPORTED: dict[str, tuple[Callable[[object], bool], str]] = {
 
 # Samplers whose A1111 (k-diffusion) function takes `eta`, with A1111's default; and what eta 0 makes of the
 # ancestral ones (no added noise: exactly the plain sampler).
-ETA_DEFAULTS = {"Euler a": 1.0, "DPM2 a": 1.0, "DPM2 a Karras": 1.0, "DPM++ SDE": 1.0, "DPM++ SDE Karras": 1.0,
-                "DPM++ 2M SDE": 1.0, "DPM++ 2M SDE Karras": 1.0, "DDIM": 0.0}
-WITHOUT_NOISE = {"Euler a": "Euler", "DPM2 a": "DPM2", "DPM2 a Karras": "DPM2 Karras"}
+ETA_DEFAULTS = {"Euler a": 1.0, "DPM++ SDE": 1.0, "DPM++ 2M SDE": 1.0, "DPM++ 2M SDE Heun": 1.0,
+                "DDIM": 0.0}
+WITHOUT_NOISE = {"Euler a": "Euler"}
 
 
 def refuse_unsupported(body: BaseModel) -> None:

@@ -60,5 +60,7 @@ def add_batch_grid(result, hooks, enabled: bool | None = None, folder: str = GRI
     result.images.insert(0, grid)
     result.infotexts.insert(0, text)
     result.seeds.insert(0, result.seeds[0])
+    if result.subseeds:
+        result.subseeds.insert(0, result.subseeds[0])
     result.index_of_first_image = 1
     return result

@@ -131,3 +131,52 @@ def plane_latent(x: float, y: float, z_dim: int, rule: str = "torch") -> torch.T
         return seed_latent(plane_seed(*corners[0][0]), z_dim, rule)
     blend = sum(weight * seed_latent(plane_seed(*point), z_dim, rule).double() for point, weight in corners)
     return (blend / math.sqrt(sum(weight ** 2 for _, weight in corners))).float()
+
+
+# ---------------------------------------------------------------- variation seeds (A1111's)
+
+SEED_WRAP = 2**32  # torch's CPU generator reads the low 32 bits of a seed: seed + 2**32 is the same noise
+MAX_API_SEED = 2**64 - 1  # the largest seed torch (and so A1111) takes
+
+
+def wrapped_seed(seed: int) -> int:
+    """A seed from 2**32 up to 2**64 - 1 as the seed in 0 .. 2**32 - 1 that draws the same noise."""
+    return seed % SEED_WRAP if seed >= 0 else seed
+
+
+def slerp(strength: float, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """A1111's spherical blend of two noises [C, H, W] (modules/rng.py, as it is: norms along dim 1)."""
+    low_norm = low / torch.norm(low, dim=1, keepdim=True)
+    high_norm = high / torch.norm(high, dim=1, keepdim=True)
+    dot = (low_norm * high_norm).sum(1)
+    if dot.mean() > 0.9995:
+        return low * strength + high * (1 - strength)
+    omega = torch.acos(dot)
+    so = torch.sin(omega)
+    return (torch.sin((1.0 - strength) * omega) / so).unsqueeze(1) * low + \
+        (torch.sin(strength * omega) / so).unsqueeze(1) * high
+
+
+def image_noise(generator: torch.Generator, seed: int, shape: tuple[int, int, int], subseed: int | None = None,
+                strength: float = 0.0, resize_from: tuple[int, int] = (0, 0), scale: int = 8) -> torch.Tensor:
+    """One image's first noise [C, H, W], as A1111's ImageRNG.first: the seed's noise, blended towards the
+    variation seed's by `strength`; with `resize_from` (width, height in pixels) both are drawn at that size
+    and pasted, centred, into the seed's noise at this size, so a picture keeps its composition when the size
+    changes. `generator` (seeded with `seed`) advances by one draw, as A1111's does, for the sampler's later noise."""
+    noise = torch.randn(shape, generator=generator)
+    width, height = resize_from
+    small = (shape[0], int(height) // scale, int(width) // scale) if width > 0 and height > 0 else shape
+    if small == shape and (subseed is None or strength == 0):
+        return noise
+    base = noise if small == shape else torch.randn(small, generator=torch.Generator().manual_seed(seed))
+    if subseed is not None and strength != 0:
+        base = slerp(strength, base, torch.randn(small, generator=torch.Generator().manual_seed(subseed)))
+    if small == shape:
+        return base
+    dx, dy = (shape[2] - small[2]) // 2, (shape[1] - small[1]) // 2
+    w = small[2] if dx >= 0 else small[2] + 2 * dx
+    h = small[1] if dy >= 0 else small[1] + 2 * dy
+    tx, ty = max(dx, 0), max(dy, 0)
+    dx, dy = max(-dx, 0), max(-dy, 0)
+    noise[:, ty:ty + h, tx:tx + w] = base[:, dy:dy + h, dx:dx + w]
+    return noise

@@ -9,7 +9,8 @@ import time
 import gradio as gr
 
 from modules.backend import Backend
-from modules.generation.samplers import sampler_names
+from modules.errors import InvalidRequest
+from modules.generation.samplers import AUTOMATIC, sampler_names, schedule_labels, schedule_labels_for
 from modules.ui.common import error_html, info_html, owner_of, progress_html
 from modules.ui.components import Slider
 from modules.ui.errors import user_errors
@@ -21,7 +22,8 @@ POLL_SECONDS = 0.25
 KEEPALIVE_SECONDS = 1.0
 # The handler's values in order (before the tab's own); also their names in the Gradio API.
 BASE_NAMES = ["checkpoint", "prompt", "negative_prompt", "sampler", "steps", "cfg_scale", "width", "height", "seed",
-              "batch_count", "batch_size", "styles"]
+              "batch_count", "batch_size", "scheduler", "seed_extra", "subseed", "subseed_strength",
+              "seed_resize_from_w", "seed_resize_from_h", "styles"]
 
 
 class GenerationTab:
@@ -56,9 +58,13 @@ class GenerationTab:
         """`defaults`: Backend.checkpoint_defaults of the checkpoint shown (its family's samplers, steps, CFG)."""
         t = self.tab
         samplers = (defaults or {}).get("samplers") or sampler_names()
-        self.sampler = gr.Dropdown(samplers, value="Euler a" if "Euler a" in samplers else samplers[0],
-                                   label="Sampling method", elem_id=f"{t}_sampler",
-                                   allow_custom_value=True)  # aliases ("k_euler_a") too; validated by the request
+        with gr.Row():
+            self.sampler = gr.Dropdown(samplers, value="Euler a" if "Euler a" in samplers else samplers[0],
+                                       label="Sampling method", elem_id=f"{t}_sampler",
+                                       allow_custom_value=True, scale=3)  # aliases ("k_euler_a") too
+            # A1111 ≥ 1.9's "Schedule type"; its choices follow the sampler (validated by the request anyway).
+            self.scheduler = gr.Dropdown(schedule_labels(), value=AUTOMATIC, label="Schedule type",
+                                         elem_id=f"{t}_scheduler", scale=2)
         self.steps = Slider(1, 150, value=(defaults or {}).get("steps", 20), step=1, label="Sampling steps",
                             elem_id=f"{t}_steps")
         with gr.Row():
@@ -77,6 +83,18 @@ class GenerationTab:
             self.seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)", elem_id=f"{t}_seed", scale=4)
             self.random_seed = gr.Button("⚄", elem_id=f"{t}_random_seed", scale=1, min_width=40)
             self.reuse_seed = gr.Button("♻", elem_id=f"{t}_reuse_seed", scale=1, min_width=40)
+            self.seed_extra = gr.Checkbox(False, label="Extra", elem_id=f"{t}_subseed_show", scale=1, min_width=80)
+        # A1111's variation seed: hidden until Extra is ticked, and off while it is not (variation_fields).
+        with gr.Group(visible=False, elem_id=f"{t}_seed_extras") as self.seed_extras:
+            with gr.Row():
+                self.subseed = gr.Number(value=-1, precision=0, label="Variation seed", elem_id=f"{t}_subseed")
+                self.subseed_strength = Slider(0, 1, value=0, step=0.01, label="Variation strength",
+                                               elem_id=f"{t}_subseed_strength")
+            with gr.Row():
+                self.seed_resize_from_w = Slider(0, 2048, value=0, step=8, label="Resize seed from width",
+                                                 elem_id=f"{t}_seed_resize_from_w")
+                self.seed_resize_from_h = Slider(0, 2048, value=0, step=8, label="Resize seed from height",
+                                                 elem_id=f"{t}_seed_resize_from_h")
         self.scripts = ScriptControls(self.backend.extensions, t)  # extensions' scripts
         self.scripts.build()
 
@@ -92,7 +110,9 @@ class GenerationTab:
 
     def base_inputs(self) -> list:
         return [self.checkpoint, self.prompt, self.negative_prompt, self.sampler, self.steps, self.cfg_scale,
-                self.width, self.height, self.seed, self.batch_count, self.batch_size, self.styles]
+                self.width, self.height, self.seed, self.batch_count, self.batch_size, self.scheduler,
+                self.seed_extra, self.subseed, self.subseed_strength, self.seed_resize_from_w, self.seed_resize_from_h,
+                self.styles]
 
     def outputs(self) -> list:
         return [self.gallery, self.progress, self.message, self.infotext, self.last_seeds]
@@ -109,6 +129,10 @@ class GenerationTab:
         self.extra_networks.wire(self.gallery, self.prompt, self.negative_prompt)
         self.interrupt.click(self._interrupt, inputs=None, outputs=None, api_name=False, queue=False)
         self.skip.click(self._skip, inputs=None, outputs=None, api_name=False, queue=False)
+        self.sampler.change(_schedules_of, inputs=[self.sampler, self.scheduler], outputs=self.scheduler,
+                            api_name=False, queue=False, show_progress="hidden")
+        self.seed_extra.change(lambda shown: gr.Group(visible=shown), inputs=self.seed_extra,
+                               outputs=self.seed_extras, api_name=False, queue=False, show_progress="hidden")
         self.random_seed.click(lambda: -1, outputs=self.seed, api_name=False, queue=False)
         self.reuse_seed.click(lambda seeds: seeds[0] if seeds else -1, inputs=self.last_seeds, outputs=self.seed,
                               api_name=False, queue=False)
@@ -183,3 +207,20 @@ class GenerationTab:
 def selected_index(event: gr.SelectData) -> int:
     """The picture picked in a gallery (for "Send to img2img")."""
     return event.index
+
+
+def _schedules_of(sampler: str, schedule: str):
+    """The schedule dropdown for `sampler`: its schedule types; the choice kept where it still applies."""
+    try:
+        choices = schedule_labels_for(sampler)
+    except InvalidRequest:  # a name being typed: leave the dropdown as it is
+        return gr.skip()
+    return gr.Dropdown(choices=choices, value=schedule if schedule in choices else AUTOMATIC)
+
+
+def variation_fields(extra: bool, subseed, strength, resize_w, resize_h) -> dict:
+    """The request's variation seed fields from the controls: all off unless Extra is ticked (as A1111)."""
+    if not extra:
+        return {}
+    return {"subseed": -1 if subseed is None else subseed, "subseed_strength": strength or 0,
+            "seed_resize_from_w": resize_w or 0, "seed_resize_from_h": resize_h or 0}

@@ -14,7 +14,7 @@ from modules.image_limits import open_image
 from modules.ui.common import owner_of, queue_user_of
 from modules.ui.components import Slider
 from modules.ui.errors import user_errors
-from modules.ui.generation_tab import BASE_NAMES, GenerationTab
+from modules.ui.generation_tab import BASE_NAMES, GenerationTab, variation_fields
 from modules.ui.refiner_controls import NAMES as REFINER_NAMES
 from modules.ui.refiner_controls import RefinerControls
 from modules.ui.img2img_inputs import IMG2IMG as PLAIN
@@ -107,16 +107,18 @@ class Img2ImgTab(GenerationTab):
 
     @user_errors
     def _run(self, checkpoint, prompt, negative_prompt, sampler, steps, cfg_scale, width, height, seed,
-             batch_count, batch_size, request: gr.Request, scripts=None, *, styles=None,
-             mode, init_image, inpaint_sketch,
+             batch_count, batch_size, scheduler, seed_extra, subseed, subseed_strength, seed_resize_from_w,
+             seed_resize_from_h, request: gr.Request, scripts=None, *, styles=None, mode, init_image, inpaint_sketch,
              inpaint_image, inpaint_mask, mask_mode, inpaint_full_res, **options):
         image, mask = pictures(mode, init_image, inpaint_sketch, inpaint_image, inpaint_mask)
         job = self.backend.new_job("img2img", owner_of(request), queue_user=queue_user_of(request))
         img2img_request = Img2ImgRequest(
-            prompt=prompt, negative_prompt=negative_prompt, sampler=sampler, steps=steps, cfg_scale=cfg_scale,
+            prompt=prompt, negative_prompt=negative_prompt, sampler=sampler, scheduler=scheduler, steps=steps,
+            cfg_scale=cfg_scale,
             width=width, height=height, seed=-1 if seed is None else seed, batch_count=batch_count,
-            batch_size=batch_size, checkpoint=checkpoint or None, init_images=[image], mask=mask,
-            styles=list(styles or []),
+            batch_size=batch_size, checkpoint=checkpoint or None, scheduler=scheduler,
+            **variation_fields(seed_extra, subseed, subseed_strength, seed_resize_from_w, seed_resize_from_h),
+            init_images=[image], mask=mask, styles=list(styles or []),
             inpainting_mask_invert=mask_mode == 1, inpaint_full_res=inpaint_full_res == 1, **options)
         yield from self.run_job(IMG2IMG, img2img_request, job, scripts)
 

@@ -9,6 +9,7 @@ import gradio as gr
 from modules.capabilities.refiner import DEFAULT_SWITCH_AT
 from modules.errors import InvalidRequest, UserError
 from modules.generation.infotext import parse_infotext
+from modules.generation.samplers import AUTOMATIC, resolve
 from modules.image_limits import UNREADABLE, UNREADABLE_HINT, open_image
 from modules.images import read_parameters
 from modules.public_paths import scrub
@@ -73,20 +74,23 @@ def build(txt2img: Txt2ImgTab, tabs: gr.Tabs, txt2img_tab_id: str, img2img=None)
                  preprocess=False, show_progress="hidden")
     image.clear(lambda: ("", "", {}), outputs=[parameters, table, parsed], api_name=False, show_progress="hidden")
     targets = [txt2img.prompt, txt2img.negative_prompt, txt2img.sampler, txt2img.steps, txt2img.cfg_scale,
-               txt2img.width, txt2img.height, txt2img.seed, txt2img.styles]
+               txt2img.width, txt2img.height, txt2img.seed, txt2img.scheduler, txt2img.styles]
+    variation = [txt2img.seed_extra, txt2img.subseed, txt2img.subseed_strength, txt2img.seed_resize_from_w,
+                 txt2img.seed_resize_from_h]
     styles = txt2img.backend.styles
 
     def send_to_txt2img(values: dict, request: gr.Request) -> list:
         values = with_styles(values, styles.styles())
         sent = send_values(values)
         if not txt2img.backend.settings.for_user("send_seed", login_name(request)):
-            sent[-1] = gr.skip()  # the send_seed setting: the seed stays as it is
-        return [*sent, styles_value(values), *hires_values(values),
-                *refiner_values(values, txt2img.backend), *flow_values(values), gr.Tabs(selected=txt2img_tab_id)]
+            sent[-2] = gr.skip()  # the send_seed setting: the seed stays as it is
+        varied = variation_values(values)
+        return [*sent, styles_value(values), *hires_values(values), *refiner_values(values, txt2img.backend),
+                *flow_values(values), varied[1] > 0 or varied[2] > 0, *varied, gr.Tabs(selected=txt2img_tab_id)]
 
     send.click(send_to_txt2img, inputs=parsed,
                outputs=[*targets, *txt2img.hires.inputs(), *txt2img.refiner.inputs(), txt2img.distilled_cfg_scale,
-                        txt2img.modules, tabs], api_name=False,
+                        txt2img.modules, *variation, tabs], api_name=False,
                show_progress="hidden")
     if img2img is not None:
         img2img.send_from(send_img2img, [image, parameters], picture_and_text, tabs)
@@ -138,11 +142,15 @@ def send_values(parsed: dict) -> list:
     def text(key):
         return parsed[key] if key in parsed else gr.skip()
 
-    sampler = parsed.get("Sampler")
-    if sampler and parsed.get("Schedule type", "").lower() == "karras" and "karras" not in sampler.lower():
-        sampler = f"{sampler} Karras"
+    sampler, schedule = parsed.get("Sampler"), parsed.get("Schedule type")
+    if sampler:  # A1111 < 1.9 wrote "DPM++ 2M Karras"; ≥ 1.9 "DPM++ 2M" and "Schedule type: Karras"
+        try:
+            sampler, schedule = resolve(sampler, schedule)
+        except InvalidRequest:
+            pass  # a sampler we do not have: shown as written, Generate names it
     return [text("Prompt"), text("Negative prompt"), sampler or gr.skip(), number("Steps", int),
-            number("CFG scale", float), number("Size-1", int), number("Size-2", int), number("Seed", int)]
+            number("CFG scale", float), number("Size-1", int), number("Size-2", int), number("Seed", int),
+            (schedule or AUTOMATIC) if sampler else gr.skip()]
 
 
 def flow_values(parsed: dict) -> list:
@@ -190,3 +198,17 @@ def refiner_values(parsed: dict, backend) -> list:
     except ValueError:
         switch_at = DEFAULT_SWITCH_AT
     return [True, title, switch_at]
+
+
+def variation_values(parsed: dict) -> list:
+    """Variation seed, strength and "Seed resize from" width and height (A1111's infotext keys); a picture
+    without them sends the values that turn them off."""
+    def number(key, cast, default):
+        try:
+            return cast(float(parsed[key]))
+        except (KeyError, ValueError):
+            return default
+
+    width, _, height = str(parsed.get("Seed resize from", "")).partition("x")
+    resize = [int(width), int(height)] if width.isdigit() and height.isdigit() else [0, 0]
+    return [number("Variation seed", int, -1), number("Variation seed strength", float, 0.0), *resize]

@@ -8,7 +8,7 @@ import gradio as gr
 from modules.capabilities.txt2img import TXT2IMG, Txt2ImgRequest
 from modules.ui.common import owner_of, queue_user_of
 from modules.ui.errors import user_errors
-from modules.ui.generation_tab import BASE_NAMES, GenerationTab, selected_index
+from modules.ui.generation_tab import BASE_NAMES, GenerationTab, variation_fields, selected_index
 from modules.ui.hires_controls import NAMES as HIRES_NAMES
 from modules.ui.hires_controls import HiresControls
 from modules.ui.refiner_controls import NAMES as REFINER_NAMES
@@ -74,17 +74,20 @@ class Txt2ImgTab(GenerationTab):
 
     @user_errors
     def _run(self, checkpoint, prompt, negative_prompt, sampler, steps, cfg_scale, width, height, seed,
-             batch_count, batch_size, request: gr.Request, scripts=None, hires=(), refiner=(), styles=None,
+             batch_count, batch_size, scheduler, seed_extra, subseed, subseed_strength, seed_resize_from_w,
+             seed_resize_from_h, request: gr.Request, scripts=None, hires=(), refiner=(), styles=None,
              distilled_cfg_scale=3.5, modules=()):
         """Generate's handler; `hires`: the Hires. fix values (none: off); `refiner`: the Refiner's (none: off);
         `styles`: the picked style names; `distilled_cfg_scale` and `modules`: FLUX's guidance, Forge's
         component files."""
         job = self.backend.new_job("txt2img", owner_of(request), queue_user=queue_user_of(request))
         txt2img_request = Txt2ImgRequest(
-            prompt=prompt, negative_prompt=negative_prompt, sampler=sampler, steps=steps, cfg_scale=cfg_scale,
+            prompt=prompt, negative_prompt=negative_prompt, sampler=sampler, scheduler=scheduler, steps=steps,
+            cfg_scale=cfg_scale,
             width=width, height=height, seed=-1 if seed is None else seed, batch_count=batch_count,
-            batch_size=batch_size, checkpoint=checkpoint or None, styles=list(styles or []),
+            batch_size=batch_size, checkpoint=checkpoint or None, styles=list(styles or []), scheduler=scheduler,
             distilled_cfg_scale=distilled_cfg_scale, forge_additional_modules=tuple(modules or ()),
+            **variation_fields(seed_extra, subseed, subseed_strength, seed_resize_from_w, seed_resize_from_h),
             **(HiresControls.request_fields(list(hires)) if hires else {}),
             **(RefinerControls.request_fields(list(refiner)) if refiner else {}))
         yield from self.run_job(TXT2IMG, txt2img_request, job, scripts)

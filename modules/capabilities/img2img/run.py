@@ -25,16 +25,18 @@ from modules.capabilities.img2img.task_pipeline import task_pipeline
 from modules.capabilities.refiner import Refiner, refiner_for
 from modules.capabilities.refiner_switch import switching
 from modules.capabilities.scripting import Hooks, ImageNotSaved
-from modules.capabilities.txt2img.request import MAX_SEED
-from modules.capabilities.txt2img.run import Txt2ImgResult, prompt_embeddings, resolve_seed
+from modules.capabilities.txt2img.run import (Txt2ImgResult, batch_seeds, initial_noise, prompt_embeddings, resolve_seed,
+                                            variation_infotext)
 from modules.capabilities.txt2img.vae_precision import decode_without_nans
+from modules.compat import with_first_noise
+from modules.errors import InvalidRequest
 from modules.models.precision_copy import fp32_copy
 from modules.generation import eta_noise_seed_delta, preview, sampling_steps, stop_points
 from modules.generation.infotext import format_infotext
 from modules.generation.sampling_steps import StepCallback
 from modules.generation.scheduled_embeds import encode_scheduled
-from modules.generation import samplers
 from modules.generation.guidance import guidance_arguments
+from modules.generation.samplers import build_sampler, infotext_schedule
 from modules.jobs import Interrupted, Job, Skipped
 from modules.models.manager import LoadedCheckpoint
 from modules.networks.loras import use_loras
@@ -59,13 +61,15 @@ def steps_run(request: Img2ImgRequest) -> int:
     return min(int(request.steps * request.denoising_strength), request.steps)
 
 
-def infotext(request: Img2ImgRequest, seed: int, model: LoadedCheckpoint, extra: dict | None = None) -> str:
+def infotext(request: Img2ImgRequest, seed: int, model: LoadedCheckpoint, extra: dict | None = None,
+             subseed: int = -1) -> str:
     width, height = request.output_size
     inpaint = request.is_inpaint
     pads = (request.pad_left, request.pad_right, request.pad_top, request.pad_bottom)
     return format_infotext(request.prompt, request.negative_prompt, {
-        "Steps": request.steps, "Sampler": request.sampler, "CFG scale": f"{request.cfg_scale:g}",
-        "Seed": seed, "Size": f"{width}x{height}",
+        "Steps": request.steps, "Sampler": request.sampler,
+        "Schedule type": infotext_schedule(request.sampler, request.scheduler), "CFG scale": f"{request.cfg_scale:g}",
+        "Seed": seed, "Size": f"{width}x{height}", **variation_infotext(request, subseed),
         "Model hash": model.info.shorthash, "Model": model.info.model_name,
         "Denoising strength": f"{request.denoising_strength:g}",
         "Clip skip": request.clip_skip if request.clip_skip > 1 else None,
@@ -86,7 +90,7 @@ def img2img(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
     """Run every batch of `request` on `model`; each image goes through hooks.image_ready as it is made (saved
     under outputs/<request.save_folder>/ when request.save_images), so an interrupt keeps the finished ones."""
     result = Img2ImgResult(request, checkpoint_title=model.info.title, model_hash=model.info.shorthash or None)
-    first_seed = resolve_seed(request.seed)
+    first_seed, first_subseed = resolve_seed(request.seed), resolve_seed(request.subseed)
     embeddings = prompt_embeddings(hooks, model)
     job.start(request.batch_count, max(steps_run(request), 1))
     manager = hooks.p.backend.manager if hooks.p is not None and hooks.p.backend is not None else None
@@ -95,7 +99,7 @@ def img2img(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
         for batch in range(request.batch_count):
             job.begin_batch(batch)
             first = batch * request.batch_size
-            seeds = [(first_seed + first + i) % (MAX_SEED + 1) for i in range(request.batch_size)]
+            seeds, subseeds = batch_seeds(request, first_seed, first_subseed, batch)
             inits = [request.init_images[(first + i) % len(request.init_images)] for i in range(request.batch_size)]
             hooks.process_batch(batch, [request.prompt] * len(seeds), seeds)
             work = [_work_area(request, canvases.prepare(request, init)) for init in inits]
@@ -105,14 +109,16 @@ def img2img(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
                 start = encode(model.info.architecture.spec.vae_of(model.pipe), [_own_size(i) for i in inits], model.execution_device,
                                size=request.output_size)
             try:
-                latents = denoise(request, model, job, work, seeds, start, refiner, embeddings)
+                latents = denoise(request, model, job, work, seeds, start, refiner, embeddings,
+                                  subseeds=subseeds)
                 steps_done = steps_run(request)
             except (Interrupted, Skipped) as stop:
                 latents, steps_done = stop.args if len(stop.args) == 2 else (None, 0)
                 stopped = isinstance(stop, Interrupted)
             if latents is not None:
                 try:
-                    _collect(result, request, model, seeds, latents, work, hooks, job, steps_done, refiner, embeddings)
+                    _collect(result, request, model, seeds, latents, work, hooks, job, steps_done, subseeds,
+                             refiner, embeddings)
                 except Interrupted:
                     stopped = True
             if stopped:
@@ -173,7 +179,7 @@ def _upscaled(latents: torch.Tensor, width: int, size: tuple[int, int]) -> torch
 
 def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: list[WorkArea],
             seeds: list[int], start: torch.Tensor | None = None, refiner: Refiner | None = None,
-            embeddings=None, first_pass_steps: int | None = None) -> torch.Tensor:
+            embeddings=None, first_pass_steps: int | None = None, subseeds: list[int] | None = None) -> torch.Tensor:
     """The batch's latents after steps × strength of sampling from its work areas (`WorkArea(canvas, image,
     None)` for a plain picture), or from `start`: scaled latents at the work areas' size (a latent upscale).
     `refiner`: the job's, which takes over at its switch point. Hires fix's second pass calls this, with
@@ -184,7 +190,8 @@ def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: li
     pipe_task = "inpaint" if inpaint else "img2img"
     if family.pipeline_name(pipe_task) is None:  # before any work: the family's reason (FLUX img2img, SD3 inpaint)
         task_pipeline(model, pipe_task, None)
-    sampler = samplers.for_family(request.sampler, family).build(family.scheduler_config(model.scheduler_config))
+    sampler, schedule_args = build_sampler(request.sampler, request.scheduler,
+                                           family.scheduler_config(model.scheduler_config), request.steps, family)
     pipe = task_pipeline(model, pipe_task, sampler)
     vae, device = family.vae_of(pipe), model.execution_device
     width, height = work[0].image.size
@@ -203,6 +210,14 @@ def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: li
     run = steps_run(request)
     if run == 0:  # strength 0 (or too few steps for it): the picture itself, through the VAE
         return latents.to(device)
+    resized = request.seed_resize_from_w > 0 and request.seed_resize_from_h > 0
+    if subseeds is not None and (request.subseed_strength != 0 or resized):
+        if inpaint and request.denoising_strength >= 1:  # the pipeline then starts from its own noise alone
+            raise InvalidRequest("subseed_strength", "variation seeds and seed resize are not available for "
+                                                     "inpainting at denoising strength 1: use 0.99")
+        fresh = [torch.Generator("cpu").manual_seed(s) for s in seeds]
+        noise = initial_noise(fresh, tuple(latents.shape[1:]), request, seeds, subseeds, pipe.vae_scale_factor)
+        with_first_noise(sampler, noise)  # A1111's blended noise where the pipeline adds its own
     prompts, negative_prompts = [prompt_text(request.prompt)] * len(seeds), [request.negative_prompt] * len(seeds)
     embeds = encode_scheduled(pipe, prompt_text(request.prompt), request.negative_prompt, len(seeds), request.steps, run,
                               clip_skip=request.clip_skip, first_pass_steps=first_pass_steps, embeddings=embeddings)
@@ -223,7 +238,8 @@ def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: li
             output = pipe(**guidance_arguments(request, family, embeds.arguments()), image=latents.to(device, dtype),
                           strength=request.denoising_strength, num_inference_steps=request.steps,
                           generator=generators, output_type="latent", callback_on_step_end=on_step_end,
-                          callback_on_step_end_tensor_inputs=sampling_steps.tensor_inputs(pipe), **options)
+                          callback_on_step_end_tensor_inputs=sampling_steps.tensor_inputs(pipe),
+                          **schedule_args, **options)
     except (Interrupted, Skipped) as stop:
         raise type(stop)(on_step_end.latents, on_step_end.steps_done) from None
     return output.images
@@ -246,7 +262,7 @@ def _latent_mask(masks: list[Image.Image], size) -> torch.Tensor:
 
 def _collect(result: Img2ImgResult, request: Img2ImgRequest, model: LoadedCheckpoint, seeds: list[int],
              latents: torch.Tensor, work: list[WorkArea], hooks: Hooks, job: Job, steps_done: int,
-             refiner: Refiner | None = None, embeddings=None) -> None:
+             subseeds: list[int], refiner: Refiner | None = None, embeddings=None) -> None:
     if not torch.isfinite(latents).all():
         raise GenerationFailed("the sampler produced NaN values; try another sampler, fewer steps, "
                                "or --precision fp32")
@@ -263,11 +279,11 @@ def _collect(result: Img2ImgResult, request: Img2ImgRequest, model: LoadedCheckp
 
     vae = model.info.architecture.spec.vae_of(model.pipe)
     with stop_points.checked(getattr(vae, "decoder", None), check):
-        for index, (latent, seed, area) in enumerate(zip(latents, seeds, work)):
+        for index, (latent, seed, subseed, area) in enumerate(zip(latents, seeds, subseeds, work)):
             check()
             image = preview.to_pil(decode_without_nans(vae, latent[None]))[0]
             image = _put_back(image, area)
-            text = infotext(request, seed, model, extra)
+            text = infotext(request, seed, model, extra, subseed)
             save_to = SaveSpec(request.save_folder, seed) if request.save_images else None
             try:
                 image, path = hooks.image_ready(image, text, seed, index, save_to)
@@ -280,6 +296,7 @@ def _collect(result: Img2ImgResult, request: Img2ImgRequest, model: LoadedCheckp
             result.images.append(image)
             result.infotexts.append(text)
             result.seeds.append(seed)
+            result.subseeds.append(subseed)
 
 
 def _put_back(image: Image.Image, area: WorkArea) -> Image.Image:

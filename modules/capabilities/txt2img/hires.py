@@ -4,7 +4,7 @@ the larger size, inside the same job and the same hold on the device."""
 from __future__ import annotations
 
 from modules.errors import InvalidRequest
-from modules.generation.samplers import find_sampler
+from modules.generation.samplers import split_name
 from modules.upscalers import LANCZOS, LATENT_MODES, NEAREST, NONE, upscaler_names
 
 # Txt2ImgRequest's hires fix fields (A1111's API names).
@@ -57,7 +57,7 @@ def validate_hires(r, max_side: int, max_pixels: int, integer, number, text) -> 
         r.hr_sampler_name = ""
     else:
         try:
-            r.hr_sampler_name = find_sampler(sampler).name
+            r.hr_sampler_name = split_name(sampler)[0].name
         except InvalidRequest as e:
             raise InvalidRequest("hr_sampler_name", e.message) from None
     if not r.enable_hr:

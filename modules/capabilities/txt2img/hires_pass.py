@@ -13,6 +13,7 @@ from modules.capabilities.img2img.run import WorkArea, denoise, steps_run
 from modules.capabilities.txt2img.hires import target_size
 from modules.capabilities.txt2img.vae_precision import decode_without_nans
 from modules.generation import preview
+from modules.generation.samplers import AUTOMATIC, schedule_labels_for
 from modules.jobs import Interrupted, Skipped
 from modules.upscalers import is_latent_mode, latent_mode, upscale
 
@@ -23,12 +24,20 @@ def second_pass_request(request) -> Img2ImgRequest:
     return Img2ImgRequest(
         prompt=request.hr_prompt or request.prompt,
         negative_prompt=request.hr_negative_prompt or request.negative_prompt,
-        sampler=request.hr_sampler_name or request.sampler, steps=request.hr_second_pass_steps or request.steps,
+        sampler=request.hr_sampler_name or request.sampler, scheduler=_hires_schedule(request), steps=request.hr_second_pass_steps or request.steps,
         cfg_scale=request.cfg_scale, width=width, height=height, batch_size=request.batch_size,
         checkpoint=request.checkpoint, clip_skip=request.clip_skip, save_images=False,
         refiner_checkpoint=request.refiner_checkpoint, refiner_switch_at=request.refiner_switch_at,
+        subseed_strength=request.subseed_strength, seed_resize_from_w=request.seed_resize_from_w,
+        seed_resize_from_h=request.seed_resize_from_h,
         denoising_strength=request.denoising_strength, init_images=[Image.new("RGB", (width, height))],
         save_folder="txt2img-images", loras=request.hr_loras)
+
+
+def _hires_schedule(request) -> str:
+    """A1111's "Use same scheduler": the first pass's schedule type, where the hires sampler takes it."""
+    sampler = request.hr_sampler_name or request.sampler
+    return request.scheduler if request.scheduler in schedule_labels_for(sampler) else AUTOMATIC
 
 
 def hires_steps(request) -> int:
@@ -50,7 +59,7 @@ class _AfterFirstPass:
 
 
 def second_pass(request, model, latents: torch.Tensor, seeds: list[int], job, manager, refiner=None,
-                embeddings=None) -> torch.Tensor:
+                embeddings=None, subseeds: list[int] | None = None) -> torch.Tensor:
     """The batch's hires latents from the first pass's `latents` (`refiner`: the job's, which takes over
     in this pass; modules/capabilities/refiner.py). Raises Interrupted/Skipped with
     (latents so far or None, request.steps) as the first pass does."""
@@ -71,6 +80,6 @@ def second_pass(request, model, latents: torch.Tensor, seeds: list[int], job, ma
         work = [WorkArea(Canvas(image, None, None), image, None) for image in bigger]
     try:
         return denoise(second, model, _AfterFirstPass(job, request.steps), work, seeds, start, refiner, embeddings,
-                       first_pass_steps=request.steps)
+                       first_pass_steps=request.steps, subseeds=subseeds)
     except (Interrupted, Skipped) as stop:  # "Stopped at step" is about the first pass: it was finished
         raise type(stop)(stop.args[0] if len(stop.args) == 2 else None, request.steps) from None

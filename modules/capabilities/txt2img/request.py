@@ -8,7 +8,8 @@ from modules.capabilities.refiner import DEFAULT_SWITCH_AT, check_refiner, valid
 from modules.capabilities.txt2img.hires import check_upscaler, target_size, validate_hires
 from modules.errors import InvalidRequest
 from modules.generation.prompt_schedule import prompt_schedule
-from modules.generation.samplers import find_sampler
+from modules.generation.samplers import AUTOMATIC, find_sampler, resolve
+from modules.generation.seeds import MAX_API_SEED, wrapped_seed
 from modules.job_limits import check_image, check_txt2img
 from modules.networks.prompt_tags import parse_prompt
 from modules.user_values import shown
@@ -26,12 +27,19 @@ class Txt2ImgRequest:
     prompt: str = ""
     negative_prompt: str = ""
     sampler: str = "Euler a"
+    scheduler: str = AUTOMATIC  # A1111's "Schedule type" (API field `scheduler`): Karras, Exponential, ...
     steps: int = 20
     cfg_scale: float = 7.0
     distilled_cfg_scale: float = 3.5  # FLUX.1 dev's guidance input (Forge's "Distilled CFG Scale"); others ignore it
     width: int = 512
     height: int = 512
     seed: int = -1  # -1: pick a random seed
+    # Variation seeds (A1111's names): the seed's noise blended towards the subseed's by subseed_strength;
+    # seed_resize_from_w/h (> 0) draw the noise at that size, so the picture keeps its composition.
+    subseed: int = -1  # -1: a random one
+    subseed_strength: float = 0.0
+    seed_resize_from_w: int = -1
+    seed_resize_from_h: int = -1
     batch_count: int = 1
     batch_size: int = 1
     checkpoint: str | None = None  # None: the default checkpoint
@@ -73,7 +81,7 @@ class Txt2ImgRequest:
         r = Txt2ImgRequest(**{f.name: getattr(self, f.name) for f in fields(self)})
         r.prompt = _text(r.prompt, "prompt")
         r.negative_prompt = _text(r.negative_prompt, "negative_prompt")
-        r.sampler = find_sampler(r.sampler).name
+        r.sampler, r.scheduler = resolve(r.sampler, r.scheduler)
         r.steps = _integer(r.steps, "steps", 1, 150)
         r.cfg_scale = _number(r.cfg_scale, "cfg_scale", 0.0, 30.0)
         r.distilled_cfg_scale = _number(r.distilled_cfg_scale, "distilled_cfg_scale", 0.0, 30.0)
@@ -81,7 +89,11 @@ class Txt2ImgRequest:
         r.height = _side(r.height, "height")
         if r.width * r.height > MAX_PIXELS:
             raise InvalidRequest("width", f"{r.width}x{r.height} is over the limit of {MAX_PIXELS} pixels")
-        r.seed = _integer(r.seed, "seed", -1, MAX_SEED)
+        r.seed = wrapped_seed(_integer(r.seed, "seed", -1, MAX_API_SEED))  # A1111's seeds go up to 2**64 - 1
+        r.subseed = wrapped_seed(_integer(r.subseed, "subseed", -1, MAX_API_SEED))
+        r.subseed_strength = _number(r.subseed_strength, "subseed_strength", 0.0, 1.0)
+        r.seed_resize_from_w = max(0, _integer(r.seed_resize_from_w, "seed_resize_from_w", -1, MAX_SIDE))
+        r.seed_resize_from_h = max(0, _integer(r.seed_resize_from_h, "seed_resize_from_h", -1, MAX_SIDE))
         r.batch_count = _integer(r.batch_count, "batch_count", 1, 100)
         r.batch_size = _integer(r.batch_size, "batch_size", 1, 8)
         r.clip_skip = _integer(1 if r.clip_skip is None else r.clip_skip, "clip_skip", 1, 12)
@@ -237,7 +249,5 @@ def _number(value, field: str, low: float, high: float) -> float:
 
 
 def _side(value, field: str) -> int:
-    side = _integer(value, field, 8, MAX_SIDE)
-    if side % 8:
-        raise InvalidRequest(field, f"must be a multiple of 8, got {side} (try {side // 8 * 8 or 8} or {side // 8 * 8 + 8})")
-    return side
+    """A side rounded down to a multiple of 8, as A1111 does (its latents are side // 8 wide)."""
+    return _integer(value, field, 8, MAX_SIDE) // 8 * 8

@@ -26,6 +26,8 @@ from modules.generation.scheduled_embeds import encode_scheduled
 from modules.generation import samplers
 from modules.generation import guidance
 from modules.generation.guidance import guidance_arguments
+from modules.generation.samplers import build_sampler, infotext_schedule
+from modules.generation.seeds import image_noise
 from modules.jobs import Interrupted, Job, Skipped
 from modules.models.manager import LoadedCheckpoint
 from modules.networks.loras import use_loras
@@ -39,6 +41,7 @@ class Txt2ImgResult:
     images: list[Image.Image] = field(default_factory=list)
     infotexts: list[str] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)
+    subseeds: list[int] = field(default_factory=list)
     paths: list[Path] = field(default_factory=list)
     checkpoint_title: str = ""
     save_errors: list[str] = field(default_factory=list)
@@ -56,9 +59,13 @@ class Txt2ImgResult:
             "prompt": r.prompt, "all_prompts": [r.prompt] * count,
             "negative_prompt": r.negative_prompt, "all_negative_prompts": [r.negative_prompt] * count,
             "seed": self.seeds[0] if self.seeds else r.seed, "all_seeds": self.seeds[self.index_of_first_image:],
+            "subseed": self.subseeds[0] if self.subseeds else r.subseed,
+            "all_subseeds": self.subseeds[self.index_of_first_image:], "subseed_strength": r.subseed_strength,
+            "seed_resize_from_w": r.seed_resize_from_w or -1, "seed_resize_from_h": r.seed_resize_from_h or -1,
             "index_of_first_image": self.index_of_first_image,
             "width": r.width, "height": r.height, "enable_hr": r.enable_hr,
             "denoising_strength": r.denoising_strength if r.enable_hr else 0, "sampler_name": r.sampler,
+            "scheduler": r.scheduler,
             "cfg_scale": r.cfg_scale, "distilled_cfg_scale": r.distilled_cfg_scale,
             "styles": list(r.applied_styles),
             "steps": r.steps, "batch_size": r.batch_size, "n_iter": r.batch_count, "clip_skip": r.clip_skip,
@@ -79,11 +86,32 @@ def resolve_seed(seed: int) -> int:
     return random.randrange(0, MAX_SEED + 1) if seed == -1 else seed
 
 
-def infotext(request: Txt2ImgRequest, seed: int, model: LoadedCheckpoint, extra: dict | None = None) -> str:
+def variation_infotext(request: Txt2ImgRequest, subseed: int) -> dict:
+    """A1111's variation seed fields (none when the variation strength is 0 and the seed is not resized)."""
+    varied = request.subseed_strength != 0
+    resized = request.seed_resize_from_w > 0 and request.seed_resize_from_h > 0
+    return {"Variation seed": subseed if varied else None,
+            "Variation seed strength": f"{request.subseed_strength:g}" if varied else None,
+            "Seed resize from": f"{request.seed_resize_from_w}x{request.seed_resize_from_h}" if resized else None}
+
+
+def batch_seeds(request: Txt2ImgRequest, first_seed: int, first_subseed: int, batch: int) -> tuple[list, list]:
+    """The batch's seeds and variation seeds, as A1111 numbers them: with a variation strength every image
+    keeps the seed and the variation seed counts up; without, the seed counts up."""
+    numbers = range(batch * request.batch_size, (batch + 1) * request.batch_size)
+    varied = request.subseed_strength != 0
+    seeds = [(first_seed + (0 if varied else n)) % (MAX_SEED + 1) for n in numbers]
+    return seeds, [(first_subseed + n) % (MAX_SEED + 1) for n in numbers]
+
+
+def infotext(request: Txt2ImgRequest, seed: int, model: LoadedCheckpoint, extra: dict | None = None,
+             subseed: int = -1) -> str:
     return format_infotext(request.prompt, request.negative_prompt, {
-        "Steps": request.steps, "Sampler": request.sampler, "CFG scale": f"{request.cfg_scale:g}",
+        "Steps": request.steps, "Sampler": request.sampler,
+        "Schedule type": infotext_schedule(request.sampler, request.scheduler), "CFG scale": f"{request.cfg_scale:g}",
         **guidance.infotext_fields(request, model.info.architecture.spec),
         "Seed": seed, "Size": f"{request.width}x{request.height}",
+        **variation_infotext(request, subseed),
         "Model hash": model.info.shorthash, "Model": model.info.model_name,
         "Clip skip": request.clip_skip if request.clip_skip > 1 else None,
         "ENSD": eta_noise_seed_delta.infotext_value(request.sampler, request.eta_noise_seed_delta),
@@ -96,10 +124,16 @@ def infotext(request: Txt2ImgRequest, seed: int, model: LoadedCheckpoint, extra:
     })
 
 
-def initial_noise(generators: list[torch.Generator], shape: tuple[int, ...]) -> torch.Tensor:
+def initial_noise(generators: list[torch.Generator], shape: tuple[int, ...], request: Txt2ImgRequest | None = None,
+                  seeds: list[int] = (), subseeds: list[int] = (), scale: int = 8) -> torch.Tensor:
     """Noise drawn on the CPU, one generator per image: a seed gives the same image on any device
-    and whatever batch it is part of. The same generators then feed the sampler's own noise."""
-    return torch.stack([torch.randn(shape, generator=g) for g in generators])
+    and whatever batch it is part of. The same generators then feed the sampler's own noise. With a
+    request: its variation seed and seed resize, as A1111 blends them (modules/generation/seeds.py)."""
+    if request is None:
+        return torch.stack([torch.randn(shape, generator=g) for g in generators])
+    resize = (request.seed_resize_from_w, request.seed_resize_from_h)
+    return torch.stack([image_noise(g, seed, shape, subseed, request.subseed_strength, resize, scale)
+                        for g, seed, subseed in zip(generators, seeds, subseeds)])
 
 
 def prompt_embeddings(hooks: Hooks, model: LoadedCheckpoint):
@@ -116,7 +150,7 @@ def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
 
     pipeline_class(model.info, "txt2img")  # an inpainting checkpoint is refused here, naming the file
     result = Txt2ImgResult(request, checkpoint_title=model.info.title, model_hash=model.info.shorthash or None)
-    first_seed = resolve_seed(request.seed)
+    first_seed, first_subseed = resolve_seed(request.seed), resolve_seed(request.subseed)
     embeddings = prompt_embeddings(hooks, model)
     if request.enable_hr:  # img2img's sampling does the second pass (imported here: img2img imports this module)
         from modules.capabilities.txt2img.hires_pass import hires_steps, second_pass
@@ -127,19 +161,20 @@ def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
     with refiner_for(request, model, manager) as refiner:
         for batch in range(request.batch_count):
             job.begin_batch(batch)
-            seeds = [(first_seed + batch * request.batch_size + i) % (MAX_SEED + 1) for i in range(request.batch_size)]
+            seeds, subseeds = batch_seeds(request, first_seed, first_subseed, batch)
             hooks.process_batch(batch, [request.prompt] * len(seeds), seeds)
             stopped, steps_done, first = False, request.steps, None
             try:
                 if switch_loras and batch:
                     use_loras(model, request.loras, hooks)
                 # With hires fix the refiner works in the second pass (A1111's default), else in this one.
-                latents = _sample(request, model, seeds, job, None if request.enable_hr else refiner, embeddings)
+                latents = _sample(request, model, seeds, job, subseeds, None if request.enable_hr else refiner,
+                                  embeddings)
                 if request.enable_hr:  # the second pass, in this job and this hold on the device
                     if switch_loras:
                         use_loras(model, request.hr_loras, hooks)
                     first, latents = latents, None
-                    latents = second_pass(request, model, first, seeds, job, manager, refiner, embeddings)
+                    latents = second_pass(request, model, first, seeds, job, manager, refiner, embeddings, subseeds)
             except (Interrupted, Skipped) as stop:
                 # Before the first step ended there is nothing but noise: no image. Later, A1111's way: the
                 # images of the latents sampled so far.
@@ -149,7 +184,8 @@ def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
                 stopped = isinstance(stop, Interrupted)
             if latents is not None:
                 try:
-                    _collect(result, request, model, seeds, latents, hooks, job, steps_done, refiner, embeddings)
+                    _collect(result, request, model, seeds, latents, hooks, job, steps_done, subseeds, refiner,
+                             embeddings)
                 except Interrupted:  # pressed (again) while decoding, or the client left: keep the images decoded
                     stopped = True
             if stopped:
@@ -158,8 +194,8 @@ def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
 
 
 def _collect(result: Txt2ImgResult, request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int],
-             latents: torch.Tensor, hooks: Hooks, job: Job, steps_done: int, refiner: Refiner | None = None,
-             embeddings=None) -> None:
+             latents: torch.Tensor, hooks: Hooks, job: Job, steps_done: int, subseeds: list[int],
+             refiner: Refiner | None = None, embeddings=None) -> None:
     """Decode, post-process and save the batch's images one by one: an Interrupt pressed meanwhile (or a
     client that leaves) stops before the next image, or inside the VAE, keeping the images done so far."""
     if not torch.isfinite(latents).all():
@@ -178,10 +214,10 @@ def _collect(result: Txt2ImgResult, request: Txt2ImgRequest, model: LoadedCheckp
 
     vae = model.info.architecture.spec.vae_of(model.pipe)
     with stop_points.checked(getattr(vae, "decoder", None), check):
-        for index, (latent, seed) in enumerate(zip(latents, seeds)):
+        for index, (latent, seed, subseed) in enumerate(zip(latents, seeds, subseeds)):
             check()
             image = preview.to_pil(decode_without_nans(vae, latent[None]))[0]
-            text = infotext(request, seed, model, extra)
+            text = infotext(request, seed, model, extra, subseed)
             save_to = SaveSpec("txt2img-images", seed) if request.save_images else None
             try:
                 image, path = hooks.image_ready(image, text, seed, index, save_to)
@@ -194,19 +230,22 @@ def _collect(result: Txt2ImgResult, request: Txt2ImgRequest, model: LoadedCheckp
             result.images.append(image)
             result.infotexts.append(text)
             result.seeds.append(seed)
+            result.subseeds.append(subseed)
 
 
 def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], job: Job,
-            refiner: Refiner | None = None, embeddings=None) -> torch.Tensor:
+            subseeds: list[int], refiner: Refiner | None = None, embeddings=None) -> torch.Tensor:
     # This job's own scheduler, in its own view of the cached pipeline: the cached one is never changed.
     family = model.info.architecture.spec
-    sampler = samplers.for_family(request.sampler, family).build(family.scheduler_config(model.scheduler_config))
+    sampler, schedule_args = build_sampler(request.sampler, request.scheduler,
+                                           family.scheduler_config(model.scheduler_config), request.steps, family)
     pipe = pipeline_view(model.pipe, scheduler=sampler)
     denoiser = family.denoiser_of(pipe)
     scale = pipe.vae_scale_factor
     shape = (family.latent.channels, request.height // scale, request.width // scale)
     generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
-    noise = initial_noise(generators, shape).to(model.execution_device, model.devices.dtype)
+    noise = initial_noise(generators, shape, request, seeds, subseeds, scale).to(model.execution_device,
+                                                                                 model.devices.dtype)
     eta_noise_seed_delta.reseed_at_first_step(sampler, generators, seeds, request.eta_noise_seed_delta)
     prompts, negative_prompts = [prompt_text(request.prompt)] * len(seeds), [request.negative_prompt] * len(seeds)
     embeds = encode_scheduled(pipe, prompt_text(request.prompt), request.negative_prompt, len(seeds), request.steps,
@@ -233,6 +272,7 @@ def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], 
                 output_type="latent",
                 callback_on_step_end=on_step_end,
                 callback_on_step_end_tensor_inputs=sampling_steps.tensor_inputs(pipe),
+                **schedule_args,
             )
     except (Interrupted, Skipped) as stop:  # with what was sampled so far (None before the first step ended)
         raise type(stop)(on_step_end.latents, on_step_end.steps_done) from None
