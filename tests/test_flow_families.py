@@ -320,7 +320,7 @@ def test_the_ui_picks_samplers_steps_and_cfg_by_family_and_runs_with_component_f
     sd3 = tab._checkpoint_picked("tiny-sd3", "Euler")
     assert "Heun" in [c[0] for c in sd3[2].choices]
     modules = [component_files["vae"], component_files["clip_l"], component_files["t5xxl"]]
-    answers = list(tab._run("tiny-flux-transformer", "a red circle", "", "Euler", 2, 1.0, 64, 64, 9, 1, 1,
+    answers = list(tab._run("tiny-flux-transformer", "a red circle", "", "Euler", 2, 1.0, 64, 64, 9, 1, 1, "Automatic", False, -1, 0, 0, 0,
                             SimpleNamespace(username=None, session_hash="flow-ui"), distilled_cfg_scale=2.0,
                             modules=modules))
     assert "Distilled CFG Scale: 2" in answers[-1][tab.infotext] and "Module 3:" in answers[-1][tab.infotext]

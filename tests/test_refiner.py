@@ -196,7 +196,7 @@ def test_the_infotext_round_trips_through_png_info_into_the_refiner_controls(bac
 
 def ui_answers(tab, backend, *own):
     return list(tab._generate(BASE, "a red circle on a white background", "blurry", "Euler", 4, 7.0, 64, 64, 77,
-                              1, 1, [], *own, request=SimpleNamespace(username=None, session_hash="refiner-test")))
+                              1, 1, "Automatic", False, -1, 0, 0, 0, [], *own, request=SimpleNamespace(username=None, session_hash="refiner-test")))
 
 
 def test_the_txt2img_tab_handler_passes_the_refiner(backend):

@@ -144,7 +144,7 @@ def test_the_ui_handlers_apply_and_save_styles(backend):
         tab.build()
     assert "inked" in tab.styles.choices[0] or "inked" in [c[0] for c in tab.styles.choices]
     # Generate with a style picked: applied when the job runs.
-    answers = list(tab._run("tiny-sd15", "a cat", "", "Euler", 2, 7.0, 64, 64, 5, 1, 1,
+    answers = list(tab._run("tiny-sd15", "a cat", "", "Euler", 2, 7.0, 64, 64, 5, 1, 1, "Automatic", False, -1, 0, 0, 0,
                             SimpleNamespace(username=None, session_hash="styles-test"), styles=["inked"]))
     assert parse_infotext(answers[-1][tab.infotext])["Prompt"] == "a cat, ink drawing"
     # "Apply styles" moves them into the boxes and clears the pick.

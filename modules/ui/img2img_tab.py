@@ -116,7 +116,7 @@ class Img2ImgTab(GenerationTab):
             prompt=prompt, negative_prompt=negative_prompt, sampler=sampler, scheduler=scheduler, steps=steps,
             cfg_scale=cfg_scale,
             width=width, height=height, seed=-1 if seed is None else seed, batch_count=batch_count,
-            batch_size=batch_size, checkpoint=checkpoint or None, scheduler=scheduler,
+            batch_size=batch_size, checkpoint=checkpoint or None,
             **variation_fields(seed_extra, subseed, subseed_strength, seed_resize_from_w, seed_resize_from_h),
             init_images=[image], mask=mask, styles=list(styles or []),
             inpainting_mask_invert=mask_mode == 1, inpaint_full_res=inpaint_full_res == 1, **options)

@@ -85,7 +85,7 @@ class Txt2ImgTab(GenerationTab):
             prompt=prompt, negative_prompt=negative_prompt, sampler=sampler, scheduler=scheduler, steps=steps,
             cfg_scale=cfg_scale,
             width=width, height=height, seed=-1 if seed is None else seed, batch_count=batch_count,
-            batch_size=batch_size, checkpoint=checkpoint or None, styles=list(styles or []), scheduler=scheduler,
+            batch_size=batch_size, checkpoint=checkpoint or None, styles=list(styles or []),
             distilled_cfg_scale=distilled_cfg_scale, forge_additional_modules=tuple(modules or ()),
             **variation_fields(seed_extra, subseed, subseed_strength, seed_resize_from_w, seed_resize_from_h),
             **(HiresControls.request_fields(list(hires)) if hires else {}),

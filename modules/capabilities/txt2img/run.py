@@ -70,9 +70,7 @@ class Txt2ImgResult:
             "styles": list(r.applied_styles),
             "steps": r.steps, "batch_size": r.batch_size, "n_iter": r.batch_count, "clip_skip": r.clip_skip,
             "sd_model_name": self.checkpoint_title, "infotexts": self.infotexts, "version": VERSION,
-            # A1111's other keys (Processed.js()): variation seeds are not made here yet.
-            "subseed": -1, "all_subseeds": self.seeds[self.index_of_first_image:], "subseed_strength": 0,
-            "seed_resize_from_w": -1, "seed_resize_from_h": -1,
+            # A1111's other keys (Processed.js())
             "restore_faces": False, "face_restoration_model": None,
             "sd_model_hash": self.model_hash, "sd_vae_name": self.vae_name, "sd_vae_hash": self.vae_hash,
             "extra_generation_params": {key: value for key, value in self.extra_generation_params.items()
