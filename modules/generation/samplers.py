@@ -10,7 +10,10 @@ Not offered, because diffusers 0.42 has no faithful equivalent: DPM++ 2S a (no a
 solver), DPM++ 3M SDE (its third-order update has no SDE branch), Restart, DPM fast, DPM adaptive,
 and the schedule types Polyexponential, KL Optimal, Normal and DDIM. Not offered because they draw the
 wrong picture on the built-in model at 20 steps and CFG 7 (built as A1111 does): LMS, DPM2 a, PLMS, UniPC,
-and Beta with every sampler but Euler.
+and Beta with every sampler but Euler. PLMS and UniPC fail in A1111's own code too (its plms() and uni_pc run
+on the built-in model: a magenta circle and a grey square for PLMS, a green blue-square for UniPC order 3),
+not through diffusers' settings: their high-order extrapolation overshoots at CFG 7 on this model (both pass
+at CFG 1, UniPC at CFG 3 or 50 steps; UniPC order 1 is DDIM and passes).
 
 Each sampler is built from the checkpoint's scheduler config, so betas and prediction type
 (epsilon or v) come from the model, and only the sampling algorithm changes.
