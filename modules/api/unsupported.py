@@ -46,7 +46,6 @@ def _true(value) -> bool:
 
 # field: (is its value neutral?, what is missing). One line per feature: delete it when the feature lands.
 UNSUPPORTED: dict[str, tuple[Callable[[object], bool], str]] = {
-    "restore_faces": (_off, "face restoration is not available"),
     "subseed_strength": (_zero, "variation seeds are not available"),
     "seed_resize_from_h": (_no_seed_resize, "resizing the seed from another size is not available"),
     "seed_resize_from_w": (_no_seed_resize, "resizing the seed from another size is not available"),

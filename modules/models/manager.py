@@ -30,6 +30,7 @@ from modules.models.registry import CheckpointInfo, Registry
 from modules.models.vae_files import VaeFiles, load_vae_file
 from modules.models.zoo_loader import load_zoo_model
 from modules.models.zoo_registry import ZooModelInfo
+from modules.models.face_restorer_files import FaceRestorerFiles
 from modules.models.upscaler_files import UpscalerFiles
 
 log = logging.getLogger(__name__)
@@ -49,11 +50,13 @@ class PipelineManager:
     def __init__(self, registry: Registry, devices: DeviceConfig, offline: bool = False,
                  ram_budget: int | None = None, vram_budget: int | None = None, queue_limit: int | None = None,
                  queue_per_user: int | None = None, zoo_registry=None, vae_folders: list | None = None,
-                 settings=None, policy: CachePolicy | None = None, upscaler_folders: list | None = None):
+                 settings=None, policy: CachePolicy | None = None, upscaler_folders: list | None = None,
+                 face_restorer_folders: list | None = None):
         self.registry = registry
         self.zoo_registry = zoo_registry  # β-VAEs and GANs (models/Latent, models/GAN)
         self.vae_files = VaeFiles(list(vae_folders or []))
         self.upscaler_files = UpscalerFiles(list(upscaler_folders or []))  # models/ESRGAN ...
+        self.face_restorer_files = FaceRestorerFiles(list(face_restorer_folders or []))  # models/GFPGAN
         self.settings = settings  # where the default checkpoint is read (modules/settings.py); None: no default
         self.devices = devices
         self.offline = offline
@@ -244,6 +247,12 @@ class PipelineManager:
         """An upscaler file's spandrel model, on the device (cached). For a job that holds the device
         already (hires fix inside txt2img); anyone else goes through use(ModelRef(UPSCALER, name))."""
         return self.upscaler_files.load(self.upscaler_files.find(name), self.devices.device)
+
+    def face_restorer_model(self, name: str):
+        """A face restorer's spandrel model (GFPGAN), on the device (cached). For a job that holds the device
+        already (txt2img, img2img, Extras); None when no file of that restorer is there now."""
+        restorer = self.face_restorer_files.find(name)
+        return None if restorer is None else self.face_restorer_files.load(restorer, self.devices.device)
 
     @contextmanager
     def _use_upscaler(self, ref: ModelRef, cancelled, owner, key) -> Iterator["LoadedModule"]:

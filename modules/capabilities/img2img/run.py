@@ -30,6 +30,7 @@ from modules.capabilities.txt2img.run import Txt2ImgResult, prompt_embeddings, r
 from modules.capabilities.txt2img.vae_precision import decode_without_nans
 from modules.models.precision_copy import fp32_copy
 from modules.generation import eta_noise_seed_delta, preview, sampling_steps, stop_points
+from modules.capabilities.face_restore_step import face_restoration_infotext, restored
 from modules.generation.infotext import format_infotext
 from modules.generation.sampling_steps import StepCallback
 from modules.generation.scheduled_embeds import encode_scheduled
@@ -250,6 +251,7 @@ def _collect(result: Img2ImgResult, request: Img2ImgRequest, model: LoadedCheckp
     if embeddings is not None:
         extra.update(embeddings.infotext())  # TI hashes
     result.extra_generation_params = dict(extra)
+    extra.update(face_restoration_infotext(request))
     if steps_done < steps_run(request):
         extra["Stopped at step"] = steps_done
     interrupts = job.interrupts
@@ -263,6 +265,7 @@ def _collect(result: Img2ImgResult, request: Img2ImgRequest, model: LoadedCheckp
             check()
             image = preview.to_pil(decode_without_nans(vae, latent[None]))[0]
             image = _put_back(image, area)
+            image = restored(image, request, hooks, check)
             text = infotext(request, seed, model, extra)
             save_to = SaveSpec(request.save_folder, seed) if request.save_images else None
             try:

@@ -20,6 +20,7 @@ from modules.capabilities.txt2img.hires import hires_infotext
 from modules.capabilities.txt2img.request import MAX_SEED, Txt2ImgRequest
 from modules.capabilities.txt2img.vae_precision import decode_without_nans
 from modules.generation import eta_noise_seed_delta, preview, sampling_steps, stop_points
+from modules.capabilities.face_restore_step import face_restoration_infotext, restored
 from modules.generation.infotext import format_infotext
 from modules.generation.sampling_steps import StepCallback
 from modules.generation.scheduled_embeds import encode_scheduled
@@ -64,7 +65,7 @@ class Txt2ImgResult:
             # A1111's other keys (Processed.js()): variation seeds are not made here yet.
             "subseed": -1, "all_subseeds": self.seeds[self.index_of_first_image:], "subseed_strength": 0,
             "seed_resize_from_w": -1, "seed_resize_from_h": -1,
-            "restore_faces": False, "face_restoration_model": None,
+            "restore_faces": r.restore_faces, "face_restoration_model": r.face_restorer if r.restore_faces else None,
             "sd_model_hash": self.model_hash, "sd_vae_name": self.vae_name, "sd_vae_hash": self.vae_hash,
             "extra_generation_params": {key: value for key, value in self.extra_generation_params.items()
                                         if isinstance(value, (str, int, float, bool)) or value is None},
@@ -164,6 +165,7 @@ def _collect(result: Txt2ImgResult, request: Txt2ImgRequest, model: LoadedCheckp
     if embeddings is not None:
         extra.update(embeddings.infotext())  # TI hashes
     result.extra_generation_params = dict(extra)
+    extra.update(face_restoration_infotext(request))
     if steps_done < request.steps:
         extra["Stopped at step"] = steps_done  # "Steps" stays what was asked, so pasting it back still works
     interrupts = job.interrupts
@@ -176,6 +178,7 @@ def _collect(result: Txt2ImgResult, request: Txt2ImgRequest, model: LoadedCheckp
         for index, (latent, seed) in enumerate(zip(latents, seeds)):
             check()
             image = preview.to_pil(decode_without_nans(vae, latent[None]))[0]
+            image = restored(image, request, hooks, check)
             text = infotext(request, seed, model, extra)
             save_to = SaveSpec("txt2img-images", seed) if request.save_images else None
             try:
