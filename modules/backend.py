@@ -235,6 +235,15 @@ class Backend:
                                                   f"not available here; available: {', '.join(available)}")
         return dataclasses.replace(request, face_restorer=wanted or available[0])
 
+    def with_extras_face_restorer(self, request):
+        """Extras' gfpgan_visibility: refused, naming it, when models/GFPGAN holds no file."""
+        from modules.user_values import shown
+
+        if not self.manager.face_restorer_files.available():
+            raise InvalidRequest("gfpgan_visibility", "no face restoration model: put a GFPGAN model file "
+                                                      f"(GFPGANv1.4.pth) into {shown(self.face_restorer_folders[0])}")
+        return request
+
     def cached_models(self) -> list[dict]:
         """What the pipeline manager holds (checkpoints, zoo models, VAE files, data), most recently used first."""
         return self.manager.cached_models()

@@ -175,3 +175,27 @@ def test_without_a_model_file_restore_faces_is_a_422_saying_where_to_put_one(bac
     assert answer.status_code == 422
     detail = answer.json()["detail"]
     assert detail.startswith("restore_faces:") and "GFPGAN" in detail and "models" in detail
+
+
+def test_extras_gfpgan_visibility_restores_the_face_and_nothing_else(face_client):
+    picture = face_picture()
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG")
+    answer = face_client.post("/sdapi/v1/extra-single-image", json={
+        "image": base64.b64encode(buffer.getvalue()).decode(), "upscaling_resize": 1, "gfpgan_visibility": 0.5})
+    assert answer.status_code == 200, answer.text
+    assert "GFPGAN visibility: 0.5" in answer.json()["html_info"]
+    out = Image.open(io.BytesIO(base64.b64decode(answer.json()["image"])))
+    before, after = np.asarray(picture).astype(int), np.asarray(out.convert("RGB")).astype(int)
+    assert after.shape == before.shape
+    inside = square_outline(find_faces(before.astype(np.uint8))[0], before.shape)
+    assert (after[~inside] == before[~inside]).all()
+    assert np.abs(after[inside] - before[inside]).mean() > 2
+
+
+def test_extras_codeformer_is_refused_naming_it(face_client):
+    buffer = io.BytesIO()
+    face_picture(64).save(buffer, "PNG")
+    answer = face_client.post("/sdapi/v1/extra-single-image", json={
+        "image": base64.b64encode(buffer.getvalue()).decode(), "codeformer_visibility": 1})
+    assert answer.status_code == 422 and answer.json()["detail"].startswith("codeformer_visibility:")

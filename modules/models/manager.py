@@ -25,7 +25,7 @@ from modules.models.hashing import tensors_sha256
 from modules.models.lora_adapters import LoraAdapters, LoraWeights
 from modules.models.lora_files import SHORT_HASH_DIGITS, lora_sha256
 from modules.models.memory import data_bytes, default_ram_budget, default_vram_budget, pipeline_components
-from modules.models.refs import UPSCALER, VAE_FILE, ZOO_KINDS, ModelRef, as_ref
+from modules.models.refs import FACE_RESTORER, UPSCALER, VAE_FILE, ZOO_KINDS, ModelRef, as_ref
 from modules.models.registry import CheckpointInfo, Registry
 from modules.models.vae_files import VaeFiles, load_vae_file
 from modules.models.zoo_loader import load_zoo_model
@@ -113,6 +113,10 @@ class PipelineManager:
             return
         if ref.kind == UPSCALER:
             with self._use_upscaler(ref, cancelled, owner, key) as loaded:
+                yield loaded
+            return
+        if ref.kind == FACE_RESTORER:
+            with self._use_face_restorer(ref, cancelled, owner, key) as loaded:
                 yield loaded
             return
         info = self.resolve(ref.name)
@@ -253,6 +257,17 @@ class PipelineManager:
         already (txt2img, img2img, Extras); None when no file of that restorer is there now."""
         restorer = self.face_restorer_files.find(name)
         return None if restorer is None else self.face_restorer_files.load(restorer, self.devices.device)
+
+    @contextmanager
+    def _use_face_restorer(self, ref: ModelRef, cancelled, owner, key) -> Iterator["LoadedModule"]:
+        """The device held for a job that restores faces (Extras without a model upscaler); the model itself
+        is read when a face is found (face_restorer_model)."""
+        if not self.device_lock.acquire(cancelled, owner, key):
+            raise Interrupted()
+        try:
+            yield LoadedModule(self.face_restorer_files.find(ref.name), None)
+        finally:
+            self.device_lock.release()
 
     @contextmanager
     def _use_upscaler(self, ref: ModelRef, cancelled, owner, key) -> Iterator["LoadedModule"]:
