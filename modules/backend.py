@@ -183,6 +183,8 @@ class Backend:
             changes.update(styled_request_values(request, self.styles.resolve(request.styles)))
         if request.vae is None:
             changes["vae"] = self.settings.for_user("sd_vae", owners.user_name(owner))
+        if request.restore_faces is None:  # A1111: a job that does not say follows Settings > Face restoration
+            changes["restore_faces"] = self.settings.for_user("face_restoration", owners.user_name(owner))
         if request.eta_noise_seed_delta is None:
             changes["eta_noise_seed_delta"] = self.settings.for_user("eta_noise_seed_delta", owners.user_name(owner))
         return dataclasses.replace(request, **changes) if changes else request

@@ -199,3 +199,14 @@ def test_extras_codeformer_is_refused_naming_it(face_client):
     answer = face_client.post("/sdapi/v1/extra-single-image", json={
         "image": base64.b64encode(buffer.getvalue()).decode(), "codeformer_visibility": 1})
     assert answer.status_code == 422 and answer.json()["detail"].startswith("codeformer_visibility:")
+
+
+def test_the_face_restoration_setting_applies_to_jobs_that_do_not_say(face_client):
+    assert face_client.post("/sdapi/v1/options", json={"face_restoration": True}).status_code == 200
+    try:
+        silent = face_client.post("/sdapi/v1/txt2img", json=BODY)
+        refusing = face_client.post("/sdapi/v1/txt2img", json={**BODY, "restore_faces": False})
+    finally:
+        face_client.post("/sdapi/v1/options", json={"face_restoration": False})
+    assert "Face restoration: GFPGAN" in json.loads(silent.json()["info"])["infotexts"][0]
+    assert "Face restoration" not in json.loads(refusing.json()["info"])["infotexts"][0]

@@ -60,7 +60,7 @@ class Txt2ImgRequest:
     styles: list | None = None
     applied_styles: tuple = ()
     tiling: bool = False  # A1111's Tiling: pictures that tile seamlessly (modules/generation/tiling.py)
-    restore_faces: bool = False  # A1111's Restore faces (modules/faces), after decoding, before saving
+    restore_faces: bool | None = None  # A1111's Restore faces (modules/faces); None: the face_restoration option
     face_restorer: str | None = None  # set by validation (Backend.with_face_restorer): the restorer's name
     # Added to the seed of the noise ancestral samplers add at each step (A1111's ENSD); None: the setting.
     eta_noise_seed_delta: int | None = None
@@ -88,6 +88,7 @@ class Txt2ImgRequest:
         r.checkpoint = (r.checkpoint or "").strip() or None
         if r.vae is not None and not isinstance(r.vae, str):
             raise InvalidRequest("vae", f"must be a VAE file's name, got {shown(r.vae)}")
+        r.restore_faces = False if r.restore_faces is None else r.restore_faces
         if not isinstance(r.restore_faces, bool):
             raise InvalidRequest("restore_faces", f"must be true or false, got {shown(r.restore_faces)}")
         if not isinstance(r.tiling, bool):

@@ -65,7 +65,7 @@ class Txt2ImgResult:
             # A1111's other keys (Processed.js()): variation seeds are not made here yet.
             "subseed": -1, "all_subseeds": self.seeds[self.index_of_first_image:], "subseed_strength": 0,
             "seed_resize_from_w": -1, "seed_resize_from_h": -1,
-            "restore_faces": r.restore_faces, "face_restoration_model": r.face_restorer if r.restore_faces else None,
+            "restore_faces": bool(r.restore_faces), "face_restoration_model": r.face_restorer if r.restore_faces else None,
             "sd_model_hash": self.model_hash, "sd_vae_name": self.vae_name, "sd_vae_hash": self.vae_hash,
             "extra_generation_params": {key: value for key, value in self.extra_generation_params.items()
                                         if isinstance(value, (str, int, float, bool)) or value is None},
