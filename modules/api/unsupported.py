@@ -1,7 +1,7 @@
 """A1111 request fields that would change the picture and that this server does not implement: a 422 naming
 the field, never a normal-looking answer that silently differs from what the client asked for.
 
-A field at its neutral value (what A1111 itself does nothing with: `restore_faces: false`, `subseed_strength:
+A field at its neutral value (what A1111 itself does nothing with: `s_churn: 0`, `subseed_strength:
 0` ...) is accepted, so clients that send every field keep working. Implementing one of these features is
 deleting its line here (and honouring the field)."""
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The Extras capability (A1111's "Extras" tab and extra-single-image / extra-batch-images): upscale images
-with the built-in or model upscalers, through the runner:
+with the built-in or model upscalers, then restore faces (gfpgan_visibility), through the runner:
 
     backend.run(extras, ExtrasRequest(images=[image], upscaler_1="tiny-esrgan", upscaling_resize=4))
         -> ExtrasResult(images, infotexts, paths)

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from modules.capabilities.base import GenerationFailed, SaveSpec
+from modules.capabilities.face_restore_step import face_restoration_infotext, restored
 from modules.capabilities.img2img import canvas as canvases
 from modules.capabilities.img2img.request import (FILL, LATENT_NOISE, LATENT_NOTHING, LATENT_UPSCALE, MASKED_CONTENT,
                                                   Img2ImgRequest)
@@ -30,7 +31,6 @@ from modules.capabilities.txt2img.run import Txt2ImgResult, prompt_embeddings, r
 from modules.capabilities.txt2img.vae_precision import decode_without_nans
 from modules.models.precision_copy import fp32_copy
 from modules.generation import eta_noise_seed_delta, preview, sampling_steps, stop_points
-from modules.capabilities.face_restore_step import face_restoration_infotext, restored
 from modules.generation.infotext import format_infotext
 from modules.generation.sampling_steps import StepCallback
 from modules.generation.scheduled_embeds import encode_scheduled

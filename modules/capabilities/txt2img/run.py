@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from modules.capabilities.base import GenerationFailed, SaveSpec
+from modules.capabilities.face_restore_step import face_restoration_infotext, restored
 from modules.capabilities.pipeline_view import pipeline_view
 from modules.capabilities.refiner import Refiner, refiner_for
 from modules.capabilities.refiner_switch import switching
@@ -20,7 +21,6 @@ from modules.capabilities.txt2img.hires import hires_infotext
 from modules.capabilities.txt2img.request import MAX_SEED, Txt2ImgRequest
 from modules.capabilities.txt2img.vae_precision import decode_without_nans
 from modules.generation import eta_noise_seed_delta, preview, sampling_steps, stop_points
-from modules.capabilities.face_restore_step import face_restoration_infotext, restored
 from modules.generation.infotext import format_infotext
 from modules.generation.sampling_steps import StepCallback
 from modules.generation.scheduled_embeds import encode_scheduled
