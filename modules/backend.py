@@ -84,7 +84,8 @@ class Backend:
                                        zoo_registry=self.zoo_registry, vae_folders=self.vae_folders,
                                        settings=self.settings, policy=config.cache_policy,
                                        upscaler_folders=self.upscaler_folders,
-                                       component_folders=[config.models_dir / "text_encoder", *self.vae_folders])
+                                       component_folders=[config.models_dir / "text_encoder", *self.vae_folders],
+                                       face_restorer_folders=self.face_restorer_folders)
         self.jobs = JobRegistry()
         self._convert_lock = threading.Lock()  # one StyleGAN pickle conversion at a time (memory)
         self.registry.scan()
@@ -201,6 +202,8 @@ class Backend:
             changes.update(styled_request_values(request, self.styles.resolve(request.styles)))
         if request.vae is None:
             changes["vae"] = self.settings.for_user("sd_vae", owners.user_name(owner))
+        if request.restore_faces is None:  # A1111: a job that does not say follows Settings > Face restoration
+            changes["restore_faces"] = self.settings.for_user("face_restoration", owners.user_name(owner))
         if request.eta_noise_seed_delta is None:
             changes["eta_noise_seed_delta"] = self.settings.for_user("eta_noise_seed_delta", owners.user_name(owner))
         return dataclasses.replace(request, **changes) if changes else request
@@ -228,6 +231,39 @@ class Backend:
         from modules.models.upscaler_files import FOLDERS
 
         return [self.config.models_dir / folder for folder in FOLDERS]
+
+    @property
+    def face_restorer_folders(self) -> list[Path]:
+        """Where face restorer models are found: A1111's models/GFPGAN."""
+        from modules.models.face_restorer_files import FOLDER
+
+        return [self.config.models_dir / FOLDER]
+
+    def with_face_restorer(self, request: Txt2ImgRequest, owner: str | None = None) -> Txt2ImgRequest:
+        """With restore_faces: the restorer the job uses (the face_restoration_model option, else the first
+        one there), or a refusal naming restore_faces that says where a model file goes."""
+        from modules.user_values import shown
+
+        if not request.restore_faces:
+            return dataclasses.replace(request, face_restorer=None)
+        available = self.manager.face_restorer_files.available()
+        wanted = self.settings.for_user("face_restoration_model", owners.user_name(owner))
+        if not available:
+            raise InvalidRequest("restore_faces", "no face restoration model: put a GFPGAN model file "
+                                                  f"(GFPGANv1.4.pth) into {shown(self.face_restorer_folders[0])}")
+        if wanted and wanted not in available:
+            raise InvalidRequest("restore_faces", f"the face_restoration_model option names {wanted!r}, which is "
+                                                  f"not available here; available: {', '.join(available)}")
+        return dataclasses.replace(request, face_restorer=wanted or available[0])
+
+    def with_extras_face_restorer(self, request):
+        """Extras' gfpgan_visibility: refused, naming it, when models/GFPGAN holds no file."""
+        from modules.user_values import shown
+
+        if not self.manager.face_restorer_files.available():
+            raise InvalidRequest("gfpgan_visibility", "no face restoration model: put a GFPGAN model file "
+                                                      f"(GFPGANv1.4.pth) into {shown(self.face_restorer_folders[0])}")
+        return request
 
     def cached_models(self) -> list[dict]:
         """What the pipeline manager holds (checkpoints, zoo models, VAE files, data), most recently used first."""

@@ -61,6 +61,11 @@ OPTIONS: dict[str, Option] = {
     "eta_noise_seed_delta": Option(0, "Eta noise seed delta (ENSD): added to the seed of the ancestral samplers' "
                                       "noise, to reproduce A1111 pictures made with it", 0, 2**32 - 1,
                                    per_user=True),
+    "face_restoration": Option(False, "Restore faces (GFPGAN, from models/GFPGAN) in jobs that do not say "
+                                      "(A1111's Settings > Face restoration; the API's restore_faces)", per_user=True),
+    # A1111's default is CodeFormer, which does not run here: empty means the first restorer there (GFPGAN).
+    "face_restoration_model": Option(None, "Face restorer used by Restore faces (empty: GFPGAN, when "
+                                           "models/GFPGAN holds a file)", per_user=True),
 }
 
 # Keys we do not act on are kept as clients send them (a client that reads every option and writes them back

@@ -56,7 +56,7 @@ IMG2IMG_CHANGES = {
     "inpainting_mask_invert": (1, MASKED),
 }
 REFUSED = {
-    "restore_faces": True, "s_churn": 0.5, "s_tmin": 0.5, "s_tmax": 5.0, "s_noise": 0.9,
+    "s_churn": 0.5, "s_tmin": 0.5, "s_tmax": 5.0, "s_noise": 0.9,
     "s_min_uncond": 0.5, "firstpass_image": "abc",
     "infotext": "Steps: 5", "ddim_discretize": "quad", "script_name": "no such script",
     "alwayson_scripts": {"no such script": {"args": []}},
@@ -86,7 +86,8 @@ NO_EFFECT = {
     "include_init_images": (True, "echoes init_images in `parameters`"),
 }
 # Changes the picture only with a second checkpoint of the same latent space, which these fixtures lack.
-CHECKED_ELSEWHERE = {"refiner_checkpoint": "tests/test_refiner.py (a tiny SDXL refiner after a tiny SDXL)"}
+CHECKED_ELSEWHERE = {"refiner_checkpoint": "tests/test_refiner.py (a tiny SDXL refiner after a tiny SDXL)",
+                     "restore_faces": "tests/test_face_restoration.py (a random GFPGAN file, a drawn face)"}
 IMG2IMG_ONLY = set(IMG2IMG_CHANGES) | set(IMG2IMG_REFUSED) | {"image_cfg_scale", "include_init_images"}
 
 
@@ -171,7 +172,7 @@ def test_every_a1111_field_is_covered():
 
 
 def test_a_refusal_says_what_is_missing(client):
-    status, body = answer(client, "txt2img", {**BASE, "restore_faces": True})
+    status, body = answer(client, "txt2img", {**BASE, "subseed_strength": 0.5})
     assert status == 422
-    assert body["detail"] == "restore_faces: True is not supported: face restoration is not available"
+    assert body["detail"] == "subseed_strength: 0.5 is not supported: variation seeds are not available"
     assert json.dumps(body).count("Traceback") == 0

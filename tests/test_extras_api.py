@@ -84,7 +84,9 @@ def test_batch_images_to_a_size_with_a_second_upscaler(client):
     ("extra-single-image", {"resize_mode": 3}, "resize_mode"),
     ("extra-single-image", {"resize_mode": 1, "upscaling_resize_w": -5}, "upscaling_resize_w"),
     ("extra-single-image", {"extras_upscaler_2_visibility": 2}, "extras_upscaler_2_visibility"),
-    ("extra-single-image", {"gfpgan_visibility": 1}, "gfpgan_visibility"),
+    ("extra-single-image", {"gfpgan_visibility": 1}, "gfpgan_visibility"),  # no file in models/GFPGAN
+    ("extra-single-image", {"codeformer_visibility": 0.5}, "codeformer_visibility"),
+    ("extra-single-image", {"gfpgan_visibility": 2}, "gfpgan_visibility"),
     ("extra-single-image", {"image": "not base64!"}, "image"),
     ("extra-single-image", {"image": ""}, "image"),
     ("extra-single-image", {"upscaler_1": "Latent"}, "upscaler_1"),

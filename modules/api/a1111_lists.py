@@ -2,7 +2,7 @@
 read them at start-up (bots, front ends, A1111's own tests) work:
 
     GET  /sdapi/v1/hypernetworks      [] : hypernetworks are not supported
-    GET  /sdapi/v1/face-restorers     [] : no face restoration model is available
+    GET  /sdapi/v1/face-restorers     GFPGAN when models/GFPGAN holds a file
     GET  /sdapi/v1/realesrgan-models  the upscaler files of models/RealESRGAN
     GET  /sdapi/v1/extensions         our extensions (name, remote, branch, commit_hash, version, commit_date, enabled)
     POST /sdapi/v1/refresh-vae        rescans models/VAE (and --vae-dir)
@@ -59,8 +59,9 @@ def add_routes(api: "Api") -> None:
 
     @router.get("/face-restorers", response_model=list[FaceRestorerItem])
     def face_restorers():
-        """No face restoration model is available (restore_faces is refused): an empty list."""
-        return []
+        """The face restorers whose model file is in models/GFPGAN (restore_faces uses them): GFPGAN or none."""
+        files = backend.manager.face_restorer_files
+        return [{"name": name, "cmd_dir": shown(files.find(name).path.parent)} for name in files.available()]
 
     @router.get("/realesrgan-models", response_model=list[RealesrganItem])
     def realesrgan_models():

@@ -31,8 +31,9 @@ class ExtrasBaseRequest(BaseModel):
 
     resize_mode: Literal[0, 1] = Field(0, description="0: scale by upscaling_resize; 1: scale to upscaling_resize_w/h")
     show_extras_results: bool = Field(True, description="Return the images")
-    gfpgan_visibility: float = Field(0, description="Face restoration is not supported: only 0")
-    codeformer_visibility: float = Field(0, description="Face restoration is not supported: only 0")
+    gfpgan_visibility: float = Field(0, description="Restore faces with GFPGAN (models/GFPGAN), 0 to 1: how much "
+                                                    "of the restored picture shows")
+    codeformer_visibility: float = Field(0, description="CodeFormer is not available here: only 0")
     codeformer_weight: float = Field(0, ge=0, le=1)
     upscaling_resize: float = Field(2, description="Scale factor, 1 to 8")
     upscaling_resize_w: int = Field(512, description="Target width (resize_mode 1)")

@@ -44,6 +44,8 @@ class Txt2ImgApiRequest(BaseModel):
         description="Options for this job only: sd_model_checkpoint, CLIP_stop_at_last_layers")
     send_images: bool = True
     tiling: bool = Field(False, description="Pictures that tile seamlessly (A1111's Tiling)")
+    restore_faces: bool | None = Field(None, description="Restore faces with the face_restoration_model option's "
+                                                      "restorer (GFPGAN from models/GFPGAN), as A1111")
     save_images: bool = False
     task_id: str | None = Field(None, pattern=TASK_ID_PATTERN,
                                 description="Your id for this job, for progress, interrupt and skip")

@@ -297,6 +297,7 @@ class Api:
             refiner_checkpoint=body.refiner_checkpoint, refiner_switch_at=body.refiner_switch_at,
             disable_extra_networks=getattr(body, "disable_extra_networks", None) or False, styles=body.styles,
             tiling=body.tiling, eta_noise_seed_delta=overrides.get("eta_noise_seed_delta"),
+            restore_faces=body.restore_faces,  # None: the face_restoration option
             vae=overrides.get("sd_vae"),
             forge_additional_modules=overrides.get("forge_additional_modules") or (),
             **hires_fields(body))

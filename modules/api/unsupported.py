@@ -1,7 +1,7 @@
 """A1111 request fields that would change the picture and that this server does not implement: a 422 naming
 the field, never a normal-looking answer that silently differs from what the client asked for.
 
-A field at its neutral value (what A1111 itself does nothing with: `restore_faces: false`, `subseed_strength:
+A field at its neutral value (what A1111 itself does nothing with: `s_churn: 0`, `subseed_strength:
 0` ...) is accepted, so clients that send every field keep working. Implementing one of these features is
 deleting its line here (and honouring the field)."""
 from __future__ import annotations
@@ -42,7 +42,6 @@ def _true(value) -> bool:
 
 # field: (is its value neutral?, what is missing). One line per feature: delete it when the feature lands.
 UNSUPPORTED: dict[str, tuple[Callable[[object], bool], str]] = {
-    "restore_faces": (_off, "face restoration is not available"),
     "s_churn": (_zero, "sampler noise settings (s_churn) are not available"),
     "s_tmin": (_zero, "sampler noise settings (s_tmin) are not available"),
     "s_tmax": (_no_tmax, "sampler noise settings (s_tmax) are not available"),

@@ -27,11 +27,12 @@ from modules.models.hashing import tensors_sha256
 from modules.models.lora_adapters import LoraAdapters, LoraWeights
 from modules.models.lora_files import SHORT_HASH_DIGITS, lora_sha256
 from modules.models.memory import data_bytes, default_ram_budget, default_vram_budget, pipeline_components
-from modules.models.refs import UPSCALER, VAE_FILE, ZOO_KINDS, ModelRef, as_ref
+from modules.models.refs import FACE_RESTORER, UPSCALER, VAE_FILE, ZOO_KINDS, ModelRef, as_ref
 from modules.models.registry import CheckpointInfo, Registry
 from modules.models.vae_files import VaeFiles, load_vae_file
 from modules.models.zoo_loader import load_zoo_model
 from modules.models.zoo_registry import ZooModelInfo
+from modules.models.face_restorer_files import FaceRestorerFiles
 from modules.models.upscaler_files import UpscalerFiles
 
 log = logging.getLogger(__name__)
@@ -52,12 +53,13 @@ class PipelineManager:
                  ram_budget: int | None = None, vram_budget: int | None = None, queue_limit: int | None = None,
                  queue_per_user: int | None = None, zoo_registry=None, vae_folders: list | None = None,
                  settings=None, policy: CachePolicy | None = None, upscaler_folders: list | None = None,
-                 component_folders: list | None = None):
+                 component_folders: list | None = None, face_restorer_folders: list | None = None):
         self.registry = registry
         self.zoo_registry = zoo_registry  # β-VAEs and GANs (models/Latent, models/GAN)
         self.vae_files = VaeFiles(list(vae_folders or []))
         self.upscaler_files = UpscalerFiles(list(upscaler_folders or []))  # models/ESRGAN ...
         self.component_files = ComponentFiles(list(component_folders or []))  # models/text_encoder, models/VAE
+        self.face_restorer_files = FaceRestorerFiles(list(face_restorer_folders or []))  # models/GFPGAN
         self.settings = settings  # where the default checkpoint is read (modules/settings.py); None: no default
         self.devices = devices
         self.offline = offline
@@ -114,6 +116,10 @@ class PipelineManager:
             return
         if ref.kind == UPSCALER:
             with self._use_upscaler(ref, cancelled, owner, key) as loaded:
+                yield loaded
+            return
+        if ref.kind == FACE_RESTORER:
+            with self._use_face_restorer(ref, cancelled, owner, key) as loaded:
                 yield loaded
             return
         info = self.completed(self.resolve(ref.name), ref.modules)
@@ -255,6 +261,23 @@ class PipelineManager:
         """An upscaler file's spandrel model, on the device (cached). For a job that holds the device
         already (hires fix inside txt2img); anyone else goes through use(ModelRef(UPSCALER, name))."""
         return self.upscaler_files.load(self.upscaler_files.find(name), self.devices.device)
+
+    def face_restorer_model(self, name: str):
+        """A face restorer's spandrel model (GFPGAN), on the device (cached). For a job that holds the device
+        already (txt2img, img2img, Extras); None when no file of that restorer is there now."""
+        restorer = self.face_restorer_files.find(name)
+        return None if restorer is None else self.face_restorer_files.load(restorer, self.devices.device)
+
+    @contextmanager
+    def _use_face_restorer(self, ref: ModelRef, cancelled, owner, key) -> Iterator["LoadedModule"]:
+        """The device held for a job that restores faces (Extras without a model upscaler); the model itself
+        is read when a face is found (face_restorer_model)."""
+        if not self.device_lock.acquire(cancelled, owner, key):
+            raise Interrupted()
+        try:
+            yield LoadedModule(self.face_restorer_files.find(ref.name), None)
+        finally:
+            self.device_lock.release()
 
     @contextmanager
     def _use_upscaler(self, ref: ModelRef, cancelled, owner, key) -> Iterator["LoadedModule"]:

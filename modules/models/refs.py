@@ -8,7 +8,8 @@ BETA_VAE = "beta_vae"       # a β-VAE of models/Latent
 GAN = "gan"                 # a GAN of models/GAN
 VAE_FILE = "vae_file"       # a stand-alone VAE of models/VAE (--vae-dir)
 UPSCALER = "upscaler"       # an upscaler model of models/ESRGAN, models/RealESRGAN, models/SwinIR
-KINDS = (CHECKPOINT, BETA_VAE, GAN, VAE_FILE, UPSCALER)
+FACE_RESTORER = "face_restorer"  # a face restorer of models/GFPGAN, by its restorer's name (GFPGAN)
+KINDS = (CHECKPOINT, BETA_VAE, GAN, VAE_FILE, UPSCALER, FACE_RESTORER)
 ZOO_KINDS = (BETA_VAE, GAN)  # small: each runs under its own lock, not in the device's line
 
 

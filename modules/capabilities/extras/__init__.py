@@ -1,5 +1,5 @@
 """The Extras capability (A1111's "Extras" tab and extra-single-image / extra-batch-images): upscale images
-with the built-in or model upscalers, through the runner:
+with the built-in or model upscalers, then restore faces (gfpgan_visibility), through the runner:
 
     backend.run(extras, ExtrasRequest(images=[image], upscaler_1="tiny-esrgan", upscaling_resize=4))
         -> ExtrasResult(images, infotexts, paths)
@@ -13,7 +13,7 @@ from modules.capabilities.base import Capability, OutOfMemory, RunContext
 from modules.capabilities.extras.request import ExtrasRequest
 from modules.capabilities.extras.run import ExtrasResult, output_size, run_extras
 from modules.errors import InvalidRequest
-from modules.models.refs import UPSCALER, ModelRef
+from modules.models.refs import FACE_RESTORER, UPSCALER, ModelRef
 
 __all__ = ["ExtrasRequest", "ExtrasResult", "extras"]
 
@@ -23,6 +23,8 @@ def _validated(request: ExtrasRequest, context: RunContext) -> ExtrasRequest:
 
     known = upscaler_names(context.backend.manager) if context.backend is not None else None
     request = request.validated(known)
+    if request.gfpgan_visibility > 0 and context.backend is not None:
+        request = context.backend.with_extras_face_restorer(request)
     limit = context.limits.max_grid_pixels  # an upscaled image may be far larger than a generated one
     for image in request.images:
         w, h = output_size(image, request)
@@ -34,9 +36,12 @@ def _validated(request: ExtrasRequest, context: RunContext) -> ExtrasRequest:
 
 
 def _model(request: ExtrasRequest) -> ModelRef:
-    """The first model upscaler (the job holds the device for it, and runs the second one too); None: the
-    built-in resamplers only, which need no device."""
+    """The first model upscaler (the job holds the device for it, and runs the second one and the face
+    restorer too); else the face restorer (the device held for it); None: the built-in resamplers only,
+    which need no device."""
     names = request.model_upscalers
+    if not names and request.gfpgan_visibility > 0:
+        return ModelRef(FACE_RESTORER, "GFPGAN")
     return ModelRef(UPSCALER, names[0] if names else None)
 
 

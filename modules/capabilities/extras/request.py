@@ -13,7 +13,6 @@ RESIZE_BY, RESIZE_TO = 0, 1  # resize_mode: "Scale by" / "Scale to"
 MAX_FACTOR = 8.0
 MAX_SIDE = 16384
 MAX_IMAGES = 64  # in one batch request
-NOT_SUPPORTED = ("gfpgan_visibility", "codeformer_visibility")  # face restorers are not part of this server
 
 
 @dataclass
@@ -46,10 +45,12 @@ class ExtrasRequest:
         if not isinstance(r.upscaling_crop, bool):
             raise InvalidRequest("upscaling_crop", "must be true or false")
         r.extras_upscaler_2_visibility = _number(r.extras_upscaler_2_visibility, "extras_upscaler_2_visibility", 0, 1)
-        for name in NOT_SUPPORTED:
-            if _number(getattr(r, name), name, 0, 1) != 0:
-                raise InvalidRequest(name, "face restoration is not supported by this server; leave it at 0")
-        r.codeformer_visibility = float(r.codeformer_visibility)
+        r.gfpgan_visibility = _number(r.gfpgan_visibility, "gfpgan_visibility", 0, 1)
+        # CodeFormer's weights are under a non-commercial licence, outside spandrel's main registry: not here.
+        if _number(r.codeformer_visibility, "codeformer_visibility", 0, 1) != 0:
+            raise InvalidRequest("codeformer_visibility", "CodeFormer is not available on this server; leave it "
+                                                          "at 0 and use gfpgan_visibility (GFPGAN)")
+        r.codeformer_visibility = 0.0
         r.upscaler_1 = _upscaler(r.upscaler_1, "upscaler_1", known_upscalers)
         r.upscaler_2 = _upscaler(r.upscaler_2, "upscaler_2", known_upscalers)
         return r

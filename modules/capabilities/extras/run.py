@@ -8,6 +8,7 @@ from pathlib import Path
 from PIL import Image
 
 from modules.capabilities.base import SaveSpec
+from modules.capabilities.face_restore_step import restored_for_extras
 from modules.capabilities.extras.request import RESIZE_TO, ExtrasRequest
 from modules.upscalers import upscale
 
@@ -60,6 +61,8 @@ def infotext(request: ExtrasRequest, size: tuple[int, int]) -> str:
     if request.extras_upscaler_2_visibility > 0:
         parts["Postprocess upscaler 2"] = request.upscaler_2
         parts["Postprocess upscaler 2 visibility"] = f"{request.extras_upscaler_2_visibility:g}"
+    if request.gfpgan_visibility > 0:
+        parts["GFPGAN visibility"] = f"{round(request.gfpgan_visibility, 3):g}"
     parts["Size"] = f"{size[0]}x{size[1]}"
     return ", ".join(f"{k}: {v}" for k, v in parts.items())
 
@@ -73,7 +76,7 @@ def upscale_one(image: Image.Image, request: ExtrasRequest, manager, check) -> I
         second = upscale(image, request.upscaler_2, size, manager, device_held=True, check=check)
         first = Image.blend(first, second.resize(first.size, Image.Resampling.LANCZOS) if second.size != first.size
                             else second, request.extras_upscaler_2_visibility)
-    return _cropped(first, request)
+    return restored_for_extras(_cropped(first, request), request.gfpgan_visibility, manager, check)
 
 
 def run_extras(request: ExtrasRequest, manager, job, hooks=None) -> ExtrasResult:

@@ -101,6 +101,9 @@ def validate(request: Img2ImgRequest, context) -> Img2ImgRequest:
         check_refiner(request, context.backend.manager)
         request = context.backend.with_loras(request)
         request = checked_vae(request, context.backend)
+        request = context.backend.with_face_restorer(request, context.job.owner if context.job else None)
+    elif request.restore_faces:
+        raise InvalidRequest("restore_faces", "face restoration needs the server's models folder")
     return request
 
 

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from modules.capabilities.base import GenerationFailed, SaveSpec
+from modules.capabilities.face_restore_step import face_restoration_infotext, restored
 from modules.capabilities.img2img import canvas as canvases
 from modules.capabilities.img2img.request import (FILL, LATENT_NOISE, LATENT_NOTHING, LATENT_UPSCALE, MASKED_CONTENT,
                                                   Img2ImgRequest)
@@ -270,6 +271,7 @@ def _collect(result: Img2ImgResult, request: Img2ImgRequest, model: LoadedCheckp
     if embeddings is not None:
         extra.update(embeddings.infotext())  # TI hashes
     result.extra_generation_params = dict(extra)
+    extra.update(face_restoration_infotext(request))
     if steps_done < steps_run(request):
         extra["Stopped at step"] = steps_done
     interrupts = job.interrupts
@@ -283,6 +285,7 @@ def _collect(result: Img2ImgResult, request: Img2ImgRequest, model: LoadedCheckp
             check()
             image = preview.to_pil(decode_without_nans(vae, latent[None]))[0]
             image = _put_back(image, area)
+            image = restored(image, request, hooks, check)
             text = infotext(request, seed, model, extra, subseed)
             save_to = SaveSpec(request.save_folder, seed) if request.save_images else None
             try:

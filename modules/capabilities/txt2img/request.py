@@ -72,6 +72,8 @@ class Txt2ImgRequest:
     styles: list | None = None
     applied_styles: tuple = ()
     tiling: bool = False  # A1111's Tiling: pictures that tile seamlessly (modules/generation/tiling.py)
+    restore_faces: bool | None = None  # A1111's Restore faces (modules/faces); None: the face_restoration option
+    face_restorer: str | None = None  # set by validation (Backend.with_face_restorer): the restorer's name
     # Added to the seed of the noise ancestral samplers add at each step (A1111's ENSD); None: the setting.
     eta_noise_seed_delta: int | None = None
     vae: str | None = None  # a VAE file's name; None: the sd_vae setting; "Automatic": the checkpoint's own
@@ -103,6 +105,9 @@ class Txt2ImgRequest:
         r.checkpoint = (r.checkpoint or "").strip() or None
         if r.vae is not None and not isinstance(r.vae, str):
             raise InvalidRequest("vae", f"must be a VAE file's name, got {shown(r.vae)}")
+        r.restore_faces = False if r.restore_faces is None else r.restore_faces
+        if not isinstance(r.restore_faces, bool):
+            raise InvalidRequest("restore_faces", f"must be true or false, got {shown(r.restore_faces)}")
         if not isinstance(r.tiling, bool):
             raise InvalidRequest("tiling", f"must be true or false, got {shown(r.tiling)}")
         r.eta_noise_seed_delta = _integer(r.eta_noise_seed_delta or 0, "eta_noise_seed_delta", 0, MAX_SEED)
@@ -147,6 +152,9 @@ def validate(request: Txt2ImgRequest, context) -> Txt2ImgRequest:
         if request.forge_additional_modules:  # as listed, so the infotext names the files the same way
             files = context.backend.manager.component_files
             request.forge_additional_modules = tuple(files.find(n).name for n in request.forge_additional_modules)
+        request = context.backend.with_face_restorer(request, context.job.owner if context.job else None)
+    elif request.restore_faces:
+        raise InvalidRequest("restore_faces", "face restoration needs the server's models folder")
     return request
 
 

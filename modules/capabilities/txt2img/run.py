@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from modules.capabilities.base import GenerationFailed, SaveSpec
+from modules.capabilities.face_restore_step import face_restoration_infotext, restored
 from modules.capabilities.pipeline_view import pipeline_view
 from modules.capabilities.refiner import Refiner, refiner_for
 from modules.capabilities.refiner_switch import switching
@@ -71,7 +72,7 @@ class Txt2ImgResult:
             "steps": r.steps, "batch_size": r.batch_size, "n_iter": r.batch_count, "clip_skip": r.clip_skip,
             "sd_model_name": self.checkpoint_title, "infotexts": self.infotexts, "version": VERSION,
             # A1111's other keys (Processed.js())
-            "restore_faces": False, "face_restoration_model": None,
+            "restore_faces": bool(r.restore_faces), "face_restoration_model": r.face_restorer if r.restore_faces else None,
             "sd_model_hash": self.model_hash, "sd_vae_name": self.vae_name, "sd_vae_hash": self.vae_hash,
             "extra_generation_params": {key: value for key, value in self.extra_generation_params.items()
                                         if isinstance(value, (str, int, float, bool)) or value is None},
@@ -203,6 +204,7 @@ def _collect(result: Txt2ImgResult, request: Txt2ImgRequest, model: LoadedCheckp
     if embeddings is not None:
         extra.update(embeddings.infotext())  # TI hashes
     result.extra_generation_params = dict(extra)
+    extra.update(face_restoration_infotext(request))
     if steps_done < request.steps:
         extra["Stopped at step"] = steps_done  # "Steps" stays what was asked, so pasting it back still works
     interrupts = job.interrupts
@@ -215,6 +217,7 @@ def _collect(result: Txt2ImgResult, request: Txt2ImgRequest, model: LoadedCheckp
         for index, (latent, seed, subseed) in enumerate(zip(latents, seeds, subseeds)):
             check()
             image = preview.to_pil(decode_without_nans(vae, latent[None]))[0]
+            image = restored(image, request, hooks, check)
             text = infotext(request, seed, model, extra, subseed)
             save_to = SaveSpec("txt2img-images", seed) if request.save_images else None
             try:
