@@ -172,7 +172,7 @@ def test_every_a1111_field_is_covered():
 
 
 def test_a_refusal_says_what_is_missing(client):
-    status, body = answer(client, "txt2img", {**BASE, "subseed_strength": 0.5})
+    status, body = answer(client, "txt2img", {**BASE, "s_churn": 0.5})
     assert status == 422
-    assert body["detail"] == "subseed_strength: 0.5 is not supported: variation seeds are not available"
+    assert body["detail"] == "s_churn: 0.5 is not supported: sampler noise settings (s_churn) are not available"
     assert json.dumps(body).count("Traceback") == 0
