@@ -170,6 +170,6 @@ def test_api_only_over_https(backend, tmp_path):
         assert server.url.startswith("https://")
         response = requests.get(f"{server.url}/sdapi/v1/samplers", verify=False, timeout=30,
                                 headers={"Connection": "close"})  # so stopping need not wait for it
-        assert response.status_code == 200 and response.json()[0]["name"] == "Euler a"
+        assert response.status_code == 200 and "Euler a" in [s["name"] for s in response.json()]
     finally:
         server.stop()
