@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None, block: bool = True):
         limits=limits_for(device.device.type, args.max_pixels, args.max_batch, args.max_steps),
         queue_per_user=args.queue_per_user,
         settings_file=settings_file,
+        max_job_seconds=args.max_job_seconds,
     ))
     if args.ckpt:
         from modules.errors import UserError

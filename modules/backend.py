@@ -15,7 +15,7 @@ from modules.capabilities.txt2img import TXT2IMG, Txt2ImgRequest, Txt2ImgResult
 from modules.devices import DeviceConfig
 from modules.errors import InvalidRequest, ModelNotFound, UserError
 from modules.extensions import Extensions, ScriptCall
-from modules.job_estimate import StepTimes
+from modules.job_estimate import DEFAULT_MAX_JOB_SECONDS, StepTimes
 from modules.job_limits import JobLimits, default_limits
 from modules.jobs import Job, JobRegistry
 from modules.models.hashing import HashCache
@@ -64,6 +64,7 @@ class BackendConfig:
     queue_per_user: int | None = 4  # of which one user's (job.owner); one more is told so (UserQueueFull)
     settings_file: Path | None = None  # config.json (webui.py: always); None: settings in memory only
     cache_policy: object | None = None  # which cached models make room (models/cache_policy.py); None: LRU
+    max_job_seconds: float | None = DEFAULT_MAX_JOB_SECONDS  # --max-job-seconds; None: no limit
 
 
 class Backend:
