@@ -80,7 +80,8 @@ class Backend:
                                        queue_limit=config.queue_limit, queue_per_user=config.queue_per_user,
                                        zoo_registry=self.zoo_registry, vae_folders=self.vae_folders,
                                        settings=self.settings, policy=config.cache_policy,
-                                       upscaler_folders=self.upscaler_folders)
+                                       upscaler_folders=self.upscaler_folders,
+                                       preview_folder=config.models_dir / "VAE-approx")
         self.jobs = JobRegistry()
         self.registry.scan()
         self.zoo_registry.scan()

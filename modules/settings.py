@@ -47,6 +47,10 @@ OPTIONS: dict[str, Option] = {
     "CLIP_stop_at_last_layers": Option(1, "Clip skip used by jobs that do not set one", 1, 12),
     "samples_save": Option(True, "Save the images of UI jobs (API jobs say so themselves: save_images)"),
     "grid_save": Option(True, "Save a grid of each batch beside its images"),
+    # Live previews (modules/generation/preview.py): Full, Approx NN, Approx cheap or TAESD; the Approx NN and
+    # TAESD files come from models/VAE-approx (Approx cheap when absent); every N steps, 0 or -1: none.
+    "show_progress_type": Option("Approx cheap", "Live preview method: Full, Approx NN, Approx cheap or TAESD"),
+    "show_progress_every_n_steps": Option(5, "Live preview every N sampling steps (0 or -1: none)", -1, 32),
 }
 
 

@@ -40,7 +40,6 @@ from modules.networks.loras import use_loras
 from modules.networks.prompt_tags import prompt_text
 from modules.version import VERSION
 
-PREVIEW_EVERY_STEPS = 5
 
 
 @dataclass
@@ -87,9 +86,11 @@ def img2img(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
     result = Img2ImgResult(request, checkpoint_title=model.info.title)
     first_seed = resolve_seed(request.seed)
     job.start(request.batch_count, max(steps_run(request), 1))
-    manager = hooks.p.backend.manager if hooks.p is not None and hooks.p.backend is not None else None
+    backend = hooks.p.backend if hooks.p is not None else None
+    manager = backend.manager if backend is not None else None
     use_loras(model, request.loras, hooks)
-    with refiner_for(request, model, manager) as refiner:
+    with refiner_for(request, model, manager) as refiner, \
+            preview.previewing(backend, model.info.architecture.spec) as previewer:
         for batch in range(request.batch_count):
             job.begin_batch(batch)
             first = batch * request.batch_size
@@ -103,7 +104,7 @@ def img2img(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
                 start = encode(model.info.architecture.spec.vae_of(model.pipe), [_own_size(i) for i in inits], model.execution_device,
                                size=request.output_size)
             try:
-                latents = denoise(request, model, job, work, seeds, start, refiner)
+                latents = denoise(request, model, job, work, seeds, start, refiner, previewer)
                 steps_done = steps_run(request)
             except (Interrupted, Skipped) as stop:
                 latents, steps_done = stop.args if len(stop.args) == 2 else (None, 0)
@@ -170,7 +171,8 @@ def _upscaled(latents: torch.Tensor, width: int, size: tuple[int, int]) -> torch
 
 
 def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: list[WorkArea],
-            seeds: list[int], start: torch.Tensor | None = None, refiner: Refiner | None = None) -> torch.Tensor:
+            seeds: list[int], start: torch.Tensor | None = None, refiner: Refiner | None = None,
+            previewer: preview.Previewer | None = None) -> torch.Tensor:
     """The batch's latents after steps × strength of sampling from its work areas (`WorkArea(canvas, image,
     None)` for a plain picture), or from `start`: scaled latents at the work areas' size (a latent upscale).
     `refiner`: the job's, which takes over at its switch point. Hires fix's second pass calls this. Raises Interrupted/Skipped with (latents so far, steps done)."""
@@ -205,14 +207,15 @@ def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: li
                        width=width, height=height)
     latest: dict = {"latents": None, "steps": 0}
     denoiser = family.denoiser_of(pipe)
+    previewer = previewer or preview.Previewer()
 
     def on_step_end(pipeline, step: int, timestep, callback_kwargs: dict) -> dict:
         calls = getattr(pipeline, "num_timesteps", None) or run  # the model calls of the steps run
         done = min(run, math.ceil((step + 1) * run / calls))
         latest["latents"], latest["steps"] = callback_kwargs["latents"], done
         job.report_step(done)
-        if (step + 1) % PREVIEW_EVERY_STEPS == 0 and step + 1 < calls:
-            image = preview.preview_image(family.vae_of(pipe), latest["latents"], family)
+        if previewer.due(step + 1, calls):
+            image = previewer.image(family.vae_of(pipe), latest["latents"], family, (width, height))
             if image is not None:
                 job.set_preview(image)
         return callback_kwargs

@@ -49,7 +49,8 @@ class _AfterFirstPass:
         return getattr(self._job, name)
 
 
-def second_pass(request, model, latents: torch.Tensor, seeds: list[int], job, manager, refiner=None) -> torch.Tensor:
+def second_pass(request, model, latents: torch.Tensor, seeds: list[int], job, manager, refiner=None,
+                previewer=None) -> torch.Tensor:
     """The batch's hires latents from the first pass's `latents` (`refiner`: the job's, which takes over
     in this pass; modules/capabilities/refiner.py). Raises Interrupted/Skipped with
     (latents so far or None, request.steps) as the first pass does."""
@@ -69,6 +70,6 @@ def second_pass(request, model, latents: torch.Tensor, seeds: list[int], job, ma
                   for image in firsts]
         work = [WorkArea(Canvas(image, None, None), image, None) for image in bigger]
     try:
-        return denoise(second, model, _AfterFirstPass(job, request.steps), work, seeds, start, refiner)
+        return denoise(second, model, _AfterFirstPass(job, request.steps), work, seeds, start, refiner, previewer)
     except (Interrupted, Skipped) as stop:  # "Stopped at step" is about the first pass: it was finished
         raise type(stop)(stop.args[0] if len(stop.args) == 2 else None, request.steps) from None

@@ -29,9 +29,6 @@ from modules.networks.loras import use_loras
 from modules.networks.prompt_tags import prompt_text
 from modules.version import VERSION
 
-PREVIEW_EVERY_STEPS = 5
-
-
 @dataclass
 class Txt2ImgResult:
     request: Txt2ImgRequest
@@ -92,10 +89,12 @@ def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
     if request.enable_hr:  # img2img's sampling does the second pass (imported here: img2img imports this module)
         from modules.capabilities.txt2img.hires_pass import hires_steps, second_pass
     job.start(request.batch_count, request.steps + (hires_steps(request) if request.enable_hr else 0))
-    manager = hooks.p.backend.manager if hooks.p is not None and hooks.p.backend is not None else None
+    backend = hooks.p.backend if hooks.p is not None else None
+    manager = backend.manager if backend is not None else None
     switch_loras = request.enable_hr and request.hr_loras != request.loras  # the hires prompt names others
     use_loras(model, request.loras, hooks)
-    with refiner_for(request, model, manager) as refiner:
+    with refiner_for(request, model, manager) as refiner, \
+            preview.previewing(backend, model.info.architecture.spec) as previewer:
         for batch in range(request.batch_count):
             job.begin_batch(batch)
             seeds = [(first_seed + batch * request.batch_size + i) % (MAX_SEED + 1) for i in range(request.batch_size)]
@@ -105,12 +104,12 @@ def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
                 if switch_loras and batch:
                     use_loras(model, request.loras, hooks)
                 # With hires fix the refiner works in the second pass (A1111's default), else in this one.
-                latents = _sample(request, model, seeds, job, None if request.enable_hr else refiner)
+                latents = _sample(request, model, seeds, job, None if request.enable_hr else refiner, previewer)
                 if request.enable_hr:  # the second pass, in this job and this hold on the device
                     if switch_loras:
                         use_loras(model, request.hr_loras, hooks)
                     first, latents = latents, None
-                    latents = second_pass(request, model, first, seeds, job, manager, refiner)
+                    latents = second_pass(request, model, first, seeds, job, manager, refiner, previewer)
             except (Interrupted, Skipped) as stop:
                 # Before the first step ended there is nothing but noise: no image. Later, A1111's way: the
                 # images of the latents sampled so far.
@@ -164,7 +163,7 @@ def _collect(result: Txt2ImgResult, request: Txt2ImgRequest, model: LoadedCheckp
 
 
 def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], job: Job,
-            refiner: Refiner | None = None) -> torch.Tensor:
+            refiner: Refiner | None = None, previewer: preview.Previewer | None = None) -> torch.Tensor:
     # This job's own scheduler, in its own view of the cached pipeline: the cached one is never changed.
     family = model.info.architecture.spec
     sampler = find_sampler(request.sampler).build(family.scheduler_config(model.scheduler_config))
@@ -177,6 +176,7 @@ def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], 
     prompts, negative_prompts = [prompt_text(request.prompt)] * len(seeds), [request.negative_prompt] * len(seeds)
     embeds = encode_prompts(pipe, prompts, negative_prompts, clip_skip=request.clip_skip)
     latest: dict = {"latents": None, "steps": 0}
+    previewer = previewer or preview.Previewer()
 
     def on_step_end(pipeline, step: int, timestep, callback_kwargs: dict) -> dict:
         # Second-order samplers (DPM2, Heun) call back once per model evaluation, up to twice per step:
@@ -185,8 +185,8 @@ def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], 
         done = min(request.steps, math.ceil((step + 1) * request.steps / calls))
         latest["latents"], latest["steps"] = callback_kwargs["latents"], done
         job.report_step(done)
-        if (step + 1) % PREVIEW_EVERY_STEPS == 0 and step + 1 < calls:
-            image = preview.preview_image(family.vae_of(pipe), latest["latents"], family)
+        if previewer.due(step + 1, calls):
+            image = previewer.image(family.vae_of(pipe), latest["latents"], family, (request.width, request.height))
             if image is not None:
                 job.set_preview(image)
         return callback_kwargs

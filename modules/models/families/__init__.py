@@ -37,6 +37,9 @@ class LatentFormat:
     shift_factor: float = 0.0
     # A1111's "Approx cheap" preview: one RGB row per latent channel.
     preview_rgb: tuple[tuple[float, float, float], ...] = ()
+    # The other preview decoders' weights in models/VAE-approx: A1111's Approx NN file, TAESD's name.
+    approx_nn_file: str = ""
+    taesd_name: str = ""
 
 
 @dataclass(frozen=True)
