@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import torch
+
 from modules.devices import DeviceConfig
 from modules.errors import ModelNotFound
 from modules.jobs import Interrupted
@@ -258,7 +260,8 @@ class PipelineManager:
         key = f"preview:{method}:{folder_walk.real_path(path)}|{stat.st_mtime_ns}|{size}|{latent.channels}|{dtype}"
 
         def load():
-            return preview_decoders.load(method, path, latent.channels).to(dtype=dtype)
+            model = preview_decoders.load(method, path, latent.channels)
+            return model if dtype == torch.float32 else model.to(dtype=dtype)
 
         entry = self._module_entry("preview", key, path, f"{method} preview ({path.name})", load, size)
         try:
