@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from modules.generation import vae_tiles
 from modules.models import families
 from modules.models.families import Family
 
@@ -26,12 +27,12 @@ def to_pil(images: torch.Tensor) -> list[Image.Image]:
 
 @torch.no_grad()
 def decode_latents(vae, latents: torch.Tensor) -> torch.Tensor:
-    """SD latents → images in [-1, 1], in the VAE's own dtype, then float."""
+    """SD latents → images in [-1, 1], in the VAE's own dtype, then float; a large picture in tiles."""
     scaled = latents / vae.config.scaling_factor
     shift = getattr(vae.config, "shift_factor", None)
     if shift:
         scaled = scaled + shift
-    return vae.decode(scaled.to(vae.dtype)).sample.float()
+    return vae_tiles.decode(vae, scaled.to(vae.dtype)).float()
 
 
 FULL, APPROX_NN, APPROX_CHEAP, TAESD = "Full", "Approx NN", "Approx cheap", "TAESD"

@@ -30,7 +30,7 @@ from modules.capabilities.txt2img.request import MAX_SEED
 from modules.capabilities.txt2img.run import Txt2ImgResult, resolve_seed
 from modules.capabilities.txt2img.vae_precision import decode_without_nans
 from modules.models.precision_copy import fp32_copy
-from modules.generation import preview, stop_points
+from modules.generation import preview, stop_points, vae_tiles
 from modules.generation.infotext import format_infotext
 from modules.generation.prompt_embeds import encode_prompts
 from modules.generation.samplers import find_sampler
@@ -152,11 +152,11 @@ def encode(vae, images: list[Image.Image], device, size: tuple[int, int] | None 
     pixels = torch.stack([torch.from_numpy(np.array(i.convert("RGB"))).permute(2, 0, 1)
                           for i in images]).float() / 127.5 - 1
     with torch.inference_mode():
-        latents = vae.encode(pixels.to(device, vae.dtype)).latent_dist.mode()
+        latents = vae_tiles.encode_mean(vae, pixels.to(device, vae.dtype))  # in tiles when large
         if not torch.isfinite(latents).all() and vae.dtype != torch.float32:
             # A half-precision VAE that overflows (SDXL's): encoded once more by an fp32 copy, as decoding does.
             full = fp32_copy(vae)
-            latents = full.encode(pixels.to(full.device, torch.float32)).latent_dist.mode()
+            latents = vae_tiles.encode_mean(full, pixels.to(full.device, torch.float32))
             del full
     if not torch.isfinite(latents).all():
         raise GenerationFailed("the VAE produced NaN values encoding the picture; try --no-half-vae")
