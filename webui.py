@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None, block: bool = True):
         queue_per_user=args.queue_per_user,
         settings_file=settings_file,
         styles_file=Path(args.styles_file).expanduser() if args.styles_file else paths.APP_ROOT / "styles.csv",
+        max_job_seconds=args.max_job_seconds,
     ))
     if args.ckpt:
         from modules.errors import UserError

@@ -16,7 +16,7 @@ from modules.capabilities.txt2img import TXT2IMG, Txt2ImgRequest, Txt2ImgResult
 from modules.devices import DeviceConfig
 from modules.errors import InvalidRequest, ModelNotFound, UserError
 from modules.extensions import Extensions, ScriptCall
-from modules.job_estimate import StepTimes
+from modules.job_estimate import DEFAULT_MAX_JOB_SECONDS, StepTimes
 from modules.job_limits import JobLimits, default_limits
 from modules.jobs import Job, JobRegistry
 from modules.models.hashing import HashCache
@@ -68,6 +68,7 @@ class BackendConfig:
     settings_file: Path | None = None  # config.json (webui.py: always); None: settings in memory only
     styles_file: Path | None = None  # A1111's styles.csv (webui.py: --styles-file); None: cache_dir/styles.csv
     cache_policy: object | None = None  # which cached models make room (models/cache_policy.py); None: LRU
+    max_job_seconds: float | None = DEFAULT_MAX_JOB_SECONDS  # --max-job-seconds; None: no limit
 
 
 class Backend:
@@ -85,7 +86,8 @@ class Backend:
                                        settings=self.settings, policy=config.cache_policy,
                                        upscaler_folders=self.upscaler_folders,
                                        component_folders=[config.models_dir / "text_encoder", *self.vae_folders],
-                                       face_restorer_folders=self.face_restorer_folders)
+                                       face_restorer_folders=self.face_restorer_folders,
+                                       preview_folder=config.models_dir / "VAE-approx")
         self.jobs = JobRegistry()
         self._convert_lock = threading.Lock()  # one StyleGAN pickle conversion at a time (memory)
         self.registry.scan()

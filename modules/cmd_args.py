@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "8 on a GPU; at most 8)")
     dev.add_argument("--max-steps", type=int, default=None, metavar="N",
                      help="most sampling steps a job may ask for (default 150; at most 150)")
+    dev.add_argument("--max-job-seconds", type=float, default=3600, metavar="SECONDS",
+                     help="refuse a txt2img job up front when the checkpoint's measured speed says it would take "
+                          "longer than this (default 3600)")
 
     mod = parser.add_argument_group("models and files")
     mod.add_argument("--ckpt", default=None, help="checkpoint to load at start (file, folder or title)")
@@ -111,6 +114,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         value = getattr(args, flag)
         if value is not None and not low <= value <= high:
             parser.error(f"--{flag.replace('_', '-')} must be between {low} and {high}")
+    if not 0 < args.max_job_seconds < float("inf"):
+        parser.error("--max-job-seconds must be a positive number of seconds")
     if args.queue_per_user < 0:
         parser.error("--queue-per-user must be 0 or more")
     for flag in ("ram_budget", "vram_budget"):

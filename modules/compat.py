@@ -280,3 +280,36 @@ def remove_lora_layers(module) -> None:
         del module.peft_config
     if hasattr(module, "_hf_peft_config_loaded"):
         module._hf_peft_config_loaded = None
+
+
+# ---- diffusers 0.42.1: VAE tiling for one call ---------------------------------------------------------------
+
+
+def vae_tile_latent_size(vae) -> int | None:
+    """The latent side of one of AutoencoderKL's decode tiles (`tile_latent_min_size`, set in its __init__
+    from config.sample_size; 64 for SD 1.x, 128 for SDXL); None for a VAE without tiling. diffusers 0.42.1."""
+    size = getattr(vae, "tile_latent_min_size", None)
+    return size if isinstance(size, int) and size > 0 and hasattr(vae, "tiled_decode") else None
+
+
+def _offload_hook(vae) -> None:
+    """What `decode`/`encode`'s apply_forward_hook does before they run: an offloaded VAE (--medvram) is brought
+    to the device by its accelerate hook (`_hf_hook.pre_forward`). diffusers 0.42.1."""
+    hook = getattr(vae, "_hf_hook", None)
+    if hook is not None and hasattr(hook, "pre_forward"):
+        hook.pre_forward(vae)
+
+
+def vae_tiled_decode(vae, latents: "torch.Tensor") -> "torch.Tensor":
+    """AutoencoderKL.tiled_decode for this call only (overlapping tiles of tile_latent_min_size, blended), without
+    `enable_tiling`, which would change the shared cached VAE for every job. diffusers 0.42.1."""
+    _offload_hook(vae)
+    return vae.tiled_decode(latents).sample
+
+
+def vae_tiled_encode_mean(vae, pixels: "torch.Tensor") -> "torch.Tensor":
+    """The latent distribution's mean of pixels encoded in tiles: AutoencoderKL._tiled_encode (the moments, mean
+    then log-variance along channels) for this call only. diffusers 0.42.1."""
+    _offload_hook(vae)
+    moments = vae._tiled_encode(pixels)
+    return moments.chunk(2, dim=1)[0]

@@ -4,12 +4,16 @@ takes hours, not sit at "0% · step 0/20" with no ETA until its first step ends.
 Seconds per sampling step per megapixel are learnt per checkpoint from this process's finished jobs. Time
 grows at least linearly with the pixels (attention grows faster), so an estimate scaled up from a smaller
 job is a lower bound and says so. Before any job of a checkpoint has finished, a job far above the size the
-checkpoint makes (on a CPU) is named as such, with the factor."""
+checkpoint makes (on a CPU) is named as such, with the factor. A job whose estimate is over --max-job-seconds
+is refused before it starts, with the estimate, rather than left to hold the device for hours."""
 from __future__ import annotations
 
 import threading
 
+from modules.errors import UserError
+
 LONG_SECONDS = 10 * 60  # an estimate above this is said up front
+DEFAULT_MAX_JOB_SECONDS = 3600.0  # --max-job-seconds: an hour
 CPU_PIXEL_FACTOR = 16  # on a CPU, with nothing learnt yet: 16x the checkpoint's native pixels (4x its side)
 
 
@@ -68,3 +72,16 @@ class StepTimes:
         return (f"A long job for a CPU: {size} × {request.batch_size} is {factor:,.0f}× the pixels of one "
                 f"{native_size}×{native_size} image, the size this checkpoint makes, so each step takes at least "
                 f"{factor:,.0f}× as long; try {native_size}×{native_size} first.")
+
+    def refuse_if_too_long(self, checkpoint: str | None, request, limit_seconds: float | None) -> None:
+        """Raise UserError naming the estimate when this checkpoint's learnt speed says `request` takes longer
+        than `limit_seconds` (--max-job-seconds); nothing before a job of the checkpoint finished."""
+        estimate = self.estimate(checkpoint, request)
+        if estimate is None or limit_seconds is None:
+            return
+        seconds, lower_bound = estimate
+        if seconds > limit_seconds:
+            raise UserError(
+                f"this job would take {'at least ' if lower_bound else 'about '}{_duration(seconds)} "
+                f"({seconds:,.0f} s, from this checkpoint's earlier jobs), over the {limit_seconds:,.0f} s a job may "
+                f"take here (--max-job-seconds): a smaller size, batch or fewer steps is faster.")

@@ -48,6 +48,10 @@ class Job:
     client_gone: bool = False  # the client that started the job left: stop at once, nobody awaits its images
     skip_requested: bool = False
     note: str | None = None  # said with its progress from the start: "a long job for a CPU: ..." (job_estimate)
+    # When the first reported step of this job ended, and how many steps (over all batches) were done since:
+    # the speed (it/s) leaves out the first step, which holds the warm-up (prompt encoding, first allocations).
+    first_step_at: float | None = None
+    steps_since_first: int = 0
     order: int = field(default_factory=lambda: next(_order))
 
     def start(self, batch_count: int, steps: int) -> None:
@@ -58,8 +62,30 @@ class Job:
         self.batch_index, self.step = index, 0
 
     def report_step(self, step: int) -> None:
+        if step != self.step:
+            now = time.monotonic()
+            if self.first_step_at is None:
+                self.first_step_at = now
+            else:
+                self.steps_since_first += max(step - self.step, 1)  # a new batch starts again at step 1
         self.step = step
         self.check()
+
+    @property
+    def steps_per_second(self) -> float | None:
+        """Sampling speed since the first step ended (A1111's it/s); None before two steps ended."""
+        if self.first_step_at is None or not self.steps_since_first:
+            return None
+        elapsed = time.monotonic() - self.first_step_at
+        return self.steps_since_first / elapsed if elapsed > 0 else None
+
+    @property
+    def speed_text(self) -> str | None:
+        """'2.31 it/s', or '4.20 s/it' when a step takes more than a second (as A1111's bar shows)."""
+        rate = self.steps_per_second
+        if rate is None:
+            return None
+        return f"{rate:.2f} it/s" if rate >= 1 else f"{1 / rate:.2f} s/it"
 
     def set_preview(self, image: Image.Image) -> None:
         self.preview = image
@@ -113,8 +139,14 @@ class Job:
 
     @property
     def eta_seconds(self) -> float | None:
+        """Seconds left: the steps left at the measured speed once two steps ended, before that the time so
+        far scaled by the progress."""
         if self.state != "running" or not self.started_at or self.progress <= 0:
             return None
+        rate = self.steps_per_second
+        if rate is not None:
+            left = self.batch_count * self.steps - (self.batch_index * self.steps + self.step)
+            return max(left, 0) / rate
         elapsed = time.time() - self.started_at
         return elapsed / self.progress - elapsed
 

@@ -66,6 +66,10 @@ OPTIONS: dict[str, Option] = {
     # A1111's default is CodeFormer, which does not run here: empty means the first restorer there (GFPGAN).
     "face_restoration_model": Option(None, "Face restorer used by Restore faces (empty: GFPGAN, when "
                                            "models/GFPGAN holds a file)", per_user=True),
+    # Live previews (modules/generation/preview.py): Full, Approx NN, Approx cheap or TAESD; the Approx NN and
+    # TAESD files come from models/VAE-approx (Approx cheap when absent); every N steps, 0 or -1: none.
+    "show_progress_type": Option("Approx cheap", "Live preview method: Full, Approx NN, Approx cheap or TAESD"),
+    "show_progress_every_n_steps": Option(5, "Live preview every N sampling steps (0 or -1: none)", -1, 32),
 }
 
 # Keys we do not act on are kept as clients send them (a client that reads every option and writes them back

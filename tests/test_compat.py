@@ -227,6 +227,20 @@ def _module_slots_are_the_live_dicts():
     assert "scratch" not in norm.state_dict()
 
 
+@relies_on("diffusers AutoencoderKL.tiled_decode / _tiled_encode / tile_latent_min_size", "diffusers")
+def _vae_tiles_for_one_call():
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(0)
+    vae = AutoencoderKL(block_out_channels=(8, 8), down_block_types=("DownEncoderBlock2D",) * 2,
+                        up_block_types=("UpDecoderBlock2D",) * 2, norm_num_groups=4, sample_size=16).eval()
+    assert compat.vae_tile_latent_size(vae) == 8
+    with torch.no_grad():
+        assert compat.vae_tiled_decode(vae, torch.randn(1, 4, 16, 16)).shape == (1, 3, 32, 32)
+        assert compat.vae_tiled_encode_mean(vae, torch.randn(1, 3, 32, 32)).shape == (1, 4, 16, 16)
+    assert not vae.use_tiling
+
+
 # ---- numpy ----
 
 

@@ -207,17 +207,18 @@ def test_a_vae_file_gets_the_latent_format_of_the_only_family_with_its_channels(
 
 
 def test_the_preview_uses_the_familys_latent_colours(fake_family):
-    class NoVae:  # too large to decode for a preview: the colours come from the family alone
+    class NoVae:  # Approx cheap never touches the VAE: the colours come from the family alone
         pass
 
     torch.manual_seed(0)
     latents = torch.randn(1, 4, 64, 64)
-    sd1, sdxl = (preview.preview_image(NoVae(), latents, families.by_name(n)) for n in ("sd1", "sdxl"))
-    assert sd1.size == (64, 64) and sd1.tobytes() != sdxl.tobytes()
-    assert preview.preview_image(NoVae(), torch.randn(1, 32, 64, 64), fake_family).size == (64, 64)
-    assert preview.preview_image(NoVae(), torch.randn(1, 32, 64, 64), families.by_name("sd1")) is None
+    cheap = preview.Previewer(preview.APPROX_CHEAP)
+    sd1, sdxl = (cheap.image(NoVae(), latents, families.by_name(n), (512, 512)) for n in ("sd1", "sdxl"))
+    assert sd1.size == (512, 512) and sd1.tobytes() != sdxl.tobytes()
+    assert cheap.image(NoVae(), torch.randn(1, 16, 64, 64), fake_family, (512, 512)).size == (512, 512)
+    assert cheap.image(NoVae(), torch.randn(1, 16, 64, 64), families.by_name("sd1"), (512, 512)) is None
     no_colours = replace(fake_family, latent=replace(fake_family.latent, preview_rgb=()))
-    assert preview.preview_image(NoVae(), torch.randn(1, 32, 64, 64), no_colours) is None
+    assert cheap.image(NoVae(), torch.randn(1, 16, 64, 64), no_colours, (512, 512)) is None
 
 
 def test_family_names_are_unique():
@@ -344,6 +345,7 @@ def test_16_channel_latent_formats_and_previews():
         pass
 
     torch.manual_seed(0)
-    image = preview.preview_image(NoVae(), torch.zeros(1, 16, 64, 64), families.by_name("flux"))
+    image = preview.Previewer(preview.APPROX_CHEAP).image(NoVae(), torch.zeros(1, 16, 64, 64), families.by_name("flux"),
+                                                          (512, 512))
     # A zero latent shows the bias alone: ComfyUI's (-0.0329, -0.0718, -0.0851) as colours
     assert image.getpixel((0, 0)) == tuple(round((b + 1) * 127.5) for b in (-0.0329, -0.0718, -0.0851))

@@ -443,6 +443,7 @@ def _textinfo(job: Job) -> str:
     if job.state == "running":
         text = f"Step {job.step}/{job.steps}"
         text += f", batch {job.batch_index + 1}/{job.batch_count}" if job.batch_count > 1 else ""
+        text += f", {job.speed_text}" if job.speed_text else ""
         return text + (f". {job.note}" if job.note and job.eta_seconds is None else "")  # a long job says so
     if job.state == "failed":
         return f"Failed: {scrub(job.error or '')}"

@@ -12,7 +12,6 @@ from modules import compat
 from modules.errors import InvalidRequest
 from modules.generation import preview
 
-PREVIEW_EVERY_STEPS = 5
 TENSOR_INPUTS = compat.STEP_END_TENSOR_INPUTS
 
 
@@ -27,8 +26,11 @@ class StepCallback:
     """`callback_on_step_end` for a run of `steps` user steps (with `callback_on_step_end_tensor_inputs=
     TENSOR_INPUTS`). `latents` and `steps_done`: the latest, for an interrupted run."""
 
-    def __init__(self, job, steps: int, vae, family, conditioning=None, unpack=lambda latents: latents):
+    def __init__(self, job, steps: int, vae, family, conditioning=None, unpack=lambda latents: latents,
+                 previewer: preview.Previewer | None = None, size: tuple[int, int] | None = None):
         self.job, self.steps, self.vae, self.family = job, steps, vae, family
+        self.previewer = previewer or preview.Previewer()  # the job's method and frequency (the settings)
+        self.size = size  # the final picture's (width, height): previews are shown at it
         self.conditioning = conditioning if conditioning is not None and conditioning.changes else None
         if self.conditioning is not None and family.sampler_kind == "flow":
             raise InvalidRequest("prompt", f"prompt editing and alternation ([a:b:when], [a|b]) are not supported "
@@ -42,8 +44,9 @@ class StepCallback:
         done = min(self.steps, math.ceil((call + 1) * self.steps / calls))
         self.latents, self.steps_done = self.unpack(callback_kwargs["latents"]), done
         self.job.report_step(done)
-        if (call + 1) % PREVIEW_EVERY_STEPS == 0 and call + 1 < calls:
-            image = preview.preview_image(self.vae, self.latents, self.family)
+        if self.previewer.due(call + 1, calls):
+            size = self.size or (self.latents.shape[-1] * 8, self.latents.shape[-2] * 8)
+            image = self.previewer.image(self.vae, self.latents, self.family, size)
             if image is not None:
                 self.job.set_preview(image)
         outputs = {"latents": callback_kwargs["latents"]}

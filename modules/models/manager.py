@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from modules.devices import DeviceConfig
 from modules.errors import ModelNotFound
 from modules.jobs import Interrupted
@@ -26,6 +28,7 @@ from modules.models.fifo_lock import FairLock
 from modules.models.hashing import tensors_sha256
 from modules.models.lora_adapters import LoraAdapters, LoraWeights
 from modules.models.lora_files import SHORT_HASH_DIGITS, lora_sha256
+from modules.models import preview_decoders
 from modules.models.memory import data_bytes, default_ram_budget, default_vram_budget, pipeline_components
 from modules.models.refs import FACE_RESTORER, UPSCALER, VAE_FILE, ZOO_KINDS, ModelRef, as_ref
 from modules.models.registry import CheckpointInfo, Registry
@@ -53,13 +56,16 @@ class PipelineManager:
                  ram_budget: int | None = None, vram_budget: int | None = None, queue_limit: int | None = None,
                  queue_per_user: int | None = None, zoo_registry=None, vae_folders: list | None = None,
                  settings=None, policy: CachePolicy | None = None, upscaler_folders: list | None = None,
-                 component_folders: list | None = None, face_restorer_folders: list | None = None):
+                 component_folders: list | None = None, face_restorer_folders: list | None = None,
+                 preview_folder=None):
         self.registry = registry
         self.zoo_registry = zoo_registry  # β-VAEs and GANs (models/Latent, models/GAN)
         self.vae_files = VaeFiles(list(vae_folders or []))
         self.upscaler_files = UpscalerFiles(list(upscaler_folders or []))  # models/ESRGAN ...
         self.component_files = ComponentFiles(list(component_folders or []))  # models/text_encoder, models/VAE
         self.face_restorer_files = FaceRestorerFiles(list(face_restorer_folders or []))  # models/GFPGAN
+        self.preview_folder = preview_folder  # models/VAE-approx: Approx NN and TAESD previews; None: none
+        self._said_missing: set[tuple] = set()  # a missing preview file is logged once per method and format
         self.settings = settings  # where the default checkpoint is read (modules/settings.py); None: no default
         self.devices = devices
         self.offline = offline
@@ -278,6 +284,39 @@ class PipelineManager:
             yield LoadedModule(self.face_restorer_files.find(ref.name), None)
         finally:
             self.device_lock.release()
+
+    @contextmanager
+    def preview_decoder(self, method: str, latent) -> Iterator[object | None]:
+        """The Approx NN or TAESD decoder for `latent` (a LatentFormat), on the device while the job that holds
+        the device uses it; None when its file is not in models/VAE-approx (the log says so once)."""
+        folder = self.preview_folder
+        candidates = preview_decoders.files_for(folder, method, latent.approx_nn_file, latent.taesd_name) \
+            if folder is not None else []
+        path = next((c for c in candidates if c.exists()), None)
+        if path is None:
+            said = (method, latent.approx_nn_file, latent.taesd_name)
+            if said not in self._said_missing:
+                self._said_missing.add(said)
+                names = ", ".join(c.name for c in candidates) or "no file for this model family"
+                log.warning("%s preview: %s not in %s; showing Approx cheap previews instead", method, names,
+                            folder if folder is not None else "models/VAE-approx")
+            yield None
+            return
+        stat = path.stat()
+        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else stat.st_size
+        dtype = self.devices.vae_dtype
+        key = f"preview:{method}:{folder_walk.real_path(path)}|{stat.st_mtime_ns}|{size}|{latent.channels}|{dtype}"
+
+        def load():
+            model = preview_decoders.load(method, path, latent.channels)
+            return model if dtype == torch.float32 else model.to(dtype=dtype)
+
+        entry = self._module_entry("preview", key, path, f"{method} preview ({path.name})", load, size)
+        try:
+            self.cache.place_on_device(entry)
+            yield entry.module
+        finally:
+            self.cache.release(entry)
 
     @contextmanager
     def _use_upscaler(self, ref: ModelRef, cancelled, owner, key) -> Iterator["LoadedModule"]:

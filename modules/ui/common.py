@@ -61,7 +61,8 @@ def progress_html(job: Job, queue_position: int = 0) -> str:
         if job.interrupt_requested:  # the images sampled so far are still decoded: a second press drops them
             text += " · stopping (press Interrupt again to drop the images not decoded yet)"
         elif eta is not None:
-            text += f" · ETA {eta:.0f} s"
+            speed = job.speed_text
+            text += (f" · {speed}" if speed else "") + f" · ETA {eta:.0f} s"
     bar = (f'<div class="zoo-progress" data-progress="{percent}"><div class="zoo-progress-bar" '
            f'style="width:{percent}%"></div><span>{html.escape(text)}</span></div>')
     if job.note and job.active and job.eta_seconds is None:  # until the first step gives a real ETA

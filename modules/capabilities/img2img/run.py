@@ -32,7 +32,7 @@ from modules.capabilities.txt2img.vae_precision import decode_without_nans
 from modules.compat import with_first_noise
 from modules.errors import InvalidRequest
 from modules.models.precision_copy import fp32_copy
-from modules.generation import eta_noise_seed_delta, preview, sampling_steps, stop_points
+from modules.generation import eta_noise_seed_delta, preview, sampling_steps, stop_points, vae_tiles
 from modules.generation.infotext import format_infotext
 from modules.generation.sampling_steps import StepCallback
 from modules.generation.scheduled_embeds import encode_scheduled
@@ -43,6 +43,7 @@ from modules.models.manager import LoadedCheckpoint
 from modules.networks.loras import use_loras
 from modules.networks.prompt_tags import prompt_text
 from modules.version import VERSION
+
 
 
 @dataclass
@@ -94,9 +95,11 @@ def img2img(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
     first_seed, first_subseed = resolve_seed(request.seed), resolve_seed(request.subseed)
     embeddings = prompt_embeddings(hooks, model)
     job.start(request.batch_count, max(steps_run(request), 1))
-    manager = hooks.p.backend.manager if hooks.p is not None and hooks.p.backend is not None else None
+    backend = hooks.p.backend if hooks.p is not None else None
+    manager = backend.manager if backend is not None else None
     use_loras(model, request.loras, hooks)
-    with refiner_for(request, model, manager) as refiner:
+    with refiner_for(request, model, manager) as refiner, \
+            preview.previewing(backend, model.info.architecture.spec) as previewer:
         for batch in range(request.batch_count):
             job.begin_batch(batch)
             first = batch * request.batch_size
@@ -111,7 +114,7 @@ def img2img(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
                                size=request.output_size)
             try:
                 latents = denoise(request, model, job, work, seeds, start, refiner, embeddings,
-                                  subseeds=subseeds)
+                                  subseeds=subseeds, previewer=previewer)
                 steps_done = steps_run(request)
             except (Interrupted, Skipped) as stop:
                 latents, steps_done = stop.args if len(stop.args) == 2 else (None, 0)
@@ -160,11 +163,11 @@ def encode(vae, images: list[Image.Image], device, size: tuple[int, int] | None 
     pixels = torch.stack([torch.from_numpy(np.array(i.convert("RGB"))).permute(2, 0, 1)
                           for i in images]).float() / 127.5 - 1
     with torch.inference_mode():
-        latents = vae.encode(pixels.to(device, vae.dtype)).latent_dist.mode()
+        latents = vae_tiles.encode_mean(vae, pixels.to(device, vae.dtype))  # in tiles when large
         if not torch.isfinite(latents).all() and vae.dtype != torch.float32:
             # A half-precision VAE that overflows (SDXL's): encoded once more by an fp32 copy, as decoding does.
             full = fp32_copy(vae)
-            latents = full.encode(pixels.to(full.device, torch.float32)).latent_dist.mode()
+            latents = vae_tiles.encode_mean(full, pixels.to(full.device, torch.float32))
             del full
     if not torch.isfinite(latents).all():
         raise GenerationFailed("the VAE produced NaN values encoding the picture; try --no-half-vae")
@@ -180,7 +183,8 @@ def _upscaled(latents: torch.Tensor, width: int, size: tuple[int, int]) -> torch
 
 def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: list[WorkArea],
             seeds: list[int], start: torch.Tensor | None = None, refiner: Refiner | None = None,
-            embeddings=None, first_pass_steps: int | None = None, subseeds: list[int] | None = None) -> torch.Tensor:
+            embeddings=None, first_pass_steps: int | None = None, subseeds: list[int] | None = None,
+            previewer: preview.Previewer | None = None) -> torch.Tensor:
     """The batch's latents after steps × strength of sampling from its work areas (`WorkArea(canvas, image,
     None)` for a plain picture), or from `start`: scaled latents at the work areas' size (a latent upscale).
     `refiner`: the job's, which takes over at its switch point. Hires fix's second pass calls this, with
@@ -230,7 +234,8 @@ def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: li
         options = dict(mask_image=masks, masked_image_latents=encode(vae, kept, device).to(device, dtype),
                        width=width, height=height)
     denoiser = family.denoiser_of(pipe)
-    on_step_end = StepCallback(job, run, family.vae_of(pipe), family, embeds)
+    on_step_end = StepCallback(job, run, family.vae_of(pipe), family, embeds, previewer=previewer,
+                               size=(width, height))
 
     try:
         with torch.inference_mode(), stop_points.checked(denoiser, job.check), \

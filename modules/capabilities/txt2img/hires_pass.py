@@ -59,7 +59,7 @@ class _AfterFirstPass:
 
 
 def second_pass(request, model, latents: torch.Tensor, seeds: list[int], job, manager, refiner=None,
-                embeddings=None, subseeds: list[int] | None = None) -> torch.Tensor:
+                embeddings=None, subseeds: list[int] | None = None, previewer=None) -> torch.Tensor:
     """The batch's hires latents from the first pass's `latents` (`refiner`: the job's, which takes over
     in this pass; modules/capabilities/refiner.py). Raises Interrupted/Skipped with
     (latents so far or None, request.steps) as the first pass does."""
@@ -80,6 +80,6 @@ def second_pass(request, model, latents: torch.Tensor, seeds: list[int], job, ma
         work = [WorkArea(Canvas(image, None, None), image, None) for image in bigger]
     try:
         return denoise(second, model, _AfterFirstPass(job, request.steps), work, seeds, start, refiner, embeddings,
-                       first_pass_steps=request.steps, subseeds=subseeds)
+                       first_pass_steps=request.steps, subseeds=subseeds, previewer=previewer)
     except (Interrupted, Skipped) as stop:  # "Stopped at step" is about the first pass: it was finished
         raise type(stop)(stop.args[0] if len(stop.args) == 2 else None, request.steps) from None

@@ -154,10 +154,12 @@ def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
     if request.enable_hr:  # img2img's sampling does the second pass (imported here: img2img imports this module)
         from modules.capabilities.txt2img.hires_pass import hires_steps, second_pass
     job.start(request.batch_count, request.steps + (hires_steps(request) if request.enable_hr else 0))
-    manager = hooks.p.backend.manager if hooks.p is not None and hooks.p.backend is not None else None
+    backend = hooks.p.backend if hooks.p is not None else None
+    manager = backend.manager if backend is not None else None
     switch_loras = request.enable_hr and request.hr_loras != request.loras  # the hires prompt names others
     use_loras(model, request.loras, hooks)
-    with refiner_for(request, model, manager) as refiner:
+    with refiner_for(request, model, manager) as refiner, \
+            preview.previewing(backend, model.info.architecture.spec) as previewer:
         for batch in range(request.batch_count):
             job.begin_batch(batch)
             seeds, subseeds = batch_seeds(request, first_seed, first_subseed, batch)
@@ -168,12 +170,13 @@ def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
                     use_loras(model, request.loras, hooks)
                 # With hires fix the refiner works in the second pass (A1111's default), else in this one.
                 latents = _sample(request, model, seeds, job, subseeds, None if request.enable_hr else refiner,
-                                  embeddings)
+                                  embeddings, previewer)
                 if request.enable_hr:  # the second pass, in this job and this hold on the device
                     if switch_loras:
                         use_loras(model, request.hr_loras, hooks)
                     first, latents = latents, None
-                    latents = second_pass(request, model, first, seeds, job, manager, refiner, embeddings, subseeds)
+                    latents = second_pass(request, model, first, seeds, job, manager, refiner, embeddings, subseeds,
+                                          previewer)
             except (Interrupted, Skipped) as stop:
                 # Before the first step ended there is nothing but noise: no image. Later, A1111's way: the
                 # images of the latents sampled so far.
@@ -235,7 +238,8 @@ def _collect(result: Txt2ImgResult, request: Txt2ImgRequest, model: LoadedCheckp
 
 
 def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], job: Job,
-            subseeds: list[int], refiner: Refiner | None = None, embeddings=None) -> torch.Tensor:
+            subseeds: list[int], refiner: Refiner | None = None, embeddings=None,
+            previewer: preview.Previewer | None = None) -> torch.Tensor:
     # This job's own scheduler, in its own view of the cached pipeline: the cached one is never changed.
     family = model.info.architecture.spec
     sampler, schedule_args = build_sampler(request.sampler, request.scheduler,
@@ -255,7 +259,8 @@ def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], 
     def unpacked(latents):  # FLUX's pipeline works on packed 2x2 patches; everything else here on (B, C, H, W)
         return None if latents is None else family.unpack_latents(latents, pipe, request.height, request.width)
 
-    on_step_end = StepCallback(job, request.steps, family.vae_of(pipe), family, embeds, unpack=unpacked)
+    on_step_end = StepCallback(job, request.steps, family.vae_of(pipe), family, embeds, unpack=unpacked,
+                               previewer=previewer, size=(request.width, request.height))
 
     job.check()
     try:

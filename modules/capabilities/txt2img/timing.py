@@ -1,4 +1,5 @@
-"""txt2img's up-front word on long jobs: the checkpoint's learnt speed (modules/job_estimate.py)."""
+"""txt2img's up-front word on long jobs: the checkpoint's learnt speed (modules/job_estimate.py); a job estimated
+over --max-job-seconds is refused here, before it waits for the device."""
 from __future__ import annotations
 
 from modules.errors import UserError
@@ -11,6 +12,7 @@ class Txt2ImgTiming:
             checkpoint = backend.manager.resolve(request.checkpoint)
         except UserError:  # no such checkpoint: the job says so itself
             return None
+        backend.step_times.refuse_if_too_long(checkpoint.title, request, backend.config.max_job_seconds)
         return backend.step_times.note(checkpoint.title, request, backend.config.devices.device.type,
                                        checkpoint.native_size)
 

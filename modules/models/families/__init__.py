@@ -40,6 +40,9 @@ class LatentFormat:
     # A1111's "Approx cheap" preview: one RGB row per latent channel, and a bias added to each pixel.
     preview_rgb: tuple[tuple[float, float, float], ...] = ()
     preview_bias: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    # The other preview decoders' weights in models/VAE-approx: A1111's Approx NN file, TAESD's name.
+    approx_nn_file: str = ""
+    taesd_name: str = ""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ PIPELINES = {"txt2img": "StableDiffusionPipeline", "img2img": "StableDiffusionIm
 # The latent space of the SD 1.x VAE (SD 2.x uses the same one): scaling from the LDM config's
 # scale_factor; preview rows are A1111's "Approx cheap" coefficients.
 LATENT = LatentFormat(
+    approx_nn_file="model.pt", taesd_name="taesd",
     channels=4, scaling_factor=0.18215,
     preview_rgb=((0.298, 0.207, 0.208), (0.187, 0.286, 0.173), (-0.158, 0.189, 0.264), (-0.184, -0.271, -0.473)),
 )

@@ -17,6 +17,7 @@ PIPELINES = {"txt2img": "StableDiffusionXLPipeline", "img2img": "StableDiffusion
 
 # The SDXL VAE has SD's architecture (same shapes) but a latent space of its own.
 LATENT = LatentFormat(
+    approx_nn_file="vaeapprox-sdxl.pt", taesd_name="taesdxl",
     channels=4, scaling_factor=0.13025,
     preview_rgb=((0.3448, 0.4168, 0.4395), (-0.1953, -0.0290, 0.0250), (0.1074, 0.0886, -0.0163),
                  (-0.3730, -0.2499, -0.2088)),
