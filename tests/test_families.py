@@ -215,10 +215,10 @@ def test_the_preview_uses_the_familys_latent_colours(fake_family):
     cheap = preview.Previewer(preview.APPROX_CHEAP)
     sd1, sdxl = (cheap.image(NoVae(), latents, families.by_name(n), (512, 512)) for n in ("sd1", "sdxl"))
     assert sd1.size == (512, 512) and sd1.tobytes() != sdxl.tobytes()
-    assert cheap.image(NoVae(), torch.randn(1, 16, 64, 64), fake_family, (512, 512)).size == (512, 512)
-    assert cheap.image(NoVae(), torch.randn(1, 16, 64, 64), families.by_name("sd1"), (512, 512)) is None
+    assert cheap.image(NoVae(), torch.randn(1, 32, 64, 64), fake_family, (512, 512)).size == (512, 512)
+    assert cheap.image(NoVae(), torch.randn(1, 32, 64, 64), families.by_name("sd1"), (512, 512)) is None
     no_colours = replace(fake_family, latent=replace(fake_family.latent, preview_rgb=()))
-    assert cheap.image(NoVae(), torch.randn(1, 16, 64, 64), no_colours, (512, 512)) is None
+    assert cheap.image(NoVae(), torch.randn(1, 32, 64, 64), no_colours, (512, 512)) is None
 
 
 def test_family_names_are_unique():
