@@ -10,7 +10,6 @@ For each model, in one process, alternating so that machine noise hits all alike
                        saving off: the same work, so the same picture (`same_picture_fp32`)
     ours_fp32_save_s   ... saving on (PNG with its infotext in outputs/): `save_ms` is the difference
     ours_default_s     the app on its defaults (--precision auto: the fast path this machine measured at start)
-    ours_compile_s     with --compile (only with --compile here; its warm-up is `compile_warmup_s`)
 
 Medians over --repeats (zoo) / --full-repeats (full); `ratio_*` = ours / bare_fp32. `psnr_default_db` compares
 the default path's picture with the fp32 one at the same seed. Models: `zoo` is the built-in zoo-shapes at
@@ -52,7 +51,7 @@ def psnr(a, b) -> float:
     return round(10 * math.log10(255**2 / mse), 2) if mse else float("inf")
 
 
-def backend_for(models_dir: Path, work: Path, precision: str, compile_: bool = False):
+def backend_for(models_dir: Path, work: Path, precision: str):
     from modules.backend import Backend, BackendConfig
     from modules.devices import device_config
 
@@ -102,8 +101,7 @@ def timed(fn) -> tuple[float, object]:
     return time.perf_counter() - start, value
 
 
-def measure(name: str, models_dir: Path, checkpoint: str, repeats: int, work: Path, compile_: bool,
-            profile: bool) -> dict:
+def measure(name: str, models_dir: Path, checkpoint: str, repeats: int, work: Path, profile: bool) -> dict:
     size, steps = CASES[name]["size"], CASES[name]["steps"]
     fp32 = backend_for(models_dir, work / "fp32", "fp32")
     started = time.perf_counter()
@@ -117,11 +115,6 @@ def measure(name: str, models_dir: Path, checkpoint: str, repeats: int, work: Pa
             "ours_default": ours(default, checkpoint, size, steps, False)}
     result: dict = {"model": checkpoint, "size": size, "steps": steps, "cfg": 7, "sampler": "Euler a",
                     "default_precision": default_choice}
-    if compile_:
-        compiled = backend_for(models_dir, work / "compile", "auto", compile_=True)
-        compiled.manager.load(checkpoint)
-        runs["ours_compile"] = ours(compiled, checkpoint, size, steps, False)
-        result["compile_warmup_s"] = round(timed(runs["ours_compile"])[0], 2)
     pictures = {key: fn() for key, fn in runs.items()}  # warm-up: first calls build caches
     times: dict[str, list[float]] = {key: [] for key in runs}
     for _ in range(repeats):
@@ -154,7 +147,6 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each, zoo-shapes")
     parser.add_argument("--full-repeats", type=int, default=3, help="timed runs of each, full-size file")
     parser.add_argument("--dir", type=Path, default=Path("/tmp/zoo-bench"), help="where the full-size file is built")
-    parser.add_argument("--compile", action="store_true", help="also time --compile (with its warm-up)")
     parser.add_argument("--profile", action="store_true", help="cProfile one run of ours (fp32) to stderr")
     args = parser.parse_args()
 
@@ -178,7 +170,7 @@ def main() -> None:
                     (models_dir / "Stable-diffusion" / item.name).symlink_to(item)
                 checkpoint = path.name
             repeats = args.repeats if name == "zoo" else args.full_repeats
-            out[name] = measure(name, models_dir, checkpoint, repeats, work / name, args.compile, args.profile)
+            out[name] = measure(name, models_dir, checkpoint, repeats, work / name, args.profile)
             print(json.dumps({name: out[name]}), file=sys.stderr, flush=True)
     out["load_avg_after"] = os.getloadavg()[0]
     print(json.dumps(out, indent=1))
