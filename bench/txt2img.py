@@ -147,8 +147,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each, zoo-shapes")
     parser.add_argument("--full-repeats", type=int, default=3, help="timed runs of each, full-size file")
     parser.add_argument("--dir", type=Path, default=Path("/tmp/zoo-bench"), help="where the full-size file is built")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own, as the app)")
     parser.add_argument("--profile", action="store_true", help="cProfile one run of ours (fp32) to stderr")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from modules.models.loader import quiet_library_progress_bars
     from modules.paths import MODELS_DIR
