@@ -15,7 +15,8 @@ Medians over --repeats (zoo) / --full-repeats (full); `ratio_*` = ours / bare_fp
 the default path's picture with the fp32 one at the same seed. Models: `zoo` is the built-in zoo-shapes at
 32², 20 steps; `full` a full-size SD 1.5-architecture file with random weights (built as bench/cold_load.py
 does, under --dir) at 128², 8 steps. --profile prints the top of a cProfile of one fp32 run of ours (stderr).
-Targets: ratio_fp32 <= 1.03, save_ms <= 10 (zoo), ratio_default <= 0.67 (full).
+Targets: ratio_fp32 <= 1.03, save_ms <= 10 (zoo), ratio_default <= 0.67 (full). On a machine other jobs
+share, --threads 1 keeps torch's threads from waiting on each other (2 threads on 2 busy cores ran 20x slower).
 """
 from __future__ import annotations
 
