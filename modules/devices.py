@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+
+from modules import cpu_speed
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -14,6 +17,15 @@ class DeviceConfig:
     dtype: torch.dtype
     vae_dtype: torch.dtype
     offload: str  # "none", "model" (--medvram) or "sequential" (--lowvram)
+    channels_last: bool = False  # UNet and VAE in channels_last memory format (faster convolutions where measured)
+
+    def describe(self) -> str:
+        vae = f", VAE {self.vae_name}" if self.vae_dtype != self.dtype else ""
+        return f"{self.device.type} {self.precision_name}{vae}{', channels_last' if self.channels_last else ''}"
+
+    @property
+    def vae_name(self) -> str:
+        return {v: k for k, v in DTYPES.items()}[self.vae_dtype]
 
     @property
     def precision_name(self) -> str:
@@ -37,16 +49,26 @@ def pick_device(name: str = "auto", device_id: int | None = None) -> torch.devic
     return torch.device(name)
 
 
-def device_config(device: str = "auto", device_id: int | None = None, precision: str = "auto",
-                  no_half_vae: bool = False, medvram: bool = False, lowvram: bool = False) -> DeviceConfig:
+def device_config(device: str = "auto", device_id: int | None = None, precision: str = "fp32",
+                  no_half_vae: bool = False, medvram: bool = False, lowvram: bool = False,
+                  cache_dir: Path | None = None) -> DeviceConfig:
+    """The flags' config (webui.py passes --precision, "auto" by default; callers that name nothing get fp32,
+    the same numbers on every machine). `cache_dir`: where --precision auto on a CPU remembers which path measured fastest on this machine."""
     dev = pick_device(device, device_id)
-    if precision == "auto":
-        # Half precision is the norm on GPUs; on a CPU it is slow or unsupported, so stay in fp32.
-        dtype = torch.float16 if dev.type in ("cuda", "mps") else torch.float32
+    channels_last = False
+    if precision == "auto" and dev.type == "cpu":
+        # bf16 weights where this CPU computes bf16 natively and it measured faster (modules/cpu_speed.py); the
+        # VAE stays fp32 there: its output is the picture itself, and one decode is a small part of the time.
+        path = cpu_speed.fastest_path(cache_dir)
+        dtype = torch.float32 if path == "fp32" else torch.bfloat16
+        channels_last = path.endswith("channels-last")
+        no_half_vae = True
+    elif precision == "auto":
+        dtype = torch.float16  # half precision is the norm on GPUs
     else:
         dtype = DTYPES[precision]
     vae_dtype = torch.float32 if no_half_vae else dtype
     offload = "sequential" if lowvram else "model" if medvram else "none"
     if dev.type == "cpu":
         offload = "none"  # offload moves weights to an accelerator; on a CPU there is nothing to move
-    return DeviceConfig(dev, dtype, vae_dtype, offload)
+    return DeviceConfig(dev, dtype, vae_dtype, offload, channels_last)

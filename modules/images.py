@@ -62,7 +62,8 @@ def save_image(image: Image.Image, folder: Path, seed: int, parameters: str,
         final = folder / f"{number:05d}-{seed}.{image_format.extension}"
         with replacing(final) as tmp:
             if image_format.pil_format == "PNG":
-                image.save(tmp, format="PNG", pnginfo=png_info(parameters, extra_text))
+                # compress_level 1: a fraction of the default level's time, files a little larger
+                image.save(tmp, format="PNG", pnginfo=png_info(parameters, extra_text), compress_level=1)
             else:
                 picture = image.convert("RGB") if image.mode not in ("RGB", "L") else image
                 try:

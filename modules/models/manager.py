@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+import torch
+
 from modules.devices import DeviceConfig
 from modules.errors import ModelNotFound
 from modules.jobs import Interrupted
@@ -398,6 +400,9 @@ class PipelineManager:
         family = info.architecture.spec
         if self.devices.vae_dtype != self.devices.dtype:
             family.vae_of(pipe).to(dtype=self.devices.vae_dtype)
+        if self.devices.channels_last:  # measured faster on this CPU (modules/cpu_speed.py): convolutions' layout
+            for module in (family.denoiser_of(pipe), family.vae_of(pipe)):
+                module.to(memory_format=torch.channels_last)
         hashes = {name: self._component_hash(info, name, module) for name, module in pipeline_components(pipe).items()}
         model = self.cache.add(key, info, pipe, dict(pipe.scheduler.config), time.perf_counter() - started, hashes)
         model.reused_modules = self.cache.skeletons.reused - reused_before

@@ -1,0 +1,184 @@
+"""txt2img speed: the app against bare diffusers on the same weights; prints one JSON object.
+
+    venv/bin/python bench/txt2img.py [--models zoo,full] [--repeats 5] [--full-repeats 3] [--profile]
+
+For each model, in one process, alternating so that machine noise hits all alike:
+
+    bare_fp32_s        a plain diffusers StableDiffusionPipeline on the very modules of our fp32 load, Euler a
+                       (the app's own scheduler config), CFG 7, the same noise and seed: the reference
+    ours_fp32_s        the app's txt2img through the runner (Backend.run(TXT2IMG, ...)), --precision fp32,
+                       saving off: the same work, so the same picture (`same_picture_fp32`)
+    ours_fp32_save_s   ... saving on (PNG with its infotext in outputs/): `save_ms` is the difference
+    ours_default_s     the app on its defaults (--precision auto: the fast path this machine measured at start)
+
+Medians over --repeats (zoo) / --full-repeats (full); `ratio_*` = ours / bare_fp32. `psnr_default_db` compares
+the default path's picture with the fp32 one at the same seed. Models: `zoo` is the built-in zoo-shapes at
+32², 20 steps; `full` a full-size SD 1.5-architecture file with random weights (built as bench/cold_load.py
+does, under --dir) at 128², 8 steps. --profile prints the top of a cProfile of one fp32 run of ours (stderr).
+Targets: ratio_fp32 <= 1.03, save_ms <= 10 (zoo), ratio_default <= 0.67 (full). On a machine other jobs
+share, --threads 1 keeps torch's threads from waiting on each other (2 threads on 2 busy cores ran 20x slower).
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import math
+import os
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+PROMPT = "a red circle on a white background"
+SEED = 1
+CASES = {"zoo": dict(size=32, steps=20), "full": dict(size=128, steps=8)}
+
+
+def psnr(a, b) -> float:
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    mse = float(((x - y) ** 2).mean())
+    return round(10 * math.log10(255**2 / mse), 2) if mse else float("inf")
+
+
+def backend_for(models_dir: Path, work: Path, precision: str):
+    from modules.backend import Backend, BackendConfig
+    from modules.devices import device_config
+
+    devices = device_config("cpu", precision=precision, cache_dir=work.parent / "cache")
+    return Backend(BackendConfig(models_dir=models_dir, outdir=work / "outputs", cache_dir=work / "cache",
+                                 devices=devices, offline=True))
+
+
+def ours(backend, checkpoint: str, size: int, steps: int, save: bool):
+    from modules.capabilities.txt2img import TXT2IMG, Txt2ImgRequest
+
+    request = Txt2ImgRequest(prompt=PROMPT, steps=steps, width=size, height=size, seed=SEED, sampler="Euler a",
+                             cfg_scale=7, checkpoint=checkpoint, save_images=save)
+    job = backend.new_job("txt2img", owner="bench")
+    return lambda: backend.run(TXT2IMG, request, job).images[0]
+
+
+def bare(model, size: int, steps: int):
+    """A plain StableDiffusionPipeline on the loaded modules, scheduler built as the app builds Euler a."""
+    from diffusers import StableDiffusionPipeline
+
+    from modules.capabilities.txt2img.run import initial_noise
+    from modules.generation.preview import to_pil
+    from modules.generation.samplers import find_sampler
+
+    family = model.info.architecture.spec
+    p = model.pipe
+    pipe = StableDiffusionPipeline(vae=p.vae, text_encoder=p.text_encoder, tokenizer=p.tokenizer, unet=p.unet,
+                                   scheduler=find_sampler("Euler a").build(family.scheduler_config(model.scheduler_config)),
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    scale = pipe.vae_scale_factor
+
+    def run():
+        generator = torch.Generator("cpu").manual_seed(SEED)
+        latents = initial_noise([generator], (p.unet.config.in_channels, size // scale, size // scale))
+        with torch.inference_mode():
+            out = pipe(PROMPT, num_inference_steps=steps, guidance_scale=7, width=size, height=size,
+                       latents=latents, generator=generator, output_type="pt")
+        return to_pil(out.images * 2 - 1)[0]
+    return run
+
+
+def timed(fn) -> tuple[float, object]:
+    start = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - start, value
+
+
+def measure(name: str, models_dir: Path, checkpoint: str, repeats: int, work: Path, profile: bool) -> dict:
+    size, steps = CASES[name]["size"], CASES[name]["steps"]
+    fp32 = backend_for(models_dir, work / "fp32", "fp32")
+    started = time.perf_counter()
+    default = backend_for(models_dir, work / "default", "auto")
+    default_choice = default.config.devices.describe()
+    model = fp32.manager.load(checkpoint)
+    default.manager.load(checkpoint)
+    load_s = time.perf_counter() - started
+    runs = {"bare_fp32": bare(model, size, steps), "ours_fp32": ours(fp32, checkpoint, size, steps, False),
+            "ours_fp32_save": ours(fp32, checkpoint, size, steps, True),
+            "ours_default": ours(default, checkpoint, size, steps, False)}
+    result: dict = {"model": checkpoint, "size": size, "steps": steps, "cfg": 7, "sampler": "Euler a",
+                    "default_precision": default_choice}
+    pictures = {key: fn() for key, fn in runs.items()}  # warm-up: first calls build caches
+    times: dict[str, list[float]] = {key: [] for key in runs}
+    for _ in range(repeats):
+        for key, fn in runs.items():
+            seconds, pictures[key] = timed(fn)
+            times[key].append(seconds)
+    if profile:
+        profiler = cProfile.Profile()
+        profiler.runcall(runs["ours_fp32"])
+        text = io.StringIO()
+        pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(40)
+        print(text.getvalue(), file=sys.stderr)
+    for key, values in times.items():
+        result[f"{key}_s"] = round(statistics.median(values), 4)
+    base = result["bare_fp32_s"]
+    for key in runs:
+        if key != "bare_fp32":
+            result[f"ratio_{key.removeprefix('ours_')}"] = round(result[f"{key}_s"] / base, 3)
+    result["save_ms"] = round((result["ours_fp32_save_s"] - result["ours_fp32_s"]) * 1000, 1)
+    result["same_picture_fp32"] = psnr(pictures["ours_fp32"], pictures["bare_fp32"])
+    result["psnr_default_db"] = psnr(pictures["ours_default"], pictures["ours_fp32"])
+    result["all_s"] = {key: [round(v, 3) for v in values] for key, values in times.items()}
+    result["load_both_s"] = round(load_s, 1)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="zoo,full")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs of each, zoo-shapes")
+    parser.add_argument("--full-repeats", type=int, default=3, help="timed runs of each, full-size file")
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/zoo-bench"), help="where the full-size file is built")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own, as the app)")
+    parser.add_argument("--profile", action="store_true", help="cProfile one run of ours (fp32) to stderr")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from modules.models.loader import quiet_library_progress_bars
+    from modules.paths import MODELS_DIR
+
+    quiet_library_progress_bars()
+    out: dict = {"torch": torch.__version__, "threads": torch.get_num_threads(), "load_avg": os.getloadavg()[0]}
+    with tempfile.TemporaryDirectory(prefix="bench-txt2img-") as tmp:
+        work = Path(tmp)
+        for name in args.models.split(","):
+            if name == "zoo":
+                models_dir, checkpoint = MODELS_DIR, "zoo-shapes"
+            else:
+                from bench.cold_load import build_checkpoint
+
+                path = build_checkpoint(args.dir)
+                models_dir = work / "full-models"
+                (models_dir / "Stable-diffusion").mkdir(parents=True)
+                for item in (path, path.with_name(path.stem + ".config")):
+                    (models_dir / "Stable-diffusion" / item.name).symlink_to(item)
+                checkpoint = path.name
+            repeats = args.repeats if name == "zoo" else args.full_repeats
+            out[name] = measure(name, models_dir, checkpoint, repeats, work / name, args.profile)
+            print(json.dumps({name: out[name]}), file=sys.stderr, flush=True)
+    out["load_avg_after"] = os.getloadavg()[0]
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
