@@ -29,7 +29,8 @@ class GanRequest:
     style_mix_to: int | None = None         # end of the mixed layers (exclusive); None: the last layer
     style_mix_seeds: str | list[int] | None = None  # a style-mixing grid: rows = seeds, columns = these seeds
     position: tuple[float, float] | None = None  # a point of the seed plane instead of the seeds
-    latents: list[dict] | None = None       # imported: [{"z": [...], "seed", "class", "position"}], instead of seeds
+    latents: list[dict] | None = None       # imported: [{"z": [...], "seed", "class", "position"}] or a projection's
+                                            # [{"w": [[w_dim numbers] per layer, or one row]}], instead of seeds
     directions: list[dict] | None = None    # StyleGAN: [{"direction": [w_dim], "strength": s, "layers": [from, to]}]
     noise_mode: str = "const"               # StyleGAN: const (NVIDIA's default), random (from the seed), none
     translate: tuple[float, float] | str | None = None  # StyleGAN3's --translate X,Y (input shift); None: 0,0
@@ -206,8 +207,12 @@ def _latents(items) -> list[dict]:
         raise InvalidRequest("latents", f"at most {MAX_SEEDS} latents in one request, got {len(items)}")
     checked = []
     for n, item in enumerate(items):
+        if isinstance(item, dict) and isinstance(item.get("w"), list) and item["w"] and item.get("z") is None:
+            checked.append({"z": None, "w": _w_rows(item["w"], n), "seed": None, "class": _class(item.get("class")),
+                            "position": None})
+            continue
         if not isinstance(item, dict) or not isinstance(item.get("z"), list) or not item["z"]:
-            raise InvalidRequest("latents", f"item {n} has no z (a list of numbers)")
+            raise InvalidRequest("latents", f"item {n} has no z (a list of numbers) nor w (a projection's)")
         try:
             z = [float(v) for v in item["z"]]
         except (TypeError, ValueError):
@@ -215,12 +220,29 @@ def _latents(items) -> list[dict]:
         if not all(math.isfinite(v) for v in z):
             raise InvalidRequest("latents", f"item {n}: z has a value that is not finite")
         seed = item.get("seed")
-        checked.append({"z": z, "seed": None if seed is None else _integer(seed, "latents", 0, MAX_SEED),
+        checked.append({"z": z, "w": None, "seed": None if seed is None else _integer(seed, "latents", 0, MAX_SEED),
                         "class": _class(item.get("class")),
                         "position": None if item.get("position") is None else _position(item["position"])})
-    if len({len(i["z"]) for i in checked}) > 1:
-        raise InvalidRequest("latents", "the latents have different lengths")
+    if len({_shape(i) for i in checked}) > 1:
+        raise InvalidRequest("latents", "the latents have different lengths (or mix z and w)")
     return checked
+
+
+def _shape(item: dict) -> tuple:
+    return ("z", len(item["z"])) if item["z"] is not None else ("w", len(item["w"]), len(item["w"][0]))
+
+
+def _w_rows(rows, n: int) -> list[list[float]]:
+    """A projected latent: w rows, one per synthesis layer (w+), or one row for every layer."""
+    if not 1 <= len(rows) <= 64 or not all(isinstance(r, list) and 1 <= len(r) <= 4096 for r in rows):
+        raise InvalidRequest("latents", f"item {n}: w must be 1 to 64 rows (layers) of numbers")
+    try:
+        w = [[float(v) for v in row] for row in rows]
+    except (TypeError, ValueError):
+        raise InvalidRequest("latents", f"item {n}: w must be numbers") from None
+    if len({len(r) for r in w}) > 1 or not all(math.isfinite(v) for r in w for v in r):
+        raise InvalidRequest("latents", f"item {n}: w rows must be finite and of one length")
+    return w
 
 
 
@@ -236,3 +258,38 @@ def check_limits(request: "GanRequest | GanVideoRequest", limits) -> None:
     if count > limits.max_grid_images:
         raise InvalidRequest("latents" if latents else "seeds",
                              f"{count} images is over {limits.max_grid_images} ({GRID_FACTOR} × --max-batch)")
+
+
+MAX_PROJECT_STEPS = 2000
+
+
+@dataclass
+class GanProjectRequest:
+    """Image -> latent (projection.py): the w (or one w per layer, w+) whose picture is nearest the image."""
+    model: str | None = None
+    image: object = None                    # a PIL image (the API decodes base64 first)
+    steps: int = 200                        # Adam steps, 1 to MAX_PROJECT_STEPS
+    w_plus: bool = False                    # per-layer models: one w per layer (closer, less editable)
+    class_name: str | int | None = None     # conditional models: the class whose w_avg it starts from
+    learning_rate: float = 0.1              # NVIDIA projector's initial_learning_rate
+    noise_factor: float = 0.05              # w noise at the start, × w's spread (ramped to 0 by 75% of the steps)
+    seed: int = 0                           # of that w noise: the same request gives the same latent
+    preview_every: int = 10                 # steps between previews; 0: none
+
+    def validated(self) -> "GanProjectRequest":
+        from PIL import Image
+
+        r = replace(self)
+        r.model = _model(r.model)
+        if not isinstance(r.image, Image.Image):
+            raise InvalidRequest("image", "upload the picture to project")
+        r.steps = _integer(r.steps, "steps", 1, MAX_PROJECT_STEPS)
+        r.w_plus = bool(r.w_plus)
+        r.class_name = _class(r.class_name)
+        if r.class_name == ALL_CLASSES:
+            raise InvalidRequest("class_name", "a projection starts from one class: pick one")
+        r.learning_rate = _number(r.learning_rate, "learning_rate", 1e-4, 1.0)
+        r.noise_factor = _number(r.noise_factor, "noise_factor", 0.0, 1.0)
+        r.seed = _integer(r.seed, "seed", 0, MAX_SEED)
+        r.preview_every = _integer(r.preview_every, "preview_every", 0, MAX_PROJECT_STEPS)
+        return r
