@@ -11,8 +11,8 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image
 
-from modules.capabilities.gan import (ALL_CLASSES, GanCapabilities, GanRequest, GanVideoRequest, gan, gan_video,
-                                      model_facts)
+from modules.capabilities.gan import (ALL_CLASSES, GanCapabilities, GanProjectRequest, GanRequest, GanVideoRequest,
+                                      gan, gan_project, gan_video, model_facts)
 from modules.capabilities.gan.state import export_text, read_states, request_from_states
 from modules.errors import UserError
 from modules.generation.seeds import format_seeds, nearest_plane_seed, parse_seeds, plane_point, plane_square
@@ -117,6 +117,61 @@ class GanHandlers:
                                                     directions_file, *strengths), request)
         return {self.gallery: self.gallery_items(result), self.message: "", self.infotext: result.infotext,
                 self.last_states: result.states}
+
+    @user_errors
+    def sample_current(self, projected, model, seeds, psi, class_name, cutoff, mix_seed, mix_from, noise_mode="const",
+                       translate_x=0.0, translate_y=0.0, rotate=0.0, mix_to=None, directions_file="", direction_1=0.0,
+                       direction_2=0.0, direction_3=0.0, direction_4=0.0, direction_5=0.0,
+                       request: gr.Request = None):
+        """What a direction slider moves: the projected latent when there is one (Project made it the current
+        picture), else the seeds."""
+        strengths = (direction_1, direction_2, direction_3, direction_4, direction_5)
+        built = self.sample_request(model, seeds, psi, class_name, cutoff, mix_seed, mix_from, noise_mode,
+                                    translate_x, translate_y, rotate, mix_to, directions_file, *strengths)
+        if projected:
+            built.latents, built.style_mix_seed, built.style_mix_seeds = [projected], None, None
+        result = self._run(gan, built, request)
+        return {self.gallery: self.gallery_items(result), self.message: "", self.infotext: result.infotext,
+                self.last_states: result.states}
+
+    # ------------------------------------------------------------ image -> latent
+    @user_errors
+    def project_image(self, path, model, class_name, steps, w_plus, progress=gr.Progress(), request: gr.Request = None):
+        """Project the uploaded picture: the found latent becomes the current picture (the direction sliders
+        move it; Export keeps it). Stop interrupts between steps and keeps the best latent so far."""
+        from modules.image_limits import open_image
+
+        if not path:
+            raise UserError("image: upload the picture to project")
+        caps = self.capabilities_of(model)
+        with open_image(path, "image") as image:
+            picture = image.convert("RGB")
+        job = self.backend.new_job(gan_project.name, owner_of(request), queue_user=queue_user_of(request))
+        report = job.report_step
+
+        def report_step(step: int) -> None:  # the job's progress, also as the tab's progress bar
+            progress((step, job.steps), desc="Projecting")
+            report(step)
+        job.report_step = report_step
+        result = self.backend.runner.run(gan_project, GanProjectRequest(
+            model=model or None, image=picture, steps=steps, w_plus=bool(w_plus) and caps.layer_styles,
+            class_name=None if class_name == ALL_CLASSES else class_name), job)
+        if result.latent is None:
+            return {self.message: info_html("Interrupted before the first step: no latent.")}
+        shown = self._run(gan, GanRequest(model=model or None, latents=[result.latent], save_images=False,
+                                          class_name=None if class_name == ALL_CLASSES else class_name), request)
+        stopped = f"Stopped after {result.steps_done} steps" if result.interrupted else f"{result.steps_done} steps"
+        return {self.projected: result.latent, self.gallery: [(shown.images[0], "Projected latent"),
+                                                              (result.target, "Target")],
+                self.infotext: shown.infotext, self.last_states: shown.states,
+                self.message: info_html(f"{stopped}: PSNR {result.psnr[0]:.1f} → {max(result.psnr):.1f} dB. The "
+                                        "direction sliders now move this picture; Generate goes back to seeds."),
+                **{slider: 0.0 for slider in self.direction_sliders}}
+
+    @user_errors
+    def stop_projection(self, request: gr.Request = None):
+        self.backend.jobs.interrupt(owner_of(request))
+        return {}
 
     # ------------------------------------------------------------ latent directions
     @user_errors
