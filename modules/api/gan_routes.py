@@ -87,6 +87,13 @@ class GanVideoApiRequest(BaseModel):
     size: int = Field(256, description="Side in pixels, a multiple of 16 (nearest-neighbour upscaling)")
     space: str = Field("w", description="w: lerp in w; z: slerp in z")
     save: bool = Field(False, description="Also save the file under outputs/gan-videos")
+    truncation_cutoff: int | None = Field(None, description="Models with per-layer styles: as /zoo/v1/gan/sample's")
+    style_mix_seed: int | None = Field(None, description="Every frame takes this seed's styles in the mixed layers")
+    style_mix_from: int = 1
+    style_mix_to: int | None = None
+    noise_mode: str = Field("const", description="StyleGAN files: const, random (the first seed's, every frame), none")
+    translate: list[float] | str | None = Field(None, description="StyleGAN3 files: [x, y] for every frame")
+    rotate: float = Field(0.0, description="StyleGAN3 files: degrees, every frame")
     task_id: str | None = Field(None, pattern=TASK_ID_PATTERN)
 
 

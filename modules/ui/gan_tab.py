@@ -188,7 +188,8 @@ class GanTab(GanHandlers):
                                    self.directions_file, self.direction_from, self.direction_to],
                           api_name=False)
 
-        settings = [self.model, self.psi, self.class_name, self.cutoff, self.mix_seed, self.mix_from]
+        settings = [self.model, self.psi, self.class_name, self.cutoff, self.mix_seed, self.mix_from, self.noise_mode,
+                    self.translate_x, self.translate_y, self.rotate, self.mix_to]  # as the sampler's
         plane = [self.plane_x, self.plane_y, self.plane_image, self.message]
         self.pad.drag(self.plane_from_pad, inputs=[self.pad, *settings], outputs=plane, api_name=False,
                       trigger_mode="always_last", concurrency_limit=None, show_progress="hidden")
@@ -203,7 +204,9 @@ class GanTab(GanHandlers):
                               outputs=[self.message, self.infotext], api_name=False)
 
         self.render_video.click(self.video, inputs=[self.model, self.seeds, self.psi, self.class_name, self.frames,
-                                                    self.fps, self.loop, self.video_format, self.size, self.space],
+                                                    self.fps, self.loop, self.video_format, self.size, self.space,
+                                                    self.cutoff, self.mix_seed, self.mix_from, self.noise_mode,
+                                                    self.translate_x, self.translate_y, self.rotate, self.mix_to],
                                 outputs=[self.video_gif, self.video_mp4, self.message, self.infotext],
                                 api_name="gan_video")
         self.export.click(self.export_latents, inputs=self.last_states, outputs=[self.export_file, self.message],
@@ -235,7 +238,8 @@ class GanTab(GanHandlers):
                                       api_name=False)
         self.import_file.upload(self.import_latents, inputs=[self.import_file, self.model],
                                 outputs=[self.model, self.seeds, self.psi, self.class_name, self.cutoff, self.mix_seed,
-                                         self.mix_from, self.gallery, self.message, self.infotext, self.last_states],
+                                         self.mix_from, self.gallery, self.message, self.infotext, self.last_states,
+                                         self.noise_mode, self.mix_to, self.translate_x, self.translate_y, self.rotate],
                                 api_name=False)
 
     # ---------------------------------------------------------------- models

@@ -82,6 +82,15 @@ class GanVideoRequest:
     size: int = 256                         # output side in pixels (nearest-neighbour upscaling)
     space: str = "w"                        # "w": lerp in w; "z": slerp in z
     save: bool = True
+    truncation_cutoff: int | None = None    # per-layer models, as GanRequest's: the same for every frame
+    style_mix_seed: int | None = None       # every frame takes this seed's styles in [style_mix_from, style_mix_to)
+    style_mix_from: int = 1
+    style_mix_to: int | None = None
+    noise_mode: str = "const"               # StyleGAN; random: the first key seed's noise, the same every frame
+    translate: tuple[float, float] | str | None = None  # StyleGAN3's input shift and rotation, every frame
+    rotate: float = 0.0
+    style_mix_seeds = None                  # no grid in a video (run.py's checks read these of both requests)
+    directions = None
 
     def validated(self) -> "GanVideoRequest":
         r = replace(self)
@@ -105,6 +114,15 @@ class GanVideoRequest:
         r.space = str(r.space or "").strip().lower()
         if r.space not in ("w", "z"):
             raise InvalidRequest("space", f"must be w (lerp) or z (slerp), got {self.space!r}")
+        r.truncation_cutoff = _optional_integer(r.truncation_cutoff, "truncation_cutoff", 0, 64)
+        r.style_mix_seed = _optional_integer(r.style_mix_seed, "style_mix_seed", 0, MAX_SEED)
+        r.style_mix_from = _integer(r.style_mix_from, "style_mix_from", 0, 64)
+        r.style_mix_to = _optional_integer(r.style_mix_to, "style_mix_to", 0, 64)
+        if r.style_mix_to is not None and r.style_mix_to < r.style_mix_from:
+            raise InvalidRequest("style_mix_to", f"must not be below style_mix_from ({r.style_mix_from})")
+        r.noise_mode = _noise_mode(r.noise_mode)
+        r.translate = _translate(r.translate)
+        r.rotate = 0.0 if _blank(r.rotate) else _number(r.rotate, "rotate", -360.0, 360.0)
         total = (len(r.seeds) - (0 if r.loop else 1)) * r.frames
         if total > 2000:
             raise InvalidRequest("frames", f"{total} frames in all is over the limit of 2000: fewer seeds or frames")
