@@ -112,3 +112,31 @@ def test_a_direction_slider_moves_the_picture(app, page):
     after = page.locator("#gan_gallery .media-button img").first.get_attribute("src")
     assert after != before
     screenshot(page, "stylegan-directions")
+
+
+def test_project_a_picture_then_a_direction_slider_moves_the_projection(app, page, tmp_path):
+    target = tmp_path / "seed1.png"
+    Image.fromarray(nvidia_outputs("sg3t")["seed1_png"]).save(target)
+    page.goto(app.url)
+    page.get_by_role("tab", name="GAN Sampler").click()
+    page.locator("#gan_refresh").click()
+    expect(page.locator("#gan_model input")).to_have_value(re.compile(r"^sg3t\.safetensors \["))
+    page.locator("#gan_style_mix_seed textarea, #gan_style_mix_seed input").first.fill("")
+    page.locator("#gan_projection").get_by_text("Image → latent (projection)").click()
+    page.locator("#gan_project_image input[type=file]").set_input_files(str(target))
+    set_slider(page, "gan_project_steps", 8)
+    page.locator("#gan_project").click()
+    expect(page.locator("#gan_message")).to_contain_text(re.compile(r"8 steps: PSNR [0-9.]+ → [0-9.]+ dB"),
+                                                         timeout=60000)
+    expect(page.locator("#gan_infotext textarea")).to_have_value(re.compile(r"Latent: projected"))
+    before = page.locator("#gan_gallery .media-button img").first.get_attribute("src")
+    page.locator("#gan_directions").get_by_text("Latent directions").click()
+    page.locator("#gan_find_directions").click()
+    expect(page.locator("#gan_message")).to_contain_text("SeFa: 5 directions")
+    track = page.locator("#gan_direction_1 input[type=range]")
+    box = track.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.9, box["y"] + box["height"] / 2)
+    expect(page.locator("#gan_infotext textarea")).to_have_value(
+        re.compile(r"Latent: projected.*Directions: [0-9.]+ on 0-16"), timeout=30000)
+    assert page.locator("#gan_gallery .media-button img").first.get_attribute("src") != before
+    screenshot(page, "stylegan-projection")

@@ -2,6 +2,7 @@
 
     POST /zoo/v1/gan/sample   seeds × class (or a seed-plane point, or imported latents) -> base64 PNGs
     POST /zoo/v1/gan/video    an interpolation video between seeds -> base64 GIF or MP4
+    POST /zoo/v1/gan/project  image -> latent: the w whose picture is nearest a base64 image (projection.py)
     GET  /zoo/v1/gan/models   the GANs of models/GAN, with their classes
 
 Same login (--api-auth), owners, task ids and 4xx JSON errors as /sdapi/v1 (modules/api/routes.py). GAN jobs do
@@ -19,7 +20,8 @@ from fastapi import Depends, Request
 from pydantic import BaseModel, Field
 
 from modules.api.models import TASK_ID_PATTERN
-from modules.capabilities.gan import GanRequest, GanVideoRequest, find_directions, gan, gan_video, model_facts
+from modules.capabilities.gan import (GanProjectRequest, GanRequest, GanVideoRequest, find_directions, gan, gan_project,
+                                      gan_video, model_facts)
 from modules.errors import UserError
 from modules.extensions import ScriptCall
 from modules.images import png_info
@@ -85,6 +87,13 @@ class GanVideoApiRequest(BaseModel):
     size: int = Field(256, description="Side in pixels, a multiple of 16 (nearest-neighbour upscaling)")
     space: str = Field("w", description="w: lerp in w; z: slerp in z")
     save: bool = Field(False, description="Also save the file under outputs/gan-videos")
+    truncation_cutoff: int | None = Field(None, description="Models with per-layer styles: as /zoo/v1/gan/sample's")
+    style_mix_seed: int | None = Field(None, description="Every frame takes this seed's styles in the mixed layers")
+    style_mix_from: int = 1
+    style_mix_to: int | None = None
+    noise_mode: str = Field("const", description="StyleGAN files: const, random (the first seed's, every frame), none")
+    translate: list[float] | str | None = Field(None, description="StyleGAN3 files: [x, y] for every frame")
+    rotate: float = Field(0.0, description="StyleGAN3 files: degrees, every frame")
     task_id: str | None = Field(None, pattern=TASK_ID_PATTERN)
 
 
@@ -103,6 +112,29 @@ class GanDirectionsApiRequest(BaseModel):
     layers: list[int] | None = Field(None, description="[from, to): the layers the directions are for; empty: all")
     count: int = Field(8, description="How many directions, 1 to 32")
     class_name: str | int | None = Field(None, description="GANSpace: the class whose w are sampled")
+
+
+class GanProjectApiRequest(BaseModel):
+    model: str | None = None
+    image: str = Field(description="Base64 picture (PNG, JPEG, WEBP): centre-cropped square, resized to the model's side")
+    steps: int = Field(200, description="Optimisation steps, 1 to 2000 (NVIDIA's projector: 1000)")
+    w_plus: bool = Field(False, description="Models with per-layer styles: one w per layer (closer, less editable)")
+    class_name: str | int | None = Field(None, description="Conditional models: the class to start from")
+    learning_rate: float = Field(0.1, description="Adam's peak learning rate, 0.0001 to 1")
+    noise_factor: float = Field(0.05, description="Noise on w at the start, × w's spread; 0: none")
+    seed: int = Field(0, description="Seed of that noise")
+    task_id: str | None = Field(None, pattern=TASK_ID_PATTERN, description="Your id for /sdapi/v1/progress")
+
+
+class GanProjectApiResponse(BaseModel):
+    image: str | None = Field(description="Base64 PNG of the found latent's picture, with its `zoo_gan` state "
+                                          "(none when interrupted before the first step)")
+    latent: dict | None = Field(description='{"w": [[w_dim numbers] per layer]}: send it as one of `latents` '
+                                            "of /zoo/v1/gan/sample (with directions, ψ ...)")
+    psnr: list[float] = Field(description="Peak signal-to-noise ratio (dB) of each step's w against the image")
+    steps_done: int
+    interrupted: bool
+    info: str = Field(description="JSON text: task_id, task_state, model")
 
 
 class GanModelInfo(BaseModel):
@@ -175,6 +207,25 @@ def add_routes(api: "Api") -> None:
         return {"video": data, "media_type": VIDEO_TYPES.get(str(body.format).strip().lower().lstrip("."), ""),
                 "frame_count": result.frame_count, "infotext": result.infotext, "parameters": body.model_dump(),
                 "info": json.dumps(info, ensure_ascii=False)}
+
+    @router.post(PREFIX + "/project", tags=["zoo: GAN"], response_model=GanProjectApiResponse)
+    async def project(body: GanProjectApiRequest, http: Request, owner: str = owner_dependency):
+        """Find the latent w (or w+) whose picture is nearest the image: Adam on pixels' squared error from w_avg,
+        NVIDIA projector-style; no perceptual loss (nothing is downloaded). Progress and interrupt by task id."""
+        from modules.api.images import decode_image
+
+        fields = body.model_dump(exclude={"task_id"})
+        fields["image"] = decode_image(body.image, "image")
+        job, result = await run_job(gan_project, GanProjectRequest(**fields), body, owner, http)
+        image = None
+        if result.latent is not None:  # rendered through the sampler, so the PNG carries the state to import
+            render = GanRequest(model=body.model, latents=[result.latent], class_name=body.class_name,
+                                save_images=False)
+            rendered = await anyio.to_thread.run_sync(backend.run, gan, render, limiter=api._job_threads)
+            image = encode_png(rendered.images[0], rendered.images[0].info)
+        info = {"task_id": job.id, "task_state": job.state, "model": result.model_title}
+        return {"image": image, "latent": result.latent, "psnr": result.psnr, "steps_done": result.steps_done,
+                "interrupted": result.interrupted, "info": json.dumps(info, ensure_ascii=False)}
 
     @router.post(PREFIX + "/directions", tags=["zoo: GAN"])
     def directions(body: GanDirectionsApiRequest):

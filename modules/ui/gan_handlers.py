@@ -11,8 +11,8 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image
 
-from modules.capabilities.gan import (ALL_CLASSES, GanCapabilities, GanRequest, GanVideoRequest, gan, gan_video,
-                                      model_facts)
+from modules.capabilities.gan import (ALL_CLASSES, GanCapabilities, GanProjectRequest, GanRequest, GanVideoRequest,
+                                      gan, gan_project, gan_video, model_facts)
 from modules.capabilities.gan.state import export_text, read_states, request_from_states
 from modules.errors import UserError
 from modules.generation.seeds import format_seeds, nearest_plane_seed, parse_seeds, plane_point, plane_square
@@ -87,16 +87,22 @@ class GanHandlers:
         """The request of the tab's sampling controls (sample_inputs(), in order). Noise mode (StyleGAN) and
         translate/rotate (StyleGAN3) reach only the models that have them."""
         caps = self.capabilities_of(model)
-        extra = {}
-        if caps.stylegan:
-            extra["noise_mode"] = noise_mode
-        if caps.input_transform:
-            extra.update(translate=(translate_x or 0.0, translate_y or 0.0), rotate=rotate or 0.0)
+        extra = self.stylegan_values(caps, noise_mode, translate_x, translate_y, rotate)
         if caps.stylegan and directions_file:
             edits = self.edits(directions_file, strengths, caps.w_dim)
             if edits:
                 extra["directions"] = edits
         return self._request(model, psi, class_name, cutoff, mix_seed, mix_from, mix_to, seeds=seeds, **extra)
+
+    @staticmethod
+    def stylegan_values(caps: GanCapabilities, noise_mode, translate_x, translate_y, rotate) -> dict:
+        """Noise mode for StyleGAN files, translate/rotate for StyleGAN3: hidden controls reach no other model."""
+        extra = {}
+        if caps.stylegan:
+            extra["noise_mode"] = noise_mode or "const"
+        if caps.input_transform:
+            extra.update(translate=(translate_x or 0.0, translate_y or 0.0), rotate=rotate or 0.0)
+        return extra
 
     @staticmethod
     def edits(directions_file: str, strengths, w_dim: int) -> list[dict]:
@@ -117,6 +123,61 @@ class GanHandlers:
                                                     directions_file, *strengths), request)
         return {self.gallery: self.gallery_items(result), self.message: "", self.infotext: result.infotext,
                 self.last_states: result.states}
+
+    @user_errors
+    def sample_current(self, projected, model, seeds, psi, class_name, cutoff, mix_seed, mix_from, noise_mode="const",
+                       translate_x=0.0, translate_y=0.0, rotate=0.0, mix_to=None, directions_file="", direction_1=0.0,
+                       direction_2=0.0, direction_3=0.0, direction_4=0.0, direction_5=0.0,
+                       request: gr.Request = None):
+        """What a direction slider moves: the projected latent when there is one (Project made it the current
+        picture), else the seeds."""
+        strengths = (direction_1, direction_2, direction_3, direction_4, direction_5)
+        built = self.sample_request(model, seeds, psi, class_name, cutoff, mix_seed, mix_from, noise_mode,
+                                    translate_x, translate_y, rotate, mix_to, directions_file, *strengths)
+        if projected:
+            built.latents, built.style_mix_seed, built.style_mix_seeds = [projected], None, None
+        result = self._run(gan, built, request)
+        return {self.gallery: self.gallery_items(result), self.message: "", self.infotext: result.infotext,
+                self.last_states: result.states}
+
+    # ------------------------------------------------------------ image -> latent
+    @user_errors
+    def project_image(self, path, model, class_name, steps, w_plus, progress=gr.Progress(), request: gr.Request = None):
+        """Project the uploaded picture: the found latent becomes the current picture (the direction sliders
+        move it; Export keeps it). Stop interrupts between steps and keeps the best latent so far."""
+        from modules.image_limits import open_image
+
+        if not path:
+            raise UserError("image: upload the picture to project")
+        caps = self.capabilities_of(model)
+        with open_image(path, "image") as image:
+            picture = image.convert("RGB")
+        job = self.backend.new_job(gan_project.name, owner_of(request), queue_user=queue_user_of(request))
+        report = job.report_step
+
+        def report_step(step: int) -> None:  # the job's progress, also as the tab's progress bar
+            progress((step, job.steps), desc="Projecting")
+            report(step)
+        job.report_step = report_step
+        result = self.backend.runner.run(gan_project, GanProjectRequest(
+            model=model or None, image=picture, steps=steps, w_plus=bool(w_plus) and caps.layer_styles,
+            class_name=None if class_name == ALL_CLASSES else class_name), job)
+        if result.latent is None:
+            return {self.message: info_html("Interrupted before the first step: no latent.")}
+        shown = self._run(gan, GanRequest(model=model or None, latents=[result.latent], save_images=False,
+                                          class_name=None if class_name == ALL_CLASSES else class_name), request)
+        stopped = f"Stopped after {result.steps_done} steps" if result.interrupted else f"{result.steps_done} steps"
+        return {self.projected: result.latent, self.gallery: [(shown.images[0], "Projected latent"),
+                                                              (result.target, "Target")],
+                self.infotext: shown.infotext, self.last_states: shown.states,
+                self.message: info_html(f"{stopped}: PSNR {result.psnr[0]:.1f} → {max(result.psnr):.1f} dB. The "
+                                        "direction sliders now move this picture; Generate goes back to seeds."),
+                **{slider: 0.0 for slider in self.direction_sliders}}
+
+    @user_errors
+    def stop_projection(self, request: gr.Request = None):
+        self.backend.jobs.interrupt(owner_of(request))
+        return {}
 
     # ------------------------------------------------------------ latent directions
     @user_errors
@@ -167,62 +228,74 @@ class GanHandlers:
         return {self.seeds: shift_seeds(text, direction)}
 
     # ------------------------------------------------------------ seed plane
-    def _plane(self, x, y, model, psi, class_name, cutoff, mix_seed, mix_from, request, save: bool = False):
-        result = self._run(gan, self._request(model, psi, class_name, cutoff, mix_seed, mix_from, position=(x, y),
-                                              save_images=save), request)
+    # The pad's settings (gan_tab.plane_settings()): model, psi, class, cutoff, mix seed, mix from, then noise
+    # mode, translate x/y, rotate and mix to, so the pad shows what Generate would.
+    def _plane(self, x, y, settings, request, save: bool = False):
+        model, psi, class_name, cutoff, mix_seed, mix_from, noise_mode, translate_x, translate_y, rotate, mix_to = \
+            settings
+        extra = self.stylegan_values(self.capabilities_of(model), noise_mode, translate_x, translate_y, rotate)
+        result = self._run(gan, self._request(model, psi, class_name, cutoff, mix_seed, mix_from, mix_to,
+                                              position=(x, y), save_images=save, **extra), request)
         image = result.grid or result.images[0]
         factor = max(1, 256 // max(image.size))  # crisp pixels at a readable size
         return result, image.resize((image.width * factor, image.height * factor), Image.NEAREST)
 
-    def _plane_at(self, x, y, model, psi, class_name, cutoff, mix_seed, mix_from, request) -> dict:
+    def _plane_at(self, x, y, settings, request) -> dict:
         x, y = max(0.0, float(x or 0)), max(0.0, float(y or 0))
-        _, image = self._plane(x, y, model, psi, class_name, cutoff, mix_seed, mix_from, request)
+        _, image = self._plane(x, y, settings, request)
         return {self.pad: f"{x:.3f},{y:.3f}", self.plane_x: round(x, 3), self.plane_y: round(y, 3),
                 self.plane_image: image, self.message: ""}
 
     # Gradio passes gr.Request by its parameter's place, so these name every input (no *args).
     @user_errors
-    def plane_from_pad(self, pad_value, model, psi, class_name, cutoff, mix_seed, mix_from,
-                       request: gr.Request = None):
+    def plane_from_pad(self, pad_value, model, psi, class_name, cutoff, mix_seed, mix_from, noise_mode="const",
+                       translate_x=0.0, translate_y=0.0, rotate=0.0, mix_to=None, request: gr.Request = None):
         try:
             x, y = (float(v) for v in str(pad_value).split(","))
         except ValueError:
             raise UserError("seed plane: the pad sent no position; drag again") from None
-        values = self._plane_at(x, y, model, psi, class_name, cutoff, mix_seed, mix_from, request)
+        values = self._plane_at(x, y, (model, psi, class_name, cutoff, mix_seed, mix_from, noise_mode, translate_x,
+                                       translate_y, rotate, mix_to), request)
         del values[self.pad]  # the pad holds its own value while it is dragged
         return values
 
     @user_errors
-    def plane_from_numbers(self, x, y, model, psi, class_name, cutoff, mix_seed, mix_from,
-                           request: gr.Request = None):
-        return self._plane_at(x, y, model, psi, class_name, cutoff, mix_seed, mix_from, request)
+    def plane_from_numbers(self, x, y, model, psi, class_name, cutoff, mix_seed, mix_from, noise_mode="const",
+                           translate_x=0.0, translate_y=0.0, rotate=0.0, mix_to=None, request: gr.Request = None):
+        return self._plane_at(x, y, (model, psi, class_name, cutoff, mix_seed, mix_from, noise_mode, translate_x,
+                                     translate_y, rotate, mix_to), request)
 
     @user_errors
-    def plane_snap(self, x, y, model, psi, class_name, cutoff, mix_seed, mix_from, request: gr.Request = None):
+    def plane_snap(self, x, y, model, psi, class_name, cutoff, mix_seed, mix_from, noise_mode="const",
+                   translate_x=0.0, translate_y=0.0, rotate=0.0, mix_to=None, request: gr.Request = None):
         """To the nearest seed: the point, and the seed in the Seeds box (Generate shows it; Render video
         walks the square of the plane from it)."""
         x, y = max(0.0, float(x or 0)), max(0.0, float(y or 0))
         i, j = math.floor(x + 0.5), math.floor(y + 0.5)  # as nearest_plane_seed (round() takes 0.5 to 0)
-        return {**self._plane_at(i, j, model, psi, class_name, cutoff, mix_seed, mix_from, request),
-                self.seeds: str(nearest_plane_seed(x, y))}
+        settings = (model, psi, class_name, cutoff, mix_seed, mix_from, noise_mode, translate_x, translate_y, rotate,
+                    mix_to)
+        return {**self._plane_at(i, j, settings, request), self.seeds: str(nearest_plane_seed(x, y))}
 
     @user_errors
-    def plane_from_seeds(self, seeds, model, psi, class_name, cutoff, mix_seed, mix_from,
-                         request: gr.Request = None):
+    def plane_from_seeds(self, seeds, model, psi, class_name, cutoff, mix_seed, mix_from, noise_mode="const",
+                         translate_x=0.0, translate_y=0.0, rotate=0.0, mix_to=None, request: gr.Request = None):
         i, j = plane_point(parse_seeds(seeds)[0])
-        return self._plane_at(i, j, model, psi, class_name, cutoff, mix_seed, mix_from, request)
+        return self._plane_at(i, j, (model, psi, class_name, cutoff, mix_seed, mix_from, noise_mode, translate_x,
+                                     translate_y, rotate, mix_to), request)
 
     @user_errors
-    def plane_save_image(self, x, y, model, psi, class_name, cutoff, mix_seed, mix_from,
-                         request: gr.Request = None):
+    def plane_save_image(self, x, y, model, psi, class_name, cutoff, mix_seed, mix_from, noise_mode="const",
+                         translate_x=0.0, translate_y=0.0, rotate=0.0, mix_to=None, request: gr.Request = None):
         x, y = max(0.0, float(x or 0)), max(0.0, float(y or 0))
-        result, _ = self._plane(x, y, model, psi, class_name, cutoff, mix_seed, mix_from, request, save=True)
+        result, _ = self._plane(x, y, (model, psi, class_name, cutoff, mix_seed, mix_from, noise_mode, translate_x,
+                                       translate_y, rotate, mix_to), request, save=True)
         return {self.message: info_html(f"Saved {', '.join(p.name for p in result.paths)}"),
                 self.infotext: result.infotext}
 
     # ------------------------------------------------------------ video
     @user_errors
-    def video(self, model, seeds, psi, class_name, frames, fps, loop, video_format, size, space,
+    def video(self, model, seeds, psi, class_name, frames, fps, loop, video_format, size, space, cutoff=None,
+              mix_seed="", mix_from=1, noise_mode="const", translate_x=0.0, translate_y=0.0, rotate=0.0, mix_to=None,
               request: gr.Request = None):
         """Render an interpolation video. One seed (after Snap, say) is not an error: the video walks the
         square of the seed plane from that seed, the neighbourhood the pad shows."""
@@ -231,10 +304,23 @@ class GanHandlers:
         if len(keys) == 1:
             keys = plane_square(keys[0])
             note = f" (one seed: round the seed plane's square {format_seeds(keys)})"
+        caps = self.capabilities_of(model)
+        layers = {}
+        if caps.layer_styles:  # as the sampler's: one mix seed for every frame (a grid of mix seeds is no video)
+            if cutoff is not None and cutoff < caps.num_ws:
+                layers["truncation_cutoff"] = cutoff
+            text = str(mix_seed if mix_seed is not None else "").strip()
+            if text:
+                if any(mark in text for mark in ",- "):
+                    raise UserError("style_mix_seed: a video takes one style mix seed, not a grid")
+                layers.update(style_mix_seed=text, style_mix_from=1 if mix_from is None else mix_from)
+                if mix_to is not None and mix_to < caps.num_ws:
+                    layers["style_mix_to"] = mix_to
         result = self._run(gan_video, GanVideoRequest(
             model=model or None, seeds=keys, truncation_psi=psi,
             class_name=None if class_name == ALL_CLASSES else class_name, frames=frames, fps=fps, loop=loop,
-            format=video_format, size=size, space=space), request)
+            format=video_format, size=size, space=space, **layers,
+            **self.stylegan_values(caps, noise_mode, translate_x, translate_y, rotate)), request)
         if result.path is None:  # interrupted
             return {self.message: info_html("Interrupted: no video.")}
         path, gif = str(result.path), result.request.format == "gif"
@@ -275,6 +361,12 @@ class GanHandlers:
             values[self.class_name] = result.states[0]["class"]
         if first.get("truncation_cutoff") is not None:
             values[self.cutoff] = first["truncation_cutoff"]
+        caps = self.capabilities_of(title)
+        if caps.stylegan:  # the StyleGAN controls too, so Generate renders the imported pictures again
+            values[self.noise_mode] = r.noise_mode
+            values[self.mix_to] = caps.num_ws if r.style_mix_to is None else r.style_mix_to
+        if caps.input_transform:
+            values.update({self.translate_x: r.translate[0], self.translate_y: r.translate[1], self.rotate: r.rotate})
         return values
 
     def _model_for(self, state: dict, current: str | None) -> tuple[str, str]:

@@ -119,6 +119,20 @@ class GanTab(GanHandlers):
                                               elem_id="gan_video_gif", visible=False)
                     self.video_mp4 = gr.Video(label="Video (MP4)", interactive=False, elem_id="gan_video_mp4",
                                               visible=False)
+                with gr.Accordion("Image → latent (projection)", open=False, elem_id="gan_projection"):
+                    gr.Markdown("Finds the latent whose picture is nearest yours (squared error on pixels, from the "
+                                "average w, as NVIDIA's projector; no perceptual loss). The result becomes the "
+                                "current picture: the direction sliders move it.")
+                    self.project_file = gr.Image(label="Picture to project", type="filepath", sources=["upload"],
+                                                 elem_id="gan_project_image", height=200)
+                    with gr.Row():
+                        self.project_steps = Slider(1, 2000, value=200, step=1, label="Steps",
+                                                    elem_id="gan_project_steps")
+                        self.project_w_plus = gr.Checkbox(False, label="w+ (one w per layer: closer, less editable; "
+                                                          "StyleGAN files)", elem_id="gan_project_w_plus")
+                    with gr.Row():
+                        self.project = gr.Button("Project", variant="primary", elem_id="gan_project")
+                        self.project_stop = gr.Button("Stop", elem_id="gan_project_stop")
                 with gr.Accordion("Latents: export and import", open=False, elem_id="gan_latents"):
                     self.export = gr.Button("Export latents of the last images", elem_id="gan_export")
                     self.export_file = gr.File(label="Exported latents", interactive=False, elem_id="gan_export_file")
@@ -134,6 +148,7 @@ class GanTab(GanHandlers):
                 self.infotext = gr.Textbox(label="Generation parameters", lines=2, interactive=False,
                                            elem_id="gan_infotext", buttons=["copy"])
         self.last_states = gr.State([])
+        self.projected = gr.State(None)  # the projected latent, while it is the current picture
         self._wire()
 
     # ---------------------------------------------------------------- wiring
@@ -173,7 +188,8 @@ class GanTab(GanHandlers):
                                    self.directions_file, self.direction_from, self.direction_to],
                           api_name=False)
 
-        settings = [self.model, self.psi, self.class_name, self.cutoff, self.mix_seed, self.mix_from]
+        settings = [self.model, self.psi, self.class_name, self.cutoff, self.mix_seed, self.mix_from, self.noise_mode,
+                    self.translate_x, self.translate_y, self.rotate, self.mix_to]  # as the sampler's
         plane = [self.plane_x, self.plane_y, self.plane_image, self.message]
         self.pad.drag(self.plane_from_pad, inputs=[self.pad, *settings], outputs=plane, api_name=False,
                       trigger_mode="always_last", concurrency_limit=None, show_progress="hidden")
@@ -188,7 +204,9 @@ class GanTab(GanHandlers):
                               outputs=[self.message, self.infotext], api_name=False)
 
         self.render_video.click(self.video, inputs=[self.model, self.seeds, self.psi, self.class_name, self.frames,
-                                                    self.fps, self.loop, self.video_format, self.size, self.space],
+                                                    self.fps, self.loop, self.video_format, self.size, self.space,
+                                                    self.cutoff, self.mix_seed, self.mix_from, self.noise_mode,
+                                                    self.translate_x, self.translate_y, self.rotate, self.mix_to],
                                 outputs=[self.video_gif, self.video_mp4, self.message, self.infotext],
                                 api_name="gan_video")
         self.export.click(self.export_latents, inputs=self.last_states, outputs=[self.export_file, self.message],
@@ -197,12 +215,22 @@ class GanTab(GanHandlers):
                                                                   self.direction_from, self.direction_to],
                                    outputs=[self.directions_file, self.message, *self.direction_sliders],
                                    api_name=False)
+        current = [self.projected, *self.sample_inputs()]
         for slider in self.direction_sliders:
-            slider.release(self.sample, inputs=self.sample_inputs(), outputs=outputs, api_name=False,
+            slider.release(self.sample_current, inputs=current, outputs=outputs, api_name=False,
                            trigger_mode="always_last", **busy)
         self.reset_directions.click(lambda: [0.0] * DIRECTION_SLIDERS, outputs=self.direction_sliders, api_name=False,
-                                    queue=False).then(self.sample, inputs=self.sample_inputs(), outputs=outputs,
+                                    queue=False).then(self.sample_current, inputs=current, outputs=outputs,
                                                       api_name=False, **busy)
+        self.project.click(self.project_image, inputs=[self.project_file, self.model, self.class_name,
+                                                       self.project_steps, self.project_w_plus],
+                           outputs=[self.projected, self.gallery, self.infotext, self.last_states, self.message,
+                                    *self.direction_sliders], api_name=False, **busy)
+        self.project_stop.click(self.stop_projection, api_name=False, queue=False)
+        back_to_seeds = {"fn": lambda: None, "outputs": self.projected, "api_name": False, "queue": False}
+        self.generate.click(**back_to_seeds)  # Generate, new seeds or another model: seeds are current again
+        self.seeds.submit(**back_to_seeds)
+        self.model.change(**back_to_seeds)
         self.save_directions.click(self.directions_saved, inputs=self.directions_file,
                                    outputs=[self.directions_download, self.message], api_name=False)
         self.directions_upload.upload(self.directions_loaded, inputs=[self.directions_upload, self.model],
@@ -210,7 +238,8 @@ class GanTab(GanHandlers):
                                       api_name=False)
         self.import_file.upload(self.import_latents, inputs=[self.import_file, self.model],
                                 outputs=[self.model, self.seeds, self.psi, self.class_name, self.cutoff, self.mix_seed,
-                                         self.mix_from, self.gallery, self.message, self.infotext, self.last_states],
+                                         self.mix_from, self.gallery, self.message, self.infotext, self.last_states,
+                                         self.noise_mode, self.mix_to, self.translate_x, self.translate_y, self.rotate],
                                 api_name=False)
 
     # ---------------------------------------------------------------- models

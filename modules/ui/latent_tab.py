@@ -1,4 +1,4 @@
-"""The Latent Explorer tab: β-VAE mode and SD VAE mode, each a set of panels in modules/ui/latent/ that
+"""The Latent Explorer tab: β-VAE mode, SD VAE mode and GAN mode (a StyleGAN's W space), each a set of panels in modules/ui/latent/ that
 build requests of modules/capabilities/latent and run them through the backend's runner."""
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import gradio as gr
 
 from modules.ui.latent.beta_vae_mode import BetaVaeMode
 from modules.ui.latent.common import STYLE
+from modules.ui.latent.gan_mode import GanLatentMode
 from modules.ui.latent.sd_vae_panel import SdVaePanel
 
 
@@ -17,3 +18,5 @@ def build(backend) -> None:
             BetaVaeMode(backend).build()
         with gr.Tab("SD VAE", id="latent_sd_vae_tab"):
             SdVaePanel(backend).build()
+        with gr.Tab("GAN (W space)", id="latent_gan_tab"):
+            GanLatentMode(backend).build()

@@ -74,12 +74,12 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up: int = 1, down: int = 
     x = x[:, :, max(-y0, 0): x.shape[2] - max(-y1, 0), max(-x0, 0): x.shape[3] - max(-x1, 0)]
     # A filter's gain multiplies the whole 2-D response: a separable filter takes its square root per axis.
     f = (f * gain ** (f.ndim / 2)).to(x.dtype).flip(list(range(f.ndim)))
+    # Downsampling is the convolution's stride: only the kept outputs are computed (the same numbers as filtering
+    # everything and taking every down-th, at 1/down of the work per axis).
     if f.ndim == 2:
-        x = F.conv2d(x, f[None, None].expand(c, 1, *f.shape), groups=c)
-    else:
-        x = F.conv2d(x, f[None, None, None, :].expand(c, 1, 1, -1), groups=c)
-        x = F.conv2d(x, f[None, None, :, None].expand(c, 1, -1, 1), groups=c)
-    return x[:, :, ::down, ::down] if down > 1 else x
+        return F.conv2d(x, f[None, None].expand(c, 1, *f.shape), groups=c, stride=down)
+    x = F.conv2d(x, f[None, None, None, :].expand(c, 1, 1, -1), groups=c, stride=(1, down))
+    return F.conv2d(x, f[None, None, :, None].expand(c, 1, -1, 1), groups=c, stride=(down, 1))
 
 
 def filter_size(f: torch.Tensor | None) -> tuple[int, int]:

@@ -3,22 +3,25 @@ and render interpolation videos between seeds. Both run through the runner (modu
 
     backend.run(gan, GanRequest(seeds="0-7", class_name="red circle"))      -> GanResult
     backend.run(gan_video, GanVideoRequest(seeds="0-3", format="gif"))     -> GanVideoResult
+    backend.run(gan_project, GanProjectRequest(image=picture, steps=200)) -> GanProjectResult
 
     request.py  GanRequest, GanVideoRequest: validated once, errors naming the field
     run.py      sampling: a pure function of (request, loaded generator, job, hooks)
     video.py    interpolation videos (GIF, MP4)
+    projection.py  image -> latent: the w whose picture is nearest an uploaded image (NVIDIA projector-style)
     state.py    each image's latent, portable in PNG text chunks and .json files
 """
 from __future__ import annotations
 
 from modules.capabilities.base import Capability, OutOfMemory, RunContext
-from modules.capabilities.gan.request import ALL_CLASSES, GanRequest, GanVideoRequest, check_limits
+from modules.capabilities.gan.projection import GanProjectResult, project
+from modules.capabilities.gan.request import ALL_CLASSES, GanProjectRequest, GanRequest, GanVideoRequest, check_limits
 from modules.capabilities.gan.run import GanCapabilities, GanResult, capabilities, sample
 from modules.capabilities.gan.video import GanVideoResult, render_video
 from modules.models.refs import GAN, ModelRef
 
-__all__ = ["ALL_CLASSES", "GanCapabilities", "GanRequest", "GanResult", "GanVideoRequest", "GanVideoResult",
-           "find_directions", "gan", "gan_video", "model_facts"]
+__all__ = ["ALL_CLASSES", "GanCapabilities", "GanProjectRequest", "GanProjectResult", "GanRequest", "GanResult",
+           "GanVideoRequest", "GanVideoResult", "find_directions", "gan", "gan_project", "gan_video", "model_facts"]
 
 
 def _validated(request, context: RunContext):
@@ -72,6 +75,25 @@ gan = Capability(
 gan_video = Capability(
     name="gan-video", tab="gan-video", validate=_validated, model=_model, run=_video,
     empty_result=lambda request: GanVideoResult(request, "", None, 0, ""), out_of_memory=_video_out_of_memory)
+
+
+def _project_validated(request, context: RunContext):
+    from modules.job_limits import check_image
+
+    request = request.validated()
+    check_image(*request.image.size, context.limits, "image")  # the upload, before it is resized
+    return request
+
+
+def _project(request: GanProjectRequest, loaded, job, hooks) -> GanProjectResult:
+    return project(request, loaded.module, loaded.info, job)
+
+
+# No extension hooks: a projection makes one latent, not a batch of images.
+gan_project = Capability(
+    name="gan-project", tab="gan-project", validate=_project_validated, model=_model, run=_project,
+    empty_result=lambda request: GanProjectResult(request, ""),
+    out_of_memory=lambda request: OutOfMemory("out of memory projecting an image: try a smaller model"))
 
 
 def find_directions(manager, name: str | None, method: str = "sefa", layers=None, count: int = 8,

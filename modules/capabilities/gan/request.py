@@ -29,7 +29,8 @@ class GanRequest:
     style_mix_to: int | None = None         # end of the mixed layers (exclusive); None: the last layer
     style_mix_seeds: str | list[int] | None = None  # a style-mixing grid: rows = seeds, columns = these seeds
     position: tuple[float, float] | None = None  # a point of the seed plane instead of the seeds
-    latents: list[dict] | None = None       # imported: [{"z": [...], "seed", "class", "position"}], instead of seeds
+    latents: list[dict] | None = None       # imported: [{"z": [...], "seed", "class", "position"}] or a projection's
+                                            # [{"w": [[w_dim numbers] per layer, or one row]}], instead of seeds
     directions: list[dict] | None = None    # StyleGAN: [{"direction": [w_dim], "strength": s, "layers": [from, to]}]
     noise_mode: str = "const"               # StyleGAN: const (NVIDIA's default), random (from the seed), none
     translate: tuple[float, float] | str | None = None  # StyleGAN3's --translate X,Y (input shift); None: 0,0
@@ -81,6 +82,15 @@ class GanVideoRequest:
     size: int = 256                         # output side in pixels (nearest-neighbour upscaling)
     space: str = "w"                        # "w": lerp in w; "z": slerp in z
     save: bool = True
+    truncation_cutoff: int | None = None    # per-layer models, as GanRequest's: the same for every frame
+    style_mix_seed: int | None = None       # every frame takes this seed's styles in [style_mix_from, style_mix_to)
+    style_mix_from: int = 1
+    style_mix_to: int | None = None
+    noise_mode: str = "const"               # StyleGAN; random: the first key seed's noise, the same every frame
+    translate: tuple[float, float] | str | None = None  # StyleGAN3's input shift and rotation, every frame
+    rotate: float = 0.0
+    style_mix_seeds = None                  # no grid in a video (run.py's checks read these of both requests)
+    directions = None
 
     def validated(self) -> "GanVideoRequest":
         r = replace(self)
@@ -104,6 +114,15 @@ class GanVideoRequest:
         r.space = str(r.space or "").strip().lower()
         if r.space not in ("w", "z"):
             raise InvalidRequest("space", f"must be w (lerp) or z (slerp), got {self.space!r}")
+        r.truncation_cutoff = _optional_integer(r.truncation_cutoff, "truncation_cutoff", 0, 64)
+        r.style_mix_seed = _optional_integer(r.style_mix_seed, "style_mix_seed", 0, MAX_SEED)
+        r.style_mix_from = _integer(r.style_mix_from, "style_mix_from", 0, 64)
+        r.style_mix_to = _optional_integer(r.style_mix_to, "style_mix_to", 0, 64)
+        if r.style_mix_to is not None and r.style_mix_to < r.style_mix_from:
+            raise InvalidRequest("style_mix_to", f"must not be below style_mix_from ({r.style_mix_from})")
+        r.noise_mode = _noise_mode(r.noise_mode)
+        r.translate = _translate(r.translate)
+        r.rotate = 0.0 if _blank(r.rotate) else _number(r.rotate, "rotate", -360.0, 360.0)
         total = (len(r.seeds) - (0 if r.loop else 1)) * r.frames
         if total > 2000:
             raise InvalidRequest("frames", f"{total} frames in all is over the limit of 2000: fewer seeds or frames")
@@ -206,8 +225,12 @@ def _latents(items) -> list[dict]:
         raise InvalidRequest("latents", f"at most {MAX_SEEDS} latents in one request, got {len(items)}")
     checked = []
     for n, item in enumerate(items):
+        if isinstance(item, dict) and isinstance(item.get("w"), list) and item["w"] and item.get("z") is None:
+            checked.append({"z": None, "w": _w_rows(item["w"], n), "seed": None, "class": _class(item.get("class")),
+                            "position": None})
+            continue
         if not isinstance(item, dict) or not isinstance(item.get("z"), list) or not item["z"]:
-            raise InvalidRequest("latents", f"item {n} has no z (a list of numbers)")
+            raise InvalidRequest("latents", f"item {n} has no z (a list of numbers) nor w (a projection's)")
         try:
             z = [float(v) for v in item["z"]]
         except (TypeError, ValueError):
@@ -215,12 +238,29 @@ def _latents(items) -> list[dict]:
         if not all(math.isfinite(v) for v in z):
             raise InvalidRequest("latents", f"item {n}: z has a value that is not finite")
         seed = item.get("seed")
-        checked.append({"z": z, "seed": None if seed is None else _integer(seed, "latents", 0, MAX_SEED),
+        checked.append({"z": z, "w": None, "seed": None if seed is None else _integer(seed, "latents", 0, MAX_SEED),
                         "class": _class(item.get("class")),
                         "position": None if item.get("position") is None else _position(item["position"])})
-    if len({len(i["z"]) for i in checked}) > 1:
-        raise InvalidRequest("latents", "the latents have different lengths")
+    if len({_shape(i) for i in checked}) > 1:
+        raise InvalidRequest("latents", "the latents have different lengths (or mix z and w)")
     return checked
+
+
+def _shape(item: dict) -> tuple:
+    return ("z", len(item["z"])) if item["z"] is not None else ("w", len(item["w"]), len(item["w"][0]))
+
+
+def _w_rows(rows, n: int) -> list[list[float]]:
+    """A projected latent: w rows, one per synthesis layer (w+), or one row for every layer."""
+    if not 1 <= len(rows) <= 64 or not all(isinstance(r, list) and 1 <= len(r) <= 4096 for r in rows):
+        raise InvalidRequest("latents", f"item {n}: w must be 1 to 64 rows (layers) of numbers")
+    try:
+        w = [[float(v) for v in row] for row in rows]
+    except (TypeError, ValueError):
+        raise InvalidRequest("latents", f"item {n}: w must be numbers") from None
+    if len({len(r) for r in w}) > 1 or not all(math.isfinite(v) for r in w for v in r):
+        raise InvalidRequest("latents", f"item {n}: w rows must be finite and of one length")
+    return w
 
 
 
@@ -236,3 +276,38 @@ def check_limits(request: "GanRequest | GanVideoRequest", limits) -> None:
     if count > limits.max_grid_images:
         raise InvalidRequest("latents" if latents else "seeds",
                              f"{count} images is over {limits.max_grid_images} ({GRID_FACTOR} × --max-batch)")
+
+
+MAX_PROJECT_STEPS = 2000
+
+
+@dataclass
+class GanProjectRequest:
+    """Image -> latent (projection.py): the w (or one w per layer, w+) whose picture is nearest the image."""
+    model: str | None = None
+    image: object = None                    # a PIL image (the API decodes base64 first)
+    steps: int = 200                        # Adam steps, 1 to MAX_PROJECT_STEPS
+    w_plus: bool = False                    # per-layer models: one w per layer (closer, less editable)
+    class_name: str | int | None = None     # conditional models: the class whose w_avg it starts from
+    learning_rate: float = 0.1              # NVIDIA projector's initial_learning_rate
+    noise_factor: float = 0.05              # w noise at the start, × w's spread (ramped to 0 by 75% of the steps)
+    seed: int = 0                           # of that w noise: the same request gives the same latent
+    preview_every: int = 10                 # steps between previews; 0: none
+
+    def validated(self) -> "GanProjectRequest":
+        from PIL import Image
+
+        r = replace(self)
+        r.model = _model(r.model)
+        if not isinstance(r.image, Image.Image):
+            raise InvalidRequest("image", "upload the picture to project")
+        r.steps = _integer(r.steps, "steps", 1, MAX_PROJECT_STEPS)
+        r.w_plus = bool(r.w_plus)
+        r.class_name = _class(r.class_name)
+        if r.class_name == ALL_CLASSES:
+            raise InvalidRequest("class_name", "a projection starts from one class: pick one")
+        r.learning_rate = _number(r.learning_rate, "learning_rate", 1e-4, 1.0)
+        r.noise_factor = _number(r.noise_factor, "noise_factor", 0.0, 1.0)
+        r.seed = _integer(r.seed, "seed", 0, MAX_SEED)
+        r.preview_every = _integer(r.preview_every, "preview_every", 0, MAX_PROJECT_STEPS)
+        return r

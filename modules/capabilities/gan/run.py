@@ -84,11 +84,12 @@ def capabilities(generator) -> GanCapabilities:
 @dataclass
 class GanSample:
     """One image's latent: what the PNG and the export file carry."""
-    z: torch.Tensor                          # float32 [z_dim], CPU
+    z: torch.Tensor | None                   # float32 [z_dim], CPU; None for a projected w
     class_index: int = 0
     seed: int | None = None                  # None: an imported latent that no seed gives
     position: tuple[float, float] | None = None  # on the seed plane
     mix_seed: int | None = None              # a style-mixing grid's column seed
+    w: torch.Tensor | None = None            # a projected latent instead of z: [num_ws or 1, w_dim] (projection.py)
 
     @property
     def name_seed(self) -> int | None:
@@ -139,10 +140,13 @@ def samples_for(request: GanRequest, caps: GanCapabilities) -> list[GanSample]:
     if request.latents is not None:
         out = []
         for n, item in enumerate(request.latents):
-            if len(item["z"]) != caps.z_dim:
+            if item.get("z") is not None and len(item["z"]) != caps.z_dim:
                 raise InvalidRequest("latents", f"item {n} has {len(item['z'])} numbers; "
                                                 f"this model's z has {caps.z_dim}")
             (index,) = class_indices(item["class"] if item["class"] is not None else request.class_name, caps)
+            if item.get("w") is not None:
+                out.append(GanSample(None, index, w=projected_w(item["w"], caps, n)))
+                continue
             out.append(GanSample(torch.tensor(item["z"], dtype=torch.float32), index, item["seed"], item["position"]))
         return out
     classes = class_indices(request.class_name, caps)
@@ -153,6 +157,17 @@ def samples_for(request: GanRequest, caps: GanCapabilities) -> list[GanSample]:
         return [GanSample(seed_latent(s, caps.z_dim, caps.seed_rule), classes[0], seed=s, mix_seed=m)
                 for s in request.seeds for m in request.style_mix_seeds]
     return [GanSample(seed_latent(s, caps.z_dim, caps.seed_rule), c, seed=s) for c in classes for s in request.seeds]
+
+
+def projected_w(rows: list, caps: GanCapabilities, n: int) -> torch.Tensor:
+    """A projection's w as this model takes it: [num_ws, w_dim] (one row: every layer), [1, w_dim] without layers."""
+    w = torch.tensor(rows, dtype=torch.float32)
+    w_dim = caps.w_dim or w.shape[1]
+    layers = max(caps.num_ws, 1)
+    if w.shape[1] != w_dim or w.shape[0] not in (1, layers):
+        raise InvalidRequest("latents", f"item {n}: w is {w.shape[0]} × {w.shape[1]}; this model takes "
+                                        f"{layers} × {w_dim} (or 1 × {w_dim})")
+    return w.expand(layers, -1).clone()
 
 
 def check_stylegan_options(request: GanRequest, caps: GanCapabilities) -> None:
@@ -237,6 +252,17 @@ def synthesize_w(generator, w: torch.Tensor, class_idx: torch.Tensor, truncation
     ws = w[:, None].repeat(1, num_ws, 1)
     if mix_w is not None:
         ws[:, mix_from:mix_to] = mix_w[:, None]
+    return synthesize_ws(generator, ws, w_avg, truncation_psi, truncation_cutoff, options, seeds, edits)
+
+
+@torch.inference_mode()
+def synthesize_ws(generator, ws: torch.Tensor, w_avg: torch.Tensor, truncation_psi: float = 1.0,
+                  truncation_cutoff: int | None = None, options: dict | None = None, seeds: list | None = None,
+                  edits: list[dict] | None = None) -> torch.Tensor:
+    """Images [N,3,H,W] in [-1,1] on the CPU from per-layer ws [N, num_ws, w_dim] (a projection's, or a seed's
+    repeated): truncation towards w_avg [N, w_dim], then the direction edits."""
+    caps = capabilities(generator)
+    num_ws = caps.num_ws
     cutoff = num_ws if truncation_cutoff is None else truncation_cutoff
     if caps.stylegan:  # exactly NVIDIA's arithmetic (torch.lerp), so pixels match its tools
         if truncation_psi != 1:
@@ -331,7 +357,8 @@ def style_mixing_grid(request: GanRequest, generator, caps: GanCapabilities, cla
 
 def describe(sample: GanSample, caps: GanCapabilities) -> str:
     where = (f"Plane {sample.position[0]:g}, {sample.position[1]:g}" if sample.position is not None
-             else f"Seed {sample.seed}" if sample.seed is not None else "Imported latent")
+             else f"Seed {sample.seed}" if sample.seed is not None
+             else "Projected latent" if sample.w is not None else "Imported latent")
     if sample.mix_seed is not None:
         where += f" × styles of {sample.mix_seed}"
     return f"{where} · {caps.class_names[sample.class_index]}" if caps.conditional else where
@@ -343,7 +370,8 @@ def infotext(request: GanRequest, sample: GanSample, caps: GanCapabilities, mode
     return format_infotext("", "", {
         "Seed": sample.name_seed,
         "Seed plane": None if sample.position is None else f"{sample.position[0]:g} {sample.position[1]:g}",
-        "Latent": "imported" if sample.seed is None and sample.position is None else None,
+        "Latent": ("projected" if sample.w is not None else "imported")
+        if sample.seed is None and sample.position is None else None,
         "Truncation psi": f"{request.truncation_psi:g}",
         "Truncation cutoff": request.truncation_cutoff,
         "Class": caps.class_names[sample.class_index] if caps.conditional else None,
@@ -371,8 +399,13 @@ def sample(request: GanRequest, generator, model_info, job: Job, hooks=None) -> 
     job.start(1, math.ceil(len(samples) / CHUNK))
     if hooks is not None:
         hooks.process_batch(0, [], [s.name_seed for s in samples])
-    z = torch.stack([s.z for s in samples])
     class_idx = torch.tensor([s.class_index for s in samples], dtype=torch.long)
+    if samples[0].w is not None:
+        if mixed(request):
+            raise InvalidRequest("style_mix_seed", "a projected w has no seed to mix with: clear the style mix seed")
+        return _finish(request, generator, model_info, job, hooks, caps, samples, to_pil(
+            synthesize_projected(generator, samples, class_idx, request, job), caps.stylegan), {})
+    z = torch.stack([s.z for s in samples])
     mix_z = None if request.style_mix_seed is None else \
         seed_latent(request.style_mix_seed, caps.z_dim, caps.seed_rule)[None]
     if request.style_mix_seeds is not None:
@@ -381,6 +414,35 @@ def sample(request: GanRequest, generator, model_info, job: Job, hooks=None) -> 
     pictures = to_pil(synthesize(generator, z, class_idx, request.truncation_psi, request.truncation_cutoff,
                                  mix_z, request.style_mix_from, job, options, [s.name_seed for s in samples],
                                  request.style_mix_to, request.directions), caps.stylegan)
+    return _finish(request, generator, model_info, job, hooks, caps, samples, pictures, options)
+
+
+@torch.inference_mode()
+def synthesize_projected(generator, samples: list[GanSample], class_idx: torch.Tensor, request: GanRequest,
+                         job: Job) -> torch.Tensor:
+    """Images of projected w latents (no mapping): ψ, cutoff and directions apply to them as to a seed's w."""
+    caps = capabilities(generator)
+    device = model_device(generator)
+    options = synthesis_options(caps, request.noise_mode, request.translate, request.rotate)
+    out = []
+    for start in range(0, len(samples), CHUNK):
+        job.check()
+        part = samples[start:start + CHUNK]
+        w = torch.stack([s.w for s in part]).to(device)
+        w_avg = average_w(generator, class_idx[start:start + CHUNK].to(device))
+        if not caps.num_ws:
+            out.append(generator.synthesis(w_avg + request.truncation_psi * (w[:, 0] - w_avg)).clamp(-1, 1).float()
+                       .cpu())
+            continue
+        out.append(synthesize_ws(generator, w, w_avg, request.truncation_psi, request.truncation_cutoff, options,
+                                 [0] * len(part), request.directions))
+    return torch.cat(out)
+
+
+def _finish(request: GanRequest, generator, model_info, job: Job, hooks, caps: GanCapabilities,
+            samples: list[GanSample], pictures: list[Image.Image], options: dict) -> GanResult:
+    """Infotexts, states, saving and the grid of the rendered pictures."""
+    class_idx = torch.tensor([s.class_index for s in samples], dtype=torch.long)
     extra = hooks.extra_infotext() if hooks is not None else {}
     result = GanResult(request, model_info.title, samples)
     for index, (s, picture) in enumerate(zip(samples, pictures)):

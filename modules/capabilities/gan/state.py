@@ -11,7 +11,8 @@ Several (the export file, and the ``zoo_gan_latents`` chunk of a saved grid)::
     {"format": "zoo-gan-latents/1", "items": [<one image>, ...]}
 
 z is written at full float32 precision (JSON numbers round-trip exactly), so an imported state
-renders the very same pixels. ``seed`` is null for a latent no seed gives; ``position`` is the
+renders the very same pixels. A projected image (projection.py) has no z: "z" is null and "w" holds its
+[num_ws][w_dim] latent instead. ``seed`` is null for a latent no seed gives; ``position`` is the
 seed-plane point it came from, if any.
 """
 from __future__ import annotations
@@ -41,7 +42,8 @@ def state_of(request: GanRequest, sample, caps, model_info) -> dict:
         "style_mix_from": request.style_mix_from, "style_mix_to": request.style_mix_to, "noise_mode": request.noise_mode,
         "translate": list(request.translate), "rotate": request.rotate,
         "directions": [{**e, "layers": list(e["layers"])} for e in request.directions] if request.directions else None,
-        "z_dim": len(sample.z), "z": [float(v) for v in sample.z.tolist()],
+        "z_dim": caps.z_dim, "z": None if sample.z is None else [float(v) for v in sample.z.tolist()],
+        **({"w": sample.w.tolist()} if getattr(sample, "w", None) is not None else {}),
     }
 
 
@@ -85,8 +87,9 @@ def parse_states(text: str, name: str = "latents") -> list[dict]:
         items = [data]
     else:
         raise InvalidRequest("file", f"{name}: not a GAN latent file (format {FORMAT} or {EXPORT_FORMAT})")
-    if not items or not all(isinstance(i, dict) and isinstance(i.get("z"), list) for i in items):
-        raise InvalidRequest("file", f"{name}: every item needs a z (a list of numbers)")
+    if not items or not all(isinstance(i, dict) and (isinstance(i.get("z"), list) or isinstance(i.get("w"), list))
+                            for i in items):
+        raise InvalidRequest("file", f"{name}: every item needs a z (a list of numbers) or a projected w")
     return items
 
 
@@ -101,6 +104,6 @@ def request_from_states(states: list[dict], model: str | None, save_images: bool
         style_mix_from=first.get("style_mix_from", 1), style_mix_to=first.get("style_mix_to"),
         noise_mode=first.get("noise_mode", "const"), directions=first.get("directions"),
         translate=first.get("translate"), rotate=first.get("rotate", 0.0),
-        latents=[{"z": s["z"], "seed": s.get("seed"), "position": s.get("position"),
+        latents=[{"z": s.get("z"), "w": s.get("w") if s.get("z") is None else None, "seed": s.get("seed"), "position": s.get("position"),
                   "class": s.get("class") if s.get("class") is not None else s.get("class_index")} for s in states],
         save_images=save_images)

@@ -64,8 +64,14 @@ def frame_images(request: GanVideoRequest, generator, job: Job | None = None) ->
     """All frames [T,3,H,W] in [-1,1] on the CPU."""
     caps = gan.capabilities(generator)
     (class_index,) = gan.class_indices(request.class_name, caps)
+    gan.check_layer_options(request, caps)
+    gan.check_stylegan_options(request, caps)
     z_keys = torch.stack([seed_latent(s, caps.z_dim, caps.seed_rule) for s in request.seeds])
-    options = gan.synthesis_options(caps)
+    options = gan.synthesis_options(caps, request.noise_mode, request.translate, request.rotate)
+    mix_z = None if request.style_mix_seed is None else \
+        seed_latent(request.style_mix_seed, caps.z_dim, caps.seed_rule)[None]
+    layer_options = {"truncation_cutoff": request.truncation_cutoff, "mix_from": request.style_mix_from,
+                     "mix_to": request.style_mix_to, "options": options}
     t = torch.arange(request.frames, dtype=torch.float32) / request.frames
     pairs = key_pairs(len(z_keys), request.loop)
     if job is not None:
@@ -77,13 +83,16 @@ def frame_images(request: GanVideoRequest, generator, job: Job | None = None) ->
         last = not request.loop and n == len(pairs) - 1
         steps = torch.cat([t, torch.ones(1)]) if last else t  # an open path ends on its last seed
         classes = torch.full((len(steps),), class_index, dtype=torch.long)
+        noise_seeds = [request.seeds[0]] * len(steps)  # random noise: the first key seed's, so frames do not flicker
         if request.space == "z":
             z = slerp(z_keys[a], z_keys[b], steps)
-            frames.append(gan.synthesize(generator, z, classes, request.truncation_psi, options=options))
+            frames.append(gan.synthesize(generator, z, classes, request.truncation_psi, mix_z=mix_z,
+                                         seeds=noise_seeds, **layer_options))
         else:
             w_keys = gan.mapped(generator, z_keys[[a, b]], classes[:2])
+            mix_w = None if mix_z is None else gan.mapped(generator, mix_z.expand(len(steps), -1), classes)
             frames.append(gan.synthesize_w(generator, lerp(w_keys[0], w_keys[1], steps.to(w_keys.device)), classes,
-                                           request.truncation_psi, options=options))
+                                           request.truncation_psi, mix_w=mix_w, seeds=noise_seeds, **layer_options))
         if job is not None:
             job.step = n + 1
     return torch.cat(frames)
@@ -146,7 +155,13 @@ def render_video(request: GanVideoRequest, generator, model_info, job: Job, outd
     text = format_infotext("", "", {
         "Seeds": ",".join(map(str, request.seeds)), "Interpolation": "slerp z" if request.space == "z" else "lerp w",
         "Frames": len(frames), "FPS": request.fps, "Loop": "yes" if request.loop else "no",
-        "Truncation psi": f"{request.truncation_psi:g}",
+        "Truncation psi": f"{request.truncation_psi:g}", "Truncation cutoff": request.truncation_cutoff,
         "Class": caps.class_names[gan.class_indices(request.class_name, caps)[0]] if caps.conditional else None,
+        "Style mix seed": request.style_mix_seed,
+        "Style mix from": request.style_mix_from if request.style_mix_seed is not None else None,
+        "Style mix to": request.style_mix_to if request.style_mix_seed is not None else None,
+        "Noise mode": request.noise_mode if caps.stylegan else None,
+        "Translate": f"{request.translate[0]:g} {request.translate[1]:g}" if request.translate != (0.0, 0.0) else None,
+        "Rotate": f"{request.rotate:g}" if request.rotate else None,
         "Model hash": model_info.shorthash, "Model": model_info.model_name}).lstrip("\n")
     return GanVideoResult(request, model_info.title, path, len(frames), text)
