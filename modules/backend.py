@@ -87,7 +87,8 @@ class Backend:
                                        upscaler_folders=self.upscaler_folders,
                                        component_folders=[config.models_dir / "text_encoder", *self.vae_folders],
                                        face_restorer_folders=self.face_restorer_folders,
-                                       preview_folder=config.models_dir / "VAE-approx")
+                                       preview_folder=config.models_dir / "VAE-approx",
+                                       lpips_folders=[config.models_dir / "LPIPS"])
         self.jobs = JobRegistry()
         self._convert_lock = threading.Lock()  # one StyleGAN pickle conversion at a time (memory)
         self.registry.scan()

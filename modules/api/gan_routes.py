@@ -123,6 +123,8 @@ class GanProjectApiRequest(BaseModel):
     learning_rate: float = Field(0.1, description="Adam's peak learning rate, 0.0001 to 1")
     noise_factor: float = Field(0.05, description="Noise on w at the start, × w's spread; 0: none")
     seed: int = Field(0, description="Seed of that noise")
+    loss: str = Field("auto", description="auto (perceptual when models/LPIPS holds VGG16 weights, else pixels), "
+                                          "pixels, perceptual, perceptual+pixels")
     task_id: str | None = Field(None, pattern=TASK_ID_PATTERN, description="Your id for /sdapi/v1/progress")
 
 
@@ -134,6 +136,7 @@ class GanProjectApiResponse(BaseModel):
     psnr: list[float] = Field(description="Peak signal-to-noise ratio (dB) of each step's w against the image")
     steps_done: int
     interrupted: bool
+    loss: str = Field(description="The loss used: pixels, perceptual or perceptual+pixels")
     info: str = Field(description="JSON text: task_id, task_state, model")
 
 
@@ -211,7 +214,8 @@ def add_routes(api: "Api") -> None:
     @router.post(PREFIX + "/project", tags=["zoo: GAN"], response_model=GanProjectApiResponse)
     async def project(body: GanProjectApiRequest, http: Request, owner: str = owner_dependency):
         """Find the latent w (or w+) whose picture is nearest the image: Adam on pixels' squared error from w_avg,
-        NVIDIA projector-style; no perceptual loss (nothing is downloaded). Progress and interrupt by task id."""
+        NVIDIA projector-style; VGG16 perceptual (LPIPS) loss when models/LPIPS holds the weights (never downloaded).
+        Progress and interrupt by task id."""
         from modules.api.images import decode_image
 
         fields = body.model_dump(exclude={"task_id"})
@@ -225,7 +229,7 @@ def add_routes(api: "Api") -> None:
             image = encode_png(rendered.images[0], rendered.images[0].info)
         info = {"task_id": job.id, "task_state": job.state, "model": result.model_title}
         return {"image": image, "latent": result.latent, "psnr": result.psnr, "steps_done": result.steps_done,
-                "interrupted": result.interrupted, "info": json.dumps(info, ensure_ascii=False)}
+                "interrupted": result.interrupted, "loss": result.loss, "info": json.dumps(info, ensure_ascii=False)}
 
     @router.post(PREFIX + "/directions", tags=["zoo: GAN"])
     def directions(body: GanDirectionsApiRequest):

@@ -38,6 +38,7 @@ from modules.models.vae_files import VaeFiles, load_vae_file
 from modules.models.zoo_loader import load_zoo_model
 from modules.models.zoo_registry import ZooModelInfo
 from modules.models.face_restorer_files import FaceRestorerFiles
+from modules.models.lpips_files import LpipsFiles
 from modules.models.upscaler_files import UpscalerFiles
 
 log = logging.getLogger(__name__)
@@ -59,13 +60,14 @@ class PipelineManager:
                  queue_per_user: int | None = None, zoo_registry=None, vae_folders: list | None = None,
                  settings=None, policy: CachePolicy | None = None, upscaler_folders: list | None = None,
                  component_folders: list | None = None, face_restorer_folders: list | None = None,
-                 preview_folder=None):
+                 preview_folder=None, lpips_folders: list | None = None):
         self.registry = registry
         self.zoo_registry = zoo_registry  # β-VAEs and GANs (models/Latent, models/GAN)
         self.vae_files = VaeFiles(list(vae_folders or []))
         self.upscaler_files = UpscalerFiles(list(upscaler_folders or []))  # models/ESRGAN ...
         self.component_files = ComponentFiles(list(component_folders or []))  # models/text_encoder, models/VAE
         self.face_restorer_files = FaceRestorerFiles(list(face_restorer_folders or []))  # models/GFPGAN
+        self.lpips_files = LpipsFiles(list(lpips_folders or []))  # models/LPIPS: GAN projection's perceptual loss
         self.preview_folder = preview_folder  # models/VAE-approx: Approx NN and TAESD previews; None: none
         self._said_missing: set[tuple] = set()  # a missing preview file is logged once per method and format
         self.settings = settings  # where the default checkpoint is read (modules/settings.py); None: no default
@@ -269,6 +271,10 @@ class PipelineManager:
         """An upscaler file's spandrel model, on the device (cached). For a job that holds the device
         already (hires fix inside txt2img); anyone else goes through use(ModelRef(UPSCALER, name))."""
         return self.upscaler_files.load(self.upscaler_files.find(name), self.devices.device)
+
+    def perceptual_model(self, device):
+        """The VGG16 perceptual (LPIPS) network of models/LPIPS on the device, or None without a file there."""
+        return self.lpips_files.load(device) if self.lpips_files.present() else None
 
     def face_restorer_model(self, name: str):
         """A face restorer's spandrel model (GFPGAN), on the device (cached). For a job that holds the device

@@ -14,7 +14,7 @@ and render interpolation videos between seeds. Both run through the runner (modu
 from __future__ import annotations
 
 from modules.capabilities.base import Capability, OutOfMemory, RunContext
-from modules.capabilities.gan.projection import GanProjectResult, project
+from modules.capabilities.gan.projection import GanProjectResult, project, with_loss
 from modules.capabilities.gan.request import ALL_CLASSES, GanProjectRequest, GanRequest, GanVideoRequest, check_limits
 from modules.capabilities.gan.run import GanCapabilities, GanResult, capabilities, sample
 from modules.capabilities.gan.video import GanVideoResult, render_video
@@ -82,7 +82,7 @@ def _project_validated(request, context: RunContext):
 
     request = request.validated()
     check_image(*request.image.size, context.limits, "image")  # the upload, before it is resized
-    return request
+    return with_loss(request, None if context.backend is None else context.backend.manager)
 
 
 def _project(request: GanProjectRequest, loaded, job, hooks) -> GanProjectResult:

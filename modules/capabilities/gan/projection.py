@@ -5,8 +5,9 @@ rate that ramps up over the first 5% of the steps and down (cosine) over the las
 w's spread × `noise_factor`, fading out (quadratically) by 75% of the steps so the start does not stick in the
 first valley. What differs, and why:
 
-  - The loss is the mean squared error on pixels only. NVIDIA's adds a VGG16 perceptual (LPIPS) distance from a
-    file it downloads; nothing is downloaded here, so the perceptual term is left out.
+  - The loss is NVIDIA's VGG16 perceptual (LPIPS) distance only when the user put VGG16 weights in models/LPIPS
+    (modules/models/vgg_features.py; never downloaded, never TorchScript); else the pixels' mean squared error.
+    `loss`: auto (perceptual when the file is there), pixels, perceptual, perceptual+pixels (both summed).
   - The noise inputs stay fixed (noise mode const); NVIDIA's also optimises them with a regulariser. A projected
     w then renders the same picture in the GAN Sampler, whose noise is const by default.
   - w+ (one w per synthesis layer) is offered for per-layer models: closer to the image, less editable.
@@ -43,6 +44,7 @@ class GanProjectResult:
     psnr: list[float] = field(default_factory=list)  # dB of each step's w (the first: w_avg plus noise)
     steps_done: int = 0
     interrupted: bool = False
+    loss: str = ""                           # the loss used: pixels, perceptual or perceptual+pixels
 
     @property
     def latent(self) -> dict | None:
@@ -79,6 +81,20 @@ def w_spread(generator, class_index: int, device) -> float:
     return float(((w - w.mean(0)) ** 2).sum() / W_SPREAD_SAMPLES) ** 0.5
 
 
+def with_loss(request: GanProjectRequest, manager) -> GanProjectRequest:
+    """The request with `loss` resolved (auto: perceptual when models/LPIPS holds weights) and, for a perceptual
+    loss, the VGG16 network read (a bad file is refused naming it, before any step runs)."""
+    present = manager is not None and manager.lpips_files.present()
+    if request.loss == "auto":
+        request.loss = "perceptual" if present else "pixels"
+    if request.loss.startswith("perceptual"):
+        if not present:
+            raise InvalidRequest("loss", f"{request.loss} needs VGG16 weights in models/LPIPS (vgg16.safetensors, "
+                                         "torchvision's features.N names; nothing is downloaded): use pixels")
+        request.perceptual = manager.perceptual_model(manager.devices.device)
+    return request
+
+
 def learning_rate(request: GanProjectRequest, step: int) -> float:
     t = step / request.steps
     ramp = min(1.0, (1 - t) / LR_RAMP_DOWN)
@@ -105,7 +121,13 @@ def project(request: GanProjectRequest, generator, model_info, job: Job) -> GanP
         ws = w.expand(-1, layers, -1) if w.shape[1] == 1 else w
         return generator.synthesis(ws, **options)
 
-    result = GanProjectResult(request, model_info.title, target=to_pil(target.cpu(), caps.stylegan)[0])
+    result = GanProjectResult(request, model_info.title, target=to_pil(target.cpu(), caps.stylegan)[0],
+                              loss=request.loss)
+    vgg = None if request.perceptual is None else request.perceptual.to(device)
+    if vgg is not None:
+        with torch.inference_mode():
+            target_taps = vgg.taps(target)
+        target_taps = [t.clone() for t in target_taps]  # out of inference mode: used in the graph
     job.start(1, request.steps)
     with torch.inference_mode(False), torch.enable_grad():
         w_avg = average_w(generator, c).detach().float().clone()          # [1, w_dim]
@@ -123,7 +145,9 @@ def project(request: GanProjectRequest, generator, model_info, job: Job) -> GanP
             noise = torch.randn(w_opt.shape, generator=noise_rng).to(device) * scale
             w_step = w_opt + noise
             images = render(w_step)
-            loss = ((images.float() - target) ** 2).mean()
+            loss = ((images.float() - target) ** 2).mean() if request.loss != "perceptual" else 0
+            if vgg is not None:
+                loss = loss + vgg.distance(images.float(), target_taps).sum()
             score = psnr(images.detach().float(), target)  # of this step's w: one forward pass a step
             result.psnr.append(score)
             if score > best_psnr:

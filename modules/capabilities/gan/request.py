@@ -5,7 +5,7 @@ a truncation cutoff or style mixing?) is checked in run.py against the loaded mo
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from modules.errors import InvalidRequest
 from modules.generation.seeds import MAX_SEED, MAX_SEEDS, parse_seeds
@@ -279,6 +279,8 @@ def check_limits(request: "GanRequest | GanVideoRequest", limits) -> None:
 
 
 MAX_PROJECT_STEPS = 2000
+# auto: perceptual when models/LPIPS holds VGG16 weights, else pixels; perceptual+pixels adds the pixels' error.
+PROJECT_LOSSES = ("auto", "pixels", "perceptual", "perceptual+pixels")
 
 
 @dataclass
@@ -293,6 +295,8 @@ class GanProjectRequest:
     noise_factor: float = 0.05              # w noise at the start, × w's spread (ramped to 0 by 75% of the steps)
     seed: int = 0                           # of that w noise: the same request gives the same latent
     preview_every: int = 10                 # steps between previews; 0: none
+    loss: str = "auto"                      # one of PROJECT_LOSSES; validation resolves auto
+    perceptual: object = field(default=None, repr=False, compare=False)  # the VGG16 network (set by validation)
 
     def validated(self) -> "GanProjectRequest":
         from PIL import Image
@@ -310,4 +314,8 @@ class GanProjectRequest:
         r.noise_factor = _number(r.noise_factor, "noise_factor", 0.0, 1.0)
         r.seed = _integer(r.seed, "seed", 0, MAX_SEED)
         r.preview_every = _integer(r.preview_every, "preview_every", 0, MAX_PROJECT_STEPS)
+        r.loss = "auto" if _blank(r.loss) else str(r.loss).strip().lower()
+        if r.loss not in PROJECT_LOSSES:
+            raise InvalidRequest("loss", f"must be one of {', '.join(PROJECT_LOSSES)}, got {self.loss!r}")
+        r.perceptual = None  # only the capability's validation sets it, from models/LPIPS
         return r
