@@ -126,7 +126,7 @@ def test_project_a_picture_then_a_direction_slider_moves_the_projection(app, pag
     page.locator("#gan_project_image input[type=file]").set_input_files(str(target))
     set_slider(page, "gan_project_steps", 8)
     page.locator("#gan_project").click()
-    expect(page.locator("#gan_message")).to_contain_text(re.compile(r"8 steps: PSNR [0-9.]+ → [0-9.]+ dB"),
+    expect(page.locator("#gan_message")).to_contain_text(re.compile(r"8 steps \(pixels loss\): PSNR [0-9.]+ → [0-9.]+ dB"),
                                                          timeout=60000)
     expect(page.locator("#gan_infotext textarea")).to_have_value(re.compile(r"Latent: projected"))
     before = page.locator("#gan_gallery .media-button img").first.get_attribute("src")

@@ -170,7 +170,8 @@ class GanHandlers:
         return {self.projected: result.latent, self.gallery: [(shown.images[0], "Projected latent"),
                                                               (result.target, "Target")],
                 self.infotext: shown.infotext, self.last_states: shown.states,
-                self.message: info_html(f"{stopped}: PSNR {result.psnr[0]:.1f} → {max(result.psnr):.1f} dB. The "
+                self.message: info_html(f"{stopped} ({result.loss} loss): PSNR {result.psnr[0]:.1f} → "
+                                        f"{max(result.psnr):.1f} dB. The "
                                         "direction sliders now move this picture; Generate goes back to seeds."),
                 **{slider: 0.0 for slider in self.direction_sliders}}
 
