@@ -30,7 +30,7 @@ def test_out_of_memory_fails_that_job_clearly_and_the_next_one_runs(backend, sma
 
 
 def test_an_exception_inside_a_job_never_blocks_the_queue(backend, small_request, monkeypatch, caplog):
-    monkeypatch.setattr("modules.capabilities.txt2img.run.encode_prompts",
+    monkeypatch.setattr("modules.capabilities.txt2img.run.encode_scheduled",
                         lambda *a, **k: (_ for _ in ()).throw(ValueError("boom")))
     for _ in range(3):
         job = backend.new_job("txt2img")

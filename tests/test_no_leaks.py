@@ -75,7 +75,7 @@ def run_ui_txt2img(backend, seed: int) -> str:
         tab = Txt2ImgTab(backend, checkpoint=gr.Dropdown(["tiny-sd15"], value=None))
         tab.build()
     try:
-        answers = list(tab._run("tiny-sd15", "a red circle", "", "Euler a", 2, 7.0, 64, 64, seed, 1, 1,
+        answers = list(tab._run("tiny-sd15", "a red circle", "", "Euler a", 2, 7.0, 64, 64, seed, 1, 1, "Automatic", False, -1, 0, 0, 0,
                                 SimpleNamespace(username=None, session_hash="leaks-test")))
     except gr.Error as toast:
         return toast.message
