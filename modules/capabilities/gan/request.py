@@ -43,12 +43,7 @@ class GanRequest:
         r.seeds = parse_seeds(r.seeds)
         r.truncation_psi = _number(r.truncation_psi, "truncation_psi", *PSI_RANGE)
         r.class_name = _class(r.class_name)
-        r.truncation_cutoff = _optional_integer(r.truncation_cutoff, "truncation_cutoff", 0, 64)
-        r.style_mix_seed = _optional_integer(r.style_mix_seed, "style_mix_seed", 0, MAX_SEED)
-        r.style_mix_from = _integer(r.style_mix_from, "style_mix_from", 0, 64)
-        r.style_mix_to = _optional_integer(r.style_mix_to, "style_mix_to", 0, 64)
-        if r.style_mix_to is not None and r.style_mix_to < r.style_mix_from:
-            raise InvalidRequest("style_mix_to", f"must not be below style_mix_from ({r.style_mix_from})")
+        _check_layer_controls(r)
         r.style_mix_seeds = None if _blank(r.style_mix_seeds) else parse_seeds(r.style_mix_seeds, "style_mix_seeds", 64)
         if r.style_mix_seeds is not None:
             if r.style_mix_seed is not None:
@@ -114,12 +109,7 @@ class GanVideoRequest:
         r.space = str(r.space or "").strip().lower()
         if r.space not in ("w", "z"):
             raise InvalidRequest("space", f"must be w (lerp) or z (slerp), got {self.space!r}")
-        r.truncation_cutoff = _optional_integer(r.truncation_cutoff, "truncation_cutoff", 0, 64)
-        r.style_mix_seed = _optional_integer(r.style_mix_seed, "style_mix_seed", 0, MAX_SEED)
-        r.style_mix_from = _integer(r.style_mix_from, "style_mix_from", 0, 64)
-        r.style_mix_to = _optional_integer(r.style_mix_to, "style_mix_to", 0, 64)
-        if r.style_mix_to is not None and r.style_mix_to < r.style_mix_from:
-            raise InvalidRequest("style_mix_to", f"must not be below style_mix_from ({r.style_mix_from})")
+        _check_layer_controls(r)
         r.noise_mode = _noise_mode(r.noise_mode)
         r.translate = _translate(r.translate)
         r.rotate = 0.0 if _blank(r.rotate) else _number(r.rotate, "rotate", -360.0, 360.0)
@@ -319,3 +309,13 @@ class GanProjectRequest:
             raise InvalidRequest("loss", f"must be one of {', '.join(PROJECT_LOSSES)}, got {self.loss!r}")
         r.perceptual = None  # only the capability's validation sets it, from models/LPIPS
         return r
+
+
+def _check_layer_controls(r) -> None:
+    """The per-layer controls a sample and a video share: truncation cutoff and one style-mix seed's layers."""
+    r.truncation_cutoff = _optional_integer(r.truncation_cutoff, "truncation_cutoff", 0, 64)
+    r.style_mix_seed = _optional_integer(r.style_mix_seed, "style_mix_seed", 0, MAX_SEED)
+    r.style_mix_from = _integer(r.style_mix_from, "style_mix_from", 0, 64)
+    r.style_mix_to = _optional_integer(r.style_mix_to, "style_mix_to", 0, 64)
+    if r.style_mix_to is not None and r.style_mix_to < r.style_mix_from:
+        raise InvalidRequest("style_mix_to", f"must not be below style_mix_from ({r.style_mix_from})")
