@@ -4,7 +4,9 @@
 - FLUX.1: dev is guidance-distilled. Its "Distilled CFG Scale" (Forge's name; `distilled_cfg_scale` in the API)
   goes into the model as an input; schnell has no such input and is unaffected by it. The CFG scale is 1
   (off) for FLUX; above 1 it is applied as real CFG with the negative prompt (diffusers' true_cfg_scale,
-  as Forge does): two transformer calls per step. Below 1 is refused, naming the field."""
+  as Forge does): two transformer calls per step. Below 1 is refused, naming the field.
+- Z-Image: its pipeline's guidance_scale g gives pos + g·(pos − neg), which is the CFG scale minus one: the CFG
+  scale is 1 (off) for Turbo, more is real CFG with the negative prompt, below 1 is refused."""
 from __future__ import annotations
 
 from modules.errors import InvalidRequest
@@ -14,6 +16,11 @@ DEFAULT_DISTILLED_CFG_SCALE = 3.5  # Forge's default, and FLUX.1 dev's own (diff
 
 def guidance_arguments(request, family, embeds: dict) -> dict:
     """The pipeline's keyword arguments for the prompt embeddings and guidance of `request`."""
+    if family.guidance_kind == "cfg_minus_one":
+        check_cfg_scale(request, family)
+        guided = request.cfg_scale > 1
+        return {"prompt_embeds": embeds["prompt_embeds"], "guidance_scale": request.cfg_scale - 1,
+                "negative_prompt_embeds": embeds["negative_prompt_embeds"] if guided else None}
     if family.guidance_kind != "true_cfg":
         return {**embeds, "guidance_scale": request.cfg_scale}
     check_cfg_scale(request, family)
@@ -26,7 +33,7 @@ def guidance_arguments(request, family, embeds: dict) -> dict:
 
 
 def check_cfg_scale(request, family) -> None:
-    if family.guidance_kind == "true_cfg" and request.cfg_scale < 1:
+    if family.guidance_kind in ("true_cfg", "cfg_minus_one") and request.cfg_scale < 1:
         raise InvalidRequest("cfg_scale", f"is {request.cfg_scale:g}; {family.label} uses 1 (off) or, for real "
                                           "CFG with the negative prompt, more than 1")
 

@@ -14,7 +14,8 @@ emphasis syntax (see `prompt_parser.py`) and may be longer than CLIP's 77 tokens
 
 A prompt without emphasis that fits in 75 tokens gives exactly the pipeline's own embeddings.
 SD3 and FLUX also have a T5 encoder: it reads the prompt with the emphasis syntax stripped
-(t5_embeds.py), and the family joins the CLIP and T5 parts as its pipeline does.
+(t5_embeds.py), and the family joins the CLIP and T5 parts as its pipeline does. A family with another
+encoder (Z-Image's Qwen3) encodes the prompts itself (its layout's `encode`).
 Which encoders there are, which gives the pooled embedding and which layer clip skip counts
 from is the checkpoint family's text encoder layout (modules/models/families).
 """
@@ -105,6 +106,8 @@ def encode_prompts(
         raise ValueError(f"clip_skip counts from 1 (last layer), got {clip_skip}")
 
     layout, slots = _text_encoder_slots(pipe)
+    if layout.encode is not None:  # neither CLIP nor T5 (Z-Image's Qwen3): the family encodes the plain prompt
+        return layout.encode(pipe, prompts, negative_prompts)
     if not slots:
         raise ValueError(f"{type(pipe).__name__} has no CLIP text encoder to encode prompts with")
     for slot in slots:

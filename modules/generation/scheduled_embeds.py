@@ -36,7 +36,10 @@ class ScheduledEmbeds:
         chosen = {}
         for name, values in self.encoded.items():
             row = negative if name.startswith("negative") else positive
-            chosen[name] = values[row:row + 1].repeat(self.batch, *([1] * (values.dim() - 1)))
+            if isinstance(values, list):  # one tensor per text, of its own length (Z-Image)
+                chosen[name] = [values[row]] * self.batch
+            else:
+                chosen[name] = values[row:row + 1].repeat(self.batch, *([1] * (values.dim() - 1)))
         return chosen
 
     @property

@@ -4,7 +4,8 @@ People download FLUX.1 as BFL's transformer-only flux1-dev.safetensors plus ae.s
 clip_l / t5xxl files (models/text_encoder); SD 3.5 large as a file without its text encoders plus
 clip_l, clip_g and t5xxl files. Which file is what is told from its tensors alone (a name says nothing
 reliable): a VAE (encoder/decoder convolutions), a T5 encoder (encoder.block.*), a CLIP text encoder
-(its position embedding, whose width tells CLIP-L 768 from CLIP-G 1280). `complete()` pairs the picked
+(its position embedding, whose width tells CLIP-L 768 from CLIP-G 1280), a Qwen3 encoder (Z-Image's
+qwen_3_4b: its layers' q norm). `complete()` pairs the picked
 files with what a checkpoint lacks, or says precisely what is missing. Only files inside the folders are
 used; a name is looked up there, never opened as a path of its own."""
 from __future__ import annotations
@@ -23,6 +24,7 @@ FIELD = "forge_additional_modules"  # Forge's override_settings key, and our req
 
 CLIP_POSITIONS = ("text_model.embeddings.position_embedding.weight", "embeddings.position_embedding.weight")
 T5_BLOCK = "encoder.block.0.layer.0.SelfAttention.q.weight"
+QWEN3_NORMS = ("model.layers.0.self_attn.q_norm.weight", "layers.0.self_attn.q_norm.weight")
 
 
 @dataclass(frozen=True)
@@ -37,17 +39,21 @@ class ComponentFile:
 
 
 def kind_of(path: Path) -> tuple[str, int | None]:
-    """("vae" | "t5" | "clip", width or None) from a file's tensor names and shapes; BadModelFile otherwise."""
+    """("vae" | "t5" | "clip" | "qwen3", width or None) from a file's tensor names and shapes; BadModelFile otherwise."""
     header, _ = read_header(path)
     shapes = {name: info["shape"] for name, info in header.items()}
     if "encoder.conv_in.weight" in shapes and "decoder.conv_in.weight" in shapes:
         return "vae", None
     if T5_BLOCK in shapes or ("shared.weight" in shapes and any(k.startswith("encoder.block.") for k in shapes)):
         return "t5", None
+    for key in QWEN3_NORMS:  # Qwen3's per-head q norm (Qwen2 has none): Z-Image's qwen_3_4b files
+        if key in shapes:
+            embedding = shapes.get(key.split("layers.")[0] + "embed_tokens.weight") or [0, 0]
+            return "qwen3", int(embedding[-1])
     for key in CLIP_POSITIONS:
         if key in shapes and len(shapes[key]) == 2:
             return "clip", int(shapes[key][1])
-    raise BadModelFile(path, "is not a VAE, CLIP or T5 text encoder file (none of their tensors found)")
+    raise BadModelFile(path, "is not a VAE, CLIP, T5 or Qwen3 text encoder file (none of their tensors found)")
 
 
 class ComponentFiles:
@@ -122,7 +128,8 @@ def _hidden_size(config_dir: Path, component: str) -> int | None:
 
 
 def _kind_label(kind: str, width: int | None) -> str:
-    return {"vae": "VAE", "t5": "T5 text encoder"}.get(kind, f"CLIP text encoder (width {width})")
+    return {"vae": "VAE", "t5": "T5 text encoder", "qwen3": f"Qwen3 text encoder (width {width})"}.get(
+        kind, f"CLIP text encoder (width {width})")
 
 
 def _labels(family, components: list[str]) -> str:

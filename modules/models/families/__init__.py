@@ -11,7 +11,8 @@ here plus its tests. Everything else asks a family for facts instead of testing 
     registry.py      native size (from the denoiser's config), text encoder layers (clip skip range)
     vae_files.py     a VAE file's latent format (scaling and shift factors)
     preview.py       the cheap latent → RGB preview
-    prompt_embeds.py the text encoder layout (one or two encoders, pooled output, clip skip; T5 for SD3/FLUX)
+    prompt_embeds.py the text encoder layout (one or two encoders, pooled output, clip skip; T5 for SD3/FLUX;
+                     a family's own encoder: Z-Image's Qwen3)
     samplers.py      which samplers it offers (flow matching for SD3/FLUX), guidance.py how CFG reaches it
     component_files  what a single file lacks and where a separate VAE / text encoder file's tensors go
 
@@ -71,6 +72,9 @@ class TextEncoderLayout:
     t5: tuple[str, str] | None = None
     t5_max_length: int = 256
     assemble: Callable | None = None
+    # An encoder that is neither CLIP nor T5 (Z-Image's Qwen3): `encode(pipe, prompts, negative_prompts)` gives
+    # the pipeline's prompt keyword arguments itself (tensors, or lists of one tensor per prompt).
+    encode: Callable | None = None
 
     @property
     def pooled_names(self) -> tuple[str, ...]:
@@ -141,6 +145,7 @@ class Family:
     default_cfg_scale: float = 7.0
     # "cfg": the pipeline's guidance_scale is classifier-free guidance. "true_cfg" (FLUX): guidance_scale is the
     # distilled guidance, and CFG with the negative prompt is the pipeline's true_cfg_scale (generation/guidance.py).
+    # "cfg_minus_one" (Z-Image): guidance_scale g gives pos + g·(pos − neg), the CFG scale minus one (0 = off).
     guidance_kind: str = "cfg"
     # FLUX dev's guidance embedding: the model takes a distilled guidance value (Forge's "Distilled CFG Scale").
     distilled_guidance: bool = False

@@ -1,0 +1,202 @@
+"""Z-Image end to end on a tiny random-weight model (tests/tiny_zimage.py): the diffusers folder, an all-in-one
+file and the transformer-only file completed with ae / qwen_3_4b component files; txt2img, CFG as Turbo wants it,
+its samplers, infotext and PNG Info, memory accounting, and what is refused by name."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from modules.errors import BadModelFile, InvalidRequest, UserError
+from modules.generation.infotext import parse_infotext
+from tests import tiny_zimage
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory):
+    from modules.backend import Backend, BackendConfig
+    from modules.devices import device_config
+
+    models = tmp_path_factory.mktemp("zimage-models")
+    sd = models / "Stable-diffusion"
+    folder = tiny_zimage.make_tiny_zimage(sd / "tiny-zimage")
+    tiny_zimage.make_checkpoint_file(folder, sd / "tiny-zimage-aio.safetensors")
+    for sub in ("VAE", "Latent", "GAN", "text_encoder"):
+        (models / sub).mkdir(exist_ok=True)
+    tiny_zimage.make_component_files(folder, models, name="tiny-zimage-turbo")
+    work = tmp_path_factory.mktemp("zimage-backend")
+    return Backend(BackendConfig(models_dir=models, outdir=work / "outputs", cache_dir=work / "cache",
+                                 devices=device_config("cpu"), offline=True))
+
+
+@pytest.fixture(scope="module")
+def files():
+    return {"vae": "tiny-zimage-turbo-ae.safetensors", "qwen3": "tiny-zimage-turbo-qwen_3_4b.safetensors"}
+
+
+def _request(**overrides):
+    from modules.capabilities.txt2img.request import Txt2ImgRequest
+
+    values = dict(prompt="a red circle on a white background", negative_prompt="blurry", steps=3, width=64,
+                  height=64, seed=1234, sampler="Euler", cfg_scale=1.0, save_images=False, checkpoint="tiny-zimage")
+    values.update(overrides)
+    return Txt2ImgRequest(**values)
+
+
+def _pixels(image: Image.Image) -> np.ndarray:
+    return np.asarray(image, dtype=np.int16)
+
+
+@pytest.mark.parametrize("name", ["tiny-zimage", "tiny-zimage-aio.safetensors", "tiny-zimage-turbo.safetensors"])
+def test_each_layout_is_recognised_by_the_zimage_family_alone(backend, name):
+    from modules.models import detect, families
+    from modules.models.safetensors_header import read_header
+
+    path = backend.config.models_dir / "Stable-diffusion" / name
+    if path.is_dir():
+        facts = detect.config_facts(path)
+        assert [f.name for f in families.FAMILIES if f.recognises_config(facts)] == ["zimage"]
+    else:
+        shapes = {k: v["shape"] for k, v in read_header(path)[0].items()}
+        assert [f.name for f in families.FAMILIES if f.recognises_header(shapes)] == ["zimage"]
+    info = backend.manager.resolve(name.removesuffix(".safetensors"))
+    assert info.usable, info.error
+    assert info.architecture.label == "Z-Image" and info.native_size == 1024
+
+
+def test_txt2img_makes_an_image_and_a_seed_reproduces(backend):
+    one = backend.txt2img(_request(seed=77))
+    again = backend.txt2img(_request(seed=77)).images[0]
+    other = backend.txt2img(_request(seed=78)).images[0]
+    image = one.images[0]
+    assert image.size == (64, 64) and _pixels(image).std() > 0
+    assert np.array_equal(_pixels(image), _pixels(again))
+    assert not np.array_equal(_pixels(image), _pixels(other))
+    assert "Model: tiny-zimage," in one.infotexts[0]
+
+
+def test_a_batch_gives_each_seed_its_own_image(backend):
+    alone = backend.txt2img(_request(seed=77, width=32, height=32)).images[0]
+    batch = backend.txt2img(_request(seed=76, batch_size=2, width=32, height=32))
+    assert batch.seeds[batch.index_of_first_image:] == [76, 77]
+    assert np.abs(_pixels(batch.images[-1]) - _pixels(alone)).max() <= 1
+
+
+def test_the_all_in_one_file_gives_the_folders_image(backend):
+    folder = backend.txt2img(_request()).images[0]
+    whole = backend.txt2img(_request(checkpoint="tiny-zimage-aio")).images[0]
+    assert np.abs(_pixels(folder) - _pixels(whole)).max() <= 1
+
+
+def test_the_transformer_only_file_names_the_qwen3_encoder_it_lacks(backend, files):
+    info = backend.manager.resolve("tiny-zimage-turbo")
+    assert info.architecture.missing_labels() == ["VAE", "Qwen3 text encoder"]
+    with pytest.raises(BadModelFile, match="needs a VAE, Qwen3 text encoder: pick them"):
+        backend.txt2img(_request(checkpoint="tiny-zimage-turbo"))
+    with pytest.raises(BadModelFile, match="needs a Qwen3 text encoder: pick it in VAE / Text Encoder"):
+        backend.txt2img(_request(checkpoint="tiny-zimage-turbo", forge_additional_modules=[files["vae"]]))
+
+
+def test_the_transformer_only_file_with_its_component_files_makes_the_folders_image(backend, files):
+    modules = [files["qwen3"], files["vae"]]  # any order: told apart by their tensors
+    result = backend.txt2img(_request(checkpoint="tiny-zimage-turbo", forge_additional_modules=modules))
+    folder = backend.txt2img(_request()).images[0]
+    assert np.abs(_pixels(result.images[0]) - _pixels(folder)).max() <= 1
+    fields = parse_infotext(result.infotexts[0])
+    assert [fields["Module 1"], fields["Module 2"]] == modules
+    from modules.models.refs import CHECKPOINT, ModelRef
+
+    with backend.manager.use("tiny-zimage") as whole:
+        encoder = whole.components["text_encoder"]
+    with backend.manager.use(ModelRef(CHECKPOINT, "tiny-zimage-turbo", tuple(modules))) as completed:
+        assert completed.components["text_encoder"] is encoder  # the same Qwen3 weights: one copy in the cache
+
+
+def test_a_component_file_of_the_wrong_kind_is_named(backend, tmp_path):
+    from tests import tiny_flow_models
+
+    models = backend.config.models_dir
+    flux = tiny_flow_models.make_tiny_flux(tmp_path / "flux")
+    tiny_flow_models.make_flux_component_files(flux, models, name="other-flux", with_sidecar=False)
+    with pytest.raises(InvalidRequest, match="other-flux-t5xxl.safetensors is a T5 text encoder, which "
+                                             "tiny-zimage-turbo does not need"):
+        backend.txt2img(_request(checkpoint="tiny-zimage-turbo",
+                                 forge_additional_modules=["other-flux-t5xxl.safetensors"]))
+
+
+def test_cfg_1_is_turbos_no_guidance_and_above_1_uses_the_negative_prompt(backend):
+    blue = backend.txt2img(_request(negative_prompt="blue")).images[0]
+    dog = backend.txt2img(_request(negative_prompt="dog")).images[0]
+    assert np.array_equal(_pixels(blue), _pixels(dog))  # CFG 1: the negative prompt is not read
+    guided_blue = backend.txt2img(_request(negative_prompt="blue", cfg_scale=3.0)).images[0]
+    guided_dog = backend.txt2img(_request(negative_prompt="dog", cfg_scale=3.0)).images[0]
+    assert not np.array_equal(_pixels(guided_blue), _pixels(guided_dog))
+    with pytest.raises(InvalidRequest, match="cfg_scale.*Z-Image uses 1"):
+        backend.txt2img(_request(cfg_scale=0.5))
+
+
+def test_its_samplers_make_images_and_others_are_refused(backend):
+    from modules.generation.samplers import sampler_names
+
+    family = backend.manager.resolve("tiny-zimage").architecture.spec
+    assert sampler_names(family) == ["Euler", "UniPC"]
+    for sampler in sampler_names(family):
+        assert _pixels(backend.txt2img(_request(sampler=sampler)).images[0]).std() > 0, sampler
+    with pytest.raises(InvalidRequest, match=r"sampler.*DPM\+\+ 2M.*does not work with Z-Image models; choose one "
+                                             r"of: Euler, UniPC"):
+        backend.txt2img(_request(sampler="DPM++ 2M"))
+
+
+def test_the_ui_starts_from_turbos_steps_and_cfg(backend):
+    defaults = backend.checkpoint_defaults("tiny-zimage")
+    assert (defaults["size"], defaults["steps"], defaults["cfg_scale"]) == (1024, 8, 1.0)
+    assert defaults["samplers"] == ["Euler", "UniPC"] and defaults["distilled"] is False
+
+
+def test_infotext_round_trips_through_the_png(backend):
+    result = backend.txt2img(_request(save_images=True, seed=5, cfg_scale=2.0))
+    with Image.open(result.paths[0]) as saved:
+        fields = parse_infotext(saved.info["parameters"])
+    assert fields["Prompt"] == "a red circle on a white background" and fields["Negative prompt"] == "blurry"
+    assert fields["Seed"] == "5" and fields["Sampler"] == "Euler" and fields["CFG scale"] == "2"
+    assert fields["Model"] == "tiny-zimage" and fields["Size-1"] == "64" and "Distilled CFG Scale" not in fields
+    from modules.ui.pnginfo_tab import send_values
+
+    assert send_values(fields)[2:5] == ["Euler", 3, 2.0]  # sampler, steps, CFG back into txt2img
+
+
+def test_the_cache_counts_the_transformer(backend):
+    from modules.models.memory import module_bytes
+
+    with backend.manager.use("tiny-zimage") as model:
+        transformer = module_bytes(model.pipe.transformer)
+        assert model.components["transformer"].bytes == transformer > 0
+        assert model.bytes >= transformer + module_bytes(model.pipe.text_encoder) + module_bytes(model.pipe.vae)
+
+
+def test_emphasis_is_stripped_and_the_embedding_is_the_pipelines_own(backend):
+    from modules.generation.prompt_embeds import encode_prompts
+
+    with backend.manager.use("tiny-zimage") as model:
+        pipe = model.pipe
+        plain = encode_prompts(pipe, ["a red circle"], [""])
+        weighted = encode_prompts(pipe, ["a (red:1.6) circle"], [""])
+        own = pipe.encode_prompt(["a red circle"], do_classifier_free_guidance=False)[0]
+    assert len(plain["prompt_embeds"]) == 1 and plain["prompt_embeds"][0].shape == own[0].shape
+    assert (plain["prompt_embeds"][0] == own[0]).all() and (weighted["prompt_embeds"][0] == own[0]).all()
+
+
+def test_what_z_image_does_not_do_yet_is_refused_by_name(backend):
+    from modules.capabilities.img2img import IMG2IMG, Img2ImgRequest
+
+    picture = Image.new("RGB", (64, 64), (200, 40, 40))
+    with pytest.raises(UserError, match="Z-Image models do not do img2img here yet"):
+        backend.run(IMG2IMG, Img2ImgRequest(init_images=[picture], prompt="a red circle", steps=2, width=64,
+                                            height=64, sampler="Euler", cfg_scale=1.0, checkpoint="tiny-zimage",
+                                            save_images=False))
+    with pytest.raises(UserError, match="Z-Image models do not do img2img here yet"):
+        backend.txt2img(_request(enable_hr=True, hr_scale=1.5, steps=2))
+    with pytest.raises(InvalidRequest, match="clip_skip"):
+        backend.txt2img(_request(clip_skip=2))
+    with pytest.raises(InvalidRequest, match="prompt editing and alternation .* not supported on Z-Image"):
+        backend.txt2img(_request(prompt="a [red:blue:0.5] circle"))
