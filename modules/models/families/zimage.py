@@ -165,8 +165,9 @@ ZIMAGE = Family(
     converters={"transformer": convert_transformer, "vae": _ldm.convert_vae, "text_encoder": convert_text_encoder},
     refusals={task: REFUSAL.format(task=task) for task in ("img2img", "inpaint")},
     sampler_kind="flow",
-    # The pipeline hands the scheduler its own sigmas: only schedulers that take them (no Heun, no DPM++ 2M).
-    sampler_names=("Euler", "UniPC"),
+    # The pipeline hands the scheduler its own sigmas (a list): Heun and DPM++ 2M take none, and diffusers 0.42.1's
+    # UniPC fails on a list. Euler is the pipeline's own scheduler.
+    sampler_names=("Euler",),
     default_steps=8, default_cfg_scale=1.0,  # Turbo: 8 steps, guidance off (diffusers' example, the model card)
     guidance_kind="cfg_minus_one",
     pack_latents=float_latents,
