@@ -284,6 +284,22 @@ def _flux_transformer(prefix: str, dev: bool, image_in: int = 64) -> dict[str, l
     return shapes
 
 
+def _zimage_transformer(prefix: str, dim: int = 3840, caption: int = 2560, modulation: str = "0",
+                        layers: int = 30) -> dict[str, list[int]]:
+    """Z-Image Turbo's (ComfyUI's z_image_turbo_bf16): diffusers' convert_z_image_transformer_checkpoint_to_diffusers
+    names, the shapes of Tongyi-MAI/Z-Image-Turbo's transformer config (dim 3840, 30 layers, 30 heads of 128,
+    Qwen3-4B captions of 2560). `modulation` "1" and dim 2304 / caption 2304 are Lumina 2's."""
+    return {prefix + "x_pad_token": [1, dim], prefix + "cap_pad_token": [1, dim], prefix + "x_embedder.weight": [dim, 64],
+            prefix + "cap_embedder.0.weight": [caption], prefix + "cap_embedder.1.weight": [dim, caption],
+            prefix + "t_embedder.mlp.0.weight": [1024, 256], prefix + "final_layer.linear.weight": [64, dim],
+            prefix + f"layers.0.adaLN_modulation.{modulation}.weight": [4 * dim, 256],
+            prefix + f"layers.{layers - 1}.attention.qkv.weight": [3 * dim, dim],
+            prefix + f"layers.{layers - 1}.attention.q_norm.weight": [128],
+            prefix + "layers.0.feed_forward.w1.weight": [10240, dim],
+            prefix + "noise_refiner.1.attention.qkv.weight": [3 * dim, dim],
+            prefix + "context_refiner.1.attention.out.weight": [dim, dim]}
+
+
 VAE_16 = {"first_stage_model.encoder.conv_out.weight": [32, 512, 3, 3],
           "first_stage_model.decoder.conv_in.weight": [512, 16, 3, 3]}
 CLIPS = {"text_encoders.clip_l.transformer.text_model.embeddings.position_embedding.weight": [77, 768],
@@ -309,6 +325,11 @@ PUBLISHED = {
         {**_flux_transformer("model.diffusion_model.", dev=True), "vae.decoder.conv_in.weight": [512, 16, 3, 3],
          "text_encoders.clip_l.transformer.text_model.embeddings.position_embedding.weight": [77, 768], **T5XXL},
         "flux", True),
+    "z_image_turbo_bf16.safetensors": (_zimage_transformer(""), "zimage", False),
+    "zImageTurboAIO.safetensors (checkpoint)": (
+        {**_zimage_transformer("model.diffusion_model."), "vae.decoder.conv_in.weight": [512, 16, 3, 3],
+         "text_encoders.qwen3_4b.transformer.model.embed_tokens.weight": [151936, 2560],
+         "text_encoders.qwen3_4b.transformer.model.layers.35.self_attn.q_norm.weight": [128]}, "zimage", True),
 }
 
 
@@ -329,6 +350,17 @@ def test_what_a_published_file_lacks_is_named():
     assert flux.missing_labels() == ["VAE", "CLIP-L text encoder", "T5-XXL text encoder"]
 
 
+def test_a_z_image_file_lacks_its_vae_and_qwen3_and_lumina_2_is_not_taken_for_it(tmp_path):
+    turbo = detect.detect_from_keys(Path("z_image_turbo_bf16.safetensors"),
+                                    PUBLISHED["z_image_turbo_bf16.safetensors"][0])
+    assert turbo.missing_labels() == ["VAE", "Qwen3 text encoder"]
+    lumina2 = _zimage_transformer("", dim=2304, caption=2304, modulation="1", layers=26)  # its SiLU-first modulation
+    assert families.recognise_header(lumina2) is None
+    wrong = {**_zimage_transformer(""), "x_embedder.weight": [3840, 128]}
+    with pytest.raises(BadModelFile, match="Z-Image transformer without a x_embedder.weight of 64 input features"):
+        detect.detect_from_keys(tmp_path / "z-image-edit.safetensors", wrong)
+
+
 def test_flux_fill_and_depth_are_refused_by_name(tmp_path):
     fill = {**_flux_transformer("model.diffusion_model.", dev=True, image_in=384), **VAE_16}
     with pytest.raises(BadModelFile, match="FLUX.1 Fill, Depth .* not supported"):
@@ -336,7 +368,7 @@ def test_flux_fill_and_depth_are_refused_by_name(tmp_path):
 
 
 def test_16_channel_latent_formats_and_previews():
-    for name, scaling, shift in (("sd3", 1.5305, 0.0609), ("flux", 0.3611, 0.1159)):
+    for name, scaling, shift in (("sd3", 1.5305, 0.0609), ("flux", 0.3611, 0.1159), ("zimage", 0.3611, 0.1159)):
         latent = families.by_name(name).latent
         assert (latent.channels, latent.scaling_factor, latent.shift_factor) == (16, scaling, shift)
         assert len(latent.preview_rgb) == 16
