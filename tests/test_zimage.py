@@ -202,3 +202,41 @@ def test_what_z_image_does_not_do_yet_is_refused_by_name(backend):
         backend.txt2img(_request(clip_skip=2))
     with pytest.raises(InvalidRequest, match="prompt editing and alternation .* not supported on Z-Image"):
         backend.txt2img(_request(prompt="a [red:blue:0.5] circle"))
+
+
+@pytest.fixture(scope="module")
+def client(backend):
+    from starlette.testclient import TestClient
+
+    from modules import cmd_args
+    from modules.api.server import create_api_app
+
+    work = backend.config.outdir.parent / "api"
+    args = cmd_args.parse_args(["--nowebui", "--models-dir", str(backend.config.models_dir),
+                                "--outdir", str(work / "outputs"), "--skip-load-model-at-start"])
+    app, _ = create_api_app(backend, args, work / "config.json")
+    with TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False) as client:
+        yield client
+
+
+def test_the_api_runs_the_transformer_only_file_with_forges_module_list(client, files):
+    import base64
+    import io
+    import json
+
+    listed = [m["model_name"] for m in client.get("/sdapi/v1/sd-modules").json()]
+    assert {files["vae"], files["qwen3"]} <= set(listed)
+    body = {"prompt": "a red circle", "width": 64, "height": 64, "steps": 2, "sampler_name": "Euler", "cfg_scale": 1,
+            "seed": 3, "override_settings": {"sd_model_checkpoint": "tiny-zimage-turbo",
+                                             "forge_additional_modules": [files["vae"], files["qwen3"]]}}
+    answer = client.post("/sdapi/v1/txt2img", json=body)
+    assert answer.status_code == 200, answer.text
+    image = Image.open(io.BytesIO(base64.b64decode(answer.json()["images"][0])))
+    assert image.size == (64, 64) and _pixels(image).std() > 0
+    info = parse_infotext(json.loads(answer.json()["info"])["infotexts"][0])
+    assert info["Module 2"] == files["qwen3"] and info["Steps"] == "2"
+    missing = client.post("/sdapi/v1/txt2img", json={**body, "override_settings": {
+        "sd_model_checkpoint": "tiny-zimage-turbo", "forge_additional_modules": [files["vae"]]}})
+    assert missing.status_code >= 400 and "needs a Qwen3 text encoder" in missing.text
+    low_cfg = client.post("/sdapi/v1/txt2img", json={**body, "cfg_scale": 0.5})
+    assert low_cfg.status_code == 422 and low_cfg.json()["field"] == "cfg_scale"
