@@ -240,3 +240,27 @@ def test_the_api_runs_the_transformer_only_file_with_forges_module_list(client, 
     assert missing.status_code >= 400 and "needs a Qwen3 text encoder" in missing.text
     low_cfg = client.post("/sdapi/v1/txt2img", json={**body, "cfg_scale": 0.5})
     assert low_cfg.status_code == 422 and low_cfg.json()["field"] == "cfg_scale"
+
+
+def test_the_latent_explorer_reads_its_vae_with_the_flux_factors(backend):
+    from modules.capabilities import latent
+    from modules.capabilities.latent import sd_vae as sd
+    from modules.capabilities.latent.models import using_sd_vae
+
+    picture = Image.new("RGB", (64, 64), (200, 40, 40))
+    encoded = backend.run(latent.SD_ENCODE, latent.SdVaeEncodeRequest("tiny-zimage", picture, 64))
+    assert encoded.current.latent.shape == (16, 8, 8) and len(encoded.channels) == 16
+    with using_sd_vae(backend, encoded.current.vae) as vae:
+        geometry = sd.geometry(vae)
+        assert (geometry.channels, geometry.scaling_factor, geometry.shift_factor) == (16, 0.3611, 0.1159)
+
+
+def test_live_previews_show_its_latents(backend):
+    from modules.capabilities.txt2img import TXT2IMG
+
+    job = backend.new_job("txt2img")
+    seen = []
+    original = job.set_preview
+    job.set_preview = lambda image: (seen.append(image.size), original(image))
+    backend.run(TXT2IMG, _request(steps=6, width=32, height=32), job)
+    assert seen == [(32, 32)]  # after step 5, the default every 5 steps
