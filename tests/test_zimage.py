@@ -264,3 +264,26 @@ def test_live_previews_show_its_latents(backend):
     job.set_preview = lambda image: (seen.append(image.size), original(image))
     backend.run(TXT2IMG, _request(steps=6, width=32, height=32), job)
     assert seen == [(32, 32)]  # after step 5, the default every 5 steps
+
+
+def test_the_txt2img_tab_switches_to_turbos_settings_and_runs_the_completed_file(backend, files):
+    from types import SimpleNamespace
+
+    import gradio as gr
+
+    from modules.ui import checkpoint_picker
+    from modules.ui.txt2img_tab import Txt2ImgTab
+
+    with gr.Blocks():
+        tab = Txt2ImgTab(backend, gr.Dropdown(backend.checkpoint_titles(), value=None),
+                         checkpoint_picker.build_component_picker(backend))
+        tab.build()
+    picked = tab._checkpoint_picked("tiny-zimage-turbo", "DPM++ 2M")
+    assert picked[:2] == [1024, 1024] and picked[3:5] == [8, 1.0]  # Turbo: 8 steps, CFG 1
+    assert picked[2].value == "Euler" and [c[0] for c in picked[2].choices] == ["Euler"]
+    assert picked[5].visible is False  # no distilled guidance control
+    answers = list(tab._run("tiny-zimage-turbo", "a red circle", "", "Euler", 2, 1.0, 64, 64, 9, 1, 1, "Automatic",
+                            False, -1, 0, 0, 0, SimpleNamespace(username=None, session_hash="zimage-ui"),
+                            modules=[files["vae"], files["qwen3"]]))
+    assert "Model: tiny-zimage-turbo" in answers[-1][tab.infotext]
+    assert f"Module 2: {files['qwen3']}" in answers[-1][tab.infotext]
