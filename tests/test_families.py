@@ -289,7 +289,8 @@ def _zimage_transformer(prefix: str, dim: int = 3840, caption: int = 2560, modul
     """Z-Image Turbo's (ComfyUI's z_image_turbo_bf16): diffusers' convert_z_image_transformer_checkpoint_to_diffusers
     names, the shapes of Tongyi-MAI/Z-Image-Turbo's transformer config (dim 3840, 30 layers, 30 heads of 128,
     Qwen3-4B captions of 2560). `modulation` "1" and dim 2304 / caption 2304 are Lumina 2's."""
-    return {prefix + "x_pad_token": [1, dim], prefix + "cap_pad_token": [1, dim], prefix + "x_embedder.weight": [dim, 64],
+    return {prefix + "x_pad_token": [1, dim], prefix + "cap_pad_token": [1, dim],
+            prefix + "x_embedder.weight": [dim, 64],
             prefix + "cap_embedder.0.weight": [caption], prefix + "cap_embedder.1.weight": [dim, caption],
             prefix + "t_embedder.mlp.0.weight": [1024, 256], prefix + "final_layer.linear.weight": [64, dim],
             prefix + f"layers.0.adaLN_modulation.{modulation}.weight": [4 * dim, 256],

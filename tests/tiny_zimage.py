@@ -87,10 +87,11 @@ def make_component_files(folder: Path, models: Path, name: str = "z-image-tiny",
     """The transformer-only file in models/Stable-diffusion, ae.safetensors in models/VAE, the Qwen3 file in
     models/text_encoder. Returns their paths by part."""
     parts = file_parts(folder)
+    save = tiny_flow_models._save
     paths = {
-        "transformer": tiny_flow_models._save(parts["transformer"], models / "Stable-diffusion" / f"{name}.safetensors"),
-        "vae": tiny_flow_models._save(parts["vae"], models / "VAE" / f"{name}-ae.safetensors"),
-        "qwen3": tiny_flow_models._save(parts["qwen3"], models / "text_encoder" / f"{name}-qwen_3_4b.safetensors"),
+        "transformer": save(parts["transformer"], models / "Stable-diffusion" / f"{name}.safetensors"),
+        "vae": save(parts["vae"], models / "VAE" / f"{name}-ae.safetensors"),
+        "qwen3": save(parts["qwen3"], models / "text_encoder" / f"{name}-qwen_3_4b.safetensors"),
     }
     if with_sidecar:
         tiny_flow_models.sidecar(folder, paths["transformer"])

@@ -5,9 +5,9 @@ clip_l / t5xxl files (models/text_encoder); SD 3.5 large as a file without its t
 clip_l, clip_g and t5xxl files. Which file is what is told from its tensors alone (a name says nothing
 reliable): a VAE (encoder/decoder convolutions), a T5 encoder (encoder.block.*), a CLIP text encoder
 (its position embedding, whose width tells CLIP-L 768 from CLIP-G 1280), a Qwen3 encoder (Z-Image's
-qwen_3_4b: its layers' q norm). `complete()` pairs the picked
-files with what a checkpoint lacks, or says precisely what is missing. Only files inside the folders are
-used; a name is looked up there, never opened as a path of its own."""
+qwen_3_4b: its layers' q norm). `complete()` pairs the picked files with what a checkpoint lacks, or says
+precisely what is missing. Only files inside the folders are used; a name is looked up there, never opened as
+a path of its own."""
 from __future__ import annotations
 
 import dataclasses
@@ -39,7 +39,8 @@ class ComponentFile:
 
 
 def kind_of(path: Path) -> tuple[str, int | None]:
-    """("vae" | "t5" | "clip" | "qwen3", width or None) from a file's tensor names and shapes; BadModelFile otherwise."""
+    """("vae" | "t5" | "clip" | "qwen3", width or None) from a file's tensor names and shapes; BadModelFile
+    otherwise."""
     header, _ = read_header(path)
     shapes = {name: info["shape"] for name, info in header.items()}
     if "encoder.conv_in.weight" in shapes and "decoder.conv_in.weight" in shapes:
