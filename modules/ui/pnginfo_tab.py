@@ -9,7 +9,8 @@ import gradio as gr
 from modules.capabilities.refiner import DEFAULT_SWITCH_AT
 from modules.errors import InvalidRequest, UserError
 from modules.generation.infotext import parse_infotext
-from modules.generation.samplers import AUTOMATIC, resolve
+from modules.capabilities.txt2img.hires import SAME_SCHEDULER
+from modules.generation.samplers import AUTOMATIC, find_schedule, resolve
 from modules.image_limits import UNREADABLE, UNREADABLE_HINT, open_image
 from modules.images import read_parameters
 from modules.public_paths import scrub
@@ -167,7 +168,7 @@ def hires_values(parsed: dict) -> list:
     """Values for txt2img's Hires. fix controls (hires_controls.NAMES' order): on, with the picture's
     settings, when its infotext has A1111's Hires fields; else off and the rest as it is."""
     if not any(key in parsed for key in ("Hires upscaler", "Hires upscale", "Hires resize")):
-        return [False] + [gr.skip()] * 9
+        return [False] + [gr.skip()] * 10
 
     def number(key, cast, default):
         try:
@@ -178,8 +179,20 @@ def hires_values(parsed: dict) -> list:
     return [True, parsed.get("Hires upscaler", "Latent"), number("Hires steps", int, 0),
             number("Denoising strength", float, 0.7), number("Hires upscale", float, 2.0),
             number("Hires resize-1", int, 0), number("Hires resize-2", int, 0),
-            parsed.get("Hires sampler", "Use same sampler"), parsed.get("Hires prompt", ""),
-            parsed.get("Hires negative prompt", "")]
+            parsed.get("Hires sampler", "Use same sampler"), _hires_schedule_value(parsed),
+            parsed.get("Hires prompt", ""), parsed.get("Hires negative prompt", "")]
+
+
+def _hires_schedule_value(parsed: dict) -> str:
+    """The Hires schedule type control's value: "Use same scheduler" unless the infotext names one (a label we do
+    not have is shown as written; Generate names it)."""
+    written = parsed.get("Hires schedule type")
+    if not written:
+        return SAME_SCHEDULER
+    try:
+        return find_schedule(written).label
+    except InvalidRequest:
+        return written
 
 
 def refiner_values(parsed: dict, backend) -> list:
