@@ -87,11 +87,12 @@ def build(txt2img: Txt2ImgTab, tabs: gr.Tabs, txt2img_tab_id: str, img2img=None)
             sent[-2] = gr.skip()  # the send_seed setting: the seed stays as it is
         varied = variation_values(values)
         return [*sent, styles_value(values), *hires_values(values), *refiner_values(values, txt2img.backend),
-                *flow_values(values), varied[1] > 0 or varied[2] > 0, *varied, gr.Tabs(selected=txt2img_tab_id)]
+                *flow_values(values), varied[1] > 0 or varied[2] > 0, *varied,
+                restore_faces_value(values, txt2img.backend), gr.Tabs(selected=txt2img_tab_id)]
 
     send.click(send_to_txt2img, inputs=parsed,
                outputs=[*targets, *txt2img.hires.inputs(), *txt2img.refiner.inputs(), txt2img.distilled_cfg_scale,
-                        txt2img.modules, *variation, tabs], api_name=False,
+                        txt2img.modules, *variation, txt2img.restore_faces, tabs], api_name=False,
                show_progress="hidden")
     if img2img is not None:
         img2img.send_from(send_img2img, [image, parameters], picture_and_text, tabs)
@@ -211,6 +212,11 @@ def refiner_values(parsed: dict, backend) -> list:
     except ValueError:
         switch_at = DEFAULT_SWITCH_AT
     return [True, title, switch_at]
+
+
+def restore_faces_value(parsed: dict, backend) -> bool:
+    """Restore faces ticked when the picture's infotext has A1111's "Face restoration" and a restorer is here."""
+    return "Face restoration" in parsed and bool(backend.manager.face_restorer_files.available())
 
 
 def variation_values(parsed: dict) -> list:
