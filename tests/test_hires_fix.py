@@ -152,7 +152,8 @@ def test_png_info_sends_the_hires_settings_back_to_txt2img(backend, small_reques
     result = backend.txt2img(hires(small_request, hr_upscaler="Nearest", hr_second_pass_steps=6,
                                    denoising_strength=0.45, hr_scale=1.5, hr_prompt="a blue square"))
     _, _, parsed = image_info(str(result.paths[0]))
-    assert hires_values(parsed) == [True, "Nearest", 6, 0.45, 1.5, 0, 0, "Use same sampler", "a blue square", ""]
+    assert hires_values(parsed) == [True, "Nearest", 6, 0.45, 1.5, 0, 0, "Use same sampler", "Use same scheduler",
+                                    "a blue square", ""]
     plain = backend.txt2img(small_request(seed=5))
     assert hires_values(image_info(str(plain.paths[0]))[2])[0] is False  # a picture without hires fix turns it off
 

@@ -207,7 +207,7 @@ def test_the_txt2img_tab_handler_passes_the_refiner(backend):
     with gr.Blocks():
         tab = Txt2ImgTab(backend, checkpoint=gr.Dropdown([BASE], value=None))
         tab.build()
-    hires_off = [False, "Latent", 0, 0.7, 2, 0, 0, "Use same sampler", "", ""]
+    hires_off = [False, "Latent", 0, 0.7, 2, 0, 0, "Use same sampler", "Use same scheduler", "", ""]
     answers = ui_answers(tab, backend, *hires_off, True, REFINER, 0.5)
     text = answers[-1][tab.infotext]
     assert "Refiner switch at: 0.5" in text

@@ -9,8 +9,6 @@ DEFAULT = Txt2ImgRequest()
 # Hires fix options this server does not have: refused by name when hires fix is on (off, A1111 ignores them).
 NOT_AVAILABLE = {
     "hr_checkpoint_name": (("", "Use same checkpoint"), "a second checkpoint for the hires pass is not available"),
-    "hr_scheduler": (("", "Use same scheduler", "Automatic"), "a separate schedule type for the hires pass is not "
-                                                               "available: it uses the first pass's `scheduler`"),
 }
 
 
@@ -21,5 +19,5 @@ def hires_fields(body) -> dict:
             value = getattr(body, name, None)
             if value is not None and value not in neutral:
                 raise InvalidRequest(name, f"{value!r} is not supported: {missing}")
-    values = {name: getattr(body, name) for name in HIRES_FIELDS}
+    values = {name: getattr(body, name, None) for name in HIRES_FIELDS}
     return {name: getattr(DEFAULT, name) if value is None else value for name, value in values.items()}

@@ -63,6 +63,8 @@ class Txt2ImgApiRequest(BaseModel):
     hr_second_pass_steps: int = Field(0, description="Hires steps (0: as many as steps)")
     denoising_strength: float | None = Field(None, description="Hires fix's denoising strength (default 0.7)")
     hr_sampler_name: str | None = Field(None, description="Hires sampler (empty: the first pass's)")
+    hr_scheduler: str | None = Field(None, description="Hires schedule type (empty or 'Use same scheduler': the "
+                                                       "first pass's; GET schedulers)")
     hr_prompt: str | None = Field("", description="Hires prompt (empty: the first pass's)")
     hr_negative_prompt: str | None = Field("", description="Hires negative prompt (empty: the first pass's)")
     refiner_checkpoint: str | None = Field(None, description="Refiner: a checkpoint (GET sd-models) of the same "

@@ -18,6 +18,9 @@ from modules.ui.extra_networks import ExtraNetworksPanel
 from modules.ui.script_controls import ScriptControls
 from modules.ui.style_controls import StyleControls
 
+# Where a face restorer goes (A1111's folders; only GFPGAN files run here, modules/models/face_restorer_files.py).
+NO_FACE_RESTORER = ("No face restoration model: put a GFPGAN file (GFPGANv1.4.pth) into models/GFPGAN and "
+                    "restart; CodeFormer (models/Codeformer) is not supported yet")
 POLL_SECONDS = 0.25
 KEEPALIVE_SECONDS = 1.0
 # The handler's values in order (before the tab's own); also their names in the Gradio API.
@@ -76,6 +79,14 @@ class GenerationTab:
             self.batch_size = Slider(1, 8, value=1, step=1, label="Batch size", elem_id=f"{t}_batch_size")
         self.cfg_scale = Slider(0, 30, value=(defaults or {}).get("cfg_scale", 7), step=0.5, label="CFG Scale",
                                 elem_id=f"{t}_cfg_scale")
+
+    def build_restore_faces(self) -> None:
+        """A1111's Restore faces (the request's restore_faces, as the API's): usable when models/GFPGAN holds a
+        face restorer; otherwise shown disabled, saying where a model file goes."""
+        available = self.backend.manager.face_restorer_files.available()
+        self.restore_faces = gr.Checkbox(False, label="Restore faces", elem_id=f"{self.tab}_restore_faces",
+                                         interactive=bool(available),
+                                         info=f"with {available[0]}" if available else NO_FACE_RESTORER)
 
     def build_seed_and_scripts(self) -> None:
         t = self.tab

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import gradio as gr
 
-from modules.capabilities.txt2img.hires import SAME_SAMPLER, upscaler_choices
-from modules.generation.samplers import sampler_names
+from modules.capabilities.txt2img.hires import SAME_SAMPLER, SAME_SCHEDULER, upscaler_choices
+from modules.generation.samplers import sampler_names, schedule_labels
 from modules.ui.components import Slider
 
 # The handler's values, in order; also their names in the Gradio API (A1111's API names).
 NAMES = ["enable_hr", "hr_upscaler", "hr_second_pass_steps", "denoising_strength", "hr_scale", "hr_resize_x",
-         "hr_resize_y", "hr_sampler_name", "hr_prompt", "hr_negative_prompt"]
+         "hr_resize_y", "hr_sampler_name", "hr_scheduler", "hr_prompt", "hr_negative_prompt"]
 
 
 class HiresControls:
@@ -29,8 +29,12 @@ class HiresControls:
                 self.resize_x = Slider(0, 2048, value=0, step=8, label="Resize width to", elem_id="txt2img_hr_resize_x")
                 self.resize_y = Slider(0, 2048, value=0, step=8, label="Resize height to",
                                        elem_id="txt2img_hr_resize_y")
-            self.sampler = gr.Dropdown([SAME_SAMPLER, *sampler_names()], value=SAME_SAMPLER,
-                                       label="Hires sampling method", elem_id="hr_sampler")
+            with gr.Row():
+                self.sampler = gr.Dropdown([SAME_SAMPLER, *sampler_names()], value=SAME_SAMPLER,
+                                           label="Hires sampling method", elem_id="hr_sampler")
+                # The request checks that the hires sampler takes the schedule type (a toast naming hr_scheduler).
+                self.scheduler = gr.Dropdown([SAME_SCHEDULER, *schedule_labels()], value=SAME_SCHEDULER,
+                                             label="Hires schedule type", elem_id="hr_scheduler")
             with gr.Row():
                 self.prompt = gr.Textbox("", label="Hires prompt", lines=2, elem_id="hires_prompt",
                                          placeholder="(empty: the prompt above)")
@@ -40,7 +44,7 @@ class HiresControls:
 
     def inputs(self) -> list:
         return [self.enable, self.upscaler, self.steps, self.denoising, self.scale, self.resize_x, self.resize_y,
-                self.sampler, self.prompt, self.negative_prompt]
+                self.sampler, self.scheduler, self.prompt, self.negative_prompt]
 
     @staticmethod
     def request_fields(values: list) -> dict:
@@ -48,4 +52,6 @@ class HiresControls:
         fields = dict(zip(NAMES, values))
         if fields["hr_sampler_name"] == SAME_SAMPLER:
             fields["hr_sampler_name"] = ""
+        if fields["hr_scheduler"] == SAME_SCHEDULER:
+            fields["hr_scheduler"] = ""
         return fields

@@ -41,12 +41,14 @@ class Img2ImgTab(GenerationTab):
                 self.build_sampling()
                 self.denoising = Slider(0, 1, value=0.75, step=0.01, label="Denoising strength",
                                         elem_id="img2img_denoising_strength")
+                self.build_restore_faces()
                 self.refiner = RefinerControls()
                 self.refiner.build(self.backend, self.tab)
                 self.build_seed_and_scripts()
             with gr.Column():
                 self.build_output()
-        self.wire(self._generate, self.own_inputs() + self.refiner.inputs(), NAMES + REFINER_NAMES)
+        self.wire(self._generate, [*self.own_inputs(), *self.refiner.inputs(), self.restore_faces],
+                  [*NAMES, *REFINER_NAMES, "restore_faces"])
         for picture in (self.init_image, self.inpaint_image):  # Width and Height follow a new picture
             picture.upload(_size_of, inputs=picture, outputs=[self.width, self.height], api_name=False, queue=False)
         self.sketch.upload(lambda value: _size_of((value or {}).get("background")), inputs=self.sketch,
@@ -101,9 +103,12 @@ class Img2ImgTab(GenerationTab):
 
     def _generate(self, *values, request: gr.Request, scripts=None):
         own = dict(zip(NAMES, values[len(BASE_NAMES):]))
-        refiner = RefinerControls.request_fields(list(values[len(BASE_NAMES) + len(NAMES):]))
+        after = values[len(BASE_NAMES) + len(NAMES):]
+        refiner = RefinerControls.request_fields(list(after[:len(REFINER_NAMES)]))
+        restore_faces = bool((*after[len(REFINER_NAMES):], False)[0])  # absent when a caller sends fewer values
         base = values[:len(BASE_NAMES)]
-        return self._run(*base[:-1], request, scripts=scripts, styles=base[-1], **own, **refiner)
+        return self._run(*base[:-1], request, scripts=scripts, styles=base[-1], restore_faces=restore_faces, **own,
+                         **refiner)
 
     @user_errors
     def _run(self, checkpoint, prompt, negative_prompt, sampler, steps, cfg_scale, width, height, seed,

@@ -9,7 +9,8 @@ import gradio as gr
 from modules.capabilities.refiner import DEFAULT_SWITCH_AT
 from modules.errors import InvalidRequest, UserError
 from modules.generation.infotext import parse_infotext
-from modules.generation.samplers import AUTOMATIC, resolve
+from modules.capabilities.txt2img.hires import SAME_SCHEDULER
+from modules.generation.samplers import AUTOMATIC, find_schedule, resolve
 from modules.image_limits import UNREADABLE, UNREADABLE_HINT, open_image
 from modules.images import read_parameters
 from modules.public_paths import scrub
@@ -86,11 +87,12 @@ def build(txt2img: Txt2ImgTab, tabs: gr.Tabs, txt2img_tab_id: str, img2img=None)
             sent[-2] = gr.skip()  # the send_seed setting: the seed stays as it is
         varied = variation_values(values)
         return [*sent, styles_value(values), *hires_values(values), *refiner_values(values, txt2img.backend),
-                *flow_values(values), varied[1] > 0 or varied[2] > 0, *varied, gr.Tabs(selected=txt2img_tab_id)]
+                *flow_values(values), varied[1] > 0 or varied[2] > 0, *varied,
+                restore_faces_value(values, txt2img.backend), gr.Tabs(selected=txt2img_tab_id)]
 
     send.click(send_to_txt2img, inputs=parsed,
                outputs=[*targets, *txt2img.hires.inputs(), *txt2img.refiner.inputs(), txt2img.distilled_cfg_scale,
-                        txt2img.modules, *variation, tabs], api_name=False,
+                        txt2img.modules, *variation, txt2img.restore_faces, tabs], api_name=False,
                show_progress="hidden")
     if img2img is not None:
         img2img.send_from(send_img2img, [image, parameters], picture_and_text, tabs)
@@ -167,7 +169,7 @@ def hires_values(parsed: dict) -> list:
     """Values for txt2img's Hires. fix controls (hires_controls.NAMES' order): on, with the picture's
     settings, when its infotext has A1111's Hires fields; else off and the rest as it is."""
     if not any(key in parsed for key in ("Hires upscaler", "Hires upscale", "Hires resize")):
-        return [False] + [gr.skip()] * 9
+        return [False] + [gr.skip()] * 10
 
     def number(key, cast, default):
         try:
@@ -178,8 +180,20 @@ def hires_values(parsed: dict) -> list:
     return [True, parsed.get("Hires upscaler", "Latent"), number("Hires steps", int, 0),
             number("Denoising strength", float, 0.7), number("Hires upscale", float, 2.0),
             number("Hires resize-1", int, 0), number("Hires resize-2", int, 0),
-            parsed.get("Hires sampler", "Use same sampler"), parsed.get("Hires prompt", ""),
-            parsed.get("Hires negative prompt", "")]
+            parsed.get("Hires sampler", "Use same sampler"), _hires_schedule_value(parsed),
+            parsed.get("Hires prompt", ""), parsed.get("Hires negative prompt", "")]
+
+
+def _hires_schedule_value(parsed: dict) -> str:
+    """The Hires schedule type control's value: "Use same scheduler" unless the infotext names one (a label we do
+    not have is shown as written; Generate names it)."""
+    written = parsed.get("Hires schedule type")
+    if not written:
+        return SAME_SCHEDULER
+    try:
+        return find_schedule(written).label
+    except InvalidRequest:
+        return written
 
 
 def refiner_values(parsed: dict, backend) -> list:
@@ -198,6 +212,11 @@ def refiner_values(parsed: dict, backend) -> list:
     except ValueError:
         switch_at = DEFAULT_SWITCH_AT
     return [True, title, switch_at]
+
+
+def restore_faces_value(parsed: dict, backend) -> bool:
+    """Restore faces ticked when the picture's infotext has A1111's "Face restoration" and a restorer is here."""
+    return "Face restoration" in parsed and bool(backend.manager.face_restorer_files.available())
 
 
 def variation_values(parsed: dict) -> list:

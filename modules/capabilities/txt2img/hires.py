@@ -3,14 +3,17 @@
 the larger size, inside the same job and the same hold on the device."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from modules.errors import InvalidRequest
-from modules.generation.samplers import split_name
+from modules.generation.samplers import AUTOMATIC, infotext_schedule, resolve, schedule_labels_for, split_name
 from modules.upscalers import LANCZOS, LATENT_MODES, NEAREST, NONE, upscaler_names
 
 # Txt2ImgRequest's hires fix fields (A1111's API names).
 HIRES_FIELDS = ("enable_hr", "hr_scale", "hr_resize_x", "hr_resize_y", "hr_upscaler", "hr_second_pass_steps",
-                "denoising_strength", "hr_sampler_name", "hr_prompt", "hr_negative_prompt")
+                "denoising_strength", "hr_sampler_name", "hr_scheduler", "hr_prompt", "hr_negative_prompt")
 SAME_SAMPLER = "Use same sampler"  # A1111's choice for hr_sampler_name
+SAME_SCHEDULER = "Use same scheduler"  # A1111's choice for hr_scheduler
 BUILTIN = (NONE, LANCZOS, NEAREST)
 
 
@@ -53,13 +56,16 @@ def validate_hires(r, max_side: int, max_pixels: int, integer, number, text) -> 
     r.hr_prompt = text(r.hr_prompt, "hr_prompt")
     r.hr_negative_prompt = text(r.hr_negative_prompt, "hr_negative_prompt")
     sampler = (r.hr_sampler_name or "").strip() if isinstance(r.hr_sampler_name, str) else r.hr_sampler_name
+    joined = None  # the schedule an old joined name gives ("DPM++ 2M Karras", A1111 < 1.9)
     if sampler in ("", None, SAME_SAMPLER):
         r.hr_sampler_name = ""
     else:
         try:
-            r.hr_sampler_name = split_name(sampler)[0].name
+            found, joined = split_name(sampler)
         except InvalidRequest as e:
             raise InvalidRequest("hr_sampler_name", e.message) from None
+        r.hr_sampler_name = found.name
+    _validate_hires_schedule(r, joined)
     if not r.enable_hr:
         return
     if not isinstance(r.hr_upscaler, (str, type(None))):
@@ -75,6 +81,40 @@ def validate_hires(r, max_side: int, max_pixels: int, integer, number, text) -> 
                                     f"and {max_pixels} pixels")
 
 
+def _validate_hires_schedule(r, joined) -> None:
+    """hr_scheduler: "" (A1111's "Use same scheduler") or a schedule type the hires sampler takes."""
+    schedule = r.hr_scheduler.strip() if isinstance(r.hr_scheduler, str) else r.hr_scheduler
+    if schedule in ("", None, SAME_SCHEDULER):
+        if joined is None:
+            r.hr_scheduler = ""
+            return
+        schedule = joined.label
+    try:
+        r.hr_scheduler = resolve(r.hr_sampler_name or r.sampler, schedule)[1]
+    except InvalidRequest as e:
+        raise InvalidRequest("hr_scheduler", e.message) from None
+
+
+def hires_schedule(request) -> str:
+    """The second pass's schedule type: hr_scheduler when given; else A1111's "Use same scheduler", the first
+    pass's schedule type where the hires sampler takes it, else Automatic."""
+    if request.hr_scheduler:
+        return request.hr_scheduler
+    sampler = request.hr_sampler_name or request.sampler
+    return request.scheduler if request.scheduler in schedule_labels_for(sampler) else AUTOMATIC
+
+
+def _hires_schedule_infotext(request) -> str | None:
+    """A1111's "Hires schedule type": written when the second pass ran another schedule than "Use same
+    scheduler" gives (the label in effect; Automatic where that is a plain uniform one)."""
+    if not request.hr_scheduler:
+        return None
+    if request.hr_scheduler == hires_schedule(replace(request, hr_scheduler="")):
+        return None
+    sampler = request.hr_sampler_name or request.sampler
+    return infotext_schedule(sampler, request.hr_scheduler) or AUTOMATIC
+
+
 def hires_infotext(request) -> dict:
     """A1111's infotext fields for the second pass (PNG Info parses them back)."""
     if not request.enable_hr:
@@ -88,6 +128,7 @@ def hires_infotext(request) -> dict:
         "Hires steps": request.hr_second_pass_steps or None,
         "Hires upscaler": request.hr_upscaler,
         "Hires sampler": request.hr_sampler_name or None,
+        "Hires schedule type": _hires_schedule_infotext(request),
         "Hires prompt": request.hr_prompt or None,
         "Hires negative prompt": request.hr_negative_prompt or None,
     }

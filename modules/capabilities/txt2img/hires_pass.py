@@ -10,10 +10,9 @@ from PIL import Image
 from modules.capabilities.img2img.canvas import Canvas
 from modules.capabilities.img2img.request import Img2ImgRequest
 from modules.capabilities.img2img.run import WorkArea, denoise, steps_run
-from modules.capabilities.txt2img.hires import target_size
+from modules.capabilities.txt2img.hires import hires_schedule, target_size
 from modules.capabilities.txt2img.vae_precision import decode_without_nans
 from modules.generation import preview
-from modules.generation.samplers import AUTOMATIC, schedule_labels_for
 from modules.jobs import Interrupted, Skipped
 from modules.upscalers import is_latent_mode, latent_mode, upscale
 
@@ -24,7 +23,8 @@ def second_pass_request(request) -> Img2ImgRequest:
     return Img2ImgRequest(
         prompt=request.hr_prompt or request.prompt,
         negative_prompt=request.hr_negative_prompt or request.negative_prompt,
-        sampler=request.hr_sampler_name or request.sampler, scheduler=_hires_schedule(request), steps=request.hr_second_pass_steps or request.steps,
+        sampler=request.hr_sampler_name or request.sampler, scheduler=hires_schedule(request),
+        steps=request.hr_second_pass_steps or request.steps,
         cfg_scale=request.cfg_scale, width=width, height=height, batch_size=request.batch_size,
         checkpoint=request.checkpoint, clip_skip=request.clip_skip, save_images=False,
         refiner_checkpoint=request.refiner_checkpoint, refiner_switch_at=request.refiner_switch_at,
@@ -32,12 +32,6 @@ def second_pass_request(request) -> Img2ImgRequest:
         seed_resize_from_h=request.seed_resize_from_h,
         denoising_strength=request.denoising_strength, init_images=[Image.new("RGB", (width, height))],
         save_folder="txt2img-images", loras=request.hr_loras)
-
-
-def _hires_schedule(request) -> str:
-    """A1111's "Use same scheduler": the first pass's schedule type, where the hires sampler takes it."""
-    sampler = request.hr_sampler_name or request.sampler
-    return request.scheduler if request.scheduler in schedule_labels_for(sampler) else AUTOMATIC
 
 
 def hires_steps(request) -> int:

@@ -57,6 +57,7 @@ class Txt2ImgRequest:
     hr_second_pass_steps: int = 0  # 0: as many as the first pass
     denoising_strength: float = 0.7
     hr_sampler_name: str = ""  # "": the first pass's sampler
+    hr_scheduler: str = ""  # "": A1111's "Use same scheduler" (hires.hires_schedule)
     hr_prompt: str = ""  # "": the first pass's prompt
     hr_negative_prompt: str = ""
     # Refiner (A1111's API names): another checkpoint takes over at this fraction of the schedule (refiner.py).
