@@ -43,6 +43,24 @@ def _worker_env() -> dict:
     return env
 
 
+def probe(address: str, timeout: float = 5.0) -> None:
+    """A cluster address (host:port or ray://host:port) that answers a TCP connect; Ray's own connect waits
+    minutes on one that does not. "auto" (the cluster started on this machine) is left to Ray."""
+    import socket
+
+    hostport = address.split("://", 1)[-1]
+    if address == "auto" or ":" not in hostport:
+        return
+    host, port = hostport.rsplit(":", 1)
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except ValueError:
+        raise WorkersUnavailable(f"--ray-address {address}: the port must be a number") from None
+    except OSError as e:
+        raise WorkersUnavailable(f"cannot reach Ray at {address}: {e.strerror or e}") from None
+
+
 class WorkerPool:
     def __init__(self, config: WorkerConfig, handle, board, started_ray: bool):
         self.config, self.handle, self.board = config, handle, board
@@ -61,6 +79,8 @@ class WorkerPool:
         except ImportError:
             raise WorkersUnavailable("ray is not installed (pip install -r requirements-ray.txt)") from None
         started_ray = False
+        if config.address:
+            probe(config.address)
         try:
             if not ray.is_initialized():
                 options = dict(namespace=NAMESPACE, runtime_env={"env_vars": _worker_env()}, log_to_driver=False)
@@ -71,6 +91,8 @@ class WorkerPool:
                     ray.init(num_cpus=config.local_cpus, object_store_memory=config.object_store_bytes,
                              include_dashboard=False, **options)
                     started_ray = True
+        except WorkersUnavailable:
+            raise
         except Exception as e:  # noqa: BLE001 - any failure to reach Ray is the one line the user reads
             where = config.address or "a local instance"
             raise WorkersUnavailable(f"cannot reach Ray at {where}: {str(e).splitlines()[0] if str(e) else e}") from None
