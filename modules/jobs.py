@@ -56,6 +56,7 @@ class Job:
     # --workers ray: the Serve replica that ran it, and whether its model was loaded there already (hot).
     worker: str | None = None
     worker_hot: bool | None = None
+    dispatch_seconds: float | None = None  # its time in dispatch: to the worker, events and result back
 
     def start(self, batch_count: int, steps: int) -> None:
         self.state, self.started_at = "running", time.time()

@@ -124,7 +124,7 @@ def test_the_uis_interrupt_reaches_the_worker(app):
     gradio_raw.call(app.url, session, gradio_raw.event_of(config, "txt2img_interrupt"), [])
     wait_for(lambda: not job.active, "the UI job to stop", timeout=30)
     assert job.state == "interrupted" and job.batch_count == 20
-    wait_for(lambda: all(w["running"] != job.id for w in app.backend.workers.replicas()), "the worker to stop it", 10)
+    wait_for(lambda: all(job.id not in w["running"] for w in app.backend.workers.replicas()), "the worker to stop it", 10)
 
 
 def test_a_worker_killed_mid_job_loses_no_accepted_job(app):

@@ -54,7 +54,7 @@ def workers_table(backend: Backend) -> dict:
     rows = []
     if backend.workers is not None:
         try:
-            rows = [[w["replica"], w["device"], w["node"], w["pid"], ", ".join(w["models"]), w["running"] or "",
+            rows = [[w["replica"], w["device"], w["node"], w["pid"], ", ".join(w["models"]), ", ".join(w["running"]),
                      w["jobs_done"]] for w in backend.workers.replicas()]
         except Exception as e:  # noqa: BLE001 - Ray unreachable now: say so in the table, keep the tab working
             rows = [[f"workers unreachable: {type(e).__name__}", "", "", "", "", "", ""]]

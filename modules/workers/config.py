@@ -4,6 +4,8 @@
     max_replicas: 4              # most workers: Ray Serve autoscales between the two
     target_ongoing_requests: 1   # jobs per worker before Serve adds one (autoscaling target)
     models_per_replica: 2        # checkpoints one worker keeps loaded (least recently used dropped)
+    jobs_per_replica: 4          # jobs a worker accepts at once: one runs, the others wait in its line, so
+                                 # a busy worker that holds their model still gets them
     cpus_per_replica: 1          # Ray CPUs reserved per worker
     gpus_per_replica: 0          # 1 on a GPU machine: each worker gets its own GPU
 
@@ -25,6 +27,7 @@ class WorkerConfig:
     max_replicas: int = 1
     target_ongoing_requests: float = 1.0
     models_per_replica: int = 2
+    jobs_per_replica: int = 4
     cpus_per_replica: float = 1.0
     gpus_per_replica: float = 0.0
     # A local Ray instance's size (the machine it starts on): CPUs and object store bytes; None: Ray's own.
@@ -33,8 +36,8 @@ class WorkerConfig:
 
 
 _BOUNDS = {"min_replicas": (1, 1024), "max_replicas": (1, 1024), "target_ongoing_requests": (0.1, 64),
-           "models_per_replica": (1, 64), "cpus_per_replica": (0.0, 256), "gpus_per_replica": (0.0, 16)}
-_INTEGERS = {"min_replicas", "max_replicas", "models_per_replica"}
+           "models_per_replica": (1, 64), "jobs_per_replica": (1, 64), "cpus_per_replica": (0.0, 256), "gpus_per_replica": (0.0, 16)}
+_INTEGERS = {"min_replicas", "max_replicas", "models_per_replica", "jobs_per_replica"}
 
 
 def _checked(name: str, value, where: str):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 
 from modules.errors import UserError
@@ -107,7 +108,7 @@ class WorkerPool:
                            "min_replicas": config.min_replicas, "max_replicas": config.max_replicas,
                            "target_ongoing_requests": config.target_ongoing_requests}})
             deployment = serve.deployment(
-                GenerationWorker, name=DEPLOYMENT_NAME, max_ongoing_requests=1, **scaling,
+                GenerationWorker, name=DEPLOYMENT_NAME, max_ongoing_requests=config.jobs_per_replica, **scaling,
                 ray_actor_options={"num_cpus": config.cpus_per_replica, "num_gpus": config.gpus_per_replica,
                                    "runtime_env": {"env_vars": _worker_env()}})
             handle = serve.run(deployment.bind(backend_config, config.models_per_replica), name=APP_NAME,
@@ -177,6 +178,7 @@ class WorkerPool:
     def _stream(self, key: str, payload: dict, job, streamed: StreamedImages):
         import ray.exceptions
 
+        started = time.perf_counter()
         response = self.handle.options(multiplexed_model_id=key, stream=True).run_job.remote(payload)
         worker = None
         try:
@@ -186,7 +188,9 @@ class WorkerPool:
                     worker = job.worker = event[1]
                     job.worker_hot = event[2]
                 elif kind == "result":
-                    return streamed.patched(event[1])
+                    result = streamed.patched(event[1])
+                    job.dispatch_seconds = max(time.perf_counter() - started - event[2], 0.0)
+                    return result
                 elif kind == "stopped":
                     raise Interrupted() if event[1] == "interrupted" else Skipped()
                 elif kind == "failed":

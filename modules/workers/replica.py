@@ -53,7 +53,7 @@ class GenerationWorker:
         self.held: list[str] = []  # multiplexed keys, least recently used first
         self.loads = 0
         self.jobs_done = 0
-        self.running: str | None = None
+        self.running: list[str] = []  # job ids: one on the device, the others waiting in its line
         self._refs: dict[str, object] = {}
 
         async def load(key: str) -> HeldModel:  # a plain function: Serve keeps its cache on it
@@ -66,8 +66,10 @@ class GenerationWorker:
     # What the Models tab shows ---------------------------------------------------------------------
 
     def describe(self) -> dict:
-        return {"pid": os.getpid(), "node": socket.gethostname(), "device": str(self.backend.config.devices.device),
-                "models": list(self.held), "running": self.running, "jobs_done": self.jobs_done, "loads": self.loads}
+        import torch
+
+        return {"pid": os.getpid(), "threads": torch.get_num_threads(), "node": socket.gethostname(), "device": str(self.backend.config.devices.device),
+                "models": list(self.held), "running": list(self.running), "jobs_done": self.jobs_done, "loads": self.loads}
 
     def _report(self) -> None:
         self.board.report.remote(self.replica, self.describe())
@@ -108,7 +110,8 @@ class GenerationWorker:
 
     async def run_job(self, payload: dict):
         """Stream one job's events: ("worker", replica, hot, description) first, then the job's, then its
-        outcome: ("result", result) or ("stopped", "interrupted"|"skipped") or ("failed", kind, detail)."""
+        outcome: ("result", result, seconds here) or ("stopped", "interrupted"|"skipped") or ("failed", kind, detail)."""
+        started = time.perf_counter()
         key = serve.get_multiplexed_model_id()
         self._refs[key] = payload["ref"]
         loads_before = self.loads
@@ -125,7 +128,7 @@ class GenerationWorker:
 
         job = ReplicaJob(kind=payload["capability"].name, owner=payload["owner"], queue_user=payload["queue_user"])
         job.id, job.emit = payload["job_id"], emit
-        running = loop.run_in_executor(None, self._run, payload, job, emit)
+        running = loop.run_in_executor(None, self._run, payload, job, emit, started)
         try:
             while True:
                 event = await events.get()
@@ -137,9 +140,9 @@ class GenerationWorker:
                 job.cancel()
         await running
 
-    def _run(self, payload: dict, job: ReplicaJob, emit) -> None:
+    def _run(self, payload: dict, job: ReplicaJob, emit, started: float) -> None:
         capability, request = payload["capability"], payload["request"]
-        self.running = job.id
+        self.running.append(job.id)
         stop = threading.Event()
         threading.Thread(target=self._follow_signals, args=(job, stop), daemon=True, name="job-signals").start()
         try:
@@ -150,7 +153,7 @@ class GenerationWorker:
             with self.backend.manager.use(capability.model(request), cancelled=lambda: job.interrupt_requested,
                                           owner=job.queue_user or job.owner, key=job.id) as loaded:
                 result = capability.run(request, loaded, job, hooks)
-            emit(("result", result))
+            emit(("result", result, time.perf_counter() - started))
         except Interrupted:
             emit(("stopped", "interrupted"))
         except Skipped:
@@ -159,7 +162,7 @@ class GenerationWorker:
             emit(_failure(e, capability.name))
         finally:
             stop.set()
-            self.running = None
+            self.running.remove(job.id)
             self.jobs_done += 1
             self._report()
             emit(_DONE)
