@@ -67,6 +67,8 @@ class WorkerPool:
         self.config, self.handle, self.board = config, handle, board
         self._started_ray = started_ray
         self.retries = 0  # jobs run again after their worker died (bench and tests read it)
+        self._in_flight: dict[object, int] = {}  # queue user -> their jobs sent to the workers, not yet back
+        self._in_flight_lock = threading.Lock()
 
     @classmethod
     def start(cls, config: WorkerConfig, backend_config) -> "WorkerPool":
@@ -160,6 +162,8 @@ class WorkerPool:
                    "queue_user": job.queue_user, "extra_infotext": dict(hooks.extra_infotext())}
         key = self.model_key(ref, backend)
         base_job = getattr(job, "_job", job)  # a script's JobPart: the job itself holds the flags
+        user = job.queue_user or job.owner
+        self._enter(user, backend.config)
         forwarder = _SignalForwarder(self.board, base_job)
         try:
             for attempt in (1, 2):
@@ -174,6 +178,27 @@ class WorkerPool:
                     log.warning("%s; running job %s again on another worker", lost, job.id)
         finally:
             forwarder.stop()
+            self._leave(user)
+
+    def _enter(self, user, backend_config) -> None:
+        """--queue-limit and --queue-per-user over all workers: as locally, a user may have one job running and
+        queue_per_user waiting; all users together max_replicas running and queue_limit waiting."""
+        from modules.models.fifo_lock import QueueFull, UserQueueFull
+
+        per_user, limit = backend_config.queue_per_user, backend_config.queue_limit
+        with self._in_flight_lock:
+            mine, total = self._in_flight.get(user, 0), sum(self._in_flight.values())
+            if limit is not None and total >= limit + self.config.max_replicas:
+                raise QueueFull(total - self.config.max_replicas, limit)
+            if per_user is not None and mine >= per_user + 1:
+                raise UserQueueFull(mine - 1, per_user)
+            self._in_flight[user] = mine + 1
+
+    def _leave(self, user) -> None:
+        with self._in_flight_lock:
+            self._in_flight[user] -= 1
+            if not self._in_flight[user]:
+                del self._in_flight[user]
 
     def _stream(self, key: str, payload: dict, job, streamed: StreamedImages):
         import ray.exceptions
