@@ -110,7 +110,7 @@ def test_a_workers_picture_equals_the_local_runs(app):
     assert "shapes-a" in info  # the infotext names the checkpoint, as locally
 
 
-def test_the_uis_interrupt_reaches_the_worker(app):
+def test_the_uis_skip_and_interrupt_reach_the_worker(app):
     session = requests.Session()
     assert session.get(app.url + "/", timeout=30).status_code == 200
     config = session.get(f"{app.url}/config", timeout=30).json()
@@ -121,6 +121,9 @@ def test_the_uis_interrupt_reaches_the_worker(app):
     threading.Thread(target=lambda: gradio_raw.call(app.url, session, generate, data), daemon=True).start()
     job = wait_for(lambda: next((j for j in app.backend.jobs.active() if j.id not in known and j.worker
                                  and j.step >= 2), None), "the UI job to run on a worker")
+    gradio_raw.call(app.url, session, gradio_raw.event_of(config, "txt2img_skip"), [])  # the next batch, there
+    wait_for(lambda: job.batch_index >= 1 and job.step >= 1, "Skip to reach the worker", timeout=30)
+    assert job.active
     gradio_raw.call(app.url, session, gradio_raw.event_of(config, "txt2img_interrupt"), [])
     wait_for(lambda: not job.active, "the UI job to stop", timeout=30)
     assert job.state == "interrupted" and job.batch_count == 20

@@ -58,7 +58,7 @@ def workers_table(backend: Backend) -> dict:
                      w["jobs_done"]] for w in backend.workers.replicas()]
         except Exception as e:  # noqa: BLE001 - Ray unreachable now: say so in the table, keep the tab working
             rows = [[f"workers unreachable: {type(e).__name__}", "", "", "", "", "", ""]]
-    return {"headers": WORKER_COLUMNS, "data": rows}
+    return {"headers": WORKER_COLUMNS, "data": rows or [["(no worker heard from yet)", "", "", "", "", "", ""]]}
 
 
 def totals(backend: Backend) -> str:
@@ -89,7 +89,8 @@ def build(backend: Backend, tab: gr.Tab) -> None:
 
     def view(note: str = ""):
         titles = [m["title"] for m in backend.cached_models()]
-        return (totals(backend), shown_table(backend), components_table(backend), workers_table(backend),
+        workers_now = workers_table(backend) if backend.workers is not None else gr.skip()  # hidden without
+        return (totals(backend), shown_table(backend), components_table(backend), workers_now,
                 gr.Dropdown(choices=titles, value=None), note)
 
     def on_unload(title):
