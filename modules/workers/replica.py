@@ -19,7 +19,7 @@ from ray import serve
 
 from modules.capabilities.runner import free_device_memory, is_out_of_memory
 from modules.capabilities.scripting import Processing, ScriptArgs
-from modules.errors import UserError, report_internal_error
+from modules.errors import ModelNotFound, UserError, report_internal_error
 from modules.jobs import Interrupted, Skipped
 from modules.models.refs import CHECKPOINT
 from modules.workers.board import BOARD_NAME, NAMESPACE
@@ -93,13 +93,24 @@ class GenerationWorker:
         return HeldModel(key, ref, self)
 
     def _warm(self, ref) -> None:
+        self._find(ref)
         with self.backend.manager.use(ref):
             pass
+
+    def _find(self, ref) -> None:
+        """A checkpoint added since this worker scanned its folders (the front end found it): scan again."""
+        if ref.kind == CHECKPOINT and ref.name:
+            try:
+                self.backend.manager.resolve(ref.name)
+            except ModelNotFound:
+                self.backend.registry.scan()
 
     def dropped(self, held: HeldModel) -> None:
         if held.key in self.held:
             self.held.remove(held.key)
-        if held.ref.kind == CHECKPOINT:
+        same_checkpoint = [k for k in self.held if self._refs.get(k) is not None
+                           and self._refs[k].kind == CHECKPOINT and self._refs[k].name == held.ref.name]
+        if held.ref.kind == CHECKPOINT and not same_checkpoint:  # held under another key too (its VAE file): kept
             try:
                 self.backend.manager.unload(self.backend.manager.resolve(held.ref.name).title)
             except Exception as e:  # noqa: BLE001 - in use or gone already: the cache's budget still bounds it
@@ -147,6 +158,7 @@ class GenerationWorker:
         threading.Thread(target=self._follow_signals, args=(job, stop), daemon=True, name="job-signals").start()
         try:
             self._apply_signals(job, ray.get(self.board.signals_for.remote(job.id)), [0])
+            self._find(capability.model(request))
             p = Processing(capability.tab, request, job, ScriptArgs(), generate=None, validate=lambda r: r,
                            backend=self.backend)
             hooks = ReplicaHooks(p, emit, payload["extra_infotext"])
