@@ -80,11 +80,6 @@ def stream(backend, titles: list[str], steps: int, threads: int = 2) -> tuple[fl
     return len(titles) / (time.perf_counter() - started), jobs
 
 
-def job_times(backend, title: str, steps: int, count: int) -> list[float]:
-    one_job(backend, title, steps, 0)  # warm: loaded, first-run allocations done
-    return [one_job(backend, title, steps, i)[0] for i in range(count)]
-
-
 _POOLS: list = []  # every pool kept: the first one owns the worker board, which dies with its last handle
 
 
@@ -120,22 +115,31 @@ def main() -> None:
         titles = {t.split(" ")[0]: t for t in backend.checkpoint_titles()}
         a = titles["shapes-a"]
 
-        local = job_times(backend, a, args.steps, args.timed_jobs)
-        out["local"] = {"job_ms_median": round(statistics.median(local) * 1000, 1),
-                        "jobs_per_second": round(stream(backend, [a] * args.jobs, args.steps)[0], 2)}
-        backend.manager.unload_all()
-
         out["start_seconds_1_worker"] = round(deploy(backend, 1, 2), 1)
-        remote = job_times(backend, a, args.steps, args.timed_jobs)
-        dispatch = [one_job(backend, a, args.steps, i)[1].dispatch_seconds for i in range(args.timed_jobs)]
-        out["one_worker"] = {"job_ms_median": round(statistics.median(remote) * 1000, 1),
-                             "jobs_per_second": round(stream(backend, [a] * args.jobs, args.steps)[0], 2)}
+        pool = backend.workers
+        local, remote, dispatch = [], [], []
+        for i in range(args.timed_jobs + 1):  # interleaved: a shared machine's load falls on both alike
+            backend.workers = None
+            seconds, _ = one_job(backend, a, args.steps, i)
+            local.append(seconds)
+            backend.workers = pool
+            seconds, job = one_job(backend, a, args.steps, i)
+            remote.append(seconds)
+            dispatch.append(job.dispatch_seconds)
+        local, remote, dispatch = local[1:], remote[1:], dispatch[1:]  # the first: loading, warm-up
+        out["job_ms_median"] = {"local": round(statistics.median(local) * 1000, 1),
+                                "one_worker": round(statistics.median(remote) * 1000, 1)}
         out["dispatch_ms_median"] = round(statistics.median(dispatch) * 1000, 1)
         out["dispatch_ms_max"] = round(max(dispatch) * 1000, 1)
+        backend.workers = None
+        out["jobs_per_second"] = {"local": round(stream(backend, [a] * args.jobs, args.steps)[0], 2)}
+        backend.manager.unload_all()
+        backend.workers = pool
+        out["jobs_per_second"]["one_worker"] = round(stream(backend, [a] * args.jobs, args.steps)[0], 2)
 
         out["start_seconds_2_workers"] = round(deploy(backend, 2, 2), 1)
         stream(backend, [a, a], args.steps)  # warm both
-        out["two_workers"] = {"jobs_per_second": round(stream(backend, [a] * args.jobs, args.steps)[0], 2)}
+        out["jobs_per_second"]["two_workers"] = round(stream(backend, [a] * args.jobs, args.steps)[0], 2)
 
         rng = random.Random(0)
         mixed = [rng.choice([titles["shapes-a"], titles["shapes-b"], titles["shapes-c"]])
