@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None, block: bool = True):
         styles_file=Path(args.styles_file).expanduser() if args.styles_file else paths.APP_ROOT / "styles.csv",
         max_job_seconds=args.max_job_seconds,
     ))
+    if args.workers == "ray":  # before the default checkpoint loads: the workers hold the models then
+        from modules.workers.start import start_workers
+        start_workers(backend, args)
     if args.ckpt:
         from modules.errors import UserError
 
@@ -68,7 +71,7 @@ def main(argv: list[str] | None = None, block: bool = True):
     if not backend.registry.usable():
         print(f"No checkpoint found: put Stable Diffusion .safetensors files or diffusers folders into "
               f"{backend.checkpoint_folder} (or pass --ckpt-dir), then press the refresh button.", flush=True)
-    elif not args.skip_load_model_at_start:
+    elif not args.skip_load_model_at_start and backend.workers is None:
         threading.Thread(target=_load_default, args=(backend,), daemon=True, name="load-checkpoint").start()
 
     if args.nowebui:

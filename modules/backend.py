@@ -95,6 +95,7 @@ class Backend:
         self.zoo_registry.scan()
         self.extensions = Extensions()  # none until webui.py loads extensions/ (Extensions.attach)
         self.runner = Runner(self)  # every capability's jobs: validate, scripts, model, run, errors
+        self.workers = None  # --workers ray: a WorkerPool (modules/workers/pool.py) runs the jobs' model part
         self.step_times = StepTimes()  # how long a job will take, said before it starts
         # Extra networks a prompt names: LoRAs (<lora:name:w>) and textual-inversion embeddings (their name).
         self.styles = StyleFile(config.styles_file or config.cache_dir / "styles.csv")  # prompt styles

@@ -89,6 +89,25 @@ def build_parser() -> argparse.ArgumentParser:
     mod.add_argument("--styles-file", default=None, metavar="FILE",
                      help="prompt styles in A1111's styles.csv format (default: styles.csv in the app folder)")
     mod.add_argument("--skip-load-model-at-start", action="store_true", help="load a checkpoint on first use only")
+
+    work = parser.add_argument_group("workers (many GPUs)")
+    work.add_argument("--workers", choices=("local", "ray"), default="local",
+                      help="where jobs run: local (this process, one device; the default) or ray (a Ray Serve "
+                           "deployment of generation workers, one device each, checkpoints kept where they are hot)")
+    work.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                      help="the Ray cluster to use with --workers ray (ray://host:10001, or auto); default: start "
+                           "a local Ray instance")
+    work.add_argument("--require-workers", action="store_true",
+                      help="with --workers ray: exit when Ray cannot be reached, instead of running jobs locally")
+    work.add_argument("--workers-config", default=None, metavar="FILE",
+                      help="YAML file of worker settings (min_replicas, max_replicas, target_ongoing_requests, "
+                           "models_per_replica, cpus_per_replica, gpus_per_replica); the flags below win over it")
+    work.add_argument("--min-replicas", type=int, default=None, metavar="N",
+                      help="fewest generation workers (default 1)")
+    work.add_argument("--max-replicas", type=int, default=None, metavar="N",
+                      help="most generation workers, autoscaled between the two (default: --min-replicas)")
+    work.add_argument("--models-per-replica", type=int, default=None, metavar="N",
+                      help="checkpoints one worker keeps loaded, least recently used dropped (default 2)")
     return parser
 
 
@@ -115,6 +134,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         value = getattr(args, flag)
         if value is not None and not low <= value <= high:
             parser.error(f"--{flag.replace('_', '-')} must be between {low} and {high}")
+    if args.workers == "local" and (args.ray_address or args.require_workers or args.workers_config):
+        parser.error("--ray-address, --require-workers and --workers-config need --workers ray")
+    for flag in ("min_replicas", "max_replicas", "models_per_replica"):
+        value = getattr(args, flag)
+        if value is not None and not 1 <= value <= 1024:
+            parser.error(f"--{flag.replace('_', '-')} must be between 1 and 1024")
     if not 0 < args.max_job_seconds < float("inf"):
         parser.error("--max-job-seconds must be a positive number of seconds")
     if args.queue_per_user < 0:

@@ -53,6 +53,10 @@ class Job:
     first_step_at: float | None = None
     steps_since_first: int = 0
     order: int = field(default_factory=lambda: next(_order))
+    # --workers ray: the Serve replica that ran it, and whether its model was loaded there already (hot).
+    worker: str | None = None
+    worker_hot: bool | None = None
+    dispatch_seconds: float | None = None  # its time in dispatch: to the worker, events and result back
 
     def start(self, batch_count: int, steps: int) -> None:
         self.state, self.started_at = "running", time.time()
@@ -62,6 +66,11 @@ class Job:
         self.batch_index, self.step = index, 0
 
     def report_step(self, step: int) -> None:
+        self.record_step(step)
+        self.check()
+
+    def record_step(self, step: int) -> None:
+        """The step count and speed, without checking for Interrupt (a worker's step, heard by the front end)."""
         if step != self.step:
             now = time.monotonic()
             if self.first_step_at is None:
@@ -69,7 +78,6 @@ class Job:
             else:
                 self.steps_since_first += max(step - self.step, 1)  # a new batch starts again at step 1
         self.step = step
-        self.check()
 
     @property
     def steps_per_second(self) -> float | None:

@@ -27,7 +27,10 @@ GIVEN_BY_THE_TEST = {"--port"}  # AppProcess picks a free one for every start
 SECOND_START = {"--nowebui", "--tls-keyfile", "--tls-certfile", "--lowvram", "--listen"}
 # In every start: where files go (nothing is written to the repository's own folders), and no network.
 EVERY_START = ("--models-dir", "--outdir", "--offline")
-PREFERRED_CHOICES = {"--device": "cpu", "--precision": "fp32"}
+PREFERRED_CHOICES = {"--device": "cpu", "--precision": "fp32", "--workers": "ray"}
+# --workers ray in the first start names a closed port as its cluster: one line, and the jobs run locally.
+# With --require-workers that is an exit instead: started on its own (test_require_workers_exits_...).
+ON_ITS_OWN = {"--require-workers"}
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +54,7 @@ def files(tmp_path_factory) -> dict[str, str]:
     shutil.copy(folder / "vae" / "diffusion_pytorch_model.safetensors", root / "vae-dir" / "in-vae-dir.safetensors")
     (root / "embeddings-dir").mkdir()
     (root / "auth.txt").write_text(f"{USER}:{PASSWORD}\n")
+    (root / "workers.yaml").write_text("min_replicas: 1\nmodels_per_replica: 2\n")
     key, cert = root / "key.pem", root / "cert.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
                     str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
@@ -61,6 +65,8 @@ def files(tmp_path_factory) -> dict[str, str]:
         "--gradio-auth-path": str(root / "auth.txt"), "--tls-keyfile": str(key), "--tls-certfile": str(cert),
         "--gradio-auth": f"{USER}:{PASSWORD}", "--api-auth": f"{USER}:{PASSWORD}", "--server-name": "127.0.0.1",
         "--device-id": "0", "--max-pixels": str(256 * 256), "--max-batch": "2", "--max-steps": "20",
+        "--ray-address": f"127.0.0.1:{free_port()}", "--workers-config": str(root / "workers.yaml"),
+        "--min-replicas": "1", "--max-replicas": "2", "--models-per-replica": "2",
         "settings": str(root / "config.json"), "scratch": str(root),
     }
 
@@ -113,7 +119,7 @@ def starts(files: dict[str, str]) -> tuple[list[str], list[list[str]]]:
         flag = flag_name(action)
         if isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
             exiting.append(flag)
-        elif flag not in GIVEN_BY_THE_TEST:
+        elif flag not in GIVEN_BY_THE_TEST | ON_ITS_OWN:
             (second if flag in SECOND_START else first).append(value_for(action, files))
     for words in (first, second):
         for flag in EVERY_START:
@@ -125,7 +131,7 @@ def starts(files: dict[str, str]) -> tuple[list[str], list[list[str]]]:
 def test_every_flag_starts_the_server(files):
     exiting, (first, second) = starts(files)
     known = {flag_name(a) for a in cmd_args.build_parser()._actions if a.option_strings}
-    assert known == {w for w in first + second if w.startswith("--")} | set(exiting) | GIVEN_BY_THE_TEST
+    assert known == {w for w in first + second if w.startswith("--")} | set(exiting) | GIVEN_BY_THE_TEST | ON_ITS_OWN
     env = {"ZOO_SHARE_PROBE": f"127.0.0.1:{free_port()}",  # --share: a closed local port, no network
            "ZOO_SETTINGS_FILE": files["settings"]}
     auth = (USER, PASSWORD)
@@ -139,6 +145,8 @@ def test_every_flag_starts_the_server(files):
     assert {"in-models-dir", "in-ckpt-dir", "picked-by-ckpt"} <= names, names
     assert "in-vae-dir.safetensors" in {v["model_name"] for v in vaes.json()}, vaes.text
     assert any("no share tunnel could be reached" in line for line in app.lines)
+    assert any(line.startswith("--workers ray: ") and line.endswith("running jobs in this process instead")
+               for line in app.lines), app.output
     assert not any("Traceback" in line for line in app.lines), app.output
 
     # The API alone, over https; its --ckpt names a file that is not there: said in one line, and served.
@@ -161,3 +169,13 @@ def test_help_exits_cleanly_and_lists_every_flag(files):
         assert run.stdout.startswith("usage: webui.py")
         for action in cmd_args.build_parser()._actions:
             assert flag_name(action) in run.stdout or not action.option_strings
+
+
+def test_require_workers_exits_when_no_cluster_answers(files):
+    run = subprocess.run([sys.executable, "webui.py", "--workers", "ray", "--require-workers", "--ray-address",
+                          files["--ray-address"], "--models-dir", files["--models-dir"], "--outdir", files["--outdir"],
+                          "--offline"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "ZOO_SETTINGS_FILE": files["settings"]})
+    assert run.returncode != 0
+    assert run.stderr.strip().splitlines()[-1].startswith("--workers ray: "), run.stderr
+    assert "(--require-workers)" in run.stderr and "Traceback" not in run.stderr

@@ -93,6 +93,8 @@ class ProgressResponse(BaseModel):
     textinfo: str | None = None
     task_id: str | None = None
     task_state: str | None = Field(None, description="queued, running, done, failed, interrupted or unknown")
+    worker: dict | None = Field(None, description="--workers ray: the generation worker that runs the task "
+                                                  "(replica) and whether its model was loaded there already")
 
 
 class PngInfoRequest(BaseModel):

@@ -433,8 +433,11 @@ def _progress(job: Job | None, task_id: str | None) -> dict:
     state = {"skipped": job.skip_requested, "interrupted": job.interrupt_requested, "stopping_generation": False,
              "job": job.kind, "job_count": job.batch_count if job.active else 0, "job_timestamp": stamp,
              "job_no": job.batch_index, "sampling_step": job.step, "sampling_steps": job.steps}
-    return {"progress": job.progress, "eta_relative": job.eta_seconds or 0.0, "state": state, "current_image": None,
-            "textinfo": _textinfo(job), "task_id": task_id, "task_state": job.state}
+    answer = {"progress": job.progress, "eta_relative": job.eta_seconds or 0.0, "state": state, "current_image": None,
+              "textinfo": _textinfo(job), "task_id": task_id, "task_state": job.state}
+    if job.worker:  # --workers ray: which generation worker ran it, and whether its model was loaded there already
+        answer["worker"] = {"replica": job.worker, "model_was_loaded": job.worker_hot}
+    return answer
 
 
 def _textinfo(job: Job) -> str:

@@ -110,6 +110,8 @@ class Runner:
         return capability.script_result(output, request)
 
     def _on_model(self, capability: Capability, request: Any, job: Job, hooks: Hooks) -> Any:
+        if self.backend.workers is not None:  # --workers ray: the model part runs on a generation worker
+            return self.backend.workers.run(capability, request, job, hooks, self.backend)
         with self.backend.manager.use(capability.model(request), cancelled=lambda: job.interrupt_requested,
                                       owner=job.queue_user or job.owner, key=job.id) as loaded:
             return capability.run(request, loaded, job, hooks)

@@ -46,6 +46,21 @@ def shown_table(backend: Backend) -> dict:
     return {"headers": [COLUMNS[i] for i in keep], "data": [[row[i] for i in keep] for row in rows]}
 
 
+WORKER_COLUMNS = ["Worker", "Device", "Node", "Process", "Holds (least recently used first)", "Running", "Jobs done"]
+
+
+def workers_table(backend: Backend) -> dict:
+    """--workers ray: each generation worker, its device and the models it holds (none without workers)."""
+    rows = []
+    if backend.workers is not None:
+        try:
+            rows = [[w["replica"], w["device"], w["node"], w["pid"], ", ".join(w["models"]), ", ".join(w["running"]),
+                     w["jobs_done"]] for w in backend.workers.replicas()]
+        except Exception as e:  # noqa: BLE001 - Ray unreachable now: say so in the table, keep the tab working
+            rows = [[f"workers unreachable: {type(e).__name__}", "", "", "", "", "", ""]]
+    return {"headers": WORKER_COLUMNS, "data": rows or [["(no worker heard from yet)", "", "", "", "", "", ""]]}
+
+
 def totals(backend: Backend) -> str:
     t = backend.cache_totals()
     line = f"RAM: {t['ram_bytes'] / 2**20:.0f} MB of {t['ram_budget'] / 2**30:.1f} GB budget"
@@ -61,6 +76,9 @@ def build(backend: Backend, tab: gr.Tab) -> None:
     models = gr.Dataframe(value=shown_table(backend), interactive=False, elem_id="models_table", wrap=True)
     parts = gr.Dataframe(value=components_table(backend), interactive=False, elem_id="models_components",
                          label="Components", show_label=True, wrap=True)
+    workers = gr.Dataframe(value=workers_table(backend), interactive=False, elem_id="models_workers",
+                           label="Workers (--workers ray)", show_label=True, wrap=True,
+                           visible=backend.workers is not None)
     with gr.Row():
         choice = gr.Dropdown([m["title"] for m in backend.cached_models()], label="Cached model",
                              elem_id="models_choice", scale=4)
@@ -71,8 +89,9 @@ def build(backend: Backend, tab: gr.Tab) -> None:
 
     def view(note: str = ""):
         titles = [m["title"] for m in backend.cached_models()]
-        return (totals(backend), shown_table(backend), components_table(backend), gr.Dropdown(choices=titles, value=None),
-                note)
+        workers_now = workers_table(backend) if backend.workers is not None else gr.skip()  # hidden without
+        return (totals(backend), shown_table(backend), components_table(backend), workers_now,
+                gr.Dropdown(choices=titles, value=None), note)
 
     def on_unload(title):
         if not title:
@@ -87,7 +106,7 @@ def build(backend: Backend, tab: gr.Tab) -> None:
         kept = backend.manager.unload_all()
         return view(info_html("Kept (in use): " + ", ".join(kept)) if kept else info_html("Unloaded all"))
 
-    outputs = [summary, models, parts, choice, message]
+    outputs = [summary, models, parts, workers, choice, message]
     # Instant actions: no progress overlay over the table.
     unload.click(on_unload, inputs=choice, outputs=outputs, api_name="models_unload", show_progress="hidden")
     unload_all.click(on_unload_all, outputs=outputs, api_name="models_unload_all", show_progress="hidden")

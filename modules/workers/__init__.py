@@ -1,0 +1,1 @@
+"""Generation workers on Ray Serve (--workers ray). Nothing here imports ray until the workers start."""
