@@ -62,17 +62,17 @@ def test_an_identity_restorer_gives_the_picture_back():
 
 
 def test_a_gfpgan_file_loads_through_spandrel_and_restores_the_face(gfpgan_file):  # noqa: F811
+    from contextlib import nullcontext
     from types import SimpleNamespace
-
-    import torch
 
     from modules.capabilities.face_restore_step import restored
     from modules.capabilities.txt2img.request import Txt2ImgRequest
-    from modules.models.face_restorer_files import FaceRestorerFiles
+    from modules.models.face_restorer_files import FaceRestorerFiles, load_face_restorer
 
     files = FaceRestorerFiles([gfpgan_file.parent])
     assert files.available() == ["GFPGAN"]
-    manager = SimpleNamespace(face_restorer_model=lambda name: files.load(files.find(name), torch.device("cpu")))
+    model = load_face_restorer(files.restorer("GFPGAN").path)
+    manager = SimpleNamespace(face_restorer_model=lambda name: nullcontext(model))
     hooks = SimpleNamespace(p=SimpleNamespace(backend=SimpleNamespace(manager=manager)))
     picture = face_picture()
     request = Txt2ImgRequest(restore_faces=True, face_restorer="GFPGAN")

@@ -122,19 +122,19 @@ def test_lpips_lin_weights_from_a_second_file_weight_the_channels_and_a_foreign_
     from safetensors.torch import save_file
 
     from modules.errors import BadModelFile
-    from modules.models.lpips_files import LpipsFiles
+    from modules.models.lpips_files import LpipsFiles, load_perceptual
     from modules.models.vgg_features import feature_shapes, lin_shapes
 
     rng = torch.Generator().manual_seed(1)
     save_file({k: torch.randn(s, generator=rng) * 0.1 for k, s in feature_shapes().items()},
               str(tmp_path / "vgg16.safetensors"))
     files = LpipsFiles([tmp_path])
-    plain = files.load(torch.device("cpu"))
+    plain = load_perceptual(files.scan())
     assert not plain.use_lin
     lins = {k: torch.zeros(s) for k, s in lin_shapes().items()}
     lins["lin0.model.1.weight"][0, 3] = 2.0  # only channel 3 of relu1_2 counts
     torch.save(lins, tmp_path / "vgg.pth")
-    weighted = files.load(torch.device("cpu"))  # a new file in the folder: read again
+    weighted = load_perceptual(files.scan())  # a new file in the folder: read too
     assert weighted.use_lin and weighted is not plain
     x, y = torch.rand(1, 3, 16, 16) * 2 - 1, torch.rand(1, 3, 16, 16) * 2 - 1
     tx, ty = weighted.taps(x), weighted.taps(y)
@@ -142,4 +142,4 @@ def test_lpips_lin_weights_from_a_second_file_weight_the_channels_and_a_foreign_
     assert torch.allclose(weighted.distance(x, ty), expected[None]) and float(expected) > 0
     torch.save({"conv.weight": torch.zeros(2, 2)}, tmp_path / "other.pt")
     with pytest.raises(BadModelFile, match="other.pt"):
-        files.load(torch.device("cpu"))
+        load_perceptual(files.scan())
