@@ -193,6 +193,24 @@ def test_extras_gfpgan_visibility_restores_the_face_and_nothing_else(face_client
     assert np.abs(after[inside] - before[inside]).mean() > 2
 
 
+def test_gfpgan_is_an_entry_of_the_one_cache_with_its_bytes_and_read_once(face_client, monkeypatch):
+    from modules.models import manager as manager_module
+
+    reads, real = [], manager_module.load_face_restorer
+    monkeypatch.setattr(manager_module, "load_face_restorer", lambda path: (reads.append(path.name), real(path))[1])
+    buffer = io.BytesIO()
+    face_picture().save(buffer, "PNG")
+    body = {"image": base64.b64encode(buffer.getvalue()).decode(), "upscaling_resize": 1, "gfpgan_visibility": 1}
+    for _ in range(2):
+        assert face_client.post("/sdapi/v1/extra-single-image", json=body).status_code == 200
+    answer = face_client.get("/zoo/v1/models/cached").json()
+    (row,) = [m for m in answer["models"] if m["kind"] == "face_restorer"]
+    assert row["title"] == "GFPGAN (GFPGANv1.4-random.safetensors)" and row["architecture"] == "GFPGAN"
+    assert row["bytes"] > 300 * 1024 ** 2 and not row["in_use"]  # v1.4's 350 MB, counted in the budget
+    assert answer["ram_bytes"] == sum(m["bytes"] for m in answer["models"])
+    assert len(reads) <= 1  # read by the earlier test's job, or by the first of these two: never again
+
+
 def test_extras_codeformer_is_refused_naming_it(face_client):
     buffer = io.BytesIO()
     face_picture(64).save(buffer, "PNG")

@@ -78,6 +78,27 @@ def test_with_the_vgg_file_auto_projects_with_the_perceptual_loss_and_finds_the_
     assert both.loss == "perceptual+pixels"
 
 
+def test_the_vgg_network_is_an_entry_of_the_one_cache_with_its_bytes_and_read_once(vgg_backend, seed_picture,
+                                                                                   monkeypatch):
+    from modules.capabilities.gan import GanProjectRequest, gan_project
+    from modules.models import manager as manager_module
+    from modules.models.memory import module_bytes
+
+    reads, real = [], manager_module.load_perceptual
+    monkeypatch.setattr(manager_module, "load_perceptual", lambda files: (reads.append(len(files)), real(files))[1])
+    vgg_backend.manager.unload_all()
+    for _ in range(2):
+        result = vgg_backend.run(gan_project, GanProjectRequest(model="sg2.pkl", image=seed_picture, steps=2))
+        assert result.loss == "perceptual"
+    assert reads == [1]  # validation read it; both jobs took it from the cache
+    (row,) = [m for m in vgg_backend.cached_models() if m["kind"] == "lpips"]
+    with vgg_backend.manager.perceptual_model() as network:
+        assert row["bytes"] == module_bytes(network) > 50 * 1024 ** 2  # VGG16 up to relu5_3: 59 MB in float32
+    assert row["architecture"] == "VGG16 (LPIPS)" and not row["in_use"]
+    totals = vgg_backend.cache_totals()
+    assert totals["ram_bytes"] == sum(m["bytes"] for m in vgg_backend.cached_models())
+
+
 def _body(picture, **fields):
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")

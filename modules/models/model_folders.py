@@ -59,7 +59,7 @@ class ModelFolders:
         return [f.name for f in self.scan()]
 
     def find(self, wanted: str) -> ModelFile:
-        """The file listed as `wanted`, else the one whose name without extension is that, else the one whose
+        """The file listed as `wanted`, else the one whose file name without extension is that, else the one whose
         file name is the last part of `wanted` (clients send full paths: only the file name is used).
         ModelNotFound names `wanted` when none is."""
         files = self.scan()
