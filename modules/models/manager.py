@@ -3,7 +3,7 @@
 Jobs ask for a model by reference (refs.py): a checkpoint holds the device while its job runs, one at
 a time in arrival order; a β-VAE or GAN is small and runs under its own lock, so it stays interactive
 while a long Stable Diffusion job holds the device. Everything loaded — checkpoints, VAE files, zoo
-models, and data built from them — lives in one cache (cache.py) with one budget and one eviction
+models, upscalers, face restorers, preview decoders, the LPIPS network, and data built from them — lives in one cache (cache.py) with one budget and one eviction
 policy, so switching back to a recent model costs a copy, not a load."""
 from __future__ import annotations
 
@@ -201,11 +201,12 @@ class PipelineManager:
         return []
 
     def unload_all(self) -> list[str]:
-        """Drop everything not in use (checkpoints, zoo models, VAE files, data); returns the titles kept."""
+        """Drop everything not in use (every kind, data too); returns the titles kept."""
         return self.cache.unload_all()
 
     def cached_models(self) -> list[dict]:
-        """Every cached entry, most recently used first, with its kind (checkpoint, beta_vae, gan, vae_file, data)."""
+        """Every cached entry, most recently used first, with its kind (checkpoint, beta_vae, gan, vae_file,
+        upscaler, face_restorer, preview, lpips, data)."""
         return self.cache.listing()
 
     def cache_totals(self) -> dict:
