@@ -92,6 +92,19 @@ def test_an_upscaler_in_use_is_never_evicted(upscaler_models, tmp_path, loads): 
     assert upscaler_rows(backend) == [] and backend.cache_totals()["ram_bytes"] == 0
 
 
+def test_an_upscaler_goes_onto_the_device_level_like_every_cached_module(upscaler_models, tmp_path):  # noqa: F811
+    """On a GPU the cache copies a module's weights onto the device and points them back at the RAM copy when it
+    leaves; forced here on the CPU (fresh tensors as the "device" copies), the spandrel model runs the same."""
+    plain = make_backend(upscaler_models, tmp_path / "plain")
+    expected = np.asarray(upscalers.upscale(picture(), "tiny-esrgan", 4, plain.manager))
+    backend = make_backend(upscaler_models, tmp_path / "device")
+    backend.manager.cache.force_device_level = True
+    out = np.asarray(upscalers.upscale(picture(), "tiny-esrgan", 4, backend.manager))
+    (row,) = upscaler_rows(backend)
+    assert row["where"] == "device" and backend.cache_totals()["device_bytes"] == row["bytes"]
+    assert np.array_equal(out, expected)
+
+
 def test_model_folders_list_each_file_once_and_find_names_only_among_them(tmp_path):
     first, second = tmp_path / "VAE", tmp_path / "extra"
     (first / "sub").mkdir(parents=True)

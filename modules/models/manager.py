@@ -119,16 +119,10 @@ class PipelineManager:
             with self._use_zoo(ref) as loaded:
                 yield loaded
             return
-        if ref.kind == VAE_FILE:
-            with self._use_vae_file(ref, cancelled, owner, key) as loaded:
-                yield loaded
-            return
-        if ref.kind == UPSCALER:
-            with self._use_upscaler(ref, cancelled, owner, key) as loaded:
-                yield loaded
-            return
-        if ref.kind == FACE_RESTORER:
-            with self._use_face_restorer(ref, cancelled, owner, key) as loaded:
+        from_file = {VAE_FILE: self._use_vae_file, UPSCALER: self._use_upscaler,
+                     FACE_RESTORER: self._use_face_restorer}.get(ref.kind)
+        if from_file is not None:  # these hold the device too, in the same line
+            with from_file(ref, cancelled, owner, key) as loaded:
                 yield loaded
             return
         info = self.completed(self.resolve(ref.name), ref.modules)
