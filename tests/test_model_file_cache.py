@@ -105,6 +105,26 @@ def test_an_upscaler_goes_onto_the_device_level_like_every_cached_module(upscale
     assert np.array_equal(out, expected)
 
 
+def test_a_module_placed_inside_a_jobs_inference_mode_still_takes_gradients():
+    """A job places a module midway (GAN projection's LPIPS network, an upscaler in hires fix), maybe inside its
+    inference mode: the device copies must be ordinary tensors, or the projection's backward pass fails."""
+    import torch
+
+    from modules.devices import device_config
+    from modules.models.cache import ModelCache
+
+    cache = ModelCache(device_config("cpu"), ram_budget=10**9, vram_budget=10**9)
+    cache.force_device_level = True
+    layer = torch.nn.Linear(3, 2).requires_grad_(False)
+    entry = cache.add_module("lpips:x", "lpips", None, "VGG16", layer, 0.0)
+    with torch.inference_mode():
+        cache.place_on_device(entry)
+    assert entry.on_device and not layer.weight.is_inference()
+    x = torch.ones(1, 3, requires_grad=True)
+    layer(x).sum().backward()
+    assert torch.equal(x.grad, layer.weight.sum(0, keepdim=True))
+
+
 def test_model_folders_list_each_file_once_and_find_names_only_among_them(tmp_path):
     first, second = tmp_path / "VAE", tmp_path / "extra"
     (first / "sub").mkdir(parents=True)

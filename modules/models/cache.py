@@ -1,5 +1,6 @@
 """The one cache of weights: checkpoints, β-VAEs, GANs, VAE files, upscalers, face restorers, preview
-decoders, the LPIPS network, and data derived from them, within one budget in bytes (RAM) and, on a GPU, a device budget for what is resident there.
+decoders, the LPIPS network, and data derived from them, within one budget in bytes (RAM) and, on a GPU, a
+device budget for what is resident there.
 
 - A component (UNet, transformer, VAE, text encoder, a zoo model) with the same weights as one already
   cached — by content hash — is shared, not loaded twice: two fine-tunes with the same VAE hold one VAE.
@@ -295,7 +296,9 @@ class ModelCache:
         if not self._placed(entry):
             return 0.0
         started = time.perf_counter()
-        with self.lock:
+        # Not as inference tensors, though a job places a module it needs midway (an upscaler, a preview
+        # decoder) inside its inference mode: GAN projection takes gradients through the LPIPS network.
+        with self.lock, torch.inference_mode(False):
             missing = [c for c in entry.components.values() if not c.on_device]
             needed = sum(c.bytes for c in missing)
             if self.vram_budget is not None and missing and self.device_bytes + needed > self.vram_budget:

@@ -95,7 +95,7 @@ def with_loss(request: GanProjectRequest, manager) -> GanProjectRequest:
         if not present:
             raise InvalidRequest("loss", f"{request.loss} needs VGG16 weights in models/LPIPS (vgg16.safetensors, "
                                          "torchvision's features.N names; nothing is downloaded): use pixels")
-        with manager.perceptual_model():
+        with manager.perceptual_model():  # read now, into the cache: a bad file is refused before the job waits
             pass
     return request
 
