@@ -3,8 +3,9 @@
 Jobs ask for a model by reference (refs.py): a checkpoint holds the device while its job runs, one at
 a time in arrival order; a β-VAE or GAN is small and runs under its own lock, so it stays interactive
 while a long Stable Diffusion job holds the device. Everything loaded — checkpoints, VAE files, zoo
-models, upscalers, face restorers, preview decoders, the LPIPS network, and data built from them — lives in one cache (cache.py) with one budget and one eviction
-policy, so switching back to a recent model costs a copy, not a load."""
+models, upscalers, face restorers, preview decoders, the LPIPS network, and data built from them — lives
+in one cache (cache.py) with one budget and one eviction policy, so switching back to a recent model costs
+a copy, not a load, and nothing is loaded twice."""
 from __future__ import annotations
 
 import logging
