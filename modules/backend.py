@@ -270,7 +270,8 @@ class Backend:
         return request
 
     def cached_models(self) -> list[dict]:
-        """What the pipeline manager holds (checkpoints, zoo models, VAE files, data), most recently used first."""
+        """What the pipeline manager holds (checkpoints, zoo models, VAE files, upscalers, face restorers,
+        preview decoders, LPIPS, data), most recently used first."""
         return self.manager.cached_models()
 
     def cache_totals(self) -> dict:

@@ -44,6 +44,7 @@ class Option:
 
 
 IMAGE_FORMATS = ("png", "jpg", "jpeg", "webp")
+PREVIEW_METHODS = ("Full", "Approx NN", "Approx cheap", "TAESD")  # A1111's; modules/generation/preview.py
 
 # The options we honour, under A1111's keys. Per-user ones are each logged-in user's own (the Settings tab,
 # POST options); the others are the server's, which only an admin changes.
@@ -68,7 +69,7 @@ OPTIONS: dict[str, Option] = {
                                            "models/GFPGAN holds a file)", per_user=True),
     # Live previews (modules/generation/preview.py): Full, Approx NN, Approx cheap or TAESD; the Approx NN and
     # TAESD files come from models/VAE-approx (Approx cheap when absent); every N steps, 0 or -1: none.
-    "show_progress_type": Option("Approx cheap", "Live preview method: Full, Approx NN, Approx cheap or TAESD"),
+    "show_progress_type": Option("Approx cheap", "Live preview method", choices=PREVIEW_METHODS),
     "show_progress_every_n_steps": Option(5, "Live preview every N sampling steps (0 or -1: none)", -1, 32),
 }
 
@@ -215,10 +216,11 @@ def validate(key: str, value):
         return value
     if value is not None and not isinstance(value, str):
         raise InvalidRequest(key, f"must be text, got {shown(value)}")
-    if option.choices is not None:
-        if not isinstance(value, str) or value.lower() not in option.choices:
+    if option.choices is not None:  # in any case; kept as the choice is written
+        choice = {c.lower(): c for c in option.choices}.get(value.lower()) if isinstance(value, str) else None
+        if choice is None:
             raise InvalidRequest(key, f"must be one of {', '.join(option.choices)}, got {shown(value)}")
-        return value.lower()
+        return choice
     return value
 
 

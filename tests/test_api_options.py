@@ -61,7 +61,8 @@ def test_all_options_written_back_as_read_are_accepted(client):
 @pytest.mark.parametrize("key, value", [
     ("samples_format", "gif"), ("samples_format", 3), ("jpeg_quality", 0), ("jpeg_quality", 101),
     ("jpeg_quality", "80"), ("send_seed", "yes"), ("eta_noise_seed_delta", -1), ("eta_noise_seed_delta", 1.5),
-    ("sd_vae", "no-such-vae.safetensors"), ("sd_vae", 5), ("grid_save", None),
+    ("sd_vae", "no-such-vae.safetensors"), ("sd_vae", 5), ("grid_save", None), ("show_progress_type", "Approx NNN"),
+    ("show_progress_type", None), ("show_progress_type", ["TAESD"]),
 ])
 def test_a_bad_value_of_an_option_we_act_on_is_a_422_naming_it(client, key, value):
     response = client.post("/sdapi/v1/options", json={"send_seed": False, key: value})
@@ -88,6 +89,20 @@ def test_image_format_options_are_normalised(client):
     assert client.post("/sdapi/v1/options", json={"samples_format": "JPG", "jpeg_quality": 55.0}).status_code == 200
     options = client.get("/sdapi/v1/options").json()
     assert options["samples_format"] == "jpg" and options["jpeg_quality"] == 55
+
+
+def test_the_live_preview_method_is_one_of_a1111s_named_in_the_refusal(client):
+    refused = client.post("/sdapi/v1/options", json={"show_progress_type": "Approx NNN"})
+    assert refused.status_code == 422
+    detail = refused.json()["detail"]
+    assert detail.startswith("show_progress_type:") and "'Approx NNN'" in detail
+    assert "Full, Approx NN, Approx cheap, TAESD" in detail
+    assert client.get("/sdapi/v1/options").json()["show_progress_type"] == "Approx cheap"  # nothing saved
+    try:
+        assert client.post("/sdapi/v1/options", json={"show_progress_type": "taesd"}).status_code == 200
+        assert client.get("/sdapi/v1/options").json()["show_progress_type"] == "TAESD"  # kept as A1111 writes it
+    finally:
+        client.post("/sdapi/v1/options", json={"show_progress_type": "Approx cheap"})
 
 
 def test_a1111s_list_routes(client):

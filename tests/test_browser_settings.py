@@ -32,10 +32,11 @@ def test_the_image_format_set_in_settings_is_used_for_saved_images(app, page):
     page.get_by_role("tab", name="Settings").click()
     page.locator("#setting_samples_format").get_by_label("jpg").check()
     page.locator("#setting_jpeg_quality input[type=number]").fill("70")
+    page.locator("#setting_show_progress_type").get_by_label("Approx NN").check()
     page.locator("#settings_apply").click()
     expect(page.locator("#settings_status")).to_contain_text("Saved")
     saved = json.loads(app.settings_file.read_text())
-    assert (saved["samples_format"], saved["jpeg_quality"]) == ("jpg", 70)
+    assert (saved["samples_format"], saved["jpeg_quality"], saved["show_progress_type"]) == ("jpg", 70, "Approx NN")
     screenshot(page, "settings-tab")
 
     page.get_by_role("tab", name="txt2img").click()

@@ -62,17 +62,17 @@ def test_an_identity_restorer_gives_the_picture_back():
 
 
 def test_a_gfpgan_file_loads_through_spandrel_and_restores_the_face(gfpgan_file):  # noqa: F811
+    from contextlib import nullcontext
     from types import SimpleNamespace
-
-    import torch
 
     from modules.capabilities.face_restore_step import restored
     from modules.capabilities.txt2img.request import Txt2ImgRequest
-    from modules.models.face_restorer_files import FaceRestorerFiles
+    from modules.models.face_restorer_files import FaceRestorerFiles, load_face_restorer
 
     files = FaceRestorerFiles([gfpgan_file.parent])
     assert files.available() == ["GFPGAN"]
-    manager = SimpleNamespace(face_restorer_model=lambda name: files.load(files.find(name), torch.device("cpu")))
+    model = load_face_restorer(files.restorer("GFPGAN").path)
+    manager = SimpleNamespace(face_restorer_model=lambda name: nullcontext(model))
     hooks = SimpleNamespace(p=SimpleNamespace(backend=SimpleNamespace(manager=manager)))
     picture = face_picture()
     request = Txt2ImgRequest(restore_faces=True, face_restorer="GFPGAN")
@@ -191,6 +191,24 @@ def test_extras_gfpgan_visibility_restores_the_face_and_nothing_else(face_client
     inside = square_outline(find_faces(before.astype(np.uint8))[0], before.shape)
     assert (after[~inside] == before[~inside]).all()
     assert np.abs(after[inside] - before[inside]).mean() > 2
+
+
+def test_gfpgan_is_an_entry_of_the_one_cache_with_its_bytes_and_read_once(face_client, monkeypatch):
+    from modules.models import manager as manager_module
+
+    reads, real = [], manager_module.load_face_restorer
+    monkeypatch.setattr(manager_module, "load_face_restorer", lambda path: (reads.append(path.name), real(path))[1])
+    buffer = io.BytesIO()
+    face_picture().save(buffer, "PNG")
+    body = {"image": base64.b64encode(buffer.getvalue()).decode(), "upscaling_resize": 1, "gfpgan_visibility": 1}
+    for _ in range(2):
+        assert face_client.post("/sdapi/v1/extra-single-image", json=body).status_code == 200
+    answer = face_client.get("/zoo/v1/models/cached").json()
+    (row,) = [m for m in answer["models"] if m["kind"] == "face_restorer"]
+    assert row["title"] == "GFPGAN (GFPGANv1.4-random.safetensors)" and row["architecture"] == "GFPGAN"
+    assert row["bytes"] > 300 * 1024 ** 2 and not row["in_use"]  # v1.4's 350 MB, counted in the budget
+    assert answer["ram_bytes"] == sum(m["bytes"] for m in answer["models"])
+    assert len(reads) <= 1  # read by the earlier test's job, or by the first of these two: never again
 
 
 def test_extras_codeformer_is_refused_naming_it(face_client):

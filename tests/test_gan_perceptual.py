@@ -78,6 +78,27 @@ def test_with_the_vgg_file_auto_projects_with_the_perceptual_loss_and_finds_the_
     assert both.loss == "perceptual+pixels"
 
 
+def test_the_vgg_network_is_an_entry_of_the_one_cache_with_its_bytes_and_read_once(vgg_backend, seed_picture,
+                                                                                   monkeypatch):
+    from modules.capabilities.gan import GanProjectRequest, gan_project
+    from modules.models import manager as manager_module
+    from modules.models.memory import module_bytes
+
+    reads, real = [], manager_module.load_perceptual
+    monkeypatch.setattr(manager_module, "load_perceptual", lambda files: (reads.append(len(files)), real(files))[1])
+    vgg_backend.manager.unload_all()
+    for _ in range(2):
+        result = vgg_backend.run(gan_project, GanProjectRequest(model="sg2.pkl", image=seed_picture, steps=2))
+        assert result.loss == "perceptual"
+    assert reads == [1]  # validation read it; both jobs took it from the cache
+    (row,) = [m for m in vgg_backend.cached_models() if m["kind"] == "lpips"]
+    with vgg_backend.manager.perceptual_model() as network:
+        assert row["bytes"] == module_bytes(network) > 50 * 1024 ** 2  # VGG16 up to relu5_3: 59 MB in float32
+    assert row["architecture"] == "VGG16 (LPIPS)" and not row["in_use"]
+    totals = vgg_backend.cache_totals()
+    assert totals["ram_bytes"] == sum(m["bytes"] for m in vgg_backend.cached_models())
+
+
 def _body(picture, **fields):
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
@@ -122,19 +143,19 @@ def test_lpips_lin_weights_from_a_second_file_weight_the_channels_and_a_foreign_
     from safetensors.torch import save_file
 
     from modules.errors import BadModelFile
-    from modules.models.lpips_files import LpipsFiles
+    from modules.models.lpips_files import LpipsFiles, load_perceptual
     from modules.models.vgg_features import feature_shapes, lin_shapes
 
     rng = torch.Generator().manual_seed(1)
     save_file({k: torch.randn(s, generator=rng) * 0.1 for k, s in feature_shapes().items()},
               str(tmp_path / "vgg16.safetensors"))
     files = LpipsFiles([tmp_path])
-    plain = files.load(torch.device("cpu"))
+    plain = load_perceptual(files.scan())
     assert not plain.use_lin
     lins = {k: torch.zeros(s) for k, s in lin_shapes().items()}
     lins["lin0.model.1.weight"][0, 3] = 2.0  # only channel 3 of relu1_2 counts
     torch.save(lins, tmp_path / "vgg.pth")
-    weighted = files.load(torch.device("cpu"))  # a new file in the folder: read again
+    weighted = load_perceptual(files.scan())  # a new file in the folder: read too
     assert weighted.use_lin and weighted is not plain
     x, y = torch.rand(1, 3, 16, 16) * 2 - 1, torch.rand(1, 3, 16, 16) * 2 - 1
     tx, ty = weighted.taps(x), weighted.taps(y)
@@ -142,4 +163,4 @@ def test_lpips_lin_weights_from_a_second_file_weight_the_channels_and_a_foreign_
     assert torch.allclose(weighted.distance(x, ty), expected[None]) and float(expected) > 0
     torch.save({"conv.weight": torch.zeros(2, 2)}, tmp_path / "other.pt")
     with pytest.raises(BadModelFile, match="other.pt"):
-        files.load(torch.device("cpu"))
+        load_perceptual(files.scan())

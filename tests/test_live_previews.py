@@ -129,9 +129,22 @@ def test_a_missing_file_falls_back_to_approx_cheap_saying_so_once(api, zoo_backe
     assert len(said) == 1 and "taesd_decoder.safetensors" in said[0] and "Approx cheap" in said[0], said
 
 
-def test_an_unknown_method_name_is_approx_cheap(api):
+def test_an_unknown_method_name_is_refused_and_one_in_a_hand_edited_config_is_approx_cheap(api, zoo_backend,
+                                                                                           caplog):
     cheap, _ = job_with_preview(api, preview.APPROX_CHEAP)
-    assert np.array_equal(job_with_preview(api, "Approx NNN")[0], cheap)
+    refused = requests.post(f"{api}/options", json={"show_progress_type": "Approx NNN"}, timeout=30)
+    assert refused.status_code == 422 and refused.json()["detail"].startswith("show_progress_type:")
+    zoo_backend.settings.override(preview.METHOD_SETTING, "Approx NNN")  # as config.json edited by hand would
+    try:
+        with caplog.at_level(logging.WARNING):
+            task_id = f"preview-{uuid.uuid4().hex[:8]}"
+            post(f"{api}/txt2img", {**RED_CIRCLE, "force_task_id": task_id, "save_images": False})
+            answer = requests.get(f"{api}/progress", params={"task_id": task_id, "skip_current_image": False},
+                                  timeout=30).json()
+    finally:
+        zoo_backend.settings.override(preview.METHOD_SETTING, preview.APPROX_CHEAP)
+    assert np.array_equal(_picture(answer["current_image"]), cheap)
+    assert any("'Approx NNN' is none of" in r.getMessage() for r in caplog.records)
 
 
 def test_a_taesd_decoder_file_in_taesds_own_layout_loads(zoo_backend, tmp_path):

@@ -47,8 +47,8 @@ def test_a_tiny_esrgan_file_loads_through_spandrel_and_upscales_4x(name, upscale
     assert out.size == (96, 64)
     assert upscaler_backend.manager.device_lock.acquire(lambda: False)  # the job gave the device back
     upscaler_backend.manager.device_lock.release()
-    model = upscaler_backend.manager.upscaler_model(name)
-    assert model.architecture.name == "ESRGAN" and model.scale == 4
+    with upscaler_backend.manager.upscaler_model(name) as model:
+        assert model.architecture.name == "ESRGAN" and model.scale == 4
     # A scale the model does not have: one 4x run, then Lanczos down to the exact size.
     assert upscalers.upscale(image, name, (40, 30), upscaler_backend.manager, device_held=True).size == (40, 30)
     # 8x: two runs of the 4x model.
@@ -74,10 +74,10 @@ def test_unknown_and_latent_names_are_refused(upscaler_backend):  # noqa: F811
 def test_tiled_equals_untiled_within_tolerance(upscaler_backend):  # noqa: F811
     from modules.upscalers.run_model import run_model
 
-    model = upscaler_backend.manager.upscaler_model("tiny-esrgan")
     image = picture(40, 28)
-    whole = np.asarray(run_model(model, image, tile=64), dtype=np.float32)
-    tiled = np.asarray(run_model(model, image, tile=16, overlap=6), dtype=np.float32)
+    with upscaler_backend.manager.upscaler_model("tiny-esrgan") as model:
+        whole = np.asarray(run_model(model, image, tile=64), dtype=np.float32)
+        tiled = np.asarray(run_model(model, image, tile=16, overlap=6), dtype=np.float32)
     assert whole.shape == tiled.shape == (112, 160, 3)
     # RRDBNet's receptive field is wider than the overlap, so tiles differ a little near seams, never a lot.
     assert np.abs(whole - tiled).mean() < 2.0
@@ -158,7 +158,8 @@ def test_spandrel_leaves_no_stand_in_torchvision_for_other_libraries(upscaler_ba
     import importlib.util
     import sys
 
-    upscaler_backend.manager.upscaler_model("tiny-esrgan")
+    with upscaler_backend.manager.upscaler_model("tiny-esrgan"):
+        pass
     module = sys.modules.get("torchvision")
     assert module is None or getattr(module, "__file__", None)  # the real package, or none
     assert (importlib.util.find_spec("torchvision") is None) == (module is None)

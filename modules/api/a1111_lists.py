@@ -61,7 +61,7 @@ def add_routes(api: "Api") -> None:
     def face_restorers():
         """The face restorers whose model file is in models/GFPGAN (restore_faces uses them): GFPGAN or none."""
         files = backend.manager.face_restorer_files
-        return [{"name": name, "cmd_dir": shown(files.find(name).path.parent)} for name in files.available()]
+        return [{"name": name, "cmd_dir": shown(files.restorer(name).path.parent)} for name in files.available()]
 
     @router.get("/realesrgan-models", response_model=list[RealesrganItem])
     def realesrgan_models():

@@ -24,7 +24,8 @@ class CachedComponent(BaseModel):
 
 class CachedModelItem(BaseModel):
     title: str
-    kind: str = Field(description="checkpoint, beta_vae, gan, vae_file, or data (built from a model)")
+    kind: str = Field(description="checkpoint, beta_vae, gan, vae_file, upscaler, face_restorer, preview, "
+                                  "lpips, or data (built from a model)")
     architecture: str
     where: str = Field(description="device or RAM")
     bytes: int

@@ -13,19 +13,16 @@ def face_restoration_infotext(request) -> dict:
 
 
 def lazy_restorer(manager, name: str, field: str):
-    """GFPGAN's 512 px restore function, the model read only once a face is found (most pictures have none)."""
-    loaded = []
+    """GFPGAN's 512 px restore function, the model read only once a face is found (most pictures have none),
+    then taken from the manager's cache for each face."""
 
     def restore(x):
-        if not loaded:
-            model = manager.face_restorer_model(name)
+        with manager.face_restorer_model(name) as model:
             if model is None:  # the file went away after the job was accepted
                 raise InvalidRequest(field, f"the {name} model file is gone")
-            loaded.append(model)
-        model = loaded[0]
-        device = next(model.model.parameters()).device
-        # randomize_noise=False: GFPGAN's decoder noise fixed, so a seed gives the same picture again.
-        return model.model(x.to(device), return_rgb=False, randomize_noise=False)[0]
+            device = next(model.model.parameters()).device
+            # randomize_noise=False: GFPGAN's decoder noise fixed, so a seed gives the same picture again.
+            return model.model(x.to(device), return_rgb=False, randomize_noise=False)[0]
 
     return restore
 

@@ -14,6 +14,7 @@ from PIL import Image
 from modules.generation import vae_tiles
 from modules.models import families
 from modules.models.families import Family
+from modules.settings import PREVIEW_METHODS
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,8 @@ def decode_latents(vae, latents: torch.Tensor) -> torch.Tensor:
     return vae_tiles.decode(vae, scaled.to(vae.dtype)).float()
 
 
-FULL, APPROX_NN, APPROX_CHEAP, TAESD = "Full", "Approx NN", "Approx cheap", "TAESD"
-METHODS = (FULL, APPROX_NN, APPROX_CHEAP, TAESD)  # A1111's show_progress_type choices
+METHODS = PREVIEW_METHODS  # A1111's show_progress_type choices: saving another name is refused
+FULL, APPROX_NN, APPROX_CHEAP, TAESD = METHODS
 METHOD_SETTING, EVERY_SETTING = "show_progress_type", "show_progress_every_n_steps"  # modules/settings.py
 
 
@@ -87,8 +88,9 @@ def _dtype(module: torch.nn.Module) -> torch.dtype:
 
 @contextlib.contextmanager
 def previewing(backend, family: Family) -> Iterator[Previewer]:
-    """The job's Previewer from the settings (an unknown method name: Approx cheap), its decoder held in the
-    model cache for the length of the job. `backend` None (a bare call): Approx cheap every 5 steps."""
+    """The job's Previewer from the settings (a method name no save allows, from a hand-edited config.json:
+    Approx cheap), its decoder held in the model cache for the length of the job. `backend` None (a bare
+    call): Approx cheap every 5 steps."""
     if backend is None:
         yield Previewer()
         return

@@ -1,5 +1,6 @@
-"""The one cache of weights: checkpoints, β-VAEs, GANs, VAE files, and data derived from them, within one
-budget in bytes (RAM) and, on a GPU, a device budget for what is resident there.
+"""The one cache of weights: checkpoints, β-VAEs, GANs, VAE files, upscalers, face restorers, preview
+decoders, the LPIPS network, and data derived from them, within one budget in bytes (RAM) and, on a GPU, a
+device budget for what is resident there.
 
 - A component (UNet, transformer, VAE, text encoder, a zoo model) with the same weights as one already
   cached — by content hash — is shared, not loaded twice: two fine-tunes with the same VAE hold one VAE.
@@ -53,7 +54,7 @@ class Component:
 class CacheEntry:
     """Anything the cache holds, by key: its weights (components), or data derived from another entry."""
     key: str
-    kind: str  # "checkpoint", "beta_vae", "gan", "vae_file" or "data"
+    kind: str  # "checkpoint", "beta_vae", "gan", "vae_file", "upscaler", "face_restorer", "preview", "lpips", "data"
     title: str
     components: dict[str, Component] = field(default_factory=dict)
     parent: str | None = None  # the key of the entry this one was derived from: it goes with it
@@ -88,9 +89,9 @@ class CachedModel(CacheEntry):
 
 @dataclass(eq=False, kw_only=True)
 class CachedModule(CacheEntry):
-    """A β-VAE, GAN or VAE file: one module."""
-    info: object  # ZooModelInfo or VaeFile
-    module: torch.nn.Module
+    """One model read from a file: a β-VAE, GAN, VAE file, upscaler, face restorer, preview decoder, LPIPS."""
+    info: object  # ZooModelInfo or ModelFile
+    module: object  # a torch module, or a spandrel model around one (its weights are the component)
 
 
 @dataclass(eq=False, kw_only=True)
@@ -194,11 +195,12 @@ class ModelCache:
             self.make_room(0)
             return model
 
-    def add_module(self, key: str, kind: str, info, title: str, module: torch.nn.Module,
-                   load_seconds: float) -> CachedModule:
-        """Take ownership of a loaded β-VAE, GAN or VAE file; it enters in use, like a checkpoint."""
+    def add_module(self, key: str, kind: str, info, title: str, module, load_seconds: float,
+                   weights: torch.nn.Module | None = None) -> CachedModule:
+        """Take ownership of a model read from a file; it enters in use, like a checkpoint. `weights`: the
+        torch module holding its weights, where `module` is not one itself (a spandrel model's .model)."""
         with self.lock:
-            component = self._adopt(key, f"{kind}:{key}", module, None)
+            component = self._adopt(key, f"{kind}:{key}", module if weights is None else weights, None)
             entry = CachedModule(key=key, kind=kind, title=title, info=info, module=module,
                                  components={"module": component}, load_seconds=load_seconds, in_use=1)
             self.entries[key] = entry
@@ -294,7 +296,9 @@ class ModelCache:
         if not self._placed(entry):
             return 0.0
         started = time.perf_counter()
-        with self.lock:
+        # Not as inference tensors, though a job places a module it needs midway (an upscaler, a preview
+        # decoder) inside its inference mode: GAN projection takes gradients through the LPIPS network.
+        with self.lock, torch.inference_mode(False):
             missing = [c for c in entry.components.values() if not c.on_device]
             needed = sum(c.bytes for c in missing)
             if self.vram_budget is not None and missing and self.device_bytes + needed > self.vram_budget:
@@ -411,4 +415,7 @@ def _architecture(entry: CacheEntry, parent: CacheEntry | None) -> str:
         return entry.info.architecture.label
     if isinstance(entry, CachedData):
         return f"from {parent.title}" if parent is not None else ""
-    return {"beta_vae": "β-VAE", "gan": "GAN", "vae_file": "VAE"}.get(entry.kind, entry.kind)
+    if entry.kind in ("upscaler", "face_restorer"):
+        return entry.module.architecture.name  # spandrel's: ESRGAN, SwinIR, GFPGAN ...
+    return {"beta_vae": "β-VAE", "gan": "GAN", "vae_file": "VAE", "preview": "preview decoder",
+            "lpips": "VGG16 (LPIPS)"}.get(entry.kind, entry.kind)

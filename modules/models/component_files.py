@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
-from modules.errors import BadModelFile, InvalidRequest
-from modules.models import folder_walk
+from modules.errors import BadModelFile, InvalidRequest, ModelNotFound
+from modules.models.model_folders import ModelFile, ModelFolders
 from modules.models.safetensors_header import read_header
 
 SUFFIXES = (".safetensors",)
@@ -25,17 +24,6 @@ FIELD = "forge_additional_modules"  # Forge's override_settings key, and our req
 CLIP_POSITIONS = ("text_model.embeddings.position_embedding.weight", "embeddings.position_embedding.weight")
 T5_BLOCK = "encoder.block.0.layer.0.SelfAttention.q.weight"
 QWEN3_NORMS = ("model.layers.0.self_attn.q_norm.weight", "layers.0.self_attn.q_norm.weight")
-
-
-@dataclass(frozen=True)
-class ComponentFile:
-    path: Path
-    name: str  # relative to its folder, as listed: "ae.safetensors", "flux/t5xxl_fp16.safetensors"
-
-    @property
-    def stamp(self) -> str:
-        stat = self.path.stat()
-        return f"{self.path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def kind_of(path: Path) -> tuple[str, int | None]:
@@ -57,41 +45,26 @@ def kind_of(path: Path) -> tuple[str, int | None]:
     raise BadModelFile(path, "is not a VAE, CLIP, T5 or Qwen3 text encoder file (none of their tensors found)")
 
 
-class ComponentFiles:
-    """The component files of models/text_encoder and the VAE folders."""
+class ComponentFiles(ModelFolders):
+    """The component files of models/text_encoder and the VAE folders, listed by their path relative to their
+    folder ("ae.safetensors", "flux/t5xxl_fp16.safetensors")."""
 
     def __init__(self, folders: list[Path]):
-        self.folders = folders
+        super().__init__(folders, SUFFIXES, "component file")
 
-    def scan(self) -> list[ComponentFile]:
-        found: dict[Path, ComponentFile] = {}
-        for folder in self.folders:
-            if folder.is_dir():
-                for path in folder_walk.files(folder, SUFFIXES):
-                    found.setdefault(folder_walk.real_path(path), ComponentFile(path, path.relative_to(folder).as_posix()))
-        return sorted(found.values(), key=lambda f: f.name.lower())
-
-    def names(self) -> list[str]:
-        return [f.name for f in self.scan()]
-
-    def find(self, wanted: object) -> ComponentFile:
+    def find(self, wanted: object) -> ModelFile:
         """A file by its listed name, its name without extension, or a path whose file name is listed (Forge's
         API takes full paths: only the file name is used, inside our folders)."""
         if not isinstance(wanted, str) or not wanted.strip():
             raise InvalidRequest(FIELD, "must list file names of models/VAE and models/text_encoder")
-        text = wanted.strip()
-        base = text.replace("\\", "/").rsplit("/", 1)[-1]
-        files = self.scan()
-        for match in (lambda f: f.name == text, lambda f: Path(f.name).stem == text,
-                      lambda f: Path(f.name).name == base):
-            for f in files:
-                if match(f):
-                    return f
-        raise InvalidRequest(FIELD, f"no component file {text!r} in models/VAE or models/text_encoder "
-                                    f"(there: {', '.join(f.name for f in files) or 'none'})")
+        try:
+            return super().find(wanted.strip())
+        except ModelNotFound:
+            raise InvalidRequest(FIELD, f"no component file {wanted.strip()!r} in models/VAE or models/text_encoder "
+                                        f"(there: {', '.join(self.names()) or 'none'})") from None
 
 
-def complete(info, picked: list[ComponentFile]):
+def complete(info, picked: list[ModelFile]):
     """`info` (a CheckpointInfo) with `component_files` set: each file paired with a component its checkpoint
     lacks. BadModelFile names what is still missing; InvalidRequest names a file that fits nothing."""
     family = info.architecture.spec

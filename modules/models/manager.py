@@ -3,8 +3,9 @@
 Jobs ask for a model by reference (refs.py): a checkpoint holds the device while its job runs, one at
 a time in arrival order; a β-VAE or GAN is small and runs under its own lock, so it stays interactive
 while a long Stable Diffusion job holds the device. Everything loaded — checkpoints, VAE files, zoo
-models, and data built from them — lives in one cache (cache.py) with one budget and one eviction
-policy, so switching back to a recent model costs a copy, not a load."""
+models, upscalers, face restorers, preview decoders, the LPIPS network, and data built from them — lives
+in one cache (cache.py) with one budget and one eviction policy, so switching back to a recent model costs
+a copy, not a load, and nothing is loaded twice."""
 from __future__ import annotations
 
 import logging
@@ -14,8 +15,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
 
 import torch
 
@@ -37,13 +36,14 @@ from modules.models.registry import CheckpointInfo, Registry
 from modules.models.vae_files import VaeFiles, load_vae_file
 from modules.models.zoo_loader import load_zoo_model
 from modules.models.zoo_registry import ZooModelInfo
-from modules.models.face_restorer_files import FaceRestorerFiles
-from modules.models.lpips_files import LpipsFiles
-from modules.models.upscaler_files import UpscalerFiles
+from modules.models.face_restorer_files import FaceRestorerFiles, load_face_restorer
+from modules.models.lpips_files import LpipsFiles, load_perceptual
+from modules.models.upscaler_files import UpscalerFiles, load_upscaler
 
 log = logging.getLogger(__name__)
 
 LoadedCheckpoint = CachedModel  # what a job gets
+LPIPS, PREVIEW = "lpips", "preview"  # cache kinds of models no job asks for by reference
 DEFAULT_CHECKPOINT = "sd_model_checkpoint"  # the setting (A1111's name) that says which checkpoint is the default
 
 
@@ -120,16 +120,10 @@ class PipelineManager:
             with self._use_zoo(ref) as loaded:
                 yield loaded
             return
-        if ref.kind == VAE_FILE:
-            with self._use_vae_file(ref, cancelled, owner, key) as loaded:
-                yield loaded
-            return
-        if ref.kind == UPSCALER:
-            with self._use_upscaler(ref, cancelled, owner, key) as loaded:
-                yield loaded
-            return
-        if ref.kind == FACE_RESTORER:
-            with self._use_face_restorer(ref, cancelled, owner, key) as loaded:
+        from_file = {VAE_FILE: self._use_vae_file, UPSCALER: self._use_upscaler,
+                     FACE_RESTORER: self._use_face_restorer}.get(ref.kind)
+        if from_file is not None:  # these hold the device too, in the same line
+            with from_file(ref, cancelled, owner, key) as loaded:
                 yield loaded
             return
         info = self.completed(self.resolve(ref.name), ref.modules)
@@ -202,11 +196,12 @@ class PipelineManager:
         return []
 
     def unload_all(self) -> list[str]:
-        """Drop everything not in use (checkpoints, zoo models, VAE files, data); returns the titles kept."""
+        """Drop everything not in use (every kind, data too); returns the titles kept."""
         return self.cache.unload_all()
 
     def cached_models(self) -> list[dict]:
-        """Every cached entry, most recently used first, with its kind (checkpoint, beta_vae, gan, vae_file, data)."""
+        """Every cached entry, most recently used first, with its kind (checkpoint, beta_vae, gan, vae_file,
+        upscaler, face_restorer, preview, lpips, data)."""
         return self.cache.listing()
 
     def cache_totals(self) -> dict:
@@ -238,49 +233,63 @@ class PipelineManager:
     def vae_file_for_job(self, name: str) -> Iterator[object]:
         """A VAE file's module on the device, for a job that holds the device already with its checkpoint
         (the sd_vae option): cached like any VAE file, and never evicted while the job uses it."""
-        vae_file = self.vae_files.find(name)
-        dtype = self.devices.vae_dtype
-        entry = self._module_entry(VAE_FILE, f"vae_file:{vae_file.stamp}|{dtype}", vae_file, vae_file.name,
-                                   lambda: load_vae_file(vae_file.path, dtype), vae_file.path.stat().st_size)
-        try:
-            self.cache.place_on_device(entry)
+        with self._vae_file(self.vae_files.find(name)) as entry:
             yield entry.module
-        finally:
-            self.cache.release(entry)
+
+    def _vae_file(self, vae_file):
+        dtype = self.devices.vae_dtype
+        return self._file_model(VAE_FILE, f"vae_file:{vae_file.stamp}|{dtype}", vae_file, vae_file.name,
+                                lambda: load_vae_file(vae_file.path, dtype), vae_file.size)
 
     @contextmanager
     def _use_vae_file(self, ref: ModelRef, cancelled, owner, key) -> Iterator[LoadedModule]:
         """A VAE file of models/VAE, on the device while the job holds it."""
         vae_file = self.vae_files.find(ref.name or "")
-        dtype = self.devices.vae_dtype
         if not self.device_lock.acquire(cancelled, owner, key):
             raise Interrupted()
         try:
-            entry = self._module_entry(VAE_FILE, f"vae_file:{vae_file.stamp}|{dtype}", vae_file, vae_file.name,
-                                       lambda: load_vae_file(vae_file.path, dtype), vae_file.path.stat().st_size)
-            try:
-                self.cache.place_on_device(entry)
-                with self._holding(entry):
-                    yield LoadedModule(vae_file, entry.module)
-            finally:
-                self.cache.release(entry)
+            with self._vae_file(vae_file) as entry, self._holding(entry):
+                yield LoadedModule(vae_file, entry.module)
         finally:
             self.device_lock.release()
 
-    def upscaler_model(self, name: str):
-        """An upscaler file's spandrel model, on the device (cached). For a job that holds the device
-        already (hires fix inside txt2img); anyone else goes through use(ModelRef(UPSCALER, name))."""
-        return self.upscaler_files.load(self.upscaler_files.find(name), self.devices.device)
+    @contextmanager
+    def upscaler_model(self, name: str) -> Iterator[object]:
+        """An upscaler file's spandrel model on the device, cached, never evicted while the caller holds it.
+        For a job that holds the device already (hires fix inside txt2img); anyone else goes through
+        use(ModelRef(UPSCALER, name))."""
+        with self._upscaler(self.upscaler_files.find(name)) as entry:
+            yield entry.module
 
-    def perceptual_model(self, device):
-        """The VGG16 perceptual (LPIPS) network of models/LPIPS on the device, or None without a file there."""
-        return self.lpips_files.load(device) if self.lpips_files.present() else None
+    def _upscaler(self, upscaler):
+        return self._file_model(UPSCALER, f"upscaler:{upscaler.stamp}", upscaler, upscaler.name,
+                                lambda: load_upscaler(upscaler.path), upscaler.size, spandrel=True)
 
-    def face_restorer_model(self, name: str):
-        """A face restorer's spandrel model (GFPGAN), on the device (cached). For a job that holds the device
-        already (txt2img, img2img, Extras); None when no file of that restorer is there now."""
-        restorer = self.face_restorer_files.find(name)
-        return None if restorer is None else self.face_restorer_files.load(restorer, self.devices.device)
+    @contextmanager
+    def perceptual_model(self) -> Iterator[object | None]:
+        """The VGG16 perceptual (LPIPS) network of models/LPIPS on the device, cached, never evicted while the
+        caller holds it; None without a file there. Every file of the folder counts: lin weights may be apart."""
+        files = self.lpips_files.scan()
+        if not files:
+            yield None
+            return
+        key = f"lpips:{[f.stamp for f in files]}"
+        with self._file_model(LPIPS, key, files[0], f"VGG16 perceptual ({', '.join(f.name for f in files)})"[:80],
+                              lambda: load_perceptual(files), sum(f.size for f in files)) as entry:
+            yield entry.module
+
+    @contextmanager
+    def face_restorer_model(self, name: str) -> Iterator[object | None]:
+        """A face restorer's spandrel model (GFPGAN) on the device, cached, never evicted while the caller holds
+        it. For a job that holds the device already (txt2img, img2img, Extras); None when no file of that
+        restorer is there now."""
+        restorer = self.face_restorer_files.restorer(name)
+        if restorer is None:
+            yield None
+            return
+        with self._file_model(FACE_RESTORER, f"face_restorer:{restorer.stamp}", restorer, f"{name} ({restorer.name})",
+                              lambda: load_face_restorer(restorer.path), restorer.size, spandrel=True) as entry:
+            yield entry.module
 
     @contextmanager
     def _use_face_restorer(self, ref: ModelRef, cancelled, owner, key) -> Iterator["LoadedModule"]:
@@ -289,7 +298,7 @@ class PipelineManager:
         if not self.device_lock.acquire(cancelled, owner, key):
             raise Interrupted()
         try:
-            yield LoadedModule(self.face_restorer_files.find(ref.name), None)
+            yield LoadedModule(self.face_restorer_files.restorer(ref.name or ""), None)
         finally:
             self.device_lock.release()
 
@@ -319,12 +328,8 @@ class PipelineManager:
             model = preview_decoders.load(method, path, latent.channels)
             return model if dtype == torch.float32 else model.to(dtype=dtype)
 
-        entry = self._module_entry("preview", key, path, f"{method} preview ({path.name})", load, size)
-        try:
-            self.cache.place_on_device(entry)
+        with self._file_model(PREVIEW, key, path, f"{method} preview ({path.name})", load, size) as entry:
             yield entry.module
-        finally:
-            self.cache.release(entry)
 
     @contextmanager
     def _use_upscaler(self, ref: ModelRef, cancelled, owner, key) -> Iterator["LoadedModule"]:
@@ -337,13 +342,28 @@ class PipelineManager:
         if not self.device_lock.acquire(cancelled, owner, key):
             raise Interrupted()
         try:
-            yield LoadedModule(upscaler, self.upscaler_files.load(upscaler, self.devices.device))
+            with self._upscaler(upscaler) as entry:
+                yield LoadedModule(upscaler, entry.module)
         finally:
             self.device_lock.release()
 
+    @contextmanager
+    def _file_model(self, kind: str, key: str, info, title: str, load: Callable, file_bytes: int,
+                    spandrel: bool = False) -> Iterator[CacheEntry]:
+        """A model read from a file, from the cache or loaded into it (counted in its budget), on the device
+        and in use while the caller holds it. `spandrel`: `load` gives a spandrel model; its .model holds
+        the weights."""
+        entry = self._module_entry(kind, key, info, title, load, file_bytes, spandrel)
+        try:
+            self.cache.place_on_device(entry)
+            yield entry
+        finally:
+            self.cache.release(entry)
 
-    def _module_entry(self, kind: str, key: str, info, title: str, load: Callable, file_bytes: int) -> CacheEntry:
-        """The cached entry of a zoo model or VAE file, loaded if need be; returned acquired (in use)."""
+    def _module_entry(self, kind: str, key: str, info, title: str, load: Callable, file_bytes: int,
+                      spandrel: bool = False) -> CacheEntry:
+        """The cached entry of a model read from a file, loaded once (under the load lock) if need be;
+        returned acquired (in use)."""
         with self._load_lock:
             entry = self.cache.get(key)
             if entry is not None:
@@ -352,7 +372,8 @@ class PipelineManager:
             self.cache.make_room(file_bytes)
             started = time.perf_counter()
             module = load()
-            return self.cache.add_module(key, kind, info, title, module, time.perf_counter() - started)
+            return self.cache.add_module(key, kind, info, title, module, time.perf_counter() - started,
+                                         weights=module.model if spandrel else None)
 
     def cached_data(self, key: tuple, build: Callable[[], object], derived_from=None,
                     title: str | None = None) -> object:

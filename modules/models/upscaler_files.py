@@ -3,34 +3,20 @@ folders models/ESRGAN, models/RealESRGAN and models/SwinIR.
 
 Files are read as weights only: .safetensors, or .pth/.pt/.ckpt pickles through torch's weights-only
 unpickler (modules/models/pickles.py), so a pickle that would run code is refused by name and never runs.
-The state dict alone goes to spandrel, which tells the architecture from the weights' names and shapes."""
+The state dict alone goes to spandrel, which tells the architecture from the weights' names and shapes.
+Only the model manager loads them (`PipelineManager.upscaler_model`), so they are cached like every weight."""
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from modules.errors import BadModelFile, ModelNotFound, UserError
-from modules.models import folder_walk
+from modules.errors import BadModelFile, UserError
+from modules.models.model_folders import ModelFolders
 
 FOLDERS = ("ESRGAN", "RealESRGAN", "SwinIR")  # below the models folder, as A1111 has them
 SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt")
 UPSCALER_PURPOSES = ("SR", "Restoration")  # spandrel's: super-resolution, and 1x restorers (not faces, inpainting)
-MAX_LOADED = 2  # upscalers are small (a few to a few hundred MB); two cover upscaler 1 and 2 of Extras
-
-
-@dataclass(frozen=True)
-class UpscalerFile:
-    path: Path
-    name: str       # the file's stem: what A1111 lists and what requests name
-
-    @property
-    def stamp(self) -> tuple:
-        stat = self.path.stat()
-        return (str(folder_walk.real_path(self.path)), stat.st_size, stat.st_mtime_ns)
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -64,57 +50,38 @@ def _inner(path: Path, key: str) -> dict | None:
     return None
 
 
-def load_upscaler(path: Path):
-    """A spandrel ImageModelDescriptor (eval, CPU, float32) for an upscaler file."""
+def spandrel_model(path: Path, needs: str, expected: str):
+    """The spandrel model (eval, CPU, float32) of a weights file, its purpose not yet checked. UserError saying
+    what `needs` spandrel when it is not installed; BadModelFile when it knows no `expected` with these weights."""
     from modules.models.spandrel_import import import_spandrel
 
     state = read_state_dict(path)
     try:
         spandrel = import_spandrel()
     except ModuleNotFoundError:
-        raise UserError("model upscalers need the spandrel package: "
-                        "pip install --no-deps -r requirements-no-deps.txt") from None
+        raise UserError(f"{needs} the spandrel package: pip install --no-deps -r requirements-no-deps.txt") from None
     try:
         model = spandrel.ModelLoader().load_from_state_dict(state)
     except Exception as e:  # noqa: BLE001 - spandrel raises UnsupportedModelError and shape errors alike
-        raise BadModelFile(path, f"not an upscaler architecture spandrel knows ({str(e)[:160]})") from None
-    if not isinstance(model, spandrel.ImageModelDescriptor) or model.purpose not in UPSCALER_PURPOSES:
-        raise BadModelFile(path, f"this is a {model.architecture.name} model for {model.purpose}, not an upscaler")
-    if model.input_channels != 3 or model.output_channels != 3:
-        raise BadModelFile(path, f"needs {model.input_channels} input channels; only RGB upscalers are supported")
+        raise BadModelFile(path, f"not {expected} spandrel knows ({str(e)[:160]})") from None
     return model.eval()
 
 
-class UpscalerFiles:
-    """The upscaler files of some folders, and the last few loaded."""
+def load_upscaler(path: Path):
+    """A spandrel ImageModelDescriptor (eval, CPU, float32) for an upscaler file."""
+    from modules.models.spandrel_import import import_spandrel
+
+    model = spandrel_model(path, "model upscalers need", "an upscaler architecture")
+    if not isinstance(model, import_spandrel().ImageModelDescriptor) or model.purpose not in UPSCALER_PURPOSES:
+        raise BadModelFile(path, f"this is a {model.architecture.name} model for {model.purpose}, not an upscaler")
+    if model.input_channels != 3 or model.output_channels != 3:
+        raise BadModelFile(path, f"needs {model.input_channels} input channels; only RGB upscalers are supported")
+    return model
+
+
+class UpscalerFiles(ModelFolders):
+    """The upscaler files of some folders, by their stems (what A1111 lists and requests name). Loaded ones are
+    kept in the model manager's cache, within its budget (PipelineManager.upscaler_model)."""
 
     def __init__(self, folders: list[Path]):
-        self.folders = list(folders)
-        self._loaded: OrderedDict[tuple, object] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def scan(self) -> list[UpscalerFile]:
-        found: dict[str, UpscalerFile] = {}
-        for folder in self.folders:
-            if folder.is_dir():
-                for path in folder_walk.files(folder, SUFFIXES):  # no symlink loops, bounded
-                    found.setdefault(path.stem, UpscalerFile(path, path.stem))
-        return sorted(found.values(), key=lambda f: f.name.lower())
-
-    def find(self, name: str) -> UpscalerFile:
-        for upscaler in self.scan():
-            if name in (upscaler.name, upscaler.path.name):
-                return upscaler
-        raise ModelNotFound("upscaler", name)
-
-    def load(self, upscaler: UpscalerFile, device: torch.device):
-        key = (*upscaler.stamp, str(device))
-        with self._lock:
-            model = self._loaded.get(key)
-            if model is None:
-                model = load_upscaler(upscaler.path).to(device)
-                self._loaded[key] = model
-                while len(self._loaded) > MAX_LOADED:
-                    self._loaded.popitem(last=False)
-            self._loaded.move_to_end(key)
-            return model
+        super().__init__(folders, SUFFIXES, "upscaler", stem_names=True)

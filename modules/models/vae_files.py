@@ -17,31 +17,20 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from modules.errors import BadModelFile, ModelNotFound
-from modules.models import families, folder_walk
+from modules.errors import BadModelFile
+from modules.models import families
 from modules.models.building import BUILD_LOCK
 from modules.models.families import Family
+from modules.models.model_folders import ModelFolders
 from modules.models.safetensors_header import read_header
 
 SUFFIXES = (".safetensors", ".pt", ".ckpt", ".bin")
 PREFIXES = ("first_stage_model.", "vae.", "model.")
 MODELSPEC_KEY = "modelspec.architecture"  # SAI model-spec metadata: "stable-diffusion-xl-v1-base/vae"
-
-
-@dataclass(frozen=True)
-class VaeFile:
-    path: Path
-    name: str    # relative to its folder
-
-    @property
-    def stamp(self) -> tuple:
-        stat = self.path.stat()
-        return (str(folder_walk.real_path(self.path)), stat.st_size, stat.st_mtime_ns)
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -164,22 +153,9 @@ def load_vae_file(path: str | Path, dtype: torch.dtype = torch.float32, family: 
     return (vae if dtype == torch.float32 else vae.to(dtype=dtype)).eval()
 
 
-class VaeFiles:
-    """The VAE files of some folders. Loaded ones are kept in the model manager's cache, within its budget."""
+class VaeFiles(ModelFolders):
+    """The VAE files of some folders, by their path relative to their folder. Loaded ones are kept in the model
+    manager's cache, within its budget."""
 
     def __init__(self, folders: list[Path]):
-        self.folders = folders
-
-    def scan(self) -> list[VaeFile]:
-        found: dict[Path, VaeFile] = {}
-        for folder in self.folders:
-            if folder.is_dir():
-                for path in folder_walk.files(folder, SUFFIXES):  # no symlink loops, bounded
-                    found.setdefault(folder_walk.real_path(path), VaeFile(path, path.relative_to(folder).as_posix()))
-        return sorted(found.values(), key=lambda f: f.name.lower())
-
-    def find(self, name: str) -> VaeFile:
-        for vae_file in self.scan():
-            if name in (vae_file.name, Path(vae_file.name).stem, str(vae_file.path)):
-                return vae_file
-        raise ModelNotFound("VAE file", name)
+        super().__init__(folders, SUFFIXES, "VAE file")

@@ -1,5 +1,5 @@
-"""Models tab: what the pipeline manager holds (checkpoints, zoo models, VAE files, data) and where, with
-unload buttons."""
+"""Models tab: what the pipeline manager holds (checkpoints, zoo models, VAE files, upscalers, face restorers,
+preview decoders, LPIPS, data) and where, with unload buttons."""
 from __future__ import annotations
 
 import datetime

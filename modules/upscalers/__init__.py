@@ -81,7 +81,8 @@ def upscale(image: Image.Image, upscaler_name: str | None, scale: float | tuple[
     if name in LATENT_MODES:
         raise InvalidRequest("upscaler", f"{name} upscales latents (hires fix only), not images")
     if device_held:
-        return _with_model(manager.upscaler_model(name), image, size, check)
+        with manager.upscaler_model(name) as model:
+            return _with_model(model, image, size, check)
     from modules.models.refs import UPSCALER, ModelRef
 
     with manager.use(ModelRef(UPSCALER, name), cancelled=cancelled, owner=owner, key=key) as loaded:

@@ -14,7 +14,7 @@ and render interpolation videos between seeds. Both run through the runner (modu
 from __future__ import annotations
 
 from modules.capabilities.base import Capability, OutOfMemory, RunContext
-from modules.capabilities.gan.projection import GanProjectResult, project, with_loss
+from modules.capabilities.gan.projection import GanProjectResult, project, with_loss, with_perceptual
 from modules.capabilities.gan.request import ALL_CLASSES, GanProjectRequest, GanRequest, GanVideoRequest, check_limits
 from modules.capabilities.gan.run import GanCapabilities, GanResult, capabilities, sample
 from modules.capabilities.gan.video import GanVideoResult, render_video
@@ -86,7 +86,8 @@ def _project_validated(request, context: RunContext):
 
 
 def _project(request: GanProjectRequest, loaded, job, hooks) -> GanProjectResult:
-    return project(request, loaded.module, loaded.info, job)
+    with with_perceptual(request, hooks.p.backend.manager) as request:
+        return project(request, loaded.module, loaded.info, job)
 
 
 # No extension hooks: a projection makes one latent, not a batch of images.

@@ -17,7 +17,10 @@ Sampler renders as is (GanRequest.latents with "w": no mapping, no truncation).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -83,7 +86,8 @@ def w_spread(generator, class_index: int, device) -> float:
 
 def with_loss(request: GanProjectRequest, manager) -> GanProjectRequest:
     """The request with `loss` resolved (auto: perceptual when models/LPIPS holds weights) and, for a perceptual
-    loss, the VGG16 network read (a bad file is refused naming it, before any step runs)."""
+    loss, the VGG16 network read into the manager's cache (a bad file is refused naming it, before any step runs);
+    the job takes it from there (`with_perceptual`)."""
     present = manager is not None and manager.lpips_files.present()
     if request.loss == "auto":
         request.loss = "perceptual" if present else "pixels"
@@ -91,8 +95,21 @@ def with_loss(request: GanProjectRequest, manager) -> GanProjectRequest:
         if not present:
             raise InvalidRequest("loss", f"{request.loss} needs VGG16 weights in models/LPIPS (vgg16.safetensors, "
                                          "torchvision's features.N names; nothing is downloaded): use pixels")
-        request.perceptual = manager.perceptual_model(manager.devices.device)
+        with manager.perceptual_model():  # read now, into the cache: a bad file is refused before the job waits
+            pass
     return request
+
+
+@contextmanager
+def with_perceptual(request: GanProjectRequest, manager) -> Iterator[GanProjectRequest]:
+    """The request with its VGG16 network, held in the manager's cache (never evicted) while the job runs."""
+    if not request.loss.startswith("perceptual"):
+        yield request
+        return
+    with manager.perceptual_model() as network:
+        if network is None:  # the files went away after the job was accepted
+            raise InvalidRequest("loss", f"{request.loss} needs VGG16 weights in models/LPIPS: they are gone")
+        yield dataclasses.replace(request, perceptual=network)
 
 
 def learning_rate(request: GanProjectRequest, step: int) -> float:

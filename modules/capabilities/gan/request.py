@@ -286,7 +286,7 @@ class GanProjectRequest:
     seed: int = 0                           # of that w noise: the same request gives the same latent
     preview_every: int = 10                 # steps between previews; 0: none
     loss: str = "auto"                      # one of PROJECT_LOSSES; validation resolves auto
-    perceptual: object = field(default=None, repr=False, compare=False)  # the VGG16 network (set by validation)
+    perceptual: object = field(default=None, repr=False, compare=False)  # the VGG16 network, for the job's run
 
     def validated(self) -> "GanProjectRequest":
         from PIL import Image
@@ -307,7 +307,7 @@ class GanProjectRequest:
         r.loss = "auto" if _blank(r.loss) else str(r.loss).strip().lower()
         if r.loss not in PROJECT_LOSSES:
             raise InvalidRequest("loss", f"must be one of {', '.join(PROJECT_LOSSES)}, got {self.loss!r}")
-        r.perceptual = None  # only the capability's validation sets it, from models/LPIPS
+        r.perceptual = None  # only the job sets it, from models/LPIPS (projection.with_perceptual)
         return r
 
 
