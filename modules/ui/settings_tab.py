@@ -9,13 +9,13 @@ import gradio as gr
 from modules.backend import Backend
 from modules.errors import UserError
 from modules.option_changes import NotAdmin, save_options, vae_choices
-from modules.settings import IMAGE_FORMATS, OPTIONS
+from modules.settings import OPTIONS
 from modules.ui.common import login_name
 from modules.ui.errors import user_errors
 
 # The options shown, in order (sd_model_checkpoint has its own picker on the txt2img tab).
 SHOWN = ("sd_vae", "samples_format", "grid_format", "jpeg_quality", "send_seed", "eta_noise_seed_delta",
-         "samples_save", "grid_save", "CLIP_stop_at_last_layers", "face_restoration")
+         "samples_save", "grid_save", "CLIP_stop_at_last_layers", "face_restoration", "fp8_storage")
 
 
 def _component(backend: Backend, key: str):
@@ -25,7 +25,7 @@ def _component(backend: Backend, key: str):
     if key == "sd_vae":
         return gr.Dropdown(vae_choices(backend), value=option.default, label=label, elem_id=elem_id)
     if option.choices is not None:
-        return gr.Radio(list(IMAGE_FORMATS), value=option.default, label=label, elem_id=elem_id)
+        return gr.Radio(list(option.choices), value=option.default, label=label, elem_id=elem_id)
     if isinstance(option.default, bool):
         return gr.Checkbox(option.default, label=label, elem_id=elem_id)
     if key == "eta_noise_seed_delta":
