@@ -319,19 +319,32 @@ def vae_tiled_encode_mean(vae, pixels: "torch.Tensor") -> "torch.Tensor":
 
 
 def store_layerwise(module, storage_dtype: "torch.dtype", compute_dtype: "torch.dtype") -> None:
-    """Weights kept in `storage_dtype` (fp8) and cast to `compute_dtype` around each layer's forward:
-    ModelMixin.enable_layerwise_casting, whose hooks skip the precision-critical layers (norms, positional
-    embeddings: `_skip_layerwise_casting_patterns`). Those keep or get `compute_dtype`: a file stored in fp8
-    has them in fp8 too, and they run without a cast. Checked: the hook registry's "layerwise_casting" name,
-    diffusers 0.42.1."""
+    """Weights kept in `storage_dtype` (fp8) and cast to `compute_dtype` around each layer's forward
+    (diffusers' layerwise casting hooks, on the Linear/Conv/Embedding layers it supports:
+    hooks._common._GO_LC_SUPPORTED_PYTORCH_LAYERS). A module read from an fp8 file has fp8 layers already:
+    exactly those are hooked, so it keeps the file's storage. Otherwise ModelMixin.enable_layerwise_casting
+    casts it, skipping the precision-critical layers (norms and modulation, positional embeddings:
+    `_skip_layerwise_casting_patterns`). Parameters left in fp8 outside a hooked layer (an fp8 file's norm
+    scales) get `compute_dtype`: they run without a cast. diffusers 0.42.1."""
     import torch
+    from diffusers.hooks._common import _GO_LC_SUPPORTED_PYTORCH_LAYERS
+    from diffusers.hooks.layerwise_casting import apply_layerwise_casting_hook
 
-    module.enable_layerwise_casting(storage_dtype=storage_dtype, compute_dtype=compute_dtype)
+    layers = [m for m in module.modules() if isinstance(m, _GO_LC_SUPPORTED_PYTORCH_LAYERS)
+              and isinstance(getattr(m, "weight", None), torch.Tensor)]
+    stored = [m for m in layers if m.weight.dtype == storage_dtype]
+    if stored:
+        for layer in stored:
+            apply_layerwise_casting_hook(layer, storage_dtype, compute_dtype, False)
+            for param in layer.parameters(recurse=False):  # a bias kept in bf16 by the file: stored as fp8 too
+                param.data = param.data.to(storage_dtype)
+    else:
+        module.enable_layerwise_casting(storage_dtype=storage_dtype, compute_dtype=compute_dtype)
     for owner in module.modules():
         registry = getattr(owner, "_diffusers_hook", None)
         if registry is not None and registry.get_hook("layerwise_casting") is not None:
             continue
-        for name, param in list(owner.named_parameters(recurse=False)):
+        for param in owner.parameters(recurse=False):
             if param.dtype in (torch.float8_e4m3fn, torch.float8_e5m2):
                 param.data = param.data.to(compute_dtype)
 

@@ -64,6 +64,13 @@ class GgufHeader:
             totals[t.type_name] = totals.get(t.type_name, 0) + t.nbytes
         return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
 
+    def main_type(self) -> str:
+        """What the file is called by: its quantisation with the most bytes ("Q8_0"; files keep their small
+        layers in BF16/F32), or its float type when nothing is quantised."""
+        totals = self.type_bytes()
+        quantised = [name for name in totals if name not in ("F32", "F16", "BF16")]
+        return (quantised or list(totals) or ["F32"])[0]
+
 
 class _Reader:
     """Reads the header part of the file, refusing to go past MAX_HEADER_BYTES or the end of the file."""

@@ -154,13 +154,14 @@ class Registry:
             if info.layout == "diffusers":
                 config_classes.check_model_index(info.path, info.path)  # names no code, before anything else
                 info.architecture = detect.detect_diffusers_folder(info.path)
-            elif is_gguf(info.path):
-                header = gguf_header.read_header(info.path)
-                info.architecture = detect.detect_gguf(info.path, header.shapes())
-                info.stored_as = "GGUF " + next(iter(header.type_bytes()), "F32")
             else:
-                info.architecture = detect.detect_from_keys(info.path, _tensor_shapes(info.path))
-                info.stored_as = _stored_as(info.path, info.architecture)
+                if is_gguf(info.path):
+                    header = gguf_header.read_header(info.path)
+                    info.architecture = detect.detect_gguf(info.path, header.shapes())
+                    info.stored_as = "GGUF " + header.main_type()
+                else:
+                    info.architecture = detect.detect_from_keys(info.path, _tensor_shapes(info.path))
+                    info.stored_as = _stored_as(info.path, info.architecture)
                 sidecar = info.path.with_name(info.path.stem + SIDECAR_SUFFIX)
                 info.sidecar_config = sidecar if (sidecar / "model_index.json").is_file() else None
                 if info.sidecar_config is not None:
