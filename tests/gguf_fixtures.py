@@ -1,6 +1,6 @@
 """GGUF transformer files written by the `gguf` package, as city96's FLUX/SD3.5 GGUFs are: 2-D weights
 quantised (Q8_0, Q4_0 ...), the small input/output layers kept in BF16 (as those files keep them in higher
-precision), 1-D tensors (biases, norm scales) in F32 and rows that do not split into blocks in F16."""
+precision), 1-D tensors (biases, norm scales) in F32, convolutions and rows that do not split into blocks in F16."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,10 +25,10 @@ def write_gguf(state: dict[str, torch.Tensor], path: Path, quant: str = "Q8_0", 
         data = tensor.detach().float().numpy()
         if data.ndim == 1:
             writer.add_tensor(name, data.astype(np.float32))
-        elif name.startswith(HIGH_PRECISION) or data.ndim > 2:
-            writer.add_tensor(name, gguf.quants.quantize(data, Q.BF16), raw_dtype=Q.BF16)
-        elif data.shape[-1] % block:
+        elif data.ndim > 2 or data.shape[-1] % block:  # convolutions (SD3's patch embedding), odd rows
             writer.add_tensor(name, data.astype(np.float16))
+        elif name.startswith(HIGH_PRECISION):
+            writer.add_tensor(name, gguf.quants.quantize(data, Q.BF16), raw_dtype=Q.BF16)
         else:
             writer.add_tensor(name, gguf.quants.quantize(data, qtype), raw_dtype=qtype)
     writer.write_header_to_file()

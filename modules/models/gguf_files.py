@@ -55,6 +55,14 @@ def load_transformer(path: Path, config_dir: Path, family: Family, compute_dtype
     if missing:
         raise BadModelFile(path, f"is missing {len(missing)} {family.denoiser} weights (e.g. {', '.join(missing[:3])}): "
                                  f"damaged, or not the architecture its config {config_dir.name} describes")
+    for owner_name, owner in module.named_modules():
+        if isinstance(owner, torch.nn.Linear):
+            continue  # diffusers' GGUFLinear dequantises these
+        for name, param in owner.named_parameters(recurse=False):
+            kind = compat.gguf_type_name(param)
+            if kind is not None:
+                raise BadModelFile(path, f"GGUF tensor for {owner_name}.{name} is {kind}, which only linear layers "
+                                         "take: store it as F16 or F32")
     return module.eval()
 
 
