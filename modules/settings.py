@@ -219,10 +219,11 @@ def validate(key: str, value):
         return value
     if value is not None and not isinstance(value, str):
         raise InvalidRequest(key, f"must be text, got {shown(value)}")
-    if option.choices is not None:
-        if not isinstance(value, str) or value.lower() not in option.choices:
+    if option.choices is not None:  # any case; saved as the choice is written ("png", "Enable for SDXL")
+        match = next((c for c in option.choices if c.lower() == value.lower()), None) if isinstance(value, str) else None
+        if match is None:
             raise InvalidRequest(key, f"must be one of {', '.join(option.choices)}, got {shown(value)}")
-        return value.lower()
+        return match
     return value
 
 

@@ -33,5 +33,12 @@ def storage_dtype(info, setting: object) -> torch.dtype | None:
 
 
 def store(module: torch.nn.Module, storage: torch.dtype, compute_dtype: torch.dtype) -> None:
-    """Keep `module`'s weights in `storage`, computing in `compute_dtype`."""
+    """Keep `module`'s weights in `storage`, computing in `compute_dtype`.
+
+    Each weight then gets its own storage: a layer's weights are re-made at each forward (cast up, then
+    down again), so a view into the load's one read buffer would keep that whole buffer alive beside them."""
     compat.store_layerwise(module, storage, compute_dtype)
+    with torch.no_grad():
+        for t in [*module.parameters(), *module.buffers()]:
+            if t.device.type != "meta" and t.untyped_storage().nbytes() != t.nbytes:
+                t.data = t.data.clone()
