@@ -13,7 +13,9 @@ HIGH_PRECISION = ("img_in.", "txt_in.", "time_in.", "vector_in.", "guidance_in."
                   "t_embedder.", "y_embedder.", "context_embedder.", "pos_embed")
 
 
-def write_gguf(state: dict[str, torch.Tensor], path: Path, quant: str = "Q8_0", arch: str = "flux") -> Path:
+def write_gguf(state: dict[str, torch.Tensor], path: Path, quant: str = "Q8_0", arch: str = "flux",
+               forced: dict[str, str] | None = None) -> Path:
+    """`state` (original key names) as a GGUF file; `forced`: {name: type} for tensors written otherwise."""
     import gguf
     from gguf import GGMLQuantizationType as Q
 
@@ -23,7 +25,9 @@ def write_gguf(state: dict[str, torch.Tensor], path: Path, quant: str = "Q8_0", 
     writer = gguf.GGUFWriter(str(path), arch=arch)
     for name, tensor in state.items():
         data = tensor.detach().float().numpy()
-        if data.ndim == 1:
+        if forced and name in forced:
+            writer.add_tensor(name, gguf.quants.quantize(data, Q[forced[name]]), raw_dtype=Q[forced[name]])
+        elif data.ndim == 1:
             writer.add_tensor(name, data.astype(np.float32))
         elif data.ndim > 2 or data.shape[-1] % block:  # convolutions (SD3's patch embedding), odd rows
             writer.add_tensor(name, data.astype(np.float16))

@@ -79,10 +79,10 @@ class _Reader:
         self.path, self.f, self.file_size, self.pos = path, f, file_size, 0
 
     def take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > min(self.file_size, MAX_HEADER_BYTES):
-            if self.pos + n > MAX_HEADER_BYTES:
-                raise BadModelFile(self.path, f"GGUF header is over {MAX_HEADER_BYTES // 2**20} MB: corrupt file")
+        if n < 0 or self.pos + n > self.file_size:
             raise BadModelFile(self.path, "GGUF header runs past the end of the file (truncated download?)")
+        if self.pos + n > MAX_HEADER_BYTES:
+            raise BadModelFile(self.path, f"GGUF header is over {MAX_HEADER_BYTES // 2**20} MB: corrupt file")
         data = self.f.read(n)
         if len(data) != n:
             raise BadModelFile(self.path, "GGUF header runs past the end of the file (truncated download?)")
