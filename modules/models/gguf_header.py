@@ -111,6 +111,8 @@ class _Reader:
             if element in _SCALARS:  # skipped, not kept: a tokenizer's scores may be long
                 self.take(count * struct.calcsize(_SCALARS[element]))
             elif element == _STRING:
+                if count * 8 > self.file_size - self.pos:  # each string takes 8 bytes at least
+                    raise BadModelFile(self.path, "GGUF header runs past the end of the file (truncated download?)")
                 for _ in range(count):
                     self.string(f"array {key!r}")
             else:
