@@ -67,9 +67,10 @@ def build(backend: Backend, demo: gr.Blocks) -> None:
 
     @user_errors
     def apply_settings(sd_vae, samples_format, grid_format, jpeg_quality, send_seed, eta_noise_seed_delta,
-                       samples_save, grid_save, clip_skip, face_restoration, request: gr.Request):  # SHOWN's order
+                       samples_save, grid_save, clip_skip, face_restoration, fp8_storage,
+                       request: gr.Request):  # SHOWN's order
         values = (sd_vae, samples_format, grid_format, jpeg_quality, send_seed, eta_noise_seed_delta,
-                  samples_save, grid_save, clip_skip, face_restoration)
+                  samples_save, grid_save, clip_skip, face_restoration, fp8_storage)
         user = login_name(request)
         admin = is_admin(user)
         changes = {}
