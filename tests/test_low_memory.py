@@ -161,6 +161,19 @@ def test_the_fp8_storage_option_stores_a_full_precision_checkpoint_in_fp8(models
     assert dtypes[0] == "float32" and "float8_e4m3fn" in dtypes[1]  # two cache entries: the option is in the key
     backend.settings.update({"fp8_storage": "Disable"})
     assert np.array_equal(generate(backend, "tiny-flux-dev"), reference)
+    backend.manager.unload_all()  # the fp8 transformer, hooks and all, is no skeleton for the next plain load
+    assert np.array_equal(generate(backend, "tiny-flux-dev"), reference)
+
+
+def test_sd35_gguf_does_img2img(backend, models):
+    from modules.capabilities.img2img import IMG2IMG, Img2ImgRequest
+
+    picture = Image.new("RGB", (64, 64), (200, 40, 40))
+    result = backend.run(IMG2IMG, Img2ImgRequest(init_images=[picture], prompt="a red circle", steps=4, width=64,
+                                                 height=64, sampler="Euler", cfg_scale=4.0, seed=3,
+                                                 denoising_strength=0.5, checkpoint="sd35-tiny-Q8_0",
+                                                 forge_additional_modules=models["sd3_modules"], save_images=False))
+    assert result.images[0].size == (64, 64) and np.asarray(result.images[0]).std() > 0
 
 
 def test_fp8_storage_with_bf16_compute(models, tmp_path):

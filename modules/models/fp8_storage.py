@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from modules import compat
+from modules.models.skeletons import KEY_ATTRIBUTE
 
 OPTION = "fp8_storage"  # A1111's key
 CHOICES = ("Disable", "Enable for SDXL", "Enable")
@@ -38,6 +39,8 @@ def store(module: torch.nn.Module, storage: torch.dtype, compute_dtype: torch.dt
     Each weight then gets its own storage: a layer's weights are re-made at each forward (cast up, then
     down again), so a view into the load's one read buffer would keep that whole buffer alive beside them."""
     compat.store_layerwise(module, storage, compute_dtype)
+    if hasattr(module, KEY_ATTRIBUTE):  # hooked now: never a skeleton for a plain load of its architecture
+        delattr(module, KEY_ATTRIBUTE)
     with torch.no_grad():
         for t in [*module.parameters(), *module.buffers()]:
             if t.device.type != "meta" and t.untyped_storage().nbytes() != t.nbytes:
