@@ -252,3 +252,20 @@ def test_the_models_tab_shows_how_each_component_is_stored(backend, models):
     assert "GGUF Q8_0" in stored[("flux1-tiny-Q8_0.gguf", "transformer")]
     assert stored[("flux1-tiny-Q8_0.gguf", "vae")] == "float32"
     assert table["headers"][2] == "Stored as"
+
+
+def test_enable_for_sdxl_stores_sdxl_unets_in_fp8_and_leaves_sd15_alone(models_dir, tmp_path):
+    from modules.backend import Backend, BackendConfig
+    from modules.devices import device_config
+
+    backend = Backend(BackendConfig(models_dir=models_dir, outdir=tmp_path / "out", cache_dir=tmp_path / "cache",
+                                    devices=device_config("cpu"), offline=True))
+    reference = generate(backend, "tiny-sdxl", cfg_scale=5.0)
+    backend.settings.update({"fp8_storage": "Enable for SDXL"})
+    stored = generate(backend, "tiny-sdxl", cfg_scale=5.0)
+    generate(backend, "tiny-sd15", cfg_scale=5.0)
+    assert not np.array_equal(stored, reference) and psnr(stored, reference) > CLOSE_PSNR
+    unets = [(r["title"], next(c["dtype"] for c in r["components"] if c["name"] == "unet"))
+             for r in backend.cached_models() if r["kind"] == "checkpoint"]
+    assert any(title.startswith("tiny-sdxl") and "float8_e4m3fn" in dtype for title, dtype in unets), unets
+    assert all(dtype == "float32" for title, dtype in unets if title.startswith("tiny-sd15")), unets
