@@ -107,6 +107,22 @@ def test_fp8_and_gguf_files_are_detected_from_their_tensors(backend):
         assert "VAE" in info.architecture.missing_labels()  # a GGUF file is a transformer alone
 
 
+def test_a_scaled_fp8_file_is_refused_naming_its_scales(models, tmp_path):
+    """ComfyUI's fp8_scaled files (sd3.5_large_fp8_scaled) hold a scale per weight: read without them, every
+    weight would be wrong, so such a file is listed as unusable with the reason."""
+    from safetensors.torch import load_file, save_file
+
+    from modules.models.hashing import HashCache
+    from modules.models.registry import Registry
+
+    state = load_file(str(models["dir"] / "unet" / "flux1-tiny-fp8.safetensors"))
+    state["double_blocks.0.img_attn.qkv.scale_weight"] = torch.ones(1)
+    state["scaled_fp8"] = torch.zeros(0, dtype=torch.float8_e4m3fn)
+    save_file(state, str(tmp_path / "flux-fp8-scaled.safetensors"))
+    info = Registry([tmp_path], HashCache(tmp_path / "hashes.json")).scan()[0]
+    assert not info.usable and "scaled fp8 file" in info.error and "fp8_scaled" in info.error
+
+
 def test_an_fp8_file_is_kept_in_fp8_and_makes_nearly_the_full_precision_picture(backend, models):
     reference = generate(backend, "tiny-flux-dev")
     fp8 = generate(backend, "flux1-tiny-fp8", models["flux_modules"])

@@ -190,6 +190,11 @@ def _stored_as(path: Path, architecture: detect.Architecture) -> str | None:
     if path.suffix.lower() != ".safetensors":
         return None
     header, _ = read_header(path)
+    scaled = next((name for name in header if name == "scaled_fp8" or name.endswith((".scale_weight", ".scale_input"))),
+                  None)
+    if scaled is not None:  # read without its scales, each weight would be off by its own factor
+        raise BadModelFile(path, f"is a scaled fp8 file ({scaled}: ComfyUI's fp8_scaled format), which is not "
+                                 "supported: use a plain fp8, bf16 or GGUF file")
     others = detect.component_prefixes(architecture.spec)
     totals: dict[str, int] = {}
     for name, info in header.items():
