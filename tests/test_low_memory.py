@@ -51,7 +51,7 @@ def models(tmp_path_factory):
     pipe = StableDiffusion3Pipeline.from_pretrained(str(sd3), local_files_only=True)
     transformer = tiny_flow_models.sd3_transformer_to_original(pipe.transformer.state_dict(),
                                                                pipe.transformer.config.num_layers)
-    path = gguf_fixtures.write_gguf(transformer, unet / "sd35-tiny-Q8_0.gguf", "Q8_0", arch="sd3")
+    path = gguf_fixtures.write_gguf(transformer, sd / "sd35-tiny-Q8_0.gguf", "Q8_0", arch="sd3")  # either folder
     tiny_flow_models.sidecar(sd3, path)
     tiny_flow_models._save(vae_to_original(pipe.vae.state_dict()), models / "VAE" / "sd35-tiny-vae.safetensors")
     for sub in ("VAE", "Latent", "GAN", "text_encoder"):
