@@ -75,7 +75,8 @@ class Backend:
     def __init__(self, config: BackendConfig):
         self.config = config
         _name_folders(config)
-        checkpoint_dirs = [config.models_dir / "Stable-diffusion", *config.ckpt_dirs]
+        # models/unet: where ComfyUI and Forge users keep transformer-only files (GGUF, fp8)
+        checkpoint_dirs = [config.models_dir / "Stable-diffusion", config.models_dir / "unet", *config.ckpt_dirs]
         self.registry = Registry(checkpoint_dirs, HashCache(config.cache_dir / "hashes.json"))
         self.zoo_registry = ZooRegistry(config.models_dir, self.registry.hash_cache)
         self.settings = Settings(config.settings_file)  # read now, whatever the flags: UI, API and jobs use it

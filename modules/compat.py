@@ -313,3 +313,65 @@ def vae_tiled_encode_mean(vae, pixels: "torch.Tensor") -> "torch.Tensor":
     _offload_hook(vae)
     moments = vae._tiled_encode(pixels)
     return moments.chunk(2, dim=1)[0]
+
+
+# ---- low memory: fp8 storage (layerwise casting) and GGUF (diffusers 0.42.1) ----------------------------
+
+
+def store_layerwise(module, storage_dtype: "torch.dtype", compute_dtype: "torch.dtype") -> None:
+    """Weights kept in `storage_dtype` (fp8) and cast to `compute_dtype` around each layer's forward
+    (diffusers' layerwise casting hooks, on the Linear/Conv/Embedding layers it supports:
+    hooks._common._GO_LC_SUPPORTED_PYTORCH_LAYERS). A module read from an fp8 file has fp8 layers already:
+    exactly those are hooked, so it keeps the file's storage. Otherwise ModelMixin.enable_layerwise_casting
+    casts it, skipping the precision-critical layers (norms and modulation, positional embeddings:
+    `_skip_layerwise_casting_patterns`). Parameters left in fp8 outside a hooked layer (an fp8 file's norm
+    scales) get `compute_dtype`: they run without a cast. diffusers 0.42.1."""
+    import torch
+    from diffusers.hooks._common import _GO_LC_SUPPORTED_PYTORCH_LAYERS
+    from diffusers.hooks.layerwise_casting import apply_layerwise_casting_hook
+
+    layers = [m for m in module.modules() if isinstance(m, _GO_LC_SUPPORTED_PYTORCH_LAYERS)
+              and isinstance(getattr(m, "weight", None), torch.Tensor)]
+    stored = [m for m in layers if m.weight.dtype == storage_dtype]
+    if stored:
+        for layer in stored:
+            apply_layerwise_casting_hook(layer, storage_dtype, compute_dtype, False)
+            for param in layer.parameters(recurse=False):  # a bias kept in bf16 by the file: stored as fp8 too
+                param.data = param.data.to(storage_dtype)
+    else:
+        module.enable_layerwise_casting(storage_dtype=storage_dtype, compute_dtype=compute_dtype)
+    for owner in module.modules():
+        registry = getattr(owner, "_diffusers_hook", None)
+        if registry is not None and registry.get_hook("layerwise_casting") is not None:
+            continue
+        for param in owner.parameters(recurse=False):
+            if param.dtype in (torch.float8_e4m3fn, torch.float8_e5m2):
+                param.data = param.data.to(compute_dtype)
+
+
+def is_layerwise_stored(module) -> bool:
+    """Whether any layer of `module` carries a layerwise-casting hook (store_layerwise)."""
+    return any(getattr(owner, "_diffusers_hook", None) is not None
+               and owner._diffusers_hook.get_hook("layerwise_casting") is not None for owner in module.modules())
+
+
+def gguf_tensors(path) -> dict:
+    """{name: tensor} of a GGUF file (its header checked first by modules/models/gguf_header.py): quantised
+    ones as diffusers' GGUFParameter (raw blocks, `quant_type`), F32/F16 as plain tensors.
+    diffusers.models.model_loading_utils.load_gguf_checkpoint, 0.42.1."""
+    from diffusers.models.model_loading_utils import load_gguf_checkpoint
+
+    return load_gguf_checkpoint(str(path))
+
+
+def gguf_type_name(tensor) -> str | None:
+    """"Q8_0", "BF16" ... for a GGUF-stored weight (diffusers' GGUFParameter.quant_type), None otherwise."""
+    quant_type = getattr(tensor, "quant_type", None)
+    return getattr(quant_type, "name", None) if quant_type is not None else None
+
+
+def gguf_loadable_types() -> list[str]:
+    """The GGUF types diffusers' loader dequantises (SUPPORTED_GGUF_QUANT_TYPES) plus the plain F32/F16."""
+    from diffusers.quantizers.gguf.utils import SUPPORTED_GGUF_QUANT_TYPES
+
+    return sorted({t.name for t in SUPPORTED_GGUF_QUANT_TYPES} | {"F32", "F16"})

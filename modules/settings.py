@@ -71,6 +71,10 @@ OPTIONS: dict[str, Option] = {
     # TAESD files come from models/VAE-approx (Approx cheap when absent); every N steps, 0 or -1: none.
     "show_progress_type": Option("Approx cheap", "Live preview method", choices=PREVIEW_METHODS),
     "show_progress_every_n_steps": Option(5, "Live preview every N sampling steps (0 or -1: none)", -1, 32),
+    # A1111's "FP8 weight": the denoiser kept in fp8, computed in --precision's dtype (models/fp8_storage.py);
+    # fp8 and GGUF files keep their own storage whatever it says. Takes effect at a checkpoint's next load.
+    "fp8_storage": Option("Disable", "FP8 weight: keep the denoiser's weights in fp8 (half of bf16's memory, "
+                                     "slightly different pictures)", choices=("Disable", "Enable for SDXL", "Enable")),
 }
 
 # Keys we do not act on are kept as clients send them (a client that reads every option and writes them back

@@ -129,3 +129,24 @@ def test_with_logins_a_user_sets_their_own_and_only_an_admin_the_servers(login_a
     expect(other.locator("#settings_status")).to_contain_text("Saved (the server's)")
     assert json.loads((login_app.root / "config.json").read_text())["grid_save"] is False
     other.context.close()
+
+
+def test_fp8_weight_set_in_settings_stores_the_next_loads_denoiser_in_fp8(app, page):
+    page.goto(app.url)
+    page.get_by_role("tab", name="Settings").click()
+    page.locator("#setting_fp8_storage").get_by_label("Enable", exact=True).check()
+    page.locator("#settings_apply").click()
+    expect(page.locator("#settings_status")).to_contain_text("Saved")
+    assert json.loads(app.settings_file.read_text())["fp8_storage"] == "Enable"
+
+    page.get_by_role("tab", name="txt2img").click()
+    fill_small_job(page, "a red circle on a white background")
+    page.locator("#txt2img_generate").click()
+    expect(page.locator("#txt2img_gallery img").first).to_be_visible()
+    page.get_by_role("tab", name="Models").click()
+    page.locator("#models_refresh").click()
+    expect(page.locator("#models_components")).to_contain_text("float8_e4m3fn")  # the UNet's "Stored as"
+    page.get_by_role("tab", name="Settings").click()
+    page.locator("#setting_fp8_storage").get_by_label("Disable").check()
+    page.locator("#settings_apply").click()
+    expect(page.locator("#settings_status")).to_contain_text("Saved")

@@ -241,6 +241,47 @@ def _vae_tiles_for_one_call():
     assert not vae.use_tiling
 
 
+@relies_on("diffusers layerwise casting: enable_layerwise_casting, hooks' apply_layerwise_casting_hook, "
+           "_GO_LC_SUPPORTED_PYTORCH_LAYERS, the 'layerwise_casting' hook name", "diffusers")
+def _layerwise_casting_keeps_fp8_and_computes_in_another_dtype():
+    from diffusers import FluxTransformer2DModel
+
+    torch.manual_seed(0)
+    model = FluxTransformer2DModel(patch_size=1, in_channels=16, num_layers=1, num_single_layers=1,
+                                   attention_head_dim=8, num_attention_heads=2, joint_attention_dim=16,
+                                   pooled_projection_dim=8, axes_dims_rope=(2, 2, 4)).eval()
+    plain = model.transformer_blocks[0].attn.to_q
+    compat.store_layerwise(model, torch.float8_e4m3fn, torch.float32)  # a bf16/fp32 module: diffusers' choice
+    assert plain.weight.dtype == torch.float8_e4m3fn and compat.is_layerwise_stored(model)
+    assert model.transformer_blocks[0].norm1.linear.weight.dtype == torch.float32  # modulation: skipped
+    with torch.no_grad():
+        out = model(hidden_states=torch.randn(1, 4, 16), encoder_hidden_states=torch.randn(1, 3, 16),
+                    pooled_projections=torch.randn(1, 8), timestep=torch.tensor([0.5]),
+                    img_ids=torch.zeros(4, 3), txt_ids=torch.zeros(3, 3)).sample
+    assert out.dtype == torch.float32 and torch.isfinite(out).all() and plain.weight.dtype == torch.float8_e4m3fn
+    stored = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))  # as read from an fp8 file
+    stored.to(torch.float8_e4m3fn)
+    compat.store_layerwise(stored, torch.float8_e4m3fn, torch.float32)
+    assert stored[0].weight.dtype == torch.float8_e4m3fn and stored[1].weight.dtype == torch.float32
+    assert stored(torch.randn(2, 4)).dtype == torch.float32
+
+
+@relies_on("diffusers load_gguf_checkpoint, GGUFParameter.quant_type, SUPPORTED_GGUF_QUANT_TYPES", "diffusers")
+def _gguf_files_load_as_quantised_parameters():
+    import tempfile
+    from pathlib import Path
+
+    from tests import gguf_fixtures
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = gguf_fixtures.write_gguf({"a.weight": torch.randn(4, 64), "a.bias": torch.randn(4)},
+                                        Path(folder) / "a.gguf", "Q4_0")
+        tensors = compat.gguf_tensors(path)
+    assert compat.gguf_type_name(tensors["a.weight"]) == "Q4_0" and tensors["a.weight"].shape == (4, 36)
+    assert compat.gguf_type_name(tensors["a.bias"]) is None and tensors["a.bias"].dtype == torch.float32
+    assert {"Q8_0", "Q4_0", "BF16", "F16", "F32", "Q4_K"} <= set(compat.gguf_loadable_types())
+
+
 # ---- numpy ----
 
 

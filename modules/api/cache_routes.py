@@ -16,7 +16,8 @@ PREFIX = "/models"  # under the API's /zoo/v1 router
 class CachedComponent(BaseModel):
     name: str = Field(description="the pipeline's name for it: unet, transformer, vae, text_encoder_2 ... "
                                   "(module for a zoo model or VAE file)")
-    dtype: str = Field(description="how its weights are stored: float16, bfloat16, float32 (several joined by +)")
+    dtype: str = Field(description="how its weights are stored: float16, bfloat16, float32, float8_e4m3fn (fp8 "
+                                   "storage), GGUF Q8_0 / GGUF Q4_0 ... (several joined by +, largest share first)")
     device: str = Field(description="where its weights are now: cpu, cuda:0")
     bytes: int
     shared: bool = Field(description="the same weights serve another cached model too")

@@ -116,6 +116,8 @@ class SDModelItem(BaseModel):
     sha256: str | None
     filename: str
     config: str | None
+    storage: str | None = Field(None, description="ours: how the file stores its denoiser when not as plain floats: "
+                                                  "float8_e4m3fn (an fp8 file, kept in fp8), GGUF Q8_0, GGUF Q4_0 ...")
 
 
 class SDVaeItem(BaseModel):

@@ -172,7 +172,7 @@ class Api:
         @r.get("/sd-models", response_model=list[models.SDModelItem])
         def sd_models():
             return [{"title": c.title, "model_name": c.model_name, "hash": c.shorthash or None, "sha256": c.sha256,
-                     "filename": shown(c.path), "config": shown(c.sidecar_config) if c.sidecar_config else None}
+                     "filename": shown(c.path), "config": shown(c.sidecar_config) if c.sidecar_config else None, "storage": c.stored_as}
                     for c in self.backend.registry.usable()]
 
         @r.get("/sd-vae", response_model=list[models.SDVaeItem])

@@ -49,6 +49,28 @@ def detect_from_keys(path: Path, shapes: dict[str, list[int]]) -> Architecture:
     return Architecture(family.name, family.is_inpainting_header(shapes), family.missing_from_file(shapes))
 
 
+def detect_gguf(path: Path, shapes: dict[str, list[int]]) -> Architecture:
+    """A GGUF file holds a transformer alone (city96's FLUX.1 and SD 3.5 files): its family from the tensors'
+    names and shapes, as a .safetensors header's; every other component comes from component files."""
+    family = families.recognise_header(shapes)
+    if family is None:
+        raise BadModelFile(path, f"GGUF file of no supported family: GGUF transformers of FLUX.1 and SD 3/3.5 "
+                                 "are supported")
+    if family.components_in_file is None or family.denoiser != "transformer":
+        raise BadModelFile(path, f"GGUF files of {family.label} are not supported: GGUF transformers of FLUX.1 "
+                                 "and SD 3/3.5 are")
+    problem = family.header_problem(shapes)
+    if problem:
+        raise BadModelFile(path, problem)
+    return Architecture(family.name, False, tuple(c for c in family.components if c != family.denoiser))
+
+
+def component_prefixes(family: Family) -> tuple[str, ...]:
+    """Where a whole single file of `family` keeps what is not its denoiser (VAE, text encoders)."""
+    return (_ldm.VAE_PREFIX, "vae.", "text_encoders.", "cond_stage_model.", "conditioner.",
+            *(prefix for _, prefix in family.component_sources.values()))
+
+
 def _not_a_checkpoint(shapes: dict[str, list[int]]) -> str:
     keys = shapes.keys()
 

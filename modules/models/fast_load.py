@@ -58,6 +58,9 @@ FILE_DTYPES = {
     "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2,
 }
 
+FP8_DTYPES = (torch.float8_e4m3fn, torch.float8_e5m2)
+
+
 @dataclass
 class LoadReport:
     reader: str
@@ -90,14 +93,19 @@ def load_single_file(path: Path, config_dir: Path, dtype: torch.dtype, reader: s
 def load_single_file_with_report(path: Path, config_dir: Path, dtype: torch.dtype, reader: str | TensorReader = "auto",
                                  pipeline_class: type | None = None, skeletons: SkeletonPool | None = None,
                                  family: Family | None = None,
-                                 component_files: dict[str, tuple[Path, str]] | None = None) -> ColdLoad:
+                                 component_files: dict[str, tuple[Path, str]] | None = None,
+                                 prebuilt: dict[str, torch.nn.Module] | None = None, shapes: dict | None = None,
+                                 keep_fp8: tuple[str, ...] = ()) -> ColdLoad:
     """As load_single_file, with what the load cost. `pipeline_class` overrides model_index's.
     With `skeletons`, a model of an architecture built before is not built again but taken from there.
     `family` (which converts the file's tensors, and which components are never loaded) is found
     from the header when not given. `component_files`: {component: (file, prefix)} for components the
     file lacks (a transformer-only FLUX file's VAE and text encoders): each file's tensors are read as if
     they stood under `prefix` in a whole checkpoint, so the family's converters apply unchanged; an optional
-    component neither the file nor a component file has (SD3's T5) is left out."""
+    component neither the file nor a component file has (SD3's T5) is left out. `prebuilt`: components built elsewhere (a GGUF transformer, gguf_files.py), taken
+    as they are; with them and `shapes` (its tensors' shapes), a `path` that is no .safetensors file is not
+    read here. `keep_fp8`: components whose fp8 file tensors stay fp8 (an fp8 file's denoiser, kept in fp8:
+    fp8_storage.py), not converted to `dtype`."""
     started = time.perf_counter()
     path, config_dir = Path(path), Path(config_dir)
     if callable(reader):
@@ -106,9 +114,13 @@ def load_single_file_with_report(path: Path, config_dir: Path, dtype: torch.dtyp
         read, report = read_tensors, LoadReport(reader=AUTO_READER if reader == "auto" else reader)
     else:
         raise ValueError(f"unknown reader {reader!r}; expected one of {READERS}")
-    main = _Source.read(path)
-    report.tensors_in_file = len(main.header)
-    shapes = {name: info["shape"] for name, info in main.header.items()}
+    prebuilt = dict(prebuilt or {})
+    if prebuilt and shapes is not None:
+        main = None
+    else:
+        main = _Source.read(path)
+        shapes = {name: info["shape"] for name, info in main.header.items()}
+    report.tensors_in_file = len(shapes)
     if family is None:
         family = families.recognise_header(shapes)
         if family is None:
@@ -122,9 +134,9 @@ def load_single_file_with_report(path: Path, config_dir: Path, dtype: torch.dtyp
                                                 if n not in in_file and n not in sources}
 
     models = {name: _Model.build(path, config_dir, name, library, class_name, dtype, skeletons, report, family,
-                                 sources.get(name, main))
+                                 _source_of(path, name, sources, main), keep_fp8=name in keep_fp8)
               for name, (library, class_name) in components.items()
-              if name not in omitted and library in ("diffusers", "transformers")
+              if name not in omitted and name not in prebuilt and library in ("diffusers", "transformers")
               and _is_model_class(path, library, class_name)}
     missing = {name: model.trace() for name, model in models.items()}
     if any(missing.values()):
@@ -140,6 +152,8 @@ def load_single_file_with_report(path: Path, config_dir: Path, dtype: torch.dtyp
     for name, (library, class_name) in components.items():
         if name in models:
             loaded[name] = models[name].module
+        elif name in prebuilt:
+            loaded[name] = prebuilt[name]
         elif library is None or name in omitted:
             loaded[name] = None
         else:
@@ -153,6 +167,13 @@ def load_single_file_with_report(path: Path, config_dir: Path, dtype: torch.dtyp
 
 
 # ---------------------------------------------------------------- file and config
+
+
+def _source_of(path: Path, name: str, sources: dict, main: "_Source | None") -> "_Source":
+    source = sources.get(name, main)
+    if source is None:
+        raise BadModelFile(path, f"holds no {name} weights: pick a component file for it")
+    return source
 
 
 def _read_safetensors_header(path: Path) -> tuple[dict[str, dict], int]:
@@ -237,10 +258,12 @@ class _Model:
     expected: dict[str, torch.Tensor] = field(default_factory=dict)  # its state dict (meta)
     sources: set[str] = field(default_factory=set)  # file tensors its weights come from
     zero_copy: set[str] = field(default_factory=set)  # ... that end up as weights unchanged
+    keep_fp8: bool = False  # fp8 file tensors stay fp8 (an fp8 file's denoiser)
 
     @classmethod
     def build(cls, path: Path, config_dir: Path, name: str, library: str, class_name: str, dtype: torch.dtype,
-              skeletons: SkeletonPool | None, report: LoadReport, family: Family, source: _Source) -> "_Model":
+              skeletons: SkeletonPool | None, report: LoadReport, family: Family, source: _Source,
+              keep_fp8: bool = False) -> "_Model":
         from accelerate import init_empty_weights
         from transformers.initialization import no_init_weights
 
@@ -256,7 +279,7 @@ class _Model:
             else:
                 config = model_class.config_class.from_pretrained(str(config_dir), subfolder=name)
                 key = skeleton_key(f"{library}.{class_name}", config.to_dict(), dtype)
-            module = skeletons.take(key) if skeletons is not None else None
+            module = skeletons.take(key) if skeletons is not None and not keep_fp8 else None
             if module is not None:
                 report.skeletons_reused.append(name)
             elif library == "diffusers":
@@ -268,10 +291,10 @@ class _Model:
                     module = model_class(config)
         except (OSError, ValueError, TypeError) as e:
             raise BadModelFile(path, f"cannot build its {name} from {config_dir}: {_first_line(e)}") from e
-        setattr(module, KEY_ATTRIBUTE, key)
-
+        if not keep_fp8:  # a module whose layers will carry fp8 casting hooks is never reused as a skeleton
+            setattr(module, KEY_ATTRIBUTE, key)
         convert = lambda checkpoint: converter(module, config, checkpoint)  # noqa: E731
-        return cls(name, module, convert, source)
+        return cls(name, module, convert, source, keep_fp8=keep_fp8)
 
     def trace(self) -> list[str]:
         """Dry-run the converter on meta tensors: which file tensors make which weights.
@@ -302,8 +325,7 @@ class _Model:
         file_tensors, zero_copy_read = self.source.file_tensors, self.source.zero_copy_read
 
         def needs_copy(name: str) -> bool:
-            return name not in self.zero_copy or (file_tensors[name].is_floating_point()
-                                                  and file_tensors[name].dtype != dtype)
+            return name not in self.zero_copy or self._converted(file_tensors[name], dtype)
 
         todo = sorted(n for n in self.sources if n not in zero_copy_read)
         kept = [n for n in todo if not needs_copy(n)]
@@ -313,7 +335,7 @@ class _Model:
         report.read_seconds += time.perf_counter() - started
         zero_copy_read.update({n: tensors[n] for n in kept})
         for name in passing:
-            if tensors[name].is_floating_point() and tensors[name].dtype != dtype:
+            if self._converted(tensors[name], dtype):
                 tensors[name] = tensors[name].to(dtype)
 
         checkpoint = dict(file_tensors)  # meta stand-ins for everything not read
@@ -326,7 +348,7 @@ class _Model:
         for key, value in state.items():
             if value.is_meta:  # the trace missed a source: a bug here, not in the file
                 raise RuntimeError(f"fast load of {path.name}: {self.name}.{key} was not read")
-            if value.is_floating_point() and value.dtype != dtype:
+            if self._converted(value, dtype):
                 state[key] = value.to(dtype)
         self.module.load_state_dict(state, strict=True, assign=True)
         if hasattr(self.module, "tie_weights"):  # T5's shared / encoder.embed_tokens: one weight again, as loaded
@@ -336,6 +358,12 @@ class _Model:
         left = [n for n, t in list(self.module.named_parameters()) + list(self.module.named_buffers()) if t.is_meta]
         if left:
             raise RuntimeError(f"fast load of {path.name}: {self.name} still has meta tensors {left[:3]}")
+
+    def _converted(self, tensor: torch.Tensor, dtype: torch.dtype) -> bool:
+        """Whether a file tensor is converted to the load dtype (fp8 ones stay fp8 with keep_fp8)."""
+        if not tensor.is_floating_point() or tensor.dtype == dtype:
+            return False
+        return not (self.keep_fp8 and tensor.dtype in FP8_DTYPES)
 
     def _convert(self, path: Path, checkpoint: dict) -> dict:
         try:

@@ -6,7 +6,7 @@ import logging
 import torch
 
 from modules.errors import BadModelFile
-from modules.models import config_classes, pickles
+from modules.models import config_classes, fp8_storage, gguf_files, gguf_header, pickles
 from modules.models.building import BUILD_LOCK
 from modules.models.registry import CheckpointInfo
 
@@ -39,11 +39,16 @@ def pipeline_class(info: CheckpointInfo, task: str = "txt2img"):
     return getattr(diffusers, name)
 
 
-def load_pipeline(info: CheckpointInfo, dtype: torch.dtype, offline: bool, skeletons=None):
+def load_pipeline(info: CheckpointInfo, dtype: torch.dtype, offline: bool, skeletons=None,
+                  fp8: torch.dtype | None = None):
     """Load on the CPU in `dtype`; the manager decides where it runs. A single file with a sidecar
-    config takes its modules from `skeletons` (a SkeletonPool) when one of its architecture waits there."""
+    config takes its modules from `skeletons` (a SkeletonPool) when one of its architecture waits there.
+    `fp8` (fp8_storage.storage_dtype): the denoiser's weights are kept in that dtype, computed in `dtype`."""
     with BUILD_LOCK:  # no other thread may build a module while this load's meta-device patches are on
-        return _load_pipeline(info, dtype, offline, skeletons)
+        pipe = _load_pipeline(info, dtype, offline, skeletons, fp8)
+    if fp8 is not None:
+        fp8_storage.store(info.architecture.spec.denoiser_of(pipe), fp8, dtype)
+    return pipe
 
 
 def loaded_task(info: CheckpointInfo) -> str:
@@ -57,7 +62,8 @@ def loaded_task(info: CheckpointInfo) -> str:
     return "txt2img" if info.architecture.spec.pipeline_name("txt2img") is not None else "img2img"
 
 
-def _load_pipeline(info: CheckpointInfo, dtype: torch.dtype, offline: bool, skeletons=None):
+def _load_pipeline(info: CheckpointInfo, dtype: torch.dtype, offline: bool, skeletons=None,
+                   fp8: torch.dtype | None = None):
     cls = pipeline_class(info, loaded_task(info))
     missing = [c for c in info.architecture.missing_labels() if c not in _labels_given(info)]
     if missing:  # the manager pairs component files first (component_files.complete): this is a direct call
@@ -74,6 +80,8 @@ def _load_pipeline(info: CheckpointInfo, dtype: torch.dtype, offline: bool, skel
             index = config_classes.check_model_index(info.path, info.path)
             return cls.from_pretrained(str(info.path), local_files_only=True, trust_remote_code=False,
                                        **common, **_left_out(info.architecture.spec, index))
+        if gguf_files.is_gguf(info.path):
+            return _load_gguf(info, dtype, skeletons)
         if info.path.suffix.lower() != ".safetensors":
             pickles.load_pickle_state_dict(info.path)  # refuses code payloads before diffusers sees the file
         if info.sidecar_config is not None and info.path.suffix.lower() == ".safetensors":
@@ -83,7 +91,9 @@ def _load_pipeline(info: CheckpointInfo, dtype: torch.dtype, offline: bool, skel
 
             return fast_load.load_single_file_with_report(info.path, info.sidecar_config, dtype, pipeline_class=cls,
                                                           skeletons=skeletons, family=info.architecture.spec,
-                                                          component_files=info.component_files).pipeline
+                                                          component_files=info.component_files,
+                                                          keep_fp8=(info.architecture.spec.denoiser,) if fp8 else (),
+                                                          ).pipeline
         if info.sidecar_config is not None:
             config_classes.check_model_index(info.sidecar_config, info.path)
             return cls.from_single_file(str(info.path), config=str(info.sidecar_config), local_files_only=True, **common)
@@ -96,6 +106,23 @@ def _load_pipeline(info: CheckpointInfo, dtype: torch.dtype, offline: bool, skel
             hint = (f" — to load it offline, put its diffusers config folder beside it as "
                     f"{info.path.stem}.config/ (model_index.json, component configs, tokenizer)")
         raise BadModelFile(info.path, f"could not be loaded: {_first_line(e)}{hint}") from e
+
+
+def _load_gguf(info: CheckpointInfo, dtype: torch.dtype, skeletons):
+    """A GGUF transformer (kept quantised, computed in `dtype`) with the VAE and text encoders of its
+    component files, read as a transformer-only .safetensors file's are."""
+    from modules.models import fast_load
+
+    if info.sidecar_config is None:
+        raise BadModelFile(info.path, f"needs its diffusers config folder beside it as {info.path.stem}.config/ "
+                                      "(model_index.json, component configs, tokenizers) to be loaded offline")
+    family = info.architecture.spec
+    transformer = gguf_files.load_transformer(info.path, info.sidecar_config, family, dtype)
+    shapes = gguf_header.read_header(info.path).shapes()
+    return fast_load.load_single_file_with_report(
+        info.path, info.sidecar_config, dtype, pipeline_class=pipeline_class(info, loaded_task(info)),
+        skeletons=skeletons, family=family, component_files=info.component_files,
+        prebuilt={family.denoiser: transformer}, shapes=shapes).pipeline
 
 
 def _labels_given(info: CheckpointInfo) -> list[str]:

@@ -30,7 +30,9 @@ from modules.models.hashing import tensors_sha256
 from modules.models.lora_adapters import LoraAdapters, LoraWeights
 from modules.models.lora_files import SHORT_HASH_DIGITS, lora_sha256
 from modules.models import preview_decoders
-from modules.models.memory import data_bytes, default_ram_budget, default_vram_budget, pipeline_components
+from modules.models import fp8_storage
+from modules.models.memory import (data_bytes, default_ram_budget, default_vram_budget, module_dtypes,
+                                   pipeline_components)
 from modules.models.refs import FACE_RESTORER, UPSCALER, VAE_FILE, ZOO_KINDS, ModelRef, as_ref
 from modules.models.registry import CheckpointInfo, Registry
 from modules.models.vae_files import VaeFiles, load_vae_file
@@ -192,7 +194,7 @@ class PipelineManager:
             return self.cache.unload_all(kinds=(CHECKPOINT,))
         with self.cache.lock:
             key = next((e.key for e in self.cache.entries.values() if e.title == title), None)
-        self.cache.unload(key or _key(self.registry.find(title)))
+        self.cache.unload(key or self._model_key(self.registry.find(title)))
         return []
 
     def unload_all(self) -> list[str]:
@@ -410,19 +412,31 @@ class PipelineManager:
         held = getattr(self._held, "entries", None)
         return held[-1] if held else None
 
+    def fp8_storage(self, info: CheckpointInfo) -> torch.dtype | None:
+        """The fp8 dtype `info`'s denoiser is kept in (an fp8 file, or the fp8_storage option), else None."""
+        setting = self.settings.get(fp8_storage.OPTION) if self.settings is not None else None
+        return fp8_storage.storage_dtype(info, setting)
+
+    def _model_key(self, info: CheckpointInfo) -> str:
+        """The cache key of a checkpoint as it would load now: the fp8 storage is part of it, so turning the
+        option on or off loads the checkpoint again."""
+        fp8 = self.fp8_storage(info)
+        return _key(info) + (f"|{str(fp8).removeprefix('torch.')}" if fp8 is not None else "")
+
     def _cached_or_loaded(self, info: CheckpointInfo) -> CachedModel:
-        key = _key(info)
+        fp8 = self.fp8_storage(info)
+        key = self._model_key(info)
         model = self.cache.get(key)
         if model is not None:
             self.cache.acquire(model)
             return model
-        return self._load(info, key)
+        return self._load(info, key, fp8)
 
-    def _load(self, info: CheckpointInfo, key: str) -> CachedModel:
+    def _load(self, info: CheckpointInfo, key: str, fp8: torch.dtype | None = None) -> CachedModel:
         self.cache.make_room(_size_on_disk(info))
         started = time.perf_counter()
         reused_before = self.cache.skeletons.reused  # loads run one at a time, under the device lock
-        pipe = loader.load_pipeline(info, self.devices.dtype, self.offline, skeletons=self.cache.skeletons)
+        pipe = loader.load_pipeline(info, self.devices.dtype, self.offline, skeletons=self.cache.skeletons, fp8=fp8)
         pipe.set_progress_bar_config(disable=True)
         family = info.architecture.spec
         if self.devices.vae_dtype != self.devices.dtype:
@@ -449,8 +463,10 @@ class PipelineManager:
         """Content hash of a component's weights, computed once per checkpoint version and dtype.
 
         The denoiser (UNet, transformer) is what makes a checkpoint itself, so it is keyed by the file's
-        hash instead: hashing it (2-5 GB) would double a first load, to find sharing that almost never exists."""
-        dtype = next(module.parameters()).dtype
+        hash instead: hashing it (2-5 GB) would double a first load, to find sharing that almost never exists.
+        The storage is in the key ("float8_e4m3fn+float32", "GGUF Q8_0+..."): an fp8 copy is another copy."""
+        stored = module_dtypes(module)
+        dtype = stored if "+" in stored or stored.startswith("GGUF") else f"torch.{stored}"
         if name == info.architecture.spec.denoiser and info.sha256:
             return f"{name}-of:{info.sha256}:{dtype}"
         cache_key = f"component:{info.sha256}:{name}:{dtype}"

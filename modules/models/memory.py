@@ -7,6 +7,8 @@ import sys
 import psutil
 import torch
 
+from modules.compat import gguf_type_name
+
 GB = 1024**3
 
 
@@ -33,12 +35,15 @@ def module_bytes(module: torch.nn.Module) -> int:
 
 
 def module_dtypes(module: torch.nn.Module) -> str:
-    """The dtypes a module's weights are stored in, largest share first ("float16", "float8_e4m3fn+float32").
+    """The dtypes a module's weights are stored in, largest share first ("float16", "float8_e4m3fn+bfloat16",
+    "GGUF Q8_0+float32": a GGUF weight by its quantisation type, not the bytes holding it).
     Parameters only, where there are any: a text encoder's int64 position ids are no weights."""
-    totals: dict[torch.dtype, int] = {}
+    totals: dict[str, int] = {}
     for t in [*module.parameters()] or [*module.buffers()]:
-        totals[t.dtype] = totals.get(t.dtype, 0) + t.numel() * t.element_size()
-    return "+".join(str(d).removeprefix("torch.") for d, _ in sorted(totals.items(), key=lambda kv: -kv[1]))
+        gguf_type = gguf_type_name(t)
+        name = f"GGUF {gguf_type}" if gguf_type else str(t.dtype).removeprefix("torch.")
+        totals[name] = totals.get(name, 0) + t.numel() * t.element_size()
+    return "+".join(name for name, _ in sorted(totals.items(), key=lambda kv: -kv[1]))
 
 
 def module_device(module: torch.nn.Module) -> str:

@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from modules.errors import BadModelFile, ModelNotFound
-from modules.models import config_classes, detect, families, folder_walk, hashing, pickles
+from modules.models import config_classes, detect, families, folder_walk, gguf_header, hashing, pickles
+from modules.models.gguf_files import is_gguf
 from modules.models.safetensors_header import read_header
 
 log = logging.getLogger(__name__)
 
-SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt")
+SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".gguf")
 SIDECAR_SUFFIX = ".config"  # "<stem>.config/" beside a single file: a diffusers config folder to load it offline
 
 
@@ -30,6 +31,9 @@ class CheckpointInfo:
     sidecar_config: Path | None = None
     # The separate files a job pairs with a transformer-only file: {component: (file, prefix)} (component_files.py)
     component_files: dict | None = None
+    # How the file stores its denoiser's weights, when not as plain floats: "float8_e4m3fn" (an fp8 file: kept
+    # in fp8, computed in the compute dtype), "GGUF Q8_0" ... (a GGUF file: kept quantised). None: plain.
+    stored_as: str | None = None
 
     @property
     def usable(self) -> bool:
@@ -151,7 +155,13 @@ class Registry:
                 config_classes.check_model_index(info.path, info.path)  # names no code, before anything else
                 info.architecture = detect.detect_diffusers_folder(info.path)
             else:
-                info.architecture = detect.detect_from_keys(info.path, _tensor_shapes(info.path))
+                if is_gguf(info.path):
+                    header = gguf_header.read_header(info.path)
+                    info.architecture = detect.detect_gguf(info.path, header.shapes())
+                    info.stored_as = "GGUF " + header.main_type()
+                else:
+                    info.architecture = detect.detect_from_keys(info.path, _tensor_shapes(info.path))
+                    info.stored_as = _stored_as(info.path, info.architecture)
                 sidecar = info.path.with_name(info.path.stem + SIDECAR_SUFFIX)
                 info.sidecar_config = sidecar if (sidecar / "model_index.json").is_file() else None
                 if info.sidecar_config is not None:
@@ -172,6 +182,28 @@ def _tensor_shapes(path: Path) -> dict[str, list[int]]:
         return {k: v["shape"] for k, v in header.items()}
     state_dict = pickles.load_pickle_state_dict(path)
     return {k: list(v.shape) for k, v in state_dict.items()}
+
+
+def _stored_as(path: Path, architecture: detect.Architecture) -> str | None:
+    """"float8_e4m3fn" / "float8_e5m2" when most of a .safetensors file's denoiser bytes are fp8 (flux1-dev-fp8,
+    sd3.5_large_fp8_scaled): such files are loaded and kept in fp8."""
+    if path.suffix.lower() != ".safetensors":
+        return None
+    header, _ = read_header(path)
+    scaled = next((name for name in header if name == "scaled_fp8" or name.endswith((".scale_weight", ".scale_input"))),
+                  None)
+    if scaled is not None:  # read without its scales, each weight would be off by its own factor
+        raise BadModelFile(path, f"is a scaled fp8 file ({scaled}: ComfyUI's fp8_scaled format), which is not "
+                                 "supported: use a plain fp8, bf16 or GGUF file")
+    others = detect.component_prefixes(architecture.spec)
+    totals: dict[str, int] = {}
+    for name, info in header.items():
+        if not name.startswith(others):
+            size = info["data_offsets"][1] - info["data_offsets"][0]
+            totals[info["dtype"]] = totals.get(info["dtype"], 0) + size
+    fp8 = {"F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2"}
+    main = max(totals, key=totals.get, default=None)
+    return fp8.get(main)
 
 
 def _scan_folder(root: Path):

@@ -15,7 +15,8 @@ from modules.ui.errors import user_errors
 
 # The options shown, in order (sd_model_checkpoint has its own picker on the txt2img tab).
 SHOWN = ("sd_vae", "samples_format", "grid_format", "jpeg_quality", "send_seed", "eta_noise_seed_delta",
-         "samples_save", "grid_save", "CLIP_stop_at_last_layers", "face_restoration", "show_progress_type")
+         "samples_save", "grid_save", "CLIP_stop_at_last_layers", "face_restoration", "show_progress_type",
+         "fp8_storage")
 
 
 def _component(backend: Backend, key: str):
@@ -67,10 +68,10 @@ def build(backend: Backend, demo: gr.Blocks) -> None:
 
     @user_errors
     def apply_settings(sd_vae, samples_format, grid_format, jpeg_quality, send_seed, eta_noise_seed_delta,
-                       samples_save, grid_save, clip_skip, face_restoration, show_progress_type,
+                       samples_save, grid_save, clip_skip, face_restoration, show_progress_type, fp8_storage,
                        request: gr.Request):  # SHOWN's order
         values = (sd_vae, samples_format, grid_format, jpeg_quality, send_seed, eta_noise_seed_delta,
-                  samples_save, grid_save, clip_skip, face_restoration, show_progress_type)
+                  samples_save, grid_save, clip_skip, face_restoration, show_progress_type, fp8_storage)
         user = login_name(request)
         admin = is_admin(user)
         changes = {}
