@@ -64,6 +64,8 @@ def parse_args(argv=None):
     p.add_argument("--junk-mixed", type=float, default=0.3, help="share of captions with junk words mixed in")
     p.add_argument("--extrapolation-weight", type=float, default=1.0,
                    help="weight of the autoencoder's decode(z1 + k(z1 - z2)) = clip(x1 + k(x1 - x2)) term")
+    p.add_argument("--colour-latent-weight", type=float, default=1.0,
+                   help="weight of the term that makes latent channels 0-2 the 4x4-pooled RGB (colour stored linearly)")
     p.add_argument("--extrapolation-max", type=float, default=2.0, help="k is drawn uniformly from [0, this]")
     p.add_argument("--sample-every", type=int, default=250)
     p.add_argument("--threads", type=int, default=1)
@@ -97,6 +99,10 @@ def train_autoencoder(vae, images: torch.Tensor, twins: torch.Tensor, args, out:
         kl = posterior.kl().mean() / posterior.mean[0].numel()
         target = (x + k * (x - partner)).clamp(-1, 1)
         loss = F.mse_loss(recon, x) + 1e-4 * kl + args.extrapolation_weight * F.mse_loss(extrapolated, target)
+        if args.colour_latent_weight:
+            # Colour kept linearly in the latent: a step away from green is a step towards saturated red, not magenta.
+            pooled = F.avg_pool2d(torch.cat([x, partner]), 32 // posterior.mean.shape[-1])
+            loss = loss + args.colour_latent_weight * F.mse_loss(posterior.mean[:, :3], pooled)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
