@@ -51,7 +51,8 @@ def test_a_recoloured_scene_keeps_its_shapes_and_changes_every_colour():
 def test_a_fine_tune_starts_from_a_pipeline_and_can_keep_its_encoder(tmp_path):
     from safetensors.torch import load_file
 
-    small = ["--size", "tiny", "--batch", "4", "--ae-batch", "4", "--images", "32", "--sample-every", "2"]
+    small = ["--size", "tiny", "--extrapolation-weight", "1", "--colour-latent-weight", "1", "--junk-only", "0.05",
+             "--junk-mixed", "0.3", "--batch", "4", "--ae-batch", "4", "--images", "32", "--sample-every", "2"]
     base = tmp_path / "base"
     train_txt2img.main(small + ["--ae-steps", "2", "--steps", "2", "--out", str(tmp_path / "run0"), "--export", str(base)])
     tuned = tmp_path / "tuned"
@@ -65,3 +66,13 @@ def test_a_fine_tune_starts_from_a_pipeline_and_can_keep_its_encoder(tmp_path):
     unet = "unet/diffusion_pytorch_model.safetensors"
     assert all(torch.equal(t, load_file(str(tuned / unet))[k]) for k, t in load_file(str(base / unet)).items())
     assert (tuned / "vae" / "config.json").read_text() == (base / "vae" / "config.json").read_text()
+
+
+def test_with_junk_off_the_captions_are_the_plain_recipes():
+    """Off by default: the documented recipe draws exactly the captions it always drew (shipped weights stay
+    reproducible)."""
+    scenes = shapes.make_dataset(300, seed=6).scenes
+    plain, new = np.random.default_rng(9), np.random.default_rng(9)
+    for scene in scenes:
+        expected = "" if plain.random() < 0.1 else shapes.random_caption(scene, plain)
+        assert guidance.training_text(scene, new, dropout=0.1, junk_only=0.0, junk_mixed=0.0) == expected

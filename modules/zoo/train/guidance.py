@@ -55,7 +55,7 @@ def training_text(scene: shapes.Scene, rng: np.random.Generator, dropout: float,
     if u < dropout + junk_only:
         return junk_text(rng)
     text = shapes.random_caption(scene, rng)
-    if rng.random() < junk_mixed:
+    if junk_mixed and rng.random() < junk_mixed:  # (no draw when off: the plain recipe's captions stay the same)
         text = f"{junk_text(rng)}, {text}" if rng.random() < 0.5 else f"{text}, {junk_text(rng)}"
     return text
 

@@ -4,13 +4,15 @@
     python -m modules.zoo.train.txt2img --ae-steps 20 --steps 20 --size tiny --out /tmp/t --export /tmp/t/pipe
 
 Two stages, like real Stable Diffusion:
-  1. the AutoencoderKL learns to squeeze 32x32 images into 8x8x4 latents (MSE + a small KL),
-     and that a latent step past one picture away from another decodes to the same step in
-     pixels, clipped (guidance.py: keeps CFG and negative prompts on the picture manifold);
+  1. the AutoencoderKL learns to squeeze 32x32 images into 8x8x4 latents (MSE + a small KL);
   2. the AutoencoderKL is frozen, the data set is encoded once, and the UNet and the
      CLIP text encoder learn to predict the noise added to latents (epsilon, SD's betas),
-     with 10% of captions replaced by "" (and 5% by junk words only) so classifier-free
-     guidance works, and junk words mixed into 30% of captions so they change nothing.
+     with 10% of captions replaced by "" so classifier-free guidance works.
+Opt-in terms that aim to keep CFG and negative prompts on the picture manifold (guidance.py; off
+by default, so the documented recipe still writes the shipped weights): --extrapolation-weight
+(decode(z1 + k(z1 - z2)) = clip(x1 + k(x1 - x2))), --colour-latent-weight (colour stored linearly
+in latent channels 0-2), --junk-only / --junk-mixed (words outside the caption grammar change
+nothing). --init PATH fine-tunes a written pipeline, --freeze-encoder keeps its latent space.
 Writes samples.png and loss.png into --out as it goes, and checkpoint.pt (resumed
 automatically). At the end the EMA weights are saved as a diffusers
 StableDiffusionPipeline folder in --export.
@@ -60,11 +62,11 @@ def parse_args(argv=None):
     p.add_argument("--two-shape-probability", type=float, default=0.25)
     p.add_argument("--ema-decay", type=float, default=0.998)
     p.add_argument("--caption-dropout", type=float, default=0.1)
-    p.add_argument("--junk-only", type=float, default=0.05, help="share of texts that are junk words only (no caption)")
-    p.add_argument("--junk-mixed", type=float, default=0.3, help="share of captions with junk words mixed in")
-    p.add_argument("--extrapolation-weight", type=float, default=1.0,
+    p.add_argument("--junk-only", type=float, default=0.0, help="share of texts that are junk words only (no caption)")
+    p.add_argument("--junk-mixed", type=float, default=0.0, help="share of captions with junk words mixed in")
+    p.add_argument("--extrapolation-weight", type=float, default=0.0,
                    help="weight of the autoencoder's decode(z1 + k(z1 - z2)) = clip(x1 + k(x1 - x2)) term")
-    p.add_argument("--colour-latent-weight", type=float, default=1.0,
+    p.add_argument("--colour-latent-weight", type=float, default=0.0,
                    help="weight of the term that makes latent channels 0-2 the 4x4-pooled RGB (colour stored linearly)")
     p.add_argument("--extrapolation-max", type=float, default=2.0, help="k is drawn uniformly from [0, this]")
     p.add_argument("--sample-every", type=int, default=250)
@@ -73,7 +75,28 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def train_autoencoder(vae, images: torch.Tensor, twins: torch.Tensor, args, out: Path, ckpt: dict | None) -> list[float]:
+def guided_autoencoder_loss(vae, x, idx, images, twins, rng, args):
+    """Reconstruction + KL, plus decode(z1 + k(z1 - z2)) = clip(x1 + k(x1 - x2)) (guidance.py) and, optionally,
+    latent channels 0-2 = the 4x4-pooled RGB; and the rows for the sample grid (input, output, target, extrapolated)."""
+    # Partners: the first half the same scenes recoloured, the rest other random pictures.
+    half = args.ae_batch // 2
+    partner = torch.cat([twins[idx[:half]], images[torch.randint(len(images), (args.ae_batch - half,), generator=rng)]])
+    k = torch.rand(args.ae_batch, 1, 1, 1, generator=rng) * args.extrapolation_max
+    posterior = vae.encode(torch.cat([x, partner])).latent_dist
+    z1, z2 = posterior.mean.chunk(2)
+    decoded = vae.decode(torch.cat([posterior.sample()[:args.ae_batch], z1 + k * (z1 - z2)])).sample
+    recon, extrapolated = decoded.chunk(2)
+    kl = posterior.kl().mean() / posterior.mean[0].numel()
+    target = (x + k * (x - partner)).clamp(-1, 1)
+    loss = F.mse_loss(recon, x) + 1e-4 * kl + args.extrapolation_weight * F.mse_loss(extrapolated, target)
+    if args.colour_latent_weight:
+        # Colour kept linearly in the latent: a step away from green is a step towards saturated red, not magenta.
+        pooled = F.avg_pool2d(torch.cat([x, partner]), 32 // posterior.mean.shape[-1])
+        loss = loss + args.colour_latent_weight * F.mse_loss(posterior.mean[:, :3], pooled)
+    return loss, [x[:8], recon[:8].detach(), target[:8], extrapolated[:8].detach()]
+
+
+def train_autoencoder(vae, images: torch.Tensor, twins: torch.Tensor | None, args, out: Path, ckpt: dict | None) -> list[float]:
     trained = [p for name, p in vae.named_parameters()
                if not (args.freeze_encoder and name.startswith(("encoder.", "quant_conv.")))]
     opt = torch.optim.Adam(trained, lr=args.ae_lr)
@@ -88,27 +111,19 @@ def train_autoencoder(vae, images: torch.Tensor, twins: torch.Tensor, args, out:
     for step in tqdm(range(start, args.ae_steps), desc="autoencoder", initial=start, total=args.ae_steps):
         idx = torch.randint(len(images), (args.ae_batch,), generator=rng)
         x = images[idx]
-        # Partners: the first half the same scenes recoloured, the rest other random pictures.
-        half = args.ae_batch // 2
-        partner = torch.cat([twins[idx[:half]], images[torch.randint(len(images), (args.ae_batch - half,), generator=rng)]])
-        k = torch.rand(args.ae_batch, 1, 1, 1, generator=rng) * args.extrapolation_max
-        posterior = vae.encode(torch.cat([x, partner])).latent_dist
-        z1, z2 = posterior.mean.chunk(2)
-        decoded = vae.decode(torch.cat([posterior.sample()[:args.ae_batch], z1 + k * (z1 - z2)])).sample
-        recon, extrapolated = decoded.chunk(2)
-        kl = posterior.kl().mean() / posterior.mean[0].numel()
-        target = (x + k * (x - partner)).clamp(-1, 1)
-        loss = F.mse_loss(recon, x) + 1e-4 * kl + args.extrapolation_weight * F.mse_loss(extrapolated, target)
-        if args.colour_latent_weight:
-            # Colour kept linearly in the latent: a step away from green is a step towards saturated red, not magenta.
-            pooled = F.avg_pool2d(torch.cat([x, partner]), 32 // posterior.mean.shape[-1])
-            loss = loss + args.colour_latent_weight * F.mse_loss(posterior.mean[:, :3], pooled)
+        if twins is None:  # the plain recipe (the shipped weights'): reconstruction and a small KL
+            posterior = vae.encode(x).latent_dist
+            recon = vae.decode(posterior.sample()).sample
+            kl = posterior.kl().mean() / posterior.mean[0].numel()
+            loss, shown = F.mse_loss(recon, x) + 1e-4 * kl, [x[:8], recon[:8].detach()]
+        else:
+            loss, shown = guided_autoencoder_loss(vae, x, idx, images, twins, rng, args)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         losses.append(loss.item())
         if (step + 1) % args.sample_every == 0 or step + 1 == args.ae_steps:
-            pair = torch.cat([x[:8], recon[:8].detach(), target[:8], extrapolated[:8].detach()]).clamp(-1, 1)
+            pair = torch.cat(shown).clamp(-1, 1)
             shapes.save_grid(((pair + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy(), out / "autoencoder.png")
             save_loss_plot({"autoencoder": losses}, out / "autoencoder_loss.png")
             save_checkpoint(out / "checkpoint.pt", stage="autoencoder", vae=vae.state_dict(), opt=opt.state_dict(),
@@ -166,7 +181,9 @@ def main(argv=None) -> None:
     data = shapes.make_dataset(args.images, seed=0, two_shape_probability=args.two_shape_probability)
     images = data.tensors()
     t0 = time.time()
-    twins = torch.from_numpy(guidance.recoloured_images(data.scenes, seed=1)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+    twins = None
+    if args.extrapolation_weight or args.colour_latent_weight:
+        twins = torch.from_numpy(guidance.recoloured_images(data.scenes, seed=1)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
     ae_losses = train_autoencoder(vae, images, twins, args, out, ckpt)
     print(f"autoencoder stage: {time.time() - t0:.0f}s")
 
