@@ -8,6 +8,11 @@ Two stages, like real Stable Diffusion:
   2. the AutoencoderKL is frozen, the data set is encoded once, and the UNet and the
      CLIP text encoder learn to predict the noise added to latents (epsilon, SD's betas),
      with 10% of captions replaced by "" so classifier-free guidance works.
+Opt-in terms that aim to keep CFG and negative prompts on the picture manifold (guidance.py; off
+by default, so the documented recipe still writes the shipped weights): --extrapolation-weight
+(decode(z1 + k(z1 - z2)) = clip(x1 + k(x1 - x2))), --colour-latent-weight (colour stored linearly
+in latent channels 0-2), --junk-only / --junk-mixed (words outside the caption grammar change
+nothing). --init PATH fine-tunes a written pipeline, --freeze-encoder keeps its latent space.
 Writes samples.png and loss.png into --out as it goes, and checkpoint.pt (resumed
 automatically). At the end the EMA weights are saved as a diffusers
 StableDiffusionPipeline folder in --export.
@@ -15,6 +20,7 @@ StableDiffusionPipeline folder in --export.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -25,6 +31,7 @@ from tqdm import tqdm
 
 from modules.paths import MODELS_DIR, OUTPUTS_DIR
 from modules.zoo import shapes
+from modules.zoo.train import guidance
 from modules.zoo.train.common import EMA, load_checkpoint, save_checkpoint, save_loss_plot, setup_threads
 from modules.zoo.train.clip_tokenizer import load_tokenizer, write_tokenizer_files
 from modules.zoo.train.txt2img_model import build_components, make_pipeline
@@ -47,18 +54,52 @@ def parse_args(argv=None):
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--ae-batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=6e-4)
+    p.add_argument("--ae-lr", type=float, default=1e-3)
+    p.add_argument("--init", default="", help="start from this pipeline folder's weights (a fine-tune) instead of random ones")
+    p.add_argument("--freeze-encoder", action="store_true",
+                   help="train only the autoencoder's decoder (the latent space, and so a --init UNet, stay valid)")
     p.add_argument("--images", type=int, default=20000, help="training images (generated, seed 0)")
     p.add_argument("--two-shape-probability", type=float, default=0.25)
     p.add_argument("--ema-decay", type=float, default=0.998)
     p.add_argument("--caption-dropout", type=float, default=0.1)
+    p.add_argument("--junk-only", type=float, default=0.0, help="share of texts that are junk words only (no caption)")
+    p.add_argument("--junk-mixed", type=float, default=0.0, help="share of captions with junk words mixed in")
+    p.add_argument("--extrapolation-weight", type=float, default=0.0,
+                   help="weight of the autoencoder's decode(z1 + k(z1 - z2)) = clip(x1 + k(x1 - x2)) term")
+    p.add_argument("--colour-latent-weight", type=float, default=0.0,
+                   help="weight of the term that makes latent channels 0-2 the 4x4-pooled RGB (colour stored linearly)")
+    p.add_argument("--extrapolation-max", type=float, default=2.0, help="k is drawn uniformly from [0, this]")
     p.add_argument("--sample-every", type=int, default=250)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--fp16", action="store_true", help="export weights as fp16")
     return p.parse_args(argv)
 
 
-def train_autoencoder(vae, images: torch.Tensor, args, out: Path, ckpt: dict | None) -> list[float]:
-    opt = torch.optim.Adam(vae.parameters(), lr=1e-3)
+def guided_autoencoder_loss(vae, x, idx, images, twins, rng, args):
+    """Reconstruction + KL, plus decode(z1 + k(z1 - z2)) = clip(x1 + k(x1 - x2)) (guidance.py) and, optionally,
+    latent channels 0-2 = the 4x4-pooled RGB; and the rows for the sample grid (input, output, target, extrapolated)."""
+    # Partners: the first half the same scenes recoloured, the rest other random pictures.
+    half = args.ae_batch // 2
+    partner = torch.cat([twins[idx[:half]], images[torch.randint(len(images), (args.ae_batch - half,), generator=rng)]])
+    k = torch.rand(args.ae_batch, 1, 1, 1, generator=rng) * args.extrapolation_max
+    posterior = vae.encode(torch.cat([x, partner])).latent_dist
+    z1, z2 = posterior.mean.chunk(2)
+    decoded = vae.decode(torch.cat([posterior.sample()[:args.ae_batch], z1 + k * (z1 - z2)])).sample
+    recon, extrapolated = decoded.chunk(2)
+    kl = posterior.kl().mean() / posterior.mean[0].numel()
+    target = (x + k * (x - partner)).clamp(-1, 1)
+    loss = F.mse_loss(recon, x) + 1e-4 * kl + args.extrapolation_weight * F.mse_loss(extrapolated, target)
+    if args.colour_latent_weight:
+        # Colour kept linearly in the latent: a step away from green is a step towards saturated red, not magenta.
+        pooled = F.avg_pool2d(torch.cat([x, partner]), 32 // posterior.mean.shape[-1])
+        loss = loss + args.colour_latent_weight * F.mse_loss(posterior.mean[:, :3], pooled)
+    return loss, [x[:8], recon[:8].detach(), target[:8], extrapolated[:8].detach()]
+
+
+def train_autoencoder(vae, images: torch.Tensor, twins: torch.Tensor | None, args, out: Path, ckpt: dict | None) -> list[float]:
+    trained = [p for name, p in vae.named_parameters()
+               if not (args.freeze_encoder and name.startswith(("encoder.", "quant_conv.")))]
+    opt = torch.optim.Adam(trained, lr=args.ae_lr)
     losses, start = [], 0
     if ckpt is not None:
         vae.load_state_dict(ckpt["vae"])
@@ -68,17 +109,21 @@ def train_autoencoder(vae, images: torch.Tensor, args, out: Path, ckpt: dict | N
     rng = torch.Generator().manual_seed(start)
     vae.train()
     for step in tqdm(range(start, args.ae_steps), desc="autoencoder", initial=start, total=args.ae_steps):
-        x = images[torch.randint(len(images), (args.ae_batch,), generator=rng)]
-        posterior = vae.encode(x).latent_dist
-        recon = vae.decode(posterior.sample()).sample
-        kl = posterior.kl().mean() / posterior.mean[0].numel()
-        loss = F.mse_loss(recon, x) + 1e-4 * kl
+        idx = torch.randint(len(images), (args.ae_batch,), generator=rng)
+        x = images[idx]
+        if twins is None:  # the plain recipe (the shipped weights'): reconstruction and a small KL
+            posterior = vae.encode(x).latent_dist
+            recon = vae.decode(posterior.sample()).sample
+            kl = posterior.kl().mean() / posterior.mean[0].numel()
+            loss, shown = F.mse_loss(recon, x) + 1e-4 * kl, [x[:8], recon[:8].detach()]
+        else:
+            loss, shown = guided_autoencoder_loss(vae, x, idx, images, twins, rng, args)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         losses.append(loss.item())
         if (step + 1) % args.sample_every == 0 or step + 1 == args.ae_steps:
-            pair = torch.cat([x[:8], recon[:8].detach()]).clamp(-1, 1)
+            pair = torch.cat(shown).clamp(-1, 1)
             shapes.save_grid(((pair + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy(), out / "autoencoder.png")
             save_loss_plot({"autoencoder": losses}, out / "autoencoder_loss.png")
             save_checkpoint(out / "checkpoint.pt", stage="autoencoder", vae=vae.state_dict(), opt=opt.state_dict(),
@@ -111,6 +156,15 @@ def save_samples(parts: dict, unet, text_encoder, path: Path) -> None:
     shapes.save_grid((images * 255).round().astype(np.uint8), path, columns=4, scale=3)
 
 
+def load_init(parts: dict, folder: Path) -> None:
+    """The VAE, UNet and text encoder weights (and the latent scale) of a pipeline folder this script wrote."""
+    from safetensors.torch import load_file
+    for part, file in (("vae", "diffusion_pytorch_model"), ("unet", "diffusion_pytorch_model"), ("text_encoder", "model")):
+        parts[part].load_state_dict(load_file(str(folder / part / f"{file}.safetensors")), strict=True)
+    config = json.loads((folder / "vae" / "config.json").read_text())
+    parts["vae"].register_to_config(scaling_factor=config["scaling_factor"])
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     setup_threads(args.threads)
@@ -121,15 +175,23 @@ def main(argv=None) -> None:
     vae, unet, text_encoder, tokenizer = parts["vae"], parts["unet"], parts["text_encoder"], parts["tokenizer"]
     scheduler = parts["scheduler"]
     ckpt = load_checkpoint(out / "checkpoint.pt")
+    if args.init:
+        load_init(parts, Path(args.init))
 
     data = shapes.make_dataset(args.images, seed=0, two_shape_probability=args.two_shape_probability)
     images = data.tensors()
     t0 = time.time()
-    ae_losses = train_autoencoder(vae, images, args, out, ckpt)
+    twins = None
+    if args.extrapolation_weight or args.colour_latent_weight:
+        twins = torch.from_numpy(guidance.recoloured_images(data.scenes, seed=1)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+    ae_losses = train_autoencoder(vae, images, twins, args, out, ckpt)
     print(f"autoencoder stage: {time.time() - t0:.0f}s")
 
     latent_mean, latent_std = encode_dataset(vae, images)
-    scaling = float(1.0 / (latent_mean + latent_std * torch.randn_like(latent_std)).std())
+    if args.init and args.freeze_encoder:
+        scaling = float(vae.config.scaling_factor)  # same encoder: the UNet's latent scale stays
+    else:
+        scaling = float(1.0 / (latent_mean + latent_std * torch.randn_like(latent_std)).std())
     vae.register_to_config(scaling_factor=scaling)
 
     params = list(unet.parameters()) + list(text_encoder.parameters())
@@ -156,7 +218,7 @@ def main(argv=None) -> None:
             group["lr"] = lr
         idx = torch.randint(len(images), (args.batch,), generator=gen)
         latents = (latent_mean[idx] + latent_std[idx] * torch.randn(latent_mean[idx].shape, generator=gen)) * scaling
-        prompts = ["" if caption_rng.random() < args.caption_dropout else shapes.random_caption(data.scenes[i], caption_rng)
+        prompts = [guidance.training_text(data.scenes[i], caption_rng, args.caption_dropout, args.junk_only, args.junk_mixed)
                    for i in idx.tolist()]
         noise = torch.randn(latents.shape, generator=gen)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (args.batch,), generator=gen)

@@ -1,0 +1,93 @@
+"""Training data that keeps classifier-free guidance on the picture manifold (zoo-shapes).
+
+CFG pushes a prediction past the prompt's, away from the negative prompt's: in latent space,
+z_cond + k (z_cond - z_neg). Two things make that safe:
+
+* the autoencoder learns that a latent step past one picture, away from another, decodes to the
+  same step in pixels, clipped: decode(z1 + k (z1 - z2)) ≈ clip(x1 + k (x1 - x2)). Without it the
+  latent line from green through red goes on to magenta, and "red circle", negative "green",
+  draws a magenta one. The pairs are a picture and the same scene recoloured (the direction a
+  negative colour word pulls along) or another random picture.
+* the text encoder and UNet learn that words outside the caption grammar ("blurry", "lowres",
+  any unknown word, spelt out byte by byte by the tokenizer) change nothing: they are mixed into
+  captions, and a text of only such words stands for "no caption" like the empty one.
+
+All of it is opt-in (txt2img.py flags); the shipped weights use none of it. What was measured (centre pixel
+of a large red circle on white, decode(z_red + k (z_red - z_other)), k = 1):
+  shipped autoencoder:                                 past green (252, 3, 208), past yellow (228, 0, 192)
+  it fine-tuned 150 steps with the extrapolation term: past green (255, 0, 223), reconstruction MSE 0.0029 -> 0.0077
+  from scratch, 400 steps (batch 16) with the extrapolation and colour-latent terms: past green (238, 0, 69),
+      past blue (229, 2, 5), past yellow (242, 0, 190); reconstruction MSE 0.021, still converging
+So a fine-tune does not move the hue circle; training from scratch with both terms does, and needs the full
+recipe's length (2000 autoencoder steps, then the UNet) to tell whether guidance then stays on colour.
+Junk words alone are not the cause: with the shipped model any non-empty negative prompt ("yellow",
+"blurry") turns the red circle magenta (DPM++ 2M, CFG 7).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from modules.zoo import shapes
+
+# Words people put in negative prompts (and A1111's own test prompts); none is a caption word.
+NEGATIVE_WORDS = (
+    "blurry", "blur", "ugly", "lowres", "low res", "bad anatomy", "bad hands", "text", "error", "cropped",
+    "worst quality", "low quality", "normal quality", "jpeg artifacts", "signature", "watermark", "username",
+    "deformed", "disfigured", "mutated", "mutation", "extra limbs", "poorly drawn", "out of frame",
+    "duplicate", "grainy", "noisy", "noise", "oversaturated", "nsfw", "example", "prompt", "negative",
+    "masterpiece", "best quality", "highly detailed", "detailed", "4k", "8k", "photo", "painting", "art",
+    "simple", "shape", "picture", "image", "beautiful", "bad", "dark", "bright",
+)
+_CAPTION_WORDS = frozenset(shapes.caption_vocabulary())
+_LETTERS = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+
+
+def junk_word(rng: np.random.Generator) -> str:
+    """A negative-prompt word, or a random letter string that is no caption word."""
+    if rng.random() < 0.6:
+        return NEGATIVE_WORDS[rng.integers(len(NEGATIVE_WORDS))]
+    while True:
+        word = "".join(rng.choice(_LETTERS, size=int(rng.integers(2, 11))))
+        if word not in _CAPTION_WORDS:
+            return word
+
+
+def junk_text(rng: np.random.Generator) -> str:
+    return ", ".join(junk_word(rng) for _ in range(int(rng.integers(1, 4))))
+
+
+def training_text(scene: shapes.Scene, rng: np.random.Generator, dropout: float, junk_only: float,
+                  junk_mixed: float) -> str:
+    """The text a training picture is paired with: "" (dropout), junk only (also "no caption"), or its
+    random caption with junk before or after it (junk_mixed of the time)."""
+    u = rng.random()
+    if u < dropout:
+        return ""
+    if u < dropout + junk_only:
+        return junk_text(rng)
+    text = shapes.random_caption(scene, rng)
+    if junk_mixed and rng.random() < junk_mixed:  # (no draw when off: the plain recipe's captions stay the same)
+        text = f"{junk_text(rng)}, {text}" if rng.random() < 0.5 else f"{text}, {junk_text(rng)}"
+    return text
+
+
+def recoloured(scene: shapes.Scene, rng: np.random.Generator) -> shapes.Scene:
+    """The same shapes in other colours (never a held-out kind/colour/position), and half the time
+    on another background."""
+    new = []
+    for shape in scene.shapes:
+        options = [c for c in shapes.COLOUR_NAMES
+                   if c != shape.colour and (shape.kind, c, shape.position) not in shapes.HELDOUT_COMBOS]
+        new.append(shapes.ShapeSpec(shape.kind, options[rng.integers(len(options))], shape.size, shape.position,
+                                    shape.jitter))
+    background = scene.background
+    if rng.random() < 0.5:
+        others = [b for b in shapes.BACKGROUND_NAMES if b != background]
+        background = others[rng.integers(len(others))]
+    return shapes.Scene(tuple(new), background)
+
+
+def recoloured_images(scenes: list[shapes.Scene], seed: int) -> np.ndarray:
+    """uint8 [N, 32, 32, 3]: each scene recoloured (identical for identical arguments)."""
+    rng = np.random.default_rng(seed)
+    return np.stack([shapes.render(recoloured(scene, rng)) for scene in scenes])
