@@ -41,7 +41,7 @@ def _batch_grid(result: Img2ImgResult, hooks) -> Img2ImgResult:
 
 IMG2IMG = Capability(
     name="img2img", tab="img2img", validate=validate,
-    model=lambda request: ModelRef(CHECKPOINT, request.checkpoint),
+    model=lambda request: ModelRef(CHECKPOINT, request.checkpoint, tuple(request.forge_additional_modules)),
     run=with_chosen_vae(tiled(img2img)), empty_result=Img2ImgResult, out_of_memory=_out_of_memory, script_result=_script_result,
     finish_job=_batch_grid)
 
