@@ -36,7 +36,7 @@ from modules.generation import eta_noise_seed_delta, guidance, preview, sampling
 from modules.generation.infotext import format_infotext
 from modules.generation.sampling_steps import StepCallback
 from modules.generation.scheduled_embeds import encode_scheduled
-from modules.generation.guidance import guidance_arguments
+from modules.generation.guidance import guidance_arguments, real_cfg
 from modules.generation.samplers import build_sampler, infotext_schedule
 from modules.jobs import Interrupted, Job, Skipped
 from modules.models.manager import LoadedCheckpoint
@@ -244,12 +244,12 @@ def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: li
         return None if packed is None else family.unpack_latents(packed, pipe, height, width)
 
     on_step_end = StepCallback(job, run, family.vae_of(pipe), family, embeds, unpack=unpacked, previewer=previewer,
-                               size=(width, height))
+                               size=(width, height), true_cfg=real_cfg(request, family))
 
     try:
         with torch.inference_mode(), stop_points.checked(denoiser, job.check), \
                 switching(pipe, family, refiner, prompts, negative_prompts, request.clip_skip, job,
-                          model.devices.offload):
+                          model.devices.offload), on_step_end.conditioning_denoiser(denoiser):
             output = pipe(**guidance_arguments(request, family, embeds.arguments()), image=latents.to(device, dtype),
                           strength=request.denoising_strength, num_inference_steps=request.steps,
                           generator=generators, output_type="latent", callback_on_step_end=on_step_end,
