@@ -27,10 +27,13 @@ def build_ui(backend: Backend) -> gr.Blocks:
         with gr.Tabs() as tabs:
             with gr.Tab("txt2img", id="txt2img", elem_id="tab_txt2img"):
                 checkpoint = checkpoint_picker.build(backend, demo)
-                txt2img = Txt2ImgTab(backend, checkpoint, checkpoint_picker.build_component_picker(backend))
+                modules = checkpoint_picker.build_component_picker(backend)
+                txt2img = Txt2ImgTab(backend, checkpoint, modules)
                 txt2img.build()
             with gr.Tab("img2img", id="img2img", elem_id="tab_img2img"):
-                img2img = Img2ImgTab(backend, checkpoint_picker.build(backend, demo, same_as=checkpoint))
+                img2img = Img2ImgTab(backend, checkpoint_picker.build(backend, demo, same_as=checkpoint),
+                                     checkpoint_picker.build_component_picker(backend, same_as=modules,
+                                                                              elem_id="img2img_sd_modules"))
                 img2img.build()
             with gr.Tab("GAN Sampler", id="gan", elem_id="tab_gan"):
                 gan = GanTab(backend)
