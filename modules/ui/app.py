@@ -33,7 +33,8 @@ def build_ui(backend: Backend) -> gr.Blocks:
             with gr.Tab("img2img", id="img2img", elem_id="tab_img2img"):
                 img2img = Img2ImgTab(backend, checkpoint_picker.build(backend, demo, same_as=checkpoint),
                                      checkpoint_picker.build_component_picker(backend, same_as=modules,
-                                                                              elem_id="img2img_sd_modules"))
+                                                                              elem_id="img2img_sd_modules",
+                                                                              render=False))
                 img2img.build()
             with gr.Tab("GAN Sampler", id="gan", elem_id="tab_gan"):
                 gan = GanTab(backend)

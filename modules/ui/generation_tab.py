@@ -39,8 +39,11 @@ class GenerationTab:
         self.modules = modules
 
     def build_modules(self) -> None:
-        if self.modules is None:  # built without the picker (tests): no component files
+        """The component picker where the tab builds this (one made with render=False), or none (tests)."""
+        if self.modules is None:  # built without the picker: no component files
             self.modules = gr.State([])
+        elif not self.modules.is_rendered:
+            self.modules.render()
 
     def build_prompt_row(self) -> None:
         t = self.tab

@@ -32,7 +32,6 @@ class Img2ImgTab(GenerationTab):
     tab = "img2img"
 
     def build(self) -> None:
-        self.build_modules()
         self.build_prompt_row()
         with gr.Row():
             with gr.Column():
@@ -41,6 +40,7 @@ class Img2ImgTab(GenerationTab):
                                             label="Resize mode", elem_id="resize_mode")
                 self._build_inpaint_controls()
                 self.build_sampling()
+                self.build_modules()  # the VAE / Text Encoder files, beside the sampling settings
                 self.denoising = Slider(0, 1, value=0.75, step=0.01, label="Denoising strength",
                                         elem_id="img2img_denoising_strength")
                 self.refiner = RefinerControls()
@@ -50,10 +50,9 @@ class Img2ImgTab(GenerationTab):
                 self.build_output()
         self.wire(self._generate, self.own_inputs() + self.refiner.inputs() + [self.distilled_cfg_scale, self.modules],
                   NAMES + REFINER_NAMES + FLOW_NAMES)
-        # Picking a checkpoint (here or in txt2img: .change) sets its family's samplers, steps and CFG scales;
-        # the size follows the picture.
-        self.checkpoint.change(self.family_values, inputs=[self.checkpoint, self.sampler],
-                               outputs=self.family_outputs(), api_name=False, queue=False)
+        # Picking a checkpoint sets its family's samplers, steps and CFG scales; the size follows the picture.
+        self.checkpoint.input(self.family_values, inputs=[self.checkpoint, self.sampler],
+                              outputs=self.family_outputs(), api_name=False, queue=False)
         for picture in (self.init_image, self.inpaint_image):  # Width and Height follow a new picture
             picture.upload(_size_of, inputs=picture, outputs=[self.width, self.height], api_name=False, queue=False)
         self.sketch.upload(lambda value: _size_of((value or {}).get("background")), inputs=self.sketch,
