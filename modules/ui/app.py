@@ -36,6 +36,12 @@ def build_ui(backend: Backend) -> gr.Blocks:
                                                                               elem_id="img2img_sd_modules",
                                                                               render=False))
                 img2img.build()
+                # A pick in either tab's checkpoint picker sets the family's samplers, steps and CFG in both.
+                checkpoint.input(img2img.family_values, inputs=[checkpoint, img2img.sampler],
+                                 outputs=img2img.family_outputs(), api_name=False, queue=False)
+                img2img.checkpoint.input(txt2img._checkpoint_picked, inputs=[img2img.checkpoint, txt2img.sampler],
+                                         outputs=[txt2img.width, txt2img.height, *txt2img.family_outputs()],
+                                         api_name=False, queue=False)
             with gr.Tab("GAN Sampler", id="gan", elem_id="tab_gan"):
                 gan = GanTab(backend)
                 gan.build()
