@@ -162,18 +162,59 @@ def switched_conditioning(pipeline, callback_kwargs: dict, prompt_embeds: torch.
     return outputs
 
 
-def with_first_noise(scheduler, noise: torch.Tensor):
+def with_first_noise(scheduler, noise: torch.Tensor, packed: torch.Tensor | None = None):
     """`scheduler` (a job's own) adding `noise` where the img2img and inpaint pipelines add the noise they
     drew (`scheduler.add_noise(latents, noise, t)` in prepare_latents, and per step for inpainting's kept
-    area): how A1111's variation seeds reach img2img. Diffusers 0.42 has no argument for that noise; the
-    pipelines still draw theirs from the generators, which advance as A1111's do."""
-    add_noise = scheduler.add_noise
+    area; `scheduler.scale_noise(latents, t, noise)` in the flow-matching ones, SD3's and FLUX's): how A1111's
+    variation seeds reach img2img. `packed`: the same noise as FLUX's inpaint loop holds it (2×2 patches).
+    Diffusers 0.42 has no argument for that noise; the pipelines still draw theirs from the generators,
+    which advance as A1111's do."""
+    known = [noise] + ([packed] if packed is not None else [])
 
-    def add_this_noise(original, drawn, timesteps):
-        return add_noise(original, noise.to(drawn.device, drawn.dtype) if drawn.shape == noise.shape else drawn,
-                         timesteps)
+    def ours(drawn):
+        if drawn is None:
+            return None
+        found = next((n for n in known if n.shape == drawn.shape), None)
+        return drawn if found is None else found.to(drawn.device, drawn.dtype)
 
-    scheduler.add_noise = add_this_noise
+    add_noise = getattr(scheduler, "add_noise", None)  # FlowMatch schedulers have scale_noise only
+    if add_noise is not None:
+        def add_this_noise(original, drawn, timesteps):
+            return add_noise(original, ours(drawn), timesteps)
+
+        scheduler.add_noise = add_this_noise
+    scale_noise = getattr(scheduler, "scale_noise", None)
+    if scale_noise is not None:
+        scheduler.scale_noise = lambda sample, timestep, drawn=None: scale_noise(sample, timestep, ours(drawn))
+    return scheduler
+
+
+def with_scale_noise(scheduler):
+    """`scheduler` (a job's own, a multistep solver with flow sigmas: DPM++ 2M, UniPC) as diffusers 0.42.1's SD3
+    and FLUX img2img/inpaint pipelines call it:
+    - `scale_noise(sample, timestep, noise)`, which only its FlowMatch schedulers define. With flow sigmas the
+      solvers' `add_noise` is the same forward process, (1 - σ)·x + σ·noise at the same step index
+      (begin_index before the first step, step_index after): only the argument order differs.
+    - `set_timesteps(..., sigmas=...)`: FLUX's img2img and inpaint pipelines always hand it a linear schedule,
+      which the solvers' set_timesteps does not take; FluxPipeline itself drops it for schedulers with flow
+      sigmas (they make their own from flow_shift and mu, as many as the linear schedule has), and so does this.
+    - `set_timesteps(..., mu=...)`: FLUX's pipelines always pass the resolution's shift; the solvers assert that
+      they shift dynamically when given one. schnell's do not (shift 1): mu is dropped there, as FlowMatch
+      schedulers ignore it."""
+    import inspect
+
+    if not hasattr(scheduler, "scale_noise"):
+        scheduler.scale_noise = lambda sample, timestep, noise=None: scheduler.add_noise(sample, noise, timestep)
+    set_timesteps = scheduler.set_timesteps
+    if "sigmas" not in inspect.signature(set_timesteps).parameters:
+        def set_flow_timesteps(num_inference_steps=None, device=None, sigmas=None, mu=None, **options):
+            if mu is not None and scheduler.config.get("use_dynamic_shifting"):
+                options["mu"] = mu
+            if num_inference_steps is None and sigmas is not None:  # retrieve_timesteps gives the sigmas alone
+                num_inference_steps = len(sigmas)
+            return set_timesteps(num_inference_steps, device, **options)
+
+        scheduler.set_timesteps = set_flow_timesteps
     return scheduler
 
 

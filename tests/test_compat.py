@@ -197,6 +197,44 @@ def _pipelines_take_new_conditioning_from_the_step_end_callback():
             assert '"text_embeds": add_text_embeds' in source, name
 
 
+@relies_on("diffusers SD3/FLUX img2img/inpaint pipelines' scale_noise, sigmas and mu; the solvers' flow add_noise",
+           "diffusers")
+def _flow_solvers_serve_the_flow_img2img_pipelines():
+    import diffusers
+
+    for name in ("StableDiffusion3Img2ImgPipeline", "StableDiffusion3InpaintPipeline", "FluxImg2ImgPipeline",
+                 "FluxInpaintPipeline"):
+        source = inspect.getsource(getattr(diffusers, name))
+        assert "self.scheduler.scale_noise(" in source, name
+    for name in ("FluxImg2ImgPipeline", "FluxInpaintPipeline"):
+        assert "sigmas=sigmas" in inspect.getsource(getattr(diffusers, name).__call__), name
+    sample, noise = torch.randn(1, 4, 2, 2), torch.randn(1, 4, 2, 2)
+    for cls in (diffusers.DPMSolverMultistepScheduler, diffusers.UniPCMultistepScheduler):
+        solver = compat.with_scale_noise(cls.from_config({"num_train_timesteps": 1000}, flow_shift=3.0,
+                                                         use_flow_sigmas=True, prediction_type="flow_prediction"))
+        solver.set_timesteps(sigmas=np.linspace(1.0, 1 / 8, 8), mu=0.5)  # as FLUX's pipelines call it
+        solver.set_begin_index(2)
+        assert len(solver.timesteps) == 8
+        sigma = float(solver.sigmas[2])  # the flow forward process at the begin index: (1 - σ)·x + σ·noise
+        expected = (1 - sigma) * sample + sigma * noise
+        assert torch.allclose(solver.scale_noise(sample, solver.timesteps[2:3], noise), expected, atol=1e-5), cls
+
+
+@relies_on("diffusers SD3/FLUX pipelines call their transformer with encoder_hidden_states, pooled_projections",
+           "diffusers")
+def _flow_pipelines_name_the_transformers_text_inputs():
+    import diffusers
+
+    from modules.generation.transformer_conditioning import POOLED_INPUT, TEXT_INPUT
+
+    for name in ("StableDiffusion3Pipeline", "StableDiffusion3Img2ImgPipeline", "StableDiffusion3InpaintPipeline",
+                 "FluxPipeline", "FluxImg2ImgPipeline", "FluxInpaintPipeline"):
+        source = inspect.getsource(getattr(diffusers, name).__call__)
+        assert f"{TEXT_INPUT}=prompt_embeds" in source and f"{POOLED_INPUT}=pooled_prompt_embeds" in source, name
+        if name.startswith("Flux"):  # real CFG: the positive call first, then the negative one
+            assert source.index(f"{TEXT_INPUT}=prompt_embeds") < source.index(f"{TEXT_INPUT}=negative_prompt_embeds")
+
+
 # ---- torch ----
 
 

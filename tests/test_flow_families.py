@@ -214,23 +214,6 @@ def test_a_component_file_that_fits_nothing_is_named(flow_backend, component_fil
         flow_backend.txt2img(_request(checkpoint="tiny-flux-dev", forge_additional_modules=[component_files["vae"]]))
 
 
-def test_flux_img2img_and_hires_fix_and_sd3_inpainting_are_refused_naming_the_family(flow_backend):
-    from modules.capabilities.img2img import IMG2IMG, Img2ImgRequest
-    from modules.errors import UserError
-
-    with pytest.raises(UserError, match="FLUX.1 models do not do img2img here yet"):
-        flow_backend.txt2img(_request(checkpoint="tiny-flux-dev", enable_hr=True, hr_scale=1.5, steps=2))
-    picture = Image.new("RGB", (64, 64), (200, 40, 40))
-    with pytest.raises(UserError, match="FLUX.1 models do not do img2img here yet"):
-        flow_backend.run(IMG2IMG, Img2ImgRequest(init_images=[picture], prompt="a red circle", steps=2, width=64,
-                                                 height=64, sampler="Euler", cfg_scale=1.0, checkpoint="tiny-flux-dev",
-                                                 save_images=False))
-    with pytest.raises(UserError, match="SD 3/3.5 models do not do inpaint here yet"):
-        flow_backend.run(IMG2IMG, Img2ImgRequest(init_images=[picture], mask=Image.new("L", (64, 64), 255),
-                                                 prompt="a red circle", steps=2, width=64, height=64, sampler="Euler",
-                                                 cfg_scale=4.0, checkpoint="tiny-sd3", save_images=False))
-
-
 def test_sd3_img2img_and_hires_fix_make_images(flow_backend):
     from modules.capabilities.img2img import IMG2IMG, Img2ImgRequest
 

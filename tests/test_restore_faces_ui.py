@@ -55,7 +55,7 @@ def txt2img_answer(tab, restore_faces: bool) -> dict:
 def img2img_answer(tab, restore_faces: bool) -> dict:
     picture = Image.new("RGB", (64, 64), (240, 240, 240))
     own = ["img2img", picture, None, None, None, 0, 0.5, 4, 0, 1, 0, 32, 0, 0, 0, 0]
-    return last(list(tab._generate(*BASE, *own, *REFINER_OFF, restore_faces, request=USER)))
+    return last(list(tab._generate(*BASE, *own, *REFINER_OFF, 3.5, [], restore_faces, request=USER)))
 
 
 def test_the_checkbox_is_usable_with_a_gfpgan_file_and_its_pictures_say_so(face_backend):

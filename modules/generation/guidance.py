@@ -26,10 +26,15 @@ def guidance_arguments(request, family, embeds: dict) -> dict:
     check_cfg_scale(request, family)
     arguments = {"prompt_embeds": embeds["prompt_embeds"], "pooled_prompt_embeds": embeds["pooled_prompt_embeds"],
                  "guidance_scale": distilled(request), "true_cfg_scale": request.cfg_scale}
-    if request.cfg_scale > 1:
+    if real_cfg(request, family):
         arguments["negative_prompt_embeds"] = embeds["negative_prompt_embeds"]
         arguments["negative_pooled_prompt_embeds"] = embeds["negative_pooled_prompt_embeds"]
     return arguments
+
+
+def real_cfg(request, family) -> bool:
+    """FLUX's real CFG is on: its pipelines then call the transformer again with the negative prompt."""
+    return family.guidance_kind == "true_cfg" and request.cfg_scale > 1
 
 
 def check_cfg_scale(request, family) -> None:

@@ -135,8 +135,11 @@ class FlowSampler(Sampler):
         if self.scheduler_class.startswith("FlowMatch"):
             return cls.from_config(scheduler_config, **self.options)
         solver = {k: v for k, v in scheduler_config.items() if k in ("num_train_timesteps", "use_dynamic_shifting")}
-        return cls.from_config(solver, flow_shift=float(scheduler_config.get("shift", 1.0)), use_flow_sigmas=True,
-                               prediction_type="flow_prediction", **self.options)
+        from modules.compat import with_scale_noise
+
+        return with_scale_noise(cls.from_config(solver, flow_shift=float(scheduler_config.get("shift", 1.0)),
+                                                use_flow_sigmas=True, prediction_type="flow_prediction",
+                                                **self.options))
 
 
 FLOW_SAMPLERS: list[Sampler] = [

@@ -6,11 +6,12 @@ Second-order samplers (Heun, DPM2) call back once per model evaluation, up to tw
 "Stopped at step" count the user's steps, and both calls of a step get that step's conditioning."""
 from __future__ import annotations
 
+import contextlib
 import math
 
 from modules import compat
-from modules.errors import InvalidRequest
 from modules.generation import preview
+from modules.generation.transformer_conditioning import TransformerConditioning
 
 TENSOR_INPUTS = compat.STEP_END_TENSOR_INPUTS
 
@@ -27,14 +28,16 @@ class StepCallback:
     TENSOR_INPUTS`). `latents` and `steps_done`: the latest, for an interrupted run."""
 
     def __init__(self, job, steps: int, vae, family, conditioning=None, unpack=lambda latents: latents,
-                 previewer: preview.Previewer | None = None, size: tuple[int, int] | None = None):
+                 previewer: preview.Previewer | None = None, size: tuple[int, int] | None = None,
+                 true_cfg: bool = False):
         self.job, self.steps, self.vae, self.family = job, steps, vae, family
         self.previewer = previewer or preview.Previewer()  # the job's method and frequency (the settings)
         self.size = size  # the final picture's (width, height): previews are shown at it
         self.conditioning = conditioning if conditioning is not None and conditioning.changes else None
+        # SD3/FLUX: the transformer's inputs are switched instead (transformer_conditioning.py says why)
+        self.transformer_inputs = None
         if self.conditioning is not None and family.sampler_kind == "flow":
-            raise InvalidRequest("prompt", f"prompt editing and alternation ([a:b:when], [a|b]) are not supported "
-                                           f"on {family.label} yet; write the prompt without them")
+            self.transformer_inputs = TransformerConditioning(self.conditioning, true_cfg=true_cfg)
         self.unpack = unpack  # FLUX's pipeline hands packed latents; previews and interrupts want (B, C, H, W)
         self.latents = None
         self.steps_done = 0
@@ -53,6 +56,16 @@ class StepCallback:
         if self.conditioning is not None and call + 1 < calls:
             # The step of a model call: floor(call × steps / calls) maps both of a second-order step's calls
             # (1 + 2 × (steps - 1) of them) to it, and is the call itself for one call per step.
-            outputs.update(self.conditioning.switch(pipeline, call * self.steps // calls,
-                                                    (call + 1) * self.steps // calls, callback_kwargs))
+            if self.transformer_inputs is not None:
+                self.transformer_inputs.step_ended((call + 1) * self.steps // calls)
+            else:
+                outputs.update(self.conditioning.switch(pipeline, call * self.steps // calls,
+                                                        (call + 1) * self.steps // calls, callback_kwargs))
         return outputs
+
+    def conditioning_denoiser(self, denoiser):
+        """The context the pipeline runs in: on SD3/FLUX with prompt editing, their transformer's text inputs
+        switched at the steps; otherwise nothing."""
+        if self.transformer_inputs is None:
+            return contextlib.nullcontext()
+        return self.transformer_inputs.hooked(denoiser)

@@ -27,11 +27,21 @@ def build_ui(backend: Backend) -> gr.Blocks:
         with gr.Tabs() as tabs:
             with gr.Tab("txt2img", id="txt2img", elem_id="tab_txt2img"):
                 checkpoint = checkpoint_picker.build(backend, demo)
-                txt2img = Txt2ImgTab(backend, checkpoint, checkpoint_picker.build_component_picker(backend))
+                modules = checkpoint_picker.build_component_picker(backend)
+                txt2img = Txt2ImgTab(backend, checkpoint, modules)
                 txt2img.build()
             with gr.Tab("img2img", id="img2img", elem_id="tab_img2img"):
-                img2img = Img2ImgTab(backend, checkpoint_picker.build(backend, demo, same_as=checkpoint))
+                img2img = Img2ImgTab(backend, checkpoint_picker.build(backend, demo, same_as=checkpoint),
+                                     checkpoint_picker.build_component_picker(backend, same_as=modules,
+                                                                              elem_id="img2img_sd_modules",
+                                                                              render=False))
                 img2img.build()
+                # A pick in either tab's checkpoint picker sets the family's samplers, steps and CFG in both.
+                checkpoint.input(img2img.family_values, inputs=[checkpoint, img2img.sampler],
+                                 outputs=img2img.family_outputs(), api_name=False, queue=False)
+                img2img.checkpoint.input(txt2img._checkpoint_picked, inputs=[img2img.checkpoint, txt2img.sampler],
+                                         outputs=[txt2img.width, txt2img.height, *txt2img.family_outputs()],
+                                         api_name=False, queue=False)
             with gr.Tab("GAN Sampler", id="gan", elem_id="tab_gan"):
                 gan = GanTab(backend)
                 gan.build()

@@ -63,9 +63,17 @@ def build(backend: Backend, demo: gr.Blocks, same_as: gr.Dropdown | None = None)
     return checkpoint
 
 
-def build_component_picker(backend: Backend) -> gr.Dropdown:
+def build_component_picker(backend: Backend, same_as: gr.Dropdown | None = None, elem_id: str = "sd_modules",
+                           render: bool = True) -> gr.Dropdown:
     """Forge's "VAE / Text Encoder": the VAE and text encoder files (models/VAE, models/text_encoder) a
     transformer-only checkpoint (FLUX.1 as BFL publishes it, SD 3.5 without its text encoders) is completed
-    with. Which file is which is told from its tensors; a checkpoint that has its own takes none."""
-    return gr.Dropdown(backend.component_file_names(), value=[], multiselect=True, label="VAE / Text Encoder",
-                       elem_id="sd_modules", info="for checkpoints without their own VAE or text encoders")
+    with. Which file is which is told from its tensors; a checkpoint that has its own takes none.
+    `same_as`: another tab's picker that this one mirrors (txt2img's, for img2img), as the checkpoints do.
+    `render=False`: placed later by the tab (img2img's, in its settings column: the picture stays put)."""
+    picker = gr.Dropdown(backend.component_file_names(), value=[], multiselect=True, label="VAE / Text Encoder",
+                         elem_id=elem_id, info="for checkpoints without their own VAE or text encoders",
+                         render=render)
+    if same_as is not None:  # .input: the user's picks only, so the two never echo each other
+        picker.input(lambda names: names, inputs=picker, outputs=same_as, api_name=False, queue=False)
+        same_as.input(lambda names: names, inputs=same_as, outputs=picker, api_name=False, queue=False)
+    return picker

@@ -35,9 +35,18 @@ class GenerationTab:
 
     tab = ""  # "txt2img" / "img2img": elem_id prefix and the scripts' tab
 
-    def __init__(self, backend: Backend, checkpoint: gr.Dropdown):
+    def __init__(self, backend: Backend, checkpoint: gr.Dropdown, modules: gr.Dropdown | None = None):
         self.backend = backend
         self.checkpoint = checkpoint
+        # Component files for transformer-only checkpoints (checkpoint_picker.build_component_picker)
+        self.modules = modules
+
+    def build_modules(self) -> None:
+        """The component picker where the tab builds this (one made with render=False), or none (tests)."""
+        if self.modules is None:  # built without the picker: no component files
+            self.modules = gr.State([])
+        elif not self.modules.is_rendered:
+            self.modules.render()
 
     def build_prompt_row(self) -> None:
         t = self.tab
@@ -79,6 +88,22 @@ class GenerationTab:
             self.batch_size = Slider(1, 8, value=1, step=1, label="Batch size", elem_id=f"{t}_batch_size")
         self.cfg_scale = Slider(0, 30, value=(defaults or {}).get("cfg_scale", 7), step=0.5, label="CFG Scale",
                                 elem_id=f"{t}_cfg_scale")
+        self.distilled_cfg_scale = gr.Slider(0, 30, value=3.5, step=0.1, label="Distilled CFG Scale",
+                                             visible=bool((defaults or {}).get("distilled")),
+                                             elem_id=f"{t}_distilled_cfg_scale")
+
+    def family_values(self, title, sampler) -> list:
+        """What picking checkpoint `title` sets (family_outputs): its family's samplers (keeping the picked one
+        where offered), steps, CFG scale (1 for FLUX), the Distilled CFG Scale shown for FLUX.1 dev only, and
+        the component files listed afresh."""
+        found = self.backend.checkpoint_defaults(title)
+        samplers = found["samplers"]
+        return [gr.Dropdown(choices=samplers, value=sampler if sampler in samplers else samplers[0]),
+                found["steps"], found["cfg_scale"], gr.Slider(visible=found["distilled"]),
+                gr.Dropdown(choices=self.backend.component_file_names())]
+
+    def family_outputs(self) -> list:
+        return [self.sampler, self.steps, self.cfg_scale, self.distilled_cfg_scale, self.modules]
 
     def build_restore_faces(self) -> None:
         """A1111's Restore faces (the request's restore_faces, as the API's): usable when models/GFPGAN holds a

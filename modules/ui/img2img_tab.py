@@ -23,6 +23,7 @@ from modules.ui.img2img_inputs import INPAINT, INPAINT_UPLOAD, fitting_size, pic
 NAMES = ["mode", "init_image", "inpaint_sketch", "inpaint_image", "inpaint_mask", "resize_mode", "denoising_strength",
          "mask_blur", "mask_mode", "inpainting_fill", "inpaint_full_res", "inpaint_full_res_padding",
          "pad_left", "pad_right", "pad_top", "pad_bottom"]
+FLOW_NAMES = ["distilled_cfg_scale", "forge_additional_modules"]  # FLUX.1 dev's guidance, Forge's component files
 MASK_MODES = ("Inpaint masked", "Inpaint not masked")
 INPAINT_AREAS = ("Whole picture", "Only masked")
 
@@ -39,6 +40,7 @@ class Img2ImgTab(GenerationTab):
                                             label="Resize mode", elem_id="resize_mode")
                 self._build_inpaint_controls()
                 self.build_sampling()
+                self.build_modules()  # the VAE / Text Encoder files, beside the sampling settings
                 self.denoising = Slider(0, 1, value=0.75, step=0.01, label="Denoising strength",
                                         elem_id="img2img_denoising_strength")
                 self.build_restore_faces()
@@ -47,8 +49,12 @@ class Img2ImgTab(GenerationTab):
                 self.build_seed_and_scripts()
             with gr.Column():
                 self.build_output()
-        self.wire(self._generate, [*self.own_inputs(), *self.refiner.inputs(), self.restore_faces],
-                  [*NAMES, *REFINER_NAMES, "restore_faces"])
+        self.wire(self._generate, [*self.own_inputs(), *self.refiner.inputs(), self.distilled_cfg_scale, self.modules,
+                                   self.restore_faces],
+                  [*NAMES, *REFINER_NAMES, *FLOW_NAMES, "restore_faces"])
+        # Picking a checkpoint sets its family's samplers, steps and CFG scales; the size follows the picture.
+        self.checkpoint.input(self.family_values, inputs=[self.checkpoint, self.sampler],
+                              outputs=self.family_outputs(), api_name=False, queue=False)
         for picture in (self.init_image, self.inpaint_image):  # Width and Height follow a new picture
             picture.upload(_size_of, inputs=picture, outputs=[self.width, self.height], api_name=False, queue=False)
         self.sketch.upload(lambda value: _size_of((value or {}).get("background")), inputs=self.sketch,
@@ -101,20 +107,27 @@ class Img2ImgTab(GenerationTab):
                 self.denoising, self.mask_blur, self.mask_mode, self.inpainting_fill, self.inpaint_area,
                 self.padding, *self.pads]
 
+    def build_sampling(self, defaults: dict | None = None) -> None:
+        super().build_sampling(self.backend.checkpoint_defaults(self.checkpoint.value))  # the shown one's family
+
     def _generate(self, *values, request: gr.Request, scripts=None):
         own = dict(zip(NAMES, values[len(BASE_NAMES):]))
-        after = values[len(BASE_NAMES) + len(NAMES):]
-        refiner = RefinerControls.request_fields(list(after[:len(REFINER_NAMES)]))
-        restore_faces = bool((*after[len(REFINER_NAMES):], False)[0])  # absent when a caller sends fewer values
+        rest = values[len(BASE_NAMES) + len(NAMES):]
+        refiner = RefinerControls.request_fields(list(rest[:len(REFINER_NAMES)]))
+        rest = rest[len(REFINER_NAMES):]  # then the flow controls and Restore faces, absent when a caller sends fewer
+        flow = dict(zip(FLOW_NAMES, rest))
+        restore_faces = bool((*rest[len(FLOW_NAMES):], False)[0])
         base = values[:len(BASE_NAMES)]
         return self._run(*base[:-1], request, scripts=scripts, styles=base[-1], restore_faces=restore_faces, **own,
-                         **refiner)
+                         **refiner, **flow)
 
     @user_errors
     def _run(self, checkpoint, prompt, negative_prompt, sampler, steps, cfg_scale, width, height, seed,
              batch_count, batch_size, scheduler, seed_extra, subseed, subseed_strength, seed_resize_from_w,
              seed_resize_from_h, request: gr.Request, scripts=None, *, styles=None, mode, init_image, inpaint_sketch,
-             inpaint_image, inpaint_mask, mask_mode, inpaint_full_res, **options):
+             inpaint_image, inpaint_mask, mask_mode, inpaint_full_res, forge_additional_modules=(), **options):
+        """`forge_additional_modules`: Forge's component files; `options`: the rest of the request's fields
+        (denoising_strength, mask_blur ..., refiner_*, distilled_cfg_scale)."""
         image, mask = pictures(mode, init_image, inpaint_sketch, inpaint_image, inpaint_mask)
         job = self.backend.new_job("img2img", owner_of(request), queue_user=queue_user_of(request))
         img2img_request = Img2ImgRequest(
@@ -124,12 +137,13 @@ class Img2ImgTab(GenerationTab):
             batch_size=batch_size, checkpoint=checkpoint or None,
             **variation_fields(seed_extra, subseed, subseed_strength, seed_resize_from_w, seed_resize_from_h),
             init_images=[image], mask=mask, styles=list(styles or []),
-            inpainting_mask_invert=mask_mode == 1, inpaint_full_res=inpaint_full_res == 1, **options)
+            inpainting_mask_invert=mask_mode == 1, inpaint_full_res=inpaint_full_res == 1,
+            forge_additional_modules=tuple(forge_additional_modules or ()), **options)
         yield from self.run_job(IMG2IMG, img2img_request, job, scripts)
 
     def send_from(self, source_button: gr.Button, inputs: list, picture_and_text, tabs: gr.Tabs) -> None:
         """`source_button` sends a picture and its infotext here: picture_and_text(*inputs) -> (PIL, text)."""
-        from modules.ui.pnginfo_tab import send_values, styles_value, with_styles
+        from modules.ui.pnginfo_tab import flow_values, send_values, styles_value, with_styles
 
         targets = [self.prompt, self.negative_prompt, self.sampler, self.steps, self.cfg_scale]
 
@@ -139,10 +153,10 @@ class Img2ImgTab(GenerationTab):
             size = fitting_size(image)
             parsed = with_styles(parse_infotext(text) if text else {}, self.backend.styles.styles())
             return [image, *send_values(parsed)[:len(targets)], *(size or (gr.skip(), gr.skip())),
-                    styles_value(parsed), gr.Tabs(selected="img2img")]
+                    styles_value(parsed), *flow_values(parsed), gr.Tabs(selected="img2img")]
 
         source_button.click(send, inputs=inputs, outputs=[self.init_image, *targets, self.width, self.height,
-                                                          self.styles, tabs],
+                                                          self.styles, self.distilled_cfg_scale, self.modules, tabs],
                             api_name=False, show_progress="hidden")
 
 

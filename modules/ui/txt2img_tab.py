@@ -20,14 +20,8 @@ class Txt2ImgTab(GenerationTab):
 
     tab = "txt2img"
 
-    def __init__(self, backend, checkpoint: gr.Dropdown, modules: gr.Dropdown | None = None):
-        super().__init__(backend, checkpoint)
-        # Component files for transformer-only checkpoints (checkpoint_picker.build_component_picker)
-        self.modules = modules
-
     def build(self) -> None:
-        if self.modules is None:  # built without the picker (tests): no component files
-            self.modules = gr.State([])
+        self.build_modules()
         self.build_prompt_row()
         with gr.Row():
             with gr.Column():
@@ -49,22 +43,14 @@ class Txt2ImgTab(GenerationTab):
         # Picking a checkpoint sets what its family starts from: the size it was trained at (512 for SD 1.x,
         # 1024 for SDXL, SD3, FLUX), its samplers, steps (4 for FLUX.1 schnell) and CFG scale (1 for FLUX).
         self.checkpoint.input(self._checkpoint_picked, inputs=[self.checkpoint, self.sampler],
-                              outputs=[self.width, self.height, self.sampler, self.steps, self.cfg_scale,
-                                       self.distilled_cfg_scale, self.modules], api_name=False, queue=False)
+                              outputs=[self.width, self.height, *self.family_outputs()], api_name=False, queue=False)
 
     def build_sampling(self, defaults: dict | None = None) -> None:
-        defaults = self.backend.checkpoint_defaults(self.checkpoint.value)  # the shown checkpoint's family
-        super().build_sampling(defaults)
-        self.distilled_cfg_scale = gr.Slider(0, 30, value=3.5, step=0.1, label="Distilled CFG Scale",
-                                             visible=defaults["distilled"], elem_id="txt2img_distilled_cfg_scale")
+        super().build_sampling(self.backend.checkpoint_defaults(self.checkpoint.value))  # the shown one's family
 
     def _checkpoint_picked(self, title, sampler):
-        found = self.backend.checkpoint_defaults(title)
-        samplers = found["samplers"]
-        return [found["size"], found["size"],
-                gr.Dropdown(choices=samplers, value=sampler if sampler in samplers else samplers[0]),
-                found["steps"], found["cfg_scale"], gr.Slider(visible=found["distilled"]),
-                gr.Dropdown(choices=self.backend.component_file_names())]
+        size = self.backend.checkpoint_defaults(title)["size"]
+        return [size, size, *self.family_values(title, sampler)]
 
     def _generate(self, *values, request: gr.Request, scripts=None):
         base, own = values[:len(BASE_NAMES)], values[len(BASE_NAMES):]

@@ -32,11 +32,11 @@ from modules.capabilities.txt2img.vae_precision import decode_without_nans
 from modules.compat import with_first_noise
 from modules.errors import InvalidRequest
 from modules.models.precision_copy import fp32_copy
-from modules.generation import eta_noise_seed_delta, preview, sampling_steps, stop_points, vae_tiles
+from modules.generation import eta_noise_seed_delta, guidance, preview, sampling_steps, stop_points, vae_tiles
 from modules.generation.infotext import format_infotext
 from modules.generation.sampling_steps import StepCallback
 from modules.generation.scheduled_embeds import encode_scheduled
-from modules.generation.guidance import guidance_arguments
+from modules.generation.guidance import guidance_arguments, real_cfg
 from modules.generation.samplers import build_sampler, infotext_schedule
 from modules.jobs import Interrupted, Job, Skipped
 from modules.models.manager import LoadedCheckpoint
@@ -71,6 +71,7 @@ def infotext(request: Img2ImgRequest, seed: int, model: LoadedCheckpoint, extra:
     return format_infotext(request.prompt, request.negative_prompt, {
         "Steps": request.steps, "Sampler": request.sampler,
         "Schedule type": infotext_schedule(request.sampler, request.scheduler), "CFG scale": f"{request.cfg_scale:g}",
+        **guidance.infotext_fields(request, model.info.architecture.spec),
         "Seed": seed, "Size": f"{width}x{height}", **variation_infotext(request, subseed),
         "Model hash": model.info.shorthash, "Model": model.info.model_name,
         "Denoising strength": f"{request.denoising_strength:g}",
@@ -83,6 +84,7 @@ def infotext(request: Img2ImgRequest, seed: int, model: LoadedCheckpoint, extra:
         "Masked area padding": request.inpaint_full_res_padding if inpaint and request.inpaint_full_res else None,
         "Mask mode": "Inpaint not masked" if request.mask is not None and request.inpainting_mask_invert else None,
         **{f"Pad {side}": pad for side, pad in zip(("left", "right", "top", "bottom"), pads) if pad},
+        **{f"Module {i}": name for i, name in enumerate(request.forge_additional_modules, 1)},  # Forge's names
         **(extra or {}),
         "Version": VERSION,
     })
@@ -193,7 +195,7 @@ def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: li
     family = model.info.architecture.spec
     inpaint = work[0].mask is not None or model.info.architecture.inpainting
     pipe_task = "inpaint" if inpaint else "img2img"
-    if family.pipeline_name(pipe_task) is None:  # before any work: the family's reason (FLUX img2img, SD3 inpaint)
+    if family.pipeline_name(pipe_task) is None:  # before any work: the family's reason (the SDXL refiner's txt2img)
         task_pipeline(model, pipe_task, None)
     sampler, schedule_args = build_sampler(request.sampler, request.scheduler,
                                            family.scheduler_config(model.scheduler_config), request.steps, family)
@@ -222,7 +224,8 @@ def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: li
                                                      "inpainting at denoising strength 1: use 0.99")
         fresh = [torch.Generator("cpu").manual_seed(s) for s in seeds]
         noise = initial_noise(fresh, tuple(latents.shape[1:]), request, seeds, subseeds, pipe.vae_scale_factor)
-        with_first_noise(sampler, noise)  # A1111's blended noise where the pipeline adds its own
+        # A1111's blended noise where the pipeline adds its own (FLUX's inpaint loop holds it packed)
+        with_first_noise(sampler, noise, family.pack_latents(noise, pipe))
     prompts, negative_prompts = [prompt_text(request.prompt)] * len(seeds), [request.negative_prompt] * len(seeds)
     embeds = encode_scheduled(pipe, prompt_text(request.prompt), request.negative_prompt, len(seeds), request.steps, run,
                               clip_skip=request.clip_skip, first_pass_steps=first_pass_steps, embeddings=embeddings)
@@ -233,14 +236,20 @@ def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: li
                 for w, m in zip(work, masks)]
         options = dict(mask_image=masks, masked_image_latents=encode(vae, kept, device).to(device, dtype),
                        width=width, height=height)
+    elif family.sampler_kind == "flow":  # SD3's and FLUX's img2img pipelines size the latents from these
+        options = dict(width=width, height=height)
     denoiser = family.denoiser_of(pipe)
-    on_step_end = StepCallback(job, run, family.vae_of(pipe), family, embeds, previewer=previewer,
-                               size=(width, height))
+
+    def unpacked(packed):  # FLUX's pipelines work on packed 2x2 patches; everything else here on (B, C, H, W)
+        return None if packed is None else family.unpack_latents(packed, pipe, height, width)
+
+    on_step_end = StepCallback(job, run, family.vae_of(pipe), family, embeds, unpack=unpacked, previewer=previewer,
+                               size=(width, height), true_cfg=real_cfg(request, family))
 
     try:
         with torch.inference_mode(), stop_points.checked(denoiser, job.check), \
                 switching(pipe, family, refiner, prompts, negative_prompts, request.clip_skip, job,
-                          model.devices.offload):
+                          model.devices.offload), on_step_end.conditioning_denoiser(denoiser):
             output = pipe(**guidance_arguments(request, family, embeds.arguments()), image=latents.to(device, dtype),
                           strength=request.denoising_strength, num_inference_steps=request.steps,
                           generator=generators, output_type="latent", callback_on_step_end=on_step_end,
@@ -248,7 +257,7 @@ def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: li
                           **schedule_args, **options)
     except (Interrupted, Skipped) as stop:
         raise type(stop)(on_step_end.latents, on_step_end.steps_done) from None
-    return output.images
+    return unpacked(output.images)
 
 
 def _own_size(init: Image.Image) -> Image.Image:

@@ -149,10 +149,7 @@ def validate(request: Txt2ImgRequest, context) -> Txt2ImgRequest:
         check_refiner(request, context.backend.manager)
         request = context.backend.with_loras(request)
         request = checked_vae(request, context.backend)
-        _check_family(request, context.backend)
-        if request.forge_additional_modules:  # as listed, so the infotext names the files the same way
-            files = context.backend.manager.component_files
-            request.forge_additional_modules = tuple(files.find(n).name for n in request.forge_additional_modules)
+        request = checked_family(request, context.backend)
         request = context.backend.with_face_restorer(request, context.job.owner if context.job else None)
     elif request.restore_faces:
         raise InvalidRequest("restore_faces", "face restoration needs the server's models folder")
@@ -183,9 +180,19 @@ def checked_vae(request, backend):
 MAX_MODULES = 8
 
 
-def _check_family(request: Txt2ImgRequest, backend) -> None:
-    """The checkpoint family's own rules, before the job waits for the device: its sampler list (flow
-    matching for SD3/FLUX) and its guidance (FLUX: CFG 1, or real CFG above 1)."""
+def checked_family(request, backend):
+    """The request (txt2img's or img2img's) with its component files named as listed, after the checkpoint
+    family's own rules, checked before the job waits for the device: its sampler list (flow matching for
+    SD3/FLUX), its guidance (FLUX: CFG 1, or real CFG above 1), its sides (FLUX: multiples of 16), and what
+    does not apply to a transformer (Tiling, a refiner)."""
+    _check_family(request, backend)
+    if request.forge_additional_modules:  # as listed, so the infotext names the files the same way
+        files = backend.manager.component_files
+        request.forge_additional_modules = tuple(files.find(n).name for n in request.forge_additional_modules)
+    return request
+
+
+def _check_family(request, backend) -> None:
     from modules.generation.guidance import check_cfg_scale
     from modules.generation.samplers import for_family
 
@@ -195,8 +202,31 @@ def _check_family(request: Txt2ImgRequest, backend) -> None:
         return
     if info.architecture is None:
         return
-    for_family(request.sampler, info.architecture.spec)
-    check_cfg_scale(request, info.architecture.spec)
+    family = info.architecture.spec
+    for_family(request.sampler, family)
+    check_cfg_scale(request, family)
+    _check_sides(request, family)
+    if family.denoiser == "transformer":
+        if request.tiling:
+            raise InvalidRequest("tiling", f"is not available for {family.label} models: Tiling pads a UNet's "
+                                           "convolutions circularly, and their transformer has none; turn it off")
+        if request.refiner_checkpoint:
+            raise InvalidRequest("refiner_checkpoint", f"a refiner is not available for {family.label} models: "
+                                                       "the refiner switch works with UNets (SD 1.x, SD 2.x, SDXL)")
+
+
+def _check_sides(request, family) -> None:
+    """Sides the family's latents can hold: FLUX packs its 8× latents in 2×2 patches (16 pixels)."""
+    step = family.size_multiple
+    if step == 8:
+        return
+    width, height = request.output_size
+    for field, value in (("width", request.width), ("height", request.height),
+                         ("hr_scale" if request.enable_hr else "pad_left", width),
+                         ("hr_scale" if request.enable_hr else "pad_top", height)):
+        if value % step:
+            raise InvalidRequest(field, f"gives a side of {value} pixels; {family.label} models need multiples "
+                                        f"of {step}")
 
 
 def _names(value, field: str) -> tuple[str, ...]:

@@ -26,7 +26,7 @@ from modules.generation.sampling_steps import StepCallback
 from modules.generation.scheduled_embeds import encode_scheduled
 from modules.generation import samplers
 from modules.generation import guidance
-from modules.generation.guidance import guidance_arguments
+from modules.generation.guidance import guidance_arguments, real_cfg
 from modules.generation.samplers import build_sampler, infotext_schedule
 from modules.generation.seeds import image_noise
 from modules.jobs import Interrupted, Job, Skipped
@@ -260,14 +260,15 @@ def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], 
         return None if latents is None else family.unpack_latents(latents, pipe, request.height, request.width)
 
     on_step_end = StepCallback(job, request.steps, family.vae_of(pipe), family, embeds, unpack=unpacked,
-                               previewer=previewer, size=(request.width, request.height))
+                               previewer=previewer, size=(request.width, request.height),
+                               true_cfg=real_cfg(request, family))
 
     job.check()
     try:
         # Checked between steps (on_step_end) and inside each step, before every denoiser block.
         with torch.inference_mode(), stop_points.checked(denoiser, job.check), \
                 switching(pipe, family, refiner, prompts, negative_prompts, request.clip_skip, job,
-                          model.devices.offload):
+                          model.devices.offload), on_step_end.conditioning_denoiser(denoiser):
             output = pipe(
                 **guidance_arguments(request, family, embeds.arguments()),
                 num_inference_steps=request.steps,

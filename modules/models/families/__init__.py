@@ -153,6 +153,8 @@ class Family:
     # pack(latents (B, C, H, W), pipe) and unpack(pipeline latents, pipe, height, width) -> (B, C, H, W).
     pack_latents: Callable[[Any, Any], Any] = lambda latents, pipe: latents
     unpack_latents: Callable[[Any, Any, int, int], Any] = lambda latents, pipe, height, width: latents
+    # What the picture's sides must be a multiple of (FLUX: 16, its 8× VAE latents packed in 2×2 patches).
+    size_multiple: int = 8
     # Component files a checkpoint of this family may lack, and the pipeline components each fills:
     # {component: what users call it ("T5-XXL text encoder")}; optional ones may stay empty (SD3's T5).
     component_files: Mapping[str, str] = field(default_factory=dict)

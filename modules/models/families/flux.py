@@ -26,7 +26,7 @@ KEY_NORM = "double_blocks.0.img_attn.norm.key_norm.scale"  # diffusers' "flux" k
 GUIDANCE = "guidance_in.in_layer.weight"
 IMAGE_IN = "img_in.weight"
 VAE_PREFIXES = (_ldm.VAE_PREFIX, "vae.")
-PIPELINES = {"txt2img": "FluxPipeline"}  # img2img/inpaint (FluxImg2ImgPipeline, ...): not wired yet, refused
+PIPELINES = {"txt2img": "FluxPipeline", "img2img": "FluxImg2ImgPipeline", "inpaint": "FluxInpaintPipeline"}
 
 # ComfyUI's latent_formats.Flux: scaling/shift of the FLUX VAE, "Approx cheap" preview rows and bias.
 LATENT = LatentFormat(
@@ -226,14 +226,13 @@ def _family(dev: bool) -> Family:
         skipped_components=("image_encoder", "feature_extractor"),
         converters={"transformer": convert_transformer, "vae": _ldm.convert_vae,
                     "text_encoder": sd3.clip_under(sd3.CLIP_L), "text_encoder_2": sd3.convert_t5},
-        refusals={task: text.format(label="FLUX.1") for task, text in sd3.REFUSALS.items()},
         modelspec=("flux-1-dev",) if dev else ("flux-1-schnell",),
         sampler_kind="flow",
         # FlowMatchHeun takes neither FLUX's custom sigmas nor its dynamic shift: no Heun here.
         sampler_names=("Euler", "DPM++ 2M", "UniPC"),
         default_steps=20 if dev else 4, default_cfg_scale=1.0,
         guidance_kind="true_cfg", distilled_guidance=dev,
-        pack_latents=pack, unpack_latents=unpack,
+        pack_latents=pack, unpack_latents=unpack, size_multiple=16,
         component_files={"vae": "VAE", "text_encoder": "CLIP-L text encoder",
                          "text_encoder_2": "T5-XXL text encoder"},
         components_in_file=components_in_file,

@@ -19,10 +19,9 @@ PATCH_EMBED = "x_embedder.proj.weight"
 CLIP_L = "text_encoders.clip_l.transformer."
 CLIP_G = "text_encoders.clip_g.transformer."
 T5 = "text_encoders.t5xxl.transformer."
-# img2img (and so the hires fix) on StableDiffusion3Img2ImgPipeline; inpainting is not wired yet: refused by name.
-PIPELINES = {"txt2img": "StableDiffusion3Pipeline", "img2img": "StableDiffusion3Img2ImgPipeline"}
-REFUSALS = {task: f"{{label}} models do not do {task} here yet; pick an SD 1.x, SD 2.x or SDXL model"
-            for task in ("img2img", "inpaint")}
+# img2img (and so the hires fix) and inpainting: diffusers' SD3 pipelines around the same cached modules.
+PIPELINES = {"txt2img": "StableDiffusion3Pipeline", "img2img": "StableDiffusion3Img2ImgPipeline",
+             "inpaint": "StableDiffusion3InpaintPipeline"}
 
 # ComfyUI's latent_formats.SD3: scaling/shift of the SD3 VAE, "Approx cheap" preview rows and bias.
 LATENT = LatentFormat(
@@ -146,7 +145,6 @@ SD3 = Family(
     skipped_components=("image_encoder", "feature_extractor"),
     converters={"transformer": convert_transformer, "vae": _ldm.convert_vae, "text_encoder": clip_under(CLIP_L),
                 "text_encoder_2": clip_under(CLIP_G), "text_encoder_3": convert_t5},
-    refusals={"inpaint": REFUSALS["inpaint"].format(label="SD 3/3.5")},
     # SAI model-spec names (VAE files carrying them get this family's latent format)
     modelspec=("stable-diffusion-v3-medium", "stable-diffusion-v3.5-medium", "stable-diffusion-v3.5-large",
                "stable-diffusion-v3.5-large-turbo"),
