@@ -12,6 +12,7 @@ import math
 from modules import compat
 from modules.generation import preview
 from modules.generation.transformer_conditioning import TransformerConditioning
+from modules.errors import InvalidRequest
 
 TENSOR_INPUTS = compat.STEP_END_TENSOR_INPUTS
 
@@ -36,6 +37,8 @@ class StepCallback:
         self.conditioning = conditioning if conditioning is not None and conditioning.changes else None
         # SD3/FLUX: the transformer's inputs are switched instead (transformer_conditioning.py says why)
         self.transformer_inputs = None
+        if self.conditioning is not None and "prompt editing" in family.refusals:
+            raise InvalidRequest("prompt", family.refusals["prompt editing"])
         if self.conditioning is not None and family.sampler_kind == "flow":
             self.transformer_inputs = TransformerConditioning(self.conditioning, true_cfg=true_cfg)
         self.unpack = unpack  # FLUX's pipeline hands packed latents; previews and interrupts want (B, C, H, W)

@@ -163,7 +163,11 @@ ZIMAGE = Family(
     scheduler=SCHEDULER,
     skipped_components=("image_encoder", "feature_extractor"),
     converters={"transformer": convert_transformer, "vae": _ldm.convert_vae, "text_encoder": convert_text_encoder},
-    refusals={task: REFUSAL.format(task=task) for task in ("img2img", "inpaint")},
+    refusals={**{task: REFUSAL.format(task=task) for task in ("img2img", "inpaint")},
+              # Its transformer takes the prompt as a list of per-prompt features, not SD3/FLUX's named text
+              # inputs that transformer_conditioning.py switches per step.
+              "prompt editing": "prompt editing and alternation ([a:b:when], [a|b]) are not supported on Z-Image "
+                                "yet"},
     sampler_kind="flow",
     # The pipeline hands the scheduler its own sigmas (a list): Heun and DPM++ 2M take none, and diffusers 0.42.1's
     # UniPC fails on a list. Euler is the pipeline's own scheduler.
