@@ -313,3 +313,11 @@ def vae_tiled_encode_mean(vae, pixels: "torch.Tensor") -> "torch.Tensor":
     _offload_hook(vae)
     moments = vae._tiled_encode(pixels)
     return moments.chunk(2, dim=1)[0]
+
+
+def frames_compiled() -> int:
+    """How many Python frames torch.compile (dynamo) has compiled in this process, first compiles and recompiles
+    alike: `torch._dynamo.utils.counters["frames"]["ok"]`. torch 2.13.0."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["frames"]["ok"])

@@ -22,6 +22,7 @@ import torch
 
 from modules.compat import execution_device, remove_lora_layers
 from modules.devices import DeviceConfig
+from modules.models import compiled
 from modules.models.cache_policy import CachePolicy, LeastRecentlyUsed
 from modules.models.memory import module_bytes, module_device, module_dtypes, pipeline_components
 from modules.models.skeletons import SkeletonPool
@@ -395,9 +396,18 @@ def _row(entry: CacheEntry, entries: dict) -> dict:
         "load_seconds": entry.load_seconds,
         "swap_seconds": entry.last_swap_seconds,
         "reused_modules": getattr(entry, "reused_modules", 0),
+        "compile_seconds": _compile_seconds(entry),
         "shared_components": sorted(n for n, c in entry.components.items() if len(c.users) > 1),
         "components": [_component_row(name, component) for name, component in entry.components.items()],
     }
+
+
+def _compile_seconds(entry: CacheEntry) -> float | None:
+    """--compile: the seconds its denoiser's calls spent compiling so far (None: not compiled)."""
+    if not isinstance(entry, CachedModel):
+        return None
+    forward = compiled.compiled_forward(entry.info.architecture.spec.denoiser_of(entry.pipe))
+    return round(forward.warmup_seconds, 2) if forward is not None else None
 
 
 def _component_row(name: str, component: Component) -> dict:
