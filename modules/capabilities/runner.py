@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from modules.capabilities.background_saves import BackgroundSaves, report_failures
 from modules.capabilities.base import Capability, InternalError, RunContext
 from modules.capabilities.scripting import Hooks, Processing, ScriptArgs, resolve_call, run_script
 from modules.errors import UserError, report_internal_error, shown_message
@@ -127,10 +128,17 @@ class Runner:
         return capability.script_result(output, request)
 
     def _on_model(self, capability: Capability, request: Any, job: Job, hooks: Hooks) -> Any:
-        with self.backend.manager.use(capability.model(request), cancelled=lambda: job.interrupt_requested,
-                                      owner=job.queue_user or job.owner, key=job.id) as loaded:
-            with compile_warmup_noted(loaded, job):
-                return capability.run(request, loaded, job, hooks)
+        hooks.saves = saves = BackgroundSaves()
+        try:
+            with self.backend.manager.use(capability.model(request), cancelled=lambda: job.interrupt_requested,
+                                          owner=job.queue_user or job.owner, key=job.id) as loaded:
+                with compile_warmup_noted(loaded, job):
+                    result = capability.run(request, loaded, job, hooks)
+        finally:
+            hooks.saves = None
+            failed = saves.wait()  # the device is free now: the next job samples while these files are written
+        report_failures(result, failed)
+        return result
 
     def _failed(self, capability: Capability, request: Any, job: Job, error: Exception) -> UserError:
         """The error the user gets for `error`; the job is marked failed with its message."""
