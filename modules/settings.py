@@ -70,6 +70,9 @@ OPTIONS: dict[str, Option] = {
     # TAESD files come from models/VAE-approx (Approx cheap when absent); every N steps, 0 or -1: none.
     "show_progress_type": Option("Approx cheap", "Live preview method: Full, Approx NN, Approx cheap or TAESD"),
     "show_progress_every_n_steps": Option(5, "Live preview every N sampling steps (0 or -1: none)", -1, 32),
+    # Ours: a preview is skipped while previews would take more than this share of the sampling time (each
+    # method's cost is measured as it runs); 0: every N steps whatever they cost, as A1111 does.
+    "live_preview_time_budget": Option(5, "Live previews take at most this % of sampling time (0: no limit)", 0, 100),
 }
 
 # Keys we do not act on are kept as clients send them (a client that reads every option and writes them back
