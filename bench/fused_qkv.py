@@ -3,8 +3,9 @@ with and without, alternated in one process; prints one JSON object.
 
     venv/bin/python bench/fused_qkv.py [--size 128] [--repeats 7] [--precisions fp32,bf16]
 
-The UNet is bench/cold_load.py's full-size SD 1.5 architecture (UNET_CONFIG) with random weights (the time
-does not depend on their values); one UNet call at batch 2 (CFG) is one step.
+The full-size file is built as bench/cold_load.py does (random fp16 weights) and loaded by the app's manager
+at each precision (fp32, and auto: what --precision auto chose on this CPU); one UNet call at batch 2 (CFG) is
+one step.
 `ratio` = fused / unfused, medians; `max_abs_diff` between the two outputs."""
 from __future__ import annotations
 
@@ -60,20 +61,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--precisions", default="fp32,bf16")
+    parser.add_argument("--precisions", default="fp32,auto")
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/zoo-bench"), help="where the full-size file is built")
     args = parser.parse_args()
-    from diffusers import UNet2DConditionModel
+    import tempfile
 
-    from bench.cold_load import UNET_CONFIG
+    from bench.cold_load import build_checkpoint
+    from bench.txt2img import backend_for
+    from modules.models.loader import quiet_library_progress_bars
 
+    quiet_library_progress_bars()
+    path = build_checkpoint(args.dir)
     out: dict = {"size": args.size, "load_avg": os.getloadavg()[0], "threads": torch.get_num_threads()}
-    for name in args.precisions.split(","):
-        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[name]
-        torch.manual_seed(0)
-        unet = UNet2DConditionModel(**UNET_CONFIG).eval().to(dtype)
-        out[name] = measure(unet, args.size, args.repeats)
-        print(json.dumps({name: out[name]}), file=sys.stderr, flush=True)
-        del unet
+    with tempfile.TemporaryDirectory(prefix="bench-fused-") as tmp:
+        models_dir = Path(tmp) / "models"
+        (models_dir / "Stable-diffusion").mkdir(parents=True)
+        for item in (path, path.with_name(path.stem + ".config")):
+            (models_dir / "Stable-diffusion" / item.name).symlink_to(item)
+        for name in args.precisions.split(","):
+            backend = backend_for(models_dir, Path(tmp) / name, name)
+            model = backend.manager.load(path.name)
+            out[name] = {"precision": backend.config.devices.describe(), **measure(model.pipe.unet, args.size,
+                                                                                    args.repeats)}
+            print(json.dumps({name: out[name]}), file=sys.stderr, flush=True)
+            backend.manager.unload()
     out["load_avg_after"] = os.getloadavg()[0]
     print(json.dumps(out, indent=1))
 
