@@ -13,6 +13,7 @@ The VAE is not compiled: it runs once per image (a decode is a small part of a j
 steps), and the fp32 VAE retry decodes with a copy, which must not call the original's compiled forward."""
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -30,7 +31,9 @@ class CompiledForward:
     """The module's forward through torch.compile; times the calls in which torch compiled something."""
 
     def __init__(self, module: torch.nn.Module, backend: str, title: str):
-        self.compiled = torch.compile(type(module).forward.__get__(module), backend=backend)
+        eager = type(module).forward.__get__(module)
+        functools.update_wrapper(self, eager)  # inspect.signature(module.forward) still names its arguments
+        self.compiled = torch.compile(eager, backend=backend)
         self.backend, self.title = backend, title
         self.warmup_seconds = 0.0   # all calls that compiled, together
         self.compiles = 0           # calls that compiled (the first one and each recompile)
