@@ -403,11 +403,9 @@ def _row(entry: CacheEntry, entries: dict) -> dict:
 
 
 def _compile_seconds(entry: CacheEntry) -> float | None:
-    """--compile: the seconds its denoiser's calls spent compiling so far (None: not compiled)."""
-    if not isinstance(entry, CachedModel):
-        return None
-    forward = compiled.compiled_forward(entry.info.architecture.spec.denoiser_of(entry.pipe))
-    return round(forward.warmup_seconds, 2) if forward is not None else None
+    """--compile: the seconds its denoiser's calls spent compiling so far (None: nothing of it compiled)."""
+    forwards = [f for c in entry.components.values() if (f := compiled.compiled_forward(c.module)) is not None]
+    return round(sum(f.warmup_seconds for f in forwards), 2) if forwards else None
 
 
 def _component_row(name: str, component: Component) -> dict:
