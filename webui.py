@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None, block: bool = True):
     _remove_leftovers(args, settings_file)
 
     device = devices.device_config(args.device, args.device_id, args.precision, args.no_half_vae,
-                                   args.medvram, args.lowvram, cache_dir=paths.CACHE_DIR)
+                                   args.medvram, args.lowvram, cache_dir=paths.CACHE_DIR, compile=args.compile)
     backend = Backend(BackendConfig(
         models_dir=args.models_dir, outdir=args.outdir, cache_dir=paths.CACHE_DIR,
         devices=device,

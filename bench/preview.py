@@ -3,7 +3,12 @@ SD 1.5 architecture (bench/cold_load.py's configs, random fp32 weights) at 128²
 the batch of 2 (prompt and negative, CFG); each preview decodes the first latent as the app does
 (modules/generation/preview.py, resized to the picture). Prints JSON: medians in ms and the % of a step.
 
-    HF_HUB_OFFLINE=1 venv/bin/python bench/preview.py [--size 128] [--repeats 5]
+    HF_HUB_OFFLINE=1 venv/bin/python bench/preview.py [--size 128] [--repeats 5] [--job-steps 20]
+
+`percent_of_step`: one preview against one step; `percent_of_step_every_5`: that at A1111's every 5 steps with
+no budget (live_preview_time_budget 0). Then, per method, a job of --job-steps UNet steps with the app's
+defaults (every 5 steps, live_preview_time_budget 5 %, each method's cost known from the runs above as the
+app knows it from earlier jobs): `job_previews` shown and `job_percent` = the previews' share of the job's time.
 """
 from __future__ import annotations
 
@@ -39,6 +44,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--job-steps", type=int, default=20)
     args = parser.parse_args()
     from diffusers import AutoencoderKL, AutoencoderTiny, UNet2DConditionModel
 
@@ -59,6 +65,16 @@ def main() -> None:
         seconds = median_seconds(lambda: previewer.image(vae, latents, family, size), args.repeats)
         rows[method] = {"ms": round(seconds * 1000, 2), "percent_of_step": round(100 * seconds / step, 2),
                         "percent_of_step_every_5": round(100 * seconds / step / 5, 2)}
+    for method, decoder in decoders.items():
+        previewer = preview.Previewer(method, 5, decoder, budget=preview.DEFAULT_BUDGET)
+        shown = 0
+        for call in range(1, args.job_steps + 1):  # what the step-end callback does after each UNet call
+            unet(latents, 500, encoder_hidden_states=text)
+            if previewer.due(call, args.job_steps, latents):
+                previewer.image(vae, latents, family, size)
+                shown += 1
+        total = time.perf_counter() - previewer.started
+        rows[method].update(job_previews=shown, job_percent=round(100 * previewer.spent / total, 2))
     print(json.dumps({"size": args.size, "step_ms": round(step * 1000, 1), "threads": torch.get_num_threads(),
                       "methods": rows}, indent=2))
 

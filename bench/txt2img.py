@@ -1,6 +1,6 @@
 """txt2img speed: the app against bare diffusers on the same weights; prints one JSON object.
 
-    venv/bin/python bench/txt2img.py [--models zoo,full] [--repeats 5] [--full-repeats 3] [--profile]
+    venv/bin/python bench/txt2img.py [--models zoo,full] [--repeats 5] [--full-repeats 3] [--profile] [--compile]
 
 For each model, in one process, alternating so that machine noise hits all alike:
 
@@ -10,6 +10,8 @@ For each model, in one process, alternating so that machine noise hits all alike
                        saving off: the same work, so the same picture (`same_picture_fp32`)
     ours_fp32_save_s   ... saving on (PNG with its infotext in outputs/): `save_ms` is the difference
     ours_default_s     the app on its defaults (--precision auto: the fast path this machine measured at start)
+    ours_compiled_s    with --compile: the app in fp32 with --compile (torch.compile, inductor); `compile_warmup_s` is
+                       its first job (the compile), `psnr_compiled_db` its picture against ours_fp32's
 
 Medians over --repeats (zoo) / --full-repeats (full); `ratio_*` = ours / bare_fp32. `psnr_default_db` compares
 the default path's picture with the fp32 one at the same seed. Models: `zoo` is the built-in zoo-shapes at
@@ -52,11 +54,11 @@ def psnr(a, b) -> float:
     return round(10 * math.log10(255**2 / mse), 2) if mse else float("inf")
 
 
-def backend_for(models_dir: Path, work: Path, precision: str):
+def backend_for(models_dir: Path, work: Path, precision: str, compile: bool = False):
     from modules.backend import Backend, BackendConfig
     from modules.devices import device_config
 
-    devices = device_config("cpu", precision=precision, cache_dir=work.parent / "cache")
+    devices = device_config("cpu", precision=precision, cache_dir=work.parent / "cache", compile=compile)
     return Backend(BackendConfig(models_dir=models_dir, outdir=work / "outputs", cache_dir=work / "cache",
                                  devices=devices, offline=True))
 
@@ -102,7 +104,8 @@ def timed(fn) -> tuple[float, object]:
     return time.perf_counter() - start, value
 
 
-def measure(name: str, models_dir: Path, checkpoint: str, repeats: int, work: Path, profile: bool) -> dict:
+def measure(name: str, models_dir: Path, checkpoint: str, repeats: int, work: Path, profile: bool,
+            compile: bool = False) -> dict:
     size, steps = CASES[name]["size"], CASES[name]["steps"]
     fp32 = backend_for(models_dir, work / "fp32", "fp32")
     started = time.perf_counter()
@@ -116,7 +119,15 @@ def measure(name: str, models_dir: Path, checkpoint: str, repeats: int, work: Pa
             "ours_default": ours(default, checkpoint, size, steps, False)}
     result: dict = {"model": checkpoint, "size": size, "steps": steps, "cfg": 7, "sampler": "Euler a",
                     "default_precision": default_choice}
-    pictures = {key: fn() for key, fn in runs.items()}  # warm-up: first calls build caches
+    if compile:
+        compiled = backend_for(models_dir, work / "compiled", "fp32", compile=True)
+        compiled.manager.load(checkpoint)
+        runs["ours_compiled"] = ours(compiled, checkpoint, size, steps, False)
+    pictures, first_s = {}, {}
+    for key, fn in runs.items():  # warm-up: first calls build caches (and compile)
+        first_s[key], pictures[key] = timed(fn)
+    if compile:
+        result["compile_warmup_s"] = round(first_s["ours_compiled"], 1)
     times: dict[str, list[float]] = {key: [] for key in runs}
     for _ in range(repeats):
         for key, fn in runs.items():
@@ -137,6 +148,8 @@ def measure(name: str, models_dir: Path, checkpoint: str, repeats: int, work: Pa
     result["save_ms"] = round((result["ours_fp32_save_s"] - result["ours_fp32_s"]) * 1000, 1)
     result["same_picture_fp32"] = psnr(pictures["ours_fp32"], pictures["bare_fp32"])
     result["psnr_default_db"] = psnr(pictures["ours_default"], pictures["ours_fp32"])
+    if compile:
+        result["psnr_compiled_db"] = psnr(pictures["ours_compiled"], pictures["ours_fp32"])
     result["all_s"] = {key: [round(v, 3) for v in values] for key, values in times.items()}
     result["load_both_s"] = round(load_s, 1)
     return result
@@ -150,6 +163,7 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=Path("/tmp/zoo-bench"), help="where the full-size file is built")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own, as the app)")
     parser.add_argument("--profile", action="store_true", help="cProfile one run of ours (fp32) to stderr")
+    parser.add_argument("--compile", action="store_true", help="also the app with --compile (fp32, inductor)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -174,7 +188,7 @@ def main() -> None:
                     (models_dir / "Stable-diffusion" / item.name).symlink_to(item)
                 checkpoint = path.name
             repeats = args.repeats if name == "zoo" else args.full_repeats
-            out[name] = measure(name, models_dir, checkpoint, repeats, work / name, args.profile)
+            out[name] = measure(name, models_dir, checkpoint, repeats, work / name, args.profile, args.compile)
             print(json.dumps({name: out[name]}), file=sys.stderr, flush=True)
     out["load_avg_after"] = os.getloadavg()[0]
     print(json.dumps(out, indent=1))

@@ -103,9 +103,22 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * covmean))
 
 
-def load_pipeline(folder: Path):
+def load_pipeline(folder: Path, precision: str = "fp32"):
+    """The txt2img pipeline in fp32, or as the app's --precision auto places it on this CPU (bf16 weights where
+    measured faster, the VAE fp32, channels_last where chosen: modules/devices.py)."""
     from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
+
+    from modules.devices import device_config
+    from modules.paths import APP_ROOT
     pipe = StableDiffusionPipeline.from_pretrained(folder, local_files_only=True, dtype=torch.float32)
+    devices = device_config("cpu", precision=precision, cache_dir=APP_ROOT / "cache")
+    pipe.unet.to(dtype=devices.dtype)
+    pipe.text_encoder.to(dtype=devices.dtype)
+    pipe.vae.to(dtype=devices.vae_dtype)
+    if devices.channels_last:
+        for module in (pipe.unet, pipe.vae):
+            module.to(memory_format=torch.channels_last)
+    pipe.precision_described = devices.describe()
     pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     return pipe
@@ -113,11 +126,19 @@ def load_pipeline(folder: Path):
 
 @torch.no_grad()
 def txt2img(pipe, prompts: list[str], seed: int, steps: int, cfg: float, batch: int = 50) -> torch.Tensor:
+    """Images in [-1, 1]. The noise is drawn in fp32 whatever the UNet's dtype (the same noise as the fp32
+    run), and the latents are decoded by the VAE in its own dtype (fp32 under --precision auto)."""
     out = []
+    vae = pipe.vae
     for i in range(0, len(prompts), batch):
-        images = pipe(prompts[i:i + batch], num_inference_steps=steps, guidance_scale=cfg, output_type="np",
-                      generator=torch.Generator().manual_seed(seed + i)).images
-        out.append(torch.from_numpy(images).permute(0, 3, 1, 2) * 2 - 1)
+        chunk = prompts[i:i + batch]
+        generator = torch.Generator().manual_seed(seed + i)
+        size = pipe.unet.config.sample_size
+        noise = torch.randn((len(chunk), pipe.unet.config.in_channels, size, size), generator=generator)
+        latents = pipe(chunk, num_inference_steps=steps, guidance_scale=cfg, output_type="latent",
+                       latents=noise.to(pipe.unet.dtype), generator=generator).images
+        images = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor).sample.float()
+        out.append(((images / 2 + 0.5).clamp(0, 1) * 2 - 1))
     return torch.cat(out).float()
 
 
@@ -173,6 +194,10 @@ def main() -> None:
     p.add_argument("--write-factors", action="store_true", help="store per-dim factor names in the VAE file")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--classifier-cache", default="", help="reuse/save the trained classifier here (a .pt file)")
+    p.add_argument("--precision", choices=("fp32", "auto"), default="fp32",
+                   help="txt2img as the app's --precision places it (auto: bf16 weights where this CPU is faster)")
+    p.add_argument("--accuracy-only", action="store_true",
+                   help="only txt2img's attribute accuracy on unseen prompts (no VAE, GAN or Fréchet distances)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
@@ -198,7 +223,9 @@ def main() -> None:
     feats_real = features(classifier, real_a.tensors())
     fd = {"real_vs_real_floor": frechet_distance(feats_real, features(classifier, real_b.tensors()))}
 
-    if Path(args.vae).exists():
+    if args.accuracy_only:
+        args.vae = args.gan = ""
+    if args.vae and Path(args.vae).exists():
         from modules.models.zoo_loader import load_latent_model
         from modules.zoo.train.model_info import update_info
         vae = load_latent_model(args.vae)
@@ -218,7 +245,7 @@ def main() -> None:
             update_info(args.vae, {"latent_factors": names, "factor_nmi": {k: v["all_nmi"] for k, v in report.items()}})
         log(f"vae done {time.time() - t0:.0f}s")
 
-    if Path(args.gan).exists():
+    if args.gan and Path(args.gan).exists():
         from modules.models.zoo_loader import load_gan
         from modules.zoo.gan import class_factors
         gan = load_gan(args.gan)
@@ -240,11 +267,13 @@ def main() -> None:
         log(f"gan done {time.time() - t0:.0f}s")
 
     if Path(args.txt2img).exists():
-        pipe = load_pipeline(Path(args.txt2img))
-        prompts = [shapes.caption(scene) for scene in real_a.scenes]
-        samples = txt2img(pipe, prompts, seed=1000, steps=args.steps, cfg=args.cfg)
-        fd["txt2img_samples"] = frechet_distance(feats_real, features(classifier, samples))
-        log(f"txt2img FD done {time.time() - t0:.0f}s")
+        pipe = load_pipeline(Path(args.txt2img), args.precision)
+        result["txt2img_precision"] = pipe.precision_described
+        if not args.accuracy_only:
+            prompts = [shapes.caption(scene) for scene in real_a.scenes]
+            samples = txt2img(pipe, prompts, seed=1000, steps=args.steps, cfg=args.cfg)
+            fd["txt2img_samples"] = frechet_distance(feats_real, features(classifier, samples))
+            log(f"txt2img FD done {time.time() - t0:.0f}s")
         rng = np.random.default_rng(0)
         scenes = []
         for kind, colour, position in sorted(shapes.HELDOUT_COMBOS):

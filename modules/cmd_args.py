@@ -59,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="weights dtype on the device (auto: fp16 on CUDA/MPS; on a CPU bf16 where it has native "
                           "bf16 and a quick check at the first start measures it faster, else fp32)")
     dev.add_argument("--no-half-vae", action="store_true", help="keep the VAE in fp32 (avoids black images)")
+    dev.add_argument("--compile", action="store_true",
+                     help="run each checkpoint's UNet/transformer through torch.compile (inductor; a C++ compiler on "
+                          "a CPU): faster steps after a warm-up of minutes at the first job of each size, logged and "
+                          "shown in the Models tab; Interrupt then stops between steps only")
     dev.add_argument("--medvram", action="store_true", help="move whole components to the device only while used")
     dev.add_argument("--lowvram", action="store_true", help="sequential offload: least memory, slowest")
     dev.add_argument("--ram-budget", type=float, default=None, metavar="GB",

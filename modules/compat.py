@@ -416,3 +416,11 @@ def gguf_loadable_types() -> list[str]:
     from diffusers.quantizers.gguf.utils import SUPPORTED_GGUF_QUANT_TYPES
 
     return sorted({t.name for t in SUPPORTED_GGUF_QUANT_TYPES} | {"F32", "F16"})
+
+
+def frames_compiled() -> int:
+    """How many Python frames torch.compile (dynamo) has compiled in this process, first compiles and recompiles
+    alike: `torch._dynamo.utils.counters["frames"]["ok"]`. torch 2.13.0."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["frames"]["ok"])

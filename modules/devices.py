@@ -18,10 +18,12 @@ class DeviceConfig:
     vae_dtype: torch.dtype
     offload: str  # "none", "model" (--medvram) or "sequential" (--lowvram)
     channels_last: bool = False  # UNet and VAE in channels_last memory format (faster convolutions where measured)
+    compile: str | None = None  # --compile: the denoiser through torch.compile with this backend ("inductor")
 
     def describe(self) -> str:
         vae = f", VAE {self.vae_name}" if self.vae_dtype != self.dtype else ""
-        return f"{self.device.type} {self.precision_name}{vae}{', channels_last' if self.channels_last else ''}"
+        compiled = f", compiled ({self.compile})" if self.compile else ""
+        return f"{self.device.type} {self.precision_name}{vae}{', channels_last' if self.channels_last else ''}{compiled}"
 
     @property
     def vae_name(self) -> str:
@@ -51,7 +53,7 @@ def pick_device(name: str = "auto", device_id: int | None = None) -> torch.devic
 
 def device_config(device: str = "auto", device_id: int | None = None, precision: str = "fp32",
                   no_half_vae: bool = False, medvram: bool = False, lowvram: bool = False,
-                  cache_dir: Path | None = None) -> DeviceConfig:
+                  cache_dir: Path | None = None, compile: bool = False) -> DeviceConfig:
     """The flags' config (webui.py passes --precision, "auto" by default; callers that name nothing get fp32,
     the same numbers on every machine). `cache_dir`: where --precision auto on a CPU remembers which path measured fastest on this machine."""
     dev = pick_device(device, device_id)
@@ -71,4 +73,4 @@ def device_config(device: str = "auto", device_id: int | None = None, precision:
     offload = "sequential" if lowvram else "model" if medvram else "none"
     if dev.type == "cpu":
         offload = "none"  # offload moves weights to an accelerator; on a CPU there is nothing to move
-    return DeviceConfig(dev, dtype, vae_dtype, offload, channels_last)
+    return DeviceConfig(dev, dtype, vae_dtype, offload, channels_last, "inductor" if compile else None)

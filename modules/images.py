@@ -17,6 +17,7 @@ from modules.atomic_files import replacing
 
 _numbering_lock = threading.Lock()
 _NUMBERED = re.compile(r"^(\d{5})-")
+_reserved: set[Path] = set()  # names handed out by reserve_path and not yet written
 
 
 def output_folder(outdir: Path, mode: str, when: datetime.date | None = None) -> Path:
@@ -56,11 +57,27 @@ def exif_with(parameters: str) -> Image.Exif:
 def save_image(image: Image.Image, folder: Path, seed: int, parameters: str,
                extra_text: dict[str, str] | None = None, image_format: ImageFormat = PNG) -> Path:
     """Save under the next free number. Nothing half-written is ever left under a final name."""
+    path = reserve_path(folder, seed, image_format)
+    write_image(image, path, parameters, extra_text, image_format)
+    return path
+
+
+def reserve_path(folder: Path, seed: int | str, image_format: ImageFormat = PNG) -> Path:
+    """The next free numbered name in `folder`, held for one write_image (which may run later, on another
+    thread: a job's images are written after it leaves the device) so that no other save takes it meanwhile."""
     folder.mkdir(parents=True, exist_ok=True)
     with _numbering_lock:
         number = _next_number(folder)
-        final = folder / f"{number:05d}-{seed}.{image_format.extension}"
-        with replacing(final) as tmp:
+        path = folder / f"{number:05d}-{seed}.{image_format.extension}"
+        _reserved.add(path)
+    return path
+
+
+def write_image(image: Image.Image, path: Path, parameters: str, extra_text: dict[str, str] | None = None,
+                image_format: ImageFormat = PNG) -> None:
+    """Encode and write atomically to a name from reserve_path, which is then free to be reserved no more."""
+    try:
+        with replacing(path) as tmp:
             if image_format.pil_format == "PNG":
                 # compress_level 1: a fraction of the default level's time, files a little larger
                 image.save(tmp, format="PNG", pnginfo=png_info(parameters, extra_text), compress_level=1)
@@ -71,11 +88,14 @@ def save_image(image: Image.Image, folder: Path, seed: int, parameters: str,
                                  exif=exif_with(parameters))
                 except ValueError:  # an infotext over EXIF's 64 KB: the picture without it
                     picture.save(tmp, format=image_format.pil_format, quality=image_format.quality)
-    return final
+    finally:
+        with _numbering_lock:
+            _reserved.discard(path)
 
 
 def _next_number(folder: Path) -> int:
-    numbers = [int(m.group(1)) for name in os.listdir(folder) if (m := _NUMBERED.match(name))]
+    names = [*os.listdir(folder), *(p.name for p in _reserved if p.parent == folder)]
+    numbers = [int(m.group(1)) for name in names if (m := _NUMBERED.match(name))]
     return max(numbers, default=-1) + 1
 
 

@@ -75,6 +75,9 @@ OPTIONS: dict[str, Option] = {
     # fp8 and GGUF files keep their own storage whatever it says. Takes effect at a checkpoint's next load.
     "fp8_storage": Option("Disable", "FP8 weight: keep the denoiser's weights in fp8 (half of bf16's memory, "
                                      "slightly different pictures)", choices=("Disable", "Enable for SDXL", "Enable")),
+    # Ours: a preview is skipped while previews would take more than this share of the sampling time (each
+    # method's cost is measured as it runs); 0: every N steps whatever they cost, as A1111 does.
+    "live_preview_time_budget": Option(5, "Live previews take at most this % of sampling time (0: no limit)", 0, 100),
 }
 
 # Keys we do not act on are kept as clients send them (a client that reads every option and writes them back

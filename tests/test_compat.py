@@ -366,3 +366,13 @@ def test_internals_are_used_only_in_compat():
             if any(re.search(pattern, code) for pattern in INTERNALS):
                 found.append(f"{file.relative_to(ROOT)}:{number}: {line.strip()}")
     assert not found, "use modules/compat.py for these:\n" + "\n".join(found)
+
+
+def test_dynamo_counts_the_frames_it_compiles():
+    """torch._dynamo.utils.counters["frames"]["ok"]: --compile's warm-up is the time of the calls that moved it."""
+    before = compat.frames_compiled()
+    compiled = torch.compile(lambda x: x * 2 + 1, backend="eager")
+    assert torch.equal(compiled(torch.ones(3)), torch.full((3,), 3.0))
+    assert compat.frames_compiled() == before + 1
+    compiled(torch.ones(3))
+    assert compat.frames_compiled() == before + 1  # the same shape: nothing compiled again

@@ -66,7 +66,8 @@ def _picture(data: str) -> np.ndarray:
 
 def job_with_preview(api, method: str, every: int = 15) -> tuple[np.ndarray | None, np.ndarray]:
     """(the job's last live preview, its image) for a red circle with the preview settings given."""
-    post(f"{api}/options", {"show_progress_type": method, "show_progress_every_n_steps": every})
+    post(f"{api}/options", {"show_progress_type": method, "show_progress_every_n_steps": every,
+                            "live_preview_time_budget": 0})  # exactly every N steps (test_preview_budget.py)
     task_id = f"preview-{uuid.uuid4().hex[:8]}"
     result = post(f"{api}/txt2img", {**RED_CIRCLE, "force_task_id": task_id, "save_images": False})
     answer = requests.get(f"{api}/progress", params={"task_id": task_id, "skip_current_image": False}, timeout=30)

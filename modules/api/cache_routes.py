@@ -35,6 +35,8 @@ class CachedModelItem(BaseModel):
     load_seconds: float
     swap_seconds: float | None
     reused_modules: int
+    compile_seconds: float | None = Field(description="--compile: seconds its UNet/transformer spent compiling "
+                                                      "(first call of each size); null when not compiled")
     shared_components: list[str]
     components: list[CachedComponent] = Field(description="its weight-holding parts, each counted in `bytes`")
 

@@ -13,13 +13,17 @@ anything else → job "failed", the traceback logged under an id, raised as Inte
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from modules.capabilities.background_saves import BackgroundSaves, report_failures
 from modules.capabilities.base import Capability, InternalError, RunContext
 from modules.capabilities.scripting import Hooks, Processing, ScriptArgs, resolve_call, run_script
 from modules.errors import UserError, report_internal_error, shown_message
 from modules.extensions.scripts import ScriptCall
 from modules.jobs import Interrupted, Job, Skipped
+from modules.models import compiled
 
 if TYPE_CHECKING:
     from modules.backend import Backend
@@ -42,6 +46,20 @@ def free_device_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+@contextmanager
+def compile_warmup_noted(loaded: Any, job: Job) -> Iterator[None]:
+    """--compile: a job in which the denoiser compiled (its first of a size) says how long that took."""
+    spec = getattr(getattr(getattr(loaded, "info", None), "architecture", None), "spec", None)
+    forward = compiled.compiled_forward(spec.denoiser_of(loaded.pipe)) if spec is not None else None
+    before = forward.warmup_seconds if forward is not None else 0.0
+    try:
+        yield
+    finally:
+        if forward is not None and forward.warmup_seconds > before:
+            said = f"torch.compile warm-up: {forward.warmup_seconds - before:.1f} s in this job (once per size)"
+            job.note = f"{job.note} · {said}" if job.note else said
 
 
 class Runner:
@@ -112,9 +130,17 @@ class Runner:
     def _on_model(self, capability: Capability, request: Any, job: Job, hooks: Hooks) -> Any:
         if self.backend.workers is not None:  # --workers ray: the model part runs on a generation worker
             return self.backend.workers.run(capability, request, job, hooks, self.backend)
-        with self.backend.manager.use(capability.model(request), cancelled=lambda: job.interrupt_requested,
-                                      owner=job.queue_user or job.owner, key=job.id) as loaded:
-            return capability.run(request, loaded, job, hooks)
+        hooks.saves = saves = BackgroundSaves()
+        try:
+            with self.backend.manager.use(capability.model(request), cancelled=lambda: job.interrupt_requested,
+                                          owner=job.queue_user or job.owner, key=job.id) as loaded:
+                with compile_warmup_noted(loaded, job):
+                    result = capability.run(request, loaded, job, hooks)
+        finally:
+            hooks.saves = None
+            failed = saves.wait()  # the device is free now: the next job samples while these files are written
+        report_failures(result, failed)
+        return result
 
     def _failed(self, capability: Capability, request: Any, job: Job, error: Exception) -> UserError:
         """The error the user gets for `error`; the job is marked failed with its message."""

@@ -24,6 +24,7 @@ from typing import Any
 from PIL import Image
 
 from modules import images as image_files, owners
+from modules.capabilities.background_saves import BackgroundSaves
 from modules.capabilities.base import SaveSpec
 from modules.errors import InvalidRequest, UserError
 from modules.extensions.callbacks import IMAGE_SAVED, Callbacks, ImageSaved
@@ -176,6 +177,7 @@ class Hooks:
 
     def __init__(self, p: Processing):
         self.p = p
+        self.saves: BackgroundSaves | None = None  # set by the runner while the job holds the device
 
     def process_batch(self, batch_number: int, prompts: list[str], seeds: list[int]) -> None:
         """Before each batch (a capability without batches: once, prompts=[])."""
@@ -197,16 +199,24 @@ class Hooks:
 
     def save_image(self, image: Image.Image, infotext: str, save_to: SaveSpec) -> Path | None:
         """Save without the per-image hooks (a grid): outputs/<folder>/<date>/NNNNN-<stem>.png, with the
-        infotext; None when the job has no outputs folder."""
+        infotext; None when the job has no outputs folder. Inside the runner's hold of the device the name is
+        reserved now and the file written after the job leaves the device (`saves`, background_saves.py)."""
         if self.p.outdir is None:
             return None
         folder = Path(self.p.outdir) / save_to.folder / datetime.date.today().isoformat()
+        what = f"seed {save_to.stem}" if isinstance(save_to.stem, int) else str(save_to.stem)
+        failed = f"could not save {what} to {shown(folder)}"
+        image_format = self.p.image_format(grid=save_to.folder.endswith("-grids"))
+        extra = save_to.extra_text or None
         try:
-            path = image_files.save_image(image, folder, save_to.stem, infotext, save_to.extra_text or None,
-                                          self.p.image_format(grid=save_to.folder.endswith("-grids")))
+            path = image_files.reserve_path(folder, save_to.stem, image_format)
+            if self.saves is not None:
+                self.saves.submit(path, lambda: image_files.write_image(image, path, infotext, extra, image_format),
+                                  failed, lambda: self.p.image_saved(image, path, infotext))
+                return path
+            image_files.write_image(image, path, infotext, extra, image_format)
         except OSError as e:  # a full disk loses the file, never the image: the caller decides
-            what = f"seed {save_to.stem}" if isinstance(save_to.stem, int) else str(save_to.stem)
-            raise ImageNotSaved(f"could not save {what} to {shown(folder)}: {e.strerror or e}", image) from None
+            raise ImageNotSaved(f"{failed}: {e.strerror or e}", image) from None
         self.p.image_saved(image, path, infotext)
         return path
 

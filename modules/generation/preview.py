@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -39,6 +40,11 @@ def decode_latents(vae, latents: torch.Tensor) -> torch.Tensor:
 METHODS = PREVIEW_METHODS  # A1111's show_progress_type choices: saving another name is refused
 FULL, APPROX_NN, APPROX_CHEAP, TAESD = METHODS
 METHOD_SETTING, EVERY_SETTING = "show_progress_type", "show_progress_every_n_steps"  # modules/settings.py
+BUDGET_SETTING = "live_preview_time_budget"  # ours: the % of sampling time previews may take (0: no limit)
+DEFAULT_BUDGET = 5
+# The last measured seconds of one preview, by method, latent shape and dtype: a job knows what a preview will
+# cost before its first one (only the very first preview of a kind is taken unmeasured).
+_costs: dict[tuple, float] = {}
 
 
 def cheap_rgb(latents: torch.Tensor, family: Family) -> torch.Tensor | None:
@@ -54,19 +60,48 @@ def cheap_rgb(latents: torch.Tensor, family: Family) -> torch.Tensor | None:
 @dataclass
 class Previewer:
     """One job's live previews: the method, how often (in sampling steps; 0 or less: none while sampling),
-    and the Approx NN or TAESD decoder when that method's file was found (else Approx cheap)."""
+    the Approx NN or TAESD decoder when that method's file was found (else Approx cheap), and the share of
+    the sampling time previews may take (`budget`, in %; 0: every `every` steps whatever they cost).
+
+    With a budget, a due preview is taken only when the previews so far plus this one (its cost as last
+    measured) stay within that share of the time since sampling began: a slow method on a fast step shows
+    fewer previews instead of slowing the job."""
 
     method: str = APPROX_CHEAP
     every: int = 5
     decoder: torch.nn.Module | None = None
+    budget: float = 0
+    started: float = field(default_factory=lambda: time.perf_counter())
+    spent: float = 0.0  # seconds spent on this job's previews
 
-    def due(self, calls_done: int, calls: int) -> bool:
+    def due(self, calls_done: int, calls: int, latents: torch.Tensor | None = None) -> bool:
         """After this many model calls of `calls`: the last step shows the final image instead."""
-        return self.every > 0 and calls_done % self.every == 0 and calls_done < calls
+        if not (self.every > 0 and calls_done % self.every == 0 and calls_done < calls):
+            return False
+        if self.budget <= 0 or latents is None:
+            return True
+        cost = _costs.get(self._cost_key(latents))
+        if cost is None:
+            return True  # never measured: this one measures it
+        share = self.budget / 100
+        sampling = time.perf_counter() - self.started - self.spent
+        return self.spent + cost <= share / (1 - share) * sampling if share < 1 else True
+
+    def _cost_key(self, latents: torch.Tensor) -> tuple:
+        return self.method, self.decoder is not None, tuple(latents.shape[1:]), latents.dtype
 
     @torch.no_grad()
     def image(self, vae, latents: torch.Tensor, family: Family, size: tuple[int, int]) -> Image.Image | None:
         """The first image of the batch, `size` (the final picture's width, height)."""
+        started = time.perf_counter()
+        try:
+            return self._image(vae, latents, family, size)
+        finally:
+            seconds = time.perf_counter() - started
+            self.spent += seconds
+            _costs[self._cost_key(latents)] = seconds
+
+    def _image(self, vae, latents: torch.Tensor, family: Family, size: tuple[int, int]) -> Image.Image | None:
         first = latents[:1]
         if self.method == FULL:
             rgb = decode_latents(vae, first)
@@ -97,11 +132,13 @@ def previewing(backend, family: Family) -> Iterator[Previewer]:
     method = backend.settings.get(METHOD_SETTING)
     every = backend.settings.get(EVERY_SETTING)
     every = every if isinstance(every, int) else 5
+    budget = backend.settings.get(BUDGET_SETTING)
+    budget = budget if isinstance(budget, (int, float)) and not isinstance(budget, bool) else DEFAULT_BUDGET
     if method not in METHODS:
         log.warning("show_progress_type %r is none of %s; showing Approx cheap previews", method, ", ".join(METHODS))
         method = APPROX_CHEAP
     if method not in (APPROX_NN, TAESD) or every <= 0:
-        yield Previewer(method, every)
+        yield Previewer(method, every, budget=budget)
         return
     with backend.manager.preview_decoder(method, family.latent) as decoder:
-        yield Previewer(method if decoder is not None else APPROX_CHEAP, every, decoder)
+        yield Previewer(method if decoder is not None else APPROX_CHEAP, every, decoder, budget=budget)

@@ -50,7 +50,7 @@ class StepCallback:
         done = min(self.steps, math.ceil((call + 1) * self.steps / calls))
         self.latents, self.steps_done = self.unpack(callback_kwargs["latents"]), done
         self.job.report_step(done)
-        if self.previewer.due(call + 1, calls):
+        if self.previewer.due(call + 1, calls, self.latents):
             size = self.size or (self.latents.shape[-1] * 8, self.latents.shape[-2] * 8)
             image = self.previewer.image(self.vae, self.latents, self.family, size)
             if image is not None:

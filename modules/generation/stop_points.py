@@ -8,7 +8,8 @@ there the queries are taken a slice at a time, with a check between slices (the 
 row is independent of the others).
 
 The pipeline is shared, cached state: hooks and attention processors are changed for one job, while it holds
-the device lock (so no other job runs these modules meanwhile), and always put back after, even on error."""
+the device lock (so no other job runs these modules meanwhile), and always put back after, even on error.
+A compiled denoiser (--compile) gets none: the job stops between steps, as A1111 does."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -18,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 from torch import nn
+
+from modules.models import compiled
 
 # Scores per slice of a self-attention (queries × keys); above it the queries are sliced. 4096² (a 512² image
 # for SD 1.x) is not sliced, so the usual sizes run exactly as before.
@@ -43,6 +46,9 @@ def checked(model: nn.Module | None, check: Callable[[], None]) -> Iterator[None
         check()
 
     handles, processors = [], []
+    if compiled.is_compiled(model):  # --compile: hooks inside would make torch compile again every job
+        yield
+        return
     try:
         for module in stop_points(model) if model is not None else ():
             handles.append(module.register_forward_pre_hook(hook))

@@ -23,6 +23,7 @@ import torch
 
 from modules.compat import execution_device, remove_lora_layers
 from modules.devices import DeviceConfig
+from modules.models import compiled
 from modules.models.cache_policy import CachePolicy, LeastRecentlyUsed
 from modules.models.memory import module_bytes, module_device, module_dtypes, pipeline_components
 from modules.models.skeletons import SkeletonPool
@@ -399,9 +400,16 @@ def _row(entry: CacheEntry, entries: dict) -> dict:
         "load_seconds": entry.load_seconds,
         "swap_seconds": entry.last_swap_seconds,
         "reused_modules": getattr(entry, "reused_modules", 0),
+        "compile_seconds": _compile_seconds(entry),
         "shared_components": sorted(n for n, c in entry.components.items() if len(c.users) > 1),
         "components": [_component_row(name, component) for name, component in entry.components.items()],
     }
+
+
+def _compile_seconds(entry: CacheEntry) -> float | None:
+    """--compile: the seconds its denoiser's calls spent compiling so far (None: nothing of it compiled)."""
+    forwards = [f for c in entry.components.values() if (f := compiled.compiled_forward(c.module)) is not None]
+    return round(sum(f.warmup_seconds for f in forwards), 2) if forwards else None
 
 
 def _component_row(name: str, component: Component) -> dict:

@@ -12,7 +12,7 @@ from modules.models.cache import ModelInUse
 from modules.ui.common import error_html, info_html
 
 COLUMNS = ["Model", "Kind", "Architecture", "Where", "Size (MB)", "In use", "Last used", "Load (s)",
-           "Modules reused at load", "Last swap (s)", "Shared components"]
+           "Modules reused at load", "Last swap (s)", "Shared components", "Compile warm-up (s)"]
 COMPONENT_COLUMNS = ["Model", "Component", "Stored as", "On", "Size (MB)", "Shared"]
 ALWAYS_SHOWN = 5  # Model, Kind, Architecture, Where, Size; the others only when some row has a value
 
@@ -24,7 +24,7 @@ def table(backend: Backend) -> list[list]:
             m["title"], m["kind"], m["architecture"], m["where"], round(m["bytes"] / 2**20, 1), "yes" if m["in_use"] else "",
             datetime.datetime.fromtimestamp(m["last_used"]).strftime("%H:%M:%S"), round(m["load_seconds"], 2),
             m["reused_modules"] or "", "" if m["swap_seconds"] is None else round(m["swap_seconds"], 3),
-            ", ".join(m["shared_components"]),
+            ", ".join(m["shared_components"]), "" if m["compile_seconds"] is None else m["compile_seconds"],
         ])
     return rows
 
