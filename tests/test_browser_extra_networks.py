@@ -84,7 +84,9 @@ def test_open_search_click_a_card_and_see_the_tag_in_the_prompt(app, page):
     expect(page.locator("#txt2img_extra_networks_message")).to_contain_text("Saved the picked picture")
     expect(card.locator("img.zoo-en-preview")).to_be_visible()
     assert (app.models / "embeddings" / "mystyle.preview.png").is_file()
-    loaded = card.locator("img.zoo-en-preview").evaluate("img => img.complete && img.naturalWidth")
+    loaded = card.locator("img.zoo-en-preview").evaluate(  # the picture may still be on its way
+        "img => img.complete && img.naturalWidth ? img.naturalWidth"
+        " : new Promise(done => img.addEventListener('load', () => done(img.naturalWidth), {once: true}))")
     assert loaded == 64
     expect(prompt).to_have_value("a red circle mystyle")  # the preview's click did not toggle the card
     page.mouse.move(0, 0)
