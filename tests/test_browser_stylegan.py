@@ -28,7 +28,9 @@ def app(tmp_path_factory):
 
 
 def saved_pngs(outdir) -> list:
-    return sorted((outdir / "gan-images").rglob("*.png"), key=lambda p: p.stat().st_mtime_ns)
+    # not a file still being written (".saving-…", renamed when complete)
+    found = [p for p in (outdir / "gan-images").rglob("*.png") if not p.name.startswith(".")]
+    return sorted(found, key=lambda p: p.stat().st_mtime_ns)
 
 
 def pixels(path) -> np.ndarray:
