@@ -21,6 +21,7 @@ LONG_STEPS = 150  # 15 s or more: a job that is only ever run until it is cancel
 SMALL = {"prompt": "a red circle", "width": 64, "height": 64, "steps": 2, "sampler_name": "Euler a",
          "override_settings": {"sd_model_checkpoint": "tiny-sd15"}}
 LONG = {**SMALL, "steps": LONG_STEPS}
+HOLDER = "holder-"  # jobs whose id starts so stay on their first step until interrupted
 
 
 def ui_args(steps: int) -> list:
@@ -35,6 +36,8 @@ def app(models_dir, tmp_path_factory):
 
     def slow_step(job, step):
         time.sleep(STEP_SECONDS)
+        while job.id.startswith(HOLDER) and step >= 1 and not job.interrupt_requested:
+            time.sleep(STEP_SECONDS)  # a holder keeps the device until it is interrupted, however slow the machine
         steps_run[job.id] = step
         real_report_step(job, step)
 
@@ -135,7 +138,7 @@ def test_a_queued_client_that_goes_away_leaves_the_queue_without_running(app):
     give up their place in the queue at once; neither job ever starts."""
     from gradio_client import Client
 
-    running_id = f"holder-{uuid.uuid4().hex[:8]}"
+    running_id = f"{HOLDER}{uuid.uuid4().hex[:8]}"
     answers: dict = {}
     holder = threading.Thread(target=lambda: answers.update(holder=requests.post(
         app.url + "/sdapi/v1/txt2img", json={**LONG, "force_task_id": running_id}, timeout=120)))
