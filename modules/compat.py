@@ -15,6 +15,7 @@ import contextlib
 import functools
 import re
 import types
+import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -36,8 +37,31 @@ def gradio_app():
 
 def launch_with_app(demo, app, **options):
     """`demo.launch(**options)` serving `app` (from gradio_app) rather than a new one: launch's private
-    `_app` keyword. Gradio 6.31.0."""
-    return demo.launch(_app=app, **options)
+    `_app` keyword. Gradio 6.31.0. Launch checks that it can reach its own page (networking.url_ok, a HEAD
+    that gives up after 3 s) and refuses to start otherwise ("localhost is not accessible"); on a busy
+    machine our first page render can take longer, so the check waits up to a minute instead."""
+    from unittest import mock
+
+    from gradio import networking
+
+    with mock.patch.object(networking, "url_ok", _page_answers):
+        return demo.launch(_app=app, **options)
+
+
+def _page_answers(url: str, patience: float = 60.0) -> bool:
+    import httpx
+
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            status = httpx.head(url, timeout=max(1.0, deadline - time.monotonic()), verify=False).status_code
+            if status in (200, 401, 301, 302, 303, 307, 308):  # gradio's own list (a login answers 401 or 302)
+                return True
+        except (httpx.ConnectError, httpx.TimeoutException):
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.5)
 
 
 def running_server(demo):

@@ -51,6 +51,18 @@ def set_slider(page, elem_id: str, value) -> None:
     box.press("Enter")
 
 
+def set_slider_after_updates(page, elem_id: str, value, settle_ms: int = 1500, tries: int = 8) -> None:
+    """Set a slider that a change event still in flight may reset (e.g. a model pick resetting the layer
+    sliders): set it again until it keeps the value for `settle_ms`."""
+    box = page.locator(f"#{elem_id} input[type=number]")
+    for _ in range(tries):
+        set_slider(page, elem_id, value)
+        page.wait_for_timeout(settle_ms)
+        if box.input_value() == str(value):
+            return
+    raise AssertionError(f"{elem_id} did not keep the value {value}: it shows {box.input_value()}")
+
+
 def screenshot(page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=False)

@@ -10,7 +10,7 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from tests.app_process import AppProcess
-from tests.browser import screenshot, set_slider
+from tests.browser import screenshot, set_slider, set_slider_after_updates
 from tests.stylegan_pickles import nvidia_outputs, write_nvidia_pickle
 
 pytestmark = pytest.mark.browser
@@ -84,8 +84,8 @@ def test_a_style_mixing_grid_from_the_mix_seed_box(app, page):
     expect(page.locator("#gan_model input")).to_have_value(re.compile(r"^sg3t\.safetensors \["))
     page.locator("#gan_seeds textarea, #gan_seeds input").first.fill("1,2,3")
     page.locator("#gan_style_mix_seed textarea, #gan_style_mix_seed input").first.fill("5,6,7,8")
-    set_slider(page, "gan_style_mix_from", 0)
-    set_slider(page, "gan_style_mix_to", 6)
+    set_slider_after_updates(page, "gan_style_mix_from", 0)  # the refresh's model change resets the layer sliders
+    set_slider_after_updates(page, "gan_style_mix_to", 6)
     page.locator("#gan_generate").click()
     expect(page.locator("#gan_infotext textarea")).to_have_value(
         re.compile(r"Style mix seed: 5, Style mix from: 0, Style mix to: 6"), timeout=30000)

@@ -36,10 +36,10 @@ def app(models_dir, tmp_path_factory):
 
     def slow_step(job, step):
         time.sleep(STEP_SECONDS)
-        while job.id.startswith(HOLDER) and step >= 1 and not job.interrupt_requested:
-            time.sleep(STEP_SECONDS)  # a holder keeps the device until it is interrupted, however slow the machine
         steps_run[job.id] = step
         real_report_step(job, step)
+        while job.id.startswith(HOLDER) and step >= 1 and not job.interrupt_requested:
+            time.sleep(STEP_SECONDS)  # a holder keeps the device until it is interrupted, however slow the machine
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Job, "report_step", slow_step)

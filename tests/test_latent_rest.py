@@ -77,7 +77,9 @@ def test_encode_gives_mu_and_sigma_and_its_decode_is_the_reconstruction(client):
 
 def test_random_is_reproducible_by_seed(client):
     def draw(seed):
-        return client.post("/zoo/v1/latent/random", json={"model": "x-vae", "seed": seed}, auth=AUTH).json()
+        response = client.post("/zoo/v1/latent/random", json={"model": "x-vae", "seed": seed}, auth=AUTH)
+        assert response.status_code == 200, response.text  # says what the answer was if it ever is not a drawing
+        return response.json()
 
     assert draw(5)["latent"] == draw(5)["latent"] != draw(6)["latent"]
     assert draw(-1)["seed"] >= 0
