@@ -165,7 +165,9 @@ ZIMAGE = Family(
     converters={"transformer": convert_transformer, "vae": _ldm.convert_vae, "text_encoder": convert_text_encoder},
     # Its transformer takes the prompt as a list of per-prompt features, not SD3/FLUX's named text inputs that
     # transformer_conditioning.py switches per step.
-    refusals={"prompt editing": "prompt editing and alternation ([a:b:when], [a|b]) are not supported on Z-Image "
+    refusals={"clip skip": "clip skip has no effect on Z-Image models: they have no CLIP text encoder (Qwen3 reads "
+                           "the prompt)",
+              "prompt editing": "prompt editing and alternation ([a:b:when], [a|b]) are not supported on Z-Image "
                                 "yet"},
     sampler_kind="flow",
     # The pipeline hands the scheduler its own sigmas (a list): Heun and DPM++ 2M take none, and diffusers 0.42.1's
