@@ -327,9 +327,15 @@ def delete_adapter(module, name: str) -> None:
     """Drop one adapter's LoRA weights and config from `module`; the wrapping layers stay while other adapters
     remain. diffusers.utils.peft_utils.delete_adapter_layers does the layers (and transformers' config);
     a diffusers model's own `peft_config` entry is popped here. diffusers 0.42.1."""
+    import warnings
+
     from diffusers.utils.peft_utils import delete_adapter_layers
 
-    delete_adapter_layers(module, name)
+    with warnings.catch_warnings():
+        # peft says so when the adapter deleted is the active one (a file that failed to attach): another becomes
+        # active, and LoraAdapters.apply sets exactly the job's before the next call anyway.
+        warnings.filterwarnings("ignore", message=r"Adapter \S+ was active which is now deleted")
+        delete_adapter_layers(module, name)
     config = getattr(module, "peft_config", None)
     if config is not None:
         config.pop(name, None)

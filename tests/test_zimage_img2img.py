@@ -186,7 +186,7 @@ def test_infotext_round_trips_through_the_png(backend):
     ("sampler", {"sampler": "Euler a"}, "does not work with Z-Image models"),
     ("cfg_scale", {"cfg_scale": 0.5}, "Z-Image uses 1"),
     ("clip_skip", {"clip_skip": 2}, "Z-Image"),
-    ("prompt", {"prompt": "a [red:blue:2] circle"}, "not supported on Z-Image"),
+    ("prompt", {"prompt": "a [red:blue:1] circle"}, "not supported on Z-Image"),
 ])
 def test_what_does_not_apply_to_z_image_is_refused_naming_the_field(backend, field, values, words):
     with pytest.raises(InvalidRequest) as refused:
