@@ -323,6 +323,19 @@ def disable_adapters(module) -> None:
     set_adapter_layers(module, enabled=False)
 
 
+def keep_adapter_in(module, name: str, dtype) -> None:
+    """One adapter's LoRA layers kept in `dtype`. peft 0.21.2 gives a new adapter's lora_A/lora_B its base layer's
+    weight dtype: float8 for a denoiser stored in fp8 (fp8_storage.py casts the base layers as they run, not the
+    LoRA's), which would round the LoRA away and which CPU matmuls do not take."""
+    import torch
+
+    for layer in module.modules():
+        for table in ("lora_A", "lora_B"):
+            part = getattr(layer, table, None)
+            if isinstance(part, torch.nn.ModuleDict) and name in part:
+                part[name].to(dtype)
+
+
 def delete_adapter(module, name: str) -> None:
     """Drop one adapter's LoRA weights and config from `module`; the wrapping layers stay while other adapters
     remain. diffusers.utils.peft_utils.delete_adapter_layers does the layers (and transformers' config);

@@ -123,3 +123,18 @@ def test_a_lora_for_another_model_is_refused_naming_the_file(backend, models):
     finally:
         broken.unlink()
     assert np.array_equal(generate(backend, "a red circle")[0], base)
+
+
+def test_a_lora_on_a_transformer_stored_in_fp8_computes_in_the_compute_dtype(backend):
+    backend.settings.override("fp8_storage", "Enable")  # A1111's FP8 weight option: the transformer kept in fp8
+    try:
+        base, _ = generate(backend, "a red circle")
+        inked, _ = generate(backend, "a red circle <lora:zink:1>")
+        with backend.manager.use("tiny-zimage") as model:
+            layer = model.pipe.transformer.layers[0].attention.to_q
+            assert layer.base_layer.weight.dtype == torch.float8_e4m3fn
+            assert {p.dtype for p in layer.lora_A.parameters()} == {torch.float32}  # not rounded to fp8
+        assert differs(inked, base) > 2
+        assert np.array_equal(generate(backend, "a red circle")[0], base)
+    finally:
+        backend.settings.override("fp8_storage", "Disable")

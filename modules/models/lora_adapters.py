@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from modules.compat import (activate_adapters, delete_adapter, disable_adapters, lora_loadable_modules,
-                            module_adapters, remove_lora_layers)
+from modules.compat import (activate_adapters, delete_adapter, disable_adapters, keep_adapter_in,
+                            lora_loadable_modules, module_adapters, remove_lora_layers)
 from modules.errors import BadModelFile
 from modules.models.lora_files import read_lora
 
@@ -94,8 +94,9 @@ class LoraAdapters:
         state = read_lora(lora.path)
         unet_module = getattr(pipe, _unet_name(pipe))
         parameter = next(unet_module.parameters())
-        self.cache.make_room(sum(t.numel() * parameter.element_size() for t in state.values()))
-        state = {k: v.to(parameter.device, parameter.dtype) if v.is_floating_point() else v for k, v in state.items()}
+        dtype = _compute_dtype(unet_module)
+        self.cache.make_room(sum(t.numel() * dtype.itemsize for t in state.values()))
+        state = {k: v.to(parameter.device, dtype) if v.is_floating_point() else v for k, v in state.items()}
         # ComfyUI's and ai-toolkit's files name a layer's alpha without "lora" (diffusion_model.….alpha).
         if not all("lora" in key or key.endswith(".alpha") for key in state) or not any("lora" in k for k in state):
             raise BadModelFile(lora.path, "is not a LoRA: its keys do not name LoRA layers "
@@ -148,6 +149,7 @@ class LoraAdapters:
                                              adapter_name=adapter, metadata=metadata, _pipeline=pipe)
         if adapter not in module_adapters(module):
             raise ValueError(f"no layer of the {component} took its weights")
+        keep_adapter_in(module, adapter, _compute_dtype(module))  # not fp8, where the module's weights are
 
     def _bound(self, module, keep: set[str]) -> None:
         names = module_adapters(module)
@@ -172,6 +174,15 @@ def _unet_name(pipe) -> str:
     """The denoiser as the pipeline's LoRA loader names it: its `unet_name` (SD 1.x/2.x, SDXL), else its
     `transformer_name` (Z-Image); the LoRA's unet weight applies to it."""
     return getattr(pipe, "unet_name", None) or getattr(pipe, "transformer_name", None) or "unet"
+
+
+def _compute_dtype(module) -> torch.dtype:
+    """The dtype the denoiser computes in, which its LoRA layers are kept in: its weights' own, or, for weights
+    stored in fp8 (fp8_storage.py: cast layer by layer as they run), that of the layers kept as they are
+    (norms, embeddings)."""
+    stored = (torch.float8_e4m3fn, torch.float8_e5m2)
+    dtypes = [p.dtype for p in module.parameters() if p.is_floating_point()]
+    return next((d for d in dtypes if d not in stored), dtypes[0] if dtypes else torch.float32)
 
 
 def _lora_state(pipe, state: dict, denoiser_config) -> tuple[dict, dict | None, dict | None]:
