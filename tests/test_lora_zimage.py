@@ -14,15 +14,15 @@ from modules.capabilities.txt2img.request import Txt2ImgRequest
 from modules.errors import BadModelFile
 from modules.generation.infotext import parse_infotext
 from tests import tiny_zimage
-from tests.lora_fixtures import make_zimage_lora
+from tests.lora_fixtures import make_transformer_lora
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("zimage-lora-models")
     folder = tiny_zimage.make_tiny_zimage(root / "Stable-diffusion" / "tiny-zimage")
-    make_zimage_lora(folder, root / "Lora" / "zink.safetensors", seed=1, strength=1.0)
-    make_zimage_lora(folder, root / "Lora" / "zcomfy.safetensors", seed=2, strength=1.0, layout="comfyui")
+    make_transformer_lora(folder, root / "Lora" / "zink.safetensors", seed=1, strength=1.0)
+    make_transformer_lora(folder, root / "Lora" / "zcomfy.safetensors", seed=2, strength=1.0, layout="comfyui")
     return root
 
 
