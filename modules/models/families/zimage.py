@@ -19,7 +19,8 @@ caption width other than a Qwen3 encoder's.
 Prompts: Qwen3 reads the plain prompt (A1111's emphasis stripped, as T5 does for SD3/FLUX), at most 512 tokens
 with the template, as the pipeline does. img2img, inpainting and the hires fix: diffusers' ZImageImg2ImgPipeline and
 ZImageInpaintPipeline around the cached modules; they expect pictures, and take the latents the img2img capability
-hands every family through compat.reads_latents. Not here: prompt editing; clip skip (no CLIP)."""
+hands every family through compat.reads_latents. LoRAs: diffusers' Z-Image LoRA loader on the transformer
+(modules/models/lora_adapters.py). Not here: prompt editing; clip skip (no CLIP: refused when a job asks)."""
 from __future__ import annotations
 
 import torch
