@@ -196,10 +196,14 @@ class Backend:
         if not request.checkpoint:
             changes["checkpoint"] = self.default_checkpoint_title(owners.user_name(owner))
         if request.clip_skip is None:
-            # The setting may have been saved for a deeper text encoder than this checkpoint's: it is a
-            # default, so it gives way (a value the job itself sends is refused instead, in check_limits).
+            # The setting may have been saved for a deeper text encoder than this checkpoint's, or for other
+            # families than one where clip skip changes nothing (FLUX, Z-Image): it is a default, so it gives way
+            # there, and the infotext does not claim it (a value the job itself sends is refused instead).
             clip_skip = self.settings.get("CLIP_stop_at_last_layers")
-            limit = self.clip_skip_limit(changes.get("checkpoint", request.checkpoint))
+            checkpoint = changes.get("checkpoint", request.checkpoint)
+            limit = self.clip_skip_limit(checkpoint)
+            if self.clip_skip_refusal(checkpoint) is not None:
+                clip_skip = 1
             changes["clip_skip"] = min(clip_skip, limit) if limit is not None and isinstance(clip_skip, int) else clip_skip
         if request.save_images is None:
             changes["save_images"] = self.settings.get("samples_save")
@@ -293,7 +297,25 @@ class Backend:
         except UserError:
             return None
 
-    def check_clip_skip(self, clip_skip: int, checkpoint: str | None, field: str = "clip_skip") -> None:
+    def clip_skip_refusal(self, checkpoint: str | None) -> str | None:
+        """Why clip skip changes nothing on the checkpoint's family (FLUX reads CLIP-L's pooled output only, Z-Image
+        has no CLIP), in the family's words; None where it applies, or with no checkpoint to tell."""
+        try:
+            architecture = self.manager.resolve(checkpoint).architecture
+        except UserError:
+            return None
+        return architecture.spec.refusals.get("clip skip") if architecture is not None else None
+
+    def check_clip_skip(self, clip_skip: int, checkpoint: str | None, field: str = "clip_skip",
+                        default: bool = False) -> None:
+        """A job's clip skip (or, `default`, the saved setting's) against the checkpoint's text encoders. A job
+        that asks for clip skip on a family where it changes nothing is refused; the setting is not (it gives way
+        there: job_defaults)."""
+        refusal = self.clip_skip_refusal(checkpoint)
+        if refusal is not None:
+            if clip_skip > 1 and not default:
+                raise InvalidRequest(field, f"is {clip_skip}, but {refusal}; use 1")
+            return
         limit = self.clip_skip_limit(checkpoint)
         if limit is not None and clip_skip > limit:
             raise InvalidRequest(field, f"is {clip_skip}, but this checkpoint's text encoder has only {limit} layers: "

@@ -244,6 +244,34 @@ def with_scale_noise(scheduler):
 
 # ---- torch 2.13.0 -----------------------------------------------------------------------------------------
 
+def reads_latents(view, channels: int) -> None:
+    """A task pipeline view (img2img, inpaint) that takes the latents the img2img capability hands every family
+    as its `image`. diffusers' VaeImageProcessor.preprocess passes a tensor of `vae_latent_channels` channels
+    through untouched; 0.42.1's Z-Image img2img and inpaint pipelines build theirs with the default 4 (FLUX's and
+    SD3's say 16), and its inpaint pipeline VAE-encodes that `image` again in prepare_mask_latents for masked latents
+    its loop never reads (it blends with the image's own latents). The view (a job's own object) gets a processor
+    that knows the latents' width and, for Z-Image's inpainting, a prepare_mask_latents that only sizes the mask."""
+    import torch
+    from diffusers import ZImageInpaintPipeline
+    from diffusers.image_processor import VaeImageProcessor
+
+    processor = getattr(view, "image_processor", None)
+    if isinstance(processor, VaeImageProcessor) and processor.config.vae_latent_channels != channels:
+        settings = {k: v for k, v in processor.config.items() if not k.startswith("_")}
+        view.image_processor = VaeImageProcessor(**{**settings, "vae_latent_channels": channels})
+    if isinstance(view, ZImageInpaintPipeline):
+        scale = view.vae_scale_factor * 2
+
+        def prepare_mask_latents(mask, masked_image, batch_size, height, width, dtype, device, generator):
+            size = (2 * (int(height) // scale), 2 * (int(width) // scale))
+            mask = torch.nn.functional.interpolate(mask, size=size, mode="nearest").to(device=device, dtype=dtype)
+            if mask.shape[0] < batch_size:
+                mask = mask.repeat(batch_size // mask.shape[0], 1, 1, 1)
+            return mask, masked_image  # the image's latents: the loop does not read this one
+
+        view.prepare_mask_latents = prepare_mask_latents
+
+
 def tree_flatten(tree) -> tuple[list, object]:
     """(leaves, spec) of nested lists, tuples and dicts: `torch.utils._pytree.tree_flatten` (torch has no
     public one). torch 2.13.0."""
@@ -319,13 +347,32 @@ def disable_adapters(module) -> None:
     set_adapter_layers(module, enabled=False)
 
 
+def keep_adapter_in(module, name: str, dtype) -> None:
+    """One adapter's LoRA layers kept in `dtype`. peft 0.21.2 gives a new adapter's lora_A/lora_B its base layer's
+    weight dtype: float8 for a denoiser stored in fp8 (fp8_storage.py casts the base layers as they run, not the
+    LoRA's), which would round the LoRA away and which CPU matmuls do not take."""
+    import torch
+
+    for layer in module.modules():
+        for table in ("lora_A", "lora_B"):
+            part = getattr(layer, table, None)
+            if isinstance(part, torch.nn.ModuleDict) and name in part:
+                part[name].to(dtype)
+
+
 def delete_adapter(module, name: str) -> None:
     """Drop one adapter's LoRA weights and config from `module`; the wrapping layers stay while other adapters
     remain. diffusers.utils.peft_utils.delete_adapter_layers does the layers (and transformers' config);
     a diffusers model's own `peft_config` entry is popped here. diffusers 0.42.1."""
+    import warnings
+
     from diffusers.utils.peft_utils import delete_adapter_layers
 
-    delete_adapter_layers(module, name)
+    with warnings.catch_warnings():
+        # peft says so when the adapter deleted is the active one (a file that failed to attach): another becomes
+        # active, and LoraAdapters.apply sets exactly the job's before the next call anyway.
+        warnings.filterwarnings("ignore", message=r"Adapter \S+ was active which is now deleted")
+        delete_adapter_layers(module, name)
     config = getattr(module, "peft_config", None)
     if config is not None:
         config.pop(name, None)

@@ -45,7 +45,8 @@ def resolved(backend, changes: dict) -> dict:
         # Checked against the default checkpoint (the one being set, if any), so a saved clip skip
         # never breaks later default jobs.
         clip_skip = validate("CLIP_stop_at_last_layers", changes["CLIP_stop_at_last_layers"])
-        backend.check_clip_skip(clip_skip, changes.get("sd_model_checkpoint"), "CLIP_stop_at_last_layers")
+        backend.check_clip_skip(clip_skip, changes.get("sd_model_checkpoint"), "CLIP_stop_at_last_layers",
+                                default=True)
     return changes
 
 

@@ -98,3 +98,27 @@ def make_kohya_lora_sdxl(checkpoint_folder: str | Path, out_file: str | Path, se
         state[f"{key}.lora_down.weight"], state[f"{key}.lora_up.weight"] = _pair(module, rank, strength, generator)
         state[f"{key}.alpha"] = torch.tensor(rank / 2)
     return _write(state, Path(out_file), None)
+
+
+def make_transformer_lora(checkpoint_folder: str | Path, out_file: str | Path, seed: int = 0, rank: int = 4,
+                          strength: float = 0.5, layout: str = "diffusers") -> Path:
+    """A LoRA on the attention of a tiny transformer model folder's transformer (Z-Image: tests/tiny_zimage.py;
+    SD3, FLUX: tests/tiny_flow_models.py): "diffusers" is what `save_lora_weights` writes
+    (`transformer.…​.lora_A.weight`, PEFT's names); "comfyui" the same layers as ComfyUI's and ai-toolkit's Z-Image
+    files name them (`diffusion_model.…​.lora_A.weight` with an `alpha` of rank / 2)."""
+    import json
+
+    import diffusers
+
+    folder = Path(checkpoint_folder) / "transformer"
+    cls = getattr(diffusers, json.loads((folder / "config.json").read_text())["_class_name"])  # our own fixture
+    transformer = cls.from_config(cls.load_config(folder))
+    generator = torch.Generator().manual_seed(seed)
+    state: dict[str, torch.Tensor] = {}
+    prefix = "transformer." if layout == "diffusers" else "diffusion_model."
+    for name, module in _linears(transformer, ATTENTION):
+        down, up = _pair(module, rank, strength, generator)
+        state[f"{prefix}{name}.lora_A.weight"], state[f"{prefix}{name}.lora_B.weight"] = down, up
+        if layout != "diffusers":
+            state[f"{prefix}{name}.alpha"] = torch.tensor(rank / 2)
+    return _write(state, Path(out_file), None)

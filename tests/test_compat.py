@@ -235,6 +235,31 @@ def _flow_pipelines_name_the_transformers_text_inputs():
             assert source.index(f"{TEXT_INPUT}=prompt_embeds") < source.index(f"{TEXT_INPUT}=negative_prompt_embeds")
 
 
+@relies_on("diffusers Z-Image img2img/inpaint pipelines: image_processor (vae_latent_channels), prepare_mask_latents",
+           "diffusers")
+def _z_image_task_pipelines_read_latents_through_the_fix():
+    from diffusers import AutoencoderKL, ZImageImg2ImgPipeline, ZImageInpaintPipeline
+
+    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=16, block_out_channels=(8, 8),
+                        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+                        layers_per_block=1, norm_num_groups=8)
+    latents = torch.randn(1, 16, 4, 4)
+    for cls in (ZImageImg2ImgPipeline, ZImageInpaintPipeline):
+        view = cls(scheduler=None, vae=vae, text_encoder=None, tokenizer=None, transformer=None)
+        compat.reads_latents(view, 16)
+        assert torch.equal(view.image_processor.preprocess(latents), latents)  # untouched: latents, not a picture
+    text = inspect.getsource(ZImageInpaintPipeline.__call__)
+    assert "self.prepare_mask_latents(" in text and "masked_image if masked_image is not None else init_image" in text
+    assert list(inspect.signature(ZImageInpaintPipeline.prepare_mask_latents).parameters)[1:] == [
+        "mask", "masked_image", "batch_size", "height", "width", "dtype", "device", "generator"]
+    loop = text[text.index("# 9. Denoising loop"):]
+    # read only to hand a step-end callback's change back to it
+    assert loop.count("masked_image_latents") == 3 and 'callback_outputs.pop("masked_image_latents"' in loop
+    side = 64 // view.vae_scale_factor  # the VAE's latents for 64 pixels
+    mask, kept = view.prepare_mask_latents(torch.ones(1, 1, 64, 64), latents, 2, 64, 64, torch.float32, "cpu", None)
+    assert mask.shape == (2, 1, side, side) and kept is latents
+
+
 # ---- torch ----
 
 

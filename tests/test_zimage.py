@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from modules.errors import BadModelFile, InvalidRequest, UserError
+from modules.errors import BadModelFile, InvalidRequest
 from modules.generation.infotext import parse_infotext
 from tests import tiny_zimage
 
@@ -188,20 +188,13 @@ def test_emphasis_is_stripped_and_the_embedding_is_the_pipelines_own(backend):
     assert (plain["prompt_embeds"][0] == own[0]).all() and (weighted["prompt_embeds"][0] == own[0]).all()
 
 
-def test_what_z_image_does_not_do_yet_is_refused_by_name(backend):
-    from modules.capabilities.img2img import IMG2IMG, Img2ImgRequest
-
-    picture = Image.new("RGB", (64, 64), (200, 40, 40))
-    with pytest.raises(UserError, match="Z-Image models do not do img2img here yet"):
-        backend.run(IMG2IMG, Img2ImgRequest(init_images=[picture], prompt="a red circle", steps=2, width=64,
-                                            height=64, sampler="Euler", cfg_scale=1.0, checkpoint="tiny-zimage",
-                                            save_images=False))
-    with pytest.raises(UserError, match="Z-Image models do not do img2img here yet"):
-        backend.txt2img(_request(enable_hr=True, hr_scale=1.5, steps=2))
+def test_what_z_image_does_not_do_is_refused_by_name(backend):
     with pytest.raises(InvalidRequest, match="clip_skip"):
         backend.txt2img(_request(clip_skip=2))
     with pytest.raises(InvalidRequest, match="prompt editing and alternation .* not supported on Z-Image"):
         backend.txt2img(_request(prompt="a [red:blue:0.5] circle"))
+    with pytest.raises(InvalidRequest, match="width: gives a side of 72 pixels; Z-Image models need multiples of 16"):
+        backend.txt2img(_request(width=72))
 
 
 @pytest.fixture(scope="module")

@@ -48,7 +48,21 @@ def load_pipeline(info: CheckpointInfo, dtype: torch.dtype, offline: bool, skele
         pipe = _load_pipeline(info, dtype, offline, skeletons, fp8)
     if fp8 is not None:
         fp8_storage.store(info.architecture.spec.denoiser_of(pipe), fp8, dtype)
+    for name, storage in _fp8_component_files(info).items():
+        if getattr(pipe, name, None) is not None:
+            fp8_storage.store_text_encoder(getattr(pipe, name), storage, dtype)
     return pipe
+
+
+def _fp8_component_files(info: CheckpointInfo) -> dict[str, torch.dtype]:
+    """{component: fp8 dtype} for the text encoder files stored in fp8 (t5xxl_fp8_e4m3fn): read and kept in fp8
+    (a VAE file is widened at load, as before)."""
+    found = {}
+    for name, (path, _) in (info.component_files or {}).items():
+        storage = fp8_storage.file_storage(path) if name.startswith("text_encoder") else None
+        if storage is not None:
+            found[name] = storage
+    return found
 
 
 def loaded_task(info: CheckpointInfo) -> str:
@@ -92,7 +106,8 @@ def _load_pipeline(info: CheckpointInfo, dtype: torch.dtype, offline: bool, skel
             return fast_load.load_single_file_with_report(info.path, info.sidecar_config, dtype, pipeline_class=cls,
                                                           skeletons=skeletons, family=info.architecture.spec,
                                                           component_files=info.component_files,
-                                                          keep_fp8=(info.architecture.spec.denoiser,) if fp8 else (),
+                                                          keep_fp8=((info.architecture.spec.denoiser,) if fp8 else ())
+                                                          + tuple(_fp8_component_files(info)),
                                                           ).pipeline
         if info.sidecar_config is not None:
             config_classes.check_model_index(info.sidecar_config, info.path)
@@ -122,7 +137,7 @@ def _load_gguf(info: CheckpointInfo, dtype: torch.dtype, skeletons):
     return fast_load.load_single_file_with_report(
         info.path, info.sidecar_config, dtype, pipeline_class=pipeline_class(info, loaded_task(info)),
         skeletons=skeletons, family=family, component_files=info.component_files,
-        prebuilt={family.denoiser: transformer}, shapes=shapes).pipeline
+        prebuilt={family.denoiser: transformer}, shapes=shapes, keep_fp8=tuple(_fp8_component_files(info))).pipeline
 
 
 def _labels_given(info: CheckpointInfo) -> list[str]:

@@ -13,6 +13,7 @@ cache shares identical components) see the same adapters on it, so what a module
 module itself. The cache is told whenever a module's weights change (bytes, RAM copies of device weights)."""
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
@@ -22,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from modules.compat import (activate_adapters, delete_adapter, disable_adapters, lora_loadable_modules,
-                            module_adapters, remove_lora_layers)
+from modules.compat import (activate_adapters, delete_adapter, disable_adapters, keep_adapter_in,
+                            lora_loadable_modules, module_adapters, remove_lora_layers)
 from modules.errors import BadModelFile
 from modules.models.lora_files import read_lora
 
@@ -93,20 +94,21 @@ class LoraAdapters:
         state = read_lora(lora.path)
         unet_module = getattr(pipe, _unet_name(pipe))
         parameter = next(unet_module.parameters())
-        self.cache.make_room(sum(t.numel() * parameter.element_size() for t in state.values()))
-        state = {k: v.to(parameter.device, parameter.dtype) if v.is_floating_point() else v for k, v in state.items()}
-        if not all("lora" in key for key in state):
+        dtype = _compute_dtype(unet_module)
+        self.cache.make_room(sum(t.numel() * dtype.itemsize for t in state.values()))
+        state = {k: v.to(parameter.device, dtype) if v.is_floating_point() else v for k, v in state.items()}
+        # ComfyUI's and ai-toolkit's files name a layer's alpha without "lora" (diffusion_model.….alpha).
+        if not all("lora" in key or key.endswith(".alpha") for key in state) or not any("lora" in k for k in state):
             raise BadModelFile(lora.path, "is not a LoRA: its keys do not name LoRA layers "
                                           "(lora_down/lora_up, lora_A/lora_B)")
         try:
-            converted, alphas, metadata = pipe.lora_state_dict(state, unet_config=unet_module.config,
-                                                               return_lora_metadata=True)
+            converted, alphas, metadata = _lora_state(pipe, state, unet_module.config)
         except Exception as e:  # noqa: BLE001 - a key layout diffusers cannot read: the file's fault
             raise BadModelFile(lora.path, f"is not a LoRA layout diffusers can read ({_reason(e)})") from None
         del state
         parts = frozenset(c for c in _targets(pipe) if any(key.startswith(f"{c}.") for key in converted))
         if not parts:
-            raise BadModelFile(lora.path, "has no weights for this checkpoint's UNet or text encoders")
+            raise BadModelFile(lora.path, f"has no weights for this checkpoint's {' or '.join(_targets(pipe))}")
         attached = []
         try:
             with warnings.catch_warnings():
@@ -134,14 +136,20 @@ class LoraAdapters:
     @staticmethod
     def _attach_one(pipe, component: str, converted, alphas, metadata, adapter: str) -> None:
         module = getattr(pipe, component)
-        if component == _unet_name(pipe):
+        if component == "unet":
             pipe.load_lora_into_unet(converted, alphas, unet=module, adapter_name=adapter, metadata=metadata,
                                      _pipeline=pipe)
+        elif component == _unet_name(pipe):  # a transformer (Z-Image): SD3's loaders take no alphas, FLUX's do
+            options = dict(transformer=module, adapter_name=adapter, metadata=metadata, _pipeline=pipe)
+            if "network_alphas" in inspect.signature(pipe.load_lora_into_transformer).parameters:
+                options["network_alphas"] = alphas
+            pipe.load_lora_into_transformer(converted, **options)
         else:
             pipe.load_lora_into_text_encoder(converted, alphas, text_encoder=module, prefix=component,
                                              adapter_name=adapter, metadata=metadata, _pipeline=pipe)
         if adapter not in module_adapters(module):
             raise ValueError(f"no layer of the {component} took its weights")
+        keep_adapter_in(module, adapter, _compute_dtype(module))  # not fp8, where the module's weights are
 
     def _bound(self, module, keep: set[str]) -> None:
         names = module_adapters(module)
@@ -163,7 +171,28 @@ def _targets(pipe) -> dict[str, torch.nn.Module]:
 
 
 def _unet_name(pipe) -> str:
-    return getattr(pipe, "unet_name", "unet")
+    """The denoiser as the pipeline's LoRA loader names it: its `unet_name` (SD 1.x/2.x, SDXL), else its
+    `transformer_name` (Z-Image); the LoRA's unet weight applies to it."""
+    return getattr(pipe, "unet_name", None) or getattr(pipe, "transformer_name", None) or "unet"
+
+
+def _compute_dtype(module) -> torch.dtype:
+    """The dtype the denoiser computes in, which its LoRA layers are kept in: its weights' own, or, for weights
+    stored in fp8 (fp8_storage.py: cast layer by layer as they run), that of the layers kept as they are
+    (norms, embeddings)."""
+    stored = (torch.float8_e4m3fn, torch.float8_e5m2)
+    dtypes = [p.dtype for p in module.parameters() if p.is_floating_point()]
+    return next((d for d in dtypes if d not in stored), dtypes[0] if dtypes else torch.float32)
+
+
+def _lora_state(pipe, state: dict, denoiser_config) -> tuple[dict, dict | None, dict | None]:
+    """(state dict in diffusers' layout, network alphas, metadata) from the pipeline's own LoRA loader: SD's and
+    SDXL's give alphas; the transformer families' (Z-Image) scale by them while converting and give none."""
+    out = pipe.lora_state_dict(state, unet_config=denoiser_config, return_lora_metadata=True)
+    if len(out) == 3:
+        return out
+    converted, metadata = out
+    return converted, None, metadata
 
 
 def _reason(error: Exception) -> str:

@@ -10,6 +10,7 @@ import inspect
 
 import diffusers
 
+from modules.compat import reads_latents
 from modules.errors import UserError
 
 
@@ -43,5 +44,6 @@ def task_pipeline(model, task: str, scheduler):
     for attribute in ("_all_hooks", "_offload_device", "_offload_gpu_id"):
         if hasattr(pipe, attribute):
             setattr(view, attribute, getattr(pipe, attribute))
+    reads_latents(view, family.latent.channels)  # Z-Image's pipelines expect pictures (diffusers 0.42.1)
     view.set_progress_bar_config(disable=True)  # the job reports progress; no bar in the server's console
     return view

@@ -122,7 +122,8 @@ class Family:
     load_options: Mapping[str, Any] = field(default_factory=dict)
     # Single-file loading: component name -> converter(module, its config, the file's tensors) -> state dict.
     converters: Mapping[str, Callable] = field(default_factory=dict)
-    # Why a task has no pipeline here, in the user's words (the SDXL refiner only refines).
+    # Why a task has no pipeline here, in the user's words (the SDXL refiner only refines); and why a feature does
+    # not apply: "clip skip" (FLUX, Z-Image: refused when a job asks, the setting gives way), "prompt editing".
     refusals: Mapping[str, str] = field(default_factory=dict)
     # SAI model-spec "modelspec.architecture" prefixes naming this family in file metadata.
     modelspec: tuple[str, ...] = ()

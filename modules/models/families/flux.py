@@ -227,6 +227,9 @@ def _family(dev: bool) -> Family:
         converters={"transformer": convert_transformer, "vae": _ldm.convert_vae,
                     "text_encoder": sd3.clip_under(sd3.CLIP_L), "text_encoder_2": sd3.convert_t5},
         modelspec=("flux-1-dev",) if dev else ("flux-1-schnell",),
+        # CLIP-L's pooled output comes from its last layer whatever the clip skip, and T5 has none.
+        refusals={"clip skip": f"clip skip has no effect on {'FLUX.1 dev' if dev else 'FLUX.1 schnell'} models: they "
+                               "read only CLIP-L's pooled output, which comes from its last layer"},
         sampler_kind="flow",
         # FlowMatchHeun takes neither FLUX's custom sigmas nor its dynamic shift: no Heun here.
         sampler_names=("Euler", "DPM++ 2M", "UniPC"),

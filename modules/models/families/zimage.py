@@ -17,8 +17,10 @@ modulation is `.1`, after a SiLU); this file takes diffusers' key and the captio
 caption width other than a Qwen3 encoder's.
 
 Prompts: Qwen3 reads the plain prompt (A1111's emphasis stripped, as T5 does for SD3/FLUX), at most 512 tokens
-with the template, as the pipeline does. Not here yet: img2img (ZImageImg2ImgPipeline takes pictures, not the
-latents the img2img capability hands every family), inpainting, prompt editing, clip skip (no CLIP)."""
+with the template, as the pipeline does. img2img, inpainting and the hires fix: diffusers' ZImageImg2ImgPipeline and
+ZImageInpaintPipeline around the cached modules; they expect pictures, and take the latents the img2img capability
+hands every family through compat.reads_latents. LoRAs: diffusers' Z-Image LoRA loader on the transformer
+(modules/models/lora_adapters.py). Not here: prompt editing; clip skip (no CLIP: refused when a job asks)."""
 from __future__ import annotations
 
 import torch
@@ -32,8 +34,7 @@ IMAGE_IN = "x_embedder.weight"  # (dim, 16 channels × 2 × 2)
 PATCH = 2
 TEXT_ENCODER_PREFIX = "text_encoders.qwen3_4b."  # where a whole checkpoint holds Qwen3 (ComfyUI's name)
 VAE_PREFIXES = (_ldm.VAE_PREFIX, "vae.")
-PIPELINES = {"txt2img": "ZImagePipeline"}
-REFUSAL = "Z-Image models do not do {task} here yet; pick an SD 1.x, SD 2.x, SDXL or SD 3/3.5 model"
+PIPELINES = {"txt2img": "ZImagePipeline", "img2img": "ZImageImg2ImgPipeline", "inpaint": "ZImageInpaintPipeline"}
 MAX_TOKENS = 512  # the pipeline's max_sequence_length: the chat template and prompt together
 
 # Tongyi-MAI/Z-Image-Turbo's scheduler_config.json: FlowMatchEulerDiscreteScheduler, static shift 3.
@@ -163,9 +164,10 @@ ZIMAGE = Family(
     scheduler=SCHEDULER,
     skipped_components=("image_encoder", "feature_extractor"),
     converters={"transformer": convert_transformer, "vae": _ldm.convert_vae, "text_encoder": convert_text_encoder},
-    refusals={**{task: REFUSAL.format(task=task) for task in ("img2img", "inpaint")},
-              # Its transformer takes the prompt as a list of per-prompt features, not SD3/FLUX's named text
-              # inputs that transformer_conditioning.py switches per step.
+    # Its transformer takes the prompt as a list of per-prompt features, not SD3/FLUX's named text inputs that
+    # transformer_conditioning.py switches per step.
+    refusals={"clip skip": "clip skip has no effect on Z-Image models: they have no CLIP text encoder (Qwen3 reads "
+                           "the prompt)",
               "prompt editing": "prompt editing and alternation ([a:b:when], [a|b]) are not supported on Z-Image "
                                 "yet"},
     sampler_kind="flow",
@@ -175,6 +177,7 @@ ZIMAGE = Family(
     default_steps=8, default_cfg_scale=1.0,  # Turbo: 8 steps, guidance off (diffusers' example, the model card)
     guidance_kind="cfg_minus_one",
     pack_latents=float_latents,
+    size_multiple=16,  # its pipelines: 8× VAE latents in 2×2 patches
     component_files={"vae": "VAE", "text_encoder": "Qwen3 text encoder"},
     components_in_file=components_in_file,
     component_sources={"vae": ("vae", _ldm.VAE_PREFIX), "text_encoder": ("qwen3", TEXT_ENCODER_PREFIX)},
