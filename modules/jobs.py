@@ -56,7 +56,9 @@ class Job:
     # --workers ray: the Serve replica that ran it, and whether its model was loaded there already (hot).
     worker: str | None = None
     worker_hot: bool | None = None
+    worker_loras_hot: bool | None = None  # with LoRAs: whether that worker had them attached already
     dispatch_seconds: float | None = None  # its time in dispatch: to the worker, events and result back
+    worker_seconds: tuple[float, float] | None = None  # its time on the worker: in all, and on the model (use + run)
 
     def start(self, batch_count: int, steps: int) -> None:
         self.state, self.started_at = "running", time.time()

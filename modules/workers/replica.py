@@ -2,6 +2,8 @@
 
 Its models are multiplexed (serve.multiplexed, keyed by checkpoint title or kind:name), so Serve routes a job to
 a replica that holds its model already and drops a replica's least recently used one past models_per_replica.
+The LoRA sets it ran lately on each are its routing stats: the router prefers, among the replicas holding a job's
+checkpoint, one that has the job's LoRAs attached (modules/workers/lora_sets.py, router.py).
 A job runs here as in the local runner (manager.use, then capability.run), with a ReplicaJob and ReplicaHooks
 that stream its progress and images back (modules/workers/replica_job.py). Imported only with --workers ray."""
 from __future__ import annotations
@@ -23,6 +25,7 @@ from modules.errors import ModelNotFound, UserError, report_internal_error
 from modules.jobs import Interrupted, Skipped
 from modules.models.refs import CHECKPOINT
 from modules.workers.board import BOARD_NAME, NAMESPACE
+from modules.workers.lora_sets import AttachedSets
 from modules.workers.replica_job import ReplicaHooks, ReplicaJob
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,7 @@ class GenerationWorker:
         self.jobs_done = 0
         self.running: list[str] = []  # job ids: one on the device, the others waiting in its line
         self._refs: dict[str, object] = {}
+        self.attached = AttachedSets()  # the LoRA sets run lately per held model: its adapters stay attached
 
         async def load(key: str) -> HeldModel:  # a plain function: Serve keeps its cache on it
             return await self._load(key)
@@ -70,6 +74,10 @@ class GenerationWorker:
 
         return {"pid": os.getpid(), "threads": torch.get_num_threads(), "node": socket.gethostname(), "device": str(self.backend.config.devices.device),
                 "models": list(self.held), "running": list(self.running), "jobs_done": self.jobs_done, "loads": self.loads}
+
+    def record_routing_stats(self) -> dict:
+        """What the router reads (Serve asks every request_routing_stats_period_s): the LoRA sets held."""
+        return self.attached.routing_stats()
 
     def _report(self) -> None:
         self.board.report.remote(self.replica, self.describe())
@@ -108,6 +116,7 @@ class GenerationWorker:
     def dropped(self, held: HeldModel) -> None:
         if held.key in self.held:
             self.held.remove(held.key)
+        self.attached.forget(held.key)
         same_checkpoint = [k for k in self.held if self._refs.get(k) is not None
                            and self._refs[k].kind == CHECKPOINT and self._refs[k].name == held.ref.name]
         if held.ref.kind == CHECKPOINT and not same_checkpoint:  # held under another key too (its VAE file): kept
@@ -120,8 +129,8 @@ class GenerationWorker:
     # Jobs ----------------------------------------------------------------------------------------
 
     async def run_job(self, payload: dict):
-        """Stream one job's events: ("worker", replica, hot, description) first, then the job's, then its
-        outcome: ("result", result, seconds here) or ("stopped", "interrupted"|"skipped") or ("failed", kind, detail)."""
+        """Stream one job's events: ("worker", replica, hot, description, LoRAs attached or None) first, then the
+        job's, then its outcome: ("result", result, seconds here, seconds of them on the model) or ("stopped", "interrupted"|"skipped") or ("failed", kind, detail)."""
         started = time.perf_counter()
         key = serve.get_multiplexed_model_id()
         self._refs[key] = payload["ref"]
@@ -130,7 +139,9 @@ class GenerationWorker:
         if key in self.held:  # most recently used last
             self.held.remove(key)
             self.held.append(key)
-        yield ("worker", self.replica, self.loads == loads_before, self.describe())
+        lora_set = payload.get("lora_set", "")
+        loras_hot = self.attached.has(key, lora_set) if lora_set else None
+        yield ("worker", self.replica, self.loads == loads_before, self.describe(), loras_hot)
         loop = asyncio.get_running_loop()
         events: asyncio.Queue = asyncio.Queue()
 
@@ -150,6 +161,8 @@ class GenerationWorker:
             if not running.done():  # the front end left (a departed client, a cancelled stream): stop the job
                 job.cancel()
         await running
+        if key in self.held:
+            self.attached.note(key, lora_set)
 
     def _run(self, payload: dict, job: ReplicaJob, emit, started: float) -> None:
         capability, request = payload["capability"], payload["request"]
@@ -162,10 +175,12 @@ class GenerationWorker:
             p = Processing(capability.tab, request, job, ScriptArgs(), generate=None, validate=lambda r: r,
                            backend=self.backend)
             hooks = ReplicaHooks(p, emit, payload["extra_infotext"])
+            on_model = time.perf_counter()
             with self.backend.manager.use(capability.model(request), cancelled=lambda: job.interrupt_requested,
                                           owner=job.queue_user or job.owner, key=job.id) as loaded:
                 result = capability.run(request, loaded, job, hooks)
-            emit(("result", result, time.perf_counter() - started))
+            done = time.perf_counter()
+            emit(("result", result, done - started, done - on_model))
         except Interrupted:
             emit(("stopped", "interrupted"))
         except Skipped:
