@@ -200,6 +200,7 @@ class WorkerPool:
         try:
             for attempt in (1, 2):
                 streamed = StreamedImages(job, hooks)
+                payload["signals"] = (base_job.interrupts, forwarder.skips, base_job.client_gone)  # pressed already
                 try:
                     return self._stream(key, payload, base_job, streamed)
                 except WorkerLost as lost:
@@ -220,7 +221,7 @@ class WorkerPool:
         response = self.handle.options(multiplexed_model_id=key, stream=True).run_job.remote(payload)
         worker = None
         try:
-            for event in response:
+            for event in (event for piled in response for event in piled):
                 kind = event[0]
                 if kind == "worker":
                     worker = job.worker = event[1]
@@ -261,7 +262,7 @@ class _SignalForwarder:
         self.board, self.job = board, job
         self._stop = threading.Event()
         self._sent = (0, 0, False)
-        self._skips = 0
+        self.skips = 0  # Skip presses taken from the job
         threading.Thread(target=self._forward, daemon=True, name=f"signals-{job.id[:8]}").start()
 
     def _forward(self) -> None:
@@ -269,8 +270,8 @@ class _SignalForwarder:
         while True:  # once at once: an Interrupt pressed before the job reached a worker
             if job.skip_requested:  # taken here: the worker's copy of the job raises Skipped
                 job.skip_requested = False
-                self._skips += 1
-            now = (job.interrupts, self._skips, job.client_gone)
+                self.skips += 1
+            now = (job.interrupts, self.skips, job.client_gone)
             if now != self._sent:
                 self.board.signal.remote(job.id, *now)
                 self._sent = now

@@ -29,7 +29,7 @@ from modules.workers.lora_sets import AttachedSets
 from modules.workers.replica_job import ReplicaHooks, ReplicaJob
 
 log = logging.getLogger(__name__)
-SIGNAL_POLL_SECONDS = 0.05
+SIGNAL_WAIT_SECONDS = 1.0  # one call to the board answers a change at once, or this long after
 REPORT_SECONDS = 2.0
 _DONE = object()
 
@@ -129,8 +129,8 @@ class GenerationWorker:
     # Jobs ----------------------------------------------------------------------------------------
 
     async def run_job(self, payload: dict):
-        """Stream one job's events: ("worker", replica, hot, description, LoRAs attached or None) first, then the
-        job's, then its outcome: ("result", result, seconds here, seconds of them on the model) or ("stopped", "interrupted"|"skipped") or ("failed", kind, detail)."""
+        """Stream one job's events, in lists: ("worker", replica, hot, description, LoRAs attached or None) first,
+        then the job's, then its outcome: ("result", result, seconds here, seconds of them on the model) or ("stopped", "interrupted"|"skipped") or ("failed", kind, detail)."""
         started = time.perf_counter()
         key = serve.get_multiplexed_model_id()
         self._refs[key] = payload["ref"]
@@ -141,7 +141,7 @@ class GenerationWorker:
             self.held.append(key)
         lora_set = payload.get("lora_set", "")
         loras_hot = self.attached.has(key, lora_set) if lora_set else None
-        yield ("worker", self.replica, self.loads == loads_before, self.describe(), loras_hot)
+        yield [("worker", self.replica, self.loads == loads_before, self.describe(), loras_hot)]
         loop = asyncio.get_running_loop()
         events: asyncio.Queue = asyncio.Queue()
 
@@ -152,11 +152,13 @@ class GenerationWorker:
         job.id, job.emit = payload["job_id"], emit
         running = loop.run_in_executor(None, self._run, payload, job, emit, started)
         try:
-            while True:
-                event = await events.get()
-                if event is _DONE:
-                    break
-                yield event
+            done = False
+            while not done:  # the events come out as lists: what piled up while this loop waited, in one item
+                piled = [await events.get()]
+                while not events.empty():
+                    piled.append(events.get_nowait())
+                done = piled[-1] is _DONE
+                yield piled[:-1] if done else piled
         finally:
             if not running.done():  # the front end left (a departed client, a cancelled stream): stop the job
                 job.cancel()
@@ -168,9 +170,12 @@ class GenerationWorker:
         capability, request = payload["capability"], payload["request"]
         self.running.append(job.id)
         stop = threading.Event()
-        threading.Thread(target=self._follow_signals, args=(job, stop), daemon=True, name="job-signals").start()
+        signals = tuple(payload.get("signals", (0, 0, False)))  # pressed before the job left the front end
+        skips_applied = [0]
+        self._apply_signals(job, signals, skips_applied)
+        threading.Thread(target=self._follow_signals, args=(job, stop, signals, skips_applied), daemon=True,
+                         name="job-signals").start()
         try:
-            self._apply_signals(job, ray.get(self.board.signals_for.remote(job.id)), [0])
             self._find(capability.model(request))
             p = Processing(capability.tab, request, job, ScriptArgs(), generate=None, validate=lambda r: r,
                            backend=self.backend)
@@ -194,13 +199,17 @@ class GenerationWorker:
             self._report()
             emit(_DONE)
 
-    def _follow_signals(self, job: ReplicaJob, stop: threading.Event) -> None:
-        skips_applied = [0]
-        while not stop.wait(SIGNAL_POLL_SECONDS):
+    def _follow_signals(self, job: ReplicaJob, stop: threading.Event, known: tuple, skips_applied: list[int]) -> None:
+        """Interrupt, Skip and a departed client from the board while the job runs: one waiting call at a time
+        (answered when they change), so a job's thread shares its CPU with no polling."""
+        while not stop.is_set():
             try:
-                self._apply_signals(job, ray.get(self.board.signals_for.remote(job.id)), skips_applied)
+                signals = tuple(ray.get(self.board.wait_signals.remote(job.id, known, SIGNAL_WAIT_SECONDS)))
             except Exception:  # noqa: BLE001 - the board went with the front end: the stream's end stops the job
                 return
+            if signals != known and not stop.is_set():
+                self._apply_signals(job, signals, skips_applied)
+                known = signals
 
     @staticmethod
     def _apply_signals(job: ReplicaJob, signals: tuple[int, int, bool], skips_applied: list[int]) -> None:
