@@ -7,7 +7,8 @@
   (routing, pickling, the event stream), per job with the model loaded (target ≤ 50 ms);
 - job_ms_parts: where a job's time goes, medians: the whole job, its model part (Runner._on_model: locally the
   device's line and the run; with a worker the whole trip), on the worker in all and on its model (manager.use and
-  the run there), and dispatch;
+  the run there), and dispatch; with the CPU time the job's thread used on the model (locally and on the worker:
+  wall time above it is time spent waiting for a CPU);
 - affinity: a mixed stream of 3 checkpoints (zoo-shapes under three titles) over 2 workers with room for 2
   each: the share of jobs whose worker held their model already (target ≥ 90 %), first loads included.
 
@@ -62,16 +63,17 @@ def one_job(backend, title: str, steps: int, seed: int):
     return time.perf_counter() - started, job
 
 
-def timed_model_parts(backend) -> list[float]:
-    """Runner._on_model wrapped: the seconds of each job's model part, appended to the list returned."""
+def timed_model_parts(backend) -> list[tuple[float, float]]:
+    """Runner._on_model wrapped: (seconds, CPU seconds of its thread) of each job's model part, appended to the
+    list returned."""
     seconds, original = [], backend.runner._on_model
 
     def timed(*args, **kwargs):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         try:
             return original(*args, **kwargs)
         finally:
-            seconds.append(time.perf_counter() - started)
+            seconds.append((time.perf_counter() - started, time.thread_time() - cpu))
 
     backend.runner._on_model = timed
     return seconds
@@ -158,10 +160,13 @@ def main() -> None:
         local_parts, remote_parts, on_worker = local_parts[1:], remote_parts[1:], on_worker[1:]
         out["job_ms_median"] = {"local": median_ms(local), "one_worker": median_ms(remote)}
         out["job_ms_parts"] = {
-            "local": {"job": median_ms(local), "model_part": median_ms(local_parts)},
-            "one_worker": {"job": median_ms(remote), "model_part": median_ms(remote_parts),
+            "local": {"job": median_ms(local), "model_part": median_ms([p[0] for p in local_parts]),
+                      "model_part_cpu": median_ms([p[1] for p in local_parts])},
+            "one_worker": {"job": median_ms(remote), "model_part": median_ms([p[0] for p in remote_parts]),
                            "on_worker": median_ms([w[0] for w in on_worker]),
-                           "on_worker_model": median_ms([w[1] for w in on_worker]), "dispatch": median_ms(dispatch)}}
+                           "on_worker_model": median_ms([w[1] for w in on_worker]),
+                           "on_worker_model_cpu": median_ms([w[2] for w in on_worker]),
+                           "dispatch": median_ms(dispatch)}}
         out["dispatch_ms_median"] = median_ms(dispatch)
         out["dispatch_ms_max"] = round(max(dispatch) * 1000, 1)
         out["load_average"] = [round(x, 2) for x in os.getloadavg()]

@@ -58,7 +58,8 @@ class Job:
     worker_hot: bool | None = None
     worker_loras_hot: bool | None = None  # with LoRAs: whether that worker had them attached already
     dispatch_seconds: float | None = None  # its time in dispatch: to the worker, events and result back
-    worker_seconds: tuple[float, float] | None = None  # its time on the worker: in all, and on the model (use + run)
+    # Its time on the worker: in all, on the model (use + run), and the CPU time its thread used there.
+    worker_seconds: tuple[float, float, float] | None = None
 
     def start(self, batch_count: int, steps: int) -> None:
         self.state, self.started_at = "running", time.time()

@@ -229,7 +229,7 @@ class WorkerPool:
                 elif kind == "result":
                     result = streamed.patched(event[1])
                     job.dispatch_seconds = max(time.perf_counter() - started - event[2], 0.0)
-                    job.worker_seconds = (event[2], event[3])
+                    job.worker_seconds = (event[2], event[3], event[4])
                     return result
                 elif kind == "stopped":
                     raise Interrupted() if event[1] == "interrupted" else Skipped()

@@ -130,7 +130,8 @@ class GenerationWorker:
 
     async def run_job(self, payload: dict):
         """Stream one job's events, in lists: ("worker", replica, hot, description, LoRAs attached or None) first,
-        then the job's, then its outcome: ("result", result, seconds here, seconds of them on the model) or ("stopped", "interrupted"|"skipped") or ("failed", kind, detail)."""
+        then the job's, then its outcome: ("result", result, seconds here, seconds of them on the model, the CPU seconds
+        the job's thread used on the model) or ("stopped", "interrupted"|"skipped") or ("failed", kind, detail)."""
         started = time.perf_counter()
         key = serve.get_multiplexed_model_id()
         self._refs[key] = payload["ref"]
@@ -180,12 +181,12 @@ class GenerationWorker:
             p = Processing(capability.tab, request, job, ScriptArgs(), generate=None, validate=lambda r: r,
                            backend=self.backend)
             hooks = ReplicaHooks(p, emit, payload["extra_infotext"])
-            on_model = time.perf_counter()
+            on_model, cpu = time.perf_counter(), time.thread_time()
             with self.backend.manager.use(capability.model(request), cancelled=lambda: job.interrupt_requested,
                                           owner=job.queue_user or job.owner, key=job.id) as loaded:
                 result = capability.run(request, loaded, job, hooks)
             done = time.perf_counter()
-            emit(("result", result, done - started, done - on_model))
+            emit(("result", result, done - started, done - on_model, time.thread_time() - cpu))
         except Interrupted:
             emit(("stopped", "interrupted"))
         except Skipped:
