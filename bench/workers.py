@@ -5,10 +5,14 @@
 - dispatch_ms: what a job spends in dispatch (front end → worker → back), which the local path does not have:
   the front end's time in WorkerPool.run minus the worker's own, from the request's arrival to its result
   (routing, pickling, the event stream), per job with the model loaded (target ≤ 50 ms);
+- job_ms_parts: where a job's time goes, medians: the whole job, its model part (Runner._on_model: locally the
+  device's line and the run; with a worker the whole trip), on the worker in all and on its model (manager.use and
+  the run there), and dispatch; with the CPU time the job's thread used on the model (locally and on the worker:
+  wall time above it is time spent waiting for a CPU);
 - affinity: a mixed stream of 3 checkpoints (zoo-shapes under three titles) over 2 workers with room for 2
   each: the share of jobs whose worker held their model already (target ≥ 90 %), first loads included.
 
-    venv/bin/python bench/workers.py [--jobs 24] [--affinity-jobs 60] [--steps 4]
+    venv/bin/python bench/workers.py [--jobs 24] [--affinity-jobs 60] [--steps 4] [--timing-only]
 """
 from __future__ import annotations
 
@@ -59,6 +63,26 @@ def one_job(backend, title: str, steps: int, seed: int):
     return time.perf_counter() - started, job
 
 
+def timed_model_parts(backend) -> list[tuple[float, float]]:
+    """Runner._on_model wrapped: (seconds, CPU seconds of its thread) of each job's model part, appended to the
+    list returned."""
+    seconds, original = [], backend.runner._on_model
+
+    def timed(*args, **kwargs):
+        started, cpu = time.perf_counter(), time.thread_time()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            seconds.append((time.perf_counter() - started, time.thread_time() - cpu))
+
+    backend.runner._on_model = timed
+    return seconds
+
+
+def median_ms(values) -> float:
+    return round(statistics.median(values) * 1000, 1)
+
+
 def stream(backend, titles: list[str], steps: int, threads: int = 2) -> tuple[float, list]:
     """Jobs per second for `titles` (one job each) from `threads` submitters; the jobs."""
     pending, jobs, lock = list(enumerate(titles)), [], threading.Lock()
@@ -104,6 +128,7 @@ def main() -> None:
     parser.add_argument("--affinity-jobs", type=int, default=60)
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--timed-jobs", type=int, default=12)
+    parser.add_argument("--timing-only", action="store_true", help="the one-worker job timings only")
     args = parser.parse_args()
     import torch
 
@@ -117,20 +142,38 @@ def main() -> None:
 
         out["start_seconds_1_worker"] = round(deploy(backend, 1, 2), 1)
         pool = backend.workers
-        local, remote, dispatch = [], [], []
+        local, remote, dispatch, on_worker = [], [], [], []
+        model_parts = timed_model_parts(backend)
+        local_parts, remote_parts = [], []
         for i in range(args.timed_jobs + 1):  # interleaved: a shared machine's load falls on both alike
             backend.workers = None
             seconds, _ = one_job(backend, a, args.steps, i)
             local.append(seconds)
+            local_parts.append(model_parts[-1])
             backend.workers = pool
             seconds, job = one_job(backend, a, args.steps, i)
             remote.append(seconds)
+            remote_parts.append(model_parts[-1])
             dispatch.append(job.dispatch_seconds)
+            on_worker.append(job.worker_seconds)
         local, remote, dispatch = local[1:], remote[1:], dispatch[1:]  # the first: loading, warm-up
-        out["job_ms_median"] = {"local": round(statistics.median(local) * 1000, 1),
-                                "one_worker": round(statistics.median(remote) * 1000, 1)}
-        out["dispatch_ms_median"] = round(statistics.median(dispatch) * 1000, 1)
+        local_parts, remote_parts, on_worker = local_parts[1:], remote_parts[1:], on_worker[1:]
+        out["job_ms_median"] = {"local": median_ms(local), "one_worker": median_ms(remote)}
+        out["job_ms_parts"] = {
+            "local": {"job": median_ms(local), "model_part": median_ms([p[0] for p in local_parts]),
+                      "model_part_cpu": median_ms([p[1] for p in local_parts])},
+            "one_worker": {"job": median_ms(remote), "model_part": median_ms([p[0] for p in remote_parts]),
+                           "on_worker": median_ms([w[0] for w in on_worker]),
+                           "on_worker_model": median_ms([w[1] for w in on_worker]),
+                           "on_worker_model_cpu": median_ms([w[2] for w in on_worker]),
+                           "dispatch": median_ms(dispatch)}}
+        out["dispatch_ms_median"] = median_ms(dispatch)
         out["dispatch_ms_max"] = round(max(dispatch) * 1000, 1)
+        out["load_average"] = [round(x, 2) for x in os.getloadavg()]
+        if args.timing_only:
+            out["torch_threads"] = {"front_end": torch.get_num_threads(),
+                                    "workers": sorted({w.get("threads") for w in backend.workers.replicas()})}
+            return
         backend.workers = None
         out["jobs_per_second"] = {"local": round(stream(backend, [a] * args.jobs, args.steps)[0], 2)}
         backend.manager.unload_all()
@@ -159,7 +202,7 @@ def main() -> None:
         if "backend" in locals():
             stop_workers(backend)
         shutil.rmtree(root, ignore_errors=True)
-    print(json.dumps(out, indent=2))
+        print(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

@@ -106,6 +106,12 @@ class Backend:
                                              EMBEDDING_SUFFIXES)
         self.embeddings = Embeddings(self.embedding_files, hashes=self.registry.hash_cache)
 
+    @property
+    def device_line(self):
+        """The fair line jobs wait in for the device (a FairLock): the manager's, or with --workers ray the front
+        end's, one place per worker."""
+        return self.workers.line if self.workers is not None else self.manager.device_lock
+
     def run(self, capability: Capability, request, job: Job | None = None, scripts: ScriptCall | None = None):
         """One job of `capability` (modules/capabilities), through the runner; see Runner.run."""
         return self.runner.run(capability, request, job, scripts)

@@ -56,7 +56,10 @@ class Job:
     # --workers ray: the Serve replica that ran it, and whether its model was loaded there already (hot).
     worker: str | None = None
     worker_hot: bool | None = None
+    worker_loras_hot: bool | None = None  # with LoRAs: whether that worker had them attached already
     dispatch_seconds: float | None = None  # its time in dispatch: to the worker, events and result back
+    # Its time on the worker: in all, on the model (use + run), and the CPU time its thread used there.
+    worker_seconds: tuple[float, float, float] | None = None
 
     def start(self, batch_count: int, steps: int) -> None:
         self.state, self.started_at = "running", time.time()

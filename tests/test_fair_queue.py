@@ -35,6 +35,39 @@ def test_users_take_turns_on_the_device():
     assert lock.waiting == 0 and lock.acquire(owner="D")  # free again
 
 
+def test_with_two_places_users_still_take_turns():
+    """The front end's line for --workers ray: two jobs at a time; A fills both and queues 4 more, then B one.
+    B gets the next place that frees; more places (a worker added) are handed out at once."""
+    lock, order = FairLock(places=2), []
+    assert lock.acquire(owner="A") and lock.acquire(owner="A")
+    threads = []
+    for owner, key in (("A", "a1"), ("A", "a2"), ("A", "a3"), ("A", "a4"), ("B", "b1")):
+        thread = threading.Thread(target=lambda o=owner, k=key: (lock.acquire(owner=o, key=k), order.append(k)))
+        thread.start()
+        threads.append(thread)
+        wait_for(lambda n=len(threads): lock.waiting == n, what=f"{key} to queue")
+    assert lock.ahead_of("b1") == 2  # the two holding places
+    lock.release()
+    wait_for(lambda: order == ["b1"], what="B to get the first free place")
+    lock.set_places(3)  # a worker came: its place goes to the next waiter at once
+    wait_for(lambda: order == ["b1", "a1"], what="A's next job to get the new place")
+    for n in range(3):
+        lock.release()
+        wait_for(lambda n=n: len(order) == 3 + n, what="the next place")
+    for thread in threads:
+        thread.join(10)
+    assert order == ["b1", "a1", "a2", "a3", "a4"]
+    lock.set_places(1)  # fewer places: the holders finish, then one at a time
+    for _ in range(3):
+        lock.release()
+    assert lock.acquire(owner="C")
+    waiting = threading.Thread(target=lambda: (lock.acquire(owner="D"), order.append("d1")))
+    waiting.start()
+    wait_for(lambda: lock.waiting == 1, what="D to queue behind C's one place")
+    lock.release()
+    waiting.join(10)
+    assert order[-1] == "d1"
+
 def test_one_user_may_have_queue_per_user_jobs_waiting():
     lock, done = FairLock(limit=10, per_owner=2), []
     assert lock.acquire(owner="holder")

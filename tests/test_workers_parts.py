@@ -98,3 +98,39 @@ def test_streamed_images_replace_the_workers_placeholders():
     for index, image in enumerate(patched.images):
         assert image.getpixel((3, 0)) == (255, 255, 255)  # the front end's post-processed picture
         assert image.info == {"parameters": f"seed {index + 1}"}  # the worker's info, without its tag
+
+
+def test_workers_that_have_the_jobs_lora_set_attached_rank_first():
+    """The router's order among the workers that hold the job's checkpoint: the LoRA set attached first."""
+    from types import SimpleNamespace
+
+    from modules.networks.loras import LoraUse
+    from modules.workers.lora_sets import AttachedSets, lora_set_of, ranked_by_lora_set
+
+    ink, film = LoraUse("ink", Path("/m/Lora/ink.safetensors"), 1, 1), LoraUse("film", Path("/m/Lora/film.pt"), 1, 1)
+    request = SimpleNamespace(loras=(ink, film), hr_loras=(LoraUse("ink", ink.path, 0.5, 0.5),))
+    both = lora_set_of(request)
+    assert both == lora_set_of(SimpleNamespace(loras=(film, ink))) == "/m/Lora/film.pt|/m/Lora/ink.safetensors"
+    assert lora_set_of(SimpleNamespace(loras=())) == lora_set_of(object()) == ""
+
+    first, second = AttachedSets(per_model=2), AttachedSets(per_model=2)
+    first.note("shapes-a", str(ink.path))
+    second.note("shapes-a", both)
+    second.note("shapes-b", str(ink.path))
+    replicas = [SimpleNamespace(name="first", routing_stats=first.routing_stats()),
+                SimpleNamespace(name="second", routing_stats=second.routing_stats()),
+                SimpleNamespace(name="new", routing_stats={})]
+
+    def names(ranks):
+        return [[r.name for r in rank] for rank in ranks]
+
+    assert names(ranked_by_lora_set(replicas, "shapes-a", both)) == [["second"], ["first", "new"]]
+    assert names(ranked_by_lora_set(replicas, "shapes-a", str(ink.path))) == [["first"], ["second", "new"]]
+    assert names(ranked_by_lora_set(replicas, "shapes-c", str(ink.path))) == [[], ["first", "second", "new"]]
+    assert names(ranked_by_lora_set(replicas, "shapes-a", "")) == [["first", "second", "new"]]  # no LoRAs
+
+    for n in range(3):  # a few sets per checkpoint remembered, the least recently used forgotten
+        second.note("shapes-a", f"/m/Lora/{n}.pt")
+    assert not second.has("shapes-a", both) and second.has("shapes-a", "/m/Lora/2.pt")
+    second.forget("shapes-a")  # the checkpoint left the worker: its adapters with it
+    assert not second.has("shapes-a", "/m/Lora/2.pt") and second.has("shapes-b", str(ink.path))

@@ -1,7 +1,8 @@
 """--workers ray: the app started as a user would (webui.main with its flags) on a local Ray instance with two CPU
 generation workers and two checkpoints (the built-in zoo-shapes under two titles). Jobs stay where their model is
-loaded, pictures equal the local run's, the UI's Interrupt reaches the worker, and a worker killed mid-job loses no
-accepted job. Needs ray (requirements.txt); skipped without it."""
+loaded, users take turns over all workers (one user's burst does not hold back another's job), pictures equal the
+local run's, the UI's Interrupt reaches the worker, and a worker killed mid-job loses no accepted job. Needs ray
+(requirements.txt); skipped without it."""
 from __future__ import annotations
 
 import io
@@ -24,12 +25,16 @@ pytest.importorskip("ray")
 pytest.importorskip("ray.serve")
 
 from tests import gradio_raw  # noqa: E402
+from tests.lora_fixtures import make_kohya_lora  # noqa: E402
 from tests.inprocess_app import endpoint_data, running_app  # noqa: E402
 from tests.waiting import wait_for  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPES = ROOT / "models" / "Stable-diffusion" / "zoo-shapes"
 PROMPT = "a red circle on a white background"
+ALICE, BOB = ("alice", "alice-pw"), ("bob", "bob-pw")  # API logins: two users in the front end's line
+BURST = 8  # jobs user A sends at once
+LORAS = {"ink": 1, "film": 2}
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +43,11 @@ def app(tmp_path_factory):
     checkpoints = root / "models" / "Stable-diffusion"
     for name in ("shapes-a", "shapes-b"):  # one model under two titles: two checkpoints to the app
         shutil.copytree(SHAPES, checkpoints / name, copy_function=os.link)
+    for name, seed in LORAS.items():  # two LoRA sets for one checkpoint
+        make_kohya_lora(SHAPES, root / "models" / "Lora" / f"{name}.safetensors", seed=seed, strength=0.2)
     config = root / "workers.yaml"
     config.write_text("min_replicas: 2\ncpus_per_replica: 0.5\nmodels_per_replica: 1\n")
-    flags = ["--api", "--workers", "ray", "--workers-config", str(config), "--models-dir", str(root / "models"),
+    flags = ["--api", "--api-auth", "alice:alice-pw,bob:bob-pw", "--queue-per-user", str(BURST), "--workers", "ray", "--workers-config", str(config), "--models-dir", str(root / "models"),
              "--outdir", str(root / "outputs"), "--offline", "--precision", "fp32"]
     with running_app(*flags, env={"ZOO_SETTINGS_FILE": str(root / "config.json")}) as live:
         try:
@@ -52,16 +59,17 @@ def app(tmp_path_factory):
             stop_workers(live.backend)
 
 
-def txt2img(app, checkpoint: str, task_id: str | None = None, steps: int = 4, seed: int = 11, **extra):
+def txt2img(app, checkpoint: str, task_id: str | None = None, steps: int = 4, seed: int = 11, auth=ALICE, **extra):
     body = {"prompt": PROMPT, "steps": steps, "width": 32, "height": 32, "seed": seed, "sampler_name": "Euler",
             "override_settings": {"sd_model_checkpoint": app.titles[checkpoint]},
             "force_task_id": task_id or uuid.uuid4().hex, **extra}
-    return requests.post(f"{app.url}/sdapi/v1/txt2img", json=body, timeout=300)
+    return requests.post(f"{app.url}/sdapi/v1/txt2img", json=body, auth=auth, timeout=300)
 
 
 def worker_of(app, task_id: str) -> dict:
     """The worker as the API's progress answer names it."""
-    return requests.get(f"{app.url}/sdapi/v1/progress", params={"task_id": task_id}, timeout=30).json()["worker"]
+    return requests.get(f"{app.url}/sdapi/v1/progress", params={"task_id": task_id}, auth=ALICE,
+                        timeout=30).json()["worker"]
 
 
 def pixels(answer) -> np.ndarray:
@@ -91,6 +99,41 @@ def test_jobs_go_to_the_worker_that_holds_their_checkpoint(app):
     assert {row[0] for row in workers_table(app.backend)["data"]} >= {a, b}  # the Models tab's Workers table
 
 
+def test_a_users_burst_lets_another_users_job_go_at_the_next_free_place(app):
+    """Alice sends 8 jobs at once, then Bob one, all for one checkpoint: the front end's one fair line (a place per
+    worker) hands Bob's job to the workers at the next place that frees, ahead of Alice's waiting jobs."""
+    from modules import owners
+
+    line = app.backend.workers.line
+    assert line.places == 2 and line.holding == 0
+    answers: dict[str, requests.Response] = {}
+
+    def send(task: str, auth) -> threading.Thread:
+        thread = threading.Thread(target=lambda: answers.update({task: txt2img(app, "shapes-a", task, steps=60,
+                                                                               seed=len(answers), auth=auth)}))
+        thread.start()
+        return thread
+
+    alices = [uuid.uuid4().hex for _ in range(BURST)]
+    threads = [send(task, ALICE) for task in alices]
+    wait_for(lambda: line.waiting_for(owners.user("alice")) >= BURST - 3, "Alice's burst to wait in the front end")
+    bobs = uuid.uuid4().hex
+    threads.append(send(bobs, BOB))
+    wait_for(lambda: line.waiting_for(owners.user("bob")) == 1, "Bob's job to wait in the front end")
+    alice_waiting = line.waiting_for(owners.user("alice"))  # none of these may go before Bob's
+    assert alice_waiting >= BURST - 4
+    for thread in threads:
+        thread.join(300)
+    assert all(answers[t].status_code == 200 for t in [*alices, bobs]), [answers[t].text for t in answers]
+    bob = app.backend.jobs.get(bobs)
+    alice_jobs = [app.backend.jobs.get(t) for t in alices]
+    ahead = [j for j in alice_jobs if j.started_at < bob.started_at]
+    # Only Alice's jobs that had a place when Bob's job came (one running, one beside it in that worker's line)
+    # or had finished already: none of her waiting ones.
+    assert len(ahead) <= BURST - alice_waiting, sorted(j.started_at - bob.started_at for j in alice_jobs)
+    assert line.holding == 0 and line.waiting == 0
+
+
 def test_a_workers_picture_equals_the_local_runs(app):
     task = uuid.uuid4().hex
     remote = txt2img(app, "shapes-a", task, steps=6, seed=4242)
@@ -108,6 +151,36 @@ def test_a_workers_picture_equals_the_local_runs(app):
     assert np.array_equal(remote_pixels, local_pixels)
     info = remote.json()["info"]
     assert "shapes-a" in info  # the infotext names the checkpoint, as locally
+
+
+def test_two_lora_sets_on_one_checkpoint_go_where_it_is_and_draw_as_locally(app):
+    """Jobs with LoRA set "ink" and set "film" on shapes-a: all go to the worker holding shapes-a (one checkpoint
+    loaded there, not one per set), the second job of each set finds its adapters attached, and every picture
+    equals the local run's for the same seed."""
+    prompts = {name: f"{PROMPT} <lora:{name}:1>" for name in LORAS}
+    remote: dict[str, list] = {name: [] for name in LORAS}
+    for name in ["ink", "film", "ink", "film"]:
+        task = uuid.uuid4().hex
+        answer = txt2img(app, "shapes-a", task, steps=6, seed=99, prompt=prompts[name])
+        assert answer.status_code == 200, answer.text
+        assert "Lora hashes" in answer.json()["info"]
+        remote[name].append((pixels(answer), worker_of(app, task)))
+    workers = [worker for runs in remote.values() for _, worker in runs]
+    assert len({w["replica"] for w in workers}) == 1 and all(w["model_was_loaded"] for w in workers), workers
+    for runs in remote.values():
+        assert [worker["loras_were_attached"] for _, worker in runs] == [False, True]
+        assert np.array_equal(runs[0][0], runs[1][0])
+    pool, app.backend.workers = app.backend.workers, None  # --workers local: this process runs the jobs
+    try:
+        local = {name: pixels(txt2img(app, "shapes-a", steps=6, seed=99, prompt=prompts[name])) for name in LORAS}
+    finally:
+        app.backend.workers = pool
+        app.backend.manager.unload_all()
+    for name in LORAS:
+        assert np.array_equal(remote[name][0][0], local[name]), name
+    assert not np.array_equal(local["ink"], local["film"])  # two sets, two pictures
+    listed = next(w for w in pool.replicas() if w["replica"] == workers[0]["replica"])
+    assert listed["models"] == [app.titles["shapes-a"]]
 
 
 def test_the_uis_skip_and_interrupt_reach_the_worker(app):

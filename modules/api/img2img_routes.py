@@ -95,7 +95,7 @@ def add_routes(api: "Api") -> None:
     async def img2img(body: Img2ImgApiRequest, http: Request, owner: str = Depends(api.current_owner)):
         """Generate from pictures: img2img, inpainting with `mask`, outpainting with pad_*. Errors, queue answers
         (503 busy, 429 too many of yours) and task ids as txt2img."""
-        backend.manager.device_lock.refuse_if_full(owners.queue_user(owner))
+        backend.device_line.refuse_if_full(owners.queue_user(owner))
         with api_field_names():
             request = await anyio.to_thread.run_sync(img2img_request, api, body, owner, limiter=api._job_threads)
         job = api._new_job(IMG2IMG.name, body.task_id or body.force_task_id, owner)

@@ -94,7 +94,9 @@ class ProgressResponse(BaseModel):
     task_id: str | None = None
     task_state: str | None = Field(None, description="queued, running, done, failed, interrupted or unknown")
     worker: dict | None = Field(None, description="--workers ray: the generation worker that runs the task "
-                                                  "(replica) and whether its model was loaded there already")
+                                                  "(replica), whether its model was loaded there already "
+                                                  "(model_was_loaded) and, with LoRAs, whether they were attached "
+                                                  "there already (loras_were_attached)")
 
 
 class PngInfoRequest(BaseModel):

@@ -123,7 +123,7 @@ class Api:
             503 (busy) when --queue-limit jobs wait for the device already, 429 when --queue-per-user of them
             are yours."""
             # Busy: answered at once, without taking a worker thread. The owner is the job's (see _new_job).
-            self.backend.manager.device_lock.refuse_if_full(owners.queue_user(owner))
+            self.backend.device_line.refuse_if_full(owners.queue_user(owner))
             # In worker threads: finding a checkpoint may rescan the folders, and the job takes minutes.
             request = await anyio.to_thread.run_sync(self._txt2img_request, body, owner, limiter=self._job_threads)
             job = self._new_job("txt2img", body.task_id or body.force_task_id, owner)
@@ -134,9 +134,10 @@ class Api:
         @r.get("/queue", response_model=models.QueueResponse)
         def queue():
             """Jobs on the device and waiting for it, and --queue-limit."""
-            manager = self.backend.manager
-            return {"running": manager.jobs_on_device, "waiting": manager.device_lock.waiting,
-                    "limit": manager.device_lock.limit, "peak_running": manager.peak_jobs_on_device}
+            manager, line = self.backend.manager, self.backend.device_line
+            running = manager.jobs_on_device if self.backend.workers is None else line.holding
+            return {"running": running, "waiting": line.waiting, "limit": line.limit,
+                    "peak_running": manager.peak_jobs_on_device}
 
         @r.get("/progress", response_model=models.ProgressResponse)
         async def progress(skip_current_image: bool = False,
@@ -437,6 +438,8 @@ def _progress(job: Job | None, task_id: str | None) -> dict:
               "textinfo": _textinfo(job), "task_id": task_id, "task_state": job.state}
     if job.worker:  # --workers ray: which generation worker ran it, and whether its model was loaded there already
         answer["worker"] = {"replica": job.worker, "model_was_loaded": job.worker_hot}
+        if job.worker_loras_hot is not None:  # a job with LoRAs: were they attached on that worker already
+            answer["worker"]["loras_were_attached"] = job.worker_loras_hot
     return answer
 
 

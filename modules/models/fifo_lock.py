@@ -1,4 +1,5 @@
 """The device lock: one job at a time, users served in turn, each user's jobs first come, first served.
+(`places` > 1: that many jobs at a time, as the front end's line for --workers ray, one place per worker.)
 
 Each caller waits in its owner's queue (the user who started the job). When the device is released it is
 handed to the first waiter of the owner served longest ago (an owner never served yet goes first), so a
@@ -47,16 +48,16 @@ class _Waiter:
 
 
 class FairLock:
-    def __init__(self, limit: int | None = None, per_owner: int | None = None):
+    def __init__(self, limit: int | None = None, per_owner: int | None = None, places: int = 1):
         self._cond = threading.Condition()
         self._queues: dict[Hashable, deque[_Waiter]] = {}  # owner -> its waiters, in arrival order
         self._served: dict[Hashable, int] = {}  # owner -> the turn it last got the device (waiting or holding)
         self._turns = itertools.count(1)
         self._arrivals = itertools.count()
         self._count = 0  # waiters in all queues
-        self._held = False
-        self._holder: Hashable = None  # the owner on the device
-        self._granted: _Waiter | None = None  # handed the device by release(), not yet awake
+        self._holding = 0  # callers holding a place (on the device)
+        self._places = max(1, int(places))
+        self._granted: set[_Waiter] = set()  # handed a place by release(), not yet awake
         self.limit = limit  # how many callers may wait behind the holder; None: no limit
         self.per_owner = per_owner  # how many of them may be one owner's; None: no limit
 
@@ -66,7 +67,7 @@ class FairLock:
         QueueFull when `limit` callers wait already, UserQueueFull when `per_owner` of them are `owner`'s.
         `key` names the waiter for ahead_of (a job id, say)."""
         with self._cond:
-            if not self._held and not self._count:
+            if self._holding < self._places and not self._count:
                 self._take(owner)
                 return True
             self._check_room(owner)
@@ -74,11 +75,12 @@ class FairLock:
             self._queues.setdefault(owner, deque()).append(me)
             self._count += 1
             try:
-                while self._granted is not me:
+                while me not in self._granted:
                     if cancelled is not None and cancelled():
                         return False
                     self._cond.wait(CANCEL_POLL_SECONDS if cancelled is not None else None)
-                self._granted, me = None, None
+                self._granted.discard(me)
+                me = None
                 return True
             finally:
                 if me is not None:  # cancelled (or failed) while waiting: leave, passing on a turn just handed over
@@ -87,6 +89,19 @@ class FairLock:
     def release(self) -> None:
         with self._cond:
             self._hand_over()
+
+    @property
+    def places(self) -> int:
+        return self._places
+
+    def set_places(self, places: int) -> None:
+        """How many callers may hold a place at once from now on (workers came or went); more places are
+        handed to waiters at once, fewer take effect as holders leave."""
+        with self._cond:
+            self._places = max(1, int(places))
+            while self._holding < self._places and self._queues:
+                self._holding += 1
+                self._hand_over()
 
     def __enter__(self):
         self.acquire()
@@ -98,15 +113,15 @@ class FairLock:
     def refuse_if_full(self, owner: Hashable = None) -> None:
         """QueueFull / UserQueueFull now if a job of `owner`'s arriving now would get it (without queueing)."""
         with self._cond:
-            if self._held or self._count:
+            if self._holding >= self._places or self._count:
                 self._check_room(owner)
 
     def ahead_of(self, key: Hashable) -> int:
-        """How many jobs run before the waiter named `key`, the one on the device included (0: not waiting)."""
+        """How many jobs run before the waiter named `key`, the ones holding a place included (0: not waiting)."""
         with self._cond:
             queues = {owner: deque(waiters) for owner, waiters in self._queues.items()}
             served, turn = dict(self._served), max(self._served.values(), default=0)
-            ahead = 1 if self._held else 0
+            ahead = self._holding
             while queues:
                 owner = self._next_owner(queues, served)
                 waiter = queues[owner].popleft()
@@ -117,6 +132,11 @@ class FairLock:
                 if not queues[owner]:
                     del queues[owner]
             return 0
+
+    @property
+    def holding(self) -> int:
+        """How many callers hold a place now."""
+        return self._holding
 
     @property
     def waiting(self) -> int:
@@ -130,7 +150,8 @@ class FairLock:
     @property
     def full(self) -> bool:
         """Whether a caller arriving now would get QueueFull (from any owner)."""
-        return self.limit is not None and (self._held or bool(self._count)) and self._count >= self.limit
+        busy = self._holding >= self._places or bool(self._count)
+        return self.limit is not None and busy and self._count >= self.limit
 
     # under self._cond ----------------------------------------------------------------------------
 
@@ -142,10 +163,13 @@ class FairLock:
             raise UserQueueFull(mine, self.per_owner)
 
     def _take(self, owner: Hashable) -> None:
-        self._held, self._holder = True, owner
+        self._holding += 1
         self._served[owner] = next(self._turns)
-        for known in [o for o in self._served if o != owner and o not in self._queues]:
-            del self._served[known]  # only waiting owners and the holder need their turn remembered
+        # Only waiting owners and the holders need their turn remembered; the holders are among the
+        # last `places` owners served (with one place: the last one).
+        latest = set(sorted(self._served, key=self._served.get)[-self._places:])
+        for known in [o for o in self._served if o not in latest and o not in self._queues]:
+            del self._served[known]
 
     @staticmethod
     def _next_owner(queues: dict, served: dict) -> Hashable:
@@ -153,22 +177,23 @@ class FairLock:
         return min(queues, key=lambda owner: (served.get(owner, 0), queues[owner][0].arrival))
 
     def _hand_over(self) -> None:
-        """Give the device to the next waiter now (so no caller arriving meanwhile can cut in), or free it."""
-        if not self._queues:
-            self._held, self._holder = False, None
+        """A holder leaves: give its place to the next waiter now (so no caller arriving meanwhile can cut in),
+        or free it (and keep it free while more callers hold places than there are now)."""
+        self._holding -= 1
+        if not self._queues or self._holding >= self._places:
             return
         owner = self._next_owner(self._queues, self._served)
         waiter = self._queues[owner].popleft()
         if not self._queues[owner]:
             del self._queues[owner]
         self._count -= 1
-        self._granted = waiter
+        self._granted.add(waiter)
         self._take(owner)
         self._cond.notify_all()
 
     def _leave(self, me: _Waiter) -> None:
-        if self._granted is me:
-            self._granted = None
+        if me in self._granted:
+            self._granted.discard(me)
             self._hand_over()
             return
         queue = self._queues.get(me.owner)

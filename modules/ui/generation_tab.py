@@ -217,7 +217,7 @@ class GenerationTab:
         while worker.is_alive():
             worker.join(POLL_SECONDS)
             if worker.is_alive():
-                ahead = self.backend.manager.device_lock.ahead_of(job.id) if job.state == "queued" else 0
+                ahead = self.backend.device_line.ahead_of(job.id) if job.state == "queued" else 0
                 state = (job.preview_version, round(job.progress * 100), ahead)
                 if state != shown:
                     shown, last_yield = state, time.monotonic()

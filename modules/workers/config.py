@@ -5,7 +5,8 @@
     target_ongoing_requests: 1   # jobs per worker before Serve adds one (autoscaling target)
     models_per_replica: 2        # checkpoints one worker keeps loaded (least recently used dropped)
     jobs_per_replica: 4          # jobs a worker accepts at once: one runs, the others wait in its line, so
-                                 # a busy worker that holds their model still gets them
+                                 # a busy worker that holds their model still gets them (the front end sends
+                                 # one Stable Diffusion job per worker at a time; GAN and β-VAE jobs besides)
     cpus_per_replica: 1          # Ray CPUs reserved per worker
     gpus_per_replica: 0          # 1 on a GPU machine: each worker gets its own GPU
 

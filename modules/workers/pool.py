@@ -1,6 +1,11 @@
 """The front end's worker pool (--workers ray): starts or joins Ray, deploys the generation workers, and runs a
 job's model part on one of them for the runner (Runner._on_model), streaming its progress and images back.
 
+Fairness: the front end keeps the one fair line (modules/models/fifo_lock.py, users take turns as on one device)
+with one place per worker; a job that holds the device (a checkpoint, a VAE or upscaler file) is handed to Serve
+only when it has a place, so a user's burst waits here, not in the workers' own lines, and another user's job
+goes out at the next free place. β-VAE and GAN jobs skip the line, as they skip the device's line locally.
+
 Faults: a worker that dies while running a job before any image came back is retried once on another
 worker (Serve replaces the dead one); after an image came back the job fails with a message saying so,
 the images already saved kept. Imported only with --workers ray: ray is not needed otherwise."""
@@ -14,15 +19,19 @@ from pathlib import Path
 
 from modules.errors import UserError
 from modules.jobs import Interrupted, Skipped
-from modules.models.refs import CHECKPOINT
+from modules.models.fifo_lock import FairLock
+from modules.models.refs import CHECKPOINT, ZOO_KINDS
 from modules.workers.board import BOARD_NAME, NAMESPACE, WorkerBoard
 from modules.workers.config import WorkerConfig
 from modules.workers.front_end_events import StreamedImages
+from modules.workers.lora_sets import lora_set_of
 
 log = logging.getLogger(__name__)
 APP_NAME = "zoo-workers"
 DEPLOYMENT_NAME = "generation-worker"
 SIGNAL_FORWARD_SECONDS = 0.05
+PLACES_REFRESH_SECONDS = 2.0
+ROUTING_STATS_SECONDS = 1.0  # how often Serve asks each worker which LoRA sets it holds, for the router
 APP_ROOT = Path(__file__).resolve().parents[2]
 # Ray and the workers never reach for the network: no usage stats, no model hub.
 OFFLINE_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
@@ -63,12 +72,16 @@ def probe(address: str, timeout: float = 5.0) -> None:
 
 
 class WorkerPool:
-    def __init__(self, config: WorkerConfig, handle, board, started_ray: bool):
+    def __init__(self, config: WorkerConfig, handle, board, started_ray: bool, backend_config=None):
         self.config, self.handle, self.board = config, handle, board
         self._started_ray = started_ray
         self.retries = 0  # jobs run again after their worker died (bench and tests read it)
-        self._in_flight: dict[object, int] = {}  # queue user -> their jobs sent to the workers, not yet back
-        self._in_flight_lock = threading.Lock()
+        # The fair line: --queue-limit and --queue-per-user count its waiters, as the device's line does locally.
+        self.line = FairLock(getattr(backend_config, "queue_limit", None), getattr(backend_config, "queue_per_user", None),
+                             places=config.min_replicas)
+        self._closed = threading.Event()
+        if config.max_replicas > config.min_replicas:
+            threading.Thread(target=self._follow_workers, daemon=True, name="worker-places").start()
 
     @classmethod
     def start(cls, config: WorkerConfig, backend_config) -> "WorkerPool":
@@ -100,7 +113,10 @@ class WorkerPool:
             where = config.address or "a local instance"
             raise WorkersUnavailable(f"cannot reach Ray at {where}: {str(e).splitlines()[0] if str(e) else e}") from None
         try:
+            from ray.serve.config import RequestRouterConfig
+
             from modules.workers.replica import GenerationWorker
+            from modules.workers.router import CheckpointRouter
 
             board = ray.remote(num_cpus=0)(WorkerBoard).options(
                 name=BOARD_NAME, namespace=NAMESPACE, get_if_exists=True).remote()
@@ -111,6 +127,8 @@ class WorkerPool:
                            "target_ongoing_requests": config.target_ongoing_requests}})
             deployment = serve.deployment(
                 GenerationWorker, name=DEPLOYMENT_NAME, max_ongoing_requests=config.jobs_per_replica, **scaling,
+                request_router_config=RequestRouterConfig(request_router_class=CheckpointRouter,
+                                                          request_routing_stats_period_s=ROUTING_STATS_SECONDS),
                 ray_actor_options={"num_cpus": config.cpus_per_replica, "num_gpus": config.gpus_per_replica,
                                    "runtime_env": {"env_vars": _worker_env()}})
             handle = serve.run(deployment.bind(backend_config, config.models_per_replica), name=APP_NAME,
@@ -121,12 +139,13 @@ class WorkerPool:
             raise WorkersUnavailable(f"the generation workers did not start: {str(e).splitlines()[0]}") from None
         log.info("generation workers: %d to %d on Ray (%s)", config.min_replicas, config.max_replicas,
                  config.address or "local instance")
-        return cls(config, handle, board, started_ray)
+        return cls(config, handle, board, started_ray, backend_config)
 
     def close(self) -> None:
         import ray
         from ray import serve
 
+        self._closed.set()
         try:
             serve.delete(APP_NAME)
             if self._started_ray:
@@ -144,6 +163,16 @@ class WorkerPool:
 
         return ray.get(self.board.replicas.remote(), timeout=10)
 
+    def _follow_workers(self) -> None:
+        """Autoscaling: one place per worker up, plus one while Serve may add a worker (so it sees the demand
+        that makes it add one)."""
+        while not self._closed.wait(PLACES_REFRESH_SECONDS):
+            try:
+                live = len(self.replicas())
+            except Exception:  # noqa: BLE001 - the board is restarting or gone: keep the places as they are
+                continue
+            self.line.set_places(min(self.config.max_replicas, max(self.config.min_replicas, live + 1)))
+
     # Jobs ----------------------------------------------------------------------------------------
 
     def model_key(self, ref, backend) -> str:
@@ -159,15 +188,19 @@ class WorkerPool:
         UserError, an out-of-memory RuntimeError), or WorkerLost."""
         ref = capability.model(request)
         payload = {"capability": capability, "request": request, "ref": ref, "job_id": job.id, "owner": job.owner,
-                   "queue_user": job.queue_user, "extra_infotext": dict(hooks.extra_infotext())}
+                   "queue_user": job.queue_user, "extra_infotext": dict(hooks.extra_infotext()),
+                   "lora_set": lora_set_of(request)}
         key = self.model_key(ref, backend)
         base_job = getattr(job, "_job", job)  # a script's JobPart: the job itself holds the flags
-        user = job.queue_user or job.owner
-        self._enter(user, backend.config)
+        holds_device = ref.kind not in ZOO_KINDS
+        if holds_device and not self.line.acquire(lambda: base_job.interrupt_requested,
+                                                  owner=job.queue_user or job.owner, key=job.id):
+            raise Interrupted()  # cancelled while waiting for a place: nothing ran
         forwarder = _SignalForwarder(self.board, base_job)
         try:
             for attempt in (1, 2):
                 streamed = StreamedImages(job, hooks)
+                payload["signals"] = (base_job.interrupts, forwarder.skips, base_job.client_gone)  # pressed already
                 try:
                     return self._stream(key, payload, base_job, streamed)
                 except WorkerLost as lost:
@@ -178,27 +211,8 @@ class WorkerPool:
                     log.warning("%s; running job %s again on another worker", lost, job.id)
         finally:
             forwarder.stop()
-            self._leave(user)
-
-    def _enter(self, user, backend_config) -> None:
-        """--queue-limit and --queue-per-user over all workers: as locally, a user may have one job running and
-        queue_per_user waiting; all users together max_replicas running and queue_limit waiting."""
-        from modules.models.fifo_lock import QueueFull, UserQueueFull
-
-        per_user, limit = backend_config.queue_per_user, backend_config.queue_limit
-        with self._in_flight_lock:
-            mine, total = self._in_flight.get(user, 0), sum(self._in_flight.values())
-            if limit is not None and total >= limit + self.config.max_replicas:
-                raise QueueFull(total - self.config.max_replicas, limit)
-            if per_user is not None and mine >= per_user + 1:
-                raise UserQueueFull(mine - 1, per_user)
-            self._in_flight[user] = mine + 1
-
-    def _leave(self, user) -> None:
-        with self._in_flight_lock:
-            self._in_flight[user] -= 1
-            if not self._in_flight[user]:
-                del self._in_flight[user]
+            if holds_device:
+                self.line.release()
 
     def _stream(self, key: str, payload: dict, job, streamed: StreamedImages):
         import ray.exceptions
@@ -207,14 +221,15 @@ class WorkerPool:
         response = self.handle.options(multiplexed_model_id=key, stream=True).run_job.remote(payload)
         worker = None
         try:
-            for event in response:
+            for event in (event for piled in response for event in piled):
                 kind = event[0]
                 if kind == "worker":
                     worker = job.worker = event[1]
-                    job.worker_hot = event[2]
+                    job.worker_hot, job.worker_loras_hot = event[2], event[4]
                 elif kind == "result":
                     result = streamed.patched(event[1])
                     job.dispatch_seconds = max(time.perf_counter() - started - event[2], 0.0)
+                    job.worker_seconds = (event[2], event[3], event[4])
                     return result
                 elif kind == "stopped":
                     raise Interrupted() if event[1] == "interrupted" else Skipped()
@@ -247,7 +262,7 @@ class _SignalForwarder:
         self.board, self.job = board, job
         self._stop = threading.Event()
         self._sent = (0, 0, False)
-        self._skips = 0
+        self.skips = 0  # Skip presses taken from the job
         threading.Thread(target=self._forward, daemon=True, name=f"signals-{job.id[:8]}").start()
 
     def _forward(self) -> None:
@@ -255,8 +270,8 @@ class _SignalForwarder:
         while True:  # once at once: an Interrupt pressed before the job reached a worker
             if job.skip_requested:  # taken here: the worker's copy of the job raises Skipped
                 job.skip_requested = False
-                self._skips += 1
-            now = (job.interrupts, self._skips, job.client_gone)
+                self.skips += 1
+            now = (job.interrupts, self.skips, job.client_gone)
             if now != self._sent:
                 self.board.signal.remote(job.id, *now)
                 self._sent = now

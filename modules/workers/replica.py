@@ -2,6 +2,8 @@
 
 Its models are multiplexed (serve.multiplexed, keyed by checkpoint title or kind:name), so Serve routes a job to
 a replica that holds its model already and drops a replica's least recently used one past models_per_replica.
+The LoRA sets it ran lately on each are its routing stats: the router prefers, among the replicas holding a job's
+checkpoint, one that has the job's LoRAs attached (modules/workers/lora_sets.py, router.py).
 A job runs here as in the local runner (manager.use, then capability.run), with a ReplicaJob and ReplicaHooks
 that stream its progress and images back (modules/workers/replica_job.py). Imported only with --workers ray."""
 from __future__ import annotations
@@ -23,10 +25,11 @@ from modules.errors import ModelNotFound, UserError, report_internal_error
 from modules.jobs import Interrupted, Skipped
 from modules.models.refs import CHECKPOINT
 from modules.workers.board import BOARD_NAME, NAMESPACE
+from modules.workers.lora_sets import AttachedSets
 from modules.workers.replica_job import ReplicaHooks, ReplicaJob
 
 log = logging.getLogger(__name__)
-SIGNAL_POLL_SECONDS = 0.05
+SIGNAL_WAIT_SECONDS = 1.0  # one call to the board answers a change at once, or this long after
 REPORT_SECONDS = 2.0
 _DONE = object()
 
@@ -55,6 +58,7 @@ class GenerationWorker:
         self.jobs_done = 0
         self.running: list[str] = []  # job ids: one on the device, the others waiting in its line
         self._refs: dict[str, object] = {}
+        self.attached = AttachedSets()  # the LoRA sets run lately per held model: its adapters stay attached
 
         async def load(key: str) -> HeldModel:  # a plain function: Serve keeps its cache on it
             return await self._load(key)
@@ -70,6 +74,10 @@ class GenerationWorker:
 
         return {"pid": os.getpid(), "threads": torch.get_num_threads(), "node": socket.gethostname(), "device": str(self.backend.config.devices.device),
                 "models": list(self.held), "running": list(self.running), "jobs_done": self.jobs_done, "loads": self.loads}
+
+    def record_routing_stats(self) -> dict:
+        """What the router reads (Serve asks every request_routing_stats_period_s): the LoRA sets held."""
+        return self.attached.routing_stats()
 
     def _report(self) -> None:
         self.board.report.remote(self.replica, self.describe())
@@ -108,6 +116,7 @@ class GenerationWorker:
     def dropped(self, held: HeldModel) -> None:
         if held.key in self.held:
             self.held.remove(held.key)
+        self.attached.forget(held.key)
         same_checkpoint = [k for k in self.held if self._refs.get(k) is not None
                            and self._refs[k].kind == CHECKPOINT and self._refs[k].name == held.ref.name]
         if held.ref.kind == CHECKPOINT and not same_checkpoint:  # held under another key too (its VAE file): kept
@@ -120,8 +129,9 @@ class GenerationWorker:
     # Jobs ----------------------------------------------------------------------------------------
 
     async def run_job(self, payload: dict):
-        """Stream one job's events: ("worker", replica, hot, description) first, then the job's, then its
-        outcome: ("result", result, seconds here) or ("stopped", "interrupted"|"skipped") or ("failed", kind, detail)."""
+        """Stream one job's events, in lists: ("worker", replica, hot, description, LoRAs attached or None) first,
+        then the job's, then its outcome: ("result", result, seconds here, seconds of them on the model, the CPU seconds
+        the job's thread used on the model) or ("stopped", "interrupted"|"skipped") or ("failed", kind, detail)."""
         started = time.perf_counter()
         key = serve.get_multiplexed_model_id()
         self._refs[key] = payload["ref"]
@@ -130,7 +140,9 @@ class GenerationWorker:
         if key in self.held:  # most recently used last
             self.held.remove(key)
             self.held.append(key)
-        yield ("worker", self.replica, self.loads == loads_before, self.describe())
+        lora_set = payload.get("lora_set", "")
+        loras_hot = self.attached.has(key, lora_set) if lora_set else None
+        yield [("worker", self.replica, self.loads == loads_before, self.describe(), loras_hot)]
         loop = asyncio.get_running_loop()
         events: asyncio.Queue = asyncio.Queue()
 
@@ -141,31 +153,40 @@ class GenerationWorker:
         job.id, job.emit = payload["job_id"], emit
         running = loop.run_in_executor(None, self._run, payload, job, emit, started)
         try:
-            while True:
-                event = await events.get()
-                if event is _DONE:
-                    break
-                yield event
+            done = False
+            while not done:  # the events come out as lists: what piled up while this loop waited, in one item
+                piled = [await events.get()]
+                while not events.empty():
+                    piled.append(events.get_nowait())
+                done = piled[-1] is _DONE
+                yield piled[:-1] if done else piled
         finally:
             if not running.done():  # the front end left (a departed client, a cancelled stream): stop the job
                 job.cancel()
         await running
+        if key in self.held:
+            self.attached.note(key, lora_set)
 
     def _run(self, payload: dict, job: ReplicaJob, emit, started: float) -> None:
         capability, request = payload["capability"], payload["request"]
         self.running.append(job.id)
         stop = threading.Event()
-        threading.Thread(target=self._follow_signals, args=(job, stop), daemon=True, name="job-signals").start()
+        signals = tuple(payload.get("signals", (0, 0, False)))  # pressed before the job left the front end
+        skips_applied = [0]
+        self._apply_signals(job, signals, skips_applied)
+        threading.Thread(target=self._follow_signals, args=(job, stop, signals, skips_applied), daemon=True,
+                         name="job-signals").start()
         try:
-            self._apply_signals(job, ray.get(self.board.signals_for.remote(job.id)), [0])
             self._find(capability.model(request))
             p = Processing(capability.tab, request, job, ScriptArgs(), generate=None, validate=lambda r: r,
                            backend=self.backend)
             hooks = ReplicaHooks(p, emit, payload["extra_infotext"])
+            on_model, cpu = time.perf_counter(), time.thread_time()
             with self.backend.manager.use(capability.model(request), cancelled=lambda: job.interrupt_requested,
                                           owner=job.queue_user or job.owner, key=job.id) as loaded:
                 result = capability.run(request, loaded, job, hooks)
-            emit(("result", result, time.perf_counter() - started))
+            done = time.perf_counter()
+            emit(("result", result, done - started, done - on_model, time.thread_time() - cpu))
         except Interrupted:
             emit(("stopped", "interrupted"))
         except Skipped:
@@ -179,13 +200,17 @@ class GenerationWorker:
             self._report()
             emit(_DONE)
 
-    def _follow_signals(self, job: ReplicaJob, stop: threading.Event) -> None:
-        skips_applied = [0]
-        while not stop.wait(SIGNAL_POLL_SECONDS):
+    def _follow_signals(self, job: ReplicaJob, stop: threading.Event, known: tuple, skips_applied: list[int]) -> None:
+        """Interrupt, Skip and a departed client from the board while the job runs: one waiting call at a time
+        (answered when they change), so a job's thread shares its CPU with no polling."""
+        while not stop.is_set():
             try:
-                self._apply_signals(job, ray.get(self.board.signals_for.remote(job.id)), skips_applied)
+                signals = tuple(ray.get(self.board.wait_signals.remote(job.id, known, SIGNAL_WAIT_SECONDS)))
             except Exception:  # noqa: BLE001 - the board went with the front end: the stream's end stops the job
                 return
+            if signals != known and not stop.is_set():
+                self._apply_signals(job, signals, skips_applied)
+                known = signals
 
     @staticmethod
     def _apply_signals(job: ReplicaJob, signals: tuple[int, int, bool], skips_applied: list[int]) -> None:

@@ -80,4 +80,5 @@ class ReplicaHooks(Hooks):
         return pending_path(n)
 
     def extra_infotext(self) -> dict:
-        return self._extra
+        """The front end's scripts' additions, and what the job adds here (the LoRAs' hashes: use_loras)."""
+        return {**self._extra, **(self.p.extra_generation_params if self.p is not None else {})}
