@@ -18,14 +18,15 @@ import torch.nn.functional as F
 from PIL import Image
 
 from modules.capabilities.base import GenerationFailed, SaveSpec
-from modules.capabilities.face_restore_step import face_restoration_infotext, restored
+from modules.capabilities.batch_images import batch_infotext, keep_image
+from modules.capabilities.face_restore_step import restored
 from modules.capabilities.img2img import canvas as canvases
 from modules.capabilities.img2img.request import (FILL, LATENT_NOISE, LATENT_NOTHING, LATENT_UPSCALE, MASKED_CONTENT,
                                                   Img2ImgRequest)
 from modules.capabilities.img2img.task_pipeline import task_pipeline
 from modules.capabilities.job_sampling import job_sampling
 from modules.capabilities.refiner_switch import switching
-from modules.capabilities.scripting import Hooks, ImageNotSaved
+from modules.capabilities.scripting import Hooks
 from modules.capabilities.txt2img.run import Txt2ImgResult, batch_seeds, initial_noise, resolve_seed, variation_infotext
 from modules.capabilities.txt2img.vae_precision import decode_without_nans
 from modules.compat import with_first_noise
@@ -271,18 +272,10 @@ def _latent_mask(masks: list[Image.Image], size) -> torch.Tensor:
 
 def _collect(result: Img2ImgResult, request: Img2ImgRequest, model: LoadedCheckpoint, latents: torch.Tensor,
              work: list[WorkArea], hooks: Hooks, steps_done: int, context: SamplingContext) -> None:
-    if not torch.isfinite(latents).all():
-        raise GenerationFailed("the sampler produced NaN values; try another sampler, fewer steps, "
-                               "or --precision fp32")
-    job, seeds, subseeds, refiner, embeddings = (context.job, context.seeds, context.subseeds, context.refiner,
-                                                 context.embeddings)
-    extra = {**(refiner.infotext() if refiner is not None else {}), **hooks.extra_infotext()}
-    if embeddings is not None:
-        extra.update(embeddings.infotext())  # TI hashes
-    result.extra_generation_params = dict(extra)
-    extra.update(face_restoration_infotext(request))
+    extra = batch_infotext(result, request, latents, hooks, context)
     if steps_done < steps_run(request):
         extra["Stopped at step"] = steps_done
+    job = context.job
     interrupts = job.interrupts
 
     def check() -> None:
@@ -290,25 +283,14 @@ def _collect(result: Img2ImgResult, request: Img2ImgRequest, model: LoadedCheckp
 
     vae = model.info.architecture.spec.vae_of(model.pipe)
     with stop_points.checked(getattr(vae, "decoder", None), check):
-        for index, (latent, seed, subseed, area) in enumerate(zip(latents, seeds, subseeds, work)):
+        for index, (latent, seed, subseed, area) in enumerate(zip(latents, context.seeds, context.subseeds, work)):
             check()
             image = preview.to_pil(decode_without_nans(vae, latent[None]))[0]
             image = _put_back(image, area)
             image = restored(image, request, hooks, check)
             text = infotext(request, seed, model, extra, subseed)
             save_to = SaveSpec(request.save_folder, seed) if request.save_images else None
-            try:
-                image, path = hooks.image_ready(image, text, seed, index, save_to)
-                if path is not None:
-                    result.paths.append(path)
-            except ImageNotSaved as e:
-                image = e.image
-                result.save_errors.append(str(e))
-            image.info["parameters"] = text
-            result.images.append(image)
-            result.infotexts.append(text)
-            result.seeds.append(seed)
-            result.subseeds.append(subseed)
+            keep_image(result, image, text, seed, subseed, index, save_to, hooks)
 
 
 def _put_back(image: Image.Image, area: WorkArea) -> Image.Image:

@@ -11,12 +11,13 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from modules.capabilities.base import GenerationFailed, SaveSpec
-from modules.capabilities.face_restore_step import face_restoration_infotext, restored
+from modules.capabilities.base import SaveSpec
+from modules.capabilities.batch_images import batch_infotext, keep_image
+from modules.capabilities.face_restore_step import restored
 from modules.capabilities.job_sampling import job_sampling
 from modules.capabilities.pipeline_view import pipeline_view
 from modules.capabilities.refiner_switch import switching
-from modules.capabilities.scripting import Hooks, ImageNotSaved
+from modules.capabilities.scripting import Hooks
 from modules.capabilities.txt2img.hires import hires_infotext
 from modules.capabilities.txt2img.request import MAX_SEED, Txt2ImgRequest
 from modules.capabilities.txt2img.vae_precision import decode_without_nans
@@ -188,17 +189,10 @@ def _collect(result: Txt2ImgResult, request: Txt2ImgRequest, model: LoadedCheckp
              hooks: Hooks, steps_done: int, context: SamplingContext) -> None:
     """Decode, post-process and save the batch's images one by one: an Interrupt pressed meanwhile (or a
     client that leaves) stops before the next image, or inside the VAE, keeping the images done so far."""
-    if not torch.isfinite(latents).all():
-        raise GenerationFailed("the sampler produced NaN values; try another sampler, fewer steps, "
-                               "or --precision fp32")
-    job, refiner, embeddings = context.job, context.refiner, context.embeddings
-    extra = {**(refiner.infotext() if refiner is not None else {}), **hooks.extra_infotext()}
-    if embeddings is not None:
-        extra.update(embeddings.infotext())  # TI hashes
-    result.extra_generation_params = dict(extra)
-    extra.update(face_restoration_infotext(request))
+    extra = batch_infotext(result, request, latents, hooks, context)
     if steps_done < request.steps:
         extra["Stopped at step"] = steps_done  # "Steps" stays what was asked, so pasting it back still works
+    job = context.job
     interrupts = job.interrupts
 
     def check() -> None:
@@ -212,18 +206,7 @@ def _collect(result: Txt2ImgResult, request: Txt2ImgRequest, model: LoadedCheckp
             image = restored(image, request, hooks, check)
             text = infotext(request, seed, model, extra, subseed)
             save_to = SaveSpec("txt2img-images", seed) if request.save_images else None
-            try:
-                image, path = hooks.image_ready(image, text, seed, index, save_to)
-                if path is not None:
-                    result.paths.append(path)
-            except ImageNotSaved as e:  # a full disk loses the file, never the image: the user still gets it
-                image = e.image
-                result.save_errors.append(str(e))
-            image.info["parameters"] = text
-            result.images.append(image)
-            result.infotexts.append(text)
-            result.seeds.append(seed)
-            result.subseeds.append(subseed)
+            keep_image(result, image, text, seed, subseed, index, save_to, hooks)
 
 
 def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, context: SamplingContext) -> torch.Tensor:
