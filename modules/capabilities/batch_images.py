@@ -1,6 +1,10 @@
-"""What txt2img and img2img do alike with a batch's sampled latents: the infotext fields its images share, and each
-finished image handed to the hooks (post-processing, saving) and kept in the job's result."""
+"""What txt2img and img2img do alike with a batch's sampled latents: the infotext fields its images share, the
+pictures decoded one by one, and each finished image handed to the hooks (post-processing, saving) and kept in the
+job's result."""
 from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from PIL import Image
@@ -8,6 +12,8 @@ from PIL import Image
 from modules.capabilities.base import GenerationFailed, SaveSpec
 from modules.capabilities.face_restore_step import face_restoration_infotext
 from modules.capabilities.scripting import Hooks, ImageNotSaved
+from modules.capabilities.txt2img.vae_precision import decode_without_nans
+from modules.generation import preview, stop_points
 from modules.generation.sampling_context import SamplingContext
 
 
@@ -23,6 +29,26 @@ def batch_infotext(result, request, latents: torch.Tensor, hooks: Hooks, context
     result.extra_generation_params = dict(extra)
     extra.update(face_restoration_infotext(request))
     return extra
+
+
+@contextmanager
+def decoding(model, job) -> Iterator[tuple[Callable[[torch.Tensor], Image.Image], Callable[[], None]]]:
+    """While inside: `decode(latent)`, one image's picture from its latents, and `check()` for the work after it
+    (face restoration). An Interrupt pressed meanwhile (or a client that leaves) stops before the next image, or
+    inside the VAE, so the images done so far are kept."""
+    interrupts = job.interrupts
+
+    def check() -> None:
+        job.check_decoding(interrupts)
+
+    vae = model.info.architecture.spec.vae_of(model.pipe)
+
+    def decode(latent: torch.Tensor) -> Image.Image:
+        check()
+        return preview.to_pil(decode_without_nans(vae, latent[None]))[0]
+
+    with stop_points.checked(getattr(vae, "decoder", None), check):
+        yield decode, check
 
 
 def keep_image(result, image: Image.Image, text: str, seed: int, subseed: int, index: int,

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from modules.capabilities.base import GenerationFailed, SaveSpec
-from modules.capabilities.batch_images import batch_infotext, keep_image
+from modules.capabilities.batch_images import batch_infotext, decoding, keep_image
 from modules.capabilities.face_restore_step import restored
 from modules.capabilities.img2img import canvas as canvases
 from modules.capabilities.img2img.request import (FILL, LATENT_NOISE, LATENT_NOTHING, LATENT_UPSCALE, MASKED_CONTENT,
@@ -28,11 +28,10 @@ from modules.capabilities.job_sampling import job_sampling
 from modules.capabilities.refiner_switch import switching
 from modules.capabilities.scripting import Hooks
 from modules.capabilities.txt2img.run import Txt2ImgResult, batch_seeds, initial_noise, resolve_seed, variation_infotext
-from modules.capabilities.txt2img.vae_precision import decode_without_nans
 from modules.compat import with_first_noise
 from modules.errors import InvalidRequest
 from modules.models.precision_copy import fp32_copy
-from modules.generation import eta_noise_seed_delta, guidance, preview, sampling_steps, stop_points, vae_tiles
+from modules.generation import eta_noise_seed_delta, guidance, sampling_steps, stop_points, vae_tiles
 from modules.generation.infotext import format_infotext
 from modules.generation.sampling_context import SamplingContext
 from modules.generation.sampling_steps import StepCallback
@@ -275,19 +274,9 @@ def _collect(result: Img2ImgResult, request: Img2ImgRequest, model: LoadedCheckp
     extra = batch_infotext(result, request, latents, hooks, context)
     if steps_done < steps_run(request):
         extra["Stopped at step"] = steps_done
-    job = context.job
-    interrupts = job.interrupts
-
-    def check() -> None:
-        job.check_decoding(interrupts)
-
-    vae = model.info.architecture.spec.vae_of(model.pipe)
-    with stop_points.checked(getattr(vae, "decoder", None), check):
+    with decoding(model, context.job) as (decode, check):
         for index, (latent, seed, subseed, area) in enumerate(zip(latents, context.seeds, context.subseeds, work)):
-            check()
-            image = preview.to_pil(decode_without_nans(vae, latent[None]))[0]
-            image = _put_back(image, area)
-            image = restored(image, request, hooks, check)
+            image = restored(_put_back(decode(latent), area), request, hooks, check)
             text = infotext(request, seed, model, extra, subseed)
             save_to = SaveSpec(request.save_folder, seed) if request.save_images else None
             keep_image(result, image, text, seed, subseed, index, save_to, hooks)

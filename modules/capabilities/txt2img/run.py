@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from modules.capabilities.base import SaveSpec
-from modules.capabilities.batch_images import batch_infotext, keep_image
+from modules.capabilities.batch_images import batch_infotext, decoding, keep_image
 from modules.capabilities.face_restore_step import restored
 from modules.capabilities.job_sampling import job_sampling
 from modules.capabilities.pipeline_view import pipeline_view
@@ -20,8 +20,7 @@ from modules.capabilities.refiner_switch import switching
 from modules.capabilities.scripting import Hooks
 from modules.capabilities.txt2img.hires import hires_infotext
 from modules.capabilities.txt2img.request import MAX_SEED, Txt2ImgRequest
-from modules.capabilities.txt2img.vae_precision import decode_without_nans
-from modules.generation import eta_noise_seed_delta, preview, sampling_steps, stop_points
+from modules.generation import eta_noise_seed_delta, sampling_steps, stop_points
 from modules.generation.infotext import format_infotext
 from modules.generation.sampling_context import SamplingContext
 from modules.generation.sampling_steps import StepCallback
@@ -192,18 +191,9 @@ def _collect(result: Txt2ImgResult, request: Txt2ImgRequest, model: LoadedCheckp
     extra = batch_infotext(result, request, latents, hooks, context)
     if steps_done < request.steps:
         extra["Stopped at step"] = steps_done  # "Steps" stays what was asked, so pasting it back still works
-    job = context.job
-    interrupts = job.interrupts
-
-    def check() -> None:
-        job.check_decoding(interrupts)
-
-    vae = model.info.architecture.spec.vae_of(model.pipe)
-    with stop_points.checked(getattr(vae, "decoder", None), check):
+    with decoding(model, context.job) as (decode, check):
         for index, (latent, seed, subseed) in enumerate(zip(latents, context.seeds, context.subseeds)):
-            check()
-            image = preview.to_pil(decode_without_nans(vae, latent[None]))[0]
-            image = restored(image, request, hooks, check)
+            image = restored(decode(latent), request, hooks, check)
             text = infotext(request, seed, model, extra, subseed)
             save_to = SaveSpec("txt2img-images", seed) if request.save_images else None
             keep_image(result, image, text, seed, subseed, index, save_to, hooks)
