@@ -1,10 +1,12 @@
-"""webui.main in the test's own process, on a free loopback port, so a test can reach the live app's
-route table and backend (its jobs) while it talks HTTP to it."""
+"""The app in the test's own process: webui.main on a free loopback port, so a test can reach the live app's
+route table and backend (its jobs) while it talks HTTP to it; or the API app alone over a test's backend, reached
+through FastAPI's TestClient (`make_app`, `api_client`)."""
 from __future__ import annotations
 
 import contextlib
 import os
 import re
+from pathlib import Path
 from types import SimpleNamespace
 
 from tests.app_process import free_port
@@ -34,6 +36,42 @@ def running_app(*flags: str, env: dict[str, str | None] | None = None):
     finally:
         for key, value in saved.items():
             os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+
+
+def make_app(backend, settings_file: Path, *flags: str):
+    """The app `webui.py --nowebui <flags>` serves over `backend`, its settings saved in `settings_file`."""
+    from modules import cmd_args
+    from modules.api.server import create_api_app
+
+    app, _api = create_api_app(backend, cmd_args.parse_args(["--nowebui", *flags]), settings_file)
+    return app
+
+
+@contextlib.contextmanager
+def app_client(backend, settings_file: Path, *flags: str):
+    """A client of `make_app(backend, settings_file, *flags)`; the backend's settings are put back as they were
+    after (the app reads its own settings file, an options route saves others)."""
+    from fastapi.testclient import TestClient
+
+    before = backend.settings
+    try:
+        with TestClient(make_app(backend, settings_file, *flags)) as client:
+            yield client
+    finally:
+        backend.use_settings(before)
+
+
+@contextlib.contextmanager
+def api_client(backend, work: Path, *flags: str):
+    """A client of the API app as a launched server has it: `backend`'s models folder, its outputs and settings
+    under `work`, no model loaded at the start, a loopback address (the only kind the security guard serves); an
+    error in a route is its 500 answer, not an exception in the test."""
+    from starlette.testclient import TestClient
+
+    app = make_app(backend, work / "config.json", "--models-dir", str(backend.config.models_dir),
+                   "--outdir", str(work / "outputs"), "--skip-load-model-at-start", *flags)
+    with TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False) as client:
+        yield client
 
 
 def live_routes(app) -> list[tuple[str, str, str]]:

@@ -15,18 +15,11 @@ from pydantic import BaseModel
 
 from modules import cmd_args
 from modules.settings import Settings
+from tests.inprocess_app import make_app
 
 PASSWORD = "Tr0ub4dor&3-api"
 UI_PASSWORD = "ui-only-Secret-9"
 AUTH = ("carol", PASSWORD)
-
-
-def make_app(backend, settings_file, *flags):
-    from modules.api.server import create_api_app
-
-    args = cmd_args.parse_args(["--nowebui", *flags])
-    app, _api = create_api_app(backend, args, settings_file)
-    return app
 
 
 @pytest.fixture

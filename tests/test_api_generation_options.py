@@ -9,11 +9,10 @@ import json
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 from PIL import Image
 
 from modules.images import read_parameters
-from tests.test_api_app import make_app
+from tests.inprocess_app import app_client
 
 BASE = {"prompt": "a red circle", "negative_prompt": "", "seed": 5, "steps": 3, "width": 64, "height": 64,
         "sampler_name": "Euler a", "override_settings": {"sd_model_checkpoint": "tiny-sd15"}}
@@ -29,10 +28,8 @@ A1111_INFO_KEYS = {
 
 @pytest.fixture
 def client(backend, tmp_path):
-    before = backend.settings
-    with TestClient(make_app(backend, tmp_path / "config.json")) as client:
+    with app_client(backend, tmp_path / "config.json") as client:
         yield client
-    backend.use_settings(before)
 
 
 def picture(text: str) -> np.ndarray:

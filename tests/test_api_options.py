@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from modules.a1111_options import defaults
 from modules.settings import MAX_UNKNOWN_KEYS, MAX_VALUE_BYTES
-from tests.test_api_app import make_app
+from tests.inprocess_app import make_app
 from tests.test_extensions_fixtures import REPO_EXTENSIONS, attach_extensions  # noqa: F401 - a fixture
 
 

@@ -8,10 +8,9 @@ import json
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 from PIL import Image
 
-from tests.test_api_app import make_app
+from tests.inprocess_app import app_client
 from tests.test_latent_fixtures import latent_backend, latent_models_dir  # noqa: F401 - fixtures
 
 VAE = "tiny-sd-vae.safetensors"
@@ -21,10 +20,8 @@ BASE = {"prompt": "a red circle", "seed": 5, "steps": 3, "width": 64, "height": 
 
 @pytest.fixture
 def client(latent_backend, tmp_path):  # noqa: F811
-    before = latent_backend.settings
-    with TestClient(make_app(latent_backend, tmp_path / "config.json")) as client:
+    with app_client(latent_backend, tmp_path / "config.json") as client:
         yield client
-    latent_backend.use_settings(before)
 
 
 def run(client, route="txt2img", **override):

@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
+from tests.inprocess_app import app_client
 
 BASE = {"prompt": "a red circle", "negative_prompt": "", "seed": 5, "steps": 3, "width": 64, "height": 64,
         "sampler_index": "Euler", "cfg_scale": 7, "override_settings": {"sd_model_checkpoint": "tiny-sd15"}}
@@ -93,16 +94,10 @@ IMG2IMG_ONLY = set(IMG2IMG_CHANGES) | set(IMG2IMG_REFUSED) | {"image_cfg_scale",
 
 @pytest.fixture(scope="module")
 def client(backend, tmp_path_factory):
-    from fastapi.testclient import TestClient
-
-    from modules import cmd_args
-    from modules.api.server import create_api_app
     from modules.styles import PromptStyle
 
     backend.styles.save(PromptStyle("cinematic", "{prompt}, a blue square", "green"))
-    app, _api = create_api_app(backend, cmd_args.parse_args(["--nowebui"]),
-                               tmp_path_factory.mktemp("unsupported") / "config.json")
-    with TestClient(app) as client:
+    with app_client(backend, tmp_path_factory.mktemp("unsupported") / "config.json") as client:
         yield client
 
 

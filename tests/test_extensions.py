@@ -23,6 +23,7 @@ from modules.extensions.installer import (
 )
 from modules.security.admins import Admins
 from modules.generation.infotext import parse_infotext
+from tests.inprocess_app import make_app
 from tests.test_extensions_fixtures import (ORDERED, attach_extensions, example_enabled_state,  # noqa: F401
                                             make_extensions_folder, write_extension)
 
@@ -143,11 +144,8 @@ def test_unknown_scripts_are_refused_naming_the_field(tmp_path, backend, attach_
 
 
 def test_the_api_path_runs_the_same_hooks(tmp_path, backend, attach_extensions):
-    from modules.api.server import create_api_app
-
     attach_extensions(make_extensions_folder(tmp_path / "ext", broken=False))
-    app, _ = create_api_app(backend, cmd_args.parse_args(["--nowebui"]), tmp_path / "config.json")
-    with TestClient(app) as client:
+    with TestClient(make_app(backend, tmp_path / "config.json")) as client:
         scripts = client.get("/sdapi/v1/scripts").json()
         assert scripts == {"txt2img": ["x/y/z plot", "probe"], "img2img": []}
         info = {s["name"]: s for s in client.get("/sdapi/v1/script-info").json() if s["tab"] == "txt2img"}

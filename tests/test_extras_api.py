@@ -8,7 +8,8 @@ import io
 import pytest
 from PIL import Image
 
-from tests.test_gan_api import decoded, make_client
+from tests.inprocess_app import api_client
+from tests.test_gan_api import decoded
 from tests.test_upscalers import picture
 from tests.upscaler_fixtures import upscaler_backend, upscaler_models  # noqa: F401 - fixtures
 
@@ -21,7 +22,7 @@ def b64(image: Image.Image) -> str:
 
 @pytest.fixture(scope="module")
 def client(upscaler_backend, tmp_path_factory):  # noqa: F811
-    with make_client(upscaler_backend, tmp_path_factory.mktemp("extras-api")) as client:
+    with api_client(upscaler_backend, tmp_path_factory.mktemp("extras-api")) as client:
         yield client
 
 

@@ -14,6 +14,7 @@ from modules.faces import restore_faces
 from modules.faces.detect import find_faces
 from modules.faces.restore import SIZE, TEMPLATE_EYES, similarity
 from tests.face_fixtures import face_picture, gfpgan_file  # noqa: F401 - fixture
+from tests.inprocess_app import make_app
 
 
 def square_outline(face, shape) -> np.ndarray:
@@ -100,11 +101,7 @@ def test_a_file_that_is_not_gfpgan_is_refused_by_name(tmp_path):
 def _client(backend, config):
     from fastapi.testclient import TestClient
 
-    from modules import cmd_args
-    from modules.api.server import create_api_app
-
-    app, _api = create_api_app(backend, cmd_args.parse_args(["--nowebui"]), config)
-    return TestClient(app)
+    return TestClient(make_app(backend, config))
 
 
 @pytest.fixture(scope="module")

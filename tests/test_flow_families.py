@@ -10,6 +10,7 @@ from PIL import Image
 from modules.errors import InvalidRequest
 from modules.generation.infotext import parse_infotext
 from tests import tiny_flow_models
+from tests.inprocess_app import api_client
 
 
 @pytest.fixture(scope="module")
@@ -235,16 +236,7 @@ def test_sd3_img2img_and_hires_fix_make_images(flow_backend):
 
 @pytest.fixture(scope="module")
 def client(flow_backend, component_files):
-    from starlette.testclient import TestClient
-
-    from modules import cmd_args
-    from modules.api.server import create_api_app
-
-    work = flow_backend.config.outdir.parent / "api"
-    args = cmd_args.parse_args(["--nowebui", "--models-dir", str(flow_backend.config.models_dir),
-                                "--outdir", str(work / "outputs"), "--skip-load-model-at-start"])
-    app, _ = create_api_app(flow_backend, args, work / "config.json")
-    with TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False) as client:
+    with api_client(flow_backend, flow_backend.config.outdir.parent / "api") as client:
         yield client
 
 

@@ -10,26 +10,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.inprocess_app import api_client
 from tests.test_gan import gan_backend, pixels, run  # noqa: F401 - fixture
 
 USER, PASSWORD = "alice", "s3cret-Pa55word"
 
 
-def make_client(backend, work, *flags):
-    from starlette.testclient import TestClient
-
-    from modules import cmd_args
-    from modules.api.server import create_api_app
-
-    args = cmd_args.parse_args(["--nowebui", "--models-dir", str(backend.config.models_dir),
-                                "--outdir", str(work / "outputs"), "--skip-load-model-at-start", *flags])
-    app, _ = create_api_app(backend, args, work / "config.json")
-    return TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False)
-
-
 @pytest.fixture(scope="module")
 def client(gan_backend, tmp_path_factory):  # noqa: F811
-    with make_client(gan_backend, tmp_path_factory.mktemp("gan-api")) as client:
+    with api_client(gan_backend, tmp_path_factory.mktemp("gan-api")) as client:
         yield client
 
 
@@ -106,7 +95,7 @@ def test_the_routes_are_documented_in_openapi(client):
 
 
 def test_with_api_auth_every_gan_route_needs_the_login(gan_backend, tmp_path):  # noqa: F811
-    with make_client(gan_backend, tmp_path, "--api-auth", f"{USER}:{PASSWORD}") as client:
+    with api_client(gan_backend, tmp_path, "--api-auth", f"{USER}:{PASSWORD}") as client:
         body = {"model": "tiny-gan", "seeds": "1"}
         assert client.post("/zoo/v1/gan/sample", json=body).status_code == 401
         assert client.get("/zoo/v1/gan/models").status_code == 401

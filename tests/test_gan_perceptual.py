@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tests.stylegan_pickles import write_nvidia_pickle
-from tests.test_gan_api import make_client
+from tests.inprocess_app import api_client
 
 STEPS = 20
 
@@ -107,7 +107,7 @@ def _body(picture, **fields):
 
 def test_perceptual_without_the_file_is_a_422_naming_loss_and_auto_uses_pixels(models, seed_picture, tmp_path):
     backend = _backend(models, tmp_path)
-    with make_client(backend, tmp_path) as client:
+    with api_client(backend, tmp_path) as client:
         refused = client.post("/zoo/v1/gan/project", json=_body(seed_picture, loss="perceptual"))
         assert refused.status_code == 422 and "loss" in refused.text and "LPIPS" in refused.text
         unknown = client.post("/zoo/v1/gan/project", json=_body(seed_picture, loss="ssim"))

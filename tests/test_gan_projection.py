@@ -13,7 +13,7 @@ from PIL import Image
 
 from modules.jobs import Job
 from tests.stylegan_pickles import write_nvidia_pickle
-from tests.test_gan_api import make_client
+from tests.inprocess_app import api_client
 
 STEPS = 40
 USER, PASSWORD = "alice", "secret-projection"
@@ -108,7 +108,7 @@ def test_the_rest_route_projects_with_the_login(backend, seed_picture, tmp_path)
     buffer = io.BytesIO()
     seed_picture.save(buffer, format="PNG")
     body = {"model": "sg2.pkl", "image": base64.b64encode(buffer.getvalue()).decode(), "steps": 12}
-    with make_client(backend, tmp_path, "--api-auth", f"{USER}:{PASSWORD}") as client:
+    with api_client(backend, tmp_path, "--api-auth", f"{USER}:{PASSWORD}") as client:
         assert client.post("/zoo/v1/gan/project", json=body).status_code == 401
         refused = client.post("/zoo/v1/gan/project", json={**body, "steps": 0}, auth=(USER, PASSWORD))
         assert refused.status_code == 422 and "steps" in refused.text

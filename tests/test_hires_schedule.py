@@ -12,6 +12,7 @@ from PIL import Image
 
 from modules.errors import InvalidRequest
 from modules.ui.pnginfo_tab import hires_values, image_info
+from tests.inprocess_app import app_client
 
 HIRES = dict(enable_hr=True, hr_scale=2, hr_upscaler="Latent", denoising_strength=0.6, hr_second_pass_steps=5,
              sampler="Euler", save_images=False)
@@ -88,14 +89,7 @@ def test_png_info_reads_the_hires_schedule_type_back(backend, small_request):
 
 @pytest.fixture(scope="module")
 def client(backend, tmp_path_factory):
-    from fastapi.testclient import TestClient
-
-    from modules import cmd_args
-    from modules.api.server import create_api_app
-
-    app, _api = create_api_app(backend, cmd_args.parse_args(["--nowebui"]),
-                               tmp_path_factory.mktemp("hires-schedule-api") / "config.json")
-    with TestClient(app) as client:
+    with app_client(backend, tmp_path_factory.mktemp("hires-schedule-api") / "config.json") as client:
         yield client
 
 

@@ -16,6 +16,7 @@ from modules.capabilities.img2img.run import encode
 from modules.errors import InvalidRequest
 from modules.generation import preview
 from modules.generation.infotext import parse_infotext
+from tests.inprocess_app import app_client
 
 
 def pixels(image: Image.Image) -> np.ndarray:
@@ -265,16 +266,8 @@ def from_b64(text: str) -> Image.Image:
 
 @pytest.fixture
 def client(backend, tmp_path):
-    from fastapi.testclient import TestClient
-
-    from modules import cmd_args
-    from modules.api.server import create_api_app
-
-    before = backend.settings
-    app, _api = create_api_app(backend, cmd_args.parse_args(["--nowebui"]), tmp_path / "config.json")
-    with TestClient(app) as client:
+    with app_client(backend, tmp_path / "config.json") as client:
         yield client
-    backend.use_settings(before)
 
 
 def a1111_img2img_payload(image: Image.Image) -> dict:

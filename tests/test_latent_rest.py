@@ -7,11 +7,10 @@ import io
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 from PIL import Image
 
-from modules import cmd_args
 from modules.capabilities.latent import state as latent_state
+from tests.inprocess_app import app_client
 from tests.test_latent_fixtures import latent_backend, latent_models_dir, x_position_images  # noqa: F401 - fixtures
 
 PASSWORD = "Latent-r3st-Secret"
@@ -21,11 +20,8 @@ ROUTES = ("decode", "encode", "random", "interpolate", "traverse", "map")
 
 @pytest.fixture(scope="module")
 def client(latent_backend, tmp_path_factory):
-    from modules.api.server import create_api_app
-
-    args = cmd_args.parse_args(["--nowebui", "--api-auth", f"{AUTH[0]}:{PASSWORD}"])
-    app, _api = create_api_app(latent_backend, args, tmp_path_factory.mktemp("latent-rest") / "config.json")
-    with TestClient(app) as client:
+    with app_client(latent_backend, tmp_path_factory.mktemp("latent-rest") / "config.json", "--api-auth",
+                    f"{AUTH[0]}:{PASSWORD}") as client:
         yield client
 
 

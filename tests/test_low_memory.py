@@ -14,6 +14,7 @@ from PIL import Image
 
 from tests import gguf_fixtures, tiny_flow_models
 from tests.convert_to_single_file import vae_to_original
+from tests.inprocess_app import api_client
 
 CLOSE_PSNR = 30.0  # dB: what "the same picture, slightly different" means here (tiny random weights)
 
@@ -219,16 +220,7 @@ def test_medvram_and_lowvram_give_the_same_pictures(models, tmp_path, offload):
 
 @pytest.fixture(scope="module")
 def client(backend, tmp_path_factory):
-    from starlette.testclient import TestClient
-
-    from modules import cmd_args
-    from modules.api.server import create_api_app
-
-    work = tmp_path_factory.mktemp("low-memory-api")
-    args = cmd_args.parse_args(["--nowebui", "--models-dir", str(backend.config.models_dir),
-                                "--outdir", str(work / "outputs"), "--skip-load-model-at-start"])
-    app, _ = create_api_app(backend, args, work / "config.json")
-    with TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False) as client:
+    with api_client(backend, tmp_path_factory.mktemp("low-memory-api")) as client:
         yield client
 
 

@@ -15,7 +15,7 @@ from modules.errors import ModelNotFound
 from modules.models import manager as manager_module
 from modules.models.memory import module_bytes
 from modules.models.model_folders import ModelFolders
-from tests.test_gan_api import make_client
+from tests.inprocess_app import api_client
 from tests.test_model_cache import make_backend
 from tests.upscaler_fixtures import upscaler_models  # noqa: F401 - fixture
 
@@ -48,7 +48,7 @@ def test_an_upscaler_is_counted_in_the_cache_listed_with_its_bytes_and_loaded_on
     with backend.manager.upscaler_model("tiny-esrgan") as model:
         weights = module_bytes(model.model)
     assert weights > 0 and loads == ["tiny-esrgan.safetensors"]
-    with make_client(backend, tmp_path) as client:
+    with api_client(backend, tmp_path) as client:
         answer = client.get("/zoo/v1/models/cached").json()
     (row,) = [m for m in answer["models"] if m["kind"] == "upscaler"]
     assert row["title"] == "tiny-esrgan" and row["bytes"] == weights and row["architecture"] == "ESRGAN"

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from modules import images, paths
 from modules.errors import BadModelFile, InvalidRequest
-from tests.test_api_app import make_app
+from tests.inprocess_app import make_app
 from tests.test_extensions_fixtures import example_enabled_state
 
 SMALL = {"prompt": "a red circle", "width": 64, "height": 64, "steps": 2, "seed": 31337,

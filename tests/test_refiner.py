@@ -17,6 +17,7 @@ from modules.capabilities.txt2img.request import Txt2ImgRequest
 from modules.errors import InvalidRequest
 from modules.ui.pnginfo_tab import image_info, refiner_values
 from tests import tiny_models
+from tests.inprocess_app import app_client
 
 BASE = "tiny-sdxl"
 REFINER = "tiny-sdxl-refiner"
@@ -226,14 +227,7 @@ def b64(image: Image.Image) -> str:
 
 @pytest.fixture(scope="module")
 def client(backend, tmp_path_factory):
-    from fastapi.testclient import TestClient
-
-    from modules import cmd_args
-    from modules.api.server import create_api_app
-
-    app, _api = create_api_app(backend, cmd_args.parse_args(["--nowebui"]),
-                               tmp_path_factory.mktemp("refiner-api") / "config.json")
-    with TestClient(app) as client:
+    with app_client(backend, tmp_path_factory.mktemp("refiner-api") / "config.json") as client:
         yield client
 
 

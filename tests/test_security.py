@@ -19,7 +19,7 @@ from PIL import Image
 
 from modules import paths, server
 from modules.security import guard
-from tests.inprocess_app import concrete, endpoint_data, live_routes, running_app
+from tests.inprocess_app import concrete, endpoint_data, live_routes, make_app, running_app
 from tests.test_registry import write_broken_files
 
 USER, PASSWORD = "alice", "Corr3ct-Horse-ui"
@@ -177,12 +177,7 @@ def test_uploads_over_the_limit_get_413(app, session):
 def test_the_api_alone_refuses_a_body_over_the_limit(backend, tmp_path):
     from fastapi.testclient import TestClient
 
-    from modules import cmd_args
-    from modules.api.server import create_api_app
-
-    app, _ = create_api_app(backend, cmd_args.parse_args(["--nowebui", "--max-upload-mb", "0.5"]),
-                            tmp_path / "config.json")
-    with TestClient(app) as client:
+    with TestClient(make_app(backend, tmp_path / "config.json", "--max-upload-mb", "0.5")) as client:
         response = client.post("/sdapi/v1/png-info", json={"image": "A" * 600_000})
         assert response.status_code == 413 and response.json()["error"] == "Payload Too Large"
         assert client.post("/sdapi/v1/png-info", json={"image": "%%%"}).status_code == 422

@@ -142,9 +142,9 @@ def test_a_stylegan2_file_refuses_translate_and_the_builtin_gan_refuses_noise_mo
 
 
 def test_the_rest_route_samples_a_pickle_in_models_gan(stylegan_backend, tmp_path):
-    from tests.test_gan_api import make_client
+    from tests.inprocess_app import api_client
     ref = nvidia_outputs("sg3r")
-    with make_client(stylegan_backend, tmp_path) as client:
+    with api_client(stylegan_backend, tmp_path) as client:
         models = client.get("/zoo/v1/gan/models").json()
         listed = {m["model_name"]: m for m in models}
         assert {"sg2", "sg2c", "sg3t", "sg3r"} <= set(listed)
@@ -225,8 +225,8 @@ def test_directions_are_unit_vectors_orthogonal_to_each_other(name, method):
 
 
 def test_a_direction_moves_the_picture_and_strength_zero_does_not(stylegan_backend, tmp_path):
-    from tests.test_gan_api import make_client
-    with make_client(stylegan_backend, tmp_path) as client:
+    from tests.inprocess_app import api_client
+    with api_client(stylegan_backend, tmp_path) as client:
         found = client.post("/zoo/v1/gan/directions", json={"model": "sg3t.pkl", "method": "sefa", "layers": [0, 8],
                                                             "count": 4})
         assert found.status_code == 200, found.text

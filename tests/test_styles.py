@@ -13,6 +13,7 @@ from modules.generation.infotext import parse_infotext
 from modules.security.admins import Admins
 from modules.styles import (MAX_STYLES, PromptStyle, StyleFile, apply_styles, extract_styles, format_styles,
                             merge_prompts, parse_styles)
+from tests.inprocess_app import app_client
 
 
 def test_merge_prompts_as_a1111():
@@ -84,16 +85,9 @@ def test_an_unreadable_file_gives_no_styles_and_is_not_overwritten(tmp_path):
 
 @pytest.fixture(scope="module")
 def client(backend, tmp_path_factory):
-    from fastapi.testclient import TestClient
-
-    from modules import cmd_args
-    from modules.api.server import create_api_app
-
     backend.styles.save(PromptStyle("rainy", "{prompt} in the rain", "sunny"))
     backend.styles.save(PromptStyle("photo", "photo", "drawing"))
-    app, _api = create_api_app(backend, cmd_args.parse_args(["--nowebui"]),
-                               tmp_path_factory.mktemp("styles") / "config.json")
-    with TestClient(app) as client:
+    with app_client(backend, tmp_path_factory.mktemp("styles") / "config.json") as client:
         yield client
 
 

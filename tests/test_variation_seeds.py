@@ -9,6 +9,7 @@ from PIL import Image
 
 from modules.generation.infotext import parse_infotext
 from modules.generation.seeds import image_noise
+from tests.inprocess_app import app_client
 
 
 def pixels(image: Image.Image) -> np.ndarray:
@@ -77,16 +78,8 @@ def test_seed_resize_keeps_the_composition_on_the_built_in_model():
 
 @pytest.fixture
 def api_client(backend, tmp_path):
-    from fastapi.testclient import TestClient
-
-    from modules import cmd_args
-    from modules.api.server import create_api_app
-
-    before = backend.settings
-    app, _api = create_api_app(backend, cmd_args.parse_args(["--nowebui"]), tmp_path / "config.json")
-    with TestClient(app) as client:
+    with app_client(backend, tmp_path / "config.json") as client:
         yield client
-    backend.use_settings(before)
 
 
 def test_the_api_takes_a1111s_fields_and_answers_them(api_client):

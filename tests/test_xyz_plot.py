@@ -250,7 +250,7 @@ def a1111_args(x_type=4, x_values="1,2", x_dropdown="", y_type=9, y_values="", y
 def api_client(backend, attach_extensions, tmp_path):
     from fastapi.testclient import TestClient
 
-    from tests.test_api_app import make_app
+    from tests.inprocess_app import make_app
 
     attach_extensions(REPO_EXTENSIONS)
     before = backend.settings

@@ -15,6 +15,7 @@ import torch
 
 from modules.generation import stop_points
 from modules.generation.prompt_embeds import encode_prompts
+from modules.generation.sampling_context import SamplingContext
 
 
 class SwitchingDenoiser(torch.nn.Module):
@@ -64,10 +65,12 @@ def _batched(positive, negative, batch: int):
 
 
 @contextmanager
-def switching(pipe, family, refiner, prompts: list[str], negative_prompts: list[str], clip_skip: int,
-              job, offload: str = "none") -> Iterator[SwitchingDenoiser | None]:
-    """While inside, `pipe` (a job's view) calls its denoiser through a SwitchingDenoiser towards `refiner`
-    (modules/capabilities/refiner.py's Refiner; None: nothing changes). Marks `refiner.used` when it switched."""
+def switching(pipe, family, context: SamplingContext, prompts: list[str], negative_prompts: list[str],
+              clip_skip: int, offload: str = "none") -> Iterator[SwitchingDenoiser | None]:
+    """While inside, `pipe` (a job's view) calls its denoiser through a SwitchingDenoiser towards the context's
+    refiner (modules/capabilities/refiner.py's Refiner; None: nothing changes). Marks `refiner.used` when it
+    switched."""
+    refiner = context.refiner
     if refiner is None:
         yield None
         return
@@ -107,7 +110,7 @@ def switching(pipe, family, refiner, prompts: list[str], negative_prompts: list[
     refiner.hand_back()  # a batch after one that switched: the first model's denoiser back on the device
     setattr(pipe, family.denoiser, stand_in)
     try:
-        with stop_points.checked(refiner_denoiser, job.check):
+        with stop_points.checked(refiner_denoiser, context.job.check):
             yield stand_in
     finally:
         setattr(pipe, family.denoiser, base)

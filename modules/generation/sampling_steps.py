@@ -10,7 +10,7 @@ import contextlib
 import math
 
 from modules import compat
-from modules.generation import preview
+from modules.generation.sampling_context import SamplingContext
 from modules.generation.transformer_conditioning import TransformerConditioning
 from modules.errors import InvalidRequest
 
@@ -26,13 +26,13 @@ def tensor_inputs(pipe) -> list[str]:
 
 class StepCallback:
     """`callback_on_step_end` for a run of `steps` user steps (with `callback_on_step_end_tensor_inputs=
-    TENSOR_INPUTS`). `latents` and `steps_done`: the latest, for an interrupted run."""
+    TENSOR_INPUTS`), reporting to the context's job and previewer. `latents` and `steps_done`: the latest, for an
+    interrupted run."""
 
-    def __init__(self, job, steps: int, vae, family, conditioning=None, unpack=lambda latents: latents,
-                 previewer: preview.Previewer | None = None, size: tuple[int, int] | None = None,
-                 true_cfg: bool = False):
-        self.job, self.steps, self.vae, self.family = job, steps, vae, family
-        self.previewer = previewer or preview.Previewer()  # the job's method and frequency (the settings)
+    def __init__(self, context: SamplingContext, steps: int, vae, family, conditioning=None,
+                 unpack=lambda latents: latents, size: tuple[int, int] | None = None, true_cfg: bool = False):
+        self.job, self.steps, self.vae, self.family = context.job, steps, vae, family
+        self.previewer = context.previewer  # the job's method and frequency (the settings)
         self.size = size  # the final picture's (width, height): previews are shown at it
         self.conditioning = conditioning if conditioning is not None and conditioning.changes else None
         # SD3/FLUX: the transformer's inputs are switched instead (transformer_conditioning.py says why)

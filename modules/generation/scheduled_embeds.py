@@ -14,6 +14,7 @@ from modules import compat
 from modules.errors import InvalidRequest
 from modules.generation.prompt_embeds import MAX_PROMPT_CHUNKS, encode_prompts, longest_chunks
 from modules.generation.prompt_schedule import prompt_schedule, text_at
+from modules.generation.sampling_context import SamplingContext
 
 MAX_SCHEDULED_CHUNKS = 8 * MAX_PROMPT_CHUNKS
 """Most encoder chunks over a job's distinct texts (prompts and negatives, each padded to the longest): bounds
@@ -58,12 +59,14 @@ class ScheduledEmbeds:
                                             values.get("negative_pooled_prompt_embeds"))
 
 
-def encode_scheduled(pipe, prompt: str, negative_prompt: str, batch: int, schedule_steps: int, run_steps: int,
-                     clip_skip: int = 1, first_pass_steps: int | None = None,
-                     fields: tuple[str, str] = ("prompt", "negative_prompt"), embeddings=None) -> ScheduledEmbeds:
+def encode_scheduled(pipe, prompt: str, negative_prompt: str, context: SamplingContext, schedule_steps: int,
+                     run_steps: int, clip_skip: int = 1,
+                     fields: tuple[str, str] = ("prompt", "negative_prompt")) -> ScheduledEmbeds:
     """Encode `prompt` and `negative_prompt` for a run of `run_steps` steps whose schedule has `schedule_steps`
     (img2img runs steps × strength of a schedule made for all its steps, as A1111 does: its step counter starts
-    at 0 with the first step run). `first_pass_steps`: hires fix's second pass (prompt_schedule)."""
+    at 0 with the first step run), for the context's batch, with its embeddings; after its `first_pass_steps`
+    in hires fix's second pass (prompt_schedule)."""
+    first_pass_steps = context.first_pass_steps
     positives = prompt_schedule(prompt, schedule_steps, first_pass_steps, fields[0])
     negatives = prompt_schedule(negative_prompt, schedule_steps, first_pass_steps, fields[1])
     texts = [(text_at(positives, i), text_at(negatives, i)) for i in range(max(run_steps, 1))]
@@ -74,9 +77,10 @@ def encode_scheduled(pipe, prompt: str, negative_prompt: str, batch: int, schedu
     padded_negative = distinct_negative + distinct_negative[-1:] * (count - len(distinct_negative))
     if count > 1:
         _check_work(pipe, distinct_positive + distinct_negative, fields[0])
-    encoded = encode_prompts(pipe, padded_positive, padded_negative, clip_skip=clip_skip, embeddings=embeddings)
+    encoded = encode_prompts(pipe, padded_positive, padded_negative, clip_skip=clip_skip,
+                             embeddings=context.embeddings)
     rows = [(distinct_positive.index(p), distinct_negative.index(n)) for p, n in texts]
-    return ScheduledEmbeds(texts, rows, encoded, batch)
+    return ScheduledEmbeds(texts, rows, encoded, len(context.seeds))
 
 
 def _check_work(pipe, texts: list[str], field: str) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from modules.errors import BadModelFile, ModelNotFound
 from modules.models import config_classes, detect, families, folder_walk, gguf_header, hashing, pickles
 from modules.models.gguf_files import is_gguf
+from modules.models.listed_file import ListedFile
 from modules.models.safetensors_header import read_header
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,7 @@ SIDECAR_SUFFIX = ".config"  # "<stem>.config/" beside a single file: a diffusers
 
 
 @dataclass
-class CheckpointInfo:
+class CheckpointInfo(ListedFile):
     path: Path
     name: str  # path relative to its models folder, as A1111 shows it ("sub/model.safetensors")
     layout: str  # "single_file" or "diffusers"
@@ -36,21 +37,9 @@ class CheckpointInfo:
     stored_as: str | None = None
 
     @property
-    def usable(self) -> bool:
-        return self.error is None
-
-    @property
-    def shorthash(self) -> str:
-        return hashing.short_hash(self.sha256) if self.sha256 else ""
-
-    @property
     def model_name(self) -> str:
         """The infotext "Model:" value: the name without extension."""
         return Path(self.name).with_suffix("").as_posix() if self.layout == "single_file" else self.name
-
-    @property
-    def title(self) -> str:
-        return f"{self.name} [{self.shorthash}]" if self.sha256 else self.name
 
     @property
     def native_size(self) -> int:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from modules.errors import BadModelFile, ModelNotFound
 from modules.models import folder_walk
-from modules.models.hashing import HashCache, short_hash
+from modules.models.hashing import HashCache
+from modules.models.listed_file import ListedFile
 from modules.models.pickles import is_safetensors_file
 from modules.models.safetensors_header import read_header
 from modules.models.stylegan_pickle import check_network_pickle
@@ -23,7 +24,7 @@ FOLDERS = {"beta_vae": "Latent", "gan": "GAN"}
 
 
 @dataclass
-class ZooModelInfo:
+class ZooModelInfo(ListedFile):
     path: Path
     name: str
     kind: str  # "beta_vae" or "gan"
@@ -31,20 +32,8 @@ class ZooModelInfo:
     error: str | None = None
 
     @property
-    def usable(self) -> bool:
-        return self.error is None
-
-    @property
-    def shorthash(self) -> str:
-        return short_hash(self.sha256) if self.sha256 else ""
-
-    @property
     def model_name(self) -> str:
         return Path(self.name).with_suffix("").as_posix()
-
-    @property
-    def title(self) -> str:
-        return f"{self.name} [{self.shorthash}]" if self.sha256 else self.name
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
     IMG2IMG.run(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: Hooks) -> Img2ImgResult
         every batch; images through hooks.image_ready, saved under outputs/<request.save_folder>/
-    run.denoise(request, model, job, work: list[WorkArea], seeds, start=None) -> latents
+    run.denoise(request, model, work: list[WorkArea], context: SamplingContext, start=None) -> latents
         one batch's sampling only (hires fix's second pass: WorkArea(Canvas(image, None, None), image, None)
         per picture, or `start`: scaled latents already upscaled); decode with vae_precision.decode_without_nans
 

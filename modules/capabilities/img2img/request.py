@@ -7,9 +7,7 @@ from dataclasses import dataclass, field, fields
 
 from PIL import Image
 
-from modules.capabilities.refiner import check_refiner
-from modules.capabilities.txt2img.request import (MAX_SIDE, Txt2ImgRequest, _integer, _number, checked_family,
-                                                 checked_vae)
+from modules.capabilities.txt2img.request import MAX_SIDE, Txt2ImgRequest, _integer, _number, server_checked
 from modules.errors import InvalidRequest
 
 # A1111's resize modes, by index (its API sends the index; its UI the name).
@@ -97,16 +95,7 @@ def validate(request: Img2ImgRequest, context) -> Img2ImgRequest:
     request = request.validated()
     check_txt2img(request, context.limits)
     check_image(*request.output_size, context.limits, field="pad_left")
-    if context.backend is not None:
-        context.backend.check_clip_skip(request.clip_skip, request.checkpoint)
-        check_refiner(request, context.backend.manager)
-        request = context.backend.with_loras(request)
-        request = checked_vae(request, context.backend)
-        request = checked_family(request, context.backend)
-        request = context.backend.with_face_restorer(request, context.job.owner if context.job else None)
-    elif request.restore_faces:
-        raise InvalidRequest("restore_faces", "face restoration needs the server's models folder")
-    return request
+    return server_checked(request, context)
 
 
 def _images(images) -> list[Image.Image]:

@@ -18,22 +18,22 @@ import torch.nn.functional as F
 from PIL import Image
 
 from modules.capabilities.base import GenerationFailed, SaveSpec
-from modules.capabilities.face_restore_step import face_restoration_infotext, restored
+from modules.capabilities.batch_images import batch_infotext, decoding, keep_image
+from modules.capabilities.face_restore_step import restored
 from modules.capabilities.img2img import canvas as canvases
 from modules.capabilities.img2img.request import (FILL, LATENT_NOISE, LATENT_NOTHING, LATENT_UPSCALE, MASKED_CONTENT,
                                                   Img2ImgRequest)
 from modules.capabilities.img2img.task_pipeline import task_pipeline
-from modules.capabilities.refiner import Refiner, refiner_for
+from modules.capabilities.job_sampling import job_sampling
 from modules.capabilities.refiner_switch import switching
-from modules.capabilities.scripting import Hooks, ImageNotSaved
-from modules.capabilities.txt2img.run import (Txt2ImgResult, batch_seeds, initial_noise, prompt_embeddings, resolve_seed,
-                                            variation_infotext)
-from modules.capabilities.txt2img.vae_precision import decode_without_nans
+from modules.capabilities.scripting import Hooks
+from modules.capabilities.txt2img.run import Txt2ImgResult, batch_seeds, initial_noise, resolve_seed, variation_infotext
 from modules.compat import with_first_noise
 from modules.errors import InvalidRequest
 from modules.models.precision_copy import fp32_copy
-from modules.generation import eta_noise_seed_delta, guidance, preview, sampling_steps, stop_points, vae_tiles
+from modules.generation import eta_noise_seed_delta, guidance, sampling_steps, stop_points, vae_tiles
 from modules.generation.infotext import format_infotext
+from modules.generation.sampling_context import SamplingContext
 from modules.generation.sampling_steps import StepCallback
 from modules.generation.scheduled_embeds import encode_scheduled
 from modules.generation.guidance import guidance_arguments, real_cfg
@@ -95,17 +95,14 @@ def img2img(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
     under outputs/<request.save_folder>/ when request.save_images), so an interrupt keeps the finished ones."""
     result = Img2ImgResult(request, checkpoint_title=model.info.title, model_hash=model.info.shorthash or None)
     first_seed, first_subseed = resolve_seed(request.seed), resolve_seed(request.subseed)
-    embeddings = prompt_embeddings(hooks, model)
     job.start(request.batch_count, max(steps_run(request), 1))
-    backend = hooks.p.backend if hooks.p is not None else None
-    manager = backend.manager if backend is not None else None
     use_loras(model, request.loras, hooks)
-    with refiner_for(request, model, manager) as refiner, \
-            preview.previewing(backend, model.info.architecture.spec) as previewer:
+    with job_sampling(request, model, job, hooks) as context:
         for batch in range(request.batch_count):
             job.begin_batch(batch)
             first = batch * request.batch_size
             seeds, subseeds = batch_seeds(request, first_seed, first_subseed, batch)
+            batch_context = context.for_batch(seeds, subseeds)
             inits = [request.init_images[(first + i) % len(request.init_images)] for i in range(request.batch_size)]
             hooks.process_batch(batch, [request.prompt] * len(seeds), seeds)
             work = [_work_area(request, canvases.prepare(request, init)) for init in inits]
@@ -115,16 +112,14 @@ def img2img(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
                 start = encode(model.info.architecture.spec.vae_of(model.pipe), [_own_size(i) for i in inits], model.execution_device,
                                size=request.output_size)
             try:
-                latents = denoise(request, model, job, work, seeds, start, refiner, embeddings,
-                                  subseeds=subseeds, previewer=previewer)
+                latents = denoise(request, model, work, batch_context, start)
                 steps_done = steps_run(request)
             except (Interrupted, Skipped) as stop:
                 latents, steps_done = stop.args if len(stop.args) == 2 else (None, 0)
                 stopped = isinstance(stop, Interrupted)
             if latents is not None:
                 try:
-                    _collect(result, request, model, seeds, latents, work, hooks, job, steps_done, subseeds,
-                             refiner, embeddings)
+                    _collect(result, request, model, latents, work, hooks, steps_done, batch_context)
                 except Interrupted:
                     stopped = True
             if stopped:
@@ -183,15 +178,14 @@ def _upscaled(latents: torch.Tensor, width: int, size: tuple[int, int]) -> torch
                          align_corners=False, antialias=True)
 
 
-def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: list[WorkArea],
-            seeds: list[int], start: torch.Tensor | None = None, refiner: Refiner | None = None,
-            embeddings=None, first_pass_steps: int | None = None, subseeds: list[int] | None = None,
-            previewer: preview.Previewer | None = None) -> torch.Tensor:
+def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, work: list[WorkArea], context: SamplingContext,
+            start: torch.Tensor | None = None) -> torch.Tensor:
     """The batch's latents after steps × strength of sampling from its work areas (`WorkArea(canvas, image,
     None)` for a plain picture), or from `start`: scaled latents at the work areas' size (a latent upscale).
-    `refiner`: the job's, which takes over at its switch point. Hires fix's second pass calls this, with
-    `first_pass_steps` (prompt editing's timeline goes on). Raises Interrupted/Skipped with (latents so far,
-    steps done)."""
+    The context's refiner, the job's, takes over at its switch point. Hires fix's second pass calls this, its
+    context with `first_pass_steps` (prompt editing's timeline goes on). Raises Interrupted/Skipped with
+    (latents so far, steps done)."""
+    job, seeds, subseeds = context.job, context.seeds, context.subseeds
     family = model.info.architecture.spec
     inpaint = work[0].mask is not None or model.info.architecture.inpainting
     pipe_task = "inpaint" if inpaint else "img2img"
@@ -218,7 +212,7 @@ def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: li
     if run == 0:  # strength 0 (or too few steps for it): the picture itself, through the VAE
         return latents.to(device)
     resized = request.seed_resize_from_w > 0 and request.seed_resize_from_h > 0
-    if subseeds is not None and (request.subseed_strength != 0 or resized):
+    if subseeds and (request.subseed_strength != 0 or resized):
         if inpaint and request.denoising_strength >= 1:  # the pipeline then starts from its own noise alone
             raise InvalidRequest("subseed_strength", "variation seeds and seed resize are not available for "
                                                      "inpainting at denoising strength 1: use 0.99")
@@ -227,8 +221,8 @@ def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: li
         # A1111's blended noise where the pipeline adds its own (FLUX's inpaint loop holds it packed)
         with_first_noise(sampler, noise, family.pack_latents(noise, pipe))
     prompts, negative_prompts = [prompt_text(request.prompt)] * len(seeds), [request.negative_prompt] * len(seeds)
-    embeds = encode_scheduled(pipe, prompt_text(request.prompt), request.negative_prompt, len(seeds), request.steps, run,
-                              clip_skip=request.clip_skip, first_pass_steps=first_pass_steps, embeddings=embeddings)
+    embeds = encode_scheduled(pipe, prompt_text(request.prompt), request.negative_prompt, context, request.steps, run,
+                              clip_skip=request.clip_skip)
     dtype = model.devices.dtype
     options: dict = {}
     if inpaint:
@@ -243,12 +237,12 @@ def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, job: Job, work: li
     def unpacked(packed):  # FLUX's pipelines work on packed 2x2 patches; everything else here on (B, C, H, W)
         return None if packed is None else family.unpack_latents(packed, pipe, height, width)
 
-    on_step_end = StepCallback(job, run, family.vae_of(pipe), family, embeds, unpack=unpacked, previewer=previewer,
-                               size=(width, height), true_cfg=real_cfg(request, family))
+    on_step_end = StepCallback(context, run, family.vae_of(pipe), family, embeds, unpack=unpacked, size=(width, height),
+                               true_cfg=real_cfg(request, family))
 
     try:
         with torch.inference_mode(), stop_points.checked(denoiser, job.check), \
-                switching(pipe, family, refiner, prompts, negative_prompts, request.clip_skip, job,
+                switching(pipe, family, context, prompts, negative_prompts, request.clip_skip,
                           model.devices.offload), on_step_end.conditioning_denoiser(denoiser):
             output = pipe(**guidance_arguments(request, family, embeds.arguments()), image=latents.to(device, dtype),
                           strength=request.denoising_strength, num_inference_steps=request.steps,
@@ -275,45 +269,17 @@ def _latent_mask(masks: list[Image.Image], size) -> torch.Tensor:
     return torch.round(torch.stack(arrays)[:, None] / 255)
 
 
-def _collect(result: Img2ImgResult, request: Img2ImgRequest, model: LoadedCheckpoint, seeds: list[int],
-             latents: torch.Tensor, work: list[WorkArea], hooks: Hooks, job: Job, steps_done: int,
-             subseeds: list[int], refiner: Refiner | None = None, embeddings=None) -> None:
-    if not torch.isfinite(latents).all():
-        raise GenerationFailed("the sampler produced NaN values; try another sampler, fewer steps, "
-                               "or --precision fp32")
-    extra = {**(refiner.infotext() if refiner is not None else {}), **hooks.extra_infotext()}
-    if embeddings is not None:
-        extra.update(embeddings.infotext())  # TI hashes
-    result.extra_generation_params = dict(extra)
-    extra.update(face_restoration_infotext(request))
+def _collect(result: Img2ImgResult, request: Img2ImgRequest, model: LoadedCheckpoint, latents: torch.Tensor,
+             work: list[WorkArea], hooks: Hooks, steps_done: int, context: SamplingContext) -> None:
+    extra = batch_infotext(result, request, latents, hooks, context)
     if steps_done < steps_run(request):
         extra["Stopped at step"] = steps_done
-    interrupts = job.interrupts
-
-    def check() -> None:
-        job.check_decoding(interrupts)
-
-    vae = model.info.architecture.spec.vae_of(model.pipe)
-    with stop_points.checked(getattr(vae, "decoder", None), check):
-        for index, (latent, seed, subseed, area) in enumerate(zip(latents, seeds, subseeds, work)):
-            check()
-            image = preview.to_pil(decode_without_nans(vae, latent[None]))[0]
-            image = _put_back(image, area)
-            image = restored(image, request, hooks, check)
+    with decoding(model, context.job) as (decode, check):
+        for index, (latent, seed, subseed, area) in enumerate(zip(latents, context.seeds, context.subseeds, work)):
+            image = restored(_put_back(decode(latent), area), request, hooks, check)
             text = infotext(request, seed, model, extra, subseed)
             save_to = SaveSpec(request.save_folder, seed) if request.save_images else None
-            try:
-                image, path = hooks.image_ready(image, text, seed, index, save_to)
-                if path is not None:
-                    result.paths.append(path)
-            except ImageNotSaved as e:
-                image = e.image
-                result.save_errors.append(str(e))
-            image.info["parameters"] = text
-            result.images.append(image)
-            result.infotexts.append(text)
-            result.seeds.append(seed)
-            result.subseeds.append(subseed)
+            keep_image(result, image, text, seed, subseed, index, save_to, hooks)
 
 
 def _put_back(image: Image.Image, area: WorkArea) -> Image.Image:

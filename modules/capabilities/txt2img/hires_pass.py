@@ -3,6 +3,8 @@ upscaled (Lanczos, a model upscaler ...), then img2img's own sampling (modules/c
 `denoise`) at the target size. Same job, same hold on the device; progress continues after the first pass."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -13,6 +15,7 @@ from modules.capabilities.img2img.run import WorkArea, denoise, steps_run
 from modules.capabilities.txt2img.hires import hires_schedule, target_size
 from modules.capabilities.txt2img.vae_precision import decode_without_nans
 from modules.generation import preview
+from modules.generation.sampling_context import SamplingContext
 from modules.jobs import Interrupted, Skipped
 from modules.upscalers import is_latent_mode, latent_mode, upscale
 
@@ -52,12 +55,12 @@ class _AfterFirstPass:
         return getattr(self._job, name)
 
 
-def second_pass(request, model, latents: torch.Tensor, seeds: list[int], job, manager, refiner=None,
-                embeddings=None, subseeds: list[int] | None = None, previewer=None) -> torch.Tensor:
-    """The batch's hires latents from the first pass's `latents` (`refiner`: the job's, which takes over
+def second_pass(request, model, latents: torch.Tensor, context: SamplingContext) -> torch.Tensor:
+    """The batch's hires latents from the first pass's `latents` (the context's refiner, the job's, takes over
     in this pass; modules/capabilities/refiner.py). Raises Interrupted/Skipped with
     (latents so far or None, request.steps) as the first pass does."""
     second = second_pass_request(request)
+    job = context.job
     size = (second.width, second.height)
     vae = model.info.architecture.spec.vae_of(model.pipe)
     scale = model.pipe.vae_scale_factor
@@ -65,15 +68,15 @@ def second_pass(request, model, latents: torch.Tensor, seeds: list[int], job, ma
         mode, antialias = latent_mode(request.hr_upscaler)
         start = F.interpolate(latents.float(), size=(size[1] // scale, size[0] // scale), mode=mode,
                               antialias=antialias)
-        work = [WorkArea(Canvas(second.init_images[0], None, None), second.init_images[0], None)] * len(seeds)
+        work = [WorkArea(Canvas(second.init_images[0], None, None), second.init_images[0], None)] * len(context.seeds)
     else:
         start = None
         firsts = [preview.to_pil(decode_without_nans(vae, latent[None]))[0] for latent in latents]
-        bigger = [upscale(image, request.hr_upscaler, size, manager, device_held=True, check=job.check)
+        bigger = [upscale(image, request.hr_upscaler, size, context.manager, device_held=True, check=job.check)
                   for image in firsts]
         work = [WorkArea(Canvas(image, None, None), image, None) for image in bigger]
     try:
-        return denoise(second, model, _AfterFirstPass(job, request.steps), work, seeds, start, refiner, embeddings,
-                       first_pass_steps=request.steps, subseeds=subseeds, previewer=previewer)
+        after_first = replace(context, job=_AfterFirstPass(job, request.steps), first_pass_steps=request.steps)
+        return denoise(second, model, work, after_first, start)
     except (Interrupted, Skipped) as stop:  # "Stopped at step" is about the first pass: it was finished
         raise type(stop)(stop.args[0] if len(stop.args) == 2 else None, request.steps) from None

@@ -144,16 +144,23 @@ def validate(request: Txt2ImgRequest, context) -> Txt2ImgRequest:
         check_image(*request.output_size, context.limits, field="hr_scale")
         if context.backend is not None:
             check_upscaler(request, context.backend.manager)
-    if context.backend is not None:
-        context.backend.check_clip_skip(request.clip_skip, request.checkpoint)
-        check_refiner(request, context.backend.manager)
-        request = context.backend.with_loras(request)
-        request = checked_vae(request, context.backend)
-        request = checked_family(request, context.backend)
-        request = context.backend.with_face_restorer(request, context.job.owner if context.job else None)
-    elif request.restore_faces:
-        raise InvalidRequest("restore_faces", "face restoration needs the server's models folder")
-    return request
+    return server_checked(request, context)
+
+
+def server_checked(request, context):
+    """The request (txt2img's or img2img's) after what only the server can check or fill in, before the job waits
+    for the device: clip skip against the checkpoint's text encoder, the refiner, the LoRAs the prompt names, the
+    VAE file, the checkpoint family's rules, the face restorer."""
+    if context.backend is None:
+        if request.restore_faces:
+            raise InvalidRequest("restore_faces", "face restoration needs the server's models folder")
+        return request
+    context.backend.check_clip_skip(request.clip_skip, request.checkpoint)
+    check_refiner(request, context.backend.manager)
+    request = context.backend.with_loras(request)
+    request = checked_vae(request, context.backend)
+    request = checked_family(request, context.backend)
+    return context.backend.with_face_restorer(request, context.job.owner if context.job else None)
 
 
 def _check_schedules(r: Txt2ImgRequest) -> None:

@@ -11,17 +11,18 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from modules.capabilities.base import GenerationFailed, SaveSpec
-from modules.capabilities.face_restore_step import face_restoration_infotext, restored
+from modules.capabilities.base import SaveSpec
+from modules.capabilities.batch_images import batch_infotext, decoding, keep_image
+from modules.capabilities.face_restore_step import restored
+from modules.capabilities.job_sampling import job_sampling
 from modules.capabilities.pipeline_view import pipeline_view
-from modules.capabilities.refiner import Refiner, refiner_for
 from modules.capabilities.refiner_switch import switching
-from modules.capabilities.scripting import Hooks, ImageNotSaved
+from modules.capabilities.scripting import Hooks
 from modules.capabilities.txt2img.hires import hires_infotext
 from modules.capabilities.txt2img.request import MAX_SEED, Txt2ImgRequest
-from modules.capabilities.txt2img.vae_precision import decode_without_nans
-from modules.generation import eta_noise_seed_delta, preview, sampling_steps, stop_points
+from modules.generation import eta_noise_seed_delta, sampling_steps, stop_points
 from modules.generation.infotext import format_infotext
+from modules.generation.sampling_context import SamplingContext
 from modules.generation.sampling_steps import StepCallback
 from modules.generation.scheduled_embeds import encode_scheduled
 from modules.generation import samplers
@@ -135,13 +136,6 @@ def initial_noise(generators: list[torch.Generator], shape: tuple[int, ...], req
                         for g, seed, subseed in zip(generators, seeds, subseeds)])
 
 
-def prompt_embeddings(hooks: Hooks, model: LoadedCheckpoint):
-    """The textual-inversion embeddings this job's prompts may name (modules/networks/embeddings.py); None
-    for a generation without a backend (a bare Processing in a test)."""
-    embeddings = getattr(getattr(hooks.p, "backend", None), "embeddings", None)
-    return embeddings.for_pipe(model.pipe, model.info.architecture.spec) if embeddings is not None else None
-
-
 def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: Hooks) -> Txt2ImgResult:
     """Run every batch of `request` on `model`; each image goes through hooks.image_ready as it is made
     (saved when request.save_images), so an interrupt keeps the images finished so far."""
@@ -150,33 +144,29 @@ def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
     pipeline_class(model.info, "txt2img")  # an inpainting checkpoint is refused here, naming the file
     result = Txt2ImgResult(request, checkpoint_title=model.info.title, model_hash=model.info.shorthash or None)
     first_seed, first_subseed = resolve_seed(request.seed), resolve_seed(request.subseed)
-    embeddings = prompt_embeddings(hooks, model)
     if request.enable_hr:  # img2img's sampling does the second pass (imported here: img2img imports this module)
         from modules.capabilities.txt2img.hires_pass import hires_steps, second_pass
     job.start(request.batch_count, request.steps + (hires_steps(request) if request.enable_hr else 0))
-    backend = hooks.p.backend if hooks.p is not None else None
-    manager = backend.manager if backend is not None else None
     switch_loras = request.enable_hr and request.hr_loras != request.loras  # the hires prompt names others
     use_loras(model, request.loras, hooks)
-    with refiner_for(request, model, manager) as refiner, \
-            preview.previewing(backend, model.info.architecture.spec) as previewer:
+    with job_sampling(request, model, job, hooks) as context:
         for batch in range(request.batch_count):
             job.begin_batch(batch)
             seeds, subseeds = batch_seeds(request, first_seed, first_subseed, batch)
+            batch_context = context.for_batch(seeds, subseeds)
             hooks.process_batch(batch, [request.prompt] * len(seeds), seeds)
             stopped, steps_done, first = False, request.steps, None
             try:
                 if switch_loras and batch:
                     use_loras(model, request.loras, hooks)
                 # With hires fix the refiner works in the second pass (A1111's default), else in this one.
-                latents = _sample(request, model, seeds, job, subseeds, None if request.enable_hr else refiner,
-                                  embeddings, previewer)
+                latents = _sample(request, model,
+                                  batch_context.without_refiner() if request.enable_hr else batch_context)
                 if request.enable_hr:  # the second pass, in this job and this hold on the device
                     if switch_loras:
                         use_loras(model, request.hr_loras, hooks)
                     first, latents = latents, None
-                    latents = second_pass(request, model, first, seeds, job, manager, refiner, embeddings, subseeds,
-                                          previewer)
+                    latents = second_pass(request, model, first, batch_context)
             except (Interrupted, Skipped) as stop:
                 # Before the first step ended there is nothing but noise: no image. Later, A1111's way: the
                 # images of the latents sampled so far.
@@ -186,8 +176,7 @@ def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
                 stopped = isinstance(stop, Interrupted)
             if latents is not None:
                 try:
-                    _collect(result, request, model, seeds, latents, hooks, job, steps_done, subseeds, refiner,
-                             embeddings)
+                    _collect(result, request, model, latents, hooks, steps_done, batch_context)
                 except Interrupted:  # pressed (again) while decoding, or the client left: keep the images decoded
                     stopped = True
             if stopped:
@@ -195,52 +184,24 @@ def txt2img(request: Txt2ImgRequest, model: LoadedCheckpoint, job: Job, hooks: H
     return result
 
 
-def _collect(result: Txt2ImgResult, request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int],
-             latents: torch.Tensor, hooks: Hooks, job: Job, steps_done: int, subseeds: list[int],
-             refiner: Refiner | None = None, embeddings=None) -> None:
+def _collect(result: Txt2ImgResult, request: Txt2ImgRequest, model: LoadedCheckpoint, latents: torch.Tensor,
+             hooks: Hooks, steps_done: int, context: SamplingContext) -> None:
     """Decode, post-process and save the batch's images one by one: an Interrupt pressed meanwhile (or a
     client that leaves) stops before the next image, or inside the VAE, keeping the images done so far."""
-    if not torch.isfinite(latents).all():
-        raise GenerationFailed("the sampler produced NaN values; try another sampler, fewer steps, "
-                               "or --precision fp32")
-    extra = {**(refiner.infotext() if refiner is not None else {}), **hooks.extra_infotext()}
-    if embeddings is not None:
-        extra.update(embeddings.infotext())  # TI hashes
-    result.extra_generation_params = dict(extra)
-    extra.update(face_restoration_infotext(request))
+    extra = batch_infotext(result, request, latents, hooks, context)
     if steps_done < request.steps:
         extra["Stopped at step"] = steps_done  # "Steps" stays what was asked, so pasting it back still works
-    interrupts = job.interrupts
-
-    def check() -> None:
-        job.check_decoding(interrupts)
-
-    vae = model.info.architecture.spec.vae_of(model.pipe)
-    with stop_points.checked(getattr(vae, "decoder", None), check):
-        for index, (latent, seed, subseed) in enumerate(zip(latents, seeds, subseeds)):
-            check()
-            image = preview.to_pil(decode_without_nans(vae, latent[None]))[0]
-            image = restored(image, request, hooks, check)
+    with decoding(model, context.job) as (decode, check):
+        for index, (latent, seed, subseed) in enumerate(zip(latents, context.seeds, context.subseeds)):
+            image = restored(decode(latent), request, hooks, check)
             text = infotext(request, seed, model, extra, subseed)
             save_to = SaveSpec("txt2img-images", seed) if request.save_images else None
-            try:
-                image, path = hooks.image_ready(image, text, seed, index, save_to)
-                if path is not None:
-                    result.paths.append(path)
-            except ImageNotSaved as e:  # a full disk loses the file, never the image: the user still gets it
-                image = e.image
-                result.save_errors.append(str(e))
-            image.info["parameters"] = text
-            result.images.append(image)
-            result.infotexts.append(text)
-            result.seeds.append(seed)
-            result.subseeds.append(subseed)
+            keep_image(result, image, text, seed, subseed, index, save_to, hooks)
 
 
-def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], job: Job,
-            subseeds: list[int], refiner: Refiner | None = None, embeddings=None,
-            previewer: preview.Previewer | None = None) -> torch.Tensor:
+def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, context: SamplingContext) -> torch.Tensor:
     # This job's own scheduler, in its own view of the cached pipeline: the cached one is never changed.
+    job, seeds = context.job, context.seeds
     family = model.info.architecture.spec
     sampler, schedule_args = build_sampler(request.sampler, request.scheduler,
                                            family.scheduler_config(model.scheduler_config), request.steps, family)
@@ -249,25 +210,24 @@ def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, seeds: list[int], 
     scale = pipe.vae_scale_factor
     shape = (family.latent.channels, request.height // scale, request.width // scale)
     generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
-    noise = initial_noise(generators, shape, request, seeds, subseeds, scale).to(model.execution_device,
+    noise = initial_noise(generators, shape, request, seeds, context.subseeds, scale).to(model.execution_device,
                                                                                  model.devices.dtype)
     eta_noise_seed_delta.reseed_at_first_step(sampler, generators, seeds, request.eta_noise_seed_delta)
     prompts, negative_prompts = [prompt_text(request.prompt)] * len(seeds), [request.negative_prompt] * len(seeds)
-    embeds = encode_scheduled(pipe, prompt_text(request.prompt), request.negative_prompt, len(seeds), request.steps,
-                              request.steps, clip_skip=request.clip_skip, embeddings=embeddings)
+    embeds = encode_scheduled(pipe, prompt_text(request.prompt), request.negative_prompt, context, request.steps,
+                              request.steps, clip_skip=request.clip_skip)
 
     def unpacked(latents):  # FLUX's pipeline works on packed 2x2 patches; everything else here on (B, C, H, W)
         return None if latents is None else family.unpack_latents(latents, pipe, request.height, request.width)
 
-    on_step_end = StepCallback(job, request.steps, family.vae_of(pipe), family, embeds, unpack=unpacked,
-                               previewer=previewer, size=(request.width, request.height),
-                               true_cfg=real_cfg(request, family))
+    on_step_end = StepCallback(context, request.steps, family.vae_of(pipe), family, embeds, unpack=unpacked,
+                               size=(request.width, request.height), true_cfg=real_cfg(request, family))
 
     job.check()
     try:
         # Checked between steps (on_step_end) and inside each step, before every denoiser block.
         with torch.inference_mode(), stop_points.checked(denoiser, job.check), \
-                switching(pipe, family, refiner, prompts, negative_prompts, request.clip_skip, job,
+                switching(pipe, family, context, prompts, negative_prompts, request.clip_skip,
                           model.devices.offload), on_step_end.conditioning_denoiser(denoiser):
             output = pipe(
                 **guidance_arguments(request, family, embeds.arguments()),

@@ -28,6 +28,13 @@ def unet_in_channels(shapes: Shapes) -> int | None:
     return shape[1] if shape is not None and len(shape) == 4 else None
 
 
+def unet_with(encoder_prefix: str) -> Callable[[Shapes], bool]:
+    """A single file's recogniser: an LDM UNet and a text encoder under `encoder_prefix` (the family's own)."""
+    def recognises(shapes: Shapes) -> bool:
+        return has_unet(shapes) and has_prefix(shapes, encoder_prefix)
+    return recognises
+
+
 def is_inpainting(shapes: Shapes) -> bool:
     return unet_in_channels(shapes) == INPAINT_CHANNELS
 

@@ -19,13 +19,11 @@ from dataclasses import replace
 
 import torch
 
-from modules.models.families import ConfigFacts, Family, LatentFormat, Shapes, TextEncoderLayout, _ldm, sd3
+from modules.models.families import ConfigFacts, Family, LatentFormat, Shapes, TextEncoderLayout, _flow, _ldm, sd3
 
-PREFIX = "model.diffusion_model."
 KEY_NORM = "double_blocks.0.img_attn.norm.key_norm.scale"  # diffusers' "flux" key
 GUIDANCE = "guidance_in.in_layer.weight"
 IMAGE_IN = "img_in.weight"
-VAE_PREFIXES = (_ldm.VAE_PREFIX, "vae.")
 PIPELINES = {"txt2img": "FluxPipeline", "img2img": "FluxImg2ImgPipeline", "inpaint": "FluxInpaintPipeline"}
 
 # ComfyUI's latent_formats.Flux: scaling/shift of the FLUX VAE, "Approx cheap" preview rows and bias.
@@ -48,10 +46,7 @@ PACKED_PATCH = 2  # latents go into the transformer as 2×2 patches
 
 
 def transformer_prefix(shapes: Shapes) -> str | None:
-    for prefix in (PREFIX, ""):
-        if prefix + KEY_NORM in shapes:
-            return prefix
-    return None
+    return _flow.transformer_prefix(shapes, KEY_NORM)
 
 
 def is_dev(shapes: Shapes) -> bool:
@@ -72,14 +67,8 @@ def header_problem(shapes: Shapes) -> str | None:
 
 
 def components_in_file(shapes: Shapes) -> set[str]:
-    found = {"transformer"}
-    if any(_ldm.has_prefix(shapes, p) for p in VAE_PREFIXES):
-        found.add("vae")
-    if _ldm.has_prefix(shapes, sd3.CLIP_L):
-        found.add("text_encoder")
-    if _ldm.has_prefix(shapes, sd3.T5):
-        found.add("text_encoder_2")
-    return found
+    return _flow.components_in_file(shapes, {"vae": _flow.VAE_PREFIXES, "text_encoder": (sd3.CLIP_L,),
+                                             "text_encoder_2": (sd3.T5,)})
 
 
 def _recognises_config(dev: bool):
@@ -223,7 +212,7 @@ def _family(dev: bool) -> Family:
         denoiser="transformer",
         header_problem=header_problem,
         scheduler=SCHEDULER_DEV if dev else SCHEDULER_SCHNELL,
-        skipped_components=("image_encoder", "feature_extractor"),
+        skipped_components=_flow.SKIPPED_COMPONENTS,
         converters={"transformer": convert_transformer, "vae": _ldm.convert_vae,
                     "text_encoder": sd3.clip_under(sd3.CLIP_L), "text_encoder_2": sd3.convert_t5},
         modelspec=("flux-1-dev",) if dev else ("flux-1-schnell",),

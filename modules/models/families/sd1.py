@@ -2,7 +2,7 @@
 4-channel latents at 1/8 of 512×512 images."""
 from __future__ import annotations
 
-from modules.models.families import ConfigFacts, Family, LatentFormat, Shapes, TextEncoderLayout, _ldm
+from modules.models.families import ConfigFacts, Family, LatentFormat, TextEncoderLayout, _ldm
 
 TEXT_ENCODER = "cond_stage_model.transformer."
 PIPELINES = {"txt2img": "StableDiffusionPipeline", "img2img": "StableDiffusionImg2ImgPipeline",
@@ -21,10 +21,6 @@ SCHEDULER = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_
              "num_train_timesteps": 1000, "prediction_type": "epsilon"}
 
 
-def recognises_header(shapes: Shapes) -> bool:
-    return _ldm.has_unet(shapes) and _ldm.has_prefix(shapes, TEXT_ENCODER)
-
-
 def recognises_config(facts: ConfigFacts) -> bool:
     # SD 1.x uses OpenAI CLIP ViT-L (quick_gelu); SD 2.x's OpenCLIP ViT-H uses gelu.
     return (facts.pipeline in PIPELINES.values() and facts.has("text_encoder")
@@ -38,7 +34,7 @@ SD1 = Family(
     latent=LATENT,
     text=TextEncoderLayout(encoders=(("tokenizer", "text_encoder"),), layers_without_config=12,
                            header_token_embeddings=(TEXT_ENCODER + "text_model.embeddings.token_embedding.weight",)),
-    recognises_header=recognises_header,
+    recognises_header=_ldm.unet_with(TEXT_ENCODER),
     recognises_config=recognises_config,
     header_problem=_ldm.without_sdxl_unet(_ldm.checkpoint_problem, "SD 1.x"),
     is_inpainting_header=_ldm.is_inpainting,

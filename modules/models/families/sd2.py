@@ -3,13 +3,11 @@ SD 1.x VAE. A single file with no config is taken as the 768-v variant (v-predic
 as diffusers and A1111 do; a 512-base (epsilon) checkpoint's config says so and wins."""
 from __future__ import annotations
 
-from modules.models.families import ConfigFacts, Family, Shapes, TextEncoderLayout, _ldm, sd1
+from dataclasses import replace
+
+from modules.models.families import ConfigFacts, TextEncoderLayout, _ldm, sd1
 
 TEXT_ENCODER = "cond_stage_model.model."
-
-
-def recognises_header(shapes: Shapes) -> bool:
-    return _ldm.has_unet(shapes) and _ldm.has_prefix(shapes, TEXT_ENCODER)
 
 
 def recognises_config(facts: ConfigFacts) -> bool:
@@ -17,22 +15,17 @@ def recognises_config(facts: ConfigFacts) -> bool:
             and facts.config("text_encoder").get("hidden_act") == "gelu")
 
 
-SD2 = Family(
+# SD 1.x's pipelines, components, latent space and file checks; its own text encoder, size and prediction.
+SD2 = replace(
+    sd1.SD1,
     name="sd2", label="SD 2.x", native_size=768,
-    pipelines=sd1.PIPELINES,
-    components=("unet", "vae", "text_encoder"),
-    latent=sd1.LATENT,
     # OpenCLIP ViT-H has 24 layers; diffusers' conversion drops the last (SD 2.x uses the penultimate).
     text=TextEncoderLayout(encoders=(("tokenizer", "text_encoder"),), layers_without_config=23,
                            header_token_embeddings=(TEXT_ENCODER + "token_embedding.weight",)),
-    recognises_header=recognises_header,
+    recognises_header=_ldm.unet_with(TEXT_ENCODER),
     recognises_config=recognises_config,
     header_problem=_ldm.without_sdxl_unet(_ldm.checkpoint_problem, "SD 2.x"),
-    is_inpainting_header=_ldm.is_inpainting,
-    is_inpainting_config=_ldm.is_inpainting_config,
     scheduler={**sd1.SCHEDULER, "prediction_type": "v_prediction"},
-    skipped_components=sd1.SD1.skipped_components,
-    load_options=sd1.SD1.load_options,
     converters={**_ldm.UNET_AND_VAE, "text_encoder": _ldm.open_clip(TEXT_ENCODER)},
     modelspec=("stable-diffusion-v2",),
 )

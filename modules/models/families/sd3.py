@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from modules.models.families import ConfigFacts, Family, LatentFormat, Shapes, TextEncoderLayout, _ldm
+from modules.models.families import Family, LatentFormat, Shapes, TextEncoderLayout, _flow, _ldm
 
-PREFIX = "model.diffusion_model."
 JOINT_BLOCK = "joint_blocks.0.context_block.adaLN_modulation.1.bias"  # diffusers' "sd3" key
 PATCH_EMBED = "x_embedder.proj.weight"
 CLIP_L = "text_encoders.clip_l.transformer."
@@ -40,10 +39,7 @@ SCHEDULER = {"num_train_timesteps": 1000, "shift": 3.0}
 
 def transformer_prefix(shapes: Shapes) -> str | None:
     """"model.diffusion_model." (a whole checkpoint), "" (a transformer-only file), None (not SD3)."""
-    for prefix in (PREFIX, ""):
-        if prefix + JOINT_BLOCK in shapes:
-            return prefix
-    return None
+    return _flow.transformer_prefix(shapes, JOINT_BLOCK)
 
 
 def recognises_header(shapes: Shapes) -> bool:
@@ -62,16 +58,8 @@ def header_problem(shapes: Shapes) -> str | None:
 
 def components_in_file(shapes: Shapes) -> set[str]:
     """The pipeline components a single file holds weights for."""
-    found = {"transformer"}
-    for component, prefix in (("vae", _ldm.VAE_PREFIX), ("text_encoder", CLIP_L), ("text_encoder_2", CLIP_G),
-                              ("text_encoder_3", T5)):
-        if _ldm.has_prefix(shapes, prefix):
-            found.add(component)
-    return found
-
-
-def recognises_config(facts: ConfigFacts) -> bool:
-    return facts.pipeline in PIPELINES.values() and facts.has("transformer")
+    return _flow.components_in_file(shapes, {"vae": (_ldm.VAE_PREFIX,), "text_encoder": (CLIP_L,),
+                                             "text_encoder_2": (CLIP_G,), "text_encoder_3": (T5,)})
 
 
 def assemble(pipe, clip: dict, t5: torch.Tensor | None, t5_negative: torch.Tensor | None) -> dict:
@@ -95,7 +83,7 @@ def assemble(pipe, clip: dict, t5: torch.Tensor | None, t5_negative: torch.Tenso
 def convert_transformer(module: torch.nn.Module, config, checkpoint: dict) -> dict:
     from diffusers.loaders import single_file_utils as sfu
 
-    keys = [k for k in checkpoint if k.startswith(PREFIX) or k.split(".", 1)[0] in _TRANSFORMER_ROOTS]
+    keys = [k for k in checkpoint if k.startswith(_flow.PREFIX) or k.split(".", 1)[0] in _TRANSFORMER_ROOTS]
     return sfu.convert_sd3_transformer_checkpoint_to_diffusers({k: checkpoint[k] for k in keys})
 
 
@@ -138,11 +126,11 @@ SD3 = Family(
     latent=LATENT,
     text=TEXT,
     recognises_header=recognises_header,
-    recognises_config=recognises_config,
+    recognises_config=_flow.recognises_config(PIPELINES),
     denoiser="transformer",
     header_problem=header_problem,
     scheduler=SCHEDULER,
-    skipped_components=("image_encoder", "feature_extractor"),
+    skipped_components=_flow.SKIPPED_COMPONENTS,
     converters={"transformer": convert_transformer, "vae": _ldm.convert_vae, "text_encoder": clip_under(CLIP_L),
                 "text_encoder_2": clip_under(CLIP_G), "text_encoder_3": convert_t5},
     # SAI model-spec names (VAE files carrying them get this family's latent format)

@@ -4,6 +4,7 @@ The refiner has only the second encoder and only refines images (img2img)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 import torch
 
@@ -61,13 +62,8 @@ def refiner_conditions(embeds: Mapping, width: int, height: int) -> tuple[dict, 
     return _added(embeds, (AESTHETIC_SCORE,), (NEGATIVE_AESTHETIC_SCORE,), width, height)
 
 
-def recognises_base_header(shapes: Shapes) -> bool:
-    return _ldm.has_unet(shapes) and _ldm.has_prefix(shapes, BASE_ENCODER_2)
-
-
 def recognises_refiner_header(shapes: Shapes) -> bool:
-    return (_ldm.has_unet(shapes) and _ldm.has_prefix(shapes, REFINER_ENCODER)
-            and not _ldm.has_prefix(shapes, BASE_ENCODER_2))
+    return _ldm.unet_with(REFINER_ENCODER)(shapes) and not _ldm.has_prefix(shapes, BASE_ENCODER_2)
 
 
 def recognises_base_config(facts: ConfigFacts) -> bool:
@@ -84,7 +80,7 @@ SDXL = Family(
     components=("unet", "vae", "text_encoder", "text_encoder_2"),
     latent=LATENT,
     text=TEXT,
-    recognises_header=recognises_base_header,
+    recognises_header=_ldm.unet_with(BASE_ENCODER_2),
     recognises_config=recognises_base_config,
     header_problem=_ldm.checkpoint_problem,
     is_inpainting_header=_ldm.is_inpainting,
@@ -97,23 +93,17 @@ SDXL = Family(
     added_conditions=base_conditions,
 )
 
-SDXL_REFINER = Family(
-    name="sdxl_refiner", label="SDXL refiner", native_size=1024,
+# The base's latent space, size, scheduler and file checks; only the second encoder, and only img2img.
+SDXL_REFINER = replace(
+    SDXL,
+    name="sdxl_refiner", label="SDXL refiner",
     pipelines={"img2img": "StableDiffusionXLImg2ImgPipeline"},
     components=("unet", "vae", "text_encoder_2"),
-    latent=LATENT,
     # Its only encoder is OpenCLIP bigG: 32 layers.
-    text=TextEncoderLayout(encoders=(("tokenizer_2", "text_encoder_2"),), pooled_from="text_encoder_2",
-                           starts_at_penultimate=True, zeros_for_empty_negative=True,
-                           honours_attention_mask=False, layers_without_config=32, embedding_keys=("clip_g",),
-                           header_token_embeddings=(REFINER_ENCODER + "token_embedding.weight",)),
+    text=replace(TEXT, encoders=(("tokenizer_2", "text_encoder_2"),), layers_without_config=32,
+                 embedding_keys=("clip_g",), header_token_embeddings=(REFINER_ENCODER + "token_embedding.weight",)),
     recognises_header=recognises_refiner_header,
     recognises_config=recognises_refiner_config,
-    header_problem=_ldm.checkpoint_problem,
-    is_inpainting_header=_ldm.is_inpainting,
-    is_inpainting_config=_ldm.is_inpainting_config,
-    scheduler=SCHEDULER,
-    skipped_components=SDXL.skipped_components,
     converters={**_ldm.UNET_AND_VAE, "text_encoder_2": _ldm.open_clip(REFINER_ENCODER)},
     refusals={"txt2img": "an SDXL refiner only refines images; pick an SDXL base model for txt2img"},
     modelspec=("stable-diffusion-xl-v1-refiner",),

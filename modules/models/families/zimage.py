@@ -25,15 +25,13 @@ from __future__ import annotations
 
 import torch
 
-from modules.models.families import ConfigFacts, Family, Shapes, TextEncoderLayout, _ldm, flux
+from modules.models.families import Family, Shapes, TextEncoderLayout, _flow, _ldm, flux
 
-PREFIX = "model.diffusion_model."
 MODULATION = "layers.0.adaLN_modulation.0.weight"  # diffusers' "z-image-turbo" key
 CAPTION = "cap_embedder.1.weight"  # (dim, caption width): Qwen3-4B's 2560 for Z-Image
 IMAGE_IN = "x_embedder.weight"  # (dim, 16 channels × 2 × 2)
 PATCH = 2
 TEXT_ENCODER_PREFIX = "text_encoders.qwen3_4b."  # where a whole checkpoint holds Qwen3 (ComfyUI's name)
-VAE_PREFIXES = (_ldm.VAE_PREFIX, "vae.")
 PIPELINES = {"txt2img": "ZImagePipeline", "img2img": "ZImageImg2ImgPipeline", "inpaint": "ZImageInpaintPipeline"}
 MAX_TOKENS = 512  # the pipeline's max_sequence_length: the chat template and prompt together
 
@@ -42,10 +40,7 @@ SCHEDULER = {"num_train_timesteps": 1000, "shift": 3.0, "use_dynamic_shifting": 
 
 
 def transformer_prefix(shapes: Shapes) -> str | None:
-    for prefix in (PREFIX, ""):
-        if prefix + MODULATION in shapes and prefix + CAPTION in shapes:
-            return prefix
-    return None
+    return _flow.transformer_prefix(shapes, MODULATION, CAPTION)
 
 
 def recognises_header(shapes: Shapes) -> bool:
@@ -65,16 +60,7 @@ def header_problem(shapes: Shapes) -> str | None:
 
 
 def components_in_file(shapes: Shapes) -> set[str]:
-    found = {"transformer"}
-    if any(_ldm.has_prefix(shapes, p) for p in VAE_PREFIXES):
-        found.add("vae")
-    if _ldm.has_prefix(shapes, TEXT_ENCODER_PREFIX):
-        found.add("text_encoder")
-    return found
-
-
-def recognises_config(facts: ConfigFacts) -> bool:
-    return facts.pipeline in PIPELINES.values() and facts.has("transformer")
+    return _flow.components_in_file(shapes, {"vae": _flow.VAE_PREFIXES, "text_encoder": (TEXT_ENCODER_PREFIX,)})
 
 
 def convert_transformer(module: torch.nn.Module, config, checkpoint: dict) -> dict:
@@ -158,11 +144,11 @@ ZIMAGE = Family(
     latent=flux.LATENT,  # the FLUX.1 VAE
     text=TEXT,
     recognises_header=recognises_header,
-    recognises_config=recognises_config,
+    recognises_config=_flow.recognises_config(PIPELINES),
     denoiser="transformer",
     header_problem=header_problem,
     scheduler=SCHEDULER,
-    skipped_components=("image_encoder", "feature_extractor"),
+    skipped_components=_flow.SKIPPED_COMPONENTS,
     converters={"transformer": convert_transformer, "vae": _ldm.convert_vae, "text_encoder": convert_text_encoder},
     # Its transformer takes the prompt as a list of per-prompt features, not SD3/FLUX's named text inputs that
     # transformer_conditioning.py switches per step.
