@@ -21,7 +21,8 @@ For each model, in one process, alternating so that machine noise hits all alike
 Each run is timed in wall-clock seconds (`*_s`) and in this process's CPU seconds (`*_cpu_s`, time.process_time:
 every thread of the process, the file-writing one too). With --threads 1 a run's CPU time is its work whatever
 else the machine runs, so `cpu_ratio_*` is the overhead figure that other processes do not move; `ratio_*` (wall)
-is what a user waits. Medians over --repeats (zoo) / --full-repeats (full); ratios = ours / bare_fp32.
+is what a user waits. `preview_share_percent`: the share of the default path's job time spent in its live
+previews (the app's default method, every 5 steps, 5 % budget; `previews_per_job` of them). Medians over --repeats (zoo) / --full-repeats (full); ratios = ours / bare_fp32.
 `save_ms` / `save_cpu_ms`: the median over rounds of (saving on - saving off) in the same round (paired: noise
 that hits a round hits both), and `save_parts_ms` times each part of one save on its own (PNG encode, temp file,
 write, fsync, rename; medians of 50). `psnr_default_db` compares the default path's picture with the fp32 one
@@ -125,8 +126,29 @@ def _plain_attention(unet):
     return None
 
 
+PREVIEWS = {"seconds": 0.0, "count": 0}  # the live previews of the run being timed (count_previews)
+
+
+def count_previews() -> None:
+    """Time every live preview the app's jobs make (modules/generation/preview.py), on their default method,
+    frequency and budget: the share of a job's time they take, measured in the job itself."""
+    from modules.generation import preview
+
+    image = preview.Previewer.image
+
+    def timed_image(self, *args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return image(self, *args, **kwargs)
+        finally:
+            PREVIEWS["seconds"] += time.perf_counter() - started
+            PREVIEWS["count"] += 1
+    preview.Previewer.image = timed_image
+
+
 def timed(fn) -> tuple[float, float, object]:
     undo = fn.prepare() if hasattr(fn, "prepare") else None  # untimed: what makes the modules bare
+    PREVIEWS.update(seconds=0.0, count=0)
     try:
         wall, cpu = time.perf_counter(), time.process_time()
         value = fn()
@@ -199,11 +221,14 @@ def measure(name: str, models_dir: Path, checkpoint: str, repeats: int, work: Pa
         result["compile_warmup_s"] = round(first_s["ours_compiled"], 1)
     times: dict[str, list[float]] = {key: [] for key in runs}
     cpu: dict[str, list[float]] = {key: [] for key in runs}
+    previews: list[tuple[int, float, float]] = []  # the default path's jobs: (previews, their seconds, job's)
     for _ in range(repeats):
         for key, fn in runs.items():
             seconds, cpu_seconds, pictures[key] = timed(fn)
             times[key].append(seconds)
             cpu[key].append(cpu_seconds)
+            if key == "ours_default":
+                previews.append((PREVIEWS["count"], PREVIEWS["seconds"], seconds))
     if profile:
         profiler = cProfile.Profile()
         profiler.runcall(runs["ours_fp32"])
@@ -226,6 +251,9 @@ def measure(name: str, models_dir: Path, checkpoint: str, repeats: int, work: Pa
         result["save_parts_ms"] = save_parts(pictures["ours_fp32"], f"{PROMPT}\nSteps: {steps}, Sampler: Euler a, "
                                              f"CFG scale: 7, Seed: {SEED}, Size: {size}x{size}, Model: {checkpoint}",
                                              work / "save-parts")
+    result["previews_per_job"] = previews[0][0]
+    result["preview_ms"] = round(1000 * statistics.median(p[1] for p in previews), 2)
+    result["preview_share_percent"] = round(100 * statistics.median(p[1] / p[2] for p in previews), 3)
     result["same_picture_fp32"] = psnr(pictures["ours_fp32_unfused"], pictures["bare_fp32"])
     result["psnr_fused_db"] = psnr(pictures["ours_fp32"], pictures["ours_fp32_unfused"])
     result["psnr_default_db"] = psnr(pictures["ours_default"], pictures["ours_fp32"])
@@ -254,6 +282,7 @@ def main() -> None:
     from modules.paths import MODELS_DIR
 
     quiet_library_progress_bars()
+    count_previews()
     out: dict = {"torch": torch.__version__, "threads": torch.get_num_threads(), "load_avg": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="bench-txt2img-") as tmp:
         work = Path(tmp)
