@@ -24,7 +24,9 @@ else the machine runs, so `cpu_ratio_*` is the overhead figure that other proces
 is what a user waits. `preview_share_percent`: the share of the default path's job time spent in its live
 previews (the app's default method, every 5 steps, 5 % budget; `previews_per_job` of them). Medians over --repeats (zoo) / --full-repeats (full); ratios = ours / bare_fp32.
 `save_ms` / `save_cpu_ms`: the median over rounds of (saving on - saving off) in the same round (paired: noise
-that hits a round hits both), and `save_parts_ms` times each part of one save on its own (PNG encode, temp file,
+that hits a round hits both); `save_answer_ms` what saving itself added to the job's answer, timed inside the
+job (`save_in_job_ms`: naming the file and handing it over while the job holds the device; `save_wait_ms`:
+waiting for the write after it left), the figure other processes move least; `save_parts_ms` times each part of one save on its own (PNG encode, temp file,
 write, fsync, rename; medians of 50). `psnr_default_db` compares the default path's picture with the fp32 one
 at the same seed. Models: `zoo` is the built-in zoo-shapes at 32², 20 steps; `full` a full-size SD
 1.5-architecture file with random weights (built as bench/cold_load.py does, under --dir) at 128², 8 steps.
@@ -146,9 +148,33 @@ def count_previews() -> None:
     preview.Previewer.image = timed_image
 
 
+SAVING = {"in_job": 0.0, "wait": 0.0}  # the run being timed: saving's own seconds (count_saving)
+
+
+def count_saving() -> None:
+    """Time what saving adds to a job's answer in the job itself: naming the file and handing it to the writer
+    while the job holds the device (Hooks.save_image), then waiting for the writes after it leaves
+    (BackgroundSaves.wait). A sum of what the job did, so the machine's other load does not enter it."""
+    from modules.capabilities import background_saves, scripting
+
+    def timing(owner, name: str, part: str):
+        real = getattr(owner, name)
+
+        def timed_call(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return real(*args, **kwargs)
+            finally:
+                SAVING[part] += time.perf_counter() - started
+        setattr(owner, name, timed_call)
+    timing(scripting.Hooks, "save_image", "in_job")
+    timing(background_saves.BackgroundSaves, "wait", "wait")
+
+
 def timed(fn) -> tuple[float, float, object]:
     undo = fn.prepare() if hasattr(fn, "prepare") else None  # untimed: what makes the modules bare
     PREVIEWS.update(seconds=0.0, count=0)
+    SAVING.update(in_job=0.0, wait=0.0)
     try:
         wall, cpu = time.perf_counter(), time.process_time()
         value = fn()
@@ -222,6 +248,7 @@ def measure(name: str, models_dir: Path, checkpoint: str, repeats: int, work: Pa
     times: dict[str, list[float]] = {key: [] for key in runs}
     cpu: dict[str, list[float]] = {key: [] for key in runs}
     previews: list[tuple[int, float, float]] = []  # the default path's jobs: (previews, their seconds, job's)
+    saving: list[tuple[float, float]] = []  # the saving jobs: (seconds saving in the job, waiting for the writes)
     for _ in range(repeats):
         for key, fn in runs.items():
             seconds, cpu_seconds, pictures[key] = timed(fn)
@@ -229,6 +256,8 @@ def measure(name: str, models_dir: Path, checkpoint: str, repeats: int, work: Pa
             cpu[key].append(cpu_seconds)
             if key == "ours_default":
                 previews.append((PREVIEWS["count"], PREVIEWS["seconds"], seconds))
+            if key == "ours_fp32_save":
+                saving.append((SAVING["in_job"], SAVING["wait"]))
     if profile:
         profiler = cProfile.Profile()
         profiler.runcall(runs["ours_fp32"])
@@ -248,6 +277,9 @@ def measure(name: str, models_dir: Path, checkpoint: str, repeats: int, work: Pa
             a - b for a, b in zip(times["ours_fp32_save"], times["ours_fp32"])), 1)
         result["save_cpu_ms"] = round(1000 * statistics.median(
             a - b for a, b in zip(cpu["ours_fp32_save"], cpu["ours_fp32"])), 1)
+        result["save_in_job_ms"] = round(1000 * statistics.median(p[0] for p in saving), 2)
+        result["save_wait_ms"] = round(1000 * statistics.median(p[1] for p in saving), 2)
+        result["save_answer_ms"] = round(1000 * statistics.median(p[0] + p[1] for p in saving), 2)
         result["save_parts_ms"] = save_parts(pictures["ours_fp32"], f"{PROMPT}\nSteps: {steps}, Sampler: Euler a, "
                                              f"CFG scale: 7, Seed: {SEED}, Size: {size}x{size}, Model: {checkpoint}",
                                              work / "save-parts")
@@ -283,6 +315,7 @@ def main() -> None:
 
     quiet_library_progress_bars()
     count_previews()
+    count_saving()
     out: dict = {"torch": torch.__version__, "threads": torch.get_num_threads(), "load_avg": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="bench-txt2img-") as tmp:
         work = Path(tmp)

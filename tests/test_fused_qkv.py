@@ -86,9 +86,11 @@ def test_a_lora_picture_is_the_same_fused_or_not(fused, unfused):
     assert np.abs(inked - base).mean() > 5  # the LoRA is in the picture: its layers wrap the projections
     assert np.abs(inked - picture(unfused, "a red circle on a white background <lora:ink:1>")).max() <= 1
     model = fused.manager.load("tiny-sd15")
-    assert fused_count(model) == 0  # while LoRA layers wrap them, each projection runs on its own
+    assert fused_count(model) == 0  # while a LoRA adapter is on, each projection runs on its own
+    assert np.abs(picture(fused) - base).max() == 0  # the next job without: adapters disabled ...
+    assert fused_count(model) == len(attentions(model))  # ... so the wrapped layers are fused again
     fused.manager.loras.remove_all(model.pipe)
-    assert fused_count(model) == len(attentions(model))  # the very parameters back: fused again
+    assert fused_count(model) == len(attentions(model))  # the very parameters back: still fused
     assert np.abs(picture(fused) - base).max() == 0
 
 

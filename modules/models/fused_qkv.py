@@ -9,7 +9,8 @@ cache's byte count are as before, and the product runs on the slices as one matr
 they still are one matrix (where their data lies): whatever replaced a weight since (a dtype or device move,
 a skeleton given the next checkpoint's weights, a LoRA layer wrapping a projection) makes that attention
 compute its projections one by one, as diffusers' AttnProcessor2_0 does. So a LoRA's pictures are right
-without undoing anything, and the fused path comes back when the LoRA layers are removed.
+without undoing anything, and the fused path comes back for the next job without LoRAs (its adapters are
+then disabled: the wrapped layers compute alone) and when the LoRA layers are removed.
 
 Only diffusers' plain AttnProcessor2_0 attentions are fused (SD 1.x, SD 2.x, SDXL UNets); the flow families'
 transformers (SD3, FLUX, Z-Image) have their own processors and are left as they are, as are projections
@@ -21,13 +22,23 @@ import torch.nn.functional as F
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 from torch import nn
 
+from modules import compat
+
 FLOATS = (torch.float32, torch.float16, torch.bfloat16)
 
 
 def _plain(layer: nn.Module) -> bool:
     return (type(layer) is nn.Linear and type(layer.weight) is nn.Parameter and layer.weight.dtype in FLOATS
-            and layer.weight.device.type != "meta" and not layer._forward_hooks and not layer._forward_pre_hooks
-            and getattr(layer, "_diffusers_hook", None) is None)
+            and layer.weight.device.type != "meta" and not compat.has_forward_hooks(layer))
+
+
+def _computing(layer: nn.Module) -> nn.Linear | None:
+    """The plain Linear that computes `layer`'s output: itself, or the one a LoRA layer wraps while its
+    adapters are disabled (a job without LoRAs after one with); None while an adapter is on."""
+    if type(layer) is nn.Linear:
+        return layer
+    base = compat.disabled_lora_base(layer)
+    return base if type(base) is nn.Linear else None
 
 
 def _parts(attn: Attention) -> list[nn.Linear]:
@@ -52,8 +63,8 @@ def _joined(tensors: list[torch.Tensor | None]) -> torch.Tensor | None:
 
 def fused_weights(attn: Attention) -> tuple[torch.Tensor, torch.Tensor | None] | None:
     """(weight, bias) of the attention's projections as one matrix, or None to compute them one by one."""
-    parts = _parts(attn)
-    if not all(type(layer) is nn.Linear for layer in parts):  # a LoRA layer wraps one
+    parts = [_computing(layer) for layer in _parts(attn)]
+    if any(layer is None for layer in parts):  # a LoRA adapter is on: each projection with its own
         return None
     weight = _joined([layer.weight for layer in parts])
     if weight is None:
