@@ -26,7 +26,9 @@ previews (the app's default method, every 5 steps, 5 % budget; `previews_per_job
 `save_ms` / `save_cpu_ms`: the median over rounds of (saving on - saving off) in the same round (paired: noise
 that hits a round hits both); `save_answer_ms` what saving itself added to the job's answer, timed inside the
 job (`save_in_job_ms`: naming the file and handing it over while the job holds the device; `save_wait_ms`:
-waiting for the write after it left), the figure other processes move least; `save_parts_ms` times each part of one save on its own (PNG encode, temp file,
+waiting for the write after it left; `save_answer_cpu_ms` the same in the job thread's CPU time, which a
+busy machine's preemptions do not enter: a 32² write takes 0.3 ms, but 8-45 ms whenever the scheduler
+hands the core to another process in the middle of it); `save_parts_ms` times each part of one save on its own (PNG encode, temp file,
 write, fsync, rename; medians of 50). `psnr_default_db` compares the default path's picture with the fp32 one
 at the same seed. Models: `zoo` is the built-in zoo-shapes at 32², 20 steps; `full` a full-size SD
 1.5-architecture file with random weights (built as bench/cold_load.py does, under --dir) at 128², 8 steps.
@@ -148,7 +150,7 @@ def count_previews() -> None:
     preview.Previewer.image = timed_image
 
 
-SAVING = {"in_job": 0.0, "wait": 0.0}  # the run being timed: saving's own seconds (count_saving)
+SAVING = {"in_job": 0.0, "wait": 0.0, "cpu": 0.0}  # the run being timed: saving's own seconds (count_saving)
 
 
 def count_saving() -> None:
@@ -161,11 +163,12 @@ def count_saving() -> None:
         real = getattr(owner, name)
 
         def timed_call(*args, **kwargs):
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.thread_time()
             try:
                 return real(*args, **kwargs)
             finally:
                 SAVING[part] += time.perf_counter() - started
+                SAVING["cpu"] += time.thread_time() - cpu  # a single image is written in this thread
         setattr(owner, name, timed_call)
     timing(scripting.Hooks, "save_image", "in_job")
     timing(background_saves.BackgroundSaves, "wait", "wait")
@@ -174,7 +177,7 @@ def count_saving() -> None:
 def timed(fn) -> tuple[float, float, object]:
     undo = fn.prepare() if hasattr(fn, "prepare") else None  # untimed: what makes the modules bare
     PREVIEWS.update(seconds=0.0, count=0)
-    SAVING.update(in_job=0.0, wait=0.0)
+    SAVING.update(in_job=0.0, wait=0.0, cpu=0.0)
     try:
         wall, cpu = time.perf_counter(), time.process_time()
         value = fn()
@@ -248,7 +251,7 @@ def measure(name: str, models_dir: Path, checkpoint: str, repeats: int, work: Pa
     times: dict[str, list[float]] = {key: [] for key in runs}
     cpu: dict[str, list[float]] = {key: [] for key in runs}
     previews: list[tuple[int, float, float]] = []  # the default path's jobs: (previews, their seconds, job's)
-    saving: list[tuple[float, float]] = []  # the saving jobs: (seconds saving in the job, waiting for the writes)
+    saving: list[tuple[float, float, float]] = []  # saving jobs: (s saving in the job, waiting for writes, CPU s)
     for _ in range(repeats):
         for key, fn in runs.items():
             seconds, cpu_seconds, pictures[key] = timed(fn)
@@ -257,7 +260,7 @@ def measure(name: str, models_dir: Path, checkpoint: str, repeats: int, work: Pa
             if key == "ours_default":
                 previews.append((PREVIEWS["count"], PREVIEWS["seconds"], seconds))
             if key == "ours_fp32_save":
-                saving.append((SAVING["in_job"], SAVING["wait"]))
+                saving.append((SAVING["in_job"], SAVING["wait"], SAVING["cpu"]))
     if profile:
         profiler = cProfile.Profile()
         profiler.runcall(runs["ours_fp32"])
@@ -280,6 +283,7 @@ def measure(name: str, models_dir: Path, checkpoint: str, repeats: int, work: Pa
         result["save_in_job_ms"] = round(1000 * statistics.median(p[0] for p in saving), 2)
         result["save_wait_ms"] = round(1000 * statistics.median(p[1] for p in saving), 2)
         result["save_answer_ms"] = round(1000 * statistics.median(p[0] + p[1] for p in saving), 2)
+        result["save_answer_cpu_ms"] = round(1000 * statistics.median(p[2] for p in saving), 2)
         result["save_parts_ms"] = save_parts(pictures["ours_fp32"], f"{PROMPT}\nSteps: {steps}, Sampler: Euler a, "
                                              f"CFG scale: 7, Seed: {SEED}, Size: {size}x{size}, Model: {checkpoint}",
                                              work / "save-parts")
