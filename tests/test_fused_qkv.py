@@ -17,6 +17,15 @@ from tests import tiny_models
 from tests.lora_fixtures import make_kohya_lora
 
 
+@pytest.fixture(scope="module", autouse=True)
+def tiny_attentions_fused():
+    """The tiny test models' attentions are 32-64 wide: fused here as a full-size model's are (the app leaves
+    attentions under MIN_WIDTH unfused, where it measured no gain)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fused_qkv, "MIN_WIDTH", 0)
+        yield
+
+
 @pytest.fixture(scope="module")
 def fused_models(tmp_path_factory):
     root = tmp_path_factory.mktemp("fused-models")
@@ -141,6 +150,13 @@ def test_sliced_self_attention_of_the_stop_points_uses_the_fused_weights(fused, 
     assert len(checks) > 50 and calls  # sliced, and the projections taken fused
     assert torch.allclose(sliced, whole, atol=1e-5)
     assert all(type(a.processor) is fused_qkv.FusedProjections for a in attentions(model))  # put back
+
+
+def test_narrow_attentions_stay_unfused(fused_models, tmp_path_factory, monkeypatch):
+    monkeypatch.setattr(fused_qkv, "MIN_WIDTH", 320)  # the app's: the tiny models' attentions are narrower
+    model = backend_for(fused_models, tmp_path_factory, True).manager.load("tiny-sd15")
+    assert fused_count(model) == 0 and not any(type(a.processor) is fused_qkv.FusedProjections
+                                               for a in attentions(model))
 
 
 def test_compiled_and_accelerator_configs_do_not_fuse():
