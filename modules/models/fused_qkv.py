@@ -95,7 +95,7 @@ def fuse(denoiser: nn.Module) -> int:
                 continue
             if parts[0].out_features < MIN_WIDTH:
                 continue
-            if (parts[0].bias is None) != (parts[-1].bias is None) or len({p.weight.dtype for p in parts}) != 1:
+            if len({p.bias is None for p in parts}) != 1 or len({p.weight.dtype for p in parts}) != 1:
                 continue
             if fused_weights(attn) is None:
                 for name in ("weight", "bias"):
