@@ -394,6 +394,23 @@ def remove_lora_layers(module) -> None:
         module._hf_peft_config_loaded = None
 
 
+def disabled_lora_base(layer):
+    """The layer a LoRA layer wraps, when every adapter on it is disabled and none merged (its forward is then
+    the base layer's alone), else None: peft's BaseTunerLayer.disable_adapters, merged and base_layer.
+    peft 0.21.2 as diffusers 0.42.1 uses it."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    if isinstance(layer, BaseTunerLayer) and layer.disable_adapters and not layer.merged:
+        return layer.base_layer
+    return None
+
+
+def has_forward_hooks(module) -> bool:
+    """Whether something runs around `module`'s forward: torch's forward (pre-)hooks, or a diffusers hook
+    registry (layerwise casting, group offload). torch 2.13, diffusers 0.42.1."""
+    return bool(module._forward_hooks or module._forward_pre_hooks) or getattr(module, "_diffusers_hook", None) is not None
+
+
 # ---- diffusers 0.42.1: VAE tiling for one call ---------------------------------------------------------------
 
 

@@ -19,11 +19,20 @@ class DeviceConfig:
     offload: str  # "none", "model" (--medvram) or "sequential" (--lowvram)
     channels_last: bool = False  # UNet and VAE in channels_last memory format (faster convolutions where measured)
     compile: str | None = None  # --compile: the denoiser through torch.compile with this backend ("inductor")
+    fused_projections: bool = True  # fuse QKV projections where `fuse_qkv` says (False: benchmarks' unfused runs)
 
     def describe(self) -> str:
         vae = f", VAE {self.vae_name}" if self.vae_dtype != self.dtype else ""
         compiled = f", compiled ({self.compile})" if self.compile else ""
-        return f"{self.device.type} {self.precision_name}{vae}{', channels_last' if self.channels_last else ''}{compiled}"
+        fused = ", fused QKV" if self.fuse_qkv else ""
+        return f"{self.device.type} {self.precision_name}{vae}{', channels_last' if self.channels_last else ''}{fused}{compiled}"
+
+    @property
+    def fuse_qkv(self) -> bool:
+        """Fused QKV projections (modules/models/fused_qkv.py): measured faster on a CPU, where the weights stay put.
+        Not on an accelerator (unmeasured, and the cache's device moves re-point each weight on its own) nor
+        under --compile (inductor makes its own graph; the fused path's layout checks would break it)."""
+        return self.fused_projections and self.device.type == "cpu" and self.offload == "none" and self.compile is None
 
     @property
     def vae_name(self) -> str:
@@ -53,7 +62,7 @@ def pick_device(name: str = "auto", device_id: int | None = None) -> torch.devic
 
 def device_config(device: str = "auto", device_id: int | None = None, precision: str = "fp32",
                   no_half_vae: bool = False, medvram: bool = False, lowvram: bool = False,
-                  cache_dir: Path | None = None, compile: bool = False) -> DeviceConfig:
+                  cache_dir: Path | None = None, compile: bool = False, fused_projections: bool = True) -> DeviceConfig:
     """The flags' config (webui.py passes --precision, "auto" by default; callers that name nothing get fp32,
     the same numbers on every machine). `cache_dir`: where --precision auto on a CPU remembers which path measured fastest on this machine."""
     dev = pick_device(device, device_id)
@@ -73,4 +82,5 @@ def device_config(device: str = "auto", device_id: int | None = None, precision:
     offload = "sequential" if lowvram else "model" if medvram else "none"
     if dev.type == "cpu":
         offload = "none"  # offload moves weights to an accelerator; on a CPU there is nothing to move
-    return DeviceConfig(dev, dtype, vae_dtype, offload, channels_last, "inductor" if compile else None)
+    return DeviceConfig(dev, dtype, vae_dtype, offload, channels_last, "inductor" if compile else None,
+                        fused_projections)

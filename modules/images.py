@@ -77,7 +77,7 @@ def write_image(image: Image.Image, path: Path, parameters: str, extra_text: dic
                 image_format: ImageFormat = PNG) -> None:
     """Encode and write atomically to a name from reserve_path, which is then free to be reserved no more."""
     try:
-        with replacing(path) as tmp:
+        with replacing(path, durable=False) as tmp:  # no fsync: see atomic_files.replacing
             if image_format.pil_format == "PNG":
                 # compress_level 1: a fraction of the default level's time, files a little larger
                 image.save(tmp, format="PNG", pnginfo=png_info(parameters, extra_text), compress_level=1)

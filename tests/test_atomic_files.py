@@ -27,3 +27,23 @@ def test_failed_write_keeps_the_old_file_and_no_temp(tmp_path):
             raise OSError(28, "No space left on device")
     assert target.read_text() == "old"
     assert os.listdir(tmp_path) == ["config.json"]
+
+
+def test_generated_pictures_skip_the_fsync_that_settings_pay(tmp_path, monkeypatch):
+    """A picture is renamed into place unsynced, as A1111 writes it (a new name, made again from its seed); a
+    settings file replacing the user's own is synced to disk first."""
+    from PIL import Image
+
+    from modules import images
+
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    path = images.save_image(Image.new("RGB", (32, 32), "red"), tmp_path / "out", 1, "a red circle\nSteps: 20")
+    assert synced == []
+    with Image.open(path) as saved:
+        assert images.read_parameters(saved) == "a red circle\nSteps: 20" and saved.getpixel((5, 5)) == (255, 0, 0)
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+    with replacing(tmp_path / "config.json") as tmp:
+        tmp.write_text("{}")
+    assert len(synced) == 1 and (tmp_path / "config.json").read_text() == "{}"

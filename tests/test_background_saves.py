@@ -55,3 +55,25 @@ def test_reserved_names_are_never_handed_out_twice(tmp_path):
     images.write_image(Image.new("RGB", (8, 8)), second, "text")
     images.write_image(Image.new("RGB", (8, 8)), first, "text")
     assert images.reserve_path(tmp_path, 1).name.startswith("00002-")
+
+
+def test_one_image_is_written_by_the_job_itself_several_by_a_writer_while_it_samples(tmp_path):
+    """Starting a thread costs more than writing a small PNG: a job's only image is written in its own thread at
+    wait() (after the device is released); from a second image on, a writer thread takes them, in order."""
+    from modules.capabilities.background_saves import BackgroundSaves
+
+    def saves_of(count: int) -> tuple[list[str], list[str]]:
+        writers, told = [], []
+        saves = BackgroundSaves()
+        for i in range(count):
+            path = tmp_path / f"{count}-{i}.png"
+            saves.submit(path, lambda i=i: writers.append((i, threading.current_thread().name)), "could not save",
+                         lambda i=i: told.append(i))
+        assert saves.wait() == []
+        return writers, told
+
+    writers, told = saves_of(1)
+    assert writers == [(0, threading.current_thread().name)] and told == [0]
+    writers, told = saves_of(3)
+    assert [i for i, _ in writers] == [0, 1, 2] and told == [0, 1, 2]
+    assert all(name.startswith("save") for _, name in writers)

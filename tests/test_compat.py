@@ -329,6 +329,26 @@ def _layerwise_casting_keeps_fp8_and_computes_in_another_dtype():
     assert stored(torch.randn(2, 4)).dtype == torch.float32
 
 
+@relies_on("peft BaseTunerLayer.disable_adapters, merged, base_layer (a disabled LoRA layer computes its base alone); "
+           "torch Module._forward_hooks/_forward_pre_hooks", "diffusers")
+def _disabled_lora_layers_compute_their_base_layer():
+    from peft import LoraConfig, inject_adapter_in_model
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4))
+    base = model[0]
+    assert not compat.has_forward_hooks(base)
+    inject_adapter_in_model(LoraConfig(target_modules=["0"], r=2, init_lora_weights=False), model)
+    wrapped = model[0]
+    assert compat.disabled_lora_base(wrapped) is None  # the adapter is on
+    wrapped.enable_adapters(False)
+    assert compat.disabled_lora_base(wrapped) is base
+    x = torch.randn(2, 4)
+    assert torch.equal(model(x), base(x))
+    handle = base.register_forward_pre_hook(lambda *_: None)
+    assert compat.has_forward_hooks(base)
+    handle.remove()
+
+
 @relies_on("diffusers load_gguf_checkpoint, GGUFParameter.quant_type, SUPPORTED_GGUF_QUANT_TYPES", "diffusers")
 def _gguf_files_load_as_quantised_parameters():
     import tempfile

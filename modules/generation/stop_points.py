@@ -21,6 +21,7 @@ from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 from torch import nn
 
 from modules.models import compiled
+from modules.models.fused_qkv import FusedProjections, projections
 
 # Scores per slice of a self-attention (queries × keys); above it the queries are sliced. 4096² (a 512² image
 # for SD 1.x) is not sliced, so the usual sizes run exactly as before.
@@ -52,7 +53,7 @@ def checked(model: nn.Module | None, check: Callable[[], None]) -> Iterator[None
     try:
         for module in stop_points(model) if model is not None else ():
             handles.append(module.register_forward_pre_hook(hook))
-            if isinstance(module, Attention) and type(module.processor) is AttnProcessor2_0:
+            if isinstance(module, Attention) and type(module.processor) in (AttnProcessor2_0, FusedProjections):
                 processors.append((module, module.processor))
                 module.processor = SlicedSelfAttention(module.processor, check)
         yield
@@ -64,7 +65,7 @@ def checked(model: nn.Module | None, check: Callable[[], None]) -> Iterator[None
 
 
 class SlicedSelfAttention:
-    """diffusers' AttnProcessor2_0, with a long self-attention computed a slice of queries at a time and
+    """diffusers' AttnProcessor2_0 (or our FusedProjections), with a long self-attention computed a slice of queries at a time and
     `check()` between slices. Anything else (cross-attention, masks, short sequences) goes to the original."""
 
     def __init__(self, original: AttnProcessor2_0, check: Callable[[], None]):
@@ -84,9 +85,9 @@ class SlicedSelfAttention:
         batch_size = hidden_states.shape[0]
         if attn.group_norm is not None:
             hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
-        query, key, value = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
+        query, key, value = projections(attn, hidden_states)  # one product where they are fused
         head_dim = key.shape[-1] // attn.heads
-        query, key, value = (t.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2) for t in (query, key, value))
+        query, key, value = (t.reshape(batch_size, -1, attn.heads, head_dim).transpose(1, 2) for t in (query, key, value))
         if attn.norm_q is not None:
             query = attn.norm_q(query)
         if attn.norm_k is not None:

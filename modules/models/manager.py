@@ -21,7 +21,7 @@ import torch
 from modules.devices import DeviceConfig
 from modules.errors import ModelNotFound
 from modules.jobs import Interrupted
-from modules.models import compiled, folder_walk, loader
+from modules.models import compiled, folder_walk, fused_qkv, loader
 from modules.models.component_files import ComponentFiles, complete
 from modules.models.cache import CHECKPOINT, CachedModel, CacheEntry, ModelCache
 from modules.models.cache_policy import CachePolicy
@@ -444,6 +444,8 @@ class PipelineManager:
         if self.devices.channels_last:  # measured faster on this CPU (modules/cpu_speed.py): convolutions' layout
             for module in (family.denoiser_of(pipe), family.vae_of(pipe)):
                 module.to(memory_format=torch.channels_last)
+        if self.devices.fuse_qkv:  # measured faster on a CPU (modules/models/fused_qkv.py): the same weights, laid out as one
+            fused_qkv.fuse(family.denoiser_of(pipe))
         if self.devices.compile:  # compiled at its first call, which the job's note and the Models tab show
             compiled.compile_module(family.denoiser_of(pipe), self.devices.compile, info.title)
         hashes = {name: self._component_hash(info, name, module) for name, module in pipeline_components(pipe).items()}
