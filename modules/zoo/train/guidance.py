@@ -22,6 +22,15 @@ So a fine-tune does not move the hue circle; training from scratch with both ter
 recipe's length (2000 autoencoder steps, then the UNet) to tell whether guidance then stays on colour.
 Junk words alone are not the cause: with the shipped model any non-empty negative prompt ("yellow",
 "blurry") turns the red circle magenta (DPM++ 2M, CFG 7).
+Then (--extrapolation-weight 1 --colour-latent-weight 1 --extrapolation-max 3 --junk-only 0.05 --junk-mixed 0.3):
+autoencoder from scratch 1250 steps, then the UNet and text encoder fine-tuned from the shipped ones (--init)
+on the new latents: past green (247, 4, 29), past blue (250, 9, 14), past yellow (188, 0, 50) — the target
+clip(x1 + (x1 - x2)) is (195, 0, 60) — so "blurry, green" keeps the red circle red with every sampler. But
+shapes came out softer (channels 0-2 hold the pooled colour, one channel is left for edges): at 3000 UNet
+steps 21 of tests/test_samplers_builtin.py's 65 cases failed (squares with rounded corners), at 5000 steps
+12 (DPM++ 2M SDE and SDE Heun on Uniform/SGM Uniform/Simple, PLMS, UniPC), where the shipped model fails only
+the one negative-prompt case. Not shipped; the next try: a smaller --colour-latent-weight, or 8 latent
+channels, and the UNet for the recipe's full 3500 steps from scratch.
 """
 from __future__ import annotations
 
