@@ -21,7 +21,7 @@ from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 from torch import nn
 
 from modules.models import compiled
-from modules.models.fused_qkv import FusedProjections, projections
+from modules.models.fused_qkv import FusedProjections, attention_heads
 
 # Scores per slice of a self-attention (queries × keys); above it the queries are sliced. 4096² (a 512² image
 # for SD 1.x) is not sliced, so the usual sizes run exactly as before.
@@ -85,13 +85,8 @@ class SlicedSelfAttention:
         batch_size = hidden_states.shape[0]
         if attn.group_norm is not None:
             hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
-        query, key, value = projections(attn, hidden_states)  # one product where they are fused
-        head_dim = key.shape[-1] // attn.heads
-        query, key, value = (t.reshape(batch_size, -1, attn.heads, head_dim).transpose(1, 2) for t in (query, key, value))
-        if attn.norm_q is not None:
-            query = attn.norm_q(query)
-        if attn.norm_k is not None:
-            key = attn.norm_k(key)
+        query, key, value = attention_heads(attn, hidden_states)  # one product where they are fused
+        head_dim = query.shape[-1]
         size = max(SLICE_SCORES // positions, 64)
         slices = []
         for start in range(0, positions, size):

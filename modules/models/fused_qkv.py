@@ -127,6 +127,20 @@ def projections(attn: Attention, hidden_states: torch.Tensor, context: torch.Ten
     return F.linear(hidden_states, weight, bias).chunk(3, dim=-1)
 
 
+def attention_heads(attn: Attention, hidden_states: torch.Tensor, context: torch.Tensor | None = None):
+    """(query, key, value) split into heads, [batch, heads, positions, head_dim], with the attention's q/k
+    norms applied: what AttnProcessor2_0 does before scaled_dot_product_attention."""
+    batch_size = hidden_states.shape[0]
+    query, key, value = projections(attn, hidden_states, context)
+    head_dim = key.shape[-1] // attn.heads
+    query, key, value = (t.reshape(batch_size, -1, attn.heads, head_dim).transpose(1, 2) for t in (query, key, value))
+    if attn.norm_q is not None:
+        query = attn.norm_q(query)
+    if attn.norm_k is not None:
+        key = attn.norm_k(key)
+    return query, key, value
+
+
 class FusedProjections(AttnProcessor2_0):
     """AttnProcessor2_0 with the projections taken by `projections`. Anything it does not fuse (a mask, a
     spatial or cross norm, 4-D input, extra arguments) goes to AttnProcessor2_0 itself."""
@@ -138,15 +152,9 @@ class FusedProjections(AttnProcessor2_0):
                 or (encoder_hidden_states is not None and attn.norm_cross)):
             return super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)
         residual, batch_size = hidden_states, hidden_states.shape[0]
-        query, key, value = projections(attn, hidden_states, encoder_hidden_states)
-        head_dim = key.shape[-1] // attn.heads
-        query, key, value = (t.reshape(batch_size, -1, attn.heads, head_dim).transpose(1, 2) for t in (query, key, value))
-        if attn.norm_q is not None:
-            query = attn.norm_q(query)
-        if attn.norm_k is not None:
-            key = attn.norm_k(key)
+        query, key, value = attention_heads(attn, hidden_states, encoder_hidden_states)
         hidden_states = F.scaled_dot_product_attention(query, key, value, dropout_p=0.0, is_causal=False)
-        hidden_states = hidden_states.transpose(1, 2).reshape(batch_size, -1, attn.heads * head_dim).to(query.dtype)
+        hidden_states = hidden_states.transpose(1, 2).reshape(batch_size, -1, attn.heads * query.shape[-1]).to(query.dtype)
         hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))
         if attn.residual_connection:
             hidden_states = hidden_states + residual
