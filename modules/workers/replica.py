@@ -159,13 +159,14 @@ class GenerationWorker:
                 while not events.empty():
                     piled.append(events.get_nowait())
                 done = piled[-1] is _DONE
+                if key in self.held and any(e is not _DONE and e[0] in ("result", "stopped") for e in piled):
+                    # noted before the outcome leaves: the front end stops reading (cancels the stream) once it has it
+                    self.attached.note(key, lora_set)
                 yield piled[:-1] if done else piled
         finally:
             if not running.done():  # the front end left (a departed client, a cancelled stream): stop the job
                 job.cancel()
         await running
-        if key in self.held:
-            self.attached.note(key, lora_set)
 
     def _run(self, payload: dict, job: ReplicaJob, emit, started: float) -> None:
         capability, request = payload["capability"], payload["request"]
