@@ -69,6 +69,8 @@ def parse_args(argv=None):
     p.add_argument("--colour-latent-weight", type=float, default=0.0,
                    help="weight of the term that makes latent channels 0-2 the 4x4-pooled RGB (colour stored linearly)")
     p.add_argument("--extrapolation-max", type=float, default=2.0, help="k is drawn uniformly from [0, this]")
+    p.add_argument("--extrapolation-twins", type=float, default=0.5,
+                   help="share of the extrapolation pairs that are a scene and its recolouring (the rest: random pictures)")
     p.add_argument("--sample-every", type=int, default=250)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--fp16", action="store_true", help="export weights as fp16")
@@ -78,8 +80,9 @@ def parse_args(argv=None):
 def guided_autoencoder_loss(vae, x, idx, images, twins, rng, args):
     """Reconstruction + KL, plus decode(z1 + k(z1 - z2)) = clip(x1 + k(x1 - x2)) (guidance.py) and, optionally,
     latent channels 0-2 = the 4x4-pooled RGB; and the rows for the sample grid (input, output, target, extrapolated)."""
-    # Partners: the first half the same scenes recoloured, the rest other random pictures.
-    half = args.ae_batch // 2
+    # Partners: the first ones the same scenes recoloured, the rest other random pictures (a decoder asked to be
+    # linear between unrelated pictures blurs shapes; along a recolouring it only has to keep colour linear).
+    half = round(args.ae_batch * args.extrapolation_twins)
     partner = torch.cat([twins[idx[:half]], images[torch.randint(len(images), (args.ae_batch - half,), generator=rng)]])
     k = torch.rand(args.ae_batch, 1, 1, 1, generator=rng) * args.extrapolation_max
     posterior = vae.encode(torch.cat([x, partner])).latent_dist
