@@ -9,6 +9,10 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+from modules.workers.pool import ROUTING_PATIENCE_ENV  # noqa: E402 - no ray import there
+
+for _name, _value in ROUTING_PATIENCE_ENV.items():  # as --workers ray sets them, before any test imports ray.serve
+    os.environ.setdefault(_name, _value)
 
 from pathlib import Path  # noqa: E402
 

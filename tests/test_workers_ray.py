@@ -159,6 +159,7 @@ def test_two_lora_sets_on_one_checkpoint_go_where_it_is_and_draw_as_locally(app)
     equals the local run's for the same seed."""
     prompts = {name: f"{PROMPT} <lora:{name}:1>" for name in LORAS}
     remote: dict[str, list] = {name: [] for name in LORAS}
+    assert txt2img(app, "shapes-a").status_code == 200  # shapes-a held somewhere, whichever tests ran before
     for name in ["ink", "film", "ink", "film"]:
         task = uuid.uuid4().hex
         answer = txt2img(app, "shapes-a", task, steps=6, seed=99, prompt=prompts[name])
@@ -181,6 +182,10 @@ def test_two_lora_sets_on_one_checkpoint_go_where_it_is_and_draw_as_locally(app)
     assert not np.array_equal(local["ink"], local["film"])  # two sets, two pictures
     listed = next(w for w in pool.replicas() if w["replica"] == workers[0]["replica"])
     assert listed["models"] == [app.titles["shapes-a"]]
+    assert listed["lora_sets"] == {app.titles["shapes-a"]: ["ink", "film"]}  # least recently used first
+    from modules.ui.models_tab import workers_table
+    row = next(r for r in workers_table(app.backend)["data"] if r[0] == listed["replica"])
+    assert row[5] == f"{app.titles['shapes-a']}: ink, film"  # the Models tab's Workers table
 
 
 def test_the_uis_skip_and_interrupt_reach_the_worker(app):

@@ -46,7 +46,13 @@ def shown_table(backend: Backend) -> dict:
     return {"headers": [COLUMNS[i] for i in keep], "data": [[row[i] for i in keep] for row in rows]}
 
 
-WORKER_COLUMNS = ["Worker", "Device", "Node", "Process", "Holds (least recently used first)", "Running", "Jobs done"]
+WORKER_COLUMNS = ["Worker", "Device", "Node", "Process", "Holds (least recently used first)", "LoRA sets attached",
+                  "Running", "Jobs done"]
+
+
+def _lora_sets(worker: dict) -> str:
+    """"model: set, set; model: set" for the checkpoints that have LoRAs attached on this worker."""
+    return "; ".join(f"{key}: {', '.join(sets)}" for key, sets in worker.get("lora_sets", {}).items())
 
 
 def workers_table(backend: Backend) -> dict:
@@ -54,11 +60,11 @@ def workers_table(backend: Backend) -> dict:
     rows = []
     if backend.workers is not None:
         try:
-            rows = [[w["replica"], w["device"], w["node"], w["pid"], ", ".join(w["models"]), ", ".join(w["running"]),
-                     w["jobs_done"]] for w in backend.workers.replicas()]
+            rows = [[w["replica"], w["device"], w["node"], w["pid"], ", ".join(w["models"]), _lora_sets(w),
+                     ", ".join(w["running"]), w["jobs_done"]] for w in backend.workers.replicas()]
         except Exception as e:  # noqa: BLE001 - Ray unreachable now: say so in the table, keep the tab working
-            rows = [[f"workers unreachable: {type(e).__name__}", "", "", "", "", "", ""]]
-    return {"headers": WORKER_COLUMNS, "data": rows or [["(no worker heard from yet)", "", "", "", "", "", ""]]}
+            rows = [[f"workers unreachable: {type(e).__name__}"] + [""] * (len(WORKER_COLUMNS) - 1)]
+    return {"headers": WORKER_COLUMNS, "data": rows or [["(no worker heard from yet)"] + [""] * (len(WORKER_COLUMNS) - 1)]}
 
 
 def totals(backend: Backend) -> str:

@@ -10,6 +10,7 @@ that hold the checkpoint by that (modules/workers/router.py). Plain Python: no r
 from __future__ import annotations
 
 from collections import OrderedDict
+from pathlib import Path
 
 SETS_PER_MODEL = 4  # LoRA sets a worker remembers per checkpoint (their adapters stay attached: 8 per module)
 ROUTING_STATS_KEY = "lora_sets"
@@ -49,6 +50,11 @@ class AttachedSets:
     def forget(self, model_key: str) -> None:
         """The checkpoint left this worker: its adapters went with it."""
         self._sets.pop(model_key, None)
+
+    def shown(self) -> dict[str, list[str]]:
+        """Per checkpoint key, its LoRA sets as users name them (file names, "+" between), least recently used first."""
+        return {key: ["+".join(Path(path).stem for path in s.split("|")) for s in sets]
+                for key, sets in self._sets.items() if sets}
 
     def routing_stats(self) -> dict:
         return {ROUTING_STATS_KEY: [entry(key, s) for key, sets in self._sets.items() for s in sets]}

@@ -39,6 +39,14 @@ OFFLINE_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1", "TRANSFORM
                "RAY_DISABLE_DOCKER_CPU_WARNING": "1"}
 
 
+# Serve's router waits 0.1 s for a worker's queue length and matches a checkpoint for 1-2 s, then sends the job to
+# any worker: on a busy machine the one holding the model answers late and the job reloads it elsewhere. A reload
+# costs seconds to minutes; waiting a little longer costs little. Read when ray.serve is imported.
+ROUTING_PATIENCE_ENV = {"RAY_SERVE_QUEUE_LENGTH_RESPONSE_DEADLINE_S": "1.0",
+                        "RAY_SERVE_MAX_QUEUE_LENGTH_RESPONSE_DEADLINE_S": "5.0",
+                        "RAY_SERVE_MULTIPLEXED_MODEL_ID_MATCHING_TIMEOUT_S": "5.0"}
+
+
 class WorkersUnavailable(UserError):
     """Ray is not installed or not reachable, or the workers could not start."""
 
@@ -87,7 +95,7 @@ class WorkerPool:
     def start(cls, config: WorkerConfig, backend_config) -> "WorkerPool":
         """Join the cluster at config.address (else start a local Ray instance) and deploy the workers; waits
         until they are up. WorkersUnavailable (one line) when Ray is missing or unreachable."""
-        for name, value in OFFLINE_ENV.items():
+        for name, value in {**OFFLINE_ENV, **ROUTING_PATIENCE_ENV}.items():
             os.environ.setdefault(name, value)
         try:
             import ray

@@ -73,7 +73,8 @@ class GenerationWorker:
         import torch
 
         return {"pid": os.getpid(), "threads": torch.get_num_threads(), "node": socket.gethostname(), "device": str(self.backend.config.devices.device),
-                "models": list(self.held), "running": list(self.running), "jobs_done": self.jobs_done, "loads": self.loads}
+                "models": list(self.held), "lora_sets": self.attached.shown(), "running": list(self.running),
+                "jobs_done": self.jobs_done, "loads": self.loads}
 
     def record_routing_stats(self) -> dict:
         """What the router reads (Serve asks every request_routing_stats_period_s): the LoRA sets held."""
@@ -162,6 +163,7 @@ class GenerationWorker:
                 if key in self.held and any(e is not _DONE and e[0] in ("result", "stopped") for e in piled):
                     # noted before the outcome leaves: the front end stops reading (cancels the stream) once it has it
                     self.attached.note(key, lora_set)
+                    self._report()
                 yield piled[:-1] if done else piled
         finally:
             if not running.done():  # the front end left (a departed client, a cancelled stream): stop the job

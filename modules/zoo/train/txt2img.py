@@ -71,6 +71,8 @@ def parse_args(argv=None):
     p.add_argument("--extrapolation-max", type=float, default=2.0, help="k is drawn uniformly from [0, this]")
     p.add_argument("--extrapolation-twins", type=float, default=0.5,
                    help="share of the extrapolation pairs that are a scene and its recolouring (the rest: random pictures)")
+    p.add_argument("--snr-gamma", type=float, default=5.0,
+                   help="min-SNR loss weighting's gamma (0: every timestep weighted alike, the plain epsilon loss)")
     p.add_argument("--sample-every", type=int, default=250)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--fp16", action="store_true", help="export weights as fp16")
@@ -228,8 +230,9 @@ def main(argv=None) -> None:
         a = alphas_cumprod[t].view(-1, 1, 1, 1)
         noisy = a.sqrt() * latents + (1 - a).sqrt() * noise
         pred = unet(noisy, t, encode_prompts(tokenizer, text_encoder, prompts)).sample
-        # Min-SNR-5 weighting: less effort on nearly clean timesteps, faster convergence.
-        weight = torch.clamp(snr[t], max=5.0) / snr[t]
+        # Min-SNR-gamma weighting: less effort on nearly clean timesteps, faster convergence. But CFG multiplies
+        # the errors left there, and multistep samplers (PLMS, UniPC) feed them forward: --snr-gamma 0 evens it.
+        weight = torch.clamp(snr[t], max=args.snr_gamma) / snr[t] if args.snr_gamma else torch.ones_like(snr[t])
         loss = (weight * F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
