@@ -13,7 +13,10 @@ wrong picture on the built-in model at 20 steps and CFG 7 (built as A1111 does):
 and Beta with every sampler but Euler. PLMS and UniPC fail in A1111's own code too (its plms() and uni_pc run
 on the built-in model: a magenta circle and a grey square for PLMS, a green blue-square for UniPC order 3),
 not through diffusers' settings: their high-order extrapolation overshoots at CFG 7 on this model (both pass
-at CFG 1, UniPC at CFG 3 or 50 steps; UniPC order 1 is DDIM and passes).
+at CFG 1, UniPC at CFG 3 or 50 steps; UniPC order 1 is DDIM and passes). More steps do not cure PLMS: at 40 steps
+and CFG 7 it draws a red circle for "a blue square". Its 4-step extrapolation feeds forward the model's roughness
+in t: the guidance term eps_c - eps_u, taken at t, t +- 5, t +- 10, ... on one latent, changes as much between
+neighbours as its trend does (second differences ~ first differences), so the model needs retraining for them.
 
 Each sampler is built from the checkpoint's scheduler config, so betas and prediction type
 (epsilon or v) come from the model, and only the sampling algorithm changes.
