@@ -147,6 +147,34 @@ def execution_device(pipe) -> torch.device:
     return pipe._execution_device
 
 
+_KNOWN_DEVICE = "_zoo_known_execution_device"
+
+
+def with_execution_device(view, device: torch.device):
+    """`view` (a job's own pipeline object, never the cached one) answering `_execution_device` with `device`.
+
+    diffusers 0.42.1's `DiffusionPipeline._execution_device` walks every module of every component (group-offload
+    hooks, then accelerate's) on each read; every pipeline `__call__` reads it once: ~2 ms a job on a CPU, a twentieth
+    of a small model's step. The job already knows it (CachedModel.execution_device, found once per placement of the
+    weights). An instance cannot shadow a property, so the view becomes an instance of a subclass (same name and
+    module: messages and configs read the same) whose property returns the value it was given."""
+    cls = type(view)
+    if _KNOWN_DEVICE not in cls.__dict__:
+        cls = _device_knowing_class(cls)
+    object.__setattr__(view, "__class__", cls)
+    object.__setattr__(view, _KNOWN_DEVICE, device)
+    return view
+
+
+@functools.cache
+def _device_knowing_class(cls: type) -> type:
+    def known(self):
+        return self.__dict__[_KNOWN_DEVICE]
+    return type(cls.__name__, (cls,), {"_execution_device": property(known), _KNOWN_DEVICE: None,
+                                       "__module__": cls.__module__, "__qualname__": cls.__qualname__,
+                                       "__doc__": cls.__doc__})
+
+
 def transformers_class_name(class_name: str) -> str:
     """A transformers class name as transformers 5 calls it (older SD folders say CLIPFeatureExtractor):
     diffusers' own table, `deprecation_utils._maybe_remap_transformers_class`. diffusers 0.42.1."""

@@ -173,6 +173,22 @@ def _pipelines_know_their_execution_device():
     assert isinstance(inspect.getattr_static(DiffusionPipeline, "_execution_device"), property)
 
 
+@relies_on("diffusers pipelines read self._execution_device in __call__ (with_execution_device)", "diffusers")
+def _pipelines_read_the_execution_device_their_view_answers():
+    import copy
+
+    from diffusers import (DDIMScheduler, StableDiffusionImg2ImgPipeline, StableDiffusionPipeline,
+                           StableDiffusionXLPipeline)
+
+    for cls in (StableDiffusionPipeline, StableDiffusionXLPipeline, StableDiffusionImg2ImgPipeline):
+        assert "device = self._execution_device" in inspect.getsource(cls.__call__), cls.__name__
+    pipe = StableDiffusionPipeline(vae=None, text_encoder=None, tokenizer=None, unet=None, scheduler=DDIMScheduler(steps_offset=1, clip_sample=False),
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    view = compat.with_execution_device(copy.copy(pipe), torch.device("meta"))
+    assert view._execution_device == torch.device("meta") and pipe._execution_device == torch.device("cpu")
+    assert isinstance(view, StableDiffusionPipeline) and view.config == pipe.config
+
+
 @relies_on("diffusers deprecation_utils._maybe_remap_transformers_class", "diffusers")
 def _diffusers_remaps_old_transformers_names():
     from diffusers.utils.deprecation_utils import _maybe_remap_transformers_class  # noqa: F401 - must exist

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from modules.generation.infotext import parse_infotext
-from modules.generation.stop_points import stop_points
+from modules.generation.stop_points import is_checked, stop_points
 from modules.jobs import Interrupted
 from tests.slow_blocks import SlowBlocks
 from tests.waiting import wait_for
@@ -23,7 +23,8 @@ def files_in(folder):
 
 
 def hook_count(model) -> int:
-    return sum(len(m._forward_pre_hooks) for m in stop_points(model))
+    """The checks (and any forward pre-hook) left on the model's stop points."""
+    return sum(len(m._forward_pre_hooks) + is_checked(m) for m in stop_points(model))
 
 
 @pytest.fixture
@@ -180,3 +181,29 @@ def test_a_job_with_sliced_attention_makes_the_same_image_and_puts_the_processor
     diff = np.abs(np.asarray(plain, dtype=np.int16) - np.asarray(sliced, dtype=np.int16)).max()
     assert diff <= 1, diff
     assert processors_now() == processors
+
+
+def test_the_checks_live_on_the_stop_points_for_the_job_only(tiny):
+    """Each stop point's forward checks first while inside `checked` (no forward hook: one would send every call
+    through torch's slower general path), and afterwards each forward is what it was: the class's, or an
+    instance's own."""
+    import torch
+
+    from modules.generation.stop_points import checked
+
+    unet = tiny.pipe.unet
+    points = stop_points(unet)
+    own = points[0].forward
+    points[0].forward = own  # an instance forward of its own (as accelerate's offload hooks set one)
+    checks = []
+    try:
+        with checked(unet, lambda: checks.append(1)), torch.inference_mode():
+            assert all(is_checked(m) for m in points) and not any(m._forward_pre_hooks for m in points)
+            channels, size = unet.config.in_channels, unet.config.sample_size
+            unet(torch.zeros(1, channels, size, size), 10,
+                 encoder_hidden_states=torch.zeros(1, 77, unet.config.cross_attention_dim))
+        assert len(checks) >= len(points)  # every stop point checked (some run more than once)
+        assert points[0].__dict__["forward"] is own
+        assert not any("forward" in m.__dict__ for m in points[1:]) and hook_count(unet) == 0
+    finally:
+        del points[0].forward

@@ -188,3 +188,52 @@ def test_jobs_take_the_device_in_arrival_order(three_models, tmp_path):
     for t in threads:
         t.join()
     assert order == [0, 1, 2, 3, 4]
+
+
+def test_a_models_execution_device_is_found_again_only_when_its_weights_move(three_models, tmp_path, monkeypatch):
+    """diffusers walks every module to find a pipeline's execution device: the model finds it once per pipe object
+    and placement of the weights, and again after any move (or for another view of the pipe)."""
+    import copy
+
+    from modules.capabilities.pipeline_view import pipeline_view
+    from modules.models import cache as cache_module
+
+    found = []
+
+    def counted(pipe):
+        found.append(pipe)
+        return torch.device("cpu")
+    monkeypatch.setattr(cache_module, "execution_device", counted)
+    backend = make_backend(three_models, tmp_path)
+    cache = backend.manager.cache
+    cache.force_device_level = True
+    with backend.manager.device_lock:
+        a = backend.manager._cached_or_loaded(backend.registry.find("a"))
+        assert a.execution_device == a.execution_device == torch.device("cpu") and len(found) == 1
+        cache.place_on_device(a)  # weights moved: found again
+        assert a.execution_device == torch.device("cpu") and len(found) == 2
+        a.execution_device
+        assert len(found) == 2
+        job_model = copy.copy(a)  # a job's model with its own view (another VAE)
+        job_model.pipe = pipeline_view(a.pipe, vae=a.pipe.vae)
+        job_model.execution_device
+        assert found[-1] is job_model.pipe and len(found) == 3
+        cache.release(a)
+
+
+def test_a_jobs_view_reports_the_device_it_was_given_without_walking_the_modules(three_models, tmp_path):
+    from diffusers import StableDiffusionPipeline
+
+    from modules.capabilities.pipeline_view import pipeline_view
+    from modules.compat import execution_device
+
+    backend = make_backend(three_models, tmp_path)
+    with backend.manager.device_lock:
+        a = backend.manager._cached_or_loaded(backend.registry.find("a"))
+        view = pipeline_view(a.pipe, execution_device=torch.device("meta"), scheduler=a.pipe.scheduler)
+        assert execution_device(view) == torch.device("meta")  # what it was given, not its modules' device
+        assert isinstance(view, StableDiffusionPipeline) and type(view).__name__ == "StableDiffusionPipeline"
+        assert execution_device(a.pipe) == torch.device("cpu") and type(a.pipe) is StableDiffusionPipeline
+        again = pipeline_view(view, execution_device=torch.device("cpu"))
+        assert type(again) is type(view) and execution_device(again) == torch.device("cpu")
+        backend.manager.cache.release(a)

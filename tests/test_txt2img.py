@@ -70,6 +70,44 @@ def test_the_checkpoints_scheduler_config_cannot_change_how_a_sampler_samples():
     assert euler.config.prediction_type == "v_prediction"  # the model's own
 
 
+def test_each_job_gets_a_scheduler_no_run_has_touched():
+    """Schedulers are copied from a kept prototype: a copy's run (its timesteps, step index, a multistep solver's
+    past model outputs) reaches neither the prototype nor the next job's copy."""
+    import torch
+
+    from modules.generation.samplers import build_sampler
+    config = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "num_train_timesteps": 1000}
+    first, _ = build_sampler("DPM++ 2M", "Karras", config, 10)
+    first.set_timesteps(10)
+    sample = torch.ones(1, 4, 8, 8)
+    for t in first.timesteps[:3]:
+        sample = first.step(sample * 0.1, t, sample).prev_sample
+    assert first.step_index == 3 and first.model_outputs[-1] is not None
+    second, _ = build_sampler("DPM++ 2M", "Karras", config, 10)
+    assert second is not first and second.step_index is None and second.lower_order_nums == 0
+    assert all(output is None for output in second.model_outputs)
+    assert not torch.equal(second.sigmas, first.sigmas)  # before set_timesteps: the training schedule's
+    other, _ = build_sampler("DPM++ 2M", "Karras", {**config, "beta_end": 0.02}, 10)
+    assert other.config.beta_end == 0.02 and second.config.beta_end == 0.012  # the noise schedule is in the key
+
+
+def test_same_seed_same_picture_whatever_ran_before(backend, small_request, monkeypatch):
+    """Alternating samplers (multistep solvers keep state between steps) never changes a seed's picture, and the
+    picture is the one a scheduler built from scratch (no prototype) gives."""
+    from modules.generation import samplers
+
+    def picture(sampler):
+        return pixels(backend.txt2img(small_request(seed=5, sampler=sampler, save_images=False)).images[0])
+    with monkeypatch.context() as patched:
+        patched.setattr(samplers, "fresh_scheduler", lambda cls, config, **options: cls.from_config(config, **options))
+        fresh = {name: picture(name) for name in ("DPM++ 2M", "Euler a")}
+    for name in ("DPM++ 2M SDE", "DPM++ 2M", "Euler a", "DPM++ 2M", "Euler a"):
+        if name in fresh:
+            assert np.array_equal(picture(name), fresh[name]), name
+        else:
+            picture(name)
+
+
 @pytest.mark.parametrize("checkpoint", ["tiny-sd15", "tiny-sd15-single", "tiny-sdxl", "tiny-sdxl-single"])
 def test_sd15_and_sdxl_in_both_layouts(backend, small_request, checkpoint):
     result = backend.txt2img(small_request(checkpoint=checkpoint, width=48, height=64, save_images=False))

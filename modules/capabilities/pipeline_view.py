@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import copy
 
+from modules import compat
 
-def pipeline_view(pipe, **parts):
-    """`pipe` with `parts` (scheduler=...) replaced in the view only; its modules are pipe's own objects."""
+
+def pipeline_view(pipe, execution_device=None, **parts):
+    """`pipe` with `parts` (scheduler=...) replaced in the view only; its modules are pipe's own objects.
+    `execution_device`: the device the job runs the view on (CachedModel.execution_device), which the view then
+    reports without looking for it through every module at each call (compat.with_execution_device)."""
     view = copy.copy(pipe)
     for name, part in parts.items():
         if name not in pipe.components:
             raise ValueError(f"{type(pipe).__name__} has no component {name!r}")
         setattr(view, name, part)  # DiffusionPipeline.__setattr__ updates the view's own config too
-    return view
+    return view if execution_device is None else compat.with_execution_device(view, execution_device)

@@ -16,6 +16,7 @@ import torch
 from modules.generation import stop_points
 from modules.generation.prompt_embeds import encode_prompts
 from modules.generation.sampling_context import SamplingContext
+from modules.models.cache import weights_moved
 
 
 class SwitchingDenoiser(torch.nn.Module):
@@ -103,6 +104,7 @@ def switching(pipe, family, context: SamplingContext, prompts: list[str], negati
         if offload == "model":  # --medvram: the first model's denoiser is done; its device memory is the refiner's
             with torch.inference_mode(False):  # the run's inference mode must not mark the weights
                 base.to("cpu")
+                weights_moved()
 
     stand_in = SwitchingDenoiser(base, refiner_denoiser, refiner.switch_at,
                                  int(pipe.scheduler.config.get("num_train_timesteps", 1000)), refiner_conditions,

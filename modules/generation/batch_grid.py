@@ -43,9 +43,9 @@ def add_batch_grid(result, hooks, enabled: bool | None = None, folder: str = GRI
     from modules.capabilities.scripting import ImageNotSaved
 
     request = result.request
-    if enabled is None:
-        enabled = grids_enabled()
-    if not enabled or request.batch_count * request.batch_size <= 1 or len(result.images) <= 1:
+    if request.batch_count * request.batch_size <= 1 or len(result.images) <= 1:
+        return result  # one picture: no grid, and no settings file to read
+    if not (grids_enabled() if enabled is None else enabled):
         return result
     grid = grid_image(result.images)
     text = result.infotexts[0]

@@ -21,7 +21,9 @@ from is the checkpoint family's text encoder layout (modules/models/families).
 """
 from __future__ import annotations
 
+import functools
 import threading
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -67,6 +69,11 @@ class _TextEncoderSlot:
     text_encoder: torch.nn.Module
     layout: TextEncoderLayout  # the checkpoint family's
     gives_pooled: bool
+
+    @functools.cached_property
+    def device(self) -> torch.device:
+        """The encoder's execution device, found once per encoding (diffusers walks all its modules for it)."""
+        return get_module_execution_device(self.text_encoder)
 
 
 def encode_prompts(
@@ -127,7 +134,7 @@ def encode_prompts(
     chunk_count = max(len(chunks) for per_text in chunks_by_slot for chunks in per_text.values())
 
     output_encoder = slots[-1].text_encoder  # the pipeline's own choice of dtype
-    device = get_module_execution_device(output_encoder)
+    device = slots[-1].device
     dtype = output_encoder.dtype
 
     def encode_batch(batch: list[str], zero_empty: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -168,6 +175,23 @@ def longest_chunks(pipe, texts: list[str], field: str = "prompt") -> int:
     return max(len(tokenize_prompt(slots[0].tokenizer, text, None, field)) for text in texts)
 
 
+_COMMA_IDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _comma_id(tokenizer) -> int | None:
+    """The id of "," ending a word, or None: kept per tokenizer (get_vocab builds the whole vocabulary anew,
+    ~0.1 ms a call; textual inversion adds tokens, never changes this one)."""
+    try:
+        return _COMMA_IDS[tokenizer]
+    except (KeyError, TypeError):
+        found = tokenizer.get_vocab().get(",</w>")
+    try:
+        _COMMA_IDS[tokenizer] = found
+    except TypeError:  # a tokenizer without weak references: looked up each time
+        pass
+    return found
+
+
 def chunk_length(tokenizer) -> int:
     """Prompt tokens per chunk: 75 for every SD text encoder (77 with BOS and EOS); fewer for a
     text encoder trained on shorter sequences, such as the built-in zoo model's."""
@@ -190,7 +214,7 @@ def tokenize_prompt(tokenizer, prompt: str, pipe=None, field: str = "prompt", em
         # than the specified maximum" for any long prompt (we chunk it), and changes nothing without such tokens.
         texts = [pipe.maybe_convert_prompt(text, tokenizer) for text in texts]
     ids_per_fragment = tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
-    comma_id = tokenizer.get_vocab().get(",</w>")
+    comma_id = _comma_id(tokenizer)
 
     length = chunk_length(tokenizer)
     matcher = embeddings.matcher(tokenizer) if embeddings is not None else None
@@ -346,8 +370,7 @@ def _encode_chunk(
     slot: _TextEncoderSlot, chunks: list[PromptChunk], clip_skip: int
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Encode the same-index chunk of several prompts; returns emphasised hidden states and pooled."""
-    encoder = slot.text_encoder
-    device = get_module_execution_device(encoder)
+    encoder, device = slot.text_encoder, slot.device
     input_ids = torch.tensor([chunk.token_ids for chunk in chunks], device=device)
     weights = torch.tensor([chunk.weights for chunk in chunks], device=device)
 

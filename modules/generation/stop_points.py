@@ -1,14 +1,15 @@
 """Interrupt inside a step: a check before every sub-block of the UNet (and of the VAE decoder).
 
 One sampling step is one UNet call; at 2048² on a CPU that call alone takes minutes, so a check between
-steps is not enough. Forward pre-hooks on the blocks (down, mid, up) and on every module inside one that has
-modules of its own (resnets, attention and transformer blocks, up/downsamplers) raise the job's Interrupted
+steps is not enough. A check before the blocks (down, mid, up) and before every module inside one that has
+modules of its own (resnets, attention and transformer blocks, up/downsamplers) raises the job's Interrupted
 between two of them. One self-attention over a large image is itself minutes (65536 positions at 2048²), so
 there the queries are taken a slice at a time, with a check between slices (the same numbers: each query's
 row is independent of the others).
 
-The pipeline is shared, cached state: hooks and attention processors are changed for one job, while it holds
-the device lock (so no other job runs these modules meanwhile), and always put back after, even on error.
+The pipeline is shared, cached state: these modules' forwards and attention processors are changed for one job,
+while it holds the device lock (so no other job runs these modules meanwhile), and always put back after, even
+on error.
 A compiled denoiser (--compile) gets none: the job stops between steps, as A1111 does."""
 from __future__ import annotations
 
@@ -42,26 +43,50 @@ def stop_points(model: nn.Module) -> list[nn.Module]:
 @contextmanager
 def checked(model: nn.Module | None, check: Callable[[], None]) -> Iterator[None]:
     """`check()` (which raises to stop) runs before each of the model's stop points while inside, and between
-    the slices of a long self-attention."""
-    def hook(_module, _args) -> None:  # returns None: a value would replace the module's arguments
-        check()
+    the slices of a long self-attention.
 
-    handles, processors = [], []
-    if compiled.is_compiled(model):  # --compile: hooks inside would make torch compile again every job
+    The check goes in as the stop point's own `forward` (on that instance, for the job), calling the class's
+    after it: a forward pre-hook would do the same, but any hook sends every call of its module through torch's
+    slower general path (800 calls a job on the built-in model: the largest part of the app's own per-job work
+    in a profile against bare diffusers)."""
+    forwards, processors = [], []
+    if compiled.is_compiled(model):  # --compile: anything inside would make torch compile again every job
         yield
         return
     try:
         for module in stop_points(model) if model is not None else ():
-            handles.append(module.register_forward_pre_hook(hook))
+            forwards.append((module, module.__dict__.get("forward")))
+            module.forward = _CheckedForward(module.forward, check)
             if isinstance(module, Attention) and type(module.processor) in (AttnProcessor2_0, FusedProjections):
                 processors.append((module, module.processor))
                 module.processor = SlicedSelfAttention(module.processor, check)
         yield
     finally:
-        for handle in handles:
-            handle.remove()
+        for module, forward in reversed(forwards):  # each as it was: the class's, or the instance's own
+            if forward is None:
+                del module.forward
+            else:
+                module.forward = forward
         for module, processor in processors:
             module.processor = processor
+
+
+def is_checked(module: nn.Module) -> bool:
+    """Whether `module` checks before it runs (inside `checked`)."""
+    return isinstance(module.__dict__.get("forward"), _CheckedForward)
+
+
+class _CheckedForward:
+    """A module's forward with `check()` before it (a class, not a closure: is_checked knows it)."""
+
+    __slots__ = ("forward", "check", "__wrapped__")
+
+    def __init__(self, forward: Callable, check: Callable[[], None]):
+        self.forward, self.check, self.__wrapped__ = forward, check, forward  # inspect.signature follows it
+
+    def __call__(self, *args, **kwargs):
+        self.check()
+        return self.forward(*args, **kwargs)
 
 
 class SlicedSelfAttention:

@@ -30,6 +30,14 @@ from modules.models.skeletons import SkeletonPool
 
 CHECKPOINT, DATA = "checkpoint", "data"
 
+_placements = 0  # counts every move of cached weights between RAM and the device, and every offload set up
+
+
+def weights_moved() -> None:
+    """Cached weights moved (or offload hooks were set up): execution devices found before may be wrong now."""
+    global _placements
+    _placements += 1
+
 
 class ModelInUse(RuntimeError):
     """Asked to unload a model that a running job is using."""
@@ -82,10 +90,16 @@ class CachedModel(CacheEntry):
     scheduler_config: dict
     devices: DeviceConfig
     reused_modules: int = 0  # modules its load took from the skeleton pool instead of building
+    # (pipe, placement, device): diffusers finds the execution device by walking every module of every component
+    # (~2 ms on a small UNet on a CPU), so it is found once per pipe object and placement of the weights
+    known_device: tuple | None = field(default=None, init=False, repr=False)
 
     @property
     def execution_device(self) -> torch.device:
-        return execution_device(self.pipe)
+        known = self.known_device
+        if known is None or known[0] is not self.pipe or known[1] != _placements:
+            known = self.known_device = (self.pipe, _placements, execution_device(self.pipe))
+        return known[2]
 
 
 @dataclass(eq=False, kw_only=True)
@@ -355,12 +369,14 @@ class ModelCache:
                 t.data = t.data.pin_memory()
 
     def _to_device(self, component: Component) -> None:
+        weights_moved()
         tensors = _tensors(component.module)
         component.host_tensors = [(t, t.data) for t in tensors]
         for t in tensors:
             t.data = t.data.to(self.devices.device, non_blocking=True, copy=True)
 
     def _to_host(self, component: Component) -> None:
+        weights_moved()
         for t, host in component.host_tensors:
             t.data = host  # re-point at the RAM copy: no copy back
         component.host_tensors = None

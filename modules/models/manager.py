@@ -23,7 +23,7 @@ from modules.errors import ModelNotFound
 from modules.jobs import Interrupted
 from modules.models import compiled, folder_walk, fused_qkv, loader
 from modules.models.component_files import ComponentFiles, complete
-from modules.models.cache import CHECKPOINT, CachedModel, CacheEntry, ModelCache
+from modules.models.cache import CHECKPOINT, CachedModel, CacheEntry, ModelCache, weights_moved
 from modules.models.cache_policy import CachePolicy
 from modules.models.fifo_lock import FairLock
 from modules.models.hashing import tensors_sha256
@@ -457,6 +457,8 @@ class PipelineManager:
             # Group offload: a block at a time on the device, streamed ahead where CUDA allows.
             model.pipe.enable_group_offload(onload_device=self.devices.device, offload_type="leaf_level",
                                             use_stream=self.devices.device.type == "cuda")
+        if self.devices.offload != "none":
+            weights_moved()
         log.info("loaded %s (%s) in %.1f s%s", info.title, info.architecture.label, model.load_seconds,
                  f", reusing {model.reused_modules} built modules" if model.reused_modules else "")
         for callback in self.on_model_loaded:

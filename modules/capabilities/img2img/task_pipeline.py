@@ -10,7 +10,7 @@ import inspect
 
 import diffusers
 
-from modules.compat import reads_latents
+from modules.compat import reads_latents, with_execution_device
 from modules.errors import UserError
 
 
@@ -26,7 +26,7 @@ def task_pipeline(model, task: str, scheduler):
     if type(pipe) is cls:
         from modules.capabilities.pipeline_view import pipeline_view
 
-        return pipeline_view(pipe, scheduler=scheduler)
+        return pipeline_view(pipe, execution_device=model.execution_device, scheduler=scheduler)
     parameters = inspect.signature(cls.__init__).parameters
     parts = {name: module for name, module in pipe.components.items() if name in parameters}
     parts["scheduler"] = scheduler
@@ -46,4 +46,4 @@ def task_pipeline(model, task: str, scheduler):
             setattr(view, attribute, getattr(pipe, attribute))
     reads_latents(view, family.latent.channels)  # Z-Image's pipelines expect pictures (diffusers 0.42.1)
     view.set_progress_bar_config(disable=True)  # the job reports progress; no bar in the server's console
-    return view
+    return with_execution_device(view, model.execution_device)  # found once per placement, not at every call

@@ -205,13 +205,13 @@ def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, context: SamplingC
     family = model.info.architecture.spec
     sampler, schedule_args = build_sampler(request.sampler, request.scheduler,
                                            family.scheduler_config(model.scheduler_config), request.steps, family)
-    pipe = pipeline_view(model.pipe, scheduler=sampler)
+    device = model.execution_device
+    pipe = pipeline_view(model.pipe, execution_device=device, scheduler=sampler)
     denoiser = family.denoiser_of(pipe)
     scale = pipe.vae_scale_factor
     shape = (family.latent.channels, request.height // scale, request.width // scale)
     generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
-    noise = initial_noise(generators, shape, request, seeds, context.subseeds, scale).to(model.execution_device,
-                                                                                 model.devices.dtype)
+    noise = initial_noise(generators, shape, request, seeds, context.subseeds, scale).to(device, model.devices.dtype)
     eta_noise_seed_delta.reseed_at_first_step(sampler, generators, seeds, request.eta_noise_seed_delta)
     prompts, negative_prompts = [prompt_text(request.prompt)] * len(seeds), [request.negative_prompt] * len(seeds)
     embeds = encode_scheduled(pipe, prompt_text(request.prompt), request.negative_prompt, context, request.steps,
