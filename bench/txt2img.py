@@ -20,7 +20,8 @@ For each model, in one process, alternating so that machine noise hits all alike
 
 Each run is timed in wall-clock seconds (`*_s`) and in this process's CPU seconds (`*_cpu_s`, time.process_time:
 every thread of the process, the file-writing one too). With --threads 1 a run's CPU time is its work whatever
-else the machine runs, so `cpu_ratio_*` is the overhead figure that other processes do not move; `ratio_*` (wall)
+else the machine runs, so `cpu_ratio_*` is the overhead figure that other processes do not move (`cpu_ratio_*_paired`:
+the median of each round's ratio, steadier on a shared machine than the ratio of medians); `ratio_*` (wall)
 is what a user waits. `preview_share_percent`: the share of the default path's job time spent in its live
 previews (the app's default method, every 5 steps, 5 % budget; `previews_per_job` of them). Medians over --repeats (zoo) / --full-repeats (full); ratios = ours / bare_fp32.
 `save_ms` / `save_cpu_ms`: the median over rounds of (saving on - saving off) in the same round (paired: noise
@@ -275,6 +276,9 @@ def measure(name: str, models_dir: Path, checkpoint: str, repeats: int, work: Pa
             label = key.removeprefix("ours_")
             result[f"ratio_{label}"] = round(result[f"{key}_s"] / result["bare_fp32_s"], 3)
             result[f"cpu_ratio_{label}"] = round(result[f"{key}_cpu_s"] / result["bare_fp32_cpu_s"], 3)
+            # Paired: the median of each round's ours/bare, so a slow spell that hits one round hits both sides.
+            result[f"cpu_ratio_{label}_paired"] = round(statistics.median(
+                a / b for a, b in zip(cpu[key], cpu["bare_fp32"])), 3)
     if "ours_fp32_save" in runs:
         result["save_ms"] = round(1000 * statistics.median(
             a - b for a, b in zip(times["ours_fp32_save"], times["ours_fp32"])), 1)
