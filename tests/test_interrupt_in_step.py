@@ -207,3 +207,24 @@ def test_the_checks_live_on_the_stop_points_for_the_job_only(tiny):
         assert not any("forward" in m.__dict__ for m in points[1:]) and hook_count(unet) == 0
     finally:
         del points[0].forward
+
+
+def test_a_small_picture_checks_before_each_block_only_and_a_large_one_inside_them(tiny):
+    """Below FINE_PIXELS a denoiser call is short: its blocks are the stop points and attention keeps its own
+    processor; from FINE_PIXELS on every module with modules of its own is checked and self-attention sliced."""
+    from diffusers.models.attention_processor import Attention
+
+    from modules.generation.stop_points import FINE_PIXELS, SlicedSelfAttention, checked
+
+    unet = tiny.pipe.unet
+    blocks = stop_points(unet, fine=False)
+    inner = [m for m in stop_points(unet) if m not in blocks]
+    attentions = [m for m in unet.modules() if isinstance(m, Attention)]
+    assert blocks and inner and attentions
+    with checked(unet, lambda: None, 64 * 64):
+        assert all(is_checked(m) for m in blocks) and not any(is_checked(m) for m in inner)
+        assert not any(isinstance(m.processor, SlicedSelfAttention) for m in attentions)
+    with checked(unet, lambda: None, FINE_PIXELS):
+        assert all(is_checked(m) for m in blocks + inner)
+        assert all(isinstance(m.processor, SlicedSelfAttention) for m in attentions)
+    assert hook_count(unet) == 0 and not any(isinstance(m.processor, SlicedSelfAttention) for m in attentions)

@@ -27,11 +27,18 @@ from modules.models.fused_qkv import FusedProjections, attention_heads
 # Scores per slice of a self-attention (queries × keys); above it the queries are sliced. 4096² (a 512² image
 # for SD 1.x) is not sliced, so the usual sizes run exactly as before.
 SLICE_SCORES = 4096 * 4096
+# Below this many pixels a denoiser call is short (the built-in model at 32²: ~6 ms on a CPU; a full-size SD 1.5
+# at 128²: ~0.5 s), so its blocks alone are stop points: checking before every module inside them too (800 checks
+# a job on the built-in model) and routing each attention through the slicing processor was ~1-2 % of such a job.
+FINE_PIXELS = 256 * 256
 
 
-def stop_points(model: nn.Module) -> list[nn.Module]:
-    """The modules of a UNet or VAE decoder before which a check costs nothing next to their work."""
+def stop_points(model: nn.Module, fine: bool = True) -> list[nn.Module]:
+    """The modules of a UNet or VAE decoder before which a check costs nothing next to their work: the blocks
+    (down, mid, up), and with `fine` every module inside them that has modules of its own."""
     roots = [*getattr(model, "down_blocks", ()), getattr(model, "mid_block", None), *getattr(model, "up_blocks", ())]
+    if not fine:
+        return [root for root in roots if root is not None]
     found = []
     for root in roots:
         if root is not None:
@@ -41,9 +48,10 @@ def stop_points(model: nn.Module) -> list[nn.Module]:
 
 
 @contextmanager
-def checked(model: nn.Module | None, check: Callable[[], None]) -> Iterator[None]:
+def checked(model: nn.Module | None, check: Callable[[], None], pixels: int | None = None) -> Iterator[None]:
     """`check()` (which raises to stop) runs before each of the model's stop points while inside, and between
-    the slices of a long self-attention.
+    the slices of a long self-attention. `pixels`: the job's picture size (width x height); below FINE_PIXELS
+    only the blocks are checked and no attention is sliced (none would be at that size).
 
     The check goes in as the stop point's own `forward` (on that instance, for the job), calling the class's
     after it: a forward pre-hook would do the same, but any hook sends every call of its module through torch's
@@ -54,10 +62,11 @@ def checked(model: nn.Module | None, check: Callable[[], None]) -> Iterator[None
         yield
         return
     try:
-        for module in stop_points(model) if model is not None else ():
+        fine = pixels is None or pixels >= FINE_PIXELS
+        for module in stop_points(model, fine) if model is not None else ():
             forwards.append((module, module.__dict__.get("forward")))
             module.forward = _CheckedForward(module.forward, check)
-            if isinstance(module, Attention) and type(module.processor) in (AttnProcessor2_0, FusedProjections):
+            if fine and isinstance(module, Attention) and type(module.processor) in (AttnProcessor2_0, FusedProjections):
                 processors.append((module, module.processor))
                 module.processor = SlicedSelfAttention(module.processor, check)
         yield

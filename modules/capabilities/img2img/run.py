@@ -241,7 +241,7 @@ def denoise(request: Img2ImgRequest, model: LoadedCheckpoint, work: list[WorkAre
                                true_cfg=real_cfg(request, family))
 
     try:
-        with torch.inference_mode(), stop_points.checked(denoiser, job.check), \
+        with torch.inference_mode(), stop_points.checked(denoiser, job.check, width * height), \
                 switching(pipe, family, context, prompts, negative_prompts, request.clip_skip,
                           model.devices.offload), on_step_end.conditioning_denoiser(denoiser):
             output = pipe(**guidance_arguments(request, family, embeds.arguments()), image=latents.to(device, dtype),

@@ -226,7 +226,7 @@ def _sample(request: Txt2ImgRequest, model: LoadedCheckpoint, context: SamplingC
     job.check()
     try:
         # Checked between steps (on_step_end) and inside each step, before every denoiser block.
-        with torch.inference_mode(), stop_points.checked(denoiser, job.check), \
+        with torch.inference_mode(), stop_points.checked(denoiser, job.check, request.width * request.height), \
                 switching(pipe, family, context, prompts, negative_prompts, request.clip_skip,
                           model.devices.offload), on_step_end.conditioning_denoiser(denoiser):
             output = pipe(
