@@ -12,6 +12,7 @@ from PIL import Image
 from modules.errors import InvalidRequest
 from modules.generation.infotext import parse_infotext
 from tests import tiny_flow_models, tiny_zimage
+from tests.inprocess_app import api_client
 
 
 @pytest.fixture(scope="module")
@@ -99,16 +100,7 @@ def test_img2img_and_the_hires_fix_follow_the_same_rule(backend, setting_of_2):
 
 @pytest.fixture(scope="module")
 def client(backend):
-    from starlette.testclient import TestClient
-
-    from modules import cmd_args
-    from modules.api.server import create_api_app
-
-    work = backend.config.outdir.parent / "api"
-    args = cmd_args.parse_args(["--nowebui", "--models-dir", str(backend.config.models_dir),
-                                "--outdir", str(work / "outputs"), "--skip-load-model-at-start"])
-    app, _ = create_api_app(backend, args, work / "config.json")
-    with TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False) as client:
+    with api_client(backend, backend.config.outdir.parent / "api") as client:
         yield client
 
 

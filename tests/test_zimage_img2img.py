@@ -16,6 +16,7 @@ from modules.capabilities.img2img import IMG2IMG, Img2ImgRequest
 from modules.errors import InvalidRequest
 from modules.generation.infotext import parse_infotext
 from tests import tiny_zimage
+from tests.inprocess_app import api_client
 
 
 @pytest.fixture(scope="module")
@@ -196,16 +197,7 @@ def test_what_does_not_apply_to_z_image_is_refused_naming_the_field(backend, fie
 
 @pytest.fixture(scope="module")
 def client(backend):
-    from starlette.testclient import TestClient
-
-    from modules import cmd_args
-    from modules.api.server import create_api_app
-
-    work = backend.config.outdir.parent / "api"
-    args = cmd_args.parse_args(["--nowebui", "--models-dir", str(backend.config.models_dir),
-                                "--outdir", str(work / "outputs"), "--skip-load-model-at-start"])
-    app, _ = create_api_app(backend, args, work / "config.json")
-    with TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False) as client:
+    with api_client(backend, backend.config.outdir.parent / "api") as client:
         yield client
 
 
