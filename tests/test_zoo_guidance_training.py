@@ -76,3 +76,58 @@ def test_with_junk_off_the_captions_are_the_plain_recipes():
     for scene in scenes:
         expected = "" if plain.random() < 0.1 else shapes.random_caption(scene, plain)
         assert guidance.training_text(scene, new, dropout=0.1, junk_only=0.0, junk_mixed=0.0) == expected
+
+
+def test_negative_texts_are_empty_colour_words_junk_or_captions():
+    rng = np.random.default_rng(3)
+    texts = [guidance.negative_text(rng) for _ in range(1000)]
+    empty = sum(not t for t in texts)
+    colour = sum(any(c in t.replace(",", " ").split() for c in shapes.COLOUR_NAMES) for t in texts)
+    junk_only = sum(bool(t) and not set(t.replace(",", " ").split()) & CAPTION_WORDS for t in texts)
+    assert 330 <= empty <= 470 and 120 <= junk_only <= 180 and colour >= 350, (empty, junk_only, colour)
+
+
+class _Texts:
+    """A text encoder whose embedding is 1 for any text and 0 for "" (with the tokenizer it needs)."""
+    model_max_length = 4
+
+    def __call__(self, texts, **_):
+        return type("Tokens", (), {"input_ids": torch.tensor([[float(bool(t))] * 4 for t in texts])})()
+
+
+def _gain_unet(gain: float):
+    """eps(x, text) = (1 + gain * text) x: the guidance direction changes with x by `gain` per unit step."""
+    def unet(x, t, embedding):
+        return type("Out", (), {"sample": x * (1 + gain * embedding[:, :1, None, None])})()
+    return unet
+
+
+def test_the_guidance_roughness_term_measures_how_the_guidance_direction_changes_with_the_latent():
+    noisy = torch.randn(8, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    t = torch.full((8,), 500)
+    prompts, negatives = ["a red circle"] * 8, [""] * 8
+
+    def roughness(gain, t=t, negatives=negatives, t_from=0):
+        unet = _gain_unet(gain)
+        pred = unet(noisy, t, torch.ones(8, 4)).sample
+        return float(train_txt2img.guidance_roughness(unet, _Texts(), lambda ids: (ids,), noisy, t, pred, prompts,
+                                                      negatives, torch.Generator().manual_seed(1), 8, t_from))
+
+    assert roughness(0.0) == 0.0
+    # A random step of std 0.05 moves the guidance direction by gain * step: mean square / 0.05^2 = gain^2.
+    assert 0.85 * 4 < roughness(2.0) < 1.15 * 4
+    assert roughness(2.0, negatives=["blurry"] * 8) == 0.0  # any text here encodes alike
+    assert roughness(2.0, t_from=501) == 0.0  # only timesteps from t_from up count
+
+
+def test_training_with_the_guidance_smoothness_term_changes_the_unet(tmp_path):
+    from safetensors.torch import load_file
+
+    small = ["--size", "tiny", "--batch", "4", "--ae-batch", "4", "--images", "32", "--sample-every", "2",
+             "--ae-steps", "1", "--steps", "2"]
+    unets = []  # the same draws either way (a weight of 1e-12 still draws its negatives): only the term differs
+    for name, weight in (("plain", "1e-12"), ("smooth", "50")):
+        extra = ["--guidance-smoothness", weight, "--smoothness-batch", "4"]
+        train_txt2img.main(small + extra + ["--out", str(tmp_path / name), "--export", str(tmp_path / f"{name}-pipe")])
+        unets.append(load_file(str(tmp_path / f"{name}-pipe" / "unet" / "diffusion_pytorch_model.safetensors")))
+    assert any(not torch.equal(unets[0][k], unets[1][k]) for k in unets[0])

@@ -84,6 +84,22 @@ def training_text(scene: shapes.Scene, rng: np.random.Generator, dropout: float,
     return text
 
 
+def negative_text(rng: np.random.Generator) -> str:
+    """A text CFG might steer away from: "" (A1111's default), a colour or shape word, junk words, or a random
+    caption (the guidance smoothness term compares the model under the caption and under this)."""
+    u = rng.random()
+    if u < 0.4:
+        return ""
+    if u < 0.65:
+        words = [shapes.COLOUR_NAMES[rng.integers(len(shapes.COLOUR_NAMES))]]
+        if rng.random() < 0.3:
+            words.append(shapes.SHAPES[rng.integers(len(shapes.SHAPES))])
+        return " ".join(words) if rng.random() < 0.5 else f"{junk_text(rng)}, {' '.join(words)}"
+    if u < 0.8:
+        return junk_text(rng)
+    return shapes.random_caption(shapes.sample_scene(rng, two_shape_probability=0.25), rng)
+
+
 def recoloured(scene: shapes.Scene, rng: np.random.Generator) -> shapes.Scene:
     """The same shapes in other colours (never a held-out kind/colour/position), and half the time
     on another background."""

@@ -73,6 +73,12 @@ def parse_args(argv=None):
                    help="share of the extrapolation pairs that are a scene and its recolouring (the rest: random pictures)")
     p.add_argument("--snr-gamma", type=float, default=5.0,
                    help="min-SNR loss weighting's gamma (0: every timestep weighted alike, the plain epsilon loss)")
+    p.add_argument("--guidance-smoothness", type=float, default=0.0,
+                   help="weight of the term that makes the guidance direction (eps_cond - eps_uncond) change slowly with the"
+                        " noisy latent, so multistep samplers (PLMS, UniPC) stay stable at CFG 7 (guidance.py)")
+    p.add_argument("--smoothness-batch", type=int, default=16, help="pictures per step that the smoothness term looks at")
+    p.add_argument("--smoothness-from", type=int, default=0,
+                   help="the smoothness term looks at timesteps from this one up (the last few steps are too few to grow)")
     p.add_argument("--sample-every", type=int, default=250)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--fp16", action="store_true", help="export weights as fp16")
@@ -145,6 +151,23 @@ def encode_dataset(vae, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
         means.append(dist.mean)
         stds.append(dist.std)
     return torch.cat(means), torch.cat(stds)
+
+
+def guidance_roughness(unet, tokenizer, text_encoder, noisy, t, pred, prompts, negatives, gen, n: int,
+                       t_from: int) -> torch.Tensor:
+    """Mean squared change of the guidance direction eps(x, c) - eps(x, negative) along a small random step of x,
+    per unit step: CFG multiplies it by (scale - 1), and a multistep sampler is unstable when that product times
+    its step is large (guidance.py)."""
+    n = min(n, len(prompts))
+    step = 0.05 * torch.randn(noisy[:n].shape, generator=gen)
+    empty = encode_prompts(tokenizer, text_encoder, negatives[:n])
+    cond = encode_prompts(tokenizer, text_encoder, prompts[:n])
+    moved = unet(torch.cat([noisy[:n] + step, noisy[:n], noisy[:n] + step]), torch.cat([t[:n]] * 3),
+                 torch.cat([cond, empty, empty])).sample
+    cond_moved, uncond, uncond_moved = moved.chunk(3)
+    change = (cond_moved - pred[:n]) - (uncond_moved - uncond)
+    looked_at = (t[:n] >= t_from).float().view(-1, 1, 1, 1)
+    return (looked_at * change.pow(2)).mean() / 0.05 ** 2
 
 
 def encode_prompts(tokenizer, text_encoder, prompts: list[str]) -> torch.Tensor:
@@ -234,6 +257,11 @@ def main(argv=None) -> None:
         # the errors left there, and multistep samplers (PLMS, UniPC) feed them forward: --snr-gamma 0 evens it.
         weight = torch.clamp(snr[t], max=args.snr_gamma) / snr[t] if args.snr_gamma else torch.ones_like(snr[t])
         loss = (weight * F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))).mean()
+        if args.guidance_smoothness:
+            negatives = [guidance.negative_text(caption_rng) for _ in range(args.smoothness_batch)]
+            loss = loss + args.guidance_smoothness * guidance_roughness(unet, tokenizer, text_encoder, noisy, t, pred,
+                                                                        prompts, negatives, gen, args.smoothness_batch,
+                                                                        args.smoothness_from)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
