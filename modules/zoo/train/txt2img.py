@@ -12,7 +12,9 @@ Opt-in terms that aim to keep CFG and negative prompts on the picture manifold (
 by default, so the documented recipe still writes the shipped weights): --extrapolation-weight
 (decode(z1 + k(z1 - z2)) = clip(x1 + k(x1 - x2))), --colour-latent-weight (colour stored linearly
 in latent channels 0-2), --junk-only / --junk-mixed (words outside the caption grammar change
-nothing). --init PATH fine-tunes a written pipeline, --freeze-encoder keeps its latent space.
+nothing), --guidance-smoothness (the guidance direction changes slowly with the noisy latent, so
+multistep samplers stay stable under CFG). --init PATH fine-tunes a written pipeline, --freeze-encoder
+keeps its latent space.
 Writes samples.png and loss.png into --out as it goes, and checkpoint.pt (resumed
 automatically). At the end the EMA weights are saved as a diffusers
 StableDiffusionPipeline folder in --export.
