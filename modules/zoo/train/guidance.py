@@ -35,6 +35,27 @@ Autoencoders from scratch, 400 steps (batch 32), --extrapolation-twins 1 (every 
 recolouring): without the colour-latent term past green is still (255, 180, 94); with --colour-latent-weight 0.3
 it is (255, 13, 0) and every other colour stays red too. Reconstruction at 400 steps (MSE 0.014, 23 edge pixels
 per picture) is not yet comparable with the shipped 2000-step one (MSE 0.0015, 7.5): the full length decides.
+
+Multistep samplers (PLMS, UniPC) and CFG. Along a DDIM trajectory at CFG 7, lambda*h = sqrt(abar) * mu *
+|d sigma|, with mu the top eigenvalue of d eps_cfg / d x (power iteration), is 0.5-0.8 from t = 701 to 151 on
+the shipped model (0.15-0.24 at CFG 1): CFG multiplies the change of eps(x, c) - eps(x, negative) with x by 6,
+and PLMS's 4-step Adams-Bashforth formula is stable only up to ~0.3 on the negative real axis (growth 1.4-1.7 per
+step at 0.5-0.6), so it oscillates with period 2 and draws the wrong colour at CFG > 2. --guidance-smoothness
+penalises that change (a random step of x; the caption against a random negative text: "", colour words, junk,
+other captions) from --smoothness-from up. Fine-tunes of the shipped model (--init, --freeze-encoder, lr 2e-4,
+from t = 300), scored on tests/test_samplers_builtin.py's 52 pairs with PLMS and UniPC added, plus a negative
+"yellow" with each sampler:
+  weight 2, 500 steps, "" as the only negative: lambda*h 0.2-0.3 everywhere, all 52 pairs right, but a negative
+      "yellow" then drew nothing with 8 of 10 samplers
+  weight 1.5 / 1.75 / 2, 500 steps, random negatives: 1 / 10 / 2 failures (PLMS's blue square with round corners;
+      round corners or nothing under negative "yellow"); weight 1: PLMS draws a purple square; 2 for 400 or 800
+      steps: 3 / 12; from t = 0 (weight 1-5) squares came out round with every sampler.
+So the term fixes PLMS's colours but costs shape sharpness under negative prompts at every weight tried; not
+shipped. The autoencoder from scratch with --extrapolation-twins 1 --colour-latent-weight 0.3 (2000 steps:
+reconstruction MSE 0.0029 against 0.0015, edge error 10.2 against 7.5 pixels) keeps red past green
+((247, 4, 38)), and with a UNet trained on it (2500 steps) "blurry, green" keeps the red circle red; but blue
+squares came out with round corners with 25 of 52 pairs, and the smoothness term on top of it (weights 1.5-3,
+1000 more steps) made red circles square.
 """
 from __future__ import annotations
 
