@@ -46,9 +46,9 @@ other captions) from --smoothness-from up. Fine-tunes of the shipped model (--in
 from t = 300), scored on tests/test_samplers_builtin.py's 52 pairs with PLMS and UniPC added, plus a negative
 "yellow" with each sampler:
   weight 2, 500 steps, "" as the only negative: lambda*h 0.2-0.3 everywhere, all 52 pairs right, but a negative
-      "yellow" then drew nothing with 8 of 10 samplers
+      "yellow" then drew nothing with 8 of 10 samplers and round corners with the other 2
   weight 1.5 / 1.75 / 2, 500 steps, random negatives: 1 / 10 / 2 failures (PLMS's blue square with round corners;
-      round corners or nothing under negative "yellow"); weight 1: PLMS draws a purple square; 2 for 400 or 800
+      round corners or nothing under negative "yellow"); weight 1: PLMS draws a purple blob; 2 for 400 or 800
       steps: 3 / 12; from t = 0 (weight 1-5) squares came out round with every sampler.
 So the term fixes PLMS's colours but costs shape sharpness under negative prompts at every weight tried; not
 shipped. The autoencoder from scratch with --extrapolation-twins 1 --colour-latent-weight 0.3 (2000 steps:
