@@ -76,8 +76,8 @@ def parse_args(argv=None):
     p.add_argument("--snr-gamma", type=float, default=5.0,
                    help="min-SNR loss weighting's gamma (0: every timestep weighted alike, the plain epsilon loss)")
     p.add_argument("--guidance-smoothness", type=float, default=0.0,
-                   help="weight of the term that makes the guidance direction (eps_cond - eps_uncond) change slowly with the"
-                        " noisy latent, so multistep samplers (PLMS, UniPC) stay stable at CFG 7 (guidance.py)")
+                   help="weight of the term that makes the guidance direction (eps_cond - eps_negative) change slowly with"
+                        " the noisy latent, for multistep samplers (PLMS, UniPC) at CFG 7; what it did: guidance.py")
     p.add_argument("--smoothness-batch", type=int, default=16, help="pictures per step that the smoothness term looks at")
     p.add_argument("--smoothness-from", type=int, default=0,
                    help="the smoothness term looks at timesteps from this one up (the last few steps are too few to grow)")
@@ -155,21 +155,24 @@ def encode_dataset(vae, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     return torch.cat(means), torch.cat(stds)
 
 
+ROUGHNESS_STEP = 0.05  # std of the random latent step: small enough to read the model's local slope
+
+
 def guidance_roughness(unet, tokenizer, text_encoder, noisy, t, pred, prompts, negatives, gen, n: int,
                        t_from: int) -> torch.Tensor:
     """Mean squared change of the guidance direction eps(x, c) - eps(x, negative) along a small random step of x,
     per unit step: CFG multiplies it by (scale - 1), and a multistep sampler is unstable when that product times
     its step is large (guidance.py)."""
     n = min(n, len(prompts))
-    step = 0.05 * torch.randn(noisy[:n].shape, generator=gen)
-    empty = encode_prompts(tokenizer, text_encoder, negatives[:n])
+    step = ROUGHNESS_STEP * torch.randn(noisy[:n].shape, generator=gen)
+    negative = encode_prompts(tokenizer, text_encoder, negatives[:n])
     cond = encode_prompts(tokenizer, text_encoder, prompts[:n])
     moved = unet(torch.cat([noisy[:n] + step, noisy[:n], noisy[:n] + step]), torch.cat([t[:n]] * 3),
-                 torch.cat([cond, empty, empty])).sample
-    cond_moved, uncond, uncond_moved = moved.chunk(3)
-    change = (cond_moved - pred[:n]) - (uncond_moved - uncond)
+                 torch.cat([cond, negative, negative])).sample
+    cond_moved, away, away_moved = moved.chunk(3)
+    change = (cond_moved - pred[:n]) - (away_moved - away)
     looked_at = (t[:n] >= t_from).float().view(-1, 1, 1, 1)
-    return (looked_at * change.pow(2)).mean() / 0.05 ** 2
+    return (looked_at * change.pow(2)).mean() / ROUGHNESS_STEP ** 2
 
 
 def encode_prompts(tokenizer, text_encoder, prompts: list[str]) -> torch.Tensor:
