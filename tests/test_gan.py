@@ -115,6 +115,7 @@ def test_an_unconditional_model_has_no_class(gan_backend):
     ({"truncation_cutoff": 2}, "truncation_cutoff", "no per-layer styles"),
     ({"style_mix_seed": 5}, "style_mix_seed", "no per-layer styles"),
     ({"position": (1, float("nan"))}, "position", "between 0 and"),
+    ({"position": (1, 10 ** 400)}, "position", "must be two numbers"),  # too large for a float
     ({"latents": [{"z": [0.0] * 3}]}, "latents", "item 0 has 3 numbers; this model's z has 8"),
 ])
 def test_a_bad_value_names_the_field_and_writes_nothing(gan_backend, values, field, message):

@@ -15,6 +15,7 @@ ALL_CLASSES = "All classes"  # one grid row per class
 PSI_RANGE = (-1.0, 2.0)      # as StyleGAN3's visualizer: ψ < 0 walks past the average to the "opposite" image
 PLANE_LIMIT = 1e9
 VIDEO_FORMATS = ("gif", "mp4")
+NOT_A_NUMBER = (TypeError, ValueError, OverflowError)  # OverflowError: an int too large for a float
 
 
 @dataclass
@@ -158,7 +159,7 @@ def _directions(items) -> list[dict]:
             direction = [float(v) for v in item["direction"]]
             strength = float(item.get("strength", 0.0))
             start, end = (int(v) for v in item.get("layers"))
-        except (TypeError, ValueError):
+        except NOT_A_NUMBER:
             raise InvalidRequest("directions", f"item {n}: direction and strength must be numbers, layers two "
                                                "whole numbers") from None
         if not all(math.isfinite(v) for v in direction) or not math.isfinite(strength) \
@@ -188,7 +189,7 @@ def _translate(value) -> tuple[float, float]:
         value = value.replace(",", " ").split()
     try:
         x, y = (float(v) for v in value)
-    except (TypeError, ValueError):
+    except NOT_A_NUMBER:
         raise InvalidRequest("translate", f"must be two numbers x, y (as StyleGAN3's --translate 0.3,1), "
                                           f"got {value!r}") from None
     if not all(math.isfinite(v) and abs(v) <= TRANSLATE_LIMIT for v in (x, y)):
@@ -201,7 +202,7 @@ def _position(value) -> tuple[float, float]:
         value = value.replace(",", " ").split()
     try:
         x, y = (float(v) for v in value)
-    except (TypeError, ValueError):
+    except NOT_A_NUMBER:
         raise InvalidRequest("position", f"must be two numbers x, y, got {value!r}") from None
     if not all(math.isfinite(v) and 0 <= v <= PLANE_LIMIT for v in (x, y)):
         raise InvalidRequest("position", f"x and y must be between 0 and {PLANE_LIMIT:g}, got {x:g}, {y:g}")
@@ -223,7 +224,7 @@ def _latents(items) -> list[dict]:
             raise InvalidRequest("latents", f"item {n} has no z (a list of numbers) nor w (a projection's)")
         try:
             z = [float(v) for v in item["z"]]
-        except (TypeError, ValueError):
+        except NOT_A_NUMBER:
             raise InvalidRequest("latents", f"item {n}: z must be numbers") from None
         if not all(math.isfinite(v) for v in z):
             raise InvalidRequest("latents", f"item {n}: z has a value that is not finite")
@@ -246,7 +247,7 @@ def _w_rows(rows, n: int) -> list[list[float]]:
         raise InvalidRequest("latents", f"item {n}: w must be 1 to 64 rows (layers) of numbers")
     try:
         w = [[float(v) for v in row] for row in rows]
-    except (TypeError, ValueError):
+    except NOT_A_NUMBER:
         raise InvalidRequest("latents", f"item {n}: w must be numbers") from None
     if len({len(r) for r in w}) > 1 or not all(math.isfinite(v) for r in w for v in r):
         raise InvalidRequest("latents", f"item {n}: w rows must be finite and of one length")
