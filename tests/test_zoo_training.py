@@ -53,7 +53,7 @@ def test_train_all_runs_the_three_side_by_side(tmp_path, capsys):
     assert report["failed"] == [] and report["seconds"]["total_wall_clock"] >= max(report["seconds"]["txt2img"], 1)
     for path in train_all.exports(tmp_path / "models").values():
         assert path.exists(), path
-    for name in ("txt2img", "beta-vae", "gan"):
+    for name in ("txt2img", "txt2img-smooth", "txt2img-settle", "beta-vae", "gan"):
         assert (tmp_path / "runs" / name / "loss.png").exists()
         assert (tmp_path / "runs" / f"{name}.log").exists()
 

@@ -9,14 +9,14 @@ built over the built-in model's config clipped x0 and drew noise).
 Not offered, because diffusers 0.42 has no faithful equivalent: DPM++ 2S a (no ancestral single-step
 solver), DPM++ 3M SDE (its third-order update has no SDE branch), Restart, DPM fast, DPM adaptive,
 and the schedule types Polyexponential, KL Optimal, Normal and DDIM. Not offered because they draw the
-wrong picture on the built-in model at 20 steps and CFG 7 (built as A1111 does): LMS, DPM2 a, PLMS, UniPC,
-and Beta with every sampler but Euler. PLMS and UniPC fail in A1111's own code too (its plms() and uni_pc run
-on the built-in model: a magenta circle and a grey square for PLMS, a green blue-square for UniPC order 3),
-not through diffusers' settings: their high-order extrapolation overshoots at CFG 7 on this model (both pass
-at CFG 1, UniPC at CFG 3 or 50 steps; UniPC order 1 is DDIM and passes). More steps do not cure PLMS: at 40 steps
-and CFG 7 it draws a red circle for "a blue square". Its 4-step extrapolation feeds forward the model's roughness
-in t: the guidance term eps_c - eps_u, taken at t, t +- 5, t +- 10, ... on one latent, changes as much between
-neighbours as its trend does (second differences ~ first differences), so the model needs retraining for them.
+wrong picture on the built-in model at 20 steps and CFG 7 (built as A1111 does): LMS, DPM2 a, and Beta
+with every sampler but Euler.
+
+PLMS and UniPC extrapolate from the last steps' predictions, and CFG 7 multiplies how fast the model's
+guidance direction changes with the latent: on the first built-in model that made them oscillate (a magenta
+circle for PLMS, in A1111's own code too). The built-in model is fine-tuned with a term that keeps that
+direction smooth (modules/zoo/train/guidance.py), and they draw the prompt; PLMS stays the least reliable
+on it (the README has the figures).
 
 Each sampler is built from the checkpoint's scheduler config, so betas and prediction type
 (epsilon or v) come from the model, and only the sampling algorithm changes.
@@ -169,6 +169,13 @@ SAMPLERS: list[Sampler] = [
             ("Uniform", "SGM Uniform", "Karras", "Exponential")),
     # A1111's DDIM: the DDPM timesteps 1, 1 + 1000/n, ... ("leading" + steps_offset 1), no schedule type.
     Sampler("DDIM", "DDIMScheduler", {"timestep_spacing": "leading"}, ("ddim",), "Uniform"),
+    # A1111's PLMS: the same DDPM timesteps, linear multistep without Runge-Kutta warm-up steps.
+    Sampler("PLMS", "PNDMScheduler", {"timestep_spacing": "leading", "skip_prk_steps": True}, ("plms",), "Uniform"),
+    # A1111's UniPC defaults: variant bh1, order 3, uniform in time, lower order at the end; like A1111's it
+    # stops at the last timestep (bh1 stepping to sigma 0 gives NaN in diffusers 0.42). No schedule types:
+    # the same name on flow-matching families takes none either.
+    Sampler("UniPC", "UniPCMultistepScheduler", {"solver_type": "bh1", "solver_order": 3,
+                                                 "final_sigmas_type": "sigma_min"}, ("unipc",), "Uniform"),
 ]
 
 class FlowSampler(Sampler):
