@@ -109,7 +109,8 @@ def test_img2img_schedule_type_karras_changes_the_picture_and_is_recorded(app, p
     _, automatic = generate(page, "img2img", re.compile(r"Sampler: Euler, .*Seed: 12, .*Denoising strength"))
     pick(page, "img2img_scheduler", "Karras")
     text, karras = generate(page, "img2img", re.compile(r"Sampler: Euler, Schedule type: Karras, .*Seed: 12"))
-    assert np.abs(automatic - karras).mean() > 1
+    moved = np.abs(automatic - karras).max(axis=2) > 8  # the same measure as txt2img's above
+    assert moved.sum() >= 3, moved.sum()
 
 
 def test_extra_shows_the_variation_seed_and_a_strength_changes_the_picture(app, page):

@@ -40,7 +40,7 @@ def make(backend, seed: int, tiling: bool, **fields):
                                           checkpoint="zoo-shapes", save_images=False, tiling=tiling, **fields))
 
 
-@pytest.mark.parametrize("seed", [0, 2])  # seeds whose plain picture has a shape cut by its left/right edge
+@pytest.mark.parametrize("seed", [0, 7])  # seeds whose plain picture has a shape cut by its left/right edge
 def test_a_tiled_picture_wraps_around_where_the_plain_one_has_a_seam(shapes_backend, seed):
     plain = make(shapes_backend, seed, False)
     tiled = make(shapes_backend, seed, True)
