@@ -65,6 +65,11 @@ PLMS 21 (0 before), UniPC 31 (21), DPM++ 2M 31 (29), Euler a 32 (30), DDIM 31 (2
 after that broke PLMS again (a cyan square), so the setting is narrow. Cost at CFG 5 (bench/zoo_eval.py):
 kind / colour / size / background 95.8 / 95.1 / 92.4 / 95.1 % (97.2 / 97.9 / 99.3 / 100 before), Frechet
 distance 2.27x the floor (1.52x). "blurry, green" still turns the red circle magenta.
+Decoder-only fine-tunes (--freeze-encoder, so the UNet stays valid) with --extrapolation-twins 1 do not fix it:
+weight 1, k up to 3, lr 3e-4, 300 steps: red past green decodes (255, 0, 111), but reconstruction MSE 0.0039 and
+11.4 edge pixels (0.0015, 7.5); weight 0.3 or 1 (k up to 3 or 6), lr 1e-4, 600 steps: MSE 0.0014 / 0.0026 and
+the circle under "blurry, green" still magenta with DPM++ 2M, Euler a and Euler. Its final latent lies off the
+data (largest value 7.6 against 4-5 for encoded pictures): the encoder's latent space is what needs changing.
 """
 from __future__ import annotations
 
