@@ -3,9 +3,9 @@
     HF_HUB_OFFLINE=1 python -m modules.zoo.train.all [--out-dir DIR] [--export-dir DIR]
 
 Each training runs on one thread (a small model gains little from a second one), so two run side by
-side: the text-to-image model (then its two fine-tunes) on one core; the β-VAE, then the GAN, on the other. Writes each one's
-log under --out-dir, exports into --export-dir (default: models/, what the app ships) and prints
-the wall-clock time of each and of the whole. Rerunning resumes every training from its checkpoint.
+side: the text-to-image model (then its two fine-tunes) on one core; the β-VAE, then the GAN, on the
+other. Writes each one's log under --out-dir, exports into --export-dir (default: models/, what the app
+ships) and prints the wall-clock time of each and of the whole. Rerunning resumes every training from its checkpoint.
 """
 from __future__ import annotations
 
