@@ -34,8 +34,8 @@ GAN = ["modules.zoo.train.gan"]
 # --smoke: toy sizes and a few steps, to check the whole run end to end in seconds.
 SMOKE = {"txt2img": ["--size", "tiny", "--ae-steps", "3", "--steps", "3", "--batch", "4", "--ae-batch", "4",
                      "--images", "32", "--sample-every", "3"],
-         "txt2img-fine-tune": ["--size", "tiny", "--steps", "2", "--batch", "4", "--images", "32", "--sample-every", "2",
-                               "--smoothness-batch", "2"],
+         "txt2img-fine-tune": ["--size", "tiny", "--steps", "2", "--batch", "4", "--images", "32",
+                               "--sample-every", "2", "--smoothness-batch", "2"],
          "beta-vae": ["--steps", "4", "--batch", "8", "--images", "64", "--latent-dim", "8", "--channels", "8,16",
                       "--sample-every", "4"],
          "gan": ["--steps", "4", "--batch", "8", "--images", "64", "--channels", "8,8,8", "--d-channels", "8,8,8",

@@ -51,8 +51,8 @@ from t = 300), scored on tests/test_samplers_builtin.py's 52 pairs with PLMS and
       round corners or nothing under negative "yellow"); weight 1: PLMS draws a purple blob; 2 for 400 or 800
       steps: 3 / 12; from t = 0 (weight 1-5) squares came out round with every sampler.
 So the term fixes PLMS's colours but costs shape sharpness under negative prompts; weight 1.5 came closest
-(the shipped recipe, below). The autoencoder from scratch with --extrapolation-twins 1 --colour-latent-weight 0.3 (2000 steps:
-reconstruction MSE 0.0029 against 0.0015, edge error 10.2 against 7.5 pixels) keeps red past green
+(the shipped recipe, below). The autoencoder from scratch with --extrapolation-twins 1 --colour-latent-weight 0.3
+(2000 steps: reconstruction MSE 0.0029 against 0.0015, edge error 10.2 against 7.5 pixels) keeps red past green
 ((247, 4, 38)), and with a UNet trained on it (2500 steps) "blurry, green" keeps the red circle red; but blue
 squares came out with round corners with 25 of 52 pairs, and the smoothness term on top of it (weights 1.5-3,
 1000 more steps) made red circles square.

@@ -9,8 +9,8 @@ Two stages, like real Stable Diffusion:
      CLIP text encoder learn to predict the noise added to latents (epsilon, SD's betas),
      with 10% of captions replaced by "" so classifier-free guidance works.
 Opt-in terms that aim to keep CFG and negative prompts on the picture manifold (guidance.py; off
-by default; the shipped weights' two fine-tunes use --guidance-smoothness, modules/zoo/train/all.py): --extrapolation-weight
-(decode(z1 + k(z1 - z2)) = clip(x1 + k(x1 - x2))), --colour-latent-weight (colour stored linearly
+by default; the shipped weights' two fine-tunes use --guidance-smoothness, modules/zoo/train/all.py):
+--extrapolation-weight (decode(z1 + k(z1 - z2)) = clip(x1 + k(x1 - x2))), --colour-latent-weight (colour stored linearly
 in latent channels 0-2), --junk-only / --junk-mixed (words outside the caption grammar change
 nothing), --guidance-smoothness (the guidance direction changes slowly with the noisy latent, so
 multistep samplers stay stable under CFG). --init PATH fine-tunes a written pipeline, --freeze-encoder
@@ -77,7 +77,8 @@ def parse_args(argv=None):
                    help="min-SNR loss weighting's gamma (0: every timestep weighted alike, the plain epsilon loss)")
     p.add_argument("--guidance-smoothness", type=float, default=0.0,
                    help="weight of the term that makes the guidance direction (eps_cond - eps_negative) change slowly with"
-                        " the noisy latent, for multistep samplers (PLMS, UniPC) at CFG 7 (the shipped fine-tunes: 1.5; guidance.py)")
+                        " the noisy latent, for multistep samplers (PLMS, UniPC) at CFG 7 (the shipped fine-tunes: 1.5;"
+                        " guidance.py)")
     p.add_argument("--smoothness-batch", type=int, default=16, help="pictures per step that the smoothness term looks at")
     p.add_argument("--smoothness-from", type=int, default=0,
                    help="the smoothness term looks at timesteps from this one up (the last few steps are too few to grow)")
