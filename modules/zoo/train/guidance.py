@@ -12,7 +12,7 @@ z_cond + k (z_cond - z_neg). Two things make that safe:
   any unknown word, spelt out byte by byte by the tokenizer) change nothing: they are mixed into
   captions, and a text of only such words stands for "no caption" like the empty one.
 
-All of it is opt-in (txt2img.py flags); the shipped weights use none of it. What was measured (centre pixel
+Both are opt-in (txt2img.py flags); the shipped weights use neither. What was measured (centre pixel
 of a large red circle on white, decode(z_red + k (z_red - z_other)), k = 1):
   shipped autoencoder:                                 past green (252, 3, 208), past yellow (228, 0, 192)
   it fine-tuned 150 steps with the extrapolation term: past green (255, 0, 223), reconstruction MSE 0.0029 -> 0.0077
