@@ -22,20 +22,35 @@ from modules.paths import MODELS_DIR, OUTPUTS_DIR
 
 # The recipes the shipped weights come from (each script's own defaults, except where written here).
 TXT2IMG = ["modules.zoo.train.txt2img", "--ae-steps", "2000", "--steps", "3500"]
-# Then two fine-tunes of that pipeline (same latent space) with the guidance smoothness term, so that PLMS and
-# UniPC draw the prompt at CFG 7 (guidance.py has why and what else was tried): 500 steps, then 200 at a lower
-# learning rate; each starts from the export of the one before.
+# Then fine-tunes of that pipeline, each from the export of the one before (guidance.py has why and what else was
+# tried). First the guidance smoothness term (same latent space: --freeze-encoder), so that PLMS and UniPC draw the
+# prompt at CFG 7: 500 steps, then 200 at a lower learning rate.
 SMOOTH = ["--freeze-encoder", "--ae-steps", "0", "--guidance-smoothness", "1.5", "--smoothness-from", "300",
           "--sample-every", "100"]
-TXT2IMG_FINE_TUNES = [("txt2img-smooth", ["--steps", "500", "--lr", "2e-4"]),
-                      ("txt2img-settle", ["--steps", "200", "--lr", "5e-5"])]
+# Then the autoencoder learns that a latent step past one picture, away from its recolouring, decodes to the same
+# step in pixels (so guidance away from a negative colour word such as "green" keeps a red circle red), and the UNet
+# and text encoder follow it onto that latent space, with the smoothness term on.
+RECOLOURING = ["--extrapolation-weight", "1", "--extrapolation-max", "3", "--extrapolation-twins", "1"]
+TXT2IMG_FINE_TUNES = [
+    ("txt2img-smooth", [*SMOOTH, "--steps", "500", "--lr", "2e-4"]),
+    ("txt2img-settle", [*SMOOTH, "--steps", "200", "--lr", "5e-5"]),
+    ("txt2img-recolour", ["--ae-steps", "600", "--ae-lr", "3e-4", "--steps", "0", "--sample-every", "200", *RECOLOURING]),
+    ("txt2img-follow", ["--freeze-encoder", "--ae-steps", "0", "--steps", "800", "--lr", "2e-4", "--guidance-smoothness",
+                        "1.25", "--smoothness-from", "300", "--sample-every", "200", *RECOLOURING]),
+    # The decoder alone at a lower learning rate: sharper edges, same latent space.
+    ("txt2img-decoder", ["--freeze-encoder", "--ae-steps", "250", "--ae-lr", "1e-4", "--steps", "0", *RECOLOURING]),
+]
 BETA_VAE = ["modules.zoo.train.beta_vae"]
 GAN = ["modules.zoo.train.gan"]
 # --smoke: toy sizes and a few steps, to check the whole run end to end in seconds.
 SMOKE = {"txt2img": ["--size", "tiny", "--ae-steps", "3", "--steps", "3", "--batch", "4", "--ae-batch", "4",
                      "--images", "32", "--sample-every", "3"],
-         "txt2img-fine-tune": ["--size", "tiny", "--steps", "2", "--batch", "4", "--images", "32",
-                               "--sample-every", "2", "--smoothness-batch", "2"],
+         **{name: ["--size", "tiny", "--steps", "2", "--ae-steps", "0", "--batch", "4", "--images", "32",
+                   "--sample-every", "2", "--smoothness-batch", "2"] for name in ("txt2img-smooth", "txt2img-settle")},
+         **{name: ["--size", "tiny", "--ae-steps", "2", "--ae-batch", "4", "--images", "32", "--sample-every", "2"]
+            for name in ("txt2img-recolour", "txt2img-decoder")},
+         "txt2img-follow": ["--size", "tiny", "--steps", "2", "--batch", "4", "--images", "32", "--sample-every", "2",
+                            "--smoothness-batch", "2"],
          "beta-vae": ["--steps", "4", "--batch", "8", "--images", "64", "--latent-dim", "8", "--channels", "8,16",
                       "--sample-every", "4"],
          "gan": ["--steps", "4", "--batch", "8", "--images", "64", "--channels", "8,8,8", "--d-channels", "8,8,8",
@@ -84,7 +99,7 @@ def main(argv=None) -> int:
     for name, stage in TXT2IMG_FINE_TUNES:
         if any(failed.startswith("txt2img") for failed in failures):
             break  # a fine-tune needs the stage before it
-        run(name, [TXT2IMG[0], "--init", str(targets["txt2img"]), *SMOOTH, *stage, *extra.get("txt2img-fine-tune", [])],
+        run(name, [TXT2IMG[0], "--init", str(targets["txt2img"]), *stage, *extra.get(name, [])],
             args.out_dir, targets["txt2img"], times, failures)
     other.join()
     times["total_wall_clock"] = round(time.time() - started)
