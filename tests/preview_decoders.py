@@ -36,7 +36,7 @@ def _fit(model: torch.nn.Module, forward, images: torch.Tensor, latents: torch.T
         optimiser.step()
 
 
-def fitted(vae, folder: Path, steps: int = 60) -> None:
+def fitted(vae, folder: Path, steps: int = 600) -> None:
     """models/VAE-approx/model.pt (Approx NN) and taesd/ (a small diffusers AutoencoderTiny) fitted to `vae`."""
     from diffusers import AutoencoderTiny
 
@@ -44,12 +44,12 @@ def fitted(vae, folder: Path, steps: int = 60) -> None:
     images, latents = _pictures_and_latents(vae)
     torch.manual_seed(0)
     approx = ApproxNN(latents.shape[1])
-    _fit(approx, approx, images, latents, steps, lr=1e-2)
+    _fit(approx, approx, images, latents, steps, lr=3e-3)
     torch.save(approx.state_dict(), folder / "model.pt")
     torch.manual_seed(0)
     tiny = AutoencoderTiny(latent_channels=latents.shape[1], **SMALL_TAESD)
     tiny.encoder.requires_grad_(False)
-    _fit(tiny, lambda x: tiny.decode(x).sample, images, latents, steps, lr=2e-2)
+    _fit(tiny, lambda x: tiny.decode(x).sample, images, latents, steps, lr=5e-3)
     tiny.save_pretrained(folder / "taesd")
 
 

@@ -53,8 +53,10 @@ def test_train_all_runs_the_three_side_by_side(tmp_path, capsys):
     assert report["failed"] == [] and report["seconds"]["total_wall_clock"] >= max(report["seconds"]["txt2img"], 1)
     for path in train_all.exports(tmp_path / "models").values():
         assert path.exists(), path
-    for name in ("txt2img", "txt2img-smooth", "txt2img-settle", "txt2img-recolour", "txt2img-follow", "txt2img-decoder", "beta-vae", "gan"):
-        assert list((tmp_path / "runs" / name).glob("*loss.png")), name  # an autoencoder-only stage plots autoencoder_loss.png
+    for name in ("txt2img", "txt2img-smooth", "txt2img-settle", "txt2img-recolour", "txt2img-follow", "txt2img-decoder",
+                 "beta-vae", "gan"):
+        # (an autoencoder-only stage plots autoencoder_loss.png)
+        assert list((tmp_path / "runs" / name).glob("*loss.png")), name
         assert (tmp_path / "runs" / f"{name}.log").exists()
 
 

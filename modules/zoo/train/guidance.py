@@ -140,7 +140,7 @@ steps: without the smoothness term (lr 3e-4) 49 of the 63 cases failed (blue squ
 lr 5e-5 smoothness stage instead: 8 of 63, 11 of 11). Over 16 seeds x both prompts Euler 32, DPM++ 2M 32,
 Euler a 32, DDIM 31, PLMS 30, UniPC 31 (of 32). CFG 5 unseen prompts with one classifier, kind / colour / size /
 background: 93.8 / 89.6 / 92.4 / 97.9 % (the weights before: 95.1 / 94.4 / 90.3 / 92.4 %; colour errors are
-neighbouring hues: purple drawn blue, orange yellow).
+neighbouring hues: purple drawn blue, orange yellow); Frechet distance 6.65x the floor (2.24x before).
 """
 from __future__ import annotations
 
